@@ -1,0 +1,177 @@
+/* cli.c -- see cli.h. */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+
+static void print_help(const cli_spec *spec) {
+    printf("usage: heed %s %s\n\n%s\n", spec->command, spec->usage, spec->about);
+    if (spec->opts && spec->opts[0].name) printf("\noptions:\n");
+    for (const cli_opt *o = spec->opts; o && o->name; o++) {
+        char left[64];
+        snprintf(left, sizeof left, "--%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        printf("  %-22s %s", left, o->help);
+        if (o->choices) printf(" (%s)", o->choices);
+        switch (o->kind) {
+        case CLI_INT:
+            printf(" [%d]", *(int *)o->dest);
+            break;
+        case CLI_FLOAT:
+            printf(" [%g]", *(float *)o->dest);
+            break;
+        case CLI_STRING:
+            if (*(const char **)o->dest) printf(" [%s]", *(const char **)o->dest);
+            break;
+        case CLI_FLAG:
+            break;
+        }
+        printf("\n");
+    }
+    printf("  %-22s %s\n", "--help", "show this help");
+}
+
+static int choice_ok(const char *choices, const char *value) {
+    size_t n = strlen(value);
+    for (const char *p = choices; *p;) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && strncmp(p, value, n) == 0) return 1;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return 0;
+}
+
+static int set_value(const cli_spec *spec, const cli_opt *o, const char *value) {
+    char *end;
+    errno = 0;
+    switch (o->kind) {
+    case CLI_INT: {
+        long v = strtol(value, &end, 10);
+        if (errno || *end || end == value || v < -2147483647L || v > 2147483647L)
+            return cli_error(spec->command, 2, "--%s wants a whole number, got '%s'", o->name, value);
+        *(int *)o->dest = (int)v;
+        return -1;
+    }
+    case CLI_FLOAT: {
+        float v = strtof(value, &end);
+        if (errno || *end || end == value)
+            return cli_error(spec->command, 2, "--%s wants a number, got '%s'", o->name, value);
+        *(float *)o->dest = v;
+        return -1;
+    }
+    case CLI_STRING:
+        if (o->choices && !choice_ok(o->choices, value))
+            return cli_error(spec->command, 2, "--%s must be one of %s, got '%s'", o->name,
+                             o->choices, value);
+        *(const char **)o->dest = value;
+        return -1;
+    case CLI_FLAG:
+        break;
+    }
+    return -1;
+}
+
+int cli_parse(const cli_spec *spec, int argc, char **argv, char ***args, int *nargs) {
+    /* Positionals are compacted to the front of argv[1..]; argv is ours. */
+    int npos = 0, options_done = 0;
+    char **pos = argv + 1;
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (options_done || a[0] != '-' || a[1] == '\0') {
+            pos[npos++] = a;
+            continue;
+        }
+        if (!strcmp(a, "--")) {
+            options_done = 1;
+            continue;
+        }
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            print_help(spec);
+            return 0;
+        }
+        if (a[1] != '-')
+            return cli_error(spec->command, 2, "unknown option '%s' (try --help)", a);
+        char name[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        if (len >= sizeof name) return cli_error(spec->command, 2, "unknown option '%s'", a);
+        memcpy(name, a + 2, len);
+        name[len] = '\0';
+        const cli_opt *o = spec->opts;
+        while (o && o->name && strcmp(o->name, name)) o++;
+        if (!o || !o->name)
+            return cli_error(spec->command, 2, "unknown option '--%s' (try --help)", name);
+        if (o->kind == CLI_FLAG) {
+            if (eq) return cli_error(spec->command, 2, "--%s takes no value", name);
+            *(int *)o->dest = 1;
+            continue;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (i + 1 >= argc) return cli_error(spec->command, 2, "--%s needs a value", name);
+            value = argv[++i];
+        }
+        int rc = set_value(spec, o, value);
+        if (rc >= 0) return rc;
+    }
+    *args = pos;
+    *nargs = npos;
+    return -1;
+}
+
+int cli_error(const char *command, int code, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "heed %s: ", command);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+int cli_lib_error(const char *command) { return cli_error(command, 1, "%s", heed_last_error()); }
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, long total) {
+    *p = (cli_progress){.label = label, .total = total > 0 ? total : 1, .start = cli_now()};
+    const char *force = getenv("HEED_PROGRESS");
+    p->enabled = force ? atoi(force) != 0 : isatty(STDERR_FILENO);
+}
+
+static void draw(cli_progress *p, long done, const char *extra, int final) {
+    double t = cli_now(), elapsed = t - p->start;
+    double frac = (double)done / p->total;
+    if (frac > 1) frac = 1;
+    char bar[31];
+    int fill = (int)(frac * 30);
+    for (int i = 0; i < 30; i++) bar[i] = i < fill ? '#' : '.';
+    bar[30] = '\0';
+    double left = frac > 0 ? elapsed * (1 - frac) / frac : 0;
+    fprintf(stderr, "\r%s [%s] %3.0f%% %s %s %.0fs", p->label, bar, frac * 100, extra ? extra : "",
+            final ? "took" : "left", final ? elapsed : left);
+    fprintf(stderr, final ? "\n" : "\033[K");
+    fflush(stderr);
+    p->last_draw = t;
+}
+
+void cli_progress_update(cli_progress *p, long done, const char *extra) {
+    if (!p->enabled || cli_now() - p->last_draw < 0.1) return;
+    draw(p, done, extra, 0);
+}
+
+void cli_progress_end(cli_progress *p, const char *extra) {
+    if (p->enabled) draw(p, p->total, extra, 1);
+}

@@ -1,0 +1,73 @@
+/* cli.h -- option parsing, help text, errors and progress bars shared by
+ * the `heed` subcommands.
+ *
+ *   int epochs = 10; const char *net = NULL; int json = 0;
+ *   const cli_opt opts[] = {
+ *       {"net", CLI_STRING, &net, "FILE", "network description (required)"},
+ *       {"epochs", CLI_INT, &epochs, "N", "training epochs"},
+ *       {"json", CLI_FLAG, &json, NULL, "print JSON"},
+ *       {0}};
+ *   const cli_spec spec = {"train", "--net FILE --out MODEL [options]",
+ *                          "Train a network.", opts};
+ *   char **args; int nargs;
+ *   int rc = cli_parse(&spec, argc, argv, &args, &nargs);
+ *   if (rc >= 0) return rc;           // --help printed (0) or usage error (2)
+ *
+ * Errors are one line on stderr, "heed CMD: what went wrong"; usage errors
+ * exit 2, other failures 1.
+ */
+#ifndef HEED_CLI_H
+#define HEED_CLI_H
+
+#include <stdio.h>
+
+#define HEED_VERSION "0.1.0"
+
+typedef enum { CLI_FLAG, CLI_INT, CLI_FLOAT, CLI_STRING } cli_kind;
+
+typedef struct cli_opt {
+    const char *name; /* long name without dashes; NULL ends the table */
+    cli_kind kind;
+    void *dest;          /* int* (FLAG, INT), float* (FLOAT), const char** (STRING) */
+    const char *metavar; /* shown in help: "N", "FILE"; NULL for flags */
+    const char *help;    /* one line; the default is appended automatically */
+    const char *choices; /* "sgd|adamw": STRING values must be one of these */
+} cli_opt;
+
+typedef struct cli_spec {
+    const char *command; /* "train" */
+    const char *usage;   /* after "heed train " */
+    const char *about;   /* a paragraph shown by --help */
+    const cli_opt *opts;
+} cli_spec;
+
+/* Parses argv[1..] (argv[0] is the command name). Options may be given as
+ * --name VALUE or --name=VALUE; "--" ends options. Positional arguments are
+ * returned in *args (pointing into argv), *nargs of them. Returns -1 to go
+ * on, 0 after printing --help, 2 after printing a usage error. */
+int cli_parse(const cli_spec *spec, int argc, char **argv, char ***args, int *nargs);
+
+/* Prints "heed CMD: <message>" on stderr and returns `code`. */
+int cli_error(const char *command, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Prints "heed CMD: <heed_last_error()>" and returns 1. */
+int cli_lib_error(const char *command);
+
+/* A progress bar on stderr, redrawn at most ~10 times a second, only when
+ * stderr is a terminal unless forced; `extra` is free text such as
+ * "loss 0.312 acc 91.2%". */
+typedef struct cli_progress {
+    const char *label;
+    long total;
+    double start, last_draw;
+    int enabled;
+} cli_progress;
+void cli_progress_start(cli_progress *p, const char *label, long total);
+void cli_progress_update(cli_progress *p, long done, const char *extra);
+void cli_progress_end(cli_progress *p, const char *extra);
+
+/* Monotonic seconds. */
+double cli_now(void);
+
+#endif

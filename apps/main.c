@@ -1,0 +1,46 @@
+/* main.c -- the `heed` command: dispatches to apps/cmd_NAME.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define HEED_COMMAND(name)                                                                     \
+    int cmd_##name(int argc, char **argv);                                                     \
+    extern const char cmd_##name##_summary[];
+#include "commands.inc"
+#undef HEED_COMMAND
+
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+#define HEED_COMMAND(name) {#name, cmd_##name, cmd_##name##_summary},
+#include "commands.inc"
+#undef HEED_COMMAND
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: heed COMMAND [OPTIONS]   (heed COMMAND --help for its options)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("heed %s\n", HEED_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "heed: unknown command '%s' (heed --help lists them)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,35 @@
+/* gemm.h -- the one matrix-product kernel every convolution and fully
+ * connected layer runs on.
+ *
+ *   // C (M x N) = A (M x K) * B (K x N), row-major, no transposes
+ *   heed_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+ *
+ * Row-major: C[i*ldc + j] = alpha * sum_k op(A)[i][k] * op(B)[k][j]
+ *                           + beta * C[i*ldc + j],
+ * where op(A) is A (M x K, lda >= K) or, with trans_a, A^T for A stored
+ * K x M (lda >= M); likewise op(B) is B (K x N, ldb >= N) or B^T for B
+ * stored N x K (ldb >= K). beta == 0 means C is overwritten (its old
+ * contents, even NaN, are ignored). M, N or K of 0 is allowed (K == 0 scales
+ * C by beta).
+ *
+ * heed_gemm picks the fastest kernel for this CPU at run time (AVX-512,
+ * AVX2+FMA, or portable C) and runs OpenMP threads across blocks;
+ * heed_gemm_ref is the plain triple loop the tests compare it against.
+ * Packing buffers are allocated once per thread and kept; the only failure
+ * is running out of memory for them.
+ */
+#ifndef HEED_GEMM_H
+#define HEED_GEMM_H
+
+#include "error.h"
+
+heed_status heed_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                      int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+void heed_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The kernel heed_gemm uses on this CPU: "avx512", "avx2" or "generic". */
+const char *heed_gemm_kernel_name(void);
+
+#endif

@@ -1,0 +1,20 @@
+/* heed.h -- the one header users include.
+ *
+ *   #include <heed.h>      // cc prog.c $(pkg-config --cflags --libs heed)
+ *
+ * heed is a C11 library of attention modules (SE, CBAM, RAM) for
+ * convolutional neural networks, with the CNN core they stand on: float32
+ * NCHW tensors and layers with forward and backward passes. Each header
+ * below opens with a usage example and states shapes, ownership and errors.
+ */
+#ifndef HEED_H
+#define HEED_H
+
+#include "error.h"
+#include "tensor.h"
+#include "rng.h"
+#include "params.h"
+#include "layer.h"
+#include "gemm.h"
+
+#endif

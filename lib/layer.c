@@ -1,0 +1,79 @@
+/* layer.c -- shape checks and dispatch for the shared layer interface. */
+#include "layer.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void heed_layer_init(heed_layer *l, const heed_layer_ops *ops, const char *name,
+                     const int in[3], int out_c, int out_h, int out_w) {
+    l->ops = ops;
+    snprintf(l->name, sizeof l->name, "%s", name ? name : "");
+    l->in_c = in[0], l->in_h = in[1], l->in_w = in[2];
+    l->out_c = out_c, l->out_h = out_h, l->out_w = out_w;
+    l->training = 0;
+}
+
+static heed_status check_input(const heed_layer *l, const heed_tensor *x) {
+    if (x->c != l->in_c || x->h != l->in_h || x->w != l->in_w)
+        return heed_fail(HEED_ERR_SHAPE, "%s %s: input is (%d, %d, %d, %d), expected (N, %d, %d, %d)",
+                         l->ops->type, l->name, x->n, x->c, x->h, x->w, l->in_c, l->in_h, l->in_w);
+    return HEED_OK;
+}
+
+heed_status heed_layer_forward(heed_layer *l, const heed_tensor *x, heed_tensor *y) {
+    HEED_TRY(check_input(l, x));
+    HEED_TRY(heed_tensor_ensure(y, x->n, l->out_c, l->out_h, l->out_w));
+    return l->ops->forward(l, x, y);
+}
+
+heed_status heed_layer_backward(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
+                                const heed_tensor *dy, heed_tensor *dx) {
+    HEED_TRY(check_input(l, x));
+    if (dy->n != x->n || dy->c != l->out_c || dy->h != l->out_h || dy->w != l->out_w)
+        return heed_fail(HEED_ERR_SHAPE, "%s %s: output gradient is (%d, %d, %d, %d), expected (%d, %d, %d, %d)",
+                         l->ops->type, l->name, dy->n, dy->c, dy->h, dy->w, x->n, l->out_c,
+                         l->out_h, l->out_w);
+    if (dx && !heed_tensor_same_shape(dx, x))
+        return heed_fail(HEED_ERR_SHAPE, "%s %s: input gradient shape differs from the input's",
+                         l->ops->type, l->name);
+    return l->ops->backward(l, x, y, dy, dx);
+}
+
+int heed_layer_child_count(const heed_layer *l) {
+    return l->ops->child_count ? l->ops->child_count(l) : 0;
+}
+
+heed_layer *heed_layer_child(const heed_layer *l, int i) { return l->ops->child(l, i); }
+
+void heed_layer_set_training(heed_layer *l, int training) {
+    l->training = training;
+    for (int i = 0; i < heed_layer_child_count(l); i++)
+        heed_layer_set_training(heed_layer_child(l, i), training);
+}
+
+double heed_layer_flops(const heed_layer *l) {
+    double f = l->ops->flops ? l->ops->flops(l) : 0.0;
+    for (int i = 0; i < heed_layer_child_count(l); i++) f += heed_layer_flops(heed_layer_child(l, i));
+    return f;
+}
+
+heed_layer *heed_layer_find(heed_layer *l, const char *name) {
+    if (strcmp(l->name, name) == 0) return l;
+    for (int i = 0; i < heed_layer_child_count(l); i++) {
+        heed_layer *found = heed_layer_find(heed_layer_child(l, i), name);
+        if (found) return found;
+    }
+    return NULL;
+}
+
+void heed_layer_free(heed_layer *l) {
+    if (l) l->ops->destroy(l);
+}
+
+char *heed_layer_join_name(char *out, size_t size, const char *prefix, const char *name) {
+    if (prefix && prefix[0])
+        snprintf(out, size, "%s.%s", prefix, name);
+    else
+        snprintf(out, size, "%s", name);
+    return out;
+}

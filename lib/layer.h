@@ -1,0 +1,85 @@
+/* layer.h -- the one small interface every layer and module shares.
+ *
+ *   heed_conv2d *conv;                                  // a typed layer ...
+ *   heed_conv2d_new(&conv, &cfg, (int[3]){3, 32, 32}, &params, "conv1");
+ *   heed_layer *l = &conv->base;                        // ... is a heed_layer
+ *   heed_layer_forward(l, &x, &y);                      // y sized for you
+ *   heed_layer_backward(l, &x, &y, &dy, &dx);           // dx += ..., grads +=
+ *   heed_layer_free(l);
+ *
+ * Each typed layer struct starts with `heed_layer base`, so a pointer to it
+ * is a pointer to its base. Its constructor `heed_<type>_new(&out, &cfg,
+ * in, params, name)` takes the input shape per image (C, H, W), computes the
+ * output shape, registers its parameters as "<name>.<param>" in `params`
+ * (allocated later by heed_params_alloc) and allocates the layer, which
+ * heed_layer_free releases with everything it owns (caches, scratch).
+ *
+ * Forward reads x (N, in_c, in_h, in_w) and writes y (N, out_c, out_h,
+ * out_w). Backward gets the same x, the y forward produced and dy (shaped
+ * like y); it ADDS the input gradient into dx (NULL: not needed) and the
+ * parameter gradients into the params store. A layer may cache what its
+ * backward needs from the last forward (argmax indices, batch statistics);
+ * backward must follow the forward on the same x.
+ *
+ * `training` switches batch norm to batch statistics and turns dropout on;
+ * heed_layer_set_training sets it on a layer and all its children.
+ */
+#ifndef HEED_LAYER_H
+#define HEED_LAYER_H
+
+#include "error.h"
+#include "params.h"
+#include "tensor.h"
+
+typedef struct heed_layer heed_layer;
+
+typedef struct heed_layer_ops {
+    const char *type; /* the keyword used in network files: "conv", "bn", ... */
+    heed_status (*forward)(heed_layer *l, const heed_tensor *x, heed_tensor *y);
+    heed_status (*backward)(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
+                            const heed_tensor *dy, heed_tensor *dx);
+    /* Forward FLOPs per image (2 x multiply-adds; elementwise work counts 1
+     * per element). NULL means 0. */
+    double (*flops)(const heed_layer *l);
+    /* Frees everything the layer owns, and the layer itself. */
+    void (*destroy)(heed_layer *l);
+    /* Composite layers (residual blocks, sequences, modules built from other
+     * layers) list their children; NULL for leaves. */
+    int (*child_count)(const heed_layer *l);
+    heed_layer *(*child)(const heed_layer *l, int i);
+} heed_layer_ops;
+
+struct heed_layer {
+    const heed_layer_ops *ops;
+    char name[48];
+    int in_c, in_h, in_w;    /* input per image */
+    int out_c, out_h, out_w; /* output per image */
+    int training;
+};
+
+/* Fills the base fields; name is copied (truncated to fit). */
+void heed_layer_init(heed_layer *l, const heed_layer_ops *ops, const char *name,
+                     const int in[3], int out_c, int out_h, int out_w);
+
+/* Checks x against the layer's input shape, sizes y (heed_tensor_ensure) to
+ * (x->n, out_c, out_h, out_w), and runs the layer. */
+heed_status heed_layer_forward(heed_layer *l, const heed_tensor *x, heed_tensor *y);
+
+/* Checks shapes and runs the backward pass (dx may be NULL). */
+heed_status heed_layer_backward(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
+                                const heed_tensor *dy, heed_tensor *dx);
+
+void heed_layer_set_training(heed_layer *l, int training);
+double heed_layer_flops(const heed_layer *l); /* including children */
+int heed_layer_child_count(const heed_layer *l);
+heed_layer *heed_layer_child(const heed_layer *l, int i);
+/* Depth-first search of l and its children for a layer named `name`. */
+heed_layer *heed_layer_find(heed_layer *l, const char *name);
+/* Safe on NULL. */
+void heed_layer_free(heed_layer *l);
+
+/* Joins a parent's name and a child's: "stage1" + "conv" -> "stage1.conv"
+ * (just "conv" when prefix is empty). Returns out. */
+char *heed_layer_join_name(char *out, size_t size, const char *prefix, const char *name);
+
+#endif

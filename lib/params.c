@@ -1,0 +1,109 @@
+/* params.c -- registration, allocation and initialisation of parameters. */
+#include "params.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rng.h"
+#include "tensor.h"
+
+heed_status heed_params_add(heed_params *p, const char *name, int ndim, const int *dims,
+                            heed_init init, int fan_in, int flags, float **value_slot,
+                            float **grad_slot) {
+    if (p->values)
+        return heed_fail(HEED_ERR_ARG, "parameter %s added after the parameters were allocated", name);
+    if (ndim < 1 || ndim > 4) return heed_fail(HEED_ERR_ARG, "parameter %s: ndim %d", name, ndim);
+    if (strlen(name) >= sizeof p->items[0].name)
+        return heed_fail(HEED_ERR_ARG, "parameter name too long: %s", name);
+    if (heed_params_find(p, name))
+        return heed_fail(HEED_ERR_ARG, "parameter %s registered twice (duplicate layer name?)", name);
+    int shape[4] = {1, 1, 1, 1};
+    for (int i = 0; i < ndim; i++) shape[i] = dims[i];
+    size_t count;
+    HEED_TRY(heed_shape_count(shape[0], shape[1], shape[2], shape[3], &count));
+    if (p->count == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 16;
+        heed_param *items = realloc(p->items, (size_t)cap * sizeof *items);
+        if (!items) return heed_fail(HEED_ERR_NOMEM, "cannot grow the parameter list");
+        p->items = items;
+        p->cap = cap;
+    }
+    heed_param *it = &p->items[p->count++];
+    *it = (heed_param){.ndim = ndim, .count = count, .init = init, .fan_in = fan_in,
+                       .flags = flags, .value_slot = value_slot, .grad_slot = grad_slot};
+    snprintf(it->name, sizeof it->name, "%s", name);
+    memcpy(it->shape, shape, sizeof shape);
+    return HEED_OK;
+}
+
+static void init_tensor(float *v, const heed_param *it, heed_rng *r) {
+    double fan = it->fan_in > 0 ? it->fan_in : 1;
+    for (size_t i = 0; i < it->count; i++) {
+        switch (it->init) {
+        case HEED_INIT_ZEROS: v[i] = 0.0f; break;
+        case HEED_INIT_ONES: v[i] = 1.0f; break;
+        case HEED_INIT_UNIFORM:
+            v[i] = (float)((2.0 * heed_rng_uniform(r) - 1.0) / sqrt(fan));
+            break;
+        case HEED_INIT_HE_NORMAL: v[i] = (float)(heed_rng_normal(r) * sqrt(2.0 / fan)); break;
+        }
+    }
+}
+
+heed_status heed_params_alloc(heed_params *p, uint64_t seed) {
+    if (p->values) return heed_fail(HEED_ERR_ARG, "parameters allocated twice");
+    size_t total = 0;
+    for (int i = 0; i < p->count; i++) {
+        /* Start each tensor on a 16-float (64-byte) boundary for vector loads. */
+        total = (total + 15) & ~(size_t)15;
+        p->items[i].offset = total;
+        total += p->items[i].count;
+    }
+    if (total == 0) total = 1;
+    p->values = heed_alloc(total * sizeof(float));
+    p->grads = heed_alloc(total * sizeof(float));
+    if (!p->values || !p->grads) {
+        heed_free(p->values), heed_free(p->grads);
+        p->values = p->grads = NULL;
+        return heed_fail(HEED_ERR_NOMEM, "cannot allocate %zu parameters", total);
+    }
+    memset(p->values, 0, total * sizeof(float));
+    memset(p->grads, 0, total * sizeof(float));
+    p->total = total;
+    for (int i = 0; i < p->count; i++) {
+        heed_param *it = &p->items[i];
+        /* One stream per tensor: adding a layer does not change the others' init. */
+        heed_rng r;
+        heed_rng_seed(&r, seed, (uint64_t)i + 1);
+        init_tensor(p->values + it->offset, it, &r);
+        if (it->value_slot) *it->value_slot = p->values + it->offset;
+        if (it->grad_slot) *it->grad_slot = p->grads + it->offset;
+    }
+    return HEED_OK;
+}
+
+void heed_params_zero_grad(heed_params *p) {
+    if (p->grads) memset(p->grads, 0, p->total * sizeof(float));
+}
+
+heed_param *heed_params_find(heed_params *p, const char *name) {
+    for (int i = 0; i < p->count; i++)
+        if (strcmp(p->items[i].name, name) == 0) return &p->items[i];
+    return NULL;
+}
+
+size_t heed_params_trainable(const heed_params *p) {
+    size_t n = 0;
+    for (int i = 0; i < p->count; i++)
+        if (!(p->items[i].flags & HEED_PARAM_BUFFER)) n += p->items[i].count;
+    return n;
+}
+
+void heed_params_free(heed_params *p) {
+    heed_free(p->values);
+    heed_free(p->grads);
+    free(p->items);
+    *p = (heed_params){0};
+}

@@ -1,0 +1,82 @@
+/* params.h -- a model's parameters and gradients in one contiguous buffer.
+ *
+ *   heed_params p = {0};
+ *   heed_conv2d *conv;
+ *   heed_conv2d_new(&conv, &cfg, in, &p, "conv1");   // registers conv1.weight
+ *   heed_params_alloc(&p, 42);                       // allocates, initialises
+ *   ... forward/backward ...
+ *   heed_params_zero_grad(&p);
+ *   heed_params_free(&p);
+ *
+ * Layers register each tensor they need with heed_params_add, giving the
+ * address of their own `float *` fields; heed_params_alloc then carves one
+ * buffer of values and one of gradients into those fields. Zeroing
+ * gradients, optimizer steps, saving, loading and gradient checks are then
+ * one loop over `values`/`grads` (or over `items` where names matter).
+ * Layers must not move in memory between heed_params_add and
+ * heed_params_alloc (they are heap objects, so they do not).
+ *
+ * Buffers (batch norm running statistics) live in the same store, flagged
+ * HEED_PARAM_BUFFER: saved and loaded with the model, never trained.
+ */
+#ifndef HEED_PARAMS_H
+#define HEED_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef enum heed_init {
+    HEED_INIT_ZEROS,
+    HEED_INIT_ONES,
+    HEED_INIT_UNIFORM,  /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's conv/linear default */
+    HEED_INIT_HE_NORMAL /* N(0, 2/fan_in): He et al. for layers followed by relu */
+} heed_init;
+
+enum {
+    HEED_PARAM_DECAY = 1,  /* weight decay applies (weights, not biases or BN) */
+    HEED_PARAM_BUFFER = 2  /* not trained: optimizers skip it */
+};
+
+typedef struct heed_param {
+    char name[64];    /* "stage1.conv1.weight" */
+    int shape[4];     /* unused trailing dimensions are 1 */
+    int ndim;
+    size_t offset;    /* into values/grads, set by heed_params_alloc */
+    size_t count;
+    heed_init init;
+    int fan_in;
+    int flags;
+    float **value_slot, **grad_slot; /* the layer's fields to point at the storage */
+} heed_param;
+
+typedef struct heed_params {
+    heed_param *items;
+    int count, cap;
+    float *values; /* total floats, 64-byte aligned */
+    float *grads;  /* total floats, zeroed by heed_params_zero_grad */
+    size_t total;
+} heed_params;
+
+/* Registers a tensor of shape dims[0..ndim) named `name`. `grad_slot` may be
+ * NULL for buffers. Fails on a duplicate name, a bad shape or after alloc. */
+heed_status heed_params_add(heed_params *p, const char *name, int ndim, const int *dims,
+                            heed_init init, int fan_in, int flags, float **value_slot,
+                            float **grad_slot);
+
+/* Allocates values and grads (zeroed), initialises each tensor as
+ * registered from `seed`, and points every layer's slots at its storage. */
+heed_status heed_params_alloc(heed_params *p, uint64_t seed);
+
+void heed_params_zero_grad(heed_params *p);
+
+/* The entry named `name`, or NULL. */
+heed_param *heed_params_find(heed_params *p, const char *name);
+
+/* Number of trainable floats (buffers excluded). */
+size_t heed_params_trainable(const heed_params *p);
+
+void heed_params_free(heed_params *p);
+
+#endif

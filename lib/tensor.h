@@ -1,0 +1,89 @@
+/* tensor.h -- float32 NCHW tensors with explicit ownership.
+ *
+ *   heed_tensor x;
+ *   if (heed_tensor_alloc(&x, 8, 3, 32, 32) != HEED_OK) ...   // zeroed
+ *   x.data[heed_tensor_index(&x, n, c, h, w)] = 1.0f;
+ *   heed_tensor_free(&x);
+ *
+ * A tensor has up to 4 dimensions, always stored as (n, c, h, w) with the
+ * unused trailing ones equal to 1: a (N, F) matrix is n = N, c = F, h = w = 1.
+ * `ndim` says how many are meaningful (for printing and file formats).
+ * Storage is 64-byte aligned. A tensor made by heed_tensor_alloc owns its
+ * data and heed_tensor_free releases it; a view (heed_tensor_view) borrows
+ * data the caller keeps alive, and heed_tensor_free on it only forgets it.
+ */
+#ifndef HEED_TENSOR_H
+#define HEED_TENSOR_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+/* The largest element count a tensor may have (2^31 - 1): indices stay in
+ * int range in kernels and byte sizes cannot overflow size_t. */
+#define HEED_TENSOR_MAX_ELEMS ((size_t)0x7fffffff)
+
+typedef struct heed_tensor {
+    float *data; /* (n, c, h, w), 64-byte aligned */
+    int n, c, h, w;
+    int ndim;  /* 1..4 */
+    int owned; /* 1 if heed_tensor_free releases data */
+    size_t cap; /* floats allocated, for owned tensors */
+} heed_tensor;
+
+/* Element count n*c*h*w into *out, or HEED_ERR_LIMIT if a dimension is not
+ * positive or the product exceeds HEED_TENSOR_MAX_ELEMS. */
+heed_status heed_shape_count(int n, int c, int h, int w, size_t *out);
+
+/* Allocates a zeroed tensor of shape (n, c, h, w), ndim 4. On failure *t is
+ * left empty (data NULL) and the error says which shape failed. */
+heed_status heed_tensor_alloc(heed_tensor *t, int n, int c, int h, int w);
+
+/* Makes *t (n, c, h, w), reusing its storage when it is owned and large
+ * enough, reallocating otherwise; contents are unspecified afterwards. Lets
+ * callers keep one output tensor across calls without allocating each time. */
+heed_status heed_tensor_ensure(heed_tensor *t, int n, int c, int h, int w);
+
+/* A non-owning view of `data` (which must hold n*c*h*w floats). */
+heed_tensor heed_tensor_view(float *data, int n, int c, int h, int w);
+
+/* Releases owned storage; leaves *t empty. Safe on an empty tensor. */
+void heed_tensor_free(heed_tensor *t);
+
+/* Changes the shape keeping the element count; HEED_ERR_SHAPE otherwise. */
+heed_status heed_tensor_reshape(heed_tensor *t, int n, int c, int h, int w);
+
+static inline size_t heed_tensor_count(const heed_tensor *t) {
+    return (size_t)t->n * t->c * t->h * t->w;
+}
+
+static inline size_t heed_tensor_index(const heed_tensor *t, int n, int c, int h, int w) {
+    return (((size_t)n * t->c + c) * t->h + h) * t->w + w;
+}
+
+static inline int heed_tensor_same_shape(const heed_tensor *a, const heed_tensor *b) {
+    return a->n == b->n && a->c == b->c && a->h == b->h && a->w == b->w;
+}
+
+void heed_tensor_zero(heed_tensor *t);
+void heed_tensor_fill(heed_tensor *t, float v);
+/* dst = src; shapes must have the same element count. */
+heed_status heed_tensor_copy(heed_tensor *dst, const heed_tensor *src);
+
+/* 64-byte aligned allocation of `bytes` (NULL on failure or bytes == 0),
+ * released with heed_free. */
+void *heed_alloc(size_t bytes);
+void heed_free(void *p);
+
+/* A growable scratch buffer owned by a layer: grown (never shrunk) to the
+ * largest size asked for, so steady-state calls allocate nothing. */
+typedef struct heed_scratch {
+    float *data;
+    size_t cap; /* floats */
+} heed_scratch;
+
+/* Returns a buffer of at least `count` floats in *out, growing s if needed. */
+heed_status heed_scratch_get(heed_scratch *s, size_t count, float **out);
+void heed_scratch_free(heed_scratch *s);
+
+#endif

@@ -1,0 +1,84 @@
+/* check_params.c -- the contiguous parameter store and the RNG. */
+#include <math.h>
+#include <stdint.h>
+
+#include "params.h"
+#include "rng.h"
+#include "testutil.h"
+
+START_TEST(slots_point_into_one_buffer_with_init) {
+    heed_params p = {0};
+    float *w = NULL, *dw = NULL, *b = NULL, *db = NULL, *mean = NULL;
+    ck_assert_int_eq(heed_params_add(&p, "fc.weight", 2, (int[]){64, 100}, HEED_INIT_UNIFORM, 100,
+                                     HEED_PARAM_DECAY, &w, &dw), HEED_OK);
+    ck_assert_int_eq(heed_params_add(&p, "fc.bias", 1, (int[]){64}, HEED_INIT_ONES, 0, 0, &b, &db),
+                     HEED_OK);
+    ck_assert_int_eq(heed_params_add(&p, "bn.running_mean", 1, (int[]){3}, HEED_INIT_ZEROS, 0,
+                                     HEED_PARAM_BUFFER, &mean, NULL), HEED_OK);
+    ck_assert_int_eq(heed_params_add(&p, "fc.bias", 1, (int[]){64}, HEED_INIT_ONES, 0, 0, &b, &db),
+                     HEED_ERR_ARG);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    ck_assert_ptr_eq(w, p.values);
+    ck_assert_ptr_eq(dw, p.grads);
+    ck_assert(b >= p.values + 6400 && b < p.values + p.total);
+    ck_assert_uint_eq((uintptr_t)b % 64, 0);
+    /* U(-0.1, 0.1) for fan_in 100, all within bounds, mean near 0. */
+    double sum = 0;
+    for (int i = 0; i < 6400; i++) {
+        ck_assert(fabsf(w[i]) <= 0.1f);
+        sum += w[i];
+    }
+    ck_assert(fabs(sum / 6400) < 0.005);
+    ck_assert_float_eq(b[63], 1.0f);
+    ck_assert_uint_eq(heed_params_trainable(&p), 6464);
+    ck_assert_ptr_eq(heed_params_find(&p, "bn.running_mean")->value_slot, &mean);
+    dw[5] = 3;
+    heed_params_zero_grad(&p);
+    ck_assert_float_eq(dw[5], 0.0f);
+    ck_assert_int_eq(heed_params_add(&p, "late", 1, (int[]){1}, HEED_INIT_ZEROS, 0, 0, &b, &db),
+                     HEED_ERR_ARG);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(same_seed_same_values) {
+    float *w1, *w2, *d;
+    heed_params a = {0}, b = {0};
+    heed_params_add(&a, "w", 1, (int[]){50}, HEED_INIT_HE_NORMAL, 8, 0, &w1, &d);
+    heed_params_add(&b, "w", 1, (int[]){50}, HEED_INIT_HE_NORMAL, 8, 0, &w2, &d);
+    heed_params_alloc(&a, 9);
+    heed_params_alloc(&b, 9);
+    for (int i = 0; i < 50; i++) ck_assert_float_eq(w1[i], w2[i]);
+    heed_params_free(&a);
+    heed_params_free(&b);
+}
+END_TEST
+
+START_TEST(rng_moments_and_shuffle) {
+    heed_rng r;
+    heed_rng_seed(&r, 123, 0);
+    double s = 0, s2 = 0;
+    const int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double z = heed_rng_normal(&r);
+        s += z, s2 += z * z;
+    }
+    ck_assert(fabs(s / n) < 0.01);
+    ck_assert(fabs(s2 / n - 1.0) < 0.02);
+    int idx[10] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, seen[10] = {0};
+    heed_rng_shuffle(&r, idx, 10);
+    for (int i = 0; i < 10; i++) seen[idx[i]]++;
+    for (int i = 0; i < 10; i++) ck_assert_int_eq(seen[i], 1);
+    for (int i = 0; i < 1000; i++) ck_assert_uint_lt(heed_rng_below(&r, 7), 7);
+}
+END_TEST
+
+Suite *heed_suite_params(void) {
+    Suite *s = suite_create("params");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, slots_point_into_one_buffer_with_init);
+    tcase_add_test(tc, same_seed_same_values);
+    tcase_add_test(tc, rng_moments_and_shuffle);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,41 @@
+/* testutil.h -- shared helpers for the Check suites: random tensors,
+ * tolerant comparisons and central-difference gradient checks. */
+#ifndef HEED_TESTUTIL_H
+#define HEED_TESTUTIL_H
+
+#include <check.h>
+#include <stddef.h>
+
+#include "rng.h"
+#include "tensor.h"
+
+/* Fills v[0..n) with U(lo, hi) from a PCG32 seeded with `seed`. */
+void tu_fill_uniform(float *v, size_t n, float lo, float hi, uint64_t seed);
+
+/* Largest |a-b| / max(1, |a|, |b|) over n elements (a "relative-or-absolute"
+ * error that is meaningful near zero). */
+double tu_max_rel_err(const float *a, const float *b, size_t n);
+
+/* The scalar loss a gradient check differentiates: L = sum_i w_i * y_i with
+ * fixed random weights w, so dL/dy = w exercises every output. `eval`
+ * computes y from the current inputs/parameters and returns L in double.
+ * tu_gradcheck perturbs each of the n floats at v by +-eps, evaluates
+ * (L+ - L-)/(2 eps) and compares it to analytic[i]; returns the largest
+ * relative error (see tu_max_rel_err) and reports the worst index. */
+typedef double (*tu_loss_fn)(void *ctx);
+double tu_gradcheck(tu_loss_fn eval, void *ctx, float *v, size_t n, const float *analytic,
+                    float eps, size_t *worst);
+
+/* Asserts tu_gradcheck's result is below tol, naming `what` on failure. */
+#define TU_GRADCHECK(what, eval, ctx, v, n, analytic, eps, tol)                          \
+    do {                                                                                 \
+        size_t tu_worst_ = 0;                                                            \
+        double tu_err_ = tu_gradcheck(eval, ctx, v, n, analytic, eps, &tu_worst_);       \
+        ck_assert_msg(tu_err_ < (tol), "%s: gradient relative error %g at index %zu",    \
+                      what, tu_err_, tu_worst_);                                         \
+    } while (0)
+
+/* L = sum_i w_i y_i in double. */
+double tu_weighted_sum(const float *y, const float *w, size_t n);
+
+#endif
