@@ -44,7 +44,9 @@ heed_status heed_tensor_alloc(heed_tensor *t, int n, int c, int h, int w) {
 heed_status heed_tensor_ensure(heed_tensor *t, int n, int c, int h, int w) {
     size_t count;
     HEED_TRY(heed_shape_count(n, c, h, w, &count));
-    if (t->data && t->owned && t->cap >= count) {
+    /* An owned buffer large enough is reused; so is a caller's view of
+     * exactly the right size (it lets layers write into views). */
+    if (t->data && (t->owned ? t->cap >= count : heed_tensor_count(t) == count)) {
         t->n = n, t->c = c, t->h = h, t->w = w, t->ndim = 4;
         return HEED_OK;
     }

@@ -40,7 +40,7 @@ heed_status heed_shape_count(int n, int c, int h, int w, size_t *out);
 heed_status heed_tensor_alloc(heed_tensor *t, int n, int c, int h, int w);
 
 /* Makes *t (n, c, h, w), reusing its storage when it is owned and large
- * enough, reallocating otherwise; contents are unspecified afterwards. Lets
+ * enough (or a view of exactly that many elements), reallocating otherwise; contents are unspecified afterwards. Lets
  * callers keep one output tensor across calls without allocating each time. */
 heed_status heed_tensor_ensure(heed_tensor *t, int n, int c, int h, int w);
 

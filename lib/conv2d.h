@@ -1,0 +1,92 @@
+/* conv2d.h -- 2-D convolution with square kernels (PyTorch nn.Conv2d).
+ *
+ *   heed_conv2d *conv;
+ *   heed_conv2d_cfg cfg = {.in_c = 3, .out_c = 64, .k = 7, .stride = 2, .pad = 3};
+ *   heed_conv2d_new(&conv, &cfg, (int[3]){3, 224, 224}, &params, "stem");
+ *   heed_params_alloc(&params, seed);
+ *   heed_conv2d_forward(conv, &x, &y);        // x (N, 3, 224, 224) -> y (N, 64, 112, 112)
+ *   heed_conv2d_backward(conv, &x, &dy, &dx); // dx += ..., dW += ..., db += ...
+ *   heed_layer_free(&conv->base);
+ *
+ * Semantics are nn.Conv2d's (a cross-correlation) with zero padding, for
+ * kernels K x K, stride S, padding P, dilation D and G groups: output
+ * channel o of group g = o / (OC/G) sees input channels g*IC/G ..
+ * (g+1)*IC/G - 1, and
+ *
+ *   y[n,o,i,j] = b[o] + sum_{c,u,v} w[o,c,u,v] * x[n, g*IC/G + c, i*S - P + u*D, j*S - P + v*D]
+ *
+ * with out-of-range x reading 0. The output side is
+ * floor((in + 2P - D(K-1) - 1) / S) + 1. Weights (OC, IC/G, K, K) have
+ * nn.Conv2d's layout, so they convert one to one.
+ *
+ * Registers "<name>.weight" (OC, IC/G, K, K), He-normal with fan_in
+ * IC/G*K*K, weight decay on, and with cfg.bias "<name>.bias" (OC),
+ * U(+-1/sqrt(fan_in)), no decay.
+ *
+ * The layer owns its work buffers (im2col columns, grown once to the
+ * largest batch seen) and, after heed_conv2d_fold_bn on a conv without a
+ * bias, the folded bias; heed_layer_free releases them with the layer.
+ */
+#ifndef HEED_CONV2D_H
+#define HEED_CONV2D_H
+
+#include "layer.h"
+
+typedef struct heed_conv2d_cfg {
+    int in_c, out_c; /* channels, each a multiple of groups */
+    int k;           /* kernel side, >= 1 */
+    int stride;      /* 0 means 1 */
+    int pad;         /* zero padding on every side, >= 0 */
+    int dilation;    /* 0 means 1 */
+    int groups;      /* 0 means 1 */
+    int bias;        /* 1: learn a per-channel bias */
+} heed_conv2d_cfg;
+
+typedef struct heed_conv2d {
+    heed_layer base;
+    heed_conv2d_cfg cfg; /* stride, dilation and groups resolved to >= 1 */
+    float *w, *dw;       /* (OC, IC/G, K, K) */
+    float *b, *db;       /* (OC); NULL without a bias (db stays NULL for a folded bias) */
+    float *folded_b;     /* (OC): the bias heed_conv2d_fold_bn gave a conv that had none */
+    heed_scratch col;    /* (IC/G*K*K, NB*OH*OW): im2col columns of NB images, then their gradient */
+    heed_scratch tmp;    /* (OC/G, NB*OH*OW): one group's output (or its gradient) for NB images */
+} heed_conv2d;
+
+/* The output side floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1 of
+ * nn.Conv2d (stride or dilation 0 mean 1). A result < 1 means the kernel
+ * does not fit. */
+int heed_conv2d_out_size(int in, int k, int stride, int pad, int dilation);
+
+/* Makes a convolution for inputs of shape in[] = (C, H, W) per image. The
+ * layer is owned by the caller (release with heed_layer_free); its
+ * parameters live in *p. Errors: HEED_ERR_ARG for a bad configuration
+ * (non-positive channels or kernel, negative stride, pad or dilation,
+ * channels not divisible by groups, p NULL); HEED_ERR_SHAPE when in[0] !=
+ * cfg.in_c or the kernel does not fit the input; heed_params_add's errors;
+ * HEED_ERR_NOMEM. On failure *out is NULL. */
+heed_status heed_conv2d_new(heed_conv2d **out, const heed_conv2d_cfg *cfg, const int in[3],
+                            heed_params *p, const char *name);
+
+/* y = conv(x) + b. x (N, IC, H, W) must match the layer's input shape; y is
+ * sized to (N, OC, OH, OW) with heed_tensor_ensure and must not alias x.
+ * Errors: HEED_ERR_SHAPE, HEED_ERR_ARG if the parameters have not been
+ * allocated, HEED_ERR_NOMEM for the work buffers. */
+heed_status heed_conv2d_forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y);
+
+/* Given x and dy (N, OC, OH, OW), accumulates dW += dy (x) x, db += the
+ * sum of dy over images and positions and, unless dx is NULL, dx (shaped
+ * like x) += the transposed convolution of dy. A bias made by fold_bn gets
+ * no gradient. Errors as for forward. */
+heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const heed_tensor *dy,
+                                 heed_tensor *dx);
+
+/* For inference: folds a following batch norm
+ *   z = gamma * (y - mean) / sqrt(var + eps) + beta      (per channel, OC values each)
+ * into the weights and bias, so that the conv alone computes z. A conv
+ * without a bias gets one it owns (heed_layer_free releases it). gamma and
+ * beta may be NULL (1 and 0). Errors: HEED_ERR_ARG for a negative var + eps
+ * or unallocated parameters, HEED_ERR_NOMEM. */
+heed_status heed_conv2d_fold_bn(heed_conv2d *l, const float *gamma, const float *beta,
+                                const float *mean, const float *var, float eps);
+
+#endif

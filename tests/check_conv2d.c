@@ -1,0 +1,457 @@
+/* check_conv2d.c -- convolution: output sizes, hand-computed cases, a naive
+ * direct convolution as reference, gradient checks, batch-norm folding,
+ * threads, layer interface and errors. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "conv2d.h"
+#include "testutil.h"
+
+/* A conv with its own parameter store, weights and bias drawn U(-1, 1). */
+typedef struct fixture {
+    heed_params p;
+    heed_conv2d *conv;
+    heed_tensor x, y, dx;
+    float *wt; /* loss weights, shaped like y */
+} fixture;
+
+static void fixture_init(fixture *f, heed_conv2d_cfg cfg, int N, int H, int W, uint64_t seed) {
+    memset(f, 0, sizeof *f);
+    ck_assert_int_eq(heed_conv2d_new(&f->conv, &cfg, (int[3]){cfg.in_c, H, W}, &f->p, "c"),
+                     HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&f->p, seed), HEED_OK);
+    tu_fill_uniform(f->p.values, f->p.total, -1.0f, 1.0f, seed + 1);
+    ck_assert_int_eq(heed_tensor_alloc(&f->x, N, cfg.in_c, H, W), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&f->dx, N, cfg.in_c, H, W), HEED_OK);
+    tu_fill_uniform(f->x.data, heed_tensor_count(&f->x), -1.0f, 1.0f, seed + 2);
+    ck_assert_int_eq(heed_conv2d_forward(f->conv, &f->x, &f->y), HEED_OK);
+    size_t ny = heed_tensor_count(&f->y);
+    f->wt = malloc(ny * sizeof(float));
+    tu_fill_uniform(f->wt, ny, -1.0f, 1.0f, seed + 3);
+}
+
+static void fixture_free(fixture *f) {
+    heed_layer_free(&f->conv->base);
+    heed_params_free(&f->p);
+    heed_tensor_free(&f->x);
+    heed_tensor_free(&f->y);
+    heed_tensor_free(&f->dx);
+    free(f->wt);
+}
+
+/* The straightforward definition of nn.Conv2d, in double. */
+static void naive_conv(const heed_conv2d_cfg *c, const heed_tensor *x, const float *w,
+                       const float *b, int OH, int OW, float *y) {
+    int S = c->stride ? c->stride : 1, D = c->dilation ? c->dilation : 1;
+    int G = c->groups ? c->groups : 1, ICg = c->in_c / G, OCg = c->out_c / G, K = c->k;
+    for (int n = 0; n < x->n; n++)
+        for (int o = 0; o < c->out_c; o++)
+            for (int i = 0; i < OH; i++)
+                for (int j = 0; j < OW; j++) {
+                    double s = b ? b[o] : 0.0;
+                    int g = o / OCg;
+                    for (int ci = 0; ci < ICg; ci++)
+                        for (int u = 0; u < K; u++)
+                            for (int v = 0; v < K; v++) {
+                                int h = i * S - c->pad + u * D, ww = j * S - c->pad + v * D;
+                                if (h < 0 || h >= x->h || ww < 0 || ww >= x->w) continue;
+                                s += (double)w[((o * ICg + ci) * K + u) * K + v] *
+                                     x->data[heed_tensor_index(x, n, g * ICg + ci, h, ww)];
+                            }
+                    y[((n * c->out_c + o) * OH + i) * OW + j] = (float)s;
+                }
+}
+
+START_TEST(out_size_matches_pytorch_formula) {
+    /* Values printed by nn.Conv2d for these settings. */
+    ck_assert_int_eq(heed_conv2d_out_size(224, 7, 2, 3, 1), 112);
+    ck_assert_int_eq(heed_conv2d_out_size(56, 3, 2, 1, 1), 28);
+    ck_assert_int_eq(heed_conv2d_out_size(56, 1, 2, 0, 1), 28);
+    ck_assert_int_eq(heed_conv2d_out_size(28, 3, 1, 1, 2), 26);
+    ck_assert_int_eq(heed_conv2d_out_size(5, 3, 2, 0, 1), 2);
+    ck_assert_int_eq(heed_conv2d_out_size(7, 1, 2, 0, 0), 4);
+    ck_assert_int_eq(heed_conv2d_out_size(2, 3, 1, 0, 1), 0);
+    /* Against counting the window positions that fit, one by one. */
+    for (int in = 1; in <= 12; in++)
+        for (int k = 1; k <= 5; k++)
+            for (int s = 1; s <= 3; s++)
+                for (int p = 0; p <= 3; p++)
+                    for (int d = 1; d <= 3; d++) {
+                        int count = 0;
+                        for (int start = -p; start + d * (k - 1) <= in - 1 + p; start += s) count++;
+                        ck_assert_msg(heed_conv2d_out_size(in, k, s, p, d) == count,
+                                      "in %d k %d s %d p %d d %d: %d, expected %d", in, k, s, p,
+                                      d, heed_conv2d_out_size(in, k, s, p, d), count);
+                    }
+}
+END_TEST
+
+static heed_conv2d *make_conv(heed_params *p, heed_conv2d_cfg cfg, int H, int W) {
+    heed_conv2d *c;
+    ck_assert_int_eq(heed_conv2d_new(&c, &cfg, (int[3]){cfg.in_c, H, W}, p, "c"), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(p, 1), HEED_OK);
+    return c;
+}
+
+START_TEST(hand_case_stride2_pad1) {
+    heed_params p = {0};
+    heed_conv2d *c = make_conv(&p, (heed_conv2d_cfg){.in_c = 1, .out_c = 2, .k = 3, .stride = 2,
+                                                     .pad = 1, .bias = 1}, 4, 4);
+    ck_assert_int_eq(c->base.out_h, 2);
+    ck_assert_int_eq(c->base.out_w, 2);
+    float xs[16];
+    for (int i = 0; i < 16; i++) xs[i] = (float)(i + 1);
+    heed_tensor x = heed_tensor_view(xs, 1, 1, 4, 4), y = {0};
+    /* Filter 0 all ones: sums of the clipped windows. Filter 1 picks the
+     * pixel right of each window's centre: a cross-correlation, not flipped. */
+    for (int i = 0; i < 9; i++) c->w[i] = 1.0f, c->w[9 + i] = i == 5 ? 1.0f : 0.0f;
+    c->b[0] = 0.5f, c->b[1] = -1.0f;
+    ck_assert_int_eq(heed_conv2d_forward(c, &x, &y), HEED_OK);
+    const float want[8] = {14.5f, 30.5f, 57.5f, 99.5f, 1.0f, 3.0f, 9.0f, 11.0f};
+    for (int i = 0; i < 8; i++) ck_assert_float_eq_tol(y.data[i], want[i], 1e-5f);
+    heed_tensor_free(&y);
+    heed_layer_free(&c->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(hand_case_groups_depthwise_dilation) {
+    /* Groups: 2 input channels, 4 outputs, 2 groups; outputs 0-1 see channel
+     * 0 only (all 1), outputs 2-3 channel 1 only (all 2). */
+    heed_params p = {0};
+    heed_conv2d *c = make_conv(&p, (heed_conv2d_cfg){.in_c = 2, .out_c = 4, .k = 2, .groups = 2},
+                               3, 3);
+    for (int i = 0; i < 16; i++) c->w[i] = i < 8 ? 1.0f : (i < 12 ? 0.5f : -1.0f);
+    float xs[18];
+    for (int i = 0; i < 18; i++) xs[i] = i < 9 ? 1.0f : 2.0f;
+    heed_tensor x = heed_tensor_view(xs, 1, 2, 3, 3), y = {0};
+    ck_assert_int_eq(heed_conv2d_forward(c, &x, &y), HEED_OK);
+    ck_assert_int_eq(y.c, 4); ck_assert_int_eq(y.h, 2);
+    const float want[4] = {4.0f, 4.0f, 4.0f, -8.0f};
+    for (int o = 0; o < 4; o++)
+        for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(y.data[o * 4 + i], want[o], 1e-6f);
+    heed_tensor_free(&y);
+    heed_layer_free(&c->base);
+    heed_params_free(&p);
+
+    /* Depthwise 3x3, padding 1: channel 0 sums its 3x3 neighbourhood,
+     * channel 1 copies its input shifted (the top-left tap). */
+    p = (heed_params){0};
+    c = make_conv(&p, (heed_conv2d_cfg){.in_c = 2, .out_c = 2, .k = 3, .pad = 1, .groups = 2,
+                                        .bias = 1}, 3, 3);
+    for (int i = 0; i < 9; i++) c->w[i] = 1.0f, c->w[9 + i] = i == 0 ? 1.0f : 0.0f;
+    c->b[0] = 0.0f, c->b[1] = 10.0f;
+    for (int i = 0; i < 18; i++) xs[i] = (float)(i % 9 + 1);
+    ck_assert_int_eq(heed_conv2d_forward(c, &x, &y), HEED_OK);
+    /* x plane 1 2 3 / 4 5 6 / 7 8 9 */
+    const float box[9] = {12, 21, 16, 27, 45, 33, 24, 39, 28};
+    const float shift[9] = {10, 10, 10, 10, 11, 12, 10, 14, 15};
+    for (int i = 0; i < 9; i++) {
+        ck_assert_float_eq_tol(y.data[i], box[i], 1e-5f);
+        ck_assert_float_eq_tol(y.data[9 + i], shift[i], 1e-5f);
+    }
+    heed_tensor_free(&y);
+    heed_layer_free(&c->base);
+    heed_params_free(&p);
+
+    /* Dilation 2 on 5x5 = 0..24: the 3x3 kernel of ones touches rows and
+     * columns 0, 2, 4. */
+    p = (heed_params){0};
+    c = make_conv(&p, (heed_conv2d_cfg){.in_c = 1, .out_c = 1, .k = 3, .dilation = 2}, 5, 5);
+    ck_assert_int_eq(c->base.out_h, 1);
+    for (int i = 0; i < 9; i++) c->w[i] = 1.0f;
+    float x5[25];
+    for (int i = 0; i < 25; i++) x5[i] = (float)i;
+    heed_tensor xd = heed_tensor_view(x5, 1, 1, 5, 5);
+    ck_assert_int_eq(heed_conv2d_forward(c, &xd, &y), HEED_OK);
+    ck_assert_float_eq_tol(y.data[0], 108.0f, 1e-5f);
+    heed_tensor_free(&y);
+    heed_layer_free(&c->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+typedef struct shape_case {
+    heed_conv2d_cfg cfg;
+    int N, H, W;
+} shape_case;
+
+/* Covers the im2col path one image and several images at a time (with a
+ * remainder pass), the 1x1 path direct and gathered, depthwise, groups and
+ * dilation. */
+static const shape_case big_cases[] = {
+    {{.in_c = 6, .out_c = 8, .k = 3, .stride = 1, .pad = 1, .bias = 1}, 5, 40, 41},
+    {{.in_c = 6, .out_c = 8, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 3, 17, 13},
+    {{.in_c = 6, .out_c = 8, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 2, 19, 23},
+    {{.in_c = 8, .out_c = 8, .k = 5, .stride = 2, .pad = 2, .groups = 8, .bias = 1}, 3, 21, 18},
+    {{.in_c = 8, .out_c = 12, .k = 1, .bias = 1}, 5, 40, 40},
+    {{.in_c = 8, .out_c = 12, .k = 1, .groups = 4}, 1, 9, 11},
+    {{.in_c = 8, .out_c = 12, .k = 1, .stride = 2}, 3, 9, 11},
+    {{.in_c = 3, .out_c = 16, .k = 7, .stride = 2, .pad = 3}, 2, 32, 30},
+};
+
+START_TEST(matches_naive_convolution) {
+    const shape_case *sc = &big_cases[_i];
+    fixture f;
+    fixture_init(&f, sc->cfg, sc->N, sc->H, sc->W, 100 + _i);
+    size_t ny = heed_tensor_count(&f.y);
+    float *ref = malloc(ny * sizeof(float));
+    naive_conv(&sc->cfg, &f.x, f.conv->w, f.conv->b, f.y.h, f.y.w, ref);
+    double err = tu_max_rel_err(f.y.data, ref, ny);
+    ck_assert_msg(err < 1e-5, "case %d: error %g against the naive convolution", _i, err);
+    free(ref);
+    fixture_free(&f);
+}
+END_TEST
+
+static double conv_loss(void *ctx) {
+    fixture *f = ctx;
+    ck_assert_int_eq(heed_conv2d_forward(f->conv, &f->x, &f->y), HEED_OK);
+    return tu_weighted_sum(f->y.data, f->wt, heed_tensor_count(&f->y));
+}
+
+static const shape_case grad_cases[] = {
+    {{.in_c = 3, .out_c = 4, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 2, 7, 5},
+    {{.in_c = 3, .out_c = 4, .k = 3, .stride = 1, .pad = 1, .bias = 1}, 1, 6, 5},
+    {{.in_c = 4, .out_c = 6, .k = 3, .stride = 1, .pad = 1, .groups = 2, .bias = 1}, 3, 5, 6},
+    {{.in_c = 3, .out_c = 3, .k = 3, .stride = 2, .pad = 1, .groups = 3, .bias = 1}, 2, 6, 7},
+    {{.in_c = 2, .out_c = 2, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 2, 5, 6},
+    {{.in_c = 2, .out_c = 3, .k = 3, .stride = 1, .pad = 2, .dilation = 2, .bias = 1}, 2, 7, 6},
+    {{.in_c = 5, .out_c = 3, .k = 1, .bias = 1}, 3, 4, 3},
+    {{.in_c = 5, .out_c = 3, .k = 1, .bias = 1}, 1, 4, 3},
+    {{.in_c = 4, .out_c = 2, .k = 1, .groups = 2}, 2, 3, 5},
+    {{.in_c = 3, .out_c = 2, .k = 1, .stride = 2, .bias = 1}, 2, 5, 4},
+    {{.in_c = 2, .out_c = 3, .k = 2, .stride = 3, .bias = 1}, 2, 8, 7},
+    {{.in_c = 1, .out_c = 2, .k = 3, .pad = 2, .bias = 1}, 3, 4, 5},
+};
+
+START_TEST(gradients_match_finite_differences) {
+    const shape_case *sc = &grad_cases[_i];
+    fixture f;
+    fixture_init(&f, sc->cfg, sc->N, sc->H, sc->W, 200 + _i);
+    heed_params_zero_grad(&f.p);
+    heed_tensor dy = heed_tensor_view(f.wt, f.y.n, f.y.c, f.y.h, f.y.w);
+    ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, &f.dx), HEED_OK);
+    const size_t nw = (size_t)sc->cfg.out_c * (sc->cfg.in_c / (sc->cfg.groups ? sc->cfg.groups : 1)) *
+                      sc->cfg.k * sc->cfg.k;
+    TU_GRADCHECK("input", conv_loss, &f, f.x.data, heed_tensor_count(&f.x), f.dx.data, 1e-2f, 2e-3);
+    TU_GRADCHECK("weight", conv_loss, &f, f.conv->w, nw, f.conv->dw, 1e-2f, 2e-3);
+    if (sc->cfg.bias)
+        TU_GRADCHECK("bias", conv_loss, &f, f.conv->b, sc->cfg.out_c, f.conv->db, 1e-2f, 2e-3);
+    else
+        ck_assert_ptr_null(f.conv->b);
+
+    /* Backward accumulates: a second call doubles every gradient. */
+    float *dw1 = malloc(nw * sizeof(float));
+    memcpy(dw1, f.conv->dw, nw * sizeof(float));
+    float dx0 = f.dx.data[0];
+    ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, &f.dx), HEED_OK);
+    for (size_t i = 0; i < nw; i++) ck_assert_float_eq_tol(f.conv->dw[i], 2 * dw1[i], 1e-5f);
+    ck_assert_float_eq_tol(f.dx.data[0], 2 * dx0, 1e-5f);
+    /* dx NULL still gives the parameter gradients. */
+    heed_params_zero_grad(&f.p);
+    ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, NULL), HEED_OK);
+    for (size_t i = 0; i < nw; i++) ck_assert_float_eq_tol(f.conv->dw[i], dw1[i], 1e-5f);
+    free(dw1);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(fold_bn_equals_conv_then_batch_norm) {
+    for (int with_bias = 0; with_bias <= 1; with_bias++) {
+        heed_conv2d_cfg cfg = {.in_c = 4, .out_c = 6, .k = 3, .pad = 1, .groups = 2,
+                               .bias = with_bias};
+        fixture f;
+        fixture_init(&f, cfg, 2, 6, 5, 300 + with_bias);
+        float gamma[6], beta[6], mean[6], var[6];
+        tu_fill_uniform(gamma, 6, 0.5f, 2.0f, 1);
+        tu_fill_uniform(beta, 6, -1.0f, 1.0f, 2);
+        tu_fill_uniform(mean, 6, -0.5f, 0.5f, 3);
+        tu_fill_uniform(var, 6, 0.1f, 3.0f, 4);
+        const float eps = 1e-5f;
+        size_t ny = heed_tensor_count(&f.y), plane = (size_t)f.y.h * f.y.w;
+        float *want = malloc(ny * sizeof(float));
+        for (size_t i = 0; i < ny; i++) {
+            int o = (int)(i / plane % 6);
+            want[i] = (float)(gamma[o] * (f.y.data[i] - mean[o]) / sqrt((double)var[o] + eps) +
+                              beta[o]);
+        }
+        ck_assert_int_eq(heed_conv2d_fold_bn(f.conv, gamma, beta, mean, var, eps), HEED_OK);
+        ck_assert_ptr_nonnull(f.conv->b);
+        ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
+        double err = tu_max_rel_err(f.y.data, want, ny);
+        ck_assert_msg(err < 1e-5, "bias %d: folded conv differs by %g", with_bias, err);
+        if (!with_bias) ck_assert_ptr_eq(f.conv->b, f.conv->folded_b);
+        free(want);
+        fixture_free(&f); /* releases the folded bias: checked by ASan */
+    }
+    /* A variance that makes var + eps non-positive is refused untouched. */
+    fixture f;
+    fixture_init(&f, (heed_conv2d_cfg){.in_c = 1, .out_c = 2, .k = 1}, 1, 2, 2, 9);
+    float w0 = f.conv->w[0];
+    ck_assert_int_eq(heed_conv2d_fold_bn(f.conv, NULL, NULL, (float[]){0, 0}, (float[]){1, -1}, 0),
+                     HEED_ERR_ARG);
+    ck_assert_float_eq(f.conv->w[0], w0);
+    ck_assert_ptr_null(f.conv->b);
+    fixture_free(&f);
+}
+END_TEST
+
+START_TEST(threaded_matches_one_thread) {
+#ifdef _OPENMP
+    static const heed_conv2d_cfg cfgs[] = {
+        {.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1},
+        {.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1},
+        {.in_c = 16, .out_c = 24, .k = 1, .bias = 1},
+    };
+    int saved = omp_get_max_threads();
+    for (int ci = 0; ci < 3; ci++) {
+        fixture f;
+        fixture_init(&f, cfgs[ci], 4, 20, 21, 400 + ci);
+        heed_tensor dy = heed_tensor_view(f.wt, f.y.n, f.y.c, f.y.h, f.y.w);
+        size_t ny = heed_tensor_count(&f.y), nx = heed_tensor_count(&f.x);
+        float *out[2][3];
+        for (int t = 0; t < 2; t++) {
+            omp_set_num_threads(t == 0 ? 1 : (saved > 1 ? saved : 2));
+            heed_params_zero_grad(&f.p);
+            heed_tensor_zero(&f.dx);
+            ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
+            ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, &f.dx), HEED_OK);
+            out[t][0] = malloc(ny * sizeof(float));
+            out[t][1] = malloc(nx * sizeof(float));
+            out[t][2] = malloc(f.p.total * sizeof(float));
+            memcpy(out[t][0], f.y.data, ny * sizeof(float));
+            memcpy(out[t][1], f.dx.data, nx * sizeof(float));
+            memcpy(out[t][2], f.p.grads, f.p.total * sizeof(float));
+        }
+        omp_set_num_threads(saved);
+        ck_assert(tu_max_rel_err(out[0][0], out[1][0], ny) < 1e-5);
+        ck_assert(tu_max_rel_err(out[0][1], out[1][1], nx) < 1e-5);
+        ck_assert(tu_max_rel_err(out[0][2], out[1][2], f.p.total) < 1e-5);
+        for (int t = 0; t < 2; t++)
+            for (int k = 0; k < 3; k++) free(out[t][k]);
+        fixture_free(&f);
+    }
+#endif
+}
+END_TEST
+
+START_TEST(layer_interface_and_parameters) {
+    heed_params p = {0};
+    heed_conv2d *c;
+    heed_conv2d_cfg cfg = {.in_c = 4, .out_c = 8, .k = 3, .stride = 2, .pad = 1, .groups = 2,
+                           .bias = 1};
+    ck_assert_int_eq(heed_conv2d_new(&c, &cfg, (int[3]){4, 9, 10}, &p, "stage1.conv"), HEED_OK);
+    ck_assert_str_eq(c->base.ops->type, "conv");
+    ck_assert_int_eq(c->base.out_c, 8); ck_assert_int_eq(c->base.out_h, 5);
+    ck_assert_int_eq(c->base.out_w, 5);
+    ck_assert_int_eq(c->cfg.dilation, 1);
+    /* 2 * OC * OH * OW * IC/G * K * K */
+    ck_assert_double_eq_tol(heed_layer_flops(&c->base), 2.0 * 8 * 25 * 2 * 9, 1e-9);
+    heed_param *w = heed_params_find(&p, "stage1.conv.weight");
+    heed_param *b = heed_params_find(&p, "stage1.conv.bias");
+    ck_assert_ptr_nonnull(w); ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(w->shape[0], 8); ck_assert_int_eq(w->shape[1], 2);
+    ck_assert_int_eq(w->shape[2], 3); ck_assert_int_eq(w->shape[3], 3);
+    ck_assert_int_eq(w->init, HEED_INIT_HE_NORMAL); ck_assert_int_eq(w->fan_in, 18);
+    ck_assert_int_eq(w->flags, HEED_PARAM_DECAY);
+    ck_assert_int_eq(b->init, HEED_INIT_UNIFORM); ck_assert_int_eq(b->fan_in, 18);
+    ck_assert_int_eq(b->flags, 0); ck_assert_uint_eq(b->count, 8);
+    /* Forward before the parameters exist is refused. */
+    heed_tensor x, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 4, 9, 10), HEED_OK);
+    ck_assert_int_eq(heed_conv2d_forward(c, &x, &y), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "not allocated"));
+    ck_assert_int_eq(heed_params_alloc(&p, 5), HEED_OK);
+    ck_assert_ptr_eq(c->w, p.values + w->offset); ck_assert_ptr_eq(c->db, p.grads + b->offset);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 3);
+    ck_assert_int_eq(heed_layer_forward(&c->base, &x, &y), HEED_OK);
+    ck_assert_int_eq(y.n, 2); ck_assert_int_eq(y.c, 8); ck_assert_int_eq(y.h, 5);
+    heed_tensor dx;
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 2, 4, 9, 10), HEED_OK);
+    ck_assert_int_eq(heed_layer_backward(&c->base, &x, &y, &y, &dx), HEED_OK);
+    /* Steady state reuses the work buffers. */
+    float *col = c->col.data;
+    ck_assert_int_eq(heed_layer_forward(&c->base, &x, &y), HEED_OK);
+    ck_assert_ptr_eq(c->col.data, col);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dx);
+    heed_layer_free(&c->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(bad_configs_and_shapes_are_refused) {
+    heed_params p = {0};
+    heed_conv2d *c = (heed_conv2d *)&p; /* must be reset to NULL on failure */
+    const int in[3] = {4, 8, 8};
+    ck_assert_int_eq(heed_conv2d_new(&c, &(heed_conv2d_cfg){.in_c = 4, .out_c = 6, .k = 3,
+                                                             .groups = 4}, in, &p, "g"),
+                     HEED_ERR_ARG);
+    ck_assert_ptr_null(c);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "groups"));
+    ck_assert_int_eq(heed_conv2d_new(&c, &(heed_conv2d_cfg){.in_c = 4, .out_c = 6, .k = 0}, in,
+                                     &p, "k"), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_conv2d_new(&c, &(heed_conv2d_cfg){.in_c = 4, .out_c = 6, .k = 3,
+                                                             .pad = -1}, in, &p, "p"),
+                     HEED_ERR_ARG);
+    ck_assert_int_eq(heed_conv2d_new(&c, &(heed_conv2d_cfg){.in_c = 4, .out_c = 6, .k = 3,
+                                                             .stride = -2}, in, &p, "s"),
+                     HEED_ERR_ARG);
+    ck_assert_int_eq(heed_conv2d_new(&c, &(heed_conv2d_cfg){.in_c = 3, .out_c = 6, .k = 3}, in,
+                                     &p, "c"), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_conv2d_new(&c, &(heed_conv2d_cfg){.in_c = 4, .out_c = 6, .k = 5,
+                                                             .dilation = 2}, in, &p, "big"),
+                     HEED_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "does not fit"));
+    ck_assert_int_eq(heed_conv2d_new(&c, &(heed_conv2d_cfg){.in_c = 4, .out_c = 6, .k = 3}, in,
+                                     NULL, "np"), HEED_ERR_ARG);
+    ck_assert_int_eq(p.count, 0); /* nothing registered by the failures */
+
+    heed_conv2d_cfg cfg = {.in_c = 4, .out_c = 6, .k = 3, .pad = 1, .bias = 1};
+    ck_assert_int_eq(heed_conv2d_new(&c, &cfg, in, &p, "conv1"), HEED_OK);
+    heed_conv2d *dup;
+    ck_assert_int_eq(heed_conv2d_new(&dup, &cfg, in, &p, "conv1"), HEED_ERR_ARG);
+    ck_assert_int_eq(p.count, 2);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+
+    heed_tensor x, y = {0}, dy, dx;
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 4, 8, 7), HEED_OK);
+    ck_assert_int_eq(heed_conv2d_forward(c, &x, &y), HEED_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "(2, 4, 8, 7)"));
+    heed_tensor_free(&x);
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 4, 8, 8), HEED_OK);
+    ck_assert_int_eq(heed_conv2d_forward(c, &x, &x), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 6, 8, 7), HEED_OK);
+    ck_assert_int_eq(heed_conv2d_backward(c, &x, &dy, NULL), HEED_ERR_SHAPE);
+    heed_tensor_free(&dy);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 6, 8, 8), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 1, 4, 8, 8), HEED_OK);
+    ck_assert_int_eq(heed_conv2d_backward(c, &x, &dy, &dx), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_conv2d_backward(c, &x, &dy, NULL), HEED_OK);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy), heed_tensor_free(&dx);
+    heed_layer_free(&c->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+Suite *heed_suite_conv2d(void) {
+    Suite *s = suite_create("conv2d");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, out_size_matches_pytorch_formula);
+    tcase_add_test(tc, hand_case_stride2_pad1);
+    tcase_add_test(tc, hand_case_groups_depthwise_dilation);
+    tcase_add_loop_test(tc, matches_naive_convolution, 0,
+                        (int)(sizeof big_cases / sizeof big_cases[0]));
+    tcase_add_loop_test(tc, gradients_match_finite_differences, 0,
+                        (int)(sizeof grad_cases / sizeof grad_cases[0]));
+    tcase_add_test(tc, fold_bn_equals_conv_then_batch_norm);
+    tcase_add_test(tc, threaded_matches_one_thread);
+    tcase_add_test(tc, layer_interface_and_parameters);
+    tcase_add_test(tc, bad_configs_and_shapes_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,366 @@
+/* check_pool2d.c -- max/average pooling, global pooling and CBAM's channel
+ * pool: hand-computed cases, ties, gradient checks, threads and errors. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "pool2d.h"
+#include "testutil.h"
+
+static heed_pool2d *make_pool(heed_pool2d_cfg cfg, int C, int H, int W) {
+    heed_pool2d *l;
+    ck_assert_int_eq(heed_pool2d_new(&l, &cfg, (int[3]){C, H, W}, NULL, "pool"), HEED_OK);
+    return l;
+}
+
+/* Distinct values (a shuffled ramp with steps of 0.01) so that no window
+ * has a tie and a small perturbation never changes a maximum. */
+static void fill_distinct(float *v, int n, uint64_t seed) {
+    int *idx = malloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) idx[i] = i;
+    heed_rng r;
+    heed_rng_seed(&r, seed, 1);
+    heed_rng_shuffle(&r, idx, n);
+    for (int i = 0; i < n; i++) v[i] = 0.01f * (float)(idx[i] - n / 2);
+    free(idx);
+}
+
+START_TEST(output_sizes_follow_pytorch) {
+    struct { int in, k, s, p, out; } cases[] = {
+        {28, 2, 2, 0, 14}, {112, 3, 2, 1, 56}, {7, 3, 2, 1, 4}, {5, 3, 1, 0, 3},
+        {4, 2, 0, 0, 2},   {7, 2, 2, 0, 3},    {6, 3, 3, 1, 2}, {1, 1, 1, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        heed_pool2d *l = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = cases[i].k,
+                                                     .stride = cases[i].s, .pad = cases[i].p},
+                                   3, cases[i].in, cases[i].in + 1);
+        ck_assert_msg(l->base.out_h == cases[i].out, "case %zu: %d", i, l->base.out_h);
+        /* Width in + 1, by counting window starts that fit. */
+        int s = cases[i].s ? cases[i].s : cases[i].k, count = 0;
+        for (int st = -cases[i].p; st + cases[i].k <= cases[i].in + 1 + cases[i].p; st += s) count++;
+        ck_assert_int_eq(l->base.out_w, count);
+        ck_assert_int_eq(l->base.out_c, 3);
+        heed_layer_free(&l->base);
+    }
+}
+END_TEST
+
+START_TEST(max_pool_pads_with_minus_infinity) {
+    heed_pool2d *l = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 3, .stride = 2,
+                                                 .pad = 1}, 1, 4, 4);
+    float xs[16];
+    for (int i = 0; i < 16; i++) xs[i] = -(float)(i + 1);
+    heed_tensor x = heed_tensor_view(xs, 1, 1, 4, 4), y = {0};
+    ck_assert_int_eq(heed_pool2d_forward(l, &x, &y), HEED_OK);
+    const float want[4] = {-1, -2, -5, -6}; /* zero padding would give 0s */
+    for (int i = 0; i < 4; i++) ck_assert_float_eq(y.data[i], want[i]);
+    /* Gradient goes to those pixels; pixel 5 (-6) is the max of one window. */
+    heed_tensor dx;
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 1, 1, 4, 4), HEED_OK);
+    float dys[4] = {1, 2, 3, 4};
+    heed_tensor dy = heed_tensor_view(dys, 1, 1, 2, 2);
+    ck_assert_int_eq(heed_pool2d_backward(l, &x, &dy, &dx), HEED_OK);
+    float want_dx[16] = {0};
+    want_dx[0] = 1, want_dx[1] = 2, want_dx[4] = 3, want_dx[5] = 4;
+    for (int i = 0; i < 16; i++) ck_assert_float_eq(dx.data[i], want_dx[i]);
+    heed_tensor_free(&y), heed_tensor_free(&dx);
+    heed_layer_free(&l->base);
+}
+END_TEST
+
+START_TEST(max_pool_ties_go_to_the_first) {
+    heed_pool2d *l = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 2}, 1, 2, 4);
+    float xs[8] = {1, 3, 5, 5, 3, 2, 5, 5};
+    heed_tensor x = heed_tensor_view(xs, 1, 1, 2, 4), y = {0}, dx;
+    ck_assert_int_eq(heed_pool2d_forward(l, &x, &y), HEED_OK);
+    ck_assert_float_eq(y.data[0], 3); ck_assert_float_eq(y.data[1], 5);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 1, 1, 2, 4), HEED_OK);
+    float dys[2] = {1, 1};
+    heed_tensor dy = heed_tensor_view(dys, 1, 1, 1, 2);
+    ck_assert_int_eq(heed_pool2d_backward(l, &x, &dy, &dx), HEED_OK);
+    const float want[8] = {0, 1, 1, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(dx.data[i], want[i]);
+    /* NaN wins, as in PyTorch, so that a diverged value stays visible. */
+    xs[5] = NAN;
+    ck_assert_int_eq(heed_pool2d_forward(l, &x, &y), HEED_OK);
+    ck_assert(isnan(y.data[0]));
+    ck_assert_float_eq(y.data[1], 5);
+    heed_tensor g = {0};
+    ck_assert_int_eq(heed_global_max_pool_forward(&x, &g), HEED_OK);
+    ck_assert(isnan(g.data[0]));
+    heed_tensor_free(&g);
+    heed_tensor_free(&y), heed_tensor_free(&dx);
+    heed_layer_free(&l->base);
+}
+END_TEST
+
+START_TEST(avg_pool_counts_padding_unless_excluded) {
+    float xs[16];
+    for (int i = 0; i < 16; i++) xs[i] = (float)(i + 1);
+    heed_tensor x = heed_tensor_view(xs, 1, 1, 4, 4), y = {0}, dx;
+    /* Window sums 1+2+5+6, 2+3+4+6+7+8, 5+6+9+10+13+14, 6+7+8+10+11+12+14+15+16
+     * over 4, 6, 6 and 9 input pixels. */
+    const float sums[4] = {14, 30, 57, 99}, inside[4] = {4, 6, 6, 9};
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 1, 1, 4, 4), HEED_OK);
+    for (int ex = 0; ex <= 1; ex++) {
+        heed_pool2d *l = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_AVG, .k = 3, .stride = 2,
+                                                     .pad = 1, .exclude_pad = ex}, 1, 4, 4);
+        ck_assert_str_eq(l->base.ops->type, "avgpool");
+        ck_assert_int_eq(heed_pool2d_forward(l, &x, &y), HEED_OK);
+        for (int i = 0; i < 4; i++)
+            ck_assert_float_eq_tol(y.data[i], sums[i] / (ex ? inside[i] : 9.0f), 1e-5f);
+        /* dy = 1 at window 0 only: its 4 pixels get 1/divisor each. */
+        heed_tensor_zero(&dx);
+        float dys[4] = {1, 0, 0, 0};
+        heed_tensor dy = heed_tensor_view(dys, 1, 1, 2, 2);
+        ck_assert_int_eq(heed_pool2d_backward(l, &x, &dy, &dx), HEED_OK);
+        float g = ex ? 0.25f : 1.0f / 9.0f;
+        for (int i = 0; i < 16; i++)
+            ck_assert_float_eq_tol(dx.data[i], (i == 0 || i == 1 || i == 4 || i == 5) ? g : 0.0f,
+                                   1e-7f);
+        heed_layer_free(&l->base);
+    }
+    heed_tensor_free(&y), heed_tensor_free(&dx);
+}
+END_TEST
+
+typedef struct pool_ctx {
+    heed_pool2d *pool;
+    heed_global_pool *global; /* neither set: the channel pool */
+    heed_tensor x, y;
+    float *wt;
+} pool_ctx;
+
+static void pool_run(pool_ctx *c) {
+    if (c->pool)
+        ck_assert_int_eq(heed_pool2d_forward(c->pool, &c->x, &c->y), HEED_OK);
+    else if (c->global)
+        ck_assert_int_eq(heed_layer_forward(&c->global->base, &c->x, &c->y), HEED_OK);
+    else
+        ck_assert_int_eq(heed_channel_pool_forward(&c->x, &c->y), HEED_OK);
+}
+
+static double pool_loss(void *ctx) {
+    pool_ctx *c = ctx;
+    pool_run(c);
+    return tu_weighted_sum(c->y.data, c->wt, heed_tensor_count(&c->y));
+}
+
+/* Gradient check of whichever pooling ctx holds, on x (N, C, H, W). */
+static void check_pool_gradient(pool_ctx *c, int N, int C, int H, int W, uint64_t seed) {
+    ck_assert_int_eq(heed_tensor_alloc(&c->x, N, C, H, W), HEED_OK);
+    fill_distinct(c->x.data, (int)heed_tensor_count(&c->x), seed);
+    c->y = (heed_tensor){0};
+    pool_run(c);
+    size_t ny = heed_tensor_count(&c->y);
+    c->wt = malloc(ny * sizeof(float));
+    tu_fill_uniform(c->wt, ny, -1, 1, seed);
+    heed_tensor dy = heed_tensor_view(c->wt, c->y.n, c->y.c, c->y.h, c->y.w), dx;
+    ck_assert_int_eq(heed_tensor_alloc(&dx, N, C, H, W), HEED_OK);
+    if (c->pool)
+        ck_assert_int_eq(heed_pool2d_backward(c->pool, &c->x, &dy, &dx), HEED_OK);
+    else if (c->global)
+        ck_assert_int_eq(heed_layer_backward(&c->global->base, &c->x, &c->y, &dy, &dx), HEED_OK);
+    else
+        ck_assert_int_eq(heed_channel_pool_backward(&c->x, &c->y, &dy, &dx), HEED_OK);
+    /* Steps of 1e-3 stay well inside the 0.01 gaps between values. */
+    TU_GRADCHECK("input", pool_loss, c, c->x.data, heed_tensor_count(&c->x), dx.data, 1e-3f, 2e-3);
+    heed_tensor_free(&c->x), heed_tensor_free(&c->y), heed_tensor_free(&dx);
+    free(c->wt);
+}
+
+static const heed_pool2d_cfg grad_cfgs[] = {
+    {.kind = HEED_POOL_MAX, .k = 3, .stride = 2, .pad = 1},
+    {.kind = HEED_POOL_MAX, .k = 2},
+    {.kind = HEED_POOL_MAX, .k = 3, .stride = 1, .pad = 1},
+    {.kind = HEED_POOL_AVG, .k = 3, .stride = 2, .pad = 1},
+    {.kind = HEED_POOL_AVG, .k = 3, .stride = 2, .pad = 1, .exclude_pad = 1},
+    {.kind = HEED_POOL_AVG, .k = 2, .stride = 3},
+};
+
+START_TEST(pool_gradients_match_finite_differences) {
+    pool_ctx c = {.pool = make_pool(grad_cfgs[_i], 3, 7, 6)};
+    check_pool_gradient(&c, 2, 3, 7, 6, 10 + _i);
+    heed_layer_free(&c.pool->base);
+}
+END_TEST
+
+START_TEST(global_pools_forward_and_ties) {
+    /* Two planes 2x2: {1, 3, 3, 2} and {-4, -1, -2, -3}. */
+    float xs[8] = {1, 3, 3, 2, -4, -1, -2, -3};
+    heed_tensor x = heed_tensor_view(xs, 1, 2, 2, 2), y = {0}, dx;
+    ck_assert_int_eq(heed_global_avg_pool_forward(&x, &y), HEED_OK);
+    ck_assert_int_eq(y.n, 1); ck_assert_int_eq(y.c, 2); ck_assert_int_eq(y.h, 1);
+    ck_assert_float_eq_tol(y.data[0], 2.25f, 1e-6f); ck_assert_float_eq_tol(y.data[1], -2.5f, 1e-6f);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 1, 2, 2, 2), HEED_OK);
+    float dys[2] = {4, 8};
+    heed_tensor dy = heed_tensor_view(dys, 1, 2, 1, 1);
+    ck_assert_int_eq(heed_global_avg_pool_backward(&x, &dy, &dx), HEED_OK);
+    for (int i = 0; i < 8; i++) ck_assert_float_eq_tol(dx.data[i], i < 4 ? 1.0f : 2.0f, 1e-6f);
+
+    ck_assert_int_eq(heed_global_max_pool_forward(&x, &y), HEED_OK);
+    ck_assert_float_eq(y.data[0], 3); ck_assert_float_eq(y.data[1], -1);
+    heed_tensor_zero(&dx);
+    ck_assert_int_eq(heed_global_max_pool_backward(&x, &y, &dy, &dx), HEED_OK);
+    /* torch.amax splits the gradient between the two 3s. */
+    const float want[8] = {0, 2, 2, 0, 0, 8, 0, 0};
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(dx.data[i], want[i]);
+    /* Accumulates, and works without y. */
+    ck_assert_int_eq(heed_global_max_pool_backward(&x, NULL, &dy, &dx), HEED_OK);
+    for (int i = 0; i < 8; i++) ck_assert_float_eq(dx.data[i], 2 * want[i]);
+    heed_tensor_free(&y), heed_tensor_free(&dx);
+}
+END_TEST
+
+START_TEST(global_pool_layers) {
+    for (int kind = 0; kind <= 1; kind++) {
+        pool_ctx c = {0};
+        ck_assert_int_eq(heed_global_pool_new(&c.global, kind ? HEED_POOL_AVG : HEED_POOL_MAX,
+                                              (int[3]){3, 5, 4}, "gp"), HEED_OK);
+        ck_assert_str_eq(c.global->base.ops->type, kind ? "gap" : "gmp");
+        ck_assert_int_eq(c.global->base.out_c, 3);
+        ck_assert_int_eq(c.global->base.out_h, 1); ck_assert_int_eq(c.global->base.out_w, 1);
+        ck_assert_double_eq_tol(heed_layer_flops(&c.global->base), 60.0, 1e-9);
+        check_pool_gradient(&c, 2, 3, 5, 4, 30 + kind);
+        heed_layer_free(&c.global->base);
+    }
+}
+END_TEST
+
+START_TEST(channel_pool_max_first_then_mean) {
+    /* x (1, 3, 1, 2): position 0 has channels {1, 4, 4}, position 1 {-2, -5, 0.5}. */
+    float xs[6] = {1, -2, 4, -5, 4, 0.5f};
+    heed_tensor x = heed_tensor_view(xs, 1, 3, 1, 2), y = {0}, dx;
+    ck_assert_int_eq(heed_channel_pool_forward(&x, &y), HEED_OK);
+    ck_assert_int_eq(y.c, 2); ck_assert_int_eq(y.h, 1); ck_assert_int_eq(y.w, 2);
+    ck_assert_float_eq(y.data[0], 4); ck_assert_float_eq(y.data[1], 0.5f);
+    ck_assert_float_eq_tol(y.data[2], 3.0f, 1e-6f); ck_assert_float_eq_tol(y.data[3], -6.5f / 3, 1e-6f);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 1, 3, 1, 2), HEED_OK);
+    float dys[4] = {6, 1, 3, -3}; /* d max at positions 0, 1; d mean at 0, 1 */
+    heed_tensor dy = heed_tensor_view(dys, 1, 2, 1, 2);
+    ck_assert_int_eq(heed_channel_pool_backward(&x, &y, &dy, &dx), HEED_OK);
+    /* Position 0: mean share 1 each, the two tied 4s split 6. Position 1:
+     * mean share -1 each, channel 2 (0.5) takes the max's 1. */
+    const float want[6] = {1, -1, 4, -1, 4, 0};
+    for (int i = 0; i < 6; i++) ck_assert_float_eq_tol(dx.data[i], want[i], 1e-6f);
+    heed_tensor_free(&y), heed_tensor_free(&dx);
+}
+END_TEST
+
+START_TEST(channel_pool_gradient) {
+    /* 300 positions: more than one block of positions per image. */
+    pool_ctx c = {0};
+    check_pool_gradient(&c, 2, 5, 15, 20, 40);
+}
+END_TEST
+
+START_TEST(threaded_matches_one_thread) {
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    heed_pool2d *mp = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 3, .stride = 2,
+                                                  .pad = 1}, 16, 30, 30);
+    heed_pool2d *ap = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_AVG, .k = 2}, 16, 30, 30);
+    heed_tensor x, y = {0}, dx, dy;
+    ck_assert_int_eq(heed_tensor_alloc(&x, 4, 16, 30, 30), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 4, 16, 30, 30), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 4, 16, 30, 30), HEED_OK); /* big enough for all */
+    size_t nx = heed_tensor_count(&x);
+    tu_fill_uniform(x.data, nx, -1, 1, 5);
+    tu_fill_uniform(dy.data, nx, -1, 1, 6);
+    float *ref[2];
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t == 0 ? 1 : (saved > 1 ? saved : 2));
+        heed_tensor_zero(&dx);
+        heed_tensor d;
+        ck_assert_int_eq(heed_pool2d_forward(mp, &x, &y), HEED_OK);
+        d = heed_tensor_view(dy.data, y.n, y.c, y.h, y.w);
+        ck_assert_int_eq(heed_pool2d_backward(mp, &x, &d, &dx), HEED_OK);
+        ck_assert_int_eq(heed_pool2d_forward(ap, &x, &y), HEED_OK);
+        d = heed_tensor_view(dy.data, y.n, y.c, y.h, y.w);
+        ck_assert_int_eq(heed_pool2d_backward(ap, &x, &d, &dx), HEED_OK);
+        ck_assert_int_eq(heed_channel_pool_forward(&x, &y), HEED_OK);
+        d = heed_tensor_view(dy.data, y.n, y.c, y.h, y.w);
+        ck_assert_int_eq(heed_channel_pool_backward(&x, &y, &d, &dx), HEED_OK);
+        ck_assert_int_eq(heed_global_max_pool_forward(&x, &y), HEED_OK);
+        d = heed_tensor_view(dy.data, y.n, y.c, y.h, y.w);
+        ck_assert_int_eq(heed_global_max_pool_backward(&x, &y, &d, &dx), HEED_OK);
+        ck_assert_int_eq(heed_global_avg_pool_forward(&x, &y), HEED_OK);
+        ck_assert_int_eq(heed_global_avg_pool_backward(&x, &d, &dx), HEED_OK);
+        ref[t] = malloc(nx * sizeof(float));
+        memcpy(ref[t], dx.data, nx * sizeof(float));
+    }
+    omp_set_num_threads(saved);
+    ck_assert(tu_max_rel_err(ref[0], ref[1], nx) == 0.0);
+    free(ref[0]), free(ref[1]);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dx), heed_tensor_free(&dy);
+    heed_layer_free(&mp->base), heed_layer_free(&ap->base);
+#endif
+}
+END_TEST
+
+START_TEST(bad_configs_and_shapes_are_refused) {
+    heed_pool2d *l = (heed_pool2d *)&l;
+    const int in[3] = {2, 6, 6};
+    ck_assert_int_eq(heed_pool2d_new(&l, &(heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 3, .pad = 2},
+                                     in, NULL, "p"), HEED_ERR_ARG);
+    ck_assert_ptr_null(l);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "pad 2"));
+    ck_assert_int_eq(heed_pool2d_new(&l, &(heed_pool2d_cfg){.kind = HEED_POOL_AVG, .k = 0}, in,
+                                     NULL, "k"), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_pool2d_new(&l, &(heed_pool2d_cfg){.kind = 7, .k = 2}, in, NULL, "t"),
+                     HEED_ERR_ARG);
+    ck_assert_int_eq(heed_pool2d_new(&l, &(heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 2,
+                                                             .stride = -1}, in, NULL, "s"),
+                     HEED_ERR_ARG);
+    ck_assert_int_eq(heed_pool2d_new(&l, &(heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 7}, in,
+                                     NULL, "big"), HEED_ERR_SHAPE);
+    heed_global_pool *g;
+    ck_assert_int_eq(heed_global_pool_new(&g, 5, in, "g"), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_global_pool_new(&g, HEED_POOL_AVG, (int[3]){2, 0, 3}, "g"), HEED_ERR_ARG);
+
+    l = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 2}, 2, 6, 6);
+    ck_assert_str_eq(l->base.ops->type, "maxpool");
+    ck_assert_int_eq(l->cfg.stride, 2);
+    ck_assert_double_eq_tol(heed_layer_flops(&l->base), 2.0 * 9 * 4, 1e-9);
+    heed_tensor x, y = {0}, dy, dx;
+    ck_assert_int_eq(heed_tensor_alloc(&x, 1, 2, 6, 5), HEED_OK);
+    ck_assert_int_eq(heed_pool2d_forward(l, &x, &y), HEED_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "(1, 2, 6, 5)"));
+    heed_tensor_free(&x);
+    ck_assert_int_eq(heed_tensor_alloc(&x, 1, 2, 6, 6), HEED_OK);
+    ck_assert_int_eq(heed_pool2d_forward(l, &x, &x), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 1, 2, 3, 2), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 1, 2, 6, 6), HEED_OK);
+    ck_assert_int_eq(heed_pool2d_backward(l, &x, &dy, &dx), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_global_avg_pool_backward(&x, &dy, &dx), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_channel_pool_backward(&x, NULL, &dy, &dx), HEED_ERR_SHAPE);
+    heed_tensor_free(&dy);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 1, 2, 1, 1), HEED_OK);
+    ck_assert_int_eq(heed_global_max_pool_backward(&x, &dx, &dy, &dx), HEED_ERR_SHAPE); /* bad y */
+    ck_assert_int_eq(heed_global_max_pool_backward(&x, NULL, &dy, NULL), HEED_OK);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy), heed_tensor_free(&dx);
+    heed_layer_free(&l->base);
+}
+END_TEST
+
+Suite *heed_suite_pool2d(void) {
+    Suite *s = suite_create("pool2d");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, output_sizes_follow_pytorch);
+    tcase_add_test(tc, max_pool_pads_with_minus_infinity);
+    tcase_add_test(tc, max_pool_ties_go_to_the_first);
+    tcase_add_test(tc, avg_pool_counts_padding_unless_excluded);
+    tcase_add_loop_test(tc, pool_gradients_match_finite_differences, 0,
+                        (int)(sizeof grad_cfgs / sizeof grad_cfgs[0]));
+    tcase_add_test(tc, global_pools_forward_and_ties);
+    tcase_add_test(tc, global_pool_layers);
+    tcase_add_test(tc, channel_pool_max_first_then_mean);
+    tcase_add_test(tc, channel_pool_gradient);
+    tcase_add_test(tc, threaded_matches_one_thread);
+    tcase_add_test(tc, bad_configs_and_shapes_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
