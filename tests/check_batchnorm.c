@@ -1,0 +1,338 @@
+/* check_batchnorm.c -- batch normalization: statistics and running
+ * averages worked out by hand, inference with running statistics, gradient
+ * checks in both modes, the folding affine, threads and error paths. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "batchnorm.h"
+#include "testutil.h"
+
+/* x (N 2, C 2, H 1, W 2): channel 0 holds {1, 2, 3, 6}: mean 3, squared
+ * deviations 4+1+0+9 = 14, biased variance 3.5, unbiased 14/3; channel 1
+ * holds {0, 0, 4, 4}: mean 2, variance 4, unbiased 16/3. */
+static const float hand_x[8] = {1, 2, 0, 0, 3, 6, 4, 4};
+
+static heed_batchnorm *make_bn(heed_params *p, const heed_batchnorm_cfg *cfg, const int in[3]) {
+    heed_batchnorm *bn;
+    ck_assert_int_eq(heed_batchnorm_new(&bn, cfg, in, p, "bn"), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(p, 1), HEED_OK);
+    return bn;
+}
+
+START_TEST(training_forward_and_running_stats_by_hand) {
+    heed_params p = {0};
+    heed_batchnorm *bn = make_bn(&p, &(heed_batchnorm_cfg){0}, (int[3]){2, 1, 2});
+    ck_assert_float_eq(bn->cfg.momentum, 0.1f);
+    ck_assert_float_eq(bn->cfg.eps, 1e-5f);
+    bn->gamma[0] = 2, bn->gamma[1] = 1;
+    bn->beta[0] = 0.5f, bn->beta[1] = -1;
+    heed_tensor x = heed_tensor_view((float *)hand_x, 2, 2, 1, 2), y = {0};
+    heed_layer_set_training(&bn->base, 1);
+    ck_assert_int_eq(heed_layer_forward(&bn->base, &x, &y), HEED_OK);
+    const double mean[2] = {3, 2}, var[2] = {3.5, 4}, g[2] = {2, 1}, b[2] = {0.5, -1};
+    for (int n = 0; n < 2; n++)
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < 2; i++) {
+                size_t k = heed_tensor_index(&x, n, c, 0, i);
+                double want = g[c] * (hand_x[k] - mean[c]) / sqrt(var[c] + 1e-5) + b[c];
+                ck_assert_double_eq_tol(y.data[k], want, 1e-5);
+            }
+    /* One step with momentum 0.1 from (0, 1): 0.1 * mean, 0.9 + 0.1 * unbiased var. */
+    ck_assert_double_eq_tol(bn->running_mean[0], 0.3, 1e-6);
+    ck_assert_double_eq_tol(bn->running_mean[1], 0.2, 1e-6);
+    ck_assert_double_eq_tol(bn->running_var[0], 0.9 + 0.1 * 14.0 / 3, 1e-6);
+    ck_assert_double_eq_tol(bn->running_var[1], 0.9 + 0.1 * 16.0 / 3, 1e-6);
+    /* A second step on the same batch. */
+    ck_assert_int_eq(heed_layer_forward(&bn->base, &x, &y), HEED_OK);
+    const double rm[2] = {0.9 * 0.3 + 0.3, 0.9 * 0.2 + 0.2};
+    const double rv[2] = {0.9 * (0.9 + 0.1 * 14.0 / 3) + 0.1 * 14.0 / 3,
+                          0.9 * (0.9 + 0.1 * 16.0 / 3) + 0.1 * 16.0 / 3};
+    for (int c = 0; c < 2; c++) {
+        ck_assert_double_eq_tol(bn->running_mean[c], rm[c], 1e-6);
+        ck_assert_double_eq_tol(bn->running_var[c], rv[c], 1e-6);
+    }
+    /* Inference mode normalises with the running statistics and leaves them alone. */
+    heed_layer_set_training(&bn->base, 0);
+    ck_assert_int_eq(heed_layer_forward(&bn->base, &x, &y), HEED_OK);
+    for (int n = 0; n < 2; n++)
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < 2; i++) {
+                size_t k = heed_tensor_index(&x, n, c, 0, i);
+                double want = g[c] * (hand_x[k] - rm[c]) / sqrt(rv[c] + 1e-5) + b[c];
+                ck_assert_double_eq_tol(y.data[k], want, 1e-5);
+            }
+    ck_assert_double_eq_tol(bn->running_mean[0], rm[0], 1e-6);
+    ck_assert_double_eq_tol(bn->running_var[1], rv[1], 1e-6);
+    heed_tensor_free(&y);
+    heed_layer_free(&bn->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(custom_momentum_and_eps) {
+    /* Momentum 1: the running statistics become the batch's (unbiased variance). */
+    heed_params p = {0};
+    heed_batchnorm *bn =
+        make_bn(&p, &(heed_batchnorm_cfg){.c = 2, .momentum = 1.0f, .eps = 0.5f}, (int[3]){2, 1, 2});
+    heed_tensor x = heed_tensor_view((float *)hand_x, 2, 2, 1, 2), y = {0};
+    bn->base.training = 1;
+    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y), HEED_OK);
+    ck_assert_double_eq_tol(bn->running_mean[0], 3.0, 1e-6);
+    ck_assert_double_eq_tol(bn->running_var[0], 14.0 / 3, 1e-5);
+    ck_assert_double_eq_tol(bn->running_var[1], 16.0 / 3, 1e-5);
+    /* eps 0.5 on channel 1: (0 - 2) / sqrt(4.5). */
+    ck_assert_double_eq_tol(y.data[2], -2.0 / sqrt(4.5), 1e-6);
+    heed_tensor_free(&y);
+    heed_layer_free(&bn->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(registers_params_and_buffers) {
+    heed_params p = {0};
+    heed_batchnorm *bn;
+    ck_assert_int_eq(heed_batchnorm_new(&bn, NULL, (int[3]){5, 3, 3}, &p, "stage1.bn1"), HEED_OK);
+    ck_assert_str_eq(bn->base.ops->type, "bn");
+    ck_assert_int_eq(bn->cfg.c, 5);
+    ck_assert_int_eq(bn->base.out_c, 5);
+    ck_assert_int_eq(bn->base.out_h, 3);
+    ck_assert_int_eq(heed_params_alloc(&p, 2), HEED_OK);
+    const char *names[4] = {"stage1.bn1.weight", "stage1.bn1.bias", "stage1.bn1.running_mean",
+                            "stage1.bn1.running_var"};
+    const float init[4] = {1, 0, 0, 1};
+    float *vals[4] = {bn->gamma, bn->beta, bn->running_mean, bn->running_var};
+    for (int i = 0; i < 4; i++) {
+        heed_param *it = heed_params_find(&p, names[i]);
+        ck_assert_msg(it != NULL, "%s registered", names[i]);
+        ck_assert_uint_eq(it->count, 5);
+        ck_assert_int_eq(it->flags & HEED_PARAM_DECAY, 0);
+        ck_assert_int_eq(it->flags & HEED_PARAM_BUFFER, i >= 2 ? HEED_PARAM_BUFFER : 0);
+        ck_assert(i >= 2 ? it->grad_slot == NULL : it->grad_slot != NULL);
+        for (int c = 0; c < 5; c++) ck_assert_float_eq(vals[i][c], init[i]);
+    }
+    ck_assert_uint_eq(heed_params_trainable(&p), 10);
+    ck_assert_double_eq_tol(heed_layer_flops(&bn->base), 2.0 * 45, 1e-9);
+    heed_layer_free(&bn->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+typedef struct gc_ctx {
+    heed_layer *l;
+    heed_tensor x, y, w;
+} gc_ctx;
+
+static double gc_eval(void *p) {
+    gc_ctx *c = p;
+    ck_assert_int_eq(heed_layer_forward(c->l, &c->x, &c->y), HEED_OK);
+    return tu_weighted_sum(c->y.data, c->w.data, heed_tensor_count(&c->y));
+}
+
+/* Gradient checks for x, gamma and beta of a batch norm on (N, C, H, W). */
+static void check_gradients(int training, int N, int C, int H, int W) {
+    heed_params p = {0};
+    heed_batchnorm *bn = make_bn(&p, &(heed_batchnorm_cfg){0}, (int[3]){C, H, W});
+    tu_fill_uniform(bn->gamma, C, 0.5f, 1.5f, 4);
+    tu_fill_uniform(bn->beta, C, -1, 1, 5);
+    tu_fill_uniform(bn->running_mean, C, -0.5f, 0.5f, 6);
+    tu_fill_uniform(bn->running_var, C, 0.5f, 2, 7);
+    heed_layer_set_training(&bn->base, training);
+    gc_ctx c = {.l = &bn->base};
+    heed_tensor dx;
+    ck_assert_int_eq(heed_tensor_alloc(&c.x, N, C, H, W), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&c.w, N, C, H, W), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, N, C, H, W), HEED_OK);
+    const size_t count = heed_tensor_count(&c.x);
+    tu_fill_uniform(c.x.data, count, -2, 2, 8);
+    tu_fill_uniform(c.w.data, count, -1, 1, 9);
+    for (size_t i = 0; i < count; i++) dx.data[i] = 0.25f; /* backward adds to this */
+    heed_params_zero_grad(&p);
+    ck_assert_int_eq(heed_layer_forward(&bn->base, &c.x, &c.y), HEED_OK);
+    ck_assert_int_eq(heed_layer_backward(&bn->base, &c.x, &c.y, &c.w, &dx), HEED_OK);
+    for (size_t i = 0; i < count; i++) dx.data[i] -= 0.25f;
+    const char *mode = training ? "training" : "inference";
+    char what[64];
+    snprintf(what, sizeof what, "bn %s dx (%d,%d,%d,%d)", mode, N, C, H, W);
+    TU_GRADCHECK(what, gc_eval, &c, c.x.data, count, dx.data, 1e-2f, 2e-3);
+    snprintf(what, sizeof what, "bn %s dgamma", mode);
+    TU_GRADCHECK(what, gc_eval, &c, bn->gamma, (size_t)C, bn->dgamma, 1e-2f, 2e-3);
+    snprintf(what, sizeof what, "bn %s dbeta", mode);
+    TU_GRADCHECK(what, gc_eval, &c, bn->beta, (size_t)C, bn->dbeta, 1e-2f, 2e-3);
+    heed_tensor_free(&c.x), heed_tensor_free(&c.y), heed_tensor_free(&c.w), heed_tensor_free(&dx);
+    heed_layer_free(&bn->base);
+    heed_params_free(&p);
+}
+
+START_TEST(training_gradients_match_finite_differences) {
+    check_gradients(1, 3, 5, 2, 3);
+    check_gradients(1, 4, 3, 1, 1); /* BatchNorm1d-like: H = W = 1 */
+    check_gradients(1, 1, 2, 3, 1); /* one image, statistics over positions only */
+}
+END_TEST
+
+START_TEST(inference_gradients_match_finite_differences) {
+    check_gradients(0, 3, 5, 2, 3);
+    check_gradients(0, 1, 3, 1, 1); /* a single value per channel is fine in inference */
+}
+END_TEST
+
+START_TEST(scale_shift_matches_inference_forward) {
+    heed_params p = {0};
+    heed_batchnorm *bn = make_bn(&p, &(heed_batchnorm_cfg){.eps = 1e-3f}, (int[3]){4, 2, 3});
+    tu_fill_uniform(bn->gamma, 4, -2, 2, 1);
+    tu_fill_uniform(bn->beta, 4, -1, 1, 2);
+    tu_fill_uniform(bn->running_mean, 4, -1, 1, 3);
+    tu_fill_uniform(bn->running_var, 4, 0.1f, 3, 4);
+    heed_tensor x, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 4, 2, 3), HEED_OK);
+    tu_fill_uniform(x.data, 48, -3, 3, 5);
+    ck_assert_int_eq(heed_layer_forward(&bn->base, &x, &y), HEED_OK);
+    float scale[4], shift[4];
+    ck_assert_int_eq(heed_batchnorm_scale_shift(bn, scale, shift), HEED_OK);
+    for (int c = 0; c < 4; c++) {
+        double s = bn->gamma[c] / sqrt((double)bn->running_var[c] + 1e-3);
+        ck_assert_double_eq_tol(scale[c], s, 1e-6);
+        ck_assert_double_eq_tol(shift[c], bn->beta[c] - bn->running_mean[c] * s, 1e-6);
+    }
+    for (int n = 0; n < 2; n++)
+        for (int c = 0; c < 4; c++)
+            for (int i = 0; i < 6; i++) {
+                size_t k = (size_t)(n * 4 + c) * 6 + i;
+                ck_assert_double_eq_tol(y.data[k], x.data[k] * scale[c] + shift[c], 1e-5);
+            }
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_layer_free(&bn->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(large_offsets_keep_precision) {
+    /* Values 10^4 + U(-1, 1): x^2 ~ 10^8 leaves float sums of x^2 no digits
+     * for a variance of 1/3; the output must still have mean 0 and variance
+     * var / (var + eps), within 1e-3 of 1. */
+    heed_params p = {0};
+    heed_batchnorm *bn = make_bn(&p, NULL, (int[3]){2, 16, 16});
+    heed_tensor x, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 4, 2, 16, 16), HEED_OK);
+    tu_fill_uniform(x.data, 2048, -1, 1, 3);
+    for (int i = 0; i < 2048; i++) x.data[i] += 10000.0f;
+    bn->base.training = 1;
+    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y), HEED_OK);
+    for (int c = 0; c < 2; c++) {
+        double s = 0, s2 = 0;
+        for (int n = 0; n < 4; n++)
+            for (int i = 0; i < 256; i++) {
+                double v = y.data[heed_tensor_index(&y, n, c, 0, 0) + i];
+                s += v, s2 += v * v;
+            }
+        ck_assert_double_eq_tol(s / 1024, 0.0, 1e-3);
+        ck_assert_double_eq_tol(s2 / 1024, 1.0, 1e-3);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_layer_free(&bn->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(threads_give_identical_results) {
+#ifdef _OPENMP
+    /* Big enough to take the parallel path; channels are independent, so
+     * the results must be bit-identical with 1 and 2 threads. */
+    heed_params p = {0};
+    heed_batchnorm *bn = make_bn(&p, NULL, (int[3]){8, 32, 32});
+    tu_fill_uniform(bn->gamma, 8, 0.5f, 1.5f, 1);
+    heed_tensor x, y1 = {0}, y2 = {0}, dy, dx1, dx2;
+    ck_assert_int_eq(heed_tensor_alloc(&x, 4, 8, 32, 32), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 4, 8, 32, 32), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx1, 4, 8, 32, 32), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx2, 4, 8, 32, 32), HEED_OK);
+    const size_t count = heed_tensor_count(&x);
+    tu_fill_uniform(x.data, count, -1, 3, 2);
+    tu_fill_uniform(dy.data, count, -1, 1, 3);
+    bn->base.training = 1;
+    const int saved = omp_get_max_threads();
+    float dg1[8];
+    omp_set_num_threads(1);
+    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y1), HEED_OK);
+    ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &dy, &dx1), HEED_OK);
+    memcpy(dg1, bn->dgamma, sizeof dg1);
+    heed_params_zero_grad(&p);
+    omp_set_num_threads(2);
+    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y2), HEED_OK);
+    ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &dy, &dx2), HEED_OK);
+    omp_set_num_threads(saved);
+    ck_assert_int_eq(memcmp(y1.data, y2.data, count * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(dx1.data, dx2.data, count * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(dg1, bn->dgamma, sizeof dg1), 0);
+    heed_tensor_free(&x), heed_tensor_free(&y1), heed_tensor_free(&y2);
+    heed_tensor_free(&dy), heed_tensor_free(&dx1), heed_tensor_free(&dx2);
+    heed_layer_free(&bn->base);
+    heed_params_free(&p);
+#endif
+}
+END_TEST
+
+START_TEST(bad_configs_and_shapes_fail_with_messages) {
+    heed_params p = {0};
+    heed_batchnorm *bn = (heed_batchnorm *)1;
+    ck_assert_int_eq(heed_batchnorm_new(&bn, &(heed_batchnorm_cfg){.c = 4}, (int[3]){3, 2, 2}, &p, "bn"),
+                     HEED_ERR_ARG);
+    ck_assert_ptr_null(bn);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "c = 4"));
+    ck_assert_int_eq(heed_batchnorm_new(&bn, &(heed_batchnorm_cfg){.momentum = 1.5f},
+                                        (int[3]){3, 2, 2}, &p, "bn"), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "momentum"));
+    ck_assert_int_eq(heed_batchnorm_new(&bn, &(heed_batchnorm_cfg){.momentum = -0.1f},
+                                        (int[3]){3, 2, 2}, &p, "bn"), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_batchnorm_new(&bn, &(heed_batchnorm_cfg){.eps = -1e-5f},
+                                        (int[3]){3, 2, 2}, &p, "bn"), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "eps"));
+    ck_assert_int_eq(heed_batchnorm_new(&bn, NULL, (int[3]){0, 2, 2}, &p, "bn"), HEED_ERR_ARG);
+    ck_assert_int_eq(p.count, 0);
+
+    ck_assert_int_eq(heed_batchnorm_new(&bn, NULL, (int[3]){3, 1, 1}, &p, "bn"), HEED_OK);
+    heed_tensor x, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 1, 3, 1, 1), HEED_OK);
+    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y), HEED_ERR_ARG); /* not allocated */
+    heed_batchnorm *dup;
+    ck_assert_int_eq(heed_batchnorm_new(&dup, NULL, (int[3]){3, 1, 1}, &p, "bn"), HEED_ERR_ARG);
+    ck_assert_int_eq(p.count, 4);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    /* Training on one value per channel has no variance (PyTorch refuses too). */
+    bn->base.training = 1;
+    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y), HEED_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "more than one"));
+    bn->base.training = 0;
+    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y), HEED_OK);
+    heed_tensor bad;
+    ck_assert_int_eq(heed_tensor_alloc(&bad, 1, 4, 1, 1), HEED_OK);
+    ck_assert_int_eq(heed_batchnorm_forward(bn, &bad, &y), HEED_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "4 channels"));
+    ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &bad, NULL), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_layer_forward(&bn->base, &bad, &y), HEED_ERR_SHAPE);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&bad);
+    heed_layer_free(&bn->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+Suite *heed_suite_batchnorm(void) {
+    Suite *s = suite_create("batchnorm");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, training_forward_and_running_stats_by_hand);
+    tcase_add_test(tc, custom_momentum_and_eps);
+    tcase_add_test(tc, registers_params_and_buffers);
+    tcase_add_test(tc, training_gradients_match_finite_differences);
+    tcase_add_test(tc, inference_gradients_match_finite_differences);
+    tcase_add_test(tc, scale_shift_matches_inference_forward);
+    tcase_add_test(tc, large_offsets_keep_precision);
+    tcase_add_test(tc, threads_give_identical_results);
+    tcase_add_test(tc, bad_configs_and_shapes_fail_with_messages);
+    suite_add_tcase(s, tc);
+    return s;
+}
