@@ -1,0 +1,429 @@
+/* model.c -- reading and writing model files (layout in model.h).
+ * The whole file is read into memory (models are megabytes), parsed with
+ * bounds checks at every step, and only then turned into a network. */
+#include "model.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+enum { MAX_MODEL_BYTES = 1 << 30 };
+static const char MAGIC[8] = {'H', 'E', 'E', 'D', 'M', 'O', 'D', 'L'};
+
+/* ---- a growable byte buffer for writing -------------------------------- */
+
+typedef struct bytes {
+    unsigned char *p;
+    size_t len, cap;
+    int failed;
+} bytes;
+
+static void put(bytes *b, const void *src, size_t n) {
+    if (b->failed) return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n) cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p, b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+static void put_u32(bytes *b, uint32_t v) {
+    unsigned char c[4] = {v, v >> 8, v >> 16, v >> 24};
+    put(b, c, 4);
+}
+
+static void put_u64(bytes *b, uint64_t v) {
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
+}
+
+static void put_chunk(bytes *b, const char *tag, const void *data, size_t size) {
+    put(b, tag, 4);
+    put_u64(b, size);
+    put(b, data, size);
+    put_u32(b, (uint32_t)crc32(0L, data, (uInt)size));
+}
+
+/* ---- a bounds-checked reader ------------------------------------------- */
+
+typedef struct reader {
+    const unsigned char *p;
+    size_t len, pos;
+} reader;
+
+static int get(reader *r, void *dst, size_t n) {
+    if (n > r->len - r->pos) return 0;
+    memcpy(dst, r->p + r->pos, n);
+    r->pos += n;
+    return 1;
+}
+
+static int get_u32(reader *r, uint32_t *v) {
+    unsigned char c[4];
+    if (!get(r, c, 4)) return 0;
+    *v = c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+    return 1;
+}
+
+static int get_u64(reader *r, uint64_t *v) {
+    uint32_t lo, hi;
+    if (!get_u32(r, &lo) || !get_u32(r, &hi)) return 0;
+    *v = lo | (uint64_t)hi << 32;
+    return 1;
+}
+
+/* ---- metadata as text -------------------------------------------------- */
+
+static char *meta_text(const heed_model_meta *m) {
+    bytes b = {0};
+    char line[768];
+#define LINE(...) (snprintf(line, sizeof line, __VA_ARGS__), put(&b, line, strlen(line)))
+    LINE("classes %d\n", m->classes);
+    for (int i = 0; i < m->classes; i++) LINE("class %s\n", m->class_names[i]);
+    LINE("input_mean %.9g\ninput_std %.9g\n", m->input_mean, m->input_std);
+    LINE("dark_background %d\n", m->dark_background);
+    LINE("dataset %s\nrecipe %s\nepochs %d\n", m->dataset, m->recipe, m->epochs);
+    LINE("test_accuracy %.6f\ntrain_seconds %.1f\ncpu %s\n", m->test_accuracy, m->train_seconds,
+         m->cpu);
+#undef LINE
+    put(&b, "", 1);
+    if (b.failed) {
+        free(b.p);
+        return NULL;
+    }
+    return (char *)b.p;
+}
+
+static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) {
+    int named = 0;
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        char *sp = strchr(line, ' ');
+        const char *v = sp ? sp + 1 : "";
+        if (sp) *sp = '\0';
+        if (!strcmp(line, "classes")) {
+            int n = atoi(v);
+            if (n < 1 || n > HEED_MAX_CLASSES || m->class_names)
+                return heed_fail(HEED_ERR_FORMAT, "%s: bad class count '%s'", path, v);
+            m->class_names = calloc((size_t)n, sizeof *m->class_names);
+            if (!m->class_names) return heed_fail(HEED_ERR_NOMEM, "%s: out of memory", path);
+            m->classes = n;
+        } else if (!strcmp(line, "class")) {
+            if (named >= m->classes) return heed_fail(HEED_ERR_FORMAT, "%s: more class names than classes", path);
+            snprintf(m->class_names[named++], sizeof m->class_names[0], "%s", v);
+        } else if (!strcmp(line, "input_mean")) {
+            m->input_mean = strtof(v, NULL);
+        } else if (!strcmp(line, "input_std")) {
+            m->input_std = strtof(v, NULL);
+        } else if (!strcmp(line, "dark_background")) {
+            m->dark_background = atoi(v);
+        } else if (!strcmp(line, "dataset")) {
+            snprintf(m->dataset, sizeof m->dataset, "%s", v);
+        } else if (!strcmp(line, "recipe")) {
+            snprintf(m->recipe, sizeof m->recipe, "%s", v);
+        } else if (!strcmp(line, "epochs")) {
+            m->epochs = atoi(v);
+        } else if (!strcmp(line, "test_accuracy")) {
+            m->test_accuracy = strtof(v, NULL);
+        } else if (!strcmp(line, "train_seconds")) {
+            m->train_seconds = strtof(v, NULL);
+        } else if (!strcmp(line, "cpu")) {
+            snprintf(m->cpu, sizeof m->cpu, "%s", v);
+        } /* unknown keys are ignored: newer writers may add some */
+    }
+    if (m->classes < 1 || named != m->classes)
+        return heed_fail(HEED_ERR_FORMAT, "%s: metadata lists %d class names for %d classes", path,
+                         named, m->classes);
+    if (!(m->input_std > 0)) return heed_fail(HEED_ERR_FORMAT, "%s: input_std must be positive", path);
+    return HEED_OK;
+}
+
+/* ---- public API -------------------------------------------------------- */
+
+heed_status heed_model_new(heed_model **out, heed_net *net) {
+    *out = NULL;
+    heed_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        heed_net_free(net);
+        return heed_fail(HEED_ERR_NOMEM, "cannot allocate a model");
+    }
+    m->net = net;
+    m->meta.input_std = 1.0f;
+    m->meta.test_accuracy = -1.0f;
+    *out = m;
+    return HEED_OK;
+}
+
+heed_status heed_model_set_classes(heed_model *m, int classes, const char *const *names) {
+    if (classes < 1 || classes > HEED_MAX_CLASSES)
+        return heed_fail(HEED_ERR_ARG, "class count %d out of range 1..%d", classes, HEED_MAX_CLASSES);
+    char(*cn)[32] = calloc((size_t)classes, sizeof *cn);
+    if (!cn) return heed_fail(HEED_ERR_NOMEM, "cannot allocate class names");
+    for (int i = 0; i < classes; i++) snprintf(cn[i], sizeof cn[i], "%s", names[i]);
+    free(m->meta.class_names);
+    m->meta.class_names = cn;
+    m->meta.classes = classes;
+    return HEED_OK;
+}
+
+static void put_params(bytes *b, const heed_params *p) {
+    put_u32(b, (uint32_t)p->count);
+    for (int i = 0; i < p->count; i++) {
+        const heed_param *it = &p->items[i];
+        uint16_t len = (uint16_t)strlen(it->name);
+        unsigned char l2[2] = {len, len >> 8};
+        put(b, l2, 2);
+        put(b, it->name, len);
+        unsigned char nd = (unsigned char)it->ndim;
+        put(b, &nd, 1);
+        for (int d = 0; d < it->ndim; d++) put_u32(b, (uint32_t)it->shape[d]);
+        /* float32 little-endian: the host's layout on every platform heed targets. */
+        put(b, p->values + it->offset, it->count * sizeof(float));
+    }
+}
+
+/* Writes buf to path atomically: a temporary file beside it, then rename. */
+static heed_status write_atomic(const char *path, const void *buf, size_t len) {
+    char tmp[4096];
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
+        return heed_fail(HEED_ERR_ARG, "path too long: %s", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return heed_fail(HEED_ERR_IO, "cannot create %s", tmp);
+    int ok = fwrite(buf, 1, len, f) == len;
+    ok = (fflush(f) == 0) && ok;
+    ok = (fsync(fileno(f)) == 0) && ok;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return heed_fail(HEED_ERR_IO, "cannot write %s", path);
+    }
+    return HEED_OK;
+}
+
+heed_status heed_model_save_with(const heed_model *m, const char *path, const heed_chunk *extra,
+                                 int nextra) {
+    if (!m->net->source)
+        return heed_fail(HEED_ERR_ARG, "cannot save %s: the network was built in code, not from a description", path);
+    char *meta = meta_text(&m->meta);
+    bytes params = {0};
+    put_params(&params, &m->net->params);
+    bytes b = {0};
+    put(&b, MAGIC, 8);
+    put_u32(&b, HEED_MODEL_VERSION);
+    put_u32(&b, (uint32_t)(3 + nextra));
+    put_chunk(&b, "NETD", m->net->source, strlen(m->net->source));
+    if (meta) put_chunk(&b, "META", meta, strlen(meta));
+    put_chunk(&b, "PARM", params.p, params.len);
+    for (int i = 0; i < nextra; i++) put_chunk(&b, extra[i].tag, extra[i].data, extra[i].size);
+    heed_status st = (!meta || params.failed || b.failed)
+                         ? heed_fail(HEED_ERR_NOMEM, "out of memory saving %s", path)
+                         : write_atomic(path, b.p, b.len);
+    free(meta);
+    free(params.p);
+    free(b.p);
+    return st;
+}
+
+heed_status heed_model_save(const heed_model *m, const char *path) {
+    return heed_model_save_with(m, path, NULL, 0);
+}
+
+static heed_status read_file(const char *path, unsigned char **out, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return heed_fail(HEED_ERR_IO, "cannot open model file %s", path);
+    size_t cap = 1 << 16, n = 0;
+    unsigned char *buf = malloc(cap);
+    while (buf) {
+        n += fread(buf + n, 1, cap - n, f);
+        if (n < cap) break;
+        if (cap >= MAX_MODEL_BYTES) break;
+        unsigned char *grown = realloc(buf, cap * 2);
+        if (!grown) {
+            free(buf);
+            buf = NULL;
+            break;
+        }
+        buf = grown, cap *= 2;
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (!buf) return heed_fail(HEED_ERR_NOMEM, "cannot read %s", path);
+    if (err) {
+        free(buf);
+        return heed_fail(HEED_ERR_IO, "cannot read %s", path);
+    }
+    if (n >= MAX_MODEL_BYTES) {
+        free(buf);
+        return heed_fail(HEED_ERR_LIMIT, "%s: larger than 1 GiB", path);
+    }
+    *out = buf, *len = n;
+    return HEED_OK;
+}
+
+static heed_status load_params(heed_params *p, reader *r, const char *path) {
+    uint32_t count;
+    if (!get_u32(r, &count)) return heed_fail(HEED_ERR_FORMAT, "%s: parameter chunk truncated", path);
+    if ((int)count != p->count)
+        return heed_fail(HEED_ERR_FORMAT, "%s: file has %u parameter tensors, the network %d", path,
+                         count, p->count);
+    for (uint32_t i = 0; i < count; i++) {
+        unsigned char l2[2], nd;
+        char name[64];
+        if (!get(r, l2, 2)) return heed_fail(HEED_ERR_FORMAT, "%s: parameter %u truncated", path, i);
+        size_t len = l2[0] | (size_t)l2[1] << 8;
+        if (len >= sizeof name || !get(r, name, len) || !get(r, &nd, 1) || nd < 1 || nd > 4)
+            return heed_fail(HEED_ERR_FORMAT, "%s: parameter %u has a bad header", path, i);
+        name[len] = '\0';
+        heed_param *it = heed_params_find(p, name);
+        if (!it)
+            return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' does not belong to the network", path, name);
+        int ok = nd == it->ndim;
+        for (int d = 0; d < nd; d++) {
+            uint32_t dim;
+            if (!get_u32(r, &dim)) return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' truncated", path, name);
+            ok = ok && (int)dim == it->shape[d];
+        }
+        if (!ok)
+            return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' has a different shape than the network's",
+                             path, name);
+        if (!get(r, p->values + it->offset, it->count * sizeof(float)))
+            return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' data truncated", path, name);
+    }
+    return HEED_OK;
+}
+
+heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk **extra,
+                                 int *nextra) {
+    *out = NULL;
+    if (extra) *extra = NULL, *nextra = 0;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    HEED_TRY(read_file(path, &buf, &len));
+    reader r = {buf, len, 0};
+    char magic[8];
+    uint32_t version = 0, nchunks = 0;
+    heed_status st = HEED_OK;
+    if (!get(&r, magic, 8) || memcmp(magic, MAGIC, 8))
+        st = heed_fail(HEED_ERR_FORMAT, "%s: not a heed model file (bad magic)", path);
+    else if (!get_u32(&r, &version) || !get_u32(&r, &nchunks))
+        st = heed_fail(HEED_ERR_FORMAT, "%s: truncated header", path);
+    else if (version != HEED_MODEL_VERSION)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: model format version %u, this heed reads %d", path,
+                       version, HEED_MODEL_VERSION);
+    else if (nchunks > 64)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: implausible chunk count %u", path, nchunks);
+    char *net_text = NULL, *meta = NULL;
+    reader params = {0};
+    heed_chunk *chunks = NULL;
+    int nkept = 0;
+    for (uint32_t i = 0; st == HEED_OK && i < nchunks; i++) {
+        char tag[5] = {0};
+        uint64_t size;
+        uint32_t crc;
+        if (!get(&r, tag, 4) || !get_u64(&r, &size) || size > len - r.pos) {
+            st = heed_fail(HEED_ERR_FORMAT, "%s: truncated (chunk %u of %u)", path, i + 1, nchunks);
+            break;
+        }
+        const unsigned char *data = buf + r.pos;
+        r.pos += size;
+        if (!get_u32(&r, &crc)) {
+            st = heed_fail(HEED_ERR_FORMAT, "%s: truncated (chunk %s checksum)", path, tag);
+            break;
+        }
+        if (crc != (uint32_t)crc32(0L, data, (uInt)size)) {
+            st = heed_fail(HEED_ERR_FORMAT, "%s: checksum mismatch in chunk %s: the file is corrupt", path, tag);
+            break;
+        }
+        if (!strcmp(tag, "NETD") || !strcmp(tag, "META")) {
+            char *s = malloc(size + 1);
+            if (!s) {
+                st = heed_fail(HEED_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            memcpy(s, data, size);
+            s[size] = '\0';
+            if (tag[0] == 'N') free(net_text), net_text = s;
+            else free(meta), meta = s;
+        } else if (!strcmp(tag, "PARM")) {
+            params = (reader){data, size, 0};
+        } else if (extra) {
+            heed_chunk *grown = realloc(chunks, (size_t)(nkept + 1) * sizeof *chunks);
+            unsigned char *copy = malloc(size ? size : 1);
+            if (grown) chunks = grown;
+            if (!grown || !copy) {
+                free(copy);
+                st = heed_fail(HEED_ERR_NOMEM, "%s: out of memory", path);
+                break;
+            }
+            memcpy(copy, data, size);
+            chunks[nkept] = (heed_chunk){.data = copy, .size = size};
+            memcpy(chunks[nkept].tag, tag, 5);
+            nkept++;
+        }
+    }
+    if (st == HEED_OK && (!net_text || !meta || !params.p))
+        st = heed_fail(HEED_ERR_FORMAT, "%s: missing %s chunk", path,
+                       !net_text ? "network (NETD)" : !meta ? "metadata (META)" : "parameter (PARM)");
+    heed_net *net = NULL;
+    heed_model *m = NULL;
+    if (st == HEED_OK) {
+        char origin[4200];
+        snprintf(origin, sizeof origin, "%s (network)", path);
+        st = heed_net_parse(&net, net_text, origin, 0);
+    }
+    if (st == HEED_OK) st = load_params(&net->params, &params, path);
+    if (st == HEED_OK) {
+        st = heed_model_new(&m, net);
+        net = NULL;
+    }
+    if (st == HEED_OK) st = parse_meta(&m->meta, meta, path);
+    if (st == HEED_OK) {
+        const heed_layer *root = &m->net->root->base;
+        if (root->out_c * root->out_h * root->out_w != m->meta.classes)
+            st = heed_fail(HEED_ERR_FORMAT, "%s: the network has %d outputs but %d classes", path,
+                           root->out_c * root->out_h * root->out_w, m->meta.classes);
+    }
+    free(net_text);
+    free(meta);
+    free(buf);
+    heed_net_free(net);
+    if (st != HEED_OK) {
+        heed_model_free(m);
+        heed_chunks_free(chunks, nkept);
+        return st;
+    }
+    if (extra) *extra = chunks, *nextra = nkept;
+    *out = m;
+    return HEED_OK;
+}
+
+heed_status heed_model_load(heed_model **out, const char *path) {
+    return heed_model_load_with(out, path, NULL, NULL);
+}
+
+const heed_chunk *heed_chunk_find(const heed_chunk *chunks, int n, const char *tag) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(chunks[i].tag, tag)) return &chunks[i];
+    return NULL;
+}
+
+void heed_chunks_free(heed_chunk *chunks, int n) {
+    for (int i = 0; i < n; i++) free(chunks[i].data);
+    free(chunks);
+}
+
+void heed_model_free(heed_model *m) {
+    if (!m) return;
+    heed_net_free(m->net);
+    free(m->meta.class_names);
+    free(m);
+}

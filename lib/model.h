@@ -1,0 +1,81 @@
+/* model.h -- trained models: a network, its parameters and what a user of
+ * the model needs to know, in one self-describing file.
+ *
+ *   heed_model *m;
+ *   if (heed_model_load(&m, "models/fmnist-cbam.heed") != HEED_OK)
+ *       fprintf(stderr, "%s\n", heed_last_error());
+ *   printf("%s\n", m->meta.class_names[3]);
+ *   heed_net_forward(m->net, &x, &logits);
+ *   heed_model_free(m);
+ *
+ * File layout (all integers little-endian):
+ *   "HEEDMODL"  u32 version (1)  u32 chunk count
+ *   then chunks: char tag[4]  u64 size  u8 payload[size]  u32 crc32(payload)
+ * Chunks: NETD the network description text; META "key value" lines;
+ * PARM the named tensors (u32 count, then each: u16 name length, name,
+ * u8 ndim, u32 dims[ndim], float32 data); any others (a checkpoint's
+ * optimizer state) are carried as opaque extra chunks. Loading checks the
+ * magic, version, every size against the file and every checksum, then that
+ * each of the network's parameters is present with the right shape; any
+ * mismatch fails with HEED_ERR_FORMAT saying what and where. Saving writes
+ * a temporary file and renames it over the target, so a crash never leaves
+ * a half-written model.
+ */
+#ifndef HEED_MODEL_H
+#define HEED_MODEL_H
+
+#include <stddef.h>
+
+#include "net.h"
+
+#define HEED_MODEL_VERSION 1
+#define HEED_MAX_CLASSES 1000
+
+typedef struct heed_model_meta {
+    int classes;
+    char (*class_names)[32]; /* (classes), owned */
+    float input_mean, input_std; /* network input = (pixel in [0,1] - mean) / std */
+    int dark_background;         /* 1: items are light on dark (Fashion-MNIST) */
+    char dataset[64];            /* "fmnist", "fmnist-cluttered60", "folder:PATH" */
+    char recipe[512];            /* how it was trained: the command line */
+    int epochs;
+    float test_accuracy;  /* in [0,1]; negative if not evaluated */
+    float train_seconds;
+    char cpu[96];         /* where it was trained */
+} heed_model_meta;
+
+typedef struct heed_model {
+    heed_net *net;
+    heed_model_meta meta;
+} heed_model;
+
+/* An extra chunk: 4-character tag and an owned payload. */
+typedef struct heed_chunk {
+    char tag[5];
+    unsigned char *data;
+    size_t size;
+} heed_chunk;
+
+/* Wraps a network (taking ownership) with default metadata. */
+heed_status heed_model_new(heed_model **out, heed_net *net);
+
+/* Sets the class names (copied; each truncated to 31 characters). */
+heed_status heed_model_set_classes(heed_model *m, int classes, const char *const *names);
+
+heed_status heed_model_save(const heed_model *m, const char *path);
+heed_status heed_model_load(heed_model **out, const char *path);
+
+/* The same with extra chunks: save writes extra[0..nextra); load returns
+ * every chunk it does not know in *extra (malloc'ed array, free with
+ * heed_chunks_free). */
+heed_status heed_model_save_with(const heed_model *m, const char *path, const heed_chunk *extra,
+                                 int nextra);
+heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk **extra,
+                                 int *nextra);
+/* The chunk tagged `tag` in chunks[0..n), or NULL. */
+const heed_chunk *heed_chunk_find(const heed_chunk *chunks, int n, const char *tag);
+void heed_chunks_free(heed_chunk *chunks, int n);
+
+void heed_model_free(heed_model *m);
+
+#endif

@@ -1,0 +1,83 @@
+/* net.c -- a network: its top-level sequence, parameters and source text.
+ * Parsing of network files lives in netfile.c. */
+#include "net.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+heed_status heed_net_wrap(heed_net **out, heed_seq *root, heed_params *params) {
+    *out = NULL;
+    heed_net *net = calloc(1, sizeof *net);
+    if (!net) return heed_fail(HEED_ERR_NOMEM, "cannot allocate a network");
+    net->root = root;
+    net->params = *params;
+    *params = (heed_params){0};
+    net->in_c = root->base.in_c, net->in_h = root->base.in_h, net->in_w = root->base.in_w;
+    *out = net;
+    return HEED_OK;
+}
+
+heed_status heed_net_forward(heed_net *net, const heed_tensor *x, heed_tensor *y) {
+    return heed_layer_forward(&net->root->base, x, y);
+}
+
+heed_status heed_net_backward(heed_net *net, const heed_tensor *x, const heed_tensor *y,
+                              const heed_tensor *dy, heed_tensor *dx) {
+    return heed_layer_backward(&net->root->base, x, y, dy, dx);
+}
+
+void heed_net_set_training(heed_net *net, int training) {
+    heed_layer_set_training(&net->root->base, training);
+}
+
+heed_layer *heed_net_find(heed_net *net, const char *name) {
+    if (!name || !name[0]) return NULL;
+    return heed_layer_find(&net->root->base, name);
+}
+
+static void visit(heed_layer *l, int depth, void (*fn)(heed_layer *, int, void *), void *ctx) {
+    for (int i = 0; i < heed_layer_child_count(l); i++) {
+        heed_layer *c = heed_layer_child(l, i);
+        fn(c, depth, ctx);
+        visit(c, depth + 1, fn, ctx);
+    }
+}
+
+void heed_net_visit(heed_net *net, void (*fn)(heed_layer *l, int depth, void *ctx), void *ctx) {
+    visit(&net->root->base, 0, fn, ctx);
+}
+
+void heed_net_free(heed_net *net) {
+    if (!net) return;
+    if (net->root) heed_layer_free(&net->root->base);
+    heed_params_free(&net->params);
+    free(net->source);
+    free(net);
+}
+
+heed_status heed_net_load(heed_net **out, const char *path, uint64_t seed) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return heed_fail(HEED_ERR_IO, "cannot open network file %s", path);
+    /* Network files are small text; refuse anything that is clearly not one. */
+    enum { MAX_NET_FILE = 1 << 20 };
+    char *text = malloc(MAX_NET_FILE + 1);
+    if (!text) {
+        fclose(f);
+        return heed_fail(HEED_ERR_NOMEM, "cannot read %s", path);
+    }
+    size_t n = fread(text, 1, MAX_NET_FILE + 1, f);
+    int err = ferror(f);
+    fclose(f);
+    if (err || n > MAX_NET_FILE) {
+        free(text);
+        return heed_fail(err ? HEED_ERR_IO : HEED_ERR_FORMAT,
+                         err ? "cannot read network file %s" : "%s: larger than 1 MiB, not a network file",
+                         path);
+    }
+    text[n] = '\0';
+    heed_status st = heed_net_parse(out, text, path, seed);
+    free(text);
+    return st;
+}

@@ -1,0 +1,507 @@
+/* netfile.c -- the network description parser (format: nets/README.md).
+ *
+ * Reads line by line into a stack of open blocks (seq, residual body,
+ * residual shortcut). Each layer line becomes a layer built by its type's
+ * builder from the line's settings and the shape the block gives so far, so
+ * every shape error is caught on the line that causes it.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "batchnorm.h"
+#include "conv2d.h"
+#include "dropout.h"
+#include "linear.h"
+#include "net.h"
+#include "pool2d.h"
+
+enum { MAX_SETTINGS = 16, MAX_DEPTH = 16, MAX_TOKEN = 64 };
+
+struct heed_settings {
+    int count;
+    char key[MAX_SETTINGS][MAX_TOKEN];
+    char value[MAX_SETTINGS][MAX_TOKEN];
+    int used[MAX_SETTINGS];
+};
+
+static const char *settings_get(heed_settings *s, const char *key) {
+    for (int i = 0; i < s->count; i++)
+        if (!strcmp(s->key[i], key)) {
+            s->used[i] = 1;
+            return s->value[i];
+        }
+    return NULL;
+}
+
+heed_status heed_settings_int(heed_settings *s, const char *key, int def, int *out) {
+    const char *v = settings_get(s, key);
+    if (!v) {
+        *out = def;
+        return HEED_OK;
+    }
+    char *end;
+    long x = strtol(v, &end, 10);
+    if (*end || end == v || x < -1000000000L || x > 1000000000L)
+        return heed_fail(HEED_ERR_ARG, "%s=%s is not a whole number", key, v);
+    *out = (int)x;
+    return HEED_OK;
+}
+
+heed_status heed_settings_need_int(heed_settings *s, const char *key, int *out) {
+    if (!settings_get(s, key)) return heed_fail(HEED_ERR_ARG, "needs %s=", key);
+    return heed_settings_int(s, key, 0, out);
+}
+
+heed_status heed_settings_float(heed_settings *s, const char *key, float def, float *out) {
+    const char *v = settings_get(s, key);
+    if (!v) {
+        *out = def;
+        return HEED_OK;
+    }
+    char *end;
+    float x = strtof(v, &end);
+    if (*end || end == v) return heed_fail(HEED_ERR_ARG, "%s=%s is not a number", key, v);
+    *out = x;
+    return HEED_OK;
+}
+
+/* ---- builders for the core layer types --------------------------------- */
+
+static heed_status build_conv(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                              const char *name) {
+    heed_conv2d_cfg c = {.in_c = in[0]};
+    HEED_TRY(heed_settings_need_int(s, "out", &c.out_c));
+    HEED_TRY(heed_settings_need_int(s, "k", &c.k));
+    HEED_TRY(heed_settings_int(s, "stride", 1, &c.stride));
+    HEED_TRY(heed_settings_int(s, "pad", 0, &c.pad));
+    HEED_TRY(heed_settings_int(s, "dilation", 1, &c.dilation));
+    HEED_TRY(heed_settings_int(s, "groups", 1, &c.groups));
+    HEED_TRY(heed_settings_int(s, "bias", 1, &c.bias));
+    heed_conv2d *l;
+    HEED_TRY(heed_conv2d_new(&l, &c, in, p, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
+static heed_status build_bn(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                            const char *name) {
+    heed_batchnorm_cfg c = {.c = in[0]};
+    HEED_TRY(heed_settings_float(s, "momentum", 0.1f, &c.momentum));
+    HEED_TRY(heed_settings_float(s, "eps", 1e-5f, &c.eps));
+    heed_batchnorm *l;
+    HEED_TRY(heed_batchnorm_new(&l, &c, in, p, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
+static heed_status build_act(heed_layer **out, heed_act_kind kind, heed_settings *s, const int in[3],
+                             heed_params *p, const char *name) {
+    heed_activation_cfg c = {.kind = kind};
+    if (kind == HEED_ACT_LEAKY_RELU) HEED_TRY(heed_settings_float(s, "slope", 0.01f, &c.slope));
+    heed_activation *l;
+    HEED_TRY(heed_activation_new(&l, &c, in, p, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
+#define ACT_BUILDER(fn, kind)                                                                      \
+    static heed_status fn(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,     \
+                          const char *name) {                                                      \
+        return build_act(out, kind, s, in, p, name);                                               \
+    }
+ACT_BUILDER(build_relu, HEED_ACT_RELU)
+ACT_BUILDER(build_leaky_relu, HEED_ACT_LEAKY_RELU)
+ACT_BUILDER(build_sigmoid, HEED_ACT_SIGMOID)
+ACT_BUILDER(build_tanh, HEED_ACT_TANH)
+ACT_BUILDER(build_softmax, HEED_ACT_SOFTMAX)
+
+static heed_status build_pool(heed_layer **out, heed_pool_kind kind, heed_settings *s,
+                              const int in[3], heed_params *p, const char *name) {
+    heed_pool2d_cfg c = {.kind = kind};
+    HEED_TRY(heed_settings_need_int(s, "k", &c.k));
+    HEED_TRY(heed_settings_int(s, "stride", c.k, &c.stride));
+    HEED_TRY(heed_settings_int(s, "pad", 0, &c.pad));
+    if (kind == HEED_POOL_AVG) HEED_TRY(heed_settings_int(s, "exclude_pad", 0, &c.exclude_pad));
+    heed_pool2d *l;
+    HEED_TRY(heed_pool2d_new(&l, &c, in, p, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
+static heed_status build_maxpool(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                                 const char *name) {
+    return build_pool(out, HEED_POOL_MAX, s, in, p, name);
+}
+
+static heed_status build_avgpool(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                                 const char *name) {
+    return build_pool(out, HEED_POOL_AVG, s, in, p, name);
+}
+
+static heed_status build_global(heed_layer **out, heed_pool_kind kind, const int in[3],
+                                const char *name) {
+    heed_global_pool *l;
+    HEED_TRY(heed_global_pool_new(&l, kind, in, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
+static heed_status build_gap(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                             const char *name) {
+    (void)s, (void)p;
+    return build_global(out, HEED_POOL_AVG, in, name);
+}
+
+static heed_status build_gmp(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                             const char *name) {
+    (void)s, (void)p;
+    return build_global(out, HEED_POOL_MAX, in, name);
+}
+
+static heed_status build_fc(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                            const char *name) {
+    heed_linear_cfg c = {.in = in[0] * in[1] * in[2]};
+    int bias;
+    HEED_TRY(heed_settings_need_int(s, "out", &c.out));
+    HEED_TRY(heed_settings_int(s, "bias", 1, &bias));
+    c.no_bias = !bias;
+    heed_linear *l;
+    HEED_TRY(heed_linear_new(&l, &c, in, p, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
+static heed_status build_flatten(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                                 const char *name) {
+    (void)s, (void)p;
+    heed_flatten *l;
+    HEED_TRY(heed_flatten_new(&l, in, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
+static heed_status build_dropout(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                                 const char *name) {
+    heed_dropout_cfg c = {0};
+    int seed;
+    HEED_TRY(heed_settings_float(s, "p", 0.5f, &c.p));
+    HEED_TRY(heed_settings_int(s, "seed", 1, &seed));
+    c.seed = (uint64_t)seed;
+    heed_dropout *l;
+    HEED_TRY(heed_dropout_new(&l, &c, in, p, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
+static const heed_layer_type core_types[] = {
+    {"conv", build_conv, "out k [stride pad dilation groups bias]"},
+    {"bn", build_bn, "[momentum eps]"},
+    {"relu", build_relu, ""},
+    {"leaky_relu", build_leaky_relu, "[slope]"},
+    {"sigmoid", build_sigmoid, ""},
+    {"tanh", build_tanh, ""},
+    {"softmax", build_softmax, ""},
+    {"maxpool", build_maxpool, "k [stride pad]"},
+    {"avgpool", build_avgpool, "k [stride pad exclude_pad]"},
+    {"gap", build_gap, ""},
+    {"gmp", build_gmp, ""},
+    {"fc", build_fc, "out [bias]"},
+    {"flatten", build_flatten, ""},
+    {"dropout", build_dropout, "[p seed]"},
+    {NULL, NULL, NULL},
+};
+
+static const heed_layer_type *find_type(const char *keyword) {
+    for (const heed_layer_type *t = core_types; t->keyword; t++)
+        if (!strcmp(t->keyword, keyword)) return t;
+    for (const heed_layer_type *t = heed_module_layer_types; t->keyword; t++)
+        if (!strcmp(t->keyword, keyword)) return t;
+    return NULL;
+}
+
+/* ---- the parser -------------------------------------------------------- */
+
+/* An open block: a sequence being filled, and what it becomes at `end`. */
+typedef enum { BLOCK_ROOT, BLOCK_SEQ, BLOCK_BODY, BLOCK_SHORTCUT } block_kind;
+
+typedef struct block {
+    block_kind kind;
+    heed_seq *seq;
+    heed_seq *body;             /* BLOCK_SHORTCUT: the finished body */
+    int line;                   /* where it was opened */
+    char name[48];              /* full name */
+    int type_counts[64];        /* per keyword index, for default names */
+    const char *keywords[64];
+    int nkeywords;
+} block;
+
+typedef struct parser {
+    const char *origin;
+    int line;
+    heed_params *params;
+    block stack[MAX_DEPTH];
+    int depth;
+    char **names; /* every full layer name so far, to refuse duplicates */
+    int nnames, capnames;
+} parser;
+
+/* Re-records the current error prefixed with "origin:line: " and returns st. */
+static heed_status at_line(parser *p, heed_status st) {
+    char msg[1024];
+    snprintf(msg, sizeof msg, "%s", heed_last_error());
+    return heed_fail(st, "%s:%d: %s", p->origin, p->line, msg);
+}
+
+static heed_status line_error(parser *p, const char *fmt, const char *arg) {
+    char msg[512];
+    snprintf(msg, sizeof msg, fmt, arg);
+    return heed_fail(HEED_ERR_FORMAT, "%s:%d: %s", p->origin, p->line, msg);
+}
+
+/* Splits a line into tokens at white space; returns the count. */
+static int tokenize(char *line, char **tok, int max) {
+    int n = 0;
+    char *s = line;
+    while (*s) {
+        while (isspace((unsigned char)*s)) s++;
+        if (!*s) break;
+        if (n == max) return max + 1;
+        tok[n++] = s;
+        while (*s && !isspace((unsigned char)*s)) s++;
+        if (*s) *s++ = '\0';
+    }
+    return n;
+}
+
+static heed_status parse_settings(parser *p, char **tok, int ntok, heed_settings *s, char *name,
+                                  size_t name_size) {
+    s->count = 0;
+    name[0] = '\0';
+    for (int i = 0; i < ntok; i++) {
+        char *eq = strchr(tok[i], '=');
+        if (!eq || eq == tok[i] || !eq[1])
+            return line_error(p, "expected key=value, got '%s'", tok[i]);
+        *eq = '\0';
+        if (strlen(tok[i]) >= MAX_TOKEN || strlen(eq + 1) >= MAX_TOKEN)
+            return line_error(p, "setting '%s' is too long", tok[i]);
+        if (!strcmp(tok[i], "name")) {
+            const char *v = eq + 1;
+            for (const char *c = v; *c; c++)
+                if (!isalnum((unsigned char)*c) && *c != '_' && *c != '-')
+                    return line_error(p, "name '%s' may use only letters, digits, _ and -", v);
+            if (strlen(v) >= name_size) return line_error(p, "name '%s' is too long", v);
+            snprintf(name, name_size, "%s", v);
+            continue;
+        }
+        for (int j = 0; j < s->count; j++)
+            if (!strcmp(s->key[j], tok[i])) return line_error(p, "setting '%s' given twice", tok[i]);
+        if (s->count == MAX_SETTINGS) return line_error(p, "too many settings%s", "");
+        snprintf(s->key[s->count], MAX_TOKEN, "%s", tok[i]);
+        snprintf(s->value[s->count], MAX_TOKEN, "%s", eq + 1);
+        s->used[s->count] = 0;
+        s->count++;
+    }
+    return HEED_OK;
+}
+
+/* The full name of a new layer in block b: explicit, or keyword + index. */
+static heed_status make_name(parser *p, block *b, const char *keyword, const char *given, char *out,
+                             size_t size) {
+    char local[48];
+    if (given[0]) {
+        snprintf(local, sizeof local, "%s", given);
+    } else {
+        int k = 0;
+        while (k < b->nkeywords && strcmp(b->keywords[k], keyword)) k++;
+        if (k == b->nkeywords) {
+            if (k == 64) return line_error(p, "too many layer types in one block%s", "");
+            b->keywords[k] = keyword; /* points at a static type table string */
+            b->type_counts[k] = 0;
+            b->nkeywords++;
+        }
+        snprintf(local, sizeof local, "%s%d", keyword, ++b->type_counts[k]);
+    }
+    char full[128];
+    heed_layer_join_name(full, sizeof full, b->name, local);
+    if (strlen(full) >= 48) return line_error(p, "layer name '%s' is too long (47 characters at most)", full);
+    for (int i = 0; i < p->nnames; i++)
+        if (!strcmp(p->names[i], full)) return line_error(p, "two layers are named '%s'", full);
+    if (p->nnames == p->capnames) {
+        int cap = p->capnames ? 2 * p->capnames : 32;
+        char **names = realloc(p->names, (size_t)cap * sizeof *names);
+        if (!names) return heed_fail(HEED_ERR_NOMEM, "out of memory parsing %s", p->origin);
+        p->names = names;
+        p->capnames = cap;
+    }
+    if (!(p->names[p->nnames] = strdup(full)))
+        return heed_fail(HEED_ERR_NOMEM, "out of memory parsing %s", p->origin);
+    p->nnames++;
+    snprintf(out, size, "%s", full);
+    return HEED_OK;
+}
+
+static heed_status open_block(parser *p, block_kind kind, const char *name, const int in[3]) {
+    if (p->depth == MAX_DEPTH) return line_error(p, "blocks nested too deeply%s", "");
+    block *b = &p->stack[p->depth];
+    *b = (block){.kind = kind, .line = p->line};
+    snprintf(b->name, sizeof b->name, "%s", name);
+    char seqname[96];
+    heed_layer_join_name(seqname, sizeof seqname, name,
+                         kind == BLOCK_BODY ? "body" : kind == BLOCK_SHORTCUT ? "shortcut" : "");
+    if (kind == BLOCK_ROOT || kind == BLOCK_SEQ) snprintf(seqname, sizeof seqname, "%s", name);
+    heed_status st = heed_seq_new(&b->seq, in, seqname);
+    if (st != HEED_OK) return at_line(p, st);
+    p->depth++;
+    return HEED_OK;
+}
+
+static heed_status append(parser *p, heed_layer *l) {
+    heed_status st = heed_seq_append(p->stack[p->depth - 1].seq, l);
+    return st == HEED_OK ? HEED_OK : at_line(p, st);
+}
+
+/* `end`: closes the innermost block and appends what it built to its parent. */
+static heed_status close_block(parser *p) {
+    block *b = &p->stack[p->depth - 1];
+    if (b->kind == BLOCK_ROOT) return line_error(p, "'end' without an open block%s", "");
+    p->depth--;
+    heed_layer *built;
+    if (b->kind == BLOCK_SEQ) {
+        built = &b->seq->base;
+    } else {
+        heed_seq *body = b->kind == BLOCK_BODY ? b->seq : b->body;
+        heed_seq *shortcut = b->kind == BLOCK_SHORTCUT ? b->seq : NULL;
+        heed_residual *r;
+        heed_status st = heed_residual_new(&r, body, shortcut, b->name);
+        if (st != HEED_OK) return at_line(p, st);
+        built = &r->base;
+    }
+    return append(p, built);
+}
+
+static heed_status parse_line(parser *p, char *line, int *have_input, int in[3]) {
+    char *hash = strchr(line, '#');
+    if (hash) *hash = '\0';
+    char *tok[MAX_SETTINGS + 4];
+    int ntok = tokenize(line, tok, MAX_SETTINGS + 2);
+    if (ntok == 0) return HEED_OK;
+    if (ntok > MAX_SETTINGS + 2) return line_error(p, "too many settings on one line%s", "");
+    const char *kw = tok[0];
+    if (!*have_input) {
+        if (strcmp(kw, "input") || ntok != 4)
+            return line_error(p, "the first line must be 'input C H W'%s", "");
+        for (int i = 0; i < 3; i++) {
+            char *end;
+            long v = strtol(tok[i + 1], &end, 10);
+            if (*end || v < 1 || v > 65536)
+                return line_error(p, "input: '%s' is not a size from 1 to 65536", tok[i + 1]);
+            in[i] = (int)v;
+        }
+        *have_input = 1;
+        return open_block(p, BLOCK_ROOT, "", in);
+    }
+    if (!strcmp(kw, "input")) return line_error(p, "'input' given twice%s", "");
+    if (!strcmp(kw, "end")) {
+        if (ntok != 1) return line_error(p, "'end' takes no settings%s", "");
+        return close_block(p);
+    }
+    block *b = &p->stack[p->depth - 1];
+    if (!strcmp(kw, "shortcut")) {
+        if (ntok != 1) return line_error(p, "'shortcut' takes no settings%s", "");
+        if (b->kind != BLOCK_BODY) return line_error(p, "'shortcut' outside a residual block%s", "");
+        heed_seq *body = b->seq;
+        /* The shortcut takes the block's input: the body's input shape. */
+        int bin[3] = {body->base.in_c, body->base.in_h, body->base.in_w};
+        char name[48];
+        snprintf(name, sizeof name, "%s", b->name);
+        p->depth--;
+        heed_status st = open_block(p, BLOCK_SHORTCUT, name, bin);
+        if (st != HEED_OK) {
+            heed_layer_free(&body->base);
+            return st;
+        }
+        p->stack[p->depth - 1].body = body;
+        /* Keep default names unique across body and shortcut. */
+        p->stack[p->depth - 1].nkeywords = 0;
+        return HEED_OK;
+    }
+    heed_settings s;
+    char given[48], full[48];
+    HEED_TRY(parse_settings(p, tok + 1, ntok - 1, &s, given, sizeof given));
+    int shape[3];
+    heed_seq_out_shape(b->seq, shape);
+    if (!strcmp(kw, "residual") || !strcmp(kw, "seq")) {
+        if (s.count) return line_error(p, "'%s' takes only name=", kw);
+        HEED_TRY(make_name(p, b, !strcmp(kw, "seq") ? "seq" : "residual", given, full, sizeof full));
+        return open_block(p, !strcmp(kw, "seq") ? BLOCK_SEQ : BLOCK_BODY, full, shape);
+    }
+    const heed_layer_type *t = find_type(kw);
+    if (!t) return line_error(p, "unknown layer type '%s' (see nets/README.md)", kw);
+    HEED_TRY(make_name(p, b, t->keyword, given, full, sizeof full));
+    heed_layer *l = NULL;
+    heed_status st = t->build(&l, &s, shape, p->params, full);
+    if (st != HEED_OK) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", heed_last_error());
+        return heed_fail(st, "%s:%d: %s: %s", p->origin, p->line, kw, msg);
+    }
+    for (int i = 0; i < s.count; i++)
+        if (!s.used[i]) {
+            heed_layer_free(l);
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s: unknown setting '%s' (it takes: %s)", kw, s.key[i],
+                     t->settings[0] ? t->settings : "none");
+            return line_error(p, "%s", msg);
+        }
+    return append(p, l);
+}
+
+heed_status heed_net_parse(heed_net **out, const char *text, const char *origin, uint64_t seed) {
+    *out = NULL;
+    heed_params params = {0};
+    parser p = {.origin = origin ? origin : "<network>", .params = &params};
+    int have_input = 0, in[3] = {0};
+    heed_status st = HEED_OK;
+    char *copy = strdup(text);
+    if (!copy) return heed_fail(HEED_ERR_NOMEM, "out of memory parsing %s", p.origin);
+    char *line = copy;
+    while (st == HEED_OK && line) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = '\0';
+        p.line++;
+        st = parse_line(&p, line, &have_input, in);
+        line = next;
+    }
+    if (st == HEED_OK && !have_input)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: empty network description (no 'input C H W' line)", p.origin);
+    if (st == HEED_OK && p.depth > 1)
+        st = heed_fail(HEED_ERR_FORMAT, "%s:%d: block opened here has no 'end'", p.origin,
+                       p.stack[p.depth - 1].line);
+    if (st == HEED_OK && p.stack[0].seq->count == 0)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: the network has no layers", p.origin);
+    if (st == HEED_OK) st = heed_params_alloc(&params, seed);
+    heed_net *net = NULL;
+    if (st == HEED_OK) st = heed_net_wrap(&net, p.stack[0].seq, &params);
+    if (st == HEED_OK) {
+        p.depth = 0;
+        if (!(net->source = strdup(text))) st = heed_fail(HEED_ERR_NOMEM, "out of memory");
+    }
+    /* On failure, free every open block (a shortcut block also holds its body). */
+    for (int i = p.depth - 1; i >= 0; i--) {
+        heed_layer_free(&p.stack[i].seq->base);
+        if (p.stack[i].body) heed_layer_free(&p.stack[i].body->base);
+    }
+    for (int i = 0; i < p.nnames; i++) free(p.names[i]);
+    free(p.names);
+    free(copy);
+    heed_params_free(&params);
+    if (st != HEED_OK) {
+        heed_net_free(net);
+        return st;
+    }
+    *out = net;
+    return HEED_OK;
+}

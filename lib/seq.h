@@ -1,0 +1,55 @@
+/* seq.h -- composite layers: a sequence of layers, and a residual block.
+ *
+ *   heed_seq *s;
+ *   heed_seq_new(&s, (int[3]){1, 28, 28}, "stage1");
+ *   heed_conv2d *conv;
+ *   heed_conv2d_new(&conv, &cfg, heed_seq_out_shape(s, shape), &params, "stage1.conv1");
+ *   heed_seq_append(s, &conv->base);                 // s now owns conv
+ *
+ * A sequence runs its children in order, keeping each child's output (and,
+ * in backward, each output's gradient) in tensors it owns, so backward can
+ * hand every child the x, y and dy of its own forward. A residual block
+ * computes y = body(x) + shortcut(x), with shortcut the identity when it
+ * has none (shapes must then agree); both are sequences it owns.
+ */
+#ifndef HEED_SEQ_H
+#define HEED_SEQ_H
+
+#include "layer.h"
+
+typedef struct heed_seq {
+    heed_layer base;
+    heed_layer **children; /* (count), owned */
+    int count, cap;
+    heed_tensor *acts;  /* (count) child outputs; the last child writes to y */
+    heed_tensor *grads; /* (count) gradients of those outputs */
+} heed_seq;
+
+/* An empty sequence with input shape in[3] (its output shape is its input's
+ * until a child is appended). */
+heed_status heed_seq_new(heed_seq **out, const int in[3], const char *name);
+
+/* Appends a layer whose input shape must equal the sequence's current output
+ * shape; the sequence takes ownership (also on failure, when it frees l). */
+heed_status heed_seq_append(heed_seq *s, heed_layer *l);
+
+/* The sequence's current output shape, written to shape[3] and returned. */
+int *heed_seq_out_shape(const heed_seq *s, int shape[3]);
+
+/* The output of child i from the last forward (the last child's lives in
+ * the caller's y). */
+const heed_tensor *heed_seq_activation(const heed_seq *s, int i);
+
+typedef struct heed_residual {
+    heed_layer base;
+    heed_seq *body;
+    heed_seq *shortcut; /* NULL: identity */
+    heed_tensor body_out, short_out;
+} heed_residual;
+
+/* Takes ownership of body and shortcut (NULL for identity), also on failure.
+ * Their input shapes must be the block's, and their output shapes equal. */
+heed_status heed_residual_new(heed_residual **out, heed_seq *body, heed_seq *shortcut,
+                              const char *name);
+
+#endif

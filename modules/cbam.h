@@ -1,0 +1,61 @@
+/* cbam.h -- convolutional block attention module (Woo et al., 2018):
+ * channel attention, then spatial attention.
+ *
+ *   heed_cbam *cbam;
+ *   heed_cbam_new(&cbam, &(heed_cbam_cfg){.r = 8, .k = 7}, (int[3]){64, 14, 14}, &params, "att2");
+ *   heed_layer_forward(&cbam->base, &x, &y);
+ *   const heed_tensor *e = heed_cbam_channel_weights(cbam); // (N, C, 1, 1)
+ *   const heed_tensor *s = heed_cbam_spatial_map(cbam);     // (N, 1, H, W) in (0, 1)
+ *
+ * Exactly WORKLOADS.md's cbam(C, r, k):
+ *   channel: a = fc2(relu(fc1(gap(x)))) + fc2(relu(fc1(gmp(x)))), shared fc1
+ *            (C -> C/r) and fc2 (C/r -> C) with biases; x1 = x * sigmoid(a)
+ *   spatial: m = concat(max_c x1, mean_c x1) (max first);
+ *            s = sigmoid(bn(conv_kxk(m))) (conv 2 -> 1, padding k/2, no bias);
+ *            y = x1 * s
+ * Parameters: "<name>.fc1.*", "<name>.fc2.*", "<name>.conv.weight" (1, 2, k, k),
+ * "<name>.bn.*". Output shape = input shape. Layer type "cbam".
+ */
+#ifndef HEED_CBAM_H
+#define HEED_CBAM_H
+
+#include "batchnorm.h"
+#include "conv2d.h"
+#include "layer.h"
+#include "linear.h"
+
+typedef struct heed_cbam_cfg {
+    int r; /* reduction (0 means 16) */
+    int k; /* spatial kernel, odd (0 means 7) */
+} heed_cbam_cfg;
+
+typedef struct heed_cbam {
+    heed_layer base;
+    heed_cbam_cfg cfg;
+    heed_linear *fc1, *fc2; /* shared by the average and max branches */
+    heed_conv2d *conv;
+    heed_batchnorm *bn;
+    /* forward intermediates; [0] the average branch, [1] the max branch */
+    heed_tensor pooled[2];       /* (N, C, 1, 1) */
+    heed_tensor hidden[2];       /* (N, C/r, 1, 1) fc1 output */
+    heed_tensor hidden_relu[2];  /* (N, C/r, 1, 1) */
+    heed_tensor logits[2];       /* (N, C, 1, 1) fc2 output */
+    heed_tensor a, e;            /* (N, C, 1, 1) summed logits, channel weights */
+    heed_tensor x1;              /* (N, C, H, W) channel-refined input */
+    heed_tensor m;               /* (N, 2, H, W) channel max and mean */
+    heed_tensor c, b, s;         /* (N, 1, H, W) conv, bn, spatial map */
+    /* gradients, same shapes */
+    heed_tensor dpooled, dhidden, dhidden_relu, da, de, dx1, dm, dc, db, ds;
+} heed_cbam;
+
+heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int in[3], heed_params *p,
+                          const char *name);
+heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y);
+heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_tensor *dy,
+                               heed_tensor *dx);
+
+/* Attention of the last forward. */
+const heed_tensor *heed_cbam_channel_weights(const heed_cbam *l); /* (N, C, 1, 1) */
+const heed_tensor *heed_cbam_spatial_map(const heed_cbam *l);     /* (N, 1, H, W) */
+
+#endif

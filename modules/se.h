@@ -1,0 +1,42 @@
+/* se.h -- squeeze-and-excitation channel attention (Hu et al., 2018).
+ *
+ *   heed_se *se;
+ *   heed_se_new(&se, &(heed_se_cfg){.r = 8}, (int[3]){32, 28, 28}, &params, "att1");
+ *   heed_layer_forward(&se->base, &x, &y);            // y = x * e per channel
+ *   const heed_tensor *e = heed_se_weights(se);       // (N, C, 1, 1) in (0, 1)
+ *
+ * y = x * sigmoid(fc2(relu(fc1(gap(x))))), fc1: C -> C/r and fc2: C/r -> C
+ * with biases (WORKLOADS.md `se(C, r)`), as in PyTorch's reference module.
+ * Parameters: "<name>.fc1.weight" (C/r, C), "<name>.fc1.bias", "<name>.fc2.weight"
+ * (C, C/r), "<name>.fc2.bias". Output shape = input shape. Layer type "se".
+ */
+#ifndef HEED_SE_H
+#define HEED_SE_H
+
+#include "layer.h"
+#include "linear.h"
+
+typedef struct heed_se_cfg {
+    int r; /* reduction: hidden width C/r (at least 1); 0 means 16 */
+} heed_se_cfg;
+
+typedef struct heed_se {
+    heed_layer base;
+    heed_se_cfg cfg;
+    heed_linear *fc1, *fc2;       /* owned children */
+    heed_tensor s;                /* (N, C, 1, 1) squeezed: gap(x) */
+    heed_tensor h, hr;            /* (N, C/r, 1, 1) fc1 output, after relu */
+    heed_tensor a, e;             /* (N, C, 1, 1) fc2 output, channel weights */
+    heed_tensor ds, dh, dhr, da, de; /* their gradients in backward */
+} heed_se;
+
+/* HEED_ERR_ARG if C/r < 1. */
+heed_status heed_se_new(heed_se **out, const heed_se_cfg *cfg, const int in[3], heed_params *p,
+                        const char *name);
+heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y);
+heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor *dy, heed_tensor *dx);
+
+/* The channel weights e of the last forward, (N, C, 1, 1). */
+const heed_tensor *heed_se_weights(const heed_se *l);
+
+#endif

@@ -1,0 +1,219 @@
+/* check_attention.c -- SE and CBAM: forward against the WORKLOADS.md
+ * formulas written out in plain loops here, gradients against central
+ * differences for the input and every parameter, attention exposed. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cbam.h"
+#include "params.h"
+#include "se.h"
+#include "testutil.h"
+
+typedef struct case_ctx {
+    heed_layer *layer;
+    heed_tensor x, y, w;
+} case_ctx;
+
+static double eval_loss(void *p) {
+    case_ctx *c = p;
+    ck_assert_int_eq(heed_layer_forward(c->layer, &c->x, &c->y), HEED_OK);
+    return tu_weighted_sum(c->y.data, c->w.data, heed_tensor_count(&c->y));
+}
+
+/* Checks d(sum w*y)/dx and /dparams of `layer` at x by central differences. */
+static void gradcheck_layer(heed_layer *layer, heed_params *p, int n, int c, int h, int w,
+                            double tol) {
+    case_ctx ctx = {.layer = layer};
+    ck_assert_int_eq(heed_tensor_alloc(&ctx.x, n, c, h, w), HEED_OK);
+    tu_fill_uniform(ctx.x.data, heed_tensor_count(&ctx.x), -1, 1, 11);
+    ck_assert_int_eq(heed_tensor_alloc(&ctx.w, n, layer->out_c, layer->out_h, layer->out_w), HEED_OK);
+    tu_fill_uniform(ctx.w.data, heed_tensor_count(&ctx.w), -1, 1, 12);
+    heed_tensor dx;
+    ck_assert_int_eq(heed_tensor_alloc(&dx, n, c, h, w), HEED_OK);
+    heed_params_zero_grad(p);
+    eval_loss(&ctx);
+    ck_assert_int_eq(heed_layer_backward(layer, &ctx.x, &ctx.y, &ctx.w, &dx), HEED_OK);
+    TU_GRADCHECK("input", eval_loss, &ctx, ctx.x.data, heed_tensor_count(&ctx.x), dx.data, 1e-2f, tol);
+    for (int i = 0; i < p->count; i++) {
+        heed_param *it = &p->items[i];
+        if (it->flags & HEED_PARAM_BUFFER) continue;
+        TU_GRADCHECK(it->name, eval_loss, &ctx, p->values + it->offset, it->count,
+                     p->grads + it->offset, 1e-2f, tol);
+    }
+    heed_tensor_free(&ctx.x), heed_tensor_free(&ctx.y), heed_tensor_free(&ctx.w), heed_tensor_free(&dx);
+}
+
+static float sigmoidf_ref(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+/* fc: out[j] = b[j] + sum_i W[j][i] in[i] */
+static void fc_ref(const float *W, const float *b, const float *in, int nin, int nout, float *out) {
+    for (int j = 0; j < nout; j++) {
+        double acc = b[j];
+        for (int i = 0; i < nin; i++) acc += (double)W[j * nin + i] * in[i];
+        out[j] = (float)acc;
+    }
+}
+
+START_TEST(se_forward_matches_formula) {
+    enum { N = 2, C = 6, H = 3, W = 5, R = 2, HID = C / R };
+    heed_params p = {0};
+    heed_se *se;
+    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.r = R}, (int[3]){C, H, W}, &p, "se"), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 3), HEED_OK);
+    heed_tensor x, y = {0};
+    heed_tensor_alloc(&x, N, C, H, W);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -2, 2, 4);
+    ck_assert_int_eq(heed_layer_forward(&se->base, &x, &y), HEED_OK);
+    const float *w1 = heed_params_find(&p, "se.fc1.weight") ? p.values + heed_params_find(&p, "se.fc1.weight")->offset : NULL;
+    const float *b1 = p.values + heed_params_find(&p, "se.fc1.bias")->offset;
+    const float *w2 = p.values + heed_params_find(&p, "se.fc2.weight")->offset;
+    const float *b2 = p.values + heed_params_find(&p, "se.fc2.bias")->offset;
+    ck_assert_ptr_nonnull(w1);
+    for (int n = 0; n < N; n++) {
+        float s[C], h[HID], a[C];
+        for (int c = 0; c < C; c++) {
+            double acc = 0;
+            for (int i = 0; i < H * W; i++) acc += x.data[(n * C + c) * H * W + i];
+            s[c] = (float)(acc / (H * W));
+        }
+        fc_ref(w1, b1, s, C, HID, h);
+        for (int j = 0; j < HID; j++) h[j] = h[j] > 0 ? h[j] : 0;
+        fc_ref(w2, b2, h, HID, C, a);
+        for (int c = 0; c < C; c++) {
+            float e = sigmoidf_ref(a[c]);
+            ck_assert_float_eq_tol(heed_se_weights(se)->data[n * C + c], e, 1e-6);
+            for (int i = 0; i < H * W; i++) {
+                size_t k = (size_t)(n * C + c) * H * W + i;
+                ck_assert_float_eq_tol(y.data[k], x.data[k] * e, 1e-5);
+            }
+        }
+    }
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_layer_free(&se->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(se_gradients) {
+    heed_params p = {0};
+    heed_se *se;
+    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.r = 3}, (int[3]){7, 3, 4}, &p, "se"), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 5), HEED_OK);
+    gradcheck_layer(&se->base, &p, 2, 7, 3, 4, 2e-2);
+    heed_layer_free(&se->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(cbam_forward_matches_formula) {
+    enum { N = 2, C = 4, H = 5, W = 6, R = 2, HID = C / R, K = 3 };
+    heed_params p = {0};
+    heed_cbam *cb;
+    ck_assert_int_eq(heed_cbam_new(&cb, &(heed_cbam_cfg){.r = R, .k = K}, (int[3]){C, H, W}, &p, "cb"),
+                     HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 8), HEED_OK);
+    /* Inference mode: bn uses running statistics; give them non-trivial values. */
+    float *mean = p.values + heed_params_find(&p, "cb.bn.running_mean")->offset;
+    float *var = p.values + heed_params_find(&p, "cb.bn.running_var")->offset;
+    float *gamma = p.values + heed_params_find(&p, "cb.bn.weight")->offset;
+    float *beta = p.values + heed_params_find(&p, "cb.bn.bias")->offset;
+    mean[0] = 0.3f, var[0] = 2.0f, gamma[0] = 1.5f, beta[0] = -0.2f;
+    heed_tensor x, y = {0};
+    heed_tensor_alloc(&x, N, C, H, W);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -2, 2, 9);
+    ck_assert_int_eq(heed_layer_forward(&cb->base, &x, &y), HEED_OK);
+    const float *w1 = p.values + heed_params_find(&p, "cb.fc1.weight")->offset;
+    const float *b1 = p.values + heed_params_find(&p, "cb.fc1.bias")->offset;
+    const float *w2 = p.values + heed_params_find(&p, "cb.fc2.weight")->offset;
+    const float *b2 = p.values + heed_params_find(&p, "cb.fc2.bias")->offset;
+    const float *cw = p.values + heed_params_find(&p, "cb.conv.weight")->offset; /* (1,2,K,K) */
+    for (int n = 0; n < N; n++) {
+        const float *xn = x.data + (size_t)n * C * H * W;
+        float avg[C], mx[C], a[C], e[C];
+        for (int c = 0; c < C; c++) {
+            double s = 0;
+            float m = -INFINITY;
+            for (int i = 0; i < H * W; i++) s += xn[c * H * W + i], m = fmaxf(m, xn[c * H * W + i]);
+            avg[c] = (float)(s / (H * W)), mx[c] = m;
+        }
+        float h[HID], o1[C], o2[C];
+        fc_ref(w1, b1, avg, C, HID, h);
+        for (int j = 0; j < HID; j++) h[j] = fmaxf(h[j], 0);
+        fc_ref(w2, b2, h, HID, C, o1);
+        fc_ref(w1, b1, mx, C, HID, h);
+        for (int j = 0; j < HID; j++) h[j] = fmaxf(h[j], 0);
+        fc_ref(w2, b2, h, HID, C, o2);
+        for (int c = 0; c < C; c++) a[c] = o1[c] + o2[c], e[c] = sigmoidf_ref(a[c]);
+        float x1[C][H][W], map[2][H][W];
+        for (int c = 0; c < C; c++)
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++) x1[c][i][j] = xn[(c * H + i) * W + j] * e[c];
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                float m = -INFINITY, s = 0;
+                for (int c = 0; c < C; c++) m = fmaxf(m, x1[c][i][j]), s += x1[c][i][j];
+                map[0][i][j] = m, map[1][i][j] = s / C;
+            }
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++) {
+                double conv = 0;
+                for (int ch = 0; ch < 2; ch++)
+                    for (int ki = 0; ki < K; ki++)
+                        for (int kj = 0; kj < K; kj++) {
+                            int yi = i + ki - K / 2, xj = j + kj - K / 2;
+                            if (yi < 0 || yi >= H || xj < 0 || xj >= W) continue;
+                            conv += (double)cw[(ch * K + ki) * K + kj] * map[ch][yi][xj];
+                        }
+                float bn = (float)((conv - mean[0]) / sqrt(var[0] + 1e-5) * gamma[0] + beta[0]);
+                float s = sigmoidf_ref(bn);
+                ck_assert_float_eq_tol(heed_cbam_spatial_map(cb)->data[(n * H + i) * W + j], s, 1e-5);
+                for (int c = 0; c < C; c++)
+                    ck_assert_float_eq_tol(y.data[((size_t)(n * C + c) * H + i) * W + j], x1[c][i][j] * s, 1e-5);
+            }
+        for (int c = 0; c < C; c++)
+            ck_assert_float_eq_tol(heed_cbam_channel_weights(cb)->data[n * C + c], e[c], 1e-6);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_layer_free(&cb->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(cbam_gradients_train_and_infer) {
+    heed_params p = {0};
+    heed_cbam *cb;
+    ck_assert_int_eq(heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 3}, (int[3]){5, 4, 3}, &p, "cb"),
+                     HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 6), HEED_OK);
+    heed_layer_set_training(&cb->base, 1);
+    gradcheck_layer(&cb->base, &p, 3, 5, 4, 3, 3e-2);
+    heed_layer_set_training(&cb->base, 0);
+    gradcheck_layer(&cb->base, &p, 2, 5, 4, 3, 3e-2);
+    heed_layer_free(&cb->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+START_TEST(bad_settings_are_refused) {
+    heed_params p = {0};
+    heed_se *se;
+    heed_cbam *cb;
+    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.r = 8}, (int[3]){4, 3, 3}, &p, "s"), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 4}, (int[3]){4, 3, 3}, &p, "c"),
+                     HEED_ERR_ARG);
+    heed_params_free(&p);
+}
+END_TEST
+
+Suite *heed_suite_attention(void) {
+    Suite *s = suite_create("attention");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, se_forward_matches_formula);
+    tcase_add_test(tc, se_gradients);
+    tcase_add_test(tc, cbam_forward_matches_formula);
+    tcase_add_test(tc, cbam_gradients_train_and_infer);
+    tcase_add_test(tc, bad_settings_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,143 @@
+/* check_net.c -- network files: the shipped descriptions against PyTorch's
+ * parameter counts and FLOPs, and every kind of error with its line. */
+#include <stdio.h>
+#include <string.h>
+
+#include "linear.h"
+#include "net.h"
+#include "testutil.h"
+
+/* Trainable parameters, buffers (BN running stats) and forward conv+fc FLOPs
+ * per image, as PyTorch counts them for the same networks
+ * (../shared/bench/peer_torch.py: sum of numel over parameters and buffers,
+ * count_forward_flops). */
+static const struct {
+    const char *file;
+    size_t params, buffers;
+    double flops;
+    int out;
+} shipped[] = {
+    {"nets/fmnist-plain.net", 468010, 384, 37383680, 10},
+    {"nets/fmnist-se.net", 469398, 384, 37386240, 10},
+    {"nets/fmnist-cbam.net", 469598, 388, 37580880, 10},
+    {"nets/resnet18-plain.net", 11689512, 9600, 3628146688.0, 1000},
+    {"nets/resnet18-se.net", 11778592, 9600, 3628320768.0, 1000},
+    {"nets/resnet18-cbam.net", 11779392, 9616, 3630127528.0, 1000},
+};
+
+static void sum_matmul_flops(heed_layer *l, int depth, void *ctx) {
+    (void)depth;
+    /* Only conv and fc, as PyTorch's hook counts; CBAM's shared MLP runs twice. */
+    if (!strcmp(l->ops->type, "conv")) *(double *)ctx += l->ops->flops(l);
+    /* heed counts the bias addition of fc layers too; PyTorch's hook does not. */
+    if (!strcmp(l->ops->type, "fc"))
+        *(double *)ctx += l->ops->flops(l) - (((heed_linear *)l)->b ? l->out_c : 0);
+    if (!strcmp(l->ops->type, "cbam")) {
+        heed_layer *fc1 = heed_layer_child(l, 0), *fc2 = heed_layer_child(l, 1);
+        *(double *)ctx += fc1->ops->flops(fc1) + fc2->ops->flops(fc2) - fc1->out_c - fc2->out_c;
+    }
+}
+
+START_TEST(shipped_nets_match_pytorch_counts) {
+    heed_net *net;
+    ck_assert_msg(heed_net_load(&net, shipped[_i].file, 1) == HEED_OK, "%s", heed_last_error());
+    size_t buffers = 0;
+    for (int i = 0; i < net->params.count; i++)
+        if (net->params.items[i].flags & HEED_PARAM_BUFFER) buffers += net->params.items[i].count;
+    ck_assert_uint_eq(heed_params_trainable(&net->params), shipped[_i].params);
+    ck_assert_uint_eq(buffers, shipped[_i].buffers);
+    double flops = 0;
+    heed_net_visit(net, sum_matmul_flops, &flops);
+    ck_assert_double_eq_tol(flops, shipped[_i].flops, 0.5);
+    const heed_layer *root = &net->root->base;
+    ck_assert_int_eq(root->out_c * root->out_h * root->out_w, shipped[_i].out);
+    heed_net_free(net);
+}
+END_TEST
+
+START_TEST(names_nest_and_forward_runs) {
+    heed_net *net;
+    ck_assert_int_eq(heed_net_load(&net, "nets/fmnist-cbam.net", 1), HEED_OK);
+    ck_assert_ptr_nonnull(heed_net_find(net, "stage2.att"));
+    ck_assert_str_eq(heed_net_find(net, "stage2.att")->ops->type, "cbam");
+    ck_assert_ptr_nonnull(heed_params_find(&net->params, "stage1.conv1.weight"));
+    ck_assert_ptr_nonnull(heed_params_find(&net->params, "stage2.att.fc1.bias"));
+    ck_assert_ptr_nonnull(heed_params_find(&net->params, "fc2.weight"));
+    heed_tensor x, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 3, 1, 28, 28), HEED_OK);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 5);
+    ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+    ck_assert_int_eq(y.n, 3);
+    ck_assert_int_eq(y.c, 10);
+    heed_tensor bad;
+    ck_assert_int_eq(heed_tensor_alloc(&bad, 1, 1, 27, 28), HEED_OK);
+    ck_assert_int_eq(heed_net_forward(net, &bad, &y), HEED_ERR_SHAPE);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&bad);
+    heed_net_free(net);
+}
+END_TEST
+
+START_TEST(default_names_count_per_type) {
+    heed_net *net;
+    const char *text = "input 2 5 5\nconv out=3 k=3 pad=1\nrelu\nconv out=3 k=1\nrelu\n"
+                       "residual\n conv out=3 k=3 pad=1\nend\n";
+    ck_assert_msg(heed_net_parse(&net, text, "t", 1) == HEED_OK, "%s", heed_last_error());
+    ck_assert_ptr_nonnull(heed_net_find(net, "conv2"));
+    ck_assert_ptr_nonnull(heed_net_find(net, "relu2"));
+    ck_assert_ptr_nonnull(heed_net_find(net, "residual1.conv1"));
+    heed_net_free(net);
+}
+END_TEST
+
+/* Each broken description and the line and words its error must name. */
+static const struct {
+    const char *text, *expect;
+} broken[] = {
+    {"", "no 'input C H W'"},
+    {"conv out=3 k=3\n", "t:1: the first line must be 'input C H W'"},
+    {"input 1 0 5\n", "t:1: input: '0'"},
+    {"input 1 5 5\n# comment\nconv k=3\n", "t:3: conv: needs out="},
+    {"input 1 5 5\nconv out=4 k=3 kernal=3\n", "t:2: conv: unknown setting 'kernal'"},
+    {"input 1 5 5\nconv out=x k=3\n", "t:2: conv: out=x is not a whole number"},
+    {"input 1 5 5\nwarp out=3\n", "t:2: unknown layer type 'warp'"},
+    {"input 1 5 5\nconv out=3 k=3 k=5\n", "t:2: setting 'k' given twice"},
+    {"input 1 5 5\nconv out=3 k9\n", "t:2: expected key=value"},
+    {"input 1 5 5\nrelu name=a\nrelu name=a\n", "t:3: two layers are named 'a'"},
+    {"input 1 5 5\nend\n", "t:2: 'end' without an open block"},
+    {"input 1 5 5\nresidual\nrelu\n", "t:2: block opened here has no 'end'"},
+    {"input 1 5 5\nresidual\nconv out=4 k=3 pad=1\nend\n", "t:4: residual residual1: body gives (4, 5, 5)"},
+    {"input 1 5 5\nshortcut\n", "t:2: 'shortcut' outside a residual block"},
+    {"input 1 5 5\nconv out=3 k=9\n", "t:2: conv:"},
+    {"input 4 5 5\nse r=8\n", "t:2: se: se se1: reduction r=8"},
+    {"input 4 5 5\ncbam k=4\n", "t:2: cbam:"},
+    {"input 1 5 5\n", "t: the network has no layers"},
+};
+
+START_TEST(errors_name_the_line) {
+    heed_net *net = (heed_net *)1;
+    heed_status st = heed_net_parse(&net, broken[_i].text, "t", 1);
+    ck_assert_int_ne(st, HEED_OK);
+    ck_assert_ptr_null(net);
+    ck_assert_msg(strstr(heed_last_error(), broken[_i].expect), "case %d: got '%s', want '%s'", _i,
+                  heed_last_error(), broken[_i].expect);
+}
+END_TEST
+
+START_TEST(missing_file_is_an_io_error) {
+    heed_net *net;
+    ck_assert_int_eq(heed_net_load(&net, "nets/no-such.net", 1), HEED_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "nets/no-such.net"));
+}
+END_TEST
+
+Suite *heed_suite_net(void) {
+    Suite *s = suite_create("net");
+    TCase *tc = tcase_create("core");
+    tcase_add_loop_test(tc, shipped_nets_match_pytorch_counts, 0, sizeof shipped / sizeof shipped[0]);
+    tcase_add_test(tc, names_nest_and_forward_runs);
+    tcase_add_test(tc, default_names_count_per_type);
+    tcase_add_loop_test(tc, errors_name_the_line, 0, sizeof broken / sizeof broken[0]);
+    tcase_add_test(tc, missing_file_is_an_io_error);
+    suite_add_tcase(s, tc);
+    return s;
+}
