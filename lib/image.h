@@ -1,0 +1,117 @@
+/* image.h -- PNG and JPEG files as tensors; resizing and channel conversion.
+ *
+ *   heed_tensor img = {0}, small = {0};
+ *   if (heed_image_load("cat.jpg", 0, &img) != HEED_OK)       // (1, 3, H, W)
+ *       fprintf(stderr, "heed: %s\n", heed_last_error());
+ *   heed_image_resize(&img, 224, 224, &small);                  // (1, 3, 224, 224)
+ *   heed_image_save("small.png", &small, NULL);
+ *   heed_tensor_free(&img); heed_tensor_free(&small);
+ *
+ * An image is a tensor (1, C, H, W) with values in [0, 1]:
+ *   C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA.
+ * Channel values are stored as the file holds them (no gamma or colour
+ * management): 8-bit v is v / 255, 16-bit v is v / 65535. Alpha is straight
+ * (not premultiplied).
+ */
+#ifndef HEED_IMAGE_H
+#define HEED_IMAGE_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "tensor.h"
+
+/* The largest image heed_image_load decodes when max_pixels is 0. */
+#define HEED_IMAGE_MAX_PIXELS_DEFAULT ((size_t)64 << 20) /* 64 megapixels */
+
+/* Loads a PNG (gray, gray+alpha, RGB, RGBA, palette; 1/2/4/8/16-bit;
+ * interlaced or not) or a JPEG (gray, YCbCr/RGB, CMYK/YCCK; baseline or
+ * progressive). The format is detected from the first bytes, never from the
+ * name. Palette images become RGB, or RGBA when they carry transparency
+ * (tRNS); a gray or RGB PNG with a tRNS colour key gains an alpha channel;
+ * CMYK JPEGs become RGB.
+ *
+ * *out is allocated here as (1, C, H, W) and the caller frees it with
+ * heed_tensor_free; its previous contents are not freed (pass an empty
+ * tensor). On failure *out is left empty.
+ *
+ * max_pixels (0 = HEED_IMAGE_MAX_PIXELS_DEFAULT) bounds W * H; a larger
+ * image fails with HEED_ERR_LIMIT after reading only its header, before any
+ * pixel memory is allocated.
+ *
+ * Errors: HEED_ERR_IO (missing or unreadable file), HEED_ERR_FORMAT
+ * (empty, not an image, corrupt, truncated or unsupported; the message names
+ * the file and what was wrong), HEED_ERR_LIMIT (too many pixels, or a file
+ * larger than 16 bytes per allowed pixel plus 64 MiB, more than any image
+ * within the limit needs), HEED_ERR_NOMEM. Never prints:
+ * libpng and libjpeg warnings are silenced. */
+heed_status heed_image_load(const char *path, size_t max_pixels, heed_tensor *out);
+
+/* The same from `size` bytes at `data` (tests, fuzzing, archives).
+ * name_for_errors names the source in messages (NULL = "<memory>"). */
+heed_status heed_image_load_mem(const void *data, size_t size, const char *name_for_errors,
+                                size_t max_pixels, heed_tensor *out);
+
+typedef struct heed_image_save_opts {
+    int jpeg_quality; /* 1..100, 0 = 90 */
+    int png_16bit;    /* nonzero: 16 bits per channel (else 8) */
+} heed_image_save_opts;
+
+/* Saves img, shape (1, C, H, W) with C in 1..4, as PNG or JPEG chosen by the
+ * extension of path (.png, .jpg, .jpeg, any case). Values are clamped to
+ * [0, 1] (NaN becomes 0) and rounded to the nearest code. JPEG takes C = 1
+ * or 3 only. The file is written to "<path>.tmp.<pid>" and renamed over
+ * path, so a failed save never leaves a partial file at path (nor a
+ * temporary one). opts may be NULL (defaults).
+ *
+ * Errors: HEED_ERR_ARG (unknown extension, JPEG with alpha, quality out of
+ * range), HEED_ERR_SHAPE (n != 1 or C not in 1..4), HEED_ERR_IO (cannot
+ * create, write or rename; e.g. a missing directory), HEED_ERR_NOMEM. */
+heed_status heed_image_save(const char *path, const heed_tensor *img,
+                            const heed_image_save_opts *opts);
+
+/* Encodes img as a PNG (format "png") or JPEG ("jpeg") into a buffer
+ * allocated with malloc: *data (caller frees with free()) of *size bytes.
+ * Same shapes, options and errors as heed_image_save, without the I/O. */
+heed_status heed_image_encode_mem(const heed_tensor *img, const char *format,
+                                  const heed_image_save_opts *opts, void **data, size_t *size);
+
+/* Resizes every (n, c) plane of in (N, C, H, W) to (N, C, h, w), the way
+ * PyTorch's F.interpolate(mode="bilinear", align_corners=False,
+ * antialias=True) does: half-pixel centres, a triangle filter of radius 1
+ * source pixel when enlarging (plain bilinear) and of radius `scale` when
+ * shrinking by `scale` (antialiasing: every source pixel contributes),
+ * weights renormalised at the borders. Each axis is handled separately.
+ * *out is sized with heed_tensor_ensure and must not be `in`.
+ *
+ * Errors: HEED_ERR_ARG (h or w < 1, out == in), HEED_ERR_LIMIT,
+ * HEED_ERR_NOMEM. */
+heed_status heed_image_resize(const heed_tensor *in, int h, int w, heed_tensor *out);
+
+/* Converts in (N, C, H, W), C in 1..4, to `channels` (1..4) channels:
+ *   colour -> gray: luma Y = 0.299 R + 0.587 G + 0.114 B;
+ *   gray -> colour: Y replicated to R, G and B;
+ *   adding alpha: alpha = 1 (opaque);
+ *   dropping alpha: the image is composited over black (each colour value
+ *   multiplied by its alpha), so fully transparent areas become 0, like the
+ *   zero padding a network sees, whatever colour they happened to hide;
+ *   keeping alpha (2 <-> 4): alpha copied unchanged.
+ * *out is sized with heed_tensor_ensure and must not be `in`.
+ *
+ * Errors: HEED_ERR_ARG (channels not in 1..4, out == in), HEED_ERR_SHAPE
+ * (in has a C outside 1..4), HEED_ERR_LIMIT, HEED_ERR_NOMEM. */
+heed_status heed_image_convert(const heed_tensor *in, int channels, heed_tensor *out);
+
+/* Codec back ends behind heed_image_load_mem and heed_image_encode_mem
+ * (image_png.c, image_jpeg.c). `data` must start with the format's magic
+ * bytes; `name` names the source in messages; max_pixels is already
+ * resolved (nonzero). Callers normally use the functions above. */
+heed_status heed_png_decode(const unsigned char *data, size_t size, const char *name,
+                            size_t max_pixels, heed_tensor *out);
+heed_status heed_jpeg_decode(const unsigned char *data, size_t size, const char *name,
+                             size_t max_pixels, heed_tensor *out);
+/* img is (1, C, H, W), validated by the caller; *data is malloc'ed. */
+heed_status heed_png_encode(const heed_tensor *img, int bits16, void **data, size_t *size);
+heed_status heed_jpeg_encode(const heed_tensor *img, int quality, void **data, size_t *size);
+
+#endif
