@@ -1,0 +1,75 @@
+/* data.c -- mini-batches from an in-memory dataset, with augmentation.
+ *
+ * Random crop with zero padding P (torchvision RandomCrop(padding = P)):
+ * the image is padded by P zeros on every side to (h + 2P, w + 2P) and an
+ * h x w window is cut at offset (i, j), i and j uniform in [0, 2P]. Without
+ * building the padded image:
+ *   out(y, x) = in(y + i - P, x + j - P), or 0 where that is outside.
+ * Horizontal flip then mirrors the crop: out(y, x) = crop(y, w - 1 - x).
+ * The loaders (data_idx.c, data_folder.c) live beside this file.
+ */
+#include "data.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void heed_dataset_free(heed_dataset *d) {
+    heed_free(d->images);
+    free(d->labels);
+    free(d->class_names);
+    *d = (heed_dataset){0};
+}
+
+/* One (h, w) plane of a crop at offset (dy, dx) relative to the image
+ * (dy = i - P), mirrored when flip. */
+static void crop_plane(const float *src, float *dst, int h, int w, int dy, int dx, int flip) {
+    for (int y = 0; y < h; y++) {
+        float *out = dst + (size_t)y * w;
+        const int sy = y + dy;
+        if (sy < 0 || sy >= h) {
+            memset(out, 0, (size_t)w * sizeof(float));
+            continue;
+        }
+        const float *in = src + (size_t)sy * w;
+        for (int x = 0; x < w; x++) {
+            const int sx = (flip ? w - 1 - x : x) + dx;
+            out[x] = sx >= 0 && sx < w ? in[sx] : 0.0f;
+        }
+    }
+}
+
+heed_status heed_dataset_batch(const heed_dataset *d, const int *idx, int n,
+                               const heed_augment *aug, heed_rng *r, heed_tensor *x,
+                               int *labels) {
+    if (!d->images || d->count < 1)
+        return heed_fail(HEED_ERR_ARG, "dataset batch: the dataset holds no images");
+    if (n < 1 || !idx) return heed_fail(HEED_ERR_ARG, "dataset batch: batch of %d items", n);
+    const int pad = aug ? aug->crop_pad : 0, flip = aug ? aug->hflip : 0;
+    if (pad < 0) return heed_fail(HEED_ERR_ARG, "dataset batch: crop padding %d is negative", pad);
+    if ((pad > 0 || flip) && !r)
+        return heed_fail(HEED_ERR_ARG, "dataset batch: augmentation needs a random generator");
+    for (int k = 0; k < n; k++)
+        if (idx[k] < 0 || idx[k] >= d->count)
+            return heed_fail(HEED_ERR_ARG, "dataset batch: index %d (item %d of the batch) is "
+                             "outside the %d items", idx[k], k, d->count);
+    HEED_TRY(heed_tensor_ensure(x, n, d->c, d->h, d->w));
+    const size_t plane = (size_t)d->h * d->w, item = (size_t)d->c * plane;
+    for (int k = 0; k < n; k++) {
+        const float *src = d->images + (size_t)idx[k] * item;
+        float *dst = x->data + (size_t)k * item;
+        if (labels) labels[k] = d->labels ? d->labels[idx[k]] : 0;
+        int dy = 0, dx = 0, mirror = 0;
+        if (pad > 0) {
+            dy = (int)heed_rng_below(r, 2u * (unsigned)pad + 1) - pad;
+            dx = (int)heed_rng_below(r, 2u * (unsigned)pad + 1) - pad;
+        }
+        if (flip) mirror = (int)heed_rng_below(r, 2);
+        if (dy == 0 && dx == 0 && !mirror) {
+            memcpy(dst, src, item * sizeof(float));
+            continue;
+        }
+        for (int ch = 0; ch < d->c; ch++)
+            crop_plane(src + ch * plane, dst + ch * plane, d->h, d->w, dy, dx, mirror);
+    }
+    return HEED_OK;
+}
