@@ -18,7 +18,7 @@ OPT   := -O1 -g -fno-omit-frame-pointer
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
 endif
 
-CFLAGS  := $(OPT) $(ARCH) -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp \
+CFLAGS  := $(OPT) $(ARCH) -fno-math-errno -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp \
            $(SANFLAGS) -Ilib -Imodules $(DEPS_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := $(SANFLAGS) -fopenmp $(DEPS_LIBS) -lm
 

@@ -1,0 +1,70 @@
+/* cmd_data.c -- `heed data export`: writes dataset items as image files, so
+ * users can see what a model is trained on. */
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "evaluate.h"
+#include "image.h"
+
+const char cmd_data_summary[] = "export dataset items as PNG or JPEG files";
+
+int cmd_data(int argc, char **argv) {
+    const char *data = "fmnist", *data_dir = NULL, *split = "test", *format = "png";
+    int count = 10, start = 0, invert = 0, scale = 1, json = 0;
+    const cli_opt opts[] = {
+        {"data", CLI_STRING, &data, "NAME", "dataset: fmnist or folder:DIR", NULL},
+        {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
+        {"split", CLI_STRING, &split, "NAME", "", "train|test"},
+        {"count", CLI_INT, &count, "N", "how many items", NULL},
+        {"start", CLI_INT, &start, "I", "index of the first item", NULL},
+        {"scale", CLI_INT, &scale, "S", "enlarge S times (bilinear)", NULL},
+        {"invert", CLI_FLAG, &invert, NULL, "write dark-on-light (like a photo on a light background)", NULL},
+        {"format", CLI_STRING, &format, "EXT", "file type", "png|jpg"},
+        {"json", CLI_FLAG, &json, NULL, "list the files written as JSON lines", NULL},
+        {0}};
+    const cli_spec spec = {"data", "export [options] DIR",
+                           "Writes dataset items to DIR/<split>-<index>-<class>.<format>.", opts};
+    char **args;
+    int nargs;
+    int rc = cli_parse(&spec, argc, argv, &args, &nargs);
+    if (rc >= 0) return rc;
+    if (nargs != 2 || strcmp(args[0], "export")) return cli_error("data", 2, "usage: heed data export [options] DIR");
+    if (count < 1 || start < 0 || scale < 1 || scale > 64)
+        return cli_error("data", 2, "--count >= 1, --start >= 0 and --scale in 1..64");
+    heed_dataset d = {0};
+    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), start + count, 1, 28, 28) != HEED_OK)
+        return cli_lib_error("data");
+    heed_tensor x = {0}, big = {0};
+    int labels[1];
+    rc = 0;
+    for (int i = start; i < start + count && i < d.count && rc == 0; i++) {
+        heed_status st = heed_dataset_batch(&d, &i, 1, NULL, NULL, &x, labels);
+        if (st == HEED_OK && invert)
+            for (size_t j = 0; j < heed_tensor_count(&x); j++) x.data[j] = 1.0f - x.data[j];
+        const heed_tensor *out = &x;
+        if (st == HEED_OK && scale > 1) {
+            st = heed_image_resize(&x, x.h * scale, x.w * scale, &big);
+            out = &big;
+        }
+        char cls[32], path[4200];
+        snprintf(cls, sizeof cls, "%s", d.class_names[labels[0]]);
+        for (char *c = cls; *c; c++)
+            if (!isalnum((unsigned char)*c)) *c = '_';
+        snprintf(path, sizeof path, "%s/%s-%05d-%s.%s", args[1], split, i, cls, format);
+        if (st == HEED_OK) st = heed_image_save(path, out, NULL);
+        if (st != HEED_OK) {
+            rc = cli_lib_error("data");
+            break;
+        }
+        if (json)
+            printf("{\"file\": \"%s\", \"index\": %d, \"label\": %d, \"class\": \"%s\"}\n", path, i,
+                   labels[0], d.class_names[labels[0]]);
+        else
+            printf("%s\n", path);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&big);
+    heed_dataset_free(&d);
+    return rc;
+}

@@ -1,0 +1,98 @@
+/* cmd_eval.c -- `heed eval`: test accuracy, per-class accuracy, confusion matrix. */
+#include <omp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "evaluate.h"
+
+const char cmd_eval_summary[] = "measure a model's accuracy on its dataset's test split";
+
+static void print_json_string(const char *s) {
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\') putchar('\\');
+        putchar(*s);
+    }
+    putchar('"');
+}
+
+static void report(const heed_model *m, const eval_result *r, int count, int json) {
+    int k = r->classes;
+    if (json) {
+        printf("{\"accuracy\": %.6f, \"loss\": %.6f, \"count\": %d, \"classes\": [", r->accuracy, r->loss, count);
+        for (int i = 0; i < k; i++) {
+            long total = 0;
+            for (int j = 0; j < k; j++) total += r->confusion[(size_t)i * k + j];
+            printf("%s{\"name\": ", i ? ", " : "");
+            print_json_string(m->meta.class_names[i]);
+            printf(", \"accuracy\": %.6f, \"count\": %ld}",
+                   total ? (double)r->confusion[(size_t)i * k + i] / total : 0.0, total);
+        }
+        printf("], \"confusion\": [");
+        for (int i = 0; i < k; i++) {
+            printf("%s[", i ? ", " : "");
+            for (int j = 0; j < k; j++) printf("%s%ld", j ? ", " : "", r->confusion[(size_t)i * k + j]);
+            printf("]");
+        }
+        printf("]}\n");
+        return;
+    }
+    printf("test accuracy %.2f%% (%d images), loss %.4f\n\n", 100 * r->accuracy, count, r->loss);
+    printf("%-14s %8s\n", "class", "accuracy");
+    for (int i = 0; i < k; i++) {
+        long total = 0;
+        for (int j = 0; j < k; j++) total += r->confusion[(size_t)i * k + j];
+        printf("%-14s %7.2f%%\n", m->meta.class_names[i],
+               total ? 100.0 * r->confusion[(size_t)i * k + i] / total : 0.0);
+    }
+    if (k > 20) return;
+    printf("\nconfusion (rows: true class, columns: predicted)\n%4s", "");
+    for (int j = 0; j < k; j++) printf(" %5d", j);
+    printf("\n");
+    for (int i = 0; i < k; i++) {
+        printf("%4d", i);
+        for (int j = 0; j < k; j++) printf(" %5ld", r->confusion[(size_t)i * k + j]);
+        printf("  %s\n", m->meta.class_names[i]);
+    }
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model_path = NULL, *data = NULL, *data_dir = NULL;
+    int json = 0, batch = 256, threads = 0, limit = 0;
+    const cli_opt opts[] = {
+        {"model", CLI_STRING, &model_path, "MODEL", "the model file (required)", NULL},
+        {"data", CLI_STRING, &data, "NAME", "dataset [the model's own]", NULL},
+        {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
+        {"batch", CLI_INT, &batch, "N", "images per forward pass", NULL},
+        {"limit", CLI_INT, &limit, "N", "only the first N test items", NULL},
+        {"threads", CLI_INT, &threads, "N", "OpenMP threads [all cores]", NULL},
+        {"json", CLI_FLAG, &json, NULL, "print JSON", NULL},
+        {0}};
+    const cli_spec spec = {"eval", "--model MODEL [--json]",
+                           "Evaluates a model on the test split of the dataset it was trained on.", opts};
+    char **args;
+    int nargs;
+    int rc = cli_parse(&spec, argc, argv, &args, &nargs);
+    if (rc >= 0) return rc;
+    if (nargs) return cli_error("eval", 2, "unexpected argument '%s'", args[0]);
+    if (!model_path) return cli_error("eval", 2, "--model MODEL is required");
+    if (batch < 1) return cli_error("eval", 2, "--batch must be positive");
+    if (threads > 0) omp_set_num_threads(threads);
+    heed_model *m;
+    if (heed_model_load(&m, model_path) != HEED_OK) return cli_lib_error("eval");
+    heed_dataset d = {0};
+    const char *name = data ? data : m->meta.dataset[0] ? m->meta.dataset : "fmnist";
+    heed_status st = open_dataset(&d, name, data_dir, 0, 0, m->net->in_c, m->net->in_h, m->net->in_w);
+    if (st == HEED_OK && limit > 0 && limit < d.count) d.count = limit;
+    if (st == HEED_OK && d.classes != m->meta.classes)
+        st = heed_fail(HEED_ERR_SHAPE, "%s has %d classes but the model %d", name, d.classes, m->meta.classes);
+    eval_result r = {0};
+    if (st == HEED_OK) st = evaluate(m, &d, batch, &r);
+    if (st == HEED_OK) report(m, &r, d.count, json);
+    rc = st == HEED_OK ? 0 : cli_lib_error("eval");
+    eval_result_free(&r);
+    heed_dataset_free(&d);
+    heed_model_free(m);
+    return rc;
+}

@@ -1,0 +1,104 @@
+/* cmd_info.c -- `heed info`: a network's or model's layers with their output
+ * shapes, parameter counts and FLOPs. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "model.h"
+
+const char cmd_info_summary[] = "list a network's or model's layers, shapes, parameters and FLOPs";
+
+typedef struct info_ctx {
+    heed_params *params;
+    int json, first;
+} info_ctx;
+
+/* Parameters whose names start with the layer's name followed by a dot and
+ * contain no further layer below it: the layer's own (not its children's). */
+static size_t own_params(const heed_layer *l, const heed_params *p, int *buffers) {
+    size_t n = 0, len = strlen(l->name);
+    *buffers = 0;
+    for (int i = 0; i < p->count; i++) {
+        const char *name = p->items[i].name;
+        if (strncmp(name, l->name, len) || name[len] != '.' || strchr(name + len + 1, '.')) continue;
+        if (p->items[i].flags & HEED_PARAM_BUFFER)
+            *buffers += (int)p->items[i].count;
+        else
+            n += p->items[i].count;
+    }
+    return n;
+}
+
+static void show(heed_layer *l, int depth, void *vctx) {
+    info_ctx *c = vctx;
+    int buffers;
+    size_t n = own_params(l, c->params, &buffers);
+    double flops = l->ops->flops ? l->ops->flops(l) : 0;
+    if (c->json) {
+        printf("%s{\"name\": \"%s\", \"type\": \"%s\", \"depth\": %d, \"output\": [%d, %d, %d], "
+               "\"params\": %zu, \"flops\": %.0f}",
+               c->first ? "" : ", ", l->name, l->ops->type, depth, l->out_c, l->out_h, l->out_w, n, flops);
+        c->first = 0;
+        return;
+    }
+    char shape[48];
+    snprintf(shape, sizeof shape, "%dx%dx%d", l->out_c, l->out_h, l->out_w);
+    printf("%*s%-*s %-9s %-14s %10zu %14.0f\n", 2 * depth, "", 34 - 2 * depth, l->name, l->ops->type,
+           shape, n, flops);
+}
+
+int cmd_info(int argc, char **argv) {
+    int json = 0;
+    const cli_opt opts[] = {{"json", CLI_FLAG, &json, NULL, "print JSON", NULL}, {0}};
+    const cli_spec spec = {"info", "[--json] FILE",
+                           "Prints each layer of a network file (.net) or model file (.heed): name, type,\n"
+                           "output shape per image, its own parameter count and forward FLOPs per image\n"
+                           "(2 per multiply-add), then the totals.",
+                           opts};
+    char **args;
+    int nargs;
+    int rc = cli_parse(&spec, argc, argv, &args, &nargs);
+    if (rc >= 0) return rc;
+    if (nargs != 1) return cli_error("info", 2, "give one network or model file");
+    heed_model *m = NULL;
+    heed_net *net = NULL;
+    FILE *f = fopen(args[0], "rb");
+    char magic[8] = {0};
+    if (f) {
+        if (fread(magic, 1, 8, f) != 8) magic[0] = 0;
+        fclose(f);
+    }
+    heed_status st = !memcmp(magic, "HEEDMODL", 8) ? heed_model_load(&m, args[0])
+                                                   : heed_net_load(&net, args[0], 1);
+    if (st != HEED_OK) return cli_lib_error("info");
+    if (m) net = m->net;
+    info_ctx c = {.params = &net->params, .json = json, .first = 1};
+    double flops = heed_layer_flops(&net->root->base);
+    size_t params = heed_params_trainable(&net->params);
+    const heed_layer *root = &net->root->base;
+    if (json) {
+        printf("{\"file\": \"%s\", \"input\": [%d, %d, %d], \"output\": [%d, %d, %d], \"layers\": [",
+               args[0], net->in_c, net->in_h, net->in_w, root->out_c, root->out_h, root->out_w);
+        heed_net_visit(net, show, &c);
+        printf("], \"params\": %zu, \"flops\": %.0f", params, flops);
+        if (m) printf(", \"classes\": %d, \"test_accuracy\": %.6f, \"epochs\": %d", m->meta.classes,
+                      m->meta.test_accuracy, m->meta.epochs);
+        printf("}\n");
+    } else {
+        printf("%s: input %dx%dx%d\n\n%-34s %-9s %-14s %10s %14s\n", args[0], net->in_c, net->in_h,
+               net->in_w, "layer", "type", "output", "params", "FLOPs");
+        heed_net_visit(net, show, &c);
+        printf("\ntotal: %zu parameters, %.2f MFLOPs per image forward\n", params, flops / 1e6);
+        if (m) {
+            printf("model: %d classes (%s ... %s), trained on %s for %d epochs, test accuracy %.2f%%\n",
+                   m->meta.classes, m->meta.class_names[0], m->meta.class_names[m->meta.classes - 1],
+                   m->meta.dataset, m->meta.epochs, 100 * m->meta.test_accuracy);
+            if (m->meta.recipe[0]) printf("recipe: %s\n", m->meta.recipe);
+        }
+    }
+    if (m)
+        heed_model_free(m);
+    else
+        heed_net_free(net);
+    return 0;
+}

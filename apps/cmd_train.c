@@ -1,0 +1,285 @@
+/* cmd_train.c -- `heed train`: trains a network on a dataset, evaluating on
+ * the test split after each epoch and checkpointing so --resume continues. */
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "evaluate.h"
+#include "loss.h"
+#include "optim.h"
+#include "schedule.h"
+
+const char cmd_train_summary[] = "train a network file on Fashion-MNIST or an image folder";
+
+typedef struct train_opts {
+    const char *net, *out, *data, *data_dir, *optimizer, *schedule, *resume;
+    int epochs, batch, augment, seed, threads, limit, test_limit, warmup, json;
+    float lr, momentum, weight_decay;
+} train_opts;
+
+/* Optimizer state and progress in a checkpoint's extra chunks. */
+static heed_status save_checkpoint(const heed_model *m, const heed_optim *o, int epoch,
+                                   const char *path) {
+    size_t total = o->params->total;
+    size_t size = 16 + 2 * total * sizeof(float);
+    unsigned char *buf = calloc(1, size);
+    if (!buf) return heed_fail(HEED_ERR_NOMEM, "cannot allocate a checkpoint");
+    uint64_t head[2] = {(uint64_t)o->steps, (uint64_t)epoch};
+    memcpy(buf, head, 16);
+    if (o->m) memcpy(buf + 16, o->m, total * sizeof(float));
+    if (o->v) memcpy(buf + 16 + total * sizeof(float), o->v, total * sizeof(float));
+    heed_chunk c = {.tag = "OPTM", .data = buf, .size = size};
+    heed_status st = heed_model_save_with(m, path, &c, 1);
+    free(buf);
+    return st;
+}
+
+static heed_status restore_checkpoint(heed_optim *o, const heed_chunk *c, int *epoch) {
+    size_t total = o->params->total;
+    if (!c || c->size != 16 + 2 * total * sizeof(float))
+        return heed_fail(HEED_ERR_FORMAT, "checkpoint has no optimizer state for this network");
+    uint64_t head[2];
+    memcpy(head, c->data, 16);
+    o->steps = (long)head[0];
+    *epoch = (int)head[1];
+    if (o->m) memcpy(o->m, c->data + 16, total * sizeof(float));
+    if (o->v) memcpy(o->v, c->data + 16 + total * sizeof(float), total * sizeof(float));
+    return HEED_OK;
+}
+
+static void recipe_of(char *out, size_t size, int argc, char **argv) {
+    size_t used = (size_t)snprintf(out, size, "heed");
+    for (int i = 0; i < argc && used < size; i++)
+        used += (size_t)snprintf(out + used, size - used, " %s", argv[i]);
+}
+
+static void cpu_name(char *out, size_t size) {
+    snprintf(out, size, "unknown");
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(out, size, "%s", strchr(line, ':') + 2);
+            out[strcspn(out, "\n")] = '\0';
+            break;
+        }
+    fclose(f);
+    char n[32];
+    snprintf(n, sizeof n, ", %d threads", omp_get_max_threads());
+    strncat(out, n, size - strlen(out) - 1);
+}
+
+/* A new model from the network file, labelled for the dataset. */
+static heed_status build_model(const train_opts *o, heed_net *net, const heed_dataset *train,
+                               heed_model **out) {
+    heed_model *m;
+    HEED_TRY(heed_model_new(&m, net));
+    const char *names[HEED_MAX_CLASSES];
+    for (int i = 0; i < train->classes && i < HEED_MAX_CLASSES; i++) names[i] = train->class_names[i];
+    heed_status st = heed_model_set_classes(m, train->classes, names);
+    const heed_layer *root = &net->root->base;
+    if (st == HEED_OK && root->out_c * root->out_h * root->out_w != train->classes)
+        st = heed_fail(HEED_ERR_SHAPE, "%s has %d outputs but the data has %d classes", o->net,
+                       root->out_c * root->out_h * root->out_w, train->classes);
+    if (st != HEED_OK) {
+        heed_model_free(m);
+        return st;
+    }
+    /* Folder datasets are normalised like Fashion-MNIST too: a fixed, documented choice. */
+    m->meta.input_mean = FMNIST_MEAN;
+    m->meta.input_std = FMNIST_STD;
+    m->meta.dark_background = 1;
+    snprintf(m->meta.dataset, sizeof m->meta.dataset, "%s", o->data);
+    *out = m;
+    return HEED_OK;
+}
+
+static int train(const train_opts *o, int argc, char **argv) {
+    heed_dataset tr = {0}, te = {0};
+    heed_model *m = NULL;
+    heed_optim opt = {0};
+    heed_chunk *extra = NULL;
+    int nextra = 0, start_epoch = 0, rc = 1;
+    int *order = NULL, *labels = NULL;
+    heed_tensor x = {0}, y = {0}, dy = {0};
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", o->out);
+
+    /* The network fixes the input size the data is brought to. */
+    heed_net *net = NULL;
+    heed_status st = o->resume ? heed_model_load_with(&m, o->resume, &extra, &nextra)
+                               : heed_net_load(&net, o->net, (uint64_t)o->seed);
+    const heed_net *shape = m ? m->net : net;
+    if (st == HEED_OK)
+        st = open_dataset(&tr, o->data, o->data_dir, 1, o->limit, shape->in_c, shape->in_h, shape->in_w);
+    if (st == HEED_OK) st = open_dataset(&te, o->data, o->data_dir, 0, o->test_limit, tr.c, tr.h, tr.w);
+    if (st == HEED_OK && (tr.c != shape->in_c || tr.h != shape->in_h || tr.w != shape->in_w))
+        st = heed_fail(HEED_ERR_SHAPE, "the network takes %dx%dx%d inputs but the data is %dx%dx%d",
+                       shape->in_c, shape->in_h, shape->in_w, tr.c, tr.h, tr.w);
+    if (st == HEED_OK && !m) {
+        st = build_model(o, net, &tr, &m);
+        net = NULL;
+    }
+    heed_net_free(net);
+    heed_optim_cfg ocfg = {.kind = strcmp(o->optimizer, "adamw") ? HEED_OPTIM_SGD : HEED_OPTIM_ADAMW,
+                           .lr = o->lr, .momentum = o->momentum, .weight_decay = o->weight_decay};
+    if (st == HEED_OK) st = heed_optim_init(&opt, &ocfg, &m->net->params);
+    if (st == HEED_OK && o->resume)
+        st = restore_checkpoint(&opt, heed_chunk_find(extra, nextra, "OPTM"), &start_epoch);
+    order = malloc((size_t)tr.count * sizeof *order);
+    labels = malloc((size_t)o->batch * sizeof *labels);
+    if (st == HEED_OK && (!order || !labels)) st = heed_fail(HEED_ERR_NOMEM, "out of memory");
+    if (st != HEED_OK) {
+        rc = cli_lib_error("train");
+        goto done;
+    }
+
+    long steps_per_epoch = (tr.count + o->batch - 1) / o->batch;
+    heed_schedule sched = {.base_lr = o->lr, .total_steps = steps_per_epoch * o->epochs,
+                           .warmup_steps = (long)o->warmup * steps_per_epoch,
+                           .step_size = steps_per_epoch * (o->epochs / 3 > 0 ? o->epochs / 3 : 1),
+                           .gamma = 0.1f};
+    heed_schedule_parse(o->schedule, &sched.kind);
+    heed_augment aug = {.crop_pad = o->augment ? 2 : 0, .hflip = o->augment};
+    double t_start = cli_now() - m->meta.train_seconds;
+    if (!o->json)
+        fprintf(stderr, "training %s on %s: %d train / %d test items, %d epochs from %d, batch %d, %d threads\n",
+                o->resume ? o->resume : o->net, o->data, tr.count, te.count, o->epochs, start_epoch + 1,
+                o->batch, omp_get_max_threads());
+    for (int epoch = start_epoch; epoch < o->epochs; epoch++) {
+        heed_rng rng;
+        /* Seeded per epoch, so a resumed run draws what the uninterrupted one would. */
+        heed_rng_seed(&rng, (uint64_t)o->seed, (uint64_t)epoch + 1000);
+        for (int i = 0; i < tr.count; i++) order[i] = i;
+        heed_rng_shuffle(&rng, order, tr.count);
+        heed_net_set_training(m->net, 1);
+        cli_progress bar;
+        char label[32], extra_text[128];
+        snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
+        cli_progress_start(&bar, label, tr.count);
+        double loss_sum = 0, t0 = cli_now();
+        long correct = 0, seen = 0;
+        for (int start = 0; start < tr.count; start += o->batch) {
+            int n = tr.count - start < o->batch ? tr.count - start : o->batch;
+            st = heed_dataset_batch(&tr, order + start, n, &aug, &rng, &x, labels);
+            if (st == HEED_OK) {
+                normalize_batch(&x, m->meta.input_mean, m->meta.input_std);
+                heed_params_zero_grad(&m->net->params);
+                st = heed_net_forward(m->net, &x, &y);
+            }
+            double loss = 0;
+            if (st == HEED_OK) st = heed_tensor_ensure(&dy, y.n, y.c, y.h, y.w);
+            if (st == HEED_OK) {
+                heed_tensor_zero(&dy);
+                st = heed_softmax_cross_entropy(&y, labels, &loss, NULL, &dy);
+            }
+            if (st == HEED_OK) st = heed_net_backward(m->net, &x, &y, &dy, NULL);
+            if (st != HEED_OK) {
+                rc = cli_lib_error("train");
+                goto done;
+            }
+            heed_optim_step(&opt, heed_schedule_lr(&sched, opt.steps));
+            loss_sum += loss * n;
+            for (int i = 0; i < n; i++) {
+                const float *row = y.data + (size_t)i * y.c;
+                int best = 0;
+                for (int j = 1; j < y.c; j++)
+                    if (row[j] > row[best]) best = j;
+                correct += best == labels[i];
+            }
+            seen += n;
+            snprintf(extra_text, sizeof extra_text, "loss %.3f acc %.1f%% %.0f img/s", loss_sum / seen,
+                     100.0 * correct / seen, seen / (cli_now() - t0));
+            cli_progress_update(&bar, seen, extra_text);
+        }
+        cli_progress_end(&bar, extra_text);
+        eval_result ev;
+        if (evaluate(m, &te, 256, &ev) != HEED_OK) {
+            rc = cli_lib_error("train");
+            goto done;
+        }
+        m->meta.epochs = epoch + 1;
+        m->meta.test_accuracy = (float)ev.accuracy;
+        m->meta.train_seconds = (float)(cli_now() - t_start);
+        eval_result_free(&ev);
+        if (o->json)
+            printf("{\"epoch\": %d, \"train_loss\": %.5f, \"train_accuracy\": %.5f, \"test_accuracy\": %.5f, "
+                   "\"lr\": %.6g, \"seconds\": %.1f}\n",
+                   epoch + 1, loss_sum / seen, (double)correct / seen, m->meta.test_accuracy,
+                   heed_schedule_lr(&sched, opt.steps > 0 ? opt.steps - 1 : 0), m->meta.train_seconds);
+        else
+            fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%%, test acc %.2f%%, %.0f s so far\n",
+                    epoch + 1, o->epochs, loss_sum / seen, 100.0 * correct / seen,
+                    100.0 * m->meta.test_accuracy, m->meta.train_seconds);
+        fflush(stdout);
+        if (save_checkpoint(m, &opt, epoch + 1, ckpt) != HEED_OK) {
+            rc = cli_lib_error("train");
+            goto done;
+        }
+    }
+    recipe_of(m->meta.recipe, sizeof m->meta.recipe, argc, argv);
+    cpu_name(m->meta.cpu, sizeof m->meta.cpu);
+    if (heed_model_save(m, o->out) != HEED_OK) {
+        rc = cli_lib_error("train");
+        goto done;
+    }
+    if (!o->json)
+        fprintf(stderr, "saved %s: test accuracy %.2f%% (checkpoint %s)\n", o->out,
+                100.0 * m->meta.test_accuracy, ckpt);
+    rc = 0;
+done:
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy);
+    free(order), free(labels);
+    heed_chunks_free(extra, nextra);
+    heed_optim_free(&opt);
+    heed_model_free(m);
+    heed_dataset_free(&tr), heed_dataset_free(&te);
+    return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+    train_opts o = {.data = "fmnist", .optimizer = "sgd", .schedule = "cosine", .epochs = 10,
+                    .batch = 64, .seed = 1, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f};
+    const cli_opt opts[] = {
+        {"net", CLI_STRING, &o.net, "FILE", "network description (nets/*.net)", NULL},
+        {"out", CLI_STRING, &o.out, "MODEL", "where to write the trained model", NULL},
+        {"data", CLI_STRING, &o.data, "NAME", "fmnist, or folder:DIR with DIR/train/<class>/*.png and DIR/test/...", NULL},
+        {"data-dir", CLI_STRING, &o.data_dir, "DIR", "Fashion-MNIST IDX files [/usr/share/datasets/fashion-mnist]", NULL},
+        {"epochs", CLI_INT, &o.epochs, "N", "passes over the training set", NULL},
+        {"batch", CLI_INT, &o.batch, "N", "images per step", NULL},
+        {"lr", CLI_FLOAT, &o.lr, "X", "peak learning rate", NULL},
+        {"optimizer", CLI_STRING, &o.optimizer, "NAME", "", "sgd|adamw"},
+        {"momentum", CLI_FLOAT, &o.momentum, "X", "SGD momentum", NULL},
+        {"schedule", CLI_STRING, &o.schedule, "NAME", "learning-rate schedule", "cosine|step|constant"},
+        {"warmup", CLI_INT, &o.warmup, "EPOCHS", "linear warm-up epochs", NULL},
+        {"weight-decay", CLI_FLOAT, &o.weight_decay, "X", "on weights (not biases or batch norm)", NULL},
+        {"augment", CLI_FLAG, &o.augment, NULL, "random crops (2-pixel padding) and horizontal flips", NULL},
+        {"seed", CLI_INT, &o.seed, "N", "initial weights and data order", NULL},
+        {"threads", CLI_INT, &o.threads, "N", "OpenMP threads [all cores]", NULL},
+        {"limit", CLI_INT, &o.limit, "N", "use only the first N training items (quick runs)", NULL},
+        {"test-limit", CLI_INT, &o.test_limit, "N", "evaluate on only the first N test items", NULL},
+        {"resume", CLI_STRING, &o.resume, "CKPT", "continue from a checkpoint (MODEL.ckpt)", NULL},
+        {"json", CLI_FLAG, &o.json, NULL, "print one JSON line per epoch on stdout", NULL},
+        {0}};
+    const cli_spec spec = {
+        "train", "--net FILE --out MODEL [options]",
+        "Trains a network on the training split, evaluating on the test split after each epoch.\n"
+        "A checkpoint MODEL.ckpt is written after every epoch; --resume MODEL.ckpt continues\n"
+        "(give the same options again).",
+        opts};
+    char **args;
+    int nargs;
+    int rc = cli_parse(&spec, argc, argv, &args, &nargs);
+    if (rc >= 0) return rc;
+    if (nargs) return cli_error("train", 2, "unexpected argument '%s'", args[0]);
+    if (!o.out) return cli_error("train", 2, "--out MODEL is required");
+    if (!o.net && !o.resume) return cli_error("train", 2, "--net FILE is required (or --resume CKPT)");
+    if (o.epochs < 1 || o.batch < 1 || o.lr <= 0)
+        return cli_error("train", 2, "--epochs, --batch and --lr must be positive");
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    return train(&o, argc, argv);
+}

@@ -1,0 +1,72 @@
+/* evaluate.c -- see evaluate.h. */
+#include "evaluate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "loss.h"
+
+heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
+                         int limit, int c, int h, int w) {
+    if (!strcmp(name, "fmnist")) return heed_fmnist_load(d, data_dir, train, limit);
+    if (!strncmp(name, "folder:", 7)) {
+        /* A folder dataset has no split of its own: train/ and test/ below it. */
+        char root[4096];
+        snprintf(root, sizeof root, "%s/%s", name + 7, train ? "train" : "test");
+        return heed_folder_load(d, root, c, h, w);
+    }
+    return heed_fail(HEED_ERR_ARG, "unknown dataset '%s' (fmnist or folder:PATH)", name);
+}
+
+void normalize_batch(heed_tensor *x, float mean, float std) {
+    size_t n = heed_tensor_count(x);
+    float inv = 1.0f / std;
+    for (size_t i = 0; i < n; i++) x->data[i] = (x->data[i] - mean) * inv;
+}
+
+heed_status evaluate(heed_model *m, const heed_dataset *d, int batch, eval_result *r) {
+    int k = m->meta.classes;
+    *r = (eval_result){.classes = k};
+    r->confusion = calloc((size_t)k * k, sizeof *r->confusion);
+    int *idx = malloc((size_t)batch * sizeof *idx), *labels = malloc((size_t)batch * sizeof *labels);
+    heed_tensor x = {0}, y = {0};
+    heed_status st = (!r->confusion || !idx || !labels) ? heed_fail(HEED_ERR_NOMEM, "out of memory") : HEED_OK;
+    heed_net_set_training(m->net, 0);
+    long correct = 0;
+    double loss_sum = 0;
+    for (int start = 0; st == HEED_OK && start < d->count; start += batch) {
+        int n = d->count - start < batch ? d->count - start : batch;
+        for (int i = 0; i < n; i++) idx[i] = start + i;
+        st = heed_dataset_batch(d, idx, n, NULL, NULL, &x, labels);
+        if (st != HEED_OK) break;
+        normalize_batch(&x, m->meta.input_mean, m->meta.input_std);
+        st = heed_net_forward(m->net, &x, &y);
+        if (st != HEED_OK) break;
+        double loss;
+        st = heed_softmax_cross_entropy(&y, labels, &loss, NULL, NULL);
+        if (st != HEED_OK) break;
+        loss_sum += loss * n;
+        for (int i = 0; i < n; i++) {
+            const float *row = y.data + (size_t)i * k;
+            int best = 0;
+            for (int j = 1; j < k; j++)
+                if (row[j] > row[best]) best = j;
+            correct += best == labels[i];
+            r->confusion[(size_t)labels[i] * k + best]++;
+        }
+    }
+    if (st == HEED_OK && d->count > 0) {
+        r->accuracy = (double)correct / d->count;
+        r->loss = loss_sum / d->count;
+    }
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    free(idx), free(labels);
+    if (st != HEED_OK) eval_result_free(r);
+    return st;
+}
+
+void eval_result_free(eval_result *r) {
+    free(r->confusion);
+    r->confusion = NULL;
+}

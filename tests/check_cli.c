@@ -1,0 +1,164 @@
+/* check_cli.c -- the `heed` command end to end: train a small model, resume
+ * it, evaluate it, classify images with overlays, and the error paths. The
+ * binary is $HEED_BIN (the Makefile sets it). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "model.h"
+#include "testutil.h"
+
+static char dir[256];
+
+/* Runs `heed ARGS` with stdout and stderr captured; returns the exit code. */
+static int heed(const char *args, char *out, size_t outsize) {
+    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
+    char cmd[2048], path[300];
+    snprintf(path, sizeof path, "%s/out.txt", dir);
+    snprintf(cmd, sizeof cmd, "HEED_PROGRESS=0 %s %s > %s 2>&1", bin, args, path);
+    int rc = system(cmd);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(out, 1, outsize - 1, f) : 0;
+    out[n] = '\0';
+    if (f) fclose(f);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/heed-check-cli-%ld", (long)getpid());
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+
+static void teardown(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) return;
+}
+
+START_TEST(help_and_usage_errors) {
+    static char out[1 << 16];
+    ck_assert_int_eq(heed("--help", out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "classify"));
+    ck_assert_int_eq(heed("nonsense", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "unknown command 'nonsense'"));
+    ck_assert_int_eq(heed("train --help", out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "--resume"));
+    ck_assert_int_eq(heed("train --net nets/fmnist-se.net", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--out MODEL is required"));
+    ck_assert_int_eq(heed("train --epochs x", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "--epochs wants a whole number"));
+    ck_assert_int_eq(heed("classify --model nowhere.heed x.png", out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "heed classify: cannot open model file nowhere.heed"));
+    /* one line, not a cascade */
+    ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+}
+END_TEST
+
+START_TEST(info_lists_layers_and_totals) {
+    static char out[1 << 16];
+    ck_assert_int_eq(heed("info --json nets/fmnist-cbam.net", out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "\"params\": 469598,"));
+    ck_assert_ptr_nonnull(strstr(out, "\"name\": \"stage2.att\", \"type\": \"cbam\""));
+    ck_assert_int_eq(heed("info nets/resnet18-se.net", out, sizeof out), 0);
+    ck_assert_ptr_nonnull(strstr(out, "total: 11778592 parameters"));
+    ck_assert_int_eq(heed("info nets/README.md", out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "nets/README.md:"));
+}
+END_TEST
+
+START_TEST(train_resume_eval_classify) {
+    static char out[1 << 16];
+    char args[2048], model[300], ckpt[320];
+    snprintf(model, sizeof model, "%s/m.heed", dir);
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", model);
+    /* two epochs on 512 images, then one more from the checkpoint */
+    snprintf(args, sizeof args,
+             "train --net nets/fmnist-cbam.net --out %s --epochs 2 --limit 512 --test-limit 500 "
+             "--batch 32 --lr 0.05 --json", model);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "\"epoch\": 2,"));
+    snprintf(args, sizeof args,
+             "train --resume %s --out %s --epochs 3 --limit 512 --test-limit 500 --batch 32 --lr 0.05 --json",
+             ckpt, model);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_ptr_null(strstr(out, "\"epoch\": 2,"));
+    ck_assert_ptr_nonnull(strstr(out, "\"epoch\": 3,"));
+    heed_model *m;
+    ck_assert_int_eq(heed_model_load(&m, model), HEED_OK);
+    ck_assert_int_eq(m->meta.epochs, 3);
+    ck_assert_str_eq(m->meta.class_names[9], "Ankle boot");
+    /* a few hundred images are enough to beat chance (10%) clearly */
+    ck_assert_msg(m->meta.test_accuracy > 0.4, "accuracy %f", m->meta.test_accuracy);
+    float acc = m->meta.test_accuracy;
+    heed_model_free(m);
+
+    snprintf(args, sizeof args, "eval --model %s --limit 500 --json", model);
+    ck_assert_int_eq(heed(args, out, sizeof out), 0);
+    double eval_acc = -1;
+    char *at = strstr(out, "\"accuracy\": ");
+    ck_assert_ptr_nonnull(at);
+    eval_acc = atof(at + 12);
+    ck_assert_double_eq_tol(eval_acc, acc, 1e-5);
+
+    /* a wide light-background photo-like image and a small dark one */
+    char img1[300], img2[300];
+    snprintf(img1, sizeof img1, "%s/wide.png", dir);
+    snprintf(img2, sizeof img2, "%s/small.jpg", dir);
+    heed_tensor a, b;
+    heed_tensor_alloc(&a, 1, 3, 60, 100);
+    heed_tensor_fill(&a, 0.95f);
+    for (int c = 0; c < 3; c++)
+        for (int i = 15; i < 45; i++)
+            for (int j = 40; j < 60; j++) a.data[(c * 60 + i) * 100 + j] = 0.1f;
+    heed_tensor_alloc(&b, 1, 1, 28, 28);
+    tu_fill_uniform(b.data, heed_tensor_count(&b), 0, 0.3f, 3); /* dark, like Fashion-MNIST */
+    ck_assert_int_eq(heed_image_save(img1, &a, NULL), HEED_OK);
+    ck_assert_int_eq(heed_image_save(img2, &b, NULL), HEED_OK);
+    snprintf(args, sizeof args, "classify --model %s --top 2 --overlay %s --json %s %s", model, dir, img1, img2);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "\"inverted\": true"));
+    ck_assert_ptr_nonnull(strstr(out, "\"inverted\": false"));
+    snprintf(args, sizeof args, "classify --model %s --map gradcam --colormap viridis --format jpg --overlay %s %s",
+             model, dir, img1);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    /* overlays are at the original resolution */
+    const char *names[] = {"wide-attention.png", "small-attention.png", "wide-gradcam.jpg"};
+    const int sizes[][2] = {{60, 100}, {28, 28}, {60, 100}};
+    for (int i = 0; i < 3; i++) {
+        char p[400];
+        heed_tensor o;
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        ck_assert_msg(heed_image_load(p, 0, &o) == HEED_OK, "%s", heed_last_error());
+        ck_assert_int_eq(o.c, 3);
+        ck_assert_int_eq(o.h, sizes[i][0]);
+        ck_assert_int_eq(o.w, sizes[i][1]);
+        heed_tensor_free(&o);
+    }
+    /* a corrupt image fails with one clear line naming it, and exit 1 */
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad.png", dir);
+    FILE *f = fopen(bad, "w");
+    fputs("not a png", f);
+    fclose(f);
+    snprintf(args, sizeof args, "classify --model %s %s", model, bad);
+    ck_assert_int_eq(heed(args, out, sizeof out), 1);
+    ck_assert_ptr_nonnull(strstr(out, "bad.png"));
+    heed_tensor_free(&a), heed_tensor_free(&b);
+}
+END_TEST
+
+Suite *heed_suite_cli(void) {
+    Suite *s = suite_create("cli");
+    TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 900);
+    tcase_add_test(tc, help_and_usage_errors);
+    tcase_add_test(tc, info_lists_layers_and_totals);
+    tcase_add_test(tc, train_resume_eval_classify);
+    suite_add_tcase(s, tc);
+    return s;
+}
