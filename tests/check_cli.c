@@ -151,6 +151,32 @@ START_TEST(train_resume_eval_classify) {
 }
 END_TEST
 
+/* The README's C example builds a CNN with SE in code and trains it: its
+ * loss must fall, and it must print one attention weight per channel. */
+START_TEST(readme_example_trains_and_reads_attention) {
+    const char *bin = getenv("HEED_EXAMPLE");
+    if (!bin) return; /* only run through `make check`, which builds it */
+    char cmd[600], path[300];
+    snprintf(path, sizeof path, "%s/example.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s > %s 2>&1", bin, path);
+    ck_assert_int_eq(system(cmd), 0);
+    static char out[1 << 14];
+    FILE *f = fopen(path, "r");
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    fclose(f);
+    char *first = strstr(out, "step  0 loss "), *last = strstr(out, "step 95 loss ");
+    ck_assert_msg(first && last, "%s", out);
+    double l0 = atof(first + 13), l1 = atof(last + 13);
+    ck_assert_msg(l1 < 0.8 * l0, "loss %f -> %f", l0, l1);
+    char *att = strstr(out, "channel attention:");
+    ck_assert_ptr_nonnull(att);
+    int weights = 0;
+    for (char *p = att; (p = strchr(p, ' ')); p++) weights++;
+    ck_assert_int_eq(weights - 1, 16);
+}
+END_TEST
+
 Suite *heed_suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -159,6 +185,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, help_and_usage_errors);
     tcase_add_test(tc, info_lists_layers_and_totals);
     tcase_add_test(tc, train_resume_eval_classify);
+    tcase_add_test(tc, readme_example_trains_and_reads_attention);
     suite_add_tcase(s, tc);
     return s;
 }
