@@ -54,6 +54,12 @@ heed_status heed_tensor_ensure(heed_tensor *t, int n, int c, int h, int w) {
     return heed_tensor_alloc(t, n, c, h, w);
 }
 
+heed_status heed_tensor_zeros_like(heed_tensor *t, const heed_tensor *like) {
+    HEED_TRY(heed_tensor_ensure(t, like->n, like->c, like->h, like->w));
+    heed_tensor_zero(t);
+    return HEED_OK;
+}
+
 heed_tensor heed_tensor_view(float *data, int n, int c, int h, int w) {
     return (heed_tensor){.data = data, .n = n, .c = c, .h = h, .w = w, .ndim = 4, .owned = 0};
 }

@@ -44,6 +44,10 @@ heed_status heed_tensor_alloc(heed_tensor *t, int n, int c, int h, int w);
  * callers keep one output tensor across calls without allocating each time. */
 heed_status heed_tensor_ensure(heed_tensor *t, int n, int c, int h, int w);
 
+/* Sizes *t like `like` (heed_tensor_ensure) and zeroes it: the usual start
+ * of a gradient that backward passes accumulate into. */
+heed_status heed_tensor_zeros_like(heed_tensor *t, const heed_tensor *like);
+
 /* A non-owning view of `data` (which must hold n*c*h*w floats). */
 heed_tensor heed_tensor_view(float *data, int n, int c, int h, int w);
 

@@ -37,38 +37,32 @@ heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y
     return heed_mul_spatial_forward(&l->x1, &l->s, y);
 }
 
-static heed_status zeroed_like(heed_tensor *t, const heed_tensor *like) {
-    HEED_TRY(heed_tensor_ensure(t, like->n, like->c, like->h, like->w));
-    heed_tensor_zero(t);
-    return HEED_OK;
-}
-
 heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_tensor *dy,
                                heed_tensor *dx) {
     /* spatial attention */
-    HEED_TRY(zeroed_like(&l->dx1, &l->x1));
-    HEED_TRY(zeroed_like(&l->ds, &l->s));
+    HEED_TRY(heed_tensor_zeros_like(&l->dx1, &l->x1));
+    HEED_TRY(heed_tensor_zeros_like(&l->ds, &l->s));
     HEED_TRY(heed_mul_spatial_backward(&l->x1, &l->s, dy, &l->dx1, &l->ds));
-    HEED_TRY(zeroed_like(&l->db, &l->b));
+    HEED_TRY(heed_tensor_zeros_like(&l->db, &l->b));
     HEED_TRY(heed_act_backward(HEED_ACT_SIGMOID, 0, &l->b, &l->s, &l->ds, &l->db));
-    HEED_TRY(zeroed_like(&l->dc, &l->c));
+    HEED_TRY(heed_tensor_zeros_like(&l->dc, &l->c));
     HEED_TRY(heed_layer_backward(&l->bn->base, &l->c, &l->b, &l->db, &l->dc));
-    HEED_TRY(zeroed_like(&l->dm, &l->m));
+    HEED_TRY(heed_tensor_zeros_like(&l->dm, &l->m));
     HEED_TRY(heed_layer_backward(&l->conv->base, &l->m, &l->c, &l->dc, &l->dm));
     HEED_TRY(heed_channel_pool_backward(&l->x1, &l->m, &l->dm, &l->dx1));
     /* channel attention */
-    HEED_TRY(zeroed_like(&l->de, &l->e));
+    HEED_TRY(heed_tensor_zeros_like(&l->de, &l->e));
     HEED_TRY(heed_mul_channel_backward(x, &l->e, &l->dx1, dx, &l->de));
-    HEED_TRY(zeroed_like(&l->da, &l->a));
+    HEED_TRY(heed_tensor_zeros_like(&l->da, &l->a));
     HEED_TRY(heed_act_backward(HEED_ACT_SIGMOID, 0, &l->a, &l->e, &l->de, &l->da));
     for (int i = 0; i < 2; i++) {
         /* d(logits[i]) = da for both branches: a is their sum. */
-        HEED_TRY(zeroed_like(&l->dhidden_relu, &l->hidden_relu[i]));
+        HEED_TRY(heed_tensor_zeros_like(&l->dhidden_relu, &l->hidden_relu[i]));
         HEED_TRY(heed_linear_backward(l->fc2, &l->hidden_relu[i], &l->da, &l->dhidden_relu));
-        HEED_TRY(zeroed_like(&l->dhidden, &l->hidden[i]));
+        HEED_TRY(heed_tensor_zeros_like(&l->dhidden, &l->hidden[i]));
         HEED_TRY(heed_act_backward(HEED_ACT_RELU, 0, &l->hidden[i], &l->hidden_relu[i],
                                    &l->dhidden_relu, &l->dhidden));
-        HEED_TRY(zeroed_like(&l->dpooled, &l->pooled[i]));
+        HEED_TRY(heed_tensor_zeros_like(&l->dpooled, &l->pooled[i]));
         HEED_TRY(heed_linear_backward(l->fc1, &l->pooled[i], &l->dhidden, dx ? &l->dpooled : NULL));
         if (!dx) continue;
         if (i == 0)

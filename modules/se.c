@@ -24,23 +24,16 @@ heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y) {
     return heed_mul_channel_forward(x, &l->e, y);
 }
 
-/* Sizes t like `like` and zeroes it: gradients accumulate into it. */
-static heed_status zeroed_like(heed_tensor *t, const heed_tensor *like) {
-    HEED_TRY(heed_tensor_ensure(t, like->n, like->c, like->h, like->w));
-    heed_tensor_zero(t);
-    return HEED_OK;
-}
-
 heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor *dy, heed_tensor *dx) {
-    HEED_TRY(zeroed_like(&l->de, &l->e));
+    HEED_TRY(heed_tensor_zeros_like(&l->de, &l->e));
     HEED_TRY(heed_mul_channel_backward(x, &l->e, dy, dx, &l->de));
-    HEED_TRY(zeroed_like(&l->da, &l->a));
+    HEED_TRY(heed_tensor_zeros_like(&l->da, &l->a));
     HEED_TRY(heed_act_backward(HEED_ACT_SIGMOID, 0, &l->a, &l->e, &l->de, &l->da));
-    HEED_TRY(zeroed_like(&l->dhr, &l->hr));
+    HEED_TRY(heed_tensor_zeros_like(&l->dhr, &l->hr));
     HEED_TRY(heed_linear_backward(l->fc2, &l->hr, &l->da, &l->dhr));
-    HEED_TRY(zeroed_like(&l->dh, &l->h));
+    HEED_TRY(heed_tensor_zeros_like(&l->dh, &l->h));
     HEED_TRY(heed_act_backward(HEED_ACT_RELU, 0, &l->h, &l->hr, &l->dhr, &l->dh));
-    HEED_TRY(zeroed_like(&l->ds, &l->s));
+    HEED_TRY(heed_tensor_zeros_like(&l->ds, &l->s));
     HEED_TRY(heed_linear_backward(l->fc1, &l->s, &l->dh, dx ? &l->ds : NULL));
     if (dx) HEED_TRY(heed_global_avg_pool_backward(x, &l->ds, dx));
     return HEED_OK;
