@@ -13,16 +13,22 @@
  * C by beta).
  *
  * heed_gemm picks the fastest kernel for this CPU at run time (AVX-512,
- * AVX2+FMA, or portable C) and runs OpenMP threads across blocks;
+ * AVX2+FMA, or portable C; the environment variable HEED_GEMM_KERNEL=
+ * avx512|avx2|generic forces one the CPU supports) and runs OpenMP threads
+ * across blocks of C, never across K: results are bit-identical whatever
+ * the thread count. Small problems (a few rows) skip packing and threads.
  * heed_gemm_ref is the plain triple loop the tests compare it against.
- * Packing buffers are allocated once per thread and kept; the only failure
- * is running out of memory for them.
+ * Packing buffers are allocated once per thread and kept (grown, never
+ * shrunk). A, B and C must not overlap.
  */
 #ifndef HEED_GEMM_H
 #define HEED_GEMM_H
 
 #include "error.h"
 
+/* Returns HEED_ERR_NOMEM if the packing buffers cannot be allocated (C is
+ * then partly written), HEED_ERR_ARG for a negative size or a leading
+ * dimension smaller than the row it must hold (caller bugs). */
 heed_status heed_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
@@ -31,5 +37,14 @@ void heed_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, c
 
 /* The kernel heed_gemm uses on this CPU: "avx512", "avx2" or "generic". */
 const char *heed_gemm_kernel_name(void);
+
+/* Forces the kernel for all later calls in this process ("avx512", "avx2",
+ * "generic"); NULL restores the default choice. HEED_ERR_ARG if the name is
+ * unknown or this CPU lacks the instructions (the kernel is unchanged). Not
+ * meant to race with running heed_gemm calls; for tests and benchmarks. */
+heed_status heed_gemm_set_kernel(const char *name);
+
+/* 1 if heed_gemm_set_kernel(name) would succeed on this CPU. */
+int heed_gemm_kernel_available(const char *name);
 
 #endif

@@ -1,0 +1,274 @@
+/* gemm_avx512.c -- the AVX-512 kernel for gemm.c: an 8 x 48 register tile
+ * (24 zmm accumulators, 3 zmm of B, 1 broadcast of A per row and k), a
+ * dot-product kernel for 1..4 rows against B stored transposed, and packers
+ * that transpose 8 x 8 blocks in registers.
+ *
+ * Per k the tile loads 3 vectors of B and broadcasts 8 floats of A for 24
+ * FMAs: 12 cycles on two 512-bit FMA pipes, far under the load ports' limit,
+ * and 24 independent chains hide the 4-cycle FMA latency.
+ *
+ * The library is built without -march flags: every function here carries a
+ * target attribute and is only reached after __builtin_cpu_supports says the
+ * CPU has AVX-512F (gemm.c checks).
+ */
+#include "gemm_kernel.h"
+
+#ifdef HEED_GEMM_X86
+
+#include <immintrin.h>
+#include <math.h>
+
+#define TARGET __attribute__((target("avx512f,avx2,avx,fma")))
+#define INLINE static inline __attribute__((always_inline)) TARGET
+
+#ifndef UNROLL_K
+#define UNROLL_K 2
+#endif
+#define PRAGMA_(x) _Pragma(#x)
+#define UNROLLK(n) PRAGMA_(GCC unroll n)
+enum { MR = 8, NV = 3, VW = 16, NR = NV * VW };
+
+/* The H x (V vectors) tile, H and V compile-time constants after inlining;
+ * `last` masks the final vector's columns of C. */
+INLINE void tile_hv(int kc, const float *restrict ap, const int AS, const float *restrict b,
+                    ptrdiff_t bks, const int H, const int V, __mmask16 last, float *restrict c,
+                    ptrdiff_t ldc, float alpha, float beta) {
+    __m512 acc[16][4];
+#pragma GCC unroll 16
+    for (int r = 0; r < H; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_ps();
+    /* The C tile is read (and written) only after the k loop: start fetching
+     * it now so the misses overlap the arithmetic. */
+#pragma GCC unroll 16
+    for (int r = 0; r < H; r++) {
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) _mm_prefetch((const char *)(c + r * ldc + 16 * v), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + 16 * V - 1), _MM_HINT_T0);
+    }
+UNROLLK(UNROLL_K)
+    for (int k = 0; k < kc; k++) {
+#ifdef PF_B
+        _mm_prefetch((const char *)(b + PF_B * bks), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + PF_B * bks + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b + PF_B * bks + 32), _MM_HINT_T0);
+#endif
+        __m512 bv[4];
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 16
+        for (int r = 0; r < H; r++) {
+            __m512 a = _mm512_set1_ps(ap[r]);
+#pragma GCC unroll 4
+            for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(a, bv[v], acc[r][v]);
+        }
+        ap += AS;
+        b += bks;
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int r = 0; r < H; r++)
+#pragma GCC unroll 4
+        for (int v = 0; v < V; v++) {
+            float *cp = c + r * ldc + 16 * v;
+            __mmask16 m = v == V - 1 ? last : (__mmask16)0xFFFF;
+            __m512 x;
+            if (beta == 0.0f)
+                x = _mm512_mul_ps(va, acc[r][v]);
+            else
+                x = _mm512_fmadd_ps(va, acc[r][v], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m, cp)));
+            _mm512_mask_storeu_ps(cp, m, x);
+        }
+}
+
+#define CASE(M, NVV, H, V)                                                                          \
+    case (H - 1) * NVV + (V - 1):                                                                   \
+        tile_hv(kc, ap, M, b, bks, H, V, last, c, ldc, alpha, beta);                                \
+        break;
+#define TILE_FN(NAME, M, NVV, CASES)                                                                \
+    TARGET static void NAME(int kc, const float *ap, const float *b, ptrdiff_t bks, int h, int w,   \
+                            float *c, ptrdiff_t ldc, float alpha, float beta) {                     \
+        int v = (w + VW - 1) / VW;                                                                  \
+        __mmask16 last = (__mmask16)(0xFFFFu >> (v * VW - w));                                      \
+        switch ((h - 1) * NVV + (v - 1)) {                                                          \
+            CASES                                                                                   \
+        default:                                                                                    \
+            break;                                                                                  \
+        }                                                                                           \
+    }
+#define R3(M, H) CASE(M, 3, H, 1) CASE(M, 3, H, 2) CASE(M, 3, H, 3)
+TILE_FN(tile_8x48, 8, 3, R3(8, 1) R3(8, 2) R3(8, 3) R3(8, 4) R3(8, 5) R3(8, 6) R3(8, 7) R3(8, 8))
+#define R2(M, H) CASE(M, 2, H, 1) CASE(M, 2, H, 2)
+TILE_FN(tile_12x32, 12, 2,
+        R2(12, 1) R2(12, 2) R2(12, 3) R2(12, 4) R2(12, 5) R2(12, 6) R2(12, 7) R2(12, 8) R2(12, 9)
+            R2(12, 10) R2(12, 11) R2(12, 12))
+#define R4(M, H) CASE(M, 4, H, 1) CASE(M, 4, H, 2) CASE(M, 4, H, 3) CASE(M, 4, H, 4)
+TILE_FN(tile_6x64, 6, 4, R4(6, 1) R4(6, 2) R4(6, 3) R4(6, 4) R4(6, 5) R4(6, 6))
+#undef R2
+#undef R3
+#undef R4
+#undef CASE
+#undef TILE_FN
+
+/* H rows of A dotted with W rows of B, each sum accumulated in its own zmm
+ * over 16-float chunks (a masked final chunk) and then reduced by the same
+ * fixed tree. */
+INLINE void dot_hw(int K, const int H, const float *a, ptrdiff_t lda, const int W, const float *b,
+                   ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < H; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < W; j++) acc[r][j] = _mm512_setzero_ps();
+    int k = 0;
+    for (; k + 16 <= K; k += 16) {
+        __m512 av[4], bv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < H; r++) av[r] = _mm512_loadu_ps(a + r * lda + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < W; j++) bv[j] = _mm512_loadu_ps(b + j * ldb + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < H; r++)
+#pragma GCC unroll 4
+            for (int j = 0; j < W; j++) acc[r][j] = _mm512_fmadd_ps(av[r], bv[j], acc[r][j]);
+    }
+    if (k < K) {
+        __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
+        __m512 av[4], bv[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < H; r++) av[r] = _mm512_maskz_loadu_ps(m, a + r * lda + k);
+#pragma GCC unroll 4
+        for (int j = 0; j < W; j++) bv[j] = _mm512_maskz_loadu_ps(m, b + j * ldb + k);
+#pragma GCC unroll 4
+        for (int r = 0; r < H; r++)
+#pragma GCC unroll 4
+            for (int j = 0; j < W; j++) acc[r][j] = _mm512_fmadd_ps(av[r], bv[j], acc[r][j]);
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < H; r++)
+#pragma GCC unroll 4
+        for (int j = 0; j < W; j++) {
+            float s = _mm512_reduce_add_ps(acc[r][j]);
+            float *cp = c + r * ldc + j;
+            *cp = beta == 0.0f ? alpha * s : fmaf(alpha, s, beta * *cp);
+        }
+}
+
+TARGET static void dot(int K, int h, const float *a, ptrdiff_t lda, int w, const float *b,
+                       ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta) {
+    switch ((h - 1) * 4 + (w - 1)) {
+#define CASE(H, W)                                                                                 \
+    case (H - 1) * 4 + (W - 1):                                                                    \
+        dot_hw(K, H, a, lda, W, b, ldb, c, ldc, alpha, beta);                                      \
+        break;
+#define ROW(H) CASE(H, 1) CASE(H, 2) CASE(H, 3) CASE(H, 4)
+        ROW(1) ROW(2) ROW(3) ROW(4)
+#undef ROW
+#undef CASE
+    default:
+        break;
+    }
+}
+
+/* dst[i * ldd + j] = src[j * lds + i] for an 8 x 8 block. */
+INLINE void transpose8(const float *src, ptrdiff_t lds, float *dst, ptrdiff_t ldd) {
+    __m256 r0 = _mm256_loadu_ps(src + 0 * lds), r1 = _mm256_loadu_ps(src + 1 * lds);
+    __m256 r2 = _mm256_loadu_ps(src + 2 * lds), r3 = _mm256_loadu_ps(src + 3 * lds);
+    __m256 r4 = _mm256_loadu_ps(src + 4 * lds), r5 = _mm256_loadu_ps(src + 5 * lds);
+    __m256 r6 = _mm256_loadu_ps(src + 6 * lds), r7 = _mm256_loadu_ps(src + 7 * lds);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(dst + 0 * ldd, _mm256_permute2f128_ps(s0, s4, 0x20));
+    _mm256_storeu_ps(dst + 1 * ldd, _mm256_permute2f128_ps(s1, s5, 0x20));
+    _mm256_storeu_ps(dst + 2 * ldd, _mm256_permute2f128_ps(s2, s6, 0x20));
+    _mm256_storeu_ps(dst + 3 * ldd, _mm256_permute2f128_ps(s3, s7, 0x20));
+    _mm256_storeu_ps(dst + 4 * ldd, _mm256_permute2f128_ps(s0, s4, 0x31));
+    _mm256_storeu_ps(dst + 5 * ldd, _mm256_permute2f128_ps(s1, s5, 0x31));
+    _mm256_storeu_ps(dst + 6 * ldd, _mm256_permute2f128_ps(s2, s6, 0x31));
+    _mm256_storeu_ps(dst + 7 * ldd, _mm256_permute2f128_ps(s3, s7, 0x31));
+}
+
+/* A stored M x K (rows contiguous in k) needs a transpose: 8 x 8 blocks in
+ * registers for full-height panels. A stored K x M is a masked copy of h
+ * floats per k. */
+TARGET static void pack_a(int kc, int h, const float *a, ptrdiff_t lda, int trans, float *ap,
+                          int mr) {
+    if (trans && mr <= 16) {
+        const __mmask16 m = (__mmask16)((1u << h) - 1);
+        for (int k = 0; k < kc; k++)
+            _mm512_mask_storeu_ps(ap + (ptrdiff_t)k * mr, m,
+                                  _mm512_maskz_loadu_ps(m, a + (ptrdiff_t)k * lda));
+        return;
+    }
+    if (trans || h != MR || mr != MR) {
+        heed_gemm_pack_a_generic(kc, h, a, lda, trans, ap, mr);
+        return;
+    }
+    /* The 8 rows are short strided streams that the hardware prefetcher
+     * barely starts on: fetch the next panel's rows (usually the next call)
+     * into L2 while transposing this one. Prefetches past the end of A are
+     * harmless. */
+    int k = 0;
+    for (; k + 16 <= kc; k += 16) {
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) _mm_prefetch((const char *)(a + (MR + r) * lda + k), _MM_HINT_T1);
+        transpose8(a + k, lda, ap + (ptrdiff_t)k * MR, MR);
+        transpose8(a + k + 8, lda, ap + (ptrdiff_t)(k + 8) * MR, MR);
+    }
+    for (; k + 8 <= kc; k += 8) transpose8(a + k, lda, ap + (ptrdiff_t)k * MR, MR);
+    for (; k < kc; k++)
+        for (int r = 0; r < MR; r++) ap[(ptrdiff_t)k * MR + r] = a[r * lda + k];
+}
+
+/* B stored K x N: each row of the panel is a masked copy that also writes
+ * the zero padding. B stored N x K: transpose 8 columns x 8 k at a time. */
+TARGET static void pack_b(int kc, int w, int wp, const float *b, ptrdiff_t ldb, int trans,
+                          float *bp) {
+    if (!trans) {
+        for (int k = 0; k < kc; k++) {
+            const float *src = b + (ptrdiff_t)k * ldb;
+            float *dst = bp + (ptrdiff_t)k * wp;
+            for (int j = 0; j < wp; j += 16) {
+                int left = w - j;
+                __mmask16 m = left >= 16 ? (__mmask16)0xFFFF
+                              : left > 0 ? (__mmask16)((1u << left) - 1)
+                                         : (__mmask16)0;
+                _mm512_storeu_ps(dst + j, _mm512_maskz_loadu_ps(m, src + j));
+            }
+        }
+        return;
+    }
+    int j = 0;
+    for (; j + 8 <= w; j += 8) {
+        int k = 0;
+        for (; k + 8 <= kc; k += 8)
+            transpose8(b + j * ldb + k, ldb, bp + (ptrdiff_t)k * wp + j, wp);
+        for (; k < kc; k++)
+            for (int jj = j; jj < j + 8; jj++) bp[(ptrdiff_t)k * wp + jj] = b[jj * ldb + k];
+    }
+    for (int k = 0; k < kc; k++) {
+        for (int jj = j; jj < w; jj++) bp[(ptrdiff_t)k * wp + jj] = b[jj * ldb + k];
+        for (int jj = w; jj < wp; jj++) bp[(ptrdiff_t)k * wp + jj] = 0.0f;
+    }
+}
+
+const heed_gemm_kernel heed_gemm_kernel_avx512 = {
+    .name = "avx512", .mr = 8, .nr = 48, .vw = VW,
+    .tile = tile_8x48, .pack_a = pack_a, .pack_b = pack_b, .dot = dot,
+};
+const heed_gemm_kernel heed_gemm_kernel_avx512_12x32 = {
+    .name = "avx512", .mr = 12, .nr = 32, .vw = VW,
+    .tile = tile_12x32, .pack_a = pack_a, .pack_b = pack_b, .dot = dot,
+};
+const heed_gemm_kernel heed_gemm_kernel_avx512_6x64 = {
+    .name = "avx512", .mr = 6, .nr = 64, .vw = VW,
+    .tile = tile_6x64, .pack_a = pack_a, .pack_b = pack_b, .dot = dot,
+};
+
+#endif

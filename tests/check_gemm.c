@@ -1,0 +1,291 @@
+/* check_gemm.c -- the matrix product: a hand-computed case, every kernel
+ * this CPU has against the double-precision reference on odd shapes (all
+ * transposes, alpha/beta, padded leading dimensions, NaN where nothing may
+ * be read), threaded runs bit-identical to single-threaded ones, edge sizes
+ * and argument errors. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "gemm.h"
+#include "tensor.h"
+#include "testutil.h"
+
+static const char *const kernels[] = {"avx512", "avx2", "generic"};
+#define NKERNELS ((int)(sizeof kernels / sizeof kernels[0]))
+
+static void set_threads(int n) {
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#else
+    (void)n;
+#endif
+}
+
+/* One product's operands, stored as heed_gemm sees them: op(A) is M x K,
+ * stored M x K (lda = K + pad) or, transposed, K x M (lda = M + pad);
+ * likewise B; C is M x N with ldc = N + pad. Padding holds NaN in A and B
+ * (reading it would poison C) and a sentinel in C (writing it is a bug). */
+typedef struct gcase {
+    int ta, tb, M, N, K, lda, ldb, ldc;
+    float *A, *B, *C0; /* C0: C before the call */
+} gcase;
+
+#define SENTINEL 12345.0f
+
+static void fill_padded(float *p, int rows, int cols, int ld, uint64_t seed) {
+    tu_fill_uniform(p, (size_t)rows * ld, -1.0f, 1.0f, seed);
+    for (int r = 0; r < rows; r++)
+        for (int c = cols; c < ld; c++) p[(size_t)r * ld + c] = NAN;
+}
+
+static gcase make_case(int ta, int tb, int M, int N, int K, int pad, uint64_t seed) {
+    gcase g = {ta, tb, M, N, K, (ta ? M : K) + pad, (tb ? K : N) + pad, N + pad, NULL, NULL, NULL};
+    int arows = ta ? K : M, brows = tb ? N : K;
+    g.A = malloc(sizeof(float) * ((size_t)arows * g.lda + 1));
+    g.B = malloc(sizeof(float) * ((size_t)brows * g.ldb + 1));
+    g.C0 = malloc(sizeof(float) * ((size_t)M * g.ldc + 1));
+    ck_assert(g.A && g.B && g.C0);
+    fill_padded(g.A, arows, ta ? M : K, g.lda, seed);
+    fill_padded(g.B, brows, tb ? K : N, g.ldb, seed + 1);
+    tu_fill_uniform(g.C0, (size_t)M * g.ldc, -1.0f, 1.0f, seed + 2);
+    for (int r = 0; r < M; r++)
+        for (int c = N; c < g.ldc; c++) g.C0[(size_t)r * g.ldc + c] = SENTINEL;
+    return g;
+}
+
+static void free_case(gcase *g) {
+    free(g->A);
+    free(g->B);
+    free(g->C0);
+}
+
+static float opa(const gcase *g, int i, int k) {
+    return g->ta ? g->A[(size_t)k * g->lda + i] : g->A[(size_t)i * g->lda + k];
+}
+static float opb(const gcase *g, int k, int j) {
+    return g->tb ? g->B[(size_t)j * g->ldb + k] : g->B[(size_t)k * g->ldb + j];
+}
+
+/* Runs heed_gemm on a copy of C0 (NaN everywhere inside when beta == 0:
+ * old contents must be ignored) and returns the copy. */
+static float *run(const gcase *g, float alpha, float beta) {
+    size_t n = (size_t)g->M * g->ldc;
+    float *C = malloc(sizeof(float) * (n + 1));
+    ck_assert_ptr_nonnull(C);
+    memcpy(C, g->C0, sizeof(float) * n);
+    if (beta == 0.0f)
+        for (int r = 0; r < g->M; r++)
+            for (int c = 0; c < g->N; c++) C[(size_t)r * g->ldc + c] = NAN;
+    ck_assert_int_eq(heed_gemm(g->ta, g->tb, g->M, g->N, g->K, alpha, g->A, g->lda, g->B, g->ldb,
+                               beta, C, g->ldc),
+                     HEED_OK);
+    return C;
+}
+
+/* Compares C with the reference within the rounding a float sum of K terms
+ * may accumulate: (2K + 4) ulp-ish of sum |alpha a b| + |beta c|. The
+ * padding columns must still hold the sentinel. (One assertion per case:
+ * Check records every assertion it passes, which is slow in loops.) */
+static void check_against_ref(const gcase *g, float alpha, float beta, const float *C,
+                              const char *kernel) {
+    size_t n = (size_t)g->M * g->ldc;
+    float *R = malloc(sizeof(float) * (n + 1));
+    ck_assert_ptr_nonnull(R);
+    memcpy(R, g->C0, sizeof(float) * n);
+    heed_gemm_ref(g->ta, g->tb, g->M, g->N, g->K, alpha, g->A, g->lda, g->B, g->ldb, beta, R,
+                  g->ldc);
+    int bad_i = -1, bad_j = -1;
+    double got = 0, want = 0, tol = 0;
+    for (int i = 0; i < g->M && bad_i < 0; i++)
+        for (int j = 0; j < g->ldc; j++) {
+            got = C[(size_t)i * g->ldc + j];
+            want = R[(size_t)i * g->ldc + j];
+            if (j >= g->N) {
+                tol = 0;
+                want = SENTINEL;
+            } else {
+                double mag = beta == 0.0f ? 0.0 : fabs((double)beta * g->C0[(size_t)i * g->ldc + j]);
+                for (int k = 0; k < g->K; k++)
+                    mag += fabs((double)alpha * opa(g, i, k) * opb(g, k, j));
+                tol = (2.0 * g->K + 4.0) * 6e-8 * mag + 1e-30;
+            }
+            if (!(fabs(got - want) <= tol)) {
+                bad_i = i;
+                bad_j = j;
+                break;
+            }
+        }
+    ck_assert_msg(bad_i < 0,
+                  "%s ta=%d tb=%d M=%d N=%d K=%d alpha=%g beta=%g: C[%d][%d] = %.9g, want %.9g "
+                  "(tol %.3g; columns >= N are padding)",
+                  kernel, g->ta, g->tb, g->M, g->N, g->K, alpha, beta, bad_i, bad_j, got, want, tol);
+    free(R);
+}
+
+START_TEST(hand_computed_2x3_times_3x2_all_transposes) {
+    /* op(A) = [1 2 3; 4 5 6], op(B) = [7 8; 9 10; 11 12]:
+     * op(A) op(B) = [58 64; 139 154]. With alpha = 2, beta = 0.5 and
+     * C = [1 2; 3 4]: [116.5 129; 279.5 310]. */
+    const float a[6] = {1, 2, 3, 4, 5, 6}, at[6] = {1, 4, 2, 5, 3, 6};
+    const float b[6] = {7, 8, 9, 10, 11, 12}, bt[6] = {7, 9, 11, 8, 10, 12};
+    const float want[4] = {116.5f, 129.0f, 279.5f, 310.0f};
+    for (int kk = 0; kk < NKERNELS; kk++) {
+        if (!heed_gemm_kernel_available(kernels[kk])) continue;
+        ck_assert_int_eq(heed_gemm_set_kernel(kernels[kk]), HEED_OK);
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                float c[4] = {1, 2, 3, 4};
+                ck_assert_int_eq(heed_gemm(ta, tb, 2, 2, 3, 2.0f, ta ? at : a, ta ? 2 : 3,
+                                           tb ? bt : b, tb ? 3 : 2, 0.5f, c, 2),
+                                 HEED_OK);
+                for (int i = 0; i < 4; i++)
+                    ck_assert_msg(c[i] == want[i], "%s ta=%d tb=%d: c[%d] = %g, want %g",
+                                  kernels[kk], ta, tb, i, c[i], want[i]);
+            }
+    }
+    heed_gemm_set_kernel(NULL);
+}
+END_TEST
+
+/* Shapes that reach every path: the dot kernel (M <= 4, B transposed), B
+ * read in place (M <= 16), the blocked path with partial tiles in M and N,
+ * several K slices (K > 256), several B blocks (N > 528) and several row
+ * chunks (M > 1024); none a multiple of a vector width unless on purpose. */
+static const int shapes[][3] = {
+    {1, 1, 1},    {1, 37, 300},  {3, 130, 77},  {4, 5, 700},   {5, 17, 33},
+    {7, 61, 9},   {13, 100, 290}, {16, 48, 64},  {17, 45, 31},  {33, 97, 260},
+    {64, 196, 57}, {71, 600, 13}, {130, 79, 301}, {255, 33, 129}, {1100, 9, 7},
+};
+
+static void odd_shapes_for(const char *kernel) {
+    static const float ab[][2] = {{1.0f, 0.0f}, {-1.5f, 0.25f}, {0.5f, 1.0f}};
+    uint64_t seed = 100;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                int pad = (int)(s % 3) * 3 + ta + 2 * tb; /* 0 (tight) .. 9 */
+                gcase g = make_case(ta, tb, shapes[s][0], shapes[s][1], shapes[s][2], pad, seed++);
+                for (size_t p = 0; p < sizeof ab / sizeof ab[0]; p++) {
+                    float *C = run(&g, ab[p][0], ab[p][1]);
+                    check_against_ref(&g, ab[p][0], ab[p][1], C, kernel);
+                    free(C);
+                }
+                free_case(&g);
+            }
+}
+
+START_TEST(every_kernel_matches_reference_on_odd_shapes) {
+    const char *k = kernels[_i];
+    if (!heed_gemm_kernel_available(k)) return; /* this CPU lacks it */
+    ck_assert_int_eq(heed_gemm_set_kernel(k), HEED_OK);
+    ck_assert_str_eq(heed_gemm_kernel_name(), k);
+    set_threads(2);
+    odd_shapes_for(k);
+    heed_gemm_set_kernel(NULL);
+}
+END_TEST
+
+START_TEST(threaded_results_are_bit_identical) {
+    const char *k = kernels[_i];
+    if (!heed_gemm_kernel_available(k)) return;
+    ck_assert_int_eq(heed_gemm_set_kernel(k), HEED_OK);
+    /* Big enough that 2 and 3 threads split them (rows, columns or both). */
+    static const int big[][5] = {
+        {0, 0, 64, 784, 288}, {1, 1, 200, 333, 260}, {0, 1, 3, 1500, 700},
+        {0, 0, 10, 2000, 300}, {1, 0, 9, 1300, 517}, {0, 0, 1030, 40, 40},
+    };
+    for (size_t s = 0; s < sizeof big / sizeof big[0]; s++) {
+        gcase g = make_case(big[s][0], big[s][1], big[s][2], big[s][3], big[s][4], 1, 7 + s);
+        set_threads(1);
+        float *c1 = run(&g, 0.75f, 0.5f);
+        for (int t = 2; t <= 3; t++) {
+            set_threads(t);
+            float *ct = run(&g, 0.75f, 0.5f);
+            ck_assert_msg(memcmp(c1, ct, sizeof(float) * (size_t)g.M * g.ldc) == 0,
+                          "%s ta=%d tb=%d %dx%dx%d: %d threads differ from 1", k, g.ta, g.tb,
+                          g.M, g.N, g.K, t);
+            free(ct);
+        }
+        free(c1);
+        free_case(&g);
+    }
+    set_threads(2);
+    heed_gemm_set_kernel(NULL);
+}
+END_TEST
+
+START_TEST(empty_sizes_and_zero_alpha) {
+    float c[6] = {1, 2, 3, 4, 5, 6};
+    float nan_ab[6] = {NAN, NAN, NAN, NAN, NAN, NAN};
+    /* M or N of 0: nothing happens. */
+    ck_assert_int_eq(heed_gemm(0, 0, 0, 3, 2, 1.0f, nan_ab, 2, nan_ab, 3, 0.0f, c, 3), HEED_OK);
+    ck_assert_int_eq(heed_gemm(0, 0, 2, 0, 2, 1.0f, nan_ab, 2, nan_ab, 1, 0.0f, c, 1), HEED_OK);
+    ck_assert_float_eq(c[0], 1.0f);
+    /* K == 0 scales C by beta. */
+    ck_assert_int_eq(heed_gemm(0, 0, 2, 3, 0, 1.0f, NULL, 1, NULL, 3, 2.0f, c, 3), HEED_OK);
+    ck_assert_float_eq(c[5], 12.0f);
+    /* alpha == 0: A and B are not read, C = beta C. */
+    ck_assert_int_eq(heed_gemm(0, 0, 2, 3, 2, 0.0f, nan_ab, 2, nan_ab, 3, 0.5f, c, 3), HEED_OK);
+    ck_assert_float_eq(c[5], 6.0f);
+    /* beta == 0 overwrites NaN. */
+    for (int i = 0; i < 6; i++) c[i] = NAN;
+    ck_assert_int_eq(heed_gemm(0, 0, 2, 3, 0, 1.0f, NULL, 1, NULL, 3, 0.0f, c, 3), HEED_OK);
+    for (int i = 0; i < 6; i++) ck_assert_float_eq(c[i], 0.0f);
+}
+END_TEST
+
+START_TEST(bad_arguments_are_refused) {
+    float a[4] = {0}, b[4] = {0}, c[4] = {0};
+    ck_assert_int_eq(heed_gemm(0, 0, -1, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "M=-1"));
+    ck_assert_int_eq(heed_gemm(0, 0, 2, 2, 2, 1.0f, a, 1, b, 2, 0.0f, c, 2), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "lda=1"));
+    ck_assert_int_eq(heed_gemm(0, 1, 2, 2, 2, 1.0f, a, 2, b, 1, 0.0f, c, 2), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_gemm(0, 0, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 1), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "ldc=1"));
+}
+END_TEST
+
+START_TEST(kernel_choice_can_be_forced) {
+    ck_assert(heed_gemm_kernel_available("generic"));
+    ck_assert(!heed_gemm_kernel_available("sse9"));
+    ck_assert(!heed_gemm_kernel_available(NULL));
+    ck_assert_int_eq(heed_gemm_set_kernel("generic"), HEED_OK);
+    ck_assert_str_eq(heed_gemm_kernel_name(), "generic");
+    ck_assert_int_eq(heed_gemm_set_kernel("sse9"), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "sse9"));
+    ck_assert_str_eq(heed_gemm_kernel_name(), "generic"); /* unchanged */
+    /* The default honours HEED_GEMM_KERNEL, and ignores names it cannot use. */
+    setenv("HEED_GEMM_KERNEL", "generic", 1);
+    ck_assert_int_eq(heed_gemm_set_kernel(NULL), HEED_OK);
+    ck_assert_str_eq(heed_gemm_kernel_name(), "generic");
+    setenv("HEED_GEMM_KERNEL", "sse9", 1);
+    ck_assert_int_eq(heed_gemm_set_kernel(NULL), HEED_OK);
+    const char *best = heed_gemm_kernel_available("avx512") ? "avx512"
+                       : heed_gemm_kernel_available("avx2") ? "avx2"
+                                                            : "generic";
+    ck_assert_str_eq(heed_gemm_kernel_name(), best);
+    unsetenv("HEED_GEMM_KERNEL");
+    ck_assert_int_eq(heed_gemm_set_kernel(NULL), HEED_OK);
+    ck_assert_str_eq(heed_gemm_kernel_name(), best);
+}
+END_TEST
+
+Suite *heed_suite_gemm(void) {
+    Suite *s = suite_create("gemm");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, hand_computed_2x3_times_3x2_all_transposes);
+    tcase_add_loop_test(tc, every_kernel_matches_reference_on_odd_shapes, 0, NKERNELS);
+    tcase_add_loop_test(tc, threaded_results_are_bit_identical, 0, NKERNELS);
+    tcase_add_test(tc, empty_sizes_and_zero_alpha);
+    tcase_add_test(tc, bad_arguments_are_refused);
+    tcase_add_test(tc, kernel_choice_can_be_forced);
+    suite_add_tcase(s, tc);
+    return s;
+}
