@@ -177,6 +177,32 @@ START_TEST(readme_example_trains_and_reads_attention) {
 }
 END_TEST
 
+/* Each shipped model, evaluated on the whole test split now, reaches the
+ * accuracy its file (and the README) states. Under the sanitizers (10x
+ * slower) a 500-image slice only checks that evaluation runs. */
+static const char *shipped_models[] = {"models/fmnist-plain.heed", "models/fmnist-se.heed",
+                                       "models/fmnist-cbam.heed"};
+
+START_TEST(shipped_models_reach_their_stated_accuracy) {
+    static char out[1 << 16];
+    heed_model *m;
+    ck_assert_msg(heed_model_load(&m, shipped_models[_i]) == HEED_OK, "%s", heed_last_error());
+    double stated = m->meta.test_accuracy;
+    heed_model_free(m);
+    int san = getenv("HEED_SAN") != NULL;
+    char args[512];
+    snprintf(args, sizeof args, "eval --model %s --json%s", shipped_models[_i], san ? " --limit 500" : "");
+    ck_assert_int_eq(heed(args, out, sizeof out), 0);
+    char *at = strstr(out, "\"accuracy\": ");
+    ck_assert_ptr_nonnull(at);
+    double acc = atof(at + 12);
+    if (!san) {
+        ck_assert_msg(acc >= stated - 1e-6, "%s: %f < stated %f", shipped_models[_i], acc, stated);
+        ck_assert_msg(acc >= 0.90, "%s: accuracy %f", shipped_models[_i], acc);
+    }
+}
+END_TEST
+
 Suite *heed_suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -186,6 +212,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, info_lists_layers_and_totals);
     tcase_add_test(tc, train_resume_eval_classify);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
+    tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
