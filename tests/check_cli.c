@@ -75,15 +75,17 @@ START_TEST(train_resume_eval_classify) {
     char args[2048], model[300], ckpt[320];
     snprintf(model, sizeof model, "%s/m.heed", dir);
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", model);
-    /* two epochs on 512 images, then one more from the checkpoint */
+    /* two epochs on 512 images, then one more from the checkpoint (under the
+     * sanitizers, ten times slower, 96 images: the mechanics, not accuracy) */
+    int san = getenv("HEED_SAN") != NULL;
+    const char *data_sizes = san ? "--limit 96 --test-limit 64" : "--limit 512 --test-limit 500";
     snprintf(args, sizeof args,
-             "train --net nets/fmnist-cbam.net --out %s --epochs 2 --limit 512 --test-limit 500 "
-             "--batch 32 --lr 0.05 --json", model);
+             "train --net nets/fmnist-cbam.net --out %s --epochs 2 %s --batch 32 --lr 0.05 --json", model,
+             data_sizes);
     ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "\"epoch\": 2,"));
     snprintf(args, sizeof args,
-             "train --resume %s --out %s --epochs 3 --limit 512 --test-limit 500 --batch 32 --lr 0.05 --json",
-             ckpt, model);
+             "train --resume %s --out %s --epochs 3 %s --batch 32 --lr 0.05 --json", ckpt, model, data_sizes);
     ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
     ck_assert_ptr_null(strstr(out, "\"epoch\": 2,"));
     ck_assert_ptr_nonnull(strstr(out, "\"epoch\": 3,"));
@@ -92,11 +94,11 @@ START_TEST(train_resume_eval_classify) {
     ck_assert_int_eq(m->meta.epochs, 3);
     ck_assert_str_eq(m->meta.class_names[9], "Ankle boot");
     /* a few hundred images are enough to beat chance (10%) clearly */
-    ck_assert_msg(m->meta.test_accuracy > 0.4, "accuracy %f", m->meta.test_accuracy);
+    if (!san) ck_assert_msg(m->meta.test_accuracy > 0.4, "accuracy %f", m->meta.test_accuracy);
     float acc = m->meta.test_accuracy;
     heed_model_free(m);
 
-    snprintf(args, sizeof args, "eval --model %s --limit 500 --json", model);
+    snprintf(args, sizeof args, "eval --model %s --limit %d --json", model, san ? 64 : 500);
     ck_assert_int_eq(heed(args, out, sizeof out), 0);
     double eval_acc = -1;
     char *at = strstr(out, "\"accuracy\": ");
