@@ -184,13 +184,7 @@ static int train(const train_opts *o, int argc, char **argv) {
             }
             heed_optim_step(&opt, heed_schedule_lr(&sched, opt.steps));
             loss_sum += loss * n;
-            for (int i = 0; i < n; i++) {
-                const float *row = y.data + (size_t)i * y.c;
-                int best = 0;
-                for (int j = 1; j < y.c; j++)
-                    if (row[j] > row[best]) best = j;
-                correct += best == labels[i];
-            }
+            for (int i = 0; i < n; i++) correct += predicted_class(y.data + (size_t)i * y.c, y.c) == labels[i];
             seen += n;
             snprintf(extra_text, sizeof extra_text, "loss %.3f acc %.1f%% %.0f img/s", loss_sum / seen,
                      100.0 * correct / seen, seen / (cli_now() - t0));

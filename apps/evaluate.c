@@ -25,6 +25,13 @@ void normalize_batch(heed_tensor *x, float mean, float std) {
     for (size_t i = 0; i < n; i++) x->data[i] = (x->data[i] - mean) * inv;
 }
 
+int predicted_class(const float *row, int k) {
+    int best = 0;
+    for (int j = 1; j < k; j++)
+        if (row[j] > row[best]) best = j;
+    return best;
+}
+
 heed_status evaluate(heed_model *m, const heed_dataset *d, int batch, eval_result *r) {
     int k = m->meta.classes;
     *r = (eval_result){.classes = k};
@@ -48,10 +55,7 @@ heed_status evaluate(heed_model *m, const heed_dataset *d, int batch, eval_resul
         if (st != HEED_OK) break;
         loss_sum += loss * n;
         for (int i = 0; i < n; i++) {
-            const float *row = y.data + (size_t)i * k;
-            int best = 0;
-            for (int j = 1; j < k; j++)
-                if (row[j] > row[best]) best = j;
+            int best = predicted_class(y.data + (size_t)i * k, k);
             correct += best == labels[i];
             r->confusion[(size_t)labels[i] * k + best]++;
         }

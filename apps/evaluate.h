@@ -24,6 +24,9 @@ typedef struct eval_result {
     long *confusion; /* (classes, classes): row = true class, column = predicted */
 } eval_result;
 
+/* The index of the largest of row[0..k): the predicted class (first on ties). */
+int predicted_class(const float *row, int k);
+
 /* Runs the model in inference mode over the whole dataset. */
 heed_status evaluate(heed_model *m, const heed_dataset *d, int batch, eval_result *r);
 void eval_result_free(eval_result *r);
