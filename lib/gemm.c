@@ -1,28 +1,29 @@
 /* gemm.c -- C = alpha * op(A) op(B) + beta * C, row-major (see gemm.h).
  *
  * Letters: M, N, K the product's dimensions; MR x NR the kernel's register
- * tile; KC the depth of one pass over K; NC the width of one packed block
- * of B.
+ * tile (8 x 48 with AVX-512); KC the depth of one slice of K; NC the width
+ * of one packed block of B.
  *
- * The blocking (after Goto and BLIS, arranged for a row-major C whose rows
- * are the vector direction):
+ * The blocking, after Goto and BLIS but arranged for a row-major C whose
+ * rows are the vector direction:
  *
- *   for each thread's rectangle of C (split over M and N only, never K)
- *     for jc: NC-wide blocks of columns
- *       for pc: KC-deep slices of K, in order
- *         pack op(B)[pc.., jc..] into KC x NR micro-panels   (kept in L2)
- *         for ir: MR rows
- *           pack op(A)[ir.., pc..] into a KC x MR micro-panel (kept in L1)
- *           for jr: NR columns
+ *   C is cut into tasks (rectangles; rows and columns only, never K)
+ *   each task, on whichever thread takes it next:
+ *     for pc: KC-deep slices of K, in order
+ *       for jc: NC-wide blocks of the task's columns
+ *         pack op(B)[pc.., jc..] into KC x NR micro-panels       (L2)
+ *         for ir: MR rows of the task
+ *           (first block only) pack op(A)[ir.., pc..] as KC x MR  (L1)
+ *           for jr: the block's micro-panels
  *             tile: C[ir.., jc+jr..] (+)= A micro-panel x B micro-panel
  *
  * The first K slice applies beta, later ones add (beta = 1). Each element of
- * C is thus a fixed sequence of FMAs over k = 0..K-1, independent of the
- * tile or thread that computes it: threaded runs are bit-identical to
- * single-threaded ones.
+ * C is thus the same sequence of FMAs over k = 0..K-1 whatever tile, task
+ * or thread computes it, and KC depends on K alone: threaded runs are
+ * bit-identical to single-threaded ones.
  *
- * Small problems take shortcuts that are chosen from the shape alone (never
- * the thread count): with few rows and B not transposed, B is read in place
+ * Small problems take shortcuts chosen from the shape alone (never the
+ * thread count): with few rows and B not transposed, B is read in place
  * instead of packed; with at most 4 rows and B transposed, each element is a
  * vector dot product. Threads are used only when each gets enough work to
  * pay for waking it.
@@ -41,23 +42,23 @@
 #include "gemm_kernel.h"
 #include "tensor.h"
 
-/* KC x NC floats of B (KC = 256, NC = 528: 540 KB) sit in a 1 MB L2 with
- * room for the A micro-panel and C; KC x MR of A (8 KB) sits in L1. */
-#ifndef TUNE_KC
-#define TUNE_KC 256
-#define TUNE_NC 528
-#endif
 enum {
-    KC_MAX = TUNE_KC,
-    NC_MAX = TUNE_NC,
-    MC_MAX = 1024, /* rows of A a task packs (1 MB at KC = 256) */
-    B_MAX = 1 << 22, /* floats of B packed at once (16 MB) */
-#ifndef TUNE_DIRECT
-#define TUNE_DIRECT 16
-#endif
-    DIRECT_M_MAX = TUNE_DIRECT,   /* up to this many rows, B (not transposed) is read in place */
-    DOT_M_MAX = 4,       /* up to this many rows, B transposed goes to the dot kernel */
-    WORK_PER_THREAD = 1 << 18 /* multiply-adds that justify one more thread */
+    /* Slices up to 1024 deep: C is read and written once per slice, and
+     * with both cores busy that traffic costs more than a deep A micro-panel
+     * (MR x KC, 32 KB at most, in the 48 KB L1). */
+    KC_MAX = 1024,
+    /* A packed B block (KC x NC) of about 600 KB stays in the 1 MB L2 while
+     * every row tile of a task passes over it. */
+    NC_BYTES = 600 * 1024,
+    MC_MAX = 1024,  /* rows of A a task packs per K slice */
+    PACK_ROWS = 8,  /* rows of B (stored K x N) packed together */
+    PACK_COST = 16, /* packing a float costs about this many multiply-adds */
+    DIRECT_M_MAX = 16, /* up to this many rows, B (not transposed) is read in place */
+    DOT_M_MAX = 4,     /* up to this many rows, B transposed goes to the dot kernel */
+    /* Multiply-adds that justify one more thread (waking one costs a few
+     * microseconds). Products of 1..8 rows count as 8: they stream B from
+     * memory, and two threads stream faster. */
+    WORK_PER_THREAD = 1 << 19
 };
 
 void heed_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
@@ -87,7 +88,7 @@ static void tile_generic(int kc, const float *ap, const float *b, ptrdiff_t bks,
     memset(acc, 0, sizeof acc);
     for (int k = 0; k < kc; k++) {
         const float *bk = b + k * bks;
-        for (int r = 0; r < G_MR; r++) {
+        for (int r = 0; r < h; r++) {
             float a = ap[k * G_MR + r];
             for (int j = 0; j < G_NR; j++) acc[r][j] += a * bk[j];
         }
@@ -133,10 +134,11 @@ void heed_gemm_pack_b_generic(int kc, int w, int wp, const float *b, ptrdiff_t l
         for (int j = 0; j < w; j++)
             for (int k = 0; k < kc; k++) bp[(ptrdiff_t)k * wp + j] = b[j * ldb + k];
     } else {
-        for (int k = 0; k < kc; k++) memcpy(bp + (ptrdiff_t)k * wp, b + k * ldb, sizeof(float) * w);
+        for (int k = 0; k < kc; k++)
+            for (int j = 0; j < w; j++) bp[(ptrdiff_t)k * wp + j] = b[k * ldb + j];
     }
-    if (w < wp)
-        for (int k = 0; k < kc; k++) memset(bp + (ptrdiff_t)k * wp + w, 0, sizeof(float) * (wp - w));
+    for (int k = 0; k < kc; k++)
+        for (int j = w; j < wp; j++) bp[(ptrdiff_t)k * wp + j] = 0.0f;
 }
 
 const heed_gemm_kernel heed_gemm_kernel_generic = {
@@ -150,14 +152,9 @@ const heed_gemm_kernel heed_gemm_kernel_generic = {
 static const heed_gemm_kernel *kernel_named(const char *name) {
 #ifdef HEED_GEMM_X86
     __builtin_cpu_init();
-#ifdef AVX512_VARIANT
-    extern const heed_gemm_kernel AVX512_VARIANT;
-#else
-#define AVX512_VARIANT heed_gemm_kernel_avx512
-#endif
     if (!strcmp(name, "avx512"))
         return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma")
-                   ? &AVX512_VARIANT
+                   ? &heed_gemm_kernel_avx512
                    : NULL;
     if (!strcmp(name, "avx2"))
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
@@ -206,9 +203,10 @@ heed_status heed_gemm_set_kernel(const char *name) {
 
 int heed_gemm_kernel_available(const char *name) { return name && kernel_named(name) != NULL; }
 
-/* ---- the calling thread's packing buffer: the packed B and every team
- * thread's A rows live in it. Grown, never shrunk, kept for the thread's
- * life and freed when the thread exits (a pthread key's destructor). ---- */
+/* ---- each thread's packing buffer (its task's rows of A, one block of B):
+ * grown, never shrunk, kept for the thread's life (OpenMP keeps its
+ * workers) and freed when the thread exits, by a pthread key's
+ * destructor ---- */
 
 typedef struct thread_buffer {
     float *p;
@@ -259,142 +257,144 @@ typedef struct job {
     ptrdiff_t lda, ldb, ldc;
     int direct; /* read full-width B panels in place (B not transposed) */
     /* Blocking and tasks, fixed by the shape and the team size. */
-    int kc;      /* depth of a K slice (the last may be shorter) */
-    int sbw;     /* columns of B packed at once, a multiple of nr */
-    int rt, ct;  /* a task's rows (multiple of mr) and columns (multiple of nr) */
-    int nt;      /* team size */
-    float *bbuf; /* packed B of the current column range */
-    float *abuf; /* nt slices of rt x kc floats: each thread's packed A rows */
+    int kc;        /* depth of a K slice (the last may be shorter) */
+    int nc;        /* width of a packed B block, a multiple of nr */
+    int rt, ct;    /* a task's rows (multiple of mr) and columns (multiple of nr) */
+    int ntasks;
+    int next;      /* the next task nobody has taken (atomic) */
 } job;
-
-/* One range of columns [n0, n0 + ncols) whose op(B) is packed at once: np
- * panels of nr columns (the last maybe narrower, padded to whole vectors),
- * each K slice taking npad floats per row of k. */
-typedef struct span {
-    int n0, ncols, np, npad;
-} span;
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 static int round_up(int a, int b) { return ceil_div(a, b) * b; }
 static int imin(int a, int b) { return a < b ? a : b; }
 
-static span span_at(const job *jb, int n0) {
-    const int nr = jb->k->nr;
-    span sp = {n0, imin(jb->sbw, jb->N - n0), 0, 0};
-    sp.np = ceil_div(sp.ncols, nr);
-    sp.npad = (sp.np - 1) * nr + round_up(sp.ncols - (sp.np - 1) * nr, jb->k->vw);
-    return sp;
-}
-
 static int panel_packed(const job *jb, int w) { return !(jb->direct && w % jb->k->vw == 0); }
 
-/* Packs panel `idx` (K slice idx / np, panel idx % np) of the span. */
-static void pack_panel(const job *jb, const span *sp, int idx) {
-    const heed_gemm_kernel *k = jb->k;
-    const int pc = idx / sp->np * jb->kc, p = idx % sp->np;
-    const int kcs = imin(jb->kc, jb->K - pc), col = p * k->nr, w = imin(k->nr, sp->ncols - col);
-    if (!panel_packed(jb, w)) return;
-    const int j = sp->n0 + col;
-    const float *b = jb->tb ? jb->B + (ptrdiff_t)j * jb->ldb + pc : jb->B + (ptrdiff_t)pc * jb->ldb + j;
-    k->pack_b(kcs, w, round_up(w, k->vw), b, jb->ldb, jb->tb,
-              jb->bbuf + (size_t)pc * sp->npad + (size_t)p * kcs * k->nr);
+/* Floats of packing buffer a thread needs: a task's rows of A for one K
+ * slice, then one B block (its last panel padded to whole vectors). */
+static size_t buffer_floats(const job *jb) {
+    return (size_t)jb->rt * jb->kc + (size_t)jb->kc * (jb->nc + jb->k->vw);
 }
 
-/* Task `task` of the span: C[r0..r1)[c0..c1) over all of K, with A's rows
- * packed into this thread's slice `ab`. Within a K slice, NC_MAX-wide
- * column blocks keep their B panels in L2 while every row tile passes. */
-static void run_task(const job *jb, const span *sp, int task, float *ab) {
+/* Packs op(B)[pc, pc + kcs) x [j0, j0 + ncw) into panels at bb. B stored
+ * K x N is packed a few rows of k at a time across every panel, so each
+ * row of B is read front to back (panel by panel, the rows would be
+ * 192-byte pieces a page apart, which the prefetchers do not follow). */
+static void pack_block(const job *jb, int pc, int kcs, int j0, int ncw, float *bb) {
+    const heed_gemm_kernel *k = jb->k;
+    const int step = jb->tb ? kcs : PACK_ROWS;
+    for (int k0 = 0; k0 < kcs; k0 += step) {
+        const int rows = imin(step, kcs - k0);
+        for (int col = 0; col < ncw; col += k->nr) {
+            const int w = imin(k->nr, ncw - col), wp = round_up(w, k->vw);
+            if (!panel_packed(jb, w)) continue;
+            const int j = j0 + col;
+            const float *b = jb->tb ? jb->B + (ptrdiff_t)j * jb->ldb + pc + k0
+                                    : jb->B + (ptrdiff_t)(pc + k0) * jb->ldb + j;
+            k->pack_b(rows, w, wp, b, jb->ldb, jb->tb,
+                      bb + (size_t)col * kcs + (size_t)k0 * wp);
+        }
+    }
+}
+
+/* Task `task`: C[r0..r1)[c0..c1) over all of K. Per K slice the task's
+ * rows of A are packed once, a micro-panel at a time just before the first
+ * B block's tiles use it; each NC-wide B block is packed (into L2) and every
+ * row tile passes over it (its A micro-panel in L1). */
+static void run_task(const job *jb, int task, float *buf) {
     const heed_gemm_kernel *k = jb->k;
     const int mr = k->mr, nr = k->nr;
-    const int nct = ceil_div(sp->ncols, jb->ct);
+    const int nct = ceil_div(jb->N, jb->ct);
     const int r0 = task / nct * jb->rt, r1 = imin(jb->M, r0 + jb->rt);
-    const int c0 = task % nct * jb->ct, c1 = imin(sp->ncols, c0 + jb->ct);
+    const int c0 = task % nct * jb->ct, c1 = imin(jb->N, c0 + jb->ct);
+    float *ab = buf, *bb = buf + (size_t)jb->rt * jb->kc;
     for (int pc = 0; pc < jb->K; pc += jb->kc) {
         const int kcs = imin(jb->kc, jb->K - pc);
         const float beta = pc == 0 ? jb->beta : 1.0f;
-        for (int ir = r0; ir < r1; ir += mr) {
-            const float *a = jb->ta ? jb->A + (ptrdiff_t)pc * jb->lda + ir
-                                    : jb->A + (ptrdiff_t)ir * jb->lda + pc;
-            k->pack_a(kcs, imin(mr, r1 - ir), a, jb->lda, jb->ta, ab + (size_t)(ir - r0) * kcs, mr);
-        }
-        const float *bslice = jb->bbuf + (size_t)pc * sp->npad;
-        for (int jc = c0; jc < c1; jc += NC_MAX) {
-            const int je = imin(c1, jc + NC_MAX);
+        for (int jc = c0; jc < c1; jc += jb->nc) {
+            const int ncw = imin(jb->nc, c1 - jc);
+            pack_block(jb, pc, kcs, jc, ncw, bb);
             for (int ir = r0; ir < r1; ir += mr) {
-                const float *ap = ab + (size_t)(ir - r0) * kcs;
-                float *c = jb->C + (ptrdiff_t)ir * jb->ldc + sp->n0;
-                for (int col = jc; col < je; col += nr) {
-                    const int w = imin(nr, je - col);
-                    const float *b;
-                    ptrdiff_t bks;
-                    if (panel_packed(jb, w)) {
-                        b = bslice + (size_t)(col / nr) * kcs * nr;
-                        bks = round_up(w, k->vw);
-                    } else {
-                        b = jb->B + (ptrdiff_t)pc * jb->ldb + sp->n0 + col;
+                const int h = imin(mr, r1 - ir);
+                float *ap = ab + (size_t)(ir - r0) * kcs;
+                if (jc == c0) {
+                    const float *a = jb->ta ? jb->A + (ptrdiff_t)pc * jb->lda + ir
+                                            : jb->A + (ptrdiff_t)ir * jb->lda + pc;
+                    k->pack_a(kcs, h, a, jb->lda, jb->ta, ap, mr);
+                }
+                float *c = jb->C + (ptrdiff_t)ir * jb->ldc + jc;
+                for (int col = 0; col < ncw; col += nr) {
+                    const int w = imin(nr, ncw - col);
+                    const float *b = bb + (size_t)col * kcs;
+                    ptrdiff_t bks = round_up(w, k->vw);
+                    if (!panel_packed(jb, w)) {
+                        b = jb->B + (ptrdiff_t)pc * jb->ldb + jc + col;
                         bks = jb->ldb;
                     }
-                    k->tile(kcs, ap, b, bks, imin(mr, r1 - ir), w, c + col, jb->ldc, jb->alpha,
-                            beta);
+                    k->tile(kcs, ap, b, bks, h, w, c + col, jb->ldc, jb->alpha, beta);
                 }
             }
         }
     }
 }
 
-static int task_count(const job *jb, const span *sp) {
-    return ceil_div(jb->M, jb->rt) * ceil_div(sp->ncols, jb->ct);
+/* Takes tasks until none is left. */
+static void run_tasks(job *jb, float *buf) {
+    for (;;) {
+        int t = __atomic_fetch_add(&jb->next, 1, __ATOMIC_RELAXED);
+        if (t >= jb->ntasks) return;
+        run_task(jb, t, buf);
+    }
 }
 
-/* Task sizes: with a team, about two tasks per thread (handed out
- * dynamically, so a thread slowed by other work on the machine takes
- * fewer). Rows are split first -- each task re-reads the packed B it needs,
- * which is cheap -- down to 32 rows; then columns, which makes tasks pack
- * the same rows of A again. */
-static void plan_tasks(job *jb) {
+/* Splits C into tasks for nt threads. Each task packs its own rows of A
+ * and columns of B, so its cost is, in multiply-adds, about
+ * rows * cols * K + PACK_COST * (rows + cols) * K, and a thread's share is
+ * that times tasks / nt. Rows split at whole tiles, columns at whole
+ * panels, into a multiple of nt tasks (at most 4 per thread). With a team,
+ * the split with the most tasks within 3% of the cheapest wins: tasks are
+ * handed out as threads come free, so a thread slowed by other work on the
+ * machine ends up taking fewer. */
+static double split_cost(const job *jb, int nt, int rc, int cc, int *rows, int *cols) {
     const int mr = jb->k->mr, nr = jb->k->nr;
-    const int mt = ceil_div(jb->M, mr), pt = ceil_div(jb->sbw, nr);
-    int rt = mt, ct = pt;
-    const int want = jb->nt > 1 ? 2 * jb->nt : 1;
-    while (ceil_div(mt, rt) * ceil_div(pt, ct) < want) {
-        if (rt * mr >= 64)
-            rt = ceil_div(rt, 2);
-        else if (ct > 1)
-            ct = ceil_div(ct, 2);
-        else if (rt > 1)
-            rt = ceil_div(rt, 2);
-        else
-            break;
-    }
-    while (rt * mr > MC_MAX) rt = ceil_div(rt, 2);
-    jb->rt = rt * mr;
-    jb->ct = ct * nr;
+    const int mt = ceil_div(jb->M, mr), pt = ceil_div(jb->N, nr);
+    if (rc > mt || cc > pt || (rc * cc) % nt) return -1.0;
+    *rows = ceil_div(mt, rc);
+    *cols = ceil_div(pt, cc);
+    if (ceil_div(mt, *rows) * ceil_div(pt, *cols) != rc * cc) return -1.0; /* empty tasks */
+    const double r = (double)*rows * mr, c = (double)*cols * nr;
+    return (double)rc * cc / nt * (r * c + PACK_COST * r + (jb->direct ? 0.0 : PACK_COST) * c);
 }
 
-/* The whole product for the team's thread t (or alone: nt == 1): for each
- * column span, pack its op(B) together, then share out the tasks. */
-static void run_team(const job *jb, int t) {
-    float *ab = jb->abuf + (size_t)t * jb->rt * jb->kc;
-    for (int n0 = 0; n0 < jb->N; n0 += jb->sbw) {
-        const span sp = span_at(jb, n0);
-        const int npanels = ceil_div(jb->K, jb->kc) * sp.np, ntasks = task_count(jb, &sp);
-        if (jb->nt == 1) {
-            for (int i = 0; i < npanels; i++) pack_panel(jb, &sp, i);
-            for (int i = 0; i < ntasks; i++) run_task(jb, &sp, i, ab);
-            continue;
+static void plan_tasks(job *jb, int nt) {
+    double best = -1.0;
+    int rows, cols;
+    for (int rc = 1; rc <= 4 * nt; rc++)
+        for (int cc = 1; rc * cc <= 4 * nt; cc++) {
+            const double cost = split_cost(jb, nt, rc, cc, &rows, &cols);
+            if (cost >= 0 && (best < 0 || cost < best)) best = cost;
         }
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 4)
-#endif
-        for (int i = 0; i < npanels; i++) pack_panel(jb, &sp, i);
-#ifdef _OPENMP
-#pragma omp for schedule(dynamic, 1)
-#endif
-        for (int i = 0; i < ntasks; i++) run_task(jb, &sp, i, ab);
+    if (best < 0) { /* too small to give every thread a task */
+        plan_tasks(jb, 1);
+        return;
     }
+    const double limit = nt > 1 ? 1.03 * best : best;
+    int most = 0;
+    for (int rc = 1; rc <= 4 * nt; rc++)
+        for (int cc = 1; rc * cc <= 4 * nt; cc++) {
+            const double cost = split_cost(jb, nt, rc, cc, &rows, &cols);
+            if (cost >= 0 && cost <= limit && rc * cc > most) {
+                most = rc * cc;
+                jb->rt = rows * jb->k->mr;
+                jb->ct = cols * jb->k->nr;
+            }
+        }
+    while (jb->rt > MC_MAX) jb->rt = round_up(ceil_div(jb->rt, 2), jb->k->mr);
+    jb->ntasks = ceil_div(jb->M, jb->rt) * ceil_div(jb->N, jb->ct);
 }
 
-static int threads_for(double work) {
+static int threads_for(const job *jb) {
+    const double work = (double)(jb->M < 8 ? 8 : jb->M) * jb->N * jb->K;
     int nt = 1;
 #ifdef _OPENMP
     if (!omp_in_parallel()) nt = omp_get_max_threads();
@@ -406,30 +406,32 @@ static int threads_for(double work) {
 
 static heed_status run_blocked(job *jb) {
     const heed_gemm_kernel *k = jb->k;
-    jb->kc = ceil_div(jb->K, ceil_div(jb->K, KC_MAX));
-    /* Pack at most B_MAX floats of B at once, in whole panels. */
-    int cols = (int)(B_MAX / jb->K);
-    cols = cols < k->nr ? k->nr : cols / k->nr * k->nr;
-    jb->sbw = imin(cols, round_up(jb->N, k->nr));
-    jb->nt = threads_for((double)jb->M * jb->N * jb->K);
-    plan_tasks(jb);
-    if (jb->nt > 1 && task_count(jb, &(span){0, jb->sbw, 0, 0}) < 2) jb->nt = 1;
-    const span sp = span_at(jb, 0);
-    const size_t bfloats = (size_t)jb->K * sp.npad, afloats = (size_t)jb->rt * jb->kc;
-    float *buf = buffer_get(bfloats + jb->nt * afloats);
+    jb->kc = ceil_div(jb->K, ceil_div(jb->K, KC_MAX)); /* equal slices; K alone decides */
+    int nt = threads_for(jb);
+    plan_tasks(jb, nt);
+    int nc = NC_BYTES / ((int)sizeof(float) * jb->kc) / k->nr * k->nr;
+    jb->nc = imin(nc < k->nr ? k->nr : nc, jb->ct);
+    if (jb->ntasks < nt) nt = jb->ntasks;
+    const size_t need = buffer_floats(jb);
+    /* The calling thread's buffer is required; a worker that cannot get one
+     * takes no tasks and leaves them to the others (no barrier is needed,
+     * and the result is the same). */
+    float *buf = buffer_get(need);
     if (!buf)
         return heed_fail(HEED_ERR_NOMEM,
                          "heed_gemm: no memory for %zu bytes of packed panels (M=%d N=%d K=%d)",
-                         (bfloats + jb->nt * afloats) * sizeof(float), jb->M, jb->N, jb->K);
-    jb->bbuf = buf;
-    jb->abuf = buf + bfloats;
-    if (jb->nt == 1) {
-        run_team(jb, 0);
+                         need * sizeof(float), jb->M, jb->N, jb->K);
+    jb->next = 0;
+    if (nt == 1) {
+        run_tasks(jb, buf);
         return HEED_OK;
     }
 #ifdef _OPENMP
-#pragma omp parallel num_threads(jb->nt)
-    run_team(jb, omp_get_thread_num());
+#pragma omp parallel num_threads(nt)
+    {
+        float *mine = omp_get_thread_num() == 0 ? buf : buffer_get(need);
+        if (mine) run_tasks(jb, mine);
+    }
 #endif
     return HEED_OK;
 }
@@ -457,7 +459,7 @@ static heed_status run_dot(const job *jb) {
         lda = jb->K;
     }
     const int groups = ceil_div(jb->N, 4);
-    int nt = threads_for((double)jb->M * jb->N * jb->K);
+    int nt = threads_for(jb);
     if (nt > groups) nt = groups;
     if (nt == 1) { /* no parallel region at all: small calls stay cheap */
         for (int g = 0; g < groups; g++) dot_group(jb, a, lda, g);

@@ -21,54 +21,44 @@
 #define TARGET __attribute__((target("avx512f,avx2,avx,fma")))
 #define INLINE static inline __attribute__((always_inline)) TARGET
 
-#ifndef UNROLL_K
-#define UNROLL_K 2
-#endif
-#define PRAGMA_(x) _Pragma(#x)
-#define UNROLLK(n) PRAGMA_(GCC unroll n)
 enum { MR = 8, NV = 3, VW = 16, NR = NV * VW };
 
 /* The H x (V vectors) tile, H and V compile-time constants after inlining;
  * `last` masks the final vector's columns of C. */
-INLINE void tile_hv(int kc, const float *restrict ap, const int AS, const float *restrict b,
-                    ptrdiff_t bks, const int H, const int V, __mmask16 last, float *restrict c,
-                    ptrdiff_t ldc, float alpha, float beta) {
-    __m512 acc[16][4];
-#pragma GCC unroll 16
+INLINE void tile_hv(int kc, const float *restrict ap, const float *restrict b, ptrdiff_t bks,
+                    const int H, const int V, __mmask16 last, float *restrict c, ptrdiff_t ldc,
+                    float alpha, float beta) {
+    __m512 acc[MR][NV];
+#pragma GCC unroll 8
     for (int r = 0; r < H; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 3
         for (int v = 0; v < V; v++) acc[r][v] = _mm512_setzero_ps();
     /* The C tile is read (and written) only after the k loop: start fetching
      * it now so the misses overlap the arithmetic. */
-#pragma GCC unroll 16
+#pragma GCC unroll 8
     for (int r = 0; r < H; r++) {
-#pragma GCC unroll 4
+#pragma GCC unroll 3
         for (int v = 0; v < V; v++) _mm_prefetch((const char *)(c + r * ldc + 16 * v), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + r * ldc + 16 * V - 1), _MM_HINT_T0);
     }
-UNROLLK(UNROLL_K)
+#pragma GCC unroll 2
     for (int k = 0; k < kc; k++) {
-#ifdef PF_B
-        _mm_prefetch((const char *)(b + PF_B * bks), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + PF_B * bks + 16), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b + PF_B * bks + 32), _MM_HINT_T0);
-#endif
-        __m512 bv[4];
-#pragma GCC unroll 4
+        __m512 bv[NV];
+#pragma GCC unroll 3
         for (int v = 0; v < V; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
-#pragma GCC unroll 16
+#pragma GCC unroll 8
         for (int r = 0; r < H; r++) {
             __m512 a = _mm512_set1_ps(ap[r]);
-#pragma GCC unroll 4
+#pragma GCC unroll 3
             for (int v = 0; v < V; v++) acc[r][v] = _mm512_fmadd_ps(a, bv[v], acc[r][v]);
         }
-        ap += AS;
+        ap += MR;
         b += bks;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 16
+#pragma GCC unroll 8
     for (int r = 0; r < H; r++)
-#pragma GCC unroll 4
+#pragma GCC unroll 3
         for (int v = 0; v < V; v++) {
             float *cp = c + r * ldc + 16 * v;
             __mmask16 m = v == V - 1 ? last : (__mmask16)0xFFFF;
@@ -81,34 +71,24 @@ UNROLLK(UNROLL_K)
         }
 }
 
-#define CASE(M, NVV, H, V)                                                                          \
-    case (H - 1) * NVV + (V - 1):                                                                   \
-        tile_hv(kc, ap, M, b, bks, H, V, last, c, ldc, alpha, beta);                                \
+/* One of the 24 instantiations, by height and number of vectors. */
+TARGET static void tile(int kc, const float *ap, const float *b, ptrdiff_t bks, int h, int w,
+                        float *c, ptrdiff_t ldc, float alpha, float beta) {
+    const int v = (w + VW - 1) / VW;
+    const __mmask16 last = (__mmask16)(0xFFFFu >> (v * VW - w));
+    switch ((h - 1) * NV + (v - 1)) {
+#define CASE(H, V)                                                                                 \
+    case (H - 1) * NV + (V - 1):                                                                   \
+        tile_hv(kc, ap, b, bks, H, V, last, c, ldc, alpha, beta);                                  \
         break;
-#define TILE_FN(NAME, M, NVV, CASES)                                                                \
-    TARGET static void NAME(int kc, const float *ap, const float *b, ptrdiff_t bks, int h, int w,   \
-                            float *c, ptrdiff_t ldc, float alpha, float beta) {                     \
-        int v = (w + VW - 1) / VW;                                                                  \
-        __mmask16 last = (__mmask16)(0xFFFFu >> (v * VW - w));                                      \
-        switch ((h - 1) * NVV + (v - 1)) {                                                          \
-            CASES                                                                                   \
-        default:                                                                                    \
-            break;                                                                                  \
-        }                                                                                           \
-    }
-#define R3(M, H) CASE(M, 3, H, 1) CASE(M, 3, H, 2) CASE(M, 3, H, 3)
-TILE_FN(tile_8x48, 8, 3, R3(8, 1) R3(8, 2) R3(8, 3) R3(8, 4) R3(8, 5) R3(8, 6) R3(8, 7) R3(8, 8))
-#define R2(M, H) CASE(M, 2, H, 1) CASE(M, 2, H, 2)
-TILE_FN(tile_12x32, 12, 2,
-        R2(12, 1) R2(12, 2) R2(12, 3) R2(12, 4) R2(12, 5) R2(12, 6) R2(12, 7) R2(12, 8) R2(12, 9)
-            R2(12, 10) R2(12, 11) R2(12, 12))
-#define R4(M, H) CASE(M, 4, H, 1) CASE(M, 4, H, 2) CASE(M, 4, H, 3) CASE(M, 4, H, 4)
-TILE_FN(tile_6x64, 6, 4, R4(6, 1) R4(6, 2) R4(6, 3) R4(6, 4) R4(6, 5) R4(6, 6))
-#undef R2
-#undef R3
-#undef R4
+#define ROW(H) CASE(H, 1) CASE(H, 2) CASE(H, 3)
+        ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8)
+#undef ROW
 #undef CASE
-#undef TILE_FN
+    default:
+        break;
+    }
+}
 
 /* H rows of A dotted with W rows of B, each sum accumulated in its own zmm
  * over 16-float chunks (a masked final chunk) and then reduced by the same
@@ -259,16 +239,8 @@ TARGET static void pack_b(int kc, int w, int wp, const float *b, ptrdiff_t ldb, 
 }
 
 const heed_gemm_kernel heed_gemm_kernel_avx512 = {
-    .name = "avx512", .mr = 8, .nr = 48, .vw = VW,
-    .tile = tile_8x48, .pack_a = pack_a, .pack_b = pack_b, .dot = dot,
-};
-const heed_gemm_kernel heed_gemm_kernel_avx512_12x32 = {
-    .name = "avx512", .mr = 12, .nr = 32, .vw = VW,
-    .tile = tile_12x32, .pack_a = pack_a, .pack_b = pack_b, .dot = dot,
-};
-const heed_gemm_kernel heed_gemm_kernel_avx512_6x64 = {
-    .name = "avx512", .mr = 6, .nr = 64, .vw = VW,
-    .tile = tile_6x64, .pack_a = pack_a, .pack_b = pack_b, .dot = dot,
+    .name = "avx512", .mr = MR, .nr = NR, .vw = VW,
+    .tile = tile, .pack_a = pack_a, .pack_b = pack_b, .dot = dot,
 };
 
 #endif

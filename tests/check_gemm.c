@@ -154,12 +154,14 @@ END_TEST
 
 /* Shapes that reach every path: the dot kernel (M <= 4, B transposed), B
  * read in place (M <= 16), the blocked path with partial tiles in M and N,
- * several K slices (K > 256), several B blocks (N > 528) and several row
- * chunks (M > 1024); none a multiple of a vector width unless on purpose. */
+ * several K slices (K > 1024), several B blocks per task (N > 480 at
+ * K = 300) and rows split into chunks (M > 1024); none a multiple of a
+ * vector width unless on purpose. */
 static const int shapes[][3] = {
     {1, 1, 1},    {1, 37, 300},  {3, 130, 77},  {4, 5, 700},   {5, 17, 33},
     {7, 61, 9},   {13, 100, 290}, {16, 48, 64},  {17, 45, 31},  {33, 97, 260},
     {64, 196, 57}, {71, 600, 13}, {130, 79, 301}, {255, 33, 129}, {1100, 9, 7},
+    {21, 70, 2100}, {43, 610, 300},
 };
 
 static void odd_shapes_for(const char *kernel) {
@@ -198,6 +200,7 @@ START_TEST(threaded_results_are_bit_identical) {
     static const int big[][5] = {
         {0, 0, 64, 784, 288}, {1, 1, 200, 333, 260}, {0, 1, 3, 1500, 700},
         {0, 0, 10, 2000, 300}, {1, 0, 9, 1300, 517}, {0, 0, 1030, 40, 40},
+        {0, 0, 50, 300, 1500}, {1, 1, 100, 1000, 100},
     };
     for (size_t s = 0; s < sizeof big / sizeof big[0]; s++) {
         gcase g = make_case(big[s][0], big[s][1], big[s][2], big[s][3], big[s][4], 1, 7 + s);
