@@ -89,9 +89,12 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
         heed_model_free(m);
         return st;
     }
-    /* Folder datasets are normalised like Fashion-MNIST too: a fixed, documented choice. */
-    m->meta.input_mean = FMNIST_MEAN;
-    m->meta.input_std = FMNIST_STD;
+    /* Folder datasets are normalised like Fashion-MNIST too: a fixed,
+     * documented choice. RAM reads raw pixels: its sensor pads with zeros,
+     * which must stay black. */
+    int raw = net->root->count > 0 && !strcmp(net->root->children[0]->ops->type, "ram");
+    m->meta.input_mean = raw ? 0.0f : FMNIST_MEAN;
+    m->meta.input_std = raw ? 1.0f : FMNIST_STD;
     m->meta.dark_background = 1;
     snprintf(m->meta.dataset, sizeof m->meta.dataset, "%s", o->data);
     *out = m;
@@ -157,6 +160,7 @@ static int train(const train_opts *o, int argc, char **argv) {
         for (int i = 0; i < tr.count; i++) order[i] = i;
         heed_rng_shuffle(&rng, order, tr.count);
         heed_net_set_training(m->net, 1);
+        heed_net_reseed(m->net, (uint64_t)o->seed * 1000003u + (uint64_t)epoch);
         cli_progress bar;
         char label[32], extra_text[128];
         snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, o->epochs);
@@ -177,6 +181,7 @@ static int train(const train_opts *o, int argc, char **argv) {
                 heed_tensor_zero(&dy);
                 st = heed_softmax_cross_entropy(&y, labels, &loss, NULL, &dy);
             }
+            if (st == HEED_OK) st = heed_net_set_targets(m->net, labels, n, &loss);
             if (st == HEED_OK) st = heed_net_backward(m->net, &x, &y, &dy, NULL);
             if (st != HEED_OK) {
                 rc = cli_lib_error("train");

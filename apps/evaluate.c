@@ -40,6 +40,9 @@ heed_status evaluate(heed_model *m, const heed_dataset *d, int batch, eval_resul
     heed_tensor x = {0}, y = {0};
     heed_status st = (!r->confusion || !idx || !labels) ? heed_fail(HEED_ERR_NOMEM, "out of memory") : HEED_OK;
     heed_net_set_training(m->net, 0);
+    /* Stochastic layers (RAM's first glimpse) draw from a fixed stream, so
+     * evaluating one model twice gives one answer. */
+    heed_net_reseed(m->net, 0);
     long correct = 0;
     double loss_sum = 0;
     for (int start = 0; st == HEED_OK && start < d->count; start += batch) {

@@ -70,8 +70,16 @@ static void dropout_destroy(heed_layer *base) {
     free(l);
 }
 
+/* The configured seed stays part of the stream, so two dropout layers of
+ * one network reseeded alike still draw different masks. */
+static void dropout_reseed(heed_layer *base, uint64_t seed) {
+    heed_dropout *l = (heed_dropout *)base;
+    heed_rng_seed(&l->rng, l->cfg.seed, seed);
+}
+
 static const heed_layer_ops dropout_ops = {
     .type = "dropout",
+    .reseed = dropout_reseed,
     .forward = dropout_forward_op,
     .backward = dropout_backward_op,
     .destroy = dropout_destroy,

@@ -3,6 +3,17 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+static int profiling;
+
+void heed_layer_profile(int on) { profiling = on; }
+
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
 
 void heed_layer_init(heed_layer *l, const heed_layer_ops *ops, const char *name,
                      const int in[3], int out_c, int out_h, int out_w) {
@@ -11,6 +22,8 @@ void heed_layer_init(heed_layer *l, const heed_layer_ops *ops, const char *name,
     l->in_c = in[0], l->in_h = in[1], l->in_w = in[2];
     l->out_c = out_c, l->out_h = out_h, l->out_w = out_w;
     l->training = 0;
+    l->forward_s = l->backward_s = 0.0;
+    l->forward_calls = 0;
 }
 
 static heed_status check_input(const heed_layer *l, const heed_tensor *x) {
@@ -23,7 +36,12 @@ static heed_status check_input(const heed_layer *l, const heed_tensor *x) {
 heed_status heed_layer_forward(heed_layer *l, const heed_tensor *x, heed_tensor *y) {
     HEED_TRY(check_input(l, x));
     HEED_TRY(heed_tensor_ensure(y, x->n, l->out_c, l->out_h, l->out_w));
-    return l->ops->forward(l, x, y);
+    if (!profiling) return l->ops->forward(l, x, y);
+    double t0 = now_s();
+    heed_status st = l->ops->forward(l, x, y);
+    l->forward_s += now_s() - t0;
+    l->forward_calls++;
+    return st;
 }
 
 heed_status heed_layer_backward(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
@@ -36,7 +54,11 @@ heed_status heed_layer_backward(heed_layer *l, const heed_tensor *x, const heed_
     if (dx && !heed_tensor_same_shape(dx, x))
         return heed_fail(HEED_ERR_SHAPE, "%s %s: input gradient shape differs from the input's",
                          l->ops->type, l->name);
-    return l->ops->backward(l, x, y, dy, dx);
+    if (!profiling) return l->ops->backward(l, x, y, dy, dx);
+    double t0 = now_s();
+    heed_status st = l->ops->backward(l, x, y, dy, dx);
+    l->backward_s += now_s() - t0;
+    return st;
 }
 
 int heed_layer_child_count(const heed_layer *l) {
@@ -49,6 +71,27 @@ void heed_layer_set_training(heed_layer *l, int training) {
     l->training = training;
     for (int i = 0; i < heed_layer_child_count(l); i++)
         heed_layer_set_training(heed_layer_child(l, i), training);
+}
+
+heed_status heed_layer_set_targets(heed_layer *l, const int *labels, int n, double *loss) {
+    if (l->ops->set_targets) HEED_TRY(l->ops->set_targets(l, labels, n, loss));
+    for (int i = 0; i < heed_layer_child_count(l); i++)
+        HEED_TRY(heed_layer_set_targets(heed_layer_child(l, i), labels, n, loss));
+    return HEED_OK;
+}
+
+void heed_layer_reseed(heed_layer *l, uint64_t seed) {
+    if (l->ops->reseed) l->ops->reseed(l, seed);
+    /* Children get distinct streams: mix their index into the seed (an odd
+     * multiplier spreads neighbouring indices apart). */
+    for (int i = 0; i < heed_layer_child_count(l); i++)
+        heed_layer_reseed(heed_layer_child(l, i), seed ^ ((uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull));
+}
+
+void heed_layer_profile_clear(heed_layer *l) {
+    l->forward_s = l->backward_s = 0.0;
+    l->forward_calls = 0;
+    for (int i = 0; i < heed_layer_child_count(l); i++) heed_layer_profile_clear(heed_layer_child(l, i));
 }
 
 double heed_layer_flops(const heed_layer *l) {

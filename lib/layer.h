@@ -27,6 +27,8 @@
 #ifndef HEED_LAYER_H
 #define HEED_LAYER_H
 
+#include <stdint.h>
+
 #include "error.h"
 #include "params.h"
 #include "tensor.h"
@@ -47,6 +49,16 @@ typedef struct heed_layer_ops {
      * layers) list their children; NULL for leaves. */
     int (*child_count)(const heed_layer *l);
     heed_layer *(*child)(const heed_layer *l, int i);
+    /* Optional (NULL for most layers). A layer whose training signal needs
+     * the labels, not only its output gradient (RAM: the reward of its
+     * glimpse policy), gets them after a training forward and before the
+     * backward; it ADDS its own loss terms to *loss. labels: (n), the
+     * forward's batch size. */
+    heed_status (*set_targets)(heed_layer *l, const int *labels, int n, double *loss);
+    /* Optional. Layers that draw random numbers (dropout masks, RAM's
+     * locations) restart their stream from `seed`, so a training run can
+     * fix what each epoch draws (and a resumed run draws the same). */
+    void (*reseed)(heed_layer *l, uint64_t seed);
 } heed_layer_ops;
 
 struct heed_layer {
@@ -55,6 +67,11 @@ struct heed_layer {
     int in_c, in_h, in_w;    /* input per image */
     int out_c, out_h, out_w; /* output per image */
     int training;
+    /* Time spent in forward and backward (children included) and the
+     * number of forward calls, counted only while heed_layer_profile(1)
+     * is in effect (heed bench --layers). */
+    double forward_s, backward_s;
+    long forward_calls;
 };
 
 /* Fills the base fields; name is copied (truncated to fit). */
@@ -70,6 +87,16 @@ heed_status heed_layer_backward(heed_layer *l, const heed_tensor *x, const heed_
                                 const heed_tensor *dy, heed_tensor *dx);
 
 void heed_layer_set_training(heed_layer *l, int training);
+/* Hands the labels to l and its children that take them (see set_targets);
+ * *loss gets their added loss terms. */
+heed_status heed_layer_set_targets(heed_layer *l, const int *labels, int n, double *loss);
+/* Reseeds l and its children that draw random numbers; each gets its own
+ * stream derived from `seed` and its position. */
+void heed_layer_reseed(heed_layer *l, uint64_t seed);
+/* Turns per-layer timing on or off for every layer (process-wide; off by
+ * default), and clears l's counters and its children's. */
+void heed_layer_profile(int on);
+void heed_layer_profile_clear(heed_layer *l);
 double heed_layer_flops(const heed_layer *l); /* including children */
 int heed_layer_child_count(const heed_layer *l);
 heed_layer *heed_layer_child(const heed_layer *l, int i);

@@ -31,6 +31,12 @@ void heed_net_set_training(heed_net *net, int training) {
     heed_layer_set_training(&net->root->base, training);
 }
 
+heed_status heed_net_set_targets(heed_net *net, const int *labels, int n, double *loss) {
+    return heed_layer_set_targets(&net->root->base, labels, n, loss);
+}
+
+void heed_net_reseed(heed_net *net, uint64_t seed) { heed_layer_reseed(&net->root->base, seed); }
+
 heed_layer *heed_net_find(heed_net *net, const char *name) {
     if (!name || !name[0]) return NULL;
     return heed_layer_find(&net->root->base, name);

@@ -53,6 +53,15 @@ heed_status heed_net_backward(heed_net *net, const heed_tensor *x, const heed_te
 
 void heed_net_set_training(heed_net *net, int training);
 
+/* After a training forward, before backward: hands the batch's labels to
+ * the layers that need them (RAM) and ADDS their loss terms to *loss. A
+ * no-op for networks without such layers. */
+heed_status heed_net_set_targets(heed_net *net, const int *labels, int n, double *loss);
+
+/* Restarts the random streams of the layers that draw random numbers
+ * (dropout, RAM) from `seed`. */
+void heed_net_reseed(heed_net *net, uint64_t seed);
+
 /* The layer named `name` (searching nested blocks), or NULL. */
 heed_layer *heed_net_find(heed_net *net, const char *name);
 
