@@ -1,5 +1,6 @@
 /* cmd_data.c -- `heed data export`: writes dataset items as image files, so
- * users can see what a model is trained on. */
+ * users can see what a model is trained on. Items keep the dataset's own
+ * size (28x28, or the canvas size); folders are written as 28x28 gray. */
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +15,7 @@ int cmd_data(int argc, char **argv) {
     const char *data = "fmnist", *data_dir = NULL, *split = "test", *format = "png";
     int count = 10, start = 0, invert = 0, scale = 1, json = 0;
     const cli_opt opts[] = {
-        {"data", CLI_STRING, &data, "NAME", "dataset: fmnist or folder:DIR", NULL},
+        {"data", CLI_STRING, &data, "NAME", "dataset: " DATASET_NAMES, NULL},
         {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
         {"split", CLI_STRING, &split, "NAME", "", "train|test"},
         {"count", CLI_INT, &count, "N", "how many items", NULL},
@@ -25,7 +26,11 @@ int cmd_data(int argc, char **argv) {
         {"json", CLI_FLAG, &json, NULL, "list the files written as JSON lines", NULL},
         {0}};
     const cli_spec spec = {"data", "export [options] DIR",
-                           "Writes dataset items to DIR/<split>-<index>-<class>.<format>.", opts};
+                           "Writes dataset items to DIR/<split>-<index>-<class>.<format>, at the\n"
+                           "dataset's own size (folders: 28x28 gray). Test items of canvas datasets\n"
+                           "are placed as every evaluation places them; training items show one of\n"
+                           "their random placements (fixed per index: reruns write the same files).",
+                           opts};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
@@ -34,13 +39,16 @@ int cmd_data(int argc, char **argv) {
     if (count < 1 || start < 0 || scale < 1 || scale > 64)
         return cli_error("data", 2, "--count >= 1, --start >= 0 and --scale in 1..64");
     heed_dataset d = {0};
-    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), start + count, 1, 28, 28) != HEED_OK)
+    const int folder = !strncmp(data, "folder:", 7), side = folder ? 28 : 0;
+    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), start + count, 1, side, side) != HEED_OK)
         return cli_lib_error("data");
     heed_tensor x = {0}, big = {0};
     int labels[1];
     rc = 0;
     for (int i = start; i < start + count && i < d.count && rc == 0; i++) {
-        heed_status st = heed_dataset_batch(&d, &i, 1, NULL, NULL, &x, labels);
+        heed_rng r; /* training canvases' placements: one stream per item */
+        heed_rng_seed(&r, 1, (uint64_t)i);
+        heed_status st = heed_dataset_batch(&d, &i, 1, NULL, &r, &x, labels);
         if (st == HEED_OK && invert)
             for (size_t j = 0; j < heed_tensor_count(&x); j++) x.data[j] = 1.0f - x.data[j];
         const heed_tensor *out = &x;

@@ -246,7 +246,7 @@ int cmd_train(int argc, char **argv) {
     const cli_opt opts[] = {
         {"net", CLI_STRING, &o.net, "FILE", "network description (nets/*.net)", NULL},
         {"out", CLI_STRING, &o.out, "MODEL", "where to write the trained model", NULL},
-        {"data", CLI_STRING, &o.data, "NAME", "fmnist, fmnist-translated60, fmnist-cluttered60, fmnist-cluttered100, or folder:DIR with DIR/train/<class>/*.png and DIR/test/...", NULL},
+        {"data", CLI_STRING, &o.data, "NAME", DATASET_NAMES " (DIR/train/<class>/*.png, DIR/test/...)", NULL},
         {"data-dir", CLI_STRING, &o.data_dir, "DIR", "Fashion-MNIST IDX files [/usr/share/datasets/fashion-mnist]", NULL},
         {"epochs", CLI_INT, &o.epochs, "N", "passes over the training set", NULL},
         {"batch", CLI_INT, &o.batch, "N", "images per step", NULL},

@@ -16,7 +16,14 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
         snprintf(root, sizeof root, "%s/%s", name + 7, train ? "train" : "test");
         return heed_folder_load(d, root, c, h, w);
     }
-    return heed_fail(HEED_ERR_ARG, "unknown dataset '%s' (fmnist or folder:PATH)", name);
+    heed_canvas_cfg cfg;
+    if (heed_canvas_preset(&cfg, name, train) != HEED_OK)
+        return heed_fail(HEED_ERR_ARG, "unknown dataset '%s' (" DATASET_NAMES ")", name);
+    const int S = cfg.size;
+    if ((c && c != 1) || (h && h != S) || (w && w != S))
+        return heed_fail(HEED_ERR_SHAPE, "dataset %s has 1x%dx%d images but the model takes "
+                         "%dx%dx%d inputs", name, S, S, c, h, w);
+    return heed_canvas_load(d, &cfg, data_dir, train, limit);
 }
 
 void normalize_batch(heed_tensor *x, float mean, float std) {

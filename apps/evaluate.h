@@ -10,8 +10,17 @@
 #define FMNIST_MEAN 0.2860f
 #define FMNIST_STD 0.3530f
 
-/* Opens `name` ("fmnist", or "folder:PATH" with the model's input size):
- * the train or test split. limit > 0 keeps the first `limit` items. */
+/* The dataset names open_dataset knows, for help texts and errors. */
+#define DATASET_NAMES "fmnist, " HEED_CANVAS_NAMES ", or folder:DIR"
+
+/* Opens `name`'s train or test split; limit > 0 keeps the first `limit`
+ * items. c, h, w is the model's input shape:
+ *   "fmnist": 1x28x28 whatever c, h, w say (the caller compares shapes);
+ *   a canvas dataset (HEED_CANVAS_NAMES): 1xSxS; c, h, w of 0 take that,
+ *     others must equal it (HEED_ERR_SHAPE naming both);
+ *   "folder:PATH": PATH/train or PATH/test converted and resized to c x h x w.
+ * Errors: HEED_ERR_ARG for an unknown name (the message lists
+ * DATASET_NAMES), the loaders' errors. */
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
                          int limit, int c, int h, int w);
 

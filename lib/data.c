@@ -6,7 +6,9 @@
  * building the padded image:
  *   out(y, x) = in(y + i - P, x + j - P), or 0 where that is outside.
  * Horizontal flip then mirrors the crop: out(y, x) = crop(y, w - 1 - x).
- * The loaders (data_idx.c, data_folder.c) live beside this file.
+ * A canvas dataset's item is rendered first (data_canvas.c) and the crop
+ * and flip act on the rendered canvas. The loaders (data_idx.c,
+ * data_folder.c) live beside this file.
  */
 #include "data.h"
 
@@ -15,6 +17,7 @@
 
 void heed_dataset_free(heed_dataset *d) {
     heed_free(d->images);
+    heed_free(d->canvas.src);
     free(d->labels);
     free(d->class_names);
     *d = (heed_dataset){0};
@@ -41,23 +44,41 @@ static void crop_plane(const float *src, float *dst, int h, int w, int dy, int d
 heed_status heed_dataset_batch(const heed_dataset *d, const int *idx, int n,
                                const heed_augment *aug, heed_rng *r, heed_tensor *x,
                                int *labels) {
-    if (!d->images || d->count < 1)
+    const heed_canvas *cv = &d->canvas;
+    const int canvas = cv->cfg.size > 0;
+    if (!(canvas ? cv->src : d->images) || d->count < 1)
         return heed_fail(HEED_ERR_ARG, "dataset batch: the dataset holds no images");
     if (n < 1 || !idx) return heed_fail(HEED_ERR_ARG, "dataset batch: batch of %d items", n);
     const int pad = aug ? aug->crop_pad : 0, flip = aug ? aug->hflip : 0;
     if (pad < 0) return heed_fail(HEED_ERR_ARG, "dataset batch: crop padding %d is negative", pad);
     if ((pad > 0 || flip) && !r)
         return heed_fail(HEED_ERR_ARG, "dataset batch: augmentation needs a random generator");
+    if (canvas && !cv->cfg.fixed && !r)
+        return heed_fail(HEED_ERR_ARG, "dataset batch: training canvases need a random generator "
+                         "for their placements");
     for (int k = 0; k < n; k++)
         if (idx[k] < 0 || idx[k] >= d->count)
             return heed_fail(HEED_ERR_ARG, "dataset batch: index %d (item %d of the batch) is "
                              "outside the %d items", idx[k], k, d->count);
     HEED_TRY(heed_tensor_ensure(x, n, d->c, d->h, d->w));
     const size_t plane = (size_t)d->h * d->w, item = (size_t)d->c * plane;
-    for (int k = 0; k < n; k++) {
-        const float *src = d->images + (size_t)idx[k] * item;
+    /* A canvas is rendered into x directly unless it is augmented next. */
+    float *rendered = NULL;
+    if (canvas && (pad > 0 || flip) && !(rendered = malloc(item * sizeof(float))))
+        return heed_fail(HEED_ERR_NOMEM, "dataset batch: cannot allocate a %dx%d canvas", d->h, d->w);
+    heed_status st = HEED_OK;
+    for (int k = 0; k < n && st == HEED_OK; k++) {
+        const float *src = d->images ? d->images + (size_t)idx[k] * item : NULL;
         float *dst = x->data + (size_t)k * item;
         if (labels) labels[k] = d->labels ? d->labels[idx[k]] : 0;
+        if (canvas) {
+            heed_canvas_place p;
+            st = heed_canvas_draw(d, idx[k], r, &p);
+            if (st != HEED_OK) break;
+            heed_canvas_render(d, idx[k], &p, rendered ? rendered : dst);
+            if (!rendered) continue;
+            src = rendered;
+        }
         int dy = 0, dx = 0, mirror = 0;
         if (pad > 0) {
             dy = (int)heed_rng_below(r, 2u * (unsigned)pad + 1) - pad;
@@ -71,5 +92,6 @@ heed_status heed_dataset_batch(const heed_dataset *d, const int *idx, int n,
         for (int ch = 0; ch < d->c; ch++)
             crop_plane(src + ch * plane, dst + ch * plane, d->h, d->w, dy, dx, mirror);
     }
-    return HEED_OK;
+    free(rendered);
+    return st;
 }
