@@ -34,5 +34,6 @@
 #include "model.h"
 #include "se.h"
 #include "cbam.h"
+#include "ram.h"
 
 #endif

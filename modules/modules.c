@@ -1,6 +1,7 @@
 /* modules.c -- the attention modules' entries in the network-file parser. */
 #include "cbam.h"
 #include "net.h"
+#include "ram.h"
 #include "se.h"
 
 static heed_status build_se(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
@@ -24,8 +25,31 @@ static heed_status build_cbam(heed_layer **out, heed_settings *s, const int in[3
     return HEED_OK;
 }
 
+static heed_status build_ram(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                             const char *name) {
+    heed_ram_cfg c = heed_ram_defaults();
+    int seed;
+    HEED_TRY(heed_settings_int(s, "glimpses", c.glimpses, &c.glimpses));
+    HEED_TRY(heed_settings_int(s, "patch", c.patch, &c.patch));
+    HEED_TRY(heed_settings_int(s, "scales", c.scales, &c.scales));
+    HEED_TRY(heed_settings_int(s, "glimpse_hidden", c.glimpse_hidden, &c.glimpse_hidden));
+    HEED_TRY(heed_settings_int(s, "loc_hidden", c.loc_hidden, &c.loc_hidden));
+    HEED_TRY(heed_settings_int(s, "hidden", c.hidden, &c.hidden));
+    HEED_TRY(heed_settings_int(s, "classes", c.classes, &c.classes));
+    HEED_TRY(heed_settings_int(s, "lstm", c.lstm, &c.lstm));
+    HEED_TRY(heed_settings_float(s, "std", c.std, &c.std));
+    HEED_TRY(heed_settings_int(s, "samples", c.samples, &c.samples));
+    HEED_TRY(heed_settings_int(s, "seed", (int)c.seed, &seed));
+    c.seed = (uint64_t)seed;
+    heed_ram *l;
+    HEED_TRY(heed_ram_new(&l, &c, in, p, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
 const heed_layer_type heed_module_layer_types[] = {
     {"se", build_se, "[r]"},
     {"cbam", build_cbam, "[r k]"},
+    {"ram", build_ram, "[glimpses patch scales glimpse_hidden loc_hidden hidden classes lstm std samples seed]"},
     {NULL, NULL, NULL},
 };

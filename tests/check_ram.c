@@ -1,0 +1,691 @@
+/* check_ram.c -- the recurrent attention model: the glimpse sensor against
+ * hand-computed patches, the whole forward against an independent
+ * double-precision implementation written here, gradients of the unrolled
+ * sequence by central differences (locations held fixed by replaying the
+ * draws), the hybrid loss's value, a toy task the policy must learn,
+ * reproducibility, multi-sample inference, model files and bad settings. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "loss.h"
+#include "model.h"
+#include "optim.h"
+#include "ram.h"
+#include "testutil.h"
+
+/* ---- an independent reference ------------------------------------------- */
+
+/* torch.round: half to even, done by hand on the float32 (l+1)/2*size. */
+static int ref_centre(float l, int size) {
+    float v = (l + 1.0f) / 2.0f * (float)size;
+    double fl = floor(v), frac = (double)v - fl;
+    if (frac > 0.5) return (int)fl + 1;
+    if (frac < 0.5) return (int)fl;
+    return ((long)fl % 2 == 0) ? (int)fl : (int)fl + 1;
+}
+
+static double ref_pixel(const float *img, int H, int W, int r, int c) {
+    return r < 0 || r >= H || c < 0 || c >= W ? 0.0 : img[r * W + c];
+}
+
+/* out (S, C, P, P): scale k is the 2^k P square at centre - side/2, block-averaged. */
+static void ref_glimpse(const float *img, int C, int H, int W, float lx, float ly, int P, int S,
+                        double *out) {
+    int cx = ref_centre(lx, W), cy = ref_centre(ly, H);
+    for (int k = 0; k < S; k++) {
+        int f = 1 << k, side = P * f, top = cy - side / 2, left = cx - side / 2;
+        for (int c = 0; c < C; c++)
+            for (int py = 0; py < P; py++)
+                for (int px = 0; px < P; px++) {
+                    double sum = 0;
+                    for (int a = 0; a < f; a++)
+                        for (int b = 0; b < f; b++)
+                            sum += ref_pixel(img + c * H * W, H, W, top + py * f + a, left + px * f + b);
+                    out[((k * C + c) * P + py) * P + px] = sum / (f * f);
+                }
+    }
+}
+
+static void ref_fc(const heed_linear *l, const double *x, double *y) {
+    for (int o = 0; o < l->cfg.out; o++) {
+        double s = l->b[o];
+        for (int i = 0; i < l->cfg.in; i++) s += (double)l->w[(size_t)o * l->cfg.in + i] * x[i];
+        y[o] = s;
+    }
+}
+
+static void ref_relu(double *v, int n) {
+    for (int i = 0; i < n; i++) v[i] = v[i] > 0 ? v[i] : 0;
+}
+
+static double ref_sig(double v) { return 1.0 / (1.0 + exp(-v)); }
+
+/* One image through the model, training-style with the locations taken from
+ * draws (T, 2): l_0, then clamp(s_t). Writes logits (K), mu (T-1, 2) and
+ * the baselines (T). */
+static void ref_ram(const heed_ram *r, const float *img, const float *draws, double *logits,
+                    double *mu, double *base) {
+    const heed_ram_cfg *c = &r->cfg;
+    const int C = r->base.in_c, Hh = r->base.in_h, W = r->base.in_w, H = c->hidden;
+    double p[4096], hg[256], hl[256], g[256], a[1024], t1[1024], h[256] = {0}, cell[256] = {0}, v[8];
+    float l[2] = {draws[0], draws[1]};
+    for (int t = 0; t < c->glimpses; t++) {
+        ref_glimpse(img, C, Hh, W, l[0], l[1], c->patch, c->scales, p);
+        ref_fc(r->fc_g, p, hg);
+        ref_relu(hg, c->glimpse_hidden);
+        double ld[2] = {l[0], l[1]};
+        ref_fc(r->fc_l, ld, hl);
+        ref_relu(hl, c->loc_hidden);
+        ref_fc(r->fc_gg, hg, g);
+        ref_fc(r->fc_gl, hl, t1);
+        for (int j = 0; j < H; j++) g[j] += t1[j];
+        ref_relu(g, H);
+        ref_fc(c->lstm ? r->fc_ih : r->fc_hg, g, a);
+        ref_fc(r->fc_hh, h, t1); /* h_{-1} = 0 leaves fc_hh's bias */
+        for (int j = 0; j < r->gates; j++) a[j] += t1[j];
+        if (!c->lstm) {
+            ref_relu(a, H);
+            memcpy(h, a, H * sizeof(double));
+        } else {
+            for (int j = 0; j < H; j++) {
+                double i = ref_sig(a[j]), f = ref_sig(a[H + j]), gg = tanh(a[2 * H + j]),
+                       o = ref_sig(a[3 * H + j]);
+                cell[j] = f * cell[j] + i * gg;
+                h[j] = o * tanh(cell[j]);
+            }
+        }
+        ref_fc(r->fc_base, h, &base[t]);
+        if (t < c->glimpses - 1) {
+            ref_fc(r->fc_loc, h, v);
+            for (int k = 0; k < 2; k++) {
+                mu[2 * t + k] = tanh(v[k]);
+                float s = draws[2 * (t + 1) + k];
+                l[k] = s < -1 ? -1 : s > 1 ? 1 : s;
+            }
+        }
+    }
+    ref_fc(r->fc_act, h, logits);
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static heed_ram *make_ram(const heed_ram_cfg *cfg, const int in[3], heed_params *p, uint64_t seed) {
+    heed_ram *r;
+    ck_assert_msg(heed_ram_new(&r, cfg, in, p, "ram") == HEED_OK, "%s", heed_last_error());
+    ck_assert_int_eq(heed_params_alloc(p, seed), HEED_OK);
+    return r;
+}
+
+static heed_ram_cfg small_cfg(int lstm) {
+    return (heed_ram_cfg){.glimpses = 3, .patch = 3, .scales = 2, .glimpse_hidden = 5, .loc_hidden = 4,
+                          .hidden = 6, .classes = 4, .lstm = lstm, .std = 0.3f, .samples = 1, .seed = 3};
+}
+
+/* Draws (n, T, 2): l_0 in [-1, 1], samples partly beyond it (clamped). */
+static void fill_draws(heed_tensor *d, int n, int T, uint64_t seed) {
+    heed_tensor_alloc(d, n, T, 2, 1);
+    tu_fill_uniform(d->data, heed_tensor_count(d), -1.3f, 1.3f, seed);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < 2; k++) d->data[i * T * 2 + k] = fmaxf(-1, fminf(1, d->data[i * T * 2 + k]));
+}
+
+/* ---- the sensor ----------------------------------------------------------- */
+
+/* 8x8 image with x[r][c] = 8r + c + 1, patch 2, scales 3 (sides 2, 4, 8). */
+START_TEST(sensor_matches_hand_computed_patches) {
+    heed_tensor x, loc, p = {0};
+    heed_tensor_alloc(&x, 1, 1, 8, 8);
+    heed_tensor_alloc(&loc, 1, 2, 1, 1);
+    for (int i = 0; i < 64; i++) x.data[i] = (float)(i + 1);
+    /* Centre (4, 4): side 2 at (3, 3); side 4 at (2, 2) in 2x2 blocks; side 8
+     * at (0, 0) in 4x4 blocks. */
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, 2, 3, &p), HEED_OK);
+    ck_assert(p.n == 1 && p.c == 3 && p.h == 2 && p.w == 2);
+    const float inside[12] = {28, 29, 36, 37,                        /* rows 3-4, cols 3-4 */
+                              23.5f, 25.5f, 39.5f, 41.5f,            /* e.g. (19+20+27+28)/4 */
+                              14.5f, 18.5f, 46.5f, 50.5f};           /* e.g. mean of rows/cols 0-3 */
+    for (int i = 0; i < 12; i++) ck_assert_float_eq_tol(p.data[i], inside[i], 1e-6f);
+    /* The top-left corner (-1, -1): centre (0, 0), three quarters outside. */
+    loc.data[0] = loc.data[1] = -1.0f;
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, 2, 3, &p), HEED_OK);
+    const float corner[12] = {0, 0, 0, 1, 0, 0, 0, 5.5f, 0, 0, 0, 14.5f};
+    for (int i = 0; i < 12; i++) ck_assert_float_eq_tol(p.data[i], corner[i], 1e-6f);
+    /* Half-way centres round to even: x 2.5 -> 2 (half-up would say 3),
+     * y 0.5 -> 0; the 2x2 patch then starts at column 1, row -1. */
+    loc.data[0] = -0.375f, loc.data[1] = -0.875f;
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, 2, 1, &p), HEED_OK);
+    const float even[4] = {0, 0, 2, 3};
+    for (int i = 0; i < 4; i++) ck_assert_float_eq_tol(p.data[i], even[i], 1e-6f);
+    loc.data[0] = -0.125f; /* 3.5 -> 4 */
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, 2, 1, &p), HEED_OK);
+    ck_assert_float_eq(p.data[2], 4.0f);
+    /* Far outside: all zeros. */
+    loc.data[0] = 5.0f;
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, 2, 3, &p), HEED_OK);
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(p.data[i], 0.0f);
+    heed_tensor_free(&x), heed_tensor_free(&loc), heed_tensor_free(&p);
+}
+END_TEST
+
+/* Non-square, two channels, many locations: x scales with W, y with H. */
+START_TEST(sensor_matches_reference_and_its_transpose) {
+    const int N = 5, C = 2, H = 6, W = 10, P = 3, S = 3;
+    heed_tensor x, loc, p = {0}, dp, dx;
+    heed_tensor_alloc(&x, N, C, H, W);
+    heed_tensor_alloc(&loc, N, 2, 1, 1);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 1);
+    tu_fill_uniform(loc.data, heed_tensor_count(&loc), -1.2f, 1.2f, 2);
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, P, S, &p), HEED_OK);
+    double ref[S * C * P * P];
+    for (int i = 0; i < N; i++) {
+        ref_glimpse(x.data + i * C * H * W, C, H, W, loc.data[2 * i], loc.data[2 * i + 1], P, S, ref);
+        for (int j = 0; j < S * C * P * P; j++)
+            ck_assert_double_eq_tol(p.data[i * S * C * P * P + j], ref[j], 1e-5);
+    }
+    /* <sensor(x), dp> = <x, sensor^T(dp)> for a linear map. */
+    heed_tensor_alloc(&dp, N, S * C, P, P);
+    heed_tensor_alloc(&dx, N, C, H, W);
+    tu_fill_uniform(dp.data, heed_tensor_count(&dp), -1, 1, 3);
+    ck_assert_int_eq(heed_ram_sensor_backward(&loc, P, S, &dp, &dx), HEED_OK);
+    double a = 0, b = 0;
+    for (size_t i = 0; i < heed_tensor_count(&dp); i++) a += (double)p.data[i] * dp.data[i];
+    for (size_t i = 0; i < heed_tensor_count(&x); i++) b += (double)x.data[i] * dx.data[i];
+    ck_assert_double_eq_tol(a, b, 1e-4);
+    /* Errors. */
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, 0, 1, &p), HEED_ERR_ARG);
+    loc.data[3] = NAN;
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, P, S, &p), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "not finite"));
+    heed_tensor bad = heed_tensor_view(loc.data, N - 1, 2, 1, 1);
+    ck_assert_int_eq(heed_ram_sensor(&x, &bad, P, S, &p), HEED_ERR_SHAPE);
+    heed_tensor_free(&x), heed_tensor_free(&loc), heed_tensor_free(&p);
+    heed_tensor_free(&dp), heed_tensor_free(&dx);
+}
+END_TEST
+
+/* ---- forward against the reference ---------------------------------------- */
+
+static void check_forward(int lstm) {
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(lstm);
+    const int N = 3, in[3] = {2, 7, 9}, T = cfg.glimpses, K = cfg.classes;
+    heed_ram *r = make_ram(&cfg, in, &p, 11);
+    heed_tensor x, y = {0}, draws;
+    heed_tensor_alloc(&x, N, in[0], in[1], in[2]);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 5);
+    fill_draws(&draws, N, T, 6);
+    ck_assert_int_eq(heed_ram_replay(r, &draws), HEED_OK);
+    heed_layer_set_training(&r->base, 1);
+    ck_assert_msg(heed_layer_forward(&r->base, &x, &y) == HEED_OK, "%s", heed_last_error());
+    for (int i = 0; i < N; i++) {
+        double logits[8], mu[16], base[8];
+        ref_ram(r, x.data + i * in[0] * in[1] * in[2], draws.data + i * T * 2, logits, mu, base);
+        for (int k = 0; k < K; k++) ck_assert_double_eq_tol(y.data[i * K + k], logits[k], 1e-5);
+        for (int t = 0; t < T; t++) ck_assert_double_eq_tol(r->b.data[t * N + i], base[t], 1e-5);
+        for (int t = 0; t < T - 1; t++)
+            for (int k = 0; k < 2; k++) {
+                ck_assert_double_eq_tol(r->mu.data[(t * N + i) * 2 + k], mu[2 * t + k], 1e-5);
+                /* l_{t+1} = clamp(s_t), recorded per image */
+                float s = draws.data[(i * T + t + 1) * 2 + k];
+                ck_assert_float_eq(heed_ram_locations(r)->data[(i * T + t + 1) * 2 + k], fmaxf(-1, fminf(1, s)));
+            }
+        /* the patches as seen: the sensor's output per step */
+        const heed_tensor *seen = heed_ram_patches(r);
+        ck_assert(seen->n == N && seen->c == T * cfg.scales * in[0] && seen->h == 3 && seen->w == 3);
+        double ref[2 * 2 * 9];
+        const float *l1 = heed_ram_locations(r)->data + (i * T + 1) * 2;
+        ref_glimpse(x.data + i * in[0] * in[1] * in[2], in[0], in[1], in[2], l1[0], l1[1], 3, 2, ref);
+        for (int j = 0; j < 36; j++) ck_assert_double_eq_tol(seen->data[(i * T + 1) * 36 + j], ref[j], 1e-6);
+    }
+    /* Inference: l_0 from the replay, then the policy means. */
+    heed_layer_set_training(&r->base, 0);
+    ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y), HEED_OK);
+    for (int i = 0; i < N; i++)
+        for (int t = 0; t < T - 1; t++)
+            for (int k = 0; k < 2; k++)
+                ck_assert_float_eq(heed_ram_locations(r)->data[(i * T + t + 1) * 2 + k],
+                                   r->mu.data[(t * N + i) * 2 + k]);
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&draws);
+}
+
+START_TEST(forward_matches_reference_relu) { check_forward(0); }
+END_TEST
+
+START_TEST(forward_matches_reference_lstm) { check_forward(1); }
+END_TEST
+
+/* ---- gradients ---------------------------------------------------------- */
+
+/* The loss whose gradient backward computes, with the draws replayed and
+ * what the model treats as constants frozen at the base point: the reward
+ * R0, the advantages adv0 = R0 - b, and h as fc_base's input. */
+typedef struct grad_ctx {
+    heed_ram *r;
+    heed_tensor *x, y, *draws;
+    const float *w; /* (N, K) weights of the logits: the dy handed to backward */
+    double *R0, *adv0, *h0;
+} grad_ctx;
+
+static double grad_loss(void *vctx) {
+    grad_ctx *g = vctx;
+    heed_ram *r = g->r;
+    const heed_ram_cfg *c = &r->cfg;
+    const int N = g->x->n, T = c->glimpses, K = c->classes, H = c->hidden;
+    ck_assert_int_eq(heed_layer_forward(&r->base, g->x, &g->y), HEED_OK);
+    double L = tu_weighted_sum(g->y.data, g->w, (size_t)N * K);
+    const double sd = c->std;
+    for (int t = 0; t < T - 1; t++)
+        for (int i = 0; i < N; i++)
+            for (int k = 0; k < 2; k++) {
+                double d = g->draws->data[(i * T + t + 1) * 2 + k] - (double)r->mu.data[(t * N + i) * 2 + k];
+                L += (d * d / (2 * sd * sd) + log(sd * sqrt(2 * 3.14159265358979323846))) * g->adv0[t * N + i] / N;
+            }
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < N; i++) {
+            double b = r->fc_base->b[0];
+            for (int j = 0; j < H; j++) b += (double)r->fc_base->w[j] * g->h0[(t * N + i) * H + j];
+            L += (b - g->R0[i]) * (b - g->R0[i]) / (N * T);
+        }
+    return L;
+}
+
+static void check_gradients(int lstm, double ce_w, int glimpses) {
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(lstm);
+    cfg.glimpses = glimpses;
+    const int N = 3, in[3] = {2, 7, 9}, T = cfg.glimpses, K = cfg.classes, H = cfg.hidden;
+    heed_ram *r = make_ram(&cfg, in, &p, 21 + lstm);
+    heed_tensor x, dx, dy, draws;
+    heed_tensor_alloc(&x, N, in[0], in[1], in[2]);
+    heed_tensor_alloc(&dx, N, in[0], in[1], in[2]);
+    heed_tensor_alloc(&dy, N, K, 1, 1);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 7);
+    fill_draws(&draws, N, T, 8);
+    ck_assert_int_eq(heed_ram_replay(r, &draws), HEED_OK);
+    heed_layer_set_training(&r->base, 1);
+    tu_fill_uniform(dy.data, (size_t)N * K, -1, 1, 9);
+    for (int i = 0; i < N * K; i++) dy.data[i] = (float)(ce_w * dy.data[i]);
+    grad_ctx g = {.r = r, .x = &x, .draws = &draws, .w = dy.data};
+
+    /* Analytic: forward, targets (labels chosen so some are right), backward. */
+    heed_params_zero_grad(&p);
+    ck_assert_int_eq(heed_layer_forward(&r->base, &x, &g.y), HEED_OK);
+    int labels[3];
+    for (int i = 0; i < N; i++) {
+        int best = 0;
+        for (int k = 1; k < K; k++) best = g.y.data[i * K + k] > g.y.data[i * K + best] ? k : best;
+        labels[i] = i == 1 ? (best + 1) % K : best; /* images 0 and 2 right, 1 wrong */
+    }
+    double loss = 0;
+    ck_assert_int_eq(heed_layer_set_targets(&r->base, labels, N, &loss), HEED_OK);
+    ck_assert_msg(heed_layer_backward(&r->base, &x, &g.y, &dy, &dx) == HEED_OK, "%s", heed_last_error());
+    double R0[3], adv0[16], h0[3 * 3 * 6];
+    for (int i = 0; i < N; i++) R0[i] = i == 1 ? 0 : 1;
+    for (int t = 0; t < T; t++)
+        for (int i = 0; i < N; i++) adv0[t * N + i] = R0[i] - r->b.data[t * N + i];
+    for (int j = 0; j < T * N * H; j++) h0[j] = r->h.data[j];
+    g.R0 = R0, g.adv0 = adv0, g.h0 = h0;
+
+    for (int k = 0; k < p.count; k++) {
+        heed_param *it = &p.items[k];
+        TU_GRADCHECK(it->name, grad_loss, &g, p.values + it->offset, it->count, p.grads + it->offset,
+                     5e-4f, 1e-2);
+    }
+    if (ce_w != 0) TU_GRADCHECK("dx", grad_loss, &g, x.data, heed_tensor_count(&x), dx.data, 5e-4f, 1e-2);
+    if (ce_w == 0) {
+        /* The baseline's gradient stops at fc_base, REINFORCE's at the
+         * policy: the classifier gets nothing without a logit gradient. */
+        heed_param *act = heed_params_find(&p, "ram.fc_act.weight");
+        for (size_t i = 0; i < act->count; i++) ck_assert_float_eq(p.grads[act->offset + i], 0.0f);
+    }
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&dx), heed_tensor_free(&dy), heed_tensor_free(&g.y);
+    heed_tensor_free(&draws);
+}
+
+START_TEST(gradients_relu_core) { check_gradients(0, 1.0, 3); }
+END_TEST
+
+START_TEST(gradients_of_policy_and_baseline_alone) { check_gradients(0, 0.0, 3); }
+END_TEST
+
+START_TEST(gradients_lstm_core) { check_gradients(1, 1.0, 3); }
+END_TEST
+
+/* One glimpse: no policy step at all, the core runs once from h_{-1} = 0. */
+START_TEST(gradients_single_glimpse) {
+    check_gradients(0, 1.0, 1);
+    check_gradients(1, 1.0, 1);
+}
+END_TEST
+
+/* ---- the hybrid loss -------------------------------------------------------- */
+
+START_TEST(set_targets_adds_reinforce_and_baseline_terms) {
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(0);
+    const int N = 3, in[3] = {1, 8, 8}, T = cfg.glimpses, K = cfg.classes;
+    heed_ram *r = make_ram(&cfg, in, &p, 31);
+    heed_tensor x, y = {0}, dy;
+    heed_tensor_alloc(&x, N, 1, 8, 8);
+    heed_tensor_alloc(&dy, N, K, 1, 1);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 1);
+    heed_layer_set_training(&r->base, 1);
+    ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y), HEED_OK);
+    /* Backward before set_targets is refused. */
+    ck_assert_int_eq(heed_layer_backward(&r->base, &x, &y, &dy, NULL), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "set_targets"));
+    int labels[3] = {0, 1, 2};
+    int bad[3] = {0, 4, 1};
+    double loss = 0;
+    ck_assert_int_eq(heed_layer_set_targets(&r->base, bad, N, &loss), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_layer_set_targets(&r->base, labels, N - 1, &loss), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_layer_set_targets(&r->base, labels, N, &loss), HEED_OK);
+    /* The same terms from the caches: s from the recorded (unclamped)
+     * samples, R from the logits. */
+    double want = 0, sd = cfg.std;
+    for (int i = 0; i < N; i++) {
+        int best = 0;
+        for (int k = 1; k < K; k++) best = y.data[i * K + k] > y.data[i * K + best] ? k : best;
+        double R = best == labels[i];
+        for (int t = 0; t < T; t++) {
+            double b = r->b.data[t * N + i];
+            want += (b - R) * (b - R) / (N * T);
+            if (t == T - 1) continue;
+            double logp = 0;
+            for (int k = 0; k < 2; k++) {
+                double s = r->s.data[(t * N + i) * 2 + k], mu = r->mu.data[(t * N + i) * 2 + k];
+                logp += -(s - mu) * (s - mu) / (2 * sd * sd) - log(sd * sqrt(2 * 3.14159265358979323846));
+                /* the location is the clamped sample */
+                ck_assert_float_eq(heed_ram_locations(r)->data[(i * T + t + 1) * 2 + k], fmaxf(-1, fminf(1, s)));
+            }
+            want += -logp * (R - b) / N;
+        }
+    }
+    ck_assert_double_eq_tol(loss, want, 1e-5);
+    ck_assert_int_eq(heed_layer_backward(&r->base, &x, &y, &dy, NULL), HEED_OK);
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy);
+}
+END_TEST
+
+/* ---- learning where to look ----------------------------------------------- */
+
+/* Half the images hold a bright 4x4 square around pixel (4, 4) (location
+ * (-0.5, -0.5)), labelled 1; the others are blank, labelled 0. With two
+ * glimpses, a random first one rarely sees the square, so the reward
+ * depends on where the second looks: the policy must move its mean there. */
+static double mean_distance(heed_ram *r, heed_tensor *x, heed_tensor *y) {
+    heed_layer_set_training(&r->base, 0);
+    heed_layer_reseed(&r->base, 99);
+    ck_assert_int_eq(heed_layer_forward(&r->base, x, y), HEED_OK);
+    double d = 0;
+    for (int i = 0; i < x->n; i++) d += hypot(r->mu.data[2 * i] + 0.5, r->mu.data[2 * i + 1] + 0.5);
+    heed_layer_set_training(&r->base, 1);
+    return d / x->n;
+}
+
+START_TEST(reinforce_moves_the_policy_to_the_object) {
+    const int N = 32;
+    heed_params p = {0};
+    heed_ram_cfg cfg = {.glimpses = 2, .patch = 4, .scales = 1, .glimpse_hidden = 16, .loc_hidden = 16,
+                        .hidden = 32, .classes = 2, .std = 0.2f, .samples = 1, .seed = 2};
+    heed_ram *r = make_ram(&cfg, (int[3]){1, 16, 16}, &p, 2);
+    heed_optim opt;
+    ck_assert_int_eq(heed_optim_init(&opt, &(heed_optim_cfg){.kind = HEED_OPTIM_SGD, .lr = 0.01f,
+                                                              .momentum = 0.9f}, &p), HEED_OK);
+    heed_tensor x, y = {0}, dy;
+    heed_tensor_alloc(&x, N, 1, 16, 16);
+    heed_tensor_alloc(&dy, N, 2, 1, 1);
+    int labels[32];
+    for (int i = 0; i < N; i++) {
+        labels[i] = i % 2;
+        if (labels[i])
+            for (int a = 2; a < 6; a++)
+                for (int b = 2; b < 6; b++) x.data[i * 256 + a * 16 + b] = 1.0f;
+    }
+    const double before = mean_distance(r, &x, &y);
+    for (int step = 0; step < 400; step++) {
+        heed_params_zero_grad(&p);
+        ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y), HEED_OK);
+        double loss;
+        heed_tensor_zero(&dy);
+        ck_assert_int_eq(heed_softmax_cross_entropy(&y, labels, &loss, NULL, &dy), HEED_OK);
+        ck_assert_int_eq(heed_layer_set_targets(&r->base, labels, N, &loss), HEED_OK);
+        ck_assert_int_eq(heed_layer_backward(&r->base, &x, &y, &dy, NULL), HEED_OK);
+        heed_optim_step(&opt, 0.01f);
+    }
+    const double after = mean_distance(r, &x, &y);
+    ck_assert_msg(after < 0.2 && after < 0.5 * before, "policy mean %.3f from the object, was %.3f",
+                  after, before);
+    heed_optim_free(&opt);
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy);
+}
+END_TEST
+
+/* ---- reproducibility, samples, files ------------------------------------------ */
+
+/* A few SGD steps from seed 5 at the given thread count; the weights. */
+static float *train_a_little(int threads, size_t *count) {
+    omp_set_num_threads(threads);
+    const int N = 20;
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(0);
+    cfg.seed = 5;
+    heed_ram *r = make_ram(&cfg, (int[3]){1, 12, 12}, &p, 5);
+    heed_optim opt;
+    heed_optim_init(&opt, &(heed_optim_cfg){.kind = HEED_OPTIM_SGD, .lr = 0.05f, .momentum = 0.9f}, &p);
+    heed_tensor x, y = {0}, dy;
+    heed_tensor_alloc(&x, N, 1, 12, 12);
+    heed_tensor_alloc(&dy, N, cfg.classes, 1, 1);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 5);
+    int labels[20];
+    for (int i = 0; i < N; i++) labels[i] = i % cfg.classes;
+    heed_layer_set_training(&r->base, 1);
+    heed_layer_reseed(&r->base, 17);
+    for (int step = 0; step < 5; step++) {
+        heed_params_zero_grad(&p);
+        ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y), HEED_OK);
+        double loss;
+        heed_tensor_zero(&dy);
+        heed_softmax_cross_entropy(&y, labels, &loss, NULL, &dy);
+        ck_assert_int_eq(heed_layer_set_targets(&r->base, labels, N, &loss), HEED_OK);
+        ck_assert_int_eq(heed_layer_backward(&r->base, &x, &y, &dy, NULL), HEED_OK);
+        heed_optim_step(&opt, 0.05f);
+    }
+    *count = p.total;
+    float *w = malloc(p.total * sizeof(float));
+    memcpy(w, p.values, p.total * sizeof(float));
+    heed_optim_free(&opt);
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy);
+    omp_set_num_threads(2);
+    return w;
+}
+
+START_TEST(training_is_reproducible_across_runs_and_threads) {
+    size_t n1, n2, n3;
+    float *a = train_a_little(1, &n1), *b = train_a_little(1, &n2), *c = train_a_little(2, &n3);
+    ck_assert(n1 == n2 && n1 == n3);
+    ck_assert_int_eq(memcmp(a, b, n1 * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(a, c, n1 * sizeof(float)), 0);
+    free(a), free(b), free(c);
+}
+END_TEST
+
+/* samples = M: log of the mean of the M single-sequence softmaxes. */
+START_TEST(inference_averages_samples) {
+    const int N = 2, M = 3;
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(0);
+    cfg.samples = M;
+    const int T = cfg.glimpses, K = cfg.classes;
+    heed_ram *r = make_ram(&cfg, (int[3]){1, 9, 9}, &p, 41);
+    heed_tensor x, y = {0}, y1 = {0}, draws, one, dy;
+    heed_tensor_alloc(&x, N, 1, 9, 9);
+    heed_tensor_alloc(&dy, N, K, 1, 1);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 4);
+    fill_draws(&draws, N * M, T, 12);
+    heed_tensor_alloc(&one, N, T, 2, 1);
+    ck_assert_int_eq(heed_ram_replay(r, &draws), HEED_OK);
+    ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y), HEED_OK);
+    /* The recorded locations are the first sample's. */
+    ck_assert_float_eq(heed_ram_locations(r)->data[2 * T + 1], draws.data[2 * T + 1]);
+    ck_assert_int_eq(heed_layer_backward(&r->base, &x, &y, &dy, NULL), HEED_ERR_ARG);
+    double probs[2][4] = {{0}};
+    r->cfg.samples = 1; /* white box: the same weights, one sequence at a time */
+    for (int m = 0; m < M; m++) {
+        memcpy(one.data, draws.data + (size_t)m * N * T * 2, (size_t)N * T * 2 * sizeof(float));
+        ck_assert_int_eq(heed_ram_replay(r, &one), HEED_OK);
+        ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y1), HEED_OK);
+        for (int i = 0; i < N; i++) {
+            double z = 0;
+            for (int k = 0; k < K; k++) z += exp(y1.data[i * K + k]);
+            for (int k = 0; k < K; k++) probs[i][k] += exp(y1.data[i * K + k]) / z / M;
+        }
+    }
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < K; k++) ck_assert_double_eq_tol(y.data[i * K + k], log(probs[i][k]), 1e-5);
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&y1), heed_tensor_free(&draws);
+    heed_tensor_free(&one), heed_tensor_free(&dy);
+}
+END_TEST
+
+static const char *RAM_NET = "# a small RAM\ninput 1 12 12\n"
+                             "ram glimpses=3 patch=4 scales=2 glimpse_hidden=8 loc_hidden=6 hidden=10 "
+                             "classes=3 lstm=1 std=0.25 samples=2 seed=9\n";
+
+START_TEST(net_file_and_model_round_trip) {
+    heed_net *net;
+    ck_assert_msg(heed_net_parse(&net, RAM_NET, "t", 3) == HEED_OK, "%s", heed_last_error());
+    heed_ram *r = (heed_ram *)heed_net_find(net, "ram1");
+    ck_assert_ptr_nonnull(r);
+    ck_assert_str_eq(r->base.ops->type, "ram");
+    const heed_ram_cfg *c = heed_ram_config(r);
+    ck_assert(c->glimpses == 3 && c->patch == 4 && c->scales == 2 && c->glimpse_hidden == 8 &&
+              c->loc_hidden == 6 && c->hidden == 10 && c->classes == 3 && c->lstm == 1 &&
+              c->samples == 2 && c->seed == 9);
+    ck_assert_float_eq(c->std, 0.25f);
+    heed_param *ih = heed_params_find(&net->params, "ram1.fc_ih.weight");
+    ck_assert_ptr_nonnull(ih);
+    ck_assert(ih->shape[0] == 40 && ih->shape[1] == 10);
+    ck_assert_ptr_nonnull(heed_params_find(&net->params, "ram1.fc_g.weight"));
+    ck_assert_ptr_null(heed_params_find(&net->params, "ram1.fc_hg.weight"));
+    heed_model *m, *back;
+    ck_assert_int_eq(heed_model_new(&m, net), HEED_OK);
+    const char *names[] = {"a", "b", "c"};
+    ck_assert_int_eq(heed_model_set_classes(m, 3, names), HEED_OK);
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/heed-check-ram-%ld.heed", (long)getpid());
+    ck_assert_msg(heed_model_save(m, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_msg(heed_model_load(&back, path) == HEED_OK, "%s", heed_last_error());
+    unlink(path);
+    heed_tensor x, y1 = {0}, y2 = {0};
+    heed_tensor_alloc(&x, 4, 1, 12, 12);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 8);
+    heed_net_set_training(m->net, 0), heed_net_set_training(back->net, 0);
+    heed_net_reseed(m->net, 4), heed_net_reseed(back->net, 4);
+    ck_assert_int_eq(heed_net_forward(m->net, &x, &y1), HEED_OK);
+    ck_assert_int_eq(heed_net_forward(back->net, &x, &y2), HEED_OK);
+    ck_assert_int_eq(memcmp(y1.data, y2.data, heed_tensor_count(&y1) * sizeof(float)), 0);
+    /* Another reseed draws other first glimpses. */
+    heed_net_reseed(back->net, 5);
+    ck_assert_int_eq(heed_net_forward(back->net, &x, &y2), HEED_OK);
+    ck_assert_int_ne(memcmp(y1.data, y2.data, heed_tensor_count(&y1) * sizeof(float)), 0);
+    heed_model_free(m), heed_model_free(back);
+    heed_tensor_free(&x), heed_tensor_free(&y1), heed_tensor_free(&y2);
+}
+END_TEST
+
+/* W3's forward FLOPs, as PyTorch's hooks count them per image: 6 steps of
+ * fc_g 432x128, fc_l 2x128, fc_gg and fc_gl 128x256, fc_hh and fc_hg
+ * 256x256 (252160 MACs), 5 of fc_loc 256x2, and fc_act 256x10:
+ * 2 * (6 * 252160 + 5 * 512 + 2560) = 3036160. */
+START_TEST(w3_net_file_and_flops) {
+    heed_net *net;
+    ck_assert_msg(heed_net_load(&net, "nets/ram.net", 1) == HEED_OK, "%s", heed_last_error());
+    ck_assert_double_eq(heed_layer_flops(&net->root->base), 3036160.0);
+    ck_assert_uint_eq(heed_params_trainable(&net->params),
+                      432 * 128 + 128 + 2 * 128 + 128 + 2 * (128 * 256 + 256) + 2 * (256 * 256 + 256) +
+                          256 * 2 + 2 + 256 + 1 + 2560 + 10);
+    heed_net_free(net);
+}
+END_TEST
+
+START_TEST(bad_settings_are_refused) {
+    heed_params p = {0};
+    heed_ram *r;
+    const int in[3] = {1, 12, 12};
+    struct {
+        heed_ram_cfg cfg;
+        const char *word;
+    } cases[8];
+    for (int i = 0; i < 8; i++) cases[i].cfg = small_cfg(0);
+    cases[0].cfg.glimpses = 0, cases[0].word = "glimpses";
+    cases[1].cfg.std = 0, cases[1].word = "std";
+    cases[2].cfg.std = -0.1f, cases[2].word = "std";
+    cases[3].cfg.patch = 13, cases[3].word = "patch";
+    cases[4].cfg.scales = 5, cases[4].word = "largest patch"; /* 3 * 16 = 48 > 2 * 12 */
+    cases[5].cfg.samples = 0, cases[5].word = "samples";
+    cases[6].cfg.lstm = 2, cases[6].word = "lstm";
+    cases[7].cfg.hidden = 0, cases[7].word = "hidden";
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(heed_ram_new(&r, &cases[i].cfg, in, &p, "ram"), HEED_ERR_ARG);
+        ck_assert_ptr_null(r);
+        ck_assert_msg(strstr(heed_last_error(), cases[i].word), "case %d: %s", i, heed_last_error());
+    }
+    ck_assert_int_eq(p.count, 0);
+    heed_params_free(&p);
+    heed_net *net;
+    ck_assert_int_eq(heed_net_parse(&net, "input 1 12 12\nram glimpses=0\n", "bad.net", 1), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "bad.net:2"));
+    ck_assert_int_eq(heed_net_parse(&net, "input 1 12 12\nram patch=4 glimpse=3\n", "bad.net", 1), HEED_ERR_FORMAT);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "glimpse_hidden"));
+    /* A forward of the wrong input shape. */
+    heed_params q = {0};
+    heed_ram_cfg cfg = small_cfg(0);
+    r = make_ram(&cfg, in, &q, 1);
+    heed_tensor x, y = {0};
+    heed_tensor_alloc(&x, 1, 1, 12, 11);
+    ck_assert_int_eq(heed_ram_forward(r, &x, &y), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_ram_set_targets(r, (int[1]){0}, 1, &(double){0}), HEED_ERR_ARG);
+    heed_layer_free(&r->base);
+    heed_params_free(&q);
+    heed_tensor_free(&x), heed_tensor_free(&y);
+}
+END_TEST
+
+Suite *heed_suite_ram(void) {
+    Suite *s = suite_create("ram");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, sensor_matches_hand_computed_patches);
+    tcase_add_test(tc, sensor_matches_reference_and_its_transpose);
+    tcase_add_test(tc, forward_matches_reference_relu);
+    tcase_add_test(tc, forward_matches_reference_lstm);
+    tcase_add_test(tc, gradients_relu_core);
+    tcase_add_test(tc, gradients_of_policy_and_baseline_alone);
+    tcase_add_test(tc, gradients_lstm_core);
+    tcase_add_test(tc, gradients_single_glimpse);
+    tcase_add_test(tc, set_targets_adds_reinforce_and_baseline_terms);
+    tcase_add_test(tc, reinforce_moves_the_policy_to_the_object);
+    tcase_add_test(tc, training_is_reproducible_across_runs_and_threads);
+    tcase_add_test(tc, inference_averages_samples);
+    tcase_add_test(tc, net_file_and_model_round_trip);
+    tcase_add_test(tc, w3_net_file_and_flops);
+    tcase_add_test(tc, bad_settings_are_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
