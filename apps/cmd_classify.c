@@ -1,6 +1,5 @@
 /* cmd_classify.c -- `heed classify`: top-K labels for images of any size,
  * and where the network looked, blended over the original image. */
-#include <libgen.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include "cli.h"
 #include "evaluate.h"
 #include "image.h"
+#include "image_input.h"
 #include "overlay.h"
 
 const char cmd_classify_summary[] = "classify images; write attention or Grad-CAM overlays";
@@ -21,52 +21,6 @@ typedef struct classify_opts {
     int top, json, threads;
     float alpha;
 } classify_opts;
-
-/* Where the image landed inside the model's input frame (letterboxing). */
-typedef struct placement {
-    int x, y, w, h;
-} placement;
-
-/* Brings an image to the model's input: channels, size with the aspect ratio
- * kept (centred, padded with background), and the dataset's polarity. */
-static heed_status prepare(const heed_model *m, const heed_tensor *img, const char *invert,
-                           heed_tensor *x, placement *pl, int *inverted) {
-    int C = m->net->in_c, H = m->net->in_h, W = m->net->in_w;
-    heed_tensor conv = {0}, small = {0};
-    HEED_TRY(heed_image_convert(img, C, &conv));
-    double scale = fmin((double)H / img->h, (double)W / img->w);
-    pl->w = (int)lround(img->w * scale), pl->h = (int)lround(img->h * scale);
-    if (pl->w < 1) pl->w = 1;
-    if (pl->h < 1) pl->h = 1;
-    pl->x = (W - pl->w) / 2, pl->y = (H - pl->h) / 2;
-    heed_status st = heed_image_resize(&conv, pl->h, pl->w, &small);
-    /* Auto polarity: a light border means a light background, which a model
-     * trained on light-on-dark items needs inverted. */
-    double border = 0;
-    int nb = 0;
-    for (int c = 0; st == HEED_OK && c < C; c++)
-        for (int i = 0; i < img->h; i++)
-            for (int j = 0; j < img->w; j++)
-                if (i == 0 || j == 0 || i == img->h - 1 || j == img->w - 1)
-                    border += conv.data[((size_t)c * img->h + i) * img->w + j], nb++;
-    int light = nb && border / nb > 0.5;
-    *inverted = !strcmp(invert, "yes") || (!strcmp(invert, "auto") && light == m->meta.dark_background);
-    if (st == HEED_OK) st = heed_tensor_ensure(x, 1, C, H, W);
-    if (st == HEED_OK) {
-        /* Letterbox with the image's own background, in the model's polarity. */
-        float bg = light ? 1.0f : 0.0f;
-        heed_tensor_fill(x, *inverted ? 1.0f - bg : bg);
-        for (int c = 0; c < C; c++)
-            for (int i = 0; i < pl->h; i++)
-                for (int j = 0; j < pl->w; j++) {
-                    float v = small.data[((size_t)c * pl->h + i) * pl->w + j];
-                    x->data[((size_t)c * H + pl->y + i) * W + pl->x + j] = *inverted ? 1.0f - v : v;
-                }
-        normalize_batch(x, m->meta.input_mean, m->meta.input_std);
-    }
-    heed_tensor_free(&conv), heed_tensor_free(&small);
-    return st;
-}
 
 /* The last layer of type `type` (depth-first), or NULL. */
 typedef struct find_ctx {
@@ -134,15 +88,6 @@ static heed_status crop_to_image(const heed_tensor *map, const placement *pl, in
     return st;
 }
 
-static void json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') putchar('\\');
-        if ((unsigned char)*s >= 0x20) putchar(*s);
-    }
-    putchar('"');
-}
-
 static int classify_one(heed_model *m, const classify_opts *o, const char *path, heed_colormap cm,
                         int first) {
     heed_tensor img = {0}, x = {0}, logits = {0}, probs = {0}, map = {0}, cropped = {0}, over = {0};
@@ -150,20 +95,14 @@ static int classify_one(heed_model *m, const classify_opts *o, const char *path,
     int inverted, rc = 1;
     char out_path[4300] = "";
     heed_status st = heed_image_load(path, 0, &img);
-    if (st == HEED_OK) st = prepare(m, &img, o->invert, &x, &pl, &inverted);
+    if (st == HEED_OK) st = prepare_input(m, &img, o->invert, &x, &pl, &inverted);
     heed_net_set_training(m->net, 0);
     if (st == HEED_OK) st = heed_net_forward(m->net, &x, &logits);
     if (st == HEED_OK) st = heed_softmax_forward(&logits, &probs);
     if (st != HEED_OK) goto done;
     int k = m->meta.classes, top = o->top < k ? o->top : k;
     int order[HEED_MAX_CLASSES];
-    for (int i = 0; i < k; i++) order[i] = i;
-    for (int i = 0; i < top; i++) /* partial selection sort: top is small */
-        for (int j = i + 1; j < k; j++)
-            if (probs.data[order[j]] > probs.data[order[i]]) {
-                int t = order[i];
-                order[i] = order[j], order[j] = t;
-            }
+    top_classes(probs.data, k, top, order);
     if (o->overlay) {
         const char *map_name = o->map;
         if (!strcmp(o->map, "attention")) {
@@ -194,11 +133,7 @@ static int classify_one(heed_model *m, const classify_opts *o, const char *path,
         if (st == HEED_OK) st = crop_to_image(&map, &pl, m->net->in_h, m->net->in_w, &cropped);
         if (st == HEED_OK) st = heed_overlay_heatmap(&img, &cropped, cm, o->alpha, &over);
         if (st == HEED_OK) {
-            char base[4096];
-            snprintf(base, sizeof base, "%s", path);
-            char *name = basename(base), *dot = strrchr(name, '.');
-            if (dot) *dot = '\0';
-            snprintf(out_path, sizeof out_path, "%s/%s-%s.%s", o->overlay, name, map_name, o->format);
+            output_path(out_path, sizeof out_path, o->overlay, path, map_name, o->format);
             st = heed_image_save(out_path, &over, NULL);
         }
         if (st != HEED_OK) goto done;

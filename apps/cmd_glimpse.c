@@ -1,0 +1,351 @@
+/* cmd_glimpse.c -- `heed glimpse`: what a recurrent attention model (RAM)
+ * predicts for an image, where its glimpses went, and what it saw there.
+ *
+ * Each image is brought to the model's input as `heed classify` does
+ * (image_input.h), the RAM layer's random stream is restarted from --seed
+ * (so a run is reproducible and images do not depend on their order), and
+ * one inference forward runs. The RAM layer then holds the locations l_t
+ * (x, y in [-1, 1]) and the patches it read (ram.h).
+ *
+ * Coordinates. The sensor centres step t at input pixel
+ * c = round((l + 1) / 2 * W) (half to even; H for y) and reads the square of
+ * side P * 2^k from c - side/2 for scale k. The image sits in the input
+ * frame at placement (px0, py0, pw, ph), so an input coordinate u is
+ * (u - px0) * w / pw in the original image (w its width; y alike). The
+ * reported px, py are the centres mapped that way; the boxes drawn are the
+ * sensor's squares mapped the same way, so they show exactly the pixels it
+ * read (a box may run off the image: only its visible part is drawn).
+ *
+ * Overlay layout, with M = 12 (margin), SEP = 24 (between the panels),
+ * GAP = 8 (between patches), T glimpses, S scales, patch side P:
+ *   zoom Z = --zoom, or by default ceil(240 / h) for an image less than 240
+ *            pixels high (an integer: pixels stay sharp), 720 / h for one
+ *            over 720 pixels high, else 1;
+ *   panel  Wd x Hd = round(w Z) x round(h Z): the image, nearest-neighbour
+ *            enlarged (integer Z) or resized (bilinear), with the glimpses;
+ *   strip  patch zoom z = clamp(floor((Hd - (S-1) GAP) / (S P)), 1,
+ *            max(1, floor(CELL_MAX / P))), CELL_MAX = 120: one column per
+ *            step, one row per scale (finest on top), each patch P z pixels
+ *            square with a 2-pixel border in its step's colour;
+ *   canvas width  M + Wd + SEP + T P z + (T-1) GAP + M,
+ *          height 2 M + max(Hd, S P z + (S-1) GAP), both panels centred
+ *            vertically on a dark grey ground.
+ * Step colours run along the colour map from 0.1 (first) to 0.9 (last).
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "activation.h"
+#include "cli.h"
+#include "image.h"
+#include "image_input.h"
+#include "overlay.h"
+#include "ram.h"
+
+const char cmd_glimpse_summary[] = "show where a recurrent attention model (RAM) looked";
+
+#define MARGIN 12
+#define SEP 24
+#define GAP 8
+#define CELL_MAX 120
+#define MAX_GLIMPSES 256
+#define GROUND 0.15f /* the canvas's grey */
+
+typedef struct glimpse_opts {
+    const char *model, *overlay, *colormap, *invert, *format;
+    int top, json, threads, seed;
+    float zoom;
+} glimpse_opts;
+
+/* One image's glimpses: sensor centres in input pixels and in the
+ * original image's pixels. */
+typedef struct glimpse_path {
+    int T, S, P, C;
+    const float *loc;     /* (T, 2): l_t as (x, y) */
+    int cx[MAX_GLIMPSES], cy[MAX_GLIMPSES]; /* (T) input pixels */
+    double px[MAX_GLIMPSES], py[MAX_GLIMPSES]; /* (T) original image pixels */
+} glimpse_path;
+
+static void find_first_ram(heed_layer *l, int depth, void *ctx) {
+    (void)depth;
+    heed_layer **found = ctx;
+    if (!*found && !strcmp(l->ops->type, "ram")) *found = l;
+}
+
+/* The sensor's centre pixel along an axis of `size` pixels (ram_sensor.c). */
+static int sensor_centre(float l, int size) {
+    return (int)nearbyintf((l + 1.0f) / 2.0f * (float)size);
+}
+
+/* The default display zoom for an image h pixels high. */
+static double auto_zoom(int h) {
+    if (h < 240) return ceil(240.0 / h);
+    if (h > 720) return 720.0 / h;
+    return 1.0;
+}
+
+/* The image as RGB at display size (Wd, Hd): alpha ignored, gray replicated. */
+static heed_status display_image(const heed_tensor *img, double zoom, int Hd, int Wd,
+                                 heed_tensor *out) {
+    heed_tensor rgb = {0};
+    HEED_TRY(heed_tensor_alloc(&rgb, 1, 3, img->h, img->w));
+    size_t hw = (size_t)img->h * img->w;
+    for (int c = 0; c < 3; c++)
+        memcpy(rgb.data + c * hw, img->data + (img->c >= 3 ? c : 0) * hw, hw * sizeof(float));
+    heed_status st;
+    if (zoom >= 1 && zoom == floor(zoom) && Hd == img->h * (int)zoom && Wd == img->w * (int)zoom) {
+        st = heed_tensor_ensure(out, 1, 3, Hd, Wd);
+        if (st == HEED_OK) heed_paste(out, &rgb, 0, 0, (int)zoom);
+    } else {
+        st = heed_image_resize(&rgb, Hd, Wd, out);
+    }
+    heed_tensor_free(&rgb);
+    return st;
+}
+
+/* Draws the glimpses over `shown` (the image at display size, Wd x Hd):
+ * each step's squares and the path joining the centres, clipped to the
+ * image; then pastes it into `panel` at (MARGIN, MARGIN) and draws the
+ * centres there, so a dot at the image's edge stays whole. Later steps go
+ * on top. */
+static void draw_glimpses(heed_tensor *shown, heed_tensor *panel, const glimpse_path *g,
+                          const placement *pl, float col[][3]) {
+    const double sx = (double)shown->w / pl->w, sy = (double)shown->h / pl->h;
+    const int thick = shown->h >= 200 ? 2 : 1;
+    /* input pixel u -> display pixel */
+#define PX(u) ((int)lround(((u) - pl->x) * sx))
+#define PY(v) ((int)lround(((v) - pl->y) * sy))
+    /* A dark casing under every line keeps light colours visible on light
+     * images; all casings go first so none cuts through a coloured line. */
+    const float dark[3] = {0.05f, 0.05f, 0.05f};
+    for (int pass = 0; pass < 2; pass++) {
+        const int e = pass ? 0 : 1;
+        for (int t = 0; t < g->T; t++)
+            for (int k = 0; k < g->S; k++) {
+                int side = g->P << k, x0 = g->cx[t] - side / 2, y0 = g->cy[t] - side / 2;
+                heed_draw_rect(shown, PX(x0) - e, PY(y0) - e, PX(x0 + side) - 1 + e, PY(y0 + side) - 1 + e,
+                               (k == 0 ? thick : 1) + 2 * e, pass ? col[t] : dark);
+            }
+        for (int t = 0; t + 1 < g->T; t++)
+            heed_draw_line(shown, PX(g->cx[t]), PY(g->cy[t]), PX(g->cx[t + 1]), PY(g->cy[t + 1]),
+                           thick + 2 * e, pass ? col[t + 1] : dark);
+    }
+    heed_paste(panel, shown, MARGIN, MARGIN, 1);
+    const float white[3] = {1, 1, 1};
+    const int r = 2 + 2 * thick;
+    for (int t = 0; t < g->T; t++) {
+        heed_draw_disc(panel, MARGIN + PX(g->cx[t]), MARGIN + PY(g->cy[t]), r + 1, white);
+        heed_draw_disc(panel, MARGIN + PX(g->cx[t]), MARGIN + PY(g->cy[t]), r, col[t]);
+    }
+#undef PX
+#undef PY
+}
+
+/* The whole picture: the panel on the left, the strip of patches on the
+ * right (layout in the header comment). patches (1, T*S*C, P, P) as the
+ * network saw them; mean/std undo the input normalisation for display. */
+static heed_status render(const heed_tensor *img, const heed_tensor *patches, const glimpse_path *g,
+                          const placement *pl, double zoom, heed_colormap cm, float mean, float std,
+                          heed_tensor *out) {
+    const int T = g->T, S = g->S, P = g->P, C = g->C;
+    int Hd = (int)lround(img->h * zoom), Wd = (int)lround(img->w * zoom);
+    if (Hd < 1) Hd = 1;
+    if (Wd < 1) Wd = 1;
+    int z = (Hd - (S - 1) * GAP) / (S * P), zmax = CELL_MAX / P;
+    if (zmax < 1) zmax = 1;
+    if (z > zmax) z = zmax;
+    if (z < 1) z = 1;
+    const int cell = P * z, Hs = S * cell + (S - 1) * GAP, Ws = T * cell + (T - 1) * GAP;
+    const int H = 2 * MARGIN + (Hd > Hs ? Hd : Hs), W = MARGIN + Wd + SEP + Ws + MARGIN;
+    float col[MAX_GLIMPSES][3];
+    for (int t = 0; t < T; t++)
+        heed_colormap_rgb(cm, T > 1 ? 0.1f + 0.8f * (float)t / (float)(T - 1) : 0.9f, col[t]);
+
+    heed_tensor shown = {0}, panel = {0}, patch = {0}, rgb = {0};
+    heed_status st = display_image(img, zoom, Hd, Wd, &shown);
+    if (st == HEED_OK) st = heed_tensor_ensure(&panel, 1, 3, Hd + 2 * MARGIN, Wd + 2 * MARGIN);
+    if (st == HEED_OK) st = heed_tensor_ensure(out, 1, 3, H, W);
+    if (st == HEED_OK) st = heed_tensor_ensure(&patch, 1, C, P, P);
+    if (st != HEED_OK) goto done;
+    heed_tensor_fill(out, GROUND);
+    heed_tensor_fill(&panel, GROUND);
+    draw_glimpses(&shown, &panel, g, pl, col);
+    heed_paste(out, &panel, 0, (H - Hd) / 2 - MARGIN, 1);
+    const int x0 = MARGIN + Wd + SEP, y0 = (H - Hs) / 2;
+    const size_t pp = (size_t)C * P * P;
+    for (int t = 0; t < T && st == HEED_OK; t++)
+        for (int k = 0; k < S && st == HEED_OK; k++) {
+            const float *src = patches->data + ((size_t)t * S + k) * pp;
+            for (size_t i = 0; i < pp; i++) {
+                float v = src[i] * std + mean;
+                patch.data[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+            }
+            st = heed_image_convert(&patch, 3, &rgb);
+            int x = x0 + t * (cell + GAP), y = y0 + k * (cell + GAP);
+            heed_draw_rect(out, x - 2, y - 2, x + cell + 1, y + cell + 1, 2, col[t]);
+            if (st == HEED_OK) heed_paste(out, &rgb, x, y, z);
+        }
+done:
+    heed_tensor_free(&shown), heed_tensor_free(&panel), heed_tensor_free(&patch), heed_tensor_free(&rgb);
+    return st;
+}
+
+static void print_result(const heed_model *m, const glimpse_opts *o, const char *path,
+                         const float *probs, const int *order, int top, const glimpse_path *g,
+                         int inverted, const char *out_path) {
+    if (o->json) {
+        printf("{\"image\": ");
+        json_string(path);
+        printf(", \"class\": ");
+        json_string(m->meta.class_names[order[0]]);
+        printf(", \"label\": %d, \"probability\": %.6f, \"inverted\": %s, \"top\": [", order[0],
+               probs[order[0]], inverted ? "true" : "false");
+        for (int i = 0; i < top; i++) {
+            printf("%s{\"class\": ", i ? ", " : "");
+            json_string(m->meta.class_names[order[i]]);
+            printf(", \"index\": %d, \"probability\": %.6f}", order[i], probs[order[i]]);
+        }
+        printf("], \"glimpses\": [");
+        for (int t = 0; t < g->T; t++)
+            printf("%s{\"step\": %d, \"x\": %.6f, \"y\": %.6f, \"px\": %.2f, \"py\": %.2f}", t ? ", " : "",
+                   t, g->loc[2 * t], g->loc[2 * t + 1], g->px[t], g->py[t]);
+        printf("]");
+        if (out_path[0]) {
+            printf(", \"overlay\": ");
+            json_string(out_path);
+        }
+        printf("}\n");
+        return;
+    }
+    printf("%s: %s (%.2f%%)\n", path, m->meta.class_names[order[0]], 100 * probs[order[0]]);
+    if (top > 1) {
+        printf("  next:");
+        for (int i = 1; i < top; i++)
+            printf("%s %s (%.2f%%)", i > 1 ? "," : "", m->meta.class_names[order[i]], 100 * probs[order[i]]);
+        printf("\n");
+    }
+    if (inverted) printf("  (inverted to the model's polarity)\n");
+    printf("  step        x        y       px       py\n");
+    for (int t = 0; t < g->T; t++)
+        printf("  %4d  %7.4f  %7.4f  %7.1f  %7.1f\n", t, g->loc[2 * t], g->loc[2 * t + 1], g->px[t],
+               g->py[t]);
+    if (out_path[0]) printf("  overlay: %s\n", out_path);
+}
+
+static int glimpse_one(heed_model *m, heed_ram *ram, const glimpse_opts *o, const char *path,
+                       heed_colormap cm) {
+    heed_tensor img = {0}, x = {0}, logits = {0}, probs = {0}, over = {0};
+    placement pl;
+    int inverted, rc = 1;
+    char out_path[4300] = "";
+    heed_status st = heed_image_load(path, 0, &img);
+    if (st == HEED_OK) st = prepare_input(m, &img, o->invert, &x, &pl, &inverted);
+    heed_net_set_training(m->net, 0);
+    heed_net_reseed(m->net, (uint64_t)(unsigned)o->seed);
+    if (st == HEED_OK) st = heed_net_forward(m->net, &x, &logits);
+    if (st == HEED_OK) st = heed_softmax_forward(&logits, &probs);
+    if (st != HEED_OK) goto done;
+    const heed_ram_cfg *cfg = heed_ram_config(ram);
+    glimpse_path g = {.T = cfg->glimpses, .S = cfg->scales, .P = cfg->patch, .C = ram->base.in_c,
+                      .loc = heed_ram_locations(ram)->data};
+    for (int t = 0; t < g.T; t++) {
+        g.cx[t] = sensor_centre(g.loc[2 * t], m->net->in_w);
+        g.cy[t] = sensor_centre(g.loc[2 * t + 1], m->net->in_h);
+        g.px[t] = (double)(g.cx[t] - pl.x) * img.w / pl.w;
+        g.py[t] = (double)(g.cy[t] - pl.y) * img.h / pl.h;
+    }
+    int k = m->meta.classes, top = o->top < k ? o->top : k;
+    int order[HEED_MAX_CLASSES];
+    top_classes(probs.data, k, top, order);
+    if (o->overlay) {
+        double zoom = o->zoom > 0 ? o->zoom : auto_zoom(img.h);
+        st = render(&img, heed_ram_patches(ram), &g, &pl, zoom, cm, m->meta.input_mean,
+                    m->meta.input_std, &over);
+        if (st == HEED_OK) {
+            output_path(out_path, sizeof out_path, o->overlay, path, "glimpse", o->format);
+            st = heed_image_save(out_path, &over, NULL);
+        }
+        if (st != HEED_OK) goto done;
+    }
+    print_result(m, o, path, probs.data, order, top, &g, inverted, out_path);
+    fflush(stdout);
+    rc = 0;
+done:
+    if (st != HEED_OK) cli_error("glimpse", 1, "%s", heed_last_error());
+    heed_tensor *ts[] = {&img, &x, &logits, &probs, &over};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) heed_tensor_free(ts[i]);
+    return rc;
+}
+
+int cmd_glimpse(int argc, char **argv) {
+    glimpse_opts o = {.colormap = "turbo", .invert = "auto", .format = "png", .top = 3};
+    const cli_opt opts[] = {
+        {"model", CLI_STRING, &o.model, "MODEL", "a model whose network has a ram layer (required)", NULL},
+        {"top", CLI_INT, &o.top, "K", "how many classes to list", NULL},
+        {"overlay", CLI_STRING, &o.overlay, "DIR", "write DIR/<image>-glimpse.<format> pictures", NULL},
+        {"format", CLI_STRING, &o.format, "EXT", "overlay file type", "png|jpg"},
+        {"zoom", CLI_FLOAT, &o.zoom, "Z", "overlay image scale; 0: at least 240 px high, at most 720", NULL},
+        {"colormap", CLI_STRING, &o.colormap, "NAME", "step colours, first to last", "jet|viridis|inferno|turbo"},
+        {"invert", CLI_STRING, &o.invert, "WHEN", "invert to the model's polarity", "auto|yes|no"},
+        {"seed", CLI_INT, &o.seed, "S", "seed of the first glimpse's random location", NULL},
+        {"threads", CLI_INT, &o.threads, "N", "OpenMP threads [all cores]", NULL},
+        {"json", CLI_FLAG, &o.json, NULL, "print one JSON object per image, one a line", NULL},
+        {0}};
+    const cli_spec spec = {
+        "glimpse", "--model MODEL [options] IMAGE...",
+        "Runs a recurrent attention model (a network with a ram layer) on PNG or JPEG images and\n"
+        "prints, for each, the predicted class with its probability and the glimpse locations:\n"
+        "step t from 0, l_t = (x, y) in [-1, 1] (-1 left/top, 1 right/bottom) and the centre the\n"
+        "sensor used, in the image's own pixels (px, py). Images are brought to the model's input as\n"
+        "by heed classify. The first location is random: --seed fixes it (the same seed gives the\n"
+        "same output); with samples > 1 the probability averages the sequences and the glimpses\n"
+        "shown are the first sequence's.\n"
+        "JSON: {\"image\", \"class\", \"label\", \"probability\", \"inverted\", \"top\": [{\"class\",\n"
+        "\"index\", \"probability\"}], \"glimpses\": [{\"step\", \"x\", \"y\", \"px\", \"py\"}], \"overlay\"}.\n"
+        "With --overlay, writes DIR/<image>-glimpse.<format>. Left: the image shown Wd x Hd, Z times\n"
+        "its size (--zoom; by default the smallest whole Z making it at least 240 px high, and images\n"
+        "over 720 px high are shrunk to 720), with each step's glimpse as nested squares (one per scale: exactly the pixels\n"
+        "the sensor read), its centre as a dot and the path joining the centres, coloured along\n"
+        "--colormap from the first step to the last. Right: one column per step and one row per scale\n"
+        "(finest on top), each patch as the network saw it (in the model's polarity), enlarged z\n"
+        "times and framed in its step's colour. Sizes, for T glimpses at S scales of P x P pixels:\n"
+        "z = clamp(floor((Hd - 8 (S-1)) / (S P)), 1, max(1, floor(120 / P))),\n"
+        "width 12 + Wd + 24 + T P z + 8 (T-1) + 12, height 24 + max(Hd, S P z + 8 (S-1)).",
+        opts};
+    char **args;
+    int nargs;
+    int rc = cli_parse(&spec, argc, argv, &args, &nargs);
+    if (rc >= 0) return rc;
+    if (!o.model) return cli_error("glimpse", 2, "--model MODEL is required");
+    if (nargs == 0) return cli_error("glimpse", 2, "give at least one image");
+    if (o.top < 1) return cli_error("glimpse", 2, "--top must be at least 1");
+    if (!(o.zoom >= 0 && o.zoom <= 64)) return cli_error("glimpse", 2, "--zoom must be in 0..64");
+    if (o.seed < 0) return cli_error("glimpse", 2, "--seed must not be negative");
+    heed_colormap cm;
+    if (heed_colormap_parse(o.colormap, &cm) != HEED_OK) return cli_lib_error("glimpse");
+    if (o.threads > 0) omp_set_num_threads(o.threads);
+    heed_model *m;
+    if (heed_model_load(&m, o.model) != HEED_OK) return cli_lib_error("glimpse");
+    heed_layer *ram = NULL;
+    heed_net_visit(m->net, find_first_ram, &ram);
+    if (!ram) {
+        heed_model_free(m);
+        return cli_error("glimpse", 1, "%s has no ram layer (use heed classify)", o.model);
+    }
+    const heed_net *net = m->net;
+    const heed_ram_cfg *cfg = heed_ram_config((heed_ram *)ram);
+    if (ram->in_c != net->in_c || ram->in_h != net->in_h || ram->in_w != net->in_w ||
+        cfg->glimpses > MAX_GLIMPSES) {
+        heed_model_free(m);
+        return cli_error("glimpse", 1,
+                         "%s: the ram layer %s must read the input image directly, with at most %d glimpses",
+                         o.model, ram->name, MAX_GLIMPSES);
+    }
+    int failed = 0;
+    for (int i = 0; i < nargs; i++) failed |= glimpse_one(m, (heed_ram *)ram, &o, args[i], cm);
+    heed_model_free(m);
+    return failed;
+}

@@ -1,0 +1,381 @@
+/* check_glimpse.c -- `heed glimpse` end to end on a tiny RAM model built in
+ * code: JSON lines that parse, glimpse locations consistent with the sensor
+ * and the letterbox, reproducible output, overlay pictures of the
+ * documented size holding the patches the sensor read, and the error paths.
+ * The binary is $HEED_BIN (the Makefile sets it). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "model.h"
+#include "testutil.h"
+
+/* The tiny model: input 1x20x20, T = 4 glimpses of 4x4 pixels at 2 scales. */
+#define T 4
+#define P 4
+#define S 2
+#define IN 20
+
+static char dir[256], model[300], cnn[300], dark[300], wide[300];
+
+/* Runs `heed ARGS` with stdout and stderr captured separately; returns the
+ * exit code. */
+static int heed(const char *args, char *out, size_t outsize, char *err, size_t errsize) {
+    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
+    char cmd[8192], po[300], pe[300];
+    snprintf(po, sizeof po, "%s/out.txt", dir);
+    snprintf(pe, sizeof pe, "%s/err.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s glimpse %s > %s 2> %s", bin, args, po, pe);
+    int rc = system(cmd);
+    const char *paths[2] = {po, pe};
+    char *bufs[2] = {out, err};
+    size_t sizes[2] = {outsize, errsize};
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(paths[i], "r");
+        size_t n = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
+        bufs[i][n] = '\0';
+        if (f) fclose(f);
+    }
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static void save_model(const char *text, const char *path) {
+    heed_net *net;
+    heed_model *m;
+    ck_assert_msg(heed_net_parse(&net, text, "check_glimpse", 7) == HEED_OK, "%s", heed_last_error());
+    ck_assert_int_eq(heed_model_new(&m, net), HEED_OK);
+    const char *names[] = {"tee", "say \"hi\"", "boot"};
+    ck_assert_int_eq(heed_model_set_classes(m, 3, names), HEED_OK);
+    m->meta.input_mean = 0.0f, m->meta.input_std = 1.0f, m->meta.dark_background = 1;
+    ck_assert_msg(heed_model_save(m, path) == HEED_OK, "%s", heed_last_error());
+    heed_model_free(m);
+}
+
+/* A dark 20x20 gray PNG with a light block (a Fashion-MNIST-like item) and
+ * a light 50x30 RGB PNG with a dark block (a photo-like one). */
+static void setup(void) {
+    snprintf(dir, sizeof dir, "/tmp/heed-check-glimpse-%ld", (long)getpid());
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(model, sizeof model, "%s/ram.heed", dir);
+    snprintf(cnn, sizeof cnn, "%s/cnn.heed", dir);
+    snprintf(dark, sizeof dark, "%s/dark.png", dir);
+    snprintf(wide, sizeof wide, "%s/wide.png", dir);
+    save_model("input 1 20 20\n"
+               "ram glimpses=4 patch=4 scales=2 glimpse_hidden=16 loc_hidden=8 hidden=16 classes=3\n",
+               model);
+    save_model("input 1 20 20\nconv out=2 k=3 pad=1\nrelu\nflatten\nfc out=3\n", cnn);
+    heed_tensor a, b;
+    ck_assert_int_eq(heed_tensor_alloc(&a, 1, 1, IN, IN), HEED_OK);
+    tu_fill_uniform(a.data, heed_tensor_count(&a), 0, 0.2f, 5);
+    for (int i = 5; i < 15; i++)
+        for (int j = 7; j < 13; j++) a.data[i * IN + j] = 0.8f + 0.01f * (i + j);
+    /* exact 8-bit codes, so the file holds what the test compares against */
+    for (size_t i = 0; i < heed_tensor_count(&a); i++) a.data[i] = roundf(a.data[i] * 255) / 255;
+    ck_assert_int_eq(heed_tensor_alloc(&b, 1, 3, 30, 50), HEED_OK);
+    heed_tensor_fill(&b, 0.9f);
+    for (int c = 0; c < 3; c++)
+        for (int i = 8; i < 22; i++)
+            for (int j = 20; j < 30; j++) b.data[(c * 30 + i) * 50 + j] = 0.1f;
+    ck_assert_int_eq(heed_image_save(dark, &a, NULL), HEED_OK);
+    ck_assert_int_eq(heed_image_save(wide, &b, NULL), HEED_OK);
+    heed_tensor_free(&a), heed_tensor_free(&b);
+}
+
+static void teardown(void) {
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) return;
+}
+
+/* ---- a small JSON syntax checker (RFC 8259 values) ---------------------- */
+
+static void skip_ws(const char **p) {
+    while (**p == ' ' || **p == '\t' || **p == '\n' || **p == '\r') (*p)++;
+}
+
+static int json_value(const char **p, int depth);
+
+static int json_str(const char **p) {
+    if (**p != '"') return 0;
+    for ((*p)++; **p != '"'; (*p)++) {
+        if ((unsigned char)**p < 0x20) return 0;
+        if (**p == '\\') {
+            (*p)++;
+            if (!strchr("\"\\/bfnrtu", **p) || !**p) return 0;
+        }
+    }
+    (*p)++;
+    return 1;
+}
+
+static int json_value(const char **p, int depth) {
+    if (depth > 32) return 0;
+    skip_ws(p);
+    char c = **p;
+    if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        (*p)++;
+        skip_ws(p);
+        if (**p == close) return (*p)++, 1;
+        for (;;) {
+            if (c == '{') {
+                skip_ws(p);
+                if (!json_str(p)) return 0;
+                skip_ws(p);
+                if (**p != ':') return 0;
+                (*p)++;
+            }
+            if (!json_value(p, depth + 1)) return 0;
+            skip_ws(p);
+            if (**p == close) return (*p)++, 1;
+            if (**p != ',') return 0;
+            (*p)++;
+        }
+    }
+    if (c == '"') return json_str(p);
+    for (const char *lit[] = {"true", "false", "null"}, **l = lit; l < lit + 3; l++)
+        if (!strncmp(*p, *l, strlen(*l))) return *p += strlen(*l), 1;
+    char *end;
+    strtod(*p, &end);
+    if (end == *p || !(c == '-' || (c >= '0' && c <= '9'))) return 0;
+    *p = end;
+    return 1;
+}
+
+/* The line is one JSON value and nothing else. */
+static int json_line_ok(const char *line, size_t len) {
+    char buf[1 << 13];
+    if (len >= sizeof buf) return 0;
+    memcpy(buf, line, len), buf[len] = '\0';
+    const char *p = buf;
+    if (*p != '{' || !json_value(&p, 0)) return 0;
+    skip_ws(&p);
+    return *p == '\0';
+}
+
+/* The number after "key": in s (first occurrence), or NAN. */
+static double num_after(const char *s, const char *key) {
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    const char *at = strstr(s, k);
+    return at ? atof(at + strlen(k)) : NAN;
+}
+
+typedef struct glimpse_rec {
+    double x, y, px, py;
+} glimpse_rec;
+
+/* Reads the T glimpses of one JSON line (which must have exactly T). */
+static void read_glimpses(const char *line, const char *end, glimpse_rec g[T]) {
+    const char *p = strstr(line, "\"glimpses\": [");
+    ck_assert_ptr_nonnull(p);
+    int t = 0;
+    for (const char *s = p; (s = strstr(s, "{\"step\": ")) && s < end; s++, t++) {
+        ck_assert_int_lt(t, T);
+        ck_assert_int_eq(atoi(s + 9), t);
+        g[t] = (glimpse_rec){num_after(s, "x"), num_after(s, "y"), num_after(s, "px"), num_after(s, "py")};
+    }
+    ck_assert_int_eq(t, T);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+START_TEST(json_lines_with_glimpses_where_the_sensor_looked) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096];
+    snprintf(args, sizeof args, "--model %s --json --top 2 %s %s", model, dark, wide);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(err, "");
+    const char *line = out;
+    for (int img = 0; img < 2; img++) {
+        const char *end = strchr(line, '\n');
+        ck_assert_ptr_nonnull(end);
+        ck_assert_msg(json_line_ok(line, (size_t)(end - line)), "not JSON: %.*s", (int)(end - line), line);
+        ck_assert_ptr_nonnull(strstr(line, img ? "\"inverted\": true" : "\"inverted\": false"));
+        /* the class is the top one, with its probability */
+        int label = (int)num_after(line, "label");
+        ck_assert(label >= 0 && label < 3);
+        const char *names[] = {"\"tee\"", "\"say \\\"hi\\\"\"", "\"boot\""};
+        char expect[64];
+        snprintf(expect, sizeof expect, "\"class\": %s, \"label\": %d", names[label], label);
+        ck_assert_msg(strstr(line, expect), "%s in %s", expect, line);
+        const char *top = strstr(line, "\"top\": [");
+        ck_assert_ptr_nonnull(top);
+        ck_assert_int_eq((int)num_after(top, "index"), label);
+        double p0 = num_after(line, "probability"), pt = num_after(top, "probability");
+        ck_assert(p0 == pt);
+        ck_assert(p0 >= 1.0 / 3 - 1e-6 && p0 <= 1);
+        /* the input frame: 20x20; the dark image fills it, the wide one
+         * (50x30) is letterboxed to 20x12 at row 4 */
+        int w = img ? 50 : 20, h = img ? 30 : 20, fx = 0, fy = img ? 4 : 0, fw = 20, fh = img ? 12 : 20;
+        glimpse_rec g[T];
+        read_glimpses(line, end, g);
+        for (int t = 0; t < T; t++) {
+            ck_assert(g[t].x >= -1 && g[t].x <= 1 && g[t].y >= -1 && g[t].y <= 1);
+            /* the sensor's centre pixel, round half to even, mapped back to the image */
+            double cx = nearbyint((g[t].x + 1) / 2 * IN), cy = nearbyint((g[t].y + 1) / 2 * IN);
+            ck_assert_double_eq_tol(g[t].px, (cx - fx) * w / fw, 0.006);
+            ck_assert_double_eq_tol(g[t].py, (cy - fy) * h / fh, 0.006);
+        }
+        line = end + 1;
+    }
+    ck_assert_str_eq(line, "");
+
+    /* human output: the class line and one row per step */
+    snprintf(args, sizeof args, "--model %s %s", model, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 0);
+    char head[400];
+    snprintf(head, sizeof head, "%s: ", dark);
+    ck_assert_msg(!strncmp(out, head, strlen(head)), "%s", out);
+    ck_assert_ptr_nonnull(strstr(out, "%)\n"));
+    ck_assert_ptr_nonnull(strstr(out, "\n     3 "));
+    ck_assert_ptr_null(strstr(out, "\n     4 "));
+}
+END_TEST
+
+START_TEST(same_seed_same_output) {
+    static char a[1 << 15], b[1 << 15], err[1 << 12];
+    char args[4096];
+    snprintf(args, sizeof args, "--model %s --json %s %s", model, dark, wide);
+    ck_assert_int_eq(heed(args, a, sizeof a, err, sizeof err), 0);
+    ck_assert_int_eq(heed(args, b, sizeof b, err, sizeof err), 0);
+    ck_assert_str_eq(a, b);
+    /* the image order does not change an image's result */
+    snprintf(args, sizeof args, "--model %s --json %s", model, wide);
+    ck_assert_int_eq(heed(args, b, sizeof b, err, sizeof err), 0);
+    ck_assert_str_eq(strchr(a, '\n') + 1, b);
+    /* another seed, another first location (l_0 ~ U[-1, 1]^2) */
+    snprintf(args, sizeof args, "--model %s --json --seed 5 %s %s", model, dark, wide);
+    ck_assert_int_eq(heed(args, b, sizeof b, err, sizeof err), 0);
+    ck_assert_double_ne(num_after(a, "x"), num_after(b, "x"));
+}
+END_TEST
+
+/* The canvas size the help text documents, for an image shown Wd x Hd. */
+static void expected_size(int Wd, int Hd, int *W, int *H) {
+    int z = (Hd - 8 * (S - 1)) / (S * P);
+    if (z > 120 / P) z = 120 / P;
+    if (z < 1) z = 1;
+    int hs = S * P * z + 8 * (S - 1);
+    *W = 12 + Wd + 24 + T * P * z + 8 * (T - 1) + 12;
+    *H = 24 + (Hd > hs ? Hd : hs);
+}
+
+START_TEST(overlay_has_the_documented_layout) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096], path[400];
+    snprintf(args, sizeof args, "--model %s --json --overlay %s %s %s", model, dir, dark, wide);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    char expect[400];
+    snprintf(expect, sizeof expect, "\"overlay\": \"%s/dark-glimpse.png\"", dir);
+    ck_assert_msg(strstr(out, expect), "%s", out);
+    /* default zoom: the smallest integer making the image >= 240 px high */
+    const char *names[] = {"dark-glimpse.png", "wide-glimpse.png"};
+    const int shown[2][2] = {{20 * 12, 20 * 12}, {50 * 8, 30 * 8}};
+    heed_tensor o = {0};
+    for (int i = 0; i < 2; i++) {
+        int W, H;
+        expected_size(shown[i][0], shown[i][1], &W, &H);
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+        ck_assert_int_eq(o.c, 3);
+        ck_assert_int_eq(o.w, W);
+        ck_assert_int_eq(o.h, H);
+        heed_tensor_free(&o);
+    }
+    /* The strip's first cell (step 0, finest scale) is the 4x4 block of the
+     * dark image around the sensor's centre, zero outside, each pixel
+     * enlarged z times. */
+    glimpse_rec g[T];
+    read_glimpses(out, strchr(out, '\n'), g);
+    int W, H, Hd = 240, z = (Hd - 8 * (S - 1)) / (S * P);
+    if (z > 120 / P) z = 120 / P;
+    expected_size(240, Hd, &W, &H);
+    int x0 = 12 + 240 + 24, y0 = (H - (S * P * z + 8 * (S - 1))) / 2;
+    heed_tensor img = {0};
+    ck_assert_int_eq(heed_image_load(dark, 0, &img), HEED_OK);
+    snprintf(path, sizeof path, "%s/%s", dir, names[0]);
+    ck_assert_int_eq(heed_image_load(path, 0, &o), HEED_OK);
+    int cx = (int)nearbyint((g[0].x + 1) / 2 * IN), cy = (int)nearbyint((g[0].y + 1) / 2 * IN);
+    for (int i = 0; i < P; i++)
+        for (int j = 0; j < P; j++) {
+            int r = cy - P / 2 + i, c = cx - P / 2 + j;
+            float want = r >= 0 && r < IN && c >= 0 && c < IN ? img.data[r * IN + c] : 0.0f;
+            for (int ch = 0; ch < 3; ch++) {
+                float got = o.data[((size_t)ch * o.h + y0 + i * z + z / 2) * o.w + x0 + j * z + z / 2];
+                ck_assert_msg(fabsf(got - want) < 0.6f / 255, "cell (%d, %d): %f, want %f", i, j, got, want);
+            }
+        }
+    heed_tensor_free(&o), heed_tensor_free(&img);
+
+    /* --zoom and --format */
+    snprintf(args, sizeof args, "--model %s --overlay %s --zoom 2 --format jpg %s", model, dir, dark);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/dark-glimpse.jpg", dir);
+    ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+    expected_size(40, 40, &W, &H);
+    ck_assert_int_eq(o.w, W);
+    ck_assert_int_eq(o.h, H);
+    heed_tensor_free(&o);
+}
+END_TEST
+
+START_TEST(errors_are_one_clear_line) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096], expect[400];
+    /* a model without a ram layer */
+    snprintf(args, sizeof args, "--model %s %s", cnn, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 1);
+    snprintf(expect, sizeof expect, "heed glimpse: %s has no ram layer (use heed classify)\n", cnn);
+    ck_assert_str_eq(err, expect);
+    ck_assert_str_eq(out, "");
+    /* a missing and a corrupt image fail on their own; the others still run */
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/bad.png", dir);
+    FILE *f = fopen(bad, "w");
+    fputs("not a png", f);
+    fclose(f);
+    snprintf(args, sizeof args, "--model %s --json %s/nowhere.png %s %s", model, dir, bad, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 1);
+    char *nl = strchr(err, '\n');
+    ck_assert_ptr_nonnull(nl);
+    ck_assert_msg(!strncmp(err, "heed glimpse: ", 14) && strstr(err, "nowhere.png") && strstr(err, "bad.png"),
+                  "%s", err);
+    ck_assert_ptr_nonnull(strchr(nl + 1, '\n'));
+    ck_assert_ptr_eq(strchr(strchr(nl + 1, '\n') + 1, '\n'), NULL);
+    ck_assert_ptr_nonnull(strstr(out, "dark.png"));
+    /* usage errors exit 2 */
+    ck_assert_int_eq(heed(dark, out, sizeof out, err, sizeof err), 2);
+    ck_assert_ptr_nonnull(strstr(err, "--model MODEL is required"));
+    snprintf(args, sizeof args, "--model %s", model);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 2);
+    snprintf(args, sizeof args, "--model %s --zoom -1 %s", model, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 2);
+    snprintf(args, sizeof args, "--model %s/none.heed %s", dir, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 1);
+    ck_assert_ptr_nonnull(strstr(err, "none.heed"));
+    /* --help documents every option and the layout */
+    ck_assert_int_eq(heed("--help", out, sizeof out, err, sizeof err), 0);
+    const char *words[] = {"--overlay", "--json", "--seed", "--zoom", "--top", "--format", "--invert",
+                           "--colormap", "\"glimpses\"", "width 12 + Wd"};
+    for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+        ck_assert_msg(strstr(out, words[i]), "help lacks %s", words[i]);
+}
+END_TEST
+
+Suite *heed_suite_glimpse(void) {
+    Suite *s = suite_create("glimpse");
+    TCase *tc = tcase_create("cli");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, json_lines_with_glimpses_where_the_sensor_looked);
+    tcase_add_test(tc, same_seed_same_output);
+    tcase_add_test(tc, overlay_has_the_documented_layout);
+    tcase_add_test(tc, errors_are_one_clear_line);
+    suite_add_tcase(s, tc);
+    return s;
+}
