@@ -17,10 +17,15 @@ typedef struct info_ctx {
  * contain no further layer below it: the layer's own (not its children's). */
 static size_t own_params(const heed_layer *l, const heed_params *p, int *buffers) {
     size_t n = 0, len = strlen(l->name);
+    /* A composite layer's children list their own parameters; a leaf owns
+     * everything under its name, nested names included (RAM's private fc
+     * layers: "ram.fc_g.weight"). */
+    int leaf = heed_layer_child_count(l) == 0;
     *buffers = 0;
     for (int i = 0; i < p->count; i++) {
         const char *name = p->items[i].name;
-        if (strncmp(name, l->name, len) || name[len] != '.' || strchr(name + len + 1, '.')) continue;
+        if (strncmp(name, l->name, len) || name[len] != '.' || (!leaf && strchr(name + len + 1, '.')))
+            continue;
         if (p->items[i].flags & HEED_PARAM_BUFFER)
             *buffers += (int)p->items[i].count;
         else
