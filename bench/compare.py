@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""heed against its PyTorch peer on the whole benchmark matrix.
+
+    bench/compare.py                          # 5 s per case, 1 thread
+    bench/compare.py --seconds 2 --threads 2
+    bench/compare.py --filter fmnist          # only the fmnist cases
+    bench/compare.py --interleave             # heed, PyTorch, heed, ... case by case
+    make bench BENCH_ARGS="--seconds 2"
+
+Runs `heed bench --all --json` and `/usr/bin/python3 peer_torch.py --all`
+(shared/bench/, beside the repository) with the same --seconds and
+--threads -- both time each case the same way (warm-up, then the median
+step) and run every case in a fresh process -- and prints a markdown table:
+images per second and milliseconds per batch of each, their ratio (heed
+images/s over PyTorch's: above 1, heed is faster) and each side's peak
+resident memory. The two run one after the other, never at once; on a
+shared machine the figures are only as steady as the machine (--interleave
+alternates the two case by case, so a change of load hits both alike).
+
+Needs nothing beyond the Python standard library here; the peer needs
+Debian's python3-torch (`apt-get install python3-torch`), which lives in
+/usr/bin/python3 (--python).
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# peer_torch.py's MATRIX (and heed bench --all's), for --filter runs of the
+# peer, which has no filter of its own.
+MATRIX = (
+    [(w, m, b) for w in ("fmnist-plain", "fmnist-se", "fmnist-cbam")
+     for m, b in (("infer", 1), ("infer", 64), ("train", 64))]
+    + [(w, "infer", b) for w in ("resnet18-plain", "resnet18-se", "resnet18-cbam")
+       for b in (1, 8)]
+    + [("ram", "train", 64), ("ram", "infer", 64)]
+)
+
+
+def run_lines(cmd, label, cwd=None):
+    """Runs cmd, yielding each JSON object it prints on stdout as it comes."""
+    print("running: " + " ".join(cmd), file=sys.stderr, flush=True)
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=cwd) as p:
+        for line in p.stdout:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            try:
+                r = json.loads(line)
+            except json.JSONDecodeError:
+                print(f"{label}: not JSON: {line}", file=sys.stderr)
+                continue
+            print(f"  {label}: {r.get('workload')} {r.get('mode')} {r.get('batch')}: "
+                  f"{r.get('images_per_s')} images/s", file=sys.stderr, flush=True)
+            yield r
+    if p.returncode:
+        print(f"{label}: exited with status {p.returncode} (cases that failed are left out)",
+              file=sys.stderr)
+
+
+def key(r):
+    return (r.get("workload"), r.get("mode"), r.get("batch"))
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def fmt(v, digits):
+    return "—" if v is None else f"{v:.{digits}f}"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=float, default=5.0, help="timed seconds per case [5]")
+    p.add_argument("--threads", type=int, default=1, help="threads on both sides [1]")
+    p.add_argument("--filter", help="only the workloads whose name contains this")
+    p.add_argument("--heed", default=os.environ.get("HEED_BIN"),
+                   help="the heed binary [$HEED_BIN, else build/heed, built if missing]")
+    p.add_argument("--peer", default=os.environ.get("HEED_PEER"),
+                   help="peer_torch.py [$HEED_PEER, else ../shared/bench/peer_torch.py "
+                        "from the repository root]")
+    p.add_argument("--python", default="/usr/bin/python3",
+                   help="the Python that has torch [/usr/bin/python3]")
+    p.add_argument("--interleave", action="store_true",
+                   help="alternate heed and PyTorch case by case (fairer on a machine whose "
+                        "load drifts) instead of running each side's --all")
+    p.add_argument("--json", metavar="FILE", help="also write every raw result line to FILE")
+    args = p.parse_args(argv)
+    if args.seconds <= 0 or args.threads < 1:
+        p.error("--seconds and --threads must be positive")
+
+    heed = args.heed
+    if not heed:
+        heed = os.path.join(REPO, "build", "heed")
+        if not os.path.exists(heed):
+            subprocess.run(["make", "-s", "-C", REPO, "build/heed"], check=True)
+    peer = args.peer or os.path.normpath(os.path.join(REPO, "..", "shared", "bench", "peer_torch.py"))
+    if not os.path.exists(peer):
+        p.error(f"no peer at {peer} (give --peer or set HEED_PEER)")
+
+    common = ["--seconds", f"{args.seconds:g}", "--threads", str(args.threads)]
+    cases = [c for c in MATRIX if not args.filter or args.filter in c[0]]
+    heed_rows, torch_rows = {}, {}
+    if args.interleave:
+        for w, m, b in cases:
+            one = ["--workload", w, "--mode", m, "--batch", str(b)] + common
+            heed_rows.update({key(r): r for r in run_lines([heed, "bench", "--json"] + one, "heed")})
+            torch_rows.update({key(r): r for r in run_lines([args.python, peer] + one, "torch")})
+    else:
+        heed_cmd = [heed, "bench", "--all", "--json"] + common
+        if args.filter:
+            heed_cmd += ["--filter", args.filter]
+        heed_rows = {key(r): r for r in run_lines(heed_cmd, "heed")}
+        if args.filter:  # the peer has no filter: its cases one by one
+            for w, m, b in cases:
+                cmd = [args.python, peer, "--workload", w, "--mode", m, "--batch", str(b)] + common
+                torch_rows.update({key(r): r for r in run_lines(cmd, "torch")})
+        else:
+            torch_rows = {key(r): r for r in run_lines([args.python, peer, "--all"] + common,
+                                                        "torch")}
+
+    if args.json:
+        with open(args.json, "w") as f:
+            for r in list(heed_rows.values()) + list(torch_rows.values()):
+                f.write(json.dumps(r) + "\n")
+
+    any_heed = next(iter(heed_rows.values()), {})
+    any_torch = next(iter(torch_rows.values()), {})
+    print(f"heed {any_heed.get('heed', '?')} (gemm kernel {any_heed.get('kernel', '?')}) against "
+          f"PyTorch {any_torch.get('torch', '?')}; {args.threads} thread"
+          f"{'' if args.threads == 1 else 's'}, {args.seconds:g} s per case; {cpu_name()}, "
+          f"{os.cpu_count()} logical CPUs")
+    print()
+    print("| case | heed img/s | PyTorch img/s | ratio | heed ms | torch ms "
+          "| heed peak MB | torch peak MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    ratios = []
+    for c in cases:
+        h, t = heed_rows.get(c), torch_rows.get(c)
+        hi = h and h.get("images_per_s")
+        ti = t and t.get("images_per_s")
+        ratio = hi / ti if hi and ti else None
+        if ratio:
+            ratios.append(ratio)
+        print(f"| {c[0]} {c[1]} {c[2]} | {fmt(hi, 2)} | {fmt(ti, 2)} | "
+              f"{fmt(ratio, 2) + '×' if ratio else '—'} | "
+              f"{fmt(h and h.get('ms_per_batch'), 2)} | {fmt(t and t.get('ms_per_batch'), 2)} | "
+              f"{fmt(h and h.get('peak_rss_mb'), 1)} | {fmt(t and t.get('peak_rss_mb'), 1)} |")
+    if ratios:
+        geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+        print()
+        print(f"ratio = heed images/s / PyTorch images/s; geometric mean over "
+              f"{len(ratios)} cases: {geo:.2f}×")
+    missing = len(cases) - len(ratios)
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
