@@ -83,6 +83,28 @@ def fmt(v, digits):
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def darknet_line(heed_row, peer, threads):
+    """Darknet's own `speed` command (single-threaded: Debian builds it without
+    OpenMP) on the ResNet-18 cfg beside peer_torch.py, against heed's batch-1
+    ResNet-18 inference from this run."""
+    cfg = os.path.join(os.path.dirname(peer), "darknet_resnet18_224.cfg")
+    try:
+        r = subprocess.run(["darknet", "speed", cfg, "10"], capture_output=True, text=True,
+                           check=True)
+        out = r.stdout + r.stderr
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"\ndarknet: not run ({e})")
+        return
+    secs = [float(l.split()[1]) for l in out.splitlines() if l.startswith("Speed:") and "sec/eval" in l]
+    if not secs or not heed_row:
+        print("\ndarknet: no figure (its output, or heed's resnet18-plain infer 1, is missing)")
+        return
+    heed_ms = heed_row["ms_per_batch"]
+    print(f"\ndarknet (`darknet speed {os.path.basename(cfg)} 10`, 1 thread): {secs[0] * 1e3:.1f} ms "
+          f"per image; heed resnet18-plain infer 1 ({threads} thread{'s' if threads > 1 else ''}): "
+          f"{heed_ms:.1f} ms: {secs[0] * 1e3 / heed_ms:.1f}x darknet's speed")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=float, default=5.0, help="timed seconds per case [5]")
@@ -99,6 +121,10 @@ def main(argv=None):
                    help="alternate heed and PyTorch case by case (fairer on a machine whose "
                         "load drifts) instead of running each side's --all")
     p.add_argument("--json", metavar="FILE", help="also write every raw result line to FILE")
+    p.add_argument("--darknet", action="store_true",
+                   help="also time Debian's darknet (`darknet speed`, one thread) on "
+                        "../shared/bench/darknet_resnet18_224.cfg against heed's "
+                        "resnet18-plain infer 1")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.threads < 1:
         p.error("--seconds and --threads must be positive")
@@ -165,6 +191,8 @@ def main(argv=None):
         print()
         print(f"ratio = heed images/s / PyTorch images/s; geometric mean over "
               f"{len(ratios)} cases: {geo:.2f}×")
+    if args.darknet:
+        darknet_line(heed_rows.get(("resnet18-plain", "infer", 1)), peer, args.threads)
     missing = len(cases) - len(ratios)
     return 1 if missing else 0
 
