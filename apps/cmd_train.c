@@ -16,7 +16,9 @@ const char cmd_train_summary[] = "train a network file on Fashion-MNIST or an im
 
 typedef struct train_opts {
     const char *net, *out, *data, *data_dir, *optimizer, *schedule, *resume;
+    const char *recipe; /* the command line, recorded in the model */
     int epochs, batch, augment, seed, threads, limit, test_limit, warmup, json;
+    int stop_after; /* > 0: stop after this epoch (resume later) */
     float lr, momentum, weight_decay;
 } train_opts;
 
@@ -54,6 +56,23 @@ static void recipe_of(char *out, size_t size, int argc, char **argv) {
     size_t used = (size_t)snprintf(out, size, "heed");
     for (int i = 0; i < argc && used < size; i++)
         used += (size_t)snprintf(out + used, size - used, " %s", argv[i]);
+}
+
+/* The recipe recorded in a model or checkpoint file. */
+static heed_status checkpoint_recipe(const char *path, char *out, size_t size) {
+    heed_model *m;
+    HEED_TRY(heed_model_load(&m, path));
+    snprintf(out, size, "%s", m->meta.recipe);
+    heed_model_free(m);
+    return HEED_OK;
+}
+
+/* Splits text at spaces, in place, into at most max words; returns how many. */
+static int split_words(char *text, char **words, int max) {
+    int n = 0;
+    char *save = NULL;
+    for (char *w = strtok_r(text, " ", &save); w && n < max; w = strtok_r(NULL, " ", &save)) words[n++] = w;
+    return n;
 }
 
 static void cpu_name(char *out, size_t size) {
@@ -96,12 +115,12 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
     m->meta.input_mean = raw ? 0.0f : FMNIST_MEAN;
     m->meta.input_std = raw ? 1.0f : FMNIST_STD;
     m->meta.dark_background = 1;
-    snprintf(m->meta.dataset, sizeof m->meta.dataset, "%s", o->data);
+    snprintf(m->meta.dataset, sizeof m->meta.dataset, "%s", o->data ? o->data : "fmnist");
     *out = m;
     return HEED_OK;
 }
 
-static int train(const train_opts *o, int argc, char **argv) {
+static int train(const train_opts *o) {
     heed_dataset tr = {0}, te = {0};
     heed_model *m = NULL;
     heed_optim opt = {0};
@@ -117,9 +136,11 @@ static int train(const train_opts *o, int argc, char **argv) {
     heed_status st = o->resume ? heed_model_load_with(&m, o->resume, &extra, &nextra)
                                : heed_net_load(&net, o->net, (uint64_t)o->seed);
     const heed_net *shape = m ? m->net : net;
+    /* A resumed run keeps to the data it started on unless told otherwise. */
+    const char *data = o->data ? o->data : m && m->meta.dataset[0] ? m->meta.dataset : "fmnist";
     if (st == HEED_OK)
-        st = open_dataset(&tr, o->data, o->data_dir, 1, o->limit, shape->in_c, shape->in_h, shape->in_w);
-    if (st == HEED_OK) st = open_dataset(&te, o->data, o->data_dir, 0, o->test_limit, tr.c, tr.h, tr.w);
+        st = open_dataset(&tr, data, o->data_dir, 1, o->limit, shape->in_c, shape->in_h, shape->in_w);
+    if (st == HEED_OK) st = open_dataset(&te, data, o->data_dir, 0, o->test_limit, tr.c, tr.h, tr.w);
     if (st == HEED_OK && (tr.c != shape->in_c || tr.h != shape->in_h || tr.w != shape->in_w))
         st = heed_fail(HEED_ERR_SHAPE, "the network takes %dx%dx%d inputs but the data is %dx%dx%d",
                        shape->in_c, shape->in_h, shape->in_w, tr.c, tr.h, tr.w);
@@ -141,6 +162,7 @@ static int train(const train_opts *o, int argc, char **argv) {
         goto done;
     }
 
+    snprintf(m->meta.recipe, sizeof m->meta.recipe, "%s", o->recipe);
     long steps_per_epoch = (tr.count + o->batch - 1) / o->batch;
     heed_schedule sched = {.base_lr = o->lr, .total_steps = steps_per_epoch * o->epochs,
                            .warmup_steps = (long)o->warmup * steps_per_epoch,
@@ -151,9 +173,10 @@ static int train(const train_opts *o, int argc, char **argv) {
     double t_start = cli_now() - m->meta.train_seconds;
     if (!o->json)
         fprintf(stderr, "training %s on %s: %d train / %d test items, %d epochs from %d, batch %d, %d threads\n",
-                o->resume ? o->resume : o->net, o->data, tr.count, te.count, o->epochs, start_epoch + 1,
+                o->resume ? o->resume : o->net, data, tr.count, te.count, o->epochs, start_epoch + 1,
                 o->batch, omp_get_max_threads());
-    for (int epoch = start_epoch; epoch < o->epochs; epoch++) {
+    int last = o->stop_after > 0 && o->stop_after < o->epochs ? o->stop_after : o->epochs;
+    for (int epoch = start_epoch; epoch < last; epoch++) {
         heed_rng rng;
         /* Seeded per epoch, so a resumed run draws what the uninterrupted one would. */
         heed_rng_seed(&rng, (uint64_t)o->seed, (uint64_t)epoch + 1000);
@@ -220,7 +243,6 @@ static int train(const train_opts *o, int argc, char **argv) {
             goto done;
         }
     }
-    recipe_of(m->meta.recipe, sizeof m->meta.recipe, argc, argv);
     cpu_name(m->meta.cpu, sizeof m->meta.cpu);
     if (heed_model_save(m, o->out) != HEED_OK) {
         rc = cli_lib_error("train");
@@ -241,12 +263,12 @@ done:
 }
 
 int cmd_train(int argc, char **argv) {
-    train_opts o = {.data = "fmnist", .optimizer = "sgd", .schedule = "cosine", .epochs = 10,
+    train_opts o = {.optimizer = "sgd", .schedule = "cosine", .epochs = 10,
                     .batch = 64, .seed = 1, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f};
     const cli_opt opts[] = {
         {"net", CLI_STRING, &o.net, "FILE", "network description (nets/*.net)", NULL},
         {"out", CLI_STRING, &o.out, "MODEL", "where to write the trained model", NULL},
-        {"data", CLI_STRING, &o.data, "NAME", DATASET_NAMES " (DIR/train/<class>/*.png, DIR/test/...)", NULL},
+        {"data", CLI_STRING, &o.data, "NAME", DATASET_NAMES " (DIR/train/<class>/*.png, DIR/test/...) [fmnist; with --resume, the model's]", NULL},
         {"data-dir", CLI_STRING, &o.data_dir, "DIR", "Fashion-MNIST IDX files [/usr/share/datasets/fashion-mnist]", NULL},
         {"epochs", CLI_INT, &o.epochs, "N", "passes over the training set", NULL},
         {"batch", CLI_INT, &o.batch, "N", "images per step", NULL},
@@ -262,23 +284,48 @@ int cmd_train(int argc, char **argv) {
         {"limit", CLI_INT, &o.limit, "N", "use only the first N training items (quick runs)", NULL},
         {"test-limit", CLI_INT, &o.test_limit, "N", "evaluate on only the first N test items", NULL},
         {"resume", CLI_STRING, &o.resume, "CKPT", "continue from a checkpoint (MODEL.ckpt)", NULL},
+        {"stop-after", CLI_INT, &o.stop_after, "EPOCH", "stop after this epoch; --resume goes on exactly as if uninterrupted", NULL},
         {"json", CLI_FLAG, &o.json, NULL, "print one JSON line per epoch on stdout", NULL},
         {0}};
     const cli_spec spec = {
         "train", "--net FILE --out MODEL [options]",
         "Trains a network on the training split, evaluating on the test split after each epoch.\n"
         "A checkpoint MODEL.ckpt is written after every epoch; --resume MODEL.ckpt continues\n"
-        "(give the same options again).",
+        "with the options it was started with (options given with --resume override them).",
         opts};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
     if (rc >= 0) return rc;
     if (nargs) return cli_error("train", 2, "unexpected argument '%s'", args[0]);
+    char recipe[512], saved[512], *saved_argv[64];
+    recipe_of(recipe, sizeof recipe, argc, argv);
+    if (o.resume) {
+        /* The checkpoint's recipe supplies every option this command line
+         * leaves out, so `heed train --resume M.ckpt` goes on as it began. */
+        if (checkpoint_recipe(o.resume, saved, sizeof saved) != HEED_OK) return cli_lib_error("train");
+        if (!strncmp(saved, "heed train ", 11)) {
+            /* Recorded as the old recipe followed by this command's options:
+             * read back, the later ones win, as they do here. */
+            char both[sizeof recipe];
+            size_t n = strnlen(saved, sizeof both - 1), rest = strlen(recipe) - strlen("heed train");
+            if (rest > sizeof both - 1 - n) rest = sizeof both - 1 - n;
+            memcpy(both, saved, n);
+            memcpy(both + n, recipe + strlen("heed train"), rest);
+            both[n + rest] = '\0';
+            int saved_argc = split_words(saved + strlen("heed "), saved_argv, 64);
+            if (cli_parse(&spec, saved_argc, saved_argv, &args, &nargs) >= 0 || nargs)
+                return cli_error("train", 1, "%s: its recorded recipe does not read back", o.resume);
+            o.stop_after = 0; /* the interruption is not part of the recipe */
+            cli_parse(&spec, argc, argv, &args, &nargs);
+            memcpy(recipe, both, sizeof recipe);
+        }
+    }
+    o.recipe = recipe;
     if (!o.out) return cli_error("train", 2, "--out MODEL is required");
     if (!o.net && !o.resume) return cli_error("train", 2, "--net FILE is required (or --resume CKPT)");
     if (o.epochs < 1 || o.batch < 1 || o.lr <= 0)
         return cli_error("train", 2, "--epochs, --batch and --lr must be positive");
     if (o.threads > 0) omp_set_num_threads(o.threads);
-    return train(&o, argc, argv);
+    return train(&o);
 }
