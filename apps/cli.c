@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "error.h"
@@ -174,4 +175,24 @@ void cli_progress_update(cli_progress *p, long done, const char *extra) {
 
 void cli_progress_end(cli_progress *p, const char *extra) {
     if (p->enabled) draw(p, p->total, extra, 1);
+}
+
+int cli_make_dirs(const char *command, const char *dir) {
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
+        return cli_error(command, 1, "directory name too long: %.60s...", dir);
+    /* Each prefix ending at a '/', then the whole path; existing ones are fine. */
+    for (char *p = path + 1;; p++) {
+        if (*p != '/' && *p != '\0') continue;
+        char end = *p;
+        *p = '\0';
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            return cli_error(command, 1, "cannot create directory %s: %s", path, strerror(errno));
+        if (end == '\0') break;
+        *p = end;
+    }
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+        return cli_error(command, 1, "%s exists and is not a directory", dir);
+    return 0;
 }

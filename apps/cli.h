@@ -51,6 +51,10 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, char ***args, int *na
 int cli_error(const char *command, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Creates directory `dir` and any missing parents (as mkdir -p). Returns 0,
+ * or prints "heed CMD: cannot create directory ..." and returns 1. */
+int cli_make_dirs(const char *command, const char *dir);
+
 /* Prints "heed CMD: <heed_last_error()>" and returns 1. */
 int cli_lib_error(const char *command);
 

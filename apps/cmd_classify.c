@@ -203,6 +203,7 @@ int cmd_classify(int argc, char **argv) {
     if (!(o.alpha >= 0 && o.alpha <= 1)) return cli_error("classify", 2, "--alpha must be in 0..1");
     heed_colormap cm;
     if (heed_colormap_parse(o.colormap, &cm) != HEED_OK) return cli_lib_error("classify");
+    if (o.overlay && cli_make_dirs("classify", o.overlay)) return 1;
     if (o.threads > 0) omp_set_num_threads(o.threads);
     heed_model *m;
     if (heed_model_load(&m, o.model) != HEED_OK) return cli_lib_error("classify");

@@ -38,6 +38,7 @@ int cmd_data(int argc, char **argv) {
     if (nargs != 2 || strcmp(args[0], "export")) return cli_error("data", 2, "usage: heed data export [options] DIR");
     if (count < 1 || start < 0 || scale < 1 || scale > 64)
         return cli_error("data", 2, "--count >= 1, --start >= 0 and --scale in 1..64");
+    if (cli_make_dirs("data", args[1])) return 1;
     heed_dataset d = {0};
     const int folder = !strncmp(data, "folder:", 7), side = folder ? 28 : 0;
     if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), start + count, 1, side, side) != HEED_OK)

@@ -326,6 +326,7 @@ int cmd_glimpse(int argc, char **argv) {
     if (o.seed < 0) return cli_error("glimpse", 2, "--seed must not be negative");
     heed_colormap cm;
     if (heed_colormap_parse(o.colormap, &cm) != HEED_OK) return cli_lib_error("glimpse");
+    if (o.overlay && cli_make_dirs("glimpse", o.overlay)) return 1;
     if (o.threads > 0) omp_set_num_threads(o.threads);
     heed_model *m;
     if (heed_model_load(&m, o.model) != HEED_OK) return cli_lib_error("glimpse");

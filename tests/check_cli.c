@@ -124,11 +124,12 @@ START_TEST(train_resume_eval_classify) {
     ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "\"inverted\": true"));
     ck_assert_ptr_nonnull(strstr(out, "\"inverted\": false"));
-    snprintf(args, sizeof args, "classify --model %s --map gradcam --colormap viridis --format jpg --overlay %s %s",
+    /* a directory that does not exist yet is made, parents included */
+    snprintf(args, sizeof args, "classify --model %s --map gradcam --colormap viridis --format jpg --overlay %s/new/sub %s",
              model, dir, img1);
     ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
     /* overlays are at the original resolution */
-    const char *names[] = {"wide-attention.png", "small-attention.png", "wide-gradcam.jpg"};
+    const char *names[] = {"wide-attention.png", "small-attention.png", "new/sub/wide-gradcam.jpg"};
     const int sizes[][2] = {{60, 100}, {28, 28}, {60, 100}};
     for (int i = 0; i < 3; i++) {
         char p[400];
