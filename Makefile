@@ -164,10 +164,12 @@ ram-table: $(BUILD)/heed
 	scripts/train_ram_table.sh $(BUILD)/heed models/table
 	python3 scripts/ram_table.py models/table
 
-# The demo classifies every image in images/ with the shipped CBAM model.
+# The demo classifies every image in images/ with the shipped CBAM model,
+# and shows RAM's glimpses on the cluttered ones.
 demo: $(BUILD)/heed
 	@mkdir -p out
 	$(BUILD)/heed classify --model models/fmnist-cbam.heed --top 3 --overlay out images/*.png images/*.jpg
+	$(BUILD)/heed glimpse --model models/ram-fmnist-cluttered60.heed --overlay out images/cluttered60/*.png
 	@echo "overlays written to out/"
 
 # heed against its PyTorch peer (../shared/bench/peer_torch.py, which needs
