@@ -232,7 +232,7 @@ START_TEST(ram_training_is_reproducible_and_resumable) {
 END_TEST
 
 static const char *shipped_models[] = {"models/fmnist-plain.heed", "models/fmnist-se.heed",
-                                       "models/fmnist-cbam.heed"};
+                                       "models/fmnist-cbam.heed", "models/ram-fmnist-cluttered60.heed"};
 
 START_TEST(shipped_models_reach_their_stated_accuracy) {
     static char out[1 << 16];
@@ -249,7 +249,9 @@ START_TEST(shipped_models_reach_their_stated_accuracy) {
     double acc = atof(at + 12);
     if (!san) {
         ck_assert_msg(acc >= stated - 1e-6, "%s: %f < stated %f", shipped_models[_i], acc, stated);
-        ck_assert_msg(acc >= 0.90, "%s: accuracy %f", shipped_models[_i], acc);
+        /* the CNNs on plain Fashion-MNIST; RAM's task is harder */
+        if (strstr(shipped_models[_i], "fmnist-") == shipped_models[_i] + 7)
+            ck_assert_msg(acc >= 0.90, "%s: accuracy %f", shipped_models[_i], acc);
     }
 }
 END_TEST
@@ -264,7 +266,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, train_resume_eval_classify);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
-    tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 3);
+    tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
 }
