@@ -109,7 +109,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/heed $(DESTDIR)$(PREFIX)/bin \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(BUILD)/libheed.a $(BUILD)/libheed.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(HEADERS) $(DESTDIR)$(PREFIX)/include/heed/
+	install -m 644 $(filter-out %_impl.h,$(HEADERS)) $(DESTDIR)$(PREFIX)/include/heed/
 	install -m 755 $(BUILD)/heed $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' heed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/heed.pc
 	install -d $(DESTDIR)$(PREFIX)/share/heed/nets

@@ -13,10 +13,15 @@
  *              dx_i += gamma r / M * (M dy_i - sum_j dy_j - xh_i sum_j dy_j xh_j)
  *
  * The training formula is the chain rule through mu and var collapsed into
- * the two per-channel sums that dbeta and dgamma need anyway. Statistics are
- * accumulated in double: a channel of a batch of images has 10^5 values and
- * float sums would lose the digits the variance lives in. Channels are
- * independent, so OpenMP splits them and no two threads write one value.
+ * the two per-channel sums that dbeta and dgamma need anyway. With a relu
+ * fused after the batch norm, y_i = max(0, gamma xh_i + beta) and every
+ * dy_i above is replaced by dy_i [y_i > 0].
+ *
+ * Statistics are summed in float within a plane (H*W values, vectorized)
+ * and in double across planes: a channel of a batch of images has 10^5
+ * values and float sums would lose the digits the variance lives in.
+ * Channels are independent, so OpenMP splits them and no two threads write
+ * one value; results do not depend on the thread count.
  */
 #include "batchnorm.h"
 
@@ -33,18 +38,77 @@ static heed_status check_ready(const heed_batchnorm *l, const char *fn) {
     return HEED_OK;
 }
 
-heed_status heed_batchnorm_forward(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y) {
-    HEED_TRY(check_ready(l, "bn forward"));
+/* Sums over one plane run in float, in LANES independent partial sums
+ * (vectorized: several vector accumulators, so the additions do not wait on
+ * each other), and the planes' sums add up in double: a channel of a batch
+ * has 10^5 values, which float would not sum to the digits the variance
+ * lives in. */
+#define LANES 16
+
+static double lanes_total(const float *a) {
+    double t = 0.0;
+    for (int k = 0; k < LANES; k++) t += a[k];
+    return t;
+}
+
+/* A plane's mean and sum of squared deviations from it: two passes (sums
+ * of x - k, k its first value, keep float partial sums small when |mean| is
+ * large against the spread; then (x - mean)^2, which does not cancel like
+ * sum x^2 - n mean^2). */
+static void plane_stats(const float *restrict x, int n, double *mean, double *m2) {
+    const float k = x[0];
+    float a[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) a[j] += x[i + j] - k;
+    for (; i < n; i++) a[0] += x[i] - k;
+    const double mu = k + lanes_total(a) / n;
+    const float muf = (float)mu;
+    float b[LANES] = {0};
+    for (i = 0; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            const float d = x[i + j] - muf;
+            b[j] += d * d;
+        }
+    for (; i < n; i++) {
+        const float d = x[i] - muf;
+        b[0] += d * d;
+    }
+    /* mu rounded to float shifts the sum by n (mu - muf)^2. */
+    const double dm = mu - muf, s2 = lanes_total(b) - n * dm * dm;
+    *mean = mu;
+    *m2 = s2 > 0.0 ? s2 : 0.0;
+}
+
+/* (x - mu) first: folding mu into the shift would cancel digits when |mu|
+ * is large against the spread. */
+static void plane_normalize(const float *restrict x, float *restrict y, int n, float mu,
+                            float scale, float beta, int relu) {
+    if (relu)
+        for (int i = 0; i < n; i++) {
+            const float v = (x[i] - mu) * scale + beta;
+            y[i] = v < 0.0f ? 0.0f : v;
+        }
+    else
+        for (int i = 0; i < n; i++) y[i] = (x[i] - mu) * scale + beta;
+}
+
+/* y = relu?(BN(x)): the shared body of the forward passes. */
+static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y, int relu,
+                               const char *fn) {
+    HEED_TRY(check_ready(l, fn));
     const int N = x->n, C = l->cfg.c, HW = x->h * x->w;
-    HEED_CHECK_SHAPE(x->c == C, "bn forward %s: input (%d, %d, %d, %d) has %d channels, expected %d",
+    HEED_CHECK_SHAPE(x->c == C, "%s %s: input (%d, %d, %d, %d) has %d channels, expected %d", fn,
                      l->base.name, x->n, x->c, x->h, x->w, x->c, C);
     const int train = l->base.training != 0;
     const double M = (double)N * HW;
     if (train && M < 2)
         return heed_fail(HEED_ERR_SHAPE,
-                         "bn forward %s: input (%d, %d, %d, %d) has one value per channel; "
+                         "%s %s: input (%d, %d, %d, %d) has one value per channel; "
                          "training needs more than one for a variance",
-                         l->base.name, x->n, x->c, x->h, x->w);
+                         fn, l->base.name, x->n, x->c, x->h, x->w);
+    if (y == x || (y->data && y->data == x->data))
+        return heed_fail(HEED_ERR_ARG, "%s %s: y must not alias x", fn, l->base.name);
     HEED_TRY(heed_tensor_ensure(y, N, C, x->h, x->w));
     const float m = l->cfg.momentum, eps = l->cfg.eps;
     const float *X = x->data;
@@ -54,22 +118,20 @@ heed_status heed_batchnorm_forward(heed_batchnorm *l, const heed_tensor *x, heed
     for (int c = 0; c < C; c++) {
         double mu, var;
         if (train) {
-            double s = 0.0;
+            /* Mean and squared deviations plane by plane, each plane's two
+             * passes back to back while it is in cache (one trip through
+             * memory), combined exactly across planes (Chan et al.). */
+            double mean = 0.0, m2 = 0.0;
             for (int n = 0; n < N; n++) {
                 const float *xp = X + ((size_t)n * C + c) * HW;
-                for (int i = 0; i < HW; i++) s += xp[i];
+                double pm, pm2;
+                plane_stats(xp, HW, &pm, &pm2);
+                const double delta = pm - mean, seen = (double)n * HW, tot = seen + HW;
+                mean += delta * HW / tot;
+                m2 += pm2 + delta * delta * seen * HW / tot;
             }
-            mu = s / M;
-            /* Two passes: sum (x - mu)^2 does not cancel like sum x^2 - M mu^2. */
-            double s2 = 0.0;
-            for (int n = 0; n < N; n++) {
-                const float *xp = X + ((size_t)n * C + c) * HW;
-                for (int i = 0; i < HW; i++) {
-                    double d = xp[i] - mu;
-                    s2 += d * d;
-                }
-            }
-            var = s2 / M;
+            mu = mean;
+            var = m2 / M;
             l->running_mean[c] = (float)((1.0 - m) * l->running_mean[c] + m * mu);
             l->running_var[c] = (float)((1.0 - m) * l->running_var[c] + m * var * M / (M - 1.0));
         } else {
@@ -77,67 +139,148 @@ heed_status heed_batchnorm_forward(heed_batchnorm *l, const heed_tensor *x, heed
             var = l->running_var[c];
         }
         const double r = 1.0 / sqrt(var + eps);
-        l->mean[c] = (float)mu;
-        l->inv_std[c] = (float)r;
-        /* (x - mu) first: folding mu into the shift would cancel digits
-         * when |mu| is large against the spread. */
         const float muf = (float)mu, scale = (float)(l->gamma[c] * r), beta = l->beta[c];
+        l->mean[c] = muf;
+        l->inv_std[c] = (float)r;
+        l->fwd_scale[c] = scale;
+        l->fwd_shift[c] = beta;
         for (int n = 0; n < N; n++) {
             const size_t off = ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) Y[off + i] = (X[off + i] - muf) * scale + beta;
+            plane_normalize(X + off, Y + off, HW, muf, scale, beta, relu);
         }
     }
     l->batch_stats = train;
     return HEED_OK;
 }
 
-heed_status heed_batchnorm_backward(heed_batchnorm *l, const heed_tensor *x, const heed_tensor *dy,
-                                    heed_tensor *dx) {
-    HEED_TRY(check_ready(l, "bn backward"));
+heed_status heed_batchnorm_forward(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y) {
+    return forward_act(l, x, y, 0, "bn forward");
+}
+
+heed_status heed_batchnorm_forward_relu(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y) {
+    return forward_act(l, x, y, 1, "bn forward_relu");
+}
+
+/* The per-plane sums backward needs: sum g and sum g (x - mu), with g = dy,
+ * or with a fused relu dy where the relu's output was positive. That output
+ * is recomputed from x with the forward's own float operations (so the mask
+ * is exactly the forward's) instead of being read: one tensor less to
+ * stream. In these loops every operand is loaded before a select: a load
+ * under a condition is not if-converted, and the loop would not vectorize. */
+typedef struct relu_mask {
+    int on;
+    float scale, shift; /* the forward's: relu input = (x - mu) scale + shift */
+} relu_mask;
+
+static void plane_grad_sums(const float *restrict x, const float *restrict dy, int n, float mu,
+                            relu_mask rm, double *sdy, double *sdyx) {
+    if (rm.on) {
+        /* The select keeps this one out of the lane arrays below, which GCC
+         * does not vectorize with it; OpenMP's reduction does. */
+        float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+        for (int i = 0; i < n; i++) {
+            const float d = dy[i], xm = x[i] - mu;
+            const float g = xm * rm.scale + rm.shift > 0.0f ? d : 0.0f;
+            a += g;
+            b += g * xm;
+        }
+        *sdy += a, *sdyx += b;
+        return;
+    }
+    float a[LANES] = {0}, b[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) {
+            a[j] += dy[i + j];
+            b[j] += dy[i + j] * (x[i + j] - mu);
+        }
+    for (; i < n; i++) {
+        a[0] += dy[i];
+        b[0] += dy[i] * (x[i] - mu);
+    }
+    *sdy += lanes_total(a), *sdyx += lanes_total(b);
+}
+
+/* dx (+)= a g + k (x - mu) + b with g as above (in inference, where mu and
+ * the deviation are constants, a g alone). `fresh`: dx holds no gradient
+ * yet, so it is written, not added to. */
+static void plane_grad(const float *restrict x, const float *restrict dy, float *restrict dx,
+                       int n, float mu, relu_mask rm, float a, float k, float b, int train,
+                       int fresh) {
+    if (!train) k = 0.0f, b = 0.0f; /* and x - mu adds nothing (x may even be inf) */
+    const float kk = train ? k : 0.0f;
+    if (rm.on && fresh)
+        for (int i = 0; i < n; i++) {
+            const float d = dy[i], xm = x[i] - mu;
+            const float g = xm * rm.scale + rm.shift > 0.0f ? d : 0.0f;
+            dx[i] = a * g + (train ? kk * xm + b : 0.0f);
+        }
+    else if (rm.on)
+        for (int i = 0; i < n; i++) {
+            const float d = dy[i], xm = x[i] - mu;
+            const float g = xm * rm.scale + rm.shift > 0.0f ? d : 0.0f;
+            dx[i] += a * g + (train ? kk * xm + b : 0.0f);
+        }
+    else if (fresh)
+        for (int i = 0; i < n; i++) dx[i] = a * dy[i] + (train ? kk * (x[i] - mu) + b : 0.0f);
+    else
+        for (int i = 0; i < n; i++) dx[i] += a * dy[i] + (train ? kk * (x[i] - mu) + b : 0.0f);
+}
+
+static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int relu,
+                                const heed_tensor *dy, heed_tensor *dx, const char *fn) {
+    HEED_TRY(check_ready(l, fn));
     const int N = x->n, C = l->cfg.c, HW = x->h * x->w;
-    HEED_CHECK_SHAPE(x->c == C, "bn backward %s: input (%d, %d, %d, %d) has %d channels, expected %d",
+    HEED_CHECK_SHAPE(x->c == C, "%s %s: input (%d, %d, %d, %d) has %d channels, expected %d", fn,
                      l->base.name, x->n, x->c, x->h, x->w, x->c, C);
     HEED_CHECK_SHAPE(heed_tensor_same_shape(dy, x) && (!dx || heed_tensor_same_shape(dx, x)),
-                     "bn backward %s: gradients do not match input (%d, %d, %d, %d)", l->base.name,
+                     "%s %s: gradients do not match input (%d, %d, %d, %d)", fn, l->base.name,
                      x->n, x->c, x->h, x->w);
     const double M = (double)N * HW;
     const float *X = x->data, *DY = dy->data;
     float *DX = dx ? dx->data : NULL;
-    const int train = l->batch_stats;
+    const int train = l->batch_stats, fresh = l->dx_fresh;
 
 #pragma omp parallel for schedule(static) if ((double)C * M >= PARALLEL_MIN)
     for (int c = 0; c < C; c++) {
-        const double mu = l->mean[c], r = l->inv_std[c];
-        double sdy = 0.0, sdyxh = 0.0;
+        const float muf = l->mean[c];
+        const double r = l->inv_std[c];
+        const relu_mask rm = {.on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
+        double sdy = 0.0, sdyx = 0.0;
         for (int n = 0; n < N; n++) {
             const size_t off = ((size_t)n * C + c) * HW;
-            for (int i = 0; i < HW; i++) {
-                sdy += DY[off + i];
-                sdyxh += DY[off + i] * ((X[off + i] - mu) * r);
-            }
+            plane_grad_sums(X + off, DY + off, HW, muf, rm, &sdy, &sdyx);
         }
+        const double sdyxh = sdyx * r;
         l->dbeta[c] += (float)sdy;
         l->dgamma[c] += (float)sdyxh;
         if (!DX) continue;
         const double g = l->gamma[c] * r;
-        if (train) {
-            /* dx = g dy - g mean(dy) - g xh mean(dy xh), with xh = (x - mu) r. */
-            const float a = (float)g, b = (float)(-g * sdy / M), k = (float)(-g * sdyxh / M * r);
-            const float muf = (float)mu;
-            for (int n = 0; n < N; n++) {
-                const size_t off = ((size_t)n * C + c) * HW;
-                for (int i = 0; i < HW; i++)
-                    DX[off + i] += a * DY[off + i] + k * (X[off + i] - muf) + b;
-            }
-        } else {
-            const float a = (float)g;
-            for (int n = 0; n < N; n++) {
-                const size_t off = ((size_t)n * C + c) * HW;
-                for (int i = 0; i < HW; i++) DX[off + i] += a * DY[off + i];
-            }
+        /* training: dx = g dy - g mean(dy) - g xh mean(dy xh), xh = (x - mu) r;
+         * inference: dx = g dy. */
+        const float a = (float)g, b = (float)(-g * sdy / M), k = (float)(-g * sdyxh / M * r);
+        for (int n = 0; n < N; n++) {
+            const size_t off = ((size_t)n * C + c) * HW;
+            plane_grad(X + off, DY + off, DX + off, HW, muf, rm, a, k, b, train, fresh);
         }
     }
     return HEED_OK;
+}
+
+heed_status heed_batchnorm_backward(heed_batchnorm *l, const heed_tensor *x, const heed_tensor *dy,
+                                    heed_tensor *dx) {
+    return backward_act(l, x, 0, dy, dx, "bn backward");
+}
+
+heed_status heed_batchnorm_backward_relu(heed_batchnorm *l, const heed_tensor *x,
+                                         const heed_tensor *y, const heed_tensor *dy,
+                                         heed_tensor *dx) {
+    HEED_CHECK_SHAPE(!y || heed_tensor_same_shape(y, x),
+                     "bn backward_relu %s: y (%d, %d, %d, %d) does not match x (%d, %d, %d, %d)",
+                     l->base.name, y ? y->n : 0, y ? y->c : 0, y ? y->h : 0, y ? y->w : 0, x->n,
+                     x->c, x->h, x->w);
+    return backward_act(l, x, 1, dy, dx, "bn backward_relu");
 }
 
 heed_status heed_batchnorm_scale_shift(const heed_batchnorm *l, float *scale, float *shift) {
@@ -150,14 +293,18 @@ heed_status heed_batchnorm_scale_shift(const heed_batchnorm *l, float *scale, fl
     return HEED_OK;
 }
 
+/* A sequence sets fuse_relu for calls through the layer interface when the
+ * batch norm's output only feeds a relu (see seq.c). */
 static heed_status bn_forward_op(heed_layer *l, const heed_tensor *x, heed_tensor *y) {
-    return heed_batchnorm_forward((heed_batchnorm *)l, x, y);
+    heed_batchnorm *bn = (heed_batchnorm *)l;
+    return forward_act(bn, x, y, bn->fuse_relu, "bn forward");
 }
 
 static heed_status bn_backward_op(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
                                   const heed_tensor *dy, heed_tensor *dx) {
     (void)y;
-    return heed_batchnorm_backward((heed_batchnorm *)l, x, dy, dx);
+    heed_batchnorm *bn = (heed_batchnorm *)l;
+    return backward_act(bn, x, bn->fuse_relu, dy, dx, "bn backward");
 }
 
 /* Inference cost: one multiply-add per element once folded into an affine. */
@@ -196,7 +343,7 @@ heed_status heed_batchnorm_new(heed_batchnorm **out, const heed_batchnorm_cfg *c
         return heed_fail(HEED_ERR_ARG, "bn %s: eps %g must be positive", name, c.eps);
 
     heed_batchnorm *l = calloc(1, sizeof *l);
-    float *stats = calloc(2 * (size_t)c.c, sizeof *stats);
+    float *stats = calloc(4 * (size_t)c.c, sizeof *stats);
     if (!l || !stats) {
         free(l), free(stats);
         return heed_fail(HEED_ERR_NOMEM, "bn %s: cannot allocate the layer (%d channels)", name, c.c);
@@ -204,6 +351,8 @@ heed_status heed_batchnorm_new(heed_batchnorm **out, const heed_batchnorm_cfg *c
     l->cfg = c;
     l->mean = stats;
     l->inv_std = stats + c.c;
+    l->fwd_scale = stats + 2 * (size_t)c.c;
+    l->fwd_shift = stats + 3 * (size_t)c.c;
     heed_layer_init(&l->base, &bn_ops, name, in, in[0], in[1], in[2]);
 
     /* On failure, forget what this layer registered so that no slot points

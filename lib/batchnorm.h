@@ -18,6 +18,8 @@
  *              per-channel affine y = scale * x + shift that
  *              heed_batchnorm_scale_shift returns (for folding into a conv).
  * Any (C, H, W) works, H = W = 1 included (BatchNorm1d on features).
+ * A relu after the batch norm can share its passes (forward_relu,
+ * backward_relu): a sequence does that for conv/bn/relu stacks.
  *
  * Registers "<name>.weight" (gamma, ones), "<name>.bias" (beta, zeros) and
  * the buffers "<name>.running_mean" (zeros) and "<name>.running_var" (ones),
@@ -42,7 +44,14 @@ typedef struct heed_batchnorm {
     /* What the last forward normalised with, for backward: the batch
      * statistics in training mode, the running ones in inference mode. */
     float *mean, *inv_std; /* (C), owned by the layer */
+    float *fwd_scale, *fwd_shift; /* (C): the last forward's y = (x - mean) scale + shift */
     int batch_stats;       /* 1 if the last forward used batch statistics */
+    /* Set by a sequence whose relu follows this batch norm: calls through
+     * the layer interface then run forward_relu / backward_relu. */
+    int fuse_relu;
+    /* Set by a sequence around one backward: dx holds no gradient yet (its
+     * contents are undefined), so backward writes it instead of adding. */
+    int dx_fresh;
 } heed_batchnorm;
 
 /* Makes a batch norm layer for inputs in[] = (C, H, W) per image; the
@@ -62,11 +71,23 @@ heed_status heed_batchnorm_new(heed_batchnorm **out, const heed_batchnorm_cfg *c
  * parameters have not been allocated. */
 heed_status heed_batchnorm_forward(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y);
 
+/* y = relu(BN(x)) in one pass: a batch norm and the relu after it. Same
+ * shapes, modes and errors as heed_batchnorm_forward. */
+heed_status heed_batchnorm_forward_relu(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y);
+
 /* Differentiates the last forward on the same x: through the batch
  * statistics if it ran in training mode, through the fixed affine if not.
  * Adds into dgamma, dbeta and (unless NULL) dx, shaped like x. */
 heed_status heed_batchnorm_backward(heed_batchnorm *l, const heed_tensor *x, const heed_tensor *dy,
                                     heed_tensor *dx);
+
+/* Differentiates the last heed_batchnorm_forward_relu: as backward, with dy
+ * taken as 0 where its output was not positive. That output is recomputed
+ * from x exactly as forward computed it; y (the relu's output) is only
+ * checked for shape and may be NULL. */
+heed_status heed_batchnorm_backward_relu(heed_batchnorm *l, const heed_tensor *x,
+                                         const heed_tensor *y, const heed_tensor *dy,
+                                         heed_tensor *dx);
 
 /* The inference-mode affine, per channel: scale[c] = gamma / sqrt(var + eps),
  * shift[c] = beta - mean * scale[c], from the running statistics. scale and

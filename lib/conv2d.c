@@ -7,44 +7,48 @@
  * Forward, per group g, with the im2col matrix
  *   col[(c,u,v), (n,i,j)] = x[n, g*ICg + c, i*S - P + u*D, j*S - P + v*D]   (0 outside)
  * of shape (R, NB*L) for a pass over NB images:
- *   Y_g (OCg, NB*L) = W_g (OCg, R) x col,      y = Y_g + b.
+ *   Y_g (OCg, NB*L) = W_g (OCg, R) x col,      y = post(Y_g + b)
+ * where post is the optional per-channel epilogue y = act(scale*y + shift)
+ * that an inference-mode batch norm and relu fold into (forward_fused).
  * Backward, with dY_g the matching (OCg, NB*L) slice of dy:
  *   dW_g += dY_g x col^T,   db += sum over (n,i,j) of dy,
- *   dcol  = W_g^T x dY_g,   dx += col2im(dcol)
- * where col2im adds each column entry back to the input pixel it came from.
+ *   dx   += the transposed convolution of dy.
+ * With stride 1 the transposed convolution is itself a convolution: of dy,
+ * padded by P' = D(K-1) - P, with the kernel flipped and its channel axes
+ * swapped, Wt[c, o, u, v] = W[o, c, K-1-u, K-1-v]. It runs as a forward
+ * pass (im2col of dy, then a product with K = OCg*K*K that adds straight
+ * into dx), which is faster than the general route: dcol = W_g^T x dY_g
+ * (a product with only OCg terms per entry), then col2im adding each
+ * column entry back to the input pixel it came from.
  *
  * Special cases: a 1x1 kernel with stride 1 and no padding needs no im2col
- * (col is x itself, viewed (ICg, L)); a depthwise convolution (G == IC ==
- * OC) has one K x K filter per channel, too little work for a matrix
- * product, and runs as a direct loop.
+ * (col is x itself, viewed (ICg, L)); a convolution whose groups each map
+ * few channels to few (ICg * OCg <= 4: depthwise, CBAM's 2 -> 1 spatial
+ * filter) has too little work per pixel for a matrix product and runs as a
+ * direct loop over kernel taps (conv2d_direct.c); and stride 1 with enough
+ * output columns runs its products on K shifted copies of the input instead
+ * of im2col's K*K (conv2d_shifted.c).
  *
- * Several images share one pass when the output is small, so that the
- * matrix products are wide enough to run near full speed; the outputs of
- * such a pass are scattered from (OCg, NB*L) back to NCHW order.
+ * Passes: one image at a time when its output is large, so that the output
+ * is written in place (a very large image in bands of output rows, so that
+ * its columns stay in cache); several images when it is small, so that the
+ * matrix products are wide enough to run near full speed (their outputs are
+ * then scattered from (OCg, NB*L) back to NCHW). With several passes and
+ * several threads, forward passes run in parallel (each product
+ * single-threaded); a single pass threads inside the product. Either way
+ * every output is the same sum in the same order: results do not depend on
+ * the thread count.
  */
-#include "conv2d.h"
-
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gemm.h"
+#include "conv2d_impl.h"
 
-/* Columns per pass worth batching images for, and the most floats the
- * im2col buffer may take when batching (a single image may take more).
- * Passes much wider than 2048 columns measured slower: the columns no
- * longer stay in cache between im2col and the matrix product. */
-#ifndef PASS_COLUMNS
-#define PASS_COLUMNS 2048
-#endif
-#define COL_BUDGET ((size_t)1 << 22)
-/* Loops over fewer floats than this are not worth waking threads for. */
-#define PAR_MIN ((size_t)1 << 15)
-
-typedef struct geom {
-    int N, IC, H, W, OC, OH, OW, K, S, P, D, G, ICg, OCg, R, L;
-} geom;
+typedef heed_conv_geom geom;
+typedef heed_conv_tap tap;
+typedef heed_conv_post post;
 
 static geom geometry(const heed_conv2d *l, int N) {
     const heed_conv2d_cfg *c = &l->cfg;
@@ -60,13 +64,27 @@ static geom geometry(const heed_conv2d *l, int N) {
 
 static int is_pointwise(const geom *g) { return g->K == 1 && g->S == 1 && g->P == 0; }
 
-static int is_depthwise(const geom *g) { return g->G == g->IC && g->G == g->OC; }
+static int is_direct(const geom *g) { return g->ICg * g->OCg <= 4; }
 
-/* Images per im2col + gemm pass. */
+/* dx as a convolution of dy (see the top of the file). */
+static int dx_by_transposed(const geom *g) {
+    return g->S == 1 && !is_pointwise(g) && g->P <= g->D * (g->K - 1);
+}
+
+/* Output rows per band when one image's im2col matrix exceeds
+ * PASS_FLOATS (forward; the bands' columns stay in cache). */
+static int images_band(const geom *g) {
+    size_t rows = PASS_FLOATS / ((size_t)g->R * g->OW);
+    const size_t min_rows = (PASS_COLUMNS + g->OW - 1) / g->OW;
+    if (rows < min_rows) rows = min_rows;
+    return rows >= (size_t)g->OH ? g->OH : (int)rows;
+}
+
+/* Images per pass. */
 static int images_per_pass(const geom *g) {
     size_t L = (size_t)g->L, R = (size_t)g->R;
     size_t nb = (PASS_COLUMNS + L - 1) / L;
-    size_t cap = COL_BUDGET / (R * L);
+    size_t cap = PASS_FLOATS / (R * L);
     if (nb > cap) nb = cap;
     if (nb > (size_t)g->N) nb = (size_t)g->N;
     return nb < 1 ? 1 : (int)nb;
@@ -81,31 +99,6 @@ int heed_conv2d_out_size(int in, int k, int stride, int pad, int dilation) {
     return out > 0x7fffffff ? 0x7fffffff : (int)out;
 }
 
-/* The output positions [*lo, *hi) within [0, n_out) whose input position
- * o*S + off falls inside [0, n_in). */
-static void valid_range(int off, int S, int n_in, int n_out, int *lo, int *hi) {
-    int a = off >= 0 ? 0 : (-off + S - 1) / S;
-    int b = n_in - off <= 0 ? 0 : (n_in - off + S - 1) / S;
-    if (b > n_out) b = n_out;
-    if (a > b) a = b;
-    *lo = a, *hi = b;
-}
-
-/* Where kernel tap (u, v) reads: output rows [ilo, ihi) and columns
- * [jlo, jhi) see input pixels (i*S + off_h, j*S + off_w) inside the plane;
- * the rest of the tap's im2col row is padding. */
-typedef struct tap {
-    int off_h, off_w, ilo, ihi, jlo, jhi;
-} tap;
-
-static tap tap_at(const geom *g, int u, int v) {
-    tap t = {.off_h = u * g->D - g->P, .off_w = v * g->D - g->P};
-    valid_range(t.off_h, g->S, g->H, g->OH, &t.ilo, &t.ihi);
-    valid_range(t.off_w, g->S, g->W, g->OW, &t.jlo, &t.jhi);
-    if (t.jlo == t.jhi) t.ihi = t.ilo; /* no column fits: nothing does */
-    return t;
-}
-
 /* With stride 1 and OW == W (the usual "same" convolution) a tap's valid
  * region is one contiguous run in both its im2col row and the input plane:
  * entry t of the row reads plane entry t + off_h*W + off_w. Copying the
@@ -115,10 +108,11 @@ static tap tap_at(const geom *g, int u, int v) {
 static int runs_are_contiguous(const geom *g) { return g->S == 1 && g->OW == g->W; }
 
 static void zero_outside_columns(const geom *g, const tap *t, float *row) {
-    for (int j = 0; j < t->jlo; j++)
-        for (int i = t->ilo; i < t->ihi; i++) row[(size_t)i * g->OW + j] = 0.0f;
-    for (int j = t->jhi; j < g->OW; j++)
-        for (int i = t->ilo; i < t->ihi; i++) row[(size_t)i * g->OW + j] = 0.0f;
+    for (int i = t->ilo; i < t->ihi; i++) {
+        float *r = row + (size_t)i * g->OW;
+        for (int j = 0; j < t->jlo; j++) r[j] = 0.0f;
+        for (int j = t->jhi; j < g->OW; j++) r[j] = 0.0f;
+    }
 }
 
 /* One tap's im2col row (L floats) from the input plane xp. */
@@ -138,7 +132,11 @@ static void im2col_row(const geom *g, const tap *t, const float *xp, float *row)
         float *dst = row + (size_t)i * OW;
         const float *src = xp + (size_t)(i * S + t->off_h) * W;
         for (int j = 0; j < t->jlo; j++) dst[j] = 0.0f;
-        for (int j = t->jlo; j < t->jhi; j++) dst[j] = src[j * S + t->off_w];
+        if (S == 1)
+            memcpy(dst + t->jlo, src + t->jlo + t->off_w,
+                   (size_t)(t->jhi - t->jlo) * sizeof(float));
+        else
+            for (int j = t->jlo; j < t->jhi; j++) dst[j] = src[j * S + t->off_w];
         for (int j = t->jhi; j < OW; j++) dst[j] = 0.0f;
     }
 }
@@ -165,7 +163,7 @@ static void col2im_row(const geom *g, const tap *t, float *row, float *dxp) {
 }
 
 /* col (R, ldc): columns nl*L .. nl*L + L-1 hold image n0+nl, for channels
- * c0 .. c0+ICg-1 of x. */
+ * c0 .. c0+ICg-1 of x (which has g->IC channels per image). */
 static void im2col(const geom *g, const float *x, int n0, int nb, int c0, float *col, int ldc) {
     const int K = g->K;
     const size_t HW = (size_t)g->H * g->W;
@@ -175,11 +173,69 @@ static void im2col(const geom *g, const float *x, int n0, int nb, int c0, float 
             const float *xp = x + ((size_t)(n0 + nl) * g->IC + c0 + c) * HW;
             for (int u = 0; u < K; u++)
                 for (int v = 0; v < K; v++) {
-                    tap t = tap_at(g, u, v);
+                    tap t = conv_tap_at(g, u, v);
                     float *row = col + (size_t)((c * K + u) * K + v) * ldc + (size_t)nl * g->L;
                     im2col_row(g, &t, xp, row);
                 }
         }
+}
+
+/* For stride S > 1 a tap reads every S-th column. Split once per image
+ * into S column phases, ph[c, p, h, t] = x[c, h, t*S + p] (ceil(W/S)
+ * columns each, 0 past the edge), those reads become contiguous runs. */
+static int phase_width(const geom *g) { return (g->W + g->S - 1) / g->S; }
+
+static size_t phase_size(const geom *g) {
+    return g->S > 1 ? (size_t)g->ICg * g->S * g->H * phase_width(g) : 0;
+}
+
+static void split_phases(const geom *g, const float *x, int n, int c0, float *ph) {
+    const int S = g->S, W = g->W, Wph = phase_width(g);
+    for (int c = 0; c < g->ICg; c++)
+        for (int h = 0; h < g->H; h++) {
+            const float *src = x + (((size_t)n * g->IC + c0 + c) * g->H + h) * W;
+            for (int p = 0; p < S; p++) {
+                float *dst = ph + (((size_t)c * S + p) * g->H + h) * Wph;
+                for (int t = 0; t < Wph; t++) dst[t] = t * S + p < W ? src[t * S + p] : 0.0f;
+            }
+        }
+}
+
+/* im2col of output rows i0 .. i1-1 of one image: col (R, ldc) with
+ * (i1 - i0)*OW columns, for a large image done in bands (forward only).
+ * ph: the image's column phases (split_phases) when S > 1, else NULL. */
+static void im2col_band(const geom *g, const float *x, const float *ph, int n, int c0, int i0,
+                        int i1, float *col, int ldc) {
+    const int K = g->K, OW = g->OW, W = g->W, S = g->S, Wph = phase_width(g);
+    const size_t HW = (size_t)g->H * W;
+#pragma omp parallel for schedule(static) if ((size_t)g->R * ldc > PAR_MIN)
+    for (int c = 0; c < g->ICg; c++) {
+        const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW;
+        for (int u = 0; u < K; u++)
+            for (int v = 0; v < K; v++) {
+                const tap t = conv_tap_at(g, u, v);
+                /* Column j*S + off_w is phase `phase`, entry j + shift. */
+                const int phase = ((t.off_w % S) + S) % S, shift = (t.off_w - phase) / S;
+                float *row = col + (size_t)((c * K + u) * K + v) * ldc;
+                for (int i = i0; i < i1; i++) {
+                    float *dst = row + (size_t)(i - i0) * OW;
+                    if (i < t.ilo || i >= t.ihi) {
+                        memset(dst, 0, (size_t)OW * sizeof(float));
+                        continue;
+                    }
+                    const int h = i * S + t.off_h;
+                    for (int j = 0; j < t.jlo; j++) dst[j] = 0.0f;
+                    if (ph) {
+                        const float *src = ph + (((size_t)c * S + phase) * g->H + h) * Wph + shift;
+                        memcpy(dst + t.jlo, src + t.jlo, (size_t)(t.jhi - t.jlo) * sizeof(float));
+                    } else {
+                        const float *src = xp + (size_t)h * W;
+                        for (int j = t.jlo; j < t.jhi; j++) dst[j] = src[j * S + t.off_w];
+                    }
+                    for (int j = t.jhi; j < OW; j++) dst[j] = 0.0f;
+                }
+            }
+    }
 }
 
 /* dx += col2im(col): the transpose of im2col. Each (image, channel) plane
@@ -193,121 +249,46 @@ static void col2im(const geom *g, float *col, int ldc, int n0, int nb, int c0, f
             float *dxp = dx + ((size_t)(n0 + nl) * g->IC + c0 + c) * HW;
             for (int u = 0; u < K; u++)
                 for (int v = 0; v < K; v++) {
-                    tap t = tap_at(g, u, v);
+                    tap t = conv_tap_at(g, u, v);
                     float *row = col + (size_t)((c * K + u) * K + v) * ldc + (size_t)nl * g->L;
                     col2im_row(g, &t, row, dxp);
                 }
         }
 }
 
-/* Copies `rows` planes of L floats, plane r of image n0+nl starting at
- * src + ((n0+nl)*src_planes + r0 + r)*L, into dst (rows, nb*L) (gather) or
- * back, adding (scatter, with an optional per-row bias, or accumulate). */
-enum { GATHER, SCATTER, SCATTER_ADD };
+/* ---- moving planes between NCHW and pass matrices ------------------------ */
 
-static void reorder(int mode, float *planes, int planes_per_image, int r0, int rows, int n0,
-                    int nb, int L, float *mat, const float *bias) {
+/* mat (rows, nb*L) = planes r0 .. r0+rows-1 of images n0 .. n0+nb-1 of t
+ * (which has `per_image` planes of L floats per image). */
+static void gather(const float *t, int per_image, int r0, int rows, int n0, int nb, int L,
+                   float *mat) {
+    const size_t ld = (size_t)nb * L;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * ld > PAR_MIN)
+    for (int nl = 0; nl < nb; nl++)
+        for (int r = 0; r < rows; r++)
+            memcpy(mat + (size_t)r * ld + (size_t)nl * L,
+                   t + ((size_t)(n0 + nl) * per_image + r0 + r) * L, (size_t)L * sizeof(float));
+}
+
+/* The reverse: planes = post(mat), or planes += mat (add, p unused). */
+static void scatter(float *t, int per_image, int r0, int rows, int n0, int nb, int L,
+                    const float *mat, const post *p, int add) {
     const size_t ld = (size_t)nb * L;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * ld > PAR_MIN)
     for (int nl = 0; nl < nb; nl++)
         for (int r = 0; r < rows; r++) {
-            float *p = planes + ((size_t)(n0 + nl) * planes_per_image + r0 + r) * L;
-            float *m = mat + (size_t)r * ld + (size_t)nl * L;
-            if (mode == GATHER) {
-                memcpy(m, p, (size_t)L * sizeof(float));
-            } else if (mode == SCATTER) {
-                float b = bias ? bias[r] : 0.0f;
-                for (int i = 0; i < L; i++) p[i] = m[i] + b;
+            float *dst = t + ((size_t)(n0 + nl) * per_image + r0 + r) * L;
+            const float *src = mat + (size_t)r * ld + (size_t)nl * L;
+            if (add) {
+                for (int i = 0; i < L; i++) dst[i] += src[i];
             } else {
-                for (int i = 0; i < L; i++) p[i] += m[i];
+                memcpy(dst, src, (size_t)L * sizeof(float));
+                conv_post_rows(dst, 0, (size_t)L, r0 + r, 1, p);
             }
         }
 }
 
-static void add_bias_rows(float *y, const float *b, int rows, int L) {
-#pragma omp parallel for schedule(static) if ((size_t)rows * L > PAR_MIN)
-    for (int r = 0; r < rows; r++) {
-        float *p = y + (size_t)r * L;
-        for (int i = 0; i < L; i++) p[i] += b[r];
-    }
-}
-
-/* Depthwise forward: each (image, channel) plane independently. */
-static void depthwise_forward(const heed_conv2d *l, const geom *g, const float *x, float *y) {
-    const int K = g->K, S = g->S, OW = g->OW, W = g->W;
-    const size_t HW = (size_t)g->H * W, L = (size_t)g->L;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->N * g->OC * L * K * K > PAR_MIN)
-    for (int n = 0; n < g->N; n++)
-        for (int c = 0; c < g->OC; c++) {
-            const float *xp = x + ((size_t)n * g->IC + c) * HW;
-            const float *wc = l->w + (size_t)c * K * K;
-            float *yp = y + ((size_t)n * g->OC + c) * L;
-            float b = l->b ? l->b[c] : 0.0f;
-            for (size_t i = 0; i < L; i++) yp[i] = b;
-            for (int u = 0; u < K; u++)
-                for (int v = 0; v < K; v++) {
-                    tap t = tap_at(g, u, v);
-                    float wv = wc[u * K + v];
-                    const int n = t.jhi - t.jlo;
-                    for (int i = t.ilo; i < t.ihi; i++) {
-                        const float *p = xp + (size_t)(i * S + t.off_h) * W + t.jlo * S + t.off_w;
-                        float *dst = yp + (size_t)i * OW + t.jlo;
-                        if (S == 1)
-                            for (int k = 0; k < n; k++) dst[k] += wv * p[k];
-                        else
-                            for (int k = 0; k < n; k++) dst[k] += wv * p[k * S];
-                    }
-                }
-        }
-}
-
-/* Depthwise backward: one thread per channel owns dW[c], db[c] and every
- * image's dx[:, c], so nothing races and the sums are deterministic. The
- * weight gradient sums in 8 lanes so that the loop vectorizes. */
-static void depthwise_backward(heed_conv2d *l, const geom *g, const float *x, const float *dy,
-                               float *dx) {
-    const int K = g->K, S = g->S, OW = g->OW, W = g->W;
-    const size_t HW = (size_t)g->H * W, L = (size_t)g->L;
-#pragma omp parallel for schedule(static) if ((size_t)g->N * g->OC * L * K * K > PAR_MIN)
-    for (int c = 0; c < g->OC; c++) {
-        const float *wc = l->w + (size_t)c * K * K;
-        float *dwc = l->dw + (size_t)c * K * K;
-        for (int n = 0; n < g->N; n++) {
-            const float *xp = x + ((size_t)n * g->IC + c) * HW;
-            const float *dyp = dy + ((size_t)n * g->OC + c) * L;
-            float *dxp = dx ? dx + ((size_t)n * g->IC + c) * HW : NULL;
-            if (l->db) {
-                float s = 0.0f;
-                for (size_t i = 0; i < L; i++) s += dyp[i];
-                l->db[c] += s;
-            }
-            for (int u = 0; u < K; u++)
-                for (int v = 0; v < K; v++) {
-                    tap t = tap_at(g, u, v);
-                    float wv = wc[u * K + v], acc[8] = {0};
-                    for (int i = t.ilo; i < t.ihi; i++) {
-                        const size_t in_row = (size_t)(i * S + t.off_h) * W;
-                        /* From the first valid column on: p[k*S] pairs with dd[k]. */
-                        const float *p = xp + in_row + t.jlo * S + t.off_w;
-                        const float *dd = dyp + (size_t)i * OW + t.jlo;
-                        float *dp = dxp ? dxp + in_row + t.jlo * S + t.off_w : NULL;
-                        const int n = t.jhi - t.jlo;
-                        int k = 0;
-                        if (S == 1)
-                            for (; k + 8 <= n; k += 8)
-                                for (int q = 0; q < 8; q++) acc[q] += dd[k + q] * p[k + q];
-                        for (; k < n; k++) acc[k & 7] += dd[k] * p[k * S];
-                        if (dp && S == 1)
-                            for (k = 0; k < n; k++) dp[k] += wv * dd[k];
-                        else if (dp)
-                            for (k = 0; k < n; k++) dp[k * S] += wv * dd[k];
-                    }
-                    dwc[u * K + v] += ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-                                      ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-                }
-        }
-    }
-}
+/* ---- forward ------------------------------------------------------------- */
 
 static heed_status check_ready(const heed_conv2d *l, const heed_tensor *x, const char *fn) {
     if (!l->w)
@@ -320,62 +301,161 @@ static heed_status check_ready(const heed_conv2d *l, const heed_tensor *x, const
     return HEED_OK;
 }
 
-/* The work buffers for passes of nb images. */
-static heed_status get_buffers(heed_conv2d *l, const geom *g, int nb, int need_col, float **col,
-                               float **tmp) {
-    *col = *tmp = NULL;
-    size_t cols = (size_t)nb * g->L;
-    if (need_col) HEED_TRY(heed_scratch_get(&l->col, (size_t)g->R * cols, col));
-    if (nb > 1) HEED_TRY(heed_scratch_get(&l->tmp, (size_t)g->OCg * cols, tmp));
+/* Zeroes columns n .. ld-1 of the R rows of col (ld apart): the columns a
+ * padded product computes beyond the wanted ones (they only feed outputs
+ * that are dropped, but must not hold NaNs or denormals). */
+static void zero_padding(const geom *g, float *col, int n, int ld) {
+    for (int r = 0; ld > n && r < g->R; r++)
+        memset(col + (size_t)r * ld + n, 0, (size_t)(ld - n) * sizeof(float));
+}
+
+/* C (OCg, n), rows ldc apart, = post(A (OCg, R) x B (R, n)) for group gi,
+ * computing padded columns (conv_padded_columns) into tmp when B's rows
+ * (ldb apart) hold them. */
+static heed_status product(const geom *g, int gi, const float *A, const float *B, int ldb, int n,
+                           float *C, int ldc, float *tmp, const post *p) {
+    const int pc = tmp && conv_pads_columns(g->OCg) && conv_padded_columns(n) <= ldb
+                       ? conv_padded_columns(n)
+                       : n;
+    HEED_TRY(conv_gemm_rows(g->OCg, pc, g->R, A, g->R, B, ldb, 0.0f, pc == n ? C : tmp,
+                            pc == n ? ldc : pc));
+    if (pc != n)
+        for (int o = 0; o < g->OCg; o++)
+            memcpy(C + (size_t)o * ldc, tmp + (size_t)o * pc, (size_t)n * sizeof(float));
+    conv_post_rows(C, (size_t)ldc, (size_t)n, gi * g->OCg, g->OCg, p);
     return HEED_OK;
 }
 
-heed_status heed_conv2d_forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y) {
-    HEED_TRY(check_ready(l, x, "heed_conv2d_forward"));
-    if (y == x || (y->data && y->data == x->data))
-        return heed_fail(HEED_ERR_ARG, "heed_conv2d_forward %s: y must not alias x", l->base.name);
-    geom g = geometry(l, x->n);
-    HEED_TRY(heed_tensor_ensure(y, g.N, g.OC, g.OH, g.OW));
-    if (is_depthwise(&g)) {
-        depthwise_forward(l, &g, x->data, y->data);
-        return HEED_OK;
-    }
-    const int pointwise = is_pointwise(&g), nb = images_per_pass(&g);
-    float *col, *tmp;
-    HEED_TRY(get_buffers(l, &g, nb, !pointwise || nb > 1, &col, &tmp));
-    for (int n0 = 0; n0 < g.N; n0 += nb) {
-        const int nbc = g.N - n0 < nb ? g.N - n0 : nb, cols = nbc * g.L;
-        for (int gi = 0; gi < g.G; gi++) {
-            const float *B = col;
-            if (pointwise && nbc == 1)
-                B = x->data + ((size_t)n0 * g.IC + (size_t)gi * g.ICg) * g.L;
-            else if (pointwise)
-                reorder(GATHER, x->data, g.IC, gi * g.ICg, g.ICg, n0, nbc, g.L, col, NULL);
-            else
-                im2col(&g, x->data, n0, nbc, gi * g.ICg, col, cols);
-            const float *A = l->w + (size_t)gi * g.OCg * g.R;
-            const float *b = l->b ? l->b + (size_t)gi * g.OCg : NULL;
-            if (nbc == 1) {
-                float *C = y->data + ((size_t)n0 * g.OC + (size_t)gi * g.OCg) * g.L;
-                HEED_TRY(heed_gemm(0, 0, g.OCg, g.L, g.R, 1.0f, A, g.R, B, cols, 0.0f, C, g.L));
-                if (b) add_bias_rows(C, b, g.OCg, g.L);
-            } else {
-                HEED_TRY(heed_gemm(0, 0, g.OCg, cols, g.R, 1.0f, A, g.R, B, cols, 0.0f, tmp, cols));
-                reorder(SCATTER, y->data, g.OC, gi * g.OCg, g.OCg, n0, nbc, g.L, tmp, b);
+/* One forward pass: images n0 .. n0+nbc-1, every group. For a single image
+ * (nbc == 1, not 1x1) the im2col rows are laid out padded_columns apart
+ * and tmp has room for the padded product. */
+static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float *x, float *y,
+                                int n0, int nbc, float *col, float *tmp, const post *p) {
+    const int pointwise = is_pointwise(g), cols = nbc * g->L;
+    for (int gi = 0; gi < g->G; gi++) {
+        const float *A = l->w + (size_t)gi * g->OCg * g->R;
+        float *C = y + ((size_t)n0 * g->OC + (size_t)gi * g->OCg) * g->L;
+        if (nbc == 1 && !pointwise && (size_t)g->R * g->L > PASS_FLOATS) {
+            /* A large image: bands of output rows whose columns stay in cache. */
+            const int rows = images_band(g);
+            float *ph = NULL;
+            if (g->S > 1) {
+                ph = col + (size_t)g->R * conv_padded_columns(rows * g->OW);
+                split_phases(g, x, n0, gi * g->ICg, ph);
             }
+            for (int i0 = 0; i0 < g->OH; i0 += rows) {
+                const int i1 = g->OH - i0 < rows ? g->OH : i0 + rows, w = (i1 - i0) * g->OW;
+                const int ld = conv_padded_columns(w);
+                im2col_band(g, x, ph, n0, gi * g->ICg, i0, i1, col, ld);
+                zero_padding(g, col, w, ld);
+                HEED_TRY(product(g, gi, A, col, ld, w, C + (size_t)i0 * g->OW, g->L, tmp, p));
+            }
+            continue;
+        }
+        if (pointwise && nbc == 1) {
+            const float *B = x + ((size_t)n0 * g->IC + (size_t)gi * g->ICg) * g->L;
+            HEED_TRY(product(g, gi, A, B, cols, g->L, C, g->L, NULL, p));
+            continue;
+        }
+        if (pointwise)
+            gather(x, g->IC, gi * g->ICg, g->ICg, n0, nbc, g->L, col);
+        else
+            im2col(g, x, n0, nbc, gi * g->ICg, col, nbc == 1 ? conv_padded_columns(cols) : cols);
+        if (nbc == 1) zero_padding(g, col, cols, conv_padded_columns(cols));
+        if (nbc == 1) {
+            HEED_TRY(product(g, gi, A, col, conv_padded_columns(cols), g->L, C, g->L, tmp, p));
+        } else {
+            HEED_TRY(conv_gemm_rows(g->OCg, cols, g->R, A, g->R, col, cols, 0.0f, tmp, cols));
+            scatter(y, g->OC, gi * g->OCg, g->OCg, n0, nbc, g->L, tmp, p, 0);
         }
     }
     return HEED_OK;
 }
 
-static void sum_rows(float *db, const float *m, int rows, int cols, int ld) {
-#pragma omp parallel for schedule(static) if ((size_t)rows * cols > PAR_MIN)
-    for (int r = 0; r < rows; r++) {
-        const float *p = m + (size_t)r * ld;
-        float s = 0.0f;
-        for (int i = 0; i < cols; i++) s += p[i];
-        db[r] += s;
+static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
+                           const float *scale, const float *shift, int relu, const char *fn) {
+    HEED_TRY(check_ready(l, x, fn));
+    if (y == x || (y->data && y->data == x->data))
+        return heed_fail(HEED_ERR_ARG, "%s %s: y must not alias x", fn, l->base.name);
+    geom g = geometry(l, x->n);
+    HEED_TRY(heed_tensor_ensure(y, g.N, g.OC, g.OH, g.OW));
+
+    /* The epilogue: with scale or shift, c = scale * b + shift per channel. */
+    post pst = {.a = scale, .c = l->b, .relu = relu};
+    if (shift || (scale && l->b)) {
+        float *c;
+        HEED_TRY(heed_scratch_get(&l->post, (size_t)g.OC, &c));
+        for (int o = 0; o < g.OC; o++)
+            c[o] = (l->b ? l->b[o] : 0.0f) * (scale ? scale[o] : 1.0f) + (shift ? shift[o] : 0.0f);
+        pst.c = c;
     }
+    const post *p = pst.a || pst.c || pst.relu ? &pst : NULL;
+
+    if (is_direct(&g)) return heed_conv_direct_forward(l, &g, x->data, y->data, p);
+    if (heed_conv_use_shifted(&g)) return heed_conv_shifted_forward(l, &g, x->data, y->data, p, fn);
+    const int nb = images_per_pass(&g), passes = (g.N + nb - 1) / nb;
+    const int need_col = !is_pointwise(&g) || nb > 1;
+    size_t col_n = need_col ? (size_t)g.R * nb * g.L : 0, tmp_n = 0;
+    if (nb > 1) {
+        tmp_n = (size_t)g.OCg * nb * g.L;
+    } else if (!is_pointwise(&g)) {
+        /* One image (maybe in bands): rows padded_columns long. */
+        const int banded = col_n > PASS_FLOATS, w = banded ? images_band(&g) * g.OW : g.L;
+        col_n = (size_t)g.R * conv_padded_columns(w) + (banded ? phase_size(&g) : 0);
+        tmp_n = (size_t)g.OCg * conv_padded_columns(w);
+    }
+    const int T = conv_pass_threads(passes, (size_t)g.OC * g.R * nb * g.L);
+    float *col = NULL, *tmp = NULL;
+    if (col_n) HEED_TRY(heed_scratch_get(&l->col, col_n * T, &col));
+    if (tmp_n) HEED_TRY(heed_scratch_get(&l->tmp, tmp_n * T, &tmp));
+    if (T == 1) {
+        for (int n0 = 0; n0 < g.N; n0 += nb)
+            HEED_TRY(forward_pass(l, &g, x->data, y->data, n0, g.N - n0 < nb ? g.N - n0 : nb, col,
+                                  tmp, p));
+        return HEED_OK;
+    }
+    heed_status st = HEED_OK;
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+    for (int pi = 0; pi < passes; pi++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        const int n0 = pi * nb, nbc = g.N - n0 < nb ? g.N - n0 : nb;
+        heed_status s = forward_pass(l, &g, x->data, y->data, n0, nbc, col ? col + t * col_n : NULL,
+                                     tmp ? tmp + t * tmp_n : NULL, p);
+        if (s != HEED_OK) {
+#pragma omp atomic write
+            st = s;
+        }
+    }
+    if (st != HEED_OK)
+        return heed_fail(st, "%s %s: a worker thread failed (%s)", fn, l->base.name,
+                         heed_status_name(st));
+    return HEED_OK;
+}
+
+heed_status heed_conv2d_forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y) {
+    return forward(l, x, y, NULL, NULL, 0, "heed_conv2d_forward");
+}
+
+heed_status heed_conv2d_forward_fused(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
+                                      const float *scale, const float *shift, int relu) {
+    return forward(l, x, y, scale, shift, relu, "heed_conv2d_forward_fused");
+}
+
+/* ---- backward ------------------------------------------------------------ */
+
+/* Wt per group (ICg, OCg*K*K): Wt[c, o, u, v] = W[o, c, K-1-u, K-1-v]. */
+static void flip_weights(const heed_conv2d *l, const geom *g, float *wt) {
+    const int K = g->K, KK = K * K;
+    for (int gi = 0; gi < g->G; gi++)
+        for (int o = 0; o < g->OCg; o++)
+            for (int c = 0; c < g->ICg; c++) {
+                const float *src = l->w + ((size_t)(gi * g->OCg + o) * g->ICg + c) * KK;
+                float *dst = wt + (size_t)gi * g->ICg * g->OCg * KK + ((size_t)c * g->OCg + o) * KK;
+                for (int i = 0; i < KK; i++) dst[KK - 1 - i] = src[i];
+            }
 }
 
 heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const heed_tensor *dy,
@@ -391,13 +471,24 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
                          "heed_conv2d_backward %s: dx is (%d, %d, %d, %d), x is (%d, %d, %d, %d)",
                          l->base.name, dx->n, dx->c, dx->h, dx->w, x->n, x->c, x->h, x->w);
     float *dxd = dx ? dx->data : NULL;
-    if (is_depthwise(&g)) {
-        depthwise_backward(l, &g, x->data, dy->data, dxd);
-        return HEED_OK;
-    }
+    if (is_direct(&g)) return heed_conv_direct_backward(l, &g, x->data, dy->data, dxd, l->dx_fresh);
+    if (heed_conv_use_shifted(&g) && (!dxd || dx_by_transposed(&g)))
+        return heed_conv_shifted_backward(l, &g, x->data, dy->data, dxd, l->dx_fresh);
+    if (dxd && l->dx_fresh) heed_tensor_zero(dx); /* the paths below add */
     const int pointwise = is_pointwise(&g), nb = images_per_pass(&g);
-    float *col, *tmp;
-    HEED_TRY(get_buffers(l, &g, nb, !pointwise || nb > 1, &col, &tmp));
+    const int by_t = dxd && dx_by_transposed(&g);
+    const geom gt = conv_transposed(&g);
+    size_t col_n = !pointwise || nb > 1 ? (size_t)g.R * nb * g.L : 0;
+    size_t tmp_n = nb > 1 ? (size_t)g.OCg * nb * g.L : 0;
+    if (by_t && (size_t)gt.R * nb * gt.L > col_n) col_n = (size_t)gt.R * nb * gt.L;
+    if (by_t && nb > 1 && (size_t)g.ICg * nb * gt.L > tmp_n) tmp_n = (size_t)g.ICg * nb * gt.L;
+    float *col = NULL, *tmp = NULL, *wt = NULL;
+    if (col_n) HEED_TRY(heed_scratch_get(&l->col, col_n, &col));
+    if (tmp_n) HEED_TRY(heed_scratch_get(&l->tmp, tmp_n, &tmp));
+    if (by_t) {
+        HEED_TRY(heed_scratch_get(&l->wt, (size_t)g.OC * g.R, &wt));
+        flip_weights(l, &g, wt);
+    }
     for (int n0 = 0; n0 < g.N; n0 += nb) {
         const int nbc = g.N - n0 < nb ? g.N - n0 : nb, cols = nbc * g.L;
         for (int gi = 0; gi < g.G; gi++) {
@@ -406,15 +497,15 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
             if (nbc == 1)
                 dY = dy->data + ((size_t)n0 * g.OC + (size_t)gi * g.OCg) * g.L;
             else
-                reorder(GATHER, dy->data, g.OC, gi * g.OCg, g.OCg, n0, nbc, g.L, tmp, NULL);
-            if (l->db) sum_rows(l->db + (size_t)gi * g.OCg, dY, g.OCg, cols, cols);
+                gather(dy->data, g.OC, gi * g.OCg, g.OCg, n0, nbc, g.L, tmp);
+            if (l->db) conv_sum_rows(l->db + (size_t)gi * g.OCg, dY, g.OCg, cols, cols);
 
             const float *B = col;
             float *xin = x->data + ((size_t)n0 * g.IC + (size_t)gi * g.ICg) * g.L;
             if (pointwise && nbc == 1)
                 B = xin;
             else if (pointwise)
-                reorder(GATHER, x->data, g.IC, gi * g.ICg, g.ICg, n0, nbc, g.L, col, NULL);
+                gather(x->data, g.IC, gi * g.ICg, g.ICg, n0, nbc, g.L, col);
             else
                 im2col(&g, x->data, n0, nbc, gi * g.ICg, col, cols);
             const float *A = l->w + (size_t)gi * g.OCg * g.R;
@@ -422,15 +513,32 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
             HEED_TRY(heed_gemm(0, 1, g.OCg, g.R, cols, 1.0f, dY, cols, B, cols, 1.0f, dW, g.R));
             if (!dxd) continue;
 
+            float *dxg = dxd + ((size_t)n0 * g.IC + (size_t)gi * g.ICg) * gt.L;
             if (pointwise && nbc == 1) {
-                float *dxin = dxd + ((size_t)n0 * g.IC + (size_t)gi * g.ICg) * g.L;
-                HEED_TRY(heed_gemm(1, 0, g.R, cols, g.OCg, 1.0f, A, g.R, dY, cols, 1.0f, dxin, cols));
+                HEED_TRY(heed_gemm(1, 0, g.R, cols, g.OCg, 1.0f, A, g.R, dY, cols, 1.0f, dxg,
+                                   cols));
+                continue;
+            }
+            if (by_t) {
+                /* The columns and dY are spent: the buffers take dy's
+                 * im2col and, for several images, the product. */
+                const int cols_t = nbc * gt.L;
+                const float *At = wt + (size_t)gi * g.ICg * gt.R;
+                im2col(&gt, dy->data, n0, nbc, gi * g.OCg, col, cols_t);
+                if (nbc == 1) {
+                    HEED_TRY(conv_gemm_rows(g.ICg, cols_t, gt.R, At, gt.R, col, cols_t, 1.0f, dxg,
+                                            gt.L));
+                } else {
+                    HEED_TRY(conv_gemm_rows(g.ICg, cols_t, gt.R, At, gt.R, col, cols_t, 0.0f, tmp,
+                                            cols_t));
+                    scatter(dxd, g.IC, gi * g.ICg, g.ICg, n0, nbc, gt.L, tmp, NULL, 1);
+                }
                 continue;
             }
             /* The columns are spent: their gradient reuses the buffer. */
             HEED_TRY(heed_gemm(1, 0, g.R, cols, g.OCg, 1.0f, A, g.R, dY, cols, 0.0f, col, cols));
             if (pointwise)
-                reorder(SCATTER_ADD, dxd, g.IC, gi * g.ICg, g.ICg, n0, nbc, g.L, col, NULL);
+                scatter(dxd, g.IC, gi * g.ICg, g.ICg, n0, nbc, g.L, col, NULL, 1);
             else
                 col2im(&g, col, cols, n0, nbc, gi * g.ICg, dxd);
         }
@@ -469,8 +577,9 @@ heed_status heed_conv2d_fold_bn(heed_conv2d *l, const float *gamma, const float 
     return HEED_OK;
 }
 
-static heed_status op_forward(heed_layer *l, const heed_tensor *x, heed_tensor *y) {
-    return heed_conv2d_forward((heed_conv2d *)l, x, y);
+static heed_status op_forward(heed_layer *base, const heed_tensor *x, heed_tensor *y) {
+    heed_conv2d *l = (heed_conv2d *)base;
+    return forward(l, x, y, l->fuse_scale, l->fuse_shift, l->fuse_relu, "heed_conv2d_forward");
 }
 
 static heed_status op_backward(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
@@ -489,6 +598,8 @@ static void op_destroy(heed_layer *base) {
     heed_conv2d *l = (heed_conv2d *)base;
     heed_scratch_free(&l->col);
     heed_scratch_free(&l->tmp);
+    heed_scratch_free(&l->wt);
+    heed_scratch_free(&l->post);
     heed_free(l->folded_b);
     free(l);
 }

@@ -6,6 +6,9 @@
  *   heed_params_alloc(&params, seed);
  *   heed_conv2d_forward(conv, &x, &y);        // x (N, 3, 224, 224) -> y (N, 64, 112, 112)
  *   heed_conv2d_backward(conv, &x, &dy, &dx); // dx += ..., dW += ..., db += ...
+ *   // inference with the batch norm and relu that follow, in one pass:
+ *   heed_batchnorm_scale_shift(bn, scale, shift);
+ *   heed_conv2d_forward_fused(conv, &x, &y, scale, shift, 1);
  *   heed_layer_free(&conv->base);
  *
  * Semantics are nn.Conv2d's (a cross-correlation) with zero padding, for
@@ -23,9 +26,15 @@
  * IC/G*K*K, weight decay on, and with cfg.bias "<name>.bias" (OC),
  * U(+-1/sqrt(fan_in)), no decay.
  *
- * The layer owns its work buffers (im2col columns, grown once to the
- * largest batch seen) and, after heed_conv2d_fold_bn on a conv without a
- * bias, the folded bias; heed_layer_free releases them with the layer.
+ * For inference, heed_conv2d_forward_fused applies a following batch norm
+ * (as a per-channel scale and shift) and relu in the convolution's own
+ * output pass, leaving the weights untouched; heed_conv2d_fold_bn instead
+ * rewrites the weights once.
+ *
+ * The layer owns its work buffers (im2col columns and the like, grown once
+ * to the largest batch seen, then reused: no allocation per call) and,
+ * after heed_conv2d_fold_bn on a conv without a bias, the folded bias;
+ * heed_layer_free releases them with the layer.
  */
 #ifndef HEED_CONV2D_H
 #define HEED_CONV2D_H
@@ -48,8 +57,26 @@ typedef struct heed_conv2d {
     float *w, *dw;       /* (OC, IC/G, K, K) */
     float *b, *db;       /* (OC); NULL without a bias (db stays NULL for a folded bias) */
     float *folded_b;     /* (OC): the bias heed_conv2d_fold_bn gave a conv that had none */
-    heed_scratch col;    /* (IC/G*K*K, NB*OH*OW): im2col columns of NB images, then their gradient */
-    heed_scratch tmp;    /* (OC/G, NB*OH*OW): one group's output (or its gradient) for NB images */
+    /* Work buffers, each sized by the path a call takes (conv2d.c):
+     * col: im2col columns of NB images (IC/G*K*K, NB*OH*OW) per thread, or
+     *      the shifted copies of an image (IC/G, K, rows, OW), or padded
+     *      planes for the direct loops; in backward also dy's columns or
+     *      copies, or the columns' gradient.
+     * tmp: (OC/G, NB*OH*OW) per thread: one group's output (or its
+     *      gradient) for NB images; the weight gradient of the shifted path.
+     * wt:  (OC, IC/G*K*K): the kernel reordered for the shifted path, or
+     *      flipped for the transposed convolution that gives dx. */
+    heed_scratch col, tmp, wt;
+    heed_scratch post;   /* (OC): the shift forward_fused adds, bias included */
+    /* Set by a sequence around one forward through the layer interface
+     * (heed_layer_forward) when a batch norm in inference mode and/or a relu
+     * follow: run as heed_conv2d_forward_fused(l, x, y, fuse_scale,
+     * fuse_shift, fuse_relu). NULL, NULL, 0 otherwise. */
+    const float *fuse_scale, *fuse_shift; /* (OC) */
+    int fuse_relu;
+    /* Set by a sequence around one backward: dx holds no gradient yet (its
+     * contents are undefined), so backward writes it instead of adding. */
+    int dx_fresh;
 } heed_conv2d;
 
 /* The output side floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1 of
@@ -72,6 +99,16 @@ heed_status heed_conv2d_new(heed_conv2d **out, const heed_conv2d_cfg *cfg, const
  * Errors: HEED_ERR_SHAPE, HEED_ERR_ARG if the parameters have not been
  * allocated, HEED_ERR_NOMEM for the work buffers. */
 heed_status heed_conv2d_forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y);
+
+/* Inference with a following batch norm and relu applied in the output pass:
+ *   y[n,o] = act(scale[o] * (conv(x)[n,o] + b[o]) + shift[o]),  act = relu if `relu`
+ * (heed_batchnorm_scale_shift gives scale and shift for a batch norm in
+ * inference mode). scale and shift hold OC floats, or are NULL (1 and 0).
+ * Reads the weights as they are on each call, so it reflects every change
+ * to them or to the batch norm's statistics. Shapes and errors as for
+ * heed_conv2d_forward. */
+heed_status heed_conv2d_forward_fused(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
+                                      const float *scale, const float *shift, int relu);
 
 /* Given x and dy (N, OC, OH, OW), accumulates dW += dy (x) x, db += the
  * sum of dy over images and positions and, unless dx is NULL, dx (shaped

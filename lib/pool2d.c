@@ -16,11 +16,18 @@
  * Each backward pass finds maxima again in x instead of caching indices:
  * the comparisons cost little next to the memory traffic, and the layers
  * stay free of state between forward and backward.
+ *
+ * Speed: every inner loop is written to vectorize (selects instead of
+ * branches, operands loaded before a select, maxima with NaNs noted on the
+ * side); the common 2 x 2 / stride 2 window has loops of its own; global
+ * average and maximum come in one pass for CBAM; threads split (n, c)
+ * planes only above PAR_MIN values.
  */
 #include "pool2d.h"
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Loops over fewer floats than this are not worth waking threads for. */
 #define PAR_MIN ((size_t)1 << 15)
@@ -167,6 +174,118 @@ static inline void avg_plane_backward(const heed_pool2d *l, const float *dyp, fl
     }
 }
 
+/* The common 2 x 2 window with stride 2 and no padding (a network's
+ * downsampling step), written out so that the loops vectorize: each output
+ * reads its window's two pairs of neighbours. */
+static int is_max2(const heed_pool2d *l) {
+    return l->cfg.kind == HEED_POOL_MAX && l->cfg.k == 2 && l->cfg.stride == 2 && l->cfg.pad == 0;
+}
+
+static void max2_plane_forward(const heed_pool2d *l, const float *restrict xp, float *restrict yp) {
+    const int W = l->base.in_w, OW = l->base.out_w;
+    for (int i = 0; i < l->base.out_h; i++) {
+        const float *restrict r0 = xp + (size_t)2 * i * W, *restrict r1 = r0 + W;
+        float *restrict yr = yp + (size_t)i * OW;
+        for (int j = 0; j < OW; j++) {
+            float m = r0[2 * j], v = r0[2 * j + 1];
+            m = beats(v, m) ? v : m;
+            v = r1[2 * j], m = beats(v, m) ? v : m;
+            v = r1[2 * j + 1], m = beats(v, m) ? v : m;
+            yr[j] = m;
+        }
+    }
+}
+
+/* The 3 x 3 window with stride 2 and padding 1 (ResNet's stem), forward:
+ * a window's maximum does not depend on the order its pixels are taken in
+ * (a NaN wins whatever comes after), so each output row takes the maxima
+ * of its three input rows column by column, then of each column triple;
+ * both loops vectorize. Backward keeps the general loops, which also pick
+ * the first maximum. */
+static int is_max3s2(const heed_pool2d *l) {
+    return l->cfg.kind == HEED_POOL_MAX && l->cfg.k == 3 && l->cfg.stride == 2 &&
+           l->cfg.pad == 1 && l->base.in_w <= 4096;
+}
+
+static void max3s2_plane_forward(const heed_pool2d *l, const float *restrict xp,
+                                 float *restrict yp) {
+    const int H = l->base.in_h, W = l->base.in_w, OW = l->base.out_w;
+    float col[4096]; /* one output row's column maxima, in_w wide */
+    for (int i = 0; i < l->base.out_h; i++) {
+        const int r0 = 2 * i - 1 < 0 ? 0 : 2 * i - 1, r1 = 2 * i + 2 < H ? 2 * i + 2 : H;
+        const float *restrict a = xp + (size_t)r0 * W;
+        for (int j = 0; j < W; j++) col[j] = a[j];
+        for (int r = r0 + 1; r < r1; r++) {
+            const float *restrict b = xp + (size_t)r * W;
+            for (int j = 0; j < W; j++) col[j] = beats(b[j], col[j]) ? b[j] : col[j];
+        }
+        float *restrict yr = yp + (size_t)i * OW;
+        /* Window j covers columns 2j-1 .. 2j+1, clipped to the row. */
+        yr[0] = col[0];
+        if (W > 1) yr[0] = beats(col[1], yr[0]) ? col[1] : yr[0];
+        const int jin = (W - 2) / 2 + 1 < OW ? (W - 2) / 2 + 1 : OW; /* windows with 2j+1 < W */
+        for (int j = 1; j < jin; j++) {
+            float m = col[2 * j - 1], v = col[2 * j];
+            m = beats(v, m) ? v : m;
+            v = col[2 * j + 1], m = beats(v, m) ? v : m;
+            yr[j] = m;
+        }
+        for (int j = jin > 1 ? jin : 1; j < OW; j++) {
+            float m = col[2 * j - 1];
+            if (2 * j < W) m = beats(col[2 * j], m) ? col[2 * j] : m;
+            yr[j] = m;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) void max2_plane_backward_impl(
+    const heed_pool2d *l, const float *restrict xp, const float *restrict dyp,
+    float *restrict dxp, const int fresh) {
+    const int W = l->base.in_w, OW = l->base.out_w;
+    for (int i = 0; i < l->base.out_h; i++) {
+        const float *restrict r0 = xp + (size_t)2 * i * W, *restrict r1 = r0 + W;
+        float *restrict d0 = dxp + (size_t)2 * i * W, *restrict d1 = d0 + W;
+        const float *restrict g = dyp + (size_t)i * OW;
+        for (int j = 0; j < OW; j++) {
+            const float a = r0[2 * j], b = r0[2 * j + 1], c = r1[2 * j], d = r1[2 * j + 1];
+            const float gj = g[j];
+            float m = a, ga = gj, gb = 0.0f, gc = 0.0f, gd = 0.0f;
+            const int tb = beats(b, m);
+            m = tb ? b : m, gb = tb ? gj : 0.0f, ga = tb ? 0.0f : ga;
+            const int tc = beats(c, m);
+            m = tc ? c : m, gc = tc ? gj : 0.0f, ga = tc ? 0.0f : ga, gb = tc ? 0.0f : gb;
+            const int td = beats(d, m);
+            gd = td ? gj : 0.0f, ga = td ? 0.0f : ga, gb = td ? 0.0f : gb, gc = td ? 0.0f : gc;
+            if (fresh) {
+                d0[2 * j] = ga, d0[2 * j + 1] = gb;
+                d1[2 * j] = gc, d1[2 * j + 1] = gd;
+            } else {
+                d0[2 * j] += ga, d0[2 * j + 1] += gb;
+                d1[2 * j] += gc, d1[2 * j + 1] += gd;
+            }
+        }
+    }
+    if (fresh) {
+        /* An odd last row or column belongs to no window. */
+        const int H = l->base.in_h;
+        if (H % 2) memset(dxp + (size_t)(H - 1) * W, 0, (size_t)W * sizeof(float));
+        if (W % 2)
+            for (int h = 0; h < 2 * l->base.out_h; h++) dxp[(size_t)h * W + W - 1] = 0.0f;
+    }
+}
+
+/* The gradient goes to the first maximum of each window in row-major order
+ * (a, b on the upper row, c, d below): each later pixel that beats the
+ * maximum so far takes the whole gradient. Selects, not branches, so that
+ * the loop vectorizes (one copy that adds, one that writes a fresh dx). */
+static void max2_plane_backward(const heed_pool2d *l, const float *xp, const float *dyp,
+                                float *dxp, int fresh) {
+    if (fresh)
+        max2_plane_backward_impl(l, xp, dyp, dxp, 1);
+    else
+        max2_plane_backward_impl(l, xp, dyp, dxp, 0);
+}
+
 static heed_status check_input(const heed_pool2d *l, const heed_tensor *x, const char *fn) {
     if (x->c != l->base.in_c || x->h != l->base.in_h || x->w != l->base.in_w)
         return heed_fail(HEED_ERR_SHAPE, "%s %s: input is (%d, %d, %d, %d), expected (N, %d, %d, %d)",
@@ -182,13 +301,17 @@ heed_status heed_pool2d_forward(heed_pool2d *l, const heed_tensor *x, heed_tenso
     const int N = x->n, C = x->c;
     const size_t HW = (size_t)x->h * x->w, L = (size_t)l->base.out_h * l->base.out_w;
     HEED_TRY(heed_tensor_ensure(y, N, C, l->base.out_h, l->base.out_w));
-    const int is_max = l->cfg.kind == HEED_POOL_MAX;
+    const int is_max = l->cfg.kind == HEED_POOL_MAX, max2 = is_max2(l), max3 = is_max3s2(l);
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {
             const float *xp = x->data + ((size_t)n * C + c) * HW;
             float *yp = y->data + ((size_t)n * C + c) * L;
-            if (is_max)
+            if (max2)
+                max2_plane_forward(l, xp, yp);
+            else if (max3)
+                max3s2_plane_forward(l, xp, yp);
+            else if (is_max)
                 WITH_STRIDE(l, max_plane_forward, l, xp, yp);
             else
                 WITH_STRIDE(l, avg_plane_forward, l, xp, yp);
@@ -210,13 +333,17 @@ heed_status heed_pool2d_backward(heed_pool2d *l, const heed_tensor *x, const hee
         return heed_fail(HEED_ERR_SHAPE,
                          "heed_pool2d_backward %s: dx is (%d, %d, %d, %d), x is (%d, %d, %d, %d)",
                          l->base.name, dx->n, dx->c, dx->h, dx->w, N, C, x->h, x->w);
-    const int is_max = l->cfg.kind == HEED_POOL_MAX;
+    const int is_max = l->cfg.kind == HEED_POOL_MAX, max2 = is_max2(l), fresh = l->dx_fresh;
+    if (fresh && !max2) heed_tensor_zero(dx); /* the other loops add */
     /* Windows overlap only within a plane, and one thread owns each plane. */
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
     for (int n = 0; n < N; n++)
         for (int c = 0; c < C; c++) {
             const size_t plane = (size_t)n * C + c;
-            if (is_max)
+            if (max2)
+                max2_plane_backward(l, x->data + plane * HW, dy->data + plane * L,
+                                    dx->data + plane * HW, fresh);
+            else if (is_max)
                 WITH_STRIDE(l, max_plane_backward, l, x->data + plane * HW, dy->data + plane * L,
                             dx->data + plane * HW);
             else
@@ -312,18 +439,65 @@ static heed_status check_grads(const heed_tensor *x, const heed_tensor *y, const
     return HEED_OK;
 }
 
+/* Plane reductions. Sums run in float within blocks of SUM_BLOCK values
+ * (vectorized) and in double across blocks. Maxima take the larger of each
+ * pair, which vectorizes, and note NaNs on the side: a NaN anywhere makes
+ * the maximum NaN, as `beats` does element by element. */
+#define SUM_BLOCK 512
+
+static double plane_sum(const float *restrict x, size_t n) {
+    double total = 0.0;
+    for (size_t b = 0; b < n; b += SUM_BLOCK) {
+        const size_t e = n - b < SUM_BLOCK ? n : b + SUM_BLOCK;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (size_t i = b; i < e; i++) s += x[i];
+        total += s;
+    }
+    return total;
+}
+
+static float plane_max(const float *restrict x, size_t n) {
+    float m = x[0];
+    int nan = 0;
+#pragma omp simd reduction(max : m) reduction(| : nan)
+    for (size_t i = 0; i < n; i++) {
+        const float v = x[i];
+        m = v > m ? v : m;
+        nan |= v != v;
+    }
+    return nan ? NAN : m;
+}
+
+/* Both in one pass over the plane. */
+static void plane_sum_max(const float *restrict x, size_t n, double *sum, float *max) {
+    double total = 0.0;
+    float m = x[0];
+    int nan = 0;
+    for (size_t b = 0; b < n; b += SUM_BLOCK) {
+        const size_t e = n - b < SUM_BLOCK ? n : b + SUM_BLOCK;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s) reduction(max : m) reduction(| : nan)
+        for (size_t i = b; i < e; i++) {
+            const float v = x[i];
+            s += v;
+            m = v > m ? v : m;
+            nan |= v != v;
+        }
+        total += s;
+    }
+    *sum = total;
+    *max = nan ? NAN : m;
+}
+
 heed_status heed_global_avg_pool_forward(const heed_tensor *x, heed_tensor *y) {
     HEED_TRY(check_xy(x, y, "heed_global_avg_pool_forward"));
     const int NC = x->n * x->c;
     const size_t HW = (size_t)x->h * x->w;
     HEED_TRY(heed_tensor_ensure(y, x->n, x->c, 1, 1));
 #pragma omp parallel for schedule(static) if ((size_t)NC * HW > PAR_MIN)
-    for (int i = 0; i < NC; i++) {
-        const float *xp = x->data + (size_t)i * HW;
-        double s = 0.0;
-        for (size_t k = 0; k < HW; k++) s += xp[k];
-        y->data[i] = (float)(s / (double)HW);
-    }
+    for (int i = 0; i < NC; i++)
+        y->data[i] = (float)(plane_sum(x->data + (size_t)i * HW, HW) / (double)HW);
     return HEED_OK;
 }
 
@@ -335,18 +509,11 @@ heed_status heed_global_avg_pool_backward(const heed_tensor *x, const heed_tenso
     const size_t HW = (size_t)x->h * x->w;
 #pragma omp parallel for schedule(static) if ((size_t)NC * HW > PAR_MIN)
     for (int i = 0; i < NC; i++) {
-        float *dxp = dx->data + (size_t)i * HW;
-        float g = dy->data[i] / (float)HW;
+        float *restrict dxp = dx->data + (size_t)i * HW;
+        const float g = dy->data[i] / (float)HW;
         for (size_t k = 0; k < HW; k++) dxp[k] += g;
     }
     return HEED_OK;
-}
-
-static float plane_max(const float *xp, size_t n) {
-    float m = xp[0];
-    for (size_t k = 1; k < n; k++)
-        if (beats(xp[k], m)) m = xp[k];
-    return m;
 }
 
 heed_status heed_global_max_pool_forward(const heed_tensor *x, heed_tensor *y) {
@@ -359,6 +526,25 @@ heed_status heed_global_max_pool_forward(const heed_tensor *x, heed_tensor *y) {
     return HEED_OK;
 }
 
+heed_status heed_global_avg_max_pool_forward(const heed_tensor *x, heed_tensor *avg,
+                                             heed_tensor *max) {
+    HEED_TRY(check_xy(x, avg, "heed_global_avg_max_pool_forward"));
+    HEED_TRY(check_xy(x, max, "heed_global_avg_max_pool_forward"));
+    if (avg == max || (avg->data && avg->data == max->data))
+        return heed_fail(HEED_ERR_ARG, "heed_global_avg_max_pool_forward: avg and max must differ");
+    const int NC = x->n * x->c;
+    const size_t HW = (size_t)x->h * x->w;
+    HEED_TRY(heed_tensor_ensure(avg, x->n, x->c, 1, 1));
+    HEED_TRY(heed_tensor_ensure(max, x->n, x->c, 1, 1));
+#pragma omp parallel for schedule(static) if ((size_t)NC * HW > PAR_MIN)
+    for (int i = 0; i < NC; i++) {
+        double s;
+        plane_sum_max(x->data + (size_t)i * HW, HW, &s, &max->data[i]);
+        avg->data[i] = (float)(s / (double)HW);
+    }
+    return HEED_OK;
+}
+
 heed_status heed_global_max_pool_backward(const heed_tensor *x, const heed_tensor *y,
                                           const heed_tensor *dy, heed_tensor *dx) {
     HEED_TRY(check_grads(x, y, dy, dx, x->c, 1, 1, "heed_global_max_pool_backward"));
@@ -367,15 +553,14 @@ heed_status heed_global_max_pool_backward(const heed_tensor *x, const heed_tenso
     const size_t HW = (size_t)x->h * x->w;
 #pragma omp parallel for schedule(static) if ((size_t)NC * HW > PAR_MIN)
     for (int i = 0; i < NC; i++) {
-        const float *xp = x->data + (size_t)i * HW;
-        float *dxp = dx->data + (size_t)i * HW;
-        float m = plane_max(xp, HW);
-        size_t ties = 0;
+        const float *restrict xp = x->data + (size_t)i * HW;
+        float *restrict dxp = dx->data + (size_t)i * HW;
+        const float m = plane_max(xp, HW);
+        int ties = 0;
         for (size_t k = 0; k < HW; k++) ties += xp[k] == m;
         if (ties == 0) continue; /* a NaN maximum: nothing compares equal */
-        float g = dy->data[i] / (float)ties;
-        for (size_t k = 0; k < HW; k++)
-            if (xp[k] == m) dxp[k] += g;
+        const float g = dy->data[i] / (float)ties;
+        for (size_t k = 0; k < HW; k++) dxp[k] += xp[k] == m ? g : 0.0f;
     }
     return HEED_OK;
 }
@@ -395,16 +580,17 @@ heed_status heed_channel_pool_forward(const heed_tensor *x, heed_tensor *y) {
             const int len = HW - p0 < CP_BLOCK ? (int)(HW - p0) : CP_BLOCK;
             const float *xn = x->data + (size_t)n * C * HW + p0;
             float *ymax = y->data + (size_t)n * 2 * HW + p0, *ymean = ymax + HW;
-            float sum[CP_BLOCK];
-            for (int k = 0; k < len; k++) ymax[k] = sum[k] = xn[k];
+            float mx[CP_BLOCK], sum[CP_BLOCK];
+            for (int k = 0; k < len; k++) mx[k] = sum[k] = xn[k];
             for (int c = 1; c < C; c++) {
-                const float *xc = xn + (size_t)c * HW;
+                const float *restrict xc = xn + (size_t)c * HW;
                 for (int k = 0; k < len; k++) {
-                    if (beats(xc[k], ymax[k])) ymax[k] = xc[k];
-                    sum[k] += xc[k];
+                    const float v = xc[k];
+                    mx[k] = beats(v, mx[k]) ? v : mx[k];
+                    sum[k] += v;
                 }
             }
-            for (int k = 0; k < len; k++) ymean[k] = sum[k] / (float)C;
+            for (int k = 0; k < len; k++) ymax[k] = mx[k], ymean[k] = sum[k] / (float)C;
         }
     return HEED_OK;
 }
@@ -426,21 +612,26 @@ heed_status heed_channel_pool_backward(const heed_tensor *x, const heed_tensor *
             float *dxn = dx->data + (size_t)n * C * HW + p0;
             float m[CP_BLOCK], share[CP_BLOCK], mean_share[CP_BLOCK];
             for (int k = 0; k < len; k++) m[k] = xn[k], share[k] = 0.0f;
-            for (int c = 1; c < C; c++)
-                for (int k = 0; k < len; k++)
-                    if (beats(xn[(size_t)c * HW + k], m[k])) m[k] = xn[(size_t)c * HW + k];
-            for (int c = 0; c < C; c++)
-                for (int k = 0; k < len; k++) share[k] += xn[(size_t)c * HW + k] == m[k];
+            for (int c = 1; c < C; c++) {
+                const float *restrict xc = xn + (size_t)c * HW;
+                for (int k = 0; k < len; k++) m[k] = beats(xc[k], m[k]) ? xc[k] : m[k];
+            }
+            for (int c = 0; c < C; c++) {
+                const float *restrict xc = xn + (size_t)c * HW;
+                for (int k = 0; k < len; k++) share[k] += xc[k] == m[k] ? 1.0f : 0.0f;
+            }
             for (int k = 0; k < len; k++) {
                 /* A NaN maximum matches nothing: no share to hand out. */
                 share[k] = share[k] > 0.0f ? dmax[k] / share[k] : 0.0f;
                 mean_share[k] = dmean[k] / (float)C;
             }
             for (int c = 0; c < C; c++) {
-                const float *xc = xn + (size_t)c * HW;
-                float *dxc = dxn + (size_t)c * HW;
-                for (int k = 0; k < len; k++)
-                    dxc[k] += mean_share[k] + (xc[k] == m[k] ? share[k] : 0.0f);
+                const float *restrict xc = xn + (size_t)c * HW;
+                float *restrict dxc = dxn + (size_t)c * HW;
+                for (int k = 0; k < len; k++) {
+                    const float sh = share[k];
+                    dxc[k] += mean_share[k] + (xc[k] == m[k] ? sh : 0.0f);
+                }
             }
         }
     return HEED_OK;

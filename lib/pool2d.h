@@ -46,6 +46,9 @@ typedef struct heed_pool2d_cfg {
 typedef struct heed_pool2d {
     heed_layer base;
     heed_pool2d_cfg cfg; /* stride resolved */
+    /* Set by a sequence around one backward: dx holds no gradient yet (its
+     * contents are undefined), so backward writes it instead of adding. */
+    int dx_fresh;
 } heed_pool2d;
 
 /* Makes a pooling layer (type "maxpool" or "avgpool") for inputs of shape
@@ -85,6 +88,12 @@ heed_status heed_global_avg_pool_backward(const heed_tensor *x, const heed_tenso
 
 /* y[n,c] = max of x[n,c,:,:]; y sized (N, C, 1, 1). */
 heed_status heed_global_max_pool_forward(const heed_tensor *x, heed_tensor *y);
+/* Both global poolings in one pass over x (CBAM's channel attention):
+ * avg and max sized (N, C, 1, 1), each as the functions above compute them.
+ * Errors: HEED_ERR_ARG if an output aliases x or the other output. */
+heed_status heed_global_avg_max_pool_forward(const heed_tensor *x, heed_tensor *avg,
+                                             heed_tensor *max);
+
 /* dx[n,c,h,w] += dy[n,c] / T at each of the T positions equal to the
  * maximum. y (the forward output) is only checked for shape and may be
  * NULL. Errors: HEED_ERR_SHAPE. */

@@ -5,24 +5,139 @@
  *   adds into g_{i-1} (zeroed first), and for i = 0 into the caller's dx.
  * Residual:  y = B(x) + S(x) (S = identity without a shortcut);
  *   dx += B'(x)^T dy + S'(x)^T dy.
+ *
+ * Each forward plans how to run the children as steps, a step being one
+ * child or a few fused ones (the plan depends only on the children's types
+ * and modes, so it is the same every call):
+ *   conv, bn, relu / conv, bn / conv, relu  (inference, bn in inference
+ *     mode): one heed_conv2d_forward_fused, the batch norm's running
+ *     statistics as a per-channel scale and shift; nothing in between is
+ *     stored, and the weights are read as they are on each call, so
+ *     training steps and loaded models are reflected at once.
+ *   bn, relu  (any mode): heed_batchnorm_forward_relu; backward uses the
+ *     relu's output as the mask (heed_batchnorm_backward_relu).
+ * The fused calls go through heed_layer_forward on the step's first child,
+ * with the fusion passed in fields the sequence sets around the call, so
+ * per-layer timing (heed_layer_profile) still counts them, under that
+ * child. Backward walks the steps of the last forward in reverse; a conv,
+ * batch norm or pooling layer is told (dx_fresh) that its input gradient
+ * buffer holds nothing yet and writes it instead of adding to a zeroed one,
+ * which saves a pass over the tensor.
+ *
+ * Memory: in training each step's output is kept for backward; in
+ * inference outputs alternate between two buffers (see seq.h), and a
+ * residual block's body writes straight into the block's output.
  */
 #include "seq.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "batchnorm.h"
+#include "conv2d.h"
 #include "elementwise.h"
+#include "pool2d.h"
+
+enum {
+    STEP_SKIP,         /* run by an earlier child's step */
+    STEP_ONE,          /* the child alone */
+    STEP_BN_RELU,      /* bn, relu */
+    STEP_CONV_RELU,    /* conv, relu */
+    STEP_CONV_BN,      /* conv, bn */
+    STEP_CONV_BN_RELU  /* conv, bn, relu */
+};
+
+/* Plans: training; inference keeping only what the next step needs (lean);
+ * inference keeping every output for a backward (full). */
+enum { PLAN_TRAIN, PLAN_LEAN, PLAN_FULL };
+
+static int step_len(int kind) {
+    return kind == STEP_CONV_BN_RELU ? 3 : kind == STEP_ONE ? 1 : 2;
+}
+
+static int is_type(const heed_layer *l, const char *type) { return !strcmp(l->ops->type, type); }
+
+static void make_plan(heed_seq *s, int mode) {
+    heed_layer **c = s->children;
+    for (int i = 0; i < s->count;) {
+        int kind = STEP_ONE;
+        const int more = s->count - 1 - i; /* children after i */
+        if (mode == PLAN_LEAN && is_type(c[i], "conv")) {
+            if (more >= 1 && is_type(c[i + 1], "bn") && !c[i + 1]->training)
+                kind = more >= 2 && is_type(c[i + 2], "relu") ? STEP_CONV_BN_RELU : STEP_CONV_BN;
+            else if (more >= 1 && is_type(c[i + 1], "relu"))
+                kind = STEP_CONV_RELU;
+        } else if (is_type(c[i], "bn") && more >= 1 && is_type(c[i + 1], "relu")) {
+            kind = STEP_BN_RELU;
+        }
+        s->plan[i] = (unsigned char)kind;
+        for (int k = 1; k < step_len(kind); k++) s->plan[i + k] = STEP_SKIP;
+        i += step_len(kind);
+    }
+}
+
+/* The layers that can write a fresh input gradient instead of adding to a
+ * zeroed one (a pass over the tensor saved): their flag, else NULL. */
+static int *fresh_flag(heed_layer *l) {
+    if (is_type(l, "conv")) return &((heed_conv2d *)l)->dx_fresh;
+    if (is_type(l, "bn")) return &((heed_batchnorm *)l)->dx_fresh;
+    if (is_type(l, "maxpool") || is_type(l, "avgpool")) return &((heed_pool2d *)l)->dx_fresh;
+    return NULL;
+}
+
+/* Runs the step starting at child i from in to out. */
+static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_tensor *out) {
+    const int kind = s->plan[i];
+    heed_layer *l = s->children[i];
+    if (kind == STEP_ONE) return heed_layer_forward(l, in, out);
+    if (kind == STEP_BN_RELU) {
+        heed_batchnorm *bn = (heed_batchnorm *)l;
+        bn->fuse_relu = 1;
+        heed_status st = heed_layer_forward(l, in, out);
+        bn->fuse_relu = 0;
+        return st;
+    }
+    heed_conv2d *conv = (heed_conv2d *)l;
+    if (kind == STEP_CONV_BN || kind == STEP_CONV_BN_RELU) {
+        float *affine;
+        HEED_TRY(heed_scratch_get(&s->affine, 2 * (size_t)l->out_c, &affine));
+        HEED_TRY(heed_batchnorm_scale_shift((heed_batchnorm *)s->children[i + 1], affine,
+                                            affine + l->out_c));
+        conv->fuse_scale = affine;
+        conv->fuse_shift = affine + l->out_c;
+    }
+    conv->fuse_relu = kind == STEP_CONV_RELU || kind == STEP_CONV_BN_RELU;
+    heed_status st = heed_layer_forward(l, in, out);
+    conv->fuse_scale = conv->fuse_shift = NULL;
+    conv->fuse_relu = 0;
+    return st;
+}
+
+/* The forward under `mode`; the last child writes to y. */
+static heed_status run(heed_seq *s, const heed_tensor *x, heed_tensor *y, int mode) {
+    make_plan(s, mode);
+    const heed_tensor *in = x;
+    for (int i = 0; i < s->count;) {
+        const int last = i + step_len(s->plan[i]) - 1;
+        heed_tensor *out;
+        if (last == s->count - 1)
+            out = y;
+        else if (mode == PLAN_LEAN)
+            out = in == &s->pingpong[0] ? &s->pingpong[1] : &s->pingpong[0];
+        else
+            out = &s->acts[last];
+        HEED_TRY(step_forward(s, i, in, out));
+        in = out;
+        i = last + 1;
+    }
+    s->lean = mode == PLAN_LEAN;
+    return HEED_OK;
+}
 
 static heed_status seq_forward(heed_layer *layer, const heed_tensor *x, heed_tensor *y) {
     heed_seq *s = (heed_seq *)layer;
     if (s->count == 0) return heed_tensor_copy(y, x);
-    const heed_tensor *in = x;
-    for (int i = 0; i < s->count; i++) {
-        heed_tensor *out = i == s->count - 1 ? y : &s->acts[i];
-        HEED_TRY(heed_layer_forward(s->children[i], in, out));
-        in = out;
-    }
-    return HEED_OK;
+    return run(s, x, y, layer->training ? PLAN_TRAIN : PLAN_LEAN);
 }
 
 static heed_status seq_backward(heed_layer *layer, const heed_tensor *x, const heed_tensor *y,
@@ -32,20 +147,39 @@ static heed_status seq_backward(heed_layer *layer, const heed_tensor *x, const h
         if (dx) heed_axpy(1.0f, dy, dx);
         return HEED_OK;
     }
+    const heed_tensor *ylast = y;
+    if (s->lean) {
+        /* The inference forward kept nothing backward needs: run it again,
+         * keeping every output (the last one too, leaving y alone). */
+        heed_tensor *again = &s->acts[s->count - 1];
+        HEED_TRY(run(s, x, again, PLAN_FULL));
+        ylast = again;
+    }
     const heed_tensor *g = dy;
-    for (int i = s->count - 1; i >= 0; i--) {
+    for (int end = s->count; end > 0;) {
+        int i = end - 1;
+        while (s->plan[i] == STEP_SKIP) i--;
+        /* The step runs children i .. end-1. */
         const heed_tensor *in = i == 0 ? x : &s->acts[i - 1];
-        const heed_tensor *out = i == s->count - 1 ? y : &s->acts[i];
-        heed_tensor *gin = NULL;
+        const heed_tensor *out = end == s->count ? ylast : &s->acts[end - 1];
+        heed_layer *l = s->children[i];
+        int *fresh = fresh_flag(l);
+        heed_tensor *gin = dx;
         if (i > 0) {
             gin = &s->grads[i - 1];
             HEED_TRY(heed_tensor_ensure(gin, in->n, in->c, in->h, in->w));
-            heed_tensor_zero(gin);
+            if (!fresh) heed_tensor_zero(gin);
         } else {
-            gin = dx;
+            fresh = NULL; /* the caller's dx is added to */
         }
-        HEED_TRY(heed_layer_backward(s->children[i], in, out, g, gin));
+        if (fresh) *fresh = 1;
+        if (s->plan[i] == STEP_BN_RELU) ((heed_batchnorm *)l)->fuse_relu = 1;
+        heed_status st = heed_layer_backward(l, in, out, g, gin);
+        if (s->plan[i] == STEP_BN_RELU) ((heed_batchnorm *)l)->fuse_relu = 0;
+        if (fresh) *fresh = 0;
+        HEED_TRY(st);
         g = gin;
+        end = i;
     }
     return HEED_OK;
 }
@@ -57,9 +191,13 @@ static void seq_destroy(heed_layer *layer) {
         heed_tensor_free(&s->acts[i]);
         heed_tensor_free(&s->grads[i]);
     }
+    heed_tensor_free(&s->pingpong[0]);
+    heed_tensor_free(&s->pingpong[1]);
+    heed_scratch_free(&s->affine);
     free(s->children);
     free(s->acts);
     free(s->grads);
+    free(s->plan);
     free(s);
 }
 
@@ -102,9 +240,11 @@ heed_status heed_seq_append(heed_seq *s, heed_layer *l) {
         heed_tensor *acts = children ? realloc(s->acts, (size_t)cap * sizeof *acts) : NULL;
         if (acts) s->acts = acts;
         heed_tensor *grads = acts ? realloc(s->grads, (size_t)cap * sizeof *grads) : NULL;
-        if (children) s->children = children;
         if (grads) s->grads = grads;
-        if (!children || !acts || !grads) {
+        unsigned char *plan = grads ? realloc(s->plan, (size_t)cap) : NULL;
+        if (plan) s->plan = plan;
+        if (children) s->children = children;
+        if (!children || !acts || !grads || !plan) {
             heed_layer_free(l);
             return heed_fail(HEED_ERR_NOMEM, "cannot grow sequence %s", s->base.name);
         }
@@ -129,6 +269,14 @@ const heed_tensor *heed_seq_activation(const heed_seq *s, int i) { return &s->ac
 
 static heed_status residual_forward(heed_layer *layer, const heed_tensor *x, heed_tensor *y) {
     heed_residual *r = (heed_residual *)layer;
+    r->lean = !layer->training;
+    if (r->lean) {
+        /* Inference: the body writes straight into y, the shortcut adds. */
+        HEED_TRY(heed_layer_forward(&r->body->base, x, y));
+        if (!r->shortcut) return heed_add_forward(y, x, y);
+        HEED_TRY(heed_layer_forward(&r->shortcut->base, x, &r->short_out));
+        return heed_add_forward(y, &r->short_out, y);
+    }
     HEED_TRY(heed_layer_forward(&r->body->base, x, &r->body_out));
     if (!r->shortcut) return heed_add_forward(&r->body_out, x, y);
     HEED_TRY(heed_layer_forward(&r->shortcut->base, x, &r->short_out));
@@ -139,6 +287,12 @@ static heed_status residual_backward(heed_layer *layer, const heed_tensor *x, co
                                      const heed_tensor *dy, heed_tensor *dx) {
     (void)y;
     heed_residual *r = (heed_residual *)layer;
+    if (r->lean) {
+        /* After an inference forward the branches' own outputs are gone. */
+        HEED_TRY(heed_layer_forward(&r->body->base, x, &r->body_out));
+        if (r->shortcut) HEED_TRY(heed_layer_forward(&r->shortcut->base, x, &r->short_out));
+        r->lean = 0;
+    }
     HEED_TRY(heed_layer_backward(&r->body->base, x, &r->body_out, dy, dx));
     if (!r->shortcut) {
         if (dx) heed_axpy(1.0f, dy, dx);

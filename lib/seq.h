@@ -6,11 +6,25 @@
  *   heed_conv2d_new(&conv, &cfg, heed_seq_out_shape(s, shape), &params, "stage1.conv1");
  *   heed_seq_append(s, &conv->base);                 // s now owns conv
  *
- * A sequence runs its children in order, keeping each child's output (and,
- * in backward, each output's gradient) in tensors it owns, so backward can
- * hand every child the x, y and dy of its own forward. A residual block
- * computes y = body(x) + shortcut(x), with shortcut the identity when it
- * has none (shapes must then agree); both are sequences it owns.
+ * A sequence runs its children in order. How it keeps their outputs
+ * depends on the mode:
+ *
+ *  - training: each child's output (and, in backward, each output's
+ *    gradient) lives in tensors the sequence owns, so backward can hand
+ *    every child the x, y and dy of its own forward. A batch norm followed
+ *    by a relu runs as one pass (heed_batchnorm_forward_relu), so the batch
+ *    norm's own output is never stored.
+ *  - inference: a conv followed by a batch norm (in inference mode) and/or
+ *    a relu runs as one fused convolution (heed_conv2d_forward_fused), and
+ *    outputs alternate between two buffers, so memory is that of the two
+ *    largest activations, whatever the depth. The buffers grow once per
+ *    batch size and are reused: a forward allocates nothing in the steady
+ *    state. A backward after an inference forward (Grad-CAM) first runs the
+ *    forward again keeping every output, then proceeds as in training.
+ *
+ * A residual block computes y = body(x) + shortcut(x), with shortcut the
+ * identity when it has none (shapes must then agree); both are sequences it
+ * owns.
  */
 #ifndef HEED_SEQ_H
 #define HEED_SEQ_H
@@ -21,8 +35,13 @@ typedef struct heed_seq {
     heed_layer base;
     heed_layer **children; /* (count), owned */
     int count, cap;
-    heed_tensor *acts;  /* (count) child outputs; the last child writes to y */
+    heed_tensor *acts;  /* (count) child outputs kept for backward; the last child writes to y */
     heed_tensor *grads; /* (count) gradients of those outputs */
+    /* How the last forward ran each child (see seq.c); (cap). */
+    unsigned char *plan;
+    int lean;             /* 1 if the last forward kept only the outputs inference needs */
+    heed_tensor pingpong[2]; /* inference: child outputs alternate between these */
+    heed_scratch affine;  /* (2, C) a fused batch norm's scale and shift */
 } heed_seq;
 
 /* An empty sequence with input shape in[3] (its output shape is its input's
@@ -36,8 +55,10 @@ heed_status heed_seq_append(heed_seq *s, heed_layer *l);
 /* The sequence's current output shape, written to shape[3] and returned. */
 int *heed_seq_out_shape(const heed_seq *s, int shape[3]);
 
-/* The output of child i from the last forward (the last child's lives in
- * the caller's y). */
+/* The output of child i from the last training forward, or from the forward
+ * a backward after an inference forward runs again (the last child's lives
+ * in the caller's y). Not kept by an inference forward alone, nor for a
+ * batch norm whose relu ran fused with it (the relu's output is there). */
 const heed_tensor *heed_seq_activation(const heed_seq *s, int i);
 
 typedef struct heed_residual {
@@ -45,6 +66,7 @@ typedef struct heed_residual {
     heed_seq *body;
     heed_seq *shortcut; /* NULL: identity */
     heed_tensor body_out, short_out;
+    int lean; /* 1 if the last forward wrote the body's output into y only */
 } heed_residual;
 
 /* Takes ownership of body and shortcut (NULL for identity), also on failure.

@@ -1,4 +1,5 @@
-/* cbam.c -- CBAM, composed from core primitives.
+/* cbam.c -- CBAM: core primitives for the small tensors, fused passes for
+ * the large one.
  *
  * forward:  p0 = gap(x), p1 = gmp(x); a = sum_i fc2(relu(fc1(p_i)));
  *           e = sigmoid(a); x1 = x * e; m = [max_c x1, mean_c x1];
@@ -9,9 +10,19 @@
  *           for each branch: fc2, relu, fc1 back to dp_i, then
  *           dx += gap'(dp0) + gmp'(dp1). fc1/fc2 gradients add up over
  *           both branches because the weights are shared.
+ *
+ * Everything on (N, C) vectors and (N, 1|2, H, W) maps runs on the
+ * primitives (linear, activation, conv, batch norm layers). The passes over
+ * the (N, C, H, W) activation are fused, because done one primitive at a
+ * time they cost most of the module's time: x1 is never stored (x * e is
+ * recomputed where needed, the same float product each time), so forward
+ * reads x three times (both global poolings; the channel pool of x * e;
+ * y = x * e * s) and writes y once, and backward reads it three times (ds;
+ * dx1, de and dx += dx1 e together; the global poolings' gradients).
  */
 #include "cbam.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -19,9 +30,73 @@
 #include "elementwise.h"
 #include "pool2d.h"
 
+/* Loops over fewer floats than this are not worth waking threads for. */
+#define PAR_MIN ((size_t)1 << 15)
+/* Positions per block in the channel pool: the block's maxima, counts and
+ * sums stay in small local arrays while the loops stream over channels. */
+#define BLOCK 256
+
+/* As in pool2d.c: NaN is a maximum, otherwise only a larger value wins. */
+static inline int beats(float v, float best) { return (v > best) | (v != v); }
+
+/* m[n,0,p] = max_c x1, m[n,1,p] = mean_c x1, with x1 = x * e, and ties[n,p]
+ * the number of channels equal to the maximum (0 for a NaN maximum, which
+ * nothing equals). */
+static void channel_pool_scaled(const heed_tensor *x, const float *e, float *m, float *ties) {
+    /* ties NULL: not needed (an inference forward; a backward after it
+     * counts them then). */
+    const int N = x->n, C = x->c;
+    const size_t HW = (size_t)x->h * x->w;
+    const int blocks = (int)((HW + BLOCK - 1) / BLOCK);
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
+    for (int n = 0; n < N; n++)
+        for (int b = 0; b < blocks; b++) {
+            const size_t p0 = (size_t)b * BLOCK;
+            const int len = HW - p0 < BLOCK ? (int)(HW - p0) : BLOCK;
+            const float *xn = x->data + (size_t)n * C * HW + p0;
+            const float *en = e + (size_t)n * C;
+            float mx[BLOCK], sum[BLOCK], cnt[BLOCK];
+            for (int k = 0; k < len; k++) mx[k] = sum[k] = xn[k] * en[0], cnt[k] = 0.0f;
+            for (int c = 1; c < C; c++) {
+                const float *restrict xc = xn + (size_t)c * HW;
+                const float ec = en[c];
+                for (int k = 0; k < len; k++) {
+                    const float v = xc[k] * ec;
+                    mx[k] = beats(v, mx[k]) ? v : mx[k];
+                    sum[k] += v;
+                }
+            }
+            /* Counting the ties as the maximum changes would not vectorize;
+             * a second sweep over the block (in cache) does. */
+            for (int c = 0; ties && c < C; c++) {
+                const float *restrict xc = xn + (size_t)c * HW;
+                const float ec = en[c];
+                for (int k = 0; k < len; k++) cnt[k] += xc[k] * ec == mx[k] ? 1.0f : 0.0f;
+            }
+            float *ymax = m + (size_t)n * 2 * HW + p0, *ymean = ymax + HW;
+            for (int k = 0; k < len; k++) ymax[k] = mx[k], ymean[k] = sum[k] / (float)C;
+            if (ties)
+                for (int k = 0; k < len; k++) ties[(size_t)n * HW + p0 + k] = cnt[k];
+        }
+}
+
+/* y = (x * e) * s: e per (n, c), s per (n, position). */
+static void scale_channels_positions(const heed_tensor *x, const float *e, const float *s,
+                                     float *y) {
+    const int C = x->c;
+    const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
+#pragma omp parallel for schedule(static) if (planes * HW > PAR_MIN)
+    for (size_t p = 0; p < planes; p++) {
+        const float *restrict xp = x->data + p * HW, *restrict sp = s + (p / C) * HW;
+        float *restrict yp = y + p * HW;
+        const float ev = e[p];
+        for (size_t i = 0; i < HW; i++) yp[i] = (xp[i] * ev) * sp[i];
+    }
+}
+
 heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y) {
-    HEED_TRY(heed_global_avg_pool_forward(x, &l->pooled[0]));
-    HEED_TRY(heed_global_max_pool_forward(x, &l->pooled[1]));
+    const int N = x->n, C = x->c, H = x->h, W = x->w;
+    HEED_TRY(heed_global_avg_max_pool_forward(x, &l->pooled[0], &l->pooled[1]));
     for (int i = 0; i < 2; i++) {
         HEED_TRY(heed_linear_forward(l->fc1, &l->pooled[i], &l->hidden[i]));
         HEED_TRY(heed_act_forward(HEED_ACT_RELU, 0, &l->hidden[i], &l->hidden_relu[i]));
@@ -29,30 +104,134 @@ heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y
     }
     HEED_TRY(heed_add_forward(&l->logits[0], &l->logits[1], &l->a));
     HEED_TRY(heed_act_forward(HEED_ACT_SIGMOID, 0, &l->a, &l->e));
-    HEED_TRY(heed_mul_channel_forward(x, &l->e, &l->x1));
-    HEED_TRY(heed_channel_pool_forward(&l->x1, &l->m));
+    HEED_TRY(heed_tensor_ensure(&l->m, N, 2, H, W));
+    HEED_TRY(heed_tensor_ensure(&l->ties, N, 1, H, W));
+    l->ties_valid = l->base.training;
+    channel_pool_scaled(x, l->e.data, l->m.data, l->ties_valid ? l->ties.data : NULL);
     HEED_TRY(heed_layer_forward(&l->conv->base, &l->m, &l->c));
     HEED_TRY(heed_layer_forward(&l->bn->base, &l->c, &l->b));
     HEED_TRY(heed_act_forward(HEED_ACT_SIGMOID, 0, &l->b, &l->s));
-    return heed_mul_spatial_forward(&l->x1, &l->s, y);
+    if (y == x || (y->data && y->data == x->data))
+        return heed_fail(HEED_ERR_ARG, "cbam forward %s: y must not alias x", l->base.name);
+    HEED_TRY(heed_tensor_ensure(y, N, C, H, W));
+    scale_channels_positions(x, l->e.data, l->s.data, y->data);
+    return HEED_OK;
+}
+
+/* ds[n,p] = sum_c dy * x1 over tiles of positions (channels are HW apart). */
+static void spatial_grad(const heed_tensor *x, const float *e, const float *dy, float *ds) {
+    const int N = x->n, C = x->c;
+    const size_t HW = (size_t)x->h * x->w;
+    const int blocks = (int)((HW + BLOCK - 1) / BLOCK);
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
+    for (int n = 0; n < N; n++)
+        for (int b = 0; b < blocks; b++) {
+            const size_t p0 = (size_t)b * BLOCK;
+            const int len = HW - p0 < BLOCK ? (int)(HW - p0) : BLOCK;
+            float acc[BLOCK];
+            for (int k = 0; k < len; k++) acc[k] = 0.0f;
+            for (int c = 0; c < C; c++) {
+                const size_t off = ((size_t)n * C + c) * HW + p0;
+                const float *restrict xc = x->data + off, *restrict gc = dy + off;
+                const float ec = e[(size_t)n * C + c];
+                for (int k = 0; k < len; k++) acc[k] += gc[k] * (xc[k] * ec);
+            }
+            float *dsn = ds + (size_t)n * HW + p0;
+            for (int k = 0; k < len; k++) dsn[k] = acc[k];
+        }
+}
+
+/* Per (n, c) plane: dx1 = dy s + dmean / C + [x1 == max] dmax / T;
+ * de[n,c] = sum_p dx1 x; dx += dx1 e (dx may be NULL). share holds
+ * (N, 2, HW): dmax / T (0 without ties) and dmean / C per position. */
+static void channel_grad(const heed_tensor *x, const float *e, const float *dy, const float *s,
+                         const float *mx, const float *share, float *de, float *dx) {
+    const int C = x->c;
+    const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
+#pragma omp parallel for schedule(static) if (planes * HW > PAR_MIN)
+    for (size_t p = 0; p < planes; p++) {
+        const size_t n = p / C;
+        const float *restrict xp = x->data + p * HW, *restrict gp = dy + p * HW;
+        const float *restrict sp = s + n * HW, *restrict mp = mx + n * 2 * HW;
+        const float *restrict smax = share + n * 2 * HW, *restrict smean = smax + HW;
+        float *restrict dp = dx ? dx + p * HW : NULL;
+        const float ev = e[p];
+        float acc = 0.0f;
+        if (dp) {
+#pragma omp simd reduction(+ : acc)
+            for (size_t i = 0; i < HW; i++) {
+                const float sm = smax[i]; /* loaded before the select, which then vectorizes */
+                const float d = gp[i] * sp[i] + smean[i] + (xp[i] * ev == mp[i] ? sm : 0.0f);
+                acc += d * xp[i];
+                dp[i] += d * ev;
+            }
+        } else {
+#pragma omp simd reduction(+ : acc)
+            for (size_t i = 0; i < HW; i++) {
+                const float sm = smax[i]; /* loaded before the select, which then vectorizes */
+                const float d = gp[i] * sp[i] + smean[i] + (xp[i] * ev == mp[i] ? sm : 0.0f);
+                acc += d * xp[i];
+            }
+        }
+        de[p] = acc;
+    }
+}
+
+/* dx += dp0 / HW + [x == gmax] dp1 / T per plane: both global poolings'
+ * gradients in one pass (T the plane's maxima, as in pool2d.c). */
+static void global_grad(const heed_tensor *x, const float *gmax, const float *dp0,
+                        const float *dp1, float *dx) {
+    const size_t planes = (size_t)x->n * x->c, HW = (size_t)x->h * x->w;
+#pragma omp parallel for schedule(static) if (planes * HW > PAR_MIN)
+    for (size_t p = 0; p < planes; p++) {
+        const float *restrict xp = x->data + p * HW;
+        float *restrict dp = dx + p * HW;
+        const float m = gmax[p];
+        int ties = 0;
+        for (size_t i = 0; i < HW; i++) ties += xp[i] == m;
+        const float a = dp0[p] / (float)HW, b = ties ? dp1[p] / (float)ties : 0.0f;
+        for (size_t i = 0; i < HW; i++) dp[i] += a + (xp[i] == m ? b : 0.0f);
+    }
 }
 
 heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_tensor *dy,
                                heed_tensor *dx) {
+    const int N = x->n, C = x->c, H = x->h, W = x->w;
+    const size_t HW = (size_t)H * W;
+    HEED_CHECK_SHAPE(heed_tensor_same_shape(dy, x) && (!dx || heed_tensor_same_shape(dx, x)) &&
+                         l->e.n == N && l->s.n == N,
+                     "cbam backward %s: x (%d, %d, %d, %d), dy (%d, %d, %d, %d) and the last "
+                     "forward (batch %d) do not match",
+                     l->base.name, N, C, H, W, dy->n, dy->c, dy->h, dy->w, l->e.n);
     /* spatial attention */
-    HEED_TRY(heed_tensor_zeros_like(&l->dx1, &l->x1));
-    HEED_TRY(heed_tensor_zeros_like(&l->ds, &l->s));
-    HEED_TRY(heed_mul_spatial_backward(&l->x1, &l->s, dy, &l->dx1, &l->ds));
+    HEED_TRY(heed_tensor_ensure(&l->ds, N, 1, H, W));
+    spatial_grad(x, l->e.data, dy->data, l->ds.data);
     HEED_TRY(heed_tensor_zeros_like(&l->db, &l->b));
     HEED_TRY(heed_act_backward(HEED_ACT_SIGMOID, 0, &l->b, &l->s, &l->ds, &l->db));
     HEED_TRY(heed_tensor_zeros_like(&l->dc, &l->c));
     HEED_TRY(heed_layer_backward(&l->bn->base, &l->c, &l->b, &l->db, &l->dc));
     HEED_TRY(heed_tensor_zeros_like(&l->dm, &l->m));
     HEED_TRY(heed_layer_backward(&l->conv->base, &l->m, &l->c, &l->dc, &l->dm));
-    HEED_TRY(heed_channel_pool_backward(&l->x1, &l->m, &l->dm, &l->dx1));
+    /* the channel pool's gradient shares, per position */
+    if (!l->ties_valid) {
+        /* An inference forward skipped counting the tied maxima. */
+        channel_pool_scaled(x, l->e.data, l->m.data, l->ties.data);
+        l->ties_valid = 1;
+    }
+    HEED_TRY(heed_tensor_ensure(&l->share, N, 2, H, W));
+    for (int n = 0; n < N; n++) {
+        const float *dmax = l->dm.data + (size_t)n * 2 * HW, *dmean = dmax + HW;
+        const float *t = l->ties.data + (size_t)n * HW;
+        float *smax = l->share.data + (size_t)n * 2 * HW, *smean = smax + HW;
+        for (size_t i = 0; i < HW; i++) {
+            smax[i] = t[i] > 0.0f ? dmax[i] / t[i] : 0.0f;
+            smean[i] = dmean[i] / (float)C;
+        }
+    }
     /* channel attention */
-    HEED_TRY(heed_tensor_zeros_like(&l->de, &l->e));
-    HEED_TRY(heed_mul_channel_backward(x, &l->e, &l->dx1, dx, &l->de));
+    HEED_TRY(heed_tensor_ensure(&l->de, N, C, 1, 1));
+    channel_grad(x, l->e.data, dy->data, l->s.data, l->m.data, l->share.data, l->de.data,
+                 dx ? dx->data : NULL);
     HEED_TRY(heed_tensor_zeros_like(&l->da, &l->a));
     HEED_TRY(heed_act_backward(HEED_ACT_SIGMOID, 0, &l->a, &l->e, &l->de, &l->da));
     for (int i = 0; i < 2; i++) {
@@ -62,14 +241,11 @@ heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_te
         HEED_TRY(heed_tensor_zeros_like(&l->dhidden, &l->hidden[i]));
         HEED_TRY(heed_act_backward(HEED_ACT_RELU, 0, &l->hidden[i], &l->hidden_relu[i],
                                    &l->dhidden_relu, &l->dhidden));
-        HEED_TRY(heed_tensor_zeros_like(&l->dpooled, &l->pooled[i]));
-        HEED_TRY(heed_linear_backward(l->fc1, &l->pooled[i], &l->dhidden, dx ? &l->dpooled : NULL));
-        if (!dx) continue;
-        if (i == 0)
-            HEED_TRY(heed_global_avg_pool_backward(x, &l->dpooled, dx));
-        else
-            HEED_TRY(heed_global_max_pool_backward(x, &l->pooled[1], &l->dpooled, dx));
+        HEED_TRY(heed_tensor_zeros_like(&l->dpooled[i], &l->pooled[i]));
+        HEED_TRY(heed_linear_backward(l->fc1, &l->pooled[i], &l->dhidden,
+                                      dx ? &l->dpooled[i] : NULL));
     }
+    if (dx) global_grad(x, l->pooled[1].data, l->dpooled[0].data, l->dpooled[1].data, dx->data);
     return HEED_OK;
 }
 
@@ -103,9 +279,9 @@ static void cbam_destroy(heed_layer *layer) {
     heed_layer_free(&l->bn->base);
     heed_tensor *ts[] = {&l->pooled[0], &l->pooled[1], &l->hidden[0], &l->hidden[1],
                          &l->hidden_relu[0], &l->hidden_relu[1], &l->logits[0], &l->logits[1],
-                         &l->a, &l->e, &l->x1, &l->m, &l->c, &l->b, &l->s, &l->dpooled,
-                         &l->dhidden, &l->dhidden_relu, &l->da, &l->de, &l->dx1, &l->dm, &l->dc,
-                         &l->db, &l->ds};
+                         &l->a, &l->e, &l->m, &l->ties, &l->c, &l->b, &l->s, &l->dpooled[0],
+                         &l->dpooled[1], &l->dhidden, &l->dhidden_relu, &l->da, &l->de,
+                         &l->share, &l->dm, &l->dc, &l->db, &l->ds};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) heed_tensor_free(ts[i]);
     free(l);
 }

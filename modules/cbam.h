@@ -41,11 +41,13 @@ typedef struct heed_cbam {
     heed_tensor hidden_relu[2];  /* (N, C/r, 1, 1) */
     heed_tensor logits[2];       /* (N, C, 1, 1) fc2 output */
     heed_tensor a, e;            /* (N, C, 1, 1) summed logits, channel weights */
-    heed_tensor x1;              /* (N, C, H, W) channel-refined input */
-    heed_tensor m;               /* (N, 2, H, W) channel max and mean */
+    heed_tensor m;               /* (N, 2, H, W) channel max and mean of x1 = x * e */
+    heed_tensor ties;            /* (N, 1, H, W) channels equal to that maximum */
     heed_tensor c, b, s;         /* (N, 1, H, W) conv, bn, spatial map */
-    /* gradients, same shapes */
-    heed_tensor dpooled, dhidden, dhidden_relu, da, de, dx1, dm, dc, db, ds;
+    /* gradients, same shapes (x1 = x * e is never stored: see cbam.c) */
+    heed_tensor dpooled[2], dhidden, dhidden_relu, da, de, dm, dc, db, ds;
+    heed_tensor share;           /* (N, 2, H, W) the channel pool's gradient per max / mean */
+    int ties_valid;              /* 1 if the last forward counted `ties` (training) */
 } heed_cbam;
 
 heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int in[3], heed_params *p,

@@ -7,6 +7,7 @@
 
 #include "cbam.h"
 #include "params.h"
+#include "rng.h"
 #include "se.h"
 #include "testutil.h"
 
@@ -21,12 +22,25 @@ static double eval_loss(void *p) {
     return tu_weighted_sum(c->y.data, c->w.data, heed_tensor_count(&c->y));
 }
 
-/* Checks d(sum w*y)/dx and /dparams of `layer` at x by central differences. */
-static void gradcheck_layer(heed_layer *layer, heed_params *p, int n, int c, int h, int w,
-                            double tol) {
+/* Checks d(sum w*y)/dx and /dparams of `layer` at x by central differences
+ * with step eps. x is U(-1, 1), or with `spread` a shuffled ramp with steps
+ * of 0.01, so that no maximum (over a plane, or over channels) has a rival
+ * within the step: the step then never crosses a kink. */
+static void gradcheck_layer_at(heed_layer *layer, heed_params *p, int n, int c, int h, int w,
+                               double tol, float eps, int spread) {
     case_ctx ctx = {.layer = layer};
     ck_assert_int_eq(heed_tensor_alloc(&ctx.x, n, c, h, w), HEED_OK);
-    tu_fill_uniform(ctx.x.data, heed_tensor_count(&ctx.x), -1, 1, 11);
+    const size_t count = heed_tensor_count(&ctx.x);
+    tu_fill_uniform(ctx.x.data, count, -1, 1, 11);
+    if (spread) {
+        int *idx = malloc(count * sizeof(int));
+        for (size_t i = 0; i < count; i++) idx[i] = (int)i;
+        heed_rng r;
+        heed_rng_seed(&r, 13, 1);
+        heed_rng_shuffle(&r, idx, (int)count);
+        for (size_t i = 0; i < count; i++) ctx.x.data[i] = 0.01f * (float)(idx[i] - (int)count / 2);
+        free(idx);
+    }
     ck_assert_int_eq(heed_tensor_alloc(&ctx.w, n, layer->out_c, layer->out_h, layer->out_w), HEED_OK);
     tu_fill_uniform(ctx.w.data, heed_tensor_count(&ctx.w), -1, 1, 12);
     heed_tensor dx;
@@ -34,14 +48,19 @@ static void gradcheck_layer(heed_layer *layer, heed_params *p, int n, int c, int
     heed_params_zero_grad(p);
     eval_loss(&ctx);
     ck_assert_int_eq(heed_layer_backward(layer, &ctx.x, &ctx.y, &ctx.w, &dx), HEED_OK);
-    TU_GRADCHECK("input", eval_loss, &ctx, ctx.x.data, heed_tensor_count(&ctx.x), dx.data, 1e-2f, tol);
+    TU_GRADCHECK("input", eval_loss, &ctx, ctx.x.data, count, dx.data, eps, tol);
     for (int i = 0; i < p->count; i++) {
         heed_param *it = &p->items[i];
         if (it->flags & HEED_PARAM_BUFFER) continue;
         TU_GRADCHECK(it->name, eval_loss, &ctx, p->values + it->offset, it->count,
-                     p->grads + it->offset, 1e-2f, tol);
+                     p->grads + it->offset, eps, tol);
     }
     heed_tensor_free(&ctx.x), heed_tensor_free(&ctx.y), heed_tensor_free(&ctx.w), heed_tensor_free(&dx);
+}
+
+static void gradcheck_layer(heed_layer *layer, heed_params *p, int n, int c, int h, int w,
+                            double tol) {
+    gradcheck_layer_at(layer, p, n, c, h, w, tol, 1e-2f, 0);
 }
 
 static float sigmoidf_ref(float v) { return 1.0f / (1.0f + expf(-v)); }
@@ -190,6 +209,15 @@ START_TEST(cbam_gradients_train_and_infer) {
     gradcheck_layer(&cb->base, &p, 3, 5, 4, 3, 3e-2);
     heed_layer_set_training(&cb->base, 0);
     gradcheck_layer(&cb->base, &p, 2, 5, 4, 3, 3e-2);
+    heed_layer_free(&cb->base);
+    heed_params_free(&p);
+    /* Maps of more than one block of positions (the fused passes tile them). */
+    p = (heed_params){0};
+    ck_assert_int_eq(heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 5}, (int[3]){4, 17, 19}, &p,
+                                   "cb"), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 7), HEED_OK);
+    heed_layer_set_training(&cb->base, 1);
+    gradcheck_layer_at(&cb->base, &p, 2, 4, 17, 19, 3e-2, 1e-3f, 1);
     heed_layer_free(&cb->base);
     heed_params_free(&p);
 }

@@ -277,6 +277,62 @@ START_TEST(threads_give_identical_results) {
 }
 END_TEST
 
+/* forward_relu / backward_relu against the batch norm and a relu applied
+ * separately, in both modes; and a fresh dx (the sequence's hint) written
+ * over whatever it held. */
+START_TEST(relu_fused_matches_bn_then_relu) {
+    for (int training = 0; training <= 1; training++) {
+        heed_params p = {0};
+        heed_batchnorm *bn = make_bn(&p, NULL, (int[3]){4, 5, 7});
+        tu_fill_uniform(bn->gamma, 4, -1.5f, 1.5f, 1);
+        tu_fill_uniform(bn->beta, 4, -0.5f, 0.5f, 2);
+        tu_fill_uniform(bn->running_mean, 4, -0.5f, 0.5f, 3);
+        tu_fill_uniform(bn->running_var, 4, 0.5f, 2, 4);
+        heed_layer_set_training(&bn->base, training);
+        heed_tensor x, dy, y0 = {0}, y1 = {0}, g, dx0, dx1;
+        ck_assert_int_eq(heed_tensor_alloc(&x, 3, 4, 5, 7), HEED_OK);
+        ck_assert_int_eq(heed_tensor_alloc(&dy, 3, 4, 5, 7), HEED_OK);
+        ck_assert_int_eq(heed_tensor_alloc(&g, 3, 4, 5, 7), HEED_OK);
+        ck_assert_int_eq(heed_tensor_alloc(&dx0, 3, 4, 5, 7), HEED_OK);
+        ck_assert_int_eq(heed_tensor_alloc(&dx1, 3, 4, 5, 7), HEED_OK);
+        const size_t count = heed_tensor_count(&x);
+        tu_fill_uniform(x.data, count, -2, 2, 5);
+        tu_fill_uniform(dy.data, count, -1, 1, 6);
+        /* Reference: bn, then relu; backward relu (dy where y > 0), then bn. */
+        ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y0), HEED_OK);
+        for (size_t i = 0; i < count; i++) {
+            y0.data[i] = y0.data[i] > 0 ? y0.data[i] : 0.0f;
+            g.data[i] = y0.data[i] > 0 ? dy.data[i] : 0.0f;
+        }
+        ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &g, &dx0), HEED_OK);
+        float dgamma[4], dbeta[4];
+        memcpy(dgamma, bn->dgamma, sizeof dgamma);
+        memcpy(dbeta, bn->dbeta, sizeof dbeta);
+        for (int fresh = 0; fresh <= 1; fresh++) {
+            heed_params_zero_grad(&p);
+            ck_assert_int_eq(heed_batchnorm_forward_relu(bn, &x, &y1), HEED_OK);
+            ck_assert(tu_max_rel_err(y1.data, y0.data, count) < 1e-6);
+            for (size_t i = 0; i < count; i++) dx1.data[i] = fresh ? NAN : 0.0f;
+            bn->dx_fresh = fresh;
+            ck_assert_int_eq(heed_batchnorm_backward_relu(bn, &x, fresh ? NULL : &y1, &dy, &dx1),
+                             HEED_OK);
+            bn->dx_fresh = 0;
+            double err = tu_max_rel_err(dx1.data, dx0.data, count);
+            ck_assert_msg(err < 1e-5, "training %d fresh %d: dx differs by %g", training, fresh, err);
+            ck_assert(tu_max_rel_err(bn->dgamma, dgamma, 4) < 1e-5);
+            ck_assert(tu_max_rel_err(bn->dbeta, dbeta, 4) < 1e-5);
+        }
+        /* A y of the wrong shape is refused. */
+        heed_tensor bad = heed_tensor_view(y1.data, 1, 4, 5, 7);
+        ck_assert_int_eq(heed_batchnorm_backward_relu(bn, &x, &bad, &dy, &dx1), HEED_ERR_SHAPE);
+        heed_tensor_free(&x), heed_tensor_free(&dy), heed_tensor_free(&y0), heed_tensor_free(&y1);
+        heed_tensor_free(&g), heed_tensor_free(&dx0), heed_tensor_free(&dx1);
+        heed_layer_free(&bn->base);
+        heed_params_free(&p);
+    }
+}
+END_TEST
+
 START_TEST(bad_configs_and_shapes_fail_with_messages) {
     heed_params p = {0};
     heed_batchnorm *bn = (heed_batchnorm *)1;
@@ -332,6 +388,7 @@ Suite *heed_suite_batchnorm(void) {
     tcase_add_test(tc, scale_shift_matches_inference_forward);
     tcase_add_test(tc, large_offsets_keep_precision);
     tcase_add_test(tc, threads_give_identical_results);
+    tcase_add_test(tc, relu_fused_matches_bn_then_relu);
     tcase_add_test(tc, bad_configs_and_shapes_fail_with_messages);
     suite_add_tcase(s, tc);
     return s;

@@ -261,6 +261,89 @@ START_TEST(gradients_match_finite_differences) {
 }
 END_TEST
 
+/* dx, dW and db by the definition (each output's gradient sent back to
+ * every input and weight it read), in double. */
+static void naive_backward(const heed_conv2d_cfg *c, const heed_tensor *x, const float *w,
+                           const heed_tensor *dy, double *dx, double *dw, double *db) {
+    int S = c->stride ? c->stride : 1, D = c->dilation ? c->dilation : 1;
+    int G = c->groups ? c->groups : 1, ICg = c->in_c / G, OCg = c->out_c / G, K = c->k;
+    for (int n = 0; n < x->n; n++)
+        for (int o = 0; o < c->out_c; o++)
+            for (int i = 0; i < dy->h; i++)
+                for (int j = 0; j < dy->w; j++) {
+                    const double g = dy->data[heed_tensor_index(dy, n, o, i, j)];
+                    db[o] += g;
+                    for (int ci = 0; ci < ICg; ci++)
+                        for (int u = 0; u < K; u++)
+                            for (int v = 0; v < K; v++) {
+                                int h = i * S - c->pad + u * D, ww = j * S - c->pad + v * D;
+                                if (h < 0 || h >= x->h || ww < 0 || ww >= x->w) continue;
+                                size_t xi = heed_tensor_index(x, n, o / OCg * ICg + ci, h, ww);
+                                size_t wi = ((size_t)(o * ICg + ci) * K + u) * K + v;
+                                dw[wi] += g * x->data[xi];
+                                dx[xi] += g * w[wi];
+                            }
+                }
+}
+
+/* Every route through the code, forward and backward against the
+ * definition: products on shifted copies (stride 1: with groups and
+ * dilation, without padding, with more padding than the kernel spans, 5x5,
+ * in row bands for a large image), direct loops (CBAM's 2 -> 1 filter,
+ * depthwise, two channels per group), im2col (stride 2, and in row bands). */
+static const shape_case path_cases[] = {
+    {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 2, 24, 27},
+    {{.in_c = 4, .out_c = 6, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 3, 20, 23},
+    {{.in_c = 3, .out_c = 5, .k = 3}, 2, 30, 33},
+    {{.in_c = 3, .out_c = 4, .k = 3, .pad = 3, .bias = 1}, 2, 20, 20},
+    {{.in_c = 3, .out_c = 4, .k = 5, .pad = 2}, 2, 25, 26},
+    {{.in_c = 64, .out_c = 4, .k = 3, .pad = 1}, 1, 71, 70},
+    {{.in_c = 2, .out_c = 1, .k = 7, .pad = 3}, 3, 22, 19},
+    {{.in_c = 3, .out_c = 3, .k = 3, .pad = 2, .dilation = 2, .groups = 3, .bias = 1}, 2, 13, 17},
+    {{.in_c = 4, .out_c = 4, .k = 3, .pad = 1, .groups = 2}, 2, 9, 8},
+    {{.in_c = 6, .out_c = 8, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 3, 17, 13},
+    {{.in_c = 16, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 100, 100},
+};
+
+START_TEST(every_path_matches_the_definition) {
+    const shape_case *sc = &path_cases[_i];
+    fixture f;
+    fixture_init(&f, sc->cfg, sc->N, sc->H, sc->W, 500 + _i);
+    const size_t ny = heed_tensor_count(&f.y), nx = heed_tensor_count(&f.x);
+    const int G = sc->cfg.groups ? sc->cfg.groups : 1, OC = sc->cfg.out_c;
+    const size_t nw = (size_t)OC * (sc->cfg.in_c / G) * sc->cfg.k * sc->cfg.k;
+    float *ref = malloc(ny * sizeof(float));
+    naive_conv(&sc->cfg, &f.x, f.conv->w, f.conv->b, f.y.h, f.y.w, ref);
+    double err = tu_max_rel_err(f.y.data, ref, ny);
+    ck_assert_msg(err < 1e-5, "case %d: forward differs by %g", _i, err);
+
+    heed_tensor dy = heed_tensor_view(f.wt, f.y.n, f.y.c, f.y.h, f.y.w);
+    double *dx = calloc(nx, sizeof(double)), *dw = calloc(nw, sizeof(double));
+    double *db = calloc((size_t)OC, sizeof(double));
+    naive_backward(&sc->cfg, &f.x, f.conv->w, &dy, dx, dw, db);
+    float *fdx = malloc(nx * sizeof(float)), *fdw = malloc(nw * sizeof(float));
+    for (size_t i = 0; i < nx; i++) fdx[i] = (float)dx[i];
+    for (size_t i = 0; i < nw; i++) fdw[i] = (float)dw[i];
+    for (int fresh = 0; fresh <= 1; fresh++) {
+        heed_params_zero_grad(&f.p);
+        /* Added to what dx holds; with dx_fresh (a sequence's hint) written
+         * over whatever it holds, NaN included. */
+        for (size_t i = 0; i < nx; i++) f.dx.data[i] = fresh ? NAN : 0.0f;
+        f.conv->dx_fresh = fresh;
+        ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, &f.dx), HEED_OK);
+        f.conv->dx_fresh = 0;
+        err = tu_max_rel_err(f.dx.data, fdx, nx);
+        ck_assert_msg(err < 1e-4, "case %d fresh %d: dx differs by %g", _i, fresh, err);
+        err = tu_max_rel_err(f.conv->dw, fdw, nw);
+        ck_assert_msg(err < 1e-4, "case %d fresh %d: dW differs by %g", _i, fresh, err);
+        for (int o = 0; f.conv->db && o < OC; o++)
+            ck_assert_double_eq_tol(f.conv->db[o], db[o], 1e-4 * fmax(1.0, fabs(db[o])));
+    }
+    free(ref), free(dx), free(dw), free(db), free(fdx), free(fdw);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(fold_bn_equals_conv_then_batch_norm) {
     for (int with_bias = 0; with_bias <= 1; with_bias++) {
         heed_conv2d_cfg cfg = {.in_c = 4, .out_c = 6, .k = 3, .pad = 1, .groups = 2,
@@ -448,6 +531,8 @@ Suite *heed_suite_conv2d(void) {
                         (int)(sizeof big_cases / sizeof big_cases[0]));
     tcase_add_loop_test(tc, gradients_match_finite_differences, 0,
                         (int)(sizeof grad_cases / sizeof grad_cases[0]));
+    tcase_add_loop_test(tc, every_path_matches_the_definition, 0,
+                        (int)(sizeof path_cases / sizeof path_cases[0]));
     tcase_add_test(tc, fold_bn_equals_conv_then_batch_norm);
     tcase_add_test(tc, threaded_matches_one_thread);
     tcase_add_test(tc, layer_interface_and_parameters);

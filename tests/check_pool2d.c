@@ -215,6 +215,102 @@ START_TEST(global_pools_forward_and_ties) {
 }
 END_TEST
 
+/* Both global poolings in one pass agree with each alone, on planes longer
+ * than one summing block, with a NaN in one plane and ties in another; the
+ * 2 x 2 window's gradient (its own loop) against a window-by-window
+ * reference, NaN and -inf windows included. */
+START_TEST(fused_global_pools_and_2x2_windows) {
+    heed_tensor x, a0 = {0}, m0 = {0}, a1 = {0}, m1 = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 3, 26, 29), HEED_OK);
+    const size_t count = heed_tensor_count(&x), HW = 26 * 29;
+    tu_fill_uniform(x.data, count, -3, 3, 77);
+    x.data[HW + 600] = NAN;                       /* plane 1 */
+    x.data[2 * HW + 5] = x.data[2 * HW + 700] = 9; /* plane 2: a tie */
+    ck_assert_int_eq(heed_global_avg_pool_forward(&x, &a0), HEED_OK);
+    ck_assert_int_eq(heed_global_max_pool_forward(&x, &m0), HEED_OK);
+    ck_assert_int_eq(heed_global_avg_max_pool_forward(&x, &a1, &m1), HEED_OK);
+    for (int i = 0; i < 6; i++) {
+        if (i == 1) {
+            ck_assert(isnan(m1.data[i]) && isnan(m0.data[i]) && isnan(a1.data[i]));
+            continue;
+        }
+        double s = 0;
+        for (size_t k = 0; k < HW; k++) s += x.data[i * HW + k];
+        ck_assert_float_eq_tol(a1.data[i], (float)(s / HW), 1e-6f);
+        ck_assert_float_eq_tol(a1.data[i], a0.data[i], 1e-6f);
+        ck_assert_float_eq(m1.data[i], m0.data[i]);
+    }
+    ck_assert_float_eq(m1.data[2], 9);
+    ck_assert_int_eq(heed_global_avg_max_pool_forward(&x, &a1, &a1), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_global_avg_max_pool_forward(&x, &x, &m1), HEED_ERR_ARG);
+
+    heed_pool2d *l = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 2}, 3, 26, 29);
+    x.data[7] = x.data[8] = x.data[29 + 7] = x.data[29 + 8] = -INFINITY; /* a -inf window */
+    x.data[2 * 29 + 2] = 1, x.data[2 * 29 + 3] = 1;                     /* a tie */
+    heed_tensor y = {0}, dy, dx;
+    ck_assert_int_eq(heed_pool2d_forward(l, &x, &y), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 3, 13, 14), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 2, 3, 26, 29), HEED_OK);
+    tu_fill_uniform(dy.data, heed_tensor_count(&dy), -1, 1, 78);
+    ck_assert_int_eq(heed_pool2d_backward(l, &x, &dy, &dx), HEED_OK);
+    float *want = calloc(count, sizeof(float));
+    for (int p = 0; p < 6; p++)
+        for (int i = 0; i < 13; i++)
+            for (int j = 0; j < 14; j++) {
+                const float *xp = x.data + p * HW;
+                int best = (2 * i) * 29 + 2 * j;
+                for (int k = 1; k < 4; k++) {
+                    int idx = (2 * i + k / 2) * 29 + 2 * j + k % 2;
+                    if (xp[idx] > xp[best] || isnan(xp[idx])) best = isnan(xp[best]) ? best : idx;
+                }
+                float yv = y.data[(p * 13 + i) * 14 + j];
+                ck_assert(isnan(xp[best]) ? isnan(yv) : yv == xp[best]);
+                want[p * HW + best] += dy.data[(p * 13 + i) * 14 + j];
+            }
+    for (size_t i = 0; i < count; i++) ck_assert_float_eq(dx.data[i], want[i]);
+    free(want);
+    heed_layer_free(&l->base);
+    heed_tensor_free(&x), heed_tensor_free(&a0), heed_tensor_free(&m0), heed_tensor_free(&a1);
+    heed_tensor_free(&m1), heed_tensor_free(&y), heed_tensor_free(&dy), heed_tensor_free(&dx);
+}
+END_TEST
+
+/* The 3 x 3 / stride 2 / padding 1 window (its own forward loop) against
+ * the definition, on even and odd sizes, with a NaN and -infs about. */
+START_TEST(max_3x3_stride2_windows_match_definition) {
+    static const int sizes[][2] = {{9, 12}, {12, 9}, {1, 5}, {6, 1}, {2, 2}};
+    for (int si = 0; si < 5; si++) {
+        const int H = sizes[si][0], W = sizes[si][1];
+        heed_pool2d *l = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 3, .stride = 2,
+                                                     .pad = 1}, 2, H, W);
+        heed_tensor x, y = {0};
+        ck_assert_int_eq(heed_tensor_alloc(&x, 1, 2, H, W), HEED_OK);
+        tu_fill_uniform(x.data, heed_tensor_count(&x), -2, 2, 90 + si);
+        x.data[0] = -INFINITY;
+        if (H * W > 4) x.data[H * W + H * W / 2] = NAN;
+        ck_assert_int_eq(heed_pool2d_forward(l, &x, &y), HEED_OK);
+        for (int c = 0; c < 2; c++)
+            for (int i = 0; i < y.h; i++)
+                for (int j = 0; j < y.w; j++) {
+                    float m = -INFINITY;
+                    int nan = 0;
+                    for (int h = 2 * i - 1; h <= 2 * i + 1; h++)
+                        for (int w = 2 * j - 1; w <= 2 * j + 1; w++) {
+                            if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                            float v = x.data[(c * H + h) * W + w];
+                            nan |= isnan(v);
+                            m = v > m ? v : m;
+                        }
+                    float got = y.data[(c * y.h + i) * y.w + j];
+                    ck_assert_msg(nan ? isnan(got) : got == m, "%dx%d c%d (%d,%d): %g, want %g", H,
+                                  W, c, i, j, got, m);
+                }
+        heed_tensor_free(&x), heed_tensor_free(&y);
+        heed_layer_free(&l->base);
+    }
+}
+END_TEST
+
 START_TEST(global_pool_layers) {
     for (int kind = 0; kind <= 1; kind++) {
         pool_ctx c = {0};
@@ -356,6 +452,8 @@ Suite *heed_suite_pool2d(void) {
     tcase_add_loop_test(tc, pool_gradients_match_finite_differences, 0,
                         (int)(sizeof grad_cfgs / sizeof grad_cfgs[0]));
     tcase_add_test(tc, global_pools_forward_and_ties);
+    tcase_add_test(tc, fused_global_pools_and_2x2_windows);
+    tcase_add_test(tc, max_3x3_stride2_windows_match_definition);
     tcase_add_test(tc, global_pool_layers);
     tcase_add_test(tc, channel_pool_max_first_then_mean);
     tcase_add_test(tc, channel_pool_gradient);

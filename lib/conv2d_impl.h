@@ -1,0 +1,174 @@
+/* conv2d_impl.h -- what conv2d.c shares with its two helpers: conv2d_direct.c
+ * (direct loops for convolutions with few channels per group) and
+ * conv2d_shifted.c (stride-1 products on shifted copies). Internal to the
+ * library: the geometry of one call, the output epilogue, small helpers.
+ * Dimension letters as in conv2d.c.
+ */
+#ifndef HEED_CONV2D_IMPL_H
+#define HEED_CONV2D_IMPL_H
+
+#include <stddef.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "conv2d.h"
+#include "gemm.h"
+
+/* A pass batches images until it has about this many output columns, and
+ * its im2col matrix stays within PASS_FLOATS (1 MB, the L2 cache) unless a
+ * single image needs more. Wider passes measured slower: the columns no
+ * longer stay in cache between im2col and the matrix product. */
+#define PASS_COLUMNS 768
+#define PASS_FLOATS ((size_t)1 << 18)
+/* Loops over fewer floats than this are not worth waking threads for. */
+#define PAR_MIN ((size_t)1 << 15)
+/* Multiply-adds per thread that justify running passes in parallel. */
+#define PASS_WORK_MIN ((size_t)1 << 20)
+/* Products with few rows run in slices of this many: heed_gemm then reads
+ * B (the im2col matrix) in place instead of packing it, which for a few
+ * dozen rows costs a third of the product. */
+#define ROW_SLICE 16
+#define ROW_SLICE_MAX 64
+
+typedef struct heed_conv_geom {
+    int N, IC, H, W, OC, OH, OW, K, S, P, D, G, ICg, OCg, R, L;
+} heed_conv_geom;
+
+/* The geometry of dx as a convolution of dy (the transposed convolution,
+ * stride 1): dy (N, OC, OH, OW) -> dx (N, IC, H, W), padding D*(K-1) - P. */
+static inline heed_conv_geom conv_transposed(const heed_conv_geom *g) {
+    heed_conv_geom t = *g;
+    t.IC = g->OC, t.H = g->OH, t.W = g->OW;
+    t.OC = g->IC, t.OH = g->H, t.OW = g->W;
+    t.P = g->D * (g->K - 1) - g->P;
+    t.ICg = g->OCg, t.OCg = g->ICg;
+    t.R = t.ICg * g->K * g->K;
+    t.L = g->H * g->W;
+    return t;
+}
+
+/* The output positions [*lo, *hi) within [0, n_out) whose input position
+ * o*S + off falls inside [0, n_in). */
+static inline void conv_valid_range(int off, int S, int n_in, int n_out, int *lo, int *hi) {
+    int a = off >= 0 ? 0 : (-off + S - 1) / S;
+    int b = n_in - off <= 0 ? 0 : (n_in - off + S - 1) / S;
+    if (b > n_out) b = n_out;
+    if (a > b) a = b;
+    *lo = a, *hi = b;
+}
+
+/* Where kernel tap (u, v) reads: output rows [ilo, ihi) and columns
+ * [jlo, jhi) see input pixels (i*S + off_h, j*S + off_w) inside the plane;
+ * the rest of the tap's im2col row is padding. */
+typedef struct heed_conv_tap {
+    int off_h, off_w, ilo, ihi, jlo, jhi;
+} heed_conv_tap;
+
+static inline heed_conv_tap conv_tap_at(const heed_conv_geom *g, int u, int v) {
+    heed_conv_tap t = {.off_h = u * g->D - g->P, .off_w = v * g->D - g->P};
+    conv_valid_range(t.off_h, g->S, g->H, g->OH, &t.ilo, &t.ihi);
+    conv_valid_range(t.off_w, g->S, g->W, g->OW, &t.jlo, &t.jhi);
+    if (t.jlo == t.jhi) t.ihi = t.ilo; /* no column fits: nothing does */
+    return t;
+}
+
+/* ---- the epilogue ------------------------------------------------------ */
+
+/* y = act(a[o] * y + c[o]) per output channel o; a NULL means 1, c NULL 0.
+ * With only a bias (a NULL, c = b) it is the plain y + b. */
+typedef struct heed_conv_post {
+    const float *a, *c;
+    int relu;
+} heed_conv_post;
+
+static inline void conv_post_row(float *restrict y, size_t n, float a, float c, int relu) {
+    /* v < 0 ? 0 : v keeps a NaN, as the relu layer does. */
+    if (relu)
+        for (size_t i = 0; i < n; i++) {
+            float v = y[i] * a + c;
+            y[i] = v < 0.0f ? 0.0f : v;
+        }
+    else
+        for (size_t i = 0; i < n; i++) y[i] = y[i] * a + c;
+}
+
+/* Rows o0 .. o0+rows-1 of an (rows, ld) block, n values each. */
+static inline void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows,
+                                  const heed_conv_post *p) {
+    if (!p) return;
+    for (int r = 0; r < rows; r++)
+        conv_post_row(y + (size_t)r * ld, n, p->a ? p->a[o0 + r] : 1.0f,
+                      p->c ? p->c[o0 + r] : 0.0f, p->relu);
+}
+
+/* C (M, N) = A (M, K) B (K, N) + beta C, in row slices when M is small
+ * (see ROW_SLICE). */
+static inline heed_status conv_gemm_rows(int M, int N, int K, const float *A, int lda,
+                                         const float *B, int ldb, float beta, float *C, int ldc) {
+    const int step = M > ROW_SLICE && M <= ROW_SLICE_MAX ? ROW_SLICE : M;
+    for (int m0 = 0; m0 < M; m0 += step) {
+        const int m = M - m0 < step ? M - m0 : step;
+        HEED_TRY(heed_gemm(0, 0, m, N, K, 1.0f, A + (size_t)m0 * lda, lda, B, ldb, beta,
+                           C + (size_t)m0 * ldc, ldc));
+    }
+    return HEED_OK;
+}
+
+/* Columns a product computes for n wanted: rounded up to whole vectors (16
+ * floats) when that adds little. A last, partial vector of columns costs
+ * heed_gemm a packed panel and a masked tile; computing a few columns more,
+ * and dropping them, measured faster (W1's and ResNet-18's 14x14 maps, 196
+ * -> 208 columns: 5-15% less time; 7x7 maps, 49 -> 64, gained nothing).
+ * The B operand must then have that many readable columns in every row. */
+static inline int conv_padded_columns(int n) {
+    const int pc = (n + 15) / 16 * 16;
+    return pc - n <= n / 8 ? pc : n;
+}
+
+/* Whether products with M output rows pad their columns: only where
+ * heed_gemm reads B in place (row slices, see conv_gemm_rows); a B it
+ * packs anyway gains nothing from the extra columns. */
+static inline int conv_pads_columns(int M) { return M <= ROW_SLICE_MAX; }
+
+/* Threads to run `passes` forward passes on, each with `work` multiply-adds. */
+static inline int conv_pass_threads(int passes, size_t work) {
+    int t = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel()) t = omp_get_max_threads();
+#endif
+    size_t cap = (size_t)passes * work / PASS_WORK_MIN;
+    if ((size_t)t > cap) t = cap < 1 ? 1 : (int)cap;
+    if (t > passes) t = passes;
+    return t;
+}
+
+/* db[r] += the sum of row r of m (rows, cols), rows ld apart. */
+static inline void conv_sum_rows(float *db, const float *m, int rows, int cols, int ld) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > PAR_MIN)
+    for (int r = 0; r < rows; r++) {
+        const float *q = m + (size_t)r * ld;
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int i = 0; i < cols; i++) s += q[i];
+        db[r] += s;
+    }
+}
+
+/* conv2d_direct.c: y = post(conv(x)) and the backward pass (dx written over
+ * when `fresh`) for ICg * OCg <= 4. */
+heed_status heed_conv_direct_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
+                                     float *y, const heed_conv_post *p);
+heed_status heed_conv_direct_backward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
+                                      const float *dy, float *dx, int fresh);
+
+/* conv2d_shifted.c: whether a stride-1 convolution takes the shifted path,
+ * its forward, and its backward (dx NULL, or the transposed convolution
+ * possible: P <= D*(K-1); written over when `fresh`). */
+int heed_conv_use_shifted(const heed_conv_geom *g);
+heed_status heed_conv_shifted_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
+                                      float *y, const heed_conv_post *p, const char *fn);
+heed_status heed_conv_shifted_backward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
+                                       const float *dy, float *dx, int fresh);
+
+#endif

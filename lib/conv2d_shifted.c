@@ -1,0 +1,252 @@
+/* conv2d_shifted.c -- stride-1 convolutions as matrix products on shifted
+ * copies of the input instead of im2col, forward and backward. Dimension
+ * letters as in conv2d.c; Hp = OH + D*(K-1).
+ *
+ * For stride 1, tap row u of the kernel reads the same input rows for every
+ * output row, shifted by u*D rows. So instead of im2col's K*K copies of the
+ * input, K copies suffice, one per tap column v, each shifted by v*D - P
+ * columns and padded with zero rows:
+ *   Z[c, v, r, j] = x[c, r - P, j + v*D - P]   (0 outside)
+ * and for each tap row u one product reads Z from row u*D on:
+ *   forward:  Y (OCg, L) += A_u (OCg, ICg*K) x Z[:, :, u*D .., :]
+ *             (rows (c, v), L columns), A_u[o, (c, v)] = W[o, c, u, v]
+ *   backward: dA_u += dY (OCg, L) x Z[:, :, u*D .., :]^T, added into dW;
+ *             dx += the transposed convolution (stride 1, padding
+ *             D*(K-1) - P, kernel flipped, channel axes swapped), computed
+ *             the same way on shifted copies of dy.
+ * Z's rows are Hp*OW apart, so the products read it in place. A large
+ * image goes in bands of output rows whose Z stays in cache.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv2d_impl.h"
+
+typedef heed_conv_geom geom;
+typedef heed_conv_post post;
+
+/* Images whose output columns together reach this take the shifted path.
+ * Below it, reordering the weights on each call costs more than the copies
+ * it saves (measured: ResNet-18's 7x7 maps at batch 1 ran at half speed,
+ * 14x14 ones broke even, 28x28 ones gained 10-25%). */
+#define SHIFT_MIN_COLUMNS 512
+
+int heed_conv_use_shifted(const geom *g) {
+    return g->S == 1 && g->K > 1 && (size_t)g->N * g->L >= SHIFT_MIN_COLUMNS;
+}
+
+static size_t shifted_rows(const geom *g) { return (size_t)g->OH + (size_t)g->D * (g->K - 1); }
+
+/* Output rows per band: a large image is done in bands of output rows so
+ * that the band's Z stays in cache (PASS_FLOATS), the product still
+ * PASS_COLUMNS wide when it can. */
+static int band_rows(const geom *g) {
+    const size_t per_row = (size_t)g->ICg * g->K * g->OW, halo = (size_t)g->D * (g->K - 1);
+    size_t rows = PASS_FLOATS / per_row > halo ? PASS_FLOATS / per_row - halo : 1;
+    const size_t min_rows = (PASS_COLUMNS + g->OW - 1) / g->OW;
+    if (rows < min_rows) rows = min_rows;
+    return rows >= (size_t)g->OH ? g->OH : (int)rows;
+}
+
+/* Floats of Z for one image and group, over bands of `rows` output rows. */
+static size_t shifted_size(const geom *g, int rows) {
+    return (size_t)g->ICg * g->K * (rows + (size_t)g->D * (g->K - 1)) * g->OW;
+}
+
+/* Rows r0 .. r0+nr-1 of Z, as z (ICg, K, nr, OW), from image n, channels
+ * c0 .. c0+ICg-1 of x. Row r holds input row r - P (zeros outside). */
+static void shift_copies(const geom *g, const float *x, int n, int c0, int r0, int nr, float *z) {
+    const int K = g->K, W = g->W, H = g->H, OW = g->OW, P = g->P;
+    const size_t HW = (size_t)H * W;
+    /* Band rows [b0, b1) hold input rows b0 + r0 - P ..: the rest is padding. */
+    const int b0 = P - r0 > 0 ? (P - r0 < nr ? P - r0 : nr) : 0;
+    const int b1 = H + P - r0 < nr ? (H + P - r0 > b0 ? H + P - r0 : b0) : nr;
+    const int h0 = b0 + r0 - P, rows = b1 - b0;
+    for (int c = 0; c < g->ICg; c++) {
+        const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW + (size_t)h0 * W;
+        for (int v = 0; v < K; v++) {
+            const int off = v * g->D - P;
+            int jlo, jhi;
+            conv_valid_range(off, 1, W, OW, &jlo, &jhi);
+            float *zp = z + ((size_t)c * K + v) * nr * OW;
+            memset(zp, 0, (size_t)b0 * OW * sizeof(float));
+            memset(zp + (size_t)b1 * OW, 0, (size_t)(nr - b1) * OW * sizeof(float));
+            float *dst = zp + (size_t)b0 * OW;
+            if (rows == 0) continue;
+            if (jlo == jhi) {
+                memset(dst, 0, (size_t)rows * OW * sizeof(float));
+            } else if (OW == W) {
+                /* As in im2col_row: one run from the first valid entry to
+                 * the last, then the entries that wrapped past a row edge
+                 * are zeroed. */
+                const size_t first = (size_t)jlo, last = (size_t)(rows - 1) * OW + jhi;
+                memcpy(dst + first, xp + first + off, (last - first) * sizeof(float));
+                for (int h = 0; h < rows; h++) {
+                    float *r = dst + (size_t)h * OW;
+                    for (int j = 0; j < jlo; j++) r[j] = 0.0f;
+                    for (int j = jhi; j < OW; j++) r[j] = 0.0f;
+                }
+            } else {
+                for (int h = 0; h < rows; h++) {
+                    float *restrict d = dst + (size_t)h * OW;
+                    const float *restrict src = xp + (size_t)h * W + off;
+                    for (int j = 0; j < jlo; j++) d[j] = 0.0f;
+                    memcpy(d + jlo, src + jlo, (size_t)(jhi - jlo) * sizeof(float));
+                    for (int j = jhi; j < OW; j++) d[j] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+/* A_u per group, (G, K, OCg, ICg*K): A[g, u, o, (c, v)] = W[g*OCg + o, c, u, v]. */
+static void shifted_weights(const heed_conv2d *l, const geom *g, float *a) {
+    const int K = g->K, CK = g->ICg * K;
+    for (int gi = 0; gi < g->G; gi++)
+        for (int o = 0; o < g->OCg; o++)
+            for (int c = 0; c < g->ICg; c++) {
+                const float *w = l->w + ((size_t)(gi * g->OCg + o) * g->ICg + c) * K * K;
+                float *dst = a + (size_t)gi * g->OCg * g->R + (size_t)o * CK + (size_t)c * K;
+                for (int u = 0; u < K; u++)
+                    for (int v = 0; v < K; v++) dst[(size_t)u * g->OCg * CK + v] = w[u * K + v];
+            }
+}
+
+/* The transposed convolution's A_u (G, K, ICg, OCg*K):
+ * A[g, u, c, (o, v)] = W[g*OCg + o, c, K-1-u, K-1-v]. */
+static void shifted_weights_flipped(const heed_conv2d *l, const geom *g, float *a) {
+    const int K = g->K, OK = g->OCg * K;
+    for (int gi = 0; gi < g->G; gi++)
+        for (int o = 0; o < g->OCg; o++)
+            for (int c = 0; c < g->ICg; c++) {
+                const float *w = l->w + ((size_t)(gi * g->OCg + o) * g->ICg + c) * K * K;
+                float *dst = a + (size_t)gi * g->OCg * g->R + (size_t)c * OK + (size_t)o * K;
+                for (int u = 0; u < K; u++)
+                    for (int v = 0; v < K; v++)
+                        dst[(size_t)(K - 1 - u) * g->ICg * OK + (K - 1 - v)] = w[u * K + v];
+            }
+}
+
+/* y_n = post(sum over u of A_u x Z_u) for image n, every group, in bands
+ * of `rows` output rows. */
+/* Floats of work space one thread needs: Z for a band (with slack for the
+ * extra columns' reads) and the band's product when columns are padded. */
+static size_t shifted_work(const geom *g, int rows) {
+    return shifted_size(g, rows) + 16 + (size_t)g->OCg * conv_padded_columns(rows * g->OW);
+}
+
+/* y_n = post(sum over u of A_u x Z_u) for image n, every group, in bands
+ * of `rows` output rows. */
+static heed_status shifted_forward_image(const geom *g, const float *x, float *y, int n,
+                                         const float *a, float *work, int rows, const post *p) {
+    const int CK = g->ICg * g->K, halo = g->D * (g->K - 1);
+    float *z = work, *tmp = work + shifted_size(g, rows) + 16;
+    for (int gi = 0; gi < g->G; gi++) {
+        float *C = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L;
+        for (int i0 = 0; i0 < g->OH; i0 += rows) {
+            const int nr = g->OH - i0 < rows ? g->OH - i0 : rows, cols = nr * g->OW;
+            const int ldz = (nr + halo) * g->OW;
+            const int pc = conv_pads_columns(g->OCg) && conv_padded_columns(cols) <= ldz
+                               ? conv_padded_columns(cols)
+                               : cols;
+            shift_copies(g, x, n, gi * g->ICg, i0, nr + halo, z);
+            /* The padded columns read up to 15 floats past Z's last row. */
+            memset(z + (size_t)CK * (nr + halo) * g->OW, 0, 16 * sizeof(float));
+            float *Cb = C + (size_t)i0 * g->OW;
+            float *out = pc == cols ? Cb : tmp;
+            const int ldo = pc == cols ? g->L : pc;
+            for (int u = 0; u < g->K; u++) {
+                const float *A = a + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
+                HEED_TRY(conv_gemm_rows(g->OCg, pc, CK, A, CK, z + (size_t)u * g->D * g->OW, ldz,
+                                        u ? 1.0f : 0.0f, out, ldo));
+            }
+            if (out != Cb)
+                for (int o = 0; o < g->OCg; o++)
+                    memcpy(Cb + (size_t)o * g->L, tmp + (size_t)o * pc, (size_t)cols * sizeof(float));
+            conv_post_rows(Cb, (size_t)g->L, (size_t)cols, gi * g->OCg, g->OCg, p);
+        }
+    }
+    return HEED_OK;
+}
+
+heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
+                                      const post *p, const char *fn) {
+    float *a, *z;
+    const int rows = band_rows(g);
+    const size_t zn = shifted_work(g, rows);
+    const int T = conv_pass_threads(g->N, (size_t)g->OC * g->R * g->L);
+    HEED_TRY(heed_scratch_get(&l->wt, (size_t)g->OC * g->R, &a));
+    HEED_TRY(heed_scratch_get(&l->col, zn * T, &z));
+    shifted_weights(l, g, a);
+    if (T == 1) {
+        for (int n = 0; n < g->N; n++) HEED_TRY(shifted_forward_image(g, x, y, n, a, z, rows, p));
+        return HEED_OK;
+    }
+    heed_status st = HEED_OK;
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+    for (int n = 0; n < g->N; n++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        heed_status s = shifted_forward_image(g, x, y, n, a, z + t * zn, rows, p);
+        if (s != HEED_OK) {
+#pragma omp atomic write
+            st = s;
+        }
+    }
+    if (st != HEED_OK)
+        return heed_fail(st, "%s %s: a worker thread failed (%s)", fn, l->base.name,
+                         heed_status_name(st));
+    return HEED_OK;
+}
+
+/* Backward on shifted copies, image by image: dA_u accumulate in a buffer
+ * laid out like A (added into dW at the end), dx += the transposed
+ * convolution of dy, itself on shifted copies of dy. */
+heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const float *x,
+                                       const float *dy, float *dx, int fresh) {
+    const geom gt = conv_transposed(g);
+    const int K = g->K, CK = g->ICg * K, OK = g->OCg * K;
+    const size_t ldz = shifted_rows(g) * g->OW, ldzt = shifted_rows(&gt) * gt.OW;
+    size_t zn = shifted_size(g, g->OH);
+    if (dx && shifted_size(&gt, gt.OH) > zn) zn = shifted_size(&gt, gt.OH);
+    float *da, *at = NULL, *z;
+    HEED_TRY(heed_scratch_get(&l->tmp, (size_t)g->OC * g->R, &da));
+    HEED_TRY(heed_scratch_get(&l->col, zn, &z));
+    if (dx) {
+        HEED_TRY(heed_scratch_get(&l->wt, (size_t)g->OC * g->R, &at));
+        shifted_weights_flipped(l, g, at);
+    }
+    memset(da, 0, (size_t)g->OC * g->R * sizeof(float));
+    for (int n = 0; n < g->N; n++)
+        for (int gi = 0; gi < g->G; gi++) {
+            const float *dY = dy + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L;
+            if (l->db) conv_sum_rows(l->db + (size_t)gi * g->OCg, dY, g->OCg, g->L, g->L);
+            shift_copies(g, x, n, gi * g->ICg, 0, (int)shifted_rows(g), z);
+            for (int u = 0; u < K; u++) {
+                float *dA = da + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
+                HEED_TRY(heed_gemm(0, 1, g->OCg, CK, g->L, 1.0f, dY, g->L,
+                                   z + (size_t)u * g->D * g->OW, (int)ldz, 1.0f, dA, CK));
+            }
+            if (!dx) continue;
+            shift_copies(&gt, dy, n, gi * g->OCg, 0, (int)shifted_rows(&gt), z);
+            float *dxg = dx + ((size_t)n * g->IC + (size_t)gi * g->ICg) * gt.L;
+            for (int u = 0; u < K; u++) {
+                const float *A = at + (size_t)gi * g->OCg * g->R + (size_t)u * g->ICg * OK;
+                HEED_TRY(conv_gemm_rows(g->ICg, gt.L, OK, A, OK, z + (size_t)u * g->D * gt.OW,
+                                   (int)ldzt, u == 0 && fresh ? 0.0f : 1.0f, dxg, gt.L));
+            }
+        }
+    /* dW[o, c, u, v] += dA[g, u, o, (c, v)] */
+    for (int gi = 0; gi < g->G; gi++)
+        for (int o = 0; o < g->OCg; o++)
+            for (int c = 0; c < g->ICg; c++) {
+                float *dw = l->dw + ((size_t)(gi * g->OCg + o) * g->ICg + c) * K * K;
+                const float *src = da + (size_t)gi * g->OCg * g->R + (size_t)o * CK + (size_t)c * K;
+                for (int u = 0; u < K; u++)
+                    for (int v = 0; v < K; v++) dw[u * K + v] += src[(size_t)u * g->OCg * CK + v];
+            }
+    return HEED_OK;
+}
+
