@@ -16,29 +16,9 @@
 
 static char dir[256];
 
-/* Runs `heed ARGS` (prefixed by `pre`, e.g. "cd / &&") with stdout into
- * out and stderr into err; returns the exit code. */
 static int heed_run(const char *pre, const char *args, char *out, size_t outsize, char *err,
                     size_t errsize) {
-    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
-    /* absolute, so that `pre` may change the folder */
-    char abs[PATH_MAX] = "", cmd[8192], opath[300], epath[300];
-    if (bin[0] != '/' && getcwd(abs, sizeof abs - 1)) strcat(abs, "/");
-    strncat(abs, bin, sizeof abs - strlen(abs) - 1);
-    snprintf(opath, sizeof opath, "%s/out.txt", dir);
-    snprintf(epath, sizeof epath, "%s/err.txt", dir);
-    snprintf(cmd, sizeof cmd, "%s %s %s > %s 2> %s", pre ? pre : "", abs, args, opath, epath);
-    int rc = system(cmd);
-    const char *paths[2] = {opath, epath};
-    char *bufs[2] = {out, err};
-    size_t sizes[2] = {outsize, errsize};
-    for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(paths[i], "r");
-        size_t n = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
-        bufs[i][n] = '\0';
-        if (f) fclose(f);
-    }
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return tu_run_heed(dir, pre, args, out, outsize, err, errsize);
 }
 
 static int heed(const char *args, char *out, size_t outsize, char *err, size_t errsize) {

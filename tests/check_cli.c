@@ -14,16 +14,7 @@ static char dir[256];
 
 /* Runs `heed ARGS` with stdout and stderr captured; returns the exit code. */
 static int heed(const char *args, char *out, size_t outsize) {
-    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
-    char cmd[2048], path[300];
-    snprintf(path, sizeof path, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "HEED_PROGRESS=0 %s %s > %s 2>&1", bin, args, path);
-    int rc = system(cmd);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(out, 1, outsize - 1, f) : 0;
-    out[n] = '\0';
-    if (f) fclose(f);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return tu_run_heed(dir, NULL, args, out, outsize, NULL, 0);
 }
 
 static void setup(void) {

@@ -21,25 +21,12 @@
 
 static char dir[256], model[300], cnn[300], dark[300], wide[300];
 
-/* Runs `heed ARGS` with stdout and stderr captured separately; returns the
+/* Runs `heed glimpse ARGS` with stdout and stderr captured separately; returns the
  * exit code. */
 static int heed(const char *args, char *out, size_t outsize, char *err, size_t errsize) {
-    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
-    char cmd[8192], po[300], pe[300];
-    snprintf(po, sizeof po, "%s/out.txt", dir);
-    snprintf(pe, sizeof pe, "%s/err.txt", dir);
-    snprintf(cmd, sizeof cmd, "%s glimpse %s > %s 2> %s", bin, args, po, pe);
-    int rc = system(cmd);
-    const char *paths[2] = {po, pe};
-    char *bufs[2] = {out, err};
-    size_t sizes[2] = {outsize, errsize};
-    for (int i = 0; i < 2; i++) {
-        FILE *f = fopen(paths[i], "r");
-        size_t n = f ? fread(bufs[i], 1, sizes[i] - 1, f) : 0;
-        bufs[i][n] = '\0';
-        if (f) fclose(f);
-    }
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    char full[8000];
+    snprintf(full, sizeof full, "glimpse %s", args);
+    return tu_run_heed(dir, NULL, full, out, outsize, err, errsize);
 }
 
 static void save_model(const char *text, const char *path) {

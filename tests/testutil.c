@@ -1,7 +1,13 @@
 /* testutil.c -- see testutil.h. */
 #include "testutil.h"
 
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 void tu_fill_uniform(float *v, size_t n, float lo, float hi, uint64_t seed) {
     heed_rng r;
@@ -50,4 +56,29 @@ double tu_weighted_sum(const float *y, const float *w, size_t n) {
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (double)y[i] * w[i];
     return s;
+}
+
+static void read_into(const char *path, char *buf, size_t size) {
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
+    buf[n] = '\0';
+    if (f) fclose(f);
+}
+
+int tu_run_heed(const char *dir, const char *pre, const char *args, char *out, size_t outsize,
+                char *err, size_t errsize) {
+    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
+    char abs[PATH_MAX] = "", cmd[8192], opath[300], epath[300];
+    if (bin[0] != '/' && getcwd(abs, sizeof abs - 1)) strcat(abs, "/");
+    strncat(abs, bin, sizeof abs - strlen(abs) - 1);
+    snprintf(opath, sizeof opath, "%s/out.txt", dir);
+    snprintf(epath, sizeof epath, "%s/err.txt", dir);
+    if (err)
+        snprintf(cmd, sizeof cmd, "%s HEED_PROGRESS=0 %s %s > %s 2> %s", pre ? pre : "", abs, args, opath, epath);
+    else
+        snprintf(cmd, sizeof cmd, "%s HEED_PROGRESS=0 %s %s > %s 2>&1", pre ? pre : "", abs, args, opath);
+    int rc = system(cmd);
+    read_into(opath, out, outsize);
+    if (err) read_into(epath, err, errsize);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }

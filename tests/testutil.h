@@ -38,4 +38,11 @@ double tu_gradcheck(tu_loss_fn eval, void *ctx, float *v, size_t n, const float 
 /* L = sum_i w_i y_i in double. */
 double tu_weighted_sum(const float *y, const float *w, size_t n);
 
+/* Runs the heed binary ($HEED_BIN, else build/heed, made absolute so `pre`
+ * may change folder) as `PRE HEED ARGS`, with HEED_PROGRESS=0; its stdout
+ * goes to out and its stderr to err, or with err NULL both to out (files
+ * in `dir` carry them). Returns the exit code, -1 if it did not exit. */
+int tu_run_heed(const char *dir, const char *pre, const char *args, char *out, size_t outsize,
+                char *err, size_t errsize);
+
 #endif
