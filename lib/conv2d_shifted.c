@@ -201,52 +201,130 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     return HEED_OK;
 }
 
-/* Backward on shifted copies, image by image: dA_u accumulate in a buffer
- * laid out like A (added into dW at the end), dx += the transposed
- * convolution of dy, itself on shifted copies of dy. */
-heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const float *x,
-                                       const float *dy, float *dx, int fresh) {
+/* ---- backward --------------------------------------------------------
+ *
+ * Image by image: dA_u accumulate in a buffer laid out like A (added into dW
+ * at the end), dx += the transposed convolution of dy, itself on shifted
+ * copies of dy. One image's products are small (W1's 28x28 maps: 32 x 96 x
+ * 784), too small to share between threads; instead threads take chunks of
+ * images, each with its own dA partial, added in chunk order at the end.
+ * The chunks depend on the shape alone, never on the thread count, so the
+ * weight gradient is the same sum in the same order however many threads
+ * ran it.
+ *
+ * When CK < OCg (a first layer with one or three input channels) dA_u is
+ * computed transposed, Z_u x dY^T: with at most 4 rows heed_gemm takes
+ * dot products instead of packing a 48-wide panel for a few columns. */
+
+/* At most this many chunks, and at most this many floats of partials. */
+#define BACKWARD_CHUNKS 8
+#define BACKWARD_PARTIAL_FLOATS ((size_t)1 << 22)
+
+static int backward_chunks(const geom *g) {
+    size_t c = BACKWARD_PARTIAL_FLOATS / ((size_t)g->OC * g->R);
+    if (c > BACKWARD_CHUNKS) c = BACKWARD_CHUNKS;
+    if (c > (size_t)g->N) c = (size_t)g->N;
+    return c < 1 ? 1 : (int)c;
+}
+
+static int da_transposed(const geom *g) { return g->ICg * g->K < g->OCg; }
+
+/* Image n's part of the backward pass: da (the chunk's partial, layout of
+ * A, or per tap (CK, OCg) when transposed) += dY x Z_u^T, and dx. */
+static heed_status shifted_backward_image(const geom *g, const float *x, const float *dy, float *dx,
+                                          int fresh, const float *at, float *da, float *z, int n) {
     const geom gt = conv_transposed(g);
-    const int K = g->K, CK = g->ICg * K, OK = g->OCg * K;
+    const int K = g->K, CK = g->ICg * K, OK = g->OCg * K, trans = da_transposed(g);
     const size_t ldz = shifted_rows(g) * g->OW, ldzt = shifted_rows(&gt) * gt.OW;
-    size_t zn = shifted_size(g, g->OH);
-    if (dx && shifted_size(&gt, gt.OH) > zn) zn = shifted_size(&gt, gt.OH);
-    float *da, *at = NULL, *z;
-    HEED_TRY(heed_scratch_get(&l->tmp, (size_t)g->OC * g->R, &da));
-    HEED_TRY(heed_scratch_get(&l->col, zn, &z));
-    if (dx) {
-        HEED_TRY(heed_scratch_get(&l->wt, (size_t)g->OC * g->R, &at));
-        shifted_weights_flipped(l, g, at);
-    }
-    memset(da, 0, (size_t)g->OC * g->R * sizeof(float));
-    for (int n = 0; n < g->N; n++)
-        for (int gi = 0; gi < g->G; gi++) {
-            const float *dY = dy + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L;
-            if (l->db) conv_sum_rows(l->db + (size_t)gi * g->OCg, dY, g->OCg, g->L, g->L);
-            shift_copies(g, x, n, gi * g->ICg, 0, (int)shifted_rows(g), z);
-            for (int u = 0; u < K; u++) {
-                float *dA = da + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
-                HEED_TRY(heed_gemm(0, 1, g->OCg, CK, g->L, 1.0f, dY, g->L,
-                                   z + (size_t)u * g->D * g->OW, (int)ldz, 1.0f, dA, CK));
-            }
-            if (!dx) continue;
-            shift_copies(&gt, dy, n, gi * g->OCg, 0, (int)shifted_rows(&gt), z);
-            float *dxg = dx + ((size_t)n * g->IC + (size_t)gi * g->ICg) * gt.L;
-            for (int u = 0; u < K; u++) {
-                const float *A = at + (size_t)gi * g->OCg * g->R + (size_t)u * g->ICg * OK;
-                HEED_TRY(conv_gemm_rows(g->ICg, gt.L, OK, A, OK, z + (size_t)u * g->D * gt.OW,
-                                   (int)ldzt, u == 0 && fresh ? 0.0f : 1.0f, dxg, gt.L));
-            }
+    for (int gi = 0; gi < g->G; gi++) {
+        const float *dY = dy + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L;
+        shift_copies(g, x, n, gi * g->ICg, 0, (int)shifted_rows(g), z);
+        for (int u = 0; u < K; u++) {
+            float *dA = da + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
+            const float *Zu = z + (size_t)u * g->D * g->OW;
+            if (trans)
+                HEED_TRY(heed_gemm(0, 1, CK, g->OCg, g->L, 1.0f, Zu, (int)ldz, dY, g->L, 1.0f, dA,
+                                   g->OCg));
+            else
+                HEED_TRY(heed_gemm(0, 1, g->OCg, CK, g->L, 1.0f, dY, g->L, Zu, (int)ldz, 1.0f, dA,
+                                   CK));
         }
-    /* dW[o, c, u, v] += dA[g, u, o, (c, v)] */
+        if (!dx) continue;
+        shift_copies(&gt, dy, n, gi * g->OCg, 0, (int)shifted_rows(&gt), z);
+        float *dxg = dx + ((size_t)n * g->IC + (size_t)gi * g->ICg) * gt.L;
+        for (int u = 0; u < K; u++) {
+            const float *A = at + (size_t)gi * g->OCg * g->R + (size_t)u * g->ICg * OK;
+            HEED_TRY(conv_gemm_rows(g->ICg, gt.L, OK, A, OK, z + (size_t)u * g->D * gt.OW,
+                                    (int)ldzt, u == 0 && fresh ? 0.0f : 1.0f, dxg, gt.L));
+        }
+    }
+    return HEED_OK;
+}
+
+/* dW[o, c, u, v] += the chunks' dA[g, u, o, (c, v)] (or [g, u, (c, v), o]),
+ * chunk by chunk. */
+static void add_weight_gradient(heed_conv2d *l, const geom *g, const float *da, int chunks) {
+    const int K = g->K, CK = g->ICg * K, trans = da_transposed(g);
+    const size_t per_chunk = (size_t)g->OC * g->R;
     for (int gi = 0; gi < g->G; gi++)
         for (int o = 0; o < g->OCg; o++)
             for (int c = 0; c < g->ICg; c++) {
                 float *dw = l->dw + ((size_t)(gi * g->OCg + o) * g->ICg + c) * K * K;
-                const float *src = da + (size_t)gi * g->OCg * g->R + (size_t)o * CK + (size_t)c * K;
                 for (int u = 0; u < K; u++)
-                    for (int v = 0; v < K; v++) dw[u * K + v] += src[(size_t)u * g->OCg * CK + v];
+                    for (int v = 0; v < K; v++) {
+                        const size_t at = (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK +
+                                          (trans ? (size_t)(c * K + v) * g->OCg + o
+                                                 : (size_t)o * CK + (size_t)c * K + v);
+                        float s = 0.0f;
+                        for (int ch = 0; ch < chunks; ch++) s += da[ch * per_chunk + at];
+                        dw[u * K + v] += s;
+                    }
             }
-    return HEED_OK;
 }
 
+heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const float *x,
+                                       const float *dy, float *dx, int fresh) {
+    const geom gt = conv_transposed(g);
+    const int chunks = backward_chunks(g);
+    size_t zn = shifted_size(g, g->OH);
+    if (dx && shifted_size(&gt, gt.OH) > zn) zn = shifted_size(&gt, gt.OH);
+    const size_t per_image = (size_t)g->OC * g->R * g->L * (dx ? 2 : 1);
+    const int T = chunks > 1 ? conv_pass_threads(chunks, per_image * (g->N / chunks)) : 1;
+    const size_t per_chunk = (size_t)g->OC * g->R;
+    float *da, *at = NULL, *z;
+    HEED_TRY(heed_scratch_get(&l->tmp, per_chunk * chunks, &da));
+    HEED_TRY(heed_scratch_get(&l->col, zn * T, &z));
+    if (dx) {
+        HEED_TRY(heed_scratch_get(&l->wt, (size_t)g->OC * g->R, &at));
+        shifted_weights_flipped(l, g, at);
+    }
+    memset(da, 0, per_chunk * chunks * sizeof(float));
+    if (l->db)
+        for (int n = 0; n < g->N; n++)
+            conv_sum_rows(l->db, dy + (size_t)n * g->OC * g->L, g->OC, g->L, g->L);
+    heed_status st = HEED_OK;
+    /* With one thread, the same chunks in order, and no parallel region (a
+     * single chunk's products then thread inside heed_gemm). */
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+    for (int ch = 0; ch < chunks; ch++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        const int n0 = (int)((long)g->N * ch / chunks), n1 = (int)((long)g->N * (ch + 1) / chunks);
+        for (int n = n0; n < n1; n++) {
+            heed_status s = shifted_backward_image(g, x, dy, dx, fresh, at, da + ch * per_chunk,
+                                                   z + t * zn, n);
+            if (s != HEED_OK) {
+#pragma omp atomic write
+                st = s;
+                break;
+            }
+        }
+    }
+    if (st != HEED_OK)
+        return heed_fail(st, "heed_conv2d_backward %s: a worker thread failed (%s)", l->base.name,
+                         heed_status_name(st));
+    add_weight_gradient(l, g, da, chunks);
+    return HEED_OK;
+}

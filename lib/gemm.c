@@ -41,16 +41,25 @@
 
 #include "gemm_kernel.h"
 #include "tensor.h"
+#ifndef XKC
+#define XKC 1024
+#endif
+#ifndef XNC
+#define XNC 600
+#endif
+#ifndef XMC
+#define XMC 1024
+#endif
 
 enum {
     /* Slices up to 1024 deep: C is read and written once per slice, and
      * with both cores busy that traffic costs more than a deep A micro-panel
      * (MR x KC, 32 KB at most, in the 48 KB L1). */
-    KC_MAX = 1024,
+    KC_MAX = XKC,
     /* A packed B block (KC x NC) of about 600 KB stays in the 1 MB L2 while
      * every row tile of a task passes over it. */
-    NC_BYTES = 600 * 1024,
-    MC_MAX = 1024,  /* rows of A a task packs per K slice */
+    NC_BYTES = XNC * 1024,
+    MC_MAX = XMC,  /* rows of A a task packs per K slice */
     PACK_ROWS = 8,  /* rows of B (stored K x N) packed together */
     PACK_COST = 16, /* packing a float costs about this many multiply-adds */
     DIRECT_M_MAX = 16, /* up to this many rows, B (not transposed) is read in place */

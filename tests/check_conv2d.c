@@ -289,7 +289,8 @@ static void naive_backward(const heed_conv2d_cfg *c, const heed_tensor *x, const
 /* Every route through the code, forward and backward against the
  * definition: products on shifted copies (stride 1: with groups and
  * dilation, without padding, with more padding than the kernel spans, 5x5,
- * in row bands for a large image), direct loops (CBAM's 2 -> 1 filter,
+ * in row bands for a large image, images in uneven chunks, a first layer
+ * whose weight gradient is computed transposed), direct loops (CBAM's 2 -> 1 filter,
  * depthwise, two channels per group), im2col (stride 2, and in row bands). */
 static const shape_case path_cases[] = {
     {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 2, 24, 27},
@@ -303,6 +304,8 @@ static const shape_case path_cases[] = {
     {{.in_c = 4, .out_c = 4, .k = 3, .pad = 1, .groups = 2}, 2, 9, 8},
     {{.in_c = 6, .out_c = 8, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 3, 17, 13},
     {{.in_c = 16, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 100, 100},
+    {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 11, 9, 8},
+    {{.in_c = 1, .out_c = 8, .k = 3, .pad = 1, .bias = 1}, 13, 10, 9},
 };
 
 START_TEST(every_path_matches_the_definition) {
@@ -390,9 +393,10 @@ START_TEST(threaded_matches_one_thread) {
         {.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1},
         {.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1},
         {.in_c = 16, .out_c = 24, .k = 1, .bias = 1},
+        {.in_c = 1, .out_c = 16, .k = 3, .pad = 1, .bias = 1},
     };
     int saved = omp_get_max_threads();
-    for (int ci = 0; ci < 3; ci++) {
+    for (int ci = 0; ci < 4; ci++) {
         fixture f;
         fixture_init(&f, cfgs[ci], 4, 20, 21, 400 + ci);
         heed_tensor dy = heed_tensor_view(f.wt, f.y.n, f.y.c, f.y.h, f.y.w);
@@ -412,9 +416,11 @@ START_TEST(threaded_matches_one_thread) {
             memcpy(out[t][2], f.p.grads, f.p.total * sizeof(float));
         }
         omp_set_num_threads(saved);
-        ck_assert(tu_max_rel_err(out[0][0], out[1][0], ny) < 1e-5);
-        ck_assert(tu_max_rel_err(out[0][1], out[1][1], nx) < 1e-5);
-        ck_assert(tu_max_rel_err(out[0][2], out[1][2], f.p.total) < 1e-5);
+        /* The same sums in the same order: bit for bit. */
+        ck_assert_msg(!memcmp(out[0][0], out[1][0], ny * sizeof(float)), "case %d: y", ci);
+        ck_assert_msg(!memcmp(out[0][1], out[1][1], nx * sizeof(float)), "case %d: dx", ci);
+        ck_assert_msg(!memcmp(out[0][2], out[1][2], f.p.total * sizeof(float)), "case %d: grads",
+                      ci);
         for (int t = 0; t < 2; t++)
             for (int k = 0; k < 3; k++) free(out[t][k]);
         fixture_free(&f);
