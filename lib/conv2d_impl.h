@@ -131,12 +131,17 @@ static inline int conv_padded_columns(int n) {
  * packs anyway gains nothing from the extra columns. */
 static inline int conv_pads_columns(int M) { return M <= ROW_SLICE_MAX; }
 
+/* Threads a layer may use: 1 inside a parallel region. */
+static inline int conv_max_threads(void) {
+#ifdef _OPENMP
+    if (!omp_in_parallel()) return omp_get_max_threads();
+#endif
+    return 1;
+}
+
 /* Threads to run `passes` forward passes on, each with `work` multiply-adds. */
 static inline int conv_pass_threads(int passes, size_t work) {
-    int t = 1;
-#ifdef _OPENMP
-    if (!omp_in_parallel()) t = omp_get_max_threads();
-#endif
+    int t = conv_max_threads();
     size_t cap = (size_t)passes * work / PASS_WORK_MIN;
     if ((size_t)t > cap) t = cap < 1 ? 1 : (int)cap;
     if (t > passes) t = passes;

@@ -127,69 +127,76 @@ static void shifted_weights_flipped(const heed_conv2d *l, const geom *g, float *
             }
 }
 
-/* y_n = post(sum over u of A_u x Z_u) for image n, every group, in bands
- * of `rows` output rows. */
 /* Floats of work space one thread needs: Z for a band (with slack for the
  * extra columns' reads) and the band's product when columns are padded. */
 static size_t shifted_work(const geom *g, int rows) {
     return shifted_size(g, rows) + 16 + (size_t)g->OCg * conv_padded_columns(rows * g->OW);
 }
 
-/* y_n = post(sum over u of A_u x Z_u) for image n, every group, in bands
- * of `rows` output rows. */
-static heed_status shifted_forward_image(const geom *g, const float *x, float *y, int n,
-                                         const float *a, float *work, int rows, const post *p) {
-    const int CK = g->ICg * g->K, halo = g->D * (g->K - 1);
-    float *z = work, *tmp = work + shifted_size(g, rows) + 16;
+/* Output rows i0 .. i0+nr-1 of image n, every group: y = post(sum over u
+ * of A_u x Z_u). */
+static heed_status shifted_forward_band(const geom *g, const float *x, float *y, int n, int i0,
+                                        int nr, const float *a, float *work, const post *p) {
+    const int CK = g->ICg * g->K, halo = g->D * (g->K - 1), cols = nr * g->OW;
+    const int ldz = (nr + halo) * g->OW;
+    const int pc = conv_pads_columns(g->OCg) && conv_padded_columns(cols) <= ldz
+                       ? conv_padded_columns(cols)
+                       : cols;
+    float *z = work, *tmp = work + shifted_size(g, nr) + 16;
     for (int gi = 0; gi < g->G; gi++) {
-        float *C = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L;
-        for (int i0 = 0; i0 < g->OH; i0 += rows) {
-            const int nr = g->OH - i0 < rows ? g->OH - i0 : rows, cols = nr * g->OW;
-            const int ldz = (nr + halo) * g->OW;
-            const int pc = conv_pads_columns(g->OCg) && conv_padded_columns(cols) <= ldz
-                               ? conv_padded_columns(cols)
-                               : cols;
-            shift_copies(g, x, n, gi * g->ICg, i0, nr + halo, z);
-            /* The padded columns read up to 15 floats past Z's last row. */
-            memset(z + (size_t)CK * (nr + halo) * g->OW, 0, 16 * sizeof(float));
-            float *Cb = C + (size_t)i0 * g->OW;
-            float *out = pc == cols ? Cb : tmp;
-            const int ldo = pc == cols ? g->L : pc;
-            for (int u = 0; u < g->K; u++) {
-                const float *A = a + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
-                HEED_TRY(conv_gemm_rows(g->OCg, pc, CK, A, CK, z + (size_t)u * g->D * g->OW, ldz,
-                                        u ? 1.0f : 0.0f, out, ldo));
-            }
-            if (out != Cb)
-                for (int o = 0; o < g->OCg; o++)
-                    memcpy(Cb + (size_t)o * g->L, tmp + (size_t)o * pc, (size_t)cols * sizeof(float));
-            conv_post_rows(Cb, (size_t)g->L, (size_t)cols, gi * g->OCg, g->OCg, p);
+        float *Cb = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L + (size_t)i0 * g->OW;
+        shift_copies(g, x, n, gi * g->ICg, i0, nr + halo, z);
+        /* The padded columns read up to 15 floats past Z's last row. */
+        memset(z + (size_t)CK * (nr + halo) * g->OW, 0, 16 * sizeof(float));
+        float *out = pc == cols ? Cb : tmp;
+        const int ldo = pc == cols ? g->L : pc;
+        for (int u = 0; u < g->K; u++) {
+            const float *A = a + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
+            HEED_TRY(conv_gemm_rows(g->OCg, pc, CK, A, CK, z + (size_t)u * g->D * g->OW, ldz,
+                                    u ? 1.0f : 0.0f, out, ldo));
         }
+        if (out != Cb)
+            for (int o = 0; o < g->OCg; o++)
+                memcpy(Cb + (size_t)o * g->L, tmp + (size_t)o * pc, (size_t)cols * sizeof(float));
+        conv_post_rows(Cb, (size_t)g->L, (size_t)cols, gi * g->OCg, g->OCg, p);
     }
     return HEED_OK;
 }
 
+/* Work items are bands of images' output rows, run in parallel. With fewer
+ * images than threads (inference at batch 1) each image is cut into more
+ * bands so that every thread has one: one parallel region per layer, where
+ * threading inside each small product would open one per product. Bands
+ * change no sum, so results do not depend on the thread count. */
 heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                       const post *p, const char *fn) {
-    float *a, *z;
-    const int rows = band_rows(g);
+    int rows = band_rows(g);
+    const size_t band_work = (size_t)g->OC * g->R * g->OW;
+    int bands = (g->OH + rows - 1) / rows;
+    int T = conv_pass_threads(g->N * bands, band_work * rows);
+    const int tmax = conv_max_threads();
+    if (T < tmax && g->N < tmax) {
+        const int want = (tmax + g->N - 1) / g->N, split = (g->OH + want - 1) / want;
+        const int split_bands = (g->OH + split - 1) / split;
+        const int t = conv_pass_threads(g->N * split_bands, band_work * split);
+        if (t > T) rows = split, bands = split_bands, T = t;
+    }
     const size_t zn = shifted_work(g, rows);
-    const int T = conv_pass_threads(g->N, (size_t)g->OC * g->R * g->L);
+    const int items = g->N * bands;
+    float *a, *z;
     HEED_TRY(heed_scratch_get(&l->wt, (size_t)g->OC * g->R, &a));
     HEED_TRY(heed_scratch_get(&l->col, zn * T, &z));
     shifted_weights(l, g, a);
-    if (T == 1) {
-        for (int n = 0; n < g->N; n++) HEED_TRY(shifted_forward_image(g, x, y, n, a, z, rows, p));
-        return HEED_OK;
-    }
     heed_status st = HEED_OK;
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
-    for (int n = 0; n < g->N; n++) {
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+    for (int it = 0; it < items; it++) {
         int t = 0;
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        heed_status s = shifted_forward_image(g, x, y, n, a, z + t * zn, rows, p);
+        const int n = it / bands, i0 = it % bands * rows;
+        const int nr = g->OH - i0 < rows ? g->OH - i0 : rows;
+        heed_status s = shifted_forward_band(g, x, y, n, i0, nr, a, z + t * zn, p);
         if (s != HEED_OK) {
 #pragma omp atomic write
             st = s;

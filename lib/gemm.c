@@ -294,6 +294,15 @@ static void pack_block(const job *jb, int pc, int kcs, int j0, int ncw, float *b
     const int step = jb->tb ? kcs : PACK_ROWS;
     for (int k0 = 0; k0 < kcs; k0 += step) {
         const int rows = imin(step, kcs - k0);
+#ifdef XPF
+        if (!jb->tb && k0 + step < kcs) {
+            const int pr = imin(step, kcs - k0 - step);
+            for (int r = 0; r < pr; r++) {
+                const char *src = (const char *)(jb->B + (ptrdiff_t)(pc + k0 + step + r) * jb->ldb + j0);
+                for (int x = 0; x < ncw * 4; x += 64) __builtin_prefetch(src + x);
+            }
+        }
+#endif
         for (int col = 0; col < ncw; col += k->nr) {
             const int w = imin(k->nr, ncw - col), wp = round_up(w, k->vw);
             if (!panel_packed(jb, w)) continue;

@@ -389,16 +389,19 @@ END_TEST
 
 START_TEST(threaded_matches_one_thread) {
 #ifdef _OPENMP
-    static const heed_conv2d_cfg cfgs[] = {
-        {.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1},
-        {.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1},
-        {.in_c = 16, .out_c = 24, .k = 1, .bias = 1},
-        {.in_c = 1, .out_c = 16, .k = 3, .pad = 1, .bias = 1},
+    /* Images in parallel (forward passes, backward chunks), one image cut
+     * into bands of rows, threads inside the products. */
+    static const shape_case cases[] = {
+        {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
+        {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 1, 40, 41},
+        {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1}, 4, 20, 21},
+        {{.in_c = 16, .out_c = 24, .k = 1, .bias = 1}, 4, 20, 21},
+        {{.in_c = 1, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
     };
     int saved = omp_get_max_threads();
-    for (int ci = 0; ci < 4; ci++) {
+    for (int ci = 0; ci < (int)(sizeof cases / sizeof cases[0]); ci++) {
         fixture f;
-        fixture_init(&f, cfgs[ci], 4, 20, 21, 400 + ci);
+        fixture_init(&f, cases[ci].cfg, cases[ci].N, cases[ci].H, cases[ci].W, 400 + ci);
         heed_tensor dy = heed_tensor_view(f.wt, f.y.n, f.y.c, f.y.h, f.y.w);
         size_t ny = heed_tensor_count(&f.y), nx = heed_tensor_count(&f.x);
         float *out[2][3];
