@@ -245,17 +245,48 @@ static heed_status direct1_forward(heed_conv2d *l, const geom *g, const float *x
 /* Backward for stride 1, image by image: dx += the flipped kernel over dy
  * padded by P'; dW[o, c, u, v] += sum over (i, j) of dy[o, i, j] q[c, i + u*D, j + v*D]
  * with q the padded input (dy read from its own padded copy, whose zeros
- * beyond OW make whole blocks safe to sum). */
-static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *x, const float *dy,
-                                    float *dx, int fresh) {
+ * beyond OW make whole blocks safe to sum). As on the shifted path
+ * (conv2d_shifted.c), threads take fixed chunks of images, each chunk
+ * summing its own weight-gradient partial; the partials are added in chunk
+ * order, so the result does not depend on the thread count. */
+#define BACKWARD_CHUNKS 8
+
+static void direct1_backward_image(const geom *g, const float *x, const float *dy, float *dx,
+                                   int n, const float *wf, float *dw, float *q) {
     const geom t = conv_transposed(g);
     const int K = g->K, D = g->D, KK = K * K;
     const int Hq = g->OH + D * (K - 1), Wq = padded_width(g->OW, K, D);
     const int Pt = t.P, Hd = t.OH + D * (K - 1);
     const int Wd = padded_width(t.OW > g->OW ? t.OW : g->OW, K, D);
+    float *d = q + (size_t)g->ICg * Hq * Wq;
+    for (int gi = 0; gi < g->G; gi++) {
+        pad_planes(x, g->IC, n, gi * g->ICg, g->ICg, g->H, g->W, g->P, Hq, Wq, q);
+        pad_planes(dy, g->OC, n, gi * g->OCg, g->OCg, g->OH, g->OW, Pt, Hd, Wd, d);
+        for (int o = 0; o < g->OCg; o++) {
+            const float *dq = d + ((size_t)o * Hd + Pt) * Wd + Pt; /* dy[o, 0, 0] */
+            for (int c = 0; c < g->ICg; c++)
+                taps_dot(dq, Wd, q + (size_t)c * Hq * Wq, Wq, g->OH, g->OW, K, D,
+                         dw + ((size_t)(gi * g->OCg + o) * g->ICg + c) * KK);
+        }
+        if (!dx) continue;
+        for (int c = 0; c < g->ICg; c++) {
+            const float *wc = wf + ((size_t)gi * g->ICg + c) * g->OCg * KK;
+            float *dxc = dx + ((size_t)n * g->IC + gi * g->ICg + c) * g->H * g->W;
+            direct_rows(d, g->OCg, Hd, Wd, wc, (size_t)KK, K, D, dxc, g->H, g->W, 1);
+        }
+    }
+}
+
+static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *x, const float *dy,
+                                    float *dx, int fresh) {
+    const int KK = g->K * g->K;
+    const int chunks = g->N < BACKWARD_CHUNKS ? g->N : BACKWARD_CHUNKS;
+    const size_t nw = (size_t)g->OC * g->R;
+    const size_t per_thread = direct1_size(g) - nw; /* the padded copies */
+    const int T = conv_pass_threads(chunks, (size_t)g->OC * g->R * g->L * 2 * (g->N / chunks));
     float *buf;
-    HEED_TRY(heed_scratch_get(&l->col, direct1_size(g), &buf));
-    float *q = buf, *d = q + (size_t)g->ICg * Hq * Wq, *wf = d + (size_t)g->OCg * Hd * Wd;
+    HEED_TRY(heed_scratch_get(&l->col, nw * (1 + chunks) + per_thread * T, &buf));
+    float *wf = buf, *partial = wf + nw, *copies = partial + nw * chunks;
     if (l->db)
         for (int o = 0; o < g->OC; o++) {
             double s = 0.0;
@@ -278,24 +309,22 @@ static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *
                     for (int i = 0; i < KK; i++) dst[KK - 1 - i] = src[i];
                 }
     if (fresh && dx) memset(dx, 0, (size_t)g->N * g->IC * g->H * g->W * sizeof(float));
-    for (int n = 0; n < g->N; n++)
-        for (int gi = 0; gi < g->G; gi++) {
-            pad_planes(x, g->IC, n, gi * g->ICg, g->ICg, g->H, g->W, g->P, Hq, Wq, q);
-            pad_planes(dy, g->OC, n, gi * g->OCg, g->OCg, g->OH, g->OW, Pt, Hd, Wd, d);
-            for (int o = 0; o < g->OCg; o++) {
-                const float *dq = d + ((size_t)o * Hd + Pt) * Wd + Pt; /* dy[o, 0, 0] */
-                for (int c = 0; c < g->ICg; c++) {
-                    float *dw = l->dw + ((size_t)(gi * g->OCg + o) * g->ICg + c) * KK;
-                    taps_dot(dq, Wd, q + (size_t)c * Hq * Wq, Wq, g->OH, g->OW, K, D, dw);
-                }
-            }
-            if (!dx) continue;
-            for (int c = 0; c < g->ICg; c++) {
-                const float *wc = wf + ((size_t)gi * g->ICg + c) * g->OCg * KK;
-                float *dxc = dx + ((size_t)n * g->IC + gi * g->ICg + c) * g->H * g->W;
-                direct_rows(d, g->OCg, Hd, Wd, wc, (size_t)KK, K, D, dxc, g->H, g->W, 1);
-            }
-        }
+    memset(partial, 0, nw * chunks * sizeof(float));
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+    for (int ch = 0; ch < chunks; ch++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        const int n0 = (int)((long)g->N * ch / chunks), n1 = (int)((long)g->N * (ch + 1) / chunks);
+        for (int n = n0; n < n1; n++)
+            direct1_backward_image(g, x, dy, dx, n, wf, partial + ch * nw, copies + t * per_thread);
+    }
+    for (size_t i = 0; i < nw; i++) {
+        float s = 0.0f;
+        for (int ch = 0; ch < chunks; ch++) s += partial[ch * nw + i];
+        l->dw[i] += s;
+    }
     return HEED_OK;
 }
 

@@ -292,6 +292,9 @@ static size_t buffer_floats(const job *jb) {
 static void pack_block(const job *jb, int pc, int kcs, int j0, int ncw, float *bb) {
     const heed_gemm_kernel *k = jb->k;
     const int step = jb->tb ? kcs : PACK_ROWS;
+#ifdef XNOPB
+    static int calls; if (calls++ > 20) return;
+#endif
     for (int k0 = 0; k0 < kcs; k0 += step) {
         const int rows = imin(step, kcs - k0);
 #ifdef XPF
@@ -335,7 +338,12 @@ static void run_task(const job *jb, int task, float *buf) {
             for (int ir = r0; ir < r1; ir += mr) {
                 const int h = imin(mr, r1 - ir);
                 float *ap = ab + (size_t)(ir - r0) * kcs;
+#ifdef XNOPA
+                static int callsa; if (callsa < 100000) callsa++;
+                if (jc == c0 && callsa < 100000) {
+#else
                 if (jc == c0) {
+#endif
                     const float *a = jb->ta ? jb->A + (ptrdiff_t)pc * jb->lda + ir
                                             : jb->A + (ptrdiff_t)ir * jb->lda + pc;
                     k->pack_a(kcs, h, a, jb->lda, jb->ta, ap, mr);

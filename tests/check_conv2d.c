@@ -395,6 +395,8 @@ START_TEST(threaded_matches_one_thread) {
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 1, 40, 41},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1}, 4, 20, 21},
+        {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1}, 8, 40, 41},
+        {{.in_c = 2, .out_c = 1, .k = 7, .pad = 3}, 16, 28, 28},
         {{.in_c = 16, .out_c = 24, .k = 1, .bias = 1}, 4, 20, 21},
         {{.in_c = 1, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
     };
