@@ -458,6 +458,70 @@ static void flip_weights(const heed_conv2d *l, const geom *g, float *wt) {
             }
 }
 
+/* One backward pass over images n0 .. n0+nbc-1, every group: dw (the
+ * layer's gradient or a chunk's partial) += dY_g x col^T, and dx. col and
+ * tmp are this thread's buffers, wt the flipped kernel when by_t. */
+static heed_status backward_pass(const heed_conv2d *l, const geom *g, const float *x,
+                                 const float *dy, float *dxd, int n0, int nbc, int by_t,
+                                 const float *wt, float *col, float *tmp, float *dw_all) {
+    const int pointwise = is_pointwise(g), cols = nbc * g->L;
+    const geom gt = conv_transposed(g);
+    for (int gi = 0; gi < g->G; gi++) {
+        /* dY_g as an (OCg, cols) matrix. */
+        const float *dY = tmp;
+        if (nbc == 1)
+            dY = dy + ((size_t)n0 * g->OC + (size_t)gi * g->OCg) * g->L;
+        else
+            gather(dy, g->OC, gi * g->OCg, g->OCg, n0, nbc, g->L, tmp);
+
+        const float *B = col;
+        const float *xin = x + ((size_t)n0 * g->IC + (size_t)gi * g->ICg) * g->L;
+        if (pointwise && nbc == 1)
+            B = xin;
+        else if (pointwise)
+            gather(x, g->IC, gi * g->ICg, g->ICg, n0, nbc, g->L, col);
+        else
+            im2col(g, x, n0, nbc, gi * g->ICg, col, cols);
+        const float *A = l->w + (size_t)gi * g->OCg * g->R;
+        float *dW = dw_all + (size_t)gi * g->OCg * g->R;
+        HEED_TRY(heed_gemm(0, 1, g->OCg, g->R, cols, 1.0f, dY, cols, B, cols, 1.0f, dW, g->R));
+        if (!dxd) continue;
+
+        float *dxg = dxd + ((size_t)n0 * g->IC + (size_t)gi * g->ICg) * gt.L;
+        if (pointwise && nbc == 1) {
+            HEED_TRY(heed_gemm(1, 0, g->R, cols, g->OCg, 1.0f, A, g->R, dY, cols, 1.0f, dxg, cols));
+            continue;
+        }
+        if (by_t) {
+            /* The columns and dY are spent: the buffers take dy's im2col
+             * and, for several images, the product. */
+            const int cols_t = nbc * gt.L;
+            const float *At = wt + (size_t)gi * g->ICg * gt.R;
+            im2col(&gt, dy, n0, nbc, gi * g->OCg, col, cols_t);
+            if (nbc == 1) {
+                HEED_TRY(conv_gemm_rows(g->ICg, cols_t, gt.R, At, gt.R, col, cols_t, 1.0f, dxg,
+                                        gt.L));
+            } else {
+                HEED_TRY(conv_gemm_rows(g->ICg, cols_t, gt.R, At, gt.R, col, cols_t, 0.0f, tmp,
+                                        cols_t));
+                scatter(dxd, g->IC, gi * g->ICg, g->ICg, n0, nbc, gt.L, tmp, NULL, 1);
+            }
+            continue;
+        }
+        /* The columns are spent: their gradient reuses the buffer. */
+        HEED_TRY(heed_gemm(1, 0, g->R, cols, g->OCg, 1.0f, A, g->R, dY, cols, 0.0f, col, cols));
+        if (pointwise)
+            scatter(dxd, g->IC, gi * g->ICg, g->ICg, n0, nbc, g->L, col, NULL, 1);
+        else
+            col2im(g, col, cols, n0, nbc, gi * g->ICg, dxd);
+    }
+    return HEED_OK;
+}
+
+/* Passes (of images_per_pass images) are independent but for the weight
+ * gradient: with several chunks of passes, threads take chunks, each with
+ * its own partial, added in chunk order (conv_backward_chunks). One chunk
+ * adds straight into dW and threads inside the products. */
 heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const heed_tensor *dy,
                                  heed_tensor *dx) {
     HEED_TRY(check_ready(l, x, "heed_conv2d_backward"));
@@ -482,66 +546,56 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
     size_t tmp_n = nb > 1 ? (size_t)g.OCg * nb * g.L : 0;
     if (by_t && (size_t)gt.R * nb * gt.L > col_n) col_n = (size_t)gt.R * nb * gt.L;
     if (by_t && nb > 1 && (size_t)g.ICg * nb * gt.L > tmp_n) tmp_n = (size_t)g.ICg * nb * gt.L;
-    float *col = NULL, *tmp = NULL, *wt = NULL;
-    if (col_n) HEED_TRY(heed_scratch_get(&l->col, col_n, &col));
-    if (tmp_n) HEED_TRY(heed_scratch_get(&l->tmp, tmp_n, &tmp));
+    const int passes = (g.N + nb - 1) / nb, chunks = conv_backward_chunks(&g, passes);
+    const size_t nw = (size_t)g.OC * g.R;
+    const size_t pass_work = (size_t)g.OC * g.R * nb * g.L * (dxd ? 2 : 1);
+    const int T = chunks > 1 ? conv_pass_threads(chunks, pass_work * (passes / chunks)) : 1;
+    float *col = NULL, *tmp = NULL, *wt = NULL, *partial = NULL;
+    if (col_n) HEED_TRY(heed_scratch_get(&l->col, col_n * T, &col));
+    if (tmp_n || chunks > 1) HEED_TRY(heed_scratch_get(&l->tmp, tmp_n * T + nw * chunks, &tmp));
     if (by_t) {
         HEED_TRY(heed_scratch_get(&l->wt, (size_t)g.OC * g.R, &wt));
         flip_weights(l, &g, wt);
     }
-    for (int n0 = 0; n0 < g.N; n0 += nb) {
-        const int nbc = g.N - n0 < nb ? g.N - n0 : nb, cols = nbc * g.L;
-        for (int gi = 0; gi < g.G; gi++) {
-            /* dY_g as an (OCg, cols) matrix. */
-            const float *dY = tmp;
-            if (nbc == 1)
-                dY = dy->data + ((size_t)n0 * g.OC + (size_t)gi * g.OCg) * g.L;
-            else
-                gather(dy->data, g.OC, gi * g.OCg, g.OCg, n0, nbc, g.L, tmp);
-            if (l->db) conv_sum_rows(l->db + (size_t)gi * g.OCg, dY, g.OCg, cols, cols);
-
-            const float *B = col;
-            float *xin = x->data + ((size_t)n0 * g.IC + (size_t)gi * g.ICg) * g.L;
-            if (pointwise && nbc == 1)
-                B = xin;
-            else if (pointwise)
-                gather(x->data, g.IC, gi * g.ICg, g.ICg, n0, nbc, g.L, col);
-            else
-                im2col(&g, x->data, n0, nbc, gi * g.ICg, col, cols);
-            const float *A = l->w + (size_t)gi * g.OCg * g.R;
-            float *dW = l->dw + (size_t)gi * g.OCg * g.R;
-            HEED_TRY(heed_gemm(0, 1, g.OCg, g.R, cols, 1.0f, dY, cols, B, cols, 1.0f, dW, g.R));
-            if (!dxd) continue;
-
-            float *dxg = dxd + ((size_t)n0 * g.IC + (size_t)gi * g.ICg) * gt.L;
-            if (pointwise && nbc == 1) {
-                HEED_TRY(heed_gemm(1, 0, g.R, cols, g.OCg, 1.0f, A, g.R, dY, cols, 1.0f, dxg,
-                                   cols));
-                continue;
+    if (l->db)
+        for (int n = 0; n < g.N; n++)
+            conv_sum_rows(l->db, dy->data + (size_t)n * g.OC * g.L, g.OC, g.L, g.L);
+    if (chunks == 1) {
+        for (int n0 = 0; n0 < g.N; n0 += nb)
+            HEED_TRY(backward_pass(l, &g, x->data, dy->data, dxd, n0,
+                                   g.N - n0 < nb ? g.N - n0 : nb, by_t, wt, col, tmp, l->dw));
+        return HEED_OK;
+    }
+    partial = tmp + tmp_n * T;
+    memset(partial, 0, nw * chunks * sizeof(float));
+    heed_status st = HEED_OK;
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+    for (int ch = 0; ch < chunks; ch++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        const int p0 = (int)((long)passes * ch / chunks), p1 = (int)((long)passes * (ch + 1) / chunks);
+        for (int pi = p0; pi < p1; pi++) {
+            const int n0 = pi * nb;
+            heed_status s = backward_pass(l, &g, x->data, dy->data, dxd, n0,
+                                          g.N - n0 < nb ? g.N - n0 : nb, by_t, wt,
+                                          col ? col + t * col_n : NULL, tmp + t * tmp_n,
+                                          partial + ch * nw);
+            if (s != HEED_OK) {
+#pragma omp atomic write
+                st = s;
+                break;
             }
-            if (by_t) {
-                /* The columns and dY are spent: the buffers take dy's
-                 * im2col and, for several images, the product. */
-                const int cols_t = nbc * gt.L;
-                const float *At = wt + (size_t)gi * g.ICg * gt.R;
-                im2col(&gt, dy->data, n0, nbc, gi * g.OCg, col, cols_t);
-                if (nbc == 1) {
-                    HEED_TRY(conv_gemm_rows(g.ICg, cols_t, gt.R, At, gt.R, col, cols_t, 1.0f, dxg,
-                                            gt.L));
-                } else {
-                    HEED_TRY(conv_gemm_rows(g.ICg, cols_t, gt.R, At, gt.R, col, cols_t, 0.0f, tmp,
-                                            cols_t));
-                    scatter(dxd, g.IC, gi * g.ICg, g.ICg, n0, nbc, gt.L, tmp, NULL, 1);
-                }
-                continue;
-            }
-            /* The columns are spent: their gradient reuses the buffer. */
-            HEED_TRY(heed_gemm(1, 0, g.R, cols, g.OCg, 1.0f, A, g.R, dY, cols, 0.0f, col, cols));
-            if (pointwise)
-                scatter(dxd, g.IC, gi * g.ICg, g.ICg, n0, nbc, g.L, col, NULL, 1);
-            else
-                col2im(&g, col, cols, n0, nbc, gi * g.ICg, dxd);
         }
+    }
+    if (st != HEED_OK)
+        return heed_fail(st, "heed_conv2d_backward %s: a worker thread failed (%s)", l->base.name,
+                         heed_status_name(st));
+    for (size_t i = 0; i < nw; i++) {
+        float s = 0.0f;
+        for (int ch = 0; ch < chunks; ch++) s += partial[ch * nw + i];
+        l->dw[i] += s;
     }
     return HEED_OK;
 }

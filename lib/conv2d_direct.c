@@ -249,8 +249,6 @@ static heed_status direct1_forward(heed_conv2d *l, const geom *g, const float *x
  * (conv2d_shifted.c), threads take fixed chunks of images, each chunk
  * summing its own weight-gradient partial; the partials are added in chunk
  * order, so the result does not depend on the thread count. */
-#define BACKWARD_CHUNKS 8
-
 static void direct1_backward_image(const geom *g, const float *x, const float *dy, float *dx,
                                    int n, const float *wf, float *dw, float *q) {
     const geom t = conv_transposed(g);
@@ -280,7 +278,7 @@ static void direct1_backward_image(const geom *g, const float *x, const float *d
 static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *x, const float *dy,
                                     float *dx, int fresh) {
     const int KK = g->K * g->K;
-    const int chunks = g->N < BACKWARD_CHUNKS ? g->N : BACKWARD_CHUNKS;
+    const int chunks = conv_backward_chunks(g, g->N);
     const size_t nw = (size_t)g->OC * g->R;
     const size_t per_thread = direct1_size(g) - nw; /* the padded copies */
     const int T = conv_pass_threads(chunks, (size_t)g->OC * g->R * g->L * 2 * (g->N / chunks));

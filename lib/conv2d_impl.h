@@ -148,6 +148,22 @@ static inline int conv_pass_threads(int passes, size_t work) {
     return t;
 }
 
+/* Backward passes run in chunks of images (or of passes), each summing its
+ * own weight-gradient partial; the partials are added in chunk order. The
+ * chunk count depends on the shape alone -- at most BACKWARD_CHUNKS, and
+ * partials of at most BACKWARD_PARTIAL_FLOATS -- never on the thread
+ * count, so the weight gradient is the same sum in the same order however
+ * many threads ran it. */
+#define BACKWARD_CHUNKS 8
+#define BACKWARD_PARTIAL_FLOATS ((size_t)1 << 22)
+
+static inline int conv_backward_chunks(const heed_conv_geom *g, int passes) {
+    size_t c = BACKWARD_PARTIAL_FLOATS / ((size_t)g->OC * g->R);
+    if (c > BACKWARD_CHUNKS) c = BACKWARD_CHUNKS;
+    if (c > (size_t)passes) c = (size_t)passes;
+    return c < 1 ? 1 : (int)c;
+}
+
 /* db[r] += the sum of row r of m (rows, cols), rows ld apart. */
 static inline void conv_sum_rows(float *db, const float *m, int rows, int cols, int ld) {
 #pragma omp parallel for schedule(static) if ((size_t)rows * cols > PAR_MIN)

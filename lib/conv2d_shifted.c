@@ -223,17 +223,6 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
  * computed transposed, Z_u x dY^T: with at most 4 rows heed_gemm takes
  * dot products instead of packing a 48-wide panel for a few columns. */
 
-/* At most this many chunks, and at most this many floats of partials. */
-#define BACKWARD_CHUNKS 8
-#define BACKWARD_PARTIAL_FLOATS ((size_t)1 << 22)
-
-static int backward_chunks(const geom *g) {
-    size_t c = BACKWARD_PARTIAL_FLOATS / ((size_t)g->OC * g->R);
-    if (c > BACKWARD_CHUNKS) c = BACKWARD_CHUNKS;
-    if (c > (size_t)g->N) c = (size_t)g->N;
-    return c < 1 ? 1 : (int)c;
-}
-
 static int da_transposed(const geom *g) { return g->ICg * g->K < g->OCg; }
 
 /* Image n's part of the backward pass: da (the chunk's partial, layout of
@@ -292,7 +281,7 @@ static void add_weight_gradient(heed_conv2d *l, const geom *g, const float *da, 
 heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const float *x,
                                        const float *dy, float *dx, int fresh) {
     const geom gt = conv_transposed(g);
-    const int chunks = backward_chunks(g);
+    const int chunks = conv_backward_chunks(g, g->N);
     size_t zn = shifted_size(g, g->OH);
     if (dx && shifted_size(&gt, gt.OH) > zn) zn = shifted_size(&gt, gt.OH);
     const size_t per_image = (size_t)g->OC * g->R * g->L * (dx ? 2 : 1);

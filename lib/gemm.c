@@ -41,6 +41,17 @@
 
 #include "gemm_kernel.h"
 #include "tensor.h"
+#ifdef XPROF
+#include <x86intrin.h>
+#include <stdio.h>
+static unsigned long long prof_pb, prof_pa, prof_t, prof_all;
+__attribute__((destructor)) static void prof_dump(void){ if(prof_all) fprintf(stderr,"pack_b %.1f%% pack_a %.1f%% tile %.1f%% other %.1f%%\n",100.0*prof_pb/prof_all,100.0*prof_pa/prof_all,100.0*prof_t/prof_all,100.0*(prof_all-prof_pb-prof_pa-prof_t)/prof_all);}
+#define PT0 unsigned long long _t0 = __rdtsc();
+#define PT1(v) v += __rdtsc() - _t0;
+#else
+#define PT0
+#define PT1(v)
+#endif
 #ifndef XKC
 #define XKC 1024
 #endif
@@ -334,7 +345,7 @@ static void run_task(const job *jb, int task, float *buf) {
         const float beta = pc == 0 ? jb->beta : 1.0f;
         for (int jc = c0; jc < c1; jc += jb->nc) {
             const int ncw = imin(jb->nc, c1 - jc);
-            pack_block(jb, pc, kcs, jc, ncw, bb);
+            { PT0 pack_block(jb, pc, kcs, jc, ncw, bb); PT1(prof_pb) }
             for (int ir = r0; ir < r1; ir += mr) {
                 const int h = imin(mr, r1 - ir);
                 float *ap = ab + (size_t)(ir - r0) * kcs;
@@ -346,7 +357,7 @@ static void run_task(const job *jb, int task, float *buf) {
 #endif
                     const float *a = jb->ta ? jb->A + (ptrdiff_t)pc * jb->lda + ir
                                             : jb->A + (ptrdiff_t)ir * jb->lda + pc;
-                    k->pack_a(kcs, h, a, jb->lda, jb->ta, ap, mr);
+                    { PT0 k->pack_a(kcs, h, a, jb->lda, jb->ta, ap, mr); PT1(prof_pa) }
                 }
                 float *c = jb->C + (ptrdiff_t)ir * jb->ldc + jc;
                 for (int col = 0; col < ncw; col += nr) {
@@ -357,7 +368,7 @@ static void run_task(const job *jb, int task, float *buf) {
                         b = jb->B + (ptrdiff_t)pc * jb->ldb + jc + col;
                         bks = jb->ldb;
                     }
-                    k->tile(kcs, ap, b, bks, h, w, c + col, jb->ldc, jb->alpha, beta);
+                    { PT0 k->tile(kcs, ap, b, bks, h, w, c + col, jb->ldc, jb->alpha, beta); PT1(prof_t) }
                 }
             }
         }
@@ -449,7 +460,7 @@ static heed_status run_blocked(job *jb) {
                          need * sizeof(float), jb->M, jb->N, jb->K);
     jb->next = 0;
     if (nt == 1) {
-        run_tasks(jb, buf);
+        PT0 run_tasks(jb, buf); PT1(prof_all)
         return HEED_OK;
     }
 #ifdef _OPENMP

@@ -389,8 +389,8 @@ END_TEST
 
 START_TEST(threaded_matches_one_thread) {
 #ifdef _OPENMP
-    /* Images in parallel (forward passes, backward chunks), one image cut
-     * into bands of rows, threads inside the products. */
+    /* Images in parallel (forward passes, backward chunks on each path),
+     * one image cut into bands of rows, threads inside the products. */
     static const shape_case cases[] = {
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 1, 40, 41},
@@ -398,6 +398,8 @@ START_TEST(threaded_matches_one_thread) {
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1}, 8, 40, 41},
         {{.in_c = 2, .out_c = 1, .k = 7, .pad = 3}, 16, 28, 28},
         {{.in_c = 16, .out_c = 24, .k = 1, .bias = 1}, 4, 20, 21},
+        {{.in_c = 16, .out_c = 16, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 16, 40, 41},
+        {{.in_c = 16, .out_c = 24, .k = 1, .bias = 1}, 16, 20, 21},
         {{.in_c = 1, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
     };
     int saved = omp_get_max_threads();
