@@ -5,6 +5,7 @@
     bench/compare.py --seconds 2 --threads 2
     bench/compare.py --filter fmnist          # only the fmnist cases
     bench/compare.py --interleave             # heed, PyTorch, heed, ... case by case
+    bench/compare.py --threads 2 --darknet --scaling   # issue 5's whole report
     make bench BENCH_ARGS="--seconds 2"
 
 Runs `heed bench --all --json` and `/usr/bin/python3 peer_torch.py --all`
@@ -83,10 +84,17 @@ def fmt(v, digits):
     return "—" if v is None else f"{v:.{digits}f}"
 
 
-def darknet_line(heed_row, peer, threads):
+def heed_one(heed, workload, mode, batch, threads, seconds):
+    """One heed bench case in its own process, or None."""
+    cmd = [heed, "bench", "--json", "--workload", workload, "--mode", mode, "--batch", str(batch),
+           "--threads", str(threads), "--seconds", f"{seconds:g}"]
+    return next(iter(run_lines(cmd, "heed")), None)
+
+
+def darknet_line(heed, peer, seconds):
     """Darknet's own `speed` command (single-threaded: Debian builds it without
     OpenMP) on the ResNet-18 cfg beside peer_torch.py, against heed's batch-1
-    ResNet-18 inference from this run."""
+    ResNet-18 inference on one thread too, as issue 5 asks."""
     cfg = os.path.join(os.path.dirname(peer), "darknet_resnet18_224.cfg")
     try:
         r = subprocess.run(["darknet", "speed", cfg, "10"], capture_output=True, text=True,
@@ -96,13 +104,28 @@ def darknet_line(heed_row, peer, threads):
         print(f"\ndarknet: not run ({e})")
         return
     secs = [float(l.split()[1]) for l in out.splitlines() if l.startswith("Speed:") and "sec/eval" in l]
-    if not secs or not heed_row:
+    row = heed_one(heed, "resnet18-plain", "infer", 1, 1, seconds)
+    if not secs or not row:
         print("\ndarknet: no figure (its output, or heed's resnet18-plain infer 1, is missing)")
         return
-    heed_ms = heed_row["ms_per_batch"]
+    heed_ms = row["ms_per_batch"]
     print(f"\ndarknet (`darknet speed {os.path.basename(cfg)} 10`, 1 thread): {secs[0] * 1e3:.1f} ms "
-          f"per image; heed resnet18-plain infer 1 ({threads} thread{'s' if threads > 1 else ''}): "
-          f"{heed_ms:.1f} ms: {secs[0] * 1e3 / heed_ms:.1f}x darknet's speed")
+          f"per image; heed resnet18-plain infer 1 (1 thread): {heed_ms:.1f} ms: "
+          f"{secs[0] * 1e3 / heed_ms:.1f}x darknet's speed")
+
+
+def scaling_lines(heed, heed_rows, threads, seconds):
+    """heed's W2 cases on one thread against the same cases at --threads."""
+    print(f"\n| case | heed img/s, 1 thread | heed img/s, {threads} threads | speed-up |")
+    print("|---|---:|---:|---:|")
+    for (w, m, b) in MATRIX:
+        many = heed_rows.get((w, m, b))
+        if not w.startswith("resnet18") or not many:
+            continue
+        one = heed_one(heed, w, m, b, 1, seconds)
+        if one:
+            print(f"| {w} {m} {b} | {one['images_per_s']:.2f} | {many['images_per_s']:.2f} | "
+                  f"{many['images_per_s'] / one['images_per_s']:.2f}× |")
 
 
 def main(argv=None):
@@ -124,7 +147,10 @@ def main(argv=None):
     p.add_argument("--darknet", action="store_true",
                    help="also time Debian's darknet (`darknet speed`, one thread) on "
                         "../shared/bench/darknet_resnet18_224.cfg against heed's "
-                        "resnet18-plain infer 1")
+                        "resnet18-plain infer 1, also on one thread")
+    p.add_argument("--scaling", action="store_true",
+                   help="with --threads above 1: also run heed's ResNet-18 cases on one "
+                        "thread and print the speed-up")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.threads < 1:
         p.error("--seconds and --threads must be positive")
@@ -192,7 +218,9 @@ def main(argv=None):
         print(f"ratio = heed images/s / PyTorch images/s; geometric mean over "
               f"{len(ratios)} cases: {geo:.2f}×")
     if args.darknet:
-        darknet_line(heed_rows.get(("resnet18-plain", "infer", 1)), peer, args.threads)
+        darknet_line(heed, peer, args.seconds)
+    if args.scaling and args.threads > 1:
+        scaling_lines(heed, heed_rows, args.threads, args.seconds)
     missing = len(cases) - len(ratios)
     return 1 if missing else 0
 

@@ -31,6 +31,9 @@
 #include "gemm.h"
 
 #include <pthread.h>
+#ifdef XHUGE
+#include <sys/mman.h>
+#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -260,7 +263,12 @@ static float *buffer_get(size_t floats) {
     }
     if (floats > t->cap) {
         heed_free(t->p);
+#ifdef XHUGE
+        { size_t b = (floats * sizeof(float) + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+          t->p = aligned_alloc(2u << 20, b); if (t->p) madvise(t->p, b, MADV_HUGEPAGE); }
+#else
         t->p = heed_alloc(floats * sizeof(float));
+#endif
         t->cap = t->p ? floats : 0;
     }
     return t->p;
