@@ -28,6 +28,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "wide.h"
+
 /* Below this many values OpenMP's start-up costs more than it saves. */
 #define PARALLEL_MIN 32768
 
@@ -55,7 +57,7 @@ static double lanes_total(const float *a) {
  * of x - k, k its first value, keep float partial sums small when |mean| is
  * large against the spread; then (x - mean)^2, which does not cancel like
  * sum x^2 - n mean^2). */
-static void plane_stats(const float *restrict x, int n, double *mean, double *m2) {
+HEED_WIDE static void plane_stats(const float *restrict x, int n, double *mean, double *m2) {
     const float k = x[0];
     float a[LANES] = {0};
     int i = 0;
@@ -82,7 +84,7 @@ static void plane_stats(const float *restrict x, int n, double *mean, double *m2
 
 /* (x - mu) first: folding mu into the shift would cancel digits when |mu|
  * is large against the spread. */
-static void plane_normalize(const float *restrict x, float *restrict y, int n, float mu,
+HEED_WIDE static void plane_normalize(const float *restrict x, float *restrict y, int n, float mu,
                             float scale, float beta, int relu) {
     if (relu)
         for (int i = 0; i < n; i++) {
@@ -172,7 +174,7 @@ typedef struct relu_mask {
     float scale, shift; /* the forward's: relu input = (x - mu) scale + shift */
 } relu_mask;
 
-static void plane_grad_sums(const float *restrict x, const float *restrict dy, int n, float mu,
+HEED_WIDE static void plane_grad_sums(const float *restrict x, const float *restrict dy, int n, float mu,
                             relu_mask rm, double *sdy, double *sdyx) {
     if (rm.on) {
         /* The select keeps this one out of the lane arrays below, which GCC
@@ -205,7 +207,7 @@ static void plane_grad_sums(const float *restrict x, const float *restrict dy, i
 /* dx (+)= a g + k (x - mu) + b with g as above (in inference, where mu and
  * the deviation are constants, a g alone). `fresh`: dx holds no gradient
  * yet, so it is written, not added to. */
-static void plane_grad(const float *restrict x, const float *restrict dy, float *restrict dx,
+HEED_WIDE static void plane_grad(const float *restrict x, const float *restrict dy, float *restrict dx,
                        int n, float mu, relu_mask rm, float a, float k, float b, int train,
                        int fresh) {
     if (!train) k = 0.0f, b = 0.0f; /* and x - mu adds nothing (x may even be inf) */

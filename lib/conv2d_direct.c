@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "conv2d_impl.h"
+#include "wide.h"
 
 typedef heed_conv_geom geom;
 typedef heed_conv_tap tap;
@@ -121,11 +122,7 @@ static void direct_backward(heed_conv2d *l, const geom *g, const float *x, const
  * registers, so they are compiled for each and picked at load time (the
  * library is otherwise built for the baseline x86-64). Every element is the
  * same sum in the same order in each version. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
-#define WIDE __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define WIDE
-#endif
+#define WIDE HEED_WIDE
 
 /* Stride 1 takes a faster route, on zero-padded copies of each image's
  * planes: every output row is computed in blocks of JB columns held in

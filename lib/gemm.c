@@ -31,9 +31,6 @@
 #include "gemm.h"
 
 #include <pthread.h>
-#ifdef XHUGE
-#include <sys/mman.h>
-#endif
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,36 +41,16 @@
 
 #include "gemm_kernel.h"
 #include "tensor.h"
-#ifdef XPROF
-#include <x86intrin.h>
-#include <stdio.h>
-static unsigned long long prof_pb, prof_pa, prof_t, prof_all;
-__attribute__((destructor)) static void prof_dump(void){ if(prof_all) fprintf(stderr,"pack_b %.1f%% pack_a %.1f%% tile %.1f%% other %.1f%%\n",100.0*prof_pb/prof_all,100.0*prof_pa/prof_all,100.0*prof_t/prof_all,100.0*(prof_all-prof_pb-prof_pa-prof_t)/prof_all);}
-#define PT0 unsigned long long _t0 = __rdtsc();
-#define PT1(v) v += __rdtsc() - _t0;
-#else
-#define PT0
-#define PT1(v)
-#endif
-#ifndef XKC
-#define XKC 1024
-#endif
-#ifndef XNC
-#define XNC 600
-#endif
-#ifndef XMC
-#define XMC 1024
-#endif
 
 enum {
     /* Slices up to 1024 deep: C is read and written once per slice, and
      * with both cores busy that traffic costs more than a deep A micro-panel
      * (MR x KC, 32 KB at most, in the 48 KB L1). */
-    KC_MAX = XKC,
+    KC_MAX = 1024,
     /* A packed B block (KC x NC) of about 600 KB stays in the 1 MB L2 while
      * every row tile of a task passes over it. */
-    NC_BYTES = XNC * 1024,
-    MC_MAX = XMC,  /* rows of A a task packs per K slice */
+    NC_BYTES = 600 * 1024,
+    MC_MAX = 1024,  /* rows of A a task packs per K slice */
     PACK_ROWS = 8,  /* rows of B (stored K x N) packed together */
     PACK_COST = 16, /* packing a float costs about this many multiply-adds */
     DIRECT_M_MAX = 16, /* up to this many rows, B (not transposed) is read in place */
@@ -263,12 +240,7 @@ static float *buffer_get(size_t floats) {
     }
     if (floats > t->cap) {
         heed_free(t->p);
-#ifdef XHUGE
-        { size_t b = (floats * sizeof(float) + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
-          t->p = aligned_alloc(2u << 20, b); if (t->p) madvise(t->p, b, MADV_HUGEPAGE); }
-#else
         t->p = heed_alloc(floats * sizeof(float));
-#endif
         t->cap = t->p ? floats : 0;
     }
     return t->p;
@@ -311,20 +283,8 @@ static size_t buffer_floats(const job *jb) {
 static void pack_block(const job *jb, int pc, int kcs, int j0, int ncw, float *bb) {
     const heed_gemm_kernel *k = jb->k;
     const int step = jb->tb ? kcs : PACK_ROWS;
-#ifdef XNOPB
-    static int calls; if (calls++ > 20) return;
-#endif
     for (int k0 = 0; k0 < kcs; k0 += step) {
         const int rows = imin(step, kcs - k0);
-#ifdef XPF
-        if (!jb->tb && k0 + step < kcs) {
-            const int pr = imin(step, kcs - k0 - step);
-            for (int r = 0; r < pr; r++) {
-                const char *src = (const char *)(jb->B + (ptrdiff_t)(pc + k0 + step + r) * jb->ldb + j0);
-                for (int x = 0; x < ncw * 4; x += 64) __builtin_prefetch(src + x);
-            }
-        }
-#endif
         for (int col = 0; col < ncw; col += k->nr) {
             const int w = imin(k->nr, ncw - col), wp = round_up(w, k->vw);
             if (!panel_packed(jb, w)) continue;
@@ -353,19 +313,14 @@ static void run_task(const job *jb, int task, float *buf) {
         const float beta = pc == 0 ? jb->beta : 1.0f;
         for (int jc = c0; jc < c1; jc += jb->nc) {
             const int ncw = imin(jb->nc, c1 - jc);
-            { PT0 pack_block(jb, pc, kcs, jc, ncw, bb); PT1(prof_pb) }
+            pack_block(jb, pc, kcs, jc, ncw, bb);
             for (int ir = r0; ir < r1; ir += mr) {
                 const int h = imin(mr, r1 - ir);
                 float *ap = ab + (size_t)(ir - r0) * kcs;
-#ifdef XNOPA
-                static int callsa; if (callsa < 100000) callsa++;
-                if (jc == c0 && callsa < 100000) {
-#else
                 if (jc == c0) {
-#endif
                     const float *a = jb->ta ? jb->A + (ptrdiff_t)pc * jb->lda + ir
                                             : jb->A + (ptrdiff_t)ir * jb->lda + pc;
-                    { PT0 k->pack_a(kcs, h, a, jb->lda, jb->ta, ap, mr); PT1(prof_pa) }
+                    k->pack_a(kcs, h, a, jb->lda, jb->ta, ap, mr);
                 }
                 float *c = jb->C + (ptrdiff_t)ir * jb->ldc + jc;
                 for (int col = 0; col < ncw; col += nr) {
@@ -376,7 +331,7 @@ static void run_task(const job *jb, int task, float *buf) {
                         b = jb->B + (ptrdiff_t)pc * jb->ldb + jc + col;
                         bks = jb->ldb;
                     }
-                    { PT0 k->tile(kcs, ap, b, bks, h, w, c + col, jb->ldc, jb->alpha, beta); PT1(prof_t) }
+                    k->tile(kcs, ap, b, bks, h, w, c + col, jb->ldc, jb->alpha, beta);
                 }
             }
         }
@@ -468,7 +423,7 @@ static heed_status run_blocked(job *jb) {
                          need * sizeof(float), jb->M, jb->N, jb->K);
     jb->next = 0;
     if (nt == 1) {
-        PT0 run_tasks(jb, buf); PT1(prof_all)
+        run_tasks(jb, buf);
         return HEED_OK;
     }
 #ifdef _OPENMP

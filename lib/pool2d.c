@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wide.h"
+
 /* Loops over fewer floats than this are not worth waking threads for. */
 #define PAR_MIN ((size_t)1 << 15)
 /* Positions per block in channel pooling: per-position maxima and counts
@@ -207,7 +209,7 @@ static int is_max3s2(const heed_pool2d *l) {
            l->cfg.pad == 1 && l->base.in_w <= 4096;
 }
 
-static void max3s2_plane_forward(const heed_pool2d *l, const float *restrict xp,
+HEED_WIDE static void max3s2_plane_forward(const heed_pool2d *l, const float *restrict xp,
                                  float *restrict yp) {
     const int H = l->base.in_h, W = l->base.in_w, OW = l->base.out_w;
     float col[4096]; /* one output row's column maxima, in_w wide */
@@ -445,7 +447,7 @@ static heed_status check_grads(const heed_tensor *x, const heed_tensor *y, const
  * the maximum NaN, as `beats` does element by element. */
 #define SUM_BLOCK 512
 
-static double plane_sum(const float *restrict x, size_t n) {
+HEED_WIDE static double plane_sum(const float *restrict x, size_t n) {
     double total = 0.0;
     for (size_t b = 0; b < n; b += SUM_BLOCK) {
         const size_t e = n - b < SUM_BLOCK ? n : b + SUM_BLOCK;
@@ -457,7 +459,7 @@ static double plane_sum(const float *restrict x, size_t n) {
     return total;
 }
 
-static float plane_max(const float *restrict x, size_t n) {
+HEED_WIDE static float plane_max(const float *restrict x, size_t n) {
     float m = x[0];
     int nan = 0;
 #pragma omp simd reduction(max : m) reduction(| : nan)
@@ -470,7 +472,7 @@ static float plane_max(const float *restrict x, size_t n) {
 }
 
 /* Both in one pass over the plane. */
-static void plane_sum_max(const float *restrict x, size_t n, double *sum, float *max) {
+HEED_WIDE static void plane_sum_max(const float *restrict x, size_t n, double *sum, float *max) {
     double total = 0.0;
     float m = x[0];
     int nan = 0;

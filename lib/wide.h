@@ -1,0 +1,25 @@
+/* wide.h -- internal: HEED_WIDE marks a hot loop function to be compiled
+ * three times, for AVX-512 (x86-64-v4), for AVX2+FMA (x86-64-v3) and for
+ * the baseline, with the best one picked when the library loads.
+ *
+ *   HEED_WIDE static void scale_row(float *y, const float *x, int n, float a) { ... }
+ *
+ * The library is built for the baseline x86-64 so that one binary runs on
+ * any x86-64 CPU; its element-wise loops (batch norm, pooling, attention)
+ * then vectorize only to SSE's 4 floats, and on a CPU with 16-float
+ * registers they stream several times slower than memory allows. Only
+ * functions with loops worth it carry the mark: each clone costs code size.
+ * Results are the same in every version: the build is ISO C (-std=c11),
+ * where GCC does not contract a*b+c into a fused multiply-add, so each
+ * clone does the baseline's float operations, only more at a time.
+ */
+#ifndef HEED_WIDE_H
+#define HEED_WIDE_H
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
+#define HEED_WIDE __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define HEED_WIDE
+#endif
+
+#endif
