@@ -1,12 +1,9 @@
 /* cmd_classify.c -- `heed classify`: top-K labels for images of any size,
  * and where the network looked, blended over the original image. */
-#include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "activation.h"
 #include "cbam.h"
 #include "cli.h"
 #include "evaluate.h"
@@ -17,8 +14,8 @@
 const char cmd_classify_summary[] = "classify images; write attention or Grad-CAM overlays";
 
 typedef struct classify_opts {
-    const char *model, *overlay, *map, *layer, *colormap, *invert, *format;
-    int top, json, threads;
+    image_cmd io; /* --model, --top, --overlay, --colormap, --format, --invert, --threads, --json */
+    const char *map, *layer;
     float alpha;
 } classify_opts;
 
@@ -88,100 +85,79 @@ static heed_status crop_to_image(const heed_tensor *map, const placement *pl, in
     return st;
 }
 
-static int classify_one(heed_model *m, const classify_opts *o, const char *path, heed_colormap cm,
-                        int first) {
-    heed_tensor img = {0}, x = {0}, logits = {0}, probs = {0}, map = {0}, cropped = {0}, over = {0};
-    placement pl;
-    int inverted, rc = 1;
-    char out_path[4300] = "";
-    heed_status st = heed_image_load(path, 0, &img);
-    if (st == HEED_OK) st = prepare_input(m, &img, o->invert, &x, &pl, &inverted);
-    heed_net_set_training(m->net, 0);
-    if (st == HEED_OK) st = heed_net_forward(m->net, &x, &logits);
-    if (st == HEED_OK) st = heed_softmax_forward(&logits, &probs);
-    if (st != HEED_OK) goto done;
-    int k = m->meta.classes, top = o->top < k ? o->top : k;
-    int order[HEED_MAX_CLASSES];
-    top_classes(probs.data, k, top, order);
-    if (o->overlay) {
-        const char *map_name = o->map;
-        if (!strcmp(o->map, "attention")) {
-            find_ctx fc = {.type = "cbam"};
-            heed_layer *att = NULL;
-            if (o->layer) {
-                att = heed_net_find(m->net, o->layer);
-                if (!att || strcmp(att->ops->type, "cbam")) {
-                    st = heed_fail(HEED_ERR_ARG, "--layer %s is not a cbam layer of this model", o->layer);
-                    goto done;
-                }
-            } else {
-                heed_net_visit(m->net, find_last, &fc);
-                att = fc.found;
-            }
-            if (!att) {
-                st = heed_fail(HEED_ERR_ARG, "the model has no spatial attention (cbam); use --map gradcam");
-                goto done;
-            }
-            const heed_tensor *sm = heed_cbam_spatial_map((heed_cbam *)att);
-            st = heed_tensor_ensure(&map, 1, 1, sm->h, sm->w);
-            if (st == HEED_OK) memcpy(map.data, sm->data, (size_t)sm->h * sm->w * sizeof(float));
-        } else {
-            int idx;
-            st = gradcam_layer(m, o->layer, &idx);
-            if (st == HEED_OK) st = gradcam(m, &x, &logits, order[0], idx, &map);
-        }
-        if (st == HEED_OK) st = crop_to_image(&map, &pl, m->net->in_h, m->net->in_w, &cropped);
-        if (st == HEED_OK) st = heed_overlay_heatmap(&img, &cropped, cm, o->alpha, &over);
-        if (st == HEED_OK) {
-            output_path(out_path, sizeof out_path, o->overlay, path, map_name, o->format);
-            st = heed_image_save(out_path, &over, NULL);
-        }
-        if (st != HEED_OK) goto done;
+/* The heat map `o->map` for the image r ran, over the model's input frame. */
+static heed_status heat_map(heed_model *m, const classify_opts *o, const image_run *r, heed_tensor *map) {
+    if (strcmp(o->map, "attention")) {
+        int idx;
+        HEED_TRY(gradcam_layer(m, o->layer, &idx));
+        return gradcam(m, &r->x, &r->logits, r->order[0], idx, map);
     }
-    if (o->json) {
-        printf("%s{\"image\": ", first ? "" : ",\n ");
-        json_string(path);
-        printf(", \"inverted\": %s, \"top\": [", inverted ? "true" : "false");
-        for (int i = 0; i < top; i++) {
-            printf("%s{\"class\": ", i ? ", " : "");
-            json_string(m->meta.class_names[order[i]]);
-            printf(", \"index\": %d, \"probability\": %.6f}", order[i], probs.data[order[i]]);
-        }
-        printf("]");
-        if (out_path[0]) {
-            printf(", \"overlay\": ");
-            json_string(out_path);
-        }
-        printf("}");
+    heed_layer *att = NULL;
+    if (o->layer) {
+        att = heed_net_find(m->net, o->layer);
+        if (!att || strcmp(att->ops->type, "cbam"))
+            return heed_fail(HEED_ERR_ARG, "--layer %s is not a cbam layer of this model", o->layer);
     } else {
-        printf("%s%s\n", path, inverted ? " (inverted)" : "");
-        for (int i = 0; i < top; i++)
-            printf("  %6.2f%%  %s\n", 100 * probs.data[order[i]], m->meta.class_names[order[i]]);
-        if (out_path[0]) printf("  overlay: %s\n", out_path);
+        find_ctx fc = {.type = "cbam"};
+        heed_net_visit(m->net, find_last, &fc);
+        att = fc.found;
     }
-    rc = 0;
-done:
-    if (st != HEED_OK) cli_error("classify", 1, "%s", heed_last_error());
-    heed_tensor *ts[] = {&img, &x, &logits, &probs, &map, &cropped, &over};
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) heed_tensor_free(ts[i]);
-    return rc;
+    if (!att) return heed_fail(HEED_ERR_ARG, "the model has no spatial attention (cbam); use --map gradcam");
+    const heed_tensor *sm = heed_cbam_spatial_map((heed_cbam *)att);
+    HEED_TRY(heed_tensor_ensure(map, 1, 1, sm->h, sm->w));
+    memcpy(map->data, sm->data, (size_t)sm->h * sm->w * sizeof(float));
+    return HEED_OK;
+}
+
+static void print_result(const heed_model *m, const classify_opts *o, const image_run *r, int first) {
+    if (o->io.json) {
+        printf("%s{\"image\": ", first ? "" : ",\n ");
+        json_string(r->path);
+        printf(", \"inverted\": %s, ", r->inverted ? "true" : "false");
+        image_run_json_top(r, m);
+        image_run_json_overlay(r);
+        printf("}");
+        return;
+    }
+    printf("%s%s\n", r->path, r->inverted ? " (inverted)" : "");
+    for (int i = 0; i < r->top; i++)
+        printf("  %6.2f%%  %s\n", 100 * r->probs.data[r->order[i]], m->meta.class_names[r->order[i]]);
+    if (r->overlay[0]) printf("  overlay: %s\n", r->overlay);
+}
+
+static int classify_one(heed_model *m, const classify_opts *o, const char *path, int first) {
+    image_run r = {0};
+    heed_tensor map = {0}, cropped = {0}, over = {0};
+    heed_status st = image_run_forward(&r, m, &o->io, path);
+    if (st == HEED_OK && o->io.overlay) {
+        st = heat_map(m, o, &r, &map);
+        if (st == HEED_OK) st = crop_to_image(&map, &r.pl, m->net->in_h, m->net->in_w, &cropped);
+        if (st == HEED_OK) st = heed_overlay_heatmap(&r.img, &cropped, o->io.cm, o->alpha, &over);
+        if (st == HEED_OK) st = image_run_save_overlay(&r, &o->io, o->map, &over);
+    }
+    if (st == HEED_OK)
+        print_result(m, o, &r, first);
+    else
+        cli_lib_error(o->io.command);
+    image_run_free(&r);
+    heed_tensor_free(&map), heed_tensor_free(&cropped), heed_tensor_free(&over);
+    return st != HEED_OK;
 }
 
 int cmd_classify(int argc, char **argv) {
-    classify_opts o = {.map = "attention", .colormap = "jet", .invert = "auto", .format = "png",
-                       .top = 3, .alpha = 0.5f};
+    classify_opts o = {.io = image_cmd_defaults("classify", "jet"), .map = "attention", .alpha = 0.5f};
     const cli_opt opts[] = {
-        {"model", CLI_STRING, &o.model, "MODEL", "the model file (required)", NULL},
-        {"top", CLI_INT, &o.top, "K", "how many classes to list", NULL},
-        {"overlay", CLI_STRING, &o.overlay, "DIR", "write heat-map overlays into DIR", NULL},
+        image_cmd_opt(&o.io, "model", "the model file (required)"),
+        image_cmd_opt(&o.io, "top", NULL),
+        image_cmd_opt(&o.io, "overlay", "write heat-map overlays into DIR"),
         {"map", CLI_STRING, &o.map, "KIND", "what the overlay shows", "attention|gradcam"},
         {"layer", CLI_STRING, &o.layer, "NAME", "the cbam layer (attention) or top-level layer (gradcam)", NULL},
-        {"colormap", CLI_STRING, &o.colormap, "NAME", "", "jet|viridis|inferno|turbo"},
+        image_cmd_opt(&o.io, "colormap", ""),
         {"alpha", CLI_FLOAT, &o.alpha, "A", "heat-map opacity, 0..1", NULL},
-        {"format", CLI_STRING, &o.format, "EXT", "overlay file type", "png|jpg"},
-        {"invert", CLI_STRING, &o.invert, "WHEN", "invert to the model's polarity", "auto|yes|no"},
-        {"threads", CLI_INT, &o.threads, "N", "OpenMP threads [all cores]", NULL},
-        {"json", CLI_FLAG, &o.json, NULL, "print a JSON array", NULL},
+        image_cmd_opt(&o.io, "format", NULL),
+        image_cmd_opt(&o.io, "invert", NULL),
+        image_cmd_opt(&o.io, "threads", NULL),
+        image_cmd_opt(&o.io, "json", "print a JSON array"),
         {0}};
     const cli_spec spec = {
         "classify", "--model MODEL [options] IMAGE...",
@@ -196,21 +172,14 @@ int cmd_classify(int argc, char **argv) {
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
-    if (rc >= 0) return rc;
-    if (!o.model) return cli_error("classify", 2, "--model MODEL is required");
-    if (nargs == 0) return cli_error("classify", 2, "give at least one image");
-    if (o.top < 1) return cli_error("classify", 2, "--top must be at least 1");
+    if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs)) >= 0) return rc;
     if (!(o.alpha >= 0 && o.alpha <= 1)) return cli_error("classify", 2, "--alpha must be in 0..1");
-    heed_colormap cm;
-    if (heed_colormap_parse(o.colormap, &cm) != HEED_OK) return cli_lib_error("classify");
-    if (o.overlay && cli_make_dirs("classify", o.overlay)) return 1;
-    if (o.threads > 0) omp_set_num_threads(o.threads);
     heed_model *m;
-    if (heed_model_load(&m, o.model) != HEED_OK) return cli_lib_error("classify");
-    if (o.json) printf("[");
+    if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;
+    if (o.io.json) printf("[");
     int failed = 0;
-    for (int i = 0; i < nargs; i++) failed |= classify_one(m, &o, args[i], cm, i == 0);
-    if (o.json) printf("]\n");
+    for (int i = 0; i < nargs; i++) failed |= classify_one(m, &o, args[i], i == 0);
+    if (o.io.json) printf("]\n");
     heed_model_free(m);
     return failed;
 }

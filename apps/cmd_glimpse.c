@@ -33,12 +33,10 @@
  * Step colours run along the colour map from 0.1 (first) to 0.9 (last).
  */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "activation.h"
 #include "cli.h"
 #include "image.h"
 #include "image_input.h"
@@ -55,8 +53,8 @@ const char cmd_glimpse_summary[] = "show where a recurrent attention model (RAM)
 #define GROUND 0.15f /* the canvas's grey */
 
 typedef struct glimpse_opts {
-    const char *model, *overlay, *colormap, *invert, *format;
-    int top, json, threads, seed;
+    image_cmd io; /* --model, --top, --overlay, --format, --colormap, --invert, --threads, --json */
+    int seed;
     float zoom;
 } glimpse_opts;
 
@@ -193,60 +191,48 @@ done:
     return st;
 }
 
-static void print_result(const heed_model *m, const glimpse_opts *o, const char *path,
-                         const float *probs, const int *order, int top, const glimpse_path *g,
-                         int inverted, const char *out_path) {
-    if (o->json) {
+static void print_result(const heed_model *m, const glimpse_opts *o, const image_run *r,
+                         const glimpse_path *g) {
+    const int *order = r->order;
+    const float *probs = r->probs.data;
+    if (o->io.json) {
         printf("{\"image\": ");
-        json_string(path);
+        json_string(r->path);
         printf(", \"class\": ");
         json_string(m->meta.class_names[order[0]]);
-        printf(", \"label\": %d, \"probability\": %.6f, \"inverted\": %s, \"top\": [", order[0],
-               probs[order[0]], inverted ? "true" : "false");
-        for (int i = 0; i < top; i++) {
-            printf("%s{\"class\": ", i ? ", " : "");
-            json_string(m->meta.class_names[order[i]]);
-            printf(", \"index\": %d, \"probability\": %.6f}", order[i], probs[order[i]]);
-        }
-        printf("], \"glimpses\": [");
+        printf(", \"label\": %d, \"probability\": %.6f, \"inverted\": %s, ", order[0], probs[order[0]],
+               r->inverted ? "true" : "false");
+        image_run_json_top(r, m);
+        printf(", \"glimpses\": [");
         for (int t = 0; t < g->T; t++)
             printf("%s{\"step\": %d, \"x\": %.6f, \"y\": %.6f, \"px\": %.2f, \"py\": %.2f}", t ? ", " : "",
                    t, g->loc[2 * t], g->loc[2 * t + 1], g->px[t], g->py[t]);
         printf("]");
-        if (out_path[0]) {
-            printf(", \"overlay\": ");
-            json_string(out_path);
-        }
+        image_run_json_overlay(r);
         printf("}\n");
         return;
     }
-    printf("%s: %s (%.2f%%)\n", path, m->meta.class_names[order[0]], 100 * probs[order[0]]);
-    if (top > 1) {
+    printf("%s: %s (%.2f%%)\n", r->path, m->meta.class_names[order[0]], 100 * probs[order[0]]);
+    if (r->top > 1) {
         printf("  next:");
-        for (int i = 1; i < top; i++)
+        for (int i = 1; i < r->top; i++)
             printf("%s %s (%.2f%%)", i > 1 ? "," : "", m->meta.class_names[order[i]], 100 * probs[order[i]]);
         printf("\n");
     }
-    if (inverted) printf("  (inverted to the model's polarity)\n");
+    if (r->inverted) printf("  (inverted to the model's polarity)\n");
     printf("  step        x        y       px       py\n");
     for (int t = 0; t < g->T; t++)
         printf("  %4d  %7.4f  %7.4f  %7.1f  %7.1f\n", t, g->loc[2 * t], g->loc[2 * t + 1], g->px[t],
                g->py[t]);
-    if (out_path[0]) printf("  overlay: %s\n", out_path);
+    if (r->overlay[0]) printf("  overlay: %s\n", r->overlay);
 }
 
-static int glimpse_one(heed_model *m, heed_ram *ram, const glimpse_opts *o, const char *path,
-                       heed_colormap cm) {
-    heed_tensor img = {0}, x = {0}, logits = {0}, probs = {0}, over = {0};
-    placement pl;
-    int inverted, rc = 1;
-    char out_path[4300] = "";
-    heed_status st = heed_image_load(path, 0, &img);
-    if (st == HEED_OK) st = prepare_input(m, &img, o->invert, &x, &pl, &inverted);
-    heed_net_set_training(m->net, 0);
+static int glimpse_one(heed_model *m, heed_ram *ram, const glimpse_opts *o, const char *path) {
+    image_run r = {0};
+    heed_tensor over = {0};
+    /* before the forward: each image draws from the same stream */
     heed_net_reseed(m->net, (uint64_t)(unsigned)o->seed);
-    if (st == HEED_OK) st = heed_net_forward(m->net, &x, &logits);
-    if (st == HEED_OK) st = heed_softmax_forward(&logits, &probs);
+    heed_status st = image_run_forward(&r, m, &o->io, path);
     if (st != HEED_OK) goto done;
     const heed_ram_cfg *cfg = heed_ram_config(ram);
     glimpse_path g = {.T = cfg->glimpses, .S = cfg->scales, .P = cfg->patch, .C = ram->base.in_c,
@@ -254,45 +240,38 @@ static int glimpse_one(heed_model *m, heed_ram *ram, const glimpse_opts *o, cons
     for (int t = 0; t < g.T; t++) {
         g.cx[t] = sensor_centre(g.loc[2 * t], m->net->in_w);
         g.cy[t] = sensor_centre(g.loc[2 * t + 1], m->net->in_h);
-        g.px[t] = (double)(g.cx[t] - pl.x) * img.w / pl.w;
-        g.py[t] = (double)(g.cy[t] - pl.y) * img.h / pl.h;
+        g.px[t] = (double)(g.cx[t] - r.pl.x) * r.img.w / r.pl.w;
+        g.py[t] = (double)(g.cy[t] - r.pl.y) * r.img.h / r.pl.h;
     }
-    int k = m->meta.classes, top = o->top < k ? o->top : k;
-    int order[HEED_MAX_CLASSES];
-    top_classes(probs.data, k, top, order);
-    if (o->overlay) {
-        double zoom = o->zoom > 0 ? o->zoom : auto_zoom(img.h);
-        st = render(&img, heed_ram_patches(ram), &g, &pl, zoom, cm, m->meta.input_mean,
+    if (o->io.overlay) {
+        double zoom = o->zoom > 0 ? o->zoom : auto_zoom(r.img.h);
+        st = render(&r.img, heed_ram_patches(ram), &g, &r.pl, zoom, o->io.cm, m->meta.input_mean,
                     m->meta.input_std, &over);
-        if (st == HEED_OK) {
-            output_path(out_path, sizeof out_path, o->overlay, path, "glimpse", o->format);
-            st = heed_image_save(out_path, &over, NULL);
-        }
+        if (st == HEED_OK) st = image_run_save_overlay(&r, &o->io, "glimpse", &over);
         if (st != HEED_OK) goto done;
     }
-    print_result(m, o, path, probs.data, order, top, &g, inverted, out_path);
+    print_result(m, o, &r, &g);
     fflush(stdout);
-    rc = 0;
 done:
-    if (st != HEED_OK) cli_error("glimpse", 1, "%s", heed_last_error());
-    heed_tensor *ts[] = {&img, &x, &logits, &probs, &over};
-    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) heed_tensor_free(ts[i]);
-    return rc;
+    if (st != HEED_OK) cli_lib_error(o->io.command);
+    image_run_free(&r);
+    heed_tensor_free(&over);
+    return st != HEED_OK;
 }
 
 int cmd_glimpse(int argc, char **argv) {
-    glimpse_opts o = {.colormap = "turbo", .invert = "auto", .format = "png", .top = 3};
+    glimpse_opts o = {.io = image_cmd_defaults("glimpse", "turbo")};
     const cli_opt opts[] = {
-        {"model", CLI_STRING, &o.model, "MODEL", "a model whose network has a ram layer (required)", NULL},
-        {"top", CLI_INT, &o.top, "K", "how many classes to list", NULL},
-        {"overlay", CLI_STRING, &o.overlay, "DIR", "write DIR/<image>-glimpse.<format> pictures", NULL},
-        {"format", CLI_STRING, &o.format, "EXT", "overlay file type", "png|jpg"},
+        image_cmd_opt(&o.io, "model", "a model whose network has a ram layer (required)"),
+        image_cmd_opt(&o.io, "top", NULL),
+        image_cmd_opt(&o.io, "overlay", "write DIR/<image>-glimpse.<format> pictures"),
+        image_cmd_opt(&o.io, "format", NULL),
         {"zoom", CLI_FLOAT, &o.zoom, "Z", "overlay image scale; 0: at least 240 px high, at most 720", NULL},
-        {"colormap", CLI_STRING, &o.colormap, "NAME", "step colours, first to last", "jet|viridis|inferno|turbo"},
-        {"invert", CLI_STRING, &o.invert, "WHEN", "invert to the model's polarity", "auto|yes|no"},
+        image_cmd_opt(&o.io, "colormap", "step colours, first to last"),
+        image_cmd_opt(&o.io, "invert", NULL),
         {"seed", CLI_INT, &o.seed, "S", "seed of the first glimpse's random location", NULL},
-        {"threads", CLI_INT, &o.threads, "N", "OpenMP threads [all cores]", NULL},
-        {"json", CLI_FLAG, &o.json, NULL, "print one JSON object per image, one a line", NULL},
+        image_cmd_opt(&o.io, "threads", NULL),
+        image_cmd_opt(&o.io, "json", "print one JSON object per image, one a line"),
         {0}};
     const cli_spec spec = {
         "glimpse", "--model MODEL [options] IMAGE...",
@@ -318,23 +297,16 @@ int cmd_glimpse(int argc, char **argv) {
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
-    if (rc >= 0) return rc;
-    if (!o.model) return cli_error("glimpse", 2, "--model MODEL is required");
-    if (nargs == 0) return cli_error("glimpse", 2, "give at least one image");
-    if (o.top < 1) return cli_error("glimpse", 2, "--top must be at least 1");
+    if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs)) >= 0) return rc;
     if (!(o.zoom >= 0 && o.zoom <= 64)) return cli_error("glimpse", 2, "--zoom must be in 0..64");
     if (o.seed < 0) return cli_error("glimpse", 2, "--seed must not be negative");
-    heed_colormap cm;
-    if (heed_colormap_parse(o.colormap, &cm) != HEED_OK) return cli_lib_error("glimpse");
-    if (o.overlay && cli_make_dirs("glimpse", o.overlay)) return 1;
-    if (o.threads > 0) omp_set_num_threads(o.threads);
     heed_model *m;
-    if (heed_model_load(&m, o.model) != HEED_OK) return cli_lib_error("glimpse");
+    if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;
     heed_layer *ram = NULL;
     heed_net_visit(m->net, find_first_ram, &ram);
     if (!ram) {
         heed_model_free(m);
-        return cli_error("glimpse", 1, "%s has no ram layer (use heed classify)", o.model);
+        return cli_error("glimpse", 1, "%s has no ram layer (use heed classify)", o.io.model);
     }
     const heed_net *net = m->net;
     const heed_ram_cfg *cfg = heed_ram_config((heed_ram *)ram);
@@ -343,10 +315,10 @@ int cmd_glimpse(int argc, char **argv) {
         heed_model_free(m);
         return cli_error("glimpse", 1,
                          "%s: the ram layer %s must read the input image directly, with at most %d glimpses",
-                         o.model, ram->name, MAX_GLIMPSES);
+                         o.io.model, ram->name, MAX_GLIMPSES);
     }
     int failed = 0;
-    for (int i = 0; i < nargs; i++) failed |= glimpse_one(m, (heed_ram *)ram, &o, args[i], cm);
+    for (int i = 0; i < nargs; i++) failed |= glimpse_one(m, (heed_ram *)ram, &o, args[i]);
     heed_model_free(m);
     return failed;
 }

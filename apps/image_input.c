@@ -3,9 +3,12 @@
 
 #include <libgen.h>
 #include <math.h>
+#include <omp.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "activation.h"
 #include "evaluate.h"
 #include "image.h"
 
@@ -74,4 +77,89 @@ void json_string(const char *s) {
         if ((unsigned char)*s >= 0x20) putchar(*s);
     }
     putchar('"');
+}
+
+image_cmd image_cmd_defaults(const char *command, const char *colormap) {
+    return (image_cmd){.command = command, .colormap = colormap, .invert = "auto", .format = "png",
+                       .top = 3};
+}
+
+cli_opt image_cmd_opt(image_cmd *c, const char *name, const char *help) {
+    /* help NULL where each command words its own */
+    static const struct {
+        const char *name;
+        cli_kind kind;
+        size_t field;
+        const char *metavar, *help, *choices;
+    } common[] = {
+        {"model", CLI_STRING, offsetof(image_cmd, model), "MODEL", NULL, NULL},
+        {"top", CLI_INT, offsetof(image_cmd, top), "K", "how many classes to list", NULL},
+        {"overlay", CLI_STRING, offsetof(image_cmd, overlay), "DIR", NULL, NULL},
+        {"format", CLI_STRING, offsetof(image_cmd, format), "EXT", "overlay file type", "png|jpg"},
+        {"colormap", CLI_STRING, offsetof(image_cmd, colormap), "NAME", NULL, "jet|viridis|inferno|turbo"},
+        {"invert", CLI_STRING, offsetof(image_cmd, invert), "WHEN", "invert to the model's polarity",
+         "auto|yes|no"},
+        {"threads", CLI_INT, offsetof(image_cmd, threads), "N", "OpenMP threads [all cores]", NULL},
+        {"json", CLI_FLAG, offsetof(image_cmd, json), NULL, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
+        if (!strcmp(common[i].name, name))
+            return (cli_opt){common[i].name, common[i].kind, (char *)c + common[i].field,
+                             common[i].metavar, help ? help : common[i].help, common[i].choices};
+    return (cli_opt){0};
+}
+
+int image_cmd_check(const image_cmd *c, int nargs) {
+    if (!c->model) return cli_error(c->command, 2, "--model MODEL is required");
+    if (nargs == 0) return cli_error(c->command, 2, "give at least one image");
+    if (c->top < 1) return cli_error(c->command, 2, "--top must be at least 1");
+    return -1;
+}
+
+int image_cmd_open(image_cmd *c, heed_model **m) {
+    if (heed_colormap_parse(c->colormap, &c->cm) != HEED_OK) return cli_lib_error(c->command);
+    if (c->overlay && cli_make_dirs(c->command, c->overlay)) return 1;
+    if (c->threads > 0) omp_set_num_threads(c->threads);
+    if (heed_model_load(m, c->model) != HEED_OK) return cli_lib_error(c->command);
+    return -1;
+}
+
+heed_status image_run_forward(image_run *r, heed_model *m, const image_cmd *c, const char *path) {
+    r->path = path;
+    HEED_TRY(heed_image_load(path, 0, &r->img));
+    HEED_TRY(prepare_input(m, &r->img, c->invert, &r->x, &r->pl, &r->inverted));
+    heed_net_set_training(m->net, 0);
+    HEED_TRY(heed_net_forward(m->net, &r->x, &r->logits));
+    HEED_TRY(heed_softmax_forward(&r->logits, &r->probs));
+    const int k = m->meta.classes;
+    r->top = c->top < k ? c->top : k;
+    top_classes(r->probs.data, k, r->top, r->order);
+    return HEED_OK;
+}
+
+heed_status image_run_save_overlay(image_run *r, const image_cmd *c, const char *kind,
+                                   const heed_tensor *over) {
+    output_path(r->overlay, sizeof r->overlay, c->overlay, r->path, kind, c->format);
+    return heed_image_save(r->overlay, over, NULL);
+}
+
+void image_run_json_top(const image_run *r, const heed_model *m) {
+    printf("\"top\": [");
+    for (int i = 0; i < r->top; i++) {
+        printf("%s{\"class\": ", i ? ", " : "");
+        json_string(m->meta.class_names[r->order[i]]);
+        printf(", \"index\": %d, \"probability\": %.6f}", r->order[i], r->probs.data[r->order[i]]);
+    }
+    printf("]");
+}
+
+void image_run_json_overlay(const image_run *r) {
+    if (!r->overlay[0]) return;
+    printf(", \"overlay\": ");
+    json_string(r->overlay);
+}
+
+void image_run_free(image_run *r) {
+    heed_tensor *ts[] = {&r->img, &r->x, &r->logits, &r->probs};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) heed_tensor_free(ts[i]);
 }

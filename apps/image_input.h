@@ -1,19 +1,33 @@
 /* image_input.h -- what the commands that run a model on image files share
- * (classify, glimpse): bringing an image to the model's input, ranking the
- * classes, naming output files and writing JSON strings.
+ * (classify, glimpse): their common options and the checks on them,
+ * bringing an image to the model's input, running it and ranking the
+ * classes, writing overlays and JSON.
  *
- *   heed_tensor img = {0}, x = {0};
- *   placement pl; int inverted;
- *   heed_image_load(path, 0, &img);                       // any size, 1..4 channels
- *   prepare_input(m, &img, "auto", &x, &pl, &inverted);   // x (1, C, H, W), normalised
- *   heed_net_forward(m->net, &x, &logits);
+ *   my_opts o = {.io = image_cmd_defaults("classify", "jet"), ...};
+ *   const cli_opt opts[] = {image_cmd_opt(&o.io, "model", "the model file (required)"),
+ *                           image_cmd_opt(&o.io, "top", NULL), ..., {0}};
+ *   ... cli_parse ...
+ *   if ((rc = image_cmd_check(&o.io, nargs)) >= 0) return rc;   // usage errors: 2
+ *   ... the command's own checks ...
+ *   if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;       // colormap, dirs, threads, model
+ *   for each image:
+ *       image_run r = {0};
+ *       st = image_run_forward(&r, m, &o.io, path);             // r.probs, r.order[0..r.top)
+ *       st = image_run_save_overlay(&r, &o.io, "attention", &over);
+ *       if (st != HEED_OK) cli_lib_error(o.io.command);
+ *       image_run_free(&r);
+ *
+ * Lower level: prepare_input brings an image to the model's input,
+ * top_classes ranks, output_path names files, json_string quotes.
  */
 #ifndef HEED_APPS_IMAGE_INPUT_H
 #define HEED_APPS_IMAGE_INPUT_H
 
 #include <stddef.h>
 
+#include "cli.h"
 #include "model.h"
+#include "overlay.h"
 
 /* Where the image landed inside the model's input frame (letterboxing):
  * its top-left corner (x, y) and its size w x h, in input pixels. A point
@@ -47,5 +61,66 @@ void output_path(char *out, size_t size, const char *dir, const char *image, con
 /* Prints s to stdout as a JSON string (quotes and backslashes escaped,
  * control characters dropped). */
 void json_string(const char *s);
+
+/* The options every image command has. */
+typedef struct image_cmd {
+    const char *command;                          /* "classify": messages name it */
+    const char *model, *overlay, *colormap, *invert, *format; /* --model ... --format */
+    int top, json, threads;                       /* --top, --json, --threads */
+    heed_colormap cm;                             /* --colormap, parsed by image_cmd_open */
+} image_cmd;
+
+/* The shared defaults: --top 3, --invert auto, --format png, and the
+ * command's --colormap. */
+image_cmd image_cmd_defaults(const char *command, const char *colormap);
+
+/* The cli_opt entry for the shared option `name` ("model", "top",
+ * "overlay", "format", "colormap", "invert", "threads" or "json"), writing
+ * into c, with the common help line unless `help` is given. Any other name
+ * gives an all-zero entry (which would end the table). */
+cli_opt image_cmd_opt(image_cmd *c, const char *name, const char *help);
+
+/* The usage checks that come before a command's own: --model given, at
+ * least one image, --top >= 1. Returns -1 to go on, else prints the error
+ * and returns 2. */
+int image_cmd_check(const image_cmd *c, int nargs);
+
+/* After the command's own checks: parses --colormap into c->cm, creates the
+ * --overlay directory, applies --threads and loads the model into *m.
+ * Returns -1 to go on (the caller frees *m), else prints the error and
+ * returns 1. */
+int image_cmd_open(image_cmd *c, heed_model **m);
+
+/* One image through the model. Start from {0}; image_run_free releases. */
+typedef struct image_run {
+    const char *path;            /* the image file */
+    heed_tensor img;             /* (1, Ci, Hi, Wi) as loaded, values in [0, 1] */
+    heed_tensor x;               /* (1, C, H, W) the model's input */
+    heed_tensor logits, probs;   /* (1, K, 1, 1) K = meta.classes */
+    placement pl;                /* where img sits in x */
+    int inverted;                /* 1 if x holds img inverted */
+    int top;                     /* classes to list: min(--top, K) */
+    int order[HEED_MAX_CLASSES]; /* (K) class indices, the first `top` by decreasing probability */
+    char overlay[4300];          /* the overlay file written, "" if none */
+} image_run;
+
+/* Loads `path`, brings it to the model's input (c->invert), runs an
+ * inference forward and the softmax, and ranks the classes (c->top).
+ * Errors: those of heed_image_load, prepare_input, the forward. */
+heed_status image_run_forward(image_run *r, heed_model *m, const image_cmd *c, const char *path);
+
+/* Saves `over` as c->overlay/<image>-<kind>.<c->format> and records the
+ * file's name in r->overlay. Errors: those of heed_image_save. */
+heed_status image_run_save_overlay(image_run *r, const image_cmd *c, const char *kind,
+                                   const heed_tensor *over);
+
+/* Prints `"top": [{"class", "index", "probability"}, ...]` for the first
+ * r->top classes. */
+void image_run_json_top(const image_run *r, const heed_model *m);
+
+/* Prints `, "overlay": "<file>"` if an overlay was written. */
+void image_run_json_overlay(const image_run *r);
+
+void image_run_free(image_run *r);
 
 #endif

@@ -1,15 +1,14 @@
 /* cbam.c -- CBAM: core primitives for the small tensors, fused passes for
  * the large one.
  *
- * forward:  p0 = gap(x), p1 = gmp(x); a = sum_i fc2(relu(fc1(p_i)));
- *           e = sigmoid(a); x1 = x * e; m = [max_c x1, mean_c x1];
- *           s = sigmoid(bn(conv(m))); y = x1 * s
+ * forward:  p0 = gap(x), p1 = gmp(x); e = sigmoid(sum_i fc2(relu(fc1(p_i))))
+ *           (channel_mlp.c, two branches); x1 = x * e;
+ *           m = [max_c x1, mean_c x1]; s = sigmoid(bn(conv(m))); y = x1 * s
  * backward (reverse order): dx1 = dy * s, ds = sum_c dy * x1;
  *           through sigmoid, bn, conv to dm; dx1 += channel_pool'(dm);
- *           dx += dx1 * e, de = sum_hw dx1 * x; through sigmoid to da;
- *           for each branch: fc2, relu, fc1 back to dp_i, then
- *           dx += gap'(dp0) + gmp'(dp1). fc1/fc2 gradients add up over
- *           both branches because the weights are shared.
+ *           dx += dx1 * e, de = sum_hw dx1 * x; back through the MLP to
+ *           dp_i (fc1/fc2 gradients add up over both branches because the
+ *           weights are shared); dx += gap'(dp0) + gmp'(dp1).
  *
  * Everything on (N, C) vectors and (N, 1|2, H, W) maps runs on the
  * primitives (linear, activation, conv, batch norm layers). The passes over
@@ -27,7 +26,6 @@
 #include <stdlib.h>
 
 #include "activation.h"
-#include "elementwise.h"
 #include "pool2d.h"
 
 /* Loops over fewer floats than this are not worth waking threads for. */
@@ -39,45 +37,71 @@
 /* As in pool2d.c: NaN is a maximum, otherwise only a larger value wins. */
 static inline int beats(float v, float best) { return (v > best) | (v != v); }
 
-/* m[n,0,p] = max_c x1, m[n,1,p] = mean_c x1, with x1 = x * e, and ties[n,p]
- * the number of channels equal to the maximum (0 for a NaN maximum, which
- * nothing equals). */
-static void channel_pool_scaled(const heed_tensor *x, const float *e, float *m, float *ties) {
-    /* ties NULL: not needed (an inference forward; a backward after it
-     * counts them then). */
-    const int N = x->n, C = x->c;
-    const size_t HW = (size_t)x->h * x->w;
+/* The passes that reduce over channels per position (the channel pool,
+ * the spatial map's gradient) stream the channels over one block of
+ * positions of one image at a time, so the block's accumulators stay in
+ * small local arrays; for_each_block runs such a pass over every
+ * (image, block) in parallel. What the passes read and write: */
+typedef struct block_pass {
+    const heed_tensor *x; /* (N, C, H, W) */
+    const float *e;       /* (N, C) channel weights: x1 = x * e */
+    const float *dy;      /* (N, C, H, W) output gradient (spatial_grad) */
+    float *out;           /* channel_pool_scaled: m (N, 2, H, W); spatial_grad: ds (N, 1, H, W) */
+    float *ties;          /* (N, 1, H, W), or NULL (channel_pool_scaled) */
+} block_pass;
+
+/* One block: image n, positions p0 .. p0 + len - 1 (len <= BLOCK). */
+typedef void (*block_fn)(const block_pass *a, int n, size_t p0, int len);
+
+static void for_each_block(const block_pass *a, block_fn fn) {
+    const int N = a->x->n, C = a->x->c;
+    const size_t HW = (size_t)a->x->h * a->x->w;
     const int blocks = (int)((HW + BLOCK - 1) / BLOCK);
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
     for (int n = 0; n < N; n++)
         for (int b = 0; b < blocks; b++) {
             const size_t p0 = (size_t)b * BLOCK;
-            const int len = HW - p0 < BLOCK ? (int)(HW - p0) : BLOCK;
-            const float *xn = x->data + (size_t)n * C * HW + p0;
-            const float *en = e + (size_t)n * C;
-            float mx[BLOCK], sum[BLOCK], cnt[BLOCK];
-            for (int k = 0; k < len; k++) mx[k] = sum[k] = xn[k] * en[0], cnt[k] = 0.0f;
-            for (int c = 1; c < C; c++) {
-                const float *restrict xc = xn + (size_t)c * HW;
-                const float ec = en[c];
-                for (int k = 0; k < len; k++) {
-                    const float v = xc[k] * ec;
-                    mx[k] = beats(v, mx[k]) ? v : mx[k];
-                    sum[k] += v;
-                }
-            }
-            /* Counting the ties as the maximum changes would not vectorize;
-             * a second sweep over the block (in cache) does. */
-            for (int c = 0; ties && c < C; c++) {
-                const float *restrict xc = xn + (size_t)c * HW;
-                const float ec = en[c];
-                for (int k = 0; k < len; k++) cnt[k] += xc[k] * ec == mx[k] ? 1.0f : 0.0f;
-            }
-            float *ymax = m + (size_t)n * 2 * HW + p0, *ymean = ymax + HW;
-            for (int k = 0; k < len; k++) ymax[k] = mx[k], ymean[k] = sum[k] / (float)C;
-            if (ties)
-                for (int k = 0; k < len; k++) ties[(size_t)n * HW + p0 + k] = cnt[k];
+            fn(a, n, p0, HW - p0 < BLOCK ? (int)(HW - p0) : BLOCK);
         }
+}
+
+/* m[n,0,p] = max_c x1, m[n,1,p] = mean_c x1, with x1 = x * e, and ties[n,p]
+ * the number of channels equal to the maximum (0 for a NaN maximum, which
+ * nothing equals). */
+static void channel_pool_block(const block_pass *a, int n, size_t p0, int len) {
+    const int C = a->x->c;
+    const size_t HW = (size_t)a->x->h * a->x->w;
+    const float *xn = a->x->data + (size_t)n * C * HW + p0;
+    const float *en = a->e + (size_t)n * C;
+    float *ties = a->ties;
+    float mx[BLOCK], sum[BLOCK], cnt[BLOCK];
+    for (int k = 0; k < len; k++) mx[k] = sum[k] = xn[k] * en[0], cnt[k] = 0.0f;
+    for (int c = 1; c < C; c++) {
+        const float *restrict xc = xn + (size_t)c * HW;
+        const float ec = en[c];
+        for (int k = 0; k < len; k++) {
+            const float v = xc[k] * ec;
+            mx[k] = beats(v, mx[k]) ? v : mx[k];
+            sum[k] += v;
+        }
+    }
+    /* Counting the ties as the maximum changes would not vectorize;
+     * a second sweep over the block (in cache) does. */
+    for (int c = 0; ties && c < C; c++) {
+        const float *restrict xc = xn + (size_t)c * HW;
+        const float ec = en[c];
+        for (int k = 0; k < len; k++) cnt[k] += xc[k] * ec == mx[k] ? 1.0f : 0.0f;
+    }
+    float *ymax = a->out + (size_t)n * 2 * HW + p0, *ymean = ymax + HW;
+    for (int k = 0; k < len; k++) ymax[k] = mx[k], ymean[k] = sum[k] / (float)C;
+    if (ties)
+        for (int k = 0; k < len; k++) ties[(size_t)n * HW + p0 + k] = cnt[k];
+}
+
+static void channel_pool_scaled(const heed_tensor *x, const float *e, float *m, float *ties) {
+    /* ties NULL: not needed (an inference forward; a backward after it
+     * counts them then). */
+    for_each_block(&(block_pass){.x = x, .e = e, .out = m, .ties = ties}, channel_pool_block);
 }
 
 /* y = (x * e) * s: e per (n, c), s per (n, position). */
@@ -97,48 +121,39 @@ static void scale_channels_positions(const heed_tensor *x, const float *e, const
 heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y) {
     const int N = x->n, C = x->c, H = x->h, W = x->w;
     HEED_TRY(heed_global_avg_max_pool_forward(x, &l->pooled[0], &l->pooled[1]));
-    for (int i = 0; i < 2; i++) {
-        HEED_TRY(heed_linear_forward(l->fc1, &l->pooled[i], &l->hidden[i]));
-        HEED_TRY(heed_act_forward(HEED_ACT_RELU, 0, &l->hidden[i], &l->hidden_relu[i]));
-        HEED_TRY(heed_linear_forward(l->fc2, &l->hidden_relu[i], &l->logits[i]));
-    }
-    HEED_TRY(heed_add_forward(&l->logits[0], &l->logits[1], &l->a));
-    HEED_TRY(heed_act_forward(HEED_ACT_SIGMOID, 0, &l->a, &l->e));
+    HEED_TRY(heed_channel_mlp_forward(&l->mlp, l->pooled));
     HEED_TRY(heed_tensor_ensure(&l->m, N, 2, H, W));
     HEED_TRY(heed_tensor_ensure(&l->ties, N, 1, H, W));
     l->ties_valid = l->base.training;
-    channel_pool_scaled(x, l->e.data, l->m.data, l->ties_valid ? l->ties.data : NULL);
+    channel_pool_scaled(x, l->mlp.e.data, l->m.data, l->ties_valid ? l->ties.data : NULL);
     HEED_TRY(heed_layer_forward(&l->conv->base, &l->m, &l->c));
     HEED_TRY(heed_layer_forward(&l->bn->base, &l->c, &l->b));
     HEED_TRY(heed_act_forward(HEED_ACT_SIGMOID, 0, &l->b, &l->s));
     if (y == x || (y->data && y->data == x->data))
         return heed_fail(HEED_ERR_ARG, "cbam forward %s: y must not alias x", l->base.name);
     HEED_TRY(heed_tensor_ensure(y, N, C, H, W));
-    scale_channels_positions(x, l->e.data, l->s.data, y->data);
+    scale_channels_positions(x, l->mlp.e.data, l->s.data, y->data);
     return HEED_OK;
 }
 
-/* ds[n,p] = sum_c dy * x1 over tiles of positions (channels are HW apart). */
+/* ds[n,p] = sum_c dy * x1 (channels are HW apart). */
+static void spatial_grad_block(const block_pass *a, int n, size_t p0, int len) {
+    const int C = a->x->c;
+    const size_t HW = (size_t)a->x->h * a->x->w;
+    float acc[BLOCK];
+    for (int k = 0; k < len; k++) acc[k] = 0.0f;
+    for (int c = 0; c < C; c++) {
+        const size_t off = ((size_t)n * C + c) * HW + p0;
+        const float *restrict xc = a->x->data + off, *restrict gc = a->dy + off;
+        const float ec = a->e[(size_t)n * C + c];
+        for (int k = 0; k < len; k++) acc[k] += gc[k] * (xc[k] * ec);
+    }
+    float *dsn = a->out + (size_t)n * HW + p0;
+    for (int k = 0; k < len; k++) dsn[k] = acc[k];
+}
+
 static void spatial_grad(const heed_tensor *x, const float *e, const float *dy, float *ds) {
-    const int N = x->n, C = x->c;
-    const size_t HW = (size_t)x->h * x->w;
-    const int blocks = (int)((HW + BLOCK - 1) / BLOCK);
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
-    for (int n = 0; n < N; n++)
-        for (int b = 0; b < blocks; b++) {
-            const size_t p0 = (size_t)b * BLOCK;
-            const int len = HW - p0 < BLOCK ? (int)(HW - p0) : BLOCK;
-            float acc[BLOCK];
-            for (int k = 0; k < len; k++) acc[k] = 0.0f;
-            for (int c = 0; c < C; c++) {
-                const size_t off = ((size_t)n * C + c) * HW + p0;
-                const float *restrict xc = x->data + off, *restrict gc = dy + off;
-                const float ec = e[(size_t)n * C + c];
-                for (int k = 0; k < len; k++) acc[k] += gc[k] * (xc[k] * ec);
-            }
-            float *dsn = ds + (size_t)n * HW + p0;
-            for (int k = 0; k < len; k++) dsn[k] = acc[k];
-        }
+    for_each_block(&(block_pass){.x = x, .e = e, .dy = dy, .out = ds}, spatial_grad_block);
 }
 
 /* Per (n, c) plane: dx1 = dy s + dmean / C + [x1 == max] dmax / T;
@@ -199,13 +214,13 @@ heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_te
     const int N = x->n, C = x->c, H = x->h, W = x->w;
     const size_t HW = (size_t)H * W;
     HEED_CHECK_SHAPE(heed_tensor_same_shape(dy, x) && (!dx || heed_tensor_same_shape(dx, x)) &&
-                         l->e.n == N && l->s.n == N,
+                         l->mlp.e.n == N && l->s.n == N,
                      "cbam backward %s: x (%d, %d, %d, %d), dy (%d, %d, %d, %d) and the last "
                      "forward (batch %d) do not match",
-                     l->base.name, N, C, H, W, dy->n, dy->c, dy->h, dy->w, l->e.n);
+                     l->base.name, N, C, H, W, dy->n, dy->c, dy->h, dy->w, l->mlp.e.n);
     /* spatial attention */
     HEED_TRY(heed_tensor_ensure(&l->ds, N, 1, H, W));
-    spatial_grad(x, l->e.data, dy->data, l->ds.data);
+    spatial_grad(x, l->mlp.e.data, dy->data, l->ds.data);
     HEED_TRY(heed_tensor_zeros_like(&l->db, &l->b));
     HEED_TRY(heed_act_backward(HEED_ACT_SIGMOID, 0, &l->b, &l->s, &l->ds, &l->db));
     HEED_TRY(heed_tensor_zeros_like(&l->dc, &l->c));
@@ -215,7 +230,7 @@ heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_te
     /* the channel pool's gradient shares, per position */
     if (!l->ties_valid) {
         /* An inference forward skipped counting the tied maxima. */
-        channel_pool_scaled(x, l->e.data, l->m.data, l->ties.data);
+        channel_pool_scaled(x, l->mlp.e.data, l->m.data, l->ties.data);
         l->ties_valid = 1;
     }
     HEED_TRY(heed_tensor_ensure(&l->share, N, 2, H, W));
@@ -230,26 +245,14 @@ heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_te
     }
     /* channel attention */
     HEED_TRY(heed_tensor_ensure(&l->de, N, C, 1, 1));
-    channel_grad(x, l->e.data, dy->data, l->s.data, l->m.data, l->share.data, l->de.data,
+    channel_grad(x, l->mlp.e.data, dy->data, l->s.data, l->m.data, l->share.data, l->de.data,
                  dx ? dx->data : NULL);
-    HEED_TRY(heed_tensor_zeros_like(&l->da, &l->a));
-    HEED_TRY(heed_act_backward(HEED_ACT_SIGMOID, 0, &l->a, &l->e, &l->de, &l->da));
-    for (int i = 0; i < 2; i++) {
-        /* d(logits[i]) = da for both branches: a is their sum. */
-        HEED_TRY(heed_tensor_zeros_like(&l->dhidden_relu, &l->hidden_relu[i]));
-        HEED_TRY(heed_linear_backward(l->fc2, &l->hidden_relu[i], &l->da, &l->dhidden_relu));
-        HEED_TRY(heed_tensor_zeros_like(&l->dhidden, &l->hidden[i]));
-        HEED_TRY(heed_act_backward(HEED_ACT_RELU, 0, &l->hidden[i], &l->hidden_relu[i],
-                                   &l->dhidden_relu, &l->dhidden));
-        HEED_TRY(heed_tensor_zeros_like(&l->dpooled[i], &l->pooled[i]));
-        HEED_TRY(heed_linear_backward(l->fc1, &l->pooled[i], &l->dhidden,
-                                      dx ? &l->dpooled[i] : NULL));
-    }
+    HEED_TRY(heed_channel_mlp_backward(&l->mlp, l->pooled, &l->de, dx ? l->dpooled : NULL));
     if (dx) global_grad(x, l->pooled[1].data, l->dpooled[0].data, l->dpooled[1].data, dx->data);
     return HEED_OK;
 }
 
-const heed_tensor *heed_cbam_channel_weights(const heed_cbam *l) { return &l->e; }
+const heed_tensor *heed_cbam_channel_weights(const heed_cbam *l) { return &l->mlp.e; }
 const heed_tensor *heed_cbam_spatial_map(const heed_cbam *l) { return &l->s; }
 
 static heed_status cbam_forward(heed_layer *l, const heed_tensor *x, heed_tensor *y) {
@@ -267,21 +270,18 @@ static double cbam_flops(const heed_layer *l) {
      * poolings, channel pool, the two scalings and the sigmoids */
     double chw = (double)l->in_c * l->in_h * l->in_w, hw = (double)l->in_h * l->in_w;
     const heed_cbam *c = (const heed_cbam *)l;
-    double mlp = heed_layer_flops(&c->fc1->base) + heed_layer_flops(&c->fc2->base);
+    double mlp = heed_layer_flops(&c->mlp.fc1->base) + heed_layer_flops(&c->mlp.fc2->base);
     return mlp + 2 * chw + 2 * chw + 2 * chw + 2 * hw + l->in_c;
 }
 
 static void cbam_destroy(heed_layer *layer) {
     heed_cbam *l = (heed_cbam *)layer;
-    heed_layer_free(&l->fc1->base);
-    heed_layer_free(&l->fc2->base);
+    heed_channel_mlp_free(&l->mlp);
     heed_layer_free(&l->conv->base);
     heed_layer_free(&l->bn->base);
-    heed_tensor *ts[] = {&l->pooled[0], &l->pooled[1], &l->hidden[0], &l->hidden[1],
-                         &l->hidden_relu[0], &l->hidden_relu[1], &l->logits[0], &l->logits[1],
-                         &l->a, &l->e, &l->m, &l->ties, &l->c, &l->b, &l->s, &l->dpooled[0],
-                         &l->dpooled[1], &l->dhidden, &l->dhidden_relu, &l->da, &l->de,
-                         &l->share, &l->dm, &l->dc, &l->db, &l->ds};
+    heed_tensor *ts[] = {&l->pooled[0], &l->pooled[1], &l->m, &l->ties, &l->c, &l->b, &l->s,
+                         &l->dpooled[0], &l->dpooled[1], &l->de, &l->share, &l->dm, &l->dc,
+                         &l->db, &l->ds};
     for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) heed_tensor_free(ts[i]);
     free(l);
 }
@@ -293,7 +293,7 @@ static int cbam_child_count(const heed_layer *l) {
 
 static heed_layer *cbam_child(const heed_layer *layer, int i) {
     const heed_cbam *l = (const heed_cbam *)layer;
-    heed_layer *children[4] = {&l->fc1->base, &l->fc2->base, &l->conv->base, &l->bn->base};
+    heed_layer *children[4] = {&l->mlp.fc1->base, &l->mlp.fc2->base, &l->conv->base, &l->bn->base};
     return children[i];
 }
 
@@ -311,9 +311,7 @@ heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int i
                           const char *name) {
     *out = NULL;
     int r = cfg->r ? cfg->r : 16, k = cfg->k ? cfg->k : 7, c = in[0];
-    if (r < 1 || c / r < 1)
-        return heed_fail(HEED_ERR_ARG, "cbam %s: reduction r=%d leaves no hidden units for %d channels",
-                         name, r, c);
+    HEED_TRY(heed_channel_mlp_check("cbam", name, c, r));
     if (k < 1 || k % 2 == 0)
         return heed_fail(HEED_ERR_ARG, "cbam %s: spatial kernel k=%d must be odd", name, k);
     heed_cbam *l = calloc(1, sizeof *l);
@@ -321,11 +319,7 @@ heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int i
     heed_layer_init(&l->base, &cbam_ops, name, in, in[0], in[1], in[2]);
     l->cfg = (heed_cbam_cfg){.r = r, .k = k};
     char sub[96];
-    heed_status st = heed_linear_new(&l->fc1, &(heed_linear_cfg){.in = c, .out = c / r},
-                                     (int[3]){c, 1, 1}, p, heed_layer_join_name(sub, sizeof sub, name, "fc1"));
-    if (st == HEED_OK)
-        st = heed_linear_new(&l->fc2, &(heed_linear_cfg){.in = c / r, .out = c}, (int[3]){c / r, 1, 1},
-                             p, heed_layer_join_name(sub, sizeof sub, name, "fc2"));
+    heed_status st = heed_channel_mlp_new(&l->mlp, c, r, 2, p, name);
     if (st == HEED_OK)
         st = heed_conv2d_new(&l->conv,
                              &(heed_conv2d_cfg){.in_c = 2, .out_c = 1, .k = k, .stride = 1,
@@ -335,8 +329,7 @@ heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int i
         st = heed_batchnorm_new(&l->bn, &(heed_batchnorm_cfg){.c = 1}, (int[3]){1, in[1], in[2]}, p,
                                 heed_layer_join_name(sub, sizeof sub, name, "bn"));
     if (st != HEED_OK) {
-        if (l->fc1) heed_layer_free(&l->fc1->base);
-        if (l->fc2) heed_layer_free(&l->fc2->base);
+        heed_channel_mlp_free(&l->mlp);
         if (l->conv) heed_layer_free(&l->conv->base);
         free(l);
         return st;

@@ -20,9 +20,9 @@
 #define HEED_CBAM_H
 
 #include "batchnorm.h"
+#include "channel_mlp.h"
 #include "conv2d.h"
 #include "layer.h"
-#include "linear.h"
 
 typedef struct heed_cbam_cfg {
     int r; /* reduction (0 means 16) */
@@ -32,20 +32,16 @@ typedef struct heed_cbam_cfg {
 typedef struct heed_cbam {
     heed_layer base;
     heed_cbam_cfg cfg;
-    heed_linear *fc1, *fc2; /* shared by the average and max branches */
+    heed_channel_mlp mlp;   /* two branches, average and max; its fc1, fc2 are children */
     heed_conv2d *conv;
     heed_batchnorm *bn;
-    /* forward intermediates; [0] the average branch, [1] the max branch */
-    heed_tensor pooled[2];       /* (N, C, 1, 1) */
-    heed_tensor hidden[2];       /* (N, C/r, 1, 1) fc1 output */
-    heed_tensor hidden_relu[2];  /* (N, C/r, 1, 1) */
-    heed_tensor logits[2];       /* (N, C, 1, 1) fc2 output */
-    heed_tensor a, e;            /* (N, C, 1, 1) summed logits, channel weights */
-    heed_tensor m;               /* (N, 2, H, W) channel max and mean of x1 = x * e */
+    /* forward intermediates */
+    heed_tensor pooled[2];       /* (N, C, 1, 1) [0] average, [1] maximum over H, W */
+    heed_tensor m;               /* (N, 2, H, W) channel max and mean of x1 = x * mlp.e */
     heed_tensor ties;            /* (N, 1, H, W) channels equal to that maximum */
     heed_tensor c, b, s;         /* (N, 1, H, W) conv, bn, spatial map */
     /* gradients, same shapes (x1 = x * e is never stored: see cbam.c) */
-    heed_tensor dpooled[2], dhidden, dhidden_relu, da, de, dm, dc, db, ds;
+    heed_tensor dpooled[2], de, dm, dc, db, ds;
     heed_tensor share;           /* (N, 2, H, W) the channel pool's gradient per max / mean */
     int ties_valid;              /* 1 if the last forward counted `ties` (training) */
 } heed_cbam;

@@ -13,8 +13,8 @@
 #ifndef HEED_SE_H
 #define HEED_SE_H
 
+#include "channel_mlp.h"
 #include "layer.h"
-#include "linear.h"
 
 typedef struct heed_se_cfg {
     int r; /* reduction: hidden width C/r (at least 1); 0 means 16 */
@@ -23,11 +23,9 @@ typedef struct heed_se_cfg {
 typedef struct heed_se {
     heed_layer base;
     heed_se_cfg cfg;
-    heed_linear *fc1, *fc2;       /* owned children */
+    heed_channel_mlp mlp;         /* one branch; its fc1, fc2 are the children */
     heed_tensor s;                /* (N, C, 1, 1) squeezed: gap(x) */
-    heed_tensor h, hr;            /* (N, C/r, 1, 1) fc1 output, after relu */
-    heed_tensor a, e;             /* (N, C, 1, 1) fc2 output, channel weights */
-    heed_tensor ds, dh, dhr, da, de; /* their gradients in backward */
+    heed_tensor ds, de;           /* (N, C, 1, 1) gradients of s and of the weights e */
 } heed_se;
 
 /* HEED_ERR_ARG if C/r < 1. */

@@ -1,0 +1,73 @@
+/* channel_mlp.c -- SE's and CBAM's channel attention MLP, on the core
+ * primitives.
+ *
+ * forward:  h_i = fc1(p_i); hr_i = relu(h_i); a = sum_i fc2(hr_i);
+ *           e = sigmoid(a)
+ * backward: da = de * e (1 - e); for each branch (d fc2 output = da, as a
+ *           is their sum): dhr_i = fc2^T da; dh_i = dhr_i [h_i > 0];
+ *           dp_i = fc1^T dh_i, plus fc1/fc2 parameter grads, which add up
+ *           over the branches because the weights are shared.
+ */
+#include "channel_mlp.h"
+
+#include <stdlib.h>
+
+#include "activation.h"
+#include "elementwise.h"
+
+heed_status heed_channel_mlp_check(const char *type, const char *name, int c, int r) {
+    if (r < 1 || c / r < 1)
+        return heed_fail(HEED_ERR_ARG, "%s %s: reduction r=%d leaves no hidden units for %d channels",
+                         type, name, r, c);
+    return HEED_OK;
+}
+
+heed_status heed_channel_mlp_new(heed_channel_mlp *m, int c, int r, int branches, heed_params *p,
+                                 const char *name) {
+    *m = (heed_channel_mlp){.branches = branches};
+    char sub[96];
+    heed_status st = heed_linear_new(&m->fc1, &(heed_linear_cfg){.in = c, .out = c / r},
+                                     (int[3]){c, 1, 1}, p, heed_layer_join_name(sub, sizeof sub, name, "fc1"));
+    if (st == HEED_OK)
+        st = heed_linear_new(&m->fc2, &(heed_linear_cfg){.in = c / r, .out = c}, (int[3]){c / r, 1, 1},
+                             p, heed_layer_join_name(sub, sizeof sub, name, "fc2"));
+    if (st != HEED_OK) heed_channel_mlp_free(m);
+    return st;
+}
+
+heed_status heed_channel_mlp_forward(heed_channel_mlp *m, const heed_tensor *pooled) {
+    const int two = m->branches == 2;
+    for (int i = 0; i < m->branches; i++) {
+        HEED_TRY(heed_linear_forward(m->fc1, &pooled[i], &m->hidden[i]));
+        HEED_TRY(heed_act_forward(HEED_ACT_RELU, 0, &m->hidden[i], &m->hidden_relu[i]));
+        HEED_TRY(heed_linear_forward(m->fc2, &m->hidden_relu[i], two ? &m->logits[i] : &m->a));
+    }
+    if (two) HEED_TRY(heed_add_forward(&m->logits[0], &m->logits[1], &m->a));
+    return heed_act_forward(HEED_ACT_SIGMOID, 0, &m->a, &m->e);
+}
+
+heed_status heed_channel_mlp_backward(heed_channel_mlp *m, const heed_tensor *pooled,
+                                      const heed_tensor *de, heed_tensor *dpooled) {
+    HEED_TRY(heed_tensor_zeros_like(&m->da, &m->a));
+    HEED_TRY(heed_act_backward(HEED_ACT_SIGMOID, 0, &m->a, &m->e, de, &m->da));
+    for (int i = 0; i < m->branches; i++) {
+        HEED_TRY(heed_tensor_zeros_like(&m->dhidden_relu, &m->hidden_relu[i]));
+        HEED_TRY(heed_linear_backward(m->fc2, &m->hidden_relu[i], &m->da, &m->dhidden_relu));
+        HEED_TRY(heed_tensor_zeros_like(&m->dhidden, &m->hidden[i]));
+        HEED_TRY(heed_act_backward(HEED_ACT_RELU, 0, &m->hidden[i], &m->hidden_relu[i],
+                                   &m->dhidden_relu, &m->dhidden));
+        if (dpooled) HEED_TRY(heed_tensor_zeros_like(&dpooled[i], &pooled[i]));
+        HEED_TRY(heed_linear_backward(m->fc1, &pooled[i], &m->dhidden, dpooled ? &dpooled[i] : NULL));
+    }
+    return HEED_OK;
+}
+
+void heed_channel_mlp_free(heed_channel_mlp *m) {
+    if (m->fc1) heed_layer_free(&m->fc1->base);
+    if (m->fc2) heed_layer_free(&m->fc2->base);
+    m->fc1 = m->fc2 = NULL;
+    heed_tensor *ts[] = {&m->hidden[0], &m->hidden[1], &m->hidden_relu[0], &m->hidden_relu[1],
+                         &m->logits[0], &m->logits[1], &m->a, &m->e, &m->dhidden,
+                         &m->dhidden_relu, &m->da};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) heed_tensor_free(ts[i]);
+}
