@@ -13,20 +13,31 @@
  *       for jc: NC-wide blocks of the task's columns
  *         pack op(B)[pc.., jc..] into KC x NR micro-panels       (L2)
  *         for ir: MR rows of the task
- *           (first block only) pack op(A)[ir.., pc..] as KC x MR  (L1)
+ *           A micro-panel op(A)[ir.., pc..], KC x MR             (L1)
  *           for jr: the block's micro-panels
  *             tile: C[ir.., jc+jr..] (+)= A micro-panel x B micro-panel
  *
- * The first K slice applies beta, later ones add (beta = 1). Each element of
- * C is thus the same sequence of FMAs over k = 0..K-1 whatever tile, task
- * or thread computes it, and KC depends on K alone: threaded runs are
- * bit-identical to single-threaded ones.
+ * A stored M x K (trans_a == 0) is read in place: the tile broadcasts from
+ * MR rows, each a contiguous stream, as cheap as a packed panel. That saves
+ * the 4-5% of the time packing took (rdtsc, 1024^3) and lets a column
+ * split between threads pack nothing twice. A stored K x M is packed (a
+ * micro-panel at a time, at the first B block). B stored K x N is read in
+ * place too, and the two inner loops swap (each B micro-panel, KC x NR,
+ * read once from memory, stays in L2 while every row tile of the task
+ * passes over it), when the task's A block (M x KC) is small enough to
+ * stream from cache for every micro-panel and B's row stride does not
+ * crowd the KC rows into a few cache sets (direct_ok): packing B took
+ * 4-16% of the time on the convolution shapes (a read and a write of B,
+ * for only 64-256 rows of A).
  *
- * Small problems take shortcuts chosen from the shape alone (never the
- * thread count): with few rows and B not transposed, B is read in place
- * instead of packed; with at most 4 rows and B transposed, each element is a
- * vector dot product. Threads are used only when each gets enough work to
- * pay for waking it.
+ * The first K slice applies beta, later ones add (beta = 1). Each element of
+ * C is thus the same sequence of FMAs over k = 0..K-1 whatever tile, task,
+ * thread or operand layout computes it, and KC depends on K alone: threaded
+ * runs are bit-identical to single-threaded ones.
+ *
+ * With at most 4 rows and B transposed, each element is a vector dot
+ * product (chosen from the shape alone, never the thread count). Threads
+ * are used only when each gets enough work to pay for waking it.
  */
 #include "gemm.h"
 
@@ -45,16 +56,22 @@
 enum {
     /* Slices up to 1024 deep: C is read and written once per slice, and
      * with both cores busy that traffic costs more than a deep A micro-panel
-     * (MR x KC, 32 KB at most, in the 48 KB L1). */
+     * (MR x KC, 32 KB at most, in the 48 KB L1). Re-measured at 1 thread on
+     * 1024^3 (Zen 5): KC 256, 512 and 1024 all ran 177-191 GFLOP/s, within
+     * the noise of the shared machine. */
     KC_MAX = 1024,
     /* A packed B block (KC x NC) of about 600 KB stays in the 1 MB L2 while
      * every row tile of a task passes over it. */
     NC_BYTES = 600 * 1024,
-    MC_MAX = 1024,  /* rows of A a task packs per K slice */
+    MC_MAX = 1024,  /* rows of C a task covers at most */
     PACK_ROWS = 8,  /* rows of B (stored K x N) packed together */
     PACK_COST = 16, /* packing a float costs about this many multiply-adds */
-    DIRECT_M_MAX = 16, /* up to this many rows, B (not transposed) is read in place */
     DOT_M_MAX = 4,     /* up to this many rows, B transposed goes to the dot kernel */
+    /* B is read in place only while the task's rows of A for one K slice
+     * (M x KC floats, 2 MB) stay in cache: they stream past every B
+     * micro-panel (measured: 512 x 1024 slices still gained 10%, 1024 x 1024
+     * lost 15%). */
+    DIRECT_A_FLOATS = 512 * 1024,
     /* Multiply-adds that justify one more thread (waking one costs a few
      * microseconds). Products of 1..8 rows count as 8: they stream B from
      * memory, and two threads stream faster. */
@@ -82,15 +99,16 @@ void heed_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, c
 
 enum { G_MR = 4, G_NR = 8 };
 
-static void tile_generic(int kc, const float *ap, const float *b, ptrdiff_t bks, int h, int w,
-                         float *c, ptrdiff_t ldc, float alpha, float beta) {
+static void tile_generic(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
+                         ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha,
+                         float beta) {
     float acc[G_MR][G_NR];
     memset(acc, 0, sizeof acc);
     for (int k = 0; k < kc; k++) {
         const float *bk = b + k * bks;
         for (int r = 0; r < h; r++) {
-            float a = ap[k * G_MR + r];
-            for (int j = 0; j < G_NR; j++) acc[r][j] += a * bk[j];
+            float x = a[r * ars + k * aks];
+            for (int j = 0; j < G_NR; j++) acc[r][j] += x * bk[j];
         }
     }
     for (int r = 0; r < h; r++)
@@ -255,7 +273,8 @@ typedef struct job {
     const float *A, *B;
     float *C;
     ptrdiff_t lda, ldb, ldc;
-    int direct; /* read full-width B panels in place (B not transposed) */
+    int direct;    /* read full-width B panels in place (B not transposed) */
+    int a_inplace; /* read A in place (stored M x K) instead of packing it */
     /* Blocking and tasks, fixed by the shape and the team size. */
     int kc;        /* depth of a K slice (the last may be shorter) */
     int nc;        /* width of a packed B block, a multiple of nr */
@@ -273,7 +292,7 @@ static int panel_packed(const job *jb, int w) { return !(jb->direct && w % jb->k
 /* Floats of packing buffer a thread needs: a task's rows of A for one K
  * slice, then one B block (its last panel padded to whole vectors). */
 static size_t buffer_floats(const job *jb) {
-    return (size_t)jb->rt * jb->kc + (size_t)jb->kc * (jb->nc + jb->k->vw);
+    return (jb->a_inplace ? 0 : (size_t)jb->rt * jb->kc) + (size_t)jb->kc * (jb->nc + jb->k->vw);
 }
 
 /* Packs op(B)[pc, pc + kcs) x [j0, j0 + ncw) into panels at bb. B stored
@@ -297,32 +316,48 @@ static void pack_block(const job *jb, int pc, int kcs, int j0, int ncw, float *b
     }
 }
 
-/* Task `task`: C[r0..r1)[c0..c1) over all of K. Per K slice the task's
- * rows of A are packed once, a micro-panel at a time just before the first
- * B block's tiles use it; each NC-wide B block is packed (into L2) and every
- * row tile passes over it (its A micro-panel in L1). */
+/* Rows ir .. ir+h-1 of op(A), columns pc .. pc+kcs-1: in place, or packed
+ * into ap when `pack` (else ap already holds them). Sets the strides. */
+static const float *a_panel(const job *jb, int ir, int h, int pc, int kcs, float *ap, int pack,
+                            ptrdiff_t *ars, ptrdiff_t *aks) {
+    if (jb->a_inplace) {
+        *ars = jb->lda, *aks = 1;
+        return jb->A + (ptrdiff_t)ir * jb->lda + pc;
+    }
+    *ars = 1, *aks = jb->k->mr;
+    if (pack) {
+        const float *a = jb->ta ? jb->A + (ptrdiff_t)pc * jb->lda + ir
+                                : jb->A + (ptrdiff_t)ir * jb->lda + pc;
+        jb->k->pack_a(kcs, h, a, jb->lda, jb->ta, ap, jb->k->mr);
+    }
+    return ap;
+}
+
+/* Task `task`: C[r0..r1)[c0..c1) over all of K. Per K slice, each NC-wide
+ * B block is packed (into L2) and every row tile passes over it, its A
+ * micro-panel in L1 (A packed once per slice, a micro-panel at a time just
+ * before the first B block's tiles use it). With B read in place (few
+ * rows), the loops swap: each B micro-panel is read from memory once and
+ * stays in cache while all the task's row tiles use it. */
 static void run_task(const job *jb, int task, float *buf) {
     const heed_gemm_kernel *k = jb->k;
     const int mr = k->mr, nr = k->nr;
     const int nct = ceil_div(jb->N, jb->ct);
     const int r0 = task / nct * jb->rt, r1 = imin(jb->M, r0 + jb->rt);
     const int c0 = task % nct * jb->ct, c1 = imin(jb->N, c0 + jb->ct);
-    float *ab = buf, *bb = buf + (size_t)jb->rt * jb->kc;
+    float *ab = buf, *bb = buf + (jb->a_inplace ? 0 : (size_t)jb->rt * jb->kc);
+    ptrdiff_t ars, aks;
     for (int pc = 0; pc < jb->K; pc += jb->kc) {
         const int kcs = imin(jb->kc, jb->K - pc);
         const float beta = pc == 0 ? jb->beta : 1.0f;
         for (int jc = c0; jc < c1; jc += jb->nc) {
             const int ncw = imin(jb->nc, c1 - jc);
             pack_block(jb, pc, kcs, jc, ncw, bb);
-            for (int ir = r0; ir < r1; ir += mr) {
-                const int h = imin(mr, r1 - ir);
-                float *ap = ab + (size_t)(ir - r0) * kcs;
-                if (jc == c0) {
-                    const float *a = jb->ta ? jb->A + (ptrdiff_t)pc * jb->lda + ir
-                                            : jb->A + (ptrdiff_t)ir * jb->lda + pc;
-                    k->pack_a(kcs, h, a, jb->lda, jb->ta, ap, mr);
-                }
-                float *c = jb->C + (ptrdiff_t)ir * jb->ldc + jc;
+            if (jb->direct) {
+                if (!jb->a_inplace && jc == c0)
+                    for (int ir = r0; ir < r1; ir += mr)
+                        a_panel(jb, ir, imin(mr, r1 - ir), pc, kcs, ab + (size_t)(ir - r0) * kcs,
+                                1, &ars, &aks);
                 for (int col = 0; col < ncw; col += nr) {
                     const int w = imin(nr, ncw - col);
                     const float *b = bb + (size_t)col * kcs;
@@ -331,7 +366,26 @@ static void run_task(const job *jb, int task, float *buf) {
                         b = jb->B + (ptrdiff_t)pc * jb->ldb + jc + col;
                         bks = jb->ldb;
                     }
-                    k->tile(kcs, ap, b, bks, h, w, c + col, jb->ldc, jb->alpha, beta);
+                    for (int ir = r0; ir < r1; ir += mr) {
+                        const int h = imin(mr, r1 - ir);
+                        const float *a = a_panel(jb, ir, h, pc, kcs,
+                                                 ab + (size_t)(ir - r0) * kcs, 0, &ars, &aks);
+                        k->tile(kcs, a, ars, aks, b, bks, h, w,
+                                jb->C + (ptrdiff_t)ir * jb->ldc + jc + col, jb->ldc, jb->alpha,
+                                beta);
+                    }
+                }
+                continue;
+            }
+            for (int ir = r0; ir < r1; ir += mr) {
+                const int h = imin(mr, r1 - ir);
+                const float *a = a_panel(jb, ir, h, pc, kcs, ab + (size_t)(ir - r0) * kcs,
+                                         jc == c0, &ars, &aks);
+                float *c = jb->C + (ptrdiff_t)ir * jb->ldc + jc;
+                for (int col = 0; col < ncw; col += nr) {
+                    const int w = imin(nr, ncw - col);
+                    k->tile(kcs, a, ars, aks, bb + (size_t)col * kcs, round_up(w, k->vw), h, w,
+                            c + col, jb->ldc, jb->alpha, beta);
                 }
             }
         }
@@ -363,7 +417,8 @@ static double split_cost(const job *jb, int nt, int rc, int cc, int *rows, int *
     *cols = ceil_div(pt, cc);
     if (ceil_div(mt, *rows) * ceil_div(pt, *cols) != rc * cc) return -1.0; /* empty tasks */
     const double r = (double)*rows * mr, c = (double)*cols * nr;
-    return (double)rc * cc / nt * (r * c + PACK_COST * r + (jb->direct ? 0.0 : PACK_COST) * c);
+    return (double)rc * cc / nt *
+           (r * c + (jb->a_inplace ? 0.0 : PACK_COST) * r + (jb->direct ? 0.0 : PACK_COST) * c);
 }
 
 static void plan_tasks(job *jb, int nt) {
@@ -393,6 +448,23 @@ static void plan_tasks(job *jb, int nt) {
     jb->ntasks = ceil_div(jb->M, jb->rt) * ceil_div(jb->N, jb->ct);
 }
 
+/* Whether to read B (stored K x N) in place rather than pack it: packing
+ * costs a read and a write of B, in place costs one read per B micro-panel
+ * while the task's rows of A (M x KC) stream past it, from L2 or L3. Two
+ * limits: that A block must stay in cache (DIRECT_A_FLOATS), and the KC rows
+ * of a micro-panel must not crowd into a few cache sets (a row stride that
+ * is a multiple of a large power of two maps them all to the same sets of
+ * the 1024-set L2). */
+static int direct_ok(const job *jb) {
+    if (jb->tb) return 0;
+    if ((size_t)jb->M * jb->kc > DIRECT_A_FLOATS) return 0;
+    const size_t bytes = (size_t)jb->ldb * sizeof(float);
+    size_t g = 1; /* rows sharing a set, per 1024 rows */
+    if (bytes % 64 == 0)
+        for (size_t lines = bytes / 64; lines % 2 == 0 && g < 1024; lines /= 2) g *= 2;
+    return (size_t)jb->kc * g <= 16384;
+}
+
 static int threads_for(const job *jb) {
     const double work = (double)(jb->M < 8 ? 8 : jb->M) * jb->N * jb->K;
     int nt = 1;
@@ -407,6 +479,7 @@ static int threads_for(const job *jb) {
 static heed_status run_blocked(job *jb) {
     const heed_gemm_kernel *k = jb->k;
     jb->kc = ceil_div(jb->K, ceil_div(jb->K, KC_MAX)); /* equal slices; K alone decides */
+    jb->direct = direct_ok(jb);
     int nt = threads_for(jb);
     plan_tasks(jb, nt);
     int nc = NC_BYTES / ((int)sizeof(float) * jb->kc) / k->nr * k->nr;
@@ -496,6 +569,6 @@ heed_status heed_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha
               .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
               .lda = lda, .ldb = ldb, .ldc = ldc};
     if (jb.tb && M <= DOT_M_MAX) return run_dot(&jb);
-    jb.direct = !jb.tb && M <= DIRECT_M_MAX;
+    jb.a_inplace = !jb.ta;
     return run_blocked(&jb);
 }

@@ -23,9 +23,9 @@ static const int lane_mask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0,
 
 INLINE __m256i first_lanes(int n) { return _mm256_loadu_si256((const __m256i *)(lane_mask + 8 - n)); }
 
-INLINE void tile_hv(int kc, const float *restrict ap, const float *restrict b, ptrdiff_t bks,
-                    const int H, const int V, int wlast, float *restrict c, ptrdiff_t ldc,
-                    const volatile float *ab) {
+INLINE void tile_hv(int kc, const float *restrict ap, ptrdiff_t ars, ptrdiff_t aks,
+                    const float *restrict b, ptrdiff_t bks, const int H, const int V, int wlast,
+                    float *restrict c, ptrdiff_t ldc, const volatile float *ab) {
     __m256 acc[MR][NV];
 #pragma GCC unroll 6
     for (int r = 0; r < H; r++)
@@ -38,11 +38,11 @@ INLINE void tile_hv(int kc, const float *restrict ap, const float *restrict b, p
         for (int v = 0; v < V; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
 #pragma GCC unroll 6
         for (int r = 0; r < H; r++) {
-            __m256 a = _mm256_broadcast_ss(ap + r);
+            __m256 a = _mm256_broadcast_ss(ap + r * ars);
 #pragma GCC unroll 2
             for (int v = 0; v < V; v++) acc[r][v] = _mm256_fmadd_ps(a, bv[v], acc[r][v]);
         }
-        ap += MR;
+        ap += aks;
         b += bks;
     }
     /* alpha and beta come through memory: held in registers across the k
@@ -68,15 +68,16 @@ INLINE void tile_hv(int kc, const float *restrict ap, const float *restrict b, p
         }
 }
 
-TARGET static void tile(int kc, const float *ap, const float *b, ptrdiff_t bks, int h, int w,
-                        float *c, ptrdiff_t ldc, float alpha, float beta) {
+TARGET static void tile(int kc, const float *ap, ptrdiff_t ars, ptrdiff_t aks, const float *b,
+                        ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha,
+                        float beta) {
     volatile float ab[2] = {alpha, beta};
     int v = (w + VW - 1) / VW;
     int wlast = w - (v - 1) * VW;
     switch ((h - 1) * NV + (v - 1)) {
 #define CASE(H, V)                                                                                 \
     case (H - 1) * NV + (V - 1):                                                                   \
-        tile_hv(kc, ap, b, bks, H, V, wlast, c, ldc, ab);                                 \
+        tile_hv(kc, ap, ars, aks, b, bks, H, V, wlast, c, ldc, ab);                       \
         break;
 #define ROW(H) CASE(H, 1) CASE(H, 2)
         ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6)

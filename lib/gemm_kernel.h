@@ -2,11 +2,13 @@
  * provides to the blocking driver in gemm.c.
  *
  *   const heed_gemm_kernel *k = &heed_gemm_kernel_avx512;
- *   k->tile(kc, ap, bp, k->nr, 8, 48, C, ldc, 1.0f, 0.0f);
+ *   k->tile(kc, ap, 1, k->mr, bp, k->nr, 8, 48, C, ldc, 1.0f, 0.0f);
  *
  * Packed layouts (the driver owns the buffers):
  *   A micro-panel: kc groups of `mr` floats, op(A)[i0 + r][k0 + k] at
  *                  ap[k * mr + r]; rows past the tile's height are never read.
+ *                  A stored M x K (trans_a == 0) may instead be read in
+ *                  place: op(A)[i0 + r][k0 + k] at a[r * lda + k].
  *   B micro-panel: kc rows of `w` floats, op(B)[k0 + k][j0 + j] at
  *                  bp[k * w + j], where w is the panel's width rounded up to a
  *                  multiple of vw and the padding columns are zero. When
@@ -29,13 +31,15 @@ typedef struct heed_gemm_kernel {
     int nr; /* columns of the register tile, a multiple of vw */
     int vw; /* floats per vector */
 
-    /* C[0..h)[0..w) = alpha * sum_k ap[k*mr + r] * b[k*bks + j]
+    /* C[0..h)[0..w) = alpha * sum_k a[r*ars + k*aks] * b[k*bks + j]
      *                 + beta * C (beta == 0: C is not read),
-     * h <= mr, w <= nr; b holds round_up(w, vw) readable columns. The sum
-     * runs k = 0..kc-1 in order, with fused multiply-adds where the ISA has
-     * them; the update is c = fma(alpha, acc, beta * c). */
-    void (*tile)(int kc, const float *ap, const float *b, ptrdiff_t bks, int h, int w, float *c,
-                 ptrdiff_t ldc, float alpha, float beta);
+     * h <= mr, w <= nr; b holds round_up(w, vw) readable columns. A is a
+     * packed micro-panel (ars = 1, aks = mr) or read in place (stored M x K:
+     * ars = lda, aks = 1). The sum runs k = 0..kc-1 in order, with fused
+     * multiply-adds where the ISA has them, the same whatever A's layout; the
+     * update is c = fma(alpha, acc, beta * c). */
+    void (*tile)(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
+                 ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha, float beta);
 
     /* Pack an A micro-panel (h <= mr rows of op(A) from row i0 = 0 of `a`,
      * kc columns). trans: a is stored K x M with leading dimension lda. */

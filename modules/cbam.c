@@ -27,6 +27,7 @@
 
 #include "activation.h"
 #include "pool2d.h"
+#include "wide.h"
 
 /* Loops over fewer floats than this are not worth waking threads for. */
 #define PAR_MIN ((size_t)1 << 15)
@@ -68,7 +69,7 @@ static void for_each_block(const block_pass *a, block_fn fn) {
 /* m[n,0,p] = max_c x1, m[n,1,p] = mean_c x1, with x1 = x * e, and ties[n,p]
  * the number of channels equal to the maximum (0 for a NaN maximum, which
  * nothing equals). */
-static void channel_pool_block(const block_pass *a, int n, size_t p0, int len) {
+HEED_WIDE static void channel_pool_block(const block_pass *a, int n, size_t p0, int len) {
     const int C = a->x->c;
     const size_t HW = (size_t)a->x->h * a->x->w;
     const float *xn = a->x->data + (size_t)n * C * HW + p0;
@@ -105,7 +106,7 @@ static void channel_pool_scaled(const heed_tensor *x, const float *e, float *m, 
 }
 
 /* y = (x * e) * s: e per (n, c), s per (n, position). */
-static void scale_channels_positions(const heed_tensor *x, const float *e, const float *s,
+HEED_WIDE static void scale_channels_positions(const heed_tensor *x, const float *e, const float *s,
                                      float *y) {
     const int C = x->c;
     const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
@@ -137,7 +138,7 @@ heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y
 }
 
 /* ds[n,p] = sum_c dy * x1 (channels are HW apart). */
-static void spatial_grad_block(const block_pass *a, int n, size_t p0, int len) {
+HEED_WIDE static void spatial_grad_block(const block_pass *a, int n, size_t p0, int len) {
     const int C = a->x->c;
     const size_t HW = (size_t)a->x->h * a->x->w;
     float acc[BLOCK];
@@ -159,7 +160,7 @@ static void spatial_grad(const heed_tensor *x, const float *e, const float *dy, 
 /* Per (n, c) plane: dx1 = dy s + dmean / C + [x1 == max] dmax / T;
  * de[n,c] = sum_p dx1 x; dx += dx1 e (dx may be NULL). share holds
  * (N, 2, HW): dmax / T (0 without ties) and dmean / C per position. */
-static void channel_grad(const heed_tensor *x, const float *e, const float *dy, const float *s,
+HEED_WIDE static void channel_grad(const heed_tensor *x, const float *e, const float *dy, const float *s,
                          const float *mx, const float *share, float *de, float *dx) {
     const int C = x->c;
     const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
@@ -194,7 +195,7 @@ static void channel_grad(const heed_tensor *x, const float *e, const float *dy, 
 
 /* dx += dp0 / HW + [x == gmax] dp1 / T per plane: both global poolings'
  * gradients in one pass (T the plane's maxima, as in pool2d.c). */
-static void global_grad(const heed_tensor *x, const float *gmax, const float *dp0,
+HEED_WIDE static void global_grad(const heed_tensor *x, const float *gmax, const float *dp0,
                         const float *dp1, float *dx) {
     const size_t planes = (size_t)x->n * x->c, HW = (size_t)x->h * x->w;
 #pragma omp parallel for schedule(static) if (planes * HW > PAR_MIN)

@@ -43,8 +43,10 @@ static void fill_padded(float *p, int rows, int cols, int ld, uint64_t seed) {
         for (int c = cols; c < ld; c++) p[(size_t)r * ld + c] = NAN;
 }
 
-static gcase make_case(int ta, int tb, int M, int N, int K, int pad, uint64_t seed) {
-    gcase g = {ta, tb, M, N, K, (ta ? M : K) + pad, (tb ? K : N) + pad, N + pad, NULL, NULL, NULL};
+/* Leading dimensions `pa`, `pb`, `pc` floats longer than the rows. */
+static gcase make_case_ld(int ta, int tb, int M, int N, int K, int pa, int pb, int pc,
+                          uint64_t seed) {
+    gcase g = {ta, tb, M, N, K, (ta ? M : K) + pa, (tb ? K : N) + pb, N + pc, NULL, NULL, NULL};
     int arows = ta ? K : M, brows = tb ? N : K;
     g.A = malloc(sizeof(float) * ((size_t)arows * g.lda + 1));
     g.B = malloc(sizeof(float) * ((size_t)brows * g.ldb + 1));
@@ -56,6 +58,10 @@ static gcase make_case(int ta, int tb, int M, int N, int K, int pad, uint64_t se
     for (int r = 0; r < M; r++)
         for (int c = N; c < g.ldc; c++) g.C0[(size_t)r * g.ldc + c] = SENTINEL;
     return g;
+}
+
+static gcase make_case(int ta, int tb, int M, int N, int K, int pad, uint64_t seed) {
+    return make_case_ld(ta, tb, M, N, K, pad, pad, pad, seed);
 }
 
 static void free_case(gcase *g) {
@@ -153,10 +159,12 @@ START_TEST(hand_computed_2x3_times_3x2_all_transposes) {
 END_TEST
 
 /* Shapes that reach every path: the dot kernel (M <= 4, B transposed), B
- * read in place (M <= 16), the blocked path with partial tiles in M and N,
- * several K slices (K > 1024), several B blocks per task (N > 480 at
- * K = 300) and rows split into chunks (M > 1024); none a multiple of a
- * vector width unless on purpose. */
+ * read in place (B not transposed, M x KC up to 512K floats) with A in
+ * place or packed, B packed (transposed), partial tiles in M and N, several
+ * K slices (K > 1024), several B blocks per task (N > 480 at K = 300) and
+ * rows split into chunks (M > 1024); none a multiple of a vector width
+ * unless on purpose. B packed while not transposed has its own test
+ * (b_not_transposed_packed_or_in_place). */
 static const int shapes[][3] = {
     {1, 1, 1},    {1, 37, 300},  {3, 130, 77},  {4, 5, 700},   {5, 17, 33},
     {7, 61, 9},   {13, 100, 290}, {16, 48, 64},  {17, 45, 31},  {33, 97, 260},
@@ -192,6 +200,37 @@ START_TEST(every_kernel_matches_reference_on_odd_shapes) {
 }
 END_TEST
 
+/* B stored K x N is packed, not read in place, when the rows of A for one
+ * K slice are too many (M x KC > 512K floats) or when B's rows are a large
+ * power-of-two apart (ldb = 1024 here: the KC rows would share cache sets);
+ * the cases next to them take the in-place path. */
+START_TEST(b_not_transposed_packed_or_in_place) {
+    const char *k = kernels[_i];
+    if (!heed_gemm_kernel_available(k)) return;
+    ck_assert_int_eq(heed_gemm_set_kernel(k), HEED_OK);
+    set_threads(2);
+    static const int cases[][5] = {
+        /* M, N, K, ldb - N, ldc - N */
+        {37, 1020, 300, 4, 1},  /* ldb = 1024: packed */
+        {37, 1019, 300, 5, 0},  /* ldb = 1024, a partial last panel */
+        {37, 1020, 300, 3, 2},  /* ldb = 1023: in place */
+        {530, 21, 1000, 2, 3},  /* 530 x 1000 > 512K: packed */
+        {500, 21, 1000, 2, 3},  /* 500 x 1000: in place */
+    };
+    uint64_t seed = 900;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int ta = 0; ta < 2; ta++) {
+            gcase g = make_case_ld(ta, 0, cases[c][0], cases[c][1], cases[c][2], 1 + ta,
+                                   cases[c][3], cases[c][4], seed++);
+            float *C = run(&g, -1.5f, 0.25f);
+            check_against_ref(&g, -1.5f, 0.25f, C, k);
+            free(C);
+            free_case(&g);
+        }
+    heed_gemm_set_kernel(NULL);
+}
+END_TEST
+
 START_TEST(threaded_results_are_bit_identical) {
     const char *k = kernels[_i];
     if (!heed_gemm_kernel_available(k)) return;
@@ -200,7 +239,8 @@ START_TEST(threaded_results_are_bit_identical) {
     static const int big[][5] = {
         {0, 0, 64, 784, 288}, {1, 1, 200, 333, 260}, {0, 1, 3, 1500, 700},
         {0, 0, 10, 2000, 300}, {1, 0, 9, 1300, 517}, {0, 0, 1030, 40, 40},
-        {0, 0, 50, 300, 1500}, {1, 1, 100, 1000, 100},
+        {0, 0, 50, 300, 1500}, {1, 1, 100, 1000, 100}, {0, 0, 530, 100, 1000},
+        {1, 0, 300, 500, 200},
     };
     for (size_t s = 0; s < sizeof big / sizeof big[0]; s++) {
         gcase g = make_case(big[s][0], big[s][1], big[s][2], big[s][3], big[s][4], 1, 7 + s);
@@ -285,6 +325,7 @@ Suite *heed_suite_gemm(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, hand_computed_2x3_times_3x2_all_transposes);
     tcase_add_loop_test(tc, every_kernel_matches_reference_on_odd_shapes, 0, NKERNELS);
+    tcase_add_loop_test(tc, b_not_transposed_packed_or_in_place, 0, NKERNELS);
     tcase_add_loop_test(tc, threaded_results_are_bit_identical, 0, NKERNELS);
     tcase_add_test(tc, empty_sizes_and_zero_alpha);
     tcase_add_test(tc, bad_arguments_are_refused);
