@@ -9,9 +9,13 @@
  * then vectorize only to SSE's 4 floats, and on a CPU with 16-float
  * registers they stream several times slower than memory allows. Only
  * functions with loops worth it carry the mark: each clone costs code size.
- * Results are the same in every version: the build is ISO C (-std=c11),
- * where GCC does not contract a*b+c into a fused multiply-add, so each
- * clone does the baseline's float operations, only more at a time.
+ * Results: the build is ISO C (-std=c11), where GCC does not contract
+ * a*b+c into a fused multiply-add, so element-wise loops do the baseline's
+ * float operations in every version. Sums written with explicit lanes (as
+ * in batchnorm.c) add in the same order too; an `omp simd reduction` may
+ * group its partial sums by the vector width, so its last bits can differ
+ * from one CPU to another -- never from run to run or with the thread
+ * count on one machine.
  */
 #ifndef HEED_WIDE_H
 #define HEED_WIDE_H
