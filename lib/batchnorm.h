@@ -45,6 +45,7 @@ typedef struct heed_batchnorm {
      * statistics in training mode, the running ones in inference mode. */
     float *mean, *inv_std; /* (C), owned by the layer */
     float *fwd_scale, *fwd_shift; /* (C): the last forward's y = (x - mean) scale + shift */
+    double *acc;           /* (C, 2): per-channel sums while a pass runs, owned */
     int batch_stats;       /* 1 if the last forward used batch statistics */
     /* Set by a sequence whose relu follows this batch norm: calls through
      * the layer interface then run forward_relu / backward_relu. */
