@@ -16,7 +16,9 @@
  * AVX2+FMA, or portable C; the environment variable HEED_GEMM_KERNEL=
  * avx512|avx2|generic forces one the CPU supports) and runs OpenMP threads
  * across blocks of C, never across K: results are bit-identical whatever
- * the thread count. Small problems (a few rows) skip packing and threads.
+ * the thread count. Operands are read in place where that pays (A stored
+ * M x K always; B stored K x N when A's rows for one K slice stay in
+ * cache); products too small to share run on one thread.
  * heed_gemm_ref is the plain triple loop the tests compare it against.
  * Packing buffers are allocated once per thread and kept (grown, never
  * shrunk). A, B and C must not overlap.
