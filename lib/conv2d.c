@@ -315,10 +315,9 @@ static void zero_padding(const geom *g, float *col, int n, int ld) {
 static heed_status product(const geom *g, int gi, const float *A, const float *B, int ldb, int n,
                            float *C, int ldc, float *tmp, const post *p) {
     const int pc = tmp && conv_pads_columns(g->OCg) && conv_padded_columns(n) <= ldb
-                       ? conv_padded_columns(n)
-                       : n;
-    HEED_TRY(conv_gemm_rows(g->OCg, pc, g->R, A, g->R, B, ldb, 0.0f, pc == n ? C : tmp,
-                            pc == n ? ldc : pc));
+                       ? conv_padded_columns(n) : n;
+    HEED_TRY(conv_gemm(g->OCg, pc, g->R, A, g->R, B, ldb, 0.0f, pc == n ? C : tmp,
+                       pc == n ? ldc : pc));
     if (pc != n)
         for (int o = 0; o < g->OCg; o++)
             memcpy(C + (size_t)o * ldc, tmp + (size_t)o * pc, (size_t)n * sizeof(float));
@@ -365,7 +364,7 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
         if (nbc == 1) {
             HEED_TRY(product(g, gi, A, col, conv_padded_columns(cols), g->L, C, g->L, tmp, p));
         } else {
-            HEED_TRY(conv_gemm_rows(g->OCg, cols, g->R, A, g->R, col, cols, 0.0f, tmp, cols));
+            HEED_TRY(conv_gemm(g->OCg, cols, g->R, A, g->R, col, cols, 0.0f, tmp, cols));
             scatter(y, g->OC, gi * g->OCg, g->OCg, n0, nbc, g->L, tmp, p, 0);
         }
     }
@@ -499,11 +498,11 @@ static heed_status backward_pass(const heed_conv2d *l, const geom *g, const floa
             const float *At = wt + (size_t)gi * g->ICg * gt.R;
             im2col(&gt, dy, n0, nbc, gi * g->OCg, col, cols_t);
             if (nbc == 1) {
-                HEED_TRY(conv_gemm_rows(g->ICg, cols_t, gt.R, At, gt.R, col, cols_t, 1.0f, dxg,
-                                        gt.L));
+                HEED_TRY(conv_gemm(g->ICg, cols_t, gt.R, At, gt.R, col, cols_t, 1.0f, dxg,
+                                   gt.L));
             } else {
-                HEED_TRY(conv_gemm_rows(g->ICg, cols_t, gt.R, At, gt.R, col, cols_t, 0.0f, tmp,
-                                        cols_t));
+                HEED_TRY(conv_gemm(g->ICg, cols_t, gt.R, At, gt.R, col, cols_t, 0.0f, tmp,
+                                   cols_t));
                 scatter(dxd, g->IC, gi * g->ICg, g->ICg, n0, nbc, gt.L, tmp, NULL, 1);
             }
             continue;

@@ -25,11 +25,6 @@
 #define PAR_MIN ((size_t)1 << 15)
 /* Multiply-adds per thread that justify running passes in parallel. */
 #define PASS_WORK_MIN ((size_t)1 << 20)
-/* Products with few rows run in slices of this many: heed_gemm then reads
- * B (the im2col matrix) in place instead of packing it, which for a few
- * dozen rows costs a third of the product. */
-#define ROW_SLICE 16
-#define ROW_SLICE_MAX 64
 
 typedef struct heed_conv_geom {
     int N, IC, H, W, OC, OH, OW, K, S, P, D, G, ICg, OCg, R, L;
@@ -102,17 +97,14 @@ static inline void conv_post_rows(float *y, size_t ld, size_t n, int o0, int row
                       p->c ? p->c[o0 + r] : 0.0f, p->relu);
 }
 
-/* C (M, N) = A (M, K) B (K, N) + beta C, in row slices when M is small
- * (see ROW_SLICE). */
-static inline heed_status conv_gemm_rows(int M, int N, int K, const float *A, int lda,
-                                         const float *B, int ldb, float beta, float *C, int ldc) {
-    const int step = M > ROW_SLICE && M <= ROW_SLICE_MAX ? ROW_SLICE : M;
-    for (int m0 = 0; m0 < M; m0 += step) {
-        const int m = M - m0 < step ? M - m0 : step;
-        HEED_TRY(heed_gemm(0, 0, m, N, K, 1.0f, A + (size_t)m0 * lda, lda, B, ldb, beta,
-                           C + (size_t)m0 * ldc, ldc));
-    }
-    return HEED_OK;
+/* C (M, N) = A (M, K) B (K, N) + beta C. heed_gemm reads both operands in
+ * place for these shapes (the weights, and the im2col matrix or shifted
+ * copies): no packing. (Products of 17-64 rows used to run in 16-row
+ * slices to get that; heed_gemm now reads B in place for up to 512K floats
+ * of A per K slice, and whole products measured as fast or faster.) */
+static inline heed_status conv_gemm(int M, int N, int K, const float *A, int lda, const float *B,
+                                    int ldb, float beta, float *C, int ldc) {
+    return heed_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
 /* Columns a product computes for n wanted: rounded up to whole vectors (16
@@ -126,10 +118,10 @@ static inline int conv_padded_columns(int n) {
     return pc - n <= n / 8 ? pc : n;
 }
 
-/* Whether products with M output rows pad their columns: only where
- * heed_gemm reads B in place (row slices, see conv_gemm_rows); a B it
- * packs anyway gains nothing from the extra columns. */
-static inline int conv_pads_columns(int M) { return M <= ROW_SLICE_MAX; }
+/* Whether products with M output rows pad their columns: up to 64 rows
+ * (W1's layers, ResNet-18's first stage), where it was measured to pay;
+ * padding the wider products too measured no faster on ResNet-18. */
+static inline int conv_pads_columns(int M) { return M <= 64; }
 
 /* Threads a layer may use: 1 inside a parallel region. */
 static inline int conv_max_threads(void) {

@@ -140,8 +140,7 @@ static heed_status shifted_forward_band(const geom *g, const float *x, float *y,
     const int CK = g->ICg * g->K, halo = g->D * (g->K - 1), cols = nr * g->OW;
     const int ldz = (nr + halo) * g->OW;
     const int pc = conv_pads_columns(g->OCg) && conv_padded_columns(cols) <= ldz
-                       ? conv_padded_columns(cols)
-                       : cols;
+                       ? conv_padded_columns(cols) : cols;
     float *z = work, *tmp = work + shifted_size(g, nr) + 16;
     for (int gi = 0; gi < g->G; gi++) {
         float *Cb = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L + (size_t)i0 * g->OW;
@@ -152,8 +151,8 @@ static heed_status shifted_forward_band(const geom *g, const float *x, float *y,
         const int ldo = pc == cols ? g->L : pc;
         for (int u = 0; u < g->K; u++) {
             const float *A = a + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
-            HEED_TRY(conv_gemm_rows(g->OCg, pc, CK, A, CK, z + (size_t)u * g->D * g->OW, ldz,
-                                    u ? 1.0f : 0.0f, out, ldo));
+            HEED_TRY(conv_gemm(g->OCg, pc, CK, A, CK, z + (size_t)u * g->D * g->OW, ldz,
+                               u ? 1.0f : 0.0f, out, ldo));
         }
         if (out != Cb)
             for (int o = 0; o < g->OCg; o++)
@@ -250,8 +249,8 @@ static heed_status shifted_backward_image(const geom *g, const float *x, const f
         float *dxg = dx + ((size_t)n * g->IC + (size_t)gi * g->ICg) * gt.L;
         for (int u = 0; u < K; u++) {
             const float *A = at + (size_t)gi * g->OCg * g->R + (size_t)u * g->ICg * OK;
-            HEED_TRY(conv_gemm_rows(g->ICg, gt.L, OK, A, OK, z + (size_t)u * g->D * gt.OW,
-                                    (int)ldzt, u == 0 && fresh ? 0.0f : 1.0f, dxg, gt.L));
+            HEED_TRY(conv_gemm(g->ICg, gt.L, OK, A, OK, z + (size_t)u * g->D * gt.OW,
+                               (int)ldzt, u == 0 && fresh ? 0.0f : 1.0f, dxg, gt.L));
         }
     }
     return HEED_OK;
