@@ -554,6 +554,7 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
     if (tmp_n || chunks > 1) HEED_TRY(heed_scratch_get(&l->tmp, tmp_n * T + nw * chunks, &tmp));
     if (by_t) {
         HEED_TRY(heed_scratch_get(&l->wt, (size_t)g.OC * g.R, &wt));
+        l->wt_forward = 0;
         flip_weights(l, &g, wt);
     }
     if (l->db)
@@ -652,6 +653,7 @@ static void op_destroy(heed_layer *base) {
     heed_scratch_free(&l->col);
     heed_scratch_free(&l->tmp);
     heed_scratch_free(&l->wt);
+    heed_scratch_free(&l->wt_src);
     heed_scratch_free(&l->post);
     heed_free(l->folded_b);
     free(l);

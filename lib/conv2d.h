@@ -67,6 +67,13 @@ typedef struct heed_conv2d {
      * wt:  (OC, IC/G*K*K): the kernel reordered for the shifted path, or
      *      flipped for the transposed convolution that gives dx. */
     heed_scratch col, tmp, wt;
+    /* wt_src: (OC, IC/G*K*K), the weights wt was last reordered from for a
+     * forward on shifted copies; wt_forward is 1 while wt holds that
+     * reorder (a backward reuses wt and clears it). A forward whose
+     * weights still equal wt_src bit for bit skips the reorder: inference
+     * at batch 1 spent a tenth of its time redoing it. */
+    heed_scratch wt_src;
+    int wt_forward;
     heed_scratch post;   /* (OC): the shift forward_fused adds, bias included */
     /* Set by a sequence around one forward through the layer interface
      * (heed_layer_forward) when a batch norm in inference mode and/or a relu

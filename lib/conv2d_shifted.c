@@ -26,10 +26,11 @@ typedef heed_conv_geom geom;
 typedef heed_conv_post post;
 
 /* Images whose output columns together reach this take the shifted path.
- * Below it, reordering the weights on each call costs more than the copies
- * it saves (measured: ResNet-18's 7x7 maps at batch 1 ran at half speed,
- * 14x14 ones broke even, 28x28 ones gained 10-25%). */
-#define SHIFT_MIN_COLUMNS 512
+ * Below it, K products with so few columns each cost more than the one
+ * im2col product they replace (measured at batch 1: ResNet-18's 7x7 maps
+ * ran slower shifted; W1's 14x14 ones, with the reordered weights kept
+ * between calls, 10% faster; 28x28 ones gained 10-25%). */
+#define SHIFT_MIN_COLUMNS 196
 
 int heed_conv_use_shifted(const geom *g) {
     return g->S == 1 && g->K > 1 && (size_t)g->N * g->L >= SHIFT_MIN_COLUMNS;
@@ -183,9 +184,17 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     const size_t zn = shifted_work(g, rows);
     const int items = g->N * bands;
     float *a, *z;
-    HEED_TRY(heed_scratch_get(&l->wt, (size_t)g->OC * g->R, &a));
+    const size_t nw = (size_t)g->OC * g->R;
+    float *src;
+    HEED_TRY(heed_scratch_get(&l->wt, nw, &a));
     HEED_TRY(heed_scratch_get(&l->col, zn * T, &z));
-    shifted_weights(l, g, a);
+    HEED_TRY(heed_scratch_get(&l->wt_src, nw, &src));
+    /* The reorder is kept while the weights stay the same (conv2d.h). */
+    if (!l->wt_forward || memcmp(src, l->w, nw * sizeof(float))) {
+        shifted_weights(l, g, a);
+        memcpy(src, l->w, nw * sizeof(float));
+        l->wt_forward = 1;
+    }
     heed_status st = HEED_OK;
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
     for (int it = 0; it < items; it++) {
@@ -286,6 +295,7 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
     HEED_TRY(heed_scratch_get(&l->col, zn * T, &z));
     if (dx) {
         HEED_TRY(heed_scratch_get(&l->wt, (size_t)g->OC * g->R, &at));
+        l->wt_forward = 0;
         shifted_weights_flipped(l, g, at);
     }
     memset(da, 0, per_chunk * chunks * sizeof(float));

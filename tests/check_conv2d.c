@@ -387,6 +387,32 @@ START_TEST(fold_bn_equals_conv_then_batch_norm) {
 }
 END_TEST
 
+/* The weights reordered for the shifted path are kept between forwards;
+ * a change to any weight, made straight into the array as an optimizer or
+ * a loaded model does, must show in the next forward. */
+START_TEST(changed_weights_show_in_the_next_forward) {
+    const heed_conv2d_cfg cfg = {.in_c = 4, .out_c = 6, .k = 3, .pad = 1, .bias = 1};
+    fixture f;
+    fixture_init(&f, cfg, 2, 20, 21, 77);
+    const size_t ny = heed_tensor_count(&f.y);
+    float *ref = malloc(ny * sizeof(float));
+    for (int round = 0; round < 3; round++) {
+        ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
+        naive_conv(&cfg, &f.x, f.conv->w, f.conv->b, f.y.h, f.y.w, ref);
+        ck_assert_msg(tu_max_rel_err(f.y.data, ref, ny) < 1e-5, "round %d", round);
+        f.conv->w[round * 37] += 0.5f; /* a different weight each round */
+    }
+    /* A backward in between reuses the buffer: the forward after it too. */
+    heed_tensor dy = heed_tensor_view(f.wt, f.y.n, f.y.c, f.y.h, f.y.w);
+    ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, &f.dx), HEED_OK);
+    ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
+    naive_conv(&cfg, &f.x, f.conv->w, f.conv->b, f.y.h, f.y.w, ref);
+    ck_assert(tu_max_rel_err(f.y.data, ref, ny) < 1e-5);
+    free(ref);
+    fixture_free(&f);
+}
+END_TEST
+
 START_TEST(threaded_matches_one_thread) {
 #ifdef _OPENMP
     /* Images in parallel (forward passes, backward chunks on each path),
@@ -548,6 +574,7 @@ Suite *heed_suite_conv2d(void) {
                         (int)(sizeof path_cases / sizeof path_cases[0]));
     tcase_add_test(tc, fold_bn_equals_conv_then_batch_norm);
     tcase_add_test(tc, threaded_matches_one_thread);
+    tcase_add_test(tc, changed_weights_show_in_the_next_forward);
     tcase_add_test(tc, layer_interface_and_parameters);
     tcase_add_test(tc, bad_configs_and_shapes_are_refused);
     suite_add_tcase(s, tc);
