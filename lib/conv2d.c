@@ -371,6 +371,55 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
     return HEED_OK;
 }
 
+/* Large images (their im2col matrix over PASS_FLOATS), fewer than threads:
+ * the bands of output rows run in parallel, each on one thread with its
+ * own columns, instead of one band after another with threads inside
+ * each product (ResNet-18's stem at batch 1 ran slower on 2 threads than
+ * on 1 that way). A stride's phases, which every band of an image reads,
+ * are split first. Bands change no sum: results do not depend on the
+ * thread count. */
+static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, float *y, int T,
+                                 const post *p, const char *fn) {
+    int rows = images_band(g);
+    const int bands = conv_balanced_bands(g->N * g->G, g->OH, T, &rows);
+    const int ld = conv_padded_columns(rows * g->OW);
+    const size_t col_n = (size_t)g->R * ld, tmp_n = (size_t)g->OCg * ld, ph_n = phase_size(g);
+    float *col, *tmp;
+    HEED_TRY(heed_scratch_get(&l->col, col_n * T + ph_n * g->N * g->G, &col));
+    HEED_TRY(heed_scratch_get(&l->tmp, tmp_n * T, &tmp));
+    float *ph = col + col_n * T;
+    for (int n = 0; ph_n && n < g->N; n++)
+        for (int gi = 0; gi < g->G; gi++)
+            split_phases(g, x, n, gi * g->ICg, ph + ((size_t)n * g->G + gi) * ph_n);
+    const int items = g->N * g->G * bands;
+    heed_status st = HEED_OK;
+#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+    for (int it = 0; it < items; it++) {
+        int t = 0;
+#ifdef _OPENMP
+        t = omp_get_thread_num();
+#endif
+        const int n = it / (g->G * bands), gi = it / bands % g->G, i0 = it % bands * rows;
+        const int i1 = g->OH - i0 < rows ? g->OH : i0 + rows, w = (i1 - i0) * g->OW;
+        const int ldw = conv_padded_columns(w);
+        float *c = col + t * col_n;
+        im2col_band(g, x, ph_n ? ph + ((size_t)n * g->G + gi) * ph_n : NULL, n, gi * g->ICg, i0,
+                    i1, c, ldw);
+        zero_padding(g, c, w, ldw);
+        const float *A = l->w + (size_t)gi * g->OCg * g->R;
+        float *C = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L + (size_t)i0 * g->OW;
+        heed_status s = product(g, gi, A, c, ldw, w, C, g->L, tmp + t * tmp_n, p);
+        if (s != HEED_OK) {
+#pragma omp atomic write
+            st = s;
+        }
+    }
+    if (st != HEED_OK)
+        return heed_fail(st, "%s %s: a worker thread failed (%s)", fn, l->base.name,
+                         heed_status_name(st));
+    return HEED_OK;
+}
+
 static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
                            const float *scale, const float *shift, int relu, const char *fn) {
     HEED_TRY(check_ready(l, x, fn));
@@ -393,6 +442,9 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
     if (is_direct(&g)) return heed_conv_direct_forward(l, &g, x->data, y->data, p);
     if (heed_conv_use_shifted(&g)) return heed_conv_shifted_forward(l, &g, x->data, y->data, p, fn);
     const int nb = images_per_pass(&g), passes = (g.N + nb - 1) / nb;
+    const int tmax = conv_max_threads();
+    if (nb == 1 && !is_pointwise(&g) && (size_t)g.R * g.L > PASS_FLOATS && g.N < tmax)
+        return forward_bands(l, &g, x->data, y->data, tmax, p, fn);
     const int need_col = !is_pointwise(&g) || nb > 1;
     size_t col_n = need_col ? (size_t)g.R * nb * g.L : 0, tmp_n = 0;
     if (nb > 1) {

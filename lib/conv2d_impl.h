@@ -131,6 +131,19 @@ static inline int conv_max_threads(void) {
     return 1;
 }
 
+/* Bands per image when `images` images are cut into bands of at most
+ * `rows` output rows each (of OH) and run on T threads: raised until every
+ * thread gets the same number of bands, when there are few (else one
+ * thread would wait for the last band of a batch-1 layer). *rows is
+ * lowered to match. */
+static inline int conv_balanced_bands(int images, int OH, int T, int *rows) {
+    int bands = (OH + *rows - 1) / *rows;
+    if (T > 1 && (long)images * bands < 4L * T)
+        while ((long)images * bands % T && bands < OH) bands++;
+    *rows = (OH + bands - 1) / bands;
+    return (OH + *rows - 1) / *rows;
+}
+
 /* Threads to run `passes` forward passes on, each with `work` multiply-adds. */
 static inline int conv_pass_threads(int passes, size_t work) {
     int t = conv_max_threads();

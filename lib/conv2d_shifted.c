@@ -181,6 +181,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
         const int t = conv_pass_threads(g->N * split_bands, band_work * split);
         if (t > T) rows = split, bands = split_bands, T = t;
     }
+    if (T > 1) bands = conv_balanced_bands(g->N, g->OH, T, &rows);
     const size_t zn = shifted_work(g, rows);
     const int items = g->N * bands;
     float *a, *z;

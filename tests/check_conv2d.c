@@ -416,7 +416,8 @@ END_TEST
 START_TEST(threaded_matches_one_thread) {
 #ifdef _OPENMP
     /* Images in parallel (forward passes, backward chunks on each path),
-     * one image cut into bands of rows, threads inside the products. */
+     * one image cut into bands of rows (shifted copies; im2col of a large
+     * strided image), threads inside the products. */
     static const shape_case cases[] = {
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 1, 40, 41},
@@ -427,6 +428,7 @@ START_TEST(threaded_matches_one_thread) {
         {{.in_c = 16, .out_c = 16, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 16, 40, 41},
         {{.in_c = 16, .out_c = 24, .k = 1, .bias = 1}, 16, 20, 21},
         {{.in_c = 1, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
+        {{.in_c = 3, .out_c = 8, .k = 7, .stride = 2, .pad = 3, .bias = 1}, 1, 160, 150},
     };
     int saved = omp_get_max_threads();
     for (int ci = 0; ci < (int)(sizeof cases / sizeof cases[0]); ci++) {
