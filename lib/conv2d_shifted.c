@@ -197,7 +197,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
         l->wt_forward = 1;
     }
     heed_status st = HEED_OK;
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int it = 0; it < items; it++) {
         int t = 0;
 #ifdef _OPENMP
