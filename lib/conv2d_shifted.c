@@ -134,43 +134,53 @@ static size_t shifted_work(const geom *g, int rows) {
     return shifted_size(g, rows) + 16 + (size_t)g->OCg * conv_padded_columns(rows * g->OW);
 }
 
-/* Output rows i0 .. i0+nr-1 of image n, every group: y = post(sum over u
- * of A_u x Z_u). */
+/* Output rows i0 .. i0+nr-1 of image n, output channels o0 .. o0+oc-1 of
+ * every group: y = post(sum over u of A_u x Z_u). */
 static heed_status shifted_forward_band(const geom *g, const float *x, float *y, int n, int i0,
-                                        int nr, const float *a, float *work, const post *p) {
+                                        int nr, int o0, int oc, const float *a, float *work,
+                                        const post *p) {
     const int CK = g->ICg * g->K, halo = g->D * (g->K - 1), cols = nr * g->OW;
     const int ldz = (nr + halo) * g->OW;
-    const int pc = conv_pads_columns(g->OCg) && conv_padded_columns(cols) <= ldz
+    const int pc = conv_pads_columns(oc) && conv_padded_columns(cols) <= ldz
                        ? conv_padded_columns(cols) : cols;
     float *z = work, *tmp = work + shifted_size(g, nr) + 16;
     for (int gi = 0; gi < g->G; gi++) {
-        float *Cb = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L + (size_t)i0 * g->OW;
+        float *Cb = y + ((size_t)n * g->OC + (size_t)gi * g->OCg + o0) * g->L +
+                    (size_t)i0 * g->OW;
         shift_copies(g, x, n, gi * g->ICg, i0, nr + halo, z);
         /* The padded columns read up to 15 floats past Z's last row. */
         memset(z + (size_t)CK * (nr + halo) * g->OW, 0, 16 * sizeof(float));
         float *out = pc == cols ? Cb : tmp;
         const int ldo = pc == cols ? g->L : pc;
         for (int u = 0; u < g->K; u++) {
-            const float *A = a + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
-            HEED_TRY(conv_gemm(g->OCg, pc, CK, A, CK, z + (size_t)u * g->D * g->OW, ldz,
+            const float *A =
+                a + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK + (size_t)o0 * CK;
+            HEED_TRY(conv_gemm(oc, pc, CK, A, CK, z + (size_t)u * g->D * g->OW, ldz,
                                u ? 1.0f : 0.0f, out, ldo));
         }
         if (out != Cb)
-            for (int o = 0; o < g->OCg; o++)
+            for (int o = 0; o < oc; o++)
                 memcpy(Cb + (size_t)o * g->L, tmp + (size_t)o * pc, (size_t)cols * sizeof(float));
-        conv_post_rows(Cb, (size_t)g->L, (size_t)cols, gi * g->OCg, g->OCg, p);
+        conv_post_rows(Cb, (size_t)g->L, (size_t)cols, gi * g->OCg + o0, oc, p);
     }
     return HEED_OK;
 }
 
-/* Work items are bands of images' output rows, run in parallel. With fewer
- * images than threads (inference at batch 1) each image is cut into more
- * bands so that every thread has one: one parallel region per layer, where
- * threading inside each small product would open one per product. Bands
- * change no sum, so results do not depend on the thread count. */
+/* A band's products narrower than this many columns run below speed: a
+ * batch-1 layer is then shared out by blocks of output channels instead
+ * (each block copies the band's input for itself). */
+#define BAND_MIN_COLUMNS 256
+
+/* Work items are bands of images' output rows (and, for a narrow image,
+ * blocks of output channels), run in parallel. With fewer images than
+ * threads (inference at batch 1) each image is cut into more bands, or
+ * blocks, so that every thread has one: one parallel region per layer,
+ * where threading inside each small product would open one per product.
+ * Bands and blocks change no sum: results do not depend on the thread
+ * count. */
 heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                       const post *p, const char *fn) {
-    int rows = band_rows(g);
+    int rows = band_rows(g), blocks = 1;
     const size_t band_work = (size_t)g->OC * g->R * g->OW;
     int bands = (g->OH + rows - 1) / rows;
     int T = conv_pass_threads(g->N * bands, band_work * rows);
@@ -178,12 +188,19 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     if (T < tmax && g->N < tmax) {
         const int want = (tmax + g->N - 1) / g->N, split = (g->OH + want - 1) / want;
         const int split_bands = (g->OH + split - 1) / split;
-        const int t = conv_pass_threads(g->N * split_bands, band_work * split);
-        if (t > T) rows = split, bands = split_bands, T = t;
+        if (split * g->OW >= BAND_MIN_COLUMNS) {
+            const int t = conv_pass_threads(g->N * split_bands, band_work * split);
+            if (t > T) rows = split, bands = split_bands, T = t;
+        } else if (g->OCg >= 16 * want) {
+            const int t = conv_pass_threads(g->N * bands * want, band_work * rows / want);
+            if (t > T) blocks = want, T = t;
+        }
     }
-    if (T > 1) bands = conv_balanced_bands(g->N, g->OH, T, &rows);
+    if (T > 1 && blocks == 1) bands = conv_balanced_bands(g->N, g->OH, T, &rows);
     const size_t zn = shifted_work(g, rows);
-    const int items = g->N * bands;
+    const int items = g->N * bands * blocks;
+    /* Blocks of whole vectors of rows, the last one shorter. */
+    const int block_oc = (g->OCg + blocks - 1) / blocks;
     float *a, *z;
     const size_t nw = (size_t)g->OC * g->R;
     float *src;
@@ -203,9 +220,11 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
 #ifdef _OPENMP
         t = omp_get_thread_num();
 #endif
-        const int n = it / bands, i0 = it % bands * rows;
+        const int n = it / (bands * blocks), i0 = it / blocks % bands * rows;
+        const int o0 = it % blocks * block_oc;
         const int nr = g->OH - i0 < rows ? g->OH - i0 : rows;
-        heed_status s = shifted_forward_band(g, x, y, n, i0, nr, a, z + t * zn, p);
+        const int oc = g->OCg - o0 < block_oc ? g->OCg - o0 : block_oc;
+        heed_status s = shifted_forward_band(g, x, y, n, i0, nr, o0, oc, a, z + t * zn, p);
         if (s != HEED_OK) {
 #pragma omp atomic write
             st = s;

@@ -290,7 +290,8 @@ static void naive_backward(const heed_conv2d_cfg *c, const heed_tensor *x, const
  * definition: products on shifted copies (stride 1: with groups and
  * dilation, without padding, with more padding than the kernel spans, 5x5,
  * in row bands for a large image, images in uneven chunks, a first layer
- * whose weight gradient is computed transposed), direct loops (CBAM's 2 -> 1 filter,
+ * with one input channel, one narrow image shared out by blocks of output
+ * channels), direct loops (CBAM's 2 -> 1 filter,
  * depthwise, two channels per group), im2col (stride 2, and in row bands). */
 static const shape_case path_cases[] = {
     {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 2, 24, 27},
@@ -306,6 +307,7 @@ static const shape_case path_cases[] = {
     {{.in_c = 16, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 100, 100},
     {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 11, 9, 8},
     {{.in_c = 1, .out_c = 8, .k = 3, .pad = 1, .bias = 1}, 13, 10, 9},
+    {{.in_c = 48, .out_c = 40, .k = 3, .pad = 1, .bias = 1}, 1, 14, 15},
 };
 
 START_TEST(every_path_matches_the_definition) {
@@ -417,10 +419,12 @@ START_TEST(threaded_matches_one_thread) {
 #ifdef _OPENMP
     /* Images in parallel (forward passes, backward chunks on each path),
      * one image cut into bands of rows (shifted copies; im2col of a large
-     * strided image), threads inside the products. */
+     * strided image) or blocks of output channels (a narrow image), threads
+     * inside the products. */
     static const shape_case cases[] = {
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 1, 40, 41},
+        {{.in_c = 64, .out_c = 64, .k = 3, .pad = 1, .bias = 1}, 1, 14, 14},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1}, 4, 20, 21},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1}, 8, 40, 41},
         {{.in_c = 2, .out_c = 1, .k = 7, .pad = 3}, 16, 28, 28},
