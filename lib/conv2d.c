@@ -395,10 +395,7 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
     heed_status st = HEED_OK;
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
     for (int it = 0; it < items; it++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
+        const int t = conv_thread();
         const int n = it / (g->G * bands), gi = it / bands % g->G, i0 = it % bands * rows;
         const int i1 = g->OH - i0 < rows ? g->OH : i0 + rows, w = (i1 - i0) * g->OW;
         const int ldw = conv_padded_columns(w);
@@ -468,10 +465,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
     heed_status st = HEED_OK;
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
     for (int pi = 0; pi < passes; pi++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
+        const int t = conv_thread();
         const int n0 = pi * nb, nbc = g.N - n0 < nb ? g.N - n0 : nb;
         heed_status s = forward_pass(l, &g, x->data, y->data, n0, nbc, col ? col + t * col_n : NULL,
                                      tmp ? tmp + t * tmp_n : NULL, p);
@@ -623,11 +617,9 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
     heed_status st = HEED_OK;
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
     for (int ch = 0; ch < chunks; ch++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        const int p0 = (int)((long)passes * ch / chunks), p1 = (int)((long)passes * (ch + 1) / chunks);
+        const int t = conv_thread();
+        int p0, p1;
+        conv_chunk_range(passes, chunks, ch, &p0, &p1);
         for (int pi = p0; pi < p1; pi++) {
             const int n0 = pi * nb;
             heed_status s = backward_pass(l, &g, x->data, dy->data, dxd, n0,
@@ -644,11 +636,7 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
     if (st != HEED_OK)
         return heed_fail(st, "heed_conv2d_backward %s: a worker thread failed (%s)", l->base.name,
                          heed_status_name(st));
-    for (size_t i = 0; i < nw; i++) {
-        float s = 0.0f;
-        for (int ch = 0; ch < chunks; ch++) s += partial[ch * nw + i];
-        l->dw[i] += s;
-    }
+    conv_add_partials(l->dw, partial, nw, chunks);
     return HEED_OK;
 }
 

@@ -230,10 +230,7 @@ static heed_status direct1_forward(heed_conv2d *l, const geom *g, const float *x
     HEED_TRY(heed_scratch_get(&l->col, qn * T, &q));
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int n = 0; n < g->N; n++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
+        const int t = conv_thread();
         direct1_forward_image(l, g, x, y, n, q + t * qn, p);
     }
     return HEED_OK;
@@ -307,19 +304,13 @@ static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *
     memset(partial, 0, nw * chunks * sizeof(float));
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
     for (int ch = 0; ch < chunks; ch++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        const int n0 = (int)((long)g->N * ch / chunks), n1 = (int)((long)g->N * (ch + 1) / chunks);
+        const int t = conv_thread();
+        int n0, n1;
+        conv_chunk_range(g->N, chunks, ch, &n0, &n1);
         for (int n = n0; n < n1; n++)
             direct1_backward_image(g, x, dy, dx, n, wf, partial + ch * nw, copies + t * per_thread);
     }
-    for (size_t i = 0; i < nw; i++) {
-        float s = 0.0f;
-        for (int ch = 0; ch < chunks; ch++) s += partial[ch * nw + i];
-        l->dw[i] += s;
-    }
+    conv_add_partials(l->dw, partial, nw, chunks);
     return HEED_OK;
 }
 

@@ -123,6 +123,15 @@ static inline int conv_padded_columns(int n) {
  * padding the wider products too measured no faster on ResNet-18. */
 static inline int conv_pads_columns(int M) { return M <= 64; }
 
+/* This thread's number in the current team (0 outside one). */
+static inline int conv_thread(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 /* Threads a layer may use: 1 inside a parallel region. */
 static inline int conv_max_threads(void) {
 #ifdef _OPENMP
@@ -167,6 +176,21 @@ static inline int conv_backward_chunks(const heed_conv_geom *g, int passes) {
     if (c > BACKWARD_CHUNKS) c = BACKWARD_CHUNKS;
     if (c > (size_t)passes) c = (size_t)passes;
     return c < 1 ? 1 : (int)c;
+}
+
+/* Chunk ch's share [*lo, *hi) of `count` images (or passes). */
+static inline void conv_chunk_range(int count, int chunks, int ch, int *lo, int *hi) {
+    *lo = (int)((long)count * ch / chunks);
+    *hi = (int)((long)count * (ch + 1) / chunks);
+}
+
+/* dw[i] += the chunks' partials partial[ch * n + i], in chunk order. */
+static inline void conv_add_partials(float *dw, const float *partial, size_t n, int chunks) {
+    for (size_t i = 0; i < n; i++) {
+        float s = 0.0f;
+        for (int ch = 0; ch < chunks; ch++) s += partial[ch * n + i];
+        dw[i] += s;
+    }
 }
 
 /* db[r] += the sum of row r of m (rows, cols), rows ld apart. */

@@ -216,10 +216,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     heed_status st = HEED_OK;
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int it = 0; it < items; it++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
+        const int t = conv_thread();
         const int n = it / (bands * blocks), i0 = it / blocks % bands * rows;
         const int o0 = it % blocks * block_oc;
         const int nr = g->OH - i0 < rows ? g->OH - i0 : rows;
@@ -327,11 +324,9 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
      * single chunk's products then thread inside heed_gemm). */
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
     for (int ch = 0; ch < chunks; ch++) {
-        int t = 0;
-#ifdef _OPENMP
-        t = omp_get_thread_num();
-#endif
-        const int n0 = (int)((long)g->N * ch / chunks), n1 = (int)((long)g->N * (ch + 1) / chunks);
+        const int t = conv_thread();
+        int n0, n1;
+        conv_chunk_range(g->N, chunks, ch, &n0, &n1);
         for (int n = n0; n < n1; n++) {
             heed_status s = shifted_backward_image(g, x, dy, dx, fresh, at, da + ch * per_chunk,
                                                    z + t * zn, n);
