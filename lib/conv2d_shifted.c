@@ -199,7 +199,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     if (T > 1 && blocks == 1) bands = conv_balanced_bands(g->N, g->OH, T, &rows);
     const size_t zn = shifted_work(g, rows);
     const int items = g->N * bands * blocks;
-    /* Blocks of whole vectors of rows, the last one shorter. */
+    /* Blocks of equal numbers of output channels, the last maybe fewer. */
     const int block_oc = (g->OCg + blocks - 1) / blocks;
     float *a, *z;
     const size_t nw = (size_t)g->OC * g->R;
