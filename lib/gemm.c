@@ -405,12 +405,16 @@ static void run_tasks(job *jb, float *buf) {
  * and columns of B, so its cost is, in multiply-adds, about
  * rows * cols * K + PACK_COST * (rows + cols) * K, and a thread's share is
  * that times tasks / nt. Rows split at whole tiles, columns at whole
- * panels, into a multiple of nt tasks (at most 4 per thread). With a team,
+ * vectors, into a multiple of nt tasks (at most 4 per thread): a panel
+ * narrower than NR costs the tile time in proportion to its vectors
+ * (measured: 512 x 49 x 4608 and 512 x 64 x 4608 take the same time, a
+ * third more than 512 x 48), so a split need not wait for whole panels,
+ * and 1024 columns go to two threads as 512 + 512, not 528 + 496. With a team,
  * the split with the most tasks within 3% of the cheapest wins: tasks are
  * handed out as threads come free, so a thread slowed by other work on the
  * machine ends up taking fewer. */
 static double split_cost(const job *jb, int nt, int rc, int cc, int *rows, int *cols) {
-    const int mr = jb->k->mr, nr = jb->k->nr;
+    const int mr = jb->k->mr, nr = jb->k->vw;
     const int mt = ceil_div(jb->M, mr), pt = ceil_div(jb->N, nr);
     if (rc > mt || cc > pt || (rc * cc) % nt) return -1.0;
     *rows = ceil_div(mt, rc);
@@ -441,7 +445,7 @@ static void plan_tasks(job *jb, int nt) {
             if (cost >= 0 && cost <= limit && rc * cc > most) {
                 most = rc * cc;
                 jb->rt = rows * jb->k->mr;
-                jb->ct = cols * jb->k->nr;
+                jb->ct = cols * jb->k->vw;
             }
         }
     while (jb->rt > MC_MAX) jb->rt = round_up(ceil_div(jb->rt, 2), jb->k->mr);
