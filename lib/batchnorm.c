@@ -159,7 +159,8 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
                 mu = acc[2 * c];
                 var = acc[2 * c + 1] / M;
                 l->running_mean[c] = (float)((1.0 - m) * l->running_mean[c] + m * mu);
-                l->running_var[c] = (float)((1.0 - m) * l->running_var[c] + m * var * M / (M - 1.0));
+                l->running_var[c] =
+                    (float)((1.0 - m) * l->running_var[c] + m * var * M / (M - 1.0));
             } else {
                 mu = l->running_mean[c];
                 var = l->running_var[c];
@@ -173,7 +174,8 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
         for (int n = 0; n < N; n++)
             for (int c = c0; c < c1; c++) {
                 const size_t off = ((size_t)n * C + c) * HW;
-                plane_normalize(X + off, Y + off, HW, l->mean[c], l->fwd_scale[c], l->fwd_shift[c], relu);
+                plane_normalize(X + off, Y + off, HW, l->mean[c], l->fwd_scale[c],
+                                l->fwd_shift[c], relu);
             }
     }
     l->batch_stats = train;
@@ -199,7 +201,8 @@ typedef struct relu_mask {
     float scale, shift; /* the forward's: relu input = (x - mu) scale + shift */
 } relu_mask;
 
-HEED_WIDE static void plane_grad_sums(const float *restrict x, const float *restrict dy, int n, float mu,
+HEED_WIDE
+static void plane_grad_sums(const float *restrict x, const float *restrict dy, int n, float mu,
                             relu_mask rm, double *sdy, double *sdyx) {
     if (rm.on) {
         /* The select keeps this one out of the lane arrays below, which GCC
@@ -232,7 +235,8 @@ HEED_WIDE static void plane_grad_sums(const float *restrict x, const float *rest
 /* dx (+)= a g + k (x - mu) + b with g as above (in inference, where mu and
  * the deviation are constants, a g alone). `fresh`: dx holds no gradient
  * yet, so it is written, not added to. */
-HEED_WIDE static void plane_grad(const float *restrict x, const float *restrict dy, float *restrict dx,
+HEED_WIDE
+static void plane_grad(const float *restrict x, const float *restrict dy, float *restrict dx,
                        int n, float mu, relu_mask rm, float a, float k, float b, int train,
                        int fresh) {
     if (!train) k = 0.0f, b = 0.0f; /* and x - mu adds nothing (x may even be inf) */
@@ -279,7 +283,8 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
         for (int n = 0; n < N; n++)
             for (int c = c0; c < c1; c++) {
                 const size_t off = ((size_t)n * C + c) * HW;
-                const relu_mask rm = {.on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
+                const relu_mask rm = {
+                    .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
                 plane_grad_sums(X + off, DY + off, HW, l->mean[c], rm, &acc[2 * c],
                                 &acc[2 * c + 1]);
             }
@@ -296,10 +301,11 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
         for (int n = 0; DX && n < N; n++)
             for (int c = c0; c < c1; c++) {
                 const size_t off = ((size_t)n * C + c) * HW;
-                const relu_mask rm = {.on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
+                const relu_mask rm = {
+                    .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
                 const float a = (float)(l->gamma[c] * (double)l->inv_std[c]);
-                plane_grad(X + off, DY + off, DX + off, HW, l->mean[c], rm, a, (float)acc[2 * c + 1],
-                           (float)acc[2 * c], train, fresh);
+                plane_grad(X + off, DY + off, DX + off, HW, l->mean[c], rm, a,
+                           (float)acc[2 * c + 1], (float)acc[2 * c], train, fresh);
             }
     }
     return HEED_OK;

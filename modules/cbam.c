@@ -160,7 +160,8 @@ static void spatial_grad(const heed_tensor *x, const float *e, const float *dy, 
 /* Per (n, c) plane: dx1 = dy s + dmean / C + [x1 == max] dmax / T;
  * de[n,c] = sum_p dx1 x; dx += dx1 e (dx may be NULL). share holds
  * (N, 2, HW): dmax / T (0 without ties) and dmean / C per position. */
-HEED_WIDE static void channel_grad(const heed_tensor *x, const float *e, const float *dy, const float *s,
+HEED_WIDE
+static void channel_grad(const heed_tensor *x, const float *e, const float *dy, const float *s,
                          const float *mx, const float *share, float *de, float *dx) {
     const int C = x->c;
     const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
