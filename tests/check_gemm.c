@@ -201,9 +201,10 @@ START_TEST(every_kernel_matches_reference_on_odd_shapes) {
 END_TEST
 
 /* B stored K x N is packed, not read in place, when the rows of A for one
- * K slice are too many (M x KC > 512K floats) or when B's rows are a large
- * power-of-two apart (ldb = 1024 here: the KC rows would share cache sets);
- * the cases next to them take the in-place path. */
+ * K slice are too many (M x KC > 512K floats), when B's rows are a large
+ * power-of-two apart (ldb = 1024 here: the KC rows would share cache sets)
+ * or when a narrow product has a large A; the cases next to them take the
+ * in-place path. */
 START_TEST(b_not_transposed_packed_or_in_place) {
     const char *k = kernels[_i];
     if (!heed_gemm_kernel_available(k)) return;
@@ -216,6 +217,8 @@ START_TEST(b_not_transposed_packed_or_in_place) {
         {37, 1020, 300, 3, 2},  /* ldb = 1023: in place */
         {530, 21, 1000, 2, 3},  /* 530 x 1000 > 512K: packed */
         {500, 21, 1000, 2, 3},  /* 500 x 1000: in place */
+        {256, 49, 4100, 2, 1},  /* two panels at most, A over 1M floats: packed */
+        {256, 100, 4100, 2, 1}, /* three panels: in place */
     };
     uint64_t seed = 900;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
