@@ -405,16 +405,9 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
         zero_padding(g, c, w, ldw);
         const float *A = l->w + (size_t)gi * g->OCg * g->R;
         float *C = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L + (size_t)i0 * g->OW;
-        heed_status s = product(g, gi, A, c, ldw, w, C, g->L, tmp + t * tmp_n, p);
-        if (s != HEED_OK) {
-#pragma omp atomic write
-            st = s;
-        }
+        conv_note(&st, product(g, gi, A, c, ldw, w, C, g->L, tmp + t * tmp_n, p));
     }
-    if (st != HEED_OK)
-        return heed_fail(st, "%s %s: a worker thread failed (%s)", fn, l->base.name,
-                         heed_status_name(st));
-    return HEED_OK;
+    return conv_workers_done(st, l, fn);
 }
 
 static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
@@ -467,17 +460,11 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
     for (int pi = 0; pi < passes; pi++) {
         const int t = conv_thread();
         const int n0 = pi * nb, nbc = g.N - n0 < nb ? g.N - n0 : nb;
-        heed_status s = forward_pass(l, &g, x->data, y->data, n0, nbc, col ? col + t * col_n : NULL,
-                                     tmp ? tmp + t * tmp_n : NULL, p);
-        if (s != HEED_OK) {
-#pragma omp atomic write
-            st = s;
-        }
+        conv_note(&st, forward_pass(l, &g, x->data, y->data, n0, nbc,
+                                    col ? col + t * col_n : NULL, tmp ? tmp + t * tmp_n : NULL,
+                                    p));
     }
-    if (st != HEED_OK)
-        return heed_fail(st, "%s %s: a worker thread failed (%s)", fn, l->base.name,
-                         heed_status_name(st));
-    return HEED_OK;
+    return conv_workers_done(st, l, fn);
 }
 
 heed_status heed_conv2d_forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y) {
@@ -622,20 +609,13 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
         conv_chunk_range(passes, chunks, ch, &p0, &p1);
         for (int pi = p0; pi < p1; pi++) {
             const int n0 = pi * nb;
-            heed_status s = backward_pass(l, &g, x->data, dy->data, dxd, n0,
-                                          g.N - n0 < nb ? g.N - n0 : nb, by_t, wt,
-                                          col ? col + t * col_n : NULL, tmp + t * tmp_n,
-                                          partial + ch * nw);
-            if (s != HEED_OK) {
-#pragma omp atomic write
-                st = s;
-                break;
-            }
+            const heed_status s = backward_pass(
+                l, &g, x->data, dy->data, dxd, n0, g.N - n0 < nb ? g.N - n0 : nb, by_t, wt,
+                col ? col + t * col_n : NULL, tmp + t * tmp_n, partial + ch * nw);
+            if (conv_note(&st, s) != HEED_OK) break;
         }
     }
-    if (st != HEED_OK)
-        return heed_fail(st, "heed_conv2d_backward %s: a worker thread failed (%s)", l->base.name,
-                         heed_status_name(st));
+    HEED_TRY(conv_workers_done(st, l, "heed_conv2d_backward"));
     conv_add_partials(l->dw, partial, nw, chunks);
     return HEED_OK;
 }

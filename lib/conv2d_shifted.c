@@ -221,16 +221,9 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
         const int o0 = it % blocks * block_oc;
         const int nr = g->OH - i0 < rows ? g->OH - i0 : rows;
         const int oc = g->OCg - o0 < block_oc ? g->OCg - o0 : block_oc;
-        heed_status s = shifted_forward_band(g, x, y, n, i0, nr, o0, oc, a, z + t * zn, p);
-        if (s != HEED_OK) {
-#pragma omp atomic write
-            st = s;
-        }
+        conv_note(&st, shifted_forward_band(g, x, y, n, i0, nr, o0, oc, a, z + t * zn, p));
     }
-    if (st != HEED_OK)
-        return heed_fail(st, "%s %s: a worker thread failed (%s)", fn, l->base.name,
-                         heed_status_name(st));
-    return HEED_OK;
+    return conv_workers_done(st, l, fn);
 }
 
 /* ---- backward --------------------------------------------------------
@@ -328,18 +321,12 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
         int n0, n1;
         conv_chunk_range(g->N, chunks, ch, &n0, &n1);
         for (int n = n0; n < n1; n++) {
-            heed_status s = shifted_backward_image(g, x, dy, dx, fresh, at, da + ch * per_chunk,
-                                                   z + t * zn, n);
-            if (s != HEED_OK) {
-#pragma omp atomic write
-                st = s;
-                break;
-            }
+            const heed_status s =
+                shifted_backward_image(g, x, dy, dx, fresh, at, da + ch * per_chunk, z + t * zn, n);
+            if (conv_note(&st, s) != HEED_OK) break;
         }
     }
-    if (st != HEED_OK)
-        return heed_fail(st, "heed_conv2d_backward %s: a worker thread failed (%s)", l->base.name,
-                         heed_status_name(st));
+    HEED_TRY(conv_workers_done(st, l, "heed_conv2d_backward"));
     add_weight_gradient(l, g, da, chunks);
     return HEED_OK;
 }
