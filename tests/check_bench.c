@@ -26,17 +26,10 @@ static int heed(const char *args, char *out, size_t outsize, char *err, size_t e
 }
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/heed-check-bench-%ld", (long)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "bench"), 0);
 }
 
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) return;
-}
+static void teardown(void) { tu_remove_dir(dir); }
 
 /* ---- a strict parser for flat JSON objects (string, number, bool) ---- */
 

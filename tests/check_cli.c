@@ -18,17 +18,10 @@ static int heed(const char *args, char *out, size_t outsize) {
 }
 
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/heed-check-cli-%ld", (long)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "cli"), 0);
 }
 
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) return;
-}
+static void teardown(void) { tu_remove_dir(dir); }
 
 START_TEST(help_and_usage_errors) {
     static char out[1 << 16];

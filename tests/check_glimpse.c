@@ -44,10 +44,7 @@ static void save_model(const char *text, const char *path) {
 /* A dark 20x20 gray PNG with a light block (a Fashion-MNIST-like item) and
  * a light 50x30 RGB PNG with a dark block (a photo-like one). */
 static void setup(void) {
-    snprintf(dir, sizeof dir, "/tmp/heed-check-glimpse-%ld", (long)getpid());
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
-    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "glimpse"), 0);
     snprintf(model, sizeof model, "%s/ram.heed", dir);
     snprintf(cnn, sizeof cnn, "%s/cnn.heed", dir);
     snprintf(dark, sizeof dark, "%s/dark.png", dir);
@@ -73,11 +70,7 @@ static void setup(void) {
     heed_tensor_free(&a), heed_tensor_free(&b);
 }
 
-static void teardown(void) {
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) return;
-}
+static void teardown(void) { tu_remove_dir(dir); }
 
 /* ---- a small JSON syntax checker (RFC 8259 values) ---------------------- */
 

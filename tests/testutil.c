@@ -82,3 +82,16 @@ int tu_run_heed(const char *dir, const char *pre, const char *args, char *out, s
     if (err) read_into(epath, err, errsize);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
+
+int tu_scratch_dir(char *dir, size_t size, const char *name) {
+    snprintf(dir, size, "/tmp/heed-check-%s-%ld", name, (long)getpid());
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "mkdir -p %s", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+void tu_remove_dir(const char *dir) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd)) return;
+}

@@ -45,4 +45,11 @@ double tu_weighted_sum(const float *y, const float *w, size_t n);
 int tu_run_heed(const char *dir, const char *pre, const char *args, char *out, size_t outsize,
                 char *err, size_t errsize);
 
+/* A fresh scratch folder /tmp/heed-check-NAME-PID written into dir (size
+ * bytes), created (mkdir -p); returns 0, or -1 if it could not be. */
+int tu_scratch_dir(char *dir, size_t size, const char *name);
+
+/* Removes the folder and what it holds (rm -rf); errors are ignored. */
+void tu_remove_dir(const char *dir);
+
 #endif
