@@ -30,9 +30,16 @@
  * 4-16% of the time on the convolution shapes (a read and a write of B,
  * for only 64-256 rows of A).
  *
+ * With A in place, the columns of a final partial vector (N % vw of them,
+ * the tail) are dot products of A's rows with B's columns instead: a tile
+ * spends a whole vector's time on them, a third more than the rest of a
+ * 49-column product (ResNet-18's 7x7 stage at batch 1), where dot products
+ * cost what their multiply-adds cost.
+ *
  * The first K slice applies beta, later ones add (beta = 1). Each element of
- * C is thus the same sequence of FMAs over k = 0..K-1 whatever tile, task,
- * thread or operand layout computes it, and KC depends on K alone: threaded
+ * C is thus the same sequence of operations over k = 0..K-1 whatever tile,
+ * task, thread or operand layout computes it (the tail's columns, fixed by
+ * the shape, always by dot products), and KC depends on K alone: threaded
  * runs are bit-identical to single-threaded ones.
  *
  * With at most 4 rows and B transposed, each element is a vector dot
@@ -282,6 +289,7 @@ typedef struct job {
     ptrdiff_t lda, ldb, ldc;
     int direct;    /* read full-width B panels in place (B not transposed) */
     int a_inplace; /* read A in place (stored M x K) instead of packing it */
+    int tail;      /* first column of a final partial vector done by dot products, or N */
     /* Blocking and tasks, fixed by the shape and the team size. */
     int kc;        /* depth of a K slice (the last may be shorter) */
     int nc;        /* width of a packed B block, a multiple of nr */
@@ -299,7 +307,8 @@ static int panel_packed(const job *jb, int w) { return !(jb->direct && w % jb->k
 /* Floats of packing buffer a thread needs: a task's rows of A for one K
  * slice, then one B block (its last panel padded to whole vectors). */
 static size_t buffer_floats(const job *jb) {
-    return (jb->a_inplace ? 0 : (size_t)jb->rt * jb->kc) + (size_t)jb->kc * (jb->nc + jb->k->vw);
+    return (jb->a_inplace ? 0 : (size_t)jb->rt * jb->kc) + (size_t)jb->kc * (jb->nc + jb->k->vw) +
+           (jb->tb ? 0 : (size_t)jb->kc * (jb->N - jb->tail));
 }
 
 /* Packs op(B)[pc, pc + kcs) x [j0, j0 + ncw) into panels at bb. B stored
@@ -340,6 +349,35 @@ static const float *a_panel(const job *jb, int ir, int h, int pc, int kcs, float
     return ap;
 }
 
+/* The tail's columns of B for the K slice at pc as rows (the dot kernel's
+ * layout): B stored N x K already has them; stored K x N, they are copied
+ * into bt. */
+static const float *tail_b(const job *jb, int pc, int kcs, float *bt, ptrdiff_t *ldt) {
+    const int t0 = jb->tail, w = jb->N - t0;
+    if (jb->tb) {
+        *ldt = jb->ldb;
+        return jb->B + (ptrdiff_t)t0 * jb->ldb + pc;
+    }
+    for (int k = 0; k < kcs; k++) {
+        const float *row = jb->B + (ptrdiff_t)(pc + k) * jb->ldb + t0;
+        for (int j = 0; j < w; j++) bt[(size_t)j * kcs + k] = row[j];
+    }
+    *ldt = kcs;
+    return bt;
+}
+
+/* C[r0..r1)[tail..N) for one K slice: dot products of A's rows (in place)
+ * with the tail's columns of B (tail_b). */
+static void tail_rows(const job *jb, int r0, int r1, int pc, int kcs, float beta,
+                      const float *b, ptrdiff_t ldt) {
+    const int t0 = jb->tail, w = jb->N - t0;
+    for (int ir = r0; ir < r1; ir += DOT_M_MAX)
+        for (int j = 0; j < w; j += DOT_M_MAX)
+            jb->k->dot(kcs, imin(DOT_M_MAX, r1 - ir), jb->A + (ptrdiff_t)ir * jb->lda + pc,
+                       jb->lda, imin(DOT_M_MAX, w - j), b + j * ldt, ldt,
+                       jb->C + (ptrdiff_t)ir * jb->ldc + t0 + j, jb->ldc, jb->alpha, beta);
+}
+
 /* Task `task`: C[r0..r1)[c0..c1) over all of K. Per K slice, each NC-wide
  * B block is packed (into L2) and every row tile passes over it, its A
  * micro-panel in L1 (A packed once per slice, a micro-panel at a time just
@@ -352,13 +390,20 @@ static void run_task(const job *jb, int task, float *buf) {
     const int nct = ceil_div(jb->N, jb->ct);
     const int r0 = task / nct * jb->rt, r1 = imin(jb->M, r0 + jb->rt);
     const int c0 = task % nct * jb->ct, c1 = imin(jb->N, c0 + jb->ct);
+    const int ce = imin(c1, jb->tail); /* the tiles' columns end here */
     float *ab = buf, *bb = buf + (jb->a_inplace ? 0 : (size_t)jb->rt * jb->kc);
+    float *bt = bb + (size_t)jb->kc * (jb->nc + jb->k->vw);
     ptrdiff_t ars, aks;
     for (int pc = 0; pc < jb->K; pc += jb->kc) {
         const int kcs = imin(jb->kc, jb->K - pc);
         const float beta = pc == 0 ? jb->beta : 1.0f;
-        for (int jc = c0; jc < c1; jc += jb->nc) {
-            const int ncw = imin(jb->nc, c1 - jc);
+        /* The tail's dot products run beside the tiles of the last block
+         * (while the rows of A are in cache), or alone. */
+        ptrdiff_t ldt = 0;
+        const float *tb = c1 > jb->tail ? tail_b(jb, pc, kcs, bt, &ldt) : NULL;
+        if (tb && ce == c0) tail_rows(jb, r0, r1, pc, kcs, beta, tb, ldt);
+        for (int jc = c0; jc < ce; jc += jb->nc) {
+            const int ncw = imin(jb->nc, ce - jc);
             pack_block(jb, pc, kcs, jc, ncw, bb);
             if (jb->direct) {
                 if (!jb->a_inplace && jc == c0)
@@ -382,6 +427,7 @@ static void run_task(const job *jb, int task, float *buf) {
                                 beta);
                     }
                 }
+                if (tb && jc + ncw == ce) tail_rows(jb, r0, r1, pc, kcs, beta, tb, ldt);
                 continue;
             }
             for (int ir = r0; ir < r1; ir += mr) {
@@ -394,6 +440,7 @@ static void run_task(const job *jb, int task, float *buf) {
                     k->tile(kcs, a, ars, aks, bb + (size_t)col * kcs, round_up(w, k->vw), h, w,
                             c + col, jb->ldc, jb->alpha, beta);
                 }
+                if (tb && jc + ncw == ce) tail_rows(jb, ir, ir + h, pc, kcs, beta, tb, ldt);
             }
         }
     }
@@ -582,5 +629,6 @@ heed_status heed_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha
               .lda = lda, .ldb = ldb, .ldc = ldc};
     if (jb.tb && M <= DOT_M_MAX) return run_dot(&jb);
     jb.a_inplace = !jb.ta;
+    jb.tail = jb.a_inplace ? N - N % jb.k->vw : N;
     return run_blocked(&jb);
 }

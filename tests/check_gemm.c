@@ -160,9 +160,10 @@ END_TEST
 
 /* Shapes that reach every path: the dot kernel (M <= 4, B transposed), B
  * read in place (B not transposed, M x KC up to 512K floats) with A in
- * place or packed, B packed (transposed), partial tiles in M and N, several
- * K slices (K > 1024), several B blocks per task (N > 480 at K = 300) and
- * rows split into chunks (M > 1024); none a multiple of a vector width
+ * place or packed, B packed (transposed), partial tiles in M and N (with
+ * A in place, N's partial vector by dot products), several K slices
+ * (K > 1024), several B blocks per task (N > 480 at K = 300) and rows
+ * split into chunks (M > 1024); none a multiple of a vector width
  * unless on purpose. B packed while not transposed has its own test
  * (b_not_transposed_packed_or_in_place). */
 static const int shapes[][3] = {
@@ -243,7 +244,7 @@ START_TEST(threaded_results_are_bit_identical) {
         {0, 0, 64, 784, 288}, {1, 1, 200, 333, 260}, {0, 1, 3, 1500, 700},
         {0, 0, 10, 2000, 300}, {1, 0, 9, 1300, 517}, {0, 0, 1030, 40, 40},
         {0, 0, 50, 300, 1500}, {1, 1, 100, 1000, 100}, {0, 0, 530, 100, 1000},
-        {1, 0, 300, 500, 200},
+        {1, 0, 300, 500, 200}, {0, 1, 200, 333, 1100}, {0, 0, 512, 49, 4608},
     };
     for (size_t s = 0; s < sizeof big / sizeof big[0]; s++) {
         gcase g = make_case(big[s][0], big[s][1], big[s][2], big[s][3], big[s][4], 1, 7 + s);
