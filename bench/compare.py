@@ -5,6 +5,7 @@
     bench/compare.py --seconds 2 --threads 2
     bench/compare.py --filter fmnist          # only the fmnist cases
     bench/compare.py --interleave             # heed, PyTorch, heed, ... case by case
+    bench/compare.py --interleave --rounds 3  # each case 3 times, the median run of each side
     bench/compare.py --threads 2 --darknet --scaling   # issue 5's whole report
     make bench BENCH_ARGS="--seconds 2"
 
@@ -84,6 +85,13 @@ def fmt(v, digits):
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def median_run(rows):
+    """The run with the median ms_per_batch (the upper middle one of an even
+    count), so that every figure printed for a case comes from one run."""
+    rows = sorted((r for r in rows if r and r.get("ms_per_batch")), key=lambda r: r["ms_per_batch"])
+    return rows[len(rows) // 2] if rows else None
+
+
 def heed_one(heed, workload, mode, batch, threads, seconds):
     """One heed bench case in its own process, or None."""
     cmd = [heed, "bench", "--json", "--workload", workload, "--mode", mode, "--batch", str(batch),
@@ -91,30 +99,42 @@ def heed_one(heed, workload, mode, batch, threads, seconds):
     return next(iter(run_lines(cmd, "heed")), None)
 
 
-def darknet_line(heed, peer, seconds):
-    """Darknet's own `speed` command (single-threaded: Debian builds it without
-    OpenMP) on the ResNet-18 cfg beside peer_torch.py, against heed's batch-1
-    ResNet-18 inference on one thread too, as issue 5 asks."""
-    cfg = os.path.join(os.path.dirname(peer), "darknet_resnet18_224.cfg")
+def darknet_seconds(cfg):
+    """darknet's own `speed` figure for cfg (seconds per image), or None."""
     try:
         r = subprocess.run(["darknet", "speed", cfg, "10"], capture_output=True, text=True,
                            check=True)
-        out = r.stdout + r.stderr
     except (OSError, subprocess.CalledProcessError) as e:
-        print(f"\ndarknet: not run ({e})")
-        return
-    secs = [float(l.split()[1]) for l in out.splitlines() if l.startswith("Speed:") and "sec/eval" in l]
-    row = heed_one(heed, "resnet18-plain", "infer", 1, 1, seconds)
-    if not secs or not row:
+        print(f"darknet: not run ({e})", file=sys.stderr)
+        return None
+    secs = [float(l.split()[1]) for l in (r.stdout + r.stderr).splitlines()
+            if l.startswith("Speed:") and "sec/eval" in l]
+    return secs[0] if secs else None
+
+
+def darknet_line(heed, peer, seconds, rounds):
+    """Darknet's own `speed` command (single-threaded: Debian builds it without
+    OpenMP) on the ResNet-18 cfg beside peer_torch.py, against heed's batch-1
+    ResNet-18 inference on one thread too, as issue 5 asks: the two in turn,
+    `rounds` times, and the median of each."""
+    cfg = os.path.join(os.path.dirname(peer), "darknet_resnet18_224.cfg")
+    dark, rows = [], []
+    for _ in range(rounds):
+        dark.append(darknet_seconds(cfg))
+        rows.append(heed_one(heed, "resnet18-plain", "infer", 1, 1, seconds))
+    dark = sorted(d for d in dark if d)
+    row = median_run(rows)
+    if not dark or not row:
         print("\ndarknet: no figure (its output, or heed's resnet18-plain infer 1, is missing)")
         return
-    heed_ms = row["ms_per_batch"]
-    print(f"\ndarknet (`darknet speed {os.path.basename(cfg)} 10`, 1 thread): {secs[0] * 1e3:.1f} ms "
-          f"per image; heed resnet18-plain infer 1 (1 thread): {heed_ms:.1f} ms: "
-          f"{secs[0] * 1e3 / heed_ms:.1f}x darknet's speed")
+    dark_ms, heed_ms = dark[len(dark) // 2] * 1e3, row["ms_per_batch"]
+    of = f" (median of {rounds} runs each, in turn)" if rounds > 1 else ""
+    print(f"\ndarknet (`darknet speed {os.path.basename(cfg)} 10`, 1 thread): {dark_ms:.1f} ms "
+          f"per image; heed resnet18-plain infer 1 (1 thread): {heed_ms:.1f} ms{of}: "
+          f"{dark_ms / heed_ms:.1f}x darknet's speed")
 
 
-def scaling_lines(heed, heed_rows, threads, seconds):
+def scaling_lines(heed, heed_rows, threads, seconds, rounds):
     """heed's W2 cases on one thread against the same cases at --threads."""
     print(f"\n| case | heed img/s, 1 thread | heed img/s, {threads} threads | speed-up |")
     print("|---|---:|---:|---:|")
@@ -122,7 +142,7 @@ def scaling_lines(heed, heed_rows, threads, seconds):
         many = heed_rows.get((w, m, b))
         if not w.startswith("resnet18") or not many:
             continue
-        one = heed_one(heed, w, m, b, 1, seconds)
+        one = median_run([heed_one(heed, w, m, b, 1, seconds) for _ in range(rounds)])
         if one:
             print(f"| {w} {m} {b} | {one['images_per_s']:.2f} | {many['images_per_s']:.2f} | "
                   f"{many['images_per_s'] / one['images_per_s']:.2f}× |")
@@ -143,6 +163,10 @@ def main(argv=None):
     p.add_argument("--interleave", action="store_true",
                    help="alternate heed and PyTorch case by case (fairer on a machine whose "
                         "load drifts) instead of running each side's --all")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="with --interleave: run each case this many times (heed, PyTorch, "
+                        "heed, ...) and report each side's median run; also the darknet "
+                        "and one-thread runs [1]")
     p.add_argument("--json", metavar="FILE", help="also write every raw result line to FILE")
     p.add_argument("--darknet", action="store_true",
                    help="also time Debian's darknet (`darknet speed`, one thread) on "
@@ -152,8 +176,10 @@ def main(argv=None):
                    help="with --threads above 1: also run heed's ResNet-18 cases on one "
                         "thread and print the speed-up")
     args = p.parse_args(argv)
-    if args.seconds <= 0 or args.threads < 1:
-        p.error("--seconds and --threads must be positive")
+    if args.seconds <= 0 or args.threads < 1 or args.rounds < 1:
+        p.error("--seconds, --threads and --rounds must be positive")
+    if args.rounds > 1 and not args.interleave:
+        p.error("--rounds needs --interleave")
 
     heed = args.heed
     if not heed:
@@ -170,8 +196,12 @@ def main(argv=None):
     if args.interleave:
         for w, m, b in cases:
             one = ["--workload", w, "--mode", m, "--batch", str(b)] + common
-            heed_rows.update({key(r): r for r in run_lines([heed, "bench", "--json"] + one, "heed")})
-            torch_rows.update({key(r): r for r in run_lines([args.python, peer] + one, "torch")})
+            hs, ts = [], []
+            for _ in range(args.rounds):
+                hs += list(run_lines([heed, "bench", "--json"] + one, "heed"))
+                ts += list(run_lines([args.python, peer] + one, "torch"))
+            heed_rows.update({key(r): r for r in [median_run(hs)] if r})
+            torch_rows.update({key(r): r for r in [median_run(ts)] if r})
     else:
         heed_cmd = [heed, "bench", "--all", "--json"] + common
         if args.filter:
@@ -194,7 +224,8 @@ def main(argv=None):
     any_torch = next(iter(torch_rows.values()), {})
     print(f"heed {any_heed.get('heed', '?')} (gemm kernel {any_heed.get('kernel', '?')}) against "
           f"PyTorch {any_torch.get('torch', '?')}; {args.threads} thread"
-          f"{'' if args.threads == 1 else 's'}, {args.seconds:g} s per case; {cpu_name()}, "
+          f"{'' if args.threads == 1 else 's'}, {args.seconds:g} s per case"
+          f"{f', median of {args.rounds} runs' if args.rounds > 1 else ''}; {cpu_name()}, "
           f"{os.cpu_count()} logical CPUs")
     print()
     print("| case | heed img/s | PyTorch img/s | ratio | heed ms | torch ms "
@@ -218,9 +249,9 @@ def main(argv=None):
         print(f"ratio = heed images/s / PyTorch images/s; geometric mean over "
               f"{len(ratios)} cases: {geo:.2f}×")
     if args.darknet:
-        darknet_line(heed, peer, args.seconds)
+        darknet_line(heed, peer, args.seconds, args.rounds)
     if args.scaling and args.threads > 1:
-        scaling_lines(heed, heed_rows, args.threads, args.seconds)
+        scaling_lines(heed, heed_rows, args.threads, args.seconds, args.rounds)
     missing = len(cases) - len(ratios)
     return 1 if missing else 0
 
