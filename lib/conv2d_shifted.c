@@ -214,7 +214,8 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
      * channels each: done by one thread, the comparison alone (a read of
      * both copies, megabytes at ResNet-18's 14x14 stage) took 4% of a
      * two-thread batch-1 forward. */
-    int stale = !l->wt_forward;
+    const int unknown = !l->wt_forward; /* no reorder kept: do one whatever the weights */
+    int stale = unknown;
     heed_status st = HEED_OK;
 #pragma omp parallel num_threads(T) if (T > 1)
     {
@@ -224,7 +225,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
 #endif
         const int oc0 = (int)((long)g->OC * me / nt), oc1 = (int)((long)g->OC * (me + 1) / nt);
         const size_t w0 = (size_t)oc0 * g->R, wn = (size_t)(oc1 - oc0) * g->R;
-        if (!stale && memcmp(src + w0, l->w + w0, wn * sizeof(float))) {
+        if (!unknown && memcmp(src + w0, l->w + w0, wn * sizeof(float))) {
 #pragma omp atomic write
             stale = 1;
         }

@@ -73,6 +73,15 @@ enum {
     MC_MAX = 1024,  /* rows of C a task covers at most */
     PACK_ROWS = 8,  /* rows of B (stored K x N) packed together */
     PACK_COST = 16, /* packing a float costs about this many multiply-adds */
+    /* A read in place but too large for the L2 (over A_STREAM_FLOATS)
+     * streams from memory once per task that covers its rows: a split of
+     * the columns reads it again. Counted at half a packing, it keeps
+     * ResNet-18's 512 x 49 x 4608 in row tasks on two threads (45% faster
+     * than four 16-column tasks); A that stays in cache costs nothing
+     * extra (counting it there moved W1's 64 x 784 x 576 to a plan 6%
+     * slower). */
+    A_STREAM_COST = 8,
+    A_STREAM_FLOATS = 256 * 1024,
     DOT_M_MAX = 4,     /* up to this many rows, B transposed goes to the dot kernel */
     /* B is read in place only while the task's rows of A for one K slice
      * (M x KC floats, 2 MB) stay in cache: they stream past every B
@@ -404,8 +413,8 @@ static void run_task(const job *jb, int task, float *buf) {
         /* The tail's dot products run beside the tiles of the last block
          * (while the rows of A are in cache), or alone. */
         ptrdiff_t ldt = 0;
-        const float *tb = c1 > jb->tail ? tail_b(jb, pc, kcs, bt, &ldt) : NULL;
-        if (tb && ce == c0) tail_rows(jb, r0, r1, pc, kcs, beta, tb, ldt);
+        const float *tcols = c1 > jb->tail ? tail_b(jb, pc, kcs, bt, &ldt) : NULL;
+        if (tcols && ce == c0) tail_rows(jb, r0, r1, pc, kcs, beta, tcols, ldt);
         for (int jc = c0; jc < ce; jc += jb->nc) {
             const int ncw = imin(jb->nc, ce - jc);
             pack_block(jb, pc, kcs, jc, ncw, bb);
@@ -431,7 +440,7 @@ static void run_task(const job *jb, int task, float *buf) {
                                 beta);
                     }
                 }
-                if (tb && jc + ncw == ce) tail_rows(jb, r0, r1, pc, kcs, beta, tb, ldt);
+                if (tcols && jc + ncw == ce) tail_rows(jb, r0, r1, pc, kcs, beta, tcols, ldt);
                 continue;
             }
             for (int ir = r0; ir < r1; ir += mr) {
@@ -444,7 +453,7 @@ static void run_task(const job *jb, int task, float *buf) {
                     k->tile(kcs, a, ars, aks, bb + (size_t)col * kcs, round_up(w, k->vw), h, w,
                             c + col, jb->ldc, jb->alpha, beta);
                 }
-                if (tb && jc + ncw == ce) tail_rows(jb, ir, ir + h, pc, kcs, beta, tb, ldt);
+                if (tcols && jc + ncw == ce) tail_rows(jb, ir, ir + h, pc, kcs, beta, tcols, ldt);
             }
         }
     }
@@ -460,17 +469,16 @@ static void run_tasks(job *jb, float *buf) {
 }
 
 /* Splits C into tasks for nt threads. Each task packs its own rows of A
- * and columns of B, so its cost is, in multiply-adds, about
- * rows * cols * K + PACK_COST * (rows + cols) * K, and a thread's share is
- * that times tasks / nt. Rows split at whole tiles, columns at whole
- * vectors, into a multiple of nt tasks (at most 4 per thread): a panel
- * narrower than NR costs the tile time in proportion to its vectors
- * (measured: 512 x 49 x 4608 and 512 x 64 x 4608 take the same time, a
- * third more than 512 x 48), so a split need not wait for whole panels,
- * and 1024 columns go to two threads as 512 + 512, not 528 + 496. With a team,
- * the split with the most tasks within 3% of the cheapest wins: tasks are
- * handed out as threads come free, so a thread slowed by other work on the
- * machine ends up taking fewer. */
+ * (or streams them, A_STREAM_COST) and columns of B, so its cost is, in
+ * multiply-adds, about rows * cols * K + PACK_COST * (rows + cols) * K,
+ * and a thread's share is that times tasks / nt. Rows split at whole tiles,
+ * columns at whole vectors, into a multiple of nt tasks (at most 4 per
+ * thread): a panel narrower than NR costs the tile time in proportion to
+ * its vectors, so a split need not wait for whole panels, and 1024 columns
+ * go to two threads as 512 + 512, not 528 + 496. The split with the most
+ * tasks within 3% of the cheapest wins: tasks are handed out as threads
+ * come free, so a thread slowed by other work on the machine ends up
+ * taking fewer. */
 static double split_cost(const job *jb, int nt, int rc, int cc, int *rows, int *cols) {
     const int mr = jb->k->mr, nr = jb->k->vw;
     const int mt = ceil_div(jb->M, mr), pt = ceil_div(jb->N, nr);
@@ -479,23 +487,34 @@ static double split_cost(const job *jb, int nt, int rc, int cc, int *rows, int *
     *cols = ceil_div(pt, cc);
     if (ceil_div(mt, *rows) * ceil_div(pt, *cols) != rc * cc) return -1.0; /* empty tasks */
     const double r = (double)*rows * mr, c = (double)*cols * nr;
+    const double a_cost = !jb->a_inplace                                      ? PACK_COST
+                          : (size_t)jb->M * jb->K > A_STREAM_FLOATS ? A_STREAM_COST
+                                                                    : 0.0;
     return (double)rc * cc / nt *
-           (r * c + (jb->a_inplace ? 0.0 : PACK_COST) * r + (jb->direct ? 0.0 : PACK_COST) * c);
+           (r * c + a_cost * r + (jb->direct ? 0.0 : PACK_COST) * c);
 }
 
 static void plan_tasks(job *jb, int nt) {
     double best = -1.0;
     int rows, cols;
-    for (int rc = 1; rc <= 4 * nt; rc++)
+    for (int rc = 1; nt > 1 && rc <= 4 * nt; rc++)
         for (int cc = 1; rc * cc <= 4 * nt; cc++) {
             const double cost = split_cost(jb, nt, rc, cc, &rows, &cols);
             if (cost >= 0 && (best < 0 || cost < best)) best = cost;
         }
-    if (best < 0) { /* too small to give every thread a task */
-        plan_tasks(jb, 1);
+    if (best < 0) {
+        /* One thread, or too small a product to give every thread a task:
+         * one task (up to MC_MAX rows). More would read A again for each
+         * band of columns (ResNet-18's 512 x 49 x 4608 ran 40% slower on
+         * one thread in three 16-column tasks, each streaming all of A
+         * from memory). */
+        jb->rt = round_up(jb->M, jb->k->mr);
+        jb->ct = round_up(jb->N, jb->k->vw);
+        while (jb->rt > MC_MAX) jb->rt = round_up(ceil_div(jb->rt, 2), jb->k->mr);
+        jb->ntasks = ceil_div(jb->M, jb->rt);
         return;
     }
-    const double limit = nt > 1 ? 1.03 * best : best;
+    const double limit = 1.03 * best;
     int most = 0;
     for (int rc = 1; rc <= 4 * nt; rc++)
         for (int cc = 1; rc * cc <= 4 * nt; cc++) {
