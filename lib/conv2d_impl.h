@@ -132,6 +132,15 @@ static inline int conv_thread(void) {
 #endif
 }
 
+/* Threads in the current team (1 outside one). */
+static inline int conv_team_size(void) {
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* Records a worker's failure in the parallel region's shared status (any
  * one failure will do: the caller reports that a worker failed); returns
  * s. */

@@ -173,6 +173,10 @@ static heed_status shifted_forward_band(const geom *g, const float *x, float *y,
  * (each block copies the band's input for itself). */
 #define BAND_MIN_COLUMNS 256
 
+/* Weights (floats) from which the threads share the check of the kept
+ * reorder: below, the region's two extra barriers would cost more. */
+#define SHARED_CHECK_FLOATS (64 * 1024)
+
 /* Work items are bands of images' output rows (and, for a narrow image,
  * blocks of output channels), run in parallel. With fewer images than
  * threads (inference at batch 1) each image is cut into more bands, or
@@ -209,36 +213,42 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     HEED_TRY(heed_scratch_get(&l->wt, nw, &a));
     HEED_TRY(heed_scratch_get(&l->col, zn * T, &z));
     HEED_TRY(heed_scratch_get(&l->wt_src, nw, &src));
-    /* The reorder is kept while the weights stay the same (conv2d.h). The
-     * threads compare, and if need be reorder, a share of the output
-     * channels each: done by one thread, the comparison alone (a read of
-     * both copies, megabytes at ResNet-18's 14x14 stage) took 4% of a
-     * two-thread batch-1 forward. */
+    /* The reorder is kept while the weights stay the same (conv2d.h). With
+     * large weights the threads compare, and if need be reorder, a share of
+     * the output channels each, inside the region: by one thread, the
+     * comparison alone (a read of both copies, megabytes at ResNet-18's
+     * 14x14 stage) took 4% of a two-thread batch-1 forward. Small weights
+     * are checked before the region, which then needs no barriers. */
+    const int shared_check = T > 1 && nw >= SHARED_CHECK_FLOATS;
+    if (!shared_check && (!l->wt_forward || memcmp(src, l->w, nw * sizeof(float)))) {
+        shifted_weights(l, g, 0, g->OC, a);
+        memcpy(src, l->w, nw * sizeof(float));
+        l->wt_forward = 1;
+    }
     const int unknown = !l->wt_forward; /* no reorder kept: do one whatever the weights */
     int stale = unknown;
     heed_status st = HEED_OK;
 #pragma omp parallel num_threads(T) if (T > 1)
     {
-        int nt = 1, me = conv_thread();
-#ifdef _OPENMP
-        nt = omp_get_num_threads();
-#endif
-        const int oc0 = (int)((long)g->OC * me / nt), oc1 = (int)((long)g->OC * (me + 1) / nt);
-        const size_t w0 = (size_t)oc0 * g->R, wn = (size_t)(oc1 - oc0) * g->R;
-        if (!unknown && memcmp(src + w0, l->w + w0, wn * sizeof(float))) {
+        if (shared_check) {
+            const int nt = conv_team_size(), me = conv_thread();
+            const int oc0 = (int)((long)g->OC * me / nt), oc1 = (int)((long)g->OC * (me + 1) / nt);
+            const size_t w0 = (size_t)oc0 * g->R, wn = (size_t)(oc1 - oc0) * g->R;
+            if (!unknown && memcmp(src + w0, l->w + w0, wn * sizeof(float))) {
 #pragma omp atomic write
-            stale = 1;
-        }
+                stale = 1;
+            }
 #pragma omp barrier
-        int redo;
+            int redo;
 #pragma omp atomic read
-        redo = stale;
-        if (redo) {
-            shifted_weights(l, g, oc0, oc1, a);
-            memcpy(src + w0, l->w + w0, wn * sizeof(float));
-        }
+            redo = stale;
+            if (redo) {
+                shifted_weights(l, g, oc0, oc1, a);
+                memcpy(src + w0, l->w + w0, wn * sizeof(float));
+            }
 #pragma omp barrier
-#pragma omp for schedule(static)
+        }
+#pragma omp for schedule(static) nowait
         for (int it = 0; it < items; it++) {
             const int t = conv_thread();
             const int n = it / (bands * blocks), i0 = it / blocks % bands * rows;
