@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "conv2d_impl.h"
+#include "wide.h"
 
 typedef heed_conv_geom geom;
 typedef heed_conv_tap tap;
@@ -189,16 +190,29 @@ static size_t phase_size(const geom *g) {
     return g->S > 1 ? (size_t)g->ICg * g->S * g->H * phase_width(g) : 0;
 }
 
+/* One input row into its S phase rows (Wph entries each, Wph * S >= W). */
+HEED_WIDE static void split_row(const float *restrict src, int W, int S, int Wph,
+                                float *restrict dst, size_t phase_stride) {
+    if (S == 2 && W % 2 == 0) { /* the usual case, written so that it vectorizes */
+        float *restrict even = dst, *restrict odd = dst + phase_stride;
+        for (int t = 0; t < W / 2; t++) even[t] = src[2 * t], odd[t] = src[2 * t + 1];
+        return;
+    }
+    for (int p = 0; p < S; p++)
+        for (int t = 0; t < Wph; t++)
+            dst[p * phase_stride + t] = t * S + p < W ? src[t * S + p] : 0.0f;
+}
+
 static void split_phases(const geom *g, const float *x, int n, int c0, float *ph) {
     const int S = g->S, W = g->W, Wph = phase_width(g);
+    const size_t phase_stride = (size_t)g->H * Wph;
+    /* In parallel: done by one thread before the bands, it left the other
+     * idle for 5% of ResNet-18's stem on two threads. */
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->ICg * g->H * W > PAR_MIN)
     for (int c = 0; c < g->ICg; c++)
-        for (int h = 0; h < g->H; h++) {
-            const float *src = x + (((size_t)n * g->IC + c0 + c) * g->H + h) * W;
-            for (int p = 0; p < S; p++) {
-                float *dst = ph + (((size_t)c * S + p) * g->H + h) * Wph;
-                for (int t = 0; t < Wph; t++) dst[t] = t * S + p < W ? src[t * S + p] : 0.0f;
-            }
-        }
+        for (int h = 0; h < g->H; h++)
+            split_row(x + (((size_t)n * g->IC + c0 + c) * g->H + h) * W, W, S, Wph,
+                      ph + (size_t)c * S * phase_stride + (size_t)h * Wph, phase_stride);
 }
 
 /* im2col of output rows i0 .. i1-1 of one image: col (R, ldc) with

@@ -292,7 +292,8 @@ static void naive_backward(const heed_conv2d_cfg *c, const heed_tensor *x, const
  * in row bands for a large image, images in uneven chunks, a first layer
  * with one input channel, one narrow image shared out by blocks of output
  * channels), direct loops (CBAM's 2 -> 1 filter,
- * depthwise, two channels per group), im2col (stride 2, and in row bands). */
+ * depthwise, two channels per group), im2col (stride 2, and in row bands
+ * over column phases: even and odd widths, stride 3). */
 static const shape_case path_cases[] = {
     {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 2, 24, 27},
     {{.in_c = 4, .out_c = 6, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 3, 20, 23},
@@ -305,6 +306,8 @@ static const shape_case path_cases[] = {
     {{.in_c = 4, .out_c = 4, .k = 3, .pad = 1, .groups = 2}, 2, 9, 8},
     {{.in_c = 6, .out_c = 8, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 3, 17, 13},
     {{.in_c = 16, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 100, 100},
+    {{.in_c = 16, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 99, 101},
+    {{.in_c = 16, .out_c = 6, .k = 5, .stride = 3, .pad = 2}, 1, 100, 100},
     {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 11, 9, 8},
     {{.in_c = 1, .out_c = 8, .k = 3, .pad = 1, .bias = 1}, 13, 10, 9},
     {{.in_c = 48, .out_c = 40, .k = 3, .pad = 1, .bias = 1}, 1, 14, 15},
