@@ -115,6 +115,16 @@ static void shifted_weights(const heed_conv2d *l, const geom *g, int oc0, int oc
     }
 }
 
+/* Reorders the weights of output channels oc0 .. oc1-1 into a and keeps
+ * the weights it was made from in src (for heed_conv_shifted_forward's
+ * check). */
+static void keep_reorder(const heed_conv2d *l, const geom *g, int oc0, int oc1, float *a,
+                         float *src) {
+    shifted_weights(l, g, oc0, oc1, a);
+    memcpy(src + (size_t)oc0 * g->R, l->w + (size_t)oc0 * g->R,
+           (size_t)(oc1 - oc0) * g->R * sizeof(float));
+}
+
 /* The transposed convolution's A_u (G, K, ICg, OCg*K):
  * A[g, u, c, (o, v)] = W[g*OCg + o, c, K-1-u, K-1-v]. */
 static void shifted_weights_flipped(const heed_conv2d *l, const geom *g, float *a) {
@@ -221,8 +231,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
      * are checked before the region, which then needs no barriers. */
     const int shared_check = T > 1 && nw >= SHARED_CHECK_FLOATS;
     if (!shared_check && (!l->wt_forward || memcmp(src, l->w, nw * sizeof(float)))) {
-        shifted_weights(l, g, 0, g->OC, a);
-        memcpy(src, l->w, nw * sizeof(float));
+        keep_reorder(l, g, 0, g->OC, a, src);
         l->wt_forward = 1;
     }
     const int unknown = !l->wt_forward; /* no reorder kept: do one whatever the weights */
@@ -242,10 +251,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
             int redo;
 #pragma omp atomic read
             redo = stale;
-            if (redo) {
-                shifted_weights(l, g, oc0, oc1, a);
-                memcpy(src + w0, l->w + w0, wn * sizeof(float));
-            }
+            if (redo) keep_reorder(l, g, oc0, oc1, a, src);
 #pragma omp barrier
         }
 #pragma omp for schedule(static) nowait

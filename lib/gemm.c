@@ -308,6 +308,13 @@ typedef struct job {
 } job;
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+/* dst (cols x rows, rows contiguous) = the transpose of src (rows x cols,
+ * rows lds apart): operands turned into the dot kernel's rows. */
+static void transpose_into(int rows, int cols, const float *src, ptrdiff_t lds, float *dst) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[r * lds + c];
+}
 static int round_up(int a, int b) { return ceil_div(a, b) * b; }
 static int imin(int a, int b) { return a < b ? a : b; }
 
@@ -371,10 +378,7 @@ static const float *tail_b(const job *jb, int pc, int kcs, float *bt, ptrdiff_t 
         *ldt = jb->ldb;
         return jb->B + (ptrdiff_t)t0 * jb->ldb + pc;
     }
-    for (int k = 0; k < kcs; k++) {
-        const float *row = jb->B + (ptrdiff_t)(pc + k) * jb->ldb + t0;
-        for (int j = 0; j < w; j++) bt[(size_t)j * kcs + k] = row[j];
-    }
+    transpose_into(kcs, w, jb->B + (ptrdiff_t)pc * jb->ldb + t0, jb->ldb, bt);
     *ldt = kcs;
     return bt;
 }
@@ -608,8 +612,7 @@ static heed_status run_dot(const job *jb) {
         if (!at)
             return heed_fail(HEED_ERR_NOMEM, "heed_gemm: no memory for a %d x %d copy of A",
                              jb->M, jb->K);
-        for (int k = 0; k < jb->K; k++)
-            for (int r = 0; r < jb->M; r++) at[(size_t)r * jb->K + k] = jb->A[k * jb->lda + r];
+        transpose_into(jb->K, jb->M, jb->A, jb->lda, at);
         a = at;
         lda = jb->K;
     }
