@@ -339,6 +339,19 @@ static heed_status product(const geom *g, int gi, const float *A, const float *B
     return HEED_OK;
 }
 
+/* Output rows i0 .. i1-1 of image n, group gi, by im2col of the band (ph:
+ * the image's column phases, or NULL) into col and one product. */
+static heed_status band_product(const heed_conv2d *l, const geom *g, const float *x,
+                                const float *ph, int n, int gi, int i0, int i1, float *col,
+                                float *tmp, float *y, const post *p) {
+    const int w = (i1 - i0) * g->OW, ld = conv_padded_columns(w);
+    im2col_band(g, x, ph, n, gi * g->ICg, i0, i1, col, ld);
+    zero_padding(g, col, w, ld);
+    const float *A = l->w + (size_t)gi * g->OCg * g->R;
+    float *C = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L + (size_t)i0 * g->OW;
+    return product(g, gi, A, col, ld, w, C, g->L, tmp, p);
+}
+
 /* One forward pass: images n0 .. n0+nbc-1, every group. For a single image
  * (nbc == 1, not 1x1) the im2col rows are laid out padded_columns apart
  * and tmp has room for the padded product. */
@@ -356,13 +369,9 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
                 ph = col + (size_t)g->R * conv_padded_columns(rows * g->OW);
                 split_phases(g, x, n0, gi * g->ICg, ph);
             }
-            for (int i0 = 0; i0 < g->OH; i0 += rows) {
-                const int i1 = g->OH - i0 < rows ? g->OH : i0 + rows, w = (i1 - i0) * g->OW;
-                const int ld = conv_padded_columns(w);
-                im2col_band(g, x, ph, n0, gi * g->ICg, i0, i1, col, ld);
-                zero_padding(g, col, w, ld);
-                HEED_TRY(product(g, gi, A, col, ld, w, C + (size_t)i0 * g->OW, g->L, tmp, p));
-            }
+            for (int i0 = 0; i0 < g->OH; i0 += rows)
+                HEED_TRY(band_product(l, g, x, ph, n0, gi, i0,
+                                      g->OH - i0 < rows ? g->OH : i0 + rows, col, tmp, y, p));
             continue;
         }
         if (pointwise && nbc == 1) {
@@ -411,15 +420,9 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
     for (int it = 0; it < items; it++) {
         const int t = conv_thread();
         const int n = it / (g->G * bands), gi = it / bands % g->G, i0 = it % bands * rows;
-        const int i1 = g->OH - i0 < rows ? g->OH : i0 + rows, w = (i1 - i0) * g->OW;
-        const int ldw = conv_padded_columns(w);
-        float *c = col + t * col_n;
-        im2col_band(g, x, ph_n ? ph + ((size_t)n * g->G + gi) * ph_n : NULL, n, gi * g->ICg, i0,
-                    i1, c, ldw);
-        zero_padding(g, c, w, ldw);
-        const float *A = l->w + (size_t)gi * g->OCg * g->R;
-        float *C = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L + (size_t)i0 * g->OW;
-        conv_note(&st, product(g, gi, A, c, ldw, w, C, g->L, tmp + t * tmp_n, p));
+        const int i1 = g->OH - i0 < rows ? g->OH : i0 + rows;
+        conv_note(&st, band_product(l, g, x, ph_n ? ph + ((size_t)n * g->G + gi) * ph_n : NULL,
+                                    n, gi, i0, i1, col + t * col_n, tmp + t * tmp_n, y, p));
     }
     return conv_workers_done(st, l, fn);
 }
@@ -604,9 +607,7 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
         l->wt_forward = 0;
         flip_weights(l, &g, wt);
     }
-    if (l->db)
-        for (int n = 0; n < g.N; n++)
-            conv_sum_rows(l->db, dy->data + (size_t)n * g.OC * g.L, g.OC, g.L, g.L);
+    conv_add_bias_grad(l, &g, dy->data);
     if (chunks == 1) {
         for (int n0 = 0; n0 < g.N; n0 += nb)
             HEED_TRY(backward_pass(l, &g, x->data, dy->data, dxd, n0,

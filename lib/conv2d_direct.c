@@ -120,9 +120,8 @@ static void direct_backward(heed_conv2d *l, const geom *g, const float *x, const
 /* The direct loops are arithmetic on short rows, held in registers: on a
  * CPU with AVX2 or AVX-512 they run several times faster in the wider
  * registers, so they are compiled for each and picked at load time (the
- * library is otherwise built for the baseline x86-64). Every element is the
- * same sum in the same order in each version. */
-#define WIDE HEED_WIDE
+ * library is otherwise built for the baseline x86-64: HEED_WIDE). Every
+ * element is the same sum in the same order in each version. */
 
 /* Stride 1 takes a faster route, on zero-padded copies of each image's
  * planes: every output row is computed in blocks of JB columns held in
@@ -150,8 +149,9 @@ static void pad_planes(const float *t, int per_image, int n, int c0, int C, int 
  * q (C, Hq, Wq) padded so that every block read stays inside. Blocks of
  * JB columns: one accumulator vector with AVX-512, four with SSE (wider
  * blocks spill registers there). */
-WIDE static void direct_rows(const float *q, int C, int Hq, int Wq, const float *w, size_t wcs,
-                             int K, int D, float *out, int OH, int OW, int add) {
+HEED_WIDE
+static void direct_rows(const float *q, int C, int Hq, int Wq, const float *w, size_t wcs, int K,
+                        int D, float *out, int OH, int OW, int add) {
     for (int i = 0; i < OH; i++)
         for (int j0 = 0; j0 < OW; j0 += JB) {
             float acc[JB] = {0};
@@ -177,8 +177,9 @@ WIDE static void direct_rows(const float *q, int C, int Hq, int Wq, const float 
 /* dw[u*K + v] += sum over (i, j) of d[i, j] r[i + u*D, j + v*D] for every tap,
  * d rows ldd apart, r rows ldr apart, in blocks of JB columns (d's zeros
  * beyond OW make the last block exact). */
-WIDE static void taps_dot(const float *d, size_t ldd, const float *r, size_t ldr, int OH, int OW,
-                          int K, int D, float *dw) {
+HEED_WIDE
+static void taps_dot(const float *d, size_t ldd, const float *r, size_t ldr, int OH, int OW, int K,
+                     int D, float *dw) {
     for (int u = 0; u < K; u++)
         for (int v = 0; v < K; v++) {
             float a[JB] = {0};

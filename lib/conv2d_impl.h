@@ -234,6 +234,12 @@ static inline void conv_sum_rows(float *db, const float *m, int rows, int cols, 
     }
 }
 
+/* The bias gradient: db[o] += the sum of dy[n, o, :, :] over every image. */
+static inline void conv_add_bias_grad(heed_conv2d *l, const heed_conv_geom *g, const float *dy) {
+    for (int n = 0; l->db && n < g->N; n++)
+        conv_sum_rows(l->db, dy + (size_t)n * g->OC * g->L, g->OC, g->L, g->L);
+}
+
 /* conv2d_direct.c: y = post(conv(x)) and the backward pass (dx written over
  * when `fresh`) for ICg * OCg <= 4. */
 heed_status heed_conv_direct_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,

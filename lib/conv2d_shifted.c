@@ -240,8 +240,8 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
 #pragma omp parallel num_threads(T) if (T > 1)
     {
         if (shared_check) {
-            const int nt = conv_team_size(), me = conv_thread();
-            const int oc0 = (int)((long)g->OC * me / nt), oc1 = (int)((long)g->OC * (me + 1) / nt);
+            int oc0, oc1;
+            conv_chunk_range(g->OC, conv_team_size(), conv_thread(), &oc0, &oc1);
             const size_t w0 = (size_t)oc0 * g->R, wn = (size_t)(oc1 - oc0) * g->R;
             if (!unknown && memcmp(src + w0, l->w + w0, wn * sizeof(float))) {
 #pragma omp atomic write
@@ -351,9 +351,7 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
         shifted_weights_flipped(l, g, at);
     }
     memset(da, 0, per_chunk * chunks * sizeof(float));
-    if (l->db)
-        for (int n = 0; n < g->N; n++)
-            conv_sum_rows(l->db, dy + (size_t)n * g->OC * g->L, g->OC, g->L, g->L);
+    conv_add_bias_grad(l, g, dy);
     heed_status st = HEED_OK;
     /* With one thread, the same chunks in order, and no parallel region (a
      * single chunk's products then thread inside heed_gemm). */

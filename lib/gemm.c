@@ -309,14 +309,15 @@ typedef struct job {
 
 static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+static int round_up(int a, int b) { return ceil_div(a, b) * b; }
+static int imin(int a, int b) { return a < b ? a : b; }
+
 /* dst (cols x rows, rows contiguous) = the transpose of src (rows x cols,
  * rows lds apart): operands turned into the dot kernel's rows. */
 static void transpose_into(int rows, int cols, const float *src, ptrdiff_t lds, float *dst) {
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < cols; c++) dst[(size_t)c * rows + r] = src[r * lds + c];
 }
-static int round_up(int a, int b) { return ceil_div(a, b) * b; }
-static int imin(int a, int b) { return a < b ? a : b; }
 
 static int panel_packed(const job *jb, int w) { return !(jb->direct && w % jb->k->vw == 0); }
 
