@@ -72,13 +72,13 @@ static int dx_by_transposed(const geom *g) {
     return g->S == 1 && !is_pointwise(g) && g->P <= g->D * (g->K - 1);
 }
 
-/* Output rows per band when one image's im2col matrix exceeds
- * PASS_FLOATS (forward; the bands' columns stay in cache). */
-static int images_band(const geom *g) {
+/* Bands per image when one image's im2col matrix exceeds PASS_FLOATS
+ * (forward; the bands' columns stay in cache). */
+static int images_bands(const geom *g) {
     size_t rows = PASS_FLOATS / ((size_t)g->R * g->OW);
     const size_t min_rows = (PASS_COLUMNS + g->OW - 1) / g->OW;
     if (rows < min_rows) rows = min_rows;
-    return rows >= (size_t)g->OH ? g->OH : (int)rows;
+    return rows >= (size_t)g->OH ? 1 : (int)((g->OH + rows - 1) / rows);
 }
 
 /* Images per pass. */
@@ -324,12 +324,11 @@ static void zero_padding(const geom *g, float *col, int n, int ld) {
 }
 
 /* C (OCg, n), rows ldc apart, = post(A (OCg, R) x B (R, n)) for group gi,
- * computing padded columns (conv_padded_columns) into tmp when B's rows
+ * computing padded columns (conv_product_columns) into tmp when B's rows
  * (ldb apart) hold them. */
 static heed_status product(const geom *g, int gi, const float *A, const float *B, int ldb, int n,
                            float *C, int ldc, float *tmp, const post *p) {
-    const int pc = tmp && conv_pads_columns(g->OCg) && conv_padded_columns(n) <= ldb
-                       ? conv_padded_columns(n) : n;
+    const int pc = tmp && conv_product_columns(g, n) <= ldb ? conv_product_columns(g, n) : n;
     HEED_TRY(conv_gemm(g->OCg, pc, g->R, A, g->R, B, ldb, 0.0f, pc == n ? C : tmp,
                        pc == n ? ldc : pc));
     if (pc != n)
@@ -344,7 +343,7 @@ static heed_status product(const geom *g, int gi, const float *A, const float *B
 static heed_status band_product(const heed_conv2d *l, const geom *g, const float *x,
                                 const float *ph, int n, int gi, int i0, int i1, float *col,
                                 float *tmp, float *y, const post *p) {
-    const int w = (i1 - i0) * g->OW, ld = conv_padded_columns(w);
+    const int w = (i1 - i0) * g->OW, ld = conv_product_columns(g, w);
     im2col_band(g, x, ph, n, gi * g->ICg, i0, i1, col, ld);
     zero_padding(g, col, w, ld);
     const float *A = l->w + (size_t)gi * g->OCg * g->R;
@@ -363,10 +362,10 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
         float *C = y + ((size_t)n0 * g->OC + (size_t)gi * g->OCg) * g->L;
         if (nbc == 1 && !pointwise && (size_t)g->R * g->L > PASS_FLOATS) {
             /* A large image: bands of output rows whose columns stay in cache. */
-            const int rows = images_band(g);
+            const int rows = conv_band_rows(g, images_bands(g));
             float *ph = NULL;
             if (g->S > 1) {
-                ph = col + (size_t)g->R * conv_padded_columns(rows * g->OW);
+                ph = col + (size_t)g->R * conv_product_columns(g, rows * g->OW);
                 split_phases(g, x, n0, gi * g->ICg, ph);
             }
             for (int i0 = 0; i0 < g->OH; i0 += rows)
@@ -382,10 +381,10 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
         if (pointwise)
             gather(x, g->IC, gi * g->ICg, g->ICg, n0, nbc, g->L, col);
         else
-            im2col(g, x, n0, nbc, gi * g->ICg, col, nbc == 1 ? conv_padded_columns(cols) : cols);
-        if (nbc == 1) zero_padding(g, col, cols, conv_padded_columns(cols));
+            im2col(g, x, n0, nbc, gi * g->ICg, col, nbc == 1 ? conv_product_columns(g, cols) : cols);
+        if (nbc == 1) zero_padding(g, col, cols, conv_product_columns(g, cols));
         if (nbc == 1) {
-            HEED_TRY(product(g, gi, A, col, conv_padded_columns(cols), g->L, C, g->L, tmp, p));
+            HEED_TRY(product(g, gi, A, col, conv_product_columns(g, cols), g->L, C, g->L, tmp, p));
         } else {
             HEED_TRY(conv_gemm(g->OCg, cols, g->R, A, g->R, col, cols, 0.0f, tmp, cols));
             scatter(y, g->OC, gi * g->OCg, g->OCg, n0, nbc, g->L, tmp, p, 0);
@@ -399,13 +398,13 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
  * own columns, instead of one band after another with threads inside
  * each product (ResNet-18's stem at batch 1 ran slower on 2 threads than
  * on 1 that way). A stride's phases, which every band of an image reads,
- * are split first. Bands change no sum: results do not depend on the
- * thread count. */
+ * are split first. Bands change no sum (they start at whole vectors of
+ * columns: conv2d_impl.h): results do not depend on the thread count. */
 static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, float *y, int T,
                                  const post *p, const char *fn) {
-    int rows = images_band(g);
-    const int bands = conv_balanced_bands(g->N * g->G, g->OH, T, &rows);
-    const int ld = conv_padded_columns(rows * g->OW);
+    const int in_cache = conv_band_rows(g, images_bands(g));
+    const int rows = conv_band_rows(g, conv_balanced_bands(g->N * g->G, g->OH, T, in_cache));
+    const int bands = (g->OH + rows - 1) / rows, ld = conv_product_columns(g, rows * g->OW);
     const size_t col_n = (size_t)g->R * ld, tmp_n = (size_t)g->OCg * ld, ph_n = phase_size(g);
     float *col, *tmp;
     HEED_TRY(heed_scratch_get(&l->col, col_n * T + ph_n * g->N * g->G, &col));
@@ -458,9 +457,10 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
         tmp_n = (size_t)g.OCg * nb * g.L;
     } else if (!is_pointwise(&g)) {
         /* One image (maybe in bands): rows padded_columns long. */
-        const int banded = col_n > PASS_FLOATS, w = banded ? images_band(&g) * g.OW : g.L;
-        col_n = (size_t)g.R * conv_padded_columns(w) + (banded ? phase_size(&g) : 0);
-        tmp_n = (size_t)g.OCg * conv_padded_columns(w);
+        const int banded = col_n > PASS_FLOATS;
+        const int w = banded ? conv_band_rows(&g, images_bands(&g)) * g.OW : g.L;
+        col_n = (size_t)g.R * conv_product_columns(&g, w) + (banded ? phase_size(&g) : 0);
+        tmp_n = (size_t)g.OCg * conv_product_columns(&g, w);
     }
     const int T = conv_pass_threads(passes, (size_t)g.OC * g.R * nb * g.L);
     float *col = NULL, *tmp = NULL;

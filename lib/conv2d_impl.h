@@ -107,21 +107,32 @@ static inline heed_status conv_gemm(int M, int N, int K, const float *A, int lda
     return heed_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* Columns a product computes for n wanted: rounded up to whole vectors (16
- * floats) when that adds little. A last, partial vector of columns costs
- * heed_gemm a packed panel and a masked tile; computing a few columns more,
- * and dropping them, measured faster (W1's and ResNet-18's 14x14 maps, 196
- * -> 208 columns: 5-15% less time; 7x7 maps, 49 -> 64, gained nothing).
- * The B operand must then have that many readable columns in every row. */
-static inline int conv_padded_columns(int n) {
-    const int pc = (n + 15) / 16 * 16;
-    return pc - n <= n / 8 ? pc : n;
+/* Columns per vector of heed_gemm's widest kernel. heed_gemm computes a
+ * product's last N % 16 columns by dot products (A read in place), which
+ * add in another order than its tiles. So that no result depends on how a
+ * layer was cut into bands, and so on the thread count, bands of an image
+ * start at multiples of 16 columns (the image's last partial vector is
+ * then the only one, in every cut) and whether it is padded is decided by
+ * the layer's shape alone (conv_product_columns). */
+#define CONV_VECTOR 16
+
+static inline int conv_round_vector(int n) {
+    return (n + CONV_VECTOR - 1) / CONV_VECTOR * CONV_VECTOR;
 }
 
-/* Whether products with M output rows pad their columns: up to 64 rows
- * (W1's layers, ResNet-18's first stage), where it was measured to pay;
- * padding the wider products too measured no faster on ResNet-18. */
-static inline int conv_pads_columns(int M) { return M <= 64; }
+/* Columns a product computes for n wanted (an image of g, or a band of
+ * one): rounded up to whole vectors when the layer pads, that is when its
+ * products have up to 64 rows (W1's layers, ResNet-18's first stage; wider
+ * ones measured no faster padded) and rounding its images up adds little.
+ * A last, partial vector of columns costs heed_gemm its dot products;
+ * computing a few columns more, and dropping them, measured faster (W1's
+ * and ResNet-18's 14x14 maps, 196 -> 208 columns: 5-15% less time; 7x7
+ * maps, 49 -> 64, gained nothing). The B operand must then have that many
+ * readable columns in every row. */
+static inline int conv_product_columns(const heed_conv_geom *g, int n) {
+    const int Lp = conv_round_vector(g->L);
+    return g->OCg <= 64 && Lp - g->L <= g->L / 8 ? conv_round_vector(n) : n;
+}
 
 /* This thread's number in the current team (0 outside one). */
 static inline int conv_thread(void) {
@@ -172,14 +183,21 @@ static inline int conv_max_threads(void) {
 /* Bands per image when `images` images are cut into bands of at most
  * `rows` output rows each (of OH) and run on T threads: raised until every
  * thread gets the same number of bands, when there are few (else one
- * thread would wait for the last band of a batch-1 layer). *rows is
- * lowered to match. */
-static inline int conv_balanced_bands(int images, int OH, int T, int *rows) {
-    int bands = (OH + *rows - 1) / *rows;
+ * thread would wait for the last band of a batch-1 layer). */
+static inline int conv_balanced_bands(int images, int OH, int T, int rows) {
+    int bands = (OH + rows - 1) / rows;
     if (T > 1 && (long)images * bands < 4L * T)
         while ((long)images * bands % T && bands < OH) bands++;
-    *rows = (OH + bands - 1) / bands;
-    return (OH + *rows - 1) / *rows;
+    return bands;
+}
+
+/* Output rows per band for about `bands` bands of OH rows, each band
+ * starting at a multiple of CONV_VECTOR columns. */
+static inline int conv_band_rows(const heed_conv_geom *g, int bands) {
+    int q = CONV_VECTOR; /* rows per step: q * OW a multiple of the vector */
+    while (q > 1 && (size_t)(q / 2) * g->OW % CONV_VECTOR == 0) q /= 2;
+    const int rows = ((g->OH + bands - 1) / bands + q - 1) / q * q;
+    return rows < g->OH ? rows : g->OH;
 }
 
 /* Threads to run `passes` forward passes on, each with `work` multiply-adds. */

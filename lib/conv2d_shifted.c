@@ -140,34 +140,59 @@ static void shifted_weights_flipped(const heed_conv2d *l, const geom *g, float *
             }
 }
 
-/* Floats of work space one thread needs: Z for a band (with slack for the
- * extra columns' reads) and the band's product when columns are padded. */
-static size_t shifted_work(const geom *g, int rows) {
-    return shifted_size(g, rows) + 16 + (size_t)g->OCg * conv_padded_columns(rows * g->OW);
+/* Bands are ranges of an image's output columns (its L = OH*OW positions
+ * in memory order), cut at whole vectors (CONV_VECTOR) as evenly as they
+ * come: band b of `bands` starts at this column. A band may start and end
+ * inside an output row. */
+static int band_start(const geom *g, int bands, int b) {
+    const long vectors = (g->L + CONV_VECTOR - 1) / CONV_VECTOR;
+    const long c = vectors * b / bands * CONV_VECTOR;
+    return c < g->L ? (int)c : g->L;
 }
 
-/* Output rows i0 .. i0+nr-1 of image n, output channels o0 .. o0+oc-1 of
+/* The most columns a band of `bands` has. */
+static int band_columns(const geom *g, int bands) {
+    const int vectors = (g->L + CONV_VECTOR - 1) / CONV_VECTOR;
+    const int cols = (vectors + bands - 1) / bands * CONV_VECTOR;
+    return cols < g->L ? cols : g->L;
+}
+
+/* Output rows a band of `cols` columns touches, at most (one more than it
+ * fills, as it may start inside a row). */
+static int band_span(const geom *g, int cols) {
+    const int rows = (cols + g->OW - 1) / g->OW + (cols < g->L);
+    return rows < g->OH ? rows : g->OH;
+}
+
+/* Floats of work space one thread needs for bands of up to `cols` columns:
+ * Z for the rows they touch (with slack for the padded columns' reads) and
+ * the band's product when columns are padded. */
+static size_t shifted_work(const geom *g, int cols) {
+    return shifted_size(g, band_span(g, cols)) + CONV_VECTOR +
+           (size_t)g->OCg * conv_product_columns(g, cols);
+}
+
+/* Output columns c0 .. c1-1 of image n, output channels o0 .. o0+oc-1 of
  * every group: y = post(sum over u of A_u x Z_u). */
-static heed_status shifted_forward_band(const geom *g, const float *x, float *y, int n, int i0,
-                                        int nr, int o0, int oc, const float *a, float *work,
+static heed_status shifted_forward_band(const geom *g, const float *x, float *y, int n, int c0,
+                                        int c1, int o0, int oc, const float *a, float *work,
                                         const post *p) {
-    const int CK = g->ICg * g->K, halo = g->D * (g->K - 1), cols = nr * g->OW;
-    const int ldz = (nr + halo) * g->OW;
-    const int pc = conv_pads_columns(oc) && conv_padded_columns(cols) <= ldz
-                       ? conv_padded_columns(cols) : cols;
-    float *z = work, *tmp = work + shifted_size(g, nr) + 16;
+    const int CK = g->ICg * g->K, halo = g->D * (g->K - 1), cols = c1 - c0;
+    const int i0 = c0 / g->OW, nr = (c1 + g->OW - 1) / g->OW - i0, skip = c0 - i0 * g->OW;
+    const int ldz = (nr + halo) * g->OW, pc = conv_product_columns(g, cols);
+    float *z = work, *tmp = work + shifted_size(g, nr) + CONV_VECTOR;
     for (int gi = 0; gi < g->G; gi++) {
-        float *Cb = y + ((size_t)n * g->OC + (size_t)gi * g->OCg + o0) * g->L +
-                    (size_t)i0 * g->OW;
+        float *Cb = y + ((size_t)n * g->OC + (size_t)gi * g->OCg + o0) * g->L + c0;
         shift_copies(g, x, n, gi * g->ICg, i0, nr + halo, z);
-        /* The padded columns read up to 15 floats past Z's last row. */
-        memset(z + (size_t)CK * (nr + halo) * g->OW, 0, 16 * sizeof(float));
+        /* The padded columns of the last row read up to 15 floats past Z
+         * (the others read into the next row: values, dropped). */
+        memset(z + (size_t)CK * ldz, 0, CONV_VECTOR * sizeof(float));
         float *out = pc == cols ? Cb : tmp;
         const int ldo = pc == cols ? g->L : pc;
         for (int u = 0; u < g->K; u++) {
             const float *A =
                 a + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK + (size_t)o0 * CK;
-            HEED_TRY(conv_gemm(oc, pc, CK, A, CK, z + (size_t)u * g->D * g->OW, ldz,
+            HEED_TRY(conv_gemm(oc, pc, CK, A, CK, z + (size_t)u * g->D * g->OW + skip, ldz,
                                u ? 1.0f : 0.0f, out, ldo));
         }
         if (out != Cb)
@@ -187,13 +212,13 @@ static heed_status shifted_forward_band(const geom *g, const float *x, float *y,
  * reorder: below, the region's two extra barriers would cost more. */
 #define SHARED_CHECK_FLOATS (64 * 1024)
 
-/* Work items are bands of images' output rows (and, for a narrow image,
+/* Work items are bands of images' output columns (and, for a narrow image,
  * blocks of output channels), run in parallel. With fewer images than
  * threads (inference at batch 1) each image is cut into more bands, or
  * blocks, so that every thread has one: one parallel region per layer,
  * where threading inside each small product would open one per product.
- * Bands and blocks change no sum: results do not depend on the thread
- * count. */
+ * Bands (cut at whole vectors) and blocks change no sum: results do not
+ * depend on the thread count. */
 heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                       const post *p, const char *fn) {
     int rows = band_rows(g), blocks = 1;
@@ -212,8 +237,8 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
             if (t > T) blocks = want, T = t;
         }
     }
-    if (T > 1 && blocks == 1) bands = conv_balanced_bands(g->N, g->OH, T, &rows);
-    const size_t zn = shifted_work(g, rows);
+    if (T > 1 && blocks == 1) bands = conv_balanced_bands(g->N, g->OH, T, rows);
+    const size_t zn = shifted_work(g, band_columns(g, bands));
     const int items = g->N * bands * blocks;
     /* Blocks of equal numbers of output channels, the last maybe fewer. */
     const int block_oc = (g->OCg + blocks - 1) / blocks;
@@ -257,11 +282,12 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
 #pragma omp for schedule(static) nowait
         for (int it = 0; it < items; it++) {
             const int t = conv_thread();
-            const int n = it / (bands * blocks), i0 = it / blocks % bands * rows;
+            const int n = it / (bands * blocks), b = it / blocks % bands;
+            const int c0 = band_start(g, bands, b), c1 = band_start(g, bands, b + 1);
             const int o0 = it % blocks * block_oc;
-            const int nr = g->OH - i0 < rows ? g->OH - i0 : rows;
             const int oc = g->OCg - o0 < block_oc ? g->OCg - o0 : block_oc;
-            conv_note(&st, shifted_forward_band(g, x, y, n, i0, nr, o0, oc, a, z + t * zn, p));
+            if (c0 < c1)
+                conv_note(&st, shifted_forward_band(g, x, y, n, c0, c1, o0, oc, a, z + t * zn, p));
         }
     }
     l->wt_forward = 1;

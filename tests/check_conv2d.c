@@ -436,6 +436,13 @@ START_TEST(threaded_matches_one_thread) {
         {{.in_c = 16, .out_c = 24, .k = 1, .bias = 1}, 16, 20, 21},
         {{.in_c = 1, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
         {{.in_c = 3, .out_c = 8, .k = 7, .stride = 2, .pad = 3, .bias = 1}, 1, 160, 150},
+        /* Over 64 output channels, whose products do not pad their columns:
+         * bands whose width is not whole vectors would move the columns that
+         * heed_gemm computes by dot products (a different order of sums). */
+        {{.in_c = 8, .out_c = 72, .k = 3, .pad = 1, .bias = 1}, 1, 28, 28},
+        {{.in_c = 8, .out_c = 72, .k = 3, .pad = 1, .bias = 1}, 3, 28, 28},
+        {{.in_c = 8, .out_c = 72, .k = 3, .pad = 1, .bias = 1}, 1, 27, 29},
+        {{.in_c = 3, .out_c = 72, .k = 5, .stride = 2, .pad = 2}, 1, 150, 151},
     };
     int saved = omp_get_max_threads();
     for (int ci = 0; ci < (int)(sizeof cases / sizeof cases[0]); ci++) {
