@@ -24,14 +24,15 @@
  * Threads: loops split across OpenMP threads only above PAR_MIN values,
  * where the work outweighs starting the team; smaller tensors (an SE
  * block's (N, C) excitation, a classifier's logits) run on the calling
- * thread. The `parallel:` modifier keeps the if clause off the simd part.
+ * thread (parallel.h), its loops still vectorized.
  */
 #include "activation.h"
 
 #include <math.h>
 #include <stdlib.h>
 
-#define PAR_MIN ((size_t)1 << 15)
+#include "parallel.h"
+
 #define TILE 256 /* softmax positions per work item */
 
 /* An output that already has x's shape (a view, or x itself) is written in
@@ -103,13 +104,13 @@ heed_status heed_softmax_forward(const heed_tensor *x, heed_tensor *y) {
     const size_t jobs = (size_t)x->n * tiles;
     const float *xd = x->data;
     float *yd = y->data;
-#pragma omp parallel for if (heed_tensor_count(x) > PAR_MIN) schedule(static)
-    for (size_t job = 0; job < jobs; job++) {
-        const size_t n = job / tiles, p0 = (job % tiles) * TILE;
-        const size_t off = n * C * HW + p0;
-        const int len = (int)(HW - p0 < TILE ? HW - p0 : TILE);
-        softmax_tile(xd + off, yd + off, C, HW, len);
-    }
+    PARALLEL_IF(heed_tensor_count(x) > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t job = 0; job < jobs; job++) {
+            const size_t n = job / tiles, p0 = (job % tiles) * TILE;
+            const size_t off = n * C * HW + p0;
+            const int len = (int)(HW - p0 < TILE ? HW - p0 : TILE);
+            softmax_tile(xd + off, yd + off, C, HW, len);
+        });
     return HEED_OK;
 }
 
@@ -125,13 +126,13 @@ heed_status heed_softmax_backward(const heed_tensor *y, const heed_tensor *dy, h
     const size_t jobs = (size_t)y->n * tiles;
     const float *yd = y->data, *gd = dy->data;
     float *dd = dx->data;
-#pragma omp parallel for if (heed_tensor_count(y) > PAR_MIN) schedule(static)
-    for (size_t job = 0; job < jobs; job++) {
-        const size_t n = job / tiles, p0 = (job % tiles) * TILE;
-        const size_t off = n * C * HW + p0;
-        const int len = (int)(HW - p0 < TILE ? HW - p0 : TILE);
-        softmax_tile_backward(yd + off, gd + off, dd + off, C, HW, len);
-    }
+    PARALLEL_IF(heed_tensor_count(y) > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t job = 0; job < jobs; job++) {
+            const size_t n = job / tiles, p0 = (job % tiles) * TILE;
+            const size_t off = n * C * HW + p0;
+            const int len = (int)(HW - p0 < TILE ? HW - p0 : TILE);
+            softmax_tile_backward(yd + off, gd + off, dd + off, C, HW, len);
+        });
     return HEED_OK;
 }
 
@@ -147,31 +148,33 @@ heed_status heed_act_forward(heed_act_kind kind, float slope, const heed_tensor 
     float *yd = y->data;
     switch (kind) {
     case HEED_ACT_RELU:
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-        for (size_t i = 0; i < count; i++) yd[i] = xd[i] < 0.0f ? 0.0f : xd[i];
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) yd[i] = xd[i] < 0.0f ? 0.0f : xd[i];
+        );
         break;
     case HEED_ACT_LEAKY_RELU: {
         const float a = resolve_slope(slope);
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-        for (size_t i = 0; i < count; i++) {
-            /* Both parts computed unconditionally: GCC will not if-convert
-             * a multiply that might trap, so `v > 0 ? v : a v` would not
-             * vectorize. Exact: one part is always 0. */
-            const float v = xd[i], pos = v > 0.0f ? v : 0.0f, neg = v > 0.0f ? 0.0f : v;
-            yd[i] = pos + a * neg;
-        }
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) {
+                /* Both parts computed unconditionally: GCC will not if-convert
+                 * a multiply that might trap, so `v > 0 ? v : a v` would not
+                 * vectorize. Exact: one part is always 0. */
+                const float v = xd[i], pos = v > 0.0f ? v : 0.0f, neg = v > 0.0f ? 0.0f : v;
+                yd[i] = pos + a * neg;
+            });
         break;
     }
     case HEED_ACT_SIGMOID:
-#pragma omp parallel for if (count > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < count; i++) {
-            const float v = xd[i], e = expf(-fabsf(v));
-            yd[i] = (v >= 0.0f ? 1.0f : e) / (1.0f + e);
-        }
+        PARALLEL_IF(count > PAR_MIN, "omp parallel for schedule(static)",
+            for (size_t i = 0; i < count; i++) {
+                const float v = xd[i], e = expf(-fabsf(v));
+                yd[i] = (v >= 0.0f ? 1.0f : e) / (1.0f + e);
+            });
         break;
     case HEED_ACT_TANH:
-#pragma omp parallel for if (count > PAR_MIN) schedule(static)
-        for (size_t i = 0; i < count; i++) yd[i] = tanhf(xd[i]);
+        PARALLEL_IF(count > PAR_MIN, "omp parallel for schedule(static)",
+            for (size_t i = 0; i < count; i++) yd[i] = tanhf(xd[i]);
+        );
         break;
     case HEED_ACT_SOFTMAX:
         break; /* handled above */
@@ -204,29 +207,31 @@ heed_status heed_act_backward(heed_act_kind kind, float slope, const heed_tensor
     float *dd = dx->data;
     switch (kind) {
     case HEED_ACT_RELU:
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-        for (size_t i = 0; i < count; i++) {
-            const float g = gd[i];
-            dd[i] += yd[i] > 0.0f ? g : 0.0f;
-        }
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) {
+                const float g = gd[i];
+                dd[i] += yd[i] > 0.0f ? g : 0.0f;
+            });
         break;
     case HEED_ACT_LEAKY_RELU: {
         /* The sign of x decides; y's sign is the same one when a >= 0. */
         const float *sd = x ? x->data : yd;
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-        for (size_t i = 0; i < count; i++) {
-            const float g = gd[i], pos = sd[i] > 0.0f ? g : 0.0f, neg = sd[i] > 0.0f ? 0.0f : g;
-            dd[i] += pos + a * neg;
-        }
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) {
+                const float g = gd[i], pos = sd[i] > 0.0f ? g : 0.0f, neg = sd[i] > 0.0f ? 0.0f : g;
+                dd[i] += pos + a * neg;
+            });
         break;
     }
     case HEED_ACT_SIGMOID:
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-        for (size_t i = 0; i < count; i++) dd[i] += gd[i] * yd[i] * (1.0f - yd[i]);
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) dd[i] += gd[i] * yd[i] * (1.0f - yd[i]);
+        );
         break;
     case HEED_ACT_TANH:
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-        for (size_t i = 0; i < count; i++) dd[i] += gd[i] * (1.0f - yd[i] * yd[i]);
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) dd[i] += gd[i] * (1.0f - yd[i] * yd[i]);
+        );
         break;
     case HEED_ACT_SOFTMAX:
         break; /* handled above */

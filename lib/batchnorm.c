@@ -31,10 +31,8 @@
 #include <omp.h>
 #endif
 
+#include "parallel.h"
 #include "wide.h"
-
-/* Below this many values OpenMP's start-up costs more than it saves. */
-#define PARALLEL_MIN 32768
 
 static heed_status check_ready(const heed_batchnorm *l, const char *fn) {
     if (!l->gamma || !l->running_mean)
@@ -135,49 +133,49 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
      * contiguous, which the prefetchers stream (a channel at a time, plane
      * after plane a whole image apart, measured twice as slow). Each
      * plane's statistics still combine in image order. */
-#pragma omp parallel if ((double)C * M >= PARALLEL_MIN)
-    {
-        int c0, c1;
-        thread_channels(C, &c0, &c1);
-        if (train) {
-            for (int c = c0; c < c1; c++) acc[2 * c] = acc[2 * c + 1] = 0.0;
+    PARALLEL_IF((double)C * M >= PAR_MIN, "omp parallel",
+        {
+            int c0, c1;
+            thread_channels(C, &c0, &c1);
+            if (train) {
+                for (int c = c0; c < c1; c++) acc[2 * c] = acc[2 * c + 1] = 0.0;
+                for (int n = 0; n < N; n++)
+                    for (int c = c0; c < c1; c++) {
+                        const float *xp = X + ((size_t)n * C + c) * HW;
+                        double pm, pm2;
+                        plane_stats(xp, HW, &pm, &pm2);
+                        double mean = acc[2 * c], m2 = acc[2 * c + 1];
+                        const double delta = pm - mean, seen = (double)n * HW, tot = seen + HW;
+                        mean += delta * HW / tot;
+                        m2 += pm2 + delta * delta * seen * HW / tot;
+                        acc[2 * c] = mean, acc[2 * c + 1] = m2;
+                    }
+            }
+            for (int c = c0; c < c1; c++) {
+                double mu, var;
+                if (train) {
+                    mu = acc[2 * c];
+                    var = acc[2 * c + 1] / M;
+                    l->running_mean[c] = (float)((1.0 - m) * l->running_mean[c] + m * mu);
+                    l->running_var[c] =
+                        (float)((1.0 - m) * l->running_var[c] + m * var * M / (M - 1.0));
+                } else {
+                    mu = l->running_mean[c];
+                    var = l->running_var[c];
+                }
+                const double r = 1.0 / sqrt(var + eps);
+                l->mean[c] = (float)mu;
+                l->inv_std[c] = (float)r;
+                l->fwd_scale[c] = (float)(l->gamma[c] * r);
+                l->fwd_shift[c] = l->beta[c];
+            }
             for (int n = 0; n < N; n++)
                 for (int c = c0; c < c1; c++) {
-                    const float *xp = X + ((size_t)n * C + c) * HW;
-                    double pm, pm2;
-                    plane_stats(xp, HW, &pm, &pm2);
-                    double mean = acc[2 * c], m2 = acc[2 * c + 1];
-                    const double delta = pm - mean, seen = (double)n * HW, tot = seen + HW;
-                    mean += delta * HW / tot;
-                    m2 += pm2 + delta * delta * seen * HW / tot;
-                    acc[2 * c] = mean, acc[2 * c + 1] = m2;
+                    const size_t off = ((size_t)n * C + c) * HW;
+                    plane_normalize(X + off, Y + off, HW, l->mean[c], l->fwd_scale[c],
+                                    l->fwd_shift[c], relu);
                 }
-        }
-        for (int c = c0; c < c1; c++) {
-            double mu, var;
-            if (train) {
-                mu = acc[2 * c];
-                var = acc[2 * c + 1] / M;
-                l->running_mean[c] = (float)((1.0 - m) * l->running_mean[c] + m * mu);
-                l->running_var[c] =
-                    (float)((1.0 - m) * l->running_var[c] + m * var * M / (M - 1.0));
-            } else {
-                mu = l->running_mean[c];
-                var = l->running_var[c];
-            }
-            const double r = 1.0 / sqrt(var + eps);
-            l->mean[c] = (float)mu;
-            l->inv_std[c] = (float)r;
-            l->fwd_scale[c] = (float)(l->gamma[c] * r);
-            l->fwd_shift[c] = l->beta[c];
-        }
-        for (int n = 0; n < N; n++)
-            for (int c = c0; c < c1; c++) {
-                const size_t off = ((size_t)n * C + c) * HW;
-                plane_normalize(X + off, Y + off, HW, l->mean[c], l->fwd_scale[c],
-                                l->fwd_shift[c], relu);
-            }
-    }
+        });
     l->batch_stats = train;
     return HEED_OK;
 }
@@ -275,39 +273,39 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
 
     double *acc = l->acc;
     /* Channel ranges per thread, memory order, as in forward_act. */
-#pragma omp parallel if ((double)C * M >= PARALLEL_MIN)
-    {
-        int c0, c1;
-        thread_channels(C, &c0, &c1);
-        for (int c = c0; c < c1; c++) acc[2 * c] = acc[2 * c + 1] = 0.0;
-        for (int n = 0; n < N; n++)
+    PARALLEL_IF((double)C * M >= PAR_MIN, "omp parallel",
+        {
+            int c0, c1;
+            thread_channels(C, &c0, &c1);
+            for (int c = c0; c < c1; c++) acc[2 * c] = acc[2 * c + 1] = 0.0;
+            for (int n = 0; n < N; n++)
+                for (int c = c0; c < c1; c++) {
+                    const size_t off = ((size_t)n * C + c) * HW;
+                    const relu_mask rm = {
+                        .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
+                    plane_grad_sums(X + off, DY + off, HW, l->mean[c], rm, &acc[2 * c],
+                                    &acc[2 * c + 1]);
+                }
             for (int c = c0; c < c1; c++) {
-                const size_t off = ((size_t)n * C + c) * HW;
-                const relu_mask rm = {
-                    .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
-                plane_grad_sums(X + off, DY + off, HW, l->mean[c], rm, &acc[2 * c],
-                                &acc[2 * c + 1]);
+                const double r = l->inv_std[c], sdy = acc[2 * c], sdyxh = acc[2 * c + 1] * r;
+                l->dbeta[c] += (float)sdy;
+                l->dgamma[c] += (float)sdyxh;
+                const double g = l->gamma[c] * r;
+                /* training: dx = g dy - g mean(dy) - g xh mean(dy xh), xh = (x - mu) r;
+                 * inference: dx = g dy. Kept as floats for the pass below. */
+                acc[2 * c] = (float)(-g * sdy / M);
+                acc[2 * c + 1] = (float)(-g * sdyxh / M * r);
             }
-        for (int c = c0; c < c1; c++) {
-            const double r = l->inv_std[c], sdy = acc[2 * c], sdyxh = acc[2 * c + 1] * r;
-            l->dbeta[c] += (float)sdy;
-            l->dgamma[c] += (float)sdyxh;
-            const double g = l->gamma[c] * r;
-            /* training: dx = g dy - g mean(dy) - g xh mean(dy xh), xh = (x - mu) r;
-             * inference: dx = g dy. Kept as floats for the pass below. */
-            acc[2 * c] = (float)(-g * sdy / M);
-            acc[2 * c + 1] = (float)(-g * sdyxh / M * r);
-        }
-        for (int n = 0; DX && n < N; n++)
-            for (int c = c0; c < c1; c++) {
-                const size_t off = ((size_t)n * C + c) * HW;
-                const relu_mask rm = {
-                    .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
-                const float a = (float)(l->gamma[c] * (double)l->inv_std[c]);
-                plane_grad(X + off, DY + off, DX + off, HW, l->mean[c], rm, a,
-                           (float)acc[2 * c + 1], (float)acc[2 * c], train, fresh);
-            }
-    }
+            for (int n = 0; DX && n < N; n++)
+                for (int c = c0; c < c1; c++) {
+                    const size_t off = ((size_t)n * C + c) * HW;
+                    const relu_mask rm = {
+                        .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
+                    const float a = (float)(l->gamma[c] * (double)l->inv_std[c]);
+                    plane_grad(X + off, DY + off, DX + off, HW, l->mean[c], rm, a,
+                               (float)acc[2 * c + 1], (float)acc[2 * c], train, fresh);
+                }
+        });
     return HEED_OK;
 }
 

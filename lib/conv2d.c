@@ -168,17 +168,17 @@ static void col2im_row(const geom *g, const tap *t, float *row, float *dxp) {
 static void im2col(const geom *g, const float *x, int n0, int nb, int c0, float *col, int ldc) {
     const int K = g->K;
     const size_t HW = (size_t)g->H * g->W;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->R * ldc > PAR_MIN)
-    for (int nl = 0; nl < nb; nl++)
-        for (int c = 0; c < g->ICg; c++) {
-            const float *xp = x + ((size_t)(n0 + nl) * g->IC + c0 + c) * HW;
-            for (int u = 0; u < K; u++)
-                for (int v = 0; v < K; v++) {
-                    tap t = conv_tap_at(g, u, v);
-                    float *row = col + (size_t)((c * K + u) * K + v) * ldc + (size_t)nl * g->L;
-                    im2col_row(g, &t, xp, row);
-                }
-        }
+    PARALLEL_IF((size_t)g->R * ldc > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
+        for (int nl = 0; nl < nb; nl++)
+            for (int c = 0; c < g->ICg; c++) {
+                const float *xp = x + ((size_t)(n0 + nl) * g->IC + c0 + c) * HW;
+                for (int u = 0; u < K; u++)
+                    for (int v = 0; v < K; v++) {
+                        tap t = conv_tap_at(g, u, v);
+                        float *row = col + (size_t)((c * K + u) * K + v) * ldc + (size_t)nl * g->L;
+                        im2col_row(g, &t, xp, row);
+                    }
+            });
 }
 
 /* For stride S > 1 a tap reads every S-th column. Split once per image
@@ -208,11 +208,13 @@ static void split_phases(const geom *g, const float *x, int n, int c0, float *ph
     const size_t phase_stride = (size_t)g->H * Wph;
     /* In parallel: done by one thread before the bands, it left the other
      * idle for 5% of ResNet-18's stem on two threads. */
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->ICg * g->H * W > PAR_MIN)
-    for (int c = 0; c < g->ICg; c++)
-        for (int h = 0; h < g->H; h++)
-            split_row(x + (((size_t)n * g->IC + c0 + c) * g->H + h) * W, W, S, Wph,
-                      ph + (size_t)c * S * phase_stride + (size_t)h * Wph, phase_stride);
+    PARALLEL_IF((size_t)g->ICg * g->H * W > PAR_MIN,
+                "omp parallel for collapse(2) schedule(static)",
+        for (int c = 0; c < g->ICg; c++)
+            for (int h = 0; h < g->H; h++)
+                split_row(x + (((size_t)n * g->IC + c0 + c) * g->H + h) * W, W, S, Wph,
+                          ph + (size_t)c * S * phase_stride + (size_t)h * Wph, phase_stride);
+    );
 }
 
 /* im2col of output rows i0 .. i1-1 of one image: col (R, ldc) with
@@ -222,34 +224,36 @@ static void im2col_band(const geom *g, const float *x, const float *ph, int n, i
                         int i1, float *col, int ldc) {
     const int K = g->K, OW = g->OW, W = g->W, S = g->S, Wph = phase_width(g);
     const size_t HW = (size_t)g->H * W;
-#pragma omp parallel for schedule(static) if ((size_t)g->R * ldc > PAR_MIN)
-    for (int c = 0; c < g->ICg; c++) {
-        const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW;
-        for (int u = 0; u < K; u++)
-            for (int v = 0; v < K; v++) {
-                const tap t = conv_tap_at(g, u, v);
-                /* Column j*S + off_w is phase `phase`, entry j + shift. */
-                const int phase = ((t.off_w % S) + S) % S, shift = (t.off_w - phase) / S;
-                float *row = col + (size_t)((c * K + u) * K + v) * ldc;
-                for (int i = i0; i < i1; i++) {
-                    float *dst = row + (size_t)(i - i0) * OW;
-                    if (i < t.ilo || i >= t.ihi) {
-                        memset(dst, 0, (size_t)OW * sizeof(float));
-                        continue;
+    PARALLEL_IF((size_t)g->R * ldc > PAR_MIN, "omp parallel for schedule(static)",
+        for (int c = 0; c < g->ICg; c++) {
+            const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW;
+            for (int u = 0; u < K; u++)
+                for (int v = 0; v < K; v++) {
+                    const tap t = conv_tap_at(g, u, v);
+                    /* Column j*S + off_w is phase `phase`, entry j + shift. */
+                    const int phase = ((t.off_w % S) + S) % S, shift = (t.off_w - phase) / S;
+                    float *row = col + (size_t)((c * K + u) * K + v) * ldc;
+                    for (int i = i0; i < i1; i++) {
+                        float *dst = row + (size_t)(i - i0) * OW;
+                        if (i < t.ilo || i >= t.ihi) {
+                            memset(dst, 0, (size_t)OW * sizeof(float));
+                            continue;
+                        }
+                        const int h = i * S + t.off_h;
+                        for (int j = 0; j < t.jlo; j++) dst[j] = 0.0f;
+                        if (ph) {
+                            const float *src =
+                                ph + (((size_t)c * S + phase) * g->H + h) * Wph + shift;
+                            memcpy(dst + t.jlo, src + t.jlo,
+                                   (size_t)(t.jhi - t.jlo) * sizeof(float));
+                        } else {
+                            const float *src = xp + (size_t)h * W;
+                            for (int j = t.jlo; j < t.jhi; j++) dst[j] = src[j * S + t.off_w];
+                        }
+                        for (int j = t.jhi; j < OW; j++) dst[j] = 0.0f;
                     }
-                    const int h = i * S + t.off_h;
-                    for (int j = 0; j < t.jlo; j++) dst[j] = 0.0f;
-                    if (ph) {
-                        const float *src = ph + (((size_t)c * S + phase) * g->H + h) * Wph + shift;
-                        memcpy(dst + t.jlo, src + t.jlo, (size_t)(t.jhi - t.jlo) * sizeof(float));
-                    } else {
-                        const float *src = xp + (size_t)h * W;
-                        for (int j = t.jlo; j < t.jhi; j++) dst[j] = src[j * S + t.off_w];
-                    }
-                    for (int j = t.jhi; j < OW; j++) dst[j] = 0.0f;
                 }
-            }
-    }
+        });
 }
 
 /* dx += col2im(col): the transpose of im2col. Each (image, channel) plane
@@ -257,17 +261,17 @@ static void im2col_band(const geom *g, const float *x, const float *ph, int n, i
 static void col2im(const geom *g, float *col, int ldc, int n0, int nb, int c0, float *dx) {
     const int K = g->K;
     const size_t HW = (size_t)g->H * g->W;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)g->R * ldc > PAR_MIN)
-    for (int nl = 0; nl < nb; nl++)
-        for (int c = 0; c < g->ICg; c++) {
-            float *dxp = dx + ((size_t)(n0 + nl) * g->IC + c0 + c) * HW;
-            for (int u = 0; u < K; u++)
-                for (int v = 0; v < K; v++) {
-                    tap t = conv_tap_at(g, u, v);
-                    float *row = col + (size_t)((c * K + u) * K + v) * ldc + (size_t)nl * g->L;
-                    col2im_row(g, &t, row, dxp);
-                }
-        }
+    PARALLEL_IF((size_t)g->R * ldc > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
+        for (int nl = 0; nl < nb; nl++)
+            for (int c = 0; c < g->ICg; c++) {
+                float *dxp = dx + ((size_t)(n0 + nl) * g->IC + c0 + c) * HW;
+                for (int u = 0; u < K; u++)
+                    for (int v = 0; v < K; v++) {
+                        tap t = conv_tap_at(g, u, v);
+                        float *row = col + (size_t)((c * K + u) * K + v) * ldc + (size_t)nl * g->L;
+                        col2im_row(g, &t, row, dxp);
+                    }
+            });
 }
 
 /* ---- moving planes between NCHW and pass matrices ------------------------ */
@@ -277,29 +281,30 @@ static void col2im(const geom *g, float *col, int ldc, int n0, int nb, int c0, f
 static void gather(const float *t, int per_image, int r0, int rows, int n0, int nb, int L,
                    float *mat) {
     const size_t ld = (size_t)nb * L;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * ld > PAR_MIN)
-    for (int nl = 0; nl < nb; nl++)
-        for (int r = 0; r < rows; r++)
-            memcpy(mat + (size_t)r * ld + (size_t)nl * L,
-                   t + ((size_t)(n0 + nl) * per_image + r0 + r) * L, (size_t)L * sizeof(float));
+    PARALLEL_IF((size_t)rows * ld > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
+        for (int nl = 0; nl < nb; nl++)
+            for (int r = 0; r < rows; r++)
+                memcpy(mat + (size_t)r * ld + (size_t)nl * L,
+                       t + ((size_t)(n0 + nl) * per_image + r0 + r) * L, (size_t)L * sizeof(float));
+    );
 }
 
 /* The reverse: planes = post(mat), or planes += mat (add, p unused). */
 static void scatter(float *t, int per_image, int r0, int rows, int n0, int nb, int L,
                     const float *mat, const post *p, int add) {
     const size_t ld = (size_t)nb * L;
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * ld > PAR_MIN)
-    for (int nl = 0; nl < nb; nl++)
-        for (int r = 0; r < rows; r++) {
-            float *dst = t + ((size_t)(n0 + nl) * per_image + r0 + r) * L;
-            const float *src = mat + (size_t)r * ld + (size_t)nl * L;
-            if (add) {
-                for (int i = 0; i < L; i++) dst[i] += src[i];
-            } else {
-                memcpy(dst, src, (size_t)L * sizeof(float));
-                conv_post_rows(dst, 0, (size_t)L, r0 + r, 1, p);
-            }
-        }
+    PARALLEL_IF((size_t)rows * ld > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
+        for (int nl = 0; nl < nb; nl++)
+            for (int r = 0; r < rows; r++) {
+                float *dst = t + ((size_t)(n0 + nl) * per_image + r0 + r) * L;
+                const float *src = mat + (size_t)r * ld + (size_t)nl * L;
+                if (add) {
+                    for (int i = 0; i < L; i++) dst[i] += src[i];
+                } else {
+                    memcpy(dst, src, (size_t)L * sizeof(float));
+                    conv_post_rows(dst, 0, (size_t)L, r0 + r, 1, p);
+                }
+            });
 }
 
 /* ---- forward ------------------------------------------------------------- */

@@ -27,34 +27,34 @@ static void direct_forward(const heed_conv2d *l, const geom *g, const float *x, 
                            const post *p) {
     const int K = g->K, S = g->S, OW = g->OW, W = g->W;
     const size_t HW = (size_t)g->H * W, L = (size_t)g->L;
-#pragma omp parallel for collapse(2) schedule(static) \
-    if ((size_t)g->N * g->OC * L * g->R > PAR_MIN)
-    for (int n = 0; n < g->N; n++)
-        for (int o = 0; o < g->OC; o++) {
-            const int c0 = o / g->OCg * g->ICg;
-            float *restrict yp = y + ((size_t)n * g->OC + o) * L;
-            memset(yp, 0, L * sizeof(float));
-            for (int c = 0; c < g->ICg; c++) {
-                const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW;
-                const float *wc = l->w + ((size_t)o * g->ICg + c) * K * K;
-                for (int u = 0; u < K; u++)
-                    for (int v = 0; v < K; v++) {
-                        tap t = conv_tap_at(g, u, v);
-                        const float wv = wc[u * K + v];
-                        const int cnt = t.jhi - t.jlo;
-                        for (int i = t.ilo; i < t.ihi; i++) {
-                            const float *restrict q =
-                                xp + (size_t)(i * S + t.off_h) * W + t.jlo * S + t.off_w;
-                            float *restrict dst = yp + (size_t)i * OW + t.jlo;
-                            if (S == 1)
-                                for (int k = 0; k < cnt; k++) dst[k] += wv * q[k];
-                            else
-                                for (int k = 0; k < cnt; k++) dst[k] += wv * q[k * S];
+    PARALLEL_IF((size_t)g->N * g->OC * L * g->R > PAR_MIN,
+                "omp parallel for collapse(2) schedule(static)",
+        for (int n = 0; n < g->N; n++)
+            for (int o = 0; o < g->OC; o++) {
+                const int c0 = o / g->OCg * g->ICg;
+                float *restrict yp = y + ((size_t)n * g->OC + o) * L;
+                memset(yp, 0, L * sizeof(float));
+                for (int c = 0; c < g->ICg; c++) {
+                    const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW;
+                    const float *wc = l->w + ((size_t)o * g->ICg + c) * K * K;
+                    for (int u = 0; u < K; u++)
+                        for (int v = 0; v < K; v++) {
+                            tap t = conv_tap_at(g, u, v);
+                            const float wv = wc[u * K + v];
+                            const int cnt = t.jhi - t.jlo;
+                            for (int i = t.ilo; i < t.ihi; i++) {
+                                const float *restrict q =
+                                    xp + (size_t)(i * S + t.off_h) * W + t.jlo * S + t.off_w;
+                                float *restrict dst = yp + (size_t)i * OW + t.jlo;
+                                if (S == 1)
+                                    for (int k = 0; k < cnt; k++) dst[k] += wv * q[k];
+                                else
+                                    for (int k = 0; k < cnt; k++) dst[k] += wv * q[k * S];
+                            }
                         }
-                    }
-            }
-            conv_post_rows(yp, 0, L, o, 1, p);
-        }
+                }
+                conv_post_rows(yp, 0, L, o, 1, p);
+            });
 }
 
 /* Direct backward: one thread per input channel owns dx[:, c] and the
@@ -66,53 +66,53 @@ static void direct_backward(heed_conv2d *l, const geom *g, const float *x, const
     const int K = g->K, S = g->S, OW = g->OW, W = g->W;
     const size_t HW = (size_t)g->H * W, L = (size_t)g->L;
     if (l->db) {
-#pragma omp parallel for schedule(static) if ((size_t)g->N * g->OC * L * g->R > PAR_MIN)
-        for (int o = 0; o < g->OC; o++) {
-            float s = 0.0f;
-            for (int n = 0; n < g->N; n++) {
-                const float *dyp = dy + ((size_t)n * g->OC + o) * L;
-                for (size_t i = 0; i < L; i++) s += dyp[i];
-            }
-            l->db[o] += s;
-        }
+        PARALLEL_IF((size_t)g->N * g->OC * L * g->R > PAR_MIN, "omp parallel for schedule(static)",
+            for (int o = 0; o < g->OC; o++) {
+                float s = 0.0f;
+                for (int n = 0; n < g->N; n++) {
+                    const float *dyp = dy + ((size_t)n * g->OC + o) * L;
+                    for (size_t i = 0; i < L; i++) s += dyp[i];
+                }
+                l->db[o] += s;
+            });
     }
-#pragma omp parallel for schedule(static) if ((size_t)g->N * g->OC * L * g->R > PAR_MIN)
-    for (int ci = 0; ci < g->IC; ci++) {
-        const int gi = ci / g->ICg, c = ci % g->ICg;
-        for (int o = gi * g->OCg; o < (gi + 1) * g->OCg; o++) {
-            const float *wc = l->w + ((size_t)o * g->ICg + c) * K * K;
-            float *dwc = l->dw + ((size_t)o * g->ICg + c) * K * K;
-            for (int n = 0; n < g->N; n++) {
-                const float *xp = x + ((size_t)n * g->IC + ci) * HW;
-                const float *dyp = dy + ((size_t)n * g->OC + o) * L;
-                float *dxp = dx ? dx + ((size_t)n * g->IC + ci) * HW : NULL;
-                for (int u = 0; u < K; u++)
-                    for (int v = 0; v < K; v++) {
-                        tap t = conv_tap_at(g, u, v);
-                        float wv = wc[u * K + v], acc[8] = {0};
-                        const int cnt = t.jhi - t.jlo;
-                        for (int i = t.ilo; i < t.ihi; i++) {
-                            const size_t in_row = (size_t)(i * S + t.off_h) * W;
-                            /* From the first valid column on: q[k*S] pairs with dd[k]. */
-                            const float *q = xp + in_row + t.jlo * S + t.off_w;
-                            const float *dd = dyp + (size_t)i * OW + t.jlo;
-                            float *dq = dxp ? dxp + in_row + t.jlo * S + t.off_w : NULL;
-                            int k = 0;
-                            if (S == 1)
-                                for (; k + 8 <= cnt; k += 8)
-                                    for (int r = 0; r < 8; r++) acc[r] += dd[k + r] * q[k + r];
-                            for (; k < cnt; k++) acc[k & 7] += dd[k] * q[k * S];
-                            if (dq && S == 1)
-                                for (k = 0; k < cnt; k++) dq[k] += wv * dd[k];
-                            else if (dq)
-                                for (k = 0; k < cnt; k++) dq[k * S] += wv * dd[k];
+    PARALLEL_IF((size_t)g->N * g->OC * L * g->R > PAR_MIN, "omp parallel for schedule(static)",
+        for (int ci = 0; ci < g->IC; ci++) {
+            const int gi = ci / g->ICg, c = ci % g->ICg;
+            for (int o = gi * g->OCg; o < (gi + 1) * g->OCg; o++) {
+                const float *wc = l->w + ((size_t)o * g->ICg + c) * K * K;
+                float *dwc = l->dw + ((size_t)o * g->ICg + c) * K * K;
+                for (int n = 0; n < g->N; n++) {
+                    const float *xp = x + ((size_t)n * g->IC + ci) * HW;
+                    const float *dyp = dy + ((size_t)n * g->OC + o) * L;
+                    float *dxp = dx ? dx + ((size_t)n * g->IC + ci) * HW : NULL;
+                    for (int u = 0; u < K; u++)
+                        for (int v = 0; v < K; v++) {
+                            tap t = conv_tap_at(g, u, v);
+                            float wv = wc[u * K + v], acc[8] = {0};
+                            const int cnt = t.jhi - t.jlo;
+                            for (int i = t.ilo; i < t.ihi; i++) {
+                                const size_t in_row = (size_t)(i * S + t.off_h) * W;
+                                /* From the first valid column on: q[k*S] pairs with dd[k]. */
+                                const float *q = xp + in_row + t.jlo * S + t.off_w;
+                                const float *dd = dyp + (size_t)i * OW + t.jlo;
+                                float *dq = dxp ? dxp + in_row + t.jlo * S + t.off_w : NULL;
+                                int k = 0;
+                                if (S == 1)
+                                    for (; k + 8 <= cnt; k += 8)
+                                        for (int r = 0; r < 8; r++) acc[r] += dd[k + r] * q[k + r];
+                                for (; k < cnt; k++) acc[k & 7] += dd[k] * q[k * S];
+                                if (dq && S == 1)
+                                    for (k = 0; k < cnt; k++) dq[k] += wv * dd[k];
+                                else if (dq)
+                                    for (k = 0; k < cnt; k++) dq[k * S] += wv * dd[k];
+                            }
+                            dwc[u * K + v] += ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+                                              ((acc[4] + acc[5]) + (acc[6] + acc[7]));
                         }
-                        dwc[u * K + v] += ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
-                                          ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-                    }
+                }
             }
-        }
-    }
+        });
 }
 
 /* ---- stride 1 --------------------------------------------------------------- */

@@ -14,6 +14,7 @@
 
 #include "conv2d.h"
 #include "gemm.h"
+#include "parallel.h"
 
 /* A pass batches images until it has about this many output columns, and
  * its im2col matrix stays within PASS_FLOATS (1 MB, the L2 cache) unless a
@@ -21,8 +22,6 @@
  * longer stay in cache between im2col and the matrix product. */
 #define PASS_COLUMNS 768
 #define PASS_FLOATS ((size_t)1 << 18)
-/* Loops over fewer floats than this are not worth waking threads for. */
-#define PAR_MIN ((size_t)1 << 15)
 /* Multiply-adds per thread that justify running passes in parallel. */
 #define PASS_WORK_MIN ((size_t)1 << 20)
 
@@ -242,14 +241,14 @@ static inline void conv_add_partials(float *dw, const float *partial, size_t n, 
 
 /* db[r] += the sum of row r of m (rows, cols), rows ld apart. */
 static inline void conv_sum_rows(float *db, const float *m, int rows, int cols, int ld) {
-#pragma omp parallel for schedule(static) if ((size_t)rows * cols > PAR_MIN)
-    for (int r = 0; r < rows; r++) {
-        const float *q = m + (size_t)r * ld;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int i = 0; i < cols; i++) s += q[i];
-        db[r] += s;
-    }
+    PARALLEL_IF((size_t)rows * cols > PAR_MIN, "omp parallel for schedule(static)",
+        for (int r = 0; r < rows; r++) {
+            const float *q = m + (size_t)r * ld;
+            float s = 0.0f;
+            _Pragma("omp simd reduction(+ : s)")
+            for (int i = 0; i < cols; i++) s += q[i];
+            db[r] += s;
+        });
 }
 
 /* The bias gradient: db[o] += the sum of dy[n, o, :, :] over every image. */

@@ -20,7 +20,8 @@
 
 #include <string.h>
 
-#define PAR_MIN ((size_t)1 << 15)
+#include "parallel.h"
+
 #define TILE 512 /* mul_spatial backward positions per work item */
 
 #define SHAPE_FMT "(%d, %d, %d, %d)"
@@ -43,14 +44,16 @@ heed_status heed_add_forward(const heed_tensor *a, const heed_tensor *b, heed_te
     const size_t count = heed_tensor_count(a);
     const float *ad = a->data, *bd = b->data;
     float *yd = y->data;
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-    for (size_t i = 0; i < count; i++) yd[i] = ad[i] + bd[i];
+    PARALLEL_SIMD_IF(count > PAR_MIN,
+        for (size_t i = 0; i < count; i++) yd[i] = ad[i] + bd[i];
+    );
     return HEED_OK;
 }
 
 static void add_into(float *d, const float *g, size_t count) {
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-    for (size_t i = 0; i < count; i++) d[i] += g[i];
+    PARALLEL_SIMD_IF(count > PAR_MIN,
+        for (size_t i = 0; i < count; i++) d[i] += g[i];
+    );
 }
 
 heed_status heed_add_backward(const heed_tensor *dy, heed_tensor *da, heed_tensor *db) {
@@ -99,13 +102,13 @@ heed_status heed_mul_channel_forward(const heed_tensor *x, const heed_tensor *s,
     const size_t planes = (size_t)x->n * x->c, HW = (size_t)x->h * x->w;
     const float *xd = x->data, *sd = s->data;
     float *yd = y->data;
-#pragma omp parallel for if (planes * HW > PAR_MIN) schedule(static)
-    for (size_t p = 0; p < planes; p++) {
-        const float sv = sd[p], *xp = xd + p * HW;
-        float *yp = yd + p * HW;
-#pragma omp simd
-        for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * sv;
-    }
+    PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t p = 0; p < planes; p++) {
+            const float sv = sd[p], *xp = xd + p * HW;
+            float *yp = yd + p * HW;
+            _Pragma("omp simd")
+            for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * sv;
+        });
     return HEED_OK;
 }
 
@@ -117,22 +120,22 @@ heed_status heed_mul_channel_backward(const heed_tensor *x, const heed_tensor *s
     const size_t planes = (size_t)x->n * x->c, HW = (size_t)x->h * x->w;
     const float *xd = x->data, *sd = s->data, *gd = dy->data;
     float *dxd = dx ? dx->data : NULL, *dsd = ds ? ds->data : NULL;
-#pragma omp parallel for if (planes * HW > PAR_MIN) schedule(static)
-    for (size_t p = 0; p < planes; p++) {
-        const float *xp = xd + p * HW, *gp = gd + p * HW;
-        if (dxd) {
-            const float sv = sd[p];
-            float *dp = dxd + p * HW;
-#pragma omp simd
-            for (size_t i = 0; i < HW; i++) dp[i] += gp[i] * sv;
-        }
-        if (dsd) {
-            float acc = 0.0f;
-#pragma omp simd reduction(+ : acc)
-            for (size_t i = 0; i < HW; i++) acc += gp[i] * xp[i];
-            dsd[p] += acc;
-        }
-    }
+    PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t p = 0; p < planes; p++) {
+            const float *xp = xd + p * HW, *gp = gd + p * HW;
+            if (dxd) {
+                const float sv = sd[p];
+                float *dp = dxd + p * HW;
+                _Pragma("omp simd")
+                for (size_t i = 0; i < HW; i++) dp[i] += gp[i] * sv;
+            }
+            if (dsd) {
+                float acc = 0.0f;
+                _Pragma("omp simd reduction(+ : acc)")
+                for (size_t i = 0; i < HW; i++) acc += gp[i] * xp[i];
+                dsd[p] += acc;
+            }
+        });
     return HEED_OK;
 }
 
@@ -152,13 +155,13 @@ heed_status heed_mul_spatial_forward(const heed_tensor *x, const heed_tensor *s,
     const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
     const float *xd = x->data, *sd = s->data;
     float *yd = y->data;
-#pragma omp parallel for if (planes * HW > PAR_MIN) schedule(static)
-    for (size_t p = 0; p < planes; p++) {
-        const float *xp = xd + p * HW, *sp = sd + (p / C) * HW;
-        float *yp = yd + p * HW;
-#pragma omp simd
-        for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * sp[i];
-    }
+    PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t p = 0; p < planes; p++) {
+            const float *xp = xd + p * HW, *sp = sd + (p / C) * HW;
+            float *yp = yd + p * HW;
+            _Pragma("omp simd")
+            for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * sp[i];
+        });
     return HEED_OK;
 }
 
@@ -172,27 +175,27 @@ heed_status heed_mul_spatial_backward(const heed_tensor *x, const heed_tensor *s
     const size_t jobs = (size_t)x->n * tiles;
     const float *xd = x->data, *sd = s->data, *gd = dy->data;
     float *dxd = dx ? dx->data : NULL, *dsd = ds ? ds->data : NULL;
-#pragma omp parallel for if (heed_tensor_count(x) > PAR_MIN) schedule(static)
-    for (size_t job = 0; job < jobs; job++) {
-        const size_t n = job / tiles, p0 = (job % tiles) * TILE;
-        const size_t len = HW - p0 < TILE ? HW - p0 : TILE;
-        const float *sp = sd + n * HW + p0;
-        float acc[TILE];
-        for (size_t j = 0; j < len; j++) acc[j] = 0.0f;
-        for (int c = 0; c < C; c++) {
-            const size_t off = (n * C + c) * HW + p0;
-            const float *xp = xd + off, *gp = gd + off;
-            if (dxd) {
-                float *dp = dxd + off;
-#pragma omp simd
-                for (size_t j = 0; j < len; j++) dp[j] += gp[j] * sp[j];
+    PARALLEL_IF(heed_tensor_count(x) > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t job = 0; job < jobs; job++) {
+            const size_t n = job / tiles, p0 = (job % tiles) * TILE;
+            const size_t len = HW - p0 < TILE ? HW - p0 : TILE;
+            const float *sp = sd + n * HW + p0;
+            float acc[TILE];
+            for (size_t j = 0; j < len; j++) acc[j] = 0.0f;
+            for (int c = 0; c < C; c++) {
+                const size_t off = (n * C + c) * HW + p0;
+                const float *xp = xd + off, *gp = gd + off;
+                if (dxd) {
+                    float *dp = dxd + off;
+                    _Pragma("omp simd")
+                    for (size_t j = 0; j < len; j++) dp[j] += gp[j] * sp[j];
+                }
+                if (dsd)
+                    for (size_t j = 0; j < len; j++) acc[j] += gp[j] * xp[j];
             }
             if (dsd)
-                for (size_t j = 0; j < len; j++) acc[j] += gp[j] * xp[j];
-        }
-        if (dsd)
-            for (size_t j = 0; j < len; j++) dsd[n * HW + p0 + j] += acc[j];
-    }
+                for (size_t j = 0; j < len; j++) dsd[n * HW + p0 + j] += acc[j];
+        });
     return HEED_OK;
 }
 
@@ -213,12 +216,12 @@ heed_status heed_concat_forward(const heed_tensor *a, const heed_tensor *b, heed
     const int N = a->n;
     const float *ad = a->data, *bd = b->data;
     float *yd = y->data;
-#pragma omp parallel for if ((size_t)N * (na + nb) > PAR_MIN) schedule(static)
-    for (int n = 0; n < N; n++) {
-        float *yn = yd + (size_t)n * (na + nb);
-        memcpy(yn, ad + (size_t)n * na, na * sizeof(float));
-        memcpy(yn + na, bd + (size_t)n * nb, nb * sizeof(float));
-    }
+    PARALLEL_IF((size_t)N * (na + nb) > PAR_MIN, "omp parallel for schedule(static)",
+        for (int n = 0; n < N; n++) {
+            float *yn = yd + (size_t)n * (na + nb);
+            memcpy(yn, ad + (size_t)n * na, na * sizeof(float));
+            memcpy(yn + na, bd + (size_t)n * nb, nb * sizeof(float));
+        });
     return HEED_OK;
 }
 
@@ -236,20 +239,20 @@ heed_status heed_concat_backward(const heed_tensor *dy, heed_tensor *da, heed_te
     const int N = dy->n;
     const float *gd = dy->data;
     float *dad = da ? da->data : NULL, *dbd = db ? db->data : NULL;
-#pragma omp parallel for if ((size_t)N * (na + nb) > PAR_MIN) schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *gn = gd + (size_t)n * (na + nb);
-        if (dad) {
-            float *d = dad + (size_t)n * na;
-#pragma omp simd
-            for (size_t i = 0; i < na; i++) d[i] += gn[i];
-        }
-        if (dbd) {
-            float *d = dbd + (size_t)n * nb;
-#pragma omp simd
-            for (size_t i = 0; i < nb; i++) d[i] += gn[na + i];
-        }
-    }
+    PARALLEL_IF((size_t)N * (na + nb) > PAR_MIN, "omp parallel for schedule(static)",
+        for (int n = 0; n < N; n++) {
+            const float *gn = gd + (size_t)n * (na + nb);
+            if (dad) {
+                float *d = dad + (size_t)n * na;
+                _Pragma("omp simd")
+                for (size_t i = 0; i < na; i++) d[i] += gn[i];
+            }
+            if (dbd) {
+                float *d = dbd + (size_t)n * nb;
+                _Pragma("omp simd")
+                for (size_t i = 0; i < nb; i++) d[i] += gn[na + i];
+            }
+        });
     return HEED_OK;
 }
 
@@ -265,13 +268,15 @@ void heed_axpy(float alpha, const heed_tensor *x, heed_tensor *y) {
     }
     const float *xd = x->data;
     float *yd = y->data;
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-    for (size_t i = 0; i < count; i++) yd[i] += alpha * xd[i];
+    PARALLEL_SIMD_IF(count > PAR_MIN,
+        for (size_t i = 0; i < count; i++) yd[i] += alpha * xd[i];
+    );
 }
 
 void heed_scale(float alpha, heed_tensor *x) {
     const size_t count = heed_tensor_count(x);
     float *xd = x->data;
-#pragma omp parallel for simd if (parallel : count > PAR_MIN) schedule(simd : static)
-    for (size_t i = 0; i < count; i++) xd[i] *= alpha;
+    PARALLEL_SIMD_IF(count > PAR_MIN,
+        for (size_t i = 0; i < count; i++) xd[i] *= alpha;
+    );
 }

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 
 #include "image.h"
+#include "parallel.h"
 
 typedef struct axis_plan {
     int *start; /* (O) first source index of each output's window */
@@ -98,28 +99,28 @@ heed_status heed_image_resize(const heed_tensor *in, int h, int w, heed_tensor *
     for (int p = 0; p < P; p++) {
         const float *src = in->data + (size_t)p * H * W;
         float *dst = out->data + (size_t)p * h * w;
-        #pragma omp parallel for schedule(static) if (big)
-        for (int y = 0; y < H; y++) {
-            const float *row = src + (size_t)y * W;
-            for (int x = 0; x < w; x++) {
-                const float *k = pw.w + (size_t)x * pw.K;
-                const float *v = row + pw.start[x];
-                float acc = 0.0f;
-                for (int j = 0; j < pw.len[x]; j++) acc += k[j] * v[j];
-                tmp[(size_t)y * w + x] = acc;
-            }
-        }
-        #pragma omp parallel for schedule(static) if (big)
-        for (int y = 0; y < h; y++) {
-            const float *k = ph.w + (size_t)y * ph.K;
-            float *o = dst + (size_t)y * w;
-            for (int x = 0; x < w; x++) o[x] = 0.0f;
-            for (int j = 0; j < ph.len[y]; j++) {
-                const float *v = tmp + (size_t)(ph.start[y] + j) * w;
-                const float kj = k[j];
-                for (int x = 0; x < w; x++) o[x] += kj * v[x];
-            }
-        }
+        PARALLEL_IF(big, "omp parallel for schedule(static)",
+            for (int y = 0; y < H; y++) {
+                const float *row = src + (size_t)y * W;
+                for (int x = 0; x < w; x++) {
+                    const float *k = pw.w + (size_t)x * pw.K;
+                    const float *v = row + pw.start[x];
+                    float acc = 0.0f;
+                    for (int j = 0; j < pw.len[x]; j++) acc += k[j] * v[j];
+                    tmp[(size_t)y * w + x] = acc;
+                }
+            });
+        PARALLEL_IF(big, "omp parallel for schedule(static)",
+            for (int y = 0; y < h; y++) {
+                const float *k = ph.w + (size_t)y * ph.K;
+                float *o = dst + (size_t)y * w;
+                for (int x = 0; x < w; x++) o[x] = 0.0f;
+                for (int j = 0; j < ph.len[y]; j++) {
+                    const float *v = tmp + (size_t)(ph.start[y] + j) * w;
+                    const float kj = k[j];
+                    for (int x = 0; x < w; x++) o[x] += kj * v[x];
+                }
+            });
     }
     heed_free(tmp);
     plan_free(&pw);

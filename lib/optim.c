@@ -26,11 +26,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "parallel.h"
 #include "tensor.h"
 
-/* Below this many floats an entry is updated by one thread: a parallel
- * region costs more than the update itself. */
-#define PAR_MIN 32768
 
 heed_status heed_optim_parse(const char *name, heed_optim_kind *out) {
     if (name && strcasecmp(name, "sgd") == 0) return *out = HEED_OPTIM_SGD, HEED_OK;
@@ -106,23 +104,24 @@ static void sgd_run(float *restrict w, const float *restrict grad, float *restri
                     float lr, float wd, float mom, int nesterov, int first) {
     const long N = (long)n;
     if (!buf) {
-#pragma omp parallel for simd if (parallel : N > PAR_MIN) schedule(simd : static)
-        for (long i = 0; i < N; i++) w[i] -= lr * (grad[i] + wd * w[i]);
+        PARALLEL_SIMD_IF(n > PAR_MIN,
+            for (long i = 0; i < N; i++) w[i] -= lr * (grad[i] + wd * w[i]);
+        );
     } else if (first) {
-#pragma omp parallel for simd if (parallel : N > PAR_MIN) schedule(simd : static)
-        for (long i = 0; i < N; i++) {
-            const float g = grad[i] + wd * w[i];
-            buf[i] = g;
-            w[i] -= lr * (nesterov ? g + mom * g : g);
-        }
+        PARALLEL_SIMD_IF(n > PAR_MIN,
+            for (long i = 0; i < N; i++) {
+                const float g = grad[i] + wd * w[i];
+                buf[i] = g;
+                w[i] -= lr * (nesterov ? g + mom * g : g);
+            });
     } else {
-#pragma omp parallel for simd if (parallel : N > PAR_MIN) schedule(simd : static)
-        for (long i = 0; i < N; i++) {
-            const float g = grad[i] + wd * w[i];
-            const float b = mom * buf[i] + g;
-            buf[i] = b;
-            w[i] -= lr * (nesterov ? g + mom * b : b);
-        }
+        PARALLEL_SIMD_IF(n > PAR_MIN,
+            for (long i = 0; i < N; i++) {
+                const float g = grad[i] + wd * w[i];
+                const float b = mom * buf[i] + g;
+                buf[i] = b;
+                w[i] -= lr * (nesterov ? g + mom * b : b);
+            });
     }
 }
 
@@ -135,15 +134,15 @@ static void adamw_run(float *restrict w, const float *restrict grad, float *rest
                       float bias2, float eps) {
     const long N = (long)n;
     const float a1 = 1.0f - b1, a2 = 1.0f - b2;
-#pragma omp parallel for simd if (parallel : N > PAR_MIN) schedule(simd : static)
-    for (long i = 0; i < N; i++) {
-        const float g = grad[i];
-        const float mi = m[i] + a1 * (g - m[i]);
-        const float vi = v[i] * b2 + a2 * g * g;
-        m[i] = mi;
-        v[i] = vi;
-        w[i] = w[i] * decay - step * (mi / (sqrtf(vi) / bias2 + eps));
-    }
+    PARALLEL_SIMD_IF(n > PAR_MIN,
+        for (long i = 0; i < N; i++) {
+            const float g = grad[i];
+            const float mi = m[i] + a1 * (g - m[i]);
+            const float vi = v[i] * b2 + a2 * g * g;
+            m[i] = mi;
+            v[i] = vi;
+            w[i] = w[i] * decay - step * (mi / (sqrtf(vi) / bias2 + eps));
+        });
 }
 
 void heed_optim_step(heed_optim *o, float lr) {

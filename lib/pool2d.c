@@ -29,10 +29,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parallel.h"
 #include "wide.h"
 
-/* Loops over fewer floats than this are not worth waking threads for. */
-#define PAR_MIN ((size_t)1 << 15)
 /* Positions per block in channel pooling: per-position maxima and counts
  * stay in a small local array while the loops stream over channels. */
 #define CP_BLOCK 256
@@ -304,20 +303,20 @@ heed_status heed_pool2d_forward(heed_pool2d *l, const heed_tensor *x, heed_tenso
     const size_t HW = (size_t)x->h * x->w, L = (size_t)l->base.out_h * l->base.out_w;
     HEED_TRY(heed_tensor_ensure(y, N, C, l->base.out_h, l->base.out_w));
     const int is_max = l->cfg.kind == HEED_POOL_MAX, max2 = is_max2(l), max3 = is_max3s2(l);
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
-            const float *xp = x->data + ((size_t)n * C + c) * HW;
-            float *yp = y->data + ((size_t)n * C + c) * L;
-            if (max2)
-                max2_plane_forward(l, xp, yp);
-            else if (max3)
-                max3s2_plane_forward(l, xp, yp);
-            else if (is_max)
-                WITH_STRIDE(l, max_plane_forward, l, xp, yp);
-            else
-                WITH_STRIDE(l, avg_plane_forward, l, xp, yp);
-        }
+    PARALLEL_IF((size_t)N * C * HW > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++) {
+                const float *xp = x->data + ((size_t)n * C + c) * HW;
+                float *yp = y->data + ((size_t)n * C + c) * L;
+                if (max2)
+                    max2_plane_forward(l, xp, yp);
+                else if (max3)
+                    max3s2_plane_forward(l, xp, yp);
+                else if (is_max)
+                    WITH_STRIDE(l, max_plane_forward, l, xp, yp);
+                else
+                    WITH_STRIDE(l, avg_plane_forward, l, xp, yp);
+            });
     return HEED_OK;
 }
 
@@ -338,19 +337,20 @@ heed_status heed_pool2d_backward(heed_pool2d *l, const heed_tensor *x, const hee
     const int is_max = l->cfg.kind == HEED_POOL_MAX, max2 = is_max2(l), fresh = l->dx_fresh;
     if (fresh && !max2) heed_tensor_zero(dx); /* the other loops add */
     /* Windows overlap only within a plane, and one thread owns each plane. */
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
-    for (int n = 0; n < N; n++)
-        for (int c = 0; c < C; c++) {
-            const size_t plane = (size_t)n * C + c;
-            if (max2)
-                max2_plane_backward(l, x->data + plane * HW, dy->data + plane * L,
-                                    dx->data + plane * HW, fresh);
-            else if (is_max)
-                WITH_STRIDE(l, max_plane_backward, l, x->data + plane * HW, dy->data + plane * L,
-                            dx->data + plane * HW);
-            else
-                WITH_STRIDE(l, avg_plane_backward, l, dy->data + plane * L, dx->data + plane * HW);
-        }
+    PARALLEL_IF((size_t)N * C * HW > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < C; c++) {
+                const size_t plane = (size_t)n * C + c;
+                if (max2)
+                    max2_plane_backward(l, x->data + plane * HW, dy->data + plane * L,
+                                        dx->data + plane * HW, fresh);
+                else if (is_max)
+                    WITH_STRIDE(l, max_plane_backward, l, x->data + plane * HW,
+                                dy->data + plane * L, dx->data + plane * HW);
+                else
+                    WITH_STRIDE(l, avg_plane_backward, l, dy->data + plane * L,
+                                dx->data + plane * HW);
+            });
     return HEED_OK;
 }
 
@@ -497,9 +497,10 @@ heed_status heed_global_avg_pool_forward(const heed_tensor *x, heed_tensor *y) {
     const int NC = x->n * x->c;
     const size_t HW = (size_t)x->h * x->w;
     HEED_TRY(heed_tensor_ensure(y, x->n, x->c, 1, 1));
-#pragma omp parallel for schedule(static) if ((size_t)NC * HW > PAR_MIN)
-    for (int i = 0; i < NC; i++)
-        y->data[i] = (float)(plane_sum(x->data + (size_t)i * HW, HW) / (double)HW);
+    PARALLEL_IF((size_t)NC * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (int i = 0; i < NC; i++)
+            y->data[i] = (float)(plane_sum(x->data + (size_t)i * HW, HW) / (double)HW);
+    );
     return HEED_OK;
 }
 
@@ -509,12 +510,12 @@ heed_status heed_global_avg_pool_backward(const heed_tensor *x, const heed_tenso
     if (!dx) return HEED_OK;
     const int NC = x->n * x->c;
     const size_t HW = (size_t)x->h * x->w;
-#pragma omp parallel for schedule(static) if ((size_t)NC * HW > PAR_MIN)
-    for (int i = 0; i < NC; i++) {
-        float *restrict dxp = dx->data + (size_t)i * HW;
-        const float g = dy->data[i] / (float)HW;
-        for (size_t k = 0; k < HW; k++) dxp[k] += g;
-    }
+    PARALLEL_IF((size_t)NC * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (int i = 0; i < NC; i++) {
+            float *restrict dxp = dx->data + (size_t)i * HW;
+            const float g = dy->data[i] / (float)HW;
+            for (size_t k = 0; k < HW; k++) dxp[k] += g;
+        });
     return HEED_OK;
 }
 
@@ -523,8 +524,9 @@ heed_status heed_global_max_pool_forward(const heed_tensor *x, heed_tensor *y) {
     const int NC = x->n * x->c;
     const size_t HW = (size_t)x->h * x->w;
     HEED_TRY(heed_tensor_ensure(y, x->n, x->c, 1, 1));
-#pragma omp parallel for schedule(static) if ((size_t)NC * HW > PAR_MIN)
-    for (int i = 0; i < NC; i++) y->data[i] = plane_max(x->data + (size_t)i * HW, HW);
+    PARALLEL_IF((size_t)NC * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (int i = 0; i < NC; i++) y->data[i] = plane_max(x->data + (size_t)i * HW, HW);
+    );
     return HEED_OK;
 }
 
@@ -538,12 +540,12 @@ heed_status heed_global_avg_max_pool_forward(const heed_tensor *x, heed_tensor *
     const size_t HW = (size_t)x->h * x->w;
     HEED_TRY(heed_tensor_ensure(avg, x->n, x->c, 1, 1));
     HEED_TRY(heed_tensor_ensure(max, x->n, x->c, 1, 1));
-#pragma omp parallel for schedule(static) if ((size_t)NC * HW > PAR_MIN)
-    for (int i = 0; i < NC; i++) {
-        double s;
-        plane_sum_max(x->data + (size_t)i * HW, HW, &s, &max->data[i]);
-        avg->data[i] = (float)(s / (double)HW);
-    }
+    PARALLEL_IF((size_t)NC * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (int i = 0; i < NC; i++) {
+            double s;
+            plane_sum_max(x->data + (size_t)i * HW, HW, &s, &max->data[i]);
+            avg->data[i] = (float)(s / (double)HW);
+        });
     return HEED_OK;
 }
 
@@ -553,17 +555,17 @@ heed_status heed_global_max_pool_backward(const heed_tensor *x, const heed_tenso
     if (!dx) return HEED_OK;
     const int NC = x->n * x->c;
     const size_t HW = (size_t)x->h * x->w;
-#pragma omp parallel for schedule(static) if ((size_t)NC * HW > PAR_MIN)
-    for (int i = 0; i < NC; i++) {
-        const float *restrict xp = x->data + (size_t)i * HW;
-        float *restrict dxp = dx->data + (size_t)i * HW;
-        const float m = plane_max(xp, HW);
-        int ties = 0;
-        for (size_t k = 0; k < HW; k++) ties += xp[k] == m;
-        if (ties == 0) continue; /* a NaN maximum: nothing compares equal */
-        const float g = dy->data[i] / (float)ties;
-        for (size_t k = 0; k < HW; k++) dxp[k] += xp[k] == m ? g : 0.0f;
-    }
+    PARALLEL_IF((size_t)NC * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (int i = 0; i < NC; i++) {
+            const float *restrict xp = x->data + (size_t)i * HW;
+            float *restrict dxp = dx->data + (size_t)i * HW;
+            const float m = plane_max(xp, HW);
+            int ties = 0;
+            for (size_t k = 0; k < HW; k++) ties += xp[k] == m;
+            if (ties == 0) continue; /* a NaN maximum: nothing compares equal */
+            const float g = dy->data[i] / (float)ties;
+            for (size_t k = 0; k < HW; k++) dxp[k] += xp[k] == m ? g : 0.0f;
+        });
     return HEED_OK;
 }
 
@@ -575,25 +577,25 @@ heed_status heed_channel_pool_forward(const heed_tensor *x, heed_tensor *y) {
     const size_t HW = (size_t)x->h * x->w;
     const int blocks = (int)((HW + CP_BLOCK - 1) / CP_BLOCK);
     HEED_TRY(heed_tensor_ensure(y, N, 2, x->h, x->w));
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
-    for (int n = 0; n < N; n++)
-        for (int b = 0; b < blocks; b++) {
-            const size_t p0 = (size_t)b * CP_BLOCK;
-            const int len = HW - p0 < CP_BLOCK ? (int)(HW - p0) : CP_BLOCK;
-            const float *xn = x->data + (size_t)n * C * HW + p0;
-            float *ymax = y->data + (size_t)n * 2 * HW + p0, *ymean = ymax + HW;
-            float mx[CP_BLOCK], sum[CP_BLOCK];
-            for (int k = 0; k < len; k++) mx[k] = sum[k] = xn[k];
-            for (int c = 1; c < C; c++) {
-                const float *restrict xc = xn + (size_t)c * HW;
-                for (int k = 0; k < len; k++) {
-                    const float v = xc[k];
-                    mx[k] = beats(v, mx[k]) ? v : mx[k];
-                    sum[k] += v;
+    PARALLEL_IF((size_t)N * C * HW > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
+        for (int n = 0; n < N; n++)
+            for (int b = 0; b < blocks; b++) {
+                const size_t p0 = (size_t)b * CP_BLOCK;
+                const int len = HW - p0 < CP_BLOCK ? (int)(HW - p0) : CP_BLOCK;
+                const float *xn = x->data + (size_t)n * C * HW + p0;
+                float *ymax = y->data + (size_t)n * 2 * HW + p0, *ymean = ymax + HW;
+                float mx[CP_BLOCK], sum[CP_BLOCK];
+                for (int k = 0; k < len; k++) mx[k] = sum[k] = xn[k];
+                for (int c = 1; c < C; c++) {
+                    const float *restrict xc = xn + (size_t)c * HW;
+                    for (int k = 0; k < len; k++) {
+                        const float v = xc[k];
+                        mx[k] = beats(v, mx[k]) ? v : mx[k];
+                        sum[k] += v;
+                    }
                 }
-            }
-            for (int k = 0; k < len; k++) ymax[k] = mx[k], ymean[k] = sum[k] / (float)C;
-        }
+                for (int k = 0; k < len; k++) ymax[k] = mx[k], ymean[k] = sum[k] / (float)C;
+            });
     return HEED_OK;
 }
 
@@ -604,38 +606,38 @@ heed_status heed_channel_pool_backward(const heed_tensor *x, const heed_tensor *
     const int N = x->n, C = x->c;
     const size_t HW = (size_t)x->h * x->w;
     const int blocks = (int)((HW + CP_BLOCK - 1) / CP_BLOCK);
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
-    for (int n = 0; n < N; n++)
-        for (int b = 0; b < blocks; b++) {
-            const size_t p0 = (size_t)b * CP_BLOCK;
-            const int len = HW - p0 < CP_BLOCK ? (int)(HW - p0) : CP_BLOCK;
-            const float *xn = x->data + (size_t)n * C * HW + p0;
-            const float *dmax = dy->data + (size_t)n * 2 * HW + p0, *dmean = dmax + HW;
-            float *dxn = dx->data + (size_t)n * C * HW + p0;
-            float m[CP_BLOCK], share[CP_BLOCK], mean_share[CP_BLOCK];
-            for (int k = 0; k < len; k++) m[k] = xn[k], share[k] = 0.0f;
-            for (int c = 1; c < C; c++) {
-                const float *restrict xc = xn + (size_t)c * HW;
-                for (int k = 0; k < len; k++) m[k] = beats(xc[k], m[k]) ? xc[k] : m[k];
-            }
-            for (int c = 0; c < C; c++) {
-                const float *restrict xc = xn + (size_t)c * HW;
-                for (int k = 0; k < len; k++) share[k] += xc[k] == m[k] ? 1.0f : 0.0f;
-            }
-            for (int k = 0; k < len; k++) {
-                /* A NaN maximum matches nothing: no share to hand out. */
-                share[k] = share[k] > 0.0f ? dmax[k] / share[k] : 0.0f;
-                mean_share[k] = dmean[k] / (float)C;
-            }
-            for (int c = 0; c < C; c++) {
-                const float *restrict xc = xn + (size_t)c * HW;
-                float *restrict dxc = dxn + (size_t)c * HW;
-                for (int k = 0; k < len; k++) {
-                    const float sh = share[k];
-                    dxc[k] += mean_share[k] + (xc[k] == m[k] ? sh : 0.0f);
+    PARALLEL_IF((size_t)N * C * HW > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
+        for (int n = 0; n < N; n++)
+            for (int b = 0; b < blocks; b++) {
+                const size_t p0 = (size_t)b * CP_BLOCK;
+                const int len = HW - p0 < CP_BLOCK ? (int)(HW - p0) : CP_BLOCK;
+                const float *xn = x->data + (size_t)n * C * HW + p0;
+                const float *dmax = dy->data + (size_t)n * 2 * HW + p0, *dmean = dmax + HW;
+                float *dxn = dx->data + (size_t)n * C * HW + p0;
+                float m[CP_BLOCK], share[CP_BLOCK], mean_share[CP_BLOCK];
+                for (int k = 0; k < len; k++) m[k] = xn[k], share[k] = 0.0f;
+                for (int c = 1; c < C; c++) {
+                    const float *restrict xc = xn + (size_t)c * HW;
+                    for (int k = 0; k < len; k++) m[k] = beats(xc[k], m[k]) ? xc[k] : m[k];
                 }
-            }
-        }
+                for (int c = 0; c < C; c++) {
+                    const float *restrict xc = xn + (size_t)c * HW;
+                    for (int k = 0; k < len; k++) share[k] += xc[k] == m[k] ? 1.0f : 0.0f;
+                }
+                for (int k = 0; k < len; k++) {
+                    /* A NaN maximum matches nothing: no share to hand out. */
+                    share[k] = share[k] > 0.0f ? dmax[k] / share[k] : 0.0f;
+                    mean_share[k] = dmean[k] / (float)C;
+                }
+                for (int c = 0; c < C; c++) {
+                    const float *restrict xc = xn + (size_t)c * HW;
+                    float *restrict dxc = dxn + (size_t)c * HW;
+                    for (int k = 0; k < len; k++) {
+                        const float sh = share[k];
+                        dxc[k] += mean_share[k] + (xc[k] == m[k] ? sh : 0.0f);
+                    }
+                }
+            });
     return HEED_OK;
 }
 

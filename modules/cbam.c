@@ -26,11 +26,10 @@
 #include <stdlib.h>
 
 #include "activation.h"
+#include "parallel.h"
 #include "pool2d.h"
 #include "wide.h"
 
-/* Loops over fewer floats than this are not worth waking threads for. */
-#define PAR_MIN ((size_t)1 << 15)
 /* Positions per block in the channel pool: the block's maxima, counts and
  * sums stay in small local arrays while the loops stream over channels. */
 #define BLOCK 256
@@ -58,12 +57,12 @@ static void for_each_block(const block_pass *a, block_fn fn) {
     const int N = a->x->n, C = a->x->c;
     const size_t HW = (size_t)a->x->h * a->x->w;
     const int blocks = (int)((HW + BLOCK - 1) / BLOCK);
-#pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * HW > PAR_MIN)
-    for (int n = 0; n < N; n++)
-        for (int b = 0; b < blocks; b++) {
-            const size_t p0 = (size_t)b * BLOCK;
-            fn(a, n, p0, HW - p0 < BLOCK ? (int)(HW - p0) : BLOCK);
-        }
+    PARALLEL_IF((size_t)N * C * HW > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
+        for (int n = 0; n < N; n++)
+            for (int b = 0; b < blocks; b++) {
+                const size_t p0 = (size_t)b * BLOCK;
+                fn(a, n, p0, HW - p0 < BLOCK ? (int)(HW - p0) : BLOCK);
+            });
 }
 
 /* m[n,0,p] = max_c x1, m[n,1,p] = mean_c x1, with x1 = x * e, and ties[n,p]
@@ -110,13 +109,13 @@ HEED_WIDE static void scale_channels_positions(const heed_tensor *x, const float
                                      float *y) {
     const int C = x->c;
     const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
-#pragma omp parallel for schedule(static) if (planes * HW > PAR_MIN)
-    for (size_t p = 0; p < planes; p++) {
-        const float *restrict xp = x->data + p * HW, *restrict sp = s + (p / C) * HW;
-        float *restrict yp = y + p * HW;
-        const float ev = e[p];
-        for (size_t i = 0; i < HW; i++) yp[i] = (xp[i] * ev) * sp[i];
-    }
+    PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t p = 0; p < planes; p++) {
+            const float *restrict xp = x->data + p * HW, *restrict sp = s + (p / C) * HW;
+            float *restrict yp = y + p * HW;
+            const float ev = e[p];
+            for (size_t i = 0; i < HW; i++) yp[i] = (xp[i] * ev) * sp[i];
+        });
 }
 
 heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y) {
@@ -165,33 +164,33 @@ static void channel_grad(const heed_tensor *x, const float *e, const float *dy, 
                          const float *mx, const float *share, float *de, float *dx) {
     const int C = x->c;
     const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
-#pragma omp parallel for schedule(static) if (planes * HW > PAR_MIN)
-    for (size_t p = 0; p < planes; p++) {
-        const size_t n = p / C;
-        const float *restrict xp = x->data + p * HW, *restrict gp = dy + p * HW;
-        const float *restrict sp = s + n * HW, *restrict mp = mx + n * 2 * HW;
-        const float *restrict smax = share + n * 2 * HW, *restrict smean = smax + HW;
-        float *restrict dp = dx ? dx + p * HW : NULL;
-        const float ev = e[p];
-        float acc = 0.0f;
-        if (dp) {
-#pragma omp simd reduction(+ : acc)
-            for (size_t i = 0; i < HW; i++) {
-                const float sm = smax[i]; /* loaded before the select, which then vectorizes */
-                const float d = gp[i] * sp[i] + smean[i] + (xp[i] * ev == mp[i] ? sm : 0.0f);
-                acc += d * xp[i];
-                dp[i] += d * ev;
+    PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t p = 0; p < planes; p++) {
+            const size_t n = p / C;
+            const float *restrict xp = x->data + p * HW, *restrict gp = dy + p * HW;
+            const float *restrict sp = s + n * HW, *restrict mp = mx + n * 2 * HW;
+            const float *restrict smax = share + n * 2 * HW, *restrict smean = smax + HW;
+            float *restrict dp = dx ? dx + p * HW : NULL;
+            const float ev = e[p];
+            float acc = 0.0f;
+            if (dp) {
+                _Pragma("omp simd reduction(+ : acc)")
+                for (size_t i = 0; i < HW; i++) {
+                    const float sm = smax[i]; /* loaded before the select, which then vectorizes */
+                    const float d = gp[i] * sp[i] + smean[i] + (xp[i] * ev == mp[i] ? sm : 0.0f);
+                    acc += d * xp[i];
+                    dp[i] += d * ev;
+                }
+            } else {
+                _Pragma("omp simd reduction(+ : acc)")
+                for (size_t i = 0; i < HW; i++) {
+                    const float sm = smax[i]; /* loaded before the select, which then vectorizes */
+                    const float d = gp[i] * sp[i] + smean[i] + (xp[i] * ev == mp[i] ? sm : 0.0f);
+                    acc += d * xp[i];
+                }
             }
-        } else {
-#pragma omp simd reduction(+ : acc)
-            for (size_t i = 0; i < HW; i++) {
-                const float sm = smax[i]; /* loaded before the select, which then vectorizes */
-                const float d = gp[i] * sp[i] + smean[i] + (xp[i] * ev == mp[i] ? sm : 0.0f);
-                acc += d * xp[i];
-            }
-        }
-        de[p] = acc;
-    }
+            de[p] = acc;
+        });
 }
 
 /* dx += dp0 / HW + [x == gmax] dp1 / T per plane: both global poolings'
@@ -199,16 +198,16 @@ static void channel_grad(const heed_tensor *x, const float *e, const float *dy, 
 HEED_WIDE static void global_grad(const heed_tensor *x, const float *gmax, const float *dp0,
                         const float *dp1, float *dx) {
     const size_t planes = (size_t)x->n * x->c, HW = (size_t)x->h * x->w;
-#pragma omp parallel for schedule(static) if (planes * HW > PAR_MIN)
-    for (size_t p = 0; p < planes; p++) {
-        const float *restrict xp = x->data + p * HW;
-        float *restrict dp = dx + p * HW;
-        const float m = gmax[p];
-        int ties = 0;
-        for (size_t i = 0; i < HW; i++) ties += xp[i] == m;
-        const float a = dp0[p] / (float)HW, b = ties ? dp1[p] / (float)ties : 0.0f;
-        for (size_t i = 0; i < HW; i++) dp[i] += a + (xp[i] == m ? b : 0.0f);
-    }
+    PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t p = 0; p < planes; p++) {
+            const float *restrict xp = x->data + p * HW;
+            float *restrict dp = dx + p * HW;
+            const float m = gmax[p];
+            int ties = 0;
+            for (size_t i = 0; i < HW; i++) ties += xp[i] == m;
+            const float a = dp0[p] / (float)HW, b = ties ? dp1[p] / (float)ties : 0.0f;
+            for (size_t i = 0; i < HW; i++) dp[i] += a + (xp[i] == m ? b : 0.0f);
+        });
 }
 
 heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_tensor *dy,

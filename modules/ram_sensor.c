@@ -16,6 +16,7 @@
  */
 #include <math.h>
 
+#include "parallel.h"
 #include "ram.h"
 
 /* A largest patch side beyond this is a configuration error, and bounds the
@@ -135,10 +136,11 @@ heed_status heed_ram_sensor(const heed_tensor *x, const heed_tensor *loc, int pa
     HEED_TRY(heed_tensor_ensure(patches, N, scales * C, patch, patch));
     const size_t per = (size_t)scales * C * patch * patch;
     const double work = (double)N * C * patch * patch * (double)((1ull << (2 * scales)) - 1) / 3.0;
-#pragma omp parallel for schedule(static) if (N > 1 && work > 100000.0)
-    for (int i = 0; i < N; i++)
-        glimpse_read(x->data + (size_t)i * C * H * W, C, H, W, loc->data[2 * i], loc->data[2 * i + 1],
-                     patch, scales, patches->data + i * per);
+    PARALLEL_IF(N > 1 && work > 100000.0, "omp parallel for schedule(static)",
+        for (int i = 0; i < N; i++)
+            glimpse_read(x->data + (size_t)i * C * H * W, C, H, W, loc->data[2 * i],
+                         loc->data[2 * i + 1], patch, scales, patches->data + i * per);
+    );
     return HEED_OK;
 }
 
@@ -152,9 +154,10 @@ heed_status heed_ram_sensor_backward(const heed_tensor *loc, int patch, int scal
                      dpatches->n, dpatches->c, dpatches->h, dpatches->w, N, scales * C, patch, patch);
     const size_t per = (size_t)scales * C * patch * patch;
     const double work = (double)N * C * patch * patch * (double)((1ull << (2 * scales)) - 1) / 3.0;
-#pragma omp parallel for schedule(static) if (N > 1 && work > 100000.0)
-    for (int i = 0; i < N; i++)
-        glimpse_scatter(dx->data + (size_t)i * C * H * W, C, H, W, loc->data[2 * i],
-                        loc->data[2 * i + 1], patch, scales, dpatches->data + i * per);
+    PARALLEL_IF(N > 1 && work > 100000.0, "omp parallel for schedule(static)",
+        for (int i = 0; i < N; i++)
+            glimpse_scatter(dx->data + (size_t)i * C * H * W, C, H, W, loc->data[2 * i],
+                            loc->data[2 * i + 1], patch, scales, dpatches->data + i * per);
+    );
     return HEED_OK;
 }
