@@ -451,6 +451,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
     const post *p = pst.a || pst.c || pst.relu ? &pst : NULL;
 
     if (is_direct(&g)) return heed_conv_direct_forward(l, &g, x->data, y->data, p);
+    if (heed_conv_few_fits(&g)) return heed_conv_few_forward(l, &g, x->data, y->data, p);
     if (heed_conv_use_shifted(&g)) return heed_conv_shifted_forward(l, &g, x->data, y->data, p, fn);
     const int nb = images_per_pass(&g), passes = (g.N + nb - 1) / nb;
     const int tmax = conv_max_threads();

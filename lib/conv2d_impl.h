@@ -264,6 +264,12 @@ heed_status heed_conv_direct_forward(heed_conv2d *l, const heed_conv_geom *g, co
 heed_status heed_conv_direct_backward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
                                       const float *dy, float *dx, int fresh);
 
+/* conv2d_few.c: whether a forward takes the route for few input channels
+ * per group (stride 1), and that forward. */
+int heed_conv_few_fits(const heed_conv_geom *g);
+heed_status heed_conv_few_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
+                                  float *y, const heed_conv_post *p);
+
 /* conv2d_shifted.c: whether a stride-1 convolution takes the shifted path,
  * its forward, and its backward (dx NULL, or the transposed convolution
  * possible: P <= D*(K-1); written over when `fresh`). */
