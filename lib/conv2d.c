@@ -25,13 +25,17 @@
  * (col is x itself, viewed (ICg, L)); a convolution whose groups each map
  * few channels to few (ICg * OCg <= 4: depthwise, CBAM's 2 -> 1 spatial
  * filter) has too little work per pixel for a matrix product and runs as a
- * direct loop over kernel taps (conv2d_direct.c); and stride 1 with enough
- * output columns runs its products on K shifted copies of the input instead
- * of im2col's K*K (conv2d_shifted.c).
+ * direct loop over kernel taps (conv2d_direct.c); the forward of stride 1
+ * with up to 4 input channels per group (a first layer), whose sums are
+ * too short for a matrix product, runs on padded planes with its sums in
+ * registers (conv2d_few.c); and stride 1 with enough output columns runs
+ * its products on K shifted copies of the input instead of im2col's K*K
+ * (conv2d_shifted.c).
  *
  * Passes: one image at a time when its output is large, so that the output
  * is written in place (a very large image in bands of output rows, so that
- * its columns stay in cache); several images when it is small, so that the
+ * its columns stay in cache, each band starting at a whole vector of
+ * columns: conv2d_impl.h); several images when it is small, so that the
  * matrix products are wide enough to run near full speed (their outputs are
  * then scattered from (OCg, NB*L) back to NCHW). With several passes and
  * several threads, forward passes run in parallel (each product
