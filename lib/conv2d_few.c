@@ -34,10 +34,6 @@ typedef heed_conv_post post;
  * table on the stack. */
 #define MAX_TAPS 256
 
-int heed_conv_few_fits(const geom *g) {
-    return g->S == 1 && g->K > 1 && g->ICg <= 4 && g->R <= MAX_TAPS;
-}
-
 static int grid_width(const geom *g) { return g->W + 2 * g->P; }
 
 /* Floats of one padded plane: (OH + D(K-1)) rows of Wq, and room for the
@@ -50,6 +46,14 @@ static size_t plane_size(const geom *g) {
 /* Positions of the output grid, in whole vectors. */
 static size_t grid_size(const geom *g) {
     return ((size_t)g->OH * grid_width(g) + VEC - 1) / VEC * VEC;
+}
+
+/* The route's layers: also only while a group of output planes stays in
+ * cache (PASS_FLOATS): a large image's grid would go to memory and back
+ * between the taps and the kept rows. */
+int heed_conv_few_fits(const geom *g) {
+    return g->S == 1 && g->K > 1 && g->ICg <= 4 && g->R <= MAX_TAPS &&
+           OUT_GROUP * grid_size(g) <= PASS_FLOATS;
 }
 
 /* out[k * ldo + p] = sum over c, u, v of wt[t * OUT_GROUP + k] *
