@@ -33,9 +33,9 @@
  * (conv2d_shifted.c).
  *
  * Passes: one image at a time when its output is large, so that the output
- * is written in place (a very large image in bands of output rows, so that
- * its columns stay in cache, each band starting at a whole vector of
- * columns: conv2d_impl.h); several images when it is small, so that the
+ * is written in place (a very large image in bands of output columns, so
+ * that its im2col columns stay in cache, each band starting at a whole
+ * vector of columns: conv2d_impl.h); several images when it is small, so that the
  * matrix products are wide enough to run near full speed (their outputs are
  * then scattered from (OCg, NB*L) back to NCHW). With several passes and
  * several threads, forward passes run in parallel (each product
@@ -347,17 +347,32 @@ static heed_status product(const geom *g, int gi, const float *A, const float *B
     return HEED_OK;
 }
 
-/* Output rows i0 .. i1-1 of image n, group gi, by im2col of the band (ph:
- * the image's column phases, or NULL) into col and one product. */
+/* Floats of im2col columns (with slack for a padded product's reads) and
+ * of product for one band of an image cut into `bands`. */
+static size_t band_col_floats(const geom *g, int bands) {
+    const int rows = conv_band_span(g, conv_band_columns(g, bands));
+    return (size_t)g->R * conv_product_columns(g, rows * g->OW) + CONV_VECTOR;
+}
+
+static size_t band_tmp_floats(const geom *g, int bands) {
+    return (size_t)g->OCg * conv_product_columns(g, conv_band_columns(g, bands));
+}
+
+/* Output columns c0 .. c1-1 of image n, group gi (a band: conv2d_impl.h),
+ * by im2col of the output rows they touch (ph: the image's column phases,
+ * or NULL) into col and one product reading the band's columns of it. */
 static heed_status band_product(const heed_conv2d *l, const geom *g, const float *x,
-                                const float *ph, int n, int gi, int i0, int i1, float *col,
+                                const float *ph, int n, int gi, int c0, int c1, float *col,
                                 float *tmp, float *y, const post *p) {
+    const int i0 = c0 / g->OW, i1 = (c1 + g->OW - 1) / g->OW, skip = c0 - i0 * g->OW;
     const int w = (i1 - i0) * g->OW, ld = conv_product_columns(g, w);
     im2col_band(g, x, ph, n, gi * g->ICg, i0, i1, col, ld);
     zero_padding(g, col, w, ld);
+    /* A padded product reads up to 15 floats past the last row's band. */
+    memset(col + (size_t)g->R * ld, 0, CONV_VECTOR * sizeof(float));
     const float *A = l->w + (size_t)gi * g->OCg * g->R;
-    float *C = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L + (size_t)i0 * g->OW;
-    return product(g, gi, A, col, ld, w, C, g->L, tmp, p);
+    float *C = y + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L + c0;
+    return product(g, gi, A, col + skip, ld, c1 - c0, C, g->L, tmp, p);
 }
 
 /* One forward pass: images n0 .. n0+nbc-1, every group. For a single image
@@ -370,16 +385,16 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
         const float *A = l->w + (size_t)gi * g->OCg * g->R;
         float *C = y + ((size_t)n0 * g->OC + (size_t)gi * g->OCg) * g->L;
         if (nbc == 1 && !pointwise && (size_t)g->R * g->L > PASS_FLOATS) {
-            /* A large image: bands of output rows whose columns stay in cache. */
-            const int rows = conv_band_rows(g, images_bands(g));
+            /* A large image: bands whose columns stay in cache. */
+            const int bands = images_bands(g);
             float *ph = NULL;
             if (g->S > 1) {
-                ph = col + (size_t)g->R * conv_product_columns(g, rows * g->OW);
+                ph = col + band_col_floats(g, bands);
                 split_phases(g, x, n0, gi * g->ICg, ph);
             }
-            for (int i0 = 0; i0 < g->OH; i0 += rows)
-                HEED_TRY(band_product(l, g, x, ph, n0, gi, i0,
-                                      g->OH - i0 < rows ? g->OH : i0 + rows, col, tmp, y, p));
+            for (int b = 0; b < bands; b++)
+                HEED_TRY(band_product(l, g, x, ph, n0, gi, conv_band_start(g, bands, b),
+                                      conv_band_start(g, bands, b + 1), col, tmp, y, p));
             continue;
         }
         if (pointwise && nbc == 1) {
@@ -403,7 +418,7 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
 }
 
 /* Large images (their im2col matrix over PASS_FLOATS), fewer than threads:
- * the bands of output rows run in parallel, each on one thread with its
+ * the bands of output columns run in parallel, each on one thread with its
  * own columns, instead of one band after another with threads inside
  * each product (ResNet-18's stem at batch 1 ran slower on 2 threads than
  * on 1 that way). A stride's phases, which every band of an image reads,
@@ -411,10 +426,10 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
  * columns: conv2d_impl.h): results do not depend on the thread count. */
 static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, float *y, int T,
                                  const post *p, const char *fn) {
-    const int in_cache = conv_band_rows(g, images_bands(g));
-    const int rows = conv_band_rows(g, conv_balanced_bands(g->N * g->G, g->OH, T, in_cache));
-    const int bands = (g->OH + rows - 1) / rows, ld = conv_product_columns(g, rows * g->OW);
-    const size_t col_n = (size_t)g->R * ld, tmp_n = (size_t)g->OCg * ld, ph_n = phase_size(g);
+    const int bands = conv_balanced_bands(g->N * g->G, images_bands(g), T,
+                                          (g->L + CONV_VECTOR - 1) / CONV_VECTOR);
+    const size_t col_n = band_col_floats(g, bands), tmp_n = band_tmp_floats(g, bands);
+    const size_t ph_n = phase_size(g);
     float *col, *tmp;
     HEED_TRY(heed_scratch_get(&l->col, col_n * T + ph_n * g->N * g->G, &col));
     HEED_TRY(heed_scratch_get(&l->tmp, tmp_n * T, &tmp));
@@ -427,10 +442,12 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1)
     for (int it = 0; it < items; it++) {
         const int t = conv_thread();
-        const int n = it / (g->G * bands), gi = it / bands % g->G, i0 = it % bands * rows;
-        const int i1 = g->OH - i0 < rows ? g->OH : i0 + rows;
-        conv_note(&st, band_product(l, g, x, ph_n ? ph + ((size_t)n * g->G + gi) * ph_n : NULL,
-                                    n, gi, i0, i1, col + t * col_n, tmp + t * tmp_n, y, p));
+        const int n = it / (g->G * bands), gi = it / bands % g->G, b = it % bands;
+        const int c0 = conv_band_start(g, bands, b), c1 = conv_band_start(g, bands, b + 1);
+        if (c0 < c1)
+            conv_note(&st, band_product(l, g, x,
+                                        ph_n ? ph + ((size_t)n * g->G + gi) * ph_n : NULL, n,
+                                        gi, c0, c1, col + t * col_n, tmp + t * tmp_n, y, p));
     }
     return conv_workers_done(st, l, fn);
 }
@@ -467,10 +484,10 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
         tmp_n = (size_t)g.OCg * nb * g.L;
     } else if (!is_pointwise(&g)) {
         /* One image (maybe in bands): rows padded_columns long. */
-        const int banded = col_n > PASS_FLOATS;
-        const int w = banded ? conv_band_rows(&g, images_bands(&g)) * g.OW : g.L;
-        col_n = (size_t)g.R * conv_product_columns(&g, w) + (banded ? phase_size(&g) : 0);
-        tmp_n = (size_t)g.OCg * conv_product_columns(&g, w);
+        const int banded = col_n > PASS_FLOATS, bands = banded ? images_bands(&g) : 1;
+        col_n = banded ? band_col_floats(&g, bands) + phase_size(&g)
+                       : (size_t)g.R * conv_product_columns(&g, g.L);
+        tmp_n = band_tmp_floats(&g, bands);
     }
     const int T = conv_pass_threads(passes, (size_t)g.OC * g.R * nb * g.L);
     float *col = NULL, *tmp = NULL;

@@ -179,23 +179,37 @@ static inline int conv_max_threads(void) {
     return 1;
 }
 
-/* Bands per image when `images` images are cut into bands of at most
- * `rows` output rows each (of OH) and run on T threads: raised until every
- * thread gets the same number of bands, when there are few (else one
- * thread would wait for the last band of a batch-1 layer). */
-static inline int conv_balanced_bands(int images, int OH, int T, int rows) {
-    int bands = (OH + rows - 1) / rows;
+/* Bands per image when `images` images, each in `bands` bands (at most
+ * `most`), run on T threads: raised until every thread gets the same
+ * number of bands, when there are few (else one thread would wait for the
+ * last band of a batch-1 layer). */
+static inline int conv_balanced_bands(int images, int bands, int T, int most) {
     if (T > 1 && (long)images * bands < 4L * T)
-        while ((long)images * bands % T && bands < OH) bands++;
+        while ((long)images * bands % T && bands < most) bands++;
     return bands;
 }
 
-/* Output rows per band for about `bands` bands of OH rows, each band
- * starting at a multiple of CONV_VECTOR columns. */
-static inline int conv_band_rows(const heed_conv_geom *g, int bands) {
-    int q = CONV_VECTOR; /* rows per step: q * OW a multiple of the vector */
-    while (q > 1 && (size_t)(q / 2) * g->OW % CONV_VECTOR == 0) q /= 2;
-    const int rows = ((g->OH + bands - 1) / bands + q - 1) / q * q;
+/* Bands are ranges of an image's output columns (its L = OH*OW positions
+ * in memory order), cut at whole vectors (CONV_VECTOR) as evenly as they
+ * come: band b of `bands` starts at this column. A band may start and end
+ * inside an output row. */
+static inline int conv_band_start(const heed_conv_geom *g, int bands, int b) {
+    const long vectors = (g->L + CONV_VECTOR - 1) / CONV_VECTOR;
+    const long c = vectors * b / bands * CONV_VECTOR;
+    return c < g->L ? (int)c : g->L;
+}
+
+/* The most columns a band of `bands` has. */
+static inline int conv_band_columns(const heed_conv_geom *g, int bands) {
+    const int vectors = (g->L + CONV_VECTOR - 1) / CONV_VECTOR;
+    const int cols = (vectors + bands - 1) / bands * CONV_VECTOR;
+    return cols < g->L ? cols : g->L;
+}
+
+/* Output rows a band of `cols` columns touches, at most (one more than it
+ * fills, as it may start inside a row). */
+static inline int conv_band_span(const heed_conv_geom *g, int cols) {
+    const int rows = (cols + g->OW - 1) / g->OW + (cols < g->L);
     return rows < g->OH ? rows : g->OH;
 }
 

@@ -15,7 +15,7 @@
  *             D*(K-1) - P, kernel flipped, channel axes swapped), computed
  *             the same way on shifted copies of dy.
  * Z's rows are Hp*OW apart, so the products read it in place. A large
- * image goes in bands of output rows whose Z stays in cache.
+ * image goes in bands of output columns whose Z stays in cache.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -140,35 +140,11 @@ static void shifted_weights_flipped(const heed_conv2d *l, const geom *g, float *
             }
 }
 
-/* Bands are ranges of an image's output columns (its L = OH*OW positions
- * in memory order), cut at whole vectors (CONV_VECTOR) as evenly as they
- * come: band b of `bands` starts at this column. A band may start and end
- * inside an output row. */
-static int band_start(const geom *g, int bands, int b) {
-    const long vectors = (g->L + CONV_VECTOR - 1) / CONV_VECTOR;
-    const long c = vectors * b / bands * CONV_VECTOR;
-    return c < g->L ? (int)c : g->L;
-}
-
-/* The most columns a band of `bands` has. */
-static int band_columns(const geom *g, int bands) {
-    const int vectors = (g->L + CONV_VECTOR - 1) / CONV_VECTOR;
-    const int cols = (vectors + bands - 1) / bands * CONV_VECTOR;
-    return cols < g->L ? cols : g->L;
-}
-
-/* Output rows a band of `cols` columns touches, at most (one more than it
- * fills, as it may start inside a row). */
-static int band_span(const geom *g, int cols) {
-    const int rows = (cols + g->OW - 1) / g->OW + (cols < g->L);
-    return rows < g->OH ? rows : g->OH;
-}
-
 /* Floats of work space one thread needs for bands of up to `cols` columns:
  * Z for the rows they touch (with slack for the padded columns' reads) and
  * the band's product when columns are padded. */
 static size_t shifted_work(const geom *g, int cols) {
-    return shifted_size(g, band_span(g, cols)) + CONV_VECTOR +
+    return shifted_size(g, conv_band_span(g, cols)) + CONV_VECTOR +
            (size_t)g->OCg * conv_product_columns(g, cols);
 }
 
@@ -237,8 +213,9 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
             if (t > T) blocks = want, T = t;
         }
     }
-    if (T > 1 && blocks == 1) bands = conv_balanced_bands(g->N, g->OH, T, rows);
-    const size_t zn = shifted_work(g, band_columns(g, bands));
+    if (T > 1 && blocks == 1)
+        bands = conv_balanced_bands(g->N, bands, T, (g->L + CONV_VECTOR - 1) / CONV_VECTOR);
+    const size_t zn = shifted_work(g, conv_band_columns(g, bands));
     const int items = g->N * bands * blocks;
     /* Blocks of equal numbers of output channels, the last maybe fewer. */
     const int block_oc = (g->OCg + blocks - 1) / blocks;
@@ -283,7 +260,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
         for (int it = 0; it < items; it++) {
             const int t = conv_thread();
             const int n = it / (bands * blocks), b = it / blocks % bands;
-            const int c0 = band_start(g, bands, b), c1 = band_start(g, bands, b + 1);
+            const int c0 = conv_band_start(g, bands, b), c1 = conv_band_start(g, bands, b + 1);
             const int o0 = it % blocks * block_oc;
             const int oc = g->OCg - o0 < block_oc ? g->OCg - o0 : block_oc;
             if (c0 < c1)
