@@ -35,10 +35,10 @@
  * Passes: one image at a time when its output is large, so that the output
  * is written in place (a very large image in bands of output columns, so
  * that its im2col columns stay in cache, each band starting at a whole
- * vector of columns: conv2d_impl.h); several images when it is small, so that the
- * matrix products are wide enough to run near full speed (their outputs are
- * then scattered from (OCg, NB*L) back to NCHW). With several passes and
- * several threads, forward passes run in parallel (each product
+ * vector of columns: conv2d_impl.h); several images when it is small, so
+ * that the matrix products are wide enough to run near full speed (their
+ * outputs are then scattered from (OCg, NB*L) back to NCHW). With several
+ * passes and several threads, forward passes run in parallel (each product
  * single-threaded); a single pass threads inside the product. Either way
  * every output is the same sum in the same order: results do not depend on
  * the thread count.
