@@ -376,7 +376,7 @@ static heed_status band_product(const heed_conv2d *l, const geom *g, const float
 }
 
 /* One forward pass: images n0 .. n0+nbc-1, every group. For a single image
- * (nbc == 1, not 1x1) the im2col rows are laid out padded_columns apart
+ * (nbc == 1, not 1x1) the im2col rows are laid out conv_product_columns apart
  * and tmp has room for the padded product. */
 static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float *x, float *y,
                                 int n0, int nbc, float *col, float *tmp, const post *p) {
@@ -405,7 +405,8 @@ static heed_status forward_pass(const heed_conv2d *l, const geom *g, const float
         if (pointwise)
             gather(x, g->IC, gi * g->ICg, g->ICg, n0, nbc, g->L, col);
         else
-            im2col(g, x, n0, nbc, gi * g->ICg, col, nbc == 1 ? conv_product_columns(g, cols) : cols);
+            im2col(g, x, n0, nbc, gi * g->ICg, col,
+                   nbc == 1 ? conv_product_columns(g, cols) : cols);
         if (nbc == 1) zero_padding(g, col, cols, conv_product_columns(g, cols));
         if (nbc == 1) {
             HEED_TRY(product(g, gi, A, col, conv_product_columns(g, cols), g->L, C, g->L, tmp, p));
@@ -483,7 +484,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
     if (nb > 1) {
         tmp_n = (size_t)g.OCg * nb * g.L;
     } else if (!is_pointwise(&g)) {
-        /* One image (maybe in bands): rows padded_columns long. */
+        /* One image (maybe in bands): rows conv_product_columns long. */
         const int banded = col_n > PASS_FLOATS, bands = banded ? images_bands(&g) : 1;
         col_n = banded ? band_col_floats(&g, bands) + phase_size(&g)
                        : (size_t)g.R * conv_product_columns(&g, g.L);

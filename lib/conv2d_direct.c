@@ -132,19 +132,6 @@ static void direct_backward(heed_conv2d *l, const geom *g, const float *x, const
  * path); the weight gradient sums products of dy and shifted input rows. */
 #define JB 16
 
-/* dst (C, Hq, Wq) = planes c0 .. c0+C-1 of image n of t (per_image planes
- * of H x W), at offset (P, P), zero around. */
-static void pad_planes(const float *t, int per_image, int n, int c0, int C, int H, int W, int P,
-                       int Hq, int Wq, float *dst) {
-    memset(dst, 0, (size_t)C * Hq * Wq * sizeof(float));
-    for (int c = 0; c < C; c++) {
-        const float *src = t + ((size_t)n * per_image + c0 + c) * H * W;
-        float *d = dst + ((size_t)c * Hq + P) * Wq + P;
-        for (int h = 0; h < H; h++)
-            memcpy(d + (size_t)h * Wq, src + (size_t)h * W, W * sizeof(float));
-    }
-}
-
 /* out (OH, OW) (+)= sum over c < C, u, v < K of w[c*wcs + u*K + v] * q[c, i + u*D, j + v*D],
  * q (C, Hq, Wq) padded so that every block read stays inside. Blocks of
  * JB columns: one accumulator vector with AVX-512, four with SSE (wider
@@ -213,7 +200,7 @@ static void direct1_forward_image(const heed_conv2d *l, const geom *g, const flo
                                   int n, float *q, const post *p) {
     const int Hq = g->OH + g->D * (g->K - 1), Wq = padded_width(g->OW, g->K, g->D);
     for (int gi = 0; gi < g->G; gi++) {
-        pad_planes(x, g->IC, n, gi * g->ICg, g->ICg, g->H, g->W, g->P, Hq, Wq, q);
+        conv_pad_planes(x, g->IC, n, gi * g->ICg, g->ICg, g->H, g->W, g->P, Hq, Wq, q);
         for (int o = gi * g->OCg; o < (gi + 1) * g->OCg; o++) {
             float *yp = y + ((size_t)n * g->OC + o) * g->L;
             direct_rows(q, g->ICg, Hq, Wq, l->w + (size_t)o * g->R, (size_t)g->K * g->K, g->K,
@@ -253,8 +240,8 @@ static void direct1_backward_image(const geom *g, const float *x, const float *d
     const int Wd = padded_width(t.OW > g->OW ? t.OW : g->OW, K, D);
     float *d = q + (size_t)g->ICg * Hq * Wq;
     for (int gi = 0; gi < g->G; gi++) {
-        pad_planes(x, g->IC, n, gi * g->ICg, g->ICg, g->H, g->W, g->P, Hq, Wq, q);
-        pad_planes(dy, g->OC, n, gi * g->OCg, g->OCg, g->OH, g->OW, Pt, Hd, Wd, d);
+        conv_pad_planes(x, g->IC, n, gi * g->ICg, g->ICg, g->H, g->W, g->P, Hq, Wq, q);
+        conv_pad_planes(dy, g->OC, n, gi * g->OCg, g->OCg, g->OH, g->OW, Pt, Hd, Wd, d);
         for (int o = 0; o < g->OCg; o++) {
             const float *dq = d + ((size_t)o * Hd + Pt) * Wd + Pt; /* dy[o, 0, 0] */
             for (int c = 0; c < g->ICg; c++)

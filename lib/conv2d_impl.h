@@ -8,6 +8,7 @@
 #define HEED_CONV2D_IMPL_H
 
 #include <stddef.h>
+#include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -65,6 +66,20 @@ static inline heed_conv_tap conv_tap_at(const heed_conv_geom *g, int u, int v) {
     conv_valid_range(t.off_w, g->S, g->W, g->OW, &t.jlo, &t.jhi);
     if (t.jlo == t.jhi) t.ihi = t.ilo; /* no column fits: nothing does */
     return t;
+}
+
+/* dst (C, Hq, Wq) = planes c0 .. c0+C-1 of image n of t (per_image planes
+ * of H x W), at offset (P, P), zero around: the padded copies that the
+ * direct loops (conv2d_direct.c, conv2d_few.c) read without bounds. */
+static inline void conv_pad_planes(const float *t, int per_image, int n, int c0, int C, int H,
+                                   int W, int P, int Hq, int Wq, float *dst) {
+    memset(dst, 0, (size_t)C * Hq * Wq * sizeof(float));
+    for (int c = 0; c < C; c++) {
+        const float *src = t + ((size_t)n * per_image + c0 + c) * H * W;
+        float *d = dst + ((size_t)c * Hq + P) * Wq + P;
+        for (int h = 0; h < H; h++)
+            memcpy(d + (size_t)h * Wq, src + (size_t)h * W, W * sizeof(float));
+    }
 }
 
 /* ---- the epilogue ------------------------------------------------------ */
