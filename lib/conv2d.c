@@ -28,9 +28,10 @@
  * direct loop over kernel taps (conv2d_direct.c); the forward of stride 1
  * with up to 4 input channels per group (a first layer), whose sums are
  * too short for a matrix product, runs on padded planes with its sums in
- * registers (conv2d_few.c); and stride 1 with enough output columns runs
- * its products on K shifted copies of the input instead of im2col's K*K
- * (conv2d_shifted.c).
+ * registers (conv2d_few.c); and the forward of a convolution with enough
+ * output columns (or a strided 1x1 one) runs its products on K shifted
+ * copies of each input row phase that the kernel reads instead of im2col's
+ * K*K copies, as does the backward of stride 1 (conv2d_shifted.c).
  *
  * Passes: one image at a time when its output is large, so that the output
  * is written in place (a very large image in bands of output columns, so

@@ -1,6 +1,6 @@
 /* conv2d_impl.h -- what conv2d.c shares with its two helpers: conv2d_direct.c
  * (direct loops for convolutions with few channels per group) and
- * conv2d_shifted.c (stride-1 products on shifted copies). Internal to the
+ * conv2d_shifted.c (products on shifted copies). Internal to the
  * library: the geometry of one call, the output epilogue, small helpers.
  * Dimension letters as in conv2d.c.
  */
@@ -299,9 +299,10 @@ int heed_conv_few_fits(const heed_conv_geom *g);
 heed_status heed_conv_few_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
                                   float *y, const heed_conv_post *p);
 
-/* conv2d_shifted.c: whether a stride-1 convolution takes the shifted path,
- * its forward, and its backward (dx NULL, or the transposed convolution
- * possible: P <= D*(K-1); written over when `fresh`). */
+/* conv2d_shifted.c: whether a convolution's forward takes the shifted path,
+ * that forward, and the backward of a stride-1 one that does (dx NULL, or
+ * the transposed convolution possible: P <= D*(K-1); written over when
+ * `fresh`). */
 int heed_conv_use_shifted(const heed_conv_geom *g);
 heed_status heed_conv_shifted_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
                                       float *y, const heed_conv_post *p, const char *fn);

@@ -1,82 +1,158 @@
-/* conv2d_shifted.c -- stride-1 convolutions as matrix products on shifted
- * copies of the input instead of im2col, forward and backward. Dimension
- * letters as in conv2d.c; Hp = OH + D*(K-1).
+/* conv2d_shifted.c -- convolutions as matrix products on shifted copies of
+ * the input instead of im2col: forward for any stride, backward for stride
+ * 1. Dimension letters as in conv2d.c.
  *
- * For stride 1, tap row u of the kernel reads the same input rows for every
- * output row, shifted by u*D rows. So instead of im2col's K*K copies of the
- * input, K copies suffice, one per tap column v, each shifted by v*D - P
- * columns and padded with zero rows:
- *   Z[c, v, r, j] = x[c, r - P, j + v*D - P]   (0 outside)
- * and for each tap row u one product reads Z from row u*D on:
- *   forward:  Y (OCg, L) += A_u (OCg, ICg*K) x Z[:, :, u*D .., :]
+ * Tap row u of the kernel reads input row i*S + u*D - P for output row i,
+ * which is row i + q_u of the input's row phase p_u (the rows h with
+ * h % S == p_u; q_u = floor((u*D - P) / S)). So the same copy of a phase
+ * serves every output row, shifted by q_u rows. Instead of im2col's K*K
+ * copies of the input, K copies per row phase read suffice (one per tap
+ * column v, each shifted by v*D - P columns, every S-th column, padded
+ * with zero rows):
+ *   Z_p[c, v, r, j] = x[c, (r + qmin)*S + p, j*S + v*D - P]   (0 outside)
+ * and for each tap row u one product reads Z_{p_u} from row q_u - qmin on:
+ *   forward:  Y (OCg, L) += A_u (OCg, ICg*K) x Z_{p_u}[:, :, q_u - qmin .., :]
  *             (rows (c, v), L columns), A_u[o, (c, v)] = W[o, c, u, v]
- *   backward: dA_u += dY (OCg, L) x Z[:, :, u*D .., :]^T, added into dW;
- *             dx += the transposed convolution (stride 1, padding
+ * For stride 1 there is one phase, q_u = u*D - P, and K copies; for
+ * ResNet's 3x3 stride-2 convolutions two phases, 6 copies of a quarter of
+ * the input each where im2col makes 9; a 1x1 stride-2 projection is one
+ * copy and one product.
+ *   backward (stride 1): dA_u += dY (OCg, L) x Z[:, :, u*D .., :]^T, added
+ *             into dW; dx += the transposed convolution (stride 1, padding
  *             D*(K-1) - P, kernel flipped, channel axes swapped), computed
  *             the same way on shifted copies of dy.
- * Z's rows are Hp*OW apart, so the products read it in place. A large
- * image goes in bands of output columns whose Z stays in cache.
+ * Z's rows are a phase's rows apart, so the products read it in place. A
+ * large image goes in bands of output columns whose Z stays in cache.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "conv2d_impl.h"
+#include "wide.h"
 
 typedef heed_conv_geom geom;
 typedef heed_conv_post post;
 
-/* Images whose output columns together reach this take the shifted path.
- * Below it, K products with so few columns each cost more than the one
- * im2col product they replace (measured at batch 1: ResNet-18's 7x7 maps
- * ran slower shifted; W1's 14x14 ones, with the reordered weights kept
- * between calls, 10% faster; 28x28 ones gained 10-25%). */
+/* Images whose output columns together reach this take the shifted path
+ * when their kernel has several rows. Below it, K products with so few
+ * columns each cost more than the one im2col product they replace
+ * (measured at batch 1: ResNet-18's 7x7 maps ran slower shifted; W1's
+ * 14x14 ones, with the reordered weights kept between calls, 10% faster;
+ * 28x28 ones gained 10-25%). */
 #define SHIFT_MIN_COLUMNS 196
+/* Strides up to this take the shifted path (a phase's slot per residue)... */
+#define SHIFT_MAX_STRIDE 4
+/* ...when their products, ICg*K deep where im2col's are ICg*K*K, are at
+ * least this deep: ResNet-18's stem (3 channels, 7x7, stride 2: 21 deep)
+ * ran 15% slower shifted. Stride 1 has conv2d_few.c for few channels. */
+#define SHIFT_MIN_STRIDED_DEPTH 64
 
 int heed_conv_use_shifted(const geom *g) {
-    return g->S == 1 && g->K > 1 && (size_t)g->N * g->L >= SHIFT_MIN_COLUMNS;
+    if (g->S == 1 ? g->K == 1 : g->S > SHIFT_MAX_STRIDE || g->ICg * g->K < SHIFT_MIN_STRIDED_DEPTH)
+        return 0;
+    /* A 1x1 strided kernel is one product, as im2col's would be. */
+    return g->K == 1 || (size_t)g->N * g->L >= SHIFT_MIN_COLUMNS;
 }
 
-static size_t shifted_rows(const geom *g) { return (size_t)g->OH + (size_t)g->D * (g->K - 1); }
+/* Tap row u reads row q_u of row phase p_u (the header's q_u and p_u). */
+static int tap_phase(const geom *g, int u) {
+    const int e = u * g->D - g->P;
+    return (e % g->S + g->S) % g->S;
+}
+
+static int tap_shift(const geom *g, int u) { return (u * g->D - g->P - tap_phase(g, u)) / g->S; }
+
+/* Rows of Z beyond a band's output rows: the spread of the taps' shifts
+ * (q_u grows with u). D*(K-1) for stride 1. */
+static int shift_halo(const geom *g) { return tap_shift(g, g->K - 1) - tap_shift(g, 0); }
+
+/* The row phases the taps read, each given a slot of Z in the order the
+ * taps first read them: slot[p] for phase p (-1: unread). Returns how
+ * many. */
+static int phase_slots(const geom *g, int slot[SHIFT_MAX_STRIDE]) {
+    int n = 0;
+    for (int p = 0; p < g->S; p++) slot[p] = -1;
+    for (int u = 0; u < g->K; u++)
+        if (slot[tap_phase(g, u)] < 0) slot[tap_phase(g, u)] = n++;
+    return n;
+}
+
+static int slot_count(const geom *g) {
+    int slot[SHIFT_MAX_STRIDE];
+    return phase_slots(g, slot);
+}
+
+static size_t shifted_rows(const geom *g) { return (size_t)g->OH + shift_halo(g); }
 
 /* Output rows per band: a large image is done in bands of output rows so
  * that the band's Z stays in cache (PASS_FLOATS), the product still
  * PASS_COLUMNS wide when it can. */
 static int band_rows(const geom *g) {
-    const size_t per_row = (size_t)g->ICg * g->K * g->OW, halo = (size_t)g->D * (g->K - 1);
+    const size_t per_row = (size_t)slot_count(g) * g->ICg * g->K * g->OW, halo = shift_halo(g);
     size_t rows = PASS_FLOATS / per_row > halo ? PASS_FLOATS / per_row - halo : 1;
     const size_t min_rows = (PASS_COLUMNS + g->OW - 1) / g->OW;
     if (rows < min_rows) rows = min_rows;
     return rows >= (size_t)g->OH ? g->OH : (int)rows;
 }
 
-/* Floats of Z for one image and group, over bands of `rows` output rows. */
-static size_t shifted_size(const geom *g, int rows) {
-    return (size_t)g->ICg * g->K * (rows + (size_t)g->D * (g->K - 1)) * g->OW;
+/* Floats between Z's rows (c, v) for a band of `rows` output rows: the
+ * rows it reads, and at least the columns a padded product reads (more
+ * only where there is no halo: a 1x1 or 2x2 strided kernel). */
+static size_t z_stride(const geom *g, int rows) {
+    const size_t n = (size_t)(rows + shift_halo(g)) * g->OW;
+    const size_t pc = conv_product_columns(g, rows * g->OW);
+    return n > pc ? n : pc;
 }
 
-/* Rows r0 .. r0+nr-1 of Z, as z (ICg, K, nr, OW), from image n, channels
- * c0 .. c0+ICg-1 of x. Row r holds input row r - P (zeros outside). */
-static void shift_copies(const geom *g, const float *x, int n, int c0, int r0, int nr, float *z) {
-    const int K = g->K, W = g->W, H = g->H, OW = g->OW, P = g->P;
+/* Floats of one phase's slot of Z for one image and group. */
+static size_t slot_size(const geom *g, int rows) { return (size_t)g->ICg * g->K * z_stride(g, rows); }
+
+/* Floats of Z: every slot. */
+static size_t shifted_size(const geom *g, int rows) { return slot_count(g) * slot_size(g, rows); }
+
+/* dst[r*ldd + j] = src[r*lds + j*S] for r < rows, j < n: strided rows'
+ * entries, packed. One call for all of a copy's rows, which are short (14
+ * to 28 entries in ResNet-18); vectorized, the stride-2 copies ran 2-6%
+ * faster than a scalar loop per row. */
+HEED_WIDE static void gather_strided(float *restrict dst, size_t ldd, const float *restrict src,
+                                     size_t lds, int rows, int n, int S) {
+    for (int r = 0; r < rows; r++) {
+        float *restrict d = dst + r * ldd;
+        const float *restrict s = src + r * lds;
+        if (S == 2) /* the usual case, written so that it vectorizes */
+            for (int j = 0; j < n; j++) d[j] = s[2 * j];
+        else
+            for (int j = 0; j < n; j++) d[j] = s[(size_t)j * S];
+    }
+}
+
+/* Rows r0 .. r0+nr-1 of Z_p, as z (ICg, K, nr, OW) with its rows (c, v)
+ * ld floats apart (ld >= nr*OW, zeros between), from image n, channels
+ * c0 .. c0+ICg-1 of x. Row r holds input row (r + qmin)*S + p (zeros
+ * outside). */
+static void shift_copies(const geom *g, const float *x, int n, int c0, int p, int r0, int nr,
+                         size_t ld, float *z) {
+    const int K = g->K, W = g->W, H = g->H, OW = g->OW, S = g->S;
+    const int first = r0 + tap_shift(g, 0), phase_rows = (H - p + S - 1) / S;
     const size_t HW = (size_t)H * W;
-    /* Band rows [b0, b1) hold input rows b0 + r0 - P ..: the rest is padding. */
-    const int b0 = P - r0 > 0 ? (P - r0 < nr ? P - r0 : nr) : 0;
-    const int b1 = H + P - r0 < nr ? (H + P - r0 > b0 ? H + P - r0 : b0) : nr;
-    const int h0 = b0 + r0 - P, rows = b1 - b0;
+    /* Band rows [b0, b1) hold the phase's rows b0 + first ..: the rest is padding. */
+    const int b0 = -first > 0 ? (-first < nr ? -first : nr) : 0;
+    const int b1 = phase_rows - first < nr ? (phase_rows - first > b0 ? phase_rows - first : b0) : nr;
+    const int h0 = (b0 + first) * S + p, rows = b1 - b0;
     for (int c = 0; c < g->ICg; c++) {
         const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW + (size_t)h0 * W;
         for (int v = 0; v < K; v++) {
-            const int off = v * g->D - P;
+            const int off = v * g->D - g->P;
             int jlo, jhi;
-            conv_valid_range(off, 1, W, OW, &jlo, &jhi);
-            float *zp = z + ((size_t)c * K + v) * nr * OW;
+            conv_valid_range(off, S, W, OW, &jlo, &jhi);
+            float *zp = z + ((size_t)c * K + v) * ld;
             memset(zp, 0, (size_t)b0 * OW * sizeof(float));
-            memset(zp + (size_t)b1 * OW, 0, (size_t)(nr - b1) * OW * sizeof(float));
+            memset(zp + (size_t)b1 * OW, 0, (ld - (size_t)b1 * OW) * sizeof(float));
             float *dst = zp + (size_t)b0 * OW;
             if (rows == 0) continue;
             if (jlo == jhi) {
                 memset(dst, 0, (size_t)rows * OW * sizeof(float));
-            } else if (OW == W) {
+            } else if (S == 1 && OW == W) {
                 /* As in im2col_row: one run from the first valid entry to
                  * the last, then the entries that wrapped past a row edge
                  * are zeroed. */
@@ -88,11 +164,15 @@ static void shift_copies(const geom *g, const float *x, int n, int c0, int r0, i
                     for (int j = jhi; j < OW; j++) r[j] = 0.0f;
                 }
             } else {
+                if (S > 1)
+                    gather_strided(dst + jlo, (size_t)OW, xp + jlo * S + off, (size_t)S * W, rows,
+                                   jhi - jlo, S);
                 for (int h = 0; h < rows; h++) {
                     float *restrict d = dst + (size_t)h * OW;
-                    const float *restrict src = xp + (size_t)h * W + off;
                     for (int j = 0; j < jlo; j++) d[j] = 0.0f;
-                    memcpy(d + jlo, src + jlo, (size_t)(jhi - jlo) * sizeof(float));
+                    if (S == 1)
+                        memcpy(d + jlo, xp + (size_t)h * W + off + jlo,
+                               (size_t)(jhi - jlo) * sizeof(float));
                     for (int j = jhi; j < OW; j++) d[j] = 0.0f;
                 }
             }
@@ -149,27 +229,35 @@ static size_t shifted_work(const geom *g, int cols) {
 }
 
 /* Output columns c0 .. c1-1 of image n, output channels o0 .. o0+oc-1 of
- * every group: y = post(sum over u of A_u x Z_u). */
+ * every group: y = post(sum over u of A_u x Z_{p_u} from row q_u - qmin). */
 static heed_status shifted_forward_band(const geom *g, const float *x, float *y, int n, int c0,
                                         int c1, int o0, int oc, const float *a, float *work,
                                         const post *p) {
-    const int CK = g->ICg * g->K, halo = g->D * (g->K - 1), cols = c1 - c0;
+    const int CK = g->ICg * g->K, cols = c1 - c0, qmin = tap_shift(g, 0);
     const int i0 = c0 / g->OW, nr = (c1 + g->OW - 1) / g->OW - i0, skip = c0 - i0 * g->OW;
-    const int ldz = (nr + halo) * g->OW, pc = conv_product_columns(g, cols);
+    const size_t ldz = z_stride(g, nr);
+    const int pc = conv_product_columns(g, cols);
+    int slot[SHIFT_MAX_STRIDE];
+    const int slots = phase_slots(g, slot);
+    const size_t per_slot = (size_t)CK * ldz;
     float *z = work, *tmp = work + shifted_size(g, nr) + CONV_VECTOR;
     for (int gi = 0; gi < g->G; gi++) {
         float *Cb = y + ((size_t)n * g->OC + (size_t)gi * g->OCg + o0) * g->L + c0;
-        shift_copies(g, x, n, gi * g->ICg, i0, nr + halo, z);
+        for (int ph = 0; ph < g->S; ph++)
+            if (slot[ph] >= 0)
+                shift_copies(g, x, n, gi * g->ICg, ph, i0, nr + shift_halo(g), ldz,
+                             z + slot[ph] * per_slot);
         /* The padded columns of the last row read up to 15 floats past Z
          * (the others read into the next row: values, dropped). */
-        memset(z + (size_t)CK * ldz, 0, CONV_VECTOR * sizeof(float));
+        memset(z + slots * per_slot, 0, CONV_VECTOR * sizeof(float));
         float *out = pc == cols ? Cb : tmp;
         const int ldo = pc == cols ? g->L : pc;
         for (int u = 0; u < g->K; u++) {
             const float *A =
                 a + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK + (size_t)o0 * CK;
-            HEED_TRY(conv_gemm(oc, pc, CK, A, CK, z + (size_t)u * g->D * g->OW + skip, ldz,
-                               u ? 1.0f : 0.0f, out, ldo));
+            const float *B = z + slot[tap_phase(g, u)] * per_slot +
+                             (size_t)(tap_shift(g, u) - qmin) * g->OW + skip;
+            HEED_TRY(conv_gemm(oc, pc, CK, A, CK, B, (int)ldz, u ? 1.0f : 0.0f, out, ldo));
         }
         if (out != Cb)
             for (int o = 0; o < oc; o++)
@@ -219,24 +307,30 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     const int items = g->N * bands * blocks;
     /* Blocks of equal numbers of output channels, the last maybe fewer. */
     const int block_oc = (g->OCg + blocks - 1) / blocks;
-    float *a, *z;
     const size_t nw = (size_t)g->OC * g->R;
-    float *src;
-    HEED_TRY(heed_scratch_get(&l->wt, nw, &a));
+    /* A 1x1 kernel's A_0 is W itself: nothing to reorder or check (the
+     * check alone, a read of 1 MB at ResNet-18's last projection, made it
+     * 10% slower than im2col on one thread). */
+    const int reorder = g->K > 1;
+    float *wt = NULL, *src = NULL, *z;
+    if (reorder) {
+        HEED_TRY(heed_scratch_get(&l->wt, nw, &wt));
+        HEED_TRY(heed_scratch_get(&l->wt_src, nw, &src));
+    }
+    const float *a = reorder ? wt : l->w;
     HEED_TRY(heed_scratch_get(&l->col, zn * T, &z));
-    HEED_TRY(heed_scratch_get(&l->wt_src, nw, &src));
     /* The reorder is kept while the weights stay the same (conv2d.h). With
      * large weights the threads compare, and if need be reorder, a share of
      * the output channels each, inside the region: by one thread, the
      * comparison alone (a read of both copies, megabytes at ResNet-18's
      * 14x14 stage) took 4% of a two-thread batch-1 forward. Small weights
      * are checked before the region, which then needs no barriers. */
-    const int shared_check = T > 1 && nw >= SHARED_CHECK_FLOATS;
-    if (!shared_check && (!l->wt_forward || memcmp(src, l->w, nw * sizeof(float)))) {
-        keep_reorder(l, g, 0, g->OC, a, src);
+    const int shared_check = reorder && T > 1 && nw >= SHARED_CHECK_FLOATS;
+    if (reorder && !shared_check && (!l->wt_forward || memcmp(src, l->w, nw * sizeof(float)))) {
+        keep_reorder(l, g, 0, g->OC, wt, src);
         l->wt_forward = 1;
     }
-    const int unknown = !l->wt_forward; /* no reorder kept: do one whatever the weights */
+    const int unknown = reorder && !l->wt_forward; /* none kept: reorder whatever the weights */
     int stale = unknown;
     heed_status st = HEED_OK;
 #pragma omp parallel num_threads(T) if (T > 1)
@@ -253,7 +347,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
             int redo;
 #pragma omp atomic read
             redo = stale;
-            if (redo) keep_reorder(l, g, oc0, oc1, a, src);
+            if (redo) keep_reorder(l, g, oc0, oc1, wt, src);
 #pragma omp barrier
         }
 #pragma omp for schedule(static) nowait
@@ -267,7 +361,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
                 conv_note(&st, shifted_forward_band(g, x, y, n, c0, c1, o0, oc, a, z + t * zn, p));
         }
     }
-    l->wt_forward = 1;
+    if (reorder) l->wt_forward = 1;
     return conv_workers_done(st, l, fn);
 }
 
@@ -298,7 +392,7 @@ static heed_status shifted_backward_image(const geom *g, const float *x, const f
     const size_t ldz = shifted_rows(g) * g->OW, ldzt = shifted_rows(&gt) * gt.OW;
     for (int gi = 0; gi < g->G; gi++) {
         const float *dY = dy + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L;
-        shift_copies(g, x, n, gi * g->ICg, 0, (int)shifted_rows(g), z);
+        shift_copies(g, x, n, gi * g->ICg, 0, 0, (int)shifted_rows(g), ldz, z);
         for (int u = 0; u < K; u++) {
             float *dA = da + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
             const float *Zu = z + (size_t)u * g->D * g->OW;
@@ -306,7 +400,7 @@ static heed_status shifted_backward_image(const geom *g, const float *x, const f
                                g->OCg));
         }
         if (!dx) continue;
-        shift_copies(&gt, dy, n, gi * g->OCg, 0, (int)shifted_rows(&gt), z);
+        shift_copies(&gt, dy, n, gi * g->OCg, 0, 0, (int)shifted_rows(&gt), ldzt, z);
         float *dxg = dx + ((size_t)n * g->IC + (size_t)gi * g->ICg) * gt.L;
         for (int u = 0; u < K; u++) {
             const float *A = at + (size_t)gi * g->OCg * g->R + (size_t)u * g->ICg * OK;

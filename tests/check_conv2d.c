@@ -291,9 +291,13 @@ static void naive_backward(const heed_conv2d_cfg *c, const heed_tensor *x, const
  * dilation, without padding, with more padding than the kernel spans, 5x5,
  * in row bands for a large image, images in uneven chunks, a first layer
  * with one input channel, one narrow image shared out by blocks of output
- * channels), direct loops (CBAM's 2 -> 1 filter,
- * depthwise, two channels per group), im2col (stride 2, and in row bands
- * over column phases: even and odd widths, stride 3). */
+ * channels, a one-column image whose padded product is wider than its
+ * copies' rows; strided, the forward on row phases: stride 2 in bands of a
+ * large image, even and odd sizes, stride 3 with its three phases, 1x1
+ * stride 2, groups with dilation, a 2x2 kernel without padding), direct
+ * loops (CBAM's 2 -> 1 filter, depthwise, two channels per group), im2col
+ * (stride 2 with few channels, and in row bands over column phases: even
+ * and odd widths, stride 3). */
 static const shape_case path_cases[] = {
     {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 2, 24, 27},
     {{.in_c = 4, .out_c = 6, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 3, 20, 23},
@@ -311,6 +315,15 @@ static const shape_case path_cases[] = {
     {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 11, 9, 8},
     {{.in_c = 1, .out_c = 8, .k = 3, .pad = 1, .bias = 1}, 13, 10, 9},
     {{.in_c = 48, .out_c = 40, .k = 3, .pad = 1, .bias = 1}, 1, 14, 15},
+    {{.in_c = 8, .out_c = 5, .k = 3, .pad = 1}, 1, 200, 1},
+    {{.in_c = 24, .out_c = 10, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 2, 27, 30},
+    {{.in_c = 24, .out_c = 10, .k = 3, .stride = 3, .pad = 1}, 3, 25, 29},
+    {{.in_c = 64, .out_c = 12, .k = 1, .stride = 2, .bias = 1}, 2, 9, 11},
+    {{.in_c = 48, .out_c = 8, .k = 3, .stride = 2, .pad = 2, .dilation = 2, .groups = 2}, 2, 30, 29},
+    {{.in_c = 40, .out_c = 6, .k = 2, .stride = 2}, 2, 31, 32},
+    {{.in_c = 2, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 150, 150},
+    {{.in_c = 2, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 149, 151},
+    {{.in_c = 2, .out_c = 6, .k = 5, .stride = 3, .pad = 2}, 1, 220, 220},
 };
 
 START_TEST(every_path_matches_the_definition) {
@@ -443,6 +456,11 @@ START_TEST(threaded_matches_one_thread) {
         {{.in_c = 8, .out_c = 72, .k = 3, .pad = 1, .bias = 1}, 3, 28, 28},
         {{.in_c = 8, .out_c = 72, .k = 3, .pad = 1, .bias = 1}, 1, 27, 29},
         {{.in_c = 3, .out_c = 72, .k = 5, .stride = 2, .pad = 2}, 1, 150, 151},
+        /* Strided on row phases: one narrow image by blocks of output
+         * channels (3x3 and 1x1), a large one in bands. */
+        {{.in_c = 32, .out_c = 72, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 1, 28, 28},
+        {{.in_c = 64, .out_c = 72, .k = 1, .stride = 2}, 1, 14, 14},
+        {{.in_c = 24, .out_c = 72, .k = 3, .stride = 2, .pad = 1}, 1, 121, 119},
     };
     int saved = omp_get_max_threads();
     for (int ci = 0; ci < (int)(sizeof cases / sizeof cases[0]); ci++) {
