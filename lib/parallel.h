@@ -11,16 +11,28 @@
  * the same for a `parallel for simd` loop, which stays `simd` when serial.
  * Directives inside the code are written _Pragma("omp simd"): a #pragma
  * line cannot stand in a macro argument.
+ *
+ * Inside a running parallel region (a loop called from a convolution's
+ * bands, each on its own thread) the loop also runs plain: a nested region
+ * would get one thread anyway, and cost the same empty team (ResNet-18's
+ * stem built eight of them per forward).
  */
 #ifndef HEED_PARALLEL_H
 #define HEED_PARALLEL_H
+
+#ifdef _OPENMP
+#include <omp.h>
+#define PAR_NESTED() omp_in_parallel()
+#else
+#define PAR_NESTED() 0
+#endif
 
 /* Loops over fewer floats than this are not worth waking threads for. */
 #define PAR_MIN ((size_t)1 << 15)
 
 #define PARALLEL_IF(cond, directive, ...)                                                          \
     do {                                                                                           \
-        if (cond) {                                                                                \
+        if ((cond) && !PAR_NESTED()) {                                                             \
             _Pragma(directive) __VA_ARGS__                                                         \
         } else {                                                                                   \
             __VA_ARGS__                                                                            \
@@ -29,7 +41,7 @@
 
 #define PARALLEL_SIMD_IF(cond, ...)                                                                \
     do {                                                                                           \
-        if (cond) {                                                                                \
+        if ((cond) && !PAR_NESTED()) {                                                             \
             _Pragma("omp parallel for simd schedule(simd : static)") __VA_ARGS__                   \
         } else {                                                                                   \
             _Pragma("omp simd") __VA_ARGS__                                                        \
