@@ -36,18 +36,34 @@ static heed_status size_output(heed_tensor *y, int n, int c, int h, int w) {
 
 /* ---- add ---- */
 
-heed_status heed_add_forward(const heed_tensor *a, const heed_tensor *b, heed_tensor *y) {
-    HEED_CHECK_SHAPE(heed_tensor_same_shape(a, b),
-                     "heed_add_forward: a is " SHAPE_FMT " but b is " SHAPE_FMT, SHAPE_ARGS(a),
-                     SHAPE_ARGS(b));
+static heed_status add(const heed_tensor *a, const heed_tensor *b, heed_tensor *y, int relu,
+                       const char *fn) {
+    HEED_CHECK_SHAPE(heed_tensor_same_shape(a, b), "%s: a is " SHAPE_FMT " but b is " SHAPE_FMT,
+                     fn, SHAPE_ARGS(a), SHAPE_ARGS(b));
     HEED_TRY(size_output(y, a->n, a->c, a->h, a->w));
     const size_t count = heed_tensor_count(a);
     const float *ad = a->data, *bd = b->data;
     float *yd = y->data;
-    PARALLEL_SIMD_IF(count > PAR_MIN,
-        for (size_t i = 0; i < count; i++) yd[i] = ad[i] + bd[i];
-    );
+    if (relu)
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) {
+                const float s = ad[i] + bd[i];
+                yd[i] = s < 0.0f ? 0.0f : s; /* heed_act_forward's relu */
+            }
+        );
+    else
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) yd[i] = ad[i] + bd[i];
+        );
     return HEED_OK;
+}
+
+heed_status heed_add_forward(const heed_tensor *a, const heed_tensor *b, heed_tensor *y) {
+    return add(a, b, y, 0, "heed_add_forward");
+}
+
+heed_status heed_add_relu_forward(const heed_tensor *a, const heed_tensor *b, heed_tensor *y) {
+    return add(a, b, y, 1, "heed_add_relu_forward");
 }
 
 static void add_into(float *d, const float *g, size_t count) {

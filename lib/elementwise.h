@@ -25,6 +25,11 @@
 /* y = a + b; a and b have one shape, y gets it. y may be a or b. */
 heed_status heed_add_forward(const heed_tensor *a, const heed_tensor *b, heed_tensor *y);
 
+/* y = relu(a + b), as heed_add_forward then heed_act_forward(RELU) give it
+ * bit for bit, in one pass: a residual block and the relu after it, in
+ * inference. y may be a or b. */
+heed_status heed_add_relu_forward(const heed_tensor *a, const heed_tensor *b, heed_tensor *y);
+
 /* da += dy, db += dy; da and db (either may be NULL) are shaped like dy. */
 heed_status heed_add_backward(const heed_tensor *dy, heed_tensor *da, heed_tensor *db);
 

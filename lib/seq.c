@@ -16,6 +16,8 @@
  *     training steps and loaded models are reflected at once.
  *   bn, relu  (any mode): heed_batchnorm_forward_relu; backward uses the
  *     relu's output as the mask (heed_batchnorm_backward_relu).
+ *   residual, relu  (inference): the block's sum and the relu in one pass
+ *     over the output (heed_add_relu_forward).
  * The fused calls go through heed_layer_forward on the step's first child,
  * with the fusion passed in fields the sequence sets around the call, so
  * per-layer timing (heed_layer_profile) still counts them, under that
@@ -44,7 +46,8 @@ enum {
     STEP_BN_RELU,      /* bn, relu */
     STEP_CONV_RELU,    /* conv, relu */
     STEP_CONV_BN,      /* conv, bn */
-    STEP_CONV_BN_RELU  /* conv, bn, relu */
+    STEP_CONV_BN_RELU, /* conv, bn, relu */
+    STEP_RESIDUAL_RELU /* residual, relu */
 };
 
 /* Plans: training; inference keeping only what the next step needs (lean);
@@ -69,6 +72,9 @@ static void make_plan(heed_seq *s, int mode) {
                 kind = STEP_CONV_RELU;
         } else if (is_type(c[i], "bn") && more >= 1 && is_type(c[i + 1], "relu")) {
             kind = STEP_BN_RELU;
+        } else if (mode == PLAN_LEAN && is_type(c[i], "residual") && !c[i]->training &&
+                   more >= 1 && is_type(c[i + 1], "relu")) {
+            kind = STEP_RESIDUAL_RELU;
         }
         s->plan[i] = (unsigned char)kind;
         for (int k = 1; k < step_len(kind); k++) s->plan[i + k] = STEP_SKIP;
@@ -95,6 +101,13 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
         bn->fuse_relu = 1;
         heed_status st = heed_layer_forward(l, in, out);
         bn->fuse_relu = 0;
+        return st;
+    }
+    if (kind == STEP_RESIDUAL_RELU) {
+        heed_residual *r = (heed_residual *)l;
+        r->fuse_relu = 1;
+        heed_status st = heed_layer_forward(l, in, out);
+        r->fuse_relu = 0;
         return st;
     }
     heed_conv2d *conv = (heed_conv2d *)l;
@@ -271,11 +284,14 @@ static heed_status residual_forward(heed_layer *layer, const heed_tensor *x, hee
     heed_residual *r = (heed_residual *)layer;
     r->lean = !layer->training;
     if (r->lean) {
-        /* Inference: the body writes straight into y, the shortcut adds. */
+        /* Inference: the body writes straight into y, the shortcut adds
+         * (and the relu after the block, when fused). */
+        heed_status (*sum)(const heed_tensor *, const heed_tensor *, heed_tensor *) =
+            r->fuse_relu ? heed_add_relu_forward : heed_add_forward;
         HEED_TRY(heed_layer_forward(&r->body->base, x, y));
-        if (!r->shortcut) return heed_add_forward(y, x, y);
+        if (!r->shortcut) return sum(y, x, y);
         HEED_TRY(heed_layer_forward(&r->shortcut->base, x, &r->short_out));
-        return heed_add_forward(y, &r->short_out, y);
+        return sum(y, &r->short_out, y);
     }
     HEED_TRY(heed_layer_forward(&r->body->base, x, &r->body_out));
     if (!r->shortcut) return heed_add_forward(&r->body_out, x, y);

@@ -67,6 +67,9 @@ typedef struct heed_residual {
     heed_seq *shortcut; /* NULL: identity */
     heed_tensor body_out, short_out;
     int lean; /* 1 if the last forward wrote the body's output into y only */
+    /* Set by a sequence around an inference forward whose next child is a
+     * relu: y = relu(body + shortcut), the sum and the relu in one pass. */
+    int fuse_relu;
 } heed_residual;
 
 /* Takes ownership of body and shortcut (NULL for identity), also on failure.

@@ -1,6 +1,7 @@
 /* check_elementwise.c -- add, channel/spatial scaling, concat, axpy/scale:
  * explicit loops written here, central-difference gradients for every
  * input, round trips and shape errors. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -127,6 +128,34 @@ START_TEST(add_values_in_place_and_errors) {
     heed_tensor_free(&b);
     heed_tensor_free(&c);
     heed_tensor_free(&y);
+}
+END_TEST
+
+/* add then relu in one pass: a hand case (a negative sum, a zero one, a
+ * NaN, which relu keeps), then against the two steps on a tensor above
+ * the threading threshold, in place, and the shape error. */
+START_TEST(add_relu_matches_add_then_relu) {
+    float av[] = {1.0f, -2.0f, 0.5f, NAN, -1.0f}, bv[] = {-3.0f, 1.0f, 0.25f, 1.0f, 1.0f};
+    heed_tensor a = heed_tensor_view(av, 1, 5, 1, 1), b = heed_tensor_view(bv, 1, 5, 1, 1), y = {0};
+    ck_assert_int_eq(heed_add_relu_forward(&a, &b, &y), HEED_OK);
+    ck_assert_float_eq(y.data[0], 0.0f);
+    ck_assert_float_eq(y.data[1], 0.0f);
+    ck_assert_float_eq(y.data[2], 0.75f);
+    ck_assert(isnan(y.data[3]));
+    ck_assert_float_eq(y.data[4], 0.0f);
+    heed_tensor_free(&y);
+
+    heed_tensor p = rand_tensor(2, 16, 40, 41, 4), q = rand_tensor(2, 16, 40, 41, 5), want = {0};
+    ck_assert_int_eq(heed_add_forward(&p, &q, &want), HEED_OK);
+    for (size_t i = 0; i < heed_tensor_count(&want); i++)
+        if (want.data[i] < 0.0f) want.data[i] = 0.0f;
+    ck_assert_int_eq(heed_add_relu_forward(&p, &q, &p), HEED_OK);
+    ck_assert_mem_eq(p.data, want.data, heed_tensor_count(&want) * sizeof(float));
+    heed_tensor c = rand_tensor(2, 16, 40, 40, 6);
+    ck_assert_int_eq(heed_add_relu_forward(&p, &c, &y), HEED_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "heed_add_relu_forward"));
+    heed_tensor_free(&p), heed_tensor_free(&q), heed_tensor_free(&c);
+    heed_tensor_free(&want), heed_tensor_free(&y);
 }
 END_TEST
 
@@ -294,6 +323,7 @@ Suite *heed_suite_elementwise(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, gradients_match_finite_differences);
     tcase_add_test(tc, add_values_in_place_and_errors);
+    tcase_add_test(tc, add_relu_matches_add_then_relu);
     tcase_add_test(tc, broadcasts_match_explicit_loops);
     tcase_add_test(tc, broadcast_shape_errors);
     tcase_add_test(tc, concat_layout_round_trip_and_errors);

@@ -97,8 +97,9 @@ END_TEST
 
 /* ---- sequences ------------------------------------------------------------ */
 
-/* Every fusion a sequence makes (conv bn relu, conv bn, conv relu, bn relu),
- * nested sequences, a residual block with a projection and one without,
+/* Every fusion a sequence makes (conv bn relu, conv bn, conv relu, bn relu,
+ * residual relu), nested sequences, a residual block with a projection and
+ * one without,
  * stride, padding, pooling and a classifier, on odd sizes. */
 static const char net_text[] =
     "input 3 17 15\n"
@@ -126,6 +127,7 @@ static const char net_text[] =
     "  conv name=c8 out=7 k=1 stride=2 bias=0\n"
     "  bn name=b8\n"
     "end\n"
+    "relu name=r10\n"
     "seq name=s\n"
     "  conv name=c9 out=5 k=3 pad=1 bias=0\n"
     "  bn name=b9\n"
@@ -138,7 +140,7 @@ static const char net_text[] =
 /* The leaves in order, for the reference; "+" marks where a residual adds. */
 static const char *const plain_order[] = {"c1", "b1", "r1", "c2", "b2", "c3", "r3"};
 static const char *const tail_order[] = {"b6", "r6"};
-static const char *const last_order[] = {"s.c9", "s.b9", "s.r9", "s.pool", "flat", "fc"};
+static const char *const last_order[] = {"r10", "s.c9", "s.b9", "s.r9", "s.pool", "flat", "fc"};
 
 /* Batch norms get random gamma, beta and statistics (the defaults, 1, 0, 0
  * and 1, would hide mistakes in the folding). */
@@ -214,7 +216,7 @@ static heed_tensor *reference_forward(heed_net *net, chain *ch, const heed_tenso
     *sum2 = (heed_tensor){0};
     ck_assert_int_eq(heed_tensor_ensure(sum2, p1->n, p1->c, p1->h, p1->w), HEED_OK);
     for (size_t i = 0; i < heed_tensor_count(p1); i++) sum2->data[i] = p1->data[i] + p2->data[i];
-    return run_leaves(net, ch, sum2, last_order, 6);
+    return run_leaves(net, ch, sum2, last_order, 7);
 }
 
 static void chain_free(chain *ch) {
