@@ -134,18 +134,30 @@ def darknet_line(heed, peer, seconds, rounds):
           f"{dark_ms / heed_ms:.1f}x darknet's speed")
 
 
-def scaling_lines(heed, heed_rows, threads, seconds, rounds):
-    """heed's W2 cases on one thread against the same cases at --threads."""
-    print(f"\n| case | heed img/s, 1 thread | heed img/s, {threads} threads | speed-up |")
+def scaling_lines(heed, cases, threads, seconds, rounds):
+    """heed's W2 cases on one thread and on `threads`, in pairs (the one, then
+    the other, each in its own process) `rounds` times. The speed-up is the
+    median of the pairs' ratios: the machine's speed drifts by a quarter
+    between runs minutes apart, which a ratio of runs far apart (the main
+    table's and a later one-thread pass) takes for scaling."""
+    print(f"\n| case | heed img/s, 1 thread | heed img/s, {threads} threads | "
+          f"speed-up (median of {rounds} pair{'s' if rounds > 1 else ''}) |")
     print("|---|---:|---:|---:|")
-    for (w, m, b) in MATRIX:
-        many = heed_rows.get((w, m, b))
-        if not w.startswith("resnet18") or not many:
+    for (w, m, b) in cases:
+        if not w.startswith("resnet18"):
             continue
-        one = median_run([heed_one(heed, w, m, b, 1, seconds) for _ in range(rounds)])
-        if one:
-            print(f"| {w} {m} {b} | {one['images_per_s']:.2f} | {many['images_per_s']:.2f} | "
-                  f"{many['images_per_s'] / one['images_per_s']:.2f}× |")
+        ones, manys, ratios = [], [], []
+        for _ in range(rounds):
+            one = heed_one(heed, w, m, b, 1, seconds)
+            many = heed_one(heed, w, m, b, threads, seconds)
+            if one and many:
+                ones.append(one)
+                manys.append(many)
+                ratios.append(many["images_per_s"] / one["images_per_s"])
+        if ratios:
+            ratios.sort()
+            print(f"| {w} {m} {b} | {median_run(ones)['images_per_s']:.2f} | "
+                  f"{median_run(manys)['images_per_s']:.2f} | {ratios[len(ratios) // 2]:.2f}× |")
 
 
 def main(argv=None):
@@ -174,7 +186,8 @@ def main(argv=None):
                         "resnet18-plain infer 1, also on one thread")
     p.add_argument("--scaling", action="store_true",
                    help="with --threads above 1: also run heed's ResNet-18 cases on one "
-                        "thread and print the speed-up")
+                        "thread and on --threads, in pairs (--rounds of them), and print "
+                        "the median speed-up of the pairs")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.threads < 1 or args.rounds < 1:
         p.error("--seconds, --threads and --rounds must be positive")
@@ -251,7 +264,7 @@ def main(argv=None):
     if args.darknet:
         darknet_line(heed, peer, args.seconds, args.rounds)
     if args.scaling and args.threads > 1:
-        scaling_lines(heed, heed_rows, args.threads, args.seconds, args.rounds)
+        scaling_lines(heed, cases, args.threads, args.seconds, args.rounds)
     missing = len(cases) - len(ratios)
     return 1 if missing else 0
 
