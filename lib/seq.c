@@ -91,25 +91,25 @@ static int *fresh_flag(heed_layer *l) {
     return NULL;
 }
 
+/* l's forward with its relu fused in: *fuse_relu, l's own flag, set for
+ * the call. */
+static heed_status forward_fused_relu(heed_layer *l, int *fuse_relu, const heed_tensor *in,
+                                      heed_tensor *out) {
+    *fuse_relu = 1;
+    heed_status st = heed_layer_forward(l, in, out);
+    *fuse_relu = 0;
+    return st;
+}
+
 /* Runs the step starting at child i from in to out. */
 static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_tensor *out) {
     const int kind = s->plan[i];
     heed_layer *l = s->children[i];
     if (kind == STEP_ONE) return heed_layer_forward(l, in, out);
-    if (kind == STEP_BN_RELU) {
-        heed_batchnorm *bn = (heed_batchnorm *)l;
-        bn->fuse_relu = 1;
-        heed_status st = heed_layer_forward(l, in, out);
-        bn->fuse_relu = 0;
-        return st;
-    }
-    if (kind == STEP_RESIDUAL_RELU) {
-        heed_residual *r = (heed_residual *)l;
-        r->fuse_relu = 1;
-        heed_status st = heed_layer_forward(l, in, out);
-        r->fuse_relu = 0;
-        return st;
-    }
+    if (kind == STEP_BN_RELU)
+        return forward_fused_relu(l, &((heed_batchnorm *)l)->fuse_relu, in, out);
+    if (kind == STEP_RESIDUAL_RELU)
+        return forward_fused_relu(l, &((heed_residual *)l)->fuse_relu, in, out);
     heed_conv2d *conv = (heed_conv2d *)l;
     if (kind == STEP_CONV_BN || kind == STEP_CONV_BN_RELU) {
         float *affine;
