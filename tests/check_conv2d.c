@@ -293,11 +293,12 @@ static void naive_backward(const heed_conv2d_cfg *c, const heed_tensor *x, const
  * with one input channel, one narrow image shared out by blocks of output
  * channels, a one-column image whose padded product is wider than its
  * copies' rows; strided, the forward on row phases: stride 2 in bands of a
- * large image, even and odd sizes, stride 3 with its three phases, 1x1
- * stride 2, groups with dilation, a 2x2 kernel without padding), direct
- * loops (CBAM's 2 -> 1 filter, depthwise, two channels per group), im2col
- * (stride 2 with few channels, and in row bands over column phases: even
- * and odd widths, stride 3). */
+ * large image, even and odd sizes, stride 3 with its three phases,
+ * stride 4 with four, 1x1 stride 2 and a padded 1x1 stride 3, groups with
+ * dilation, a 2x2 kernel without padding), direct loops (CBAM's 2 -> 1
+ * filter, depthwise, two channels per group), im2col (stride 2 with few
+ * channels, and in row bands over column phases: even and odd widths,
+ * stride 3). */
 static const shape_case path_cases[] = {
     {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 2, 24, 27},
     {{.in_c = 4, .out_c = 6, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 3, 20, 23},
@@ -321,6 +322,8 @@ static const shape_case path_cases[] = {
     {{.in_c = 64, .out_c = 12, .k = 1, .stride = 2, .bias = 1}, 2, 9, 11},
     {{.in_c = 48, .out_c = 8, .k = 3, .stride = 2, .pad = 2, .dilation = 2, .groups = 2}, 2, 30, 29},
     {{.in_c = 40, .out_c = 6, .k = 2, .stride = 2}, 2, 31, 32},
+    {{.in_c = 32, .out_c = 5, .k = 5, .stride = 4, .pad = 2}, 3, 33, 30},
+    {{.in_c = 64, .out_c = 4, .k = 1, .stride = 3, .pad = 1}, 1, 10, 11},
     {{.in_c = 2, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 150, 150},
     {{.in_c = 2, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 149, 151},
     {{.in_c = 2, .out_c = 6, .k = 5, .stride = 3, .pad = 2}, 1, 220, 220},
