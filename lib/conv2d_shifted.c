@@ -48,10 +48,10 @@ typedef heed_conv_post post;
 #define SHIFT_MIN_STRIDED_DEPTH 64
 
 int heed_conv_use_shifted(const geom *g) {
-    if (g->S == 1 ? g->K == 1 : g->S > SHIFT_MAX_STRIDE || g->ICg * g->K < SHIFT_MIN_STRIDED_DEPTH)
-        return 0;
-    /* A 1x1 strided kernel is one product, as im2col's would be. */
-    return g->K == 1 || (size_t)g->N * g->L >= SHIFT_MIN_COLUMNS;
+    const int wide = (size_t)g->N * g->L >= SHIFT_MIN_COLUMNS;
+    if (g->S == 1) return g->K > 1 && wide;
+    if (g->S > SHIFT_MAX_STRIDE || g->ICg * g->K < SHIFT_MIN_STRIDED_DEPTH) return 0;
+    return g->K == 1 || wide; /* a 1x1 strided kernel is one product, as im2col's would be */
 }
 
 /* Tap row u reads row q_u of row phase p_u (the header's q_u and p_u). */
