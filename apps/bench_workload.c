@@ -111,6 +111,7 @@ heed_status bench_case_open(bench_case *c, const char *path, const char *workloa
     for (int i = 0; i < batch; i++) c->labels[i] = (int)heed_rng_below(&rng, (uint32_t)c->classes);
 
     heed_net_set_training(c->net, train);
+    heed_net_set_frozen(c->net, !train); /* inference as the apps serve a model */
     heed_net_reseed(c->net, seed);
     if (train) {
         heed_optim_cfg cfg = {.kind = HEED_OPTIM_SGD, .lr = 0.01f, .momentum = 0.9f};

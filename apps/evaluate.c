@@ -50,6 +50,9 @@ heed_status evaluate(heed_model *m, const heed_dataset *d, int batch, eval_resul
     /* Stochastic layers (RAM's first glimpse) draw from a fixed stream, so
      * evaluating one model twice gives one answer. */
     heed_net_reseed(m->net, 0);
+    /* The weights stay put while evaluating (training resumes after). */
+    const int freeze = !m->net->root->base.frozen;
+    if (freeze) heed_net_set_frozen(m->net, 1);
     long correct = 0;
     double loss_sum = 0;
     for (int start = 0; st == HEED_OK && start < d->count; start += batch) {
@@ -74,6 +77,7 @@ heed_status evaluate(heed_model *m, const heed_dataset *d, int batch, eval_resul
         r->accuracy = (double)correct / d->count;
         r->loss = loss_sum / d->count;
     }
+    if (freeze) heed_net_set_frozen(m->net, 0);
     heed_tensor_free(&x), heed_tensor_free(&y);
     free(idx), free(labels);
     if (st != HEED_OK) eval_result_free(r);

@@ -121,6 +121,7 @@ int image_cmd_open(image_cmd *c, heed_model **m) {
     if (c->overlay && cli_make_dirs(c->command, c->overlay)) return 1;
     if (c->threads > 0) omp_set_num_threads(c->threads);
     if (heed_model_load(m, c->model) != HEED_OK) return cli_lib_error(c->command);
+    heed_net_set_frozen((*m)->net, 1); /* served as loaded */
     return -1;
 }
 

@@ -74,6 +74,9 @@ typedef struct heed_conv2d {
      * at batch 1 spent a tenth of its time redoing it. */
     heed_scratch wt_src;
     int wt_forward;
+    /* The freeze (base.frozen) under which wt was last made or checked, 0
+     * for none: under that same freeze it is used unchecked. */
+    uint64_t wt_frozen;
     heed_scratch post;   /* (OC): the shift forward_fused adds, bias included */
     /* Set by a sequence around one forward through the layer interface
      * (heed_layer_forward) when a batch norm in inference mode and/or a relu

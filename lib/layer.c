@@ -22,6 +22,7 @@ void heed_layer_init(heed_layer *l, const heed_layer_ops *ops, const char *name,
     l->in_c = in[0], l->in_h = in[1], l->in_w = in[2];
     l->out_c = out_c, l->out_h = out_h, l->out_w = out_w;
     l->training = 0;
+    l->frozen = 0;
     l->forward_s = l->backward_s = 0.0;
     l->forward_calls = 0;
 }
@@ -71,6 +72,16 @@ void heed_layer_set_training(heed_layer *l, int training) {
     l->training = training;
     for (int i = 0; i < heed_layer_child_count(l); i++)
         heed_layer_set_training(heed_layer_child(l, i), training);
+}
+
+static void set_frozen(heed_layer *l, uint64_t freeze) {
+    l->frozen = freeze;
+    for (int i = 0; i < heed_layer_child_count(l); i++) set_frozen(heed_layer_child(l, i), freeze);
+}
+
+void heed_layer_set_frozen(heed_layer *l, int frozen) {
+    static uint64_t freezes; /* 64 bits: never wraps back to a number in use */
+    set_frozen(l, frozen ? __atomic_add_fetch(&freezes, 1, __ATOMIC_RELAXED) : 0);
 }
 
 heed_status heed_layer_set_targets(heed_layer *l, const int *labels, int n, double *loss) {

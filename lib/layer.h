@@ -23,6 +23,14 @@
  *
  * `training` switches batch norm to batch statistics and turns dropout on;
  * heed_layer_set_training sets it on a layer and all its children.
+ *
+ * `frozen` (heed_layer_set_frozen) is a caller's promise that the layer's
+ * weights stay as they are until it is thawed, as for a loaded model
+ * serving inference: layers may then keep copies derived from their
+ * weights (a convolution's reordered kernel) without comparing them with
+ * the weights on each call. Weights written while frozen may go unseen
+ * until the layer is thawed (a backward through a layer still drops its
+ * copies, so a training step shows either way).
  */
 #ifndef HEED_LAYER_H
 #define HEED_LAYER_H
@@ -67,6 +75,9 @@ struct heed_layer {
     int in_c, in_h, in_w;    /* input per image */
     int out_c, out_h, out_w; /* output per image */
     int training;
+    /* Nonzero while frozen: the number of the freeze, each freeze its own,
+     * so a layer tells a copy it made under this one from an older. */
+    uint64_t frozen;
     /* Time spent in forward and backward (children included) and the
      * number of forward calls, counted only while heed_layer_profile(1)
      * is in effect (heed bench --layers). */
@@ -87,6 +98,8 @@ heed_status heed_layer_backward(heed_layer *l, const heed_tensor *x, const heed_
                                 const heed_tensor *dy, heed_tensor *dx);
 
 void heed_layer_set_training(heed_layer *l, int training);
+/* Freezes (1) or thaws (0) a layer and all its children (see `frozen`). */
+void heed_layer_set_frozen(heed_layer *l, int frozen);
 /* Hands the labels to l and its children that take them (see set_targets);
  * *loss gets their added loss terms. */
 heed_status heed_layer_set_targets(heed_layer *l, const int *labels, int n, double *loss);

@@ -31,6 +31,10 @@ void heed_net_set_training(heed_net *net, int training) {
     heed_layer_set_training(&net->root->base, training);
 }
 
+void heed_net_set_frozen(heed_net *net, int frozen) {
+    heed_layer_set_frozen(&net->root->base, frozen);
+}
+
 heed_status heed_net_set_targets(heed_net *net, const int *labels, int n, double *loss) {
     return heed_layer_set_targets(&net->root->base, labels, n, loss);
 }

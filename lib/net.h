@@ -53,6 +53,12 @@ heed_status heed_net_backward(heed_net *net, const heed_tensor *x, const heed_te
 
 void heed_net_set_training(heed_net *net, int training);
 
+/* Freezes (1) or thaws (0) every layer: a promise that the parameters stay
+ * as they are meanwhile (layer.h's `frozen`), which lets inference skip
+ * checking the copies layers derive from them. For serving a loaded model;
+ * thaw before changing parameters (loading, training). */
+void heed_net_set_frozen(heed_net *net, int frozen);
+
 /* After a training forward, before backward: hands the batch's labels to
  * the layers that need them (RAM) and ADDS their loss terms to *loss. A
  * no-op for networks without such layers. */

@@ -412,7 +412,8 @@ END_TEST
  * a change to any weight, made straight into the array as an optimizer or
  * a loaded model does, must show in the next forward. */
 START_TEST(changed_weights_show_in_the_next_forward) {
-    const heed_conv2d_cfg cfg = {.in_c = 4, .out_c = 6, .k = 3, .pad = 1, .bias = 1};
+    /* 8 input channels: with 4 or fewer the few-channel route would run. */
+    const heed_conv2d_cfg cfg = {.in_c = 8, .out_c = 6, .k = 3, .pad = 1, .bias = 1};
     fixture f;
     fixture_init(&f, cfg, 2, 20, 21, 77);
     const size_t ny = heed_tensor_count(&f.y);
@@ -431,6 +432,49 @@ START_TEST(changed_weights_show_in_the_next_forward) {
     ck_assert(tu_max_rel_err(f.y.data, ref, ny) < 1e-5);
     free(ref);
     fixture_free(&f);
+}
+END_TEST
+
+/* A frozen layer may use its kept reorder unchecked, but only the one
+ * made under the same freeze: weights changed while thawed must show after
+ * the next freeze, and after a backward. Small weights (checked before the
+ * parallel region) and large ones on two threads (checked by both). */
+START_TEST(refrozen_weights_show_in_the_next_forward) {
+    static const shape_case cases[] = {
+        {{.in_c = 8, .out_c = 6, .k = 3, .pad = 1, .bias = 1}, 2, 20, 21},
+        {{.in_c = 64, .out_c = 128, .k = 3, .pad = 1}, 1, 14, 14},
+    };
+    const shape_case *sc = &cases[_i];
+#ifdef _OPENMP
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+#endif
+    fixture f;
+    fixture_init(&f, sc->cfg, sc->N, sc->H, sc->W, 78);
+    const size_t ny = heed_tensor_count(&f.y);
+    float *ref = malloc(ny * sizeof(float));
+    for (int round = 0; round < 3; round++) {
+        heed_layer_set_frozen(&f.conv->base, 1);
+        for (int step = 0; step < 3; step++) {
+            if (step == 2) { /* a backward while frozen, then new weights */
+                if (round != 1) break;
+                heed_tensor dy = heed_tensor_view(f.wt, f.y.n, f.y.c, f.y.h, f.y.w);
+                ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, &f.dx), HEED_OK);
+                f.conv->w[5] -= 0.25f;
+            }
+            ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
+            naive_conv(&sc->cfg, &f.x, f.conv->w, f.conv->b, f.y.h, f.y.w, ref);
+            ck_assert_msg(tu_max_rel_err(f.y.data, ref, ny) < 1e-5, "round %d step %d", round,
+                          step);
+        }
+        heed_layer_set_frozen(&f.conv->base, 0);
+        f.conv->w[round * 37] += 0.5f; /* while thawed */
+    }
+    free(ref);
+    fixture_free(&f);
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
 }
 END_TEST
 
@@ -612,6 +656,7 @@ Suite *heed_suite_conv2d(void) {
     tcase_add_test(tc, fold_bn_equals_conv_then_batch_norm);
     tcase_add_test(tc, threaded_matches_one_thread);
     tcase_add_test(tc, changed_weights_show_in_the_next_forward);
+    tcase_add_loop_test(tc, refrozen_weights_show_in_the_next_forward, 0, 2);
     tcase_add_test(tc, layer_interface_and_parameters);
     tcase_add_test(tc, bad_configs_and_shapes_are_refused);
     suite_add_tcase(s, tc);

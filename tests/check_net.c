@@ -89,6 +89,35 @@ START_TEST(default_names_count_per_type) {
 }
 END_TEST
 
+static void note_frozen(heed_layer *l, int depth, void *ctx) {
+    (void)depth;
+    uint64_t *seen = ctx; /* [0]: the first layer's freeze, [1]: layers that differ */
+    if (seen[2]++ == 0) seen[0] = l->frozen;
+    seen[1] += l->frozen != seen[0];
+}
+
+/* Freezing reaches every layer, nested ones too; each freeze has its own
+ * number (a layer tells a copy made under an older freeze), thawing is 0. */
+START_TEST(freezing_reaches_every_layer) {
+    heed_net *net;
+    ck_assert_int_eq(heed_net_load(&net, "nets/fmnist-cbam.net", 1), HEED_OK);
+    uint64_t first = 0;
+    for (int round = 0; round < 3; round++) {
+        uint64_t seen[3] = {0};
+        heed_net_set_frozen(net, round < 2);
+        heed_net_visit(net, note_frozen, seen);
+        ck_assert_uint_gt(seen[2], 10);
+        ck_assert_uint_eq(seen[1], 0);
+        ck_assert_uint_eq(net->root->base.frozen, seen[0]);
+        if (round == 0) first = seen[0];
+        if (round < 2) ck_assert_uint_ne(seen[0], 0);
+        if (round == 1) ck_assert_uint_ne(seen[0], first);
+        if (round == 2) ck_assert_uint_eq(seen[0], 0);
+    }
+    heed_net_free(net);
+}
+END_TEST
+
 /* Each broken description and the line and words its error must name. */
 static const struct {
     const char *text, *expect;
@@ -136,6 +165,7 @@ Suite *heed_suite_net(void) {
     tcase_add_loop_test(tc, shipped_nets_match_pytorch_counts, 0, sizeof shipped / sizeof shipped[0]);
     tcase_add_test(tc, names_nest_and_forward_runs);
     tcase_add_test(tc, default_names_count_per_type);
+    tcase_add_test(tc, freezing_reaches_every_layer);
     tcase_add_loop_test(tc, errors_name_the_line, 0, sizeof broken / sizeof broken[0]);
     tcase_add_test(tc, missing_file_is_an_io_error);
     suite_add_tcase(s, tc);
