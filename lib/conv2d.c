@@ -25,13 +25,14 @@
  * (col is x itself, viewed (ICg, L)); a convolution whose groups each map
  * few channels to few (ICg * OCg <= 4: depthwise, CBAM's 2 -> 1 spatial
  * filter) has too little work per pixel for a matrix product and runs as a
- * direct loop over kernel taps (conv2d_direct.c); the forward of stride 1
- * with up to 4 input channels per group (a first layer), whose sums are
- * too short for a matrix product, runs on padded planes with its sums in
- * registers (conv2d_few.c); and the forward of a convolution with enough
- * output columns (or a strided 1x1 one) runs its products on K shifted
- * copies of each input row phase that the kernel reads instead of im2col's
- * K*K copies, as does the backward of stride 1 (conv2d_shifted.c).
+ * direct loop over kernel taps (conv2d_direct.c); the forward with up to 4
+ * input channels per group (a first layer, ResNet's 7x7 stride-2 stem),
+ * whose sums are too short for a matrix product, runs on padded phase
+ * planes with its sums in registers (conv2d_few.c); and the forward of a
+ * convolution with enough output columns (or a strided 1x1 one) runs its
+ * products on K shifted copies of each input row phase that the kernel
+ * reads instead of im2col's K*K copies, as does the backward of stride 1
+ * (conv2d_shifted.c).
  *
  * Passes: one image at a time when its output is large, so that the output
  * is written in place (a very large image in bands of output columns, so

@@ -1,19 +1,29 @@
-/* conv2d_few.c -- forward of stride-1 convolutions with few input channels
- * per group (a network's first layer on grey or RGB images), on flat
- * zero-padded planes. Dimension letters as in conv2d.c.
+/* conv2d_few.c -- forward of convolutions with few input channels per
+ * group (a network's first layer on grey or RGB images), on flat
+ * zero-padded planes of the input's phases. Dimension letters as in
+ * conv2d.c.
  *
  * A matrix product suits these badly: its sum is only ICg*K*K long (9 for
  * W1's 1 -> 32 first layer), so every tile of the result is loaded and
  * stored for a handful of multiply-adds. Here each output vector instead
- * stays in registers across every tap. The input planes are copied with
- * P zeros around them, Wq = W + 2P wide, and the output is computed over
- * the flat grid of OH rows of Wq positions, where tap (u, v) of position
- * p reads q[p + u*D*Wq + v*D]: one contiguous loop for every tap, with no
- * bounds inside. The Wq - OW positions at each row's end are computed and
- * dropped. Eight output channels share each load of the input.
+ * stays in registers across every tap.
+ *
+ * The input, padded with P zeros around it, is split into S x S phase
+ * planes, Wq = ceil((W + 2P) / S) wide: plane (c, a, b) holds padded pixel
+ * (r*S + a, s*S + b) at (r, s). Tap (u, v) of output (i, j) reads padded
+ * pixel (i*S + u*D, j*S + v*D), which is pixel (i + u*D/S, j + v*D/S) of
+ * plane (c, u*D % S, v*D % S). So the output is computed over a flat grid
+ * of OH rows of Wq positions, where tap t of position p reads
+ * q[p + off[t]]: one contiguous loop for every tap, with no bounds inside
+ * (for stride 1 there is one phase, and off[t] = u*D*Wq + v*D in plane c).
+ * The Wq - OW positions at each row's end are computed and dropped. Eight
+ * output channels share each load of the input. A large image goes in
+ * bands of output rows (so that a band's grid stays in cache, and so that
+ * one image can be shared between threads), each band with its own planes.
  *
  * Each output is the sum over c, u, v in that order, then the epilogue;
- * how images and channels are shared between threads changes no sum.
+ * how images, bands and channels are shared between threads changes no
+ * sum.
  */
 #include <string.h>
 
@@ -23,61 +33,123 @@
 typedef heed_conv_geom geom;
 typedef heed_conv_post post;
 
-/* Output channels computed together: their accumulators (8 x 16 floats)
- * fit AVX-512's registers alongside the input vector, and are enough
- * independent sums to hide the adds' latency (4 measured 10% slower on
- * W1's first layer). */
+/* Output channels computed together, each over BLOCK grid positions (two
+ * vectors): 16 accumulators, so that the 8 weights broadcast per tap serve
+ * 16 multiply-adds (with one vector each, the broadcasts nearly matched
+ * the multiply-adds: ResNet-18's stem ran 18% slower than im2col, W1's
+ * first layer 25% slower than now). 4 channels measured 10% slower. */
 #define OUT_GROUP 8
 #define VEC 16
+#define BLOCK (2 * VEC)
 
 /* Taps per output (ICg*K*K) this route takes: their weights sit in a
  * table on the stack. */
 #define MAX_TAPS 256
 
-static int grid_width(const geom *g) { return g->W + 2 * g->P; }
+/* Strides this route takes: S*S phases of ICg <= 4 channels stay few planes. */
+#define FEW_MAX_STRIDE 4
 
-static int plane_rows(const geom *g) { return g->OH + g->D * (g->K - 1); }
+static int grid_width(const geom *g) { return (g->W + 2 * g->P + g->S - 1) / g->S; }
 
-/* Floats of one padded plane. An output position inside the image reads
- * its own plane only; the grid's dropped positions read into the next
- * plane, and past the last one into planes_slack() zeros. */
-static size_t plane_size(const geom *g) { return (size_t)plane_rows(g) * grid_width(g); }
+/* Rows of a phase plane beyond a band's output rows: the largest tap row shift. */
+static int plane_halo(const geom *g) { return g->D * (g->K - 1) / g->S; }
 
-static size_t planes_slack(const geom *g) { return (size_t)g->D * (g->K - 1) + 2 * VEC; }
+static int phase_planes(const geom *g) { return g->ICg * g->S * g->S; }
 
-/* Positions of the output grid, in whole vectors. */
-static size_t grid_size(const geom *g) {
-    return ((size_t)g->OH * grid_width(g) + VEC - 1) / VEC * VEC;
+/* Floats of one phase plane for a band of `rows` output rows. An output
+ * position inside the image reads its own plane only; the grid's dropped
+ * positions read into the next plane, and past the last one into
+ * planes_slack() zeros. */
+static size_t plane_size(const geom *g, int rows) {
+    return (size_t)(rows + plane_halo(g)) * grid_width(g);
 }
 
-/* The route's layers: also only while a group of output planes stays in
- * cache (PASS_FLOATS): a large image's grid would go to memory and back
- * between the taps and the kept rows. */
+static size_t planes_slack(const geom *g) { return (size_t)g->D * (g->K - 1) + BLOCK + VEC; }
+
+/* Positions of a band's output grid, in whole blocks. */
+static size_t grid_size(const geom *g, int rows) {
+    return ((size_t)rows * grid_width(g) + BLOCK - 1) / BLOCK * BLOCK;
+}
+
+/* Output rows per band: a group of output planes stays in cache
+ * (PASS_FLOATS; a larger grid would go to memory and back between the taps
+ * and the kept rows). */
+static int band_rows(const geom *g) {
+    const size_t rows = PASS_FLOATS / OUT_GROUP / grid_width(g);
+    return rows < 1 ? 1 : rows > (size_t)g->OH ? g->OH : (int)rows;
+}
+
 int heed_conv_few_fits(const geom *g) {
-    return g->S == 1 && g->K > 1 && g->ICg <= 4 && g->R <= MAX_TAPS &&
-           OUT_GROUP * grid_size(g) <= PASS_FLOATS;
+    return g->S <= FEW_MAX_STRIDE && g->K > 1 && g->ICg <= 4 && g->R <= MAX_TAPS;
 }
 
-/* out[k * ldo + p] = sum over c, u, v of wt[t * OUT_GROUP + k] *
- * q[c * ldq + p + u*D*Wq + v*D], t = (c*K + u)*K + v, for k < OUT_GROUP and
- * p < n (whole vectors). */
-HEED_WIDE
-static void grid_taps(const float *q, size_t ldq, int C, int K, int D, int Wq, const float *wt,
-                      float *out, size_t ldo, int n) {
-    for (int p0 = 0; p0 < n; p0 += VEC) {
-        float acc[OUT_GROUP][VEC] = {{0}};
+/* off[t]: where tap t = (c*K + u)*K + v reads, from a grid position, in
+ * planes ldq floats apart (the header's phase planes). */
+static void tap_offsets(const geom *g, size_t ldq, size_t *off) {
+    const int S = g->S, D = g->D, Wq = grid_width(g);
+    for (int c = 0, t = 0; c < g->ICg; c++)
+        for (int u = 0; u < g->K; u++)
+            for (int v = 0; v < g->K; v++, t++) {
+                const size_t plane = ((size_t)c * S + u * D % S) * S + v * D % S;
+                off[t] = plane * ldq + (size_t)(u * D / S) * Wq + v * D / S;
+            }
+}
+
+/* out[k * ldo + p] = sum over t of wt[t * OUT_GROUP + k] * q[p + off[t]],
+ * for k < OUT_GROUP and p < n (whole blocks of BLOCK positions). The
+ * multiply-adds are fused where the CPU has FMA (ISO C mode leaves them
+ * apart: twice the instructions, the stem 15% slower), so its last bits
+ * depend on the CPU's kernel, as heed_gemm's do; never on the threads. */
+HEED_WIDE __attribute__((optimize("fp-contract=fast")))
+static void grid_taps(const float *q, const size_t *off, int taps, const float *wt, float *out,
+                      size_t ldo, int n) {
+    for (int p0 = 0; p0 < n; p0 += BLOCK) {
+        float acc[OUT_GROUP][BLOCK] = {{0}};
         const float *w = wt;
-        for (int c = 0; c < C; c++)
-            for (int u = 0; u < K; u++)
-                for (int v = 0; v < K; v++, w += OUT_GROUP) {
-                    const float *restrict r = q + c * ldq + p0 + (size_t)u * D * Wq + v * D;
-                    for (int k = 0; k < OUT_GROUP; k++)
+        for (int t = 0; t < taps; t++, w += OUT_GROUP) {
+            const float *restrict r = q + off[t] + p0;
+            for (int k = 0; k < OUT_GROUP; k++)
 #pragma omp simd /* else the wide versions unroll it to scalars */
-                        for (int e = 0; e < VEC; e++) acc[k][e] += w[k] * r[e];
-                }
+                for (int e = 0; e < BLOCK; e++) acc[k][e] += w[k] * r[e];
+        }
         for (int k = 0; k < OUT_GROUP; k++)
 #pragma omp simd
-            for (int e = 0; e < VEC; e++) out[k * ldo + p0 + e] = acc[k][e];
+            for (int e = 0; e < BLOCK; e++) out[k * ldo + p0 + e] = acc[k][e];
+    }
+}
+
+/* The phase planes (ICg, S, S, rows + halo, Wq) of channels c0 ..
+ * c0+ICg-1 of image n for output rows i0 .. i0+rows-1, with planes_slack()
+ * zeros after them: plane (c, a, b) row r holds padded input row
+ * (i0 + r)*S + a, every S-th column from b. */
+static void phase_planes_fill(const geom *g, const float *x, int n, int c0, int i0, int rows,
+                              float *q) {
+    const int S = g->S, W = g->W, Wq = grid_width(g), nr = rows + plane_halo(g);
+    const size_t ldq = plane_size(g, rows);
+    memset(q + phase_planes(g) * ldq, 0, planes_slack(g) * sizeof(float));
+    for (int c = 0; c < g->ICg; c++) {
+        const float *xc = x + ((size_t)n * g->IC + c0 + c) * g->H * W;
+        for (int a = 0; a < S; a++)
+            for (int b = 0; b < S; b++) {
+                float *plane = q + (((size_t)c * S + a) * S + b) * ldq;
+                int jlo, jhi; /* columns s with 0 <= s*S + b - P < W */
+                conv_valid_range(b - g->P, S, W, Wq, &jlo, &jhi);
+                for (int r = 0; r < nr; r++) {
+                    float *restrict d = plane + (size_t)r * Wq;
+                    const int h = (i0 + r) * S + a - g->P;
+                    if (h < 0 || h >= g->H || jlo == jhi) {
+                        memset(d, 0, Wq * sizeof(float));
+                        continue;
+                    }
+                    const float *restrict src = xc + (size_t)h * W + b - g->P;
+                    for (int j = 0; j < jlo; j++) d[j] = 0.0f;
+                    if (S == 1)
+                        memcpy(d + jlo, src + jlo, (size_t)(jhi - jlo) * sizeof(float));
+                    else
+                        for (int j = jlo; j < jhi; j++) d[j] = src[(size_t)j * S];
+                    for (int j = jhi; j < Wq; j++) d[j] = 0.0f;
+                }
+            }
     }
 }
 
@@ -130,15 +202,16 @@ static void keep_rows(const float *grid, int Wq, float *y, int OH, int OW, const
     }
 }
 
-/* Image n, every group: pad its planes into q, then output channels a
- * group of OUT_GROUP at a time through the grid, kept rows to y. */
-static void few_image(const heed_conv2d *l, const geom *g, const float *x, float *y, int n,
-                      float *q, float *grid, const post *p) {
-    const int Wq = grid_width(g);
-    const size_t ldq = plane_size(g), ldg = grid_size(g);
-    memset(q + g->ICg * ldq, 0, planes_slack(g) * sizeof(float));
+/* Output rows i0 .. i0+rows-1 of image n, every group: its phase planes
+ * into q, then output channels a group of OUT_GROUP at a time through the
+ * grid, kept rows to y. */
+static void few_band(const heed_conv2d *l, const geom *g, const float *x, float *y, int n, int i0,
+                     int rows, float *q, float *grid, const post *p) {
+    const size_t ldq = plane_size(g, rows), ldg = grid_size(g, rows);
+    size_t off[MAX_TAPS];
+    tap_offsets(g, ldq, off);
     for (int gi = 0; gi < g->G; gi++) {
-        conv_pad_planes(x, g->IC, n, gi * g->ICg, g->ICg, g->H, g->W, g->P, plane_rows(g), Wq, q);
+        phase_planes_fill(g, x, n, gi * g->ICg, i0, rows, q);
         for (int o0 = 0; o0 < g->OCg; o0 += OUT_GROUP) {
             const int oc = g->OCg - o0 < OUT_GROUP ? g->OCg - o0 : OUT_GROUP;
             const int o = gi * g->OCg + o0;
@@ -146,25 +219,38 @@ static void few_image(const heed_conv2d *l, const geom *g, const float *x, float
             for (int t = 0; t < g->R; t++)
                 for (int k = 0; k < OUT_GROUP; k++)
                     wt[t * OUT_GROUP + k] = k < oc ? l->w[(size_t)(o + k) * g->R + t] : 0.0f;
-            grid_taps(q, ldq, g->ICg, g->K, g->D, Wq, wt, grid, ldg, (int)ldg);
+            grid_taps(q, off, g->R, wt, grid, ldg, (int)ldg);
             for (int k = 0; k < oc; k++)
-                keep_rows(grid + k * ldg, Wq, y + ((size_t)n * g->OC + o + k) * g->L, g->OH,
-                          g->OW, p, o + k);
+                keep_rows(grid + k * ldg, grid_width(g),
+                          y + ((size_t)n * g->OC + o + k) * g->L + (size_t)i0 * g->OW, rows, g->OW,
+                          p, o + k);
         }
     }
 }
 
 heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                   const post *p) {
-    const size_t planes = (size_t)g->ICg * plane_size(g) + planes_slack(g);
-    const size_t per_thread = planes + OUT_GROUP * grid_size(g);
-    const int T = conv_pass_threads(g->N, (size_t)g->OC * g->R * g->L);
+    int rows = band_rows(g), bands = (g->OH + rows - 1) / rows;
+    const size_t row_work = (size_t)g->OC * g->R * g->OW;
+    int T = conv_pass_threads(g->N * bands, row_work * rows);
+    const int tmax = conv_max_threads();
+    if (T < tmax && g->N * bands < tmax) { /* fewer images than threads: cut them finer */
+        const int want = (tmax + g->N - 1) / g->N;
+        const int split = (g->OH + want - 1) / want, split_bands = (g->OH + split - 1) / split;
+        const int t = conv_pass_threads(g->N * split_bands, row_work * split);
+        if (t > T) rows = split, bands = split_bands, T = t;
+    }
+    const size_t planes = (size_t)phase_planes(g) * plane_size(g, rows) + planes_slack(g);
+    const size_t per_thread = planes + OUT_GROUP * grid_size(g, rows);
     float *work;
     HEED_TRY(heed_scratch_get(&l->col, per_thread * T, &work));
+    const int items = g->N * bands;
     PARALLEL_IF(T > 1, "omp parallel for num_threads(T) schedule(static)",
-        for (int n = 0; n < g->N; n++) {
+        for (int it = 0; it < items; it++) {
+            const int n = it / bands, i0 = it % bands * rows;
+            const int nr = g->OH - i0 < rows ? g->OH - i0 : rows;
             float *q = work + conv_thread() * per_thread;
-            few_image(l, g, x, y, n, q, q + planes, p);
+            few_band(l, g, x, y, n, i0, nr, q, q + planes, p);
         });
     return HEED_OK;
 }

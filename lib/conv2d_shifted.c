@@ -44,7 +44,7 @@ typedef heed_conv_post post;
 #define SHIFT_MAX_STRIDE 4
 /* ...when their products, ICg*K deep where im2col's are ICg*K*K, are at
  * least this deep: ResNet-18's stem (3 channels, 7x7, stride 2: 21 deep)
- * ran 15% slower shifted. Stride 1 has conv2d_few.c for few channels. */
+ * ran 15% slower shifted; conv2d_few.c now takes it. */
 #define SHIFT_MIN_STRIDED_DEPTH 64
 
 int heed_conv_use_shifted(const geom *g) {

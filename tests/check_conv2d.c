@@ -296,9 +296,11 @@ static void naive_backward(const heed_conv2d_cfg *c, const heed_tensor *x, const
  * large image, even and odd sizes, stride 3 with its three phases,
  * stride 4 with four, 1x1 stride 2 and a padded 1x1 stride 3, groups with
  * dilation, a 2x2 kernel without padding), direct loops (CBAM's 2 -> 1
- * filter, depthwise, two channels per group), im2col (stride 2 with few
- * channels, and in row bands over column phases: even and odd widths,
- * stride 3). */
+ * filter, depthwise, two channels per group), the few-channel route's
+ * phase planes (ResNet's 7x7 stride-2 stem on an odd image, stride 3 with
+ * dilation, stride 4, groups, and images in several bands of rows at
+ * strides 1 and 2), im2col (stride 2 with 5 to 6 channels, and in row
+ * bands over column phases: even and odd widths, stride 3). */
 static const shape_case path_cases[] = {
     {{.in_c = 5, .out_c = 7, .k = 3, .pad = 1, .bias = 1}, 2, 24, 27},
     {{.in_c = 4, .out_c = 6, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 3, 20, 23},
@@ -324,9 +326,15 @@ static const shape_case path_cases[] = {
     {{.in_c = 40, .out_c = 6, .k = 2, .stride = 2}, 2, 31, 32},
     {{.in_c = 32, .out_c = 5, .k = 5, .stride = 4, .pad = 2}, 3, 33, 30},
     {{.in_c = 64, .out_c = 4, .k = 1, .stride = 3, .pad = 1}, 1, 10, 11},
-    {{.in_c = 2, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 150, 150},
-    {{.in_c = 2, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 149, 151},
-    {{.in_c = 2, .out_c = 6, .k = 5, .stride = 3, .pad = 2}, 1, 220, 220},
+    {{.in_c = 3, .out_c = 10, .k = 7, .stride = 2, .pad = 3}, 1, 45, 43},
+    {{.in_c = 2, .out_c = 9, .k = 3, .stride = 3, .pad = 2, .dilation = 2, .bias = 1}, 2, 31, 29},
+    {{.in_c = 1, .out_c = 8, .k = 5, .stride = 4, .pad = 1}, 2, 37, 40},
+    {{.in_c = 4, .out_c = 12, .k = 3, .stride = 2, .pad = 1, .groups = 2, .bias = 1}, 2, 20, 17},
+    {{.in_c = 1, .out_c = 8, .k = 3, .pad = 1}, 1, 200, 201},
+    {{.in_c = 2, .out_c = 3, .k = 5, .stride = 2, .pad = 2}, 1, 261, 520},
+    {{.in_c = 5, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 150, 150},
+    {{.in_c = 5, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 149, 151},
+    {{.in_c = 5, .out_c = 6, .k = 5, .stride = 3, .pad = 2}, 1, 220, 220},
 };
 
 START_TEST(every_path_matches_the_definition) {
@@ -358,8 +366,12 @@ START_TEST(every_path_matches_the_definition) {
         f.conv->dx_fresh = 0;
         err = tu_max_rel_err(f.dx.data, fdx, nx);
         ck_assert_msg(err < 1e-4, "case %d fresh %d: dx differs by %g", _i, fresh, err);
+        /* Each dW entry sums N*OH*OW float products: its rounding grows
+         * with that count (the large images' 34K terms reach 1.3e-4). */
+        const double terms = (double)f.y.n * f.y.h * f.y.w;
         err = tu_max_rel_err(f.conv->dw, fdw, nw);
-        ck_assert_msg(err < 1e-4, "case %d fresh %d: dW differs by %g", _i, fresh, err);
+        ck_assert_msg(err < 1e-4 * fmax(1.0, terms / 1e4), "case %d fresh %d: dW differs by %g",
+                      _i, fresh, err);
         for (int o = 0; f.conv->db && o < OC; o++)
             ck_assert_double_eq_tol(f.conv->db[o], db[o], 1e-4 * fmax(1.0, fabs(db[o])));
     }
@@ -503,6 +515,7 @@ START_TEST(threaded_matches_one_thread) {
         {{.in_c = 8, .out_c = 72, .k = 3, .pad = 1, .bias = 1}, 3, 28, 28},
         {{.in_c = 8, .out_c = 72, .k = 3, .pad = 1, .bias = 1}, 1, 27, 29},
         {{.in_c = 3, .out_c = 72, .k = 5, .stride = 2, .pad = 2}, 1, 150, 151},
+        {{.in_c = 6, .out_c = 72, .k = 5, .stride = 2, .pad = 2}, 1, 150, 151},
         /* Strided on row phases: one narrow image by blocks of output
          * channels (3x3 and 1x1), a large one in bands. */
         {{.in_c = 32, .out_c = 72, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 1, 28, 28},
