@@ -33,14 +33,16 @@
 typedef heed_conv_geom geom;
 typedef heed_conv_post post;
 
-/* Output channels computed together, each over BLOCK grid positions (two
- * vectors): 16 accumulators, so that the 8 weights broadcast per tap serve
- * 16 multiply-adds (with one vector each, the broadcasts nearly matched
- * the multiply-adds: ResNet-18's stem ran 18% slower than im2col, W1's
- * first layer 25% slower than now). 4 channels measured 10% slower. */
+/* Output channels computed together, each over a block of grid positions
+ * whose accumulators stay in registers: with AVX-512 two vectors (16
+ * accumulators, so that the 8 weights broadcast per tap serve 16
+ * multiply-adds; with one vector each the broadcasts nearly matched the
+ * multiply-adds: ResNet-18's stem ran 18% slower than im2col, W1's first
+ * layer 25% slower than now), else one (AVX2's 16 registers: two vectors
+ * spilled, the stem 2.5x slower). 4 channels measured 10% slower. */
 #define OUT_GROUP 8
 #define VEC 16
-#define BLOCK (2 * VEC)
+#define BLOCK (2 * VEC) /* the largest block; grids are whole blocks */
 
 /* Taps per output (ICg*K*K) this route takes: their weights sit in a
  * table on the stack. */
@@ -96,27 +98,52 @@ static void tap_offsets(const geom *g, size_t ldq, size_t *off) {
 }
 
 /* out[k * ldo + p] = sum over t of wt[t * OUT_GROUP + k] * q[p + off[t]],
- * for k < OUT_GROUP and p < n (whole blocks of BLOCK positions). The
- * multiply-adds are fused where the CPU has FMA (ISO C mode leaves them
- * apart: twice the instructions, the stem 15% slower), so its last bits
- * depend on the CPU's kernel, as heed_gemm's do; never on the threads. */
-HEED_WIDE __attribute__((optimize("fp-contract=fast")))
-static void grid_taps(const float *q, const size_t *off, int taps, const float *wt, float *out,
-                      size_t ldo, int n) {
-    for (int p0 = 0; p0 < n; p0 += BLOCK) {
-        float acc[OUT_GROUP][BLOCK] = {{0}};
+ * for k < OUT_GROUP and p < n (whole blocks of `block` <= BLOCK
+ * positions). Fused multiply-adds where the CPU has them (HEED_FUSED: ISO
+ * C mode leaves them apart, twice the instructions, and the stem ran 15%
+ * slower). */
+static inline __attribute__((always_inline)) void grid_taps_block(const float *q, const size_t *off,
+                                                                  int taps, const float *wt,
+                                                                  float *out, size_t ldo, int n,
+                                                                  const int block) {
+    for (int p0 = 0; p0 < n; p0 += block) {
+        float acc[OUT_GROUP][BLOCK];
+        for (int k = 0; k < OUT_GROUP; k++)
+            for (int e = 0; e < block; e++) acc[k][e] = 0.0f;
         const float *w = wt;
         for (int t = 0; t < taps; t++, w += OUT_GROUP) {
             const float *restrict r = q + off[t] + p0;
             for (int k = 0; k < OUT_GROUP; k++)
 #pragma omp simd /* else the wide versions unroll it to scalars */
-                for (int e = 0; e < BLOCK; e++) acc[k][e] += w[k] * r[e];
+                for (int e = 0; e < block; e++) acc[k][e] += w[k] * r[e];
         }
         for (int k = 0; k < OUT_GROUP; k++)
 #pragma omp simd
-            for (int e = 0; e < BLOCK; e++) out[k * ldo + p0 + e] = acc[k][e];
+            for (int e = 0; e < block; e++) out[k * ldo + p0 + e] = acc[k][e];
     }
 }
+
+HEED_WIDE HEED_FUSED static void grid_taps_vector(const float *q, const size_t *off, int taps,
+                                                  const float *wt, float *out, size_t ldo, int n) {
+    grid_taps_block(q, off, taps, wt, out, ldo, n, VEC);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target("arch=x86-64-v4"))) HEED_FUSED static void grid_taps_avx512(
+    const float *q, const size_t *off, int taps, const float *wt, float *out, size_t ldo, int n) {
+    grid_taps_block(q, off, taps, wt, out, ldo, n, BLOCK);
+}
+
+static void grid_taps(const float *q, const size_t *off, int taps, const float *wt, float *out,
+                      size_t ldo, int n) {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        grid_taps_avx512(q, off, taps, wt, out, ldo, n);
+    else
+        grid_taps_vector(q, off, taps, wt, out, ldo, n);
+}
+#else
+#define grid_taps grid_taps_vector
+#endif
 
 /* The phase planes (ICg, S, S, rows + halo, Wq) of channels c0 ..
  * c0+ICg-1 of image n for output rows i0 .. i0+rows-1, with planes_slack()
