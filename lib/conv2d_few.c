@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "conv2d_impl.h"
+#include "gemm.h"
 #include "wide.h"
 
 typedef heed_conv_geom geom;
@@ -134,9 +135,11 @@ __attribute__((target("arch=x86-64-v4"))) HEED_FUSED static void grid_taps_avx51
     grid_taps_block(q, off, taps, wt, out, ldo, n, BLOCK);
 }
 
+/* The blocks follow heed_gemm's kernel: AVX-512 where it runs (so that
+ * HEED_GEMM_KERNEL, or a test, can choose the narrower ones too). */
 static void grid_taps(const float *q, const size_t *off, int taps, const float *wt, float *out,
                       size_t ldo, int n) {
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+    if (!strcmp(heed_gemm_kernel_name(), "avx512"))
         grid_taps_avx512(q, off, taps, wt, out, ldo, n);
     else
         grid_taps_vector(q, off, taps, wt, out, ldo, n);

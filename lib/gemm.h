@@ -14,7 +14,8 @@
  *
  * heed_gemm picks the fastest kernel for this CPU at run time (AVX-512,
  * AVX2+FMA, or portable C; the environment variable HEED_GEMM_KERNEL=
- * avx512|avx2|generic forces one the CPU supports) and runs OpenMP threads
+ * avx512|avx2|generic forces one the CPU supports, and the few-channel
+ * convolutions' register blocks follow it) and runs OpenMP threads
  * across blocks of C, never across K: results are bit-identical whatever
  * the thread count. Operands are read in place where that pays (A stored
  * M x K always; B stored K x N when A's rows for one K slice stay in

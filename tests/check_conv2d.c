@@ -9,6 +9,7 @@
 #endif
 
 #include "conv2d.h"
+#include "gemm.h"
 #include "testutil.h"
 
 /* A conv with its own parameter store, weights and bias drawn U(-1, 1). */
@@ -380,6 +381,37 @@ START_TEST(every_path_matches_the_definition) {
 }
 END_TEST
 
+/* The few-channel route's register blocks follow heed_gemm's kernel (two
+ * vectors of positions with AVX-512, one otherwise): each against the
+ * definition, at stride 1 and 2, with dilation, in bands of rows. */
+START_TEST(few_channel_blocks_match_the_definition_on_every_kernel) {
+    static const char *kernels[] = {"avx512", "avx2", "generic"};
+    static const shape_case cases[] = {
+        {{.in_c = 1, .out_c = 32, .k = 3, .pad = 1, .bias = 1}, 2, 28, 28},
+        {{.in_c = 3, .out_c = 10, .k = 7, .stride = 2, .pad = 3}, 1, 45, 43},
+        {{.in_c = 2, .out_c = 9, .k = 3, .stride = 3, .pad = 2, .dilation = 2}, 2, 31, 29},
+        {{.in_c = 1, .out_c = 8, .k = 3, .pad = 1}, 1, 200, 201},
+    };
+    for (int kk = 0; kk < 3; kk++) {
+        if (!heed_gemm_kernel_available(kernels[kk])) continue;
+        ck_assert_int_eq(heed_gemm_set_kernel(kernels[kk]), HEED_OK);
+        for (int ci = 0; ci < (int)(sizeof cases / sizeof cases[0]); ci++) {
+            const shape_case *sc = &cases[ci];
+            fixture f;
+            fixture_init(&f, sc->cfg, sc->N, sc->H, sc->W, 600 + ci);
+            const size_t ny = heed_tensor_count(&f.y);
+            float *ref = malloc(ny * sizeof(float));
+            naive_conv(&sc->cfg, &f.x, f.conv->w, f.conv->b, f.y.h, f.y.w, ref);
+            const double err = tu_max_rel_err(f.y.data, ref, ny);
+            ck_assert_msg(err < 1e-5, "%s case %d: forward differs by %g", kernels[kk], ci, err);
+            free(ref);
+            fixture_free(&f);
+        }
+    }
+    heed_gemm_set_kernel(NULL);
+}
+END_TEST
+
 START_TEST(fold_bn_equals_conv_then_batch_norm) {
     for (int with_bias = 0; with_bias <= 1; with_bias++) {
         heed_conv2d_cfg cfg = {.in_c = 4, .out_c = 6, .k = 3, .pad = 1, .groups = 2,
@@ -666,6 +698,7 @@ Suite *heed_suite_conv2d(void) {
                         (int)(sizeof grad_cases / sizeof grad_cases[0]));
     tcase_add_loop_test(tc, every_path_matches_the_definition, 0,
                         (int)(sizeof path_cases / sizeof path_cases[0]));
+    tcase_add_test(tc, few_channel_blocks_match_the_definition_on_every_kernel);
     tcase_add_test(tc, fold_bn_equals_conv_then_batch_norm);
     tcase_add_test(tc, threaded_matches_one_thread);
     tcase_add_test(tc, changed_weights_show_in_the_next_forward);
