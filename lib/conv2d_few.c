@@ -130,7 +130,8 @@ HEED_WIDE HEED_FUSED static void grid_taps_vector(const float *q, const size_t *
 }
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target("arch=x86-64-v4"))) HEED_FUSED static void grid_taps_avx512(
+/* The instructions heed_gemm's AVX-512 kernel checks for, no more. */
+__attribute__((target("avx512f,avx2,avx,fma"))) HEED_FUSED static void grid_taps_avx512(
     const float *q, const size_t *off, int taps, const float *wt, float *out, size_t ldo, int n) {
     grid_taps_block(q, off, taps, wt, out, ldo, n, BLOCK);
 }
