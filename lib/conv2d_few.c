@@ -124,6 +124,9 @@ static inline __attribute__((always_inline)) void grid_taps_block(const float *q
     }
 }
 
+typedef void grid_taps_fn(const float *q, const size_t *off, int taps, const float *wt,
+                          float *out, size_t ldo, int n);
+
 HEED_WIDE HEED_FUSED static void grid_taps_vector(const float *q, const size_t *off, int taps,
                                                   const float *wt, float *out, size_t ldo, int n) {
     grid_taps_block(q, off, taps, wt, out, ldo, n, VEC);
@@ -135,19 +138,16 @@ __attribute__((target("avx512f,avx2,avx,fma"))) HEED_FUSED static void grid_taps
     const float *q, const size_t *off, int taps, const float *wt, float *out, size_t ldo, int n) {
     grid_taps_block(q, off, taps, wt, out, ldo, n, BLOCK);
 }
+#endif
 
 /* The blocks follow heed_gemm's kernel: AVX-512 where it runs (so that
  * HEED_GEMM_KERNEL, or a test, can choose the narrower ones too). */
-static void grid_taps(const float *q, const size_t *off, int taps, const float *wt, float *out,
-                      size_t ldo, int n) {
-    if (!strcmp(heed_gemm_kernel_name(), "avx512"))
-        grid_taps_avx512(q, off, taps, wt, out, ldo, n);
-    else
-        grid_taps_vector(q, off, taps, wt, out, ldo, n);
-}
-#else
-#define grid_taps grid_taps_vector
+static grid_taps_fn *grid_taps_for_kernel(void) {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    if (!strcmp(heed_gemm_kernel_name(), "avx512")) return grid_taps_avx512;
 #endif
+    return grid_taps_vector;
+}
 
 /* The phase planes (ICg, S, S, rows + halo, Wq) of channels c0 ..
  * c0+ICg-1 of image n for output rows i0 .. i0+rows-1, with planes_slack()
@@ -236,8 +236,8 @@ static void keep_rows(const float *grid, int Wq, float *y, int OH, int OW, const
 /* Output rows i0 .. i0+rows-1 of image n, every group: its phase planes
  * into q, then output channels a group of OUT_GROUP at a time through the
  * grid, kept rows to y. */
-static void few_band(const heed_conv2d *l, const geom *g, const float *x, float *y, int n, int i0,
-                     int rows, float *q, float *grid, const post *p) {
+static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_taps, const float *x,
+                     float *y, int n, int i0, int rows, float *q, float *grid, const post *p) {
     const size_t ldq = plane_size(g, rows), ldg = grid_size(g, rows);
     size_t off[MAX_TAPS];
     tap_offsets(g, ldq, off);
@@ -276,12 +276,13 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
     float *work;
     HEED_TRY(heed_scratch_get(&l->col, per_thread * T, &work));
     const int items = g->N * bands;
+    grid_taps_fn *taps = grid_taps_for_kernel();
     PARALLEL_IF(T > 1, "omp parallel for num_threads(T) schedule(static)",
         for (int it = 0; it < items; it++) {
             const int n = it / bands, i0 = it % bands * rows;
             const int nr = g->OH - i0 < rows ? g->OH - i0 : rows;
             float *q = work + conv_thread() * per_thread;
-            few_band(l, g, x, y, n, i0, nr, q, q + planes, p);
+            few_band(l, g, taps, x, y, n, i0, nr, q, q + planes, p);
         });
     return HEED_OK;
 }
