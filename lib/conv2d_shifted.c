@@ -34,12 +34,17 @@ typedef heed_conv_geom geom;
 typedef heed_conv_post post;
 
 /* Images whose output columns together reach this take the shifted path
- * when their kernel has several rows. Below it, K products with so few
- * columns each cost more than the one im2col product they replace
- * (measured at batch 1: ResNet-18's 7x7 maps ran slower shifted; W1's
- * 14x14 ones, with the reordered weights kept between calls, 10% faster;
- * 28x28 ones gained 10-25%). */
-#define SHIFT_MIN_COLUMNS 196
+ * when their kernel has several rows: ResNet-18's 7x7 maps at batch 1
+ * (49 columns). Once frozen weights skipped the check of the kept reorder
+ * (a read of 9.4 MB per 512-channel 7x7 layer), those layers ran 3-4%
+ * faster shifted on one thread and 8% on two in the network (20% alone):
+ * im2col's copies are 9 per input value, the shifted path's 3, and on two
+ * threads im2col cut the image into two bands whose products each streamed
+ * all of the weights, where the shifted path gives each thread half of the
+ * output channels. Smaller maps measured mixed on one thread (5x5 with 256
+ * channels 12% slower, 6x6 and 3x3 faster). W1's 14x14 maps gained 10%,
+ * 28x28 ones 10-25%. */
+#define SHIFT_MIN_COLUMNS 49
 /* Strides up to this take the shifted path (a phase's slot per residue)... */
 #define SHIFT_MAX_STRIDE 4
 /* ...when their products, ICg*K deep where im2col's are ICg*K*K, are at
