@@ -114,7 +114,7 @@ static void print_result(const heed_model *m, const classify_opts *o, const imag
         printf("%s{\"image\": ", first ? "" : ",\n ");
         json_string(r->path);
         printf(", \"inverted\": %s, ", r->inverted ? "true" : "false");
-        image_run_json_top(r, m);
+        image_run_json_top(r, m, 1);
         image_run_json_overlay(r);
         printf("}");
         return;
@@ -167,7 +167,9 @@ int cmd_classify(int argc, char **argv) {
         "writes DIR/<image>-<map>.<format>: the heat map blended over the original image at its full\n"
         "resolution. --map attention shows a CBAM layer's spatial attention (the last one unless\n"
         "--layer names another); --map gradcam shows Grad-CAM for the top class on the last\n"
-        "convolutional stage (or --layer), for models without CBAM too.",
+        "convolutional stage (or --layer), for models without CBAM too.\n"
+        "JSON: [{\"image\", \"inverted\", \"top\": [{\"class\", \"index\", \"probability\", \"logit\"}],\n"
+        "\"overlay\"}], logit being the network's output for the class (9 significant digits).",
         opts};
     char **args;
     int nargs;

@@ -202,7 +202,7 @@ static void print_result(const heed_model *m, const glimpse_opts *o, const image
         json_string(m->meta.class_names[order[0]]);
         printf(", \"label\": %d, \"probability\": %.6f, \"inverted\": %s, ", order[0], probs[order[0]],
                r->inverted ? "true" : "false");
-        image_run_json_top(r, m);
+        image_run_json_top(r, m, 0); /* probabilities averaged over samples */
         printf(", \"glimpses\": [");
         for (int t = 0; t < g->T; t++)
             printf("%s{\"step\": %d, \"x\": %.6f, \"y\": %.6f, \"px\": %.2f, \"py\": %.2f}", t ? ", " : "",

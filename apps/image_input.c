@@ -144,12 +144,16 @@ heed_status image_run_save_overlay(image_run *r, const image_cmd *c, const char 
     return heed_image_save(r->overlay, over, NULL);
 }
 
-void image_run_json_top(const image_run *r, const heed_model *m) {
+void image_run_json_top(const image_run *r, const heed_model *m, int logits) {
     printf("\"top\": [");
     for (int i = 0; i < r->top; i++) {
+        const int k = r->order[i];
         printf("%s{\"class\": ", i ? ", " : "");
-        json_string(m->meta.class_names[r->order[i]]);
-        printf(", \"index\": %d, \"probability\": %.6f}", r->order[i], r->probs.data[r->order[i]]);
+        json_string(m->meta.class_names[k]);
+        printf(", \"index\": %d, \"probability\": %.6f", k, r->probs.data[k]);
+        /* Nine significant digits: a float32 read back exactly. */
+        if (logits) printf(", \"logit\": %.9g", r->logits.data[k]);
+        printf("}");
     }
     printf("]");
 }

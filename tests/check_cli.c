@@ -1,6 +1,7 @@
 /* check_cli.c -- the `heed` command end to end: train a small model, resume
  * it, evaluate it, classify images with overlays, and the error paths. The
  * binary is $HEED_BIN (the Makefile sets it). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,17 @@ START_TEST(train_resume_eval_classify) {
     ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
     ck_assert_ptr_nonnull(strstr(out, "\"inverted\": true"));
     ck_assert_ptr_nonnull(strstr(out, "\"inverted\": false"));
+    /* Each class's logit comes with its probability: the two top ones'
+     * probabilities are in the ratio of their exponentials. */
+    const char *p0 = strstr(out, "\"probability\": "), *l0 = strstr(out, "\"logit\": ");
+    ck_assert_msg(p0 && l0, "%s", out);
+    const char *p1 = strstr(p0 + 1, "\"probability\": "), *l1 = strstr(l0 + 1, "\"logit\": ");
+    ck_assert_msg(p1 && l1 && p1 < strchr(out, ']') && l1 < strchr(out, ']'), "%s", out);
+    const double pa = strtod(p0 + 15, NULL), pb = strtod(p1 + 15, NULL);
+    const double la = strtod(l0 + 9, NULL), lb = strtod(l1 + 9, NULL);
+    ck_assert_msg(la >= lb && pb > 0.01, "%s", out);
+    /* Probabilities print to 1e-6, so over 0.01 to 1e-4 relative. */
+    ck_assert_double_eq_tol(pa / pb, exp(la - lb), 2e-4 * exp(la - lb));
     /* a directory that does not exist yet is made, parents included */
     snprintf(args, sizeof args, "classify --model %s --map gradcam --colormap viridis --format jpg --overlay %s/new/sub %s",
              model, dir, img1);
