@@ -1,0 +1,263 @@
+#!/usr/bin/python3
+"""Does heed compute what PyTorch computes? Whole networks, same weights, same image.
+
+    /usr/bin/python3 bench/torch_agree.py              # every case below
+    /usr/bin/python3 bench/torch_agree.py --only resnet18-se
+
+For each benchmark network of ../shared/bench/WORKLOADS.md, PyTorch's own
+definition (peer_torch.py) and heed's network file (nets/) get the same
+weights and the same image, and their logits are compared:
+
+  fmnist-plain/se/cbam  the shipped models (models/), trained by heed: their
+                        tensors are loaded into peer_torch.py's FMnistNet;
+  resnet18-plain/se/cbam  weights drawn by PyTorch (seeded; batch-norm
+                        statistics and affine terms drawn too, so that no
+                        layer is an identity) and written as a heed model
+                        file, which heed loads as it would any other.
+
+The image is a seeded random PNG written here (8-bit, so both read the same
+values); heed reads it with `heed classify --json --top K --invert no`,
+PyTorch gets (pixels / 255 - mean) / std. A case passes when every logit
+agrees within --tol of the largest logit's magnitude. Parameters are paired
+in order (heed's layers as `heed info --json` lists them, PyTorch's
+state_dict), each pair checked for the same kind (weight, bias, running
+mean or variance) and shape.
+
+Needs Debian's python3-torch (/usr/bin/python3) and a built heed (make).
+"""
+
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import zlib
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), "shared", "bench")
+
+# ---- files: PNG out, heed model in and out ---------------------------------
+
+
+def write_png(path, width, height, channels, pixels):
+    """8-bit grey (1) or RGB (3), rows unfiltered; pixels row-major, interleaved."""
+    row = width * channels
+    raw = b"".join(b"\0" + bytes(pixels[y * row:(y + 1) * row]) for y in range(height))
+
+    def chunk(tag, data):
+        return (struct.pack(">I", len(data)) + tag + data
+                + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF))
+
+    colour = {1: 0, 3: 2}[channels]
+    png = (b"\x89PNG\r\n\x1a\n"
+           + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    with open(path, "wb") as f:
+        f.write(png)
+
+
+def read_model(path):
+    """{tag: payload} of a heed model file (model.h), checksums verified."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"HEEDMODL":
+        raise SystemExit(f"{path}: not a heed model")
+    _, count = struct.unpack_from("<II", data, 8)
+    chunks, off = {}, 16
+    for _ in range(count):
+        tag = data[off:off + 4].decode()
+        (size,) = struct.unpack_from("<Q", data, off + 4)
+        payload = data[off + 12:off + 12 + size]
+        (crc,) = struct.unpack_from("<I", data, off + 12 + size)
+        if zlib.crc32(payload) & 0xFFFFFFFF != crc:
+            raise SystemExit(f"{path}: chunk {tag} fails its checksum")
+        chunks[tag] = payload
+        off += 16 + size
+    return chunks
+
+
+def parse_params(payload):
+    """[(name, dims, float32 bytes)] of a PARM chunk."""
+    (count,) = struct.unpack_from("<I", payload, 0)
+    out, off = [], 4
+    for _ in range(count):
+        (n,) = struct.unpack_from("<H", payload, off)
+        name = payload[off + 2:off + 2 + n].decode()
+        off += 2 + n
+        nd = payload[off]
+        dims = struct.unpack_from(f"<{nd}I", payload, off + 1)
+        off += 1 + 4 * nd
+        numel = 1
+        for d in dims:
+            numel *= d
+        out.append((name, tuple(dims), payload[off:off + 4 * numel]))
+        off += 4 * numel
+    return out
+
+
+def write_model(path, netd, meta_lines, params):
+    """A heed model file: NETD, META and PARM ([(name, dims, float32 bytes)])."""
+    parm = [struct.pack("<I", len(params))]
+    for name, dims, data in params:
+        b = name.encode()
+        parm.append(struct.pack("<H", len(b)) + b + struct.pack(f"<B{len(dims)}I", len(dims), *dims)
+                    + data)
+    chunks = [(b"NETD", netd.encode()), (b"META", "".join(l + "\n" for l in meta_lines).encode()),
+              (b"PARM", b"".join(parm))]
+    out = [b"HEEDMODL", struct.pack("<II", 1, len(chunks))]
+    for tag, payload in chunks:
+        out.append(tag + struct.pack("<Q", len(payload)) + payload
+                   + struct.pack("<I", zlib.crc32(payload) & 0xFFFFFFFF))
+    with open(path, "wb") as f:
+        f.write(b"".join(out))
+
+
+# ---- pairing heed's parameters with PyTorch's --------------------------------
+
+SUFFIXES = {"bn": ["weight", "bias", "running_mean", "running_var"], "fc": ["weight", "bias"]}
+
+
+def heed_param_names(heed, net, torch_keys):
+    """heed's parameter names in network order, from `heed info --json`.
+    A conv's bias is taken to be there when PyTorch's next tensor is one (if
+    heed's layer has none, loading the model says so)."""
+    info = json.loads(subprocess.run([heed, "info", "--json", net], check=True,
+                                     capture_output=True, text=True).stdout)
+    names = []
+    for layer in info["layers"]:
+        kind = layer["type"]
+        if kind == "conv":
+            names.append(layer["name"] + ".weight")
+            if len(names) < len(torch_keys) and torch_keys[len(names)].endswith(".bias"):
+                names.append(layer["name"] + ".bias")
+        elif kind in SUFFIXES and layer["params"] > 0:
+            names += [layer["name"] + "." + s for s in SUFFIXES[kind]]
+    return names
+
+
+def paired(torch_model, heed_names):
+    """[(heed name, torch tensor)] after checking that kinds and counts match."""
+    state = [(k, v) for k, v in torch_model.state_dict().items()
+             if not k.endswith("num_batches_tracked")]
+    if len(state) != len(heed_names):
+        raise SystemExit(f"{len(heed_names)} heed tensors against {len(state)} PyTorch ones")
+    for (tk, _), hk in zip(state, heed_names):
+        if tk.rsplit(".", 1)[1] != hk.rsplit(".", 1)[1]:
+            raise SystemExit(f"pairing heed's {hk} with PyTorch's {tk}: different kinds")
+    return [(hk, v) for (_, v), hk in zip(state, heed_names)]
+
+
+# ---- one case ----------------------------------------------------------------
+
+
+def heed_logits(heed, model, image, classes, threads):
+    out = subprocess.run([heed, "classify", "--model", model, "--json", "--top", str(classes),
+                          "--invert", "no", "--threads", str(threads), image],
+                         check=True, capture_output=True, text=True).stdout
+    top = json.loads(out)[0]["top"]
+    logits = [0.0] * classes
+    for t in top:
+        logits[t["index"]] = t["logit"]
+    return logits
+
+
+def compare(name, ours, theirs, tol):
+    scale = max(abs(v) for v in theirs)
+    worst = max(abs(a - b) for a, b in zip(ours, theirs))
+    ok = worst <= tol * max(scale, 1e-12)
+    print(f"{name:16s} {len(ours):5d} logits, largest |logit| {scale:9.4f}, "
+          f"largest difference {worst:.3g} ({worst / scale:.2g} of it)  {'ok' if ok else 'DIFFERS'}")
+    return ok
+
+
+def fmnist_case(torch, peer, heed, att, tmp, tol, threads):
+    model = os.path.join(REPO, "models", f"fmnist-{att}.heed")
+    chunks = read_model(model)
+    meta = dict(l.split(" ", 1) for l in chunks["META"].decode().splitlines() if " " in l)
+    net = peer.FMnistNet(att).eval()
+    tensors = parse_params(chunks["PARM"])
+    heed_names = [n for n, _, _ in tensors]
+    by_name = {n: (d, b) for n, d, b in tensors}
+    with torch.no_grad():
+        for hk, t in paired(net, heed_names):
+            dims, data = by_name[hk]
+            if tuple(t.shape) != dims:
+                raise SystemExit(f"{hk}: heed {dims}, PyTorch {tuple(t.shape)}")
+            t.copy_(torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(dims))
+    g = torch.Generator().manual_seed(5)
+    pixels = torch.randint(0, 256, (28 * 28,), generator=g).tolist()
+    image = os.path.join(tmp, f"fmnist-{att}.png")
+    write_png(image, 28, 28, 1, pixels)
+    x = torch.tensor(pixels, dtype=torch.float32).reshape(1, 1, 28, 28) / 255
+    x = (x - float(meta["input_mean"])) / float(meta["input_std"])
+    with torch.no_grad():
+        theirs = net(x)[0].tolist()
+    return compare(f"fmnist-{att}", heed_logits(heed, model, image, 10, threads), theirs, tol)
+
+
+def resnet_case(torch, peer, heed, att, tmp, tol, threads):
+    torch.manual_seed(7)
+    net = peer.ResNet18(att).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.1)
+    netfile = os.path.join(REPO, "nets", f"resnet18-{att}.net")
+    keys = [k for k in net.state_dict() if not k.endswith("num_batches_tracked")]
+    names = heed_param_names(heed, netfile, keys)
+    params = [(hk, tuple(t.shape), t.detach().contiguous().numpy().astype("<f4").tobytes())
+              for hk, t in paired(net, names)]
+    with open(netfile) as f:
+        netd = f.read()
+    meta = (["classes 1000"] + [f"class c{i}" for i in range(1000)]
+            + ["input_mean 0", "input_std 1", "dark_background 0", "dataset torch_agree",
+               "recipe bench/torch_agree.py (weights drawn by PyTorch)", "epochs 0",
+               "test_accuracy -1", "train_seconds 0", "cpu -"])
+    model = os.path.join(tmp, f"resnet18-{att}.heed")
+    write_model(model, netd, meta, params)
+    g = torch.Generator().manual_seed(9)
+    pixels = torch.randint(0, 256, (224 * 224 * 3,), generator=g).tolist()
+    image = os.path.join(tmp, f"resnet18-{att}.png")
+    write_png(image, 224, 224, 3, pixels)
+    x = torch.tensor(pixels, dtype=torch.float32).reshape(1, 224, 224, 3).permute(0, 3, 1, 2) / 255
+    with torch.no_grad():
+        theirs = net(x.contiguous())[0].tolist()
+    return compare(f"resnet18-{att}", heed_logits(heed, model, image, 1000, threads), theirs, tol)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--heed", default=os.path.join(REPO, "build", "heed"))
+    ap.add_argument("--only", help="one case, e.g. fmnist-se or resnet18-cbam")
+    ap.add_argument("--tol", type=float, default=1e-4,
+                    help="largest difference allowed, as a fraction of the largest |logit| [1e-4]")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    try:
+        import torch
+    except ImportError:
+        raise SystemExit("needs PyTorch: apt-get install python3-torch, then run with /usr/bin/python3")
+    torch.set_num_threads(args.threads)
+    sys.path.insert(0, SHARED)
+    import peer_torch as peer
+    cases = [("fmnist", a) for a in ("plain", "se", "cbam")] + \
+            [("resnet18", a) for a in ("plain", "se", "cbam")]
+    if args.only:
+        cases = [c for c in cases if f"{c[0]}-{c[1]}" == args.only]
+        if not cases:
+            raise SystemExit(f"no case {args.only}")
+    ok = True
+    with tempfile.TemporaryDirectory() as tmp:
+        for family, att in cases:
+            run = fmnist_case if family == "fmnist" else resnet_case
+            ok &= run(torch, peer, args.heed, att, tmp, args.tol, args.threads)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
