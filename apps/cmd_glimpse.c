@@ -202,7 +202,7 @@ static void print_result(const heed_model *m, const glimpse_opts *o, const image
         json_string(m->meta.class_names[order[0]]);
         printf(", \"label\": %d, \"probability\": %.6f, \"inverted\": %s, ", order[0], probs[order[0]],
                r->inverted ? "true" : "false");
-        image_run_json_top(r, m, 0); /* probabilities averaged over samples */
+        image_run_json_top(r, m, 1);
         printf(", \"glimpses\": [");
         for (int t = 0; t < g->T; t++)
             printf("%s{\"step\": %d, \"x\": %.6f, \"y\": %.6f, \"px\": %.2f, \"py\": %.2f}", t ? ", " : "",
@@ -283,7 +283,8 @@ int cmd_glimpse(int argc, char **argv) {
         "same output); with samples > 1 the probability averages the sequences and the glimpses\n"
         "shown are the first sequence's.\n"
         "JSON: {\"image\", \"class\", \"label\", \"probability\", \"inverted\", \"top\": [{\"class\",\n"
-        "\"index\", \"probability\"}], \"glimpses\": [{\"step\", \"x\", \"y\", \"px\", \"py\"}], \"overlay\"}.\n"
+        "\"index\", \"probability\", \"logit\"}], \"glimpses\": [{\"step\", \"x\", \"y\", \"px\", \"py\"}], \"overlay\"}\n"
+        "(logit: the network's output, with samples > 1 the log of the averaged probability).\n"
         "With --overlay, writes DIR/<image>-glimpse.<format>. Left: the image shown Wd x Hd, Z times\n"
         "its size (--zoom; by default the smallest whole Z making it at least 240 px high, and images\n"
         "over 720 px high are shrunk to 720), with each step's glimpse as nested squares (one per scale: exactly the pixels\n"

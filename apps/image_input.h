@@ -115,8 +115,8 @@ heed_status image_run_save_overlay(image_run *r, const image_cmd *c, const char 
                                    const heed_tensor *over);
 
 /* Prints `"top": [{"class", "index", "probability"}, ...]` for the first
- * r->top classes, with each one's "logit" (the network's output) if
- * `logits`: when r->probs is the softmax of r->logits. */
+ * r->top classes, with each one's "logit" (the network's output, whose
+ * softmax r->probs is) if `logits`. */
 void image_run_json_top(const image_run *r, const heed_model *m, int logits);
 
 /* Prints `, "overlay": "<file>"` if an overlay was written. */

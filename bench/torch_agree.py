@@ -13,7 +13,11 @@ weights and the same image, and their logits are compared:
   resnet18-plain/se/cbam  weights drawn by PyTorch (seeded; batch-norm
                         statistics and affine terms drawn too, so that no
                         layer is an identity) and written as a heed model
-                        file, which heed loads as it would any other.
+                        file, which heed loads as it would any other;
+  ram                   the shipped RAM model (models/ram-fmnist-cluttered60):
+                        PyTorch's eval-mode RAM starts at heed's first glimpse
+                        (drawn at random) and both choose the other five
+                        (`heed glimpse --json`); locations and logits compared.
 
 The image is a seeded random PNG written here (8-bit, so both read the same
 values); heed reads it with `heed classify --json --top K --invert no`,
@@ -230,6 +234,54 @@ def resnet_case(torch, peer, heed, att, tmp, tol, threads):
     return compare(f"resnet18-{att}", heed_logits(heed, model, image, 1000, threads), theirs, tol)
 
 
+def ram_case(torch, peer, heed, tmp, tol, threads):
+    """The shipped RAM model: PyTorch's eval-mode RAM starts where heed's
+    first glimpse went (that one is drawn at random), then both choose
+    the other five; their locations and the logits are compared."""
+    model = os.path.join(REPO, "models", "ram-fmnist-cluttered60.heed")
+    chunks = read_model(model)
+    meta = dict(l.split(" ", 1) for l in chunks["META"].decode().splitlines() if " " in l)
+    net = peer.RAM().eval()
+    state = net.state_dict()
+    with torch.no_grad():
+        for name, dims, data in parse_params(chunks["PARM"]):
+            t = state[name.split(".", 1)[1]]  # heed's "ram.fc_g.weight" is PyTorch's "fc_g.weight"
+            if tuple(t.shape) != dims:
+                raise SystemExit(f"{name}: heed {dims}, PyTorch {tuple(t.shape)}")
+            t.copy_(torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(dims))
+    g = torch.Generator().manual_seed(11)
+    pixels = torch.randint(0, 256, (60 * 60,), generator=g).tolist()
+    image = os.path.join(tmp, "ram.png")
+    write_png(image, 60, 60, 1, pixels)
+    out = subprocess.run([heed, "glimpse", "--model", model, "--json", "--top", "10", "--invert",
+                          "no", "--seed", "3", "--threads", str(threads), image],
+                         check=True, capture_output=True, text=True).stdout
+    r = json.loads(out)
+    ours = [0.0] * 10
+    for t in r["top"]:
+        ours[t["index"]] = t["logit"]
+    heed_path = [(s["x"], s["y"]) for s in r["glimpses"]]
+    x = torch.tensor(pixels, dtype=torch.float32).reshape(1, 1, 60, 60) / 255
+    x = (x - float(meta["input_mean"])) / float(meta["input_std"])
+    # PyTorch's forward draws l_0 = rand * 2 - 1: it is given heed's instead,
+    # and the sensor records every location it is called with.
+    l0 = torch.tensor([heed_path[0]], dtype=torch.float64)
+    torch_path, sensor, rand = [], net.sensor.forward, torch.rand
+    net.sensor.forward = lambda img, l: (torch_path.append(tuple(l[0].tolist())), sensor(img, l))[1]
+    torch.rand = lambda *a, **k: ((l0 + 1) / 2).float()
+    try:
+        with torch.no_grad():
+            theirs = net(x)[0][0].tolist()
+    finally:
+        torch.rand, net.sensor.forward = rand, sensor
+    # heed prints locations to 6 decimals.
+    moved = max(abs(a - b) for p, q in zip(heed_path, torch_path) for a, b in zip(p, q))
+    same_path = len(heed_path) == len(torch_path) and moved <= 2e-6
+    print(f"ram path        {len(heed_path)} glimpses, largest difference in location {moved:.2g}"
+          f"  {'ok' if same_path else 'DIFFERS'}")
+    return compare("ram", ours, theirs, tol) and same_path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--heed", default=os.path.join(REPO, "build", "heed"))
@@ -246,14 +298,17 @@ def main():
     sys.path.insert(0, SHARED)
     import peer_torch as peer
     cases = [("fmnist", a) for a in ("plain", "se", "cbam")] + \
-            [("resnet18", a) for a in ("plain", "se", "cbam")]
+            [("resnet18", a) for a in ("plain", "se", "cbam")] + [("ram", "")]
     if args.only:
-        cases = [c for c in cases if f"{c[0]}-{c[1]}" == args.only]
+        cases = [c for c in cases if f"{c[0]}-{c[1]}".rstrip("-") == args.only]
         if not cases:
             raise SystemExit(f"no case {args.only}")
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for family, att in cases:
+            if family == "ram":
+                ok &= ram_case(torch, peer, args.heed, tmp, args.tol, args.threads)
+                continue
             run = fmnist_case if family == "fmnist" else resnet_case
             ok &= run(torch, peer, args.heed, att, tmp, args.tol, args.threads)
     sys.exit(0 if ok else 1)
