@@ -34,17 +34,14 @@ typedef heed_conv_geom geom;
 typedef heed_conv_post post;
 
 /* Images whose output columns together reach this take the shifted path
- * when their kernel has several rows: ResNet-18's 7x7 maps at batch 1
- * (49 columns). Once frozen weights skipped the check of the kept reorder
- * (a read of 9.4 MB per 512-channel 7x7 layer), those layers ran 3-4%
- * faster shifted on one thread and 8% on two in the network (20% alone):
- * im2col's copies are 9 per input value, the shifted path's 3, and on two
- * threads im2col cut the image into two bands whose products each streamed
- * all of the weights, where the shifted path gives each thread half of the
- * output channels. Smaller maps measured mixed on one thread (5x5 with 256
- * channels 12% slower, 6x6 and 3x3 faster). W1's 14x14 maps gained 10%,
- * 28x28 ones 10-25%. */
-#define SHIFT_MIN_COLUMNS 49
+ * when their kernel has several rows (W1's 14x14 maps, with the reordered
+ * weights kept between calls, 10% faster than im2col; 28x28 ones 10-25%).
+ * ResNet-18's 7x7 maps at batch 1 stay on im2col: frozen, they ran 3-4%
+ * faster shifted on one thread and 8% on two, but a network that is not
+ * frozen checks each kept reorder against its weights on every call (a
+ * read of 2 x 9.4 MB per 512-channel layer: the whole batch-1 forward 10-13%
+ * slower), and the kept copies added 62 MB to its peak memory. */
+#define SHIFT_MIN_COLUMNS 196
 /* Strides up to this take the shifted path (a phase's slot per residue)... */
 #define SHIFT_MAX_STRIDE 4
 /* ...when their products, ICg*K deep where im2col's are ICg*K*K, are at
