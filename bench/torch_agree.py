@@ -3,6 +3,7 @@
 
     /usr/bin/python3 bench/torch_agree.py              # every case below
     /usr/bin/python3 bench/torch_agree.py --only resnet18-se
+    /usr/bin/python3 bench/torch_agree.py --only train-se --verbose
 
 For each benchmark network of ../shared/bench/WORKLOADS.md, PyTorch's own
 definition (peer_torch.py) and heed's network file (nets/) get the same
@@ -17,7 +18,12 @@ weights and the same image, and their logits are compared:
   ram                   the shipped RAM model (models/ram-fmnist-cluttered60):
                         PyTorch's eval-mode RAM starts at heed's first glimpse
                         (drawn at random) and both choose the other five
-                        (`heed glimpse --json`); locations and logits compared.
+                        (`heed glimpse --json`); locations and logits compared;
+  train-se, train-cbam  one training step of fmnist-se/cbam (`heed train`'s
+                        SGD defaults, batch norm on batch statistics, the
+                        first 64 training items) from the same weights: every
+                        updated tensor and running statistic must agree within
+                        1e-3 of its own change (--verbose lists them).
 
 The image is a seeded random PNG written here (8-bit, so both read the same
 values); heed reads it with `heed classify --json --top K --invert no`,
@@ -41,6 +47,7 @@ import zlib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "bench")
+VERBOSE = False  # --verbose: the training step's every tensor
 
 # ---- files: PNG out, heed model in and out ---------------------------------
 
@@ -142,8 +149,9 @@ def heed_param_names(heed, net, torch_keys):
 
 
 def paired(torch_model, heed_names):
-    """[(heed name, torch tensor)] after checking that kinds and counts match."""
-    state = [(k, v) for k, v in torch_model.state_dict().items()
+    """[(heed name, torch tensor)] after checking that kinds and counts match;
+    the tensors are the model's own (parameters, not detached copies)."""
+    state = [(k, v) for k, v in torch_model.state_dict(keep_vars=True).items()
              if not k.endswith("num_batches_tracked")]
     if len(state) != len(heed_names):
         raise SystemExit(f"{len(heed_names)} heed tensors against {len(state)} PyTorch ones")
@@ -282,6 +290,69 @@ def ram_case(torch, peer, heed, tmp, tol, threads):
     return compare("ram", ours, theirs, tol) and same_path
 
 
+def fmnist_train_items(count, data_dir="/usr/share/datasets/fashion-mnist"):
+    """The first `count` training images (bytes, 28*28 each) and labels."""
+    import gzip
+    with gzip.open(os.path.join(data_dir, "train-images-idx3-ubyte.gz")) as f:
+        images = f.read(16 + count * 784)[16:]
+    with gzip.open(os.path.join(data_dir, "train-labels-idx1-ubyte.gz")) as f:
+        labels = f.read(8 + count)[8:]
+    return images, list(labels)
+
+
+def train_case(torch, peer, heed, tmp, tol, threads, att="se"):
+    """One SGD step (momentum 0.9, weight decay 5e-4 on weights only, as
+    heed train's defaults) on the first 64 training items, batch norm on
+    batch statistics, by heed train and by PyTorch from the same weights:
+    the updated tensors and running statistics are compared, each against
+    the size of its own change. The starting weights come from a run with
+    a learning rate of 1e-30, which moves no weight (heed refuses 0)."""
+    net_file = os.path.join(REPO, "nets", f"fmnist-{att}.net")
+    run = [heed, "train", "--net", net_file, "--epochs", "1", "--batch", "64", "--limit", "64",
+           "--test-limit", "64", "--schedule", "constant", "--seed", "3",
+           "--threads", str(threads)]
+    start, stepped = os.path.join(tmp, "start.heed"), os.path.join(tmp, "stepped.heed")
+    lr = 0.05
+    for out, rate in ((start, "1e-30"), (stepped, str(lr))):
+        subprocess.run(run + ["--out", out, "--lr", rate], check=True, capture_output=True)
+    before = parse_params(read_model(start)["PARM"])
+    after = {n: (d, b) for n, d, b in parse_params(read_model(stepped)["PARM"])}
+    meta = dict(l.split(" ", 1) for l in read_model(start)["META"].decode().splitlines() if " " in l)
+    net = peer.FMnistNet(att).train()
+    pairs = paired(net, [n for n, _, _ in before])
+    with torch.no_grad():
+        for (hk, t), (_, dims, data) in zip(pairs, before):
+            if hk.endswith("running_mean") or hk.endswith("running_var"):
+                continue  # the start run moved them: PyTorch's own (0 and 1) are where both begin
+            t.copy_(torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(dims))
+    images, labels = fmnist_train_items(64)
+    x = torch.frombuffer(bytearray(images), dtype=torch.uint8).float().reshape(64, 1, 28, 28) / 255
+    x = (x - float(meta["input_mean"])) / float(meta["input_std"])
+    decay = [t for hk, t in pairs if hk.endswith(".weight") and t.dim() > 1]
+    rest = [t for hk, t in pairs if t.requires_grad and not any(t is d for d in decay)]
+    opt = torch.optim.SGD([{"params": decay, "weight_decay": 5e-4},
+                           {"params": rest, "weight_decay": 0.0}], lr=lr, momentum=0.9)
+    start_values = {hk: t.detach().clone() for hk, t in pairs}
+    loss = torch.nn.functional.cross_entropy(net(x), torch.tensor(labels))
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    worst_name, worst = "", 0.0
+    for hk, t in pairs:
+        dims, data = after[hk]
+        ours = torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(dims)
+        change = (t.detach() - start_values[hk]).abs().max().item()
+        diff = (ours - t.detach()).abs().max().item() / max(change, 1e-12)
+        if VERBOSE:
+            print(f"  {hk:28s} change {change:.3g}, heed against PyTorch {diff:.2g} of it")
+        if diff > worst:
+            worst_name, worst = hk, diff
+    ok = worst <= 1e-3
+    print(f"train fmnist-{att} one step, {len(pairs)} tensors: largest difference {worst:.2g} of "
+          f"that tensor's change ({worst_name})  {'ok' if ok else 'DIFFERS'}")
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--heed", default=os.path.join(REPO, "build", "heed"))
@@ -289,7 +360,10 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-4,
                     help="largest difference allowed, as a fraction of the largest |logit| [1e-4]")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--verbose", action="store_true", help="print every tensor of the training step")
     args = ap.parse_args()
+    global VERBOSE
+    VERBOSE = args.verbose
     try:
         import torch
     except ImportError:
@@ -298,7 +372,8 @@ def main():
     sys.path.insert(0, SHARED)
     import peer_torch as peer
     cases = [("fmnist", a) for a in ("plain", "se", "cbam")] + \
-            [("resnet18", a) for a in ("plain", "se", "cbam")] + [("ram", "")]
+            [("resnet18", a) for a in ("plain", "se", "cbam")] + [("ram", "")] + \
+            [("train", a) for a in ("se", "cbam")]
     if args.only:
         cases = [c for c in cases if f"{c[0]}-{c[1]}".rstrip("-") == args.only]
         if not cases:
@@ -306,6 +381,9 @@ def main():
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for family, att in cases:
+            if family == "train":
+                ok &= train_case(torch, peer, args.heed, tmp, args.tol, args.threads, att)
+                continue
             if family == "ram":
                 ok &= ram_case(torch, peer, args.heed, tmp, args.tol, args.threads)
                 continue
