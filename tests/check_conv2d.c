@@ -294,10 +294,11 @@ static void naive_backward(const heed_conv2d_cfg *c, const heed_tensor *x, const
  * with one input channel, one narrow image shared out by blocks of output
  * channels, a one-column image whose padded product is wider than its
  * copies' rows, the smallest image to go shifted (14x14: 196 columns) and
- * one a column short of it, which goes to im2col; strided, the forward on row phases: stride 2 in bands of a
- * large image, even and odd sizes, stride 3 with its three phases,
- * stride 4 with four, 1x1 stride 2 and a padded 1x1 stride 3, groups with
- * dilation, a 2x2 kernel without padding), direct loops (CBAM's 2 -> 1
+ * one a column short of it, which goes to im2col; strided, the forward on
+ * row phases: stride 2 in bands of a large image, even and odd sizes,
+ * stride 3 with its three phases, stride 4 with four, 1x1 stride 2 and a
+ * padded 1x1 stride 3, groups with dilation, a 2x2 kernel without
+ * padding), direct loops (CBAM's 2 -> 1
  * filter, depthwise, two channels per group), the few-channel route's
  * phase planes (ResNet's 7x7 stride-2 stem on an odd image, stride 3 with
  * dilation, stride 4, groups, and images in several bands of rows at
