@@ -41,6 +41,9 @@
 
 #include "layer.h"
 
+/* Threads whose speeds a layer learns (larger teams share equally). */
+#define HEED_CONV_BALANCE_THREADS 16
+
 typedef struct heed_conv2d_cfg {
     int in_c, out_c; /* channels, each a multiple of groups */
     int k;           /* kernel side, >= 1 */
@@ -77,6 +80,9 @@ typedef struct heed_conv2d {
     /* The freeze (base.frozen) under which wt was last made or checked, 0
      * for none: under that same freeze it is used unchecked. */
     uint64_t wt_frozen;
+    /* Each thread's speed on this layer's batch-1 shares, relative to its
+     * team's (0 until timed): learnt by the shifted path (balance_impl.h). */
+    float thread_speed[HEED_CONV_BALANCE_THREADS];
     heed_scratch post;   /* (OC): the shift forward_fused adds, bias included */
     /* Set by a sequence around one forward through the layer interface
      * (heed_layer_forward) when a batch norm in inference mode and/or a relu

@@ -27,6 +27,7 @@
  */
 #include <string.h>
 
+#include "balance_impl.h"
 #include "conv2d_impl.h"
 #include "gemm.h"
 #include "wide.h"
@@ -271,18 +272,46 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
         const int t = conv_pass_threads(g->N * split_bands, row_work * split);
         if (t > T) rows = split, bands = split_bands, T = t;
     }
+    /* One image shared by T threads: thread t's bands cover output rows
+     * row_at[t] .. row_at[t+1]-1, cut at its learnt speed (balance_impl.h),
+     * in `per` bands of equal rows. Equal bands otherwise. */
+    const int balanced = g->N == 1 && T > 1 && T <= HEED_CONV_BALANCE_THREADS && bands % T == 0;
+    const int per = balanced ? bands / T : 0;
+    double cut[HEED_CONV_BALANCE_THREADS + 1], seconds[HEED_CONV_BALANCE_THREADS] = {0};
+    int row_at[HEED_CONV_BALANCE_THREADS + 1];
+    if (balanced) {
+        heed_balance_cuts(l->thread_speed, T, cut);
+        rows = 0;
+        for (int t = 0; t <= T; t++) {
+            row_at[t] = t == T ? g->OH : (int)(cut[t] * g->OH + 0.5);
+            cut[t] = (double)row_at[t] / g->OH;
+            if (t && (row_at[t] - row_at[t - 1] + per - 1) / per > rows)
+                rows = (row_at[t] - row_at[t - 1] + per - 1) / per;
+        }
+    }
     const size_t planes = (size_t)phase_planes(g) * plane_size(g, rows) + planes_slack(g);
     const size_t per_thread = planes + OUT_GROUP * grid_size(g, rows);
     float *work;
     HEED_TRY(heed_scratch_get(&l->col, per_thread * T, &work));
     const int items = g->N * bands;
     grid_taps_fn *taps = grid_taps_for_kernel();
-    PARALLEL_IF(T > 1, "omp parallel for num_threads(T) schedule(static)",
+    PARALLEL_IF(T > 1, "omp parallel num_threads(T)", {
+        const int t = conv_thread();
+        const double start = balanced ? conv_now() : 0.0;
+        float *q = work + t * per_thread;
+        /* Static: balanced, thread t takes bands t*per onwards. */
+        _Pragma("omp for schedule(static) nowait")
         for (int it = 0; it < items; it++) {
-            const int n = it / bands, i0 = it % bands * rows;
-            const int nr = g->OH - i0 < rows ? g->OH - i0 : rows;
-            float *q = work + conv_thread() * per_thread;
-            few_band(l, g, taps, x, y, n, i0, nr, q, q + planes, p);
-        });
+            int i0 = it % bands * rows, i1 = i0 + rows < g->OH ? i0 + rows : g->OH;
+            if (balanced) {
+                const int owner = it / per, j = it % per, span = row_at[owner + 1] - row_at[owner];
+                i0 = row_at[owner] + span * j / per;
+                i1 = row_at[owner] + span * (j + 1) / per;
+            }
+            if (i1 > i0) few_band(l, g, taps, x, y, it / bands, i0, i1 - i0, q, q + planes, p);
+        }
+        if (balanced) seconds[t] = conv_now() - start;
+    });
+    if (balanced) heed_balance_note(l->thread_speed, T, cut, seconds);
     return HEED_OK;
 }

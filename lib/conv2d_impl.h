@@ -157,6 +157,15 @@ static inline int conv_thread(void) {
 #endif
 }
 
+/* Wall-clock seconds, for timing a thread's share (balance_impl.h). */
+static inline double conv_now(void) {
+#ifdef _OPENMP
+    return omp_get_wtime();
+#else
+    return 0.0;
+#endif
+}
+
 /* Threads in the current team (1 outside one). */
 static inline int conv_team_size(void) {
 #ifdef _OPENMP

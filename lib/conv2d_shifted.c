@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "balance_impl.h"
 #include "conv2d_impl.h"
 #include "wide.h"
 
@@ -278,11 +279,72 @@ static heed_status shifted_forward_band(const geom *g, const float *x, float *y,
  * reorder: below, the region's two extra barriers would cost more. */
 #define SHARED_CHECK_FLOATS (64 * 1024)
 
+/* How a layer's work is cut into items: `bands` bands of each image's
+ * output columns times `blocks` blocks of output channels. Equal cuts,
+ * or, for one image shared by T threads (each taking `per_thread`
+ * consecutive items), cuts at the threads' learnt speeds (balance_impl.h):
+ * thread t's bands cover vectors vcut[t] .. vcut[t+1]-1 of the columns, or
+ * its block output channels ocut[t] .. ocut[t+1]-1. */
+typedef struct split {
+    int bands, blocks, per_thread;
+    int vcut[HEED_CONV_BALANCE_THREADS + 1], ocut[HEED_CONV_BALANCE_THREADS + 1];
+} split;
+
+static int vectors_of(const geom *g) { return (g->L + CONV_VECTOR - 1) / CONV_VECTOR; }
+
+/* Cuts one image's items between T threads at their speeds: per_thread
+ * bands each (blocks == 1) or one block each (blocks == T). cut gets the
+ * shares as made (whole vectors, whole row tiles), for heed_balance_note. */
+static void split_balance(const heed_conv2d *l, const geom *g, split *sp, int T, double *cut) {
+    double want[HEED_CONV_BALANCE_THREADS + 1];
+    heed_balance_cuts(l->thread_speed, T, want);
+    const int V = vectors_of(g);
+    for (int t = 0; t <= T; t++) {
+        sp->vcut[t] = (int)(want[t] * V + 0.5);
+        sp->ocut[t] = (int)(want[t] * g->OCg / 8 + 0.5) * 8; /* whole row tiles */
+        if (sp->ocut[t] > g->OCg || t == T) sp->ocut[t] = g->OCg;
+        cut[t] = sp->blocks > 1 ? (double)sp->ocut[t] / g->OCg : (double)sp->vcut[t] / V;
+    }
+    sp->per_thread = sp->blocks > 1 ? 1 : sp->bands / T;
+}
+
+/* First output column of band b. */
+static int split_band_start(const geom *g, const split *sp, int b) {
+    if (!sp->per_thread || sp->blocks > 1) return conv_band_start(g, sp->bands, b);
+    const int t = b / sp->per_thread, j = b % sp->per_thread;
+    const long v = sp->vcut[t] + (long)(sp->vcut[t + 1] - sp->vcut[t]) * j / sp->per_thread;
+    return v * CONV_VECTOR < g->L ? (int)(v * CONV_VECTOR) : g->L;
+}
+
+/* The most columns a band has. */
+static int split_band_columns(const geom *g, const split *sp) {
+    if (!sp->per_thread || sp->blocks > 1) return conv_band_columns(g, sp->bands);
+    int most = 0;
+    for (int b = 0; b < sp->bands; b++) {
+        const int w = split_band_start(g, sp, b + 1) - split_band_start(g, sp, b);
+        most = w > most ? w : most;
+    }
+    return most;
+}
+
+/* Output channels o0 .. o0+oc-1 of block k (of every group). */
+static void split_block(const geom *g, const split *sp, int k, int *o0, int *oc) {
+    if (sp->per_thread && sp->blocks > 1) {
+        *o0 = sp->ocut[k], *oc = sp->ocut[k + 1] - sp->ocut[k];
+        return;
+    }
+    const int block_oc = (g->OCg + sp->blocks - 1) / sp->blocks;
+    *o0 = k * block_oc;
+    *oc = g->OCg - *o0 < block_oc ? g->OCg - *o0 : block_oc;
+}
+
 /* Work items are bands of images' output columns (and, for a narrow image,
  * blocks of output channels), run in parallel. With fewer images than
  * threads (inference at batch 1) each image is cut into more bands, or
  * blocks, so that every thread has one: one parallel region per layer,
  * where threading inside each small product would open one per product.
+ * For one image the threads' shares follow their speeds on this layer,
+ * timed on each call (balance_impl.h).
  * Bands (cut at whole vectors) and blocks change no sum: results do not
  * depend on the thread count. */
 heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
@@ -304,11 +366,14 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
         }
     }
     if (T > 1 && blocks == 1)
-        bands = conv_balanced_bands(g->N, bands, T, (g->L + CONV_VECTOR - 1) / CONV_VECTOR);
-    const size_t zn = shifted_work(g, conv_band_columns(g, bands));
+        bands = conv_balanced_bands(g->N, bands, T, vectors_of(g));
+    split sp = {.bands = bands, .blocks = blocks};
+    double cut[HEED_CONV_BALANCE_THREADS + 1], seconds[HEED_CONV_BALANCE_THREADS] = {0};
+    const int balanced = g->N == 1 && T > 1 && T <= HEED_CONV_BALANCE_THREADS &&
+                         ((blocks == T && bands == 1) || (blocks == 1 && bands % T == 0));
+    if (balanced) split_balance(l, g, &sp, T, cut);
+    const size_t zn = shifted_work(g, split_band_columns(g, &sp));
     const int items = g->N * bands * blocks;
-    /* Blocks of equal numbers of output channels, the last maybe fewer. */
-    const int block_oc = (g->OCg + blocks - 1) / blocks;
     const size_t nw = (size_t)g->OC * g->R;
     /* A 1x1 kernel's A_0 is W itself: nothing to reorder or check (the
      * check alone, a read of 1 MB at ResNet-18's last projection, made it
@@ -357,17 +422,21 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
             if (redo) keep_reorder(l, g, oc0, oc1, wt, src);
 #pragma omp barrier
         }
+        const int t = conv_thread();
+        const double start = balanced ? conv_now() : 0.0;
+        /* Static: balanced, thread t takes items t*per_thread onwards. */
 #pragma omp for schedule(static) nowait
         for (int it = 0; it < items; it++) {
-            const int t = conv_thread();
             const int n = it / (bands * blocks), b = it / blocks % bands;
-            const int c0 = conv_band_start(g, bands, b), c1 = conv_band_start(g, bands, b + 1);
-            const int o0 = it % blocks * block_oc;
-            const int oc = g->OCg - o0 < block_oc ? g->OCg - o0 : block_oc;
-            if (c0 < c1)
+            const int c0 = split_band_start(g, &sp, b), c1 = split_band_start(g, &sp, b + 1);
+            int o0, oc;
+            split_block(g, &sp, it % blocks, &o0, &oc);
+            if (c0 < c1 && oc > 0)
                 conv_note(&st, shifted_forward_band(g, x, y, n, c0, c1, o0, oc, a, z + t * zn, p));
         }
+        if (balanced) seconds[t] = conv_now() - start;
     }
+    if (balanced && st == HEED_OK) heed_balance_note(l->thread_speed, T, cut, seconds);
     if (reorder) l->wt_forward = 1, l->wt_frozen = l->base.frozen;
     return conv_workers_done(st, l, fn);
 }

@@ -531,7 +531,8 @@ START_TEST(threaded_matches_one_thread) {
     /* Images in parallel (forward passes, backward chunks on each path),
      * one image cut into bands of rows (shifted copies; im2col of a large
      * strided image) or blocks of output channels (a narrow image), threads
-     * inside the products. */
+     * inside the products; the shifted path's batch-1 shares at the
+     * threads' learnt speeds, equal and skewed either way. */
     static const shape_case cases[] = {
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 1, 40, 41},
@@ -564,9 +565,12 @@ START_TEST(threaded_matches_one_thread) {
         fixture_init(&f, cases[ci].cfg, cases[ci].N, cases[ci].H, cases[ci].W, 400 + ci);
         heed_tensor dy = heed_tensor_view(f.wt, f.y.n, f.y.c, f.y.h, f.y.w);
         size_t ny = heed_tensor_count(&f.y), nx = heed_tensor_count(&f.x);
-        float *out[2][3];
-        for (int t = 0; t < 2; t++) {
+        float *out[4][3];
+        const float skew[4][2] = {{0, 0}, {0, 0}, {1.9f, 0.55f}, {0.55f, 1.9f}};
+        for (int t = 0; t < 4; t++) {
             omp_set_num_threads(t == 0 ? 1 : (saved > 1 ? saved : 2));
+            memset(f.conv->thread_speed, 0, sizeof f.conv->thread_speed);
+            memcpy(f.conv->thread_speed, skew[t], sizeof skew[t]);
             heed_params_zero_grad(&f.p);
             heed_tensor_zero(&f.dx);
             ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
@@ -580,11 +584,15 @@ START_TEST(threaded_matches_one_thread) {
         }
         omp_set_num_threads(saved);
         /* The same sums in the same order: bit for bit. */
-        ck_assert_msg(!memcmp(out[0][0], out[1][0], ny * sizeof(float)), "case %d: y", ci);
-        ck_assert_msg(!memcmp(out[0][1], out[1][1], nx * sizeof(float)), "case %d: dx", ci);
-        ck_assert_msg(!memcmp(out[0][2], out[1][2], f.p.total * sizeof(float)), "case %d: grads",
-                      ci);
-        for (int t = 0; t < 2; t++)
+        for (int t = 1; t < 4; t++) {
+            ck_assert_msg(!memcmp(out[0][0], out[t][0], ny * sizeof(float)), "case %d run %d: y",
+                          ci, t);
+            ck_assert_msg(!memcmp(out[0][1], out[t][1], nx * sizeof(float)), "case %d run %d: dx",
+                          ci, t);
+            ck_assert_msg(!memcmp(out[0][2], out[t][2], f.p.total * sizeof(float)),
+                          "case %d run %d: grads", ci, t);
+        }
+        for (int t = 0; t < 4; t++)
             for (int k = 0; k < 3; k++) free(out[t][k]);
         fixture_free(&f);
     }
