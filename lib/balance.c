@@ -22,6 +22,15 @@ void heed_balance_cuts(const float *speed, int T, double *cut) {
     cut[T] = 1.0;
 }
 
+void heed_balance_split(const float *speed, int T, int total, int step, int *at, double *cut) {
+    heed_balance_cuts(speed, T, cut);
+    for (int t = 0; t <= T; t++) {
+        const int units = (int)(cut[t] * total / step + 0.5) * step;
+        at[t] = t == T || units > total ? total : units;
+        cut[t] = (double)at[t] / total;
+    }
+}
+
 void heed_balance_note(float *speed, int T, const double *cut, const double *seconds) {
     if (T < 2) return;
     double mean = 0.0;

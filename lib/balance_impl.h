@@ -26,6 +26,11 @@
  * at least 1 and at most the speed array's length. */
 void heed_balance_cuts(const float *speed, int T, double *cut);
 
+/* The same cut of `total` units (vectors of columns, rows, output
+ * channels), each point a multiple of `step` or `total`: thread t takes
+ * units at[t] .. at[t+1]-1, and cut[] gets the shares as made. */
+void heed_balance_split(const float *speed, int T, int total, int step, int *at, double *cut);
+
 /* Thread t ran share cut[t+1] - cut[t] in seconds[t]: updates speed[0..T).
  * Shares run too quickly to time well are ignored. */
 void heed_balance_note(float *speed, int T, const double *cut, const double *seconds);

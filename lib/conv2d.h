@@ -81,7 +81,8 @@ typedef struct heed_conv2d {
      * for none: under that same freeze it is used unchecked. */
     uint64_t wt_frozen;
     /* Each thread's speed on this layer's batch-1 shares, relative to its
-     * team's (0 until timed): learnt by the shifted path (balance_impl.h). */
+     * team's (0 until timed): learnt where one image is shared between
+     * threads (conv2d_shifted.c, conv2d_few.c; balance_impl.h). */
     float thread_speed[HEED_CONV_BALANCE_THREADS];
     heed_scratch post;   /* (OC): the shift forward_fused adds, bias included */
     /* Set by a sequence around one forward through the layer interface

@@ -280,14 +280,11 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
     double cut[HEED_CONV_BALANCE_THREADS + 1], seconds[HEED_CONV_BALANCE_THREADS] = {0};
     int row_at[HEED_CONV_BALANCE_THREADS + 1];
     if (balanced) {
-        heed_balance_cuts(l->thread_speed, T, cut);
-        rows = 0;
-        for (int t = 0; t <= T; t++) {
-            row_at[t] = t == T ? g->OH : (int)(cut[t] * g->OH + 0.5);
-            cut[t] = (double)row_at[t] / g->OH;
-            if (t && (row_at[t] - row_at[t - 1] + per - 1) / per > rows)
-                rows = (row_at[t] - row_at[t - 1] + per - 1) / per;
-        }
+        heed_balance_split(l->thread_speed, T, g->OH, 1, row_at, cut);
+        rows = 0; /* the most rows a band has */
+        for (int t = 0; t < T; t++)
+            if ((row_at[t + 1] - row_at[t] + per - 1) / per > rows)
+                rows = (row_at[t + 1] - row_at[t] + per - 1) / per;
     }
     const size_t planes = (size_t)phase_planes(g) * plane_size(g, rows) + planes_slack(g);
     const size_t per_thread = planes + OUT_GROUP * grid_size(g, rows);

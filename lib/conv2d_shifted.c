@@ -296,15 +296,10 @@ static int vectors_of(const geom *g) { return (g->L + CONV_VECTOR - 1) / CONV_VE
  * bands each (blocks == 1) or one block each (blocks == T). cut gets the
  * shares as made (whole vectors, whole row tiles), for heed_balance_note. */
 static void split_balance(const heed_conv2d *l, const geom *g, split *sp, int T, double *cut) {
-    double want[HEED_CONV_BALANCE_THREADS + 1];
-    heed_balance_cuts(l->thread_speed, T, want);
-    const int V = vectors_of(g);
-    for (int t = 0; t <= T; t++) {
-        sp->vcut[t] = (int)(want[t] * V + 0.5);
-        sp->ocut[t] = (int)(want[t] * g->OCg / 8 + 0.5) * 8; /* whole row tiles */
-        if (sp->ocut[t] > g->OCg || t == T) sp->ocut[t] = g->OCg;
-        cut[t] = sp->blocks > 1 ? (double)sp->ocut[t] / g->OCg : (double)sp->vcut[t] / V;
-    }
+    if (sp->blocks > 1) /* whole row tiles of the products */
+        heed_balance_split(l->thread_speed, T, g->OCg, 8, sp->ocut, cut);
+    else
+        heed_balance_split(l->thread_speed, T, vectors_of(g), 1, sp->vcut, cut);
     sp->per_thread = sp->blocks > 1 ? 1 : sp->bands / T;
 }
 

@@ -1,6 +1,7 @@
 /* check_balance.c -- learnt thread speeds (balance_impl.h): shares worked
  * out by hand from the moving average's formula, convergence to the
- * cores' true speeds, and the timings it must ignore or bound. */
+ * cores' true speeds, the timings it must ignore or bound, and cuts in
+ * whole steps. */
 #include "balance_impl.h"
 #include "testutil.h"
 
@@ -79,6 +80,30 @@ START_TEST(short_timings_are_ignored_and_speeds_bounded) {
 }
 END_TEST
 
+START_TEST(splits_land_on_whole_steps) {
+    /* Speeds 3 : 1 over 64 output channels in row tiles of 8: 48 + 16. */
+    float speed[2] = {3.0f, 1.0f};
+    int at[3];
+    double cut[3];
+    heed_balance_split(speed, 2, 64, 8, at, cut);
+    ck_assert_int_eq(at[0], 0);
+    ck_assert_int_eq(at[1], 48);
+    ck_assert_int_eq(at[2], 64);
+    ck_assert_double_eq_tol(cut[1], 0.75, 1e-12);
+    /* 1 : 2 over 10 rows: 3.33 rounds to 3, and the share as made is 0.3. */
+    speed[0] = 1.0f, speed[1] = 2.0f;
+    heed_balance_split(speed, 2, 10, 1, at, cut);
+    ck_assert_int_eq(at[1], 3);
+    ck_assert_int_eq(at[2], 10);
+    ck_assert_double_eq_tol(cut[1], 0.3, 1e-12);
+    /* A total that is not a whole number of steps: the last cut is the total. */
+    speed[0] = speed[1] = 1.0f;
+    heed_balance_split(speed, 2, 20, 8, at, cut);
+    ck_assert_int_eq(at[1], 8);
+    ck_assert_int_eq(at[2], 20);
+}
+END_TEST
+
 Suite *heed_suite_balance(void) {
     Suite *s = suite_create("balance");
     TCase *tc = tcase_create("core");
@@ -86,6 +111,7 @@ Suite *heed_suite_balance(void) {
     tcase_add_test(tc, one_timing_moves_the_cut_by_a_quarter_of_the_way);
     tcase_add_test(tc, shares_converge_to_the_true_speeds);
     tcase_add_test(tc, short_timings_are_ignored_and_speeds_bounded);
+    tcase_add_test(tc, splits_land_on_whole_steps);
     suite_add_tcase(s, tc);
     return s;
 }
