@@ -10,9 +10,9 @@
  * long as the slowest share. Equal shares are seldom equally fast: on the
  * benchmark machine (two vCPUs of a shared host) one share of a layer took
  * 5-30% longer than the other, which one depending on the layer and
- * changing between runs (a core slowed by the host; the share whose input
- * the other core wrote), and a hybrid CPU's efficiency cores are slower by
- * design. So each layer learns each thread's speed on it (work per second,
+ * changing between runs (a core slowed by the host, or a share reading
+ * what the other core wrote), and a hybrid CPU's efficiency cores are
+ * slower by design. So each layer learns each thread's speed on it (work per second,
  * relative to the team's mean) from the shares it ran, as a moving
  * average, and its shares follow the speeds. Where the work is cut never
  * changes a result: callers cut at whole vectors of columns or between
