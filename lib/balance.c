@@ -22,6 +22,10 @@ void heed_balance_cuts(const float *speed, int T, double *cut) {
     cut[T] = 1.0;
 }
 
+double heed_balance_max_share(int T) {
+    return T < 2 ? 1.0 : SPREAD / (SPREAD + (T - 1) / SPREAD);
+}
+
 void heed_balance_split(const float *speed, int T, int total, int step, int *at, double *cut) {
     heed_balance_cuts(speed, T, cut);
     for (int t = 0; t <= T; t++) {

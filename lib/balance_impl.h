@@ -31,6 +31,11 @@ void heed_balance_cuts(const float *speed, int T, double *cut);
  * units at[t] .. at[t+1]-1, and cut[] gets the shares as made. */
 void heed_balance_split(const float *speed, int T, int total, int step, int *at, double *cut);
 
+/* The largest share a thread of T can be given: work buffers sized for it
+ * at the first call never grow as the speeds move (each growth left the
+ * old buffer's pages behind: ResNet-18's peak memory rose by 21 MB). */
+double heed_balance_max_share(int T);
+
 /* Thread t ran share cut[t+1] - cut[t] in seconds[t]: updates speed[0..T).
  * Shares run too quickly to time well are ignored. */
 void heed_balance_note(float *speed, int T, const double *cut, const double *seconds);

@@ -311,15 +311,12 @@ static int split_band_start(const geom *g, const split *sp, int b) {
     return v * CONV_VECTOR < g->L ? (int)(v * CONV_VECTOR) : g->L;
 }
 
-/* The most columns a band has. */
-static int split_band_columns(const geom *g, const split *sp) {
+/* The most columns a band can have, whatever the speeds (for T threads). */
+static int split_band_columns(const geom *g, const split *sp, int T) {
     if (!sp->per_thread || sp->blocks > 1) return conv_band_columns(g, sp->bands);
-    int most = 0;
-    for (int b = 0; b < sp->bands; b++) {
-        const int w = split_band_start(g, sp, b + 1) - split_band_start(g, sp, b);
-        most = w > most ? w : most;
-    }
-    return most;
+    const int share = (int)(heed_balance_max_share(T) * vectors_of(g)) + 1;
+    const int cols = ((share + sp->per_thread - 1) / sp->per_thread + 1) * CONV_VECTOR;
+    return cols < g->L ? cols : g->L;
 }
 
 /* Output channels o0 .. o0+oc-1 of block k (of every group). */
@@ -367,7 +364,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     const int balanced = g->N == 1 && T > 1 && T <= HEED_CONV_BALANCE_THREADS &&
                          ((blocks == T && bands == 1) || (blocks == 1 && bands % T == 0));
     if (balanced) split_balance(l, g, &sp, T, cut);
-    const size_t zn = shifted_work(g, split_band_columns(g, &sp));
+    const size_t zn = shifted_work(g, split_band_columns(g, &sp, T));
     const int items = g->N * bands * blocks;
     const size_t nw = (size_t)g->OC * g->R;
     /* A 1x1 kernel's A_0 is W itself: nothing to reorder or check (the

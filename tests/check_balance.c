@@ -73,6 +73,21 @@ START_TEST(short_timings_are_ignored_and_speeds_bounded) {
     ck_assert_float_ge(speed[1], 0.5f);
     heed_balance_cuts(speed, 2, cut);
     ck_assert_double_le(cut[1], 0.8 + 1e-9);
+    /* ...the largest share there is, for which work buffers are sized:
+     * 2 / (2 + 1/2) of two threads, 2 / (2 + 2/2) of three. */
+    ck_assert_double_eq_tol(heed_balance_max_share(2), 0.8, 1e-12);
+    ck_assert_double_eq_tol(heed_balance_max_share(3), 2.0 / 3, 1e-12);
+    ck_assert_double_eq_tol(heed_balance_max_share(1), 1.0, 1e-12);
+    float three[3] = {0};
+    for (int i = 0; i < 50; i++) {
+        double c3[4], sec[3];
+        heed_balance_cuts(three, 3, c3);
+        time_shares(3, c3, (double[]){100.0, 1.0, 1.0}, sec);
+        heed_balance_note(three, 3, c3, sec);
+    }
+    double c3[4];
+    heed_balance_cuts(three, 3, c3);
+    ck_assert_double_le(c3[1], heed_balance_max_share(3) + 1e-9);
     /* A team of one has nothing to balance. */
     float one[1] = {0};
     heed_balance_note(one, 1, (double[]){0, 1}, (double[]){1.0});
