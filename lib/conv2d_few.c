@@ -260,6 +260,21 @@ static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_tap
     }
 }
 
+/* Item `it`'s output rows i0 .. i1-1 of its image: bands of `rows` rows,
+ * or, with per > 0 (one image at the threads' speeds), band it % per of
+ * thread it / per's rows row_at[..] .. row_at[..+1]-1. */
+static void item_rows(const geom *g, int it, int bands, int rows, int per, const int *row_at,
+                      int *i0, int *i1) {
+    if (per) {
+        const int owner = it / per, j = it % per, span = row_at[owner + 1] - row_at[owner];
+        *i0 = row_at[owner] + span * j / per;
+        *i1 = row_at[owner] + span * (j + 1) / per;
+        return;
+    }
+    *i0 = it % bands * rows;
+    *i1 = *i0 + rows < g->OH ? *i0 + rows : g->OH;
+}
+
 heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                   const post *p) {
     int rows = band_rows(g), bands = (g->OH + rows - 1) / rows;
@@ -291,23 +306,28 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
     HEED_TRY(heed_scratch_get(&l->col, per_thread * T, &work));
     const int items = g->N * bands;
     grid_taps_fn *taps = grid_taps_for_kernel();
-    PARALLEL_IF(T > 1, "omp parallel num_threads(T)", {
+    if (T == 1) { /* also inside a caller's parallel region: this thread does it all */
+        for (int it = 0; it < items; it++) {
+            int i0, i1;
+            item_rows(g, it, bands, rows, per, row_at, &i0, &i1);
+            if (i1 > i0) few_band(l, g, taps, x, y, it / bands, i0, i1 - i0, work, work + planes, p);
+        }
+        return HEED_OK;
+    }
+#pragma omp parallel num_threads(T)
+    {
         const int t = conv_thread();
         const double start = balanced ? conv_now() : 0.0;
         float *q = work + t * per_thread;
         /* Static: balanced, thread t takes bands t*per onwards. */
-        _Pragma("omp for schedule(static) nowait")
+#pragma omp for schedule(static) nowait
         for (int it = 0; it < items; it++) {
-            int i0 = it % bands * rows, i1 = i0 + rows < g->OH ? i0 + rows : g->OH;
-            if (balanced) {
-                const int owner = it / per, j = it % per, span = row_at[owner + 1] - row_at[owner];
-                i0 = row_at[owner] + span * j / per;
-                i1 = row_at[owner] + span * (j + 1) / per;
-            }
+            int i0, i1;
+            item_rows(g, it, bands, rows, per, row_at, &i0, &i1);
             if (i1 > i0) few_band(l, g, taps, x, y, it / bands, i0, i1 - i0, q, q + planes, p);
         }
         if (balanced) seconds[t] = conv_now() - start;
-    });
+    }
     if (balanced) heed_balance_note(l->thread_speed, T, cut, seconds);
     return HEED_OK;
 }

@@ -600,6 +600,41 @@ START_TEST(threaded_matches_one_thread) {
 }
 END_TEST
 
+START_TEST(layers_run_inside_a_callers_parallel_region) {
+#ifdef _OPENMP
+    /* Two threads of the caller's own team each run a layer of their own
+     * (a few-channel first layer, a shifted 3x3): each layer then runs on
+     * its one thread and computes all of its output, as alone. */
+    static const shape_case cases[] = {
+        {{.in_c = 3, .out_c = 8, .k = 7, .stride = 2, .pad = 3, .bias = 1}, 1, 60, 58},
+        {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 1, 40, 41},
+    };
+    for (int ci = 0; ci < 2; ci++) {
+        fixture f[2];
+        for (int t = 0; t < 2; t++)
+            fixture_init(&f[t], cases[ci].cfg, cases[ci].N, cases[ci].H, cases[ci].W, 700 + ci);
+        const size_t ny = heed_tensor_count(&f[0].y);
+        float *want = malloc(ny * sizeof(float));
+        ck_assert_int_eq(heed_conv2d_forward(f[0].conv, &f[0].x, &f[0].y), HEED_OK);
+        memcpy(want, f[0].y.data, ny * sizeof(float));
+        heed_status st[2] = {HEED_ERR_ARG, HEED_ERR_ARG};
+        for (int t = 0; t < 2; t++) heed_tensor_zero(&f[t].y);
+#pragma omp parallel num_threads(2)
+        {
+            const int t = omp_get_thread_num();
+            if (t < 2) st[t] = heed_conv2d_forward(f[t].conv, &f[t].x, &f[t].y);
+        }
+        for (int t = 0; t < 2; t++) {
+            ck_assert_int_eq(st[t], HEED_OK);
+            ck_assert_msg(!memcmp(want, f[t].y.data, ny * sizeof(float)), "case %d thread %d", ci, t);
+        }
+        free(want);
+        for (int t = 0; t < 2; t++) fixture_free(&f[t]);
+    }
+#endif
+}
+END_TEST
+
 START_TEST(layer_interface_and_parameters) {
     heed_params p = {0};
     heed_conv2d *c;
@@ -713,6 +748,7 @@ Suite *heed_suite_conv2d(void) {
     tcase_add_test(tc, few_channel_blocks_match_the_definition_on_every_kernel);
     tcase_add_test(tc, fold_bn_equals_conv_then_batch_norm);
     tcase_add_test(tc, threaded_matches_one_thread);
+    tcase_add_test(tc, layers_run_inside_a_callers_parallel_region);
     tcase_add_test(tc, changed_weights_show_in_the_next_forward);
     tcase_add_loop_test(tc, refrozen_weights_show_in_the_next_forward, 0, 2);
     tcase_add_test(tc, layer_interface_and_parameters);
