@@ -26,6 +26,12 @@ double heed_balance_max_share(int T) {
     return T < 2 ? 1.0 : SPREAD / (SPREAD + (T - 1) / SPREAD);
 }
 
+int heed_balance_most_units(int T, int total, int pieces) {
+    const int share = (int)(heed_balance_max_share(T) * total) + 1;
+    const int most = (share + pieces - 1) / pieces + 1;
+    return most < total ? most : total;
+}
+
 void heed_balance_split(const float *speed, int T, int total, int step, int *at, double *cut) {
     heed_balance_cuts(speed, T, cut);
     for (int t = 0; t <= T; t++) {

@@ -296,9 +296,7 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
     int row_at[HEED_CONV_BALANCE_THREADS + 1];
     if (balanced) {
         heed_balance_split(l->thread_speed, T, g->OH, 1, row_at, cut);
-        /* the most rows a band can have, whatever the speeds */
-        const int share = (int)(heed_balance_max_share(T) * g->OH) + 1;
-        rows = (share + per - 1) / per + 1 < g->OH ? (share + per - 1) / per + 1 : g->OH;
+        rows = heed_balance_most_units(T, g->OH, per); /* whatever the speeds */
     }
     const size_t planes = (size_t)phase_planes(g) * plane_size(g, rows) + planes_slack(g);
     const size_t per_thread = planes + OUT_GROUP * grid_size(g, rows);

@@ -314,8 +314,7 @@ static int split_band_start(const geom *g, const split *sp, int b) {
 /* The most columns a band can have, whatever the speeds (for T threads). */
 static int split_band_columns(const geom *g, const split *sp, int T) {
     if (!sp->per_thread || sp->blocks > 1) return conv_band_columns(g, sp->bands);
-    const int share = (int)(heed_balance_max_share(T) * vectors_of(g)) + 1;
-    const int cols = ((share + sp->per_thread - 1) / sp->per_thread + 1) * CONV_VECTOR;
+    const int cols = heed_balance_most_units(T, vectors_of(g), sp->per_thread) * CONV_VECTOR;
     return cols < g->L ? cols : g->L;
 }
 

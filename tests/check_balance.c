@@ -111,6 +111,19 @@ START_TEST(splits_land_on_whole_steps) {
     ck_assert_int_eq(at[1], 3);
     ck_assert_int_eq(at[2], 10);
     ck_assert_double_eq_tol(cut[1], 0.3, 1e-12);
+    /* Buffers are sized by heed_balance_most_units: 112 rows, two threads,
+     * at most 0.8 of them (89.6) plus rounding: 91 in one piece, 46 in two,
+     * and never less than a split at the extreme speeds gives a piece. */
+    ck_assert_int_eq(heed_balance_most_units(2, 112, 1), 91);
+    ck_assert_int_eq(heed_balance_most_units(2, 112, 2), 46);
+    ck_assert_int_eq(heed_balance_most_units(2, 3, 1), 3);
+    speed[0] = 2.0f, speed[1] = 0.5f;
+    for (int total = 1; total < 300; total++)
+        for (int pieces = 1; pieces <= 4; pieces++) {
+            heed_balance_split(speed, 2, total, 1, at, cut);
+            const int piece = (at[1] - at[0] + pieces - 1) / pieces;
+            ck_assert_int_le(piece, heed_balance_most_units(2, total, pieces));
+        }
     /* A total that is not a whole number of steps: the last cut is the total. */
     speed[0] = speed[1] = 1.0f;
     heed_balance_split(speed, 2, 20, 8, at, cut);
