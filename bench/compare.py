@@ -45,10 +45,13 @@ MATRIX = (
 )
 
 
-def run_lines(cmd, label, cwd=None):
-    """Runs cmd, yielding each JSON object it prints on stdout as it comes."""
-    print("running: " + " ".join(cmd), file=sys.stderr, flush=True)
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=cwd) as p:
+def run_lines(cmd, label, cwd=None, cpu=None):
+    """Runs cmd (on logical CPU `cpu` alone, if given), yielding each JSON
+    object it prints on stdout as it comes."""
+    print("running: " + ("" if cpu is None else f"(on CPU {cpu}) ") + " ".join(cmd),
+          file=sys.stderr, flush=True)
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=cwd, preexec_fn=pin) as p:
         for line in p.stdout:
             line = line.strip()
             if not line.startswith("{"):
@@ -92,11 +95,12 @@ def median_run(rows):
     return rows[len(rows) // 2] if rows else None
 
 
-def heed_one(heed, workload, mode, batch, threads, seconds):
-    """One heed bench case in its own process, or None."""
+def heed_one(heed, workload, mode, batch, threads, seconds, cpu=None):
+    """One heed bench case in its own process (on CPU `cpu` alone, if
+    given), or None."""
     cmd = [heed, "bench", "--json", "--workload", workload, "--mode", mode, "--batch", str(batch),
            "--threads", str(threads), "--seconds", f"{seconds:g}"]
-    return next(iter(run_lines(cmd, "heed")), None)
+    return next(iter(run_lines(cmd, "heed", cpu=cpu)), None)
 
 
 def darknet_seconds(cfg):
@@ -135,29 +139,48 @@ def darknet_line(heed, peer, seconds, rounds):
 
 
 def scaling_lines(heed, cases, threads, seconds, rounds):
-    """heed's W2 cases on one thread and on `threads`, in pairs (the one, then
-    the other, each in its own process) `rounds` times. The speed-up is the
-    median of the pairs' ratios: the machine's speed drifts by a quarter
-    between runs minutes apart, which a ratio of runs far apart (the main
-    table's and a later one-thread pass) takes for scaling."""
-    print(f"\n| case | heed img/s, 1 thread | heed img/s, {threads} threads | "
-          f"speed-up (median of {rounds} pair{'s' if rounds > 1 else ''}) |")
-    print("|---|---:|---:|---:|")
+    """heed's W2 cases on `threads` threads against one thread, measured in
+    rounds: one-thread runs pinned to each of the first `threads` CPUs, then
+    the `threads`-thread run, each in its own process. The machine's speed
+    drifts by a quarter between runs minutes apart (a ratio of runs far
+    apart takes that drift for scaling), and on a shared host one CPU is
+    often slower than another for minutes (a neighbour on its core): a
+    one-thread run on the slow CPU would flatter the speed-up. So each
+    round's speed-up is taken against its fastest one-thread run, and the
+    median over rounds reported; "of the CPUs' sum" relates the threaded
+    speed to the one-thread speeds of all the CPUs it ran on added up (1.00:
+    nothing lost to threading, whatever each CPU's speed)."""
+    cpus = sorted(os.sched_getaffinity(0))[:threads]
+    if len(cpus) < threads:
+        print(f"\nscaling: {threads} threads asked for, this process may run on "
+              f"{len(cpus)} CPUs: not measured")
+        return
+    print(f"\n| case | heed img/s, 1 thread on CPU {', '.join(map(str, cpus))} | heed img/s, "
+          f"{threads} threads | speed-up over the fastest CPU | of the CPUs' sum |")
+    print("|---|---:|---:|---:|---:|")
     for (w, m, b) in cases:
         if not w.startswith("resnet18"):
             continue
-        ones, manys, ratios = [], [], []
+        singles = {c: [] for c in cpus}
+        manys, ratios, shares = [], [], []
         for _ in range(rounds):
-            one = heed_one(heed, w, m, b, 1, seconds)
+            ones = [heed_one(heed, w, m, b, 1, seconds, cpu=c) for c in cpus]
             many = heed_one(heed, w, m, b, threads, seconds)
-            if one and many:
-                ones.append(one)
+            if all(ones) and many:
+                for c, one in zip(cpus, ones):
+                    singles[c].append(one)
                 manys.append(many)
-                ratios.append(many["images_per_s"] / one["images_per_s"])
+                speeds = [one["images_per_s"] for one in ones]
+                ratios.append(many["images_per_s"] / max(speeds))
+                shares.append(many["images_per_s"] / sum(speeds))
         if ratios:
             ratios.sort()
-            print(f"| {w} {m} {b} | {median_run(ones)['images_per_s']:.2f} | "
-                  f"{median_run(manys)['images_per_s']:.2f} | {ratios[len(ratios) // 2]:.2f}× |")
+            shares.sort()
+            per_cpu = " / ".join(f"{median_run(singles[c])['images_per_s']:.2f}" for c in cpus)
+            print(f"| {w} {m} {b} | {per_cpu} | {median_run(manys)['images_per_s']:.2f} | "
+                  f"{ratios[len(ratios) // 2]:.2f}× | {shares[len(shares) // 2]:.2f} |")
+    print(f"\n(medians over {rounds} round{'s' if rounds > 1 else ''}; each round's speed-up "
+          f"is over its fastest one-thread run)")
 
 
 def main(argv=None):
@@ -186,8 +209,8 @@ def main(argv=None):
                         "resnet18-plain infer 1, also on one thread")
     p.add_argument("--scaling", action="store_true",
                    help="with --threads above 1: also run heed's ResNet-18 cases on one "
-                        "thread and on --threads, in pairs (--rounds of them), and print "
-                        "the median speed-up of the pairs")
+                        "thread, pinned to each CPU in turn, and on --threads (--rounds "
+                        "rounds), and print the median speed-up over the fastest CPU")
     args = p.parse_args(argv)
     if args.seconds <= 0 or args.threads < 1 or args.rounds < 1:
         p.error("--seconds, --threads and --rounds must be positive")
