@@ -532,7 +532,8 @@ START_TEST(threaded_matches_one_thread) {
      * one image cut into bands of rows (shifted copies; im2col of a large
      * strided image) or blocks of output channels (a narrow image), threads
      * inside the products; the shifted path's batch-1 shares at the
-     * threads' learnt speeds, equal and skewed either way. */
+     * threads' learnt speeds, equal and skewed either way; and 3 threads,
+     * which share out channels and output rows unevenly. */
     static const shape_case cases[] = {
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 4, 20, 21},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .bias = 1}, 1, 40, 41},
@@ -565,10 +566,10 @@ START_TEST(threaded_matches_one_thread) {
         fixture_init(&f, cases[ci].cfg, cases[ci].N, cases[ci].H, cases[ci].W, 400 + ci);
         heed_tensor dy = heed_tensor_view(f.wt, f.y.n, f.y.c, f.y.h, f.y.w);
         size_t ny = heed_tensor_count(&f.y), nx = heed_tensor_count(&f.x);
-        float *out[4][3];
-        const float skew[4][2] = {{0, 0}, {0, 0}, {1.9f, 0.55f}, {0.55f, 1.9f}};
-        for (int t = 0; t < 4; t++) {
-            omp_set_num_threads(t == 0 ? 1 : (saved > 1 ? saved : 2));
+        float *out[5][3];
+        const float skew[5][2] = {{0, 0}, {0, 0}, {1.9f, 0.55f}, {0.55f, 1.9f}, {0, 0}};
+        for (int t = 0; t < 5; t++) {
+            omp_set_num_threads(t == 0 ? 1 : t == 4 ? 3 : (saved > 1 ? saved : 2));
             memset(f.conv->thread_speed, 0, sizeof f.conv->thread_speed);
             memcpy(f.conv->thread_speed, skew[t], sizeof skew[t]);
             heed_params_zero_grad(&f.p);
@@ -584,7 +585,7 @@ START_TEST(threaded_matches_one_thread) {
         }
         omp_set_num_threads(saved);
         /* The same sums in the same order: bit for bit. */
-        for (int t = 1; t < 4; t++) {
+        for (int t = 1; t < 5; t++) {
             ck_assert_msg(!memcmp(out[0][0], out[t][0], ny * sizeof(float)), "case %d run %d: y",
                           ci, t);
             ck_assert_msg(!memcmp(out[0][1], out[t][1], nx * sizeof(float)), "case %d run %d: dx",
@@ -592,7 +593,7 @@ START_TEST(threaded_matches_one_thread) {
             ck_assert_msg(!memcmp(out[0][2], out[t][2], f.p.total * sizeof(float)),
                           "case %d run %d: grads", ci, t);
         }
-        for (int t = 0; t < 4; t++)
+        for (int t = 0; t < 5; t++)
             for (int k = 0; k < 3; k++) free(out[t][k]);
         fixture_free(&f);
     }
