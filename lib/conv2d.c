@@ -761,7 +761,7 @@ heed_status heed_conv2d_new(heed_conv2d **out, const heed_conv2d_cfg *cfg, const
                          "conv %s: kernel %d (dilation %d, padding %d) does not fit input %dx%d",
                          name, c.k, c.dilation, c.pad, in[1], in[2]);
     size_t count;
-    HEED_TRY(heed_shape_count(c.out_c, c.in_c / c.groups * c.k, c.k, 1, &count));
+    HEED_TRY(heed_shape_count(c.out_c, c.in_c / c.groups, c.k, c.k, &count));
     HEED_TRY(heed_shape_count(c.out_c, oh, ow, 1, &count));
 
     char wname[96], bname[96];

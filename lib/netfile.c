@@ -6,6 +6,7 @@
  * every shape error is caught on the line that causes it.
  */
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "dropout.h"
 #include "linear.h"
 #include "net.h"
+#include "netfile_impl.h"
 #include "pool2d.h"
 
 enum { MAX_SETTINGS = 16, MAX_DEPTH = 16, MAX_TOKEN = 64 };
@@ -400,6 +402,9 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
                 return line_error(p, "input: '%s' is not a size from 1 to 65536", tok[i + 1]);
             in[i] = (int)v;
         }
+        size_t count;
+        if (heed_shape_count(1, in[0], in[1], in[2], &count) != HEED_OK)
+            return line_error(p, "input: %s", heed_last_error());
         *have_input = 1;
         return open_block(p, BLOCK_ROOT, "", in);
     }
@@ -443,6 +448,11 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
     HEED_TRY(make_name(p, b, t->keyword, given, full, sizeof full));
     heed_layer *l = NULL;
     heed_status st = t->build(&l, &s, shape, p->params, full);
+    /* Every layer's output per image stays a tensor heed can hold, so that
+     * the next layer's sizes (and products of them, in int) are sound. */
+    size_t count;
+    if (st == HEED_OK && (st = heed_shape_count(1, l->out_c, l->out_h, l->out_w, &count)) != HEED_OK)
+        heed_layer_free(l);
     if (st != HEED_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", heed_last_error());
@@ -460,6 +470,11 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
 }
 
 heed_status heed_net_parse(heed_net **out, const char *text, const char *origin, uint64_t seed) {
+    return heed_net_parse_bounded(out, text, origin, seed, SIZE_MAX);
+}
+
+heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char *origin,
+                                   uint64_t seed, size_t max_params) {
     *out = NULL;
     heed_params params = {0};
     parser p = {.origin = origin ? origin : "<network>", .params = &params};
@@ -482,6 +497,11 @@ heed_status heed_net_parse(heed_net **out, const char *text, const char *origin,
                        p.stack[p.depth - 1].line);
     if (st == HEED_OK && p.stack[0].seq->count == 0)
         st = heed_fail(HEED_ERR_FORMAT, "%s: the network has no layers", p.origin);
+    size_t values = 0; /* params.total is known only once they are allocated */
+    for (int i = 0; i < params.count; i++) values += params.items[i].count;
+    if (st == HEED_OK && values > max_params)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: the network has %zu parameter values, more than the "
+                       "%zu its file can hold", p.origin, values, max_params);
     if (st == HEED_OK) st = heed_params_alloc(&params, seed);
     heed_net *net = NULL;
     if (st == HEED_OK) st = heed_net_wrap(&net, p.stack[0].seq, &params);

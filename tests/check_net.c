@@ -140,6 +140,10 @@ static const struct {
     {"input 4 5 5\nse r=8\n", "t:2: se: se se1: reduction r=8"},
     {"input 4 5 5\ncbam k=4\n", "t:2: cbam:"},
     {"input 1 5 5\n", "t: the network has no layers"},
+    /* sizes whose products overflow an int are refused, not computed */
+    {"input 65536 65536 2\n", "t:1: input: tensor shape (1, 65536, 65536, 2) has more than"},
+    {"input 32768 1 1\nconv out=1 k=65536 pad=32768\n", "t:2: conv:"},
+    {"input 2 200 200\nconv out=65536 k=1 groups=2\n", "t:2: conv:"},
 };
 
 START_TEST(errors_name_the_line) {

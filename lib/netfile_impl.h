@@ -1,0 +1,18 @@
+/* netfile_impl.h -- the network parser's entry for model files (not
+ * installed).
+ *
+ * heed_net_parse_bounded is heed_net_parse refusing, before it allocates
+ * them, networks with more than max_params parameter floats: a model file
+ * says how many it holds, and a corrupt one must not make heed allocate
+ * gigabytes it will then find missing. */
+#ifndef HEED_NETFILE_IMPL_H
+#define HEED_NETFILE_IMPL_H
+
+#include <stddef.h>
+
+#include "net.h"
+
+heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char *origin,
+                                   uint64_t seed, size_t max_params);
+
+#endif
