@@ -3,12 +3,15 @@
  * bounds checks at every step, and only then turned into a network. */
 #include "model.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <zlib.h>
+
+#include "netfile_impl.h"
 
 enum { MAX_MODEL_BYTES = 1 << 30 };
 static const char MAGIC[8] = {'H', 'E', 'E', 'D', 'M', 'O', 'D', 'L'};
@@ -104,46 +107,75 @@ static char *meta_text(const heed_model_meta *m) {
     return (char *)b.p;
 }
 
+/* A whole metadata value as a number: no trailing text, finite. */
+static int meta_float(const char *v, float *out) {
+    char *end;
+    float f = strtof(v, &end);
+    if (end == v || *end || !isfinite(f)) return 0;
+    *out = f;
+    return 1;
+}
+
+static int meta_int(const char *v, int lo, int hi, int *out) {
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (end == v || *end || n < lo || n > hi) return 0;
+    *out = (int)n;
+    return 1;
+}
+
+/* Class names end up in JSON and on terminals: printable text only. */
+static int printable(const char *v) {
+    for (; *v; v++)
+        if ((unsigned char)*v < 0x20 || *v == 0x7f) return 0;
+    return 1;
+}
+
 static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) {
     int named = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        /* A file whose lines gained carriage returns still reads. */
+        line[strcspn(line, "\r")] = '\0';
         char *sp = strchr(line, ' ');
         const char *v = sp ? sp + 1 : "";
         if (sp) *sp = '\0';
+        int ok = 1;
         if (!strcmp(line, "classes")) {
-            int n = atoi(v);
-            if (n < 1 || n > HEED_MAX_CLASSES || m->class_names)
+            int n;
+            if (!meta_int(v, 1, HEED_MAX_CLASSES, &n) || m->class_names)
                 return heed_fail(HEED_ERR_FORMAT, "%s: bad class count '%s'", path, v);
             m->class_names = calloc((size_t)n, sizeof *m->class_names);
             if (!m->class_names) return heed_fail(HEED_ERR_NOMEM, "%s: out of memory", path);
             m->classes = n;
         } else if (!strcmp(line, "class")) {
             if (named >= m->classes) return heed_fail(HEED_ERR_FORMAT, "%s: more class names than classes", path);
+            ok = printable(v);
             snprintf(m->class_names[named++], sizeof m->class_names[0], "%s", v);
         } else if (!strcmp(line, "input_mean")) {
-            m->input_mean = strtof(v, NULL);
+            ok = meta_float(v, &m->input_mean);
         } else if (!strcmp(line, "input_std")) {
-            m->input_std = strtof(v, NULL);
+            /* It divides every input: a tiny one would make them infinite. */
+            ok = meta_float(v, &m->input_std) && m->input_std >= 1e-6f;
         } else if (!strcmp(line, "dark_background")) {
-            m->dark_background = atoi(v);
+            ok = meta_int(v, 0, 1, &m->dark_background);
         } else if (!strcmp(line, "dataset")) {
             snprintf(m->dataset, sizeof m->dataset, "%s", v);
         } else if (!strcmp(line, "recipe")) {
             snprintf(m->recipe, sizeof m->recipe, "%s", v);
         } else if (!strcmp(line, "epochs")) {
-            m->epochs = atoi(v);
+            ok = meta_int(v, 0, 0x7fffffff, &m->epochs);
         } else if (!strcmp(line, "test_accuracy")) {
-            m->test_accuracy = strtof(v, NULL);
+            ok = meta_float(v, &m->test_accuracy);
         } else if (!strcmp(line, "train_seconds")) {
-            m->train_seconds = strtof(v, NULL);
+            ok = meta_float(v, &m->train_seconds) && m->train_seconds >= 0.0f;
         } else if (!strcmp(line, "cpu")) {
             snprintf(m->cpu, sizeof m->cpu, "%s", v);
         } /* unknown keys are ignored: newer writers may add some */
+        if (!ok) return heed_fail(HEED_ERR_FORMAT, "%s: bad metadata value for %s", path, line);
     }
     if (m->classes < 1 || named != m->classes)
         return heed_fail(HEED_ERR_FORMAT, "%s: metadata lists %d class names for %d classes", path,
                          named, m->classes);
-    if (!(m->input_std > 0)) return heed_fail(HEED_ERR_FORMAT, "%s: input_std must be positive", path);
     return HEED_OK;
 }
 
@@ -166,6 +198,9 @@ heed_status heed_model_new(heed_model **out, heed_net *net) {
 heed_status heed_model_set_classes(heed_model *m, int classes, const char *const *names) {
     if (classes < 1 || classes > HEED_MAX_CLASSES)
         return heed_fail(HEED_ERR_ARG, "class count %d out of range 1..%d", classes, HEED_MAX_CLASSES);
+    for (int i = 0; i < classes; i++)
+        if (!printable(names[i])) /* the metadata is lines of text */
+            return heed_fail(HEED_ERR_ARG, "class name %d holds a control character", i);
     char(*cn)[32] = calloc((size_t)classes, sizeof *cn);
     if (!cn) return heed_fail(HEED_ERR_NOMEM, "cannot allocate class names");
     for (int i = 0; i < classes; i++) snprintf(cn[i], sizeof cn[i], "%s", names[i]);
@@ -244,6 +279,8 @@ static heed_status read_file(const char *path, unsigned char **out, size_t *len)
     unsigned char *buf = malloc(cap);
     while (buf) {
         n += fread(buf + n, 1, cap - n, f);
+        /* Anything else is refused before more of it is read. */
+        if (cap == 1 << 16 && (n < 8 || memcmp(buf, MAGIC, 8))) break;
         if (n < cap) break;
         if (cap >= MAX_MODEL_BYTES) break;
         unsigned char *grown = realloc(buf, cap * 2);
@@ -269,36 +306,69 @@ static heed_status read_file(const char *path, unsigned char **out, size_t *len)
     return HEED_OK;
 }
 
+/* A tensor's values as a network can use them: finite, and a batch norm's
+ * running variances not negative (their square roots scale the
+ * activations). */
+static heed_status check_values(const heed_param *it, const float *v, const char *path) {
+    const size_t len = strlen(it->name), tail = strlen(".running_var");
+    const int variance = len >= tail && !strcmp(it->name + len - tail, ".running_var");
+    for (size_t i = 0; i < it->count; i++)
+        if (!isfinite(v[i]) || (variance && v[i] < 0.0f))
+            return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' holds %g at index %zu", path,
+                             it->name, (double)v[i], i);
+    return HEED_OK;
+}
+
 static heed_status load_params(heed_params *p, reader *r, const char *path) {
     uint32_t count;
     if (!get_u32(r, &count)) return heed_fail(HEED_ERR_FORMAT, "%s: parameter chunk truncated", path);
     if ((int)count != p->count)
         return heed_fail(HEED_ERR_FORMAT, "%s: file has %u parameter tensors, the network %d", path,
                          count, p->count);
-    for (uint32_t i = 0; i < count; i++) {
+    unsigned char *seen = calloc(count ? count : 1, 1);
+    if (!seen) return heed_fail(HEED_ERR_NOMEM, "%s: out of memory", path);
+    heed_status st = HEED_OK;
+    for (uint32_t i = 0; st == HEED_OK && i < count; i++) {
         unsigned char l2[2], nd;
         char name[64];
-        if (!get(r, l2, 2)) return heed_fail(HEED_ERR_FORMAT, "%s: parameter %u truncated", path, i);
+        if (!get(r, l2, 2)) {
+            st = heed_fail(HEED_ERR_FORMAT, "%s: parameter %u truncated", path, i);
+            break;
+        }
         size_t len = l2[0] | (size_t)l2[1] << 8;
-        if (len >= sizeof name || !get(r, name, len) || !get(r, &nd, 1) || nd < 1 || nd > 4)
-            return heed_fail(HEED_ERR_FORMAT, "%s: parameter %u has a bad header", path, i);
+        if (len >= sizeof name || !get(r, name, len) || !get(r, &nd, 1) || nd < 1 || nd > 4) {
+            st = heed_fail(HEED_ERR_FORMAT, "%s: parameter %u has a bad header", path, i);
+            break;
+        }
         name[len] = '\0';
         heed_param *it = heed_params_find(p, name);
-        if (!it)
-            return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' does not belong to the network", path, name);
+        if (!it) {
+            st = heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' does not belong to the network", path, name);
+            break;
+        }
+        /* count == p->count, so a tensor listed twice leaves another out. */
+        if (seen[it - p->items]++) {
+            st = heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' is listed twice", path, name);
+            break;
+        }
         int ok = nd == it->ndim;
-        for (int d = 0; d < nd; d++) {
+        for (int d = 0; d < nd && st == HEED_OK; d++) {
             uint32_t dim;
-            if (!get_u32(r, &dim)) return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' truncated", path, name);
+            if (!get_u32(r, &dim)) st = heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' truncated", path, name);
             ok = ok && (int)dim == it->shape[d];
         }
-        if (!ok)
-            return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' has a different shape than the network's",
-                             path, name);
-        if (!get(r, p->values + it->offset, it->count * sizeof(float)))
-            return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' data truncated", path, name);
+        if (st == HEED_OK && !ok)
+            st = heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' has a different shape than the network's",
+                           path, name);
+        if (st == HEED_OK && !get(r, p->values + it->offset, it->count * sizeof(float)))
+            st = heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' data truncated", path, name);
+        if (st == HEED_OK) st = check_values(it, p->values + it->offset, path);
     }
-    return HEED_OK;
+    free(seen);
+    if (st == HEED_OK && r->pos != r->len)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: %zu bytes after the last parameter", path,
+                       r->len - r->pos);
+    return st;
 }
 
 heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk **extra,
@@ -370,6 +440,8 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
             nkept++;
         }
     }
+    if (st == HEED_OK && r.pos != len)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: %zu bytes after the last chunk", path, len - r.pos);
     if (st == HEED_OK && (!net_text || !meta || !params.p))
         st = heed_fail(HEED_ERR_FORMAT, "%s: missing %s chunk", path,
                        !net_text ? "network (NETD)" : !meta ? "metadata (META)" : "parameter (PARM)");
@@ -378,7 +450,9 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
     if (st == HEED_OK) {
         char origin[4200];
         snprintf(origin, sizeof origin, "%s (network)", path);
-        st = heed_net_parse(&net, net_text, origin, 0);
+        /* A network needing more floats than the parameter chunk holds is
+         * refused before its parameters are allocated. */
+        st = heed_net_parse_bounded(&net, net_text, origin, 0, params.len / sizeof(float));
     }
     if (st == HEED_OK) st = load_params(&net->params, &params, path);
     if (st == HEED_OK) {
@@ -388,9 +462,10 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
     if (st == HEED_OK) st = parse_meta(&m->meta, meta, path);
     if (st == HEED_OK) {
         const heed_layer *root = &m->net->root->base;
-        if (root->out_c * root->out_h * root->out_w != m->meta.classes)
-            st = heed_fail(HEED_ERR_FORMAT, "%s: the network has %d outputs but %d classes", path,
-                           root->out_c * root->out_h * root->out_w, m->meta.classes);
+        const long long outputs = (long long)root->out_c * root->out_h * root->out_w;
+        if (outputs != m->meta.classes)
+            st = heed_fail(HEED_ERR_FORMAT, "%s: the network has %lld outputs but %d classes", path,
+                           outputs, m->meta.classes);
     }
     free(net_text);
     free(meta);

@@ -16,8 +16,11 @@
  * u8 ndim, u32 dims[ndim], float32 data); any others (a checkpoint's
  * optimizer state) are carried as opaque extra chunks. Loading checks the
  * magic, version, every size against the file and every checksum, then that
- * each of the network's parameters is present with the right shape; any
- * mismatch fails with HEED_ERR_FORMAT saying what and where. Saving writes
+ * each of the network's parameters is present once with the right shape
+ * and usable values (finite; batch norm running variances not negative),
+ * that the metadata's numbers are whole and in range and that nothing
+ * follows the last chunk or tensor; any mismatch fails with
+ * HEED_ERR_FORMAT saying what and where. Saving writes
  * a temporary file and renames it over the target, so a crash never leaves
  * a half-written model.
  */
@@ -59,7 +62,9 @@ typedef struct heed_chunk {
 /* Wraps a network (taking ownership) with default metadata. */
 heed_status heed_model_new(heed_model **out, heed_net *net);
 
-/* Sets the class names (copied; each truncated to 31 characters). */
+/* Sets the class names (copied; each truncated to 31 characters).
+ * HEED_ERR_ARG if a name holds a control character (the metadata is lines
+ * of text, and names are printed in JSON). */
 heed_status heed_model_set_classes(heed_model *m, int classes, const char *const *names);
 
 heed_status heed_model_save(const heed_model *m, const char *path);

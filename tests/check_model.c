@@ -1,9 +1,12 @@
 /* check_model.c -- model files: bit-identical round trips, metadata, extra
  * chunks, and clean failures on truncated, corrupt and mismatched files. */
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "model.h"
 #include "testutil.h"
@@ -123,6 +126,213 @@ START_TEST(truncated_and_corrupt_files_fail_cleanly) {
 }
 END_TEST
 
+/* ---- crafted files: valid framing and checksums, bad contents ---------- */
+
+/* A model file's chunks, editable, written back with fresh checksums (the
+ * layout is model.h's): what a buggy or hostile writer could produce. */
+typedef struct chunk_edit {
+    char tag[5];
+    unsigned char *data;
+    size_t size;
+} chunk_edit;
+
+static uint64_t le(const unsigned char *p, int bytes) {
+    uint64_t v = 0;
+    for (int i = bytes - 1; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+static void put_le(FILE *f, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++) fputc((int)(v >> (8 * i) & 0xff), f);
+}
+
+static int split_chunks(const unsigned char *b, size_t len, chunk_edit *out, int max) {
+    ck_assert_uint_ge(len, 16);
+    int n = (int)le(b + 12, 4);
+    ck_assert_int_le(n, max);
+    size_t at = 16;
+    for (int i = 0; i < n; i++) {
+        memcpy(out[i].tag, b + at, 4);
+        out[i].tag[4] = '\0';
+        out[i].size = (size_t)le(b + at + 4, 8);
+        out[i].data = malloc(out[i].size + 1);
+        memcpy(out[i].data, b + at + 12, out[i].size);
+        at += 12 + out[i].size + 4;
+    }
+    ck_assert_uint_eq(at, len);
+    return n;
+}
+
+static void write_chunks(const char *path, const chunk_edit *c, int n, const char *trailer) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fwrite("HEEDMODL", 1, 8, f);
+    put_le(f, 1, 4);
+    put_le(f, (uint64_t)n, 4);
+    for (int i = 0; i < n; i++) {
+        fwrite(c[i].tag, 1, 4, f);
+        put_le(f, c[i].size, 8);
+        fwrite(c[i].data, 1, c[i].size, f);
+        put_le(f, crc32(0L, c[i].data, (uInt)c[i].size), 4);
+    }
+    fputs(trailer, f);
+    fclose(f);
+}
+
+static chunk_edit *find_chunk(chunk_edit *c, int n, const char *tag) {
+    for (int i = 0; i < n; i++)
+        if (!strcmp(c[i].tag, tag)) return &c[i];
+    ck_abort_msg("no %s chunk", tag);
+    return NULL;
+}
+
+static void set_text(chunk_edit *c, const char *text) {
+    free(c->data);
+    c->size = strlen(text);
+    c->data = malloc(c->size + 1);
+    memcpy(c->data, text, c->size);
+}
+
+/* The byte offset, inside a PARM payload, of the named tensor's first
+ * float. */
+static size_t tensor_at(const chunk_edit *parm, const char *name) {
+    const unsigned char *p = parm->data;
+    size_t at = 4;
+    for (uint32_t i = 0; i < (uint32_t)le(p, 4); i++) {
+        size_t len = (size_t)le(p + at, 2);
+        int match = len == strlen(name) && !memcmp(p + at + 2, name, len);
+        at += 2 + len;
+        int nd = p[at++];
+        size_t count = 1;
+        for (int d = 0; d < nd; d++, at += 4) count *= (size_t)le(p + at, 4);
+        if (match) return at;
+        at += count * sizeof(float);
+    }
+    ck_abort_msg("no tensor %s", name);
+    return 0;
+}
+
+/* One edit of a good file and the words its load error must hold. */
+enum edit_kind { META_TEXT, NET_TEXT, PARM_FLOAT, PARM_TRAILER, PARM_DUPLICATE, FILE_TRAILER };
+static const struct {
+    enum edit_kind kind;
+    const char *what; /* the new text, or the tensor to edit */
+    float value;
+    const char *expect;
+} edits[] = {
+    {META_TEXT, "classes 3x\nclass a\nclass b\nclass c\n", 0, "bad class count '3x'"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ninput_std 0\n", 0,
+     "bad metadata value for input_std"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ninput_std 1e-30\n", 0,
+     "bad metadata value for input_std"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ninput_mean nan\n", 0,
+     "bad metadata value for input_mean"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ninput_mean 0.5 volts\n", 0,
+     "bad metadata value for input_mean"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nepochs 12abc\n", 0,
+     "bad metadata value for epochs"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ndark_background 2\n", 0,
+     "bad metadata value for dark_background"},
+    {META_TEXT, "classes 3\nclass a\nclass \x1b[2Jb\nclass c\n", 0, "bad metadata value for class"},
+    {META_TEXT, "classes 3\nclass a\nclass b\n", 0, "lists 2 class names for 3 classes"},
+    {NET_TEXT, "input 1 8 8\nflatten\nfc out=3\nfc out=3\n", 0, "parameter tensors"},
+    /* a network far larger than the file: refused before its memory is taken */
+    {NET_TEXT, "input 1 8 8\nflatten\nfc out=20000\nfc out=20000\nfc out=3\n", 0,
+     "more than the"},
+    {PARM_FLOAT, "fc1.bias", NAN, "parameter 'fc1.bias' holds nan at index 0"},
+    {PARM_FLOAT, "conv1.weight", INFINITY, "parameter 'conv1.weight' holds inf"},
+    {PARM_FLOAT, "bn1.running_var", -0.5f, "parameter 'bn1.running_var' holds -0.5"},
+    {PARM_TRAILER, NULL, 0, "4 bytes after the last parameter"},
+    {PARM_DUPLICATE, "bn1.bias", 0, "parameter 'bn1.bias' is listed twice"},
+    {FILE_TRAILER, NULL, 0, "3 bytes after the last chunk"},
+};
+
+START_TEST(crafted_files_fail_with_reasons) {
+    char path[256], bad[256];
+    tmp_path(path, sizeof path, "craft-good.heed");
+    tmp_path(bad, sizeof bad, "craft-bad.heed");
+    heed_model *m = make_model(), *back = (heed_model *)1;
+    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
+    size_t len;
+    unsigned char *b = slurp(path, &len);
+    chunk_edit c[8];
+    int n = split_chunks(b, len, c, 8);
+    chunk_edit *parm = find_chunk(c, n, "PARM");
+    const char *trailer = "";
+    switch (edits[_i].kind) {
+    case META_TEXT: set_text(find_chunk(c, n, "META"), edits[_i].what); break;
+    case NET_TEXT: set_text(find_chunk(c, n, "NETD"), edits[_i].what); break;
+    case PARM_FLOAT: memcpy(parm->data + tensor_at(parm, edits[_i].what), &edits[_i].value, 4); break;
+    case PARM_TRAILER:
+        parm->data = realloc(parm->data, parm->size + 4);
+        memset(parm->data + parm->size, 0, 4);
+        parm->size += 4;
+        break;
+    case PARM_DUPLICATE: {
+        /* The last tensor's record replaced by a copy of the named one's
+         * (same count, one left out): bn1.bias precedes the last. */
+        size_t from = tensor_at(parm, edits[_i].what), last = tensor_at(parm, "fc1.bias");
+        size_t head = 2 + strlen("bn1.bias") + 1 + 4, last_head = 2 + strlen("fc1.bias") + 1 + 4;
+        size_t rec = head + 4 * sizeof(float);
+        parm->data = realloc(parm->data, last - last_head + rec);
+        memmove(parm->data + last - last_head, parm->data + from - head, rec);
+        parm->size = last - last_head + rec;
+        break;
+    }
+    case FILE_TRAILER: trailer = "xyz"; break;
+    }
+    write_chunks(bad, c, n, trailer);
+    ck_assert_int_eq(heed_model_load(&back, bad), HEED_ERR_FORMAT);
+    ck_assert_ptr_null(back);
+    ck_assert_msg(strstr(heed_last_error(), edits[_i].expect), "case %d: got '%s', want '%s'", _i,
+                  heed_last_error(), edits[_i].expect);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), bad));
+    /* The same chunks unedited load: the edit, not the rewriting, failed. */
+    chunk_edit good[8];
+    split_chunks(b, len, good, 8);
+    write_chunks(bad, good, n, "");
+    ck_assert_msg(heed_model_load(&back, bad) == HEED_OK, "%s", heed_last_error());
+    heed_model_free(back);
+    for (int i = 0; i < n; i++) free(c[i].data), free(good[i].data);
+    free(b);
+    heed_model_free(m);
+    unlink(path), unlink(bad);
+}
+END_TEST
+
+START_TEST(metadata_with_crlf_lines_reads) {
+    char path[256];
+    tmp_path(path, sizeof path, "crlf.heed");
+    heed_model *m = make_model(), *back;
+    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
+    size_t len;
+    unsigned char *b = slurp(path, &len);
+    chunk_edit c[8];
+    int n = split_chunks(b, len, c, 8);
+    set_text(find_chunk(c, n, "META"),
+             "classes 3\r\nclass cat\r\nclass dog\r\nclass T-shirt/top\r\ninput_std 0.5\r\n");
+    write_chunks(path, c, n, "");
+    ck_assert_msg(heed_model_load(&back, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_str_eq(back->meta.class_names[2], "T-shirt/top");
+    ck_assert_float_eq(back->meta.input_std, 0.5f);
+    heed_model_free(back);
+    for (int i = 0; i < n; i++) free(c[i].data);
+    free(b);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
+START_TEST(class_names_with_control_characters_are_refused) {
+    heed_model *m = make_model();
+    const char *names[] = {"cat", "two\nlines", "dog"};
+    ck_assert_int_eq(heed_model_set_classes(m, 3, names), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "class name 1"));
+    ck_assert_str_eq(m->meta.class_names[1], "dog"); /* the old names kept */
+    heed_model_free(m);
+}
+END_TEST
+
 START_TEST(save_is_atomic_and_reports_bad_paths) {
     heed_model *m = make_model();
     ck_assert_int_eq(heed_model_save(m, "/tmp/heed-no-such-dir/x/model.heed"), HEED_ERR_IO);
@@ -136,6 +346,9 @@ Suite *heed_suite_model(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, round_trip_is_bit_identical);
     tcase_add_test(tc, truncated_and_corrupt_files_fail_cleanly);
+    tcase_add_loop_test(tc, crafted_files_fail_with_reasons, 0, sizeof edits / sizeof edits[0]);
+    tcase_add_test(tc, metadata_with_crlf_lines_reads);
+    tcase_add_test(tc, class_names_with_control_characters_are_refused);
     tcase_add_test(tc, save_is_atomic_and_reports_bad_paths);
     suite_add_tcase(s, tc);
     return s;
