@@ -39,12 +39,17 @@ static heed_status save_checkpoint(const heed_model *m, const heed_optim *o, int
     return st;
 }
 
-static heed_status restore_checkpoint(heed_optim *o, const heed_chunk *c, int *epoch) {
+static heed_status restore_checkpoint(heed_optim *o, const heed_chunk *c, int epochs, int *epoch) {
     size_t total = o->params->total;
     if (!c || c->size != 16 + 2 * total * sizeof(float))
         return heed_fail(HEED_ERR_FORMAT, "checkpoint has no optimizer state for this network");
     uint64_t head[2];
     memcpy(head, c->data, 16);
+    /* Epochs done, at most the run's; steps far below a long's range. */
+    if (head[1] > (uint64_t)epochs || head[0] > ((uint64_t)1 << 48))
+        return heed_fail(HEED_ERR_FORMAT,
+                         "checkpoint records %llu epochs and %llu steps done, for a run of %d epochs",
+                         (unsigned long long)head[1], (unsigned long long)head[0], epochs);
     o->steps = (long)head[0];
     *epoch = (int)head[1];
     if (o->m) memcpy(o->m, c->data + 16, total * sizeof(float));
@@ -101,9 +106,10 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
     for (int i = 0; i < train->classes && i < HEED_MAX_CLASSES; i++) names[i] = train->class_names[i];
     heed_status st = heed_model_set_classes(m, train->classes, names);
     const heed_layer *root = &net->root->base;
-    if (st == HEED_OK && root->out_c * root->out_h * root->out_w != train->classes)
-        st = heed_fail(HEED_ERR_SHAPE, "%s has %d outputs but the data has %d classes", o->net,
-                       root->out_c * root->out_h * root->out_w, train->classes);
+    const long long outputs = (long long)root->out_c * root->out_h * root->out_w;
+    if (st == HEED_OK && outputs != train->classes)
+        st = heed_fail(HEED_ERR_SHAPE, "%s has %lld outputs but the data has %d classes", o->net,
+                       outputs, train->classes);
     if (st != HEED_OK) {
         heed_model_free(m);
         return st;
@@ -153,7 +159,8 @@ static int train(const train_opts *o) {
                            .lr = o->lr, .momentum = o->momentum, .weight_decay = o->weight_decay};
     if (st == HEED_OK) st = heed_optim_init(&opt, &ocfg, &m->net->params);
     if (st == HEED_OK && o->resume)
-        st = restore_checkpoint(&opt, heed_chunk_find(extra, nextra, "OPTM"), &start_epoch);
+        st = restore_checkpoint(&opt, heed_chunk_find(extra, nextra, "OPTM"), o->epochs,
+                                &start_epoch);
     order = malloc((size_t)tr.count * sizeof *order);
     labels = malloc((size_t)o->batch * sizeof *labels);
     if (st == HEED_OK && (!order || !labels)) st = heed_fail(HEED_ERR_NOMEM, "out of memory");
@@ -314,7 +321,14 @@ int cmd_train(int argc, char **argv) {
             memcpy(both + n, recipe + strlen("heed train"), rest);
             both[n + rest] = '\0';
             int saved_argc = split_words(saved + strlen("heed "), saved_argv, 64);
-            if (cli_parse(&spec, saved_argc, saved_argv, &args, &nargs) >= 0 || nargs)
+            /* cli_parse's own error line then says where the option came from. */
+            char who[4200];
+            snprintf(who, sizeof who, "train (the recipe recorded in %s)", o.resume);
+            cli_spec recorded = spec;
+            recorded.command = who;
+            int prc = cli_parse(&recorded, saved_argc, saved_argv, &args, &nargs);
+            if (prc > 0) return 1;
+            if (prc == 0 || nargs)
                 return cli_error("train", 1, "%s: its recorded recipe does not read back", o.resume);
             o.stop_after = 0; /* the interruption is not part of the recipe */
             cli_parse(&spec, argc, argv, &args, &nargs);

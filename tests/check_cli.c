@@ -2,6 +2,7 @@
  * it, evaluate it, classify images with overlays, and the error paths. The
  * binary is $HEED_BIN (the Makefile sets it). */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,45 @@ START_TEST(ram_training_is_reproducible_and_resumable) {
 }
 END_TEST
 
+/* A checkpoint edited by hand (its checksums made good again) is refused
+ * with one line saying what is wrong, before any training. */
+static void rewrite_checkpoint(const char *path, const char *recipe, uint64_t epochs_done) {
+    heed_model *m;
+    heed_chunk *extra;
+    int nextra;
+    ck_assert_msg(heed_model_load_with(&m, path, &extra, &nextra) == HEED_OK, "%s", heed_last_error());
+    if (recipe) snprintf(m->meta.recipe, sizeof m->meta.recipe, "%s", recipe);
+    heed_chunk *optm = heed_chunk_find(extra, nextra, "OPTM");
+    ck_assert_ptr_nonnull(optm);
+    memcpy(optm->data + 8, &epochs_done, 8); /* after the step count */
+    ck_assert_int_eq(heed_model_save_with(m, path, extra, nextra), HEED_OK);
+    heed_chunks_free(extra, nextra);
+    heed_model_free(m);
+}
+
+START_TEST(tampered_checkpoints_are_refused) {
+    static char out[1 << 16];
+    char args[1024], model[300], ckpt[320];
+    snprintf(model, sizeof model, "%s/t.heed", dir);
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", model);
+    snprintf(args, sizeof args,
+             "train --net nets/fmnist-plain.net --out %s --epochs 2 --stop-after 1 --limit 64 "
+             "--test-limit 32 --batch 32", model);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    /* more epochs done than the run has */
+    rewrite_checkpoint(ckpt, NULL, 7);
+    snprintf(args, sizeof args, "train --resume %s", ckpt);
+    ck_assert_int_eq(heed(args, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "checkpoint records 7 epochs") && strstr(out, "a run of 2 epochs"), "%s", out);
+    ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+    /* a recorded option this heed does not know: the error says where it came from */
+    rewrite_checkpoint(ckpt, "heed train --net nets/fmnist-plain.net --epochs 2 --bogus 3", 1);
+    ck_assert_int_eq(heed(args, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "the recipe recorded in") && strstr(out, "'--bogus'"), "%s", out);
+    ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+}
+END_TEST
+
 static const char *shipped_models[] = {"models/fmnist-plain.heed", "models/fmnist-se.heed",
                                        "models/fmnist-cbam.heed", "models/ram-fmnist-cluttered60.heed"};
 
@@ -262,6 +302,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, train_resume_eval_classify);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
+    tcase_add_test(tc, tampered_checkpoints_are_refused);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
