@@ -3,6 +3,7 @@
  * bounds checks at every step, and only then turned into a network. */
 #include "model.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -274,7 +275,7 @@ heed_status heed_model_save(const heed_model *m, const char *path) {
 
 static heed_status read_file(const char *path, unsigned char **out, size_t *len) {
     FILE *f = fopen(path, "rb");
-    if (!f) return heed_fail(HEED_ERR_IO, "cannot open model file %s", path);
+    if (!f) return heed_fail(HEED_ERR_IO, "cannot open model file %s: %s", path, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     unsigned char *buf = malloc(cap);
     while (buf) {
@@ -291,12 +292,12 @@ static heed_status read_file(const char *path, unsigned char **out, size_t *len)
         }
         buf = grown, cap *= 2;
     }
-    int err = ferror(f);
+    const int err = ferror(f) ? errno : 0;
     fclose(f);
     if (!buf) return heed_fail(HEED_ERR_NOMEM, "cannot read %s", path);
     if (err) {
         free(buf);
-        return heed_fail(HEED_ERR_IO, "cannot read %s", path);
+        return heed_fail(HEED_ERR_IO, "cannot read %s: %s", path, strerror(err));
     }
     if (n >= MAX_MODEL_BYTES) {
         free(buf);

@@ -120,6 +120,9 @@ START_TEST(truncated_and_corrupt_files_fail_cleanly) {
     ck_assert_int_eq(heed_model_load(&back, bad), HEED_ERR_FORMAT);
     ck_assert_ptr_nonnull(strstr(heed_last_error(), "not a heed model file"));
     ck_assert_int_eq(heed_model_load(&back, "/tmp/heed-no-such-model.heed"), HEED_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "No such file"));
+    ck_assert_int_eq(heed_model_load(&back, "/tmp"), HEED_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "/tmp: Is a directory"));
     free(b);
     heed_model_free(m);
     unlink(path), unlink(bad);
