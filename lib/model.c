@@ -354,9 +354,9 @@ static heed_status load_params(heed_params *p, reader *r, const char *path) {
         }
         int ok = nd == it->ndim;
         for (int d = 0; d < nd && st == HEED_OK; d++) {
-            uint32_t dim;
+            uint32_t dim = 0;
             if (!get_u32(r, &dim)) st = heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' truncated", path, name);
-            ok = ok && (int)dim == it->shape[d];
+            ok = ok && (uint64_t)dim == (uint64_t)it->shape[d];
         }
         if (st == HEED_OK && !ok)
             st = heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' has a different shape than the network's",
