@@ -477,6 +477,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
     if (is_direct(&g)) return heed_conv_direct_forward(l, &g, x->data, y->data, p);
     if (heed_conv_few_fits(&g)) return heed_conv_few_forward(l, &g, x->data, y->data, p);
     if (heed_conv_use_shifted(&g)) return heed_conv_shifted_forward(l, &g, x->data, y->data, p, fn);
+    if (heed_conv_use_rows(&g)) return heed_conv_rows_forward(l, &g, x->data, y->data, p);
     const int nb = images_per_pass(&g), passes = (g.N + nb - 1) / nb;
     const int tmax = conv_max_threads();
     if (nb == 1 && !is_pointwise(&g) && (size_t)g.R * g.L > PASS_FLOATS && g.N < tmax)

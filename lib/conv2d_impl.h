@@ -318,4 +318,12 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const heed_conv_geom *g, c
 heed_status heed_conv_shifted_backward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
                                        const float *dy, float *dx, int fresh);
 
+/* conv2d_shifted.c: whether a forward takes the route of one image too
+ * small for the shifted path, whose product reads im2col's rows where they
+ * stand in shifted copies of the input (heed_gemm_rows), and that forward.
+ * Its results equal im2col's bit for bit. */
+int heed_conv_use_rows(const heed_conv_geom *g);
+heed_status heed_conv_rows_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
+                                   float *y, const heed_conv_post *p);
+
 #endif

@@ -29,6 +29,8 @@
 
 #include "balance_impl.h"
 #include "conv2d_impl.h"
+#include "gemm_impl.h"
+#include "parallel.h"
 #include "wide.h"
 
 typedef heed_conv_geom geom;
@@ -129,12 +131,12 @@ HEED_WIDE static void gather_strided(float *restrict dst, size_t ldd, const floa
     }
 }
 
-/* Rows r0 .. r0+nr-1 of Z_p, as z (ICg, K, nr, OW) with its rows (c, v)
+/* Rows r0 .. r0+nr-1 of Z_p, as z (nc, K, nr, OW) with its rows (c, v)
  * ld floats apart (ld >= nr*OW, zeros between), from image n, channels
- * c0 .. c0+ICg-1 of x. Row r holds input row (r + qmin)*S + p (zeros
+ * c0 .. c0+nc-1 of x. Row r holds input row (r + qmin)*S + p (zeros
  * outside). */
-static void shift_copies(const geom *g, const float *x, int n, int c0, int p, int r0, int nr,
-                         size_t ld, float *z) {
+static void shift_copies(const geom *g, const float *x, int n, int c0, int nc, int p, int r0,
+                         int nr, size_t ld, float *z) {
     const int K = g->K, W = g->W, H = g->H, OW = g->OW, S = g->S;
     const int first = r0 + tap_shift(g, 0), phase_rows = (H - p + S - 1) / S;
     const size_t HW = (size_t)H * W;
@@ -142,7 +144,7 @@ static void shift_copies(const geom *g, const float *x, int n, int c0, int p, in
     const int b0 = -first > 0 ? (-first < nr ? -first : nr) : 0;
     const int b1 = phase_rows - first < nr ? (phase_rows - first > b0 ? phase_rows - first : b0) : nr;
     const int h0 = (b0 + first) * S + p, rows = b1 - b0;
-    for (int c = 0; c < g->ICg; c++) {
+    for (int c = 0; c < nc; c++) {
         const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW + (size_t)h0 * W;
         for (int v = 0; v < K; v++) {
             const int off = v * g->D - g->P;
@@ -248,7 +250,7 @@ static heed_status shifted_forward_band(const geom *g, const float *x, float *y,
         float *Cb = y + ((size_t)n * g->OC + (size_t)gi * g->OCg + o0) * g->L + c0;
         for (int ph = 0; ph < g->S; ph++)
             if (slot[ph] >= 0)
-                shift_copies(g, x, n, gi * g->ICg, ph, i0, nr + shift_halo(g), ldz,
+                shift_copies(g, x, n, gi * g->ICg, g->ICg, ph, i0, nr + shift_halo(g), ldz,
                              z + slot[ph] * per_slot);
         /* The padded columns of the last row read up to 15 floats past Z
          * (the others read into the next row: values, dropped). */
@@ -459,7 +461,7 @@ static heed_status shifted_backward_image(const geom *g, const float *x, const f
     const size_t ldz = shifted_rows(g) * g->OW, ldzt = shifted_rows(&gt) * gt.OW;
     for (int gi = 0; gi < g->G; gi++) {
         const float *dY = dy + ((size_t)n * g->OC + (size_t)gi * g->OCg) * g->L;
-        shift_copies(g, x, n, gi * g->ICg, 0, 0, (int)shifted_rows(g), ldz, z);
+        shift_copies(g, x, n, gi * g->ICg, g->ICg, 0, 0, (int)shifted_rows(g), ldz, z);
         for (int u = 0; u < K; u++) {
             float *dA = da + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK;
             const float *Zu = z + (size_t)u * g->D * g->OW;
@@ -467,7 +469,7 @@ static heed_status shifted_backward_image(const geom *g, const float *x, const f
                                g->OCg));
         }
         if (!dx) continue;
-        shift_copies(&gt, dy, n, gi * g->OCg, 0, 0, (int)shifted_rows(&gt), ldzt, z);
+        shift_copies(&gt, dy, n, gi * g->OCg, gt.ICg, 0, 0, (int)shifted_rows(&gt), ldzt, z);
         float *dxg = dx + ((size_t)n * g->IC + (size_t)gi * g->ICg) * gt.L;
         for (int u = 0; u < K; u++) {
             const float *A = at + (size_t)gi * g->OCg * g->R + (size_t)u * g->ICg * OK;
@@ -532,5 +534,56 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
     }
     HEED_TRY(conv_workers_done(st, l, "heed_conv2d_backward"));
     add_weight_gradient(l, g, da, chunks);
+    return HEED_OK;
+}
+
+/* ---- one small image: im2col's product, its rows read in the copies ---- */
+
+/* One image too narrow for the shifted path's products (ResNet-18's 7x7
+ * stage at batch 1), where im2col wrote K*K rows per channel and the
+ * product then packed them again. Its rows are rows of the shifted copies:
+ * im2col row (c, u, v) is copy (c, v) of phase p_u from its row q_u - qmin
+ * on, OH*OW floats in a row. So the copies (K per phase read) are made,
+ * and one heed_gemm_rows per group reads im2col's rows by their addresses,
+ * in im2col's order, with the weights in place: nothing to reorder or keep.
+ * Only where im2col's product computes exactly L columns, so that the two
+ * agree bit for bit. */
+int heed_conv_use_rows(const geom *g) {
+    return g->N == 1 && g->K > 1 && g->S <= SHIFT_MAX_STRIDE && !heed_conv_use_shifted(g) &&
+           conv_product_columns(g, g->L) == g->L && (size_t)g->R * g->L <= PASS_FLOATS;
+}
+
+heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
+                                   const post *p) {
+    const int K = g->K, qmin = tap_shift(g, 0), rows = g->OH + shift_halo(g);
+    const size_t ldz = (size_t)rows * g->OW, per_slot = (size_t)g->ICg * K * ldz;
+    int slot[SHIFT_MAX_STRIDE];
+    const int slots = phase_slots(g, slot);
+    float *z, *table;
+    HEED_TRY(heed_scratch_get(&l->col, per_slot * slots, &z));
+    /* The row addresses, in float scratch (64-byte aligned: heed_alloc). */
+    HEED_TRY(heed_scratch_get(&l->tmp, (size_t)g->R * sizeof(float *) / sizeof(float), &table));
+    const float **brow = (const float **)(void *)table;
+    for (int gi = 0; gi < g->G; gi++) {
+        /* The copies by channels, in parallel when they are large enough:
+         * the product's threads wait for them. */
+        PARALLEL_IF(per_slot * slots >= PAR_MIN, "omp parallel for schedule(static)",
+            for (int c = 0; c < g->ICg; c++)
+                for (int ph = 0; ph < g->S; ph++)
+                    if (slot[ph] >= 0)
+                        shift_copies(g, x, 0, gi * g->ICg + c, 1, ph, 0, rows, ldz,
+                                     z + slot[ph] * per_slot + (size_t)c * K * ldz););
+        for (int c = 0; c < g->ICg; c++)
+            for (int u = 0; u < K; u++) {
+                const float *tap = z + slot[tap_phase(g, u)] * per_slot +
+                                   (size_t)(tap_shift(g, u) - qmin) * g->OW;
+                for (int v = 0; v < K; v++)
+                    brow[((size_t)c * K + u) * K + v] = tap + ((size_t)c * K + v) * ldz;
+            }
+        float *C = y + (size_t)gi * g->OCg * g->L;
+        HEED_TRY(heed_gemm_rows(g->OCg, g->L, g->R, 1.0f, l->w + (size_t)gi * g->OCg * g->R, g->R,
+                                brow, 0.0f, C, g->L));
+        conv_post_rows(C, (size_t)g->L, (size_t)g->L, gi * g->OCg, g->OCg, p);
+    }
     return HEED_OK;
 }

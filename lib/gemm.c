@@ -57,6 +57,7 @@
 #include <omp.h>
 #endif
 
+#include "gemm_impl.h"
 #include "gemm_kernel.h"
 #include "tensor.h"
 
@@ -294,6 +295,7 @@ typedef struct job {
     int ta, tb, M, N, K;
     float alpha, beta;
     const float *A, *B;
+    const float *const *brows; /* B by its rows' addresses (heed_gemm_rows), or NULL */
     float *C;
     ptrdiff_t lda, ldb, ldc;
     int direct;    /* read full-width B panels in place (B not transposed) */
@@ -334,7 +336,7 @@ static size_t buffer_floats(const job *jb) {
  * 192-byte pieces a page apart, which the prefetchers do not follow). */
 static void pack_block(const job *jb, int pc, int kcs, int j0, int ncw, float *bb) {
     const heed_gemm_kernel *k = jb->k;
-    const int step = jb->tb ? kcs : PACK_ROWS;
+    const int step = jb->tb ? kcs : jb->brows ? 1 : PACK_ROWS;
     /* Read in place, only a last panel of partial vectors is packed: skip
      * the others outright (looping over them per PACK_ROWS rows cost 5% of
      * a 32 x 784 x 96 product). */
@@ -345,8 +347,9 @@ static void pack_block(const job *jb, int pc, int kcs, int j0, int ncw, float *b
         for (int col = col0; col < ncw; col += k->nr) {
             const int w = imin(k->nr, ncw - col), wp = round_up(w, k->vw);
             const int j = j0 + col;
-            const float *b = jb->tb ? jb->B + (ptrdiff_t)j * jb->ldb + pc + k0
-                                    : jb->B + (ptrdiff_t)(pc + k0) * jb->ldb + j;
+            const float *b = jb->tb     ? jb->B + (ptrdiff_t)j * jb->ldb + pc + k0
+                             : jb->brows ? jb->brows[pc + k0] + j
+                                         : jb->B + (ptrdiff_t)(pc + k0) * jb->ldb + j;
             k->pack_b(rows, w, wp, b, jb->ldb, jb->tb,
                       bb + (size_t)col * kcs + (size_t)k0 * wp);
         }
@@ -379,7 +382,11 @@ static const float *tail_b(const job *jb, int pc, int kcs, float *bt, ptrdiff_t 
         *ldt = jb->ldb;
         return jb->B + (ptrdiff_t)t0 * jb->ldb + pc;
     }
-    transpose_into(kcs, w, jb->B + (ptrdiff_t)pc * jb->ldb + t0, jb->ldb, bt);
+    if (jb->brows)
+        for (int r = 0; r < kcs; r++)
+            for (int c = 0; c < w; c++) bt[(size_t)c * kcs + r] = jb->brows[pc + r][t0 + c];
+    else
+        transpose_into(kcs, w, jb->B + (ptrdiff_t)pc * jb->ldb + t0, jb->ldb, bt);
     *ldt = kcs;
     return bt;
 }
@@ -542,7 +549,7 @@ static void plan_tasks(job *jb, int nt) {
  * is a multiple of a large power of two maps them all to the same sets of
  * the 1024-set L2). */
 static int direct_ok(const job *jb) {
-    if (jb->tb) return 0;
+    if (jb->tb || jb->brows) return 0;
     if ((size_t)jb->M * jb->kc > DIRECT_A_FLOATS) return 0;
     if (jb->N <= 2 * jb->k->nr && (size_t)jb->M * jb->K >= NARROW_A_FLOATS) return 0;
     const size_t bytes = (size_t)jb->ldb * sizeof(float);
@@ -631,6 +638,18 @@ static heed_status run_dot(const job *jb) {
     return HEED_OK;
 }
 
+/* C = beta C: a product with nothing to add. */
+static heed_status scale_only(int M, int N, float beta, float *C, int ldc) {
+    for (int i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, sizeof(float) * N);
+        else
+            for (int j = 0; j < N; j++) c[j] *= beta;
+    }
+    return HEED_OK;
+}
+
 heed_status heed_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
     if (M < 0 || N < 0 || K < 0)
@@ -641,21 +660,29 @@ heed_status heed_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha
                          "heed_gemm: leading dimensions too small for M=%d N=%d K=%d "
                          "(trans_a=%d lda=%d, trans_b=%d ldb=%d, ldc=%d)",
                          M, N, K, trans_a != 0, lda, trans_b != 0, ldb, ldc);
-    if (K == 0 || alpha == 0.0f) {
-        for (int i = 0; i < M; i++) {
-            float *c = C + (size_t)i * ldc;
-            if (beta == 0.0f)
-                memset(c, 0, sizeof(float) * N);
-            else
-                for (int j = 0; j < N; j++) c[j] *= beta;
-        }
-        return HEED_OK;
-    }
+    if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc);
     job jb = {.k = kernel(), .ta = trans_a != 0, .tb = trans_b != 0, .M = M, .N = N, .K = K,
               .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
               .lda = lda, .ldb = ldb, .ldc = ldc};
     if (jb.tb && M <= DOT_M_MAX) return run_dot(&jb);
     jb.a_inplace = !jb.ta;
     jb.tail = jb.a_inplace ? N - N % jb.k->vw : N;
+    return run_blocked(&jb);
+}
+
+heed_status heed_gemm_rows(int M, int N, int K, float alpha, const float *A, int lda,
+                           const float *const *brows, float beta, float *C, int ldc) {
+    if (M < 0 || N < 0 || K < 0)
+        return heed_fail(HEED_ERR_ARG, "heed_gemm_rows: negative size M=%d N=%d K=%d", M, N, K);
+    if (M == 0 || N == 0) return HEED_OK;
+    if (ldc < N || (K > 0 && lda < K))
+        return heed_fail(HEED_ERR_ARG,
+                         "heed_gemm_rows: leading dimensions too small for M=%d N=%d K=%d "
+                         "(lda=%d, ldc=%d)",
+                         M, N, K, lda, ldc);
+    if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc);
+    job jb = {.k = kernel(), .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .A = A,
+              .brows = brows, .C = C, .lda = lda, .ldb = N, .ldc = ldc, .a_inplace = 1};
+    jb.tail = N - N % jb.k->vw;
     return run_blocked(&jb);
 }

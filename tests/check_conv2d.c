@@ -340,6 +340,11 @@ static const shape_case path_cases[] = {
     {{.in_c = 5, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 150, 150},
     {{.in_c = 5, .out_c = 6, .k = 5, .stride = 2, .pad = 2}, 1, 149, 151},
     {{.in_c = 5, .out_c = 6, .k = 5, .stride = 3, .pad = 2}, 1, 220, 220},
+    /* one image too small for the shifted path: im2col's rows read in its
+     * copies (ResNet-18's 7x7 stage), strided, dilated, grouped */
+    {{.in_c = 24, .out_c = 40, .k = 3, .pad = 1, .bias = 1}, 1, 7, 7},
+    {{.in_c = 20, .out_c = 72, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 1, 14, 13},
+    {{.in_c = 16, .out_c = 24, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 1, 9, 11},
 };
 
 START_TEST(every_path_matches_the_definition) {
@@ -381,6 +386,65 @@ START_TEST(every_path_matches_the_definition) {
             ck_assert_double_eq_tol(f.conv->db[o], db[o], 1e-4 * fmax(1.0, fabs(db[o])));
     }
     free(ref), free(dx), free(dw), free(db), free(fdx), free(fdw);
+    fixture_free(&f);
+}
+END_TEST
+
+/* One image too small for the shifted path reads im2col's rows where they
+ * stand in its shifted copies (heed_gemm_rows), with the weights in place:
+ * its output must be heed_gemm's product of the weights with im2col's
+ * matrix, built here from the definition, bit for bit, on 1 and 3 threads
+ * (the layer's route adds the same terms in the same order). */
+static void im2col_by_definition(const heed_conv2d_cfg *c, const heed_tensor *x, int g, int OH,
+                                 int OW, float *col) {
+    const int S = c->stride ? c->stride : 1, D = c->dilation ? c->dilation : 1;
+    const int G = c->groups ? c->groups : 1, ICg = c->in_c / G, K = c->k, L = OH * OW;
+    for (int ci = 0; ci < ICg; ci++)
+        for (int u = 0; u < K; u++)
+            for (int v = 0; v < K; v++)
+                for (int i = 0; i < OH; i++)
+                    for (int j = 0; j < OW; j++) {
+                        const int h = i * S - c->pad + u * D, w = j * S - c->pad + v * D;
+                        const int in = h >= 0 && h < x->h && w >= 0 && w < x->w;
+                        col[(((size_t)ci * K + u) * K + v) * L + i * OW + j] =
+                            in ? x->data[heed_tensor_index(x, 0, g * ICg + ci, h, w)] : 0.0f;
+                    }
+}
+
+START_TEST(one_small_image_equals_im2col_bit_for_bit) {
+    static const shape_case cases[] = {
+        {{.in_c = 24, .out_c = 40, .k = 3, .pad = 1}, 1, 7, 7},
+        {{.in_c = 512, .out_c = 64, .k = 3, .pad = 1}, 1, 7, 7},
+        {{.in_c = 20, .out_c = 72, .k = 3, .stride = 2, .pad = 1}, 1, 14, 13},
+        {{.in_c = 16, .out_c = 24, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 1, 9, 11},
+        {{.in_c = 8, .out_c = 10, .k = 5, .stride = 3, .pad = 2}, 1, 20, 17},
+        {{.in_c = 8, .out_c = 6, .k = 3, .stride = 4, .pad = 1}, 1, 25, 25},
+    };
+    const shape_case *sc = &cases[_i];
+    fixture f;
+    fixture_init(&f, sc->cfg, sc->N, sc->H, sc->W, 900 + _i);
+    const int G = sc->cfg.groups ? sc->cfg.groups : 1, OCg = sc->cfg.out_c / G;
+    const int R = sc->cfg.in_c / G * sc->cfg.k * sc->cfg.k, L = f.y.h * f.y.w;
+    float *col = malloc((size_t)R * L * sizeof(float));
+    float *want = malloc(heed_tensor_count(&f.y) * sizeof(float));
+    for (int g = 0; g < G; g++) {
+        im2col_by_definition(&sc->cfg, &f.x, g, f.y.h, f.y.w, col);
+        ck_assert_int_eq(heed_gemm(0, 0, OCg, L, R, 1.0f, f.conv->w + (size_t)g * OCg * R, R, col, L,
+                                   0.0f, want + (size_t)g * OCg * L, L),
+                         HEED_OK);
+    }
+    for (int threads = 1; threads <= 3; threads += 2) {
+#ifdef _OPENMP
+        omp_set_num_threads(threads);
+#endif
+        ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
+        ck_assert_msg(!memcmp(f.y.data, want, heed_tensor_count(&f.y) * sizeof(float)),
+                      "case %d on %d threads differs from im2col's product", _i, threads);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(2);
+#endif
+    free(col), free(want);
     fixture_free(&f);
 }
 END_TEST
@@ -746,6 +810,7 @@ Suite *heed_suite_conv2d(void) {
                         (int)(sizeof grad_cases / sizeof grad_cases[0]));
     tcase_add_loop_test(tc, every_path_matches_the_definition, 0,
                         (int)(sizeof path_cases / sizeof path_cases[0]));
+    tcase_add_loop_test(tc, one_small_image_equals_im2col_bit_for_bit, 0, 6);
     tcase_add_test(tc, few_channel_blocks_match_the_definition_on_every_kernel);
     tcase_add_test(tc, fold_bn_equals_conv_then_batch_norm);
     tcase_add_test(tc, threaded_matches_one_thread);

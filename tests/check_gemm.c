@@ -12,6 +12,7 @@
 #endif
 
 #include "gemm.h"
+#include "gemm_impl.h"
 #include "tensor.h"
 #include "testutil.h"
 
@@ -266,6 +267,59 @@ START_TEST(threaded_results_are_bit_identical) {
 }
 END_TEST
 
+/* heed_gemm_rows against heed_gemm on the matrix its row addresses make
+ * (rows of a smaller B, repeated and out of order, as a convolution's
+ * shifted copies give im2col's rows): the same floats bit for bit, on every
+ * kernel, on 1 and 3 threads, tails of every width; and its argument
+ * errors. */
+START_TEST(rows_by_address_equal_the_dense_product) {
+    static const int shapes[][3] = {{1, 1, 1},    {3, 5, 7},     {9, 17, 33},  {37, 49, 300},
+                                    {64, 31, 577}, {130, 70, 1100}, {512, 49, 4608}};
+    for (int ki = 0; ki < NKERNELS; ki++) {
+        if (!heed_gemm_kernel_available(kernels[ki])) continue;
+        ck_assert_int_eq(heed_gemm_set_kernel(kernels[ki]), HEED_OK);
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int M = shapes[si][0], N = shapes[si][1], K = shapes[si][2];
+            const int src_rows = K / 3 + 1; /* fewer than K: rows repeat */
+            float *A = malloc((size_t)M * K * sizeof(float));
+            float *src = malloc((size_t)src_rows * (N + 3) * sizeof(float));
+            float *B = malloc((size_t)K * N * sizeof(float));
+            const float **rows = malloc((size_t)K * sizeof *rows);
+            float *C0 = malloc((size_t)M * N * sizeof(float)), *C = malloc((size_t)M * N * sizeof(float));
+            tu_fill_uniform(A, (size_t)M * K, -1.0f, 1.0f, 7 + si);
+            tu_fill_uniform(src, (size_t)src_rows * (N + 3), -1.0f, 1.0f, 8 + si);
+            for (int k = 0; k < K; k++) {
+                /* row k: source row (7k mod src_rows), from column k % 4 */
+                rows[k] = src + (size_t)(7 * k % src_rows) * (N + 3) + k % 4;
+                memcpy(B + (size_t)k * N, rows[k], (size_t)N * sizeof(float));
+            }
+            tu_fill_uniform(C0, (size_t)M * N, -1.0f, 1.0f, 9);
+            memcpy(C, C0, (size_t)M * N * sizeof(float));
+            set_threads(1);
+            ck_assert_int_eq(heed_gemm(0, 0, M, N, K, 0.5f, A, K, B, N, 0.25f, C0, N), HEED_OK);
+            for (int threads = 1; threads <= 3; threads += 2) {
+                float *Ct = malloc((size_t)M * N * sizeof(float));
+                memcpy(Ct, C, (size_t)M * N * sizeof(float));
+                set_threads(threads);
+                ck_assert_int_eq(heed_gemm_rows(M, N, K, 0.5f, A, K, rows, 0.25f, Ct, N), HEED_OK);
+                ck_assert_msg(!memcmp(Ct, C0, (size_t)M * N * sizeof(float)),
+                              "%s %dx%dx%d on %d threads differs", kernels[ki], M, N, K, threads);
+                free(Ct);
+            }
+            free(A), free(src), free(B), free(rows), free(C0), free(C);
+        }
+    }
+    heed_gemm_set_kernel(NULL);
+    set_threads(2);
+    float c = 3.0f;
+    const float *none[1] = {NULL};
+    ck_assert_int_eq(heed_gemm_rows(1, 1, 0, 1.0f, &c, 1, none, 0.5f, &c, 1), HEED_OK);
+    ck_assert_float_eq(c, 1.5f); /* K == 0 scales C by beta */
+    ck_assert_int_eq(heed_gemm_rows(-1, 1, 1, 1.0f, &c, 1, none, 0.0f, &c, 1), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_gemm_rows(1, 4, 2, 1.0f, &c, 1, none, 0.0f, &c, 4), HEED_ERR_ARG);
+}
+END_TEST
+
 START_TEST(empty_sizes_and_zero_alpha) {
     float c[6] = {1, 2, 3, 4, 5, 6};
     float nan_ab[6] = {NAN, NAN, NAN, NAN, NAN, NAN};
@@ -331,6 +385,7 @@ Suite *heed_suite_gemm(void) {
     tcase_add_loop_test(tc, every_kernel_matches_reference_on_odd_shapes, 0, NKERNELS);
     tcase_add_loop_test(tc, b_not_transposed_packed_or_in_place, 0, NKERNELS);
     tcase_add_loop_test(tc, threaded_results_are_bit_identical, 0, NKERNELS);
+    tcase_add_test(tc, rows_by_address_equal_the_dense_product);
     tcase_add_test(tc, empty_sizes_and_zero_alpha);
     tcase_add_test(tc, bad_arguments_are_refused);
     tcase_add_test(tc, kernel_choice_can_be_forced);
