@@ -497,8 +497,7 @@ heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char 
                        p.stack[p.depth - 1].line);
     if (st == HEED_OK && p.stack[0].seq->count == 0)
         st = heed_fail(HEED_ERR_FORMAT, "%s: the network has no layers", p.origin);
-    size_t values = 0; /* params.total is known only once they are allocated */
-    for (int i = 0; i < params.count; i++) values += params.items[i].count;
+    const size_t values = heed_params_floats(&params);
     if (st == HEED_OK && values > max_params)
         st = heed_fail(HEED_ERR_FORMAT, "%s: the network has %zu parameter values, more than the "
                        "%zu its file can hold", p.origin, values, max_params);

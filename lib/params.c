@@ -101,6 +101,12 @@ size_t heed_params_trainable(const heed_params *p) {
     return n;
 }
 
+size_t heed_params_floats(const heed_params *p) {
+    size_t n = 0;
+    for (int i = 0; i < p->count; i++) n += p->items[i].count;
+    return n;
+}
+
 void heed_params_free(heed_params *p) {
     heed_free(p->values);
     heed_free(p->grads);

@@ -77,6 +77,10 @@ heed_param *heed_params_find(heed_params *p, const char *name);
 /* Number of trainable floats (buffers excluded). */
 size_t heed_params_trainable(const heed_params *p);
 
+/* Number of floats of every tensor, buffers included: known as soon as the
+ * tensors are registered (p->total, after alloc, adds alignment). */
+size_t heed_params_floats(const heed_params *p);
+
 void heed_params_free(heed_params *p);
 
 #endif

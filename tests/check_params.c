@@ -17,7 +17,9 @@ START_TEST(slots_point_into_one_buffer_with_init) {
                                      HEED_PARAM_BUFFER, &mean, NULL), HEED_OK);
     ck_assert_int_eq(heed_params_add(&p, "fc.bias", 1, (int[]){64}, HEED_INIT_ONES, 0, 0, &b, &db),
                      HEED_ERR_ARG);
+    ck_assert_uint_eq(heed_params_floats(&p), 6400 + 64 + 3); /* before alloc too */
     ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    ck_assert_uint_eq(heed_params_floats(&p), 6467);
     ck_assert_ptr_eq(w, p.values);
     ck_assert_ptr_eq(dw, p.grads);
     ck_assert(b >= p.values + 6400 && b < p.values + p.total);
