@@ -563,7 +563,16 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
     HEED_TRY(heed_scratch_get(&l->col, per_slot * slots, &z));
     /* The row addresses, in float scratch (64-byte aligned: heed_alloc). */
     HEED_TRY(heed_scratch_get(&l->tmp, (size_t)g->R * sizeof(float *) / sizeof(float), &table));
+    /* The same addresses serve every group: each group's copies are made
+     * in the same place. */
     const float **brow = (const float **)(void *)table;
+    for (int c = 0; c < g->ICg; c++)
+        for (int u = 0; u < K; u++) {
+            const float *tap =
+                z + slot[tap_phase(g, u)] * per_slot + (size_t)(tap_shift(g, u) - qmin) * g->OW;
+            for (int v = 0; v < K; v++)
+                brow[((size_t)c * K + u) * K + v] = tap + ((size_t)c * K + v) * ldz;
+        }
     for (int gi = 0; gi < g->G; gi++) {
         /* The copies by channels, in parallel when they are large enough:
          * the product's threads wait for them. */
@@ -573,13 +582,6 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
                     if (slot[ph] >= 0)
                         shift_copies(g, x, 0, gi * g->ICg + c, 1, ph, 0, rows, ldz,
                                      z + slot[ph] * per_slot + (size_t)c * K * ldz););
-        for (int c = 0; c < g->ICg; c++)
-            for (int u = 0; u < K; u++) {
-                const float *tap = z + slot[tap_phase(g, u)] * per_slot +
-                                   (size_t)(tap_shift(g, u) - qmin) * g->OW;
-                for (int v = 0; v < K; v++)
-                    brow[((size_t)c * K + u) * K + v] = tap + ((size_t)c * K + v) * ldz;
-            }
         float *C = y + (size_t)gi * g->OCg * g->L;
         HEED_TRY(heed_gemm_rows(g->OCg, g->L, g->R, 1.0f, l->w + (size_t)gi * g->OCg * g->R, g->R,
                                 brow, 0.0f, C, g->L));
