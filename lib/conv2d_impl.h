@@ -91,25 +91,11 @@ typedef struct heed_conv_post {
     int relu;
 } heed_conv_post;
 
-static inline void conv_post_row(float *restrict y, size_t n, float a, float c, int relu) {
-    /* v < 0 ? 0 : v keeps a NaN, as the relu layer does. */
-    if (relu)
-        for (size_t i = 0; i < n; i++) {
-            float v = y[i] * a + c;
-            y[i] = v < 0.0f ? 0.0f : v;
-        }
-    else
-        for (size_t i = 0; i < n; i++) y[i] = y[i] * a + c;
-}
-
-/* Rows o0 .. o0+rows-1 of an (rows, ld) block, n values each. */
-static inline void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows,
-                                  const heed_conv_post *p) {
-    if (!p) return;
-    for (int r = 0; r < rows; r++)
-        conv_post_row(y + (size_t)r * ld, n, p->a ? p->a[o0 + r] : 1.0f,
-                      p->c ? p->c[o0 + r] : 0.0f, p->relu);
-}
+/* Rows o0 .. o0+rows-1 of an (rows, ld) block, n values each (ld 0: one
+ * row). In conv2d_post.c, compiled for the CPU's widest vectors: inline
+ * here, in baseline code, its 4-float loop took a quarter of a 1x1
+ * strided projection's time on two threads. */
+void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows, const heed_conv_post *p);
 
 /* C (M, N) = A (M, K) B (K, N) + beta C. heed_gemm reads both operands in
  * place for these shapes (the weights, and the im2col matrix or shifted

@@ -1,0 +1,21 @@
+/* conv2d_post.c -- the convolutions' epilogue: y = act(a[o] * y + c[o])
+ * on rows of output channels, after their matrix products (conv2d_impl.h). */
+#include "conv2d_impl.h"
+#include "wide.h"
+
+HEED_WIDE void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows,
+                              const heed_conv_post *p) {
+    if (!p) return;
+    for (int r = 0; r < rows; r++) {
+        float *restrict row = y + (size_t)r * ld;
+        const float a = p->a ? p->a[o0 + r] : 1.0f, c = p->c ? p->c[o0 + r] : 0.0f;
+        /* v < 0 ? 0 : v keeps a NaN, as the relu layer does. */
+        if (p->relu)
+            for (size_t i = 0; i < n; i++) {
+                const float v = row[i] * a + c;
+                row[i] = v < 0.0f ? 0.0f : v;
+            }
+        else
+            for (size_t i = 0; i < n; i++) row[i] = row[i] * a + c;
+    }
+}
