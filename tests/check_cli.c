@@ -236,7 +236,7 @@ static void rewrite_checkpoint(const char *path, const char *recipe, uint64_t ep
     int nextra;
     ck_assert_msg(heed_model_load_with(&m, path, &extra, &nextra) == HEED_OK, "%s", heed_last_error());
     if (recipe) snprintf(m->meta.recipe, sizeof m->meta.recipe, "%s", recipe);
-    heed_chunk *optm = heed_chunk_find(extra, nextra, "OPTM");
+    const heed_chunk *optm = heed_chunk_find(extra, nextra, "OPTM");
     ck_assert_ptr_nonnull(optm);
     memcpy(optm->data + 8, &epochs_done, 8); /* after the step count */
     ck_assert_int_eq(heed_model_save_with(m, path, extra, nextra), HEED_OK);
