@@ -269,7 +269,7 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
     const double M = (double)N * HW;
     const float *X = x->data, *DY = dy->data;
     float *DX = dx ? dx->data : NULL;
-    const int train = l->batch_stats, fresh = l->dx_fresh;
+    const int train = l->batch_stats, fresh = l->base.dx_fresh;
 
     double *acc = l->acc;
     /* Channel ranges per thread, memory order, as in forward_act. */
@@ -360,6 +360,7 @@ static void bn_destroy(heed_layer *base) {
 
 static const heed_layer_ops bn_ops = {
     .type = "bn",
+    .writes_fresh_dx = 1,
     .forward = bn_forward_op,
     .backward = bn_backward_op,
     .flops = bn_flops,

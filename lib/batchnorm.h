@@ -50,9 +50,6 @@ typedef struct heed_batchnorm {
     /* Set by a sequence whose relu follows this batch norm: calls through
      * the layer interface then run forward_relu / backward_relu. */
     int fuse_relu;
-    /* Set by a sequence around one backward: dx holds no gradient yet (its
-     * contents are undefined), so backward writes it instead of adding. */
-    int dx_fresh;
 } heed_batchnorm;
 
 /* Makes a batch norm layer for inputs in[] = (C, H, W) per image; the

@@ -615,10 +615,10 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
                          "heed_conv2d_backward %s: dx is (%d, %d, %d, %d), x is (%d, %d, %d, %d)",
                          l->base.name, dx->n, dx->c, dx->h, dx->w, x->n, x->c, x->h, x->w);
     float *dxd = dx ? dx->data : NULL;
-    if (is_direct(&g)) return heed_conv_direct_backward(l, &g, x->data, dy->data, dxd, l->dx_fresh);
+    if (is_direct(&g)) return heed_conv_direct_backward(l, &g, x->data, dy->data, dxd, l->base.dx_fresh);
     if (heed_conv_use_shifted(&g) && (!dxd || dx_by_transposed(&g)))
-        return heed_conv_shifted_backward(l, &g, x->data, dy->data, dxd, l->dx_fresh);
-    if (dxd && l->dx_fresh) heed_tensor_zero(dx); /* the paths below add */
+        return heed_conv_shifted_backward(l, &g, x->data, dy->data, dxd, l->base.dx_fresh);
+    if (dxd && l->base.dx_fresh) heed_tensor_zero(dx); /* the paths below add */
     const int pointwise = is_pointwise(&g), nb = images_per_pass(&g);
     const int by_t = dxd && dx_by_transposed(&g);
     const geom gt = conv_transposed(&g);
@@ -727,6 +727,7 @@ static void op_destroy(heed_layer *base) {
 
 static const heed_layer_ops conv2d_ops = {
     .type = "conv",
+    .writes_fresh_dx = 1,
     .forward = op_forward,
     .backward = op_backward,
     .flops = op_flops,

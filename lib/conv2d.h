@@ -91,9 +91,6 @@ typedef struct heed_conv2d {
      * fuse_shift, fuse_relu). NULL, NULL, 0 otherwise. */
     const float *fuse_scale, *fuse_shift; /* (OC) */
     int fuse_relu;
-    /* Set by a sequence around one backward: dx holds no gradient yet (its
-     * contents are undefined), so backward writes it instead of adding. */
-    int dx_fresh;
 } heed_conv2d;
 
 /* The output side floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1 of

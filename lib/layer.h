@@ -67,6 +67,8 @@ typedef struct heed_layer_ops {
      * locations) restart their stream from `seed`, so a training run can
      * fix what each epoch draws (and a resumed run draws the same). */
     void (*reseed)(heed_layer *l, uint64_t seed);
+    /* Nonzero: backward honours the layer's dx_fresh (below). */
+    int writes_fresh_dx;
 } heed_layer_ops;
 
 struct heed_layer {
@@ -83,6 +85,11 @@ struct heed_layer {
      * is in effect (heed bench --layers). */
     double forward_s, backward_s;
     long forward_calls;
+    /* Set by a caller (a sequence) around one backward of a layer whose
+     * ops have writes_fresh_dx: dx holds no gradient yet (its contents are
+     * undefined), so backward writes the input gradient instead of adding
+     * it -- the pass that would zero dx first is saved. */
+    int dx_fresh;
 };
 
 /* Fills the base fields; name is copied (truncated to fit). */

@@ -334,7 +334,7 @@ heed_status heed_pool2d_backward(heed_pool2d *l, const heed_tensor *x, const hee
         return heed_fail(HEED_ERR_SHAPE,
                          "heed_pool2d_backward %s: dx is (%d, %d, %d, %d), x is (%d, %d, %d, %d)",
                          l->base.name, dx->n, dx->c, dx->h, dx->w, N, C, x->h, x->w);
-    const int is_max = l->cfg.kind == HEED_POOL_MAX, max2 = is_max2(l), fresh = l->dx_fresh;
+    const int is_max = l->cfg.kind == HEED_POOL_MAX, max2 = is_max2(l), fresh = l->base.dx_fresh;
     if (fresh && !max2) heed_tensor_zero(dx); /* the other loops add */
     /* Windows overlap only within a plane, and one thread owns each plane. */
     PARALLEL_IF((size_t)N * C * HW > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
@@ -373,6 +373,7 @@ static void op_destroy(heed_layer *l) { free(l); }
 
 static const heed_layer_ops maxpool_ops = {
     .type = "maxpool",
+    .writes_fresh_dx = 1,
     .forward = pool_op_forward,
     .backward = pool_op_backward,
     .flops = pool_op_flops,
@@ -381,6 +382,7 @@ static const heed_layer_ops maxpool_ops = {
 
 static const heed_layer_ops avgpool_ops = {
     .type = "avgpool",
+    .writes_fresh_dx = 1,
     .forward = pool_op_forward,
     .backward = pool_op_backward,
     .flops = pool_op_flops,

@@ -46,9 +46,6 @@ typedef struct heed_pool2d_cfg {
 typedef struct heed_pool2d {
     heed_layer base;
     heed_pool2d_cfg cfg; /* stride resolved */
-    /* Set by a sequence around one backward: dx holds no gradient yet (its
-     * contents are undefined), so backward writes it instead of adding. */
-    int dx_fresh;
 } heed_pool2d;
 
 /* Makes a pooling layer (type "maxpool" or "avgpool") for inputs of shape

@@ -21,10 +21,11 @@
  * The fused calls go through heed_layer_forward on the step's first child,
  * with the fusion passed in fields the sequence sets around the call, so
  * per-layer timing (heed_layer_profile) still counts them, under that
- * child. Backward walks the steps of the last forward in reverse; a conv,
- * batch norm or pooling layer is told (dx_fresh) that its input gradient
- * buffer holds nothing yet and writes it instead of adding to a zeroed one,
- * which saves a pass over the tensor.
+ * child. Backward walks the steps of the last forward in reverse; a layer
+ * that can (its ops' writes_fresh_dx: conv, batch norm, pooling, CBAM, SE)
+ * is told (dx_fresh) that its input gradient buffer holds nothing yet and
+ * writes it instead of adding to a zeroed one, which saves a pass over the
+ * tensor.
  *
  * Memory: in training each step's output is kept for backward; in
  * inference outputs alternate between two buffers (see seq.h), and a
@@ -84,12 +85,7 @@ static void make_plan(heed_seq *s, int mode) {
 
 /* The layers that can write a fresh input gradient instead of adding to a
  * zeroed one (a pass over the tensor saved): their flag, else NULL. */
-static int *fresh_flag(heed_layer *l) {
-    if (is_type(l, "conv")) return &((heed_conv2d *)l)->dx_fresh;
-    if (is_type(l, "bn")) return &((heed_batchnorm *)l)->dx_fresh;
-    if (is_type(l, "maxpool") || is_type(l, "avgpool")) return &((heed_pool2d *)l)->dx_fresh;
-    return NULL;
-}
+static int *fresh_flag(heed_layer *l) { return l->ops->writes_fresh_dx ? &l->dx_fresh : NULL; }
 
 /* l's forward with its relu fused in: *fuse_relu, l's own flag, set for
  * the call. */

@@ -157,11 +157,12 @@ static void spatial_grad(const heed_tensor *x, const float *e, const float *dy, 
 }
 
 /* Per (n, c) plane: dx1 = dy s + dmean / C + [x1 == max] dmax / T;
- * de[n,c] = sum_p dx1 x; dx += dx1 e (dx may be NULL). share holds
+ * de[n,c] = sum_p dx1 x; dx += dx1 e, or dx = 0 + dx1 e when `fresh` (dx
+ * then holds nothing yet, and is not read); dx may be NULL. share holds
  * (N, 2, HW): dmax / T (0 without ties) and dmean / C per position. */
 HEED_WIDE
 static void channel_grad(const heed_tensor *x, const float *e, const float *dy, const float *s,
-                         const float *mx, const float *share, float *de, float *dx) {
+                         const float *mx, const float *share, float *de, float *dx, int fresh) {
     const int C = x->c;
     const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
     PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
@@ -179,7 +180,10 @@ static void channel_grad(const heed_tensor *x, const float *e, const float *dy, 
                     const float sm = smax[i]; /* loaded before the select, which then vectorizes */
                     const float d = gp[i] * sp[i] + smean[i] + (xp[i] * ev == mp[i] ? sm : 0.0f);
                     acc += d * xp[i];
-                    dp[i] += d * ev;
+                    if (fresh)
+                        dp[i] = 0.0f + d * ev; /* the sum a zeroed dx would get */
+                    else
+                        dp[i] += d * ev;
                 }
             } else {
                 _Pragma("omp simd reduction(+ : acc)")
@@ -247,7 +251,7 @@ heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_te
     /* channel attention */
     HEED_TRY(heed_tensor_ensure(&l->de, N, C, 1, 1));
     channel_grad(x, l->mlp.e.data, dy->data, l->s.data, l->m.data, l->share.data, l->de.data,
-                 dx ? dx->data : NULL);
+                 dx ? dx->data : NULL, l->base.dx_fresh);
     HEED_TRY(heed_channel_mlp_backward(&l->mlp, l->pooled, &l->de, dx ? l->dpooled : NULL));
     if (dx) global_grad(x, l->pooled[1].data, l->dpooled[0].data, l->dpooled[1].data, dx->data);
     return HEED_OK;
@@ -300,6 +304,7 @@ static heed_layer *cbam_child(const heed_layer *layer, int i) {
 
 static const heed_layer_ops cbam_ops = {
     .type = "cbam",
+    .writes_fresh_dx = 1,
     .forward = cbam_forward,
     .backward = cbam_backward,
     .flops = cbam_flops,

@@ -4,7 +4,8 @@
  *           one branch); y = x * e (broadcast over H, W)
  * backward: dx += dy * e;  de = sum_hw dy * x;  back through the MLP to
  *           ds and the fc1/fc2 parameter grads;  dx += ds / (H W) (gap's
- *           backward).
+ *           backward). With base.dx_fresh (layer.h) dx = dy * e is written,
+ *           not added to a zeroed dx.
  */
 #include "se.h"
 
@@ -22,7 +23,9 @@ heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y) {
 
 heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor *dy, heed_tensor *dx) {
     HEED_TRY(heed_tensor_zeros_like(&l->de, &l->mlp.e));
-    HEED_TRY(heed_mul_channel_backward(x, &l->mlp.e, dy, dx, &l->de));
+    const int write = dx && l->base.dx_fresh;
+    HEED_TRY(heed_mul_channel_backward(x, &l->mlp.e, dy, write ? NULL : dx, &l->de));
+    if (write) HEED_TRY(heed_mul_channel_forward(dy, &l->mlp.e, dx));
     HEED_TRY(heed_channel_mlp_backward(&l->mlp, &l->s, &l->de, dx ? &l->ds : NULL));
     if (dx) HEED_TRY(heed_global_avg_pool_backward(x, &l->ds, dx));
     return HEED_OK;
@@ -65,6 +68,7 @@ static heed_layer *se_child(const heed_layer *l, int i) {
 
 static const heed_layer_ops se_ops = {
     .type = "se",
+    .writes_fresh_dx = 1,
     .forward = se_forward,
     .backward = se_backward,
     .flops = se_flops,

@@ -22,6 +22,30 @@ static double eval_loss(void *p) {
     return tu_weighted_sum(c->y.data, c->w.data, heed_tensor_count(&c->y));
 }
 
+/* The input gradient dx (checked by differences, added into zeros) again:
+ * added into a dx holding 1 everywhere it is 1 + dx; written into one of
+ * NaNs with the sequence's dx_fresh hint, dx itself (the hint ignored by
+ * a layer that does not take it, which then must get zeros: not tested). */
+static void check_dx_modes(heed_layer *layer, case_ctx *ctx, const heed_tensor *dx) {
+    const size_t count = heed_tensor_count(dx);
+    heed_tensor again;
+    ck_assert_int_eq(heed_tensor_alloc(&again, dx->n, dx->c, dx->h, dx->w), HEED_OK);
+    for (int fresh = 0; fresh <= layer->ops->writes_fresh_dx; fresh++) {
+        for (size_t i = 0; i < count; i++) again.data[i] = fresh ? NAN : 1.0f;
+        eval_loss(ctx);
+        layer->dx_fresh = fresh;
+        ck_assert_int_eq(heed_layer_backward(layer, &ctx->x, &ctx->y, &ctx->w, &again), HEED_OK);
+        layer->dx_fresh = 0;
+        for (size_t i = 0; i < count; i++) {
+            const float want = fresh ? dx->data[i] : 1.0f + dx->data[i];
+            ck_assert_msg(fabsf(again.data[i] - want) <= 1e-6f * (1.0f + fabsf(want)),
+                          "%s fresh %d: dx[%zu] %g, want %g", layer->name, fresh, i,
+                          (double)again.data[i], (double)want);
+        }
+    }
+    heed_tensor_free(&again);
+}
+
 /* Checks d(sum w*y)/dx and /dparams of `layer` at x by central differences
  * with step eps. x is U(-1, 1), or with `spread` a shuffled ramp with steps
  * of 0.01, so that no maximum (over a plane, or over channels) has a rival
@@ -55,6 +79,7 @@ static void gradcheck_layer_at(heed_layer *layer, heed_params *p, int n, int c, 
         TU_GRADCHECK(it->name, eval_loss, &ctx, p->values + it->offset, it->count,
                      p->grads + it->offset, eps, tol);
     }
+    check_dx_modes(layer, &ctx, &dx);
     heed_tensor_free(&ctx.x), heed_tensor_free(&ctx.y), heed_tensor_free(&ctx.w), heed_tensor_free(&dx);
 }
 

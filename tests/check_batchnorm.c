@@ -313,10 +313,10 @@ START_TEST(relu_fused_matches_bn_then_relu) {
             ck_assert_int_eq(heed_batchnorm_forward_relu(bn, &x, &y1), HEED_OK);
             ck_assert(tu_max_rel_err(y1.data, y0.data, count) < 1e-6);
             for (size_t i = 0; i < count; i++) dx1.data[i] = fresh ? NAN : 0.0f;
-            bn->dx_fresh = fresh;
+            bn->base.dx_fresh = fresh;
             ck_assert_int_eq(heed_batchnorm_backward_relu(bn, &x, fresh ? NULL : &y1, &dy, &dx1),
                              HEED_OK);
-            bn->dx_fresh = 0;
+            bn->base.dx_fresh = 0;
             double err = tu_max_rel_err(dx1.data, dx0.data, count);
             ck_assert_msg(err < 1e-5, "training %d fresh %d: dx differs by %g", training, fresh, err);
             ck_assert(tu_max_rel_err(bn->dgamma, dgamma, 4) < 1e-5);

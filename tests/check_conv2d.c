@@ -374,9 +374,9 @@ START_TEST(every_path_matches_the_definition) {
         /* Added to what dx holds; with dx_fresh (a sequence's hint) written
          * over whatever it holds, NaN included. */
         for (size_t i = 0; i < nx; i++) f.dx.data[i] = fresh ? NAN : 0.0f;
-        f.conv->dx_fresh = fresh;
+        f.conv->base.dx_fresh = fresh;
         ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, &f.dx), HEED_OK);
-        f.conv->dx_fresh = 0;
+        f.conv->base.dx_fresh = 0;
         err = tu_max_rel_err(f.dx.data, fdx, nx);
         ck_assert_msg(err < 1e-4, "case %d fresh %d: dx differs by %g", _i, fresh, err);
         /* Each dW entry sums N*OH*OW float products: its rounding grows
