@@ -20,8 +20,12 @@
  * Statistics are summed in float within a plane (H*W values, vectorized)
  * and in double across planes: a channel of a batch of images has 10^5
  * values and float sums would lose the digits the variance lives in.
- * Channels are independent, so OpenMP splits them and no two threads write
- * one value; results do not depend on the thread count.
+ * Threads split the planes for the passes over the tensor (each a
+ * contiguous stretch of it), keep each plane's sums, and then split the
+ * channels to combine them, always in image order; no two threads write
+ * one value, and results do not depend on the thread count. (Split by
+ * channels, each thread read a short run per image: on 2 threads the
+ * training passes ran no faster than on one, at batch 64 of W1's maps.)
  */
 #include "batchnorm.h"
 
@@ -96,14 +100,32 @@ HEED_WIDE static void plane_normalize(const float *restrict x, float *restrict y
         for (int i = 0; i < n; i++) y[i] = (x[i] - mu) * scale + beta;
 }
 
-/* This thread's channels [*c0, *c1) inside a parallel region (all of them
- * outside one). */
-static void thread_channels(int C, int *c0, int *c1) {
-    int t = 0, nt = 1;
+/* This thread's share [*lo, *hi) of `count` channels or planes inside the
+ * passes' own parallel region (`team`), all of them outside it. */
+static void team_share(size_t count, int team, size_t *lo, size_t *hi) {
+    size_t t = 0, nt = 1;
 #ifdef _OPENMP
-    t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (team) t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
 #endif
-    *c0 = (int)((long)C * t / nt), *c1 = (int)((long)C * (t + 1) / nt);
+    *lo = count * t / nt, *hi = count * (t + 1) / nt;
+}
+
+/* The passes' threads wait for each other here (nothing to wait for
+ * outside their region, and another region's team must not be made to). */
+#define TEAM_BARRIER(team)                                                                         \
+    do {                                                                                           \
+        if (team) {                                                                                \
+            _Pragma("omp barrier")                                                                 \
+        }                                                                                          \
+    } while (0)
+
+/* Folds plane statistics into a channel's running pair, image after image:
+ * (mean, m2) of the planes so far and a plane's (pm, pm2), seen = the
+ * values before it (Chan et al.'s update). */
+static void combine_plane(double *mean, double *m2, double pm, double pm2, double seen, int HW) {
+    const double delta = pm - *mean, tot = seen + HW;
+    *mean += delta * HW / tot;
+    *m2 += pm2 + delta * delta * seen * HW / tot;
 }
 
 /* y = relu?(BN(x)): the shared body of the forward passes. */
@@ -127,31 +149,39 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
     const float *X = x->data;
     float *Y = y->data;
 
-    double *acc = l->acc;
-    /* Each thread takes a range of channels and walks the tensor in memory
-     * order, image by image: its channels' planes of one image are
-     * contiguous, which the prefetchers stream (a channel at a time, plane
-     * after plane a whole image apart, measured twice as slow). Each
-     * plane's statistics still combine in image order. */
-    PARALLEL_IF((double)C * M >= PAR_MIN, "omp parallel",
+    double *acc = l->acc, *planes = NULL;
+    if (train) {
+        float *buf;
+        HEED_TRY(heed_scratch_get(&l->planes, (size_t)N * C * 2 * sizeof(double) / sizeof(float),
+                                  &buf));
+        planes = (double *)(void *)buf;
+    }
+    /* The planes' passes: each thread takes a range of the (N x C) planes,
+     * a contiguous stretch of the tensor (which the prefetchers stream, and
+     * which the convolutions around split the same way, by images), and
+     * keeps each plane's statistics. The channels' passes (a range of
+     * channels each) then combine them in image order, whatever the thread
+     * count. */
+    const int team = (double)C * M >= PAR_MIN && !PAR_NESTED();
+    PARALLEL_IF(team, "omp parallel",
         {
-            int c0, c1;
-            thread_channels(C, &c0, &c1);
+            size_t c0, c1, p0, p1;
+            team_share((size_t)C, team, &c0, &c1);
+            team_share((size_t)N * C, team, &p0, &p1);
             if (train) {
-                for (int c = c0; c < c1; c++) acc[2 * c] = acc[2 * c + 1] = 0.0;
-                for (int n = 0; n < N; n++)
-                    for (int c = c0; c < c1; c++) {
-                        const float *xp = X + ((size_t)n * C + c) * HW;
-                        double pm, pm2;
-                        plane_stats(xp, HW, &pm, &pm2);
-                        double mean = acc[2 * c], m2 = acc[2 * c + 1];
-                        const double delta = pm - mean, seen = (double)n * HW, tot = seen + HW;
-                        mean += delta * HW / tot;
-                        m2 += pm2 + delta * delta * seen * HW / tot;
-                        acc[2 * c] = mean, acc[2 * c + 1] = m2;
+                for (size_t i = p0; i < p1; i++)
+                    plane_stats(X + i * HW, HW, &planes[2 * i], &planes[2 * i + 1]);
+                TEAM_BARRIER(team);
+                for (size_t c = c0; c < c1; c++) {
+                    double mean = 0.0, m2 = 0.0;
+                    for (int n = 0; n < N; n++) {
+                        const double *pl = planes + 2 * ((size_t)n * C + c);
+                        combine_plane(&mean, &m2, pl[0], pl[1], (double)n * HW, HW);
                     }
+                    acc[2 * c] = mean, acc[2 * c + 1] = m2;
+                }
             }
-            for (int c = c0; c < c1; c++) {
+            for (size_t c = c0; c < c1; c++) {
                 double mu, var;
                 if (train) {
                     mu = acc[2 * c];
@@ -169,12 +199,12 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
                 l->fwd_scale[c] = (float)(l->gamma[c] * r);
                 l->fwd_shift[c] = l->beta[c];
             }
-            for (int n = 0; n < N; n++)
-                for (int c = c0; c < c1; c++) {
-                    const size_t off = ((size_t)n * C + c) * HW;
-                    plane_normalize(X + off, Y + off, HW, l->mean[c], l->fwd_scale[c],
-                                    l->fwd_shift[c], relu);
-                }
+            TEAM_BARRIER(team);
+            for (size_t i = p0; i < p1; i++) {
+                const int c = (int)(i % C);
+                plane_normalize(X + i * HW, Y + i * HW, HW, l->mean[c], l->fwd_scale[c],
+                                l->fwd_shift[c], relu);
+            }
         });
     l->batch_stats = train;
     return HEED_OK;
@@ -271,22 +301,35 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
     float *DX = dx ? dx->data : NULL;
     const int train = l->batch_stats, fresh = l->base.dx_fresh;
 
-    double *acc = l->acc;
-    /* Channel ranges per thread, memory order, as in forward_act. */
-    PARALLEL_IF((double)C * M >= PAR_MIN, "omp parallel",
+    double *acc = l->acc, *planes;
+    float *buf;
+    HEED_TRY(heed_scratch_get(&l->planes, (size_t)N * C * 2 * sizeof(double) / sizeof(float), &buf));
+    planes = (double *)(void *)buf;
+    /* As in forward_act: each plane's sums, then per channel their total
+     * in image order. */
+    const int team = (double)C * M >= PAR_MIN && !PAR_NESTED();
+    PARALLEL_IF(team, "omp parallel",
         {
-            int c0, c1;
-            thread_channels(C, &c0, &c1);
-            for (int c = c0; c < c1; c++) acc[2 * c] = acc[2 * c + 1] = 0.0;
-            for (int n = 0; n < N; n++)
-                for (int c = c0; c < c1; c++) {
-                    const size_t off = ((size_t)n * C + c) * HW;
-                    const relu_mask rm = {
-                        .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
-                    plane_grad_sums(X + off, DY + off, HW, l->mean[c], rm, &acc[2 * c],
-                                    &acc[2 * c + 1]);
+            size_t c0, c1, p0, p1;
+            team_share((size_t)C, team, &c0, &c1);
+            team_share((size_t)N * C, team, &p0, &p1);
+            for (size_t i = p0; i < p1; i++) {
+                const int c = (int)(i % C);
+                const relu_mask rm = {
+                    .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
+                planes[2 * i] = planes[2 * i + 1] = 0.0;
+                plane_grad_sums(X + i * HW, DY + i * HW, HW, l->mean[c], rm, &planes[2 * i],
+                                &planes[2 * i + 1]);
+            }
+            TEAM_BARRIER(team);
+            for (size_t c = c0; c < c1; c++) {
+                acc[2 * c] = acc[2 * c + 1] = 0.0;
+                for (int n = 0; n < N; n++) {
+                    acc[2 * c] += planes[2 * ((size_t)n * C + c)];
+                    acc[2 * c + 1] += planes[2 * ((size_t)n * C + c) + 1];
                 }
-            for (int c = c0; c < c1; c++) {
+            }
+            for (size_t c = c0; c < c1; c++) {
                 const double r = l->inv_std[c], sdy = acc[2 * c], sdyxh = acc[2 * c + 1] * r;
                 l->dbeta[c] += (float)sdy;
                 l->dgamma[c] += (float)sdyxh;
@@ -296,15 +339,15 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
                 acc[2 * c] = (float)(-g * sdy / M);
                 acc[2 * c + 1] = (float)(-g * sdyxh / M * r);
             }
-            for (int n = 0; DX && n < N; n++)
-                for (int c = c0; c < c1; c++) {
-                    const size_t off = ((size_t)n * C + c) * HW;
-                    const relu_mask rm = {
-                        .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
-                    const float a = (float)(l->gamma[c] * (double)l->inv_std[c]);
-                    plane_grad(X + off, DY + off, DX + off, HW, l->mean[c], rm, a,
-                               (float)acc[2 * c + 1], (float)acc[2 * c], train, fresh);
-                }
+            TEAM_BARRIER(team);
+            for (size_t i = p0; DX && i < p1; i++) {
+                const int c = (int)(i % C);
+                const relu_mask rm = {
+                    .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
+                const float a = (float)(l->gamma[c] * (double)l->inv_std[c]);
+                plane_grad(X + i * HW, DY + i * HW, DX + i * HW, HW, l->mean[c], rm, a,
+                           (float)acc[2 * c + 1], (float)acc[2 * c], train, fresh);
+            }
         });
     return HEED_OK;
 }
@@ -355,6 +398,7 @@ static void bn_destroy(heed_layer *base) {
     heed_batchnorm *l = (heed_batchnorm *)base;
     free(l->mean);
     free(l->acc);
+    heed_scratch_free(&l->planes);
     free(l);
 }
 

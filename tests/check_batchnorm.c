@@ -241,36 +241,45 @@ END_TEST
 
 START_TEST(threads_give_identical_results) {
 #ifdef _OPENMP
-    /* Big enough to take the parallel path; channels are independent, so
-     * the results must be bit-identical with 1 and 2 threads. */
+    /* Big enough to take the parallel path, whose threads split the
+     * planes (3 threads: inside an image) and then the channels: the
+     * results, running statistics included, must be bit-identical with 1,
+     * 2 and 3 threads. */
+    enum { N = 5, C = 7, H = 31, W = 33 };
     heed_params p = {0};
-    heed_batchnorm *bn = make_bn(&p, NULL, (int[3]){8, 32, 32});
-    tu_fill_uniform(bn->gamma, 8, 0.5f, 1.5f, 1);
-    heed_tensor x, y1 = {0}, y2 = {0}, dy, dx1, dx2;
-    ck_assert_int_eq(heed_tensor_alloc(&x, 4, 8, 32, 32), HEED_OK);
-    ck_assert_int_eq(heed_tensor_alloc(&dy, 4, 8, 32, 32), HEED_OK);
-    ck_assert_int_eq(heed_tensor_alloc(&dx1, 4, 8, 32, 32), HEED_OK);
-    ck_assert_int_eq(heed_tensor_alloc(&dx2, 4, 8, 32, 32), HEED_OK);
+    heed_batchnorm *bn = make_bn(&p, NULL, (int[3]){C, H, W});
+    tu_fill_uniform(bn->gamma, C, 0.5f, 1.5f, 1);
+    tu_fill_uniform(bn->beta, C, -0.5f, 0.5f, 4);
+    heed_tensor x, dy, y[3] = {{0}}, dx[3];
+    ck_assert_int_eq(heed_tensor_alloc(&x, N, C, H, W), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, N, C, H, W), HEED_OK);
     const size_t count = heed_tensor_count(&x);
     tu_fill_uniform(x.data, count, -1, 3, 2);
     tu_fill_uniform(dy.data, count, -1, 1, 3);
     bn->base.training = 1;
     const int saved = omp_get_max_threads();
-    float dg1[8];
-    omp_set_num_threads(1);
-    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y1), HEED_OK);
-    ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &dy, &dx1), HEED_OK);
-    memcpy(dg1, bn->dgamma, sizeof dg1);
-    heed_params_zero_grad(&p);
-    omp_set_num_threads(2);
-    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y2), HEED_OK);
-    ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &dy, &dx2), HEED_OK);
+    float grads[3][2][C], running[3][2][C];
+    for (int t = 0; t < 3; t++) {
+        ck_assert_int_eq(heed_tensor_alloc(&dx[t], N, C, H, W), HEED_OK);
+        heed_params_zero_grad(&p);
+        for (int c = 0; c < C; c++) bn->running_mean[c] = 0.0f, bn->running_var[c] = 1.0f;
+        omp_set_num_threads(t + 1);
+        ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y[t]), HEED_OK);
+        ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &dy, &dx[t]), HEED_OK);
+        memcpy(grads[t][0], bn->dgamma, sizeof grads[t][0]);
+        memcpy(grads[t][1], bn->dbeta, sizeof grads[t][1]);
+        memcpy(running[t][0], bn->running_mean, sizeof running[t][0]);
+        memcpy(running[t][1], bn->running_var, sizeof running[t][1]);
+    }
     omp_set_num_threads(saved);
-    ck_assert_int_eq(memcmp(y1.data, y2.data, count * sizeof(float)), 0);
-    ck_assert_int_eq(memcmp(dx1.data, dx2.data, count * sizeof(float)), 0);
-    ck_assert_int_eq(memcmp(dg1, bn->dgamma, sizeof dg1), 0);
-    heed_tensor_free(&x), heed_tensor_free(&y1), heed_tensor_free(&y2);
-    heed_tensor_free(&dy), heed_tensor_free(&dx1), heed_tensor_free(&dx2);
+    for (int t = 1; t < 3; t++) {
+        ck_assert_msg(!memcmp(y[0].data, y[t].data, count * sizeof(float)), "%d threads: y", t + 1);
+        ck_assert_msg(!memcmp(dx[0].data, dx[t].data, count * sizeof(float)), "%d threads: dx", t + 1);
+        ck_assert_msg(!memcmp(grads[0], grads[t], sizeof grads[0]), "%d threads: dgamma, dbeta", t + 1);
+        ck_assert_msg(!memcmp(running[0], running[t], sizeof running[0]), "%d threads: running", t + 1);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&dy);
+    for (int t = 0; t < 3; t++) heed_tensor_free(&y[t]), heed_tensor_free(&dx[t]);
     heed_layer_free(&bn->base);
     heed_params_free(&p);
 #endif
