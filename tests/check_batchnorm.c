@@ -286,6 +286,52 @@ START_TEST(threads_give_identical_results) {
 }
 END_TEST
 
+START_TEST(layers_run_inside_a_callers_parallel_region) {
+#ifdef _OPENMP
+    /* Two threads of the caller's own team each train a batch norm of
+     * their own, large enough for the parallel path: each runs on its one
+     * thread and covers all of its channels, as alone. */
+    enum { N = 3, C = 6, H = 40, W = 41 };
+    heed_params p[2] = {{0}};
+    heed_batchnorm *bn[2];
+    heed_tensor x, dy, y[3] = {{0}}, dx[3];
+    ck_assert_int_eq(heed_tensor_alloc(&x, N, C, H, W), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, N, C, H, W), HEED_OK);
+    const size_t count = heed_tensor_count(&x);
+    tu_fill_uniform(x.data, count, -2, 1, 21);
+    tu_fill_uniform(dy.data, count, -1, 1, 22);
+    for (int t = 0; t < 3; t++) ck_assert_int_eq(heed_tensor_alloc(&dx[t], N, C, H, W), HEED_OK);
+    for (int t = 0; t < 2; t++) {
+        bn[t] = make_bn(&p[t], NULL, (int[3]){C, H, W});
+        tu_fill_uniform(bn[t]->gamma, C, 0.5f, 1.5f, 23);
+        bn[t]->base.training = 1;
+    }
+    /* Alone, on the caller's threads; then both at once, inside a region. */
+    ck_assert_int_eq(heed_batchnorm_forward(bn[0], &x, &y[2]), HEED_OK);
+    ck_assert_int_eq(heed_batchnorm_backward(bn[0], &x, &dy, &dx[2]), HEED_OK);
+    heed_params_zero_grad(&p[0]);
+    for (int c = 0; c < C; c++) bn[0]->running_mean[c] = 0.0f, bn[0]->running_var[c] = 1.0f;
+    heed_status st[2] = {HEED_ERR_ARG, HEED_ERR_ARG};
+#pragma omp parallel num_threads(2)
+    {
+        const int t = omp_get_thread_num();
+        if (t < 2) {
+            st[t] = heed_batchnorm_forward(bn[t], &x, &y[t]);
+            if (st[t] == HEED_OK) st[t] = heed_batchnorm_backward(bn[t], &x, &dy, &dx[t]);
+        }
+    }
+    for (int t = 0; t < 2; t++) {
+        ck_assert_int_eq(st[t], HEED_OK);
+        ck_assert_msg(!memcmp(y[2].data, y[t].data, count * sizeof(float)), "thread %d: y", t);
+        ck_assert_msg(!memcmp(dx[2].data, dx[t].data, count * sizeof(float)), "thread %d: dx", t);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&dy);
+    for (int t = 0; t < 3; t++) heed_tensor_free(&y[t]), heed_tensor_free(&dx[t]);
+    for (int t = 0; t < 2; t++) heed_layer_free(&bn[t]->base), heed_params_free(&p[t]);
+#endif
+}
+END_TEST
+
 /* forward_relu / backward_relu against the batch norm and a relu applied
  * separately, in both modes; and a fresh dx (the sequence's hint) written
  * over whatever it held. */
@@ -397,6 +443,7 @@ Suite *heed_suite_batchnorm(void) {
     tcase_add_test(tc, scale_shift_matches_inference_forward);
     tcase_add_test(tc, large_offsets_keep_precision);
     tcase_add_test(tc, threads_give_identical_results);
+    tcase_add_test(tc, layers_run_inside_a_callers_parallel_region);
     tcase_add_test(tc, relu_fused_matches_bn_then_relu);
     tcase_add_test(tc, bad_configs_and_shapes_fail_with_messages);
     suite_add_tcase(s, tc);
