@@ -119,6 +119,14 @@ static void team_share(size_t count, int team, size_t *lo, size_t *hi) {
         }                                                                                          \
     } while (0)
 
+/* Room for two sums per plane (the layer's scratch, kept between calls). */
+static heed_status plane_sums(heed_batchnorm *l, size_t planes, double **out) {
+    float *buf;
+    HEED_TRY(heed_scratch_get(&l->planes, planes * 2 * sizeof(double) / sizeof(float), &buf));
+    *out = (double *)(void *)buf;
+    return HEED_OK;
+}
+
 /* Folds plane statistics into a channel's running pair, image after image:
  * (mean, m2) of the planes so far and a plane's (pm, pm2), seen = the
  * values before it (Chan et al.'s update). */
@@ -150,12 +158,7 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
     float *Y = y->data;
 
     double *acc = l->acc, *planes = NULL;
-    if (train) {
-        float *buf;
-        HEED_TRY(heed_scratch_get(&l->planes, (size_t)N * C * 2 * sizeof(double) / sizeof(float),
-                                  &buf));
-        planes = (double *)(void *)buf;
-    }
+    if (train) HEED_TRY(plane_sums(l, (size_t)N * C, &planes));
     /* The planes' passes: each thread takes a range of the (N x C) planes,
      * a contiguous stretch of the tensor (which the prefetchers stream, and
      * which the convolutions around split the same way, by images), and
@@ -302,9 +305,7 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
     const int train = l->batch_stats, fresh = l->base.dx_fresh;
 
     double *acc = l->acc, *planes;
-    float *buf;
-    HEED_TRY(heed_scratch_get(&l->planes, (size_t)N * C * 2 * sizeof(double) / sizeof(float), &buf));
-    planes = (double *)(void *)buf;
+    HEED_TRY(plane_sums(l, (size_t)N * C, &planes));
     /* As in forward_act: each plane's sums, then per channel their total
      * in image order. */
     const int team = (double)C * M >= PAR_MIN && !PAR_NESTED();
