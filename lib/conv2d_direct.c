@@ -132,55 +132,89 @@ static void direct_backward(heed_conv2d *l, const geom *g, const float *x, const
  * path); the weight gradient sums products of dy and shifted input rows. */
 #define JB 16
 
+/* Sums kept side by side (output rows in direct_rows, taps in taps_dot):
+ * each is a chain of additions, and one alone waits on each of them (CBAM's
+ * 2 -> 1 7x7 filter, 98 taps to an output, forward 1.4-1.7x faster with 4). */
+#define CHAINS 4
+
+/* Rows i0 .. i0+R-1 of out, columns j0 .. j0+JB-1 (direct_rows). */
+static inline __attribute__((always_inline)) void direct_block(
+    const float *q, int C, int Hq, int Wq, const float *w, size_t wcs, int K, int D, float *out,
+    int OW, int add, int i0, int j0, const int R) {
+    float acc[CHAINS][JB] = {{0}};
+    for (int c = 0; c < C; c++)
+        for (int u = 0; u < K; u++) {
+            const float *row = q + ((size_t)c * Hq + i0 + u * D) * Wq + j0;
+            const float *wr = w + c * wcs + (size_t)u * K;
+            for (int v = 0; v < K; v++) {
+                const float wv = wr[v];
+                for (int r = 0; r < R; r++) {
+                    const float *restrict x = row + (size_t)r * Wq + v * D;
+#pragma omp simd /* else the wide versions unroll it to scalars */
+                    for (int k = 0; k < JB; k++) acc[r][k] += wv * x[k];
+                }
+            }
+        }
+    const int nb = OW - j0 < JB ? OW - j0 : JB;
+    for (int r = 0; r < R; r++) {
+        float *o = out + (size_t)(i0 + r) * OW + j0;
+        if (add)
+            for (int k = 0; k < nb; k++) o[k] += acc[r][k];
+        else
+            for (int k = 0; k < nb; k++) o[k] = acc[r][k];
+    }
+}
+
 /* out (OH, OW) (+)= sum over c < C, u, v < K of w[c*wcs + u*K + v] * q[c, i + u*D, j + v*D],
  * q (C, Hq, Wq) padded so that every block read stays inside. Blocks of
- * JB columns: one accumulator vector with AVX-512, four with SSE (wider
- * blocks spill registers there). */
+ * JB columns of CHAINS rows: one accumulator vector per row with AVX-512,
+ * four with SSE. Each output is the sum over c, u, v in that order. */
 HEED_WIDE
 static void direct_rows(const float *q, int C, int Hq, int Wq, const float *w, size_t wcs, int K,
                         int D, float *out, int OH, int OW, int add) {
-    for (int i = 0; i < OH; i++)
-        for (int j0 = 0; j0 < OW; j0 += JB) {
-            float acc[JB] = {0};
-            for (int c = 0; c < C; c++)
-                for (int u = 0; u < K; u++) {
-                    const float *row = q + ((size_t)c * Hq + i + u * D) * Wq + j0;
-                    const float *wr = w + c * wcs + (size_t)u * K;
-                    for (int v = 0; v < K; v++) {
-                        const float wv = wr[v], *restrict r = row + v * D;
+    int i0 = 0;
+    for (; i0 + CHAINS <= OH; i0 += CHAINS)
+        for (int j0 = 0; j0 < OW; j0 += JB)
+            direct_block(q, C, Hq, Wq, w, wcs, K, D, out, OW, add, i0, j0, CHAINS);
+    for (; i0 < OH; i0++)
+        for (int j0 = 0; j0 < OW; j0 += JB)
+            direct_block(q, C, Hq, Wq, w, wcs, K, D, out, OW, add, i0, j0, 1);
+}
+
+/* Taps (u, v0) .. (u, v0+V-1) of taps_dot, side by side: each its own
+ * chain of additions (one tap alone waits on each). */
+static inline __attribute__((always_inline)) void taps_dot_block(
+    const float *d, size_t ldd, const float *r, size_t ldr, int OH, int OW, int D, int u, int v0,
+    float *dw, int K, const int V) {
+    float a[CHAINS][JB] = {{0}};
+    for (int i = 0; i < OH; i++) {
+        const float *restrict dr = d + (size_t)i * ldd;
+        const float *xr = r + (size_t)(i + u * D) * ldr + v0 * D;
+        for (int j0 = 0; j0 < OW; j0 += JB)
+            for (int t = 0; t < V; t++) {
+                const float *restrict x = xr + t * D + j0;
 #pragma omp simd /* else the wide versions unroll it to scalars */
-                        for (int k = 0; k < JB; k++) acc[k] += wv * r[k];
-                    }
-                }
-            float *o = out + (size_t)i * OW + j0;
-            const int nb = OW - j0 < JB ? OW - j0 : JB;
-            if (add)
-                for (int k = 0; k < nb; k++) o[k] += acc[k];
-            else
-                for (int k = 0; k < nb; k++) o[k] = acc[k];
-        }
+                for (int k = 0; k < JB; k++) a[t][k] += dr[j0 + k] * x[k];
+            }
+    }
+    for (int t = 0; t < V; t++) {
+        float s = 0.0f;
+        for (int k = 0; k < JB; k++) s += a[t][k];
+        dw[u * K + v0 + t] += s;
+    }
 }
 
 /* dw[u*K + v] += sum over (i, j) of d[i, j] r[i + u*D, j + v*D] for every tap,
  * d rows ldd apart, r rows ldr apart, in blocks of JB columns (d's zeros
- * beyond OW make the last block exact). */
+ * beyond OW make the last block exact); CHAINS taps at a time. */
 HEED_WIDE
 static void taps_dot(const float *d, size_t ldd, const float *r, size_t ldr, int OH, int OW, int K,
                      int D, float *dw) {
-    for (int u = 0; u < K; u++)
-        for (int v = 0; v < K; v++) {
-            float a[JB] = {0};
-            for (int i = 0; i < OH; i++) {
-                const float *restrict dr = d + (size_t)i * ldd;
-                const float *restrict xr = r + (size_t)(i + u * D) * ldr + v * D;
-                for (int j0 = 0; j0 < OW; j0 += JB)
-#pragma omp simd /* else the wide versions unroll it to scalars */
-                    for (int k = 0; k < JB; k++) a[k] += dr[j0 + k] * xr[j0 + k];
-            }
-            float s = 0.0f;
-            for (int k = 0; k < JB; k++) s += a[k];
-            dw[u * K + v] += s;
-        }
+    for (int u = 0; u < K; u++) {
+        int v = 0;
+        for (; v + CHAINS <= K; v += CHAINS) taps_dot_block(d, ldd, r, ldr, OH, OW, D, u, v, dw, K, CHAINS);
+        for (; v < K; v++) taps_dot_block(d, ldd, r, ldr, OH, OW, D, u, v, dw, K, 1);
+    }
 }
 
 /* Padded widths: blocks of JB columns starting at any output column read
