@@ -626,6 +626,9 @@ START_TEST(threaded_matches_one_thread) {
         {{.in_c = 32, .out_c = 72, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 1, 28, 28},
         {{.in_c = 64, .out_c = 72, .k = 1, .stride = 2}, 1, 14, 14},
         {{.in_c = 24, .out_c = 72, .k = 3, .stride = 2, .pad = 1}, 1, 121, 119},
+        /* A 1x1 strided kernel on an image wide enough for bands: by blocks
+         * of output channels on 2 threads, in bands on 3. */
+        {{.in_c = 16, .out_c = 32, .k = 1, .stride = 2, .bias = 1}, 1, 60, 58},
     };
     int saved = omp_get_max_threads();
     for (int ci = 0; ci < (int)(sizeof cases / sizeof cases[0]); ci++) {
