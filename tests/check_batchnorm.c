@@ -239,6 +239,18 @@ START_TEST(large_offsets_keep_precision) {
 }
 END_TEST
 
+/* x (N, C, H, W) uniform in [lo, hi) and dy uniform in [-1, 1), seeded
+ * from `seed`; returns their count. */
+static size_t input_and_gradient(heed_tensor *x, heed_tensor *dy, int N, int C, int H, int W,
+                                 float lo, float hi, uint64_t seed) {
+    ck_assert_int_eq(heed_tensor_alloc(x, N, C, H, W), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(dy, N, C, H, W), HEED_OK);
+    const size_t count = heed_tensor_count(x);
+    tu_fill_uniform(x->data, count, lo, hi, seed);
+    tu_fill_uniform(dy->data, count, -1, 1, seed + 1);
+    return count;
+}
+
 START_TEST(threads_give_identical_results) {
 #ifdef _OPENMP
     /* Big enough to take the parallel path, whose threads split the
@@ -251,11 +263,7 @@ START_TEST(threads_give_identical_results) {
     tu_fill_uniform(bn->gamma, C, 0.5f, 1.5f, 1);
     tu_fill_uniform(bn->beta, C, -0.5f, 0.5f, 4);
     heed_tensor x, dy, y[3] = {{0}}, dx[3];
-    ck_assert_int_eq(heed_tensor_alloc(&x, N, C, H, W), HEED_OK);
-    ck_assert_int_eq(heed_tensor_alloc(&dy, N, C, H, W), HEED_OK);
-    const size_t count = heed_tensor_count(&x);
-    tu_fill_uniform(x.data, count, -1, 3, 2);
-    tu_fill_uniform(dy.data, count, -1, 1, 3);
+    const size_t count = input_and_gradient(&x, &dy, N, C, H, W, -1, 3, 2);
     bn->base.training = 1;
     const int saved = omp_get_max_threads();
     float grads[3][2][C], running[3][2][C];
@@ -295,11 +303,7 @@ START_TEST(layers_run_inside_a_callers_parallel_region) {
     heed_params p[2] = {{0}};
     heed_batchnorm *bn[2];
     heed_tensor x, dy, y[3] = {{0}}, dx[3];
-    ck_assert_int_eq(heed_tensor_alloc(&x, N, C, H, W), HEED_OK);
-    ck_assert_int_eq(heed_tensor_alloc(&dy, N, C, H, W), HEED_OK);
-    const size_t count = heed_tensor_count(&x);
-    tu_fill_uniform(x.data, count, -2, 1, 21);
-    tu_fill_uniform(dy.data, count, -1, 1, 22);
+    const size_t count = input_and_gradient(&x, &dy, N, C, H, W, -2, 1, 21);
     for (int t = 0; t < 3; t++) ck_assert_int_eq(heed_tensor_alloc(&dx[t], N, C, H, W), HEED_OK);
     for (int t = 0; t < 2; t++) {
         bn[t] = make_bn(&p[t], NULL, (int[3]){C, H, W});
