@@ -157,7 +157,7 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
     const float *X = x->data;
     float *Y = y->data;
 
-    double *acc = l->acc, *planes = NULL;
+    double *planes = NULL;
     if (train) HEED_TRY(plane_sums(l, (size_t)N * C, &planes));
     /* The planes' passes: each thread takes a range of the (N x C) planes,
      * a contiguous stretch of the tensor (which the prefetchers stream, and
@@ -175,20 +175,15 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
                 for (size_t i = p0; i < p1; i++)
                     plane_stats(X + i * HW, HW, &planes[2 * i], &planes[2 * i + 1]);
                 TEAM_BARRIER(team);
-                for (size_t c = c0; c < c1; c++) {
-                    double mean = 0.0, m2 = 0.0;
-                    for (int n = 0; n < N; n++) {
-                        const double *pl = planes + 2 * ((size_t)n * C + c);
-                        combine_plane(&mean, &m2, pl[0], pl[1], (double)n * HW, HW);
-                    }
-                    acc[2 * c] = mean, acc[2 * c + 1] = m2;
-                }
             }
             for (size_t c = c0; c < c1; c++) {
-                double mu, var;
+                double mu = 0.0, var, m2 = 0.0;
                 if (train) {
-                    mu = acc[2 * c];
-                    var = acc[2 * c + 1] / M;
+                    for (int n = 0; n < N; n++) {
+                        const double *pl = planes + 2 * ((size_t)n * C + c);
+                        combine_plane(&mu, &m2, pl[0], pl[1], (double)n * HW, HW);
+                    }
+                    var = m2 / M;
                     l->running_mean[c] = (float)((1.0 - m) * l->running_mean[c] + m * mu);
                     l->running_var[c] =
                         (float)((1.0 - m) * l->running_var[c] + m * var * M / (M - 1.0));
@@ -324,14 +319,12 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
             }
             TEAM_BARRIER(team);
             for (size_t c = c0; c < c1; c++) {
-                acc[2 * c] = acc[2 * c + 1] = 0.0;
+                double sdy = 0.0, sdyx = 0.0;
                 for (int n = 0; n < N; n++) {
-                    acc[2 * c] += planes[2 * ((size_t)n * C + c)];
-                    acc[2 * c + 1] += planes[2 * ((size_t)n * C + c) + 1];
+                    sdy += planes[2 * ((size_t)n * C + c)];
+                    sdyx += planes[2 * ((size_t)n * C + c) + 1];
                 }
-            }
-            for (size_t c = c0; c < c1; c++) {
-                const double r = l->inv_std[c], sdy = acc[2 * c], sdyxh = acc[2 * c + 1] * r;
+                const double r = l->inv_std[c], sdyxh = sdyx * r;
                 l->dbeta[c] += (float)sdy;
                 l->dgamma[c] += (float)sdyxh;
                 const double g = l->gamma[c] * r;

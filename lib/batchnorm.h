@@ -45,7 +45,7 @@ typedef struct heed_batchnorm {
      * statistics in training mode, the running ones in inference mode. */
     float *mean, *inv_std; /* (C), owned by the layer */
     float *fwd_scale, *fwd_shift; /* (C): the last forward's y = (x - mean) scale + shift */
-    double *acc;           /* (C, 2): per-channel sums while a pass runs, owned */
+    double *acc;           /* (C, 2): backward's per-channel coefficients for its last pass, owned */
     heed_scratch planes;   /* (N, C, 2) doubles: per-plane sums while a pass runs */
     int batch_stats;       /* 1 if the last forward used batch statistics */
     /* Set by a sequence whose relu follows this batch norm: calls through

@@ -134,7 +134,7 @@ static void direct_backward(heed_conv2d *l, const geom *g, const float *x, const
 
 /* Sums kept side by side (output rows in direct_rows, taps in taps_dot):
  * each is a chain of additions, and one alone waits on each of them (CBAM's
- * 2 -> 1 7x7 filter, 98 taps to an output, forward 1.4-1.7x faster with 4). */
+ * 2 -> 1 7x7 filter, 98 taps to an output, forward 1.2-1.7x faster with 4). */
 #define CHAINS 4
 
 /* Rows i0 .. i0+R-1 of out, columns j0 .. j0+JB-1 (direct_rows). */
