@@ -228,6 +228,9 @@ static const shape_case grad_cases[] = {
     {{.in_c = 3, .out_c = 2, .k = 1, .stride = 2, .bias = 1}, 2, 5, 4},
     {{.in_c = 2, .out_c = 3, .k = 2, .stride = 3, .bias = 1}, 2, 8, 7},
     {{.in_c = 1, .out_c = 2, .k = 3, .pad = 2, .bias = 1}, 3, 4, 5},
+    /* direct loops with a kernel of 5: four taps side by side for dW, then
+     * one; four output rows side by side, then one */
+    {{.in_c = 2, .out_c = 1, .k = 5, .pad = 2}, 2, 5, 6},
     /* one small image: the forward reads im2col's rows in shifted copies */
     {{.in_c = 6, .out_c = 5, .k = 3, .pad = 1, .bias = 1}, 1, 7, 7},
     {{.in_c = 6, .out_c = 4, .k = 3, .stride = 2, .pad = 1}, 1, 9, 9},
