@@ -26,6 +26,11 @@
 #define INLINE static inline __attribute__((always_inline)) TARGET
 
 enum { MR = 8, NV = 3, VW = 16, NR = NV * VW };
+/* pack_b fetches the rows of B this many rows ahead: each row's piece of a
+ * block (at most NC floats) lies on a page of its own, too short for the
+ * hardware prefetchers to start on, so packing waited on L3 for every line
+ * (7% of 1024^3 on two threads; 2% with the prefetch). */
+enum { PACK_AHEAD = 16 };
 
 /* The H x (V vectors) tile, H and V compile-time constants after inlining;
  * `last` masks the final vector's columns of C. A's element (r, k) is at
@@ -225,6 +230,8 @@ TARGET static void pack_b(int kc, int w, int wp, const float *b, ptrdiff_t ldb, 
         for (int k = 0; k < kc; k++) {
             const float *src = b + (ptrdiff_t)k * ldb;
             float *dst = bp + (ptrdiff_t)k * wp;
+            for (int j = 0; j < w; j += 16)
+                _mm_prefetch((const char *)(src + PACK_AHEAD * ldb + j), _MM_HINT_T0);
             for (int j = 0; j < wp; j += 16) {
                 int left = w - j;
                 __mmask16 m = left >= 16 ? (__mmask16)0xFFFF
