@@ -303,7 +303,7 @@ typedef struct job {
     int tail;      /* first column of a final partial vector done by dot products, or N */
     /* Blocking and tasks, fixed by the shape and the team size. */
     int kc;        /* depth of a K slice (the last may be shorter) */
-    int nc;        /* width of a packed B block, a multiple of nr */
+    int nc;        /* width of a packed B block, a multiple of vw */
     int rt, ct;    /* a task's rows (multiple of mr) and columns (multiple of nr) */
     int ntasks;
     int next;      /* the next task nobody has taken (atomic) */
@@ -576,8 +576,13 @@ static heed_status run_blocked(job *jb) {
     jb->direct = direct_ok(jb);
     int nt = threads_for(jb);
     plan_tasks(jb, nt);
+    /* A task's columns in blocks of equal width (whole vectors), each at
+     * most NC_BYTES deep in K: a short last block costs a pass over the
+     * task's rows of A and, a vector wide, a tile that spends most of its
+     * time loading (1024 columns in blocks of 144 left one of 16). */
     int nc = NC_BYTES / ((int)sizeof(float) * jb->kc) / k->nr * k->nr;
-    jb->nc = imin(nc < k->nr ? k->nr : nc, jb->ct);
+    if (nc < k->nr) nc = k->nr;
+    jb->nc = round_up(ceil_div(jb->ct, ceil_div(jb->ct, nc)), k->vw);
     if (jb->ntasks < nt) nt = jb->ntasks;
     const size_t need = buffer_floats(jb);
     /* The calling thread's buffer is required; a worker that cannot get one
