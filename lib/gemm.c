@@ -313,6 +313,7 @@ static int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 static int round_up(int a, int b) { return ceil_div(a, b) * b; }
 static int imin(int a, int b) { return a < b ? a : b; }
+static int imax(int a, int b) { return a > b ? a : b; }
 
 /* dst (cols x rows, rows contiguous) = the transpose of src (rows x cols,
  * rows lds apart): operands turned into the dot kernel's rows. */
@@ -576,13 +577,15 @@ static heed_status run_blocked(job *jb) {
     jb->direct = direct_ok(jb);
     int nt = threads_for(jb);
     plan_tasks(jb, nt);
-    /* A task's columns in blocks of equal width (whole vectors), each at
-     * most NC_BYTES deep in K: a short last block costs a pass over the
-     * task's rows of A and, a vector wide, a tile that spends most of its
-     * time loading (1024 columns in blocks of 144 left one of 16). */
+    /* A task's tile columns (the tail's are not in blocks) in blocks of
+     * equal width, whole vectors, each at most NC_BYTES for a K slice: a
+     * short last block costs a pass over the task's rows of A and, a
+     * vector wide, a tile that spends most of its time loading (1024
+     * columns in blocks of 144 left one of 16). */
     int nc = NC_BYTES / ((int)sizeof(float) * jb->kc) / k->nr * k->nr;
     if (nc < k->nr) nc = k->nr;
-    jb->nc = round_up(ceil_div(jb->ct, ceil_div(jb->ct, nc)), k->vw);
+    const int cols = imin(jb->ct, jb->tail);
+    jb->nc = cols > nc ? round_up(ceil_div(cols, ceil_div(cols, nc)), k->vw) : imax(cols, k->vw);
     if (jb->ntasks < nt) nt = jb->ntasks;
     const size_t need = buffer_floats(jb);
     /* The calling thread's buffer is required; a worker that cannot get one
