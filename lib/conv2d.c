@@ -340,12 +340,13 @@ static void zero_padding(const geom *g, float *col, int n, int ld) {
 static heed_status product(const geom *g, int gi, const float *A, const float *B, int ldb, int n,
                            float *C, int ldc, float *tmp, const post *p) {
     const int pc = tmp && conv_product_columns(g, n) <= ldb ? conv_product_columns(g, n) : n;
-    HEED_TRY(conv_gemm(g->OCg, pc, g->R, A, g->R, B, ldb, 0.0f, pc == n ? C : tmp,
-                       pc == n ? ldc : pc));
+    conv_post_at at;
+    heed_gemm_epilogue epi;
+    HEED_TRY(conv_gemm_post(g->OCg, pc, g->R, A, g->R, B, ldb, 0.0f, pc == n ? C : tmp,
+                            pc == n ? ldc : pc, conv_epilogue(p, gi * g->OCg, &at, &epi)));
     if (pc != n)
         for (int o = 0; o < g->OCg; o++)
             memcpy(C + (size_t)o * ldc, tmp + (size_t)o * pc, (size_t)n * sizeof(float));
-    conv_post_rows(C, (size_t)ldc, (size_t)n, gi * g->OCg, g->OCg, p);
     return HEED_OK;
 }
 

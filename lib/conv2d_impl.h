@@ -15,6 +15,7 @@
 
 #include "conv2d.h"
 #include "gemm.h"
+#include "gemm_impl.h"
 #include "parallel.h"
 
 /* A pass batches images until it has about this many output columns, and
@@ -97,6 +98,25 @@ typedef struct heed_conv_post {
  * strided projection's time on two threads. */
 void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows, const heed_conv_post *p);
 
+/* The epilogue run by the product as its blocks of C end (gemm_impl.h):
+ * row r of the product is output channel o0 + r. */
+typedef struct conv_post_at {
+    const heed_conv_post *p;
+    int o0;
+} conv_post_at;
+
+void conv_post_block(const void *at, float *c, ptrdiff_t ldc, int row0, int rows, int cols);
+
+/* heed_gemm_epilogue for post at output channel o0 on, in *ep (NULL when
+ * there is no post). */
+static inline const heed_gemm_epilogue *conv_epilogue(const heed_conv_post *p, int o0,
+                                                      conv_post_at *at, heed_gemm_epilogue *ep) {
+    if (!p) return NULL;
+    *at = (conv_post_at){p, o0};
+    *ep = (heed_gemm_epilogue){conv_post_block, at};
+    return ep;
+}
+
 /* C (M, N) = A (M, K) B (K, N) + beta C. heed_gemm reads both operands in
  * place for these shapes (the weights, and the im2col matrix or shifted
  * copies): no packing. (Products of 17-64 rows used to run in 16-row
@@ -105,6 +125,13 @@ void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows, const heed_
 static inline heed_status conv_gemm(int M, int N, int K, const float *A, int lda, const float *B,
                                     int ldb, float beta, float *C, int ldc) {
     return heed_gemm(0, 0, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+/* conv_gemm with an epilogue (or none: ep NULL). */
+static inline heed_status conv_gemm_post(int M, int N, int K, const float *A, int lda,
+                                         const float *B, int ldb, float beta, float *C, int ldc,
+                                         const heed_gemm_epilogue *ep) {
+    return heed_gemm_post(0, 0, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, ep);
 }
 
 /* Columns per vector of heed_gemm's widest kernel. heed_gemm computes a

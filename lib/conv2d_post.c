@@ -19,3 +19,8 @@ HEED_WIDE void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows,
             for (size_t i = 0; i < n; i++) row[i] = row[i] * a + c;
     }
 }
+
+void conv_post_block(const void *at, float *c, ptrdiff_t ldc, int row0, int rows, int cols) {
+    const conv_post_at *pa = at;
+    conv_post_rows(c, (size_t)ldc, (size_t)cols, pa->o0 + row0, rows, pa->p);
+}

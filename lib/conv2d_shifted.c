@@ -262,17 +262,22 @@ static heed_status shifted_forward_band(const geom *g, const float *x, float *y,
         memset(z + slots * per_slot, 0, CONV_VECTOR * sizeof(float));
         float *out = pc == cols ? Cb : tmp;
         const int ldo = pc == cols ? g->L : pc;
+        /* The last tap's product runs the epilogue on each block it ends
+         * (on a padded product's extra columns too, which are dropped). */
+        conv_post_at at;
+        heed_gemm_epilogue epi;
+        const heed_gemm_epilogue *ep = conv_epilogue(p, gi * g->OCg + o0, &at, &epi);
         for (int u = 0; u < g->K; u++) {
             const float *A =
                 a + (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK + (size_t)o0 * CK;
             const float *B = z + slot[tap_phase(g, u)] * per_slot +
                              (size_t)(tap_shift(g, u) - qmin) * g->OW + skip;
-            HEED_TRY(conv_gemm(oc, pc, CK, A, CK, B, (int)ldz, u ? 1.0f : 0.0f, out, ldo));
+            HEED_TRY(conv_gemm_post(oc, pc, CK, A, CK, B, (int)ldz, u ? 1.0f : 0.0f, out, ldo,
+                                    u == g->K - 1 ? ep : NULL));
         }
         if (out != Cb)
             for (int o = 0; o < oc; o++)
                 memcpy(Cb + (size_t)o * g->L, tmp + (size_t)o * pc, (size_t)cols * sizeof(float));
-        conv_post_rows(Cb, (size_t)g->L, (size_t)cols, gi * g->OCg + o0, oc, p);
     }
     return HEED_OK;
 }
@@ -595,9 +600,10 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
                         shift_copies(g, x, 0, gi * g->ICg + c, 1, ph, 0, rows, ldz,
                                      z + slot[ph] * per_slot + (size_t)c * K * ldz););
         float *C = y + (size_t)gi * g->OCg * g->L;
+        conv_post_at at;
+        heed_gemm_epilogue epi;
         HEED_TRY(heed_gemm_rows(g->OCg, g->L, g->R, 1.0f, l->w + (size_t)gi * g->OCg * g->R, g->R,
-                                brow, 0.0f, C, g->L));
-        conv_post_rows(C, (size_t)g->L, (size_t)g->L, gi * g->OCg, g->OCg, p);
+                                brow, 0.0f, C, g->L, conv_epilogue(p, gi * g->OCg, &at, &epi)));
     }
     return HEED_OK;
 }

@@ -298,6 +298,7 @@ typedef struct job {
     const float *const *brows; /* B by its rows' addresses (heed_gemm_rows), or NULL */
     float *C;
     ptrdiff_t lda, ldb, ldc;
+    const heed_gemm_epilogue *ep; /* or NULL */
     int direct;    /* read full-width B panels in place (B not transposed) */
     int a_inplace; /* read A in place (stored M x K) instead of packing it */
     int tail;      /* first column of a final partial vector done by dot products, or N */
@@ -329,6 +330,12 @@ static int panel_packed(const job *jb, int w) { return !(jb->direct && w % jb->k
 static size_t buffer_floats(const job *jb) {
     return (jb->a_inplace ? 0 : (size_t)jb->rt * jb->kc) + (size_t)jb->kc * (jb->nc + jb->k->vw) +
            (jb->tb ? 0 : (size_t)jb->kc * (jb->N - jb->tail));
+}
+
+/* The epilogue on C[r0..r0+rows)[c0..c0+cols), if any. */
+static void epilogue(const job *jb, int r0, int rows, int c0, int cols) {
+    if (jb->ep && rows > 0 && cols > 0)
+        jb->ep->fn(jb->ep->ctx, jb->C + (ptrdiff_t)r0 * jb->ldc + c0, jb->ldc, r0, rows, cols);
 }
 
 /* Packs op(B)[pc, pc + kcs) x [j0, j0 + ncw) into panels at bb. B stored
@@ -402,6 +409,7 @@ static void tail_rows(const job *jb, int r0, int r1, int pc, int kcs, float beta
             jb->k->dot(kcs, imin(DOT_M_MAX, r1 - ir), jb->A + (ptrdiff_t)ir * jb->lda + pc,
                        jb->lda, imin(DOT_M_MAX, w - j), b + j * ldt, ldt,
                        jb->C + (ptrdiff_t)ir * jb->ldc + t0 + j, jb->ldc, jb->alpha, beta);
+    if (pc + kcs == jb->K) epilogue(jb, r0, r1 - r0, t0, w);
 }
 
 /* Task `task`: C[r0..r1)[c0..c1) over all of K. Per K slice, each NC-wide
@@ -423,6 +431,7 @@ static void run_task(const job *jb, int task, float *buf) {
     for (int pc = 0; pc < jb->K; pc += jb->kc) {
         const int kcs = imin(jb->kc, jb->K - pc);
         const float beta = pc == 0 ? jb->beta : 1.0f;
+        const int last = pc + kcs == jb->K; /* the sums end in this slice */
         /* The tail's dot products run beside the tiles of the last block
          * (while the rows of A are in cache), or alone. */
         ptrdiff_t ldt = 0;
@@ -451,6 +460,7 @@ static void run_task(const job *jb, int task, float *buf) {
                         k->tile(kcs, a, ars, aks, b, bks, h, w,
                                 jb->C + (ptrdiff_t)ir * jb->ldc + jc + col, jb->ldc, jb->alpha,
                                 beta);
+                        if (last) epilogue(jb, ir, h, jc + col, w);
                     }
                 }
                 if (tcols && jc + ncw == ce) tail_rows(jb, r0, r1, pc, kcs, beta, tcols, ldt);
@@ -466,6 +476,7 @@ static void run_task(const job *jb, int task, float *buf) {
                     k->tile(kcs, a, ars, aks, bb + (size_t)col * kcs, round_up(w, k->vw), h, w,
                             c + col, jb->ldc, jb->alpha, beta);
                 }
+                if (last) epilogue(jb, ir, h, jc, ncw);
                 if (tcols && jc + ncw == ce) tail_rows(jb, ir, ir + h, pc, kcs, beta, tcols, ldt);
             }
         }
@@ -616,6 +627,7 @@ static void dot_group(const job *jb, const float *a, ptrdiff_t lda, int g) {
     const int j = g * 4, w = imin(4, jb->N - j);
     jb->k->dot(jb->K, jb->M, a, lda, w, jb->B + (ptrdiff_t)j * jb->ldb, jb->ldb, jb->C + j, jb->ldc,
                jb->alpha, jb->beta);
+    epilogue(jb, 0, jb->M, j, w);
 }
 
 /* M <= DOT_M_MAX rows against B stored N x K: dot products of contiguous
@@ -647,7 +659,8 @@ static heed_status run_dot(const job *jb) {
 }
 
 /* C = beta C: a product with nothing to add. */
-static heed_status scale_only(int M, int N, float beta, float *C, int ldc) {
+static heed_status scale_only(int M, int N, float beta, float *C, int ldc,
+                              const heed_gemm_epilogue *ep) {
     for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
         if (beta == 0.0f)
@@ -655,11 +668,18 @@ static heed_status scale_only(int M, int N, float beta, float *C, int ldc) {
         else
             for (int j = 0; j < N; j++) c[j] *= beta;
     }
+    if (ep) ep->fn(ep->ctx, C, ldc, 0, M, N);
     return HEED_OK;
 }
 
 heed_status heed_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha, const float *A,
                       int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+    return heed_gemm_post(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
+}
+
+heed_status heed_gemm_post(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                           const float *A, int lda, const float *B, int ldb, float beta, float *C,
+                           int ldc, const heed_gemm_epilogue *ep) {
     if (M < 0 || N < 0 || K < 0)
         return heed_fail(HEED_ERR_ARG, "heed_gemm: negative size M=%d N=%d K=%d", M, N, K);
     if (M == 0 || N == 0) return HEED_OK;
@@ -668,10 +688,10 @@ heed_status heed_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha
                          "heed_gemm: leading dimensions too small for M=%d N=%d K=%d "
                          "(trans_a=%d lda=%d, trans_b=%d ldb=%d, ldc=%d)",
                          M, N, K, trans_a != 0, lda, trans_b != 0, ldb, ldc);
-    if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc);
+    if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc, ep);
     job jb = {.k = kernel(), .ta = trans_a != 0, .tb = trans_b != 0, .M = M, .N = N, .K = K,
               .alpha = alpha, .beta = beta, .A = A, .B = B, .C = C,
-              .lda = lda, .ldb = ldb, .ldc = ldc};
+              .lda = lda, .ldb = ldb, .ldc = ldc, .ep = ep};
     if (jb.tb && M <= DOT_M_MAX) return run_dot(&jb);
     jb.a_inplace = !jb.ta;
     jb.tail = jb.a_inplace ? N - N % jb.k->vw : N;
@@ -679,7 +699,8 @@ heed_status heed_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha
 }
 
 heed_status heed_gemm_rows(int M, int N, int K, float alpha, const float *A, int lda,
-                           const float *const *brows, float beta, float *C, int ldc) {
+                           const float *const *brows, float beta, float *C, int ldc,
+                           const heed_gemm_epilogue *ep) {
     if (M < 0 || N < 0 || K < 0)
         return heed_fail(HEED_ERR_ARG, "heed_gemm_rows: negative size M=%d N=%d K=%d", M, N, K);
     if (M == 0 || N == 0) return HEED_OK;
@@ -688,9 +709,9 @@ heed_status heed_gemm_rows(int M, int N, int K, float alpha, const float *A, int
                          "heed_gemm_rows: leading dimensions too small for M=%d N=%d K=%d "
                          "(lda=%d, ldc=%d)",
                          M, N, K, lda, ldc);
-    if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc);
+    if (K == 0 || alpha == 0.0f) return scale_only(M, N, beta, C, ldc, ep);
     job jb = {.k = kernel(), .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta, .A = A,
-              .brows = brows, .C = C, .lda = lda, .ldb = N, .ldc = ldc, .a_inplace = 1};
+              .brows = brows, .C = C, .lda = lda, .ldb = N, .ldc = ldc, .a_inplace = 1, .ep = ep};
     jb.tail = N - N % jb.k->vw;
     return run_blocked(&jb);
 }

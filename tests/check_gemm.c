@@ -301,7 +301,7 @@ START_TEST(rows_by_address_equal_the_dense_product) {
                 float *Ct = malloc((size_t)M * N * sizeof(float));
                 memcpy(Ct, C, (size_t)M * N * sizeof(float));
                 set_threads(threads);
-                ck_assert_int_eq(heed_gemm_rows(M, N, K, 0.5f, A, K, rows, 0.25f, Ct, N), HEED_OK);
+                ck_assert_int_eq(heed_gemm_rows(M, N, K, 0.5f, A, K, rows, 0.25f, Ct, N, NULL), HEED_OK);
                 ck_assert_msg(!memcmp(Ct, C0, (size_t)M * N * sizeof(float)),
                               "%s %dx%dx%d on %d threads differs", kernels[ki], M, N, K, threads);
                 free(Ct);
@@ -313,10 +313,109 @@ START_TEST(rows_by_address_equal_the_dense_product) {
     set_threads(2);
     float c = 3.0f;
     const float *none[1] = {NULL};
-    ck_assert_int_eq(heed_gemm_rows(1, 1, 0, 1.0f, &c, 1, none, 0.5f, &c, 1), HEED_OK);
+    ck_assert_int_eq(heed_gemm_rows(1, 1, 0, 1.0f, &c, 1, none, 0.5f, &c, 1, NULL), HEED_OK);
     ck_assert_float_eq(c, 1.5f); /* K == 0 scales C by beta */
-    ck_assert_int_eq(heed_gemm_rows(-1, 1, 1, 1.0f, &c, 1, none, 0.0f, &c, 1), HEED_ERR_ARG);
-    ck_assert_int_eq(heed_gemm_rows(1, 4, 2, 1.0f, &c, 1, none, 0.0f, &c, 4), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_gemm_rows(-1, 1, 1, 1.0f, &c, 1, none, 0.0f, &c, 1, NULL), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_gemm_rows(1, 4, 2, 1.0f, &c, 1, none, 0.0f, &c, 4, NULL), HEED_ERR_ARG);
+}
+END_TEST
+
+/* An epilogue that records where it ran: each element of C it is given
+ * becomes 2c + 1 and its visit count goes up. */
+typedef struct visits {
+    float *C;
+    int ldc;
+    int *count;
+} visits;
+
+static void double_plus_one(const void *ctx, float *c, ptrdiff_t ldc, int row0, int rows,
+                            int cols) {
+    const visits *v = ctx;
+    const ptrdiff_t col0 = (c - v->C) - (ptrdiff_t)row0 * v->ldc;
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) {
+            c[r * ldc + j] = 2.0f * c[r * ldc + j] + 1.0f;
+            v->count[(size_t)(row0 + r) * v->ldc + col0 + j]++;
+        }
+}
+
+/* heed_gemm_post and heed_gemm_rows with an epilogue: it runs once on
+ * every element of C, none of the padding, and after the element's last
+ * term (so C equals 2 x heed_gemm's C + 1 exactly) -- through tiles, tails,
+ * several K slices, column and row tasks, dot products, K == 0; on 1 and
+ * 3 threads and every kernel. */
+START_TEST(epilogue_runs_once_on_final_sums) {
+    static const int cases[][5] = {
+        {0, 0, 37, 49, 300}, {0, 0, 130, 70, 1100}, {1, 0, 33, 97, 260}, {0, 1, 3, 1500, 700},
+        {1, 1, 100, 1000, 100}, {0, 0, 512, 49, 2304}, {0, 0, 64, 784, 288}, {0, 0, 9, 5, 0},
+    };
+    for (int ki = 0; ki < NKERNELS; ki++) {
+        if (!heed_gemm_kernel_available(kernels[ki])) continue;
+        ck_assert_int_eq(heed_gemm_set_kernel(kernels[ki]), HEED_OK);
+        for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+            gcase g = make_case(cases[s][0], cases[s][1], cases[s][2], cases[s][3], cases[s][4],
+                                3, 21 + s);
+            const size_t n = (size_t)g.M * g.ldc;
+            set_threads(1);
+            float *plain = run(&g, 0.75f, 0.5f);
+            for (int threads = 1; threads <= 3; threads += 2) {
+                float *C = malloc(sizeof(float) * n);
+                int *count = calloc(n, sizeof(int));
+                ck_assert(C && count);
+                memcpy(C, g.C0, sizeof(float) * n);
+                visits v = {C, g.ldc, count};
+                const heed_gemm_epilogue ep = {double_plus_one, &v};
+                set_threads(threads);
+                ck_assert_int_eq(heed_gemm_post(g.ta, g.tb, g.M, g.N, g.K, 0.75f, g.A, g.lda, g.B,
+                                                g.ldb, 0.5f, C, g.ldc, &ep),
+                                 HEED_OK);
+                size_t bad = n;
+                for (size_t i = 0; i < n && bad == n; i++) {
+                    const int inside = (int)(i % g.ldc) < g.N;
+                    const float want = inside ? 2.0f * plain[i] + 1.0f : SENTINEL;
+                    if (count[i] != inside || memcmp(&C[i], &want, sizeof want)) bad = i;
+                }
+                ck_assert_msg(bad == n,
+                              "%s ta=%d tb=%d %dx%dx%d, %d threads: element (%zu, %zu) visited "
+                              "%d times, %.9g",
+                              kernels[ki], g.ta, g.tb, g.M, g.N, g.K, threads,
+                              bad / (size_t)g.ldc, bad % (size_t)g.ldc, bad < n ? count[bad] : 0,
+                              bad < n ? C[bad] : 0.0f);
+                free(C), free(count);
+            }
+            free(plain);
+            free_case(&g);
+        }
+        /* By rows' addresses: B's rows are rows of a dense K x N matrix. */
+        const int M = 130, N = 70, K = 1100;
+        gcase g = make_case(0, 0, M, N, K, 0, 40);
+        const float **rows = malloc((size_t)K * sizeof *rows);
+        ck_assert_ptr_nonnull(rows);
+        for (int k = 0; k < K; k++) rows[k] = g.B + (size_t)k * N;
+        set_threads(1);
+        float *plain = run(&g, 1.0f, 0.0f);
+        for (int threads = 1; threads <= 3; threads += 2) {
+            float *C = malloc(sizeof(float) * M * N);
+            int *count = calloc((size_t)M * N, sizeof(int));
+            ck_assert(C && count);
+            visits v = {C, N, count};
+            const heed_gemm_epilogue ep = {double_plus_one, &v};
+            set_threads(threads);
+            ck_assert_int_eq(heed_gemm_rows(M, N, K, 1.0f, g.A, K, rows, 0.0f, C, N, &ep), HEED_OK);
+            int bad = -1;
+            for (int i = 0; i < M * N && bad < 0; i++) {
+                const float want = 2.0f * plain[i] + 1.0f;
+                if (count[i] != 1 || memcmp(&C[i], &want, sizeof want)) bad = i;
+            }
+            ck_assert_msg(bad < 0, "%s rows, %d threads: element %d wrong", kernels[ki], threads,
+                          bad);
+            free(C), free(count);
+        }
+        free(plain), free(rows);
+        free_case(&g);
+    }
+    heed_gemm_set_kernel(NULL);
+    set_threads(2);
 }
 END_TEST
 
@@ -386,6 +485,7 @@ Suite *heed_suite_gemm(void) {
     tcase_add_loop_test(tc, b_not_transposed_packed_or_in_place, 0, NKERNELS);
     tcase_add_loop_test(tc, threaded_results_are_bit_identical, 0, NKERNELS);
     tcase_add_test(tc, rows_by_address_equal_the_dense_product);
+    tcase_add_test(tc, epilogue_runs_once_on_final_sums);
     tcase_add_test(tc, empty_sizes_and_zero_alpha);
     tcase_add_test(tc, bad_arguments_are_refused);
     tcase_add_test(tc, kernel_choice_can_be_forced);
