@@ -45,6 +45,11 @@
  * With at most 4 rows and B transposed, each element is a vector dot
  * product (chosen from the shape alone, never the thread count). Threads
  * are used only when each gets enough work to pay for waking it.
+ *
+ * An epilogue (heed_gemm_post, gemm_impl.h) runs on each tile's block of C
+ * right after the tile's last K slice, and on each run of tail columns
+ * after its dot products: on the thread that wrote the block, while it is
+ * in that core's L1.
  */
 #include "gemm.h"
 
