@@ -633,6 +633,42 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
             for (int v = 0; v < K; v++)
                 brow[((size_t)c * K + u) * K + v] = tap + ((size_t)c * K + v) * ldz;
         }
+    const int T = conv_max_threads();
+    if (g->G == 1 && T > 1 && T <= HEED_CONV_BALANCE_THREADS && g->OCg >= 16 * T &&
+        per_slot * slots >= PAR_MIN) {
+        /* One region: the copies by channels, then each thread's rows of the
+         * product, cut at the threads' learnt speeds (a product split into
+         * two tasks left one thread waiting on the other). */
+        int at[HEED_CONV_BALANCE_THREADS + 1];
+        double cut[HEED_CONV_BALANCE_THREADS + 1], seconds[HEED_CONV_BALANCE_THREADS] = {0};
+        heed_balance_split(l->thread_speed, T, g->OCg, 8, at, cut);
+        heed_status st = HEED_OK;
+        int short_team = 0; /* fewer threads came than asked for */
+#pragma omp parallel num_threads(T)
+        {
+#pragma omp for schedule(static)
+            for (int c = 0; c < g->ICg; c++)
+                for (int ph = 0; ph < g->S; ph++)
+                    if (slot[ph] >= 0)
+                        shift_copies(g, x, 0, c, 1, ph, 0, rows, ldz,
+                                     z + slot[ph] * per_slot + (size_t)c * K * ldz);
+            const int t = conv_thread(), whole = conv_team_size() != T;
+            if (whole && t == 0) short_team = 1;
+            /* Rows r0 .. r1-1: this thread's share, or all on thread 0. */
+            const int r0 = whole ? 0 : at[t], r1 = whole ? (t == 0 ? g->OCg : 0) : at[t + 1];
+            const double start = conv_now();
+            if (r1 > r0) {
+                conv_post_at pat;
+                heed_gemm_epilogue epi;
+                conv_note(&st, heed_gemm_rows(r1 - r0, g->L, g->R, 1.0f, l->w + (size_t)r0 * g->R,
+                                              g->R, brow, 0.0f, y + (size_t)r0 * g->L, g->L,
+                                              conv_epilogue(p, r0, &pat, &epi)));
+            }
+            seconds[t] = conv_now() - start;
+        }
+        if (st == HEED_OK && !short_team) heed_balance_note(l->thread_speed, T, cut, seconds);
+        return conv_workers_done(st, l, "heed_conv2d_forward");
+    }
     for (int gi = 0; gi < g->G; gi++) {
         /* The copies by channels, in parallel when they are large enough:
          * the product's threads wait for them. */

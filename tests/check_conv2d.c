@@ -443,6 +443,8 @@ START_TEST(one_small_image_equals_im2col_bit_for_bit) {
 #ifdef _OPENMP
         omp_set_num_threads(threads);
 #endif
+        /* Poisoned: a share nobody computes stays NaN. */
+        for (size_t i = 0; i < heed_tensor_count(&f.y); i++) f.y.data[i] = NAN;
         ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
         ck_assert_msg(!memcmp(f.y.data, want, heed_tensor_count(&f.y) * sizeof(float)),
                       "case %d on %d threads differs from im2col's product", _i, threads);
@@ -632,6 +634,10 @@ START_TEST(threaded_matches_one_thread) {
         /* A 1x1 strided kernel on an image wide enough for bands: by blocks
          * of output channels on 2 threads, in bands on 3. */
         {{.in_c = 16, .out_c = 32, .k = 1, .stride = 2, .bias = 1}, 1, 60, 58},
+        /* One small image (im2col's rows in the copies), its rows of the
+         * product at the threads' speeds: stride 1 and 2. */
+        {{.in_c = 192, .out_c = 64, .k = 3, .pad = 1, .bias = 1}, 1, 7, 7},
+        {{.in_c = 96, .out_c = 64, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 1, 14, 14},
     };
     int saved = omp_get_max_threads();
     for (int ci = 0; ci < (int)(sizeof cases / sizeof cases[0]); ci++) {
@@ -647,6 +653,8 @@ START_TEST(threaded_matches_one_thread) {
             memcpy(f.conv->thread_speed, skew[t], sizeof skew[t]);
             heed_params_zero_grad(&f.p);
             heed_tensor_zero(&f.dx);
+            /* Poisoned: a share nobody computes stays NaN. */
+            for (size_t i = 0; i < ny; i++) f.y.data[i] = NAN;
             ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
             ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, &f.dx), HEED_OK);
             out[t][0] = malloc(ny * sizeof(float));
