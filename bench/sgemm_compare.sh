@@ -42,7 +42,7 @@ peak_now() {
     else "$BUILD/heed" bench --peak --json | field peak_all_gflops; fi
 }
 
-# REPEAT lines "GFLOPS PERCENT_OF_PEAK" for M N K THREADS.
+# REPEAT lines "GFLOPS PERCENT_OF_PEAK PEAK" for M N K THREADS.
 heed_runs() {
     i=0
     while [ "$i" -lt "$REPEAT" ]; do

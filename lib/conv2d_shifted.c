@@ -119,9 +119,6 @@ static size_t shifted_size(const geom *g, int rows) { return slot_count(g) * slo
  * entries, packed. One call for all of a copy's rows, which are short (14
  * to 28 entries in ResNet-18); vectorized, the stride-2 copies ran 2-6%
  * faster than a scalar loop per row. */
-typedef void gather_fn(float *restrict dst, size_t ldd, const float *restrict src, size_t lds,
-                       int rows, int n, int S);
-
 HEED_WIDE static void gather_strided(float *restrict dst, size_t ldd, const float *restrict src,
                                      size_t lds, int rows, int n, int S) {
     for (int r = 0; r < rows; r++) {
@@ -133,6 +130,9 @@ HEED_WIDE static void gather_strided(float *restrict dst, size_t ldd, const floa
             for (int j = 0; j < n; j++) d[j] = s[(size_t)j * S];
     }
 }
+
+typedef void gather_fn(float *restrict dst, size_t ldd, const float *restrict src, size_t lds,
+                       int rows, int n, int S);
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
@@ -613,6 +613,18 @@ int heed_conv_use_rows(const geom *g) {
            conv_product_columns(g, g->L) == g->L && (size_t)g->R * g->L <= PASS_FLOATS;
 }
 
+/* Channel c of group gi: its copies for every phase the taps read, into
+ * the copies z of heed_conv_rows_forward (slot per_slot floats apart). */
+static void rows_copies(const geom *g, const float *x, int gi, int c, const int *slot,
+                        size_t per_slot, float *z) {
+    const int rows = g->OH + shift_halo(g);
+    const size_t ldz = (size_t)rows * g->OW;
+    for (int ph = 0; ph < g->S; ph++)
+        if (slot[ph] >= 0)
+            shift_copies(g, x, 0, gi * g->ICg + c, 1, ph, 0, rows, ldz,
+                         z + slot[ph] * per_slot + (size_t)c * g->K * ldz);
+}
+
 heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                    const post *p) {
     const int K = g->K, qmin = tap_shift(g, 0), rows = g->OH + shift_halo(g);
@@ -643,19 +655,16 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
         double cut[HEED_CONV_BALANCE_THREADS + 1], seconds[HEED_CONV_BALANCE_THREADS] = {0};
         heed_balance_split(l->thread_speed, T, g->OCg, 8, at, cut);
         heed_status st = HEED_OK;
-        int short_team = 0; /* fewer threads came than asked for */
 #pragma omp parallel num_threads(T)
         {
 #pragma omp for schedule(static)
-            for (int c = 0; c < g->ICg; c++)
-                for (int ph = 0; ph < g->S; ph++)
-                    if (slot[ph] >= 0)
-                        shift_copies(g, x, 0, c, 1, ph, 0, rows, ldz,
-                                     z + slot[ph] * per_slot + (size_t)c * K * ldz);
-            const int t = conv_thread(), whole = conv_team_size() != T;
-            if (whole && t == 0) short_team = 1;
-            /* Rows r0 .. r1-1: this thread's share, or all on thread 0. */
-            const int r0 = whole ? 0 : at[t], r1 = whole ? (t == 0 ? g->OCg : 0) : at[t + 1];
+            for (int c = 0; c < g->ICg; c++) rows_copies(g, x, 0, c, slot, per_slot, z);
+            /* Rows r0 .. r1-1: this thread's share; equal shares if fewer
+             * threads came (the missing ones' zero seconds then keep
+             * heed_balance_note from learning anything). */
+            const int t = conv_thread(), team = conv_team_size();
+            int r0 = at[t], r1 = at[t + 1];
+            if (team != T) conv_chunk_range(g->OCg, team, t, &r0, &r1);
             const double start = conv_now();
             if (r1 > r0) {
                 conv_post_at pat;
@@ -666,18 +675,14 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
             }
             seconds[t] = conv_now() - start;
         }
-        if (st == HEED_OK && !short_team) heed_balance_note(l->thread_speed, T, cut, seconds);
+        if (st == HEED_OK) heed_balance_note(l->thread_speed, T, cut, seconds);
         return conv_workers_done(st, l, "heed_conv2d_forward");
     }
     for (int gi = 0; gi < g->G; gi++) {
         /* The copies by channels, in parallel when they are large enough:
          * the product's threads wait for them. */
         PARALLEL_IF(per_slot * slots >= PAR_MIN, "omp parallel for schedule(static)",
-            for (int c = 0; c < g->ICg; c++)
-                for (int ph = 0; ph < g->S; ph++)
-                    if (slot[ph] >= 0)
-                        shift_copies(g, x, 0, gi * g->ICg + c, 1, ph, 0, rows, ldz,
-                                     z + slot[ph] * per_slot + (size_t)c * K * ldz););
+            for (int c = 0; c < g->ICg; c++) rows_copies(g, x, gi, c, slot, per_slot, z););
         float *C = y + (size_t)gi * g->OCg * g->L;
         conv_post_at at;
         heed_gemm_epilogue epi;
