@@ -24,6 +24,7 @@
  * Z's rows are a phase's rows apart, so the products read it in place. A
  * large image goes in bands of output columns whose Z stays in cache.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,10 +116,14 @@ static size_t slot_size(const geom *g, int rows) { return (size_t)g->ICg * g->K 
 /* Floats of Z: every slot. */
 static size_t shifted_size(const geom *g, int rows) { return slot_count(g) * slot_size(g, rows); }
 
+/* One channel's copies of `rows` rows of its phase, one per tap column
+ * v (shift_copies' Z rows): dst + v*ldv + r*OW gets the input row
+ * src + r*S*W at columns j*S + v*D - P, j < OW, zero where that falls
+ * outside the row. */
+typedef void taps_fn(const geom *g, float *dst, size_t ldv, const float *src, int rows);
+
 /* dst[r*ldd + j] = src[r*lds + j*S] for r < rows, j < n: strided rows'
- * entries, packed. One call for all of a copy's rows, which are short (14
- * to 28 entries in ResNet-18); vectorized, the stride-2 copies ran 2-6%
- * faster than a scalar loop per row. */
+ * entries, packed. */
 HEED_WIDE static void gather_strided(float *restrict dst, size_t ldd, const float *restrict src,
                                      size_t lds, int rows, int n, int S) {
     for (int r = 0; r < rows; r++) {
@@ -131,46 +136,89 @@ HEED_WIDE static void gather_strided(float *restrict dst, size_t ldd, const floa
     }
 }
 
-typedef void gather_fn(float *restrict dst, size_t ldd, const float *restrict src, size_t lds,
-                       int rows, int n, int S);
+/* The portable taps_fn: per tap column, the valid columns copied (a row
+ * wrapped into the next one's padding for stride 1 with OW == W), the
+ * padding zeroed. */
+static void taps_portable(const geom *g, float *dst, size_t ldv, const float *src, int rows) {
+    const int W = g->W, OW = g->OW, S = g->S;
+    for (int v = 0; v < g->K; v++) {
+        const int off = v * g->D - g->P;
+        int jlo, jhi;
+        conv_valid_range(off, S, W, OW, &jlo, &jhi);
+        float *d = dst + v * ldv;
+        if (jlo == jhi) {
+            memset(d, 0, (size_t)rows * OW * sizeof(float));
+            continue;
+        }
+        if (S == 1 && OW == W) {
+            /* As in im2col_row: one run from the first valid entry to the
+             * last, then the entries that wrapped past a row edge are
+             * zeroed. */
+            const size_t first = (size_t)jlo, last = (size_t)(rows - 1) * OW + jhi;
+            memcpy(d + first, src + first + off, (last - first) * sizeof(float));
+        } else if (S == 1) {
+            for (int h = 0; h < rows; h++)
+                memcpy(d + (size_t)h * OW + jlo, src + (size_t)h * W + off + jlo,
+                       (size_t)(jhi - jlo) * sizeof(float));
+        } else {
+            gather_strided(d + jlo, (size_t)OW, src + jlo * S + off, (size_t)S * W, rows,
+                           jhi - jlo, S);
+        }
+        for (int h = 0; h < rows; h++) {
+            float *r = d + (size_t)h * OW;
+            for (int j = 0; j < jlo; j++) r[j] = 0.0f;
+            for (int j = jhi; j < OW; j++) r[j] = 0.0f;
+        }
+    }
+}
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
-/* gather_strided for stride 2 with AVX-512: the rows of ResNet-18's strided
- * layers (28, 14, 7 entries) are mostly the loop's scalar remainder, and
- * these copies took 8% of a 56 -> 28 convolution. Per 16 entries: two
- * masked loads (never past the row's last entry read), the even lanes
- * picked out, one masked store. */
-__attribute__((target("avx512f,avx2,avx,fma"))) static void gather_pairs_avx512(
-    float *restrict dst, size_t ldd, const float *restrict src, size_t lds, int rows, int n,
-    int S) {
-    (void)S;
+/* taps_fn for stride 2 with AVX-512. The strided layers' copies took 30% of
+ * their time in ResNet-18 (rows of 28 and 14 entries, three tap columns,
+ * each with its own call, scalar remainder and padding loops). Here, per
+ * 16 entries of a copy's row: two masked loads that read only the row's
+ * entries the 16 need (zeros elsewhere: the padding comes free), the even
+ * lanes picked out, one store; the masks depend on the column alone and are
+ * made once for all rows. */
+__attribute__((target("avx512f,avx2,avx,fma"))) static void taps_pairs_avx512(
+    const geom *g, float *dst, size_t ldv, const float *src, int rows) {
     const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    for (int r = 0; r < rows; r++) {
-        float *d = dst + r * ldd;
-        const float *s = src + r * lds;
-        for (int j = 0; j < n; j += 16) {
-            const int m = n - j < 16 ? n - j : 16, span = 2 * m - 1; /* floats read */
-            const __mmask16 lo = (__mmask16)(span >= 16 ? 0xFFFFu : (1u << span) - 1);
-            const __mmask16 hi = (__mmask16)(span > 16 ? (1u << (span - 16)) - 1 : 0u);
-            const __m512 a = _mm512_maskz_loadu_ps(lo, s + 2 * j);
-            const __m512 b = _mm512_maskz_loadu_ps(hi, s + 2 * j + 16);
-            _mm512_mask_storeu_ps(d + j, (__mmask16)((1u << m) - 1),
-                                  _mm512_permutex2var_ps(a, evens, b));
+    const int W = g->W, OW = g->OW;
+    const size_t lds = 2 * (size_t)W;
+    for (int v = 0; v < g->K; v++) {
+        const int off = v * g->D - g->P;
+        for (int j = 0; j < OW; j += 16) {
+            const int m = OW - j < 16 ? OW - j : 16, s0 = 2 * j + off;
+            /* Lanes [lo, hi) of the 32 read from s0 on are the row's entries
+             * the m outputs need. */
+            const long lo = s0 < 0 ? -s0 : 0, hi = 2 * m - 1 < W - s0 ? 2 * m - 1 : W - s0;
+            uint64_t bits = 0;
+            if (hi > lo && lo < 32) bits = ((1ull << hi) - 1) & ~((1ull << lo) - 1);
+            const __mmask16 ml = (__mmask16)bits, mh = (__mmask16)(bits >> 16);
+            const __mmask16 ms = (__mmask16)((1u << m) - 1);
+            float *d = dst + v * ldv + j;
+            /* The address s0 may be one entry before the row (masked off). */
+            const float *s = src + s0;
+            for (int r = 0; r < rows; r++) {
+                const __m512 a = _mm512_maskz_loadu_ps(ml, s + r * lds);
+                const __m512 b = _mm512_maskz_loadu_ps(mh, s + r * lds + 16);
+                _mm512_mask_storeu_ps(d + (size_t)r * OW, ms, _mm512_permutex2var_ps(a, evens, b));
+            }
         }
     }
 }
 #endif
 
-/* The gather for stride S, after heed_gemm's kernel (so that a test, or
+/* The copies for stride S, after heed_gemm's kernel (so that a test, or
  * HEED_GEMM_KERNEL, can choose the portable loop). */
-static gather_fn *gather_for(int S) {
+static taps_fn *taps_for(int S) {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-    if (S == 2 && !strcmp(heed_gemm_kernel_name(), "avx512")) return gather_pairs_avx512;
+    if (S == 2 && !strcmp(heed_gemm_kernel_name(), "avx512")) return taps_pairs_avx512;
 #endif
     (void)S;
-    return gather_strided;
+    return taps_portable;
 }
 
 /* Rows r0 .. r0+nr-1 of Z_p, as z (nc, K, nr, OW) with its rows (c, v)
@@ -186,45 +234,16 @@ static void shift_copies(const geom *g, const float *x, int n, int c0, int nc, i
     const int b0 = -first > 0 ? (-first < nr ? -first : nr) : 0;
     const int b1 = phase_rows - first < nr ? (phase_rows - first > b0 ? phase_rows - first : b0) : nr;
     const int h0 = (b0 + first) * S + p, rows = b1 - b0;
-    gather_fn *gather = gather_for(S);
+    taps_fn *taps = taps_for(S);
     for (int c = 0; c < nc; c++) {
         const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW + (size_t)h0 * W;
+        float *zc = z + (size_t)c * K * ld;
         for (int v = 0; v < K; v++) {
-            const int off = v * g->D - g->P;
-            int jlo, jhi;
-            conv_valid_range(off, S, W, OW, &jlo, &jhi);
-            float *zp = z + ((size_t)c * K + v) * ld;
+            float *zp = zc + v * ld;
             memset(zp, 0, (size_t)b0 * OW * sizeof(float));
             memset(zp + (size_t)b1 * OW, 0, (ld - (size_t)b1 * OW) * sizeof(float));
-            float *dst = zp + (size_t)b0 * OW;
-            if (rows == 0) continue;
-            if (jlo == jhi) {
-                memset(dst, 0, (size_t)rows * OW * sizeof(float));
-            } else if (S == 1 && OW == W) {
-                /* As in im2col_row: one run from the first valid entry to
-                 * the last, then the entries that wrapped past a row edge
-                 * are zeroed. */
-                const size_t first = (size_t)jlo, last = (size_t)(rows - 1) * OW + jhi;
-                memcpy(dst + first, xp + first + off, (last - first) * sizeof(float));
-                for (int h = 0; h < rows; h++) {
-                    float *r = dst + (size_t)h * OW;
-                    for (int j = 0; j < jlo; j++) r[j] = 0.0f;
-                    for (int j = jhi; j < OW; j++) r[j] = 0.0f;
-                }
-            } else {
-                if (S > 1)
-                    gather(dst + jlo, (size_t)OW, xp + jlo * S + off, (size_t)S * W, rows,
-                           jhi - jlo, S);
-                for (int h = 0; h < rows; h++) {
-                    float *restrict d = dst + (size_t)h * OW;
-                    for (int j = 0; j < jlo; j++) d[j] = 0.0f;
-                    if (S == 1)
-                        memcpy(d + jlo, xp + (size_t)h * W + off + jlo,
-                               (size_t)(jhi - jlo) * sizeof(float));
-                    for (int j = jhi; j < OW; j++) d[j] = 0.0f;
-                }
-            }
         }
+        if (rows > 0) taps(g, zc + (size_t)b0 * OW, ld, xp, rows);
     }
 }
 
