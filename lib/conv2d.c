@@ -435,8 +435,8 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
     const size_t col_n = band_col_floats(g, bands), tmp_n = band_tmp_floats(g, bands);
     const size_t ph_n = phase_size(g);
     float *col, *tmp;
-    HEED_TRY(heed_scratch_get(&l->col, col_n * T + ph_n * g->N * g->G, &col));
-    HEED_TRY(heed_scratch_get(&l->tmp, tmp_n * T, &tmp));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, col_n * T + ph_n * g->N * g->G, &col));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, tmp_n * T, &tmp));
     float *ph = col + col_n * T;
     for (int n = 0; ph_n && n < g->N; n++)
         for (int gi = 0; gi < g->G; gi++)
@@ -496,8 +496,8 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
     }
     const int T = conv_pass_threads(passes, (size_t)g.OC * g.R * nb * g.L);
     float *col = NULL, *tmp = NULL;
-    if (col_n) HEED_TRY(heed_scratch_get(&l->col, col_n * T, &col));
-    if (tmp_n) HEED_TRY(heed_scratch_get(&l->tmp, tmp_n * T, &tmp));
+    if (col_n) HEED_TRY(heed_scratch_get(&conv_work(l)->col, col_n * T, &col));
+    if (tmp_n) HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, tmp_n * T, &tmp));
     if (T == 1) {
         for (int n0 = 0; n0 < g.N; n0 += nb)
             HEED_TRY(forward_pass(l, &g, x->data, y->data, n0, g.N - n0 < nb ? g.N - n0 : nb, col,
@@ -632,8 +632,8 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
     const size_t pass_work = (size_t)g.OC * g.R * nb * g.L * (dxd ? 2 : 1);
     const int T = chunks > 1 ? conv_pass_threads(chunks, pass_work * (passes / chunks)) : 1;
     float *col = NULL, *tmp = NULL, *wt = NULL, *partial = NULL;
-    if (col_n) HEED_TRY(heed_scratch_get(&l->col, col_n * T, &col));
-    if (tmp_n || chunks > 1) HEED_TRY(heed_scratch_get(&l->tmp, tmp_n * T + nw * chunks, &tmp));
+    if (col_n) HEED_TRY(heed_scratch_get(&conv_work(l)->col, col_n * T, &col));
+    if (tmp_n || chunks > 1) HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, tmp_n * T + nw * chunks, &tmp));
     if (by_t) {
         HEED_TRY(heed_scratch_get(&l->wt, (size_t)g.OC * g.R, &wt));
         l->wt_forward = 0;
@@ -717,14 +717,15 @@ static double op_flops(const heed_layer *base) {
 
 static void op_destroy(heed_layer *base) {
     heed_conv2d *l = (heed_conv2d *)base;
-    heed_scratch_free(&l->col);
-    heed_scratch_free(&l->tmp);
+    heed_work_free(&l->own_work);
     heed_scratch_free(&l->wt);
     heed_scratch_free(&l->wt_src);
     heed_scratch_free(&l->post);
     heed_free(l->folded_b);
     free(l);
 }
+
+static void op_share_work(heed_layer *base, heed_work *w) { ((heed_conv2d *)base)->work = w; }
 
 static const heed_layer_ops conv2d_ops = {
     .type = "conv",
@@ -733,6 +734,7 @@ static const heed_layer_ops conv2d_ops = {
     .backward = op_backward,
     .flops = op_flops,
     .destroy = op_destroy,
+    .share_work = op_share_work,
 };
 
 heed_status heed_conv2d_new(heed_conv2d **out, const heed_conv2d_cfg *cfg, const int in[3],

@@ -60,7 +60,9 @@ typedef struct heed_conv2d {
     float *w, *dw;       /* (OC, IC/G, K, K) */
     float *b, *db;       /* (OC); NULL without a bias (db stays NULL for a folded bias) */
     float *folded_b;     /* (OC): the bias heed_conv2d_fold_bn gave a conv that had none */
-    /* Work buffers, each sized by the path a call takes (conv2d.c):
+    /* Work buffers, each sized by the path a call takes (conv2d.c), in
+     * *work when a network shares its own (heed_layer_share_work), else in
+     * own_work:
      * col: im2col columns of NB images (IC/G*K*K, NB*OH*OW) per thread, or
      *      the shifted copies of an image (IC/G, K, rows, OW), or padded
      *      planes for the direct loops; in backward also dy's columns or
@@ -69,7 +71,8 @@ typedef struct heed_conv2d {
      *      gradient) for NB images; the weight gradient of the shifted path.
      * wt:  (OC, IC/G*K*K): the kernel reordered for the shifted path, or
      *      flipped for the transposed convolution that gives dx. */
-    heed_scratch col, tmp, wt;
+    heed_work own_work, *work;
+    heed_scratch wt;
     /* wt_src: (OC, IC/G*K*K), the weights wt was last reordered from for a
      * forward on shifted copies; wt_forward is 1 while wt holds that
      * reorder (a backward reuses wt and clears it). A forward whose

@@ -249,7 +249,7 @@ static heed_status direct1_forward(heed_conv2d *l, const geom *g, const float *x
     const size_t qn = direct1_size(g);
     const int T = conv_pass_threads(g->N, (size_t)g->OC * g->R * g->L);
     float *q;
-    HEED_TRY(heed_scratch_get(&l->col, qn * T, &q));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, qn * T, &q));
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int n = 0; n < g->N; n++) {
         const int t = conv_thread();
@@ -299,7 +299,7 @@ static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *
     const size_t per_thread = direct1_size(g) - nw; /* the padded copies */
     const int T = conv_pass_threads(chunks, (size_t)g->OC * g->R * g->L * 2 * (g->N / chunks));
     float *buf;
-    HEED_TRY(heed_scratch_get(&l->col, nw * (1 + chunks) + per_thread * T, &buf));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, nw * (1 + chunks) + per_thread * T, &buf));
     float *wf = buf, *partial = wf + nw, *copies = partial + nw * chunks;
     if (l->db)
         for (int o = 0; o < g->OC; o++) {

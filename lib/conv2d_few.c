@@ -345,7 +345,7 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
     const size_t planes = (size_t)phase_planes(g) * plane_size(g, rows) + planes_slack(g);
     const size_t per_thread = planes + OUT_GROUP * grid_size(g, rows);
     float *work;
-    HEED_TRY(heed_scratch_get(&l->col, per_thread * T, &work));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, per_thread * T, &work));
     const int items = g->N * bands;
     grid_taps_fn *taps = grid_taps_for_kernel();
     if (T == 1) { /* also inside a caller's parallel region: this thread does it all */

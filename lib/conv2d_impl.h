@@ -161,6 +161,9 @@ static inline int conv_product_columns(const heed_conv_geom *g, int n) {
     return g->OCg <= 64 && Lp - g->L <= g->L / 8 ? conv_round_vector(n) : n;
 }
 
+/* The work space a call uses: the network's, or the layer's own. */
+static inline heed_work *conv_work(heed_conv2d *l) { return l->work ? l->work : &l->own_work; }
+
 /* This thread's number in the current team (0 outside one). */
 static inline int conv_thread(void) {
 #ifdef _OPENMP

@@ -454,7 +454,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
         HEED_TRY(heed_scratch_get(&l->wt_src, nw, &src));
     }
     const float *a = reorder ? wt : l->w;
-    HEED_TRY(heed_scratch_get(&l->col, zn * T, &z));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, zn * T, &z));
     /* The reorder is kept while the weights stay the same (conv2d.h). With
      * large weights the threads compare, and if need be reorder, a share of
      * the output channels each, inside the region: by one thread, the
@@ -587,8 +587,8 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
     const int T = chunks > 1 ? conv_pass_threads(chunks, per_image * (g->N / chunks)) : 1;
     const size_t per_chunk = (size_t)g->OC * g->R;
     float *da, *at = NULL, *z;
-    HEED_TRY(heed_scratch_get(&l->tmp, per_chunk * chunks, &da));
-    HEED_TRY(heed_scratch_get(&l->col, zn * T, &z));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, per_chunk * chunks, &da));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, zn * T, &z));
     if (dx) {
         HEED_TRY(heed_scratch_get(&l->wt, (size_t)g->OC * g->R, &at));
         l->wt_forward = 0;
@@ -651,9 +651,9 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
     int slot[SHIFT_MAX_STRIDE];
     const int slots = phase_slots(g, slot);
     float *z, *table;
-    HEED_TRY(heed_scratch_get(&l->col, per_slot * slots, &z));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, per_slot * slots, &z));
     /* The row addresses, in float scratch (64-byte aligned: heed_alloc). */
-    HEED_TRY(heed_scratch_get(&l->tmp, (size_t)g->R * sizeof(float *) / sizeof(float), &table));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, (size_t)g->R * sizeof(float *) / sizeof(float), &table));
     /* The same addresses serve every group: each group's copies are made
      * in the same place. */
     const float **brow = (const float **)(void *)table;

@@ -67,6 +67,9 @@ typedef struct heed_layer_ops {
      * locations) restart their stream from `seed`, so a training run can
      * fix what each epoch draws (and a resumed run draws the same). */
     void (*reseed)(heed_layer *l, uint64_t seed);
+    /* Optional. A layer with work space it needs only during a call uses
+     * w instead of its own (NULL: its own again); see heed_work. */
+    void (*share_work)(heed_layer *l, heed_work *w);
     /* Nonzero: backward honours the layer's dx_fresh (below). */
     int writes_fresh_dx;
 } heed_layer_ops;
@@ -113,6 +116,10 @@ heed_status heed_layer_set_targets(heed_layer *l, const int *labels, int n, doub
 /* Reseeds l and its children that draw random numbers; each gets its own
  * stream derived from `seed` and its position. */
 void heed_layer_reseed(heed_layer *l, uint64_t seed);
+/* Hands w to l and its children that take work space (see share_work), or
+ * gives them back their own (NULL). The layers sharing one w must run one
+ * at a time, as a network's do, and w must outlive the sharing. */
+void heed_layer_share_work(heed_layer *l, heed_work *w);
 /* Turns per-layer timing on or off for every layer (process-wide; off by
  * default), and clears l's counters and its children's. */
 void heed_layer_profile(int on);

@@ -14,6 +14,7 @@ heed_status heed_net_wrap(heed_net **out, heed_seq *root, heed_params *params) {
     net->params = *params;
     *params = (heed_params){0};
     net->in_c = root->base.in_c, net->in_h = root->base.in_h, net->in_w = root->base.in_w;
+    heed_layer_share_work(&root->base, &net->work);
     *out = net;
     return HEED_OK;
 }
@@ -62,6 +63,7 @@ void heed_net_free(heed_net *net) {
     if (!net) return;
     if (net->root) heed_layer_free(&net->root->base);
     heed_params_free(&net->params);
+    heed_work_free(&net->work);
     free(net->source);
     free(net);
 }

@@ -30,6 +30,7 @@ typedef struct heed_net {
     heed_params params;  /* every layer's parameters, allocated */
     int in_c, in_h, in_w;
     char *source;        /* the description text it was built from (NULL if built in code) */
+    heed_work work;      /* the work space its layers share (heed_work) */
 } heed_net;
 
 /* Builds a network from description text; `origin` names it in errors

@@ -112,3 +112,8 @@ void heed_scratch_free(heed_scratch *s) {
     heed_free(s->data);
     *s = (heed_scratch){0};
 }
+
+void heed_work_free(heed_work *w) {
+    heed_scratch_free(&w->col);
+    heed_scratch_free(&w->tmp);
+}

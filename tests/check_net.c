@@ -1,8 +1,11 @@
 /* check_net.c -- network files: the shipped descriptions against PyTorch's
  * parameter counts and FLOPs, and every kind of error with its line. */
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "conv2d.h"
 #include "linear.h"
 #include "net.h"
 #include "testutil.h"
@@ -118,6 +121,89 @@ START_TEST(freezing_reaches_every_layer) {
 }
 END_TEST
 
+/* A network's convolutions, one of each path (shifted copies at stride 1
+ * and 2, a pointwise product, im2col with groups, few input channels, a
+ * depthwise loop, CBAM's 7x7), share its work space; with their own
+ * instead, a training step gives the same bits. The shared space is
+ * poisoned first: no layer may count on what it, or another, left there. */
+static const char *every_path =
+    "input 3 16 16\n"
+    "conv out=8 k=5 pad=2\nrelu\n"
+    "conv out=32 k=3 pad=1\nbn\nrelu\n"
+    "conv out=32 k=3 pad=1 groups=32\n"
+    "conv out=48 k=3 stride=2 pad=1 bias=0\nbn\n"
+    "cbam r=4\n"
+    "conv out=64 k=1\nrelu\n"
+    "conv out=64 k=3 pad=1 groups=4\n"
+    "gap\nfc out=5\n";
+
+static void train_step(heed_net *net, const heed_tensor *x, heed_tensor *y, const heed_tensor *dy,
+                       heed_tensor *dx) {
+    heed_params_zero_grad(&net->params);
+    heed_tensor_zero(dx);
+    ck_assert_int_eq(heed_net_forward(net, x, y), HEED_OK);
+    ck_assert_int_eq(heed_net_backward(net, x, y, dy, dx), HEED_OK);
+}
+
+static void note_conv_work(heed_layer *l, int depth, void *ctx) {
+    (void)depth;
+    if (!strcmp(l->ops->type, "conv")) {
+        const heed_conv2d *c = (const heed_conv2d *)l;
+        int *seen = ctx;
+        seen[0]++;
+        if (c->work == NULL && c->own_work.col.data == NULL && c->own_work.tmp.data == NULL) seen[1]++;
+        if (c->work != NULL) seen[2]++;
+    }
+}
+
+START_TEST(layers_share_the_networks_work_space) {
+    heed_net *net;
+    ck_assert_int_eq(heed_net_parse(&net, every_path, "t", 3), HEED_OK);
+    heed_net_set_training(net, 1);
+    heed_tensor x, y = {0}, dy, dx;
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 3, 16, 16), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 5, 1, 1), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 2, 3, 16, 16), HEED_OK);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 7);
+    tu_fill_uniform(dy.data, heed_tensor_count(&dy), -1, 1, 8);
+    train_step(net, &x, &y, &dy, &dx); /* sizes the shared space */
+    int seen[3] = {0};
+    heed_net_visit(net, note_conv_work, seen);
+    ck_assert_int_eq(seen[0], 7);
+    ck_assert_int_eq(seen[2], 7);
+    ck_assert_uint_gt(net->work.col.cap, 0);
+    for (size_t i = 0; i < net->work.col.cap; i++) net->work.col.data[i] = NAN;
+    for (size_t i = 0; i < net->work.tmp.cap; i++) net->work.tmp.data[i] = NAN;
+    /* Batch norm's running statistics move with each step: both runs start
+     * from the same ones. */
+    float *saved = malloc(net->params.total * sizeof(float));
+    memcpy(saved, net->params.values, net->params.total * sizeof(float));
+    train_step(net, &x, &y, &dy, &dx);
+    heed_tensor y1 = {0}, dx1 = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&y1, y.n, y.c, y.h, y.w), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx1, dx.n, dx.c, dx.h, dx.w), HEED_OK);
+    ck_assert_int_eq(heed_tensor_copy(&y1, &y), HEED_OK);
+    ck_assert_int_eq(heed_tensor_copy(&dx1, &dx), HEED_OK);
+    float *g1 = malloc(net->params.total * sizeof(float));
+    memcpy(g1, net->params.grads, net->params.total * sizeof(float));
+    /* Each layer its own space again. */
+    heed_layer_share_work(&net->root->base, NULL);
+    memcpy(net->params.values, saved, net->params.total * sizeof(float));
+    train_step(net, &x, &y, &dy, &dx);
+    memset(seen, 0, sizeof seen);
+    heed_net_visit(net, note_conv_work, seen);
+    ck_assert_int_eq(seen[1] + seen[2], 0); /* each has its own, and used it */
+    ck_assert_mem_eq(y.data, y1.data, heed_tensor_count(&y) * sizeof(float));
+    ck_assert_mem_eq(dx.data, dx1.data, heed_tensor_count(&dx) * sizeof(float));
+    ck_assert_mem_eq(net->params.grads, g1, net->params.total * sizeof(float));
+    for (size_t i = 0; i < heed_tensor_count(&y); i++) ck_assert(isfinite(y.data[i]));
+    free(saved), free(g1);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy), heed_tensor_free(&dx);
+    heed_tensor_free(&y1), heed_tensor_free(&dx1);
+    heed_net_free(net);
+}
+END_TEST
+
 /* Each broken description and the line and words its error must name. */
 static const struct {
     const char *text, *expect;
@@ -170,6 +256,7 @@ Suite *heed_suite_net(void) {
     tcase_add_test(tc, names_nest_and_forward_runs);
     tcase_add_test(tc, default_names_count_per_type);
     tcase_add_test(tc, freezing_reaches_every_layer);
+    tcase_add_test(tc, layers_share_the_networks_work_space);
     tcase_add_loop_test(tc, errors_name_the_line, 0, sizeof broken / sizeof broken[0]);
     tcase_add_test(tc, missing_file_is_an_io_error);
     suite_add_tcase(s, tc);
