@@ -175,39 +175,51 @@ static void taps_portable(const geom *g, float *dst, size_t ldv, const float *sr
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #include <immintrin.h>
 
-/* taps_fn for stride 2 with AVX-512. The strided layers' copies took 30% of
- * their time in ResNet-18 (rows of 28 and 14 entries, three tap columns,
- * each with its own call, scalar remainder and padding loops). Here, per
- * 16 entries of a copy's row: two masked loads that read only the row's
- * entries the 16 need (zeros elsewhere: the padding comes free), the even
- * lanes picked out, one store; the masks depend on the column alone and are
- * made once for all rows. */
-__attribute__((target("avx512f,avx2,avx,fma"))) static void taps_pairs_avx512(
-    const geom *g, float *dst, size_t ldv, const float *src, int rows) {
+/* taps_fn with AVX-512, stride S of 1 or 2 (a constant once inlined).
+ * Per 16 entries of a copy's row: masked loads that read only the row's
+ * entries the 16 need (zeros elsewhere: the padding comes free), for
+ * stride 2 the even lanes picked out, one store. The masks depend on the
+ * column alone and are made once for all rows. The portable loops cost a
+ * call per copy and per row's padding (GCC makes those loops memset calls):
+ * with 7- to 28-entry rows that was most of their time, 30% of ResNet-18's
+ * strided 3x3 convolutions, 5% of its 7x7 stage. */
+static inline __attribute__((always_inline, target("avx512f,avx2,avx,fma"))) void taps_avx512(
+    const geom *g, float *dst, size_t ldv, const float *src, int rows, const int S) {
     const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const int W = g->W, OW = g->OW;
-    const size_t lds = 2 * (size_t)W;
+    const size_t lds = (size_t)S * W;
     for (int v = 0; v < g->K; v++) {
         const int off = v * g->D - g->P;
         for (int j = 0; j < OW; j += 16) {
-            const int m = OW - j < 16 ? OW - j : 16, s0 = 2 * j + off;
-            /* Lanes [lo, hi) of the 32 read from s0 on are the row's entries
+            const int m = OW - j < 16 ? OW - j : 16, s0 = S * j + off;
+            /* Lanes [lo, hi) of those read from s0 on are the row's entries
              * the m outputs need. */
-            const long lo = s0 < 0 ? -s0 : 0, hi = 2 * m - 1 < W - s0 ? 2 * m - 1 : W - s0;
+            const long lo = s0 < 0 ? -s0 : 0, hi = S * (m - 1) + 1 < W - s0 ? S * (m - 1) + 1 : W - s0;
             uint64_t bits = 0;
             if (hi > lo && lo < 32) bits = ((1ull << hi) - 1) & ~((1ull << lo) - 1);
             const __mmask16 ml = (__mmask16)bits, mh = (__mmask16)(bits >> 16);
             const __mmask16 ms = (__mmask16)((1u << m) - 1);
             float *d = dst + v * ldv + j;
-            /* The address s0 may be one entry before the row (masked off). */
-            const float *s = src + s0;
+            /* The address s0 may lie before the row (masked off). */
+            const float *sp = src + s0;
             for (int r = 0; r < rows; r++) {
-                const __m512 a = _mm512_maskz_loadu_ps(ml, s + r * lds);
-                const __m512 b = _mm512_maskz_loadu_ps(mh, s + r * lds + 16);
-                _mm512_mask_storeu_ps(d + (size_t)r * OW, ms, _mm512_permutex2var_ps(a, evens, b));
+                __m512 a = _mm512_maskz_loadu_ps(ml, sp + r * lds);
+                if (S == 2)
+                    a = _mm512_permutex2var_ps(a, evens, _mm512_maskz_loadu_ps(mh, sp + r * lds + 16));
+                _mm512_mask_storeu_ps(d + (size_t)r * OW, ms, a);
             }
         }
     }
+}
+
+__attribute__((target("avx512f,avx2,avx,fma"))) static void taps_avx512_s1(
+    const geom *g, float *dst, size_t ldv, const float *src, int rows) {
+    taps_avx512(g, dst, ldv, src, rows, 1);
+}
+
+__attribute__((target("avx512f,avx2,avx,fma"))) static void taps_avx512_s2(
+    const geom *g, float *dst, size_t ldv, const float *src, int rows) {
+    taps_avx512(g, dst, ldv, src, rows, 2);
 }
 #endif
 
@@ -215,7 +227,7 @@ __attribute__((target("avx512f,avx2,avx,fma"))) static void taps_pairs_avx512(
  * HEED_GEMM_KERNEL, can choose the portable loop). */
 static taps_fn *taps_for(int S) {
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-    if (S == 2 && !strcmp(heed_gemm_kernel_name(), "avx512")) return taps_pairs_avx512;
+    if (S <= 2 && !strcmp(heed_gemm_kernel_name(), "avx512")) return S == 1 ? taps_avx512_s1 : taps_avx512_s2;
 #endif
     (void)S;
     return taps_portable;
