@@ -436,11 +436,11 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     if (T < tmax && g->N < tmax) {
         const int want = (tmax + g->N - 1) / g->N, split = (g->OH + want - 1) / want;
         const int split_bands = (g->OH + split - 1) / split;
-        /* A 1x1 kernel's copy is one strided gather, cheap to make twice:
-         * it goes by blocks of output channels, whose rows of the output
-         * are each one thread's (in bands, each row had a share from each
-         * thread, and ResNet-18's 64 -> 128 projection ran 13% slower). */
-        if (split * g->OW >= BAND_MIN_COLUMNS && !(g->K == 1 && g->OCg >= 16 * want)) {
+        /* A 1x1 strided kernel too goes by bands: by blocks of output
+         * channels, each thread made the whole copy, and ResNet-18's
+         * 64 -> 128 projection ran no faster on two threads than on one
+         * (0.13 against 0.10 ms in bands, with the vectorized copies). */
+        if (split * g->OW >= BAND_MIN_COLUMNS) {
             const int t = conv_pass_threads(g->N * split_bands, band_work * split);
             if (t > T) rows = split, bands = split_bands, T = t;
         } else if (g->OCg >= 16 * want) {
