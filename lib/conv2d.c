@@ -725,7 +725,10 @@ static void op_destroy(heed_layer *base) {
     free(l);
 }
 
-static void op_share_work(heed_layer *base, heed_work *w) { ((heed_conv2d *)base)->work = w; }
+static void op_share_work(heed_layer *base, heed_work *w, int depth) {
+    (void)depth;
+    ((heed_conv2d *)base)->work = w;
+}
 
 static const heed_layer_ops conv2d_ops = {
     .type = "conv",

@@ -99,10 +99,12 @@ void heed_layer_reseed(heed_layer *l, uint64_t seed) {
         heed_layer_reseed(heed_layer_child(l, i), seed ^ ((uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull));
 }
 
-void heed_layer_share_work(heed_layer *l, heed_work *w) {
-    if (l->ops->share_work) l->ops->share_work(l, w);
-    for (int i = 0; i < heed_layer_child_count(l); i++) heed_layer_share_work(heed_layer_child(l, i), w);
+static void share_work(heed_layer *l, heed_work *w, int depth) {
+    if (l->ops->share_work) l->ops->share_work(l, w, depth);
+    for (int i = 0; i < heed_layer_child_count(l); i++) share_work(heed_layer_child(l, i), w, depth + 1);
 }
+
+void heed_layer_share_work(heed_layer *l, heed_work *w) { share_work(l, w, 0); }
 
 void heed_layer_profile_clear(heed_layer *l) {
     l->forward_s = l->backward_s = 0.0;

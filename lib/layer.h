@@ -68,8 +68,9 @@ typedef struct heed_layer_ops {
      * fix what each epoch draws (and a resumed run draws the same). */
     void (*reseed)(heed_layer *l, uint64_t seed);
     /* Optional. A layer with work space it needs only during a call uses
-     * w instead of its own (NULL: its own again); see heed_work. */
-    void (*share_work)(heed_layer *l, heed_work *w);
+     * w instead of its own (NULL: its own again); see heed_work. depth: the
+     * layer's in the tree heed_layer_share_work walks (0 at its root). */
+    void (*share_work)(heed_layer *l, heed_work *w, int depth);
     /* Nonzero: backward honours the layer's dx_fresh (below). */
     int writes_fresh_dx;
 } heed_layer_ops;

@@ -125,6 +125,7 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
 /* The forward under `mode`; the last child writes to y. */
 static heed_status run(heed_seq *s, const heed_tensor *x, heed_tensor *y, int mode) {
     make_plan(s, mode);
+    heed_tensor *pair = s->pingpong ? *s->pingpong : s->own_pingpong;
     const heed_tensor *in = x;
     for (int i = 0; i < s->count;) {
         const int last = i + step_len(s->plan[i]) - 1;
@@ -132,7 +133,7 @@ static heed_status run(heed_seq *s, const heed_tensor *x, heed_tensor *y, int mo
         if (last == s->count - 1)
             out = y;
         else if (mode == PLAN_LEAN)
-            out = in == &s->pingpong[0] ? &s->pingpong[1] : &s->pingpong[0];
+            out = in == &pair[0] ? &pair[1] : &pair[0];
         else
             out = &s->acts[last];
         HEED_TRY(step_forward(s, i, in, out));
@@ -200,8 +201,8 @@ static void seq_destroy(heed_layer *layer) {
         heed_tensor_free(&s->acts[i]);
         heed_tensor_free(&s->grads[i]);
     }
-    heed_tensor_free(&s->pingpong[0]);
-    heed_tensor_free(&s->pingpong[1]);
+    heed_tensor_free(&s->own_pingpong[0]);
+    heed_tensor_free(&s->own_pingpong[1]);
     heed_scratch_free(&s->affine);
     free(s->children);
     free(s->acts);
@@ -216,8 +217,14 @@ static heed_layer *seq_child(const heed_layer *layer, int i) {
     return ((const heed_seq *)layer)->children[i];
 }
 
+static void seq_share_work(heed_layer *layer, heed_work *w, int depth) {
+    heed_seq *s = (heed_seq *)layer;
+    s->pingpong = w && depth < HEED_WORK_DEPTHS ? &w->pingpong[depth] : NULL;
+}
+
 static const heed_layer_ops seq_ops = {
     .type = "seq",
+    .share_work = seq_share_work,
     .forward = seq_forward,
     .backward = seq_backward,
     .destroy = seq_destroy,

@@ -40,7 +40,10 @@ typedef struct heed_seq {
     /* How the last forward ran each child (see seq.c); (cap). */
     unsigned char *plan;
     int lean;             /* 1 if the last forward kept only the outputs inference needs */
-    heed_tensor pingpong[2]; /* inference: child outputs alternate between these */
+    /* Inference: child outputs alternate between the two buffers of
+     * *pingpong, the network's for the sequence's depth (heed_work) or
+     * own_pingpong. */
+    heed_tensor (*pingpong)[2], own_pingpong[2];
     heed_scratch affine;  /* (2, C) a fused batch norm's scale and shift */
 } heed_seq;
 

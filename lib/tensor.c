@@ -116,4 +116,8 @@ void heed_scratch_free(heed_scratch *s) {
 void heed_work_free(heed_work *w) {
     heed_scratch_free(&w->col);
     heed_scratch_free(&w->tmp);
+    for (int d = 0; d < HEED_WORK_DEPTHS; d++) {
+        heed_tensor_free(&w->pingpong[d][0]);
+        heed_tensor_free(&w->pingpong[d][1]);
+    }
 }

@@ -91,13 +91,20 @@ heed_status heed_scratch_get(heed_scratch *s, size_t count, float **out);
 void heed_scratch_free(heed_scratch *s);
 
 /* Work space a layer needs only during one call (im2col columns, shifted
- * copies, a product's padded output). Each layer has its own unless it is
+ * copies, a product's padded output; a sequence's inference outputs, which
+ * alternate between two buffers). Each layer has its own unless it is
  * handed a shared one (heed_layer_share_work): a network's layers share
  * its one, so that what each layer writes there is still in cache when
  * the next writes it again, where a buffer of each layer's own has gone
- * back to memory since that layer's last call. */
+ * back to memory since that layer's last call. Sequences share the pair of
+ * their depth in the network (a sequence's pair is free again when it
+ * returns, and two at one depth never run at once: neither is inside the
+ * other); deeper ones keep their own. */
+enum { HEED_WORK_DEPTHS = 8 };
+
 typedef struct heed_work {
     heed_scratch col, tmp;
+    heed_tensor pingpong[HEED_WORK_DEPTHS][2];
 } heed_work;
 
 void heed_work_free(heed_work *w);

@@ -8,6 +8,7 @@
 #include "conv2d.h"
 #include "linear.h"
 #include "net.h"
+#include "seq.h"
 #include "testutil.h"
 
 /* Trainable parameters, buffers (BN running stats) and forward conv+fc FLOPs
@@ -123,9 +124,10 @@ END_TEST
 
 /* A network's convolutions, one of each path (shifted copies at stride 1
  * and 2, a pointwise product, im2col with groups, few input channels, a
- * depthwise loop, CBAM's 7x7), share its work space; with their own
- * instead, a training step gives the same bits. The shared space is
- * poisoned first: no layer may count on what it, or another, left there. */
+ * depthwise loop, CBAM's 7x7), and its sequences at three depths share its
+ * work space; with their own instead, an inference forward and a training
+ * step give the same bits. The shared space is poisoned first: no layer
+ * may count on what it, or another, left there. */
 static const char *every_path =
     "input 3 16 16\n"
     "conv out=8 k=5 pad=2\nrelu\n"
@@ -133,6 +135,8 @@ static const char *every_path =
     "conv out=32 k=3 pad=1 groups=32\n"
     "conv out=48 k=3 stride=2 pad=1 bias=0\nbn\n"
     "cbam r=4\n"
+    "residual\n  conv out=48 k=3 pad=1 bias=0\n  bn\n  relu\n  conv out=48 k=1\n  se r=4\n"
+    "shortcut\n  conv name=proj out=48 k=1 bias=0\n  bn name=proj_bn\nend\nrelu\n"
     "conv out=64 k=1\nrelu\n"
     "conv out=64 k=3 pad=1 groups=4\n"
     "gap\nfc out=5\n";
@@ -145,61 +149,96 @@ static void train_step(heed_net *net, const heed_tensor *x, heed_tensor *y, cons
     ck_assert_int_eq(heed_net_backward(net, x, y, dy, dx), HEED_OK);
 }
 
-static void note_conv_work(heed_layer *l, int depth, void *ctx) {
+/* Counts convolutions and sequences: seen[0] all, seen[1] those on their
+ * own work space that used it, seen[2] those on a shared one. */
+static void note_work(heed_layer *l, int depth, void *ctx) {
     (void)depth;
+    int *seen = ctx;
     if (!strcmp(l->ops->type, "conv")) {
         const heed_conv2d *c = (const heed_conv2d *)l;
-        int *seen = ctx;
         seen[0]++;
-        if (c->work == NULL && c->own_work.col.data == NULL && c->own_work.tmp.data == NULL) seen[1]++;
-        if (c->work != NULL) seen[2]++;
+        if (!c->work && (c->own_work.col.data || c->own_work.tmp.data)) seen[1]++;
+        if (c->work) seen[2]++;
+    } else if (!strcmp(l->ops->type, "seq")) {
+        const heed_seq *q = (const heed_seq *)l;
+        seen[0]++;
+        if (!q->pingpong && q->own_pingpong[0].data) seen[1]++;
+        if (q->pingpong) seen[2]++;
     }
+}
+
+static void poison(float *v, size_t n) {
+    for (size_t i = 0; i < n; i++) v[i] = NAN;
+}
+
+static void poison_work(heed_work *w) {
+    poison(w->col.data, w->col.cap);
+    poison(w->tmp.data, w->tmp.cap);
+    for (int d = 0; d < HEED_WORK_DEPTHS; d++)
+        for (int k = 0; k < 2; k++)
+            if (w->pingpong[d][k].data) poison(w->pingpong[d][k].data, w->pingpong[d][k].cap);
+}
+
+/* A copy of t (freed by the caller). */
+static heed_tensor copy_of(const heed_tensor *t) {
+    heed_tensor c;
+    ck_assert_int_eq(heed_tensor_alloc(&c, t->n, t->c, t->h, t->w), HEED_OK);
+    ck_assert_int_eq(heed_tensor_copy(&c, t), HEED_OK);
+    return c;
 }
 
 START_TEST(layers_share_the_networks_work_space) {
     heed_net *net;
     ck_assert_int_eq(heed_net_parse(&net, every_path, "t", 3), HEED_OK);
-    heed_net_set_training(net, 1);
     heed_tensor x, y = {0}, dy, dx;
     ck_assert_int_eq(heed_tensor_alloc(&x, 2, 3, 16, 16), HEED_OK);
     ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 5, 1, 1), HEED_OK);
     ck_assert_int_eq(heed_tensor_alloc(&dx, 2, 3, 16, 16), HEED_OK);
     tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 7);
     tu_fill_uniform(dy.data, heed_tensor_count(&dy), -1, 1, 8);
-    train_step(net, &x, &y, &dy, &dx); /* sizes the shared space */
-    int seen[3] = {0};
-    heed_net_visit(net, note_conv_work, seen);
-    ck_assert_int_eq(seen[0], 7);
-    ck_assert_int_eq(seen[2], 7);
-    ck_assert_uint_gt(net->work.col.cap, 0);
-    for (size_t i = 0; i < net->work.col.cap; i++) net->work.col.data[i] = NAN;
-    for (size_t i = 0; i < net->work.tmp.cap; i++) net->work.tmp.data[i] = NAN;
-    /* Batch norm's running statistics move with each step: both runs start
-     * from the same ones. */
+    /* Batch norm's running statistics move with each training step: every
+     * run below starts from these. */
     float *saved = malloc(net->params.total * sizeof(float));
     memcpy(saved, net->params.values, net->params.total * sizeof(float));
+    /* Inference: the first forward sizes the shared space. */
+    ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+    int seen[3] = {0};
+    heed_net_visit(net, note_work, seen);
+    ck_assert_int_eq(seen[0], 12); /* 10 convolutions (CBAM's too), the body and the shortcut */
+    ck_assert_int_eq(seen[2], 12);
+    ck_assert_ptr_nonnull(net->work.pingpong[2][0].data); /* the body's: root, residual, body */
+    poison_work(&net->work);
+    ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+    heed_tensor y_infer = copy_of(&y);
+    heed_net_set_training(net, 1);
     train_step(net, &x, &y, &dy, &dx);
-    heed_tensor y1 = {0}, dx1 = {0};
-    ck_assert_int_eq(heed_tensor_alloc(&y1, y.n, y.c, y.h, y.w), HEED_OK);
-    ck_assert_int_eq(heed_tensor_alloc(&dx1, dx.n, dx.c, dx.h, dx.w), HEED_OK);
-    ck_assert_int_eq(heed_tensor_copy(&y1, &y), HEED_OK);
-    ck_assert_int_eq(heed_tensor_copy(&dx1, &dx), HEED_OK);
+    poison_work(&net->work);
+    memcpy(net->params.values, saved, net->params.total * sizeof(float));
+    train_step(net, &x, &y, &dy, &dx);
+    heed_tensor y_train = copy_of(&y), dx_train = copy_of(&dx);
     float *g1 = malloc(net->params.total * sizeof(float));
     memcpy(g1, net->params.grads, net->params.total * sizeof(float));
     /* Each layer its own space again. */
     heed_layer_share_work(&net->root->base, NULL);
     memcpy(net->params.values, saved, net->params.total * sizeof(float));
     train_step(net, &x, &y, &dy, &dx);
-    memset(seen, 0, sizeof seen);
-    heed_net_visit(net, note_conv_work, seen);
-    ck_assert_int_eq(seen[1] + seen[2], 0); /* each has its own, and used it */
-    ck_assert_mem_eq(y.data, y1.data, heed_tensor_count(&y) * sizeof(float));
-    ck_assert_mem_eq(dx.data, dx1.data, heed_tensor_count(&dx) * sizeof(float));
+    ck_assert_mem_eq(y.data, y_train.data, heed_tensor_count(&y) * sizeof(float));
+    ck_assert_mem_eq(dx.data, dx_train.data, heed_tensor_count(&dx) * sizeof(float));
     ck_assert_mem_eq(net->params.grads, g1, net->params.total * sizeof(float));
+    memcpy(net->params.values, saved, net->params.total * sizeof(float));
+    heed_net_set_training(net, 0);
+    ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+    memset(seen, 0, sizeof seen);
+    heed_net_visit(net, note_work, seen);
+    /* Each on its own, and used it, but the shortcut: its one (fused) step
+     * writes the block's buffer. */
+    ck_assert_int_eq(seen[1], 11);
+    ck_assert_int_eq(seen[2], 0);
+    ck_assert_mem_eq(y.data, y_infer.data, heed_tensor_count(&y) * sizeof(float));
     for (size_t i = 0; i < heed_tensor_count(&y); i++) ck_assert(isfinite(y.data[i]));
     free(saved), free(g1);
     heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy), heed_tensor_free(&dx);
-    heed_tensor_free(&y1), heed_tensor_free(&dx1);
+    heed_tensor_free(&y_infer), heed_tensor_free(&y_train), heed_tensor_free(&dx_train);
     heed_net_free(net);
 }
 END_TEST
