@@ -128,6 +128,36 @@ heed_status heed_mul_channel_forward(const heed_tensor *x, const heed_tensor *s,
     return HEED_OK;
 }
 
+heed_status heed_mul_channel_add_forward(const heed_tensor *x, const heed_tensor *s,
+                                         const heed_tensor *a, int relu, heed_tensor *y) {
+    static const char fn[] = "heed_mul_channel_add_forward";
+    HEED_TRY(check_channel(fn, x, s));
+    HEED_CHECK_SHAPE(heed_tensor_same_shape(x, a), "%s: x is " SHAPE_FMT " but a is " SHAPE_FMT,
+                     fn, SHAPE_ARGS(x), SHAPE_ARGS(a));
+    HEED_TRY(size_output(y, x->n, x->c, x->h, x->w));
+    const size_t planes = (size_t)x->n * x->c, HW = (size_t)x->h * x->w;
+    const float *xd = x->data, *sd = s->data, *ad = a->data;
+    float *yd = y->data;
+    PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t p = 0; p < planes; p++) {
+            const float sv = sd[p], *xp = xd + p * HW, *ap = ad + p * HW;
+            float *yp = yd + p * HW;
+            /* The product is rounded before the sum (no contraction under
+             * -std=c11), as in the two passes. */
+            if (relu) {
+                _Pragma("omp simd")
+                for (size_t i = 0; i < HW; i++) {
+                    const float v = xp[i] * sv + ap[i];
+                    yp[i] = v < 0.0f ? 0.0f : v;
+                }
+            } else {
+                _Pragma("omp simd")
+                for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * sv + ap[i];
+            }
+        });
+    return HEED_OK;
+}
+
 heed_status heed_mul_channel_backward(const heed_tensor *x, const heed_tensor *s,
                                       const heed_tensor *dy, heed_tensor *dx, heed_tensor *ds) {
     static const char fn[] = "heed_mul_channel_backward";

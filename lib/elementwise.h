@@ -37,6 +37,14 @@ heed_status heed_add_backward(const heed_tensor *dy, heed_tensor *da, heed_tenso
  * y[n,c,h,w] = x[n,c,h,w] * s[n,c]; y is (N, C, H, W) and may be x. */
 heed_status heed_mul_channel_forward(const heed_tensor *x, const heed_tensor *s, heed_tensor *y);
 
+/* y = x * s + a (broadcast as above), then relu when `relu`: what
+ * heed_mul_channel_forward then heed_add_forward (or heed_add_relu_forward)
+ * give, bit for bit, in one pass (an SE block that ends a residual body,
+ * with the block's sum, in inference). a is shaped like x, y gets that
+ * shape; y may be x or a. */
+heed_status heed_mul_channel_add_forward(const heed_tensor *x, const heed_tensor *s,
+                                         const heed_tensor *a, int relu, heed_tensor *y);
+
 /* dx += dy * s (broadcast over H, W); ds[n,c] += sum_{h,w} dy * x. dy and dx
  * are shaped like x, ds like s; dx or ds may be NULL. */
 heed_status heed_mul_channel_backward(const heed_tensor *x, const heed_tensor *s,

@@ -73,6 +73,8 @@ typedef struct heed_layer_ops {
     void (*share_work)(heed_layer *l, heed_work *w, int depth);
     /* Nonzero: backward honours the layer's dx_fresh (below). */
     int writes_fresh_dx;
+    /* Nonzero: forward honours the layer's add_after and relu_after. */
+    int adds_after;
 } heed_layer_ops;
 
 struct heed_layer {
@@ -94,6 +96,13 @@ struct heed_layer {
      * undefined), so backward writes the input gradient instead of adding
      * it -- the pass that would zero dx first is saved. */
     int dx_fresh;
+    /* Set by a residual block around one inference forward of the layer
+     * that ends its body, when that layer's ops have adds_after: y = the
+     * layer's output + *add_after (shaped like y), then relu when
+     * relu_after: the block's sum, and the relu after it, in the layer's
+     * own last pass over y instead of one more. */
+    const heed_tensor *add_after;
+    int relu_after;
 };
 
 /* Fills the base fields; name is copied (truncated to fit). */

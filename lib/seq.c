@@ -17,7 +17,9 @@
  *   bn, relu  (any mode): heed_batchnorm_forward_relu; backward uses the
  *     relu's output as the mask (heed_batchnorm_backward_relu).
  *   residual, relu  (inference): the block's sum and the relu in one pass
- *     over the output (heed_add_relu_forward).
+ *     over the output (heed_add_relu_forward); when the block's body ends
+ *     in a layer that can add (layer.h's adds_after: SE), in that layer's
+ *     own last pass (heed_mul_channel_add_forward), the shortcut run first.
  * The fused calls go through heed_layer_forward on the step's first child,
  * with the fusion passed in fields the sequence sets around the call, so
  * per-layer timing (heed_layer_profile) still counts them, under that
@@ -283,9 +285,36 @@ const heed_tensor *heed_seq_activation(const heed_seq *s, int i) { return &s->ac
 
 /* ---- residual ---------------------------------------------------------- */
 
+/* The layer that ends r's body, if it can add the block's sum itself
+ * (adds_after): it runs as a step of its own (only bn and relu join an
+ * earlier child's step, and neither adds). NULL otherwise. */
+static heed_layer *body_adder(const heed_residual *r) {
+    const heed_seq *b = r->body;
+    heed_layer *last = b->count > 0 ? b->children[b->count - 1] : NULL;
+    return last && last->ops->adds_after ? last : NULL;
+}
+
 static heed_status residual_forward(heed_layer *layer, const heed_tensor *x, heed_tensor *y) {
     heed_residual *r = (heed_residual *)layer;
     r->lean = !layer->training;
+    heed_layer *adder = r->lean ? body_adder(r) : NULL;
+    if (adder) {
+        /* Inference, the body ending in a layer that adds (SE): the
+         * shortcut first, then the body, whose last pass over y adds it
+         * (and the relu after the block, when fused): the separate pass
+         * over y read it back from the other core's cache or memory. */
+        const heed_tensor *sum = x;
+        if (r->shortcut) {
+            HEED_TRY(heed_layer_forward(&r->shortcut->base, x, &r->short_out));
+            sum = &r->short_out;
+        }
+        adder->add_after = sum;
+        adder->relu_after = r->fuse_relu;
+        heed_status st = heed_layer_forward(&r->body->base, x, y);
+        adder->add_after = NULL;
+        adder->relu_after = 0;
+        return st;
+    }
     if (r->lean) {
         /* Inference: the body writes straight into y, the shortcut adds
          * (and the relu after the block, when fused). */

@@ -15,9 +15,14 @@
 #include "elementwise.h"
 #include "pool2d.h"
 
-heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y) {
+/* The channel weights e = sigmoid(fc2(relu(fc1(gap(x))))), in l->mlp.e. */
+static heed_status excite(heed_se *l, const heed_tensor *x) {
     HEED_TRY(heed_global_avg_pool_forward(x, &l->s));
-    HEED_TRY(heed_channel_mlp_forward(&l->mlp, &l->s));
+    return heed_channel_mlp_forward(&l->mlp, &l->s);
+}
+
+heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y) {
+    HEED_TRY(excite(l, x));
     return heed_mul_channel_forward(x, &l->mlp.e, y);
 }
 
@@ -34,7 +39,9 @@ heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor
 const heed_tensor *heed_se_weights(const heed_se *l) { return &l->mlp.e; }
 
 static heed_status se_forward(heed_layer *l, const heed_tensor *x, heed_tensor *y) {
-    return heed_se_forward((heed_se *)l, x, y);
+    if (!l->add_after) return heed_se_forward((heed_se *)l, x, y);
+    HEED_TRY(excite((heed_se *)l, x));
+    return heed_mul_channel_add_forward(x, &((heed_se *)l)->mlp.e, l->add_after, l->relu_after, y);
 }
 
 static heed_status se_backward(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
@@ -67,6 +74,7 @@ static heed_layer *se_child(const heed_layer *l, int i) {
 }
 
 static const heed_layer_ops se_ops = {
+    .adds_after = 1,
     .type = "se",
     .writes_fresh_dx = 1,
     .forward = se_forward,

@@ -159,6 +159,40 @@ START_TEST(add_relu_matches_add_then_relu) {
 }
 END_TEST
 
+/* The fused scale-and-sum against the two passes it replaces, bit for bit:
+ * both relu modes, in place over x and over a, below and above the
+ * threading threshold; shapes checked. */
+START_TEST(mul_channel_add_matches_mul_then_add) {
+    const int shapes[2][4] = {{2, 3, 5, 7}, {1, 64, 56, 56}};
+    for (int k = 0; k < 2; k++)
+        for (int relu = 0; relu <= 1; relu++) {
+            const int *d = shapes[k];
+            heed_tensor x = rand_tensor(d[0], d[1], d[2], d[3], 30 + k);
+            heed_tensor a = rand_tensor(d[0], d[1], d[2], d[3], 40 + k);
+            heed_tensor s = rand_tensor(d[0], d[1], 1, 1, 50 + k), t = {0}, want = {0}, got = {0};
+            ck_assert_int_eq(heed_mul_channel_forward(&x, &s, &t), HEED_OK);
+            ck_assert_int_eq((relu ? heed_add_relu_forward : heed_add_forward)(&t, &a, &want),
+                             HEED_OK);
+            ck_assert_int_eq(heed_mul_channel_add_forward(&x, &s, &a, relu, &got), HEED_OK);
+            const size_t bytes = heed_tensor_count(&want) * sizeof(float);
+            ck_assert_mem_eq(got.data, want.data, bytes);
+            heed_tensor x2 = rand_tensor(d[0], d[1], d[2], d[3], 30 + k);
+            ck_assert_int_eq(heed_mul_channel_add_forward(&x2, &s, &a, relu, &x2), HEED_OK);
+            ck_assert_mem_eq(x2.data, want.data, bytes);
+            ck_assert_int_eq(heed_mul_channel_add_forward(&x, &s, &a, relu, &a), HEED_OK);
+            ck_assert_mem_eq(a.data, want.data, bytes);
+            heed_tensor_free(&x), heed_tensor_free(&a), heed_tensor_free(&s), heed_tensor_free(&t);
+            heed_tensor_free(&want), heed_tensor_free(&got), heed_tensor_free(&x2);
+        }
+    heed_tensor x = rand_tensor(2, 3, 4, 4, 1), s = rand_tensor(2, 3, 1, 1, 2);
+    heed_tensor a = rand_tensor(2, 3, 4, 5, 3), y = {0};
+    ck_assert_int_eq(heed_mul_channel_add_forward(&x, &s, &a, 0, &y), HEED_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "heed_mul_channel_add_forward"));
+    ck_assert_int_eq(heed_mul_channel_add_forward(&x, &a, &x, 0, &y), HEED_ERR_SHAPE);
+    heed_tensor_free(&x), heed_tensor_free(&s), heed_tensor_free(&a), heed_tensor_free(&y);
+}
+END_TEST
+
 /* Forward and backward of both broadcasts against plain loops; the shapes
  * run from tiny to above the threading threshold. */
 START_TEST(broadcasts_match_explicit_loops) {
@@ -324,6 +358,7 @@ Suite *heed_suite_elementwise(void) {
     tcase_add_test(tc, gradients_match_finite_differences);
     tcase_add_test(tc, add_values_in_place_and_errors);
     tcase_add_test(tc, add_relu_matches_add_then_relu);
+    tcase_add_test(tc, mul_channel_add_matches_mul_then_add);
     tcase_add_test(tc, broadcasts_match_explicit_loops);
     tcase_add_test(tc, broadcast_shape_errors);
     tcase_add_test(tc, concat_layout_round_trip_and_errors);

@@ -267,6 +267,68 @@ START_TEST(inference_sequence_matches_layer_by_layer) {
 }
 END_TEST
 
+/* Residual bodies that end in SE add the block's sum (and the relu after
+ * the block) in SE's own pass in inference: identity and projection
+ * shortcuts, with and without the relu, against the layers one at a time
+ * and the sums written out here; batches of 3 and 1. */
+static const char *se_blocks_text =
+    "input 8 9 7\n"
+    "residual name=r1\n  conv name=c1 out=8 k=3 pad=1\n  bn name=b1\n  relu name=a1\n"
+    "  conv name=c2 out=8 k=3 pad=1 bias=0\n  bn name=b2\n  se name=s1 r=2\nend\n"
+    "relu name=q1\n"
+    "residual name=r2\n  conv name=c3 out=16 k=3 stride=2 pad=1\n  bn name=b3\n  se name=s2 r=4\n"
+    "shortcut\n  conv name=p3 out=16 k=1 stride=2 bias=0\n  bn name=pb3\nend\n"
+    "relu name=q2\n"
+    "residual name=r3\n  conv name=c4 out=16 k=1\n  se name=s3 r=4\nend\n"
+    "gap name=g\nfc name=fc out=3\n";
+
+/* out = a + b, relu'd when `relu`. */
+static heed_tensor *sum_of(chain *ch, const heed_tensor *a, const heed_tensor *b, int relu) {
+    heed_tensor *out = &ch->t[ch->n++];
+    *out = (heed_tensor){0};
+    ck_assert_int_eq(heed_tensor_ensure(out, a->n, a->c, a->h, a->w), HEED_OK);
+    for (size_t i = 0; i < heed_tensor_count(a); i++) {
+        const float v = a->data[i] + b->data[i];
+        out->data[i] = relu && v < 0.0f ? 0.0f : v;
+    }
+    return out;
+}
+
+static heed_tensor *se_blocks_reference(heed_net *net, chain *ch, const heed_tensor *x) {
+    static const char *const body1[] = {"r1.c1", "r1.b1", "r1.a1", "r1.c2", "r1.b2", "r1.s1"};
+    static const char *const body2[] = {"r2.c3", "r2.b3", "r2.s2"};
+    static const char *const short2[] = {"r2.p3", "r2.pb3"};
+    static const char *const body3[] = {"r3.c4", "r3.s3"};
+    static const char *const head[] = {"g", "fc"};
+    ch->n = 0;
+    heed_tensor *s1 = sum_of(ch, run_leaves(net, ch, x, body1, 6), x, 1);
+    heed_tensor *b2 = run_leaves(net, ch, s1, body2, 3);
+    heed_tensor *s2 = sum_of(ch, b2, run_leaves(net, ch, s1, short2, 2), 1);
+    heed_tensor *s3 = sum_of(ch, run_leaves(net, ch, s2, body3, 2), s2, 0);
+    return run_leaves(net, ch, s3, head, 2);
+}
+
+START_TEST(se_ending_a_residual_body_adds_the_sum) {
+    heed_net *net = parse_net(se_blocks_text, 11);
+    heed_net_set_training(net, 0);
+    heed_tensor x, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 3, 8, 9, 7), HEED_OK);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 12);
+    chain ch = {0};
+    for (int n = 3; n >= 1; n -= 2) {
+        heed_tensor xn = heed_tensor_view(x.data, n, 8, 9, 7);
+        ck_assert_int_eq(heed_net_forward(net, &xn, &y), HEED_OK);
+        expect_close(&y, se_blocks_reference(net, &ch, &xn), 1e-5, n == 3 ? "batch 3" : "batch 1");
+        chain_free(&ch);
+        /* The request to add is withdrawn after the call. */
+        ck_assert_ptr_null(find(net, "r1.s1")->add_after);
+        ck_assert_int_eq(find(net, "r1.s1")->relu_after, 0);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_net_free(net);
+}
+END_TEST
+
 START_TEST(inference_forward_reuses_its_buffers) {
     heed_net *net = make_net(3);
     heed_net_set_training(net, 0);
@@ -444,6 +506,7 @@ Suite *heed_suite_fuse(void) {
                         (int)(sizeof fuse_cases / sizeof fuse_cases[0]));
     tcase_add_test(tc, inference_sequence_matches_layer_by_layer);
     tcase_add_test(tc, inference_forward_reuses_its_buffers);
+    tcase_add_test(tc, se_ending_a_residual_body_adds_the_sum);
     tcase_add_test(tc, training_sequence_matches_layer_by_layer);
     tcase_add_test(tc, backward_after_inference_forward);
     tcase_add_test(tc, training_sequence_gradients_match_finite_differences);
