@@ -18,7 +18,7 @@
  *     relu's output as the mask (heed_batchnorm_backward_relu).
  *   residual, relu  (inference): the block's sum and the relu in one pass
  *     over the output (heed_add_relu_forward); when the block's body ends
- *     in a layer that can add (layer.h's adds_after: SE), in that layer's
+ *     in a layer that can add (layer.h's adds_after: SE, CBAM), in that layer's
  *     own last pass (heed_mul_channel_add_forward), the shortcut run first.
  * The fused calls go through heed_layer_forward on the step's first child,
  * with the fusion passed in fields the sequence sets around the call, so
@@ -299,7 +299,7 @@ static heed_status residual_forward(heed_layer *layer, const heed_tensor *x, hee
     r->lean = !layer->training;
     heed_layer *adder = r->lean ? body_adder(r) : NULL;
     if (adder) {
-        /* Inference, the body ending in a layer that adds (SE): the
+        /* Inference, the body ending in a layer that adds (SE, CBAM): the
          * shortcut first, then the body, whose last pass over y adds it
          * (and the relu after the block, when fused): the separate pass
          * over y read it back from the other core's cache or memory. */

@@ -104,17 +104,27 @@ static void channel_pool_scaled(const heed_tensor *x, const float *e, float *m, 
     for_each_block(&(block_pass){.x = x, .e = e, .out = m, .ties = ties}, channel_pool_block);
 }
 
-/* y = (x * e) * s: e per (n, c), s per (n, position). */
+/* y = (x * e) * s: e per (n, c), s per (n, position); plus add (shaped
+ * like x, may be NULL) and then relu when `relu` (layer.h's add_after: a
+ * residual block's sum, as a separate pass would give it bit for bit). */
 HEED_WIDE static void scale_channels_positions(const heed_tensor *x, const float *e, const float *s,
-                                     float *y) {
+                                               const float *add, int relu, float *y) {
     const int C = x->c;
     const size_t planes = (size_t)x->n * C, HW = (size_t)x->h * x->w;
     PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
         for (size_t p = 0; p < planes; p++) {
             const float *restrict xp = x->data + p * HW, *restrict sp = s + (p / C) * HW;
-            float *restrict yp = y + p * HW;
+            float *yp = y + p * HW;
             const float ev = e[p];
-            for (size_t i = 0; i < HW; i++) yp[i] = (xp[i] * ev) * sp[i];
+            if (!add) {
+                for (size_t i = 0; i < HW; i++) yp[i] = (xp[i] * ev) * sp[i];
+                continue;
+            }
+            const float *ap = add + p * HW;
+            for (size_t i = 0; i < HW; i++) {
+                const float v = (xp[i] * ev) * sp[i] + ap[i];
+                yp[i] = relu && v < 0.0f ? 0.0f : v;
+            }
         });
 }
 
@@ -132,7 +142,12 @@ heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y
     if (y == x || (y->data && y->data == x->data))
         return heed_fail(HEED_ERR_ARG, "cbam forward %s: y must not alias x", l->base.name);
     HEED_TRY(heed_tensor_ensure(y, N, C, H, W));
-    scale_channels_positions(x, l->mlp.e.data, l->s.data, y->data);
+    const heed_tensor *add = l->base.add_after;
+    if (add && !heed_tensor_same_shape(add, y))
+        return heed_fail(HEED_ERR_SHAPE, "cbam forward %s: the sum to add is not shaped like y",
+                         l->base.name);
+    scale_channels_positions(x, l->mlp.e.data, l->s.data, add ? add->data : NULL,
+                             l->base.relu_after, y->data);
     return HEED_OK;
 }
 
@@ -305,6 +320,7 @@ static heed_layer *cbam_child(const heed_layer *layer, int i) {
 static const heed_layer_ops cbam_ops = {
     .type = "cbam",
     .writes_fresh_dx = 1,
+    .adds_after = 1,
     .forward = cbam_forward,
     .backward = cbam_backward,
     .flops = cbam_flops,

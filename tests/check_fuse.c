@@ -267,10 +267,10 @@ START_TEST(inference_sequence_matches_layer_by_layer) {
 }
 END_TEST
 
-/* Residual bodies that end in SE add the block's sum (and the relu after
- * the block) in SE's own pass in inference: identity and projection
- * shortcuts, with and without the relu, against the layers one at a time
- * and the sums written out here; batches of 3 and 1. */
+/* Residual bodies that end in SE or CBAM add the block's sum (and the relu
+ * after the block) in the attention's own pass in inference: identity and
+ * projection shortcuts, with and without the relu, against the layers one
+ * at a time and the sums written out here; batches of 3 and 1. */
 static const char *se_blocks_text =
     "input 8 9 7\n"
     "residual name=r1\n  conv name=c1 out=8 k=3 pad=1\n  bn name=b1\n  relu name=a1\n"
@@ -280,6 +280,9 @@ static const char *se_blocks_text =
     "shortcut\n  conv name=p3 out=16 k=1 stride=2 bias=0\n  bn name=pb3\nend\n"
     "relu name=q2\n"
     "residual name=r3\n  conv name=c4 out=16 k=1\n  se name=s3 r=4\nend\n"
+    "residual name=r4\n  conv name=c5 out=16 k=3 pad=1\n  cbam name=m5 r=4 k=3\nend\n"
+    "relu name=q4\n"
+    "residual name=r5\n  conv name=c6 out=16 k=1\n  cbam name=m6 r=4 k=3\nend\n"
     "gap name=g\nfc name=fc out=3\n";
 
 /* out = a + b, relu'd when `relu`. */
@@ -299,16 +302,20 @@ static heed_tensor *se_blocks_reference(heed_net *net, chain *ch, const heed_ten
     static const char *const body2[] = {"r2.c3", "r2.b3", "r2.s2"};
     static const char *const short2[] = {"r2.p3", "r2.pb3"};
     static const char *const body3[] = {"r3.c4", "r3.s3"};
+    static const char *const body4[] = {"r4.c5", "r4.m5"};
+    static const char *const body5[] = {"r5.c6", "r5.m6"};
     static const char *const head[] = {"g", "fc"};
     ch->n = 0;
     heed_tensor *s1 = sum_of(ch, run_leaves(net, ch, x, body1, 6), x, 1);
     heed_tensor *b2 = run_leaves(net, ch, s1, body2, 3);
     heed_tensor *s2 = sum_of(ch, b2, run_leaves(net, ch, s1, short2, 2), 1);
     heed_tensor *s3 = sum_of(ch, run_leaves(net, ch, s2, body3, 2), s2, 0);
-    return run_leaves(net, ch, s3, head, 2);
+    heed_tensor *s4 = sum_of(ch, run_leaves(net, ch, s3, body4, 2), s3, 1);
+    heed_tensor *s5 = sum_of(ch, run_leaves(net, ch, s4, body5, 2), s4, 0);
+    return run_leaves(net, ch, s5, head, 2);
 }
 
-START_TEST(se_ending_a_residual_body_adds_the_sum) {
+START_TEST(attention_ending_a_residual_body_adds_the_sum) {
     heed_net *net = parse_net(se_blocks_text, 11);
     heed_net_set_training(net, 0);
     heed_tensor x, y = {0};
@@ -323,6 +330,7 @@ START_TEST(se_ending_a_residual_body_adds_the_sum) {
         /* The request to add is withdrawn after the call. */
         ck_assert_ptr_null(find(net, "r1.s1")->add_after);
         ck_assert_int_eq(find(net, "r1.s1")->relu_after, 0);
+        ck_assert_ptr_null(find(net, "r4.m5")->add_after);
     }
     heed_tensor_free(&x), heed_tensor_free(&y);
     heed_net_free(net);
@@ -506,7 +514,7 @@ Suite *heed_suite_fuse(void) {
                         (int)(sizeof fuse_cases / sizeof fuse_cases[0]));
     tcase_add_test(tc, inference_sequence_matches_layer_by_layer);
     tcase_add_test(tc, inference_forward_reuses_its_buffers);
-    tcase_add_test(tc, se_ending_a_residual_body_adds_the_sum);
+    tcase_add_test(tc, attention_ending_a_residual_body_adds_the_sum);
     tcase_add_test(tc, training_sequence_matches_layer_by_layer);
     tcase_add_test(tc, backward_after_inference_forward);
     tcase_add_test(tc, training_sequence_gradients_match_finite_differences);
