@@ -362,7 +362,8 @@ HEED_WIDE static void pack_rows(const float *const *rows, int kcs, int j, int w,
 /* Packs op(B)[pc, pc + kcs) x [j0, j0 + ncw) into panels at bb. B stored
  * K x N is packed a few rows of k at a time across every panel, so each
  * row of B is read front to back (panel by panel, the rows would be
- * 192-byte pieces a page apart, which the prefetchers do not follow). */
+ * 192-byte pieces a page apart, which the prefetchers do not follow).
+ * B given by its rows' addresses goes a panel at a time (pack_rows). */
 static void pack_block(const job *jb, int pc, int kcs, int j0, int ncw, float *bb) {
     const heed_gemm_kernel *k = jb->k;
     const int step = jb->tb ? kcs : PACK_ROWS;
@@ -383,9 +384,8 @@ static void pack_block(const job *jb, int pc, int kcs, int j0, int ncw, float *b
         for (int col = col0; col < ncw; col += k->nr) {
             const int w = imin(k->nr, ncw - col), wp = round_up(w, k->vw);
             const int j = j0 + col;
-            const float *b = jb->tb     ? jb->B + (ptrdiff_t)j * jb->ldb + pc + k0
-                             : jb->brows ? jb->brows[pc + k0] + j
-                                         : jb->B + (ptrdiff_t)(pc + k0) * jb->ldb + j;
+            const float *b = jb->tb ? jb->B + (ptrdiff_t)j * jb->ldb + pc + k0
+                                    : jb->B + (ptrdiff_t)(pc + k0) * jb->ldb + j;
             k->pack_b(rows, w, wp, b, jb->ldb, jb->tb,
                       bb + (size_t)col * kcs + (size_t)k0 * wp);
         }

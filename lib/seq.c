@@ -297,16 +297,21 @@ static heed_layer *body_adder(const heed_residual *r) {
 static heed_status residual_forward(heed_layer *layer, const heed_tensor *x, heed_tensor *y) {
     heed_residual *r = (heed_residual *)layer;
     r->lean = !layer->training;
-    heed_layer *adder = r->lean ? body_adder(r) : NULL;
-    if (adder) {
-        /* Inference, the body ending in a layer that adds (SE, CBAM): the
-         * shortcut first, then the body, whose last pass over y adds it
-         * (and the relu after the block, when fused): the separate pass
-         * over y read it back from the other core's cache or memory. */
+    if (r->lean) {
+        /* Inference: the shortcut first, then the body straight into y;
+         * the sum (and the relu after the block, when fused) in the body's
+         * last pass over y when its last layer can add (SE, CBAM: a
+         * separate pass read y back from the other core's cache or
+         * memory), else in a pass of its own. */
         const heed_tensor *sum = x;
         if (r->shortcut) {
             HEED_TRY(heed_layer_forward(&r->shortcut->base, x, &r->short_out));
             sum = &r->short_out;
+        }
+        heed_layer *adder = body_adder(r);
+        if (!adder) {
+            HEED_TRY(heed_layer_forward(&r->body->base, x, y));
+            return (r->fuse_relu ? heed_add_relu_forward : heed_add_forward)(y, sum, y);
         }
         adder->add_after = sum;
         adder->relu_after = r->fuse_relu;
@@ -314,16 +319,6 @@ static heed_status residual_forward(heed_layer *layer, const heed_tensor *x, hee
         adder->add_after = NULL;
         adder->relu_after = 0;
         return st;
-    }
-    if (r->lean) {
-        /* Inference: the body writes straight into y, the shortcut adds
-         * (and the relu after the block, when fused). */
-        heed_status (*sum)(const heed_tensor *, const heed_tensor *, heed_tensor *) =
-            r->fuse_relu ? heed_add_relu_forward : heed_add_forward;
-        HEED_TRY(heed_layer_forward(&r->body->base, x, y));
-        if (!r->shortcut) return sum(y, x, y);
-        HEED_TRY(heed_layer_forward(&r->shortcut->base, x, &r->short_out));
-        return sum(y, &r->short_out, y);
     }
     HEED_TRY(heed_layer_forward(&r->body->base, x, &r->body_out));
     if (!r->shortcut) return heed_add_forward(&r->body_out, x, y);

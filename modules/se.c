@@ -74,9 +74,9 @@ static heed_layer *se_child(const heed_layer *l, int i) {
 }
 
 static const heed_layer_ops se_ops = {
-    .adds_after = 1,
     .type = "se",
     .writes_fresh_dx = 1,
+    .adds_after = 1,
     .forward = se_forward,
     .backward = se_backward,
     .flops = se_flops,
