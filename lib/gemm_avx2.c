@@ -1,7 +1,7 @@
 /* gemm_avx2.c -- the AVX2+FMA kernel for gemm.c: a 6 x 16 register tile
  * (12 ymm accumulators, 2 ymm of B, 1 broadcast of A: 15 of the 16 ymm
- * registers) and a dot-product kernel for 1..4 rows against B stored
- * transposed. Packing uses the portable packers.
+ * registers) and a dot-product kernel for 1..8 rows (4 at a time) against
+ * B stored transposed. Packing uses the portable packers.
  *
  * Every function carries a target attribute (the library is built without
  * -march flags) and is only reached after gemm.c has checked the CPU.
@@ -139,6 +139,11 @@ INLINE void dot_hw(int K, const int H, const float *a, ptrdiff_t lda, const int 
 
 TARGET static void dot(int K, int h, const float *a, ptrdiff_t lda, int w, const float *b,
                        ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta) {
+    if (h > 4) { /* 4 rows at most in 16 registers: two calls */
+        dot(K, 4, a, lda, w, b, ldb, c, ldc, alpha, beta);
+        dot(K, h - 4, a + 4 * lda, lda, w, b, ldb, c + 4 * ldc, ldc, alpha, beta);
+        return;
+    }
     switch ((h - 1) * 4 + (w - 1)) {
 #define CASE(H, W)                                                                                 \
     case (H - 1) * 4 + (W - 1):                                                                    \

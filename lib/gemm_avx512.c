@@ -1,6 +1,6 @@
 /* gemm_avx512.c -- the AVX-512 kernel for gemm.c: an 8 x 48 register tile
  * (24 zmm accumulators, 3 zmm of B, 1 broadcast of A per row and k), a
- * dot-product kernel for 1..4 rows against B stored transposed, and packers
+ * dot-product kernel for 1..8 rows against B stored transposed, and packers
  * that transpose 8 x 8 blocks in registers.
  *
  * Per k the tile loads 3 vectors of B and broadcasts 8 floats of A for 24
@@ -108,39 +108,42 @@ TARGET static void tile(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, co
 
 /* H rows of A dotted with W rows of B, each sum accumulated in its own zmm
  * over 16-float chunks (a masked final chunk) and then reduced by the same
- * fixed tree. */
+ * fixed tree. Each sum is one chain of dependent multiply-adds, so a call
+ * needs 8 or more of them to keep both FMA pipes busy: up to 8 rows for one
+ * or two columns (a single tail column, ResNet-18's 7x7 stage at batch 1,
+ * went 4 rows at a time at one multiply-add per cycle). */
 INLINE void dot_hw(int K, const int H, const float *a, ptrdiff_t lda, const int W, const float *b,
                    ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta) {
-    __m512 acc[4][4];
-#pragma GCC unroll 4
+    __m512 acc[8][4];
+#pragma GCC unroll 8
     for (int r = 0; r < H; r++)
 #pragma GCC unroll 4
         for (int j = 0; j < W; j++) acc[r][j] = _mm512_setzero_ps();
     int k = 0;
     for (; k + 16 <= K; k += 16) {
-        __m512 av[4], bv[4];
-#pragma GCC unroll 4
+        __m512 av[8], bv[4];
+#pragma GCC unroll 8
         for (int r = 0; r < H; r++) av[r] = _mm512_loadu_ps(a + r * lda + k);
 #pragma GCC unroll 4
         for (int j = 0; j < W; j++) bv[j] = _mm512_loadu_ps(b + j * ldb + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < H; r++)
 #pragma GCC unroll 4
             for (int j = 0; j < W; j++) acc[r][j] = _mm512_fmadd_ps(av[r], bv[j], acc[r][j]);
     }
     if (k < K) {
         __mmask16 m = (__mmask16)((1u << (K - k)) - 1);
-        __m512 av[4], bv[4];
-#pragma GCC unroll 4
+        __m512 av[8], bv[4];
+#pragma GCC unroll 8
         for (int r = 0; r < H; r++) av[r] = _mm512_maskz_loadu_ps(m, a + r * lda + k);
 #pragma GCC unroll 4
         for (int j = 0; j < W; j++) bv[j] = _mm512_maskz_loadu_ps(m, b + j * ldb + k);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
         for (int r = 0; r < H; r++)
 #pragma GCC unroll 4
             for (int j = 0; j < W; j++) acc[r][j] = _mm512_fmadd_ps(av[r], bv[j], acc[r][j]);
     }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < H; r++)
 #pragma GCC unroll 4
         for (int j = 0; j < W; j++) {
@@ -152,13 +155,20 @@ INLINE void dot_hw(int K, const int H, const float *a, ptrdiff_t lda, const int 
 
 TARGET static void dot(int K, int h, const float *a, ptrdiff_t lda, int w, const float *b,
                        ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta) {
+    if (h > 4 && w > 2) { /* at most 16 sums in registers: two calls */
+        dot(K, 4, a, lda, w, b, ldb, c, ldc, alpha, beta);
+        dot(K, h - 4, a + 4 * lda, lda, w, b, ldb, c + 4 * ldc, ldc, alpha, beta);
+        return;
+    }
     switch ((h - 1) * 4 + (w - 1)) {
 #define CASE(H, W)                                                                                 \
     case (H - 1) * 4 + (W - 1):                                                                    \
         dot_hw(K, H, a, lda, W, b, ldb, c, ldc, alpha, beta);                                      \
         break;
 #define ROW(H) CASE(H, 1) CASE(H, 2) CASE(H, 3) CASE(H, 4)
-        ROW(1) ROW(2) ROW(3) ROW(4)
+#define WIDE(H) CASE(H, 1) CASE(H, 2)
+        ROW(1) ROW(2) ROW(3) ROW(4) WIDE(5) WIDE(6) WIDE(7) WIDE(8)
+#undef WIDE
 #undef ROW
 #undef CASE
     default:

@@ -49,9 +49,10 @@ typedef struct heed_gemm_kernel {
      * `wp`. trans: b is stored N x K with leading dimension ldb. */
     void (*pack_b)(int kc, int w, int wp, const float *b, ptrdiff_t ldb, int trans, float *bp);
 
-    /* Small M with B stored N x K (trans_b): C[r][j] for r < h <= 4,
+    /* Small M with B stored N x K (trans_b): C[r][j] for r < h <= 8,
      * j < w <= 4, as dot products of the rows a + r*lda (K contiguous
-     * floats) with the rows b + j*ldb. */
+     * floats) with the rows b + j*ldb. Each C[r][j] is summed the same way
+     * whatever h and w. */
     void (*dot)(int K, int h, const float *a, ptrdiff_t lda, int w, const float *b, ptrdiff_t ldb,
                 float *c, ptrdiff_t ldc, float alpha, float beta);
 } heed_gemm_kernel;
