@@ -468,8 +468,8 @@ static void run_task(const job *jb, int task, float *buf) {
          * has brought the rows into cache: gathered first, each of the 7x7
          * stage's 4608 rows missed the cache (3% of its samples). */
         ptrdiff_t ldt = 0;
-        const int tail = c1 > jb->tail, gather_late = tail && jb->brows && ce > c0;
-        const float *tcols = tail && !gather_late ? tail_b(jb, pc, kcs, bt, &ldt) : NULL;
+        const int has_tail = c1 > jb->tail, gather_late = has_tail && jb->brows && ce > c0;
+        const float *tcols = has_tail && !gather_late ? tail_b(jb, pc, kcs, bt, &ldt) : NULL;
         if (tcols && ce == c0) tail_rows(jb, r0, r1, pc, kcs, beta, tcols, ldt);
         for (int jc = c0; jc < ce; jc += jb->nc) {
             const int ncw = imin(jb->nc, ce - jc);
