@@ -456,13 +456,26 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
     return conv_workers_done(st, l, fn);
 }
 
+int heed_conv2d_can_pool(const heed_conv2d *l) {
+    const geom g = geometry(l, 1);
+    return !is_direct(&g) && heed_conv_few_fits(&g) && g.OW <= HEED_CONV_POOL_MAX_WIDTH;
+}
+
 static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
-                           const float *scale, const float *shift, int relu, const char *fn) {
+                           const float *scale, const float *shift, int relu, int pool,
+                           const char *fn) {
     HEED_TRY(check_ready(l, x, fn));
     if (y == x || (y->data && y->data == x->data))
         return heed_fail(HEED_ERR_ARG, "%s %s: y must not alias x", fn, l->base.name);
+    if (pool && !heed_conv2d_can_pool(l))
+        return heed_fail(HEED_ERR_ARG, "%s %s: cannot pool its own output (not a first layer)",
+                         fn, l->base.name);
     geom g = geometry(l, x->n);
-    HEED_TRY(heed_tensor_ensure(y, g.N, g.OC, g.OH, g.OW));
+    if (pool)
+        HEED_TRY(heed_tensor_ensure(y, g.N, g.OC, heed_conv_pooled_side(g.OH),
+                                    heed_conv_pooled_side(g.OW)));
+    else
+        HEED_TRY(heed_tensor_ensure(y, g.N, g.OC, g.OH, g.OW));
 
     /* The epilogue: with scale or shift, c = scale * b + shift per channel. */
     post pst = {.a = scale, .c = l->b, .relu = relu};
@@ -476,7 +489,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
     const post *p = pst.a || pst.c || pst.relu ? &pst : NULL;
 
     if (is_direct(&g)) return heed_conv_direct_forward(l, &g, x->data, y->data, p);
-    if (heed_conv_few_fits(&g)) return heed_conv_few_forward(l, &g, x->data, y->data, p);
+    if (heed_conv_few_fits(&g)) return heed_conv_few_forward(l, &g, x->data, y->data, p, pool);
     if (heed_conv_use_shifted(&g)) return heed_conv_shifted_forward(l, &g, x->data, y->data, p, fn);
     if (heed_conv_use_rows(&g)) return heed_conv_rows_forward(l, &g, x->data, y->data, p);
     const int nb = images_per_pass(&g), passes = (g.N + nb - 1) / nb;
@@ -517,12 +530,12 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
 }
 
 heed_status heed_conv2d_forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y) {
-    return forward(l, x, y, NULL, NULL, 0, "heed_conv2d_forward");
+    return forward(l, x, y, NULL, NULL, 0, 0, "heed_conv2d_forward");
 }
 
 heed_status heed_conv2d_forward_fused(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
                                       const float *scale, const float *shift, int relu) {
-    return forward(l, x, y, scale, shift, relu, "heed_conv2d_forward_fused");
+    return forward(l, x, y, scale, shift, relu, 0, "heed_conv2d_forward_fused");
 }
 
 /* ---- backward ------------------------------------------------------------ */
@@ -700,7 +713,8 @@ heed_status heed_conv2d_fold_bn(heed_conv2d *l, const float *gamma, const float 
 
 static heed_status op_forward(heed_layer *base, const heed_tensor *x, heed_tensor *y) {
     heed_conv2d *l = (heed_conv2d *)base;
-    return forward(l, x, y, l->fuse_scale, l->fuse_shift, l->fuse_relu, "heed_conv2d_forward");
+    return forward(l, x, y, l->fuse_scale, l->fuse_shift, l->fuse_relu, l->fuse_pool,
+                   "heed_conv2d_forward");
 }
 
 static heed_status op_backward(heed_layer *l, const heed_tensor *x, const heed_tensor *y,

@@ -94,6 +94,10 @@ typedef struct heed_conv2d {
      * fuse_shift, fuse_relu). NULL, NULL, 0 otherwise. */
     const float *fuse_scale, *fuse_shift; /* (OC) */
     int fuse_relu;
+    /* Set with them when a 3 x 3, stride 2, padding 1 max pool follows
+     * (ResNet's stem) and heed_conv2d_can_pool: the forward writes the
+     * pooled output, the full one never stored. */
+    int fuse_pool;
 } heed_conv2d;
 
 /* The output side floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1 of
@@ -126,6 +130,10 @@ heed_status heed_conv2d_forward(heed_conv2d *l, const heed_tensor *x, heed_tenso
  * heed_conv2d_forward. */
 heed_status heed_conv2d_forward_fused(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
                                       const float *scale, const float *shift, int relu);
+
+/* Whether l's forward can pool its own output (fuse_pool): a layer whose
+ * convolution runs on the route for few input channels (a first layer). */
+int heed_conv2d_can_pool(const heed_conv2d *l);
 
 /* Given x and dy (N, OC, OH, OW), accumulates dW += dy (x) x, db += the
  * sum of dy over images and positions and, unless dx is NULL, dx (shaped

@@ -34,6 +34,7 @@
 #include "balance_impl.h"
 #include "conv2d_impl.h"
 #include "gemm.h"
+#include "max3s2_impl.h"
 #include "wide.h"
 
 typedef heed_conv_geom geom;
@@ -53,6 +54,9 @@ typedef heed_conv_post post;
 /* Taps per output (ICg*K*K) this route takes: their weights sit in a
  * table on the stack. */
 #define MAX_TAPS 256
+
+/* Output widths the pooled forward takes (its column maxima on the stack). */
+#define MAX_POOL_WIDTH HEED_CONV_POOL_MAX_WIDTH
 
 /* Strides this route takes: S*S phases of ICg <= 4 channels stay few planes. */
 #define FEW_MAX_STRIDE 4
@@ -278,12 +282,63 @@ static void keep_rows(const float *grid, int Wq, float *y, int OH, int OW, const
     }
 }
 
-/* Output rows i0 .. i0+rows-1 of image n, every group: its phase planes
- * into q, then output channels a group of OUT_GROUP at a time through the
- * grid, kept rows to y. */
+/* post() over the first OW positions of each of the grid's rows, in place
+ * (for the pool, which takes its maxima of the outputs as they are kept). */
+HEED_WIDE
+static void post_rows_in_place(float *grid, int Wq, int rows, int OW, const post *p, int o) {
+    const float a = p->a ? p->a[o] : 1.0f, c = p->c ? p->c[o] : 0.0f;
+    for (int i = 0; i < rows; i++) {
+        float *r = grid + (size_t)i * Wq;
+        if (p->relu)
+            for (int j = 0; j < OW; j++) {
+                const float v = r[j] * a + c;
+                r[j] = v < 0.0f ? 0.0f : v; /* keeps a NaN */
+            }
+        else
+            for (int j = 0; j < OW; j++) r[j] = r[j] * a + c;
+    }
+}
+
+/* Pooled rows u0 .. u0+units-1 (of PW) into y from the grid's rows, output
+ * rows i0 on (their post() applied): each the 3 x 3, stride 2 max of the
+ * rows 2u-1 .. 2u+1 that lie in the image (max3s2_impl.h, as the pool
+ * layer takes them). */
+HEED_WIDE
+static void pool_rows(const float *grid, int Wq, int i0, const geom *g, int u0, int units,
+                      float *y) {
+    const int PW = heed_conv_pooled_side(g->OW);
+    float col[MAX_POOL_WIDTH];
+    for (int u = u0; u < u0 + units; u++) {
+        const int r0 = 2 * u - 1 < 0 ? 0 : 2 * u - 1, r1 = 2 * u + 2 < g->OH ? 2 * u + 2 : g->OH;
+        heed_max3s2_row(grid + (size_t)(r0 - i0) * Wq, (size_t)Wq, r1 - r0, g->OW, PW, col,
+                        y + (size_t)(u - u0) * PW);
+    }
+}
+
+/* The output rows a band of `units` rows of y from u0 on needs: u0 ..
+ * u0+units-1 themselves, or, pooled, the rows under their windows. */
+static void band_output_rows(const geom *g, int pool, int u0, int units, int *i0, int *i1) {
+    if (!pool) {
+        *i0 = u0, *i1 = u0 + units;
+        return;
+    }
+    *i0 = 2 * u0 - 1 < 0 ? 0 : 2 * u0 - 1;
+    *i1 = 2 * (u0 + units) < g->OH ? 2 * (u0 + units) : g->OH;
+}
+
+/* Rows u0 .. u0+units-1 of y for image n (output rows, or pooled ones),
+ * every group: the phase planes of the output rows they need into q, then
+ * output channels a group of OUT_GROUP at a time through the grid, kept
+ * rows (or their pool) to y. */
 static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_taps, const float *x,
-                     float *y, int n, int i0, int rows, float *q, float *grid, const post *p) {
+                     float *y, int n, int u0, int units, float *q, float *grid, const post *p,
+                     int pool) {
+    int i0, i1;
+    band_output_rows(g, pool, u0, units, &i0, &i1);
+    const int rows = i1 - i0, Wq = grid_width(g);
     const size_t ldq = plane_size(g, rows), ldg = grid_size(g, rows);
+    const int YH = pool ? heed_conv_pooled_side(g->OH) : g->OH;
+    const int YW = pool ? heed_conv_pooled_side(g->OW) : g->OW;
     size_t off[MAX_TAPS];
     tap_offsets(g, ldq, off);
     for (int gi = 0; gi < g->G; gi++) {
@@ -296,63 +351,78 @@ static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_tap
                 for (int k = 0; k < OUT_GROUP; k++)
                     wt[t * OUT_GROUP + k] = k < oc ? l->w[(size_t)(o + k) * g->R + t] : 0.0f;
             grid_taps(q, off, g->R, wt, grid, ldg, (int)ldg);
-            for (int k = 0; k < oc; k++)
-                keep_rows(grid + k * ldg, grid_width(g),
-                          y + ((size_t)n * g->OC + o + k) * g->L + (size_t)i0 * g->OW, rows, g->OW,
-                          p, o + k);
+            for (int k = 0; k < oc; k++) {
+                float *yo = y + (((size_t)n * g->OC + o + k) * YH + u0) * YW;
+                if (!pool) {
+                    keep_rows(grid + k * ldg, Wq, yo, rows, g->OW, p, o + k);
+                    continue;
+                }
+                if (p) post_rows_in_place(grid + k * ldg, Wq, rows, g->OW, p, o + k);
+                pool_rows(grid + k * ldg, Wq, i0, g, u0, units, yo);
+            }
         }
     }
 }
 
-/* Item `it`'s output rows i0 .. i1-1 of its image: bands of `rows` rows,
+/* Item `it`'s rows u0 .. u1-1 of y for its image: bands of `rows` rows,
  * or, with per > 0 (one image at the threads' speeds), band it % per of
  * thread it / per's rows row_at[..] .. row_at[..+1]-1. */
-static void item_rows(const geom *g, int it, int bands, int rows, int per, const int *row_at,
-                      int *i0, int *i1) {
+static void item_rows(int YH, int it, int bands, int rows, int per, const int *row_at, int *u0,
+                      int *u1) {
     if (per) {
         const int owner = it / per, j = it % per, span = row_at[owner + 1] - row_at[owner];
-        *i0 = row_at[owner] + span * j / per;
-        *i1 = row_at[owner] + span * (j + 1) / per;
+        *u0 = row_at[owner] + span * j / per;
+        *u1 = row_at[owner] + span * (j + 1) / per;
         return;
     }
-    *i0 = it % bands * rows;
-    *i1 = *i0 + rows < g->OH ? *i0 + rows : g->OH;
+    *u0 = it % bands * rows;
+    *u1 = *u0 + rows < YH ? *u0 + rows : YH;
 }
 
+/* Work in rows of y (output rows, or pooled rows: each band then computes
+ * the output rows under its windows, one more than twice its own, the row
+ * shared with the band before computed by both). */
 heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
-                                  const post *p) {
-    int rows = band_rows(g), bands = (g->OH + rows - 1) / rows;
-    const size_t row_work = (size_t)g->OC * g->R * g->OW;
+                                  const post *p, int pool) {
+    const int YH = pool ? heed_conv_pooled_side(g->OH) : g->OH;
+    int rows = band_rows(g); /* output rows; in rows of y (a pooled row's
+                                * band of 2 output rows and the one before): */
+    if (pool) rows = (rows + 1) / 2 < YH ? (rows + 1) / 2 : YH;
+    int bands = (YH + rows - 1) / rows;
+    const size_t row_work = (size_t)g->OC * g->R * g->OW * (pool ? 2 : 1);
     int T = conv_pass_threads(g->N * bands, row_work * rows);
     const int tmax = conv_max_threads();
     if (T < tmax && g->N * bands < tmax) { /* fewer images than threads: cut them finer */
         const int want = (tmax + g->N - 1) / g->N;
-        const int split = (g->OH + want - 1) / want, split_bands = (g->OH + split - 1) / split;
+        const int split = (YH + want - 1) / want, split_bands = (YH + split - 1) / split;
         const int t = conv_pass_threads(g->N * split_bands, row_work * split);
         if (t > T) rows = split, bands = split_bands, T = t;
     }
-    /* One image shared by T threads: thread t's bands cover output rows
-     * row_at[t] .. row_at[t+1]-1, cut at its learnt speed (balance_impl.h),
-     * in `per` bands of equal rows. Equal bands otherwise. */
+    /* One image shared by T threads: thread t's bands cover rows row_at[t]
+     * .. row_at[t+1]-1 of y, cut at its learnt speed (balance_impl.h), in
+     * `per` bands of equal rows. Equal bands otherwise. */
     const int balanced = g->N == 1 && T > 1 && T <= HEED_CONV_BALANCE_THREADS && bands % T == 0;
     const int per = balanced ? bands / T : 0;
     double cut[HEED_CONV_BALANCE_THREADS + 1], seconds[HEED_CONV_BALANCE_THREADS] = {0};
     int row_at[HEED_CONV_BALANCE_THREADS + 1];
     if (balanced) {
-        heed_balance_split(l->thread_speed, T, g->OH, 1, row_at, cut);
-        rows = heed_balance_most_units(T, g->OH, per); /* whatever the speeds */
+        heed_balance_split(l->thread_speed, T, YH, 1, row_at, cut);
+        rows = heed_balance_most_units(T, YH, per); /* whatever the speeds */
     }
-    const size_t planes = (size_t)phase_planes(g) * plane_size(g, rows) + planes_slack(g);
-    const size_t per_thread = planes + OUT_GROUP * grid_size(g, rows);
+    /* The most output rows a band computes. */
+    const int out_rows = pool ? (2 * rows + 1 < g->OH ? 2 * rows + 1 : g->OH) : rows;
+    const size_t planes = (size_t)phase_planes(g) * plane_size(g, out_rows) + planes_slack(g);
+    const size_t per_thread = planes + OUT_GROUP * grid_size(g, out_rows);
     float *work;
     HEED_TRY(heed_scratch_get(&conv_work(l)->col, per_thread * T, &work));
     const int items = g->N * bands;
     grid_taps_fn *taps = grid_taps_for_kernel();
     if (T == 1) { /* also inside a caller's parallel region: this thread does it all */
         for (int it = 0; it < items; it++) {
-            int i0, i1;
-            item_rows(g, it, bands, rows, per, row_at, &i0, &i1);
-            if (i1 > i0) few_band(l, g, taps, x, y, it / bands, i0, i1 - i0, work, work + planes, p);
+            int u0, u1;
+            item_rows(YH, it, bands, rows, per, row_at, &u0, &u1);
+            if (u1 > u0)
+                few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, work, work + planes, p, pool);
         }
         return HEED_OK;
     }
@@ -364,9 +434,9 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
         /* Static: balanced, thread t takes bands t*per onwards. */
 #pragma omp for schedule(static) nowait
         for (int it = 0; it < items; it++) {
-            int i0, i1;
-            item_rows(g, it, bands, rows, per, row_at, &i0, &i1);
-            if (i1 > i0) few_band(l, g, taps, x, y, it / bands, i0, i1 - i0, q, q + planes, p);
+            int u0, u1;
+            item_rows(YH, it, bands, rows, per, row_at, &u0, &u1);
+            if (u1 > u0) few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, q, q + planes, p, pool);
         }
         if (balanced) seconds[t] = conv_now() - start;
     }

@@ -319,10 +319,17 @@ heed_status heed_conv_direct_backward(heed_conv2d *l, const heed_conv_geom *g, c
                                       const float *dy, float *dx, int fresh);
 
 /* conv2d_few.c: whether a forward takes the route for few input channels
- * per group (stride 1), and that forward. */
+ * per group, and that forward; with `pool`, y gets the 3 x 3, stride 2,
+ * padding 1 max pool of the output instead (heed_conv_pooled_side). */
 int heed_conv_few_fits(const heed_conv_geom *g);
 heed_status heed_conv_few_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
-                                  float *y, const heed_conv_post *p);
+                                  float *y, const heed_conv_post *p, int pool);
+
+/* The widest output the pooled forward takes. */
+#define HEED_CONV_POOL_MAX_WIDTH 4096
+
+/* The side of the 3 x 3, stride 2, padding 1 max pool of an output side. */
+static inline int heed_conv_pooled_side(int side) { return (side - 1) / 2 + 1; }
 
 /* conv2d_shifted.c: whether a convolution's forward takes the shifted path,
  * that forward, and the backward of a stride-1 one that does (dx NULL, or

@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "max3s2_impl.h"
 #include "parallel.h"
 #include "wide.h"
 
@@ -36,10 +37,8 @@
  * stay in a small local array while the loops stream over channels. */
 #define CP_BLOCK 256
 
-/* PyTorch's rule: NaN is a maximum, and otherwise only a strictly larger
- * value replaces the current one, so ties keep the first. Written with |
- * rather than || so that loops using it compile to vector selects. */
-static inline int beats(float v, float best) { return (v > best) | (v != v); }
+/* PyTorch's rule (max3s2_impl.h): NaN is a maximum, ties keep the first. */
+static inline int beats(float v, float best) { return heed_max_beats(v, best); }
 
 /* Output columns per block in the window loops: the block's running
  * maxima, indices or sums stay in small local arrays. */
@@ -197,13 +196,10 @@ static void max2_plane_forward(const heed_pool2d *l, const float *restrict xp, f
     }
 }
 
-/* The 3 x 3 window with stride 2 and padding 1 (ResNet's stem), forward:
- * a window's maximum does not depend on the order its pixels are taken in
- * (a NaN wins whatever comes after), so each output row takes the maxima
- * of its three input rows column by column, then of each column triple;
- * both loops vectorize. Backward keeps the general loops, which also pick
- * the first maximum. */
-static int is_max3s2(const heed_pool2d *l) {
+/* The 3 x 3 window with stride 2 and padding 1 (ResNet's stem), forward,
+ * a row at a time (max3s2_impl.h). Backward keeps the general loops,
+ * which also pick the first maximum. */
+int heed_pool2d_is_max3s2(const heed_pool2d *l) {
     return l->cfg.kind == HEED_POOL_MAX && l->cfg.k == 3 && l->cfg.stride == 2 &&
            l->cfg.pad == 1 && l->base.in_w <= 4096;
 }
@@ -214,28 +210,7 @@ HEED_WIDE static void max3s2_plane_forward(const heed_pool2d *l, const float *re
     float col[4096]; /* one output row's column maxima, in_w wide */
     for (int i = 0; i < l->base.out_h; i++) {
         const int r0 = 2 * i - 1 < 0 ? 0 : 2 * i - 1, r1 = 2 * i + 2 < H ? 2 * i + 2 : H;
-        const float *restrict a = xp + (size_t)r0 * W;
-        for (int j = 0; j < W; j++) col[j] = a[j];
-        for (int r = r0 + 1; r < r1; r++) {
-            const float *restrict b = xp + (size_t)r * W;
-            for (int j = 0; j < W; j++) col[j] = beats(b[j], col[j]) ? b[j] : col[j];
-        }
-        float *restrict yr = yp + (size_t)i * OW;
-        /* Window j covers columns 2j-1 .. 2j+1, clipped to the row. */
-        yr[0] = col[0];
-        if (W > 1) yr[0] = beats(col[1], yr[0]) ? col[1] : yr[0];
-        const int jin = (W - 2) / 2 + 1 < OW ? (W - 2) / 2 + 1 : OW; /* windows with 2j+1 < W */
-        for (int j = 1; j < jin; j++) {
-            float m = col[2 * j - 1], v = col[2 * j];
-            m = beats(v, m) ? v : m;
-            v = col[2 * j + 1], m = beats(v, m) ? v : m;
-            yr[j] = m;
-        }
-        for (int j = jin > 1 ? jin : 1; j < OW; j++) {
-            float m = col[2 * j - 1];
-            if (2 * j < W) m = beats(col[2 * j], m) ? col[2 * j] : m;
-            yr[j] = m;
-        }
+        heed_max3s2_row(xp + (size_t)r0 * W, (size_t)W, r1 - r0, W, OW, col, yp + (size_t)i * OW);
     }
 }
 
@@ -302,7 +277,8 @@ heed_status heed_pool2d_forward(heed_pool2d *l, const heed_tensor *x, heed_tenso
     const int N = x->n, C = x->c;
     const size_t HW = (size_t)x->h * x->w, L = (size_t)l->base.out_h * l->base.out_w;
     HEED_TRY(heed_tensor_ensure(y, N, C, l->base.out_h, l->base.out_w));
-    const int is_max = l->cfg.kind == HEED_POOL_MAX, max2 = is_max2(l), max3 = is_max3s2(l);
+    const int is_max = l->cfg.kind == HEED_POOL_MAX, max2 = is_max2(l);
+    const int max3 = heed_pool2d_is_max3s2(l);
     PARALLEL_IF((size_t)N * C * HW > PAR_MIN, "omp parallel for collapse(2) schedule(static)",
         for (int n = 0; n < N; n++)
             for (int c = 0; c < C; c++) {

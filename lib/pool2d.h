@@ -61,6 +61,11 @@ heed_status heed_pool2d_new(heed_pool2d **out, const heed_pool2d_cfg *cfg, const
  * aliases x. */
 heed_status heed_pool2d_forward(heed_pool2d *l, const heed_tensor *x, heed_tensor *y);
 
+/* Whether l is the 3 x 3, stride 2, padding 1 max pool of ResNet's stem,
+ * which a convolution before it can compute in its own output pass
+ * (heed_conv2d's fuse_pool; the same bits). */
+int heed_pool2d_is_max3s2(const heed_pool2d *l);
+
 /* dx += the gradient for dy (N, C, OH, OW); dx NULL does nothing. Max
  * pooling finds each window's maximum again in x. Errors: HEED_ERR_SHAPE. */
 heed_status heed_pool2d_backward(heed_pool2d *l, const heed_tensor *x, const heed_tensor *dy,

@@ -14,6 +14,9 @@
  *     statistics as a per-channel scale and shift; nothing in between is
  *     stored, and the weights are read as they are on each call, so
  *     training steps and loaded models are reflected at once.
+ *   conv, bn, relu, 3x3/2 max pool (ResNet's stem, inference): the same,
+ *     the convolution pooling its own output (heed_conv2d's fuse_pool), so
+ *     the full-size output is never written and read back.
  *   bn, relu  (any mode): heed_batchnorm_forward_relu; backward uses the
  *     relu's output as the mask (heed_batchnorm_backward_relu).
  *   residual, relu  (inference): the block's sum and the relu in one pass
@@ -50,6 +53,7 @@ enum {
     STEP_CONV_RELU,    /* conv, relu */
     STEP_CONV_BN,      /* conv, bn */
     STEP_CONV_BN_RELU, /* conv, bn, relu */
+    STEP_CONV_BN_RELU_POOL, /* conv, bn, relu, 3x3/2 max pool */
     STEP_RESIDUAL_RELU /* residual, relu */
 };
 
@@ -58,7 +62,7 @@ enum {
 enum { PLAN_TRAIN, PLAN_LEAN, PLAN_FULL };
 
 static int step_len(int kind) {
-    return kind == STEP_CONV_BN_RELU ? 3 : kind == STEP_ONE ? 1 : 2;
+    return kind == STEP_CONV_BN_RELU_POOL ? 4 : kind == STEP_CONV_BN_RELU ? 3 : kind == STEP_ONE ? 1 : 2;
 }
 
 static int is_type(const heed_layer *l, const char *type) { return !strcmp(l->ops->type, type); }
@@ -71,6 +75,10 @@ static void make_plan(heed_seq *s, int mode) {
         if (mode == PLAN_LEAN && is_type(c[i], "conv")) {
             if (more >= 1 && is_type(c[i + 1], "bn") && !c[i + 1]->training)
                 kind = more >= 2 && is_type(c[i + 2], "relu") ? STEP_CONV_BN_RELU : STEP_CONV_BN;
+            if (kind == STEP_CONV_BN_RELU && more >= 3 && is_type(c[i + 3], "maxpool") &&
+                heed_pool2d_is_max3s2((heed_pool2d *)c[i + 3]) &&
+                heed_conv2d_can_pool((heed_conv2d *)c[i]))
+                kind = STEP_CONV_BN_RELU_POOL;
             else if (more >= 1 && is_type(c[i + 1], "relu"))
                 kind = STEP_CONV_RELU;
         } else if (is_type(c[i], "bn") && more >= 1 && is_type(c[i + 1], "relu")) {
@@ -109,7 +117,7 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
     if (kind == STEP_RESIDUAL_RELU)
         return forward_fused_relu(l, &((heed_residual *)l)->fuse_relu, in, out);
     heed_conv2d *conv = (heed_conv2d *)l;
-    if (kind == STEP_CONV_BN || kind == STEP_CONV_BN_RELU) {
+    if (kind == STEP_CONV_BN || kind == STEP_CONV_BN_RELU || kind == STEP_CONV_BN_RELU_POOL) {
         float *affine;
         HEED_TRY(heed_scratch_get(&s->affine, 2 * (size_t)l->out_c, &affine));
         HEED_TRY(heed_batchnorm_scale_shift((heed_batchnorm *)s->children[i + 1], affine,
@@ -117,10 +125,11 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
         conv->fuse_scale = affine;
         conv->fuse_shift = affine + l->out_c;
     }
-    conv->fuse_relu = kind == STEP_CONV_RELU || kind == STEP_CONV_BN_RELU;
+    conv->fuse_relu = kind != STEP_CONV_BN;
+    conv->fuse_pool = kind == STEP_CONV_BN_RELU_POOL;
     heed_status st = heed_layer_forward(l, in, out);
     conv->fuse_scale = conv->fuse_shift = NULL;
-    conv->fuse_relu = 0;
+    conv->fuse_relu = conv->fuse_pool = 0;
     return st;
 }
 

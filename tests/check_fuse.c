@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "activation.h"
 #include "batchnorm.h"
 #include "conv2d.h"
@@ -337,6 +341,76 @@ START_TEST(attention_ending_a_residual_body_adds_the_sum) {
 }
 END_TEST
 
+/* A first layer with a batch norm, relu and the 3 x 3, stride 2, padding 1
+ * max pool after it (ResNet's stem, and the same on one channel at stride
+ * 1) pools its own output in inference: the same bits as the convolution
+ * with its batch norm and relu (heed_conv2d_forward_fused, which the plain
+ * layers match to rounding) and then the pool layer, on odd sizes, batches of 3 and 1, one thread and three
+ * (bands, cut at the threads' speeds, whose pooled rows share an output
+ * row with the band before), with negative batch-norm scales (the pool
+ * must take the maxima after them) and a NaN in the input; the pool layer
+ * itself is never called. */
+static const char *const stem_texts[] = {
+    "input 3 45 37\nconv name=c out=12 k=7 stride=2 pad=3 bias=0\nbn name=b\nrelu name=r\n"
+    "maxpool name=p k=3 stride=2 pad=1\n",
+    "input 1 30 29\nconv name=c out=9 k=3 pad=1\nbn name=b\nrelu name=r\n"
+    "maxpool name=p k=3 stride=2 pad=1\n",
+    "input 3 224 224\nconv name=c out=16 k=7 stride=2 pad=3 bias=0\nbn name=b\nrelu name=r\n"
+    "maxpool name=p k=3 stride=2 pad=1\n",
+    /* rows so wide that one thread too goes in bands */
+    "input 1 21 3000\nconv name=c out=8 k=3 pad=1\nbn name=b\nrelu name=r\n"
+    "maxpool name=p k=3 stride=2 pad=1\n",
+};
+
+START_TEST(stem_pools_its_own_output) {
+    heed_net *net = parse_net(stem_texts[_i], 21 + _i);
+    heed_net_set_training(net, 0);
+    heed_batchnorm *bn = (heed_batchnorm *)find(net, "b");
+    for (int o = 0; o < bn->cfg.c; o += 3) bn->gamma[o] = -bn->gamma[o];
+    ck_assert(heed_conv2d_can_pool((heed_conv2d *)find(net, "c")));
+    const int C = find(net, "c")->in_c, H = find(net, "c")->in_h, W = find(net, "c")->in_w;
+    heed_tensor x, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 3, C, H, W), HEED_OK);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 31 + _i);
+    x.data[heed_tensor_count(&x) / 2 + 5] = NAN;
+    heed_conv2d *conv = (heed_conv2d *)find(net, "c");
+    heed_layer *pool = find(net, "p");
+    float *scale = malloc(2 * (size_t)bn->cfg.c * sizeof(float)), *shift = scale + bn->cfg.c;
+    ck_assert_int_eq(heed_batchnorm_scale_shift(bn, scale, shift), HEED_OK);
+    heed_tensor full = {0}, want = {0};
+#ifdef _OPENMP
+    const int saved = omp_get_max_threads();
+#endif
+    for (int threads = 1; threads <= 3; threads += 2)
+        for (int n = 3; n >= 1; n -= 2) {
+#ifdef _OPENMP
+            omp_set_num_threads(threads);
+#endif
+            heed_tensor xn = heed_tensor_view(x.data, n, C, H, W);
+            ck_assert_int_eq(heed_conv2d_forward_fused(conv, &xn, &full, scale, shift, 1), HEED_OK);
+            ck_assert_int_eq(heed_layer_forward(pool, &full, &want), HEED_OK);
+            heed_layer_profile(1);
+            heed_layer_profile_clear(pool);
+            ck_assert_int_eq(heed_tensor_ensure(&y, want.n, want.c, want.h, want.w), HEED_OK);
+            for (size_t i = 0; i < heed_tensor_count(&y); i++) y.data[i] = NAN;
+            ck_assert_int_eq(heed_net_forward(net, &xn, &y), HEED_OK);
+            heed_layer_profile(0);
+            ck_assert_int_eq(pool->forward_calls, 0);
+            ck_assert(heed_tensor_same_shape(&y, &want));
+            for (size_t i = 0; i < heed_tensor_count(&want); i++)
+                ck_assert_msg(!memcmp(&y.data[i], &want.data[i], sizeof(float)),
+                              "net %d, %d threads, batch %d: element %zu is %g, want %g", _i,
+                              threads, n, i, y.data[i], want.data[i]);
+        }
+#ifdef _OPENMP
+    omp_set_num_threads(saved);
+#endif
+    free(scale);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&full), heed_tensor_free(&want);
+    heed_net_free(net);
+}
+END_TEST
+
 START_TEST(inference_forward_reuses_its_buffers) {
     heed_net *net = make_net(3);
     heed_net_set_training(net, 0);
@@ -515,6 +589,8 @@ Suite *heed_suite_fuse(void) {
     tcase_add_test(tc, inference_sequence_matches_layer_by_layer);
     tcase_add_test(tc, inference_forward_reuses_its_buffers);
     tcase_add_test(tc, attention_ending_a_residual_body_adds_the_sum);
+    tcase_add_loop_test(tc, stem_pools_its_own_output, 0,
+                        (int)(sizeof stem_texts / sizeof stem_texts[0]));
     tcase_add_test(tc, training_sequence_matches_layer_by_layer);
     tcase_add_test(tc, backward_after_inference_forward);
     tcase_add_test(tc, training_sequence_gradients_match_finite_differences);
