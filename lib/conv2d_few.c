@@ -305,13 +305,21 @@ static void post_rows_in_place(float *grid, int Wq, int rows, int OW, const post
  * layer takes them). */
 HEED_WIDE
 static void pool_rows(const float *grid, int Wq, int i0, const geom *g, int u0, int units,
-                      float *y) {
+                      float *y, int wide) {
     const int PW = heed_conv_pooled_side(g->OW);
-    float col[MAX_POOL_WIDTH];
+    float col[MAX_POOL_WIDTH + 64];
     for (int u = u0; u < u0 + units; u++) {
         const int r0 = 2 * u - 1 < 0 ? 0 : 2 * u - 1, r1 = 2 * u + 2 < g->OH ? 2 * u + 2 : g->OH;
-        heed_max3s2_row(grid + (size_t)(r0 - i0) * Wq, (size_t)Wq, r1 - r0, g->OW, PW, col,
-                        y + (size_t)(u - u0) * PW);
+        const float *first = grid + (size_t)(r0 - i0) * Wq;
+        float *yu = y + (size_t)(u - u0) * PW;
+#ifdef HEED_MAX3S2_AVX512
+        if (wide) {
+            heed_max3s2_row_avx512(first, (size_t)Wq, r1 - r0, g->OW, PW, col, yu);
+            continue;
+        }
+#endif
+        (void)wide;
+        heed_max3s2_row(first, (size_t)Wq, r1 - r0, g->OW, PW, col, yu);
     }
 }
 
@@ -332,7 +340,7 @@ static void band_output_rows(const geom *g, int pool, int u0, int units, int *i0
  * rows (or their pool) to y. */
 static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_taps, const float *x,
                      float *y, int n, int u0, int units, float *q, float *grid, const post *p,
-                     int pool) {
+                     int pool, int wide) {
     int i0, i1;
     band_output_rows(g, pool, u0, units, &i0, &i1);
     const int rows = i1 - i0, Wq = grid_width(g);
@@ -358,7 +366,7 @@ static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_tap
                     continue;
                 }
                 if (p) post_rows_in_place(grid + k * ldg, Wq, rows, g->OW, p, o + k);
-                pool_rows(grid + k * ldg, Wq, i0, g, u0, units, yo);
+                pool_rows(grid + k * ldg, Wq, i0, g, u0, units, yo, wide);
             }
         }
     }
@@ -417,12 +425,16 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
     HEED_TRY(heed_scratch_get(&conv_work(l)->col, per_thread * T, &work));
     const int items = g->N * bands;
     grid_taps_fn *taps = grid_taps_for_kernel();
+    /* The pool's AVX-512 rows with the kernel's (the same bits as the
+     * portable ones, which a test, or HEED_GEMM_KERNEL, can choose). */
+    const int wide = pool && !strcmp(heed_gemm_kernel_name(), "avx512");
     if (T == 1) { /* also inside a caller's parallel region: this thread does it all */
         for (int it = 0; it < items; it++) {
             int u0, u1;
             item_rows(YH, it, bands, rows, per, row_at, &u0, &u1);
             if (u1 > u0)
-                few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, work, work + planes, p, pool);
+                few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, work, work + planes, p, pool,
+                         wide);
         }
         return HEED_OK;
     }
@@ -436,7 +448,8 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
         for (int it = 0; it < items; it++) {
             int u0, u1;
             item_rows(YH, it, bands, rows, per, row_at, &u0, &u1);
-            if (u1 > u0) few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, q, q + planes, p, pool);
+            if (u1 > u0)
+                few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, q, q + planes, p, pool, wide);
         }
         if (balanced) seconds[t] = conv_now() - start;
     }

@@ -47,4 +47,54 @@ static inline __attribute__((always_inline)) void heed_max3s2_row(const float *r
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#include <immintrin.h>
+#include <math.h>
+
+#define HEED_MAX3S2_AVX512 1
+#define HEED_MAX3S2_TARGET __attribute__((target("avx512f,avx2,avx,fma")))
+
+/* m, or v where v beats it, lane by lane. */
+static inline __attribute__((always_inline)) HEED_MAX3S2_TARGET __m512 heed_max3s2_vbeats(__m512 v,
+                                                                                         __m512 m) {
+    const __mmask16 take =
+        _mm512_cmp_ps_mask(m, v, _CMP_LT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_mask_blend_ps(take, m, v);
+}
+
+/* heed_max3s2_row with AVX-512, 16 outputs at a time, the same maxima in
+ * the same order (so the same bits): the column maxima go to col[1 ..
+ * W] with -inf on either side (padding never beats a pixel, and leaves
+ * -inf where a window holds only -inf), so that every window reads
+ * columns 2j-1, 2j, 2j+1, picked out of two vectors by permutes. GCC
+ * leaves the portable triples scalar, a branch on the data each. col
+ * holds W + 64 floats. */
+static inline HEED_MAX3S2_TARGET void heed_max3s2_row_avx512(const float *first, size_t ld, int rows,
+                                                      int W, int OW, float *col, float *y) {
+    const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i odds = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    col[0] = -INFINITY;
+    for (int j = W; j < 2 * OW + 48; j++) col[1 + j] = -INFINITY;
+    for (int r = 0; r < rows; r++) {
+        const float *a = first + (size_t)r * ld;
+        for (int j = 0; j < W; j += 16) {
+            const __mmask16 m = W - j < 16 ? (__mmask16)((1u << (W - j)) - 1) : (__mmask16)0xFFFF;
+            const __m512 v = _mm512_maskz_loadu_ps(m, a + j);
+            _mm512_mask_storeu_ps(col + 1 + j, m,
+                                  r == 0 ? v : heed_max3s2_vbeats(v, _mm512_loadu_ps(col + 1 + j)));
+        }
+    }
+    for (int j = 0; j < OW; j += 16) {
+        /* Columns 2j-1 .. 2j+30 sit at col[2j] .. col[2j+31]. */
+        const __m512 lo = _mm512_loadu_ps(col + 2 * j), hi = _mm512_loadu_ps(col + 2 * j + 16);
+        const __m512 left = _mm512_permutex2var_ps(lo, evens, hi);
+        const __m512 mid = _mm512_permutex2var_ps(lo, odds, hi);
+        const __m512 right = _mm512_permutex2var_ps(_mm512_loadu_ps(col + 2 * j + 2), evens,
+                                                    _mm512_loadu_ps(col + 2 * j + 18));
+        const __mmask16 m = OW - j < 16 ? (__mmask16)((1u << (OW - j)) - 1) : (__mmask16)0xFFFF;
+        _mm512_mask_storeu_ps(y + j, m, heed_max3s2_vbeats(right, heed_max3s2_vbeats(mid, left)));
+    }
+}
+#endif
+
 #endif

@@ -7,6 +7,8 @@
 #include <omp.h>
 #endif
 
+#include "gemm.h"
+#include "max3s2_impl.h"
 #include "pool2d.h"
 #include "testutil.h"
 
@@ -315,6 +317,30 @@ START_TEST(max_3x3_stride2_windows_match_definition) {
 }
 END_TEST
 
+/* The row routine's AVX-512 form (the stem's fused pool uses it) gives
+ * the portable one's bits: every width to 130, one to three rows, with
+ * negatives, -infs, NaNs and zeros of both signs (ties keep the first). */
+START_TEST(max3s2_row_avx512_equals_portable) {
+#ifdef HEED_MAX3S2_AVX512
+    if (!heed_gemm_kernel_available("avx512")) return;
+    float x[3 * 130], col[130 + 64], want[65], got[65 + 16];
+    for (int W = 1; W <= 130; W++)
+        for (int rows = 1; rows <= 3; rows++) {
+            tu_fill_uniform(x, 3 * 130, -2, 2, 1000 + W * 3 + rows);
+            for (int i = 0; i < 3 * 130; i += 7) x[i] = i % 2 ? 0.0f : -0.0f;
+            x[W / 2] = -INFINITY;
+            if (W > 5) x[130 + W - 2] = NAN;
+            const int OW = (W - 1) / 2 + 1;
+            heed_max3s2_row(x, 130, rows, W, OW, col, want);
+            for (int j = 0; j < OW + 16; j++) got[j] = 12345.0f;
+            heed_max3s2_row_avx512(x, 130, rows, W, OW, col, got);
+            ck_assert_msg(!memcmp(got, want, (size_t)OW * sizeof(float)), "W %d rows %d", W, rows);
+            ck_assert_float_eq(got[OW], 12345.0f); /* nothing past the row */
+        }
+#endif
+}
+END_TEST
+
 START_TEST(global_pool_layers) {
     for (int kind = 0; kind <= 1; kind++) {
         pool_ctx c = {0};
@@ -457,6 +483,7 @@ Suite *heed_suite_pool2d(void) {
                         (int)(sizeof grad_cfgs / sizeof grad_cfgs[0]));
     tcase_add_test(tc, global_pools_forward_and_ties);
     tcase_add_test(tc, fused_global_pools_and_2x2_windows);
+    tcase_add_test(tc, max3s2_row_avx512_equals_portable);
     tcase_add_test(tc, max_3x3_stride2_windows_match_definition);
     tcase_add_test(tc, global_pool_layers);
     tcase_add_test(tc, channel_pool_max_first_then_mean);
