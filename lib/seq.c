@@ -47,14 +47,14 @@
 #include "pool2d.h"
 
 enum {
-    STEP_SKIP,         /* run by an earlier child's step */
-    STEP_ONE,          /* the child alone */
-    STEP_BN_RELU,      /* bn, relu */
-    STEP_CONV_RELU,    /* conv, relu */
-    STEP_CONV_BN,      /* conv, bn */
-    STEP_CONV_BN_RELU, /* conv, bn, relu */
+    STEP_SKIP,              /* run by an earlier child's step */
+    STEP_ONE,               /* the child alone */
+    STEP_BN_RELU,           /* bn, relu */
+    STEP_CONV_RELU,         /* conv, relu */
+    STEP_CONV_BN,           /* conv, bn */
+    STEP_CONV_BN_RELU,      /* conv, bn, relu */
     STEP_CONV_BN_RELU_POOL, /* conv, bn, relu, 3x3/2 max pool */
-    STEP_RESIDUAL_RELU /* residual, relu */
+    STEP_RESIDUAL_RELU      /* residual, relu */
 };
 
 /* Plans: training; inference keeping only what the next step needs (lean);
@@ -62,7 +62,10 @@ enum {
 enum { PLAN_TRAIN, PLAN_LEAN, PLAN_FULL };
 
 static int step_len(int kind) {
-    return kind == STEP_CONV_BN_RELU_POOL ? 4 : kind == STEP_CONV_BN_RELU ? 3 : kind == STEP_ONE ? 1 : 2;
+    return kind == STEP_CONV_BN_RELU_POOL ? 4
+           : kind == STEP_CONV_BN_RELU    ? 3
+           : kind == STEP_ONE             ? 1
+                                          : 2;
 }
 
 static int is_type(const heed_layer *l, const char *type) { return !strcmp(l->ops->type, type); }
@@ -73,14 +76,15 @@ static void make_plan(heed_seq *s, int mode) {
         int kind = STEP_ONE;
         const int more = s->count - 1 - i; /* children after i */
         if (mode == PLAN_LEAN && is_type(c[i], "conv")) {
-            if (more >= 1 && is_type(c[i + 1], "bn") && !c[i + 1]->training)
+            if (more >= 1 && is_type(c[i + 1], "bn") && !c[i + 1]->training) {
                 kind = more >= 2 && is_type(c[i + 2], "relu") ? STEP_CONV_BN_RELU : STEP_CONV_BN;
-            if (kind == STEP_CONV_BN_RELU && more >= 3 && is_type(c[i + 3], "maxpool") &&
-                heed_pool2d_is_max3s2((heed_pool2d *)c[i + 3]) &&
-                heed_conv2d_can_pool((heed_conv2d *)c[i]))
-                kind = STEP_CONV_BN_RELU_POOL;
-            else if (more >= 1 && is_type(c[i + 1], "relu"))
+                if (kind == STEP_CONV_BN_RELU && more >= 3 && is_type(c[i + 3], "maxpool") &&
+                    heed_pool2d_is_max3s2((heed_pool2d *)c[i + 3]) &&
+                    heed_conv2d_can_pool((heed_conv2d *)c[i]))
+                    kind = STEP_CONV_BN_RELU_POOL;
+            } else if (more >= 1 && is_type(c[i + 1], "relu")) {
                 kind = STEP_CONV_RELU;
+            }
         } else if (is_type(c[i], "bn") && more >= 1 && is_type(c[i + 1], "relu")) {
             kind = STEP_BN_RELU;
         } else if (mode == PLAN_LEAN && is_type(c[i], "residual") && !c[i]->training &&
