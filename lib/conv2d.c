@@ -51,6 +51,7 @@
 #include <string.h>
 
 #include "conv2d_impl.h"
+#include "max3s2_impl.h"
 #include "wide.h"
 
 typedef heed_conv_geom geom;
@@ -458,7 +459,7 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
 
 int heed_conv2d_can_pool(const heed_conv2d *l) {
     const geom g = geometry(l, 1);
-    return !is_direct(&g) && heed_conv_few_fits(&g) && g.OW <= HEED_CONV_POOL_MAX_WIDTH;
+    return !is_direct(&g) && heed_conv_few_fits(&g) && g.OW <= HEED_MAX3S2_MAX_WIDTH;
 }
 
 static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,

@@ -55,9 +55,6 @@ typedef heed_conv_post post;
  * table on the stack. */
 #define MAX_TAPS 256
 
-/* Output widths the pooled forward takes (its column maxima on the stack). */
-#define MAX_POOL_WIDTH HEED_CONV_POOL_MAX_WIDTH
-
 /* Strides this route takes: S*S phases of ICg <= 4 channels stay few planes. */
 #define FEW_MAX_STRIDE 4
 
@@ -307,7 +304,10 @@ HEED_WIDE
 static void pool_rows(const float *grid, int Wq, int i0, const geom *g, int u0, int units,
                       float *y, int wide) {
     const int PW = heed_conv_pooled_side(g->OW);
-    float col[MAX_POOL_WIDTH + 64];
+    float col[HEED_MAX3S2_COL_FLOATS]; /* OW <= HEED_MAX3S2_MAX_WIDTH: heed_conv2d_can_pool */
+#ifdef HEED_MAX3S2_AVX512
+    if (wide) heed_max3s2_col_init(col, g->OW);
+#endif
     for (int u = u0; u < u0 + units; u++) {
         const int r0 = 2 * u - 1 < 0 ? 0 : 2 * u - 1, r1 = 2 * u + 2 < g->OH ? 2 * u + 2 : g->OH;
         const float *first = grid + (size_t)(r0 - i0) * Wq;

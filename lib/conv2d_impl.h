@@ -325,9 +325,6 @@ int heed_conv_few_fits(const heed_conv_geom *g);
 heed_status heed_conv_few_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
                                   float *y, const heed_conv_post *p, int pool);
 
-/* The widest output the pooled forward takes. */
-#define HEED_CONV_POOL_MAX_WIDTH 4096
-
 /* The side of the 3 x 3, stride 2, padding 1 max pool of an output side. */
 static inline int heed_conv_pooled_side(int side) { return (side - 1) / 2 + 1; }
 

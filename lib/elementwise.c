@@ -112,38 +112,23 @@ static heed_status check_grads(const char *fn, const heed_tensor *x, const heed_
     return HEED_OK;
 }
 
-heed_status heed_mul_channel_forward(const heed_tensor *x, const heed_tensor *s, heed_tensor *y) {
-    HEED_TRY(check_channel("heed_mul_channel_forward", x, s));
-    HEED_TRY(size_output(y, x->n, x->c, x->h, x->w));
+/* y = x * s (broadcast over H, W), plus a (shaped like x; NULL for none)
+ * and then relu when `relu`. The product is rounded before the sum (no
+ * contraction under -std=c11), so with a it is what a separate sum gives. */
+static void scale_planes(const heed_tensor *x, const float *sd, const float *ad, int relu,
+                         float *yd) {
     const size_t planes = (size_t)x->n * x->c, HW = (size_t)x->h * x->w;
-    const float *xd = x->data, *sd = s->data;
-    float *yd = y->data;
+    const float *xd = x->data;
     PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
         for (size_t p = 0; p < planes; p++) {
             const float sv = sd[p], *xp = xd + p * HW;
             float *yp = yd + p * HW;
-            _Pragma("omp simd")
-            for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * sv;
-        });
-    return HEED_OK;
-}
-
-heed_status heed_mul_channel_add_forward(const heed_tensor *x, const heed_tensor *s,
-                                         const heed_tensor *a, int relu, heed_tensor *y) {
-    static const char fn[] = "heed_mul_channel_add_forward";
-    HEED_TRY(check_channel(fn, x, s));
-    HEED_CHECK_SHAPE(heed_tensor_same_shape(x, a), "%s: x is " SHAPE_FMT " but a is " SHAPE_FMT,
-                     fn, SHAPE_ARGS(x), SHAPE_ARGS(a));
-    HEED_TRY(size_output(y, x->n, x->c, x->h, x->w));
-    const size_t planes = (size_t)x->n * x->c, HW = (size_t)x->h * x->w;
-    const float *xd = x->data, *sd = s->data, *ad = a->data;
-    float *yd = y->data;
-    PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
-        for (size_t p = 0; p < planes; p++) {
-            const float sv = sd[p], *xp = xd + p * HW, *ap = ad + p * HW;
-            float *yp = yd + p * HW;
-            /* The product is rounded before the sum (no contraction under
-             * -std=c11), as in the two passes. */
+            if (!ad) {
+                _Pragma("omp simd")
+                for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * sv;
+                continue;
+            }
+            const float *ap = ad + p * HW;
             if (relu) {
                 _Pragma("omp simd")
                 for (size_t i = 0; i < HW; i++) {
@@ -155,6 +140,23 @@ heed_status heed_mul_channel_add_forward(const heed_tensor *x, const heed_tensor
                 for (size_t i = 0; i < HW; i++) yp[i] = xp[i] * sv + ap[i];
             }
         });
+}
+
+heed_status heed_mul_channel_forward(const heed_tensor *x, const heed_tensor *s, heed_tensor *y) {
+    HEED_TRY(check_channel("heed_mul_channel_forward", x, s));
+    HEED_TRY(size_output(y, x->n, x->c, x->h, x->w));
+    scale_planes(x, s->data, NULL, 0, y->data);
+    return HEED_OK;
+}
+
+heed_status heed_mul_channel_add_forward(const heed_tensor *x, const heed_tensor *s,
+                                         const heed_tensor *a, int relu, heed_tensor *y) {
+    static const char fn[] = "heed_mul_channel_add_forward";
+    HEED_TRY(check_channel(fn, x, s));
+    HEED_CHECK_SHAPE(heed_tensor_same_shape(x, a), "%s: x is " SHAPE_FMT " but a is " SHAPE_FMT,
+                     fn, SHAPE_ARGS(x), SHAPE_ARGS(a));
+    HEED_TRY(size_output(y, x->n, x->c, x->h, x->w));
+    scale_planes(x, s->data, a->data, relu, y->data);
     return HEED_OK;
 }
 

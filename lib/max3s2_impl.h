@@ -13,6 +13,11 @@
 
 #include <stddef.h>
 
+/* The widest input row (W) the routines below take, and the floats of
+ * column scratch (col) they need for it. */
+#define HEED_MAX3S2_MAX_WIDTH 4096
+#define HEED_MAX3S2_COL_FLOATS (HEED_MAX3S2_MAX_WIDTH + 64)
+
 /* PyTorch's rule: NaN is a maximum, and otherwise only a strictly larger
  * value replaces the current one, so ties keep the first. Written with |
  * rather than || so that loops using it compile to vector selects. */
@@ -62,19 +67,25 @@ static inline __attribute__((always_inline)) HEED_MAX3S2_TARGET __m512 heed_max3
     return _mm512_mask_blend_ps(take, m, v);
 }
 
+/* Readies col for heed_max3s2_row_avx512 on rows W wide: -inf on either
+ * side of where the column maxima go (col[1 .. W]). Once for any number
+ * of rows: those only write col[1 .. W]. */
+static inline void heed_max3s2_col_init(float *col, int W) {
+    col[0] = -INFINITY;
+    for (int j = W + 1; j <= W + 49; j++) col[j] = -INFINITY; /* the reads reach W + 32 */
+}
+
 /* heed_max3s2_row with AVX-512, 16 outputs at a time, the same maxima in
  * the same order (so the same bits): the column maxima go to col[1 ..
- * W] with -inf on either side (padding never beats a pixel, and leaves
- * -inf where a window holds only -inf), so that every window reads
- * columns 2j-1, 2j, 2j+1, picked out of two vectors by permutes. GCC
- * leaves the portable triples scalar, a branch on the data each. col
- * holds W + 64 floats. */
+ * W] with -inf on either side (heed_max3s2_col_init: padding never beats
+ * a pixel, and leaves -inf where a window holds only -inf), so that every
+ * window reads columns 2j-1, 2j, 2j+1, picked out of two vectors by
+ * permutes. GCC leaves the portable triples scalar, a branch on the data
+ * each. */
 static inline HEED_MAX3S2_TARGET void heed_max3s2_row_avx512(const float *first, size_t ld, int rows,
                                                       int W, int OW, float *col, float *y) {
     const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odds = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    col[0] = -INFINITY;
-    for (int j = W; j < 2 * OW + 48; j++) col[1 + j] = -INFINITY;
     for (int r = 0; r < rows; r++) {
         const float *a = first + (size_t)r * ld;
         for (int j = 0; j < W; j += 16) {

@@ -201,13 +201,13 @@ static void max2_plane_forward(const heed_pool2d *l, const float *restrict xp, f
  * which also pick the first maximum. */
 int heed_pool2d_is_max3s2(const heed_pool2d *l) {
     return l->cfg.kind == HEED_POOL_MAX && l->cfg.k == 3 && l->cfg.stride == 2 &&
-           l->cfg.pad == 1 && l->base.in_w <= 4096;
+           l->cfg.pad == 1 && l->base.in_w <= HEED_MAX3S2_MAX_WIDTH;
 }
 
 HEED_WIDE static void max3s2_plane_forward(const heed_pool2d *l, const float *restrict xp,
                                  float *restrict yp) {
     const int H = l->base.in_h, W = l->base.in_w, OW = l->base.out_w;
-    float col[4096]; /* one output row's column maxima, in_w wide */
+    float col[HEED_MAX3S2_MAX_WIDTH]; /* one output row's column maxima, in_w wide */
     for (int i = 0; i < l->base.out_h; i++) {
         const int r0 = 2 * i - 1 < 0 ? 0 : 2 * i - 1, r1 = 2 * i + 2 < H ? 2 * i + 2 : H;
         heed_max3s2_row(xp + (size_t)r0 * W, (size_t)W, r1 - r0, W, OW, col, yp + (size_t)i * OW);

@@ -333,6 +333,7 @@ START_TEST(max3s2_row_avx512_equals_portable) {
             const int OW = (W - 1) / 2 + 1;
             heed_max3s2_row(x, 130, rows, W, OW, col, want);
             for (int j = 0; j < OW + 16; j++) got[j] = 12345.0f;
+            heed_max3s2_col_init(col, W);
             heed_max3s2_row_avx512(x, 130, rows, W, OW, col, got);
             ck_assert_msg(!memcmp(got, want, (size_t)OW * sizeof(float)), "W %d rows %d", W, rows);
             ck_assert_float_eq(got[OW], 12345.0f); /* nothing past the row */
