@@ -419,6 +419,24 @@ START_TEST(stem_pools_its_own_output) {
 }
 END_TEST
 
+/* A convolution asked to pool its output where it cannot (not on the
+ * few-channel route) says so, naming itself. */
+START_TEST(convolution_that_cannot_pool_says_so) {
+    heed_net *net = parse_net("input 16 9 9\nconv name=c out=8 k=3 pad=1\n", 41);
+    heed_conv2d *conv = (heed_conv2d *)find(net, "c");
+    ck_assert(!heed_conv2d_can_pool(conv));
+    heed_tensor x, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 1, 16, 9, 9), HEED_OK);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 42);
+    conv->fuse_pool = 1;
+    ck_assert_int_eq(heed_layer_forward(&conv->base, &x, &y), HEED_ERR_ARG);
+    conv->fuse_pool = 0;
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), " c: cannot pool"));
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_net_free(net);
+}
+END_TEST
+
 START_TEST(inference_forward_reuses_its_buffers) {
     heed_net *net = make_net(3);
     heed_net_set_training(net, 0);
@@ -597,6 +615,7 @@ Suite *heed_suite_fuse(void) {
     tcase_add_test(tc, inference_sequence_matches_layer_by_layer);
     tcase_add_test(tc, inference_forward_reuses_its_buffers);
     tcase_add_test(tc, attention_ending_a_residual_body_adds_the_sum);
+    tcase_add_test(tc, convolution_that_cannot_pool_says_so);
     tcase_add_loop_test(tc, stem_pools_its_own_output, 0,
                         (int)(sizeof stem_texts / sizeof stem_texts[0]));
     tcase_add_test(tc, training_sequence_matches_layer_by_layer);
