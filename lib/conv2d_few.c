@@ -304,17 +304,14 @@ HEED_WIDE
 static void pool_rows(const float *grid, int Wq, int i0, const geom *g, int u0, int units,
                       float *y, int wide) {
     const int PW = heed_conv_pooled_side(g->OW);
-    float col[HEED_MAX3S2_COL_FLOATS]; /* OW <= HEED_MAX3S2_MAX_WIDTH: heed_conv2d_can_pool */
-#ifdef HEED_MAX3S2_AVX512
-    if (wide) heed_max3s2_col_init(col, g->OW);
-#endif
+    float col[HEED_MAX3S2_MAX_WIDTH]; /* OW <= HEED_MAX3S2_MAX_WIDTH: heed_conv2d_can_pool */
     for (int u = u0; u < u0 + units; u++) {
         const int r0 = 2 * u - 1 < 0 ? 0 : 2 * u - 1, r1 = 2 * u + 2 < g->OH ? 2 * u + 2 : g->OH;
         const float *first = grid + (size_t)(r0 - i0) * Wq;
         float *yu = y + (size_t)(u - u0) * PW;
 #ifdef HEED_MAX3S2_AVX512
         if (wide) {
-            heed_max3s2_row_avx512(first, (size_t)Wq, r1 - r0, g->OW, PW, col, yu);
+            heed_max3s2_row_avx512(first, (size_t)Wq, r1 - r0, g->OW, PW, yu);
             continue;
         }
 #endif

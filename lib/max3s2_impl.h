@@ -13,10 +13,9 @@
 
 #include <stddef.h>
 
-/* The widest input row (W) the routines below take, and the floats of
- * column scratch (col) they need for it. */
+/* The widest input row (W) the routines below take: the portable one's
+ * column scratch (col) is that many floats. */
 #define HEED_MAX3S2_MAX_WIDTH 4096
-#define HEED_MAX3S2_COL_FLOATS (HEED_MAX3S2_MAX_WIDTH + 64)
 
 /* PyTorch's rule: NaN is a maximum, and otherwise only a strictly larger
  * value replaces the current one, so ties keep the first. Written with |
@@ -67,43 +66,50 @@ static inline __attribute__((always_inline)) HEED_MAX3S2_TARGET __m512 heed_max3
     return _mm512_mask_blend_ps(take, m, v);
 }
 
-/* Readies col for heed_max3s2_row_avx512 on rows W wide: -inf on either
- * side of where the column maxima go (col[1 .. W]). Once for any number
- * of rows: those only write col[1 .. W]. */
-static inline void heed_max3s2_col_init(float *col, int W) {
-    col[0] = -INFINITY;
-    for (int j = W + 1; j <= W + 49; j++) col[j] = -INFINITY; /* the reads reach W + 32 */
+/* The maxima over `rows` rows (first, first + ld, ...) of columns c ..
+ * c+15, -inf for columns outside 0 .. W-1: the rows taken in order, as
+ * heed_max3s2_row takes them. Masked loads: the lanes outside the row are
+ * never read (c may be -1). */
+static inline __attribute__((always_inline)) HEED_MAX3S2_TARGET __m512
+heed_max3s2_columns(const float *first, size_t ld, int rows, int W, int c) {
+    const int lo = c < 0 ? -c : 0, hi = W - c < 16 ? W - c : 16;
+    const __mmask16 in = hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : 0;
+    const __m512 pad = _mm512_set1_ps(-INFINITY);
+    __m512 m = _mm512_mask_loadu_ps(pad, in, first + c);
+    for (int r = 1; r < rows; r++)
+        m = heed_max3s2_vbeats(_mm512_mask_loadu_ps(pad, in, first + (size_t)r * ld + c), m);
+    return m;
 }
 
 /* heed_max3s2_row with AVX-512, 16 outputs at a time, the same maxima in
- * the same order (so the same bits): the column maxima go to col[1 ..
- * W] with -inf on either side (heed_max3s2_col_init: padding never beats
- * a pixel, and leaves -inf where a window holds only -inf), so that every
- * window reads columns 2j-1, 2j, 2j+1, picked out of two vectors by
- * permutes. GCC leaves the portable triples scalar, a branch on the data
- * each. */
+ * the same order (so the same bits). Outputs j .. j+15 read columns 2j-1
+ * .. 2j+31: three vectors of column maxima (the third is the next
+ * outputs' first), -inf outside the row (padding never beats a pixel, and
+ * leaves -inf where a window holds only -inf), from which permutes pick
+ * each window's left, middle and right columns. In registers throughout:
+ * through a scratch row, each load of a column maximum waited for the
+ * masked store before it to reach the cache (AMD forwards no masked
+ * store), 60% of the routine's samples. GCC leaves the portable triples
+ * scalar, a branch on the data each. */
 static inline HEED_MAX3S2_TARGET void heed_max3s2_row_avx512(const float *first, size_t ld, int rows,
-                                                      int W, int OW, float *col, float *y) {
+                                                      int W, int OW, float *y) {
     const __m512i evens = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     const __m512i odds = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
-    for (int r = 0; r < rows; r++) {
-        const float *a = first + (size_t)r * ld;
-        for (int j = 0; j < W; j += 16) {
-            const __mmask16 m = W - j < 16 ? (__mmask16)((1u << (W - j)) - 1) : (__mmask16)0xFFFF;
-            const __m512 v = _mm512_maskz_loadu_ps(m, a + j);
-            _mm512_mask_storeu_ps(col + 1 + j, m,
-                                  r == 0 ? v : heed_max3s2_vbeats(v, _mm512_loadu_ps(col + 1 + j)));
-        }
-    }
+    __m512 v0 = heed_max3s2_columns(first, ld, rows, W, -1);
     for (int j = 0; j < OW; j += 16) {
-        /* Columns 2j-1 .. 2j+30 sit at col[2j] .. col[2j+31]. */
-        const __m512 lo = _mm512_loadu_ps(col + 2 * j), hi = _mm512_loadu_ps(col + 2 * j + 16);
-        const __m512 left = _mm512_permutex2var_ps(lo, evens, hi);
-        const __m512 mid = _mm512_permutex2var_ps(lo, odds, hi);
-        const __m512 right = _mm512_permutex2var_ps(_mm512_loadu_ps(col + 2 * j + 2), evens,
-                                                    _mm512_loadu_ps(col + 2 * j + 18));
+        const __m512 v1 = heed_max3s2_columns(first, ld, rows, W, 2 * j + 15);
+        const __m512 v2 = heed_max3s2_columns(first, ld, rows, W, 2 * j + 31);
+        const __m512 left = _mm512_permutex2var_ps(v0, evens, v1);
+        const __m512 mid = _mm512_permutex2var_ps(v0, odds, v1);
+        /* Columns 2j+1 .. 2j+31, odd: the evens of the three shifted by two. */
+        const __m512 a = _mm512_castsi512_ps(
+            _mm512_alignr_epi32(_mm512_castps_si512(v1), _mm512_castps_si512(v0), 2));
+        const __m512 b = _mm512_castsi512_ps(
+            _mm512_alignr_epi32(_mm512_castps_si512(v2), _mm512_castps_si512(v1), 2));
+        const __m512 right = _mm512_permutex2var_ps(a, evens, b);
         const __mmask16 m = OW - j < 16 ? (__mmask16)((1u << (OW - j)) - 1) : (__mmask16)0xFFFF;
         _mm512_mask_storeu_ps(y + j, m, heed_max3s2_vbeats(right, heed_max3s2_vbeats(mid, left)));
+        v0 = v2;
     }
 }
 #endif
