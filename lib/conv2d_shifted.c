@@ -646,52 +646,64 @@ int heed_conv_use_rows(const geom *g) {
            conv_product_columns(g, g->L) == g->L && (size_t)g->R * g->L <= PASS_FLOATS;
 }
 
-/* Channel c of group gi: its copies for every phase the taps read, into
- * the copies z of heed_conv_rows_forward (slot per_slot floats apart). */
-static void rows_copies(const geom *g, const float *x, int gi, int c, const int *slot,
+/* Channels c0 .. c0+nc-1 of group gi: their copies for every phase the
+ * taps read, into the copies z of heed_conv_rows_forward (slot per_slot
+ * floats apart). */
+static void rows_copies(const geom *g, const float *x, int gi, int c0, int nc, const int *slot,
                         size_t per_slot, float *z) {
     const int rows = g->OH + shift_halo(g);
     const size_t ldz = (size_t)rows * g->OW;
     for (int ph = 0; ph < g->S; ph++)
         if (slot[ph] >= 0)
-            shift_copies(g, x, 0, gi * g->ICg + c, 1, ph, 0, rows, ldz,
-                         z + slot[ph] * per_slot + (size_t)c * g->K * ldz);
+            shift_copies(g, x, 0, gi * g->ICg + c0, nc, ph, 0, rows, ldz,
+                         z + slot[ph] * per_slot + (size_t)c0 * g->K * ldz);
+}
+
+/* brow[(c*K + u)*K + v]: the address of im2col row (c, u, v) in the
+ * copies z (rows_copies' layout): copy (c, v) of phase p_u from its row
+ * q_u - qmin on. */
+static void rows_table(const geom *g, const float *z, const int *slot, size_t per_slot,
+                       const float **brow) {
+    const int K = g->K, qmin = tap_shift(g, 0);
+    const size_t ldz = (size_t)(g->OH + shift_halo(g)) * g->OW;
+    for (int u = 0; u < K; u++) {
+        const float *tap = z + slot[tap_phase(g, u)] * per_slot + (size_t)(tap_shift(g, u) - qmin) * g->OW;
+        for (int c = 0; c < g->ICg; c++)
+            for (int v = 0; v < K; v++)
+                brow[((size_t)c * K + u) * K + v] = tap + ((size_t)c * K + v) * ldz;
+    }
 }
 
 heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                    const post *p) {
-    const int K = g->K, qmin = tap_shift(g, 0), rows = g->OH + shift_halo(g);
-    const size_t ldz = (size_t)rows * g->OW, per_slot = (size_t)g->ICg * K * ldz;
+    const size_t ldz = (size_t)(g->OH + shift_halo(g)) * g->OW, per_slot = (size_t)g->ICg * g->K * ldz;
     int slot[SHIFT_MAX_STRIDE];
     const int slots = phase_slots(g, slot);
-    float *z, *table;
-    HEED_TRY(heed_scratch_get(&conv_work(l)->col, per_slot * slots, &z));
-    /* The row addresses, in float scratch (64-byte aligned: heed_alloc). */
-    HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, (size_t)g->R * sizeof(float *) / sizeof(float), &table));
-    /* The same addresses serve every group: each group's copies are made
-     * in the same place. */
-    const float **brow = (const float **)(void *)table;
-    for (int c = 0; c < g->ICg; c++)
-        for (int u = 0; u < K; u++) {
-            const float *tap =
-                z + slot[tap_phase(g, u)] * per_slot + (size_t)(tap_shift(g, u) - qmin) * g->OW;
-            for (int v = 0; v < K; v++)
-                brow[((size_t)c * K + u) * K + v] = tap + ((size_t)c * K + v) * ldz;
-        }
+    const size_t zn = per_slot * slots;
     const int T = conv_max_threads();
-    if (g->G == 1 && T > 1 && T <= HEED_CONV_BALANCE_THREADS && g->OCg >= 16 * T &&
-        per_slot * slots >= PAR_MIN) {
-        /* One region: the copies by channels, then each thread's rows of the
-         * product, cut at the threads' learnt speeds (a product split into
-         * two tasks left one thread waiting on the other). */
+    const int balanced = g->G == 1 && T > 1 && T <= HEED_CONV_BALANCE_THREADS &&
+                         g->OCg >= 16 * T && zn >= PAR_MIN;
+    const int copies = balanced ? T : 1;
+    float *z, *table;
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, zn * copies, &z));
+    /* The row addresses, in float scratch (64-byte aligned: heed_alloc). */
+    const size_t table_floats = (size_t)g->R * sizeof(float *) / sizeof(float);
+    HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, table_floats * copies, &table));
+    if (balanced) {
+        /* One region, no barrier: each thread makes the copies of every
+         * channel for itself, then its rows of the product, cut at the
+         * threads' learnt speeds (a product split into two tasks left one
+         * thread waiting on the other). Each thread packs all of B from
+         * its copies, so copies shared between the threads (each making
+         * half) were each read by the other core: on two threads the
+         * copies and the packing took 4x their one-thread time, 9% of the
+         * stage's. Making them twice costs less. */
         int at[HEED_CONV_BALANCE_THREADS + 1];
         double cut[HEED_CONV_BALANCE_THREADS + 1], seconds[HEED_CONV_BALANCE_THREADS] = {0};
         heed_balance_split(l->thread_speed, T, g->OCg, 8, at, cut);
         heed_status st = HEED_OK;
 #pragma omp parallel num_threads(T)
         {
-#pragma omp for schedule(static)
-            for (int c = 0; c < g->ICg; c++) rows_copies(g, x, 0, c, slot, per_slot, z);
             /* Rows r0 .. r1-1: this thread's share; equal shares if fewer
              * threads came (the missing ones' zero seconds then keep
              * heed_balance_note from learning anything). */
@@ -700,6 +712,10 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
             if (team != T) conv_chunk_range(g->OCg, team, t, &r0, &r1);
             const double start = conv_now();
             if (r1 > r0) {
+                float *zt = z + t * zn;
+                const float **brow = (const float **)(void *)(table + t * table_floats);
+                rows_table(g, zt, slot, per_slot, brow);
+                rows_copies(g, x, 0, 0, g->ICg, slot, per_slot, zt);
                 conv_post_at pat;
                 heed_gemm_epilogue epi;
                 conv_note(&st, heed_gemm_rows(r1 - r0, g->L, g->R, 1.0f, l->w + (size_t)r0 * g->R,
@@ -711,11 +727,19 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
         if (st == HEED_OK) heed_balance_note(l->thread_speed, T, cut, seconds);
         return conv_workers_done(st, l, "heed_conv2d_forward");
     }
+    /* The same addresses serve every group: each group's copies are made
+     * in the same place. */
+    const float **brow = (const float **)(void *)table;
+    rows_table(g, z, slot, per_slot, brow);
     for (int gi = 0; gi < g->G; gi++) {
-        /* The copies by channels, in parallel when they are large enough:
-         * the product's threads wait for them. */
-        PARALLEL_IF(per_slot * slots >= PAR_MIN, "omp parallel for schedule(static)",
-            for (int c = 0; c < g->ICg; c++) rows_copies(g, x, gi, c, slot, per_slot, z););
+        /* The copies by channels, in parallel when they are large enough
+         * (the product's threads wait for them), else in one call. */
+        if (T > 1 && zn >= PAR_MIN && !PAR_NESTED()) {
+#pragma omp parallel for schedule(static)
+            for (int c = 0; c < g->ICg; c++) rows_copies(g, x, gi, c, 1, slot, per_slot, z);
+        } else {
+            rows_copies(g, x, gi, 0, g->ICg, slot, per_slot, z);
+        }
         float *C = y + (size_t)gi * g->OCg * g->L;
         conv_post_at at;
         heed_gemm_epilogue epi;
