@@ -667,7 +667,8 @@ static void rows_table(const geom *g, const float *z, const int *slot, size_t pe
     const int K = g->K, qmin = tap_shift(g, 0);
     const size_t ldz = (size_t)(g->OH + shift_halo(g)) * g->OW;
     for (int u = 0; u < K; u++) {
-        const float *tap = z + slot[tap_phase(g, u)] * per_slot + (size_t)(tap_shift(g, u) - qmin) * g->OW;
+        const float *tap =
+            z + slot[tap_phase(g, u)] * per_slot + (size_t)(tap_shift(g, u) - qmin) * g->OW;
         for (int c = 0; c < g->ICg; c++)
             for (int v = 0; v < K; v++)
                 brow[((size_t)c * K + u) * K + v] = tap + ((size_t)c * K + v) * ldz;
@@ -676,7 +677,8 @@ static void rows_table(const geom *g, const float *z, const int *slot, size_t pe
 
 heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                    const post *p) {
-    const size_t ldz = (size_t)(g->OH + shift_halo(g)) * g->OW, per_slot = (size_t)g->ICg * g->K * ldz;
+    const size_t ldz = (size_t)(g->OH + shift_halo(g)) * g->OW;
+    const size_t per_slot = (size_t)g->ICg * g->K * ldz;
     int slot[SHIFT_MAX_STRIDE];
     const int slots = phase_slots(g, slot);
     const size_t zn = per_slot * slots;
