@@ -698,8 +698,8 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
          * thread waiting on the other). Each thread packs all of B from
          * its copies, so copies shared between the threads (each making
          * half) were each read by the other core: on two threads the
-         * copies and the packing took 4x their one-thread time, 9% of the
-         * stage's. Making them twice costs less. */
+         * copies and the packing took 4x their one-thread time, 11% of the
+         * stage's samples. Making them twice costs less. */
         int at[HEED_CONV_BALANCE_THREADS + 1];
         double cut[HEED_CONV_BALANCE_THREADS + 1], seconds[HEED_CONV_BALANCE_THREADS] = {0};
         heed_balance_split(l->thread_speed, T, g->OCg, 8, at, cut);
