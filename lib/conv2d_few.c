@@ -296,27 +296,47 @@ static void post_rows_in_place(float *grid, int Wq, int rows, int OW, const post
     }
 }
 
+/* One pooled row y (OW wide) from the `rows` (1..3) output rows from
+ * first on, ld apart, W wide, through col (W floats of scratch, which the
+ * AVX-512 row does without): max3s2_impl.h's routines, which give the pool
+ * layer's bits. */
+typedef void pool_row_fn(const float *first, size_t ld, int rows, int W, int OW, float *col,
+                         float *y);
+
+HEED_WIDE static void pool_row_portable(const float *first, size_t ld, int rows, int W, int OW,
+                                        float *col, float *y) {
+    heed_max3s2_row(first, ld, rows, W, OW, col, y);
+}
+
+#ifdef HEED_MAX3S2_AVX512
+HEED_MAX3S2_TARGET static void pool_row_avx512(const float *first, size_t ld, int rows, int W,
+                                               int OW, float *col, float *y) {
+    (void)col;
+    heed_max3s2_row_avx512(first, ld, rows, W, OW, y);
+}
+#endif
+
+/* The pool's rows follow heed_gemm's kernel, as the grid's blocks do: AVX-512
+ * where it runs (the same bits as the portable ones, which a test, or
+ * HEED_GEMM_KERNEL, can choose). */
+static pool_row_fn *pool_row_for_kernel(void) {
+#ifdef HEED_MAX3S2_AVX512
+    if (!strcmp(heed_gemm_kernel_name(), "avx512")) return pool_row_avx512;
+#endif
+    return pool_row_portable;
+}
+
 /* Pooled rows u0 .. u0+units-1 (of PW) into y from the grid's rows, output
  * rows i0 on (their post() applied): each the 3 x 3, stride 2 max of the
- * rows 2u-1 .. 2u+1 that lie in the image (max3s2_impl.h, as the pool
- * layer takes them). */
-HEED_WIDE
+ * rows 2u-1 .. 2u+1 that lie in the image. */
 static void pool_rows(const float *grid, int Wq, int i0, const geom *g, int u0, int units,
-                      float *y, int wide) {
+                      float *y, pool_row_fn *pool_row) {
     const int PW = heed_conv_pooled_side(g->OW);
     float col[HEED_MAX3S2_MAX_WIDTH]; /* OW <= HEED_MAX3S2_MAX_WIDTH: heed_conv2d_can_pool */
     for (int u = u0; u < u0 + units; u++) {
         const int r0 = 2 * u - 1 < 0 ? 0 : 2 * u - 1, r1 = 2 * u + 2 < g->OH ? 2 * u + 2 : g->OH;
-        const float *first = grid + (size_t)(r0 - i0) * Wq;
-        float *yu = y + (size_t)(u - u0) * PW;
-#ifdef HEED_MAX3S2_AVX512
-        if (wide) {
-            heed_max3s2_row_avx512(first, (size_t)Wq, r1 - r0, g->OW, PW, yu);
-            continue;
-        }
-#endif
-        (void)wide;
-        heed_max3s2_row(first, (size_t)Wq, r1 - r0, g->OW, PW, col, yu);
+        pool_row(grid + (size_t)(r0 - i0) * Wq, (size_t)Wq, r1 - r0, g->OW, PW, col,
+                 y + (size_t)(u - u0) * PW);
     }
 }
 
@@ -331,13 +351,14 @@ static void band_output_rows(const geom *g, int pool, int u0, int units, int *i0
     *i1 = 2 * (u0 + units) < g->OH ? 2 * (u0 + units) : g->OH;
 }
 
-/* Rows u0 .. u0+units-1 of y for image n (output rows, or pooled ones),
- * every group: the phase planes of the output rows they need into q, then
- * output channels a group of OUT_GROUP at a time through the grid, kept
- * rows (or their pool) to y. */
+/* Rows u0 .. u0+units-1 of y for image n (output rows, or, with pool_row,
+ * pooled ones), every group: the phase planes of the output rows they need
+ * into q, then output channels a group of OUT_GROUP at a time through the
+ * grid, kept rows (or their pool) to y. */
 static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_taps, const float *x,
                      float *y, int n, int u0, int units, float *q, float *grid, const post *p,
-                     int pool, int wide) {
+                     pool_row_fn *pool_row) {
+    const int pool = pool_row != NULL;
     int i0, i1;
     band_output_rows(g, pool, u0, units, &i0, &i1);
     const int rows = i1 - i0, Wq = grid_width(g);
@@ -363,7 +384,7 @@ static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_tap
                     continue;
                 }
                 if (p) post_rows_in_place(grid + k * ldg, Wq, rows, g->OW, p, o + k);
-                pool_rows(grid + k * ldg, Wq, i0, g, u0, units, yo, wide);
+                pool_rows(grid + k * ldg, Wq, i0, g, u0, units, yo, pool_row);
             }
         }
     }
@@ -422,16 +443,14 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
     HEED_TRY(heed_scratch_get(&conv_work(l)->col, per_thread * T, &work));
     const int items = g->N * bands;
     grid_taps_fn *taps = grid_taps_for_kernel();
-    /* The pool's AVX-512 rows with the kernel's (the same bits as the
-     * portable ones, which a test, or HEED_GEMM_KERNEL, can choose). */
-    const int wide = pool && !strcmp(heed_gemm_kernel_name(), "avx512");
+    pool_row_fn *pool_row = pool ? pool_row_for_kernel() : NULL;
     if (T == 1) { /* also inside a caller's parallel region: this thread does it all */
         for (int it = 0; it < items; it++) {
             int u0, u1;
             item_rows(YH, it, bands, rows, per, row_at, &u0, &u1);
             if (u1 > u0)
-                few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, work, work + planes, p, pool,
-                         wide);
+                few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, work, work + planes, p,
+                         pool_row);
         }
         return HEED_OK;
     }
@@ -446,7 +465,7 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
             int u0, u1;
             item_rows(YH, it, bands, rows, per, row_at, &u0, &u1);
             if (u1 > u0)
-                few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, q, q + planes, p, pool, wide);
+                few_band(l, g, taps, x, y, it / bands, u0, u1 - u0, q, q + planes, p, pool_row);
         }
         if (balanced) seconds[t] = conv_now() - start;
     }

@@ -325,8 +325,9 @@ int heed_conv_few_fits(const heed_conv_geom *g);
 heed_status heed_conv_few_forward(heed_conv2d *l, const heed_conv_geom *g, const float *x,
                                   float *y, const heed_conv_post *p, int pool);
 
-/* The side of the 3 x 3, stride 2, padding 1 max pool of an output side. */
-static inline int heed_conv_pooled_side(int side) { return (side - 1) / 2 + 1; }
+/* The side of the 3 x 3, stride 2, padding 1 max pool of an output side
+ * (the pool's windows are sized as a convolution's). */
+static inline int heed_conv_pooled_side(int side) { return heed_conv2d_out_size(side, 3, 2, 1, 1); }
 
 /* conv2d_shifted.c: whether a convolution's forward takes the shifted path,
  * that forward, and the backward of a stride-1 one that does (dx NULL, or
