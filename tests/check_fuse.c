@@ -346,11 +346,11 @@ END_TEST
  * max pool after it (ResNet's stem, and the same on one channel at stride
  * 1) pools its own output in inference: the same bits as the convolution
  * with its batch norm and relu (heed_conv2d_forward_fused, which the plain
- * layers match to rounding) and then the pool layer, on odd sizes, batches of 3 and 1, one thread and three
- * (bands, cut at the threads' speeds, whose pooled rows share an output
- * row with the band before), with negative batch-norm scales (the pool
- * must take the maxima after them) and a NaN in the input; the pool layer
- * itself is never called. */
+ * layers match to rounding) and then the pool layer, on odd sizes,
+ * batches of 3 and 1, one thread and three (bands, cut at the threads'
+ * speeds, whose pooled rows share an output row with the band before),
+ * with negative batch-norm scales (the pool must take the maxima after
+ * them) and a NaN in the input; the pool layer itself is never called. */
 static const char *const stem_texts[] = {
     "input 3 45 37\nconv name=c out=12 k=7 stride=2 pad=3 bias=0\nbn name=b\nrelu name=r\n"
     "maxpool name=p k=3 stride=2 pad=1\n",
