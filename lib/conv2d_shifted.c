@@ -570,23 +570,21 @@ static heed_status shifted_backward_image(const geom *g, const float *x, const f
     return HEED_OK;
 }
 
-/* dW[o, c, u, v] += the chunks' dA[g, u, (c, v), o], chunk by chunk. */
-static void add_weight_gradient(heed_conv2d *l, const geom *g, const float *da, int chunks) {
+/* dW[o, c, u, v] += the chunks' dA[g, u, (c, v), o], summed in chunk order
+ * (into the first chunk's, which is overwritten). */
+static void add_weight_gradient(heed_conv2d *l, const geom *g, float *da, int chunks) {
     const int K = g->K, CK = g->ICg * K;
     const size_t per_chunk = (size_t)g->OC * g->R;
-    PARALLEL_IF(per_chunk * chunks >= PAR_MIN, "omp parallel for schedule(static)",
+    conv_fold_partials(da, per_chunk, chunks);
+    PARALLEL_IF(per_chunk >= PAR_MIN, "omp parallel for schedule(static)",
         for (int oc = 0; oc < g->OC; oc++) {
             const int gi = oc / g->OCg, o = oc % g->OCg;
             for (int c = 0; c < g->ICg; c++) {
                 float *dw = l->dw + ((size_t)oc * g->ICg + c) * K * K;
                 for (int u = 0; u < K; u++)
-                    for (int v = 0; v < K; v++) {
-                        const size_t at = (size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK +
-                                          (size_t)(c * K + v) * g->OCg + o;
-                        float s = 0.0f;
-                        for (int ch = 0; ch < chunks; ch++) s += da[ch * per_chunk + at];
-                        dw[u * K + v] += s;
-                    }
+                    for (int v = 0; v < K; v++)
+                        dw[u * K + v] += da[(size_t)gi * g->OCg * g->R + (size_t)u * g->OCg * CK +
+                                            (size_t)(c * K + v) * g->OCg + o];
             }
         });
 }
