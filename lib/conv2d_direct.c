@@ -345,7 +345,9 @@ heed_status heed_conv_direct_forward(heed_conv2d *l, const geom *g, const float 
 
 heed_status heed_conv_direct_backward(heed_conv2d *l, const geom *g, const float *x,
                                       const float *dy, float *dx, int fresh) {
-    if (g->S == 1) return direct1_backward(l, g, x, dy, dx, fresh);
+    /* direct1_backward pads dy by D*(K-1) - P: padding wider than that
+     * (PyTorch allows any) takes the general loops, which clip each tap. */
+    if (g->S == 1 && g->P <= g->D * (g->K - 1)) return direct1_backward(l, g, x, dy, dx, fresh);
     if (dx && fresh) memset(dx, 0, (size_t)g->N * g->IC * g->H * g->W * sizeof(float));
     direct_backward(l, g, x, dy, dx);
     return HEED_OK;

@@ -351,6 +351,11 @@ static const shape_case path_cases[] = {
     {{.in_c = 24, .out_c = 40, .k = 3, .pad = 1, .bias = 1}, 1, 7, 7},
     {{.in_c = 20, .out_c = 72, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 1, 14, 13},
     {{.in_c = 16, .out_c = 24, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 1, 9, 11},
+    /* padding wider than the kernel's reach on the direct loops (few
+     * channels): their stride-1 backward pads dy by D*(K-1) - P < 0 */
+    {{.in_c = 1, .out_c = 4, .k = 3, .pad = 3}, 2, 12, 11},
+    {{.in_c = 1, .out_c = 1, .k = 1, .pad = 1, .bias = 1}, 2, 8, 8},
+    {{.in_c = 2, .out_c = 2, .k = 3, .pad = 4}, 3, 5, 6},
 };
 
 START_TEST(every_path_matches_the_definition) {
