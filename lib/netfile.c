@@ -420,17 +420,22 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
         heed_seq *body = b->seq;
         /* The shortcut takes the block's input: the body's input shape. */
         int bin[3] = {body->base.in_c, body->base.in_h, body->base.in_w};
-        char name[48];
-        snprintf(name, sizeof name, "%s", b->name);
+        /* The shortcut's block takes the body's place on the stack; it
+         * goes on counting the body's layer types, so that default names
+         * stay unique across the two (a body's conv1 and conv2, then the
+         * shortcut's conv3). */
+        const block body_block = *b;
         p->depth--;
-        heed_status st = open_block(p, BLOCK_SHORTCUT, name, bin);
+        heed_status st = open_block(p, BLOCK_SHORTCUT, body_block.name, bin);
         if (st != HEED_OK) {
             heed_layer_free(&body->base);
             return st;
         }
-        p->stack[p->depth - 1].body = body;
-        /* Keep default names unique across body and shortcut. */
-        p->stack[p->depth - 1].nkeywords = 0;
+        block *sb = &p->stack[p->depth - 1];
+        sb->body = body;
+        sb->nkeywords = body_block.nkeywords;
+        memcpy(sb->keywords, body_block.keywords, sizeof sb->keywords);
+        memcpy(sb->type_counts, body_block.type_counts, sizeof sb->type_counts);
         return HEED_OK;
     }
     heed_settings s;

@@ -90,6 +90,17 @@ START_TEST(default_names_count_per_type) {
     ck_assert_ptr_nonnull(heed_net_find(net, "relu2"));
     ck_assert_ptr_nonnull(heed_net_find(net, "residual1.conv1"));
     heed_net_free(net);
+    /* A shortcut goes on counting its body's types: no clash of names. */
+    const char *shortcut = "input 2 6 6\nresidual\n conv out=4 k=3 stride=2 pad=1\n relu\n"
+                           " conv out=4 k=3 pad=1\nshortcut\n conv out=4 k=1 stride=2\n bn\nend\n";
+    ck_assert_msg(heed_net_parse(&net, shortcut, "t", 1) == HEED_OK, "%s", heed_last_error());
+    const heed_layer *proj = heed_net_find(net, "residual1.conv3");
+    ck_assert_ptr_nonnull(proj);
+    ck_assert_int_eq(proj->in_c, 2); /* the shortcut's 1x1 */
+    ck_assert_int_eq(proj->out_h, 3);
+    ck_assert_ptr_nonnull(heed_net_find(net, "residual1.bn1"));
+    ck_assert_ptr_nonnull(heed_net_find(net, "residual1.relu1"));
+    heed_net_free(net);
 }
 END_TEST
 
