@@ -313,10 +313,12 @@ int cmd_glimpse(int argc, char **argv) {
     const heed_ram_cfg *cfg = heed_ram_config((heed_ram *)ram);
     if (ram->in_c != net->in_c || ram->in_h != net->in_h || ram->in_w != net->in_w ||
         cfg->glimpses > MAX_GLIMPSES) {
+        /* The message names the layer: said before the model goes. */
+        rc = cli_error("glimpse", 1,
+                       "%s: the ram layer %s must read the input image directly, with at most %d glimpses",
+                       o.io.model, ram->name, MAX_GLIMPSES);
         heed_model_free(m);
-        return cli_error("glimpse", 1,
-                         "%s: the ram layer %s must read the input image directly, with at most %d glimpses",
-                         o.io.model, ram->name, MAX_GLIMPSES);
+        return rc;
     }
     int failed = 0;
     for (int i = 0; i < nargs; i++) failed |= glimpse_one(m, (heed_ram *)ram, &o, args[i]);

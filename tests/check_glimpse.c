@@ -314,6 +314,21 @@ START_TEST(errors_are_one_clear_line) {
     snprintf(expect, sizeof expect, "heed glimpse: %s has no ram layer (use heed classify)\n", cnn);
     ck_assert_str_eq(err, expect);
     ck_assert_str_eq(out, "");
+    /* a ram layer behind another layer: the message names it (said before
+     * the model is freed: under the sanitizers this read freed memory) */
+    char late[300];
+    snprintf(late, sizeof late, "%s/late.heed", dir);
+    save_model("input 1 20 20\nmaxpool k=2\n"
+               "ram name=eyes glimpses=2 patch=2 scales=1 glimpse_hidden=4 loc_hidden=4 hidden=4 "
+               "classes=3\n",
+               late);
+    snprintf(args, sizeof args, "--model %s %s", late, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 1);
+    snprintf(expect, sizeof expect,
+             "heed glimpse: %s: the ram layer eyes must read the input image directly, with at "
+             "most 256 glimpses\n",
+             late);
+    ck_assert_str_eq(err, expect);
     /* a missing and a corrupt image fail on their own; the others still run */
     char bad[300];
     snprintf(bad, sizeof bad, "%s/bad.png", dir);
