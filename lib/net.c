@@ -88,6 +88,14 @@ heed_status heed_net_load(heed_net **out, const char *path, uint64_t seed) {
                          err ? "cannot read network file %s" : "%s: larger than 1 MiB, not a network file",
                          path);
     }
+    /* A NUL would end the text early: the rest of the file silently unread. */
+    const char *nul = memchr(text, '\0', n);
+    if (nul) {
+        int line = 1;
+        for (const char *c = text; c < nul; c++) line += *c == '\n';
+        free(text);
+        return heed_fail(HEED_ERR_FORMAT, "%s:%d: a NUL byte: not a text network file", path, line);
+    }
     text[n] = '\0';
     heed_status st = heed_net_parse(out, text, path, seed);
     free(text);

@@ -299,6 +299,24 @@ START_TEST(missing_file_is_an_io_error) {
 }
 END_TEST
 
+/* A NUL byte would end the text early and the layers after it would be
+ * dropped unread: the file is refused, at the NUL's line. */
+START_TEST(nul_byte_is_refused) {
+    char dir[256], path[300];
+    ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "net-nul"), 0);
+    snprintf(path, sizeof path, "%s/nul.net", dir);
+    static const char text[] = "input 1 8 8\nconv out=2 k=3\n\0junk\nflatten\nfc out=3\n";
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(text, 1, sizeof text - 1, f), sizeof text - 1);
+    fclose(f);
+    heed_net *net = (heed_net *)1;
+    ck_assert_int_eq(heed_net_load(&net, path, 1), HEED_ERR_FORMAT);
+    ck_assert_ptr_null(net);
+    ck_assert_msg(strstr(heed_last_error(), "nul.net:3: a NUL byte"), "%s", heed_last_error());
+}
+END_TEST
+
 Suite *heed_suite_net(void) {
     Suite *s = suite_create("net");
     TCase *tc = tcase_create("core");
@@ -309,6 +327,7 @@ Suite *heed_suite_net(void) {
     tcase_add_test(tc, layers_share_the_networks_work_space);
     tcase_add_loop_test(tc, errors_name_the_line, 0, sizeof broken / sizeof broken[0]);
     tcase_add_test(tc, missing_file_is_an_io_error);
+    tcase_add_test(tc, nul_byte_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
