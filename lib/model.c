@@ -88,17 +88,28 @@ static int get_u64(reader *r, uint64_t *v) {
 
 /* ---- metadata as text -------------------------------------------------- */
 
+/* A copy of free text (a recipe: the command line as typed) with each
+ * control character as '?': one line of metadata, which the reader checks
+ * is printable. */
+static const char *one_line(const char *v, char *out, size_t size) {
+    snprintf(out, size, "%s", v);
+    for (char *c = out; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+    return out;
+}
+
 static char *meta_text(const heed_model_meta *m) {
     bytes b = {0};
-    char line[768];
+    char line[768], dataset[sizeof m->dataset], recipe[sizeof m->recipe], cpu[sizeof m->cpu];
 #define LINE(...) (snprintf(line, sizeof line, __VA_ARGS__), put(&b, line, strlen(line)))
     LINE("classes %d\n", m->classes);
     for (int i = 0; i < m->classes; i++) LINE("class %s\n", m->class_names[i]);
     LINE("input_mean %.9g\ninput_std %.9g\n", m->input_mean, m->input_std);
     LINE("dark_background %d\n", m->dark_background);
-    LINE("dataset %s\nrecipe %s\nepochs %d\n", m->dataset, m->recipe, m->epochs);
+    LINE("dataset %s\n", one_line(m->dataset, dataset, sizeof dataset));
+    LINE("recipe %s\nepochs %d\n", one_line(m->recipe, recipe, sizeof recipe), m->epochs);
     LINE("test_accuracy %.6f\ntrain_seconds %.1f\ncpu %s\n", m->test_accuracy, m->train_seconds,
-         m->cpu);
+         one_line(m->cpu, cpu, sizeof cpu));
 #undef LINE
     put(&b, "", 1);
     if (b.failed) {
@@ -125,7 +136,8 @@ static int meta_int(const char *v, int lo, int hi, int *out) {
     return 1;
 }
 
-/* Class names end up in JSON and on terminals: printable text only. */
+/* Metadata text ends up in JSON and on terminals (heed info prints the
+ * recipe): printable text only, no escape sequences. */
 static int printable(const char *v) {
     for (; *v; v++)
         if ((unsigned char)*v < 0x20 || *v == 0x7f) return 0;
@@ -160,8 +172,10 @@ static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) 
         } else if (!strcmp(line, "dark_background")) {
             ok = meta_int(v, 0, 1, &m->dark_background);
         } else if (!strcmp(line, "dataset")) {
+            ok = printable(v);
             snprintf(m->dataset, sizeof m->dataset, "%s", v);
         } else if (!strcmp(line, "recipe")) {
+            ok = printable(v);
             snprintf(m->recipe, sizeof m->recipe, "%s", v);
         } else if (!strcmp(line, "epochs")) {
             ok = meta_int(v, 0, 0x7fffffff, &m->epochs);
@@ -170,6 +184,7 @@ static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) 
         } else if (!strcmp(line, "train_seconds")) {
             ok = meta_float(v, &m->train_seconds) && m->train_seconds >= 0.0f;
         } else if (!strcmp(line, "cpu")) {
+            ok = printable(v);
             snprintf(m->cpu, sizeof m->cpu, "%s", v);
         } /* unknown keys are ignored: newer writers may add some */
         if (!ok) return heed_fail(HEED_ERR_FORMAT, "%s: bad metadata value for %s", path, line);

@@ -237,6 +237,10 @@ static const struct {
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ndark_background 2\n", 0,
      "bad metadata value for dark_background"},
     {META_TEXT, "classes 3\nclass a\nclass \x1b[2Jb\nclass c\n", 0, "bad metadata value for class"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nrecipe heed \x1b]0;title\x07train\n", 0,
+     "bad metadata value for recipe"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ndataset fm\x1b[31mnist\n", 0,
+     "bad metadata value for dataset"},
     {META_TEXT, "classes 3\nclass a\nclass b\n", 0, "lists 2 class names for 3 classes"},
     {NET_TEXT, "input 1 8 8\nflatten\nfc out=3\nfc out=3\n", 0, "parameter tensors"},
     /* a network far larger than the file: refused before its memory is taken */
@@ -336,6 +340,25 @@ START_TEST(class_names_with_control_characters_are_refused) {
 }
 END_TEST
 
+/* Free text (the recipe is the command line as typed) is saved on one
+ * line, each control character as '?', so that it loads again. */
+START_TEST(free_text_with_control_characters_saves_as_one_line) {
+    char path[256];
+    tmp_path(path, sizeof path, "ctrl.heed");
+    heed_model *m = make_model(), *back;
+    snprintf(m->meta.recipe, sizeof m->meta.recipe, "heed train --out \"a\nclasses 9\"\t\x1b[2J");
+    snprintf(m->meta.cpu, sizeof m->meta.cpu, "cpu\r");
+    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
+    ck_assert_msg(heed_model_load(&back, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_str_eq(back->meta.recipe, "heed train --out \"a?classes 9\"??[2J");
+    ck_assert_str_eq(back->meta.cpu, "cpu?");
+    ck_assert_int_eq(back->meta.classes, m->meta.classes);
+    heed_model_free(back);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(save_is_atomic_and_reports_bad_paths) {
     heed_model *m = make_model();
     ck_assert_int_eq(heed_model_save(m, "/tmp/heed-no-such-dir/x/model.heed"), HEED_ERR_IO);
@@ -352,6 +375,7 @@ Suite *heed_suite_model(void) {
     tcase_add_loop_test(tc, crafted_files_fail_with_reasons, 0, sizeof edits / sizeof edits[0]);
     tcase_add_test(tc, metadata_with_crlf_lines_reads);
     tcase_add_test(tc, class_names_with_control_characters_are_refused);
+    tcase_add_test(tc, free_text_with_control_characters_saves_as_one_line);
     tcase_add_test(tc, save_is_atomic_and_reports_bad_paths);
     suite_add_tcase(s, tc);
     return s;
