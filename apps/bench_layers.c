@@ -79,12 +79,12 @@ static void json_row(const bench_case *c, int threads, const char *name, const c
                      long calls, double fwd_ms, double bwd_ms, double share, double gflop,
                      double gflops, double peak) {
     printf("{\"workload\": ");
-    bench_json_string(stdout, c->workload);
+    cli_json_string(stdout, c->workload);
     printf(", \"mode\": \"%s\", \"batch\": %d, \"threads\": %d, \"layer\": ", c->train ? "train" : "infer",
            c->batch, threads);
-    bench_json_string(stdout, name);
+    cli_json_string(stdout, name);
     printf(", \"type\": ");
-    bench_json_string(stdout, type);
+    cli_json_string(stdout, type);
     printf(", \"own\": %s, \"calls\": %ld, \"fwd_ms\": %.4f, \"bwd_ms\": %.4f, \"share\": %.4f, "
            "\"gflop\": %.6f, \"gflops\": %.2f, \"peak_pct\": %.2f",
            own ? "true" : "false", calls, fwd_ms, bwd_ms, share, gflop, gflops,

@@ -189,15 +189,3 @@ double bench_peak_rss_mb(void) {
     return (double)u.ru_maxrss / 1024.0; /* Linux reports kilobytes */
 }
 
-void bench_json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}

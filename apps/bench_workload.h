@@ -83,8 +83,6 @@ void bench_case_close(bench_case *c);
 /* The process's peak resident memory so far, in MB (2^20 bytes). */
 double bench_peak_rss_mb(void);
 
-/* Writes s as a JSON string literal (quoted, escaped). */
-void bench_json_string(FILE *f, const char *s);
 
 /* `heed bench --workload NAME --layers`: times `seconds` of steps (after
  * warm_s of warm-up) with per-layer timing on and prints one row per

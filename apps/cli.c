@@ -11,6 +11,10 @@
 
 #include "error.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 static void print_help(const cli_spec *spec) {
     printf("usage: heed %s %s\n\n%s\n", spec->command, spec->usage, spec->about);
     if (spec->opts && spec->opts[0].name) printf("\noptions:\n");
@@ -136,6 +140,53 @@ int cli_error(const char *command, int code, const char *fmt, ...) {
     va_end(ap);
     fputc('\n', stderr);
     return code;
+}
+
+int cli_threads(const char *command, int threads, int zero_is_default) {
+    if (threads == 0 && zero_is_default) return -1;
+    if (threads < 1 || threads > CLI_MAX_THREADS)
+        return cli_error(command, 2, "--threads must be %s1 .. %d, not %d",
+                         zero_is_default ? "0 (every core) or " : "", CLI_MAX_THREADS, threads);
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#endif
+    return -1;
+}
+
+/* Bytes in the valid UTF-8 sequence at p (1 for ASCII), 0 if none starts
+ * there: no overlong forms, surrogates or code points past U+10FFFF. */
+static int utf8_length(const unsigned char *p) {
+    if (p[0] < 0x80) return 1;
+    int n;
+    unsigned lo = 0x80, hi = 0xbf; /* the second byte's range */
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3, lo = p[0] == 0xe0 ? 0xa0 : 0x80, hi = p[0] == 0xed ? 0x9f : 0xbf;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4, lo = p[0] == 0xf0 ? 0x90 : 0x80, hi = p[0] == 0xf4 ? 0x8f : 0xbf;
+    else
+        return 0;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (int i = 2; i < n; i++)
+        if (p[i] < 0x80 || p[i] > 0xbf) return 0;
+    return n;
+}
+
+void cli_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        const int n = utf8_length(p);
+        if (n == 0)
+            fputs("\\ufffd", f), p++;
+        else if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p), p++;
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\u%04x", *p), p++;
+        else
+            fwrite(p, 1, (size_t)n, f), p += n;
+    }
+    fputc('"', f);
 }
 
 int cli_lib_error(const char *command) { return cli_error(command, 1, "%s", heed_last_error()); }

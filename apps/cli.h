@@ -55,6 +55,20 @@ int cli_error(const char *command, int code, const char *fmt, ...)
  * or prints "heed CMD: cannot create directory ..." and returns 1. */
 int cli_make_dirs(const char *command, const char *dir);
 
+/* --threads N, checked and applied: 1 .. CLI_MAX_THREADS, or 0 for
+ * OpenMP's default (every core) where `zero_is_default`. Returns -1 to go
+ * on, or prints a usage error and returns 2. The cap because libgomp gives
+ * each thread a stack: 100000 of them crashed (a checkpoint's recipe can
+ * carry the number too). */
+#define CLI_MAX_THREADS 1024
+int cli_threads(const char *command, int threads, int zero_is_default);
+
+/* Writes s to f as a JSON string literal: quotes and backslashes escaped,
+ * control characters as \u00XX, and each byte that is not part of valid
+ * UTF-8 (a class name or path from a file) as U+FFFD, so that the line
+ * always parses. */
+void cli_json_string(FILE *f, const char *s);
+
 /* Prints "heed CMD: <heed_last_error()>" and returns 1. */
 int cli_lib_error(const char *command);
 

@@ -119,10 +119,9 @@ static int bench_gemm(int argc, char **argv) {
     if (nargs != 3 || !parse_dim(args[0], &g.M) || !parse_dim(args[1], &g.N) ||
         !parse_dim(args[2], &g.K))
         return cli_error("bench gemm", 2, "wants three sizes M N K (1 .. 1048576)");
-    if (threads < 1) return cli_error("bench gemm", 2, "--threads must be at least 1");
+    if ((rc = cli_threads("bench gemm", threads, 0)) >= 0) return rc;
     if (!(seconds > 0.0f)) return cli_error("bench gemm", 2, "--seconds must be positive");
     if (kernel && heed_gemm_set_kernel(kernel) != HEED_OK) return cli_lib_error("bench gemm");
-    omp_set_num_threads(threads);
 
     size_t na = (size_t)g.M * g.K, nb = (size_t)g.K * g.N, nc = (size_t)g.M * g.N;
     g.A = heed_alloc(sizeof(float) * na);
@@ -265,7 +264,7 @@ static int run_case(const wl_opts *o, const char *path, const char *name) {
     double rss = bench_peak_rss_mb(), ips = o->batch / t.median;
     if (o->json) {
         printf("{\"workload\": ");
-        bench_json_string(stdout, name);
+        cli_json_string(stdout, name);
         printf(", \"mode\": \"%s\", \"batch\": %d, \"threads\": %d, \"images_per_s\": %.2f, "
                "\"ms_per_batch\": %.4f, \"ms_min\": %.4f, \"ms_max\": %.4f, \"iters\": %d, "
                "\"heed\": \"%s\", \"kernel\": \"%s\", \"peak_rss_mb\": %.1f, \"malloc\": \"%s\"}\n",
@@ -425,11 +424,10 @@ static int bench_workload(int argc, char **argv) {
     if (o.all && o.layers) return cli_error("bench", 2, "--layers wants one case, not --all");
     if (o.filter && !o.all) return cli_error("bench", 2, "--filter goes with --all");
     if (o.batch < 1 || o.batch > 1 << 16) return cli_error("bench", 2, "--batch must be 1 .. 65536");
-    if (o.threads < 1) return cli_error("bench", 2, "--threads must be at least 1");
+    if ((rc = cli_threads("bench", o.threads, 0)) >= 0) return rc;
     if (!(o.seconds > 0.0f)) return cli_error("bench", 2, "--seconds must be positive");
     if (o.peak_gflops < 0.0f) return cli_error("bench", 2, "--peak-gflops must be positive");
     if (o.kernel && heed_gemm_set_kernel(o.kernel) != HEED_OK) return cli_lib_error("bench");
-    omp_set_num_threads(o.threads);
     if (o.all) return run_all(&o);
 
     char path[4096], name[64];

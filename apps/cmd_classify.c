@@ -112,7 +112,7 @@ static heed_status heat_map(heed_model *m, const classify_opts *o, const image_r
 static void print_result(const heed_model *m, const classify_opts *o, const image_run *r, int first) {
     if (o->io.json) {
         printf("%s{\"image\": ", first ? "" : ",\n ");
-        json_string(r->path);
+        cli_json_string(stdout, r->path);
         printf(", \"inverted\": %s, ", r->inverted ? "true" : "false");
         image_run_json_top(r, m, 1);
         image_run_json_overlay(r);

@@ -1,5 +1,4 @@
 /* cmd_eval.c -- `heed eval`: test accuracy, per-class accuracy, confusion matrix. */
-#include <omp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -7,15 +6,6 @@
 #include "evaluate.h"
 
 const char cmd_eval_summary[] = "measure a model's accuracy on its dataset's test split";
-
-static void print_json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') putchar('\\');
-        putchar(*s);
-    }
-    putchar('"');
-}
 
 static void report(const heed_model *m, const eval_result *r, int count, int json) {
     int k = r->classes;
@@ -25,7 +15,7 @@ static void report(const heed_model *m, const eval_result *r, int count, int jso
             long total = 0;
             for (int j = 0; j < k; j++) total += r->confusion[(size_t)i * k + j];
             printf("%s{\"name\": ", i ? ", " : "");
-            print_json_string(m->meta.class_names[i]);
+            cli_json_string(stdout, m->meta.class_names[i]);
             printf(", \"accuracy\": %.6f, \"count\": %ld}",
                    total ? (double)r->confusion[(size_t)i * k + i] / total : 0.0, total);
         }
@@ -78,7 +68,7 @@ int cmd_eval(int argc, char **argv) {
     if (nargs) return cli_error("eval", 2, "unexpected argument '%s'", args[0]);
     if (!model_path) return cli_error("eval", 2, "--model MODEL is required");
     if (batch < 1) return cli_error("eval", 2, "--batch must be positive");
-    if (threads > 0) omp_set_num_threads(threads);
+    if ((rc = cli_threads("eval", threads, 1)) >= 0) return rc;
     heed_model *m;
     if (heed_model_load(&m, model_path) != HEED_OK) return cli_lib_error("eval");
     heed_dataset d = {0};

@@ -197,9 +197,9 @@ static void print_result(const heed_model *m, const glimpse_opts *o, const image
     const float *probs = r->probs.data;
     if (o->io.json) {
         printf("{\"image\": ");
-        json_string(r->path);
+        cli_json_string(stdout, r->path);
         printf(", \"class\": ");
-        json_string(m->meta.class_names[order[0]]);
+        cli_json_string(stdout, m->meta.class_names[order[0]]);
         printf(", \"label\": %d, \"probability\": %.6f, \"inverted\": %s, ", order[0], probs[order[0]],
                r->inverted ? "true" : "false");
         image_run_json_top(r, m, 1);

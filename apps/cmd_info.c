@@ -82,8 +82,10 @@ int cmd_info(int argc, char **argv) {
     size_t params = heed_params_trainable(&net->params);
     const heed_layer *root = &net->root->base;
     if (json) {
-        printf("{\"file\": \"%s\", \"input\": [%d, %d, %d], \"output\": [%d, %d, %d], \"layers\": [",
-               args[0], net->in_c, net->in_h, net->in_w, root->out_c, root->out_h, root->out_w);
+        printf("{\"file\": ");
+        cli_json_string(stdout, args[0]);
+        printf(", \"input\": [%d, %d, %d], \"output\": [%d, %d, %d], \"layers\": [", net->in_c,
+               net->in_h, net->in_w, root->out_c, root->out_h, root->out_w);
         heed_net_visit(net, show, &c);
         printf("], \"params\": %zu, \"flops\": %.0f", params, flops);
         if (m) printf(", \"classes\": %d, \"test_accuracy\": %.6f, \"epochs\": %d", m->meta.classes,

@@ -1,5 +1,6 @@
 /* cmd_train.c -- `heed train`: trains a network on a dataset, evaluating on
  * the test split after each epoch and checkpointing so --resume continues. */
+#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,17 +40,29 @@ static heed_status save_checkpoint(const heed_model *m, const heed_optim *o, int
     return st;
 }
 
-static heed_status restore_checkpoint(heed_optim *o, const heed_chunk *c, int epochs, int *epoch) {
+static heed_status restore_checkpoint(heed_optim *o, const heed_chunk *c, int epochs, int *epoch,
+                                      const char *path) {
     size_t total = o->params->total;
     if (!c || c->size != 16 + 2 * total * sizeof(float))
-        return heed_fail(HEED_ERR_FORMAT, "checkpoint has no optimizer state for this network");
+        return heed_fail(HEED_ERR_FORMAT, "%s: checkpoint has no optimizer state for this network",
+                         path);
     uint64_t head[2];
     memcpy(head, c->data, 16);
     /* Epochs done, at most the run's; steps far below a long's range. */
     if (head[1] > (uint64_t)epochs || head[0] > ((uint64_t)1 << 48))
         return heed_fail(HEED_ERR_FORMAT,
-                         "checkpoint records %llu epochs and %llu steps done, for a run of %d epochs",
-                         (unsigned long long)head[1], (unsigned long long)head[0], epochs);
+                         "%s: checkpoint records %llu epochs and %llu steps done, for a run of %d epochs",
+                         path, (unsigned long long)head[1], (unsigned long long)head[0], epochs);
+    /* As the model's parameters are checked: a NaN momentum would train to
+     * a NaN model, exit 0, and save what no loader accepts. The second
+     * moments (AdamW's v) are squares. */
+    for (size_t i = 0; i < 2 * total; i++) {
+        float f;
+        memcpy(&f, c->data + 16 + i * sizeof(float), sizeof f);
+        if (!isfinite(f) || (i >= total && f < 0.0f))
+            return heed_fail(HEED_ERR_FORMAT, "%s: checkpoint's optimizer state holds %g at %s %zu",
+                             path, f, i < total ? "first moment" : "second moment", i % total);
+    }
     o->steps = (long)head[0];
     *epoch = (int)head[1];
     if (o->m) memcpy(o->m, c->data + 16, total * sizeof(float));
@@ -160,7 +173,7 @@ static int train(const train_opts *o) {
     if (st == HEED_OK) st = heed_optim_init(&opt, &ocfg, &m->net->params);
     if (st == HEED_OK && o->resume)
         st = restore_checkpoint(&opt, heed_chunk_find(extra, nextra, "OPTM"), o->epochs,
-                                &start_epoch);
+                                &start_epoch, o->resume);
     order = malloc((size_t)tr.count * sizeof *order);
     labels = malloc((size_t)o->batch * sizeof *labels);
     if (st == HEED_OK && (!order || !labels)) st = heed_fail(HEED_ERR_NOMEM, "out of memory");
@@ -340,6 +353,6 @@ int cmd_train(int argc, char **argv) {
     if (!o.net && !o.resume) return cli_error("train", 2, "--net FILE is required (or --resume CKPT)");
     if (o.epochs < 1 || o.batch < 1 || o.lr <= 0)
         return cli_error("train", 2, "--epochs, --batch and --lr must be positive");
-    if (o.threads > 0) omp_set_num_threads(o.threads);
+    if ((rc = cli_threads("train", o.threads, 1)) >= 0) return rc;
     return train(&o);
 }

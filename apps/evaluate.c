@@ -7,9 +7,20 @@
 
 #include "loss.h"
 
+/* A dataset of 1xSxS images against the model's input (0: any). */
+static heed_status check_shape(const char *name, int S, int c, int h, int w) {
+    if ((c && c != 1) || (h && h != S) || (w && w != S))
+        return heed_fail(HEED_ERR_SHAPE, "dataset %s has 1x%dx%d images but the model takes "
+                         "%dx%dx%d inputs", name, S, S, c, h, w);
+    return HEED_OK;
+}
+
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
                          int limit, int c, int h, int w) {
-    if (!strcmp(name, "fmnist")) return heed_fmnist_load(d, data_dir, train, limit);
+    if (!strcmp(name, "fmnist")) {
+        HEED_TRY(check_shape(name, 28, c, h, w));
+        return heed_fmnist_load(d, data_dir, train, limit);
+    }
     if (!strncmp(name, "folder:", 7)) {
         /* A folder dataset has no split of its own: train/ and test/ below it. */
         char root[4096];
@@ -19,10 +30,7 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
     heed_canvas_cfg cfg;
     if (heed_canvas_preset(&cfg, name, train) != HEED_OK)
         return heed_fail(HEED_ERR_ARG, "unknown dataset '%s' (" DATASET_NAMES ")", name);
-    const int S = cfg.size;
-    if ((c && c != 1) || (h && h != S) || (w && w != S))
-        return heed_fail(HEED_ERR_SHAPE, "dataset %s has 1x%dx%d images but the model takes "
-                         "%dx%dx%d inputs", name, S, S, c, h, w);
+    HEED_TRY(check_shape(name, cfg.size, c, h, w));
     return heed_canvas_load(d, &cfg, data_dir, train, limit);
 }
 

@@ -3,7 +3,6 @@
 
 #include <libgen.h>
 #include <math.h>
-#include <omp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,15 +69,6 @@ void output_path(char *out, size_t size, const char *dir, const char *image, con
     snprintf(out, size, "%s/%s-%s.%s", dir, name, suffix, ext);
 }
 
-void json_string(const char *s) {
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') putchar('\\');
-        if ((unsigned char)*s >= 0x20) putchar(*s);
-    }
-    putchar('"');
-}
-
 image_cmd image_cmd_defaults(const char *command, const char *colormap) {
     return (image_cmd){.command = command, .colormap = colormap, .invert = "auto", .format = "png",
                        .top = 3};
@@ -113,13 +103,12 @@ int image_cmd_check(const image_cmd *c, int nargs) {
     if (!c->model) return cli_error(c->command, 2, "--model MODEL is required");
     if (nargs == 0) return cli_error(c->command, 2, "give at least one image");
     if (c->top < 1) return cli_error(c->command, 2, "--top must be at least 1");
-    return -1;
+    return cli_threads(c->command, c->threads, 1);
 }
 
 int image_cmd_open(image_cmd *c, heed_model **m) {
     if (heed_colormap_parse(c->colormap, &c->cm) != HEED_OK) return cli_lib_error(c->command);
     if (c->overlay && cli_make_dirs(c->command, c->overlay)) return 1;
-    if (c->threads > 0) omp_set_num_threads(c->threads);
     if (heed_model_load(m, c->model) != HEED_OK) return cli_lib_error(c->command);
     heed_net_set_frozen((*m)->net, 1); /* served as loaded */
     return -1;
@@ -149,7 +138,7 @@ void image_run_json_top(const image_run *r, const heed_model *m, int logits) {
     for (int i = 0; i < r->top; i++) {
         const int k = r->order[i];
         printf("%s{\"class\": ", i ? ", " : "");
-        json_string(m->meta.class_names[k]);
+        cli_json_string(stdout, m->meta.class_names[k]);
         printf(", \"index\": %d, \"probability\": %.6f", k, r->probs.data[k]);
         /* Nine significant digits: a float32 read back exactly. */
         if (logits) printf(", \"logit\": %.9g", r->logits.data[k]);
@@ -161,7 +150,7 @@ void image_run_json_top(const image_run *r, const heed_model *m, int logits) {
 void image_run_json_overlay(const image_run *r) {
     if (!r->overlay[0]) return;
     printf(", \"overlay\": ");
-    json_string(r->overlay);
+    cli_json_string(stdout, r->overlay);
 }
 
 void image_run_free(image_run *r) {

@@ -18,7 +18,7 @@
  *       image_run_free(&r);
  *
  * Lower level: prepare_input brings an image to the model's input,
- * top_classes ranks, output_path names files, json_string quotes.
+ * top_classes ranks, output_path names files.
  */
 #ifndef HEED_APPS_IMAGE_INPUT_H
 #define HEED_APPS_IMAGE_INPUT_H
@@ -57,10 +57,6 @@ void top_classes(const float *probs, int k, int top, int *order);
  * out (size bytes, truncated to fit). */
 void output_path(char *out, size_t size, const char *dir, const char *image, const char *suffix,
                  const char *ext);
-
-/* Prints s to stdout as a JSON string (quotes and backslashes escaped,
- * control characters dropped). */
-void json_string(const char *s);
 
 /* The options every image command has. */
 typedef struct image_cmd {

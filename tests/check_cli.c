@@ -37,6 +37,23 @@ START_TEST(help_and_usage_errors) {
     ck_assert_ptr_nonnull(strstr(out, "--out MODEL is required"));
     ck_assert_int_eq(heed("train --epochs x", out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--epochs wants a whole number"));
+    /* --threads within 1 .. 1024 (0: every core) on every command that
+     * takes it: 100000 crashed in libgomp */
+    static const char *threads[] = {
+        "train --net nets/fmnist-se.net --out m.heed --threads 100000",
+        "eval --model m.heed --threads -1", "classify --model m.heed --threads 1025 x.png",
+        "glimpse --model m.heed --threads 5000 x.png", "bench --workload ram --threads 0",
+        "bench gemm 4 4 4 --threads 2000"};
+    for (size_t i = 0; i < sizeof threads / sizeof threads[0]; i++) {
+        ck_assert_int_eq(heed(threads[i], out, sizeof out), 2);
+        ck_assert_msg(strstr(out, "--threads must be") && strstr(out, "1 .. 1024"), "%s: %s",
+                      threads[i], out);
+    }
+    /* a model evaluated on a dataset of another image size: said as such */
+    ck_assert_int_eq(heed("eval --model models/ram-fmnist-cluttered60.heed --data fmnist", out,
+                          sizeof out), 1);
+    ck_assert_str_eq(out, "heed eval: dataset fmnist has 1x28x28 images but the model takes "
+                          "1x60x60 inputs\n");
     ck_assert_int_eq(heed("classify --model nowhere.heed x.png", out, sizeof out), 1);
     ck_assert_ptr_nonnull(strstr(out, "heed classify: cannot open model file nowhere.heed"));
     /* one line, not a cascade */
@@ -53,6 +70,16 @@ START_TEST(info_lists_layers_and_totals) {
     ck_assert_ptr_nonnull(strstr(out, "total: 11778592 parameters"));
     ck_assert_int_eq(heed("info nets/README.md", out, sizeof out), 1);
     ck_assert_ptr_nonnull(strstr(out, "nets/README.md:"));
+    /* the file's name in JSON: escaped, and a byte that is not UTF-8 as U+FFFD */
+    char odd[400], cmd[500];
+    snprintf(odd, sizeof odd, "%s/q\"\xff.net", dir);
+    FILE *f = fopen(odd, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("input 1 4 4\nflatten\nfc out=2\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "info --json '%s'", odd);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "/q\\\"\\ufffd.net\", \"input\": [1, 4, 4]"), "%s", out);
 }
 END_TEST
 
@@ -230,7 +257,10 @@ END_TEST
 
 /* A checkpoint edited by hand (its checksums made good again) is refused
  * with one line saying what is wrong, before any training. */
-static void rewrite_checkpoint(const char *path, const char *recipe, uint64_t epochs_done) {
+/* The checkpoint at path with its recipe (NULL: kept), epochs done and
+ * first optimizer moment (NULL: kept) replaced. */
+static void rewrite_checkpoint(const char *path, const char *recipe, uint64_t epochs_done,
+                               const float *moment0) {
     heed_model *m;
     heed_chunk *extra;
     int nextra;
@@ -239,6 +269,7 @@ static void rewrite_checkpoint(const char *path, const char *recipe, uint64_t ep
     const heed_chunk *optm = heed_chunk_find(extra, nextra, "OPTM");
     ck_assert_ptr_nonnull(optm);
     memcpy(optm->data + 8, &epochs_done, 8); /* after the step count */
+    if (moment0) memcpy(optm->data + 16, moment0, sizeof *moment0);
     ck_assert_int_eq(heed_model_save_with(m, path, extra, nextra), HEED_OK);
     heed_chunks_free(extra, nextra);
     heed_model_free(m);
@@ -254,15 +285,32 @@ START_TEST(tampered_checkpoints_are_refused) {
              "--test-limit 32 --batch 32", model);
     ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
     /* more epochs done than the run has */
-    rewrite_checkpoint(ckpt, NULL, 7);
+    rewrite_checkpoint(ckpt, NULL, 7, NULL);
     snprintf(args, sizeof args, "train --resume %s", ckpt);
     ck_assert_int_eq(heed(args, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "checkpoint records 7 epochs") && strstr(out, "a run of 2 epochs"), "%s", out);
     ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
     /* a recorded option this heed does not know: the error says where it came from */
-    rewrite_checkpoint(ckpt, "heed train --net nets/fmnist-plain.net --epochs 2 --bogus 3", 1);
+    rewrite_checkpoint(ckpt, "heed train --net nets/fmnist-plain.net --epochs 2 --bogus 3", 1, NULL);
     ck_assert_int_eq(heed(args, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "the recipe recorded in") && strstr(out, "'--bogus'"), "%s", out);
+    ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+    /* a recorded thread count past the cap (100000 crashed in libgomp) */
+    char recipe[600];
+    snprintf(recipe, sizeof recipe,
+             "heed train --net nets/fmnist-plain.net --out %s --epochs 2 --threads 100000", model);
+    rewrite_checkpoint(ckpt, recipe, 1, NULL);
+    ck_assert_int_eq(heed(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "--threads must be"), "%s", out);
+    /* a NaN in the optimizer's state: it trained to a NaN model and exited 0 */
+    const float nan = NAN;
+    snprintf(recipe, sizeof recipe,
+             "heed train --net nets/fmnist-plain.net --out %s --epochs 2 --limit 64 --test-limit 32 "
+             "--batch 32", model);
+    rewrite_checkpoint(ckpt, recipe, 1, &nan);
+    ck_assert_int_eq(heed(args, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, ckpt) && strstr(out, "optimizer state holds nan at first moment 0"),
+                  "%s", out);
     ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
 }
 END_TEST
