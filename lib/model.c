@@ -162,7 +162,8 @@ static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) 
             m->classes = n;
         } else if (!strcmp(line, "class")) {
             if (named >= m->classes) return heed_fail(HEED_ERR_FORMAT, "%s: more class names than classes", path);
-            ok = printable(v);
+            /* what the writer wrote: never a name cut to fit */
+            ok = printable(v) && strlen(v) < sizeof m->class_names[0];
             snprintf(m->class_names[named++], sizeof m->class_names[0], "%s", v);
         } else if (!strcmp(line, "input_mean")) {
             ok = meta_float(v, &m->input_mean);

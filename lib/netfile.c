@@ -46,8 +46,9 @@ heed_status heed_settings_int(heed_settings *s, const char *key, int def, int *o
     }
     char *end;
     long x = strtol(v, &end, 10);
-    if (*end || end == v || x < -1000000000L || x > 1000000000L)
-        return heed_fail(HEED_ERR_ARG, "%s=%s is not a whole number", key, v);
+    if (*end || end == v) return heed_fail(HEED_ERR_ARG, "%s=%s is not a whole number", key, v);
+    if (x < -1000000000L || x > 1000000000L)
+        return heed_fail(HEED_ERR_ARG, "%s=%s is out of range (-1e9 .. 1e9)", key, v);
     *out = (int)x;
     return HEED_OK;
 }

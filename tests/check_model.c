@@ -237,6 +237,9 @@ static const struct {
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ndark_background 2\n", 0,
      "bad metadata value for dark_background"},
     {META_TEXT, "classes 3\nclass a\nclass \x1b[2Jb\nclass c\n", 0, "bad metadata value for class"},
+    /* 32 bytes: longer than any name the writer writes (heed_model_set_classes cuts at 31) */
+    {META_TEXT, "classes 3\nclass a\nclass abcdefghijklmnopqrstuvwxyz012345\nclass c\n", 0,
+     "bad metadata value for class"},
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nrecipe heed \x1b]0;title\x07train\n", 0,
      "bad metadata value for recipe"},
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ndataset fm\x1b[31mnist\n", 0,

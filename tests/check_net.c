@@ -264,6 +264,7 @@ static const struct {
     {"input 1 5 5\n# comment\nconv k=3\n", "t:3: conv: needs out="},
     {"input 1 5 5\nconv out=4 k=3 kernal=3\n", "t:2: conv: unknown setting 'kernal'"},
     {"input 1 5 5\nconv out=x k=3\n", "t:2: conv: out=x is not a whole number"},
+    {"input 1 5 5\nfc out=1000000001\n", "t:2: fc: out=1000000001 is out of range (-1e9 .. 1e9)"},
     {"input 1 5 5\nwarp out=3\n", "t:2: unknown layer type 'warp'"},
     {"input 1 5 5\nconv out=3 k=3 k=5\n", "t:2: setting 'k' given twice"},
     {"input 1 5 5\nconv out=3 k9\n", "t:2: expected key=value"},
