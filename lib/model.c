@@ -188,7 +188,10 @@ static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) 
             ok = printable(v);
             snprintf(m->cpu, sizeof m->cpu, "%s", v);
         } /* unknown keys are ignored: newer writers may add some */
-        if (!ok) return heed_fail(HEED_ERR_FORMAT, "%s: bad metadata value for %s", path, line);
+        if (!ok && printable(v))
+            return heed_fail(HEED_ERR_FORMAT, "%s: bad metadata value for %s: '%.40s'", path, line, v);
+        if (!ok) /* not quoted: it holds control characters */
+            return heed_fail(HEED_ERR_FORMAT, "%s: bad metadata value for %s", path, line);
     }
     if (m->classes < 1 || named != m->classes)
         return heed_fail(HEED_ERR_FORMAT, "%s: metadata lists %d class names for %d classes", path,

@@ -6,6 +6,7 @@
  * every shape error is caught on the line that causes it.
  */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -258,9 +259,13 @@ static heed_status at_line(parser *p, heed_status st) {
     return heed_fail(st, "%s:%d: %s", p->origin, p->line, msg);
 }
 
-static heed_status line_error(parser *p, const char *fmt, const char *arg) {
+__attribute__((format(printf, 2, 3))) static heed_status line_error(parser *p, const char *fmt,
+                                                                     ...) {
     char msg[512];
-    snprintf(msg, sizeof msg, fmt, arg);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     return heed_fail(HEED_ERR_FORMAT, "%s:%d: %s", p->origin, p->line, msg);
 }
 
@@ -288,8 +293,10 @@ static heed_status parse_settings(parser *p, char **tok, int ntok, heed_settings
         if (!eq || eq == tok[i] || !eq[1])
             return line_error(p, "expected key=value, got '%s'", tok[i]);
         *eq = '\0';
-        if (strlen(tok[i]) >= MAX_TOKEN || strlen(eq + 1) >= MAX_TOKEN)
-            return line_error(p, "setting '%s' is too long", tok[i]);
+        if (strlen(tok[i]) >= MAX_TOKEN)
+            return line_error(p, "setting name '%.20s...' is too long", tok[i]);
+        if (strlen(eq + 1) >= MAX_TOKEN)
+            return line_error(p, "%s='%.20s...' is too long", tok[i], eq + 1);
         if (!strcmp(tok[i], "name")) {
             const char *v = eq + 1;
             for (const char *c = v; *c; c++)
@@ -301,7 +308,7 @@ static heed_status parse_settings(parser *p, char **tok, int ntok, heed_settings
         }
         for (int j = 0; j < s->count; j++)
             if (!strcmp(s->key[j], tok[i])) return line_error(p, "setting '%s' given twice", tok[i]);
-        if (s->count == MAX_SETTINGS) return line_error(p, "too many settings%s", "");
+        if (s->count == MAX_SETTINGS) return line_error(p, "too many settings");
         snprintf(s->key[s->count], MAX_TOKEN, "%s", tok[i]);
         snprintf(s->value[s->count], MAX_TOKEN, "%s", eq + 1);
         s->used[s->count] = 0;
@@ -320,7 +327,7 @@ static heed_status make_name(parser *p, block *b, const char *keyword, const cha
         int k = 0;
         while (k < b->nkeywords && strcmp(b->keywords[k], keyword)) k++;
         if (k == b->nkeywords) {
-            if (k == 64) return line_error(p, "too many layer types in one block%s", "");
+            if (k == 64) return line_error(p, "too many layer types in one block");
             b->keywords[k] = keyword; /* points at a static type table string */
             b->type_counts[k] = 0;
             b->nkeywords++;
@@ -347,7 +354,7 @@ static heed_status make_name(parser *p, block *b, const char *keyword, const cha
 }
 
 static heed_status open_block(parser *p, block_kind kind, const char *name, const int in[3]) {
-    if (p->depth == MAX_DEPTH) return line_error(p, "blocks nested too deeply%s", "");
+    if (p->depth == MAX_DEPTH) return line_error(p, "blocks nested too deeply");
     block *b = &p->stack[p->depth];
     *b = (block){.kind = kind, .line = p->line};
     snprintf(b->name, sizeof b->name, "%s", name);
@@ -369,7 +376,7 @@ static heed_status append(parser *p, heed_layer *l) {
 /* `end`: closes the innermost block and appends what it built to its parent. */
 static heed_status close_block(parser *p) {
     block *b = &p->stack[p->depth - 1];
-    if (b->kind == BLOCK_ROOT) return line_error(p, "'end' without an open block%s", "");
+    if (b->kind == BLOCK_ROOT) return line_error(p, "'end' without an open block");
     p->depth--;
     heed_layer *built;
     if (b->kind == BLOCK_SEQ) {
@@ -386,16 +393,24 @@ static heed_status close_block(parser *p) {
 }
 
 static heed_status parse_line(parser *p, char *line, int *have_input, int in[3]) {
+    /* Editors on Windows start a file with a byte order mark. */
+    if (p->line == 1 && !strncmp(line, "\xef\xbb\xbf", 3)) line += 3;
     char *hash = strchr(line, '#');
     if (hash) *hash = '\0';
+    /* Messages quote the line's words: no control character may reach a
+     * terminal through them (tabs and a CRLF file's returns are spaces). */
+    for (const char *c = line; *c; c++)
+        if (((unsigned char)*c < 0x20 && !isspace((unsigned char)*c)) || *c == 0x7f)
+            return line_error(p, "a control character (byte 0x%02x): not a text network file",
+                              (unsigned char)*c);
     char *tok[MAX_SETTINGS + 4];
     int ntok = tokenize(line, tok, MAX_SETTINGS + 2);
     if (ntok == 0) return HEED_OK;
-    if (ntok > MAX_SETTINGS + 2) return line_error(p, "too many settings on one line%s", "");
+    if (ntok > MAX_SETTINGS + 2) return line_error(p, "too many settings on one line");
     const char *kw = tok[0];
     if (!*have_input) {
         if (strcmp(kw, "input") || ntok != 4)
-            return line_error(p, "the first line must be 'input C H W'%s", "");
+            return line_error(p, "the first line must be 'input C H W'");
         for (int i = 0; i < 3; i++) {
             char *end;
             long v = strtol(tok[i + 1], &end, 10);
@@ -409,15 +424,15 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
         *have_input = 1;
         return open_block(p, BLOCK_ROOT, "", in);
     }
-    if (!strcmp(kw, "input")) return line_error(p, "'input' given twice%s", "");
+    if (!strcmp(kw, "input")) return line_error(p, "'input' given twice");
     if (!strcmp(kw, "end")) {
-        if (ntok != 1) return line_error(p, "'end' takes no settings%s", "");
+        if (ntok != 1) return line_error(p, "'end' takes no settings");
         return close_block(p);
     }
     block *b = &p->stack[p->depth - 1];
     if (!strcmp(kw, "shortcut")) {
-        if (ntok != 1) return line_error(p, "'shortcut' takes no settings%s", "");
-        if (b->kind != BLOCK_BODY) return line_error(p, "'shortcut' outside a residual block%s", "");
+        if (ntok != 1) return line_error(p, "'shortcut' takes no settings");
+        if (b->kind != BLOCK_BODY) return line_error(p, "'shortcut' outside a residual block");
         heed_seq *body = b->seq;
         /* The shortcut takes the block's input: the body's input shape. */
         int bin[3] = {body->base.in_c, body->base.in_h, body->base.in_w};

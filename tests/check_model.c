@@ -233,7 +233,7 @@ static const struct {
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ninput_mean 0.5 volts\n", 0,
      "bad metadata value for input_mean"},
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nepochs 12abc\n", 0,
-     "bad metadata value for epochs"},
+     "bad metadata value for epochs: '12abc'"},
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ndark_background 2\n", 0,
      "bad metadata value for dark_background"},
     {META_TEXT, "classes 3\nclass a\nclass \x1b[2Jb\nclass c\n", 0, "bad metadata value for class"},

@@ -265,6 +265,10 @@ static const struct {
     {"input 1 5 5\nconv out=4 k=3 kernal=3\n", "t:2: conv: unknown setting 'kernal'"},
     {"input 1 5 5\nconv out=x k=3\n", "t:2: conv: out=x is not a whole number"},
     {"input 1 5 5\nfc out=1000000001\n", "t:2: fc: out=1000000001 is out of range (-1e9 .. 1e9)"},
+    /* quoted back in messages: no control character reaches the terminal */
+    {"input 1 5 5\nconv out=2 k=3 bias=0\x01\n", "t:2: a control character (byte 0x01)"},
+    {"input 1 5 5\nfc out=2 bias=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
+     "t:2: bias='aaaaaaaaaaaaaaaaaaaa...' is too long"},
     {"input 1 5 5\nwarp out=3\n", "t:2: unknown layer type 'warp'"},
     {"input 1 5 5\nconv out=3 k=3 k=5\n", "t:2: setting 'k' given twice"},
     {"input 1 5 5\nconv out=3 k9\n", "t:2: expected key=value"},
@@ -300,6 +304,17 @@ START_TEST(missing_file_is_an_io_error) {
 }
 END_TEST
 
+/* A byte order mark (Windows editors) and CRLF line ends read as text. */
+START_TEST(byte_order_mark_and_crlf_read) {
+    heed_net *net;
+    ck_assert_msg(heed_net_parse(&net, "\xef\xbb\xbfinput 1 4 4\r\nflatten\t\r\nfc out=3\r\n", "t", 1) ==
+                      HEED_OK,
+                  "%s", heed_last_error());
+    ck_assert_ptr_nonnull(heed_net_find(net, "fc1"));
+    heed_net_free(net);
+}
+END_TEST
+
 /* A NUL byte would end the text early and the layers after it would be
  * dropped unread: the file is refused, at the NUL's line. */
 START_TEST(nul_byte_is_refused) {
@@ -329,6 +344,7 @@ Suite *heed_suite_net(void) {
     tcase_add_loop_test(tc, errors_name_the_line, 0, sizeof broken / sizeof broken[0]);
     tcase_add_test(tc, missing_file_is_an_io_error);
     tcase_add_test(tc, nul_byte_is_refused);
+    tcase_add_test(tc, byte_order_mark_and_crlf_read);
     suite_add_tcase(s, tc);
     return s;
 }
