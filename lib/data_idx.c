@@ -72,9 +72,11 @@ static heed_status idx_read(idx_file *x, void *buf, size_t n, const char *what) 
     const char *msg = gzerror(x->f, &zerr);
     if (zerr == Z_ERRNO)
         return heed_fail(HEED_ERR_IO, "%s: read error in %s: %s", x->path, what, strerror(errno));
+    /* zlib reads ahead: a small file's bad checksum shows while reading
+     * its header, so say where it showed, not where it is. */
     if (zerr != Z_OK)
-        return heed_fail(HEED_ERR_FORMAT, "%s: corrupt or truncated gzip data in %s (%s)", x->path,
-                         what, msg);
+        return heed_fail(HEED_ERR_FORMAT, "%s: corrupt or truncated gzip data (%s), found reading %s",
+                         x->path, msg, what);
     return heed_fail(HEED_ERR_FORMAT, "%s: truncated: the file ends %zu bytes into %s of %zu bytes",
                      x->path, done, what, n);
 }
