@@ -258,7 +258,7 @@ def edit_chunks(chunks):
     if edit < 5 and tag in CHUNK_EDITORS:
         try:
             chunks[at][1] = CHUNK_EDITORS[tag](chunks[at][1])
-        except (struct.error, IndexError, ValueError):  # an earlier edit broke its layout
+        except (struct.error, IndexError, ValueError, OverflowError):  # an earlier edit broke its layout
             chunks[at][1] = mutate_bytes(chunks[at][1], 1)
     elif edit == 5 and len(chunks) > 1:
         del chunks[at]
