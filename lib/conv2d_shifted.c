@@ -732,14 +732,10 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
     const float **brow = (const float **)(void *)table;
     rows_table(g, z, slot, per_slot, brow);
     for (int gi = 0; gi < g->G; gi++) {
-        /* The copies by channels, in parallel when they are large enough
-         * (the product's threads wait for them), else in one call. */
-        if (T > 1 && zn >= PAR_MIN && !PAR_NESTED()) {
-#pragma omp parallel for schedule(static)
-            for (int c = 0; c < g->ICg; c++) rows_copies(g, x, gi, c, 1, slot, per_slot, z);
-        } else {
-            rows_copies(g, x, gi, 0, g->ICg, slot, per_slot, z);
-        }
+        /* The copies by channels, in parallel when they are large enough:
+         * the product's threads wait for them. */
+        PARALLEL_IF(zn >= PAR_MIN, "omp parallel for schedule(static)",
+            for (int c = 0; c < g->ICg; c++) rows_copies(g, x, gi, c, 1, slot, per_slot, z););
         float *C = y + (size_t)gi * g->OCg * g->L;
         conv_post_at at;
         heed_gemm_epilogue epi;

@@ -441,6 +441,12 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
             }
             memcpy(s, data, size);
             s[size] = '\0';
+            char origin[4096 + 32]; /* the path, and which chunk */
+            snprintf(origin, sizeof origin, "%s, chunk %s", path, tag);
+            if ((st = heed_text_check(s, size, origin)) != HEED_OK) {
+                free(s);
+                break;
+            }
             if (tag[0] == 'N') free(net_text), net_text = s;
             else free(meta), meta = s;
         } else if (!strcmp(tag, "PARM")) {

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "netfile_impl.h"
+
 heed_status heed_net_wrap(heed_net **out, heed_seq *root, heed_params *params) {
     *out = NULL;
     heed_net *net = calloc(1, sizeof *net);
@@ -88,16 +90,9 @@ heed_status heed_net_load(heed_net **out, const char *path, uint64_t seed) {
                          err ? "cannot read network file %s" : "%s: larger than 1 MiB, not a network file",
                          path);
     }
-    /* A NUL would end the text early: the rest of the file silently unread. */
-    const char *nul = memchr(text, '\0', n);
-    if (nul) {
-        int line = 1;
-        for (const char *c = text; c < nul; c++) line += *c == '\n';
-        free(text);
-        return heed_fail(HEED_ERR_FORMAT, "%s:%d: a NUL byte: not a text network file", path, line);
-    }
     text[n] = '\0';
-    heed_status st = heed_net_parse(out, text, path, seed);
+    heed_status st = heed_text_check(text, n, path);
+    if (st == HEED_OK) st = heed_net_parse(out, text, path, seed);
     free(text);
     return st;
 }

@@ -231,15 +231,20 @@ static const heed_layer_type *find_type(const char *keyword) {
 /* An open block: a sequence being filled, and what it becomes at `end`. */
 typedef enum { BLOCK_ROOT, BLOCK_SEQ, BLOCK_BODY, BLOCK_SHORTCUT } block_kind;
 
+/* Layers of each type named so far in a block (keyword + index names). */
+typedef struct name_counts {
+    int n;
+    const char *keywords[64]; /* static type table strings */
+    int count[64];
+} name_counts;
+
 typedef struct block {
     block_kind kind;
     heed_seq *seq;
     heed_seq *body;             /* BLOCK_SHORTCUT: the finished body */
     int line;                   /* where it was opened */
     char name[48];              /* full name */
-    int type_counts[64];        /* per keyword index, for default names */
-    const char *keywords[64];
-    int nkeywords;
+    name_counts counts;         /* for default names */
 } block;
 
 typedef struct parser {
@@ -324,15 +329,16 @@ static heed_status make_name(parser *p, block *b, const char *keyword, const cha
     if (given[0]) {
         snprintf(local, sizeof local, "%s", given);
     } else {
+        name_counts *nc = &b->counts;
         int k = 0;
-        while (k < b->nkeywords && strcmp(b->keywords[k], keyword)) k++;
-        if (k == b->nkeywords) {
+        while (k < nc->n && strcmp(nc->keywords[k], keyword)) k++;
+        if (k == nc->n) {
             if (k == 64) return line_error(p, "too many layer types in one block");
-            b->keywords[k] = keyword; /* points at a static type table string */
-            b->type_counts[k] = 0;
-            b->nkeywords++;
+            nc->keywords[k] = keyword;
+            nc->count[k] = 0;
+            nc->n++;
         }
-        snprintf(local, sizeof local, "%s%d", keyword, ++b->type_counts[k]);
+        snprintf(local, sizeof local, "%s%d", keyword, ++nc->count[k]);
     }
     char full[128];
     heed_layer_join_name(full, sizeof full, b->name, local);
@@ -447,11 +453,8 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
             heed_layer_free(&body->base);
             return st;
         }
-        block *sb = &p->stack[p->depth - 1];
-        sb->body = body;
-        sb->nkeywords = body_block.nkeywords;
-        memcpy(sb->keywords, body_block.keywords, sizeof sb->keywords);
-        memcpy(sb->type_counts, body_block.type_counts, sizeof sb->type_counts);
+        p->stack[p->depth - 1].body = body;
+        p->stack[p->depth - 1].counts = body_block.counts;
         return HEED_OK;
     }
     heed_settings s;
@@ -488,6 +491,14 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
             return line_error(p, "%s", msg);
         }
     return append(p, l);
+}
+
+heed_status heed_text_check(const char *text, size_t n, const char *origin) {
+    const char *nul = memchr(text, '\0', n);
+    if (!nul) return HEED_OK;
+    int line = 1;
+    for (const char *c = text; c < nul; c++) line += *c == '\n';
+    return heed_fail(HEED_ERR_FORMAT, "%s:%d: a NUL byte: not text", origin, line);
 }
 
 heed_status heed_net_parse(heed_net **out, const char *text, const char *origin, uint64_t seed) {

@@ -15,4 +15,9 @@
 heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char *origin,
                                    uint64_t seed, size_t max_params);
 
+/* HEED_ERR_FORMAT, naming origin and the line, if the n bytes of text
+ * (a network file, or a model file's network or metadata chunk) hold a NUL:
+ * read as a C string, the text would end there and the rest go unread. */
+heed_status heed_text_check(const char *text, size_t n, const char *origin);
+
 #endif

@@ -333,6 +333,31 @@ START_TEST(metadata_with_crlf_lines_reads) {
 }
 END_TEST
 
+/* A NUL inside a text chunk would end it early and leave the rest unread
+ * (an fc layer, a class name): refused, naming the chunk. */
+START_TEST(nul_byte_in_a_text_chunk_is_refused) {
+    char path[256];
+    tmp_path(path, sizeof path, "nul.heed");
+    heed_model *m = make_model(), *back = (heed_model *)1;
+    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
+    size_t len;
+    unsigned char *b = slurp(path, &len);
+    chunk_edit c[8];
+    int n = split_chunks(b, len, c, 8);
+    chunk_edit *meta = find_chunk(c, n, "META");
+    set_text(meta, "classes 3\nclass a\nclass b\n#class c\n");
+    meta->data[meta->size - 9] = '\0'; /* the '#' of the last line */
+    write_chunks(path, c, n, "");
+    ck_assert_int_eq(heed_model_load(&back, path), HEED_ERR_FORMAT);
+    ck_assert_ptr_null(back);
+    ck_assert_msg(strstr(heed_last_error(), "chunk META:4: a NUL byte"), "%s", heed_last_error());
+    for (int i = 0; i < n; i++) free(c[i].data);
+    free(b);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
 START_TEST(class_names_with_control_characters_are_refused) {
     heed_model *m = make_model();
     const char *names[] = {"cat", "two\nlines", "dog"};
@@ -378,6 +403,7 @@ Suite *heed_suite_model(void) {
     tcase_add_loop_test(tc, crafted_files_fail_with_reasons, 0, sizeof edits / sizeof edits[0]);
     tcase_add_test(tc, metadata_with_crlf_lines_reads);
     tcase_add_test(tc, class_names_with_control_characters_are_refused);
+    tcase_add_test(tc, nul_byte_in_a_text_chunk_is_refused);
     tcase_add_test(tc, free_text_with_control_characters_saves_as_one_line);
     tcase_add_test(tc, save_is_atomic_and_reports_bad_paths);
     suite_add_tcase(s, tc);
