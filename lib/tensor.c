@@ -2,16 +2,82 @@
 #include "tensor.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-void *heed_alloc(size_t bytes) {
-    if (bytes == 0 || bytes > SIZE_MAX - 63) return NULL;
-    /* aligned_alloc wants a multiple of the alignment. */
-    return aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+/* Every heed_alloc block counts against a limit, by default the machine's
+ * physical memory. Linux grants allocations it cannot back and kills the
+ * process once their pages are touched, so a network or model file that
+ * asks for more than the machine has (a fuzzed 'fc out=2000000000', a
+ * 40000 x 40000 input) would end in SIGKILL; against the limit it fails
+ * with an error that says so. Each block carries its size in a header of
+ * one alignment unit, for heed_free to take back. */
+#define ALLOC_ALIGN ((size_t)64)
+
+static size_t g_limit;  /* 0: not set, the machine's memory */
+static size_t g_in_use; /* bytes of live blocks, headers included */
+
+static size_t machine_memory(void) {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0 || (unsigned long)pages > SIZE_MAX / (unsigned long)page)
+        return SIZE_MAX;
+    return (size_t)pages * (size_t)page;
 }
 
-void heed_free(void *p) { free(p); }
+void heed_set_memory_limit(size_t bytes) { __atomic_store_n(&g_limit, bytes, __ATOMIC_RELAXED); }
+
+size_t heed_memory_limit(void) {
+    const size_t set = __atomic_load_n(&g_limit, __ATOMIC_RELAXED);
+    return set ? set : machine_memory();
+}
+
+size_t heed_memory_in_use(void) { return __atomic_load_n(&g_in_use, __ATOMIC_RELAXED); }
+
+static int fits(size_t used, size_t bytes) {
+    const size_t limit = heed_memory_limit();
+    return used <= limit && bytes <= limit - used;
+}
+
+int heed_memory_fits(size_t bytes) { return fits(heed_memory_in_use(), bytes); }
+
+void *heed_alloc(size_t bytes) {
+    if (bytes == 0 || bytes > SIZE_MAX - 2 * ALLOC_ALIGN) return NULL;
+    /* aligned_alloc wants a multiple of the alignment. */
+    const size_t total = ALLOC_ALIGN + ((bytes + ALLOC_ALIGN - 1) & ~(ALLOC_ALIGN - 1));
+    const size_t before = __atomic_add_fetch(&g_in_use, total, __ATOMIC_RELAXED) - total;
+    char *block = fits(before, total) ? aligned_alloc(ALLOC_ALIGN, total) : NULL;
+    if (!block) {
+        __atomic_sub_fetch(&g_in_use, total, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    memcpy(block, &total, sizeof total);
+    return block + ALLOC_ALIGN;
+}
+
+void heed_free(void *p) {
+    if (!p) return;
+    char *block = (char *)p - ALLOC_ALIGN;
+    size_t total;
+    memcpy(&total, block, sizeof total);
+    __atomic_sub_fetch(&g_in_use, total, __ATOMIC_RELAXED);
+    free(block);
+}
+
+static double gib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
+
+heed_status heed_alloc_failed(size_t bytes, const char *what) {
+    const size_t limit = heed_memory_limit(), used = heed_memory_in_use();
+    if (!fits(used, bytes))
+        return heed_fail(HEED_ERR_NOMEM,
+                         "cannot allocate %s: %.2f GiB, with %.2f GiB in use, is over the "
+                         "memory limit of %.2f GiB (%s)",
+                         what, gib(bytes), gib(used), gib(limit),
+                         __atomic_load_n(&g_limit, __ATOMIC_RELAXED) ? "heed_set_memory_limit"
+                                                                     : "this machine's memory");
+    return heed_fail(HEED_ERR_NOMEM, "cannot allocate %s (%.2f GiB): out of memory", what, gib(bytes));
+}
 
 heed_status heed_shape_count(int n, int c, int h, int w, size_t *out) {
     if (n <= 0 || c <= 0 || h <= 0 || w <= 0)
@@ -34,8 +100,11 @@ heed_status heed_tensor_alloc(heed_tensor *t, int n, int c, int h, int w) {
     size_t count;
     HEED_TRY(heed_shape_count(n, c, h, w, &count));
     float *data = heed_alloc(count * sizeof(float));
-    if (!data)
-        return heed_fail(HEED_ERR_NOMEM, "cannot allocate tensor (%d, %d, %d, %d)", n, c, h, w);
+    if (!data) {
+        char what[96];
+        snprintf(what, sizeof what, "tensor (%d, %d, %d, %d)", n, c, h, w);
+        return heed_alloc_failed(count * sizeof(float), what);
+    }
     memset(data, 0, count * sizeof(float));
     *t = (heed_tensor){.data = data, .n = n, .c = c, .h = h, .w = w, .ndim = 4, .owned = 1, .cap = count};
     return HEED_OK;
@@ -99,7 +168,7 @@ heed_status heed_tensor_copy(heed_tensor *dst, const heed_tensor *src) {
 heed_status heed_scratch_get(heed_scratch *s, size_t count, float **out) {
     if (count > s->cap) {
         float *p = heed_alloc(count * sizeof(float));
-        if (!p) return heed_fail(HEED_ERR_NOMEM, "cannot allocate %zu floats of scratch", count);
+        if (!p) return heed_alloc_failed(count * sizeof(float), "work space");
         heed_free(s->data);
         s->data = p;
         s->cap = count;

@@ -75,9 +75,24 @@ void heed_tensor_fill(heed_tensor *t, float v);
 heed_status heed_tensor_copy(heed_tensor *dst, const heed_tensor *src);
 
 /* 64-byte aligned allocation of `bytes` (NULL on failure or bytes == 0),
- * released with heed_free. */
+ * released with heed_free (NULL is ignored). Every tensor, parameter and
+ * work buffer of heed comes from here, and the blocks live at once may not
+ * pass the memory limit: NULL, not a process killed later for memory the
+ * system promised but did not have. */
 void *heed_alloc(size_t bytes);
 void heed_free(void *p);
+
+/* HEED_ERR_NOMEM, with a message that names `what` and says whether the
+ * memory limit or the system refused `bytes` (for a failed heed_alloc). */
+heed_status heed_alloc_failed(size_t bytes, const char *what);
+
+/* The limit on heed_alloc's live bytes: by default the machine's physical
+ * memory; heed_set_memory_limit sets another (0: the default again), for
+ * a process that must leave room for others or a cgroup's smaller share. */
+void heed_set_memory_limit(size_t bytes);
+size_t heed_memory_limit(void);
+size_t heed_memory_in_use(void); /* live bytes, each block's header included */
+int heed_memory_fits(size_t bytes); /* whether `bytes` more stay within the limit */
 
 /* A growable scratch buffer owned by a layer: grown (never shrunk) to the
  * largest size asked for, so steady-state calls allocate nothing. */

@@ -80,6 +80,21 @@ START_TEST(info_lists_layers_and_totals) {
     snprintf(cmd, sizeof cmd, "info --json '%s'", odd);
     ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "/q\\\"\\ufffd.net\", \"input\": [1, 4, 4]"), "%s", out);
+    /* a network larger than any machine's memory: one line, at once (it
+     * allocated until the system killed it) */
+    char huge[400];
+    snprintf(huge, sizeof huge, "%s/huge.net", dir);
+    f = fopen(huge, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("input 1 1 1\n", f);
+    for (int i = 0; i < 750; i++) fputs("fc out=1000000000\nfc out=1\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "info '%s'", huge);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
+    ck_assert_msg(!strncmp(out, "heed info: cannot allocate ", 27) &&
+                      strstr(out, "is over the memory limit of") &&
+                      strchr(out, '\n') == out + strlen(out) - 1,
+                  "%s", out);
 }
 END_TEST
 

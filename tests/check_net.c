@@ -333,6 +333,33 @@ START_TEST(nul_byte_is_refused) {
 }
 END_TEST
 
+/* A network whose parameters and gradients need more than the memory
+ * limit (1.5e12 floats: 12 TB, more than any machine has) is refused
+ * before any of it is allocated, in a moment, saying why. */
+START_TEST(network_too_large_for_memory_is_refused) {
+    static char text[32768];
+    size_t n = (size_t)snprintf(text, sizeof text, "input 1 1 1\n");
+    for (int i = 0; i < 750; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "fc out=1000000000\nfc out=1\n");
+    ck_assert_uint_lt(n, sizeof text - 1);
+    const size_t before = heed_memory_in_use();
+    heed_net *net = (heed_net *)1;
+    ck_assert_int_eq(heed_net_parse(&net, text, "huge", 1), HEED_ERR_NOMEM);
+    ck_assert_ptr_null(net);
+    ck_assert_msg(strstr(heed_last_error(), "parameters and their gradients") &&
+                      strstr(heed_last_error(), "over the memory limit"),
+                  "%s", heed_last_error());
+    ck_assert_uint_eq(heed_memory_in_use(), before);
+    /* within a limit set for it, the same file's smaller cousin loads */
+    heed_set_memory_limit(before + ((size_t)64 << 20));
+    ck_assert_int_eq(heed_net_parse(&net, "input 1 1 1\nfc out=1000000\n", "one", 1), HEED_OK);
+    heed_net_free(net);
+    ck_assert_int_eq(heed_net_parse(&net, "input 1 1 1\nfc out=10000000\n", "ten", 1),
+                     HEED_ERR_NOMEM); /* 2 x 80 MB */
+    heed_set_memory_limit(0);
+}
+END_TEST
+
 Suite *heed_suite_net(void) {
     Suite *s = suite_create("net");
     TCase *tc = tcase_create("core");
@@ -345,6 +372,7 @@ Suite *heed_suite_net(void) {
     tcase_add_test(tc, missing_file_is_an_io_error);
     tcase_add_test(tc, nul_byte_is_refused);
     tcase_add_test(tc, byte_order_mark_and_crlf_read);
+    tcase_add_test(tc, network_too_large_for_memory_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

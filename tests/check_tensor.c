@@ -1,6 +1,7 @@
 /* check_tensor.c -- tensors: allocation, shape arithmetic, views, scratch. */
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tensor.h"
 #include "testutil.h"
@@ -80,6 +81,43 @@ START_TEST(scratch_grows_only) {
 }
 END_TEST
 
+/* Live blocks count against the memory limit; a block that would pass it
+ * is refused (NULL, HEED_ERR_NOMEM saying so), and freeing gives it back. */
+START_TEST(allocations_count_against_the_memory_limit) {
+    const size_t before = heed_memory_in_use(), mb = (size_t)1 << 20;
+    heed_tensor t;
+    ck_assert_int_eq(heed_tensor_alloc(&t, 1, 1, 512, 512), HEED_OK); /* 1 MiB */
+    ck_assert_uint_ge(heed_memory_in_use(), before + mb);
+    ck_assert_uint_le(heed_memory_in_use(), before + mb + 128); /* one header */
+    heed_tensor_free(&t);
+    ck_assert_uint_eq(heed_memory_in_use(), before);
+
+    heed_set_memory_limit(before + 3 * mb / 2);
+    ck_assert_uint_eq(heed_memory_limit(), before + 3 * mb / 2);
+    ck_assert_int_eq(heed_tensor_alloc(&t, 1, 2, 512, 512), HEED_ERR_NOMEM); /* 2 MiB */
+    ck_assert_ptr_null(t.data);
+    ck_assert_msg(strstr(heed_last_error(), "tensor (1, 2, 512, 512): 0.00 GiB") &&
+                      strstr(heed_last_error(), "over the memory limit") &&
+                      strstr(heed_last_error(), "heed_set_memory_limit"),
+                  "%s", heed_last_error());
+    ck_assert_uint_eq(heed_memory_in_use(), before); /* the refused block left no count */
+    ck_assert_int_eq(heed_tensor_alloc(&t, 1, 1, 512, 512), HEED_OK);
+    float *more = heed_alloc(mb); /* 1 + 1 MiB live: over */
+    ck_assert_ptr_null(more);
+    heed_tensor_free(&t);
+    more = heed_alloc(mb);
+    ck_assert_ptr_nonnull(more);
+    ck_assert_uint_eq((uintptr_t)more % 64, 0);
+    heed_free(more);
+    heed_free(NULL);
+
+    /* 0: the machine's physical memory again */
+    heed_set_memory_limit(0);
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    ck_assert_uint_eq(heed_memory_limit(), (size_t)pages * (size_t)page);
+}
+END_TEST
+
 Suite *heed_suite_tensor(void) {
     Suite *s = suite_create("tensor");
     TCase *tc = tcase_create("core");
@@ -88,6 +126,7 @@ Suite *heed_suite_tensor(void) {
     tcase_add_test(tc, ensure_reuses_storage_and_reshape_keeps_count);
     tcase_add_test(tc, views_do_not_own_and_copy_checks_counts);
     tcase_add_test(tc, scratch_grows_only);
+    tcase_add_test(tc, allocations_count_against_the_memory_limit);
     suite_add_tcase(s, tc);
     return s;
 }
