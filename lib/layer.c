@@ -34,15 +34,34 @@ static heed_status check_input(const heed_layer *l, const heed_tensor *x) {
     return HEED_OK;
 }
 
+/* Whether `msg` opens "TYPE NAME" with NAME this layer's name or a child's
+ * ("stage1.att" for "stage1.att.fc1": children's names start with their
+ * parent's). */
+static int names_layer(const char *msg, const char *name) {
+    const char *p = strchr(msg, ' ');
+    const size_t n = strlen(name);
+    return p && !strncmp(p + 1, name, n) && (p[1 + n] == ':' || p[1 + n] == '.');
+}
+
+/* An allocation's failure says what it could not allocate, not for which
+ * layer: the innermost layer puts its type and name in front, its parents
+ * then see it named. */
+static heed_status name_nomem(const heed_layer *l, heed_status st) {
+    if (st != HEED_ERR_NOMEM || !l->name[0] || names_layer(heed_last_error(), l->name)) return st;
+    char why[1024];
+    snprintf(why, sizeof why, "%s", heed_last_error());
+    return heed_fail(st, "%s %s: %s", l->ops->type, l->name, why);
+}
+
 heed_status heed_layer_forward(heed_layer *l, const heed_tensor *x, heed_tensor *y) {
     HEED_TRY(check_input(l, x));
-    HEED_TRY(heed_tensor_ensure(y, x->n, l->out_c, l->out_h, l->out_w));
-    if (!profiling) return l->ops->forward(l, x, y);
+    HEED_TRY(name_nomem(l, heed_tensor_ensure(y, x->n, l->out_c, l->out_h, l->out_w)));
+    if (!profiling) return name_nomem(l, l->ops->forward(l, x, y));
     double t0 = now_s();
     heed_status st = l->ops->forward(l, x, y);
     l->forward_s += now_s() - t0;
     l->forward_calls++;
-    return st;
+    return name_nomem(l, st);
 }
 
 heed_status heed_layer_backward(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
@@ -55,11 +74,11 @@ heed_status heed_layer_backward(heed_layer *l, const heed_tensor *x, const heed_
     if (dx && !heed_tensor_same_shape(dx, x))
         return heed_fail(HEED_ERR_SHAPE, "%s %s: input gradient shape differs from the input's",
                          l->ops->type, l->name);
-    if (!profiling) return l->ops->backward(l, x, y, dy, dx);
+    if (!profiling) return name_nomem(l, l->ops->backward(l, x, y, dy, dx));
     double t0 = now_s();
     heed_status st = l->ops->backward(l, x, y, dy, dx);
     l->backward_s += now_s() - t0;
-    return st;
+    return name_nomem(l, st);
 }
 
 int heed_layer_child_count(const heed_layer *l) {

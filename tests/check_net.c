@@ -357,6 +357,19 @@ START_TEST(network_too_large_for_memory_is_refused) {
     ck_assert_int_eq(heed_net_parse(&net, "input 1 1 1\nfc out=10000000\n", "ten", 1),
                      HEED_ERR_NOMEM); /* 2 x 80 MB */
     heed_set_memory_limit(0);
+    /* a forward whose activations pass the limit: the layer is named */
+    ck_assert_int_eq(heed_net_parse(&net, "input 1 64 64\nconv name=wide out=64 k=3 pad=1\n"
+                                          "gap\n", "wide", 1), HEED_OK);
+    heed_tensor x = {0}, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 1, 1, 64, 64), HEED_OK);
+    heed_set_memory_limit(heed_memory_in_use() + ((size_t)512 << 10)); /* the output: 1 MiB */
+    ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_ERR_NOMEM);
+    ck_assert_msg(!strncmp(heed_last_error(), "conv wide: cannot allocate tensor (1, 64, 64, 64)", 49),
+                  "%s", heed_last_error());
+    heed_set_memory_limit(0);
+    ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_net_free(net);
 }
 END_TEST
 
