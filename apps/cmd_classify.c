@@ -152,7 +152,7 @@ int cmd_classify(int argc, char **argv) {
         image_cmd_opt(&o.io, "overlay", "write heat-map overlays into DIR"),
         {"map", CLI_STRING, &o.map, "KIND", "what the overlay shows", "attention|gradcam"},
         {"layer", CLI_STRING, &o.layer, "NAME", "the cbam layer (attention) or top-level layer (gradcam)", NULL},
-        image_cmd_opt(&o.io, "colormap", ""),
+        image_cmd_opt(&o.io, "colormap", "heat-map colours"),
         {"alpha", CLI_FLOAT, &o.alpha, "A", "heat-map opacity, 0..1", NULL},
         image_cmd_opt(&o.io, "format", NULL),
         image_cmd_opt(&o.io, "invert", NULL),

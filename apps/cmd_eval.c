@@ -56,7 +56,7 @@ int cmd_eval(int argc, char **argv) {
         {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
         {"batch", CLI_INT, &batch, "N", "images per forward pass", NULL},
         {"limit", CLI_INT, &limit, "N", "only the first N test items", NULL},
-        {"threads", CLI_INT, &threads, "N", "OpenMP threads [all cores]", NULL},
+        {"threads", CLI_INT, &threads, "N", "OpenMP threads (0: every core)", NULL},
         {"json", CLI_FLAG, &json, NULL, "print JSON", NULL},
         {0}};
     const cli_spec spec = {"eval", "--model MODEL [--json]",

@@ -300,7 +300,7 @@ int cmd_train(int argc, char **argv) {
         {"weight-decay", CLI_FLOAT, &o.weight_decay, "X", "on weights (not biases or batch norm)", NULL},
         {"augment", CLI_FLAG, &o.augment, NULL, "random crops (2-pixel padding) and horizontal flips", NULL},
         {"seed", CLI_INT, &o.seed, "N", "initial weights and data order", NULL},
-        {"threads", CLI_INT, &o.threads, "N", "OpenMP threads [all cores]", NULL},
+        {"threads", CLI_INT, &o.threads, "N", "OpenMP threads (0: every core)", NULL},
         {"limit", CLI_INT, &o.limit, "N", "use only the first N training items (quick runs)", NULL},
         {"test-limit", CLI_INT, &o.test_limit, "N", "evaluate on only the first N test items", NULL},
         {"resume", CLI_STRING, &o.resume, "CKPT", "continue from a checkpoint (MODEL.ckpt)", NULL},

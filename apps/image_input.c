@@ -89,7 +89,7 @@ cli_opt image_cmd_opt(image_cmd *c, const char *name, const char *help) {
         {"colormap", CLI_STRING, offsetof(image_cmd, colormap), "NAME", NULL, "jet|viridis|inferno|turbo"},
         {"invert", CLI_STRING, offsetof(image_cmd, invert), "WHEN", "invert to the model's polarity",
          "auto|yes|no"},
-        {"threads", CLI_INT, offsetof(image_cmd, threads), "N", "OpenMP threads [all cores]", NULL},
+        {"threads", CLI_INT, offsetof(image_cmd, threads), "N", "OpenMP threads (0: every core)", NULL},
         {"json", CLI_FLAG, offsetof(image_cmd, json), NULL, NULL, NULL},
     };
     for (size_t i = 0; i < sizeof common / sizeof common[0]; i++)
