@@ -17,7 +17,7 @@ int cmd_data(int argc, char **argv) {
     const cli_opt opts[] = {
         {"data", CLI_STRING, &data, "NAME", "dataset: " DATASET_NAMES, NULL},
         {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
-        {"split", CLI_STRING, &split, "NAME", "", "train|test"},
+        {"split", CLI_STRING, &split, "NAME", "which part of the dataset", "train|test"},
         {"count", CLI_INT, &count, "N", "how many items", NULL},
         {"start", CLI_INT, &start, "I", "index of the first item", NULL},
         {"scale", CLI_INT, &scale, "S", "enlarge S times (bilinear)", NULL},

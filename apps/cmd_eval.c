@@ -55,7 +55,7 @@ int cmd_eval(int argc, char **argv) {
         {"data", CLI_STRING, &data, "NAME", "dataset [the model's own]", NULL},
         {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
         {"batch", CLI_INT, &batch, "N", "images per forward pass", NULL},
-        {"limit", CLI_INT, &limit, "N", "only the first N test items", NULL},
+        {"limit", CLI_INT, &limit, "N", "only the first N test items (0: all)", NULL},
         {"threads", CLI_INT, &threads, "N", "OpenMP threads (0: every core)", NULL},
         {"json", CLI_FLAG, &json, NULL, "print JSON", NULL},
         {0}};

@@ -293,7 +293,7 @@ int cmd_train(int argc, char **argv) {
         {"epochs", CLI_INT, &o.epochs, "N", "passes over the training set", NULL},
         {"batch", CLI_INT, &o.batch, "N", "images per step", NULL},
         {"lr", CLI_FLOAT, &o.lr, "X", "peak learning rate", NULL},
-        {"optimizer", CLI_STRING, &o.optimizer, "NAME", "", "sgd|adamw"},
+        {"optimizer", CLI_STRING, &o.optimizer, "NAME", "update rule", "sgd|adamw"},
         {"momentum", CLI_FLOAT, &o.momentum, "X", "SGD momentum", NULL},
         {"schedule", CLI_STRING, &o.schedule, "NAME", "learning-rate schedule", "cosine|step|constant"},
         {"warmup", CLI_INT, &o.warmup, "EPOCHS", "linear warm-up epochs", NULL},
@@ -301,10 +301,10 @@ int cmd_train(int argc, char **argv) {
         {"augment", CLI_FLAG, &o.augment, NULL, "random crops (2-pixel padding) and horizontal flips", NULL},
         {"seed", CLI_INT, &o.seed, "N", "initial weights and data order", NULL},
         {"threads", CLI_INT, &o.threads, "N", "OpenMP threads (0: every core)", NULL},
-        {"limit", CLI_INT, &o.limit, "N", "use only the first N training items (quick runs)", NULL},
-        {"test-limit", CLI_INT, &o.test_limit, "N", "evaluate on only the first N test items", NULL},
+        {"limit", CLI_INT, &o.limit, "N", "use only the first N training items, for quick runs (0: all)", NULL},
+        {"test-limit", CLI_INT, &o.test_limit, "N", "evaluate on only the first N test items (0: all)", NULL},
         {"resume", CLI_STRING, &o.resume, "CKPT", "continue from a checkpoint (MODEL.ckpt)", NULL},
-        {"stop-after", CLI_INT, &o.stop_after, "EPOCH", "stop after this epoch; --resume goes on exactly as if uninterrupted", NULL},
+        {"stop-after", CLI_INT, &o.stop_after, "EPOCH", "stop after this epoch (0: run them all); --resume goes on exactly as if uninterrupted", NULL},
         {"json", CLI_FLAG, &o.json, NULL, "print one JSON line per epoch on stdout", NULL},
         {0}};
     const cli_spec spec = {
