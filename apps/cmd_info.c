@@ -74,7 +74,7 @@ int cmd_info(int argc, char **argv) {
         fclose(f);
     }
     heed_status st = !memcmp(magic, "HEEDMODL", 8) ? heed_model_load(&m, args[0])
-                                                   : heed_net_load(&net, args[0], 1);
+                                                   : heed_net_describe(&net, args[0]);
     if (st != HEED_OK) return cli_lib_error("info");
     if (m) net = m->net;
     info_ctx c = {.params = &net->params, .json = json, .first = 1};

@@ -70,29 +70,51 @@ void heed_net_free(heed_net *net) {
     free(net);
 }
 
-heed_status heed_net_load(heed_net **out, const char *path, uint64_t seed) {
-    *out = NULL;
+/* The text of network file `path` in *text (malloc'd), checked for NULs. */
+static heed_status read_net_file(const char *path, char **text) {
+    *text = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return heed_fail(HEED_ERR_IO, "cannot open network file %s", path);
     /* Network files are small text; refuse anything that is clearly not one. */
     enum { MAX_NET_FILE = 1 << 20 };
-    char *text = malloc(MAX_NET_FILE + 1);
-    if (!text) {
+    char *t = malloc(MAX_NET_FILE + 1);
+    if (!t) {
         fclose(f);
         return heed_fail(HEED_ERR_NOMEM, "cannot read %s", path);
     }
-    size_t n = fread(text, 1, MAX_NET_FILE + 1, f);
+    size_t n = fread(t, 1, MAX_NET_FILE + 1, f);
     int err = ferror(f);
     fclose(f);
     if (err || n > MAX_NET_FILE) {
-        free(text);
+        free(t);
         return heed_fail(err ? HEED_ERR_IO : HEED_ERR_FORMAT,
                          err ? "cannot read network file %s" : "%s: larger than 1 MiB, not a network file",
                          path);
     }
-    text[n] = '\0';
-    heed_status st = heed_text_check(text, n, path);
-    if (st == HEED_OK) st = heed_net_parse(out, text, path, seed);
+    t[n] = '\0';
+    heed_status st = heed_text_check(t, n, path);
+    if (st != HEED_OK) {
+        free(t);
+        return st;
+    }
+    *text = t;
+    return HEED_OK;
+}
+
+heed_status heed_net_load(heed_net **out, const char *path, uint64_t seed) {
+    *out = NULL;
+    char *text;
+    HEED_TRY(read_net_file(path, &text));
+    heed_status st = heed_net_parse(out, text, path, seed);
+    free(text);
+    return st;
+}
+
+heed_status heed_net_describe(heed_net **out, const char *path) {
+    *out = NULL;
+    char *text;
+    HEED_TRY(read_net_file(path, &text));
+    heed_status st = heed_net_parse_layout(out, text, path);
     free(text);
     return st;
 }

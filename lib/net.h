@@ -40,6 +40,13 @@ heed_status heed_net_parse(heed_net **out, const char *text, const char *origin,
 /* Reads and parses a network file. */
 heed_status heed_net_load(heed_net **out, const char *path, uint64_t seed);
 
+/* Reads a network file as heed_net_load does, with its parameters
+ * registered (names, shapes, counts) but neither allocated nor
+ * initialised: a network's layers, shapes, parameter counts and FLOPs at
+ * once, whatever its size (heed info). Such a network cannot run: its
+ * layers report their parameters unallocated. */
+heed_status heed_net_describe(heed_net **out, const char *path);
+
 /* Wraps a sequence built in code and its (allocated) parameters; the net
  * takes ownership of both. */
 heed_status heed_net_wrap(heed_net **out, heed_seq *root, heed_params *params);

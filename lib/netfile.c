@@ -505,8 +505,21 @@ heed_status heed_net_parse(heed_net **out, const char *text, const char *origin,
     return heed_net_parse_bounded(out, text, origin, seed, SIZE_MAX);
 }
 
+static heed_status parse_text(heed_net **out, const char *text, const char *origin, uint64_t seed,
+                              size_t max_params, int allocate);
+
 heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char *origin,
                                    uint64_t seed, size_t max_params) {
+    return parse_text(out, text, origin, seed, max_params, 1);
+}
+
+heed_status heed_net_parse_layout(heed_net **out, const char *text, const char *origin) {
+    return parse_text(out, text, origin, 0, SIZE_MAX, 0);
+}
+
+/* The parser; `allocate` 0 leaves the registered parameters unallocated. */
+static heed_status parse_text(heed_net **out, const char *text, const char *origin, uint64_t seed,
+                              size_t max_params, int allocate) {
     *out = NULL;
     heed_params params = {0};
     parser p = {.origin = origin ? origin : "<network>", .params = &params};
@@ -533,7 +546,7 @@ heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char 
     if (st == HEED_OK && values > max_params)
         st = heed_fail(HEED_ERR_FORMAT, "%s: the network has %zu parameter values, more than the "
                        "%zu its file can hold", p.origin, values, max_params);
-    if (st == HEED_OK) st = heed_params_alloc(&params, seed);
+    if (st == HEED_OK && allocate) st = heed_params_alloc(&params, seed);
     heed_net *net = NULL;
     if (st == HEED_OK) st = heed_net_wrap(&net, p.stack[0].seq, &params);
     if (st == HEED_OK) {

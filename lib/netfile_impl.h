@@ -15,6 +15,10 @@
 heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char *origin,
                                    uint64_t seed, size_t max_params);
 
+/* heed_net_parse without allocating or initialising the parameters
+ * (heed_net_describe). */
+heed_status heed_net_parse_layout(heed_net **out, const char *text, const char *origin);
+
 /* HEED_ERR_FORMAT, naming origin and the line, if the n bytes of text
  * (a network file, or a model file's network or metadata chunk) hold a NUL:
  * read as a C string, the text would end there and the rest go unread. */

@@ -80,8 +80,9 @@ START_TEST(info_lists_layers_and_totals) {
     snprintf(cmd, sizeof cmd, "info --json '%s'", odd);
     ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "/q\\\"\\ufffd.net\", \"input\": [1, 4, 4]"), "%s", out);
-    /* a network larger than any machine's memory: one line, at once (it
-     * allocated until the system killed it) */
+    /* a network larger than any machine's memory: listed at once, nothing
+     * allocated (750 x (1e9 + 1e9 + 1e9 + 1) parameters); run, refused in
+     * one line (it allocated until the system killed it) */
     char huge[400];
     snprintf(huge, sizeof huge, "%s/huge.net", dir);
     f = fopen(huge, "w");
@@ -89,9 +90,13 @@ START_TEST(info_lists_layers_and_totals) {
     fputs("input 1 1 1\n", f);
     for (int i = 0; i < 750; i++) fputs("fc out=1000000000\nfc out=1\n", f);
     fclose(f);
+    static char listing[1 << 20]; /* 1,500 layers */
     snprintf(cmd, sizeof cmd, "info '%s'", huge);
+    ck_assert_int_eq(heed(cmd, listing, sizeof listing), 0);
+    ck_assert_msg(strstr(listing, "\ntotal: 2250000000750 parameters"), "%.300s", listing);
+    snprintf(cmd, sizeof cmd, "bench --net '%s' --seconds 0.1", huge);
     ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
-    ck_assert_msg(!strncmp(out, "heed info: cannot allocate ", 27) &&
+    ck_assert_msg(!strncmp(out, "heed bench: cannot allocate ", 28) &&
                       strstr(out, "is over the memory limit of") &&
                       strchr(out, '\n') == out + strlen(out) - 1,
                   "%s", out);

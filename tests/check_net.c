@@ -373,6 +373,40 @@ START_TEST(network_too_large_for_memory_is_refused) {
 }
 END_TEST
 
+/* heed_net_describe: the same layers, shapes and parameter registry as
+ * heed_net_load, nothing allocated; running it is refused, not a crash
+ * (every shipped network, training and inference, frozen or not). */
+static const char *const described[] = {"nets/fmnist-plain.net", "nets/fmnist-se.net",
+                                        "nets/fmnist-cbam.net", "nets/resnet18-cbam.net",
+                                        "nets/ram.net", "nets/cnn60.net"};
+
+START_TEST(described_network_lists_but_does_not_run) {
+    const char *path = described[_i];
+    heed_net *full, *bare;
+    ck_assert_msg(heed_net_load(&full, path, 1) == HEED_OK, "%s", heed_last_error());
+    const size_t before = heed_memory_in_use();
+    ck_assert_msg(heed_net_describe(&bare, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_ptr_null(bare->params.values);
+    ck_assert_int_eq(bare->params.count, full->params.count);
+    ck_assert_uint_eq(heed_params_floats(&bare->params), heed_params_floats(&full->params));
+    ck_assert_uint_eq(heed_params_trainable(&bare->params), heed_params_trainable(&full->params));
+    ck_assert_double_eq(heed_layer_flops(&bare->root->base), heed_layer_flops(&full->root->base));
+    ck_assert_uint_lt(heed_memory_in_use() - before, (size_t)1 << 20);
+    heed_tensor x = {0}, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, bare->in_c, bare->in_h, bare->in_w), HEED_OK);
+    for (int mode = 0; mode < 3; mode++) {
+        heed_net_set_training(bare, mode == 0);
+        heed_net_set_frozen(bare, mode == 2);
+        ck_assert_int_ne(heed_net_forward(bare, &x, &y), HEED_OK);
+        ck_assert_msg(strstr(heed_last_error(), "not allocated"), "%s", heed_last_error());
+        heed_net_set_frozen(bare, 0);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_net_free(bare);
+    heed_net_free(full);
+}
+END_TEST
+
 Suite *heed_suite_net(void) {
     Suite *s = suite_create("net");
     TCase *tc = tcase_create("core");
@@ -386,6 +420,8 @@ Suite *heed_suite_net(void) {
     tcase_add_test(tc, nul_byte_is_refused);
     tcase_add_test(tc, byte_order_mark_and_crlf_read);
     tcase_add_test(tc, network_too_large_for_memory_is_refused);
+    tcase_add_loop_test(tc, described_network_lists_but_does_not_run, 0,
+                        sizeof described / sizeof described[0]);
     suite_add_tcase(s, tc);
     return s;
 }
