@@ -19,11 +19,17 @@
 static size_t g_limit;  /* 0: not set, the machine's memory */
 static size_t g_in_use; /* bytes of live blocks, headers included */
 
+/* Read once: sysconf asks the kernel each time. */
 static size_t machine_memory(void) {
+    static size_t known;
+    size_t bytes = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (bytes) return bytes;
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    if (pages <= 0 || page <= 0 || (unsigned long)pages > SIZE_MAX / (unsigned long)page)
-        return SIZE_MAX;
-    return (size_t)pages * (size_t)page;
+    bytes = pages <= 0 || page <= 0 || (unsigned long)pages > SIZE_MAX / (unsigned long)page
+                ? SIZE_MAX
+                : (size_t)pages * (size_t)page;
+    __atomic_store_n(&known, bytes, __ATOMIC_RELAXED);
+    return bytes;
 }
 
 void heed_set_memory_limit(size_t bytes) { __atomic_store_n(&g_limit, bytes, __ATOMIC_RELAXED); }
