@@ -233,6 +233,19 @@ static taps_fn *taps_for(int S) {
     return taps_portable;
 }
 
+/* Asks for the `rows` rows of W floats at src, lds apart, to be brought
+ * into cache. The copies' loads each wait on a line of their own (a row
+ * per step, a row a few lines long): fetched a channel ahead, the copies
+ * in ResNet-18-SE at batch 1 took 0.77-0.96 -> 0.50-0.68 time-stamp
+ * ticks per float on two threads, 0.40-0.46 -> 0.36-0.41 on one. */
+static void prefetch_rows(const float *src, size_t lds, int rows, int W) {
+    for (int r = 0; r < rows; r++) {
+        const float *row = src + r * lds;
+        for (int j = 0; j < W; j += 16) __builtin_prefetch(row + j);
+        __builtin_prefetch(row + W - 1);
+    }
+}
+
 /* Rows r0 .. r0+nr-1 of Z_p, as z (nc, K, nr, OW) with its rows (c, v)
  * ld floats apart (ld >= nr*OW, zeros between), from image n, channels
  * c0 .. c0+nc-1 of x. Row r holds input row (r + qmin)*S + p (zeros
@@ -255,9 +268,12 @@ static void shift_copies(const geom *g, const float *x, int n, int c0, int nc, i
     memset(z, 0, head * sizeof(float));
     for (size_t i = 0; i < copies; i++)
         memset(z + i * ld + tail, 0, (ld - tail + (i + 1 < copies ? head : 0)) * sizeof(float));
-    for (int c = 0; c < nc; c++) {
-        const float *xp = x + ((size_t)n * g->IC + c0 + c) * HW + (size_t)h0 * W;
-        if (rows > 0) taps(g, z + (size_t)c * K * ld + head, ld, xp, rows);
+    if (rows <= 0) return;
+    const float *xc = x + ((size_t)n * g->IC + c0) * HW + (size_t)h0 * W;
+    prefetch_rows(xc, (size_t)S * W, rows, W);
+    for (int c = 0; c < nc; c++, xc += HW) {
+        if (c + 1 < nc) prefetch_rows(xc + HW, (size_t)S * W, rows, W);
+        taps(g, z + (size_t)c * K * ld + head, ld, xc, rows);
     }
 }
 
