@@ -501,22 +501,6 @@ heed_status heed_text_check(const char *text, size_t n, const char *origin) {
     return heed_fail(HEED_ERR_FORMAT, "%s:%d: a NUL byte: not text", origin, line);
 }
 
-heed_status heed_net_parse(heed_net **out, const char *text, const char *origin, uint64_t seed) {
-    return heed_net_parse_bounded(out, text, origin, seed, SIZE_MAX);
-}
-
-static heed_status parse_text(heed_net **out, const char *text, const char *origin, uint64_t seed,
-                              size_t max_params, int allocate);
-
-heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char *origin,
-                                   uint64_t seed, size_t max_params) {
-    return parse_text(out, text, origin, seed, max_params, 1);
-}
-
-heed_status heed_net_parse_layout(heed_net **out, const char *text, const char *origin) {
-    return parse_text(out, text, origin, 0, SIZE_MAX, 0);
-}
-
 /* The parser; `allocate` 0 leaves the registered parameters unallocated. */
 static heed_status parse_text(heed_net **out, const char *text, const char *origin, uint64_t seed,
                               size_t max_params, int allocate) {
@@ -568,4 +552,17 @@ static heed_status parse_text(heed_net **out, const char *text, const char *orig
     }
     *out = net;
     return HEED_OK;
+}
+
+heed_status heed_net_parse(heed_net **out, const char *text, const char *origin, uint64_t seed) {
+    return parse_text(out, text, origin, seed, SIZE_MAX, 1);
+}
+
+heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char *origin,
+                                   uint64_t seed, size_t max_params) {
+    return parse_text(out, text, origin, seed, max_params, 1);
+}
+
+heed_status heed_net_parse_layout(heed_net **out, const char *text, const char *origin) {
+    return parse_text(out, text, origin, 0, SIZE_MAX, 0);
 }
