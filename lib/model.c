@@ -268,6 +268,9 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
                                  int nextra) {
     if (!m->net->source)
         return heed_fail(HEED_ERR_ARG, "cannot save %s: the network was built in code, not from a description", path);
+    if (!m->net->params.values && m->net->params.count)
+        return heed_fail(HEED_ERR_ARG, "cannot save %s: the network's parameters are not allocated "
+                         "(heed_net_describe)", path);
     char *meta = meta_text(&m->meta);
     bytes params = {0};
     put_params(&params, &m->net->params);

@@ -4,9 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conv2d.h"
 #include "linear.h"
+#include "model.h"
 #include "net.h"
 #include "seq.h"
 #include "testutil.h"
@@ -402,7 +404,13 @@ START_TEST(described_network_lists_but_does_not_run) {
         heed_net_set_frozen(bare, 0);
     }
     heed_tensor_free(&x), heed_tensor_free(&y);
-    heed_net_free(bare);
+    /* nor saved: there are no values to write */
+    heed_model *m;
+    ck_assert_int_eq(heed_model_new(&m, bare), HEED_OK);
+    ck_assert_int_eq(heed_model_save(m, "/tmp/heed-described-never-written.heed"), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "not allocated"), "%s", heed_last_error());
+    ck_assert_int_ne(access("/tmp/heed-described-never-written.heed", F_OK), 0);
+    heed_model_free(m);
     heed_net_free(full);
 }
 END_TEST
