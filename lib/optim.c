@@ -86,13 +86,14 @@ heed_status heed_optim_init(heed_optim *o, const heed_optim_cfg *cfg, heed_param
     float *m = NULL, *v = NULL;
     if (c.kind == HEED_OPTIM_ADAMW || c.momentum != 0.0f) {
         m = alloc_state(total);
-        if (!m) return heed_fail(HEED_ERR_NOMEM, "optimizer: cannot allocate %zu floats of state", total);
+        if (!m) return heed_alloc_failed(total * sizeof(float), "the optimizer's state");
     }
     if (c.kind == HEED_OPTIM_ADAMW) {
         v = alloc_state(total);
         if (!v) {
+            heed_status st = heed_alloc_failed(total * sizeof(float), "the optimizer's second moments");
             heed_free(m);
-            return heed_fail(HEED_ERR_NOMEM, "optimizer: cannot allocate %zu floats of state", total);
+            return st;
         }
     }
     *o = (heed_optim){.cfg = c, .params = params, .m = m, .v = v, .steps = 0};

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "optim.h"
+#include "tensor.h"
 #include "testutil.h"
 
 /* A store of three entries: a decayed weight, a bias, a buffer. */
@@ -298,6 +299,37 @@ START_TEST(bad_settings_are_refused) {
 }
 END_TEST
 
+/* State that passes the memory limit: refused, saying which, nothing kept.
+ * A store of 256K floats (1 MiB each for values, gradients, m and v). */
+START_TEST(state_over_the_memory_limit_is_refused) {
+    heed_params p = {0};
+    float *w, *dw;
+    ck_assert_int_eq(heed_params_add(&p, "w", 1, (int[]){1 << 18}, HEED_INIT_ZEROS, 1, 0, &w, &dw),
+                     HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    const size_t before = heed_memory_in_use(), mib = (size_t)1 << 20;
+    heed_optim o;
+    heed_set_memory_limit(before + mib / 2); /* not even m */
+    ck_assert_int_eq(heed_optim_init(&o, &(heed_optim_cfg){.lr = 0.1f, .momentum = 0.9f}, &p),
+                     HEED_ERR_NOMEM);
+    ck_assert_msg(strstr(heed_last_error(), "the optimizer's state: 0.00 GiB") &&
+                      strstr(heed_last_error(), "memory limit"),
+                  "%s", heed_last_error());
+    heed_set_memory_limit(before + 3 * mib / 2); /* m, not v */
+    ck_assert_int_eq(heed_optim_init(&o, &(heed_optim_cfg){.kind = HEED_OPTIM_ADAMW, .lr = 0.1f}, &p),
+                     HEED_ERR_NOMEM);
+    ck_assert_msg(strstr(heed_last_error(), "second moments"), "%s", heed_last_error());
+    ck_assert_ptr_null(o.m);
+    ck_assert_uint_eq(heed_memory_in_use(), before); /* m given back */
+    heed_set_memory_limit(before + 3 * mib); /* both */
+    ck_assert_int_eq(heed_optim_init(&o, &(heed_optim_cfg){.kind = HEED_OPTIM_ADAMW, .lr = 0.1f}, &p),
+                     HEED_OK);
+    heed_optim_free(&o);
+    heed_set_memory_limit(0);
+    heed_params_free(&p);
+}
+END_TEST
+
 Suite *heed_suite_optim(void) {
     Suite *s = suite_create("optim");
     TCase *tc = tcase_create("core");
@@ -309,6 +341,7 @@ Suite *heed_suite_optim(void) {
     tcase_add_test(tc, state_saves_and_restores);
     tcase_add_test(tc, long_entries_match_the_formula);
     tcase_add_test(tc, bad_settings_are_refused);
+    tcase_add_test(tc, state_over_the_memory_limit_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
