@@ -94,7 +94,7 @@ static int get_u64(reader *r, uint64_t *v) {
 static const char *one_line(const char *v, char *out, size_t size) {
     snprintf(out, size, "%s", v);
     for (char *c = out; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+        if (heed_control_char(*c)) *c = '?';
     return out;
 }
 
@@ -140,7 +140,7 @@ static int meta_int(const char *v, int lo, int hi, int *out) {
  * recipe): printable text only, no escape sequences. */
 static int printable(const char *v) {
     for (; *v; v++)
-        if ((unsigned char)*v < 0x20 || *v == 0x7f) return 0;
+        if (heed_control_char(*v)) return 0;
     return 1;
 }
 

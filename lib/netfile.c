@@ -406,7 +406,7 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
     /* Messages quote the line's words: no control character may reach a
      * terminal through them (tabs and a CRLF file's returns are spaces). */
     for (const char *c = line; *c; c++)
-        if (((unsigned char)*c < 0x20 && !isspace((unsigned char)*c)) || *c == 0x7f)
+        if (heed_control_char(*c) && !isspace((unsigned char)*c))
             return line_error(p, "a control character (byte 0x%02x): not a text network file",
                               (unsigned char)*c);
     char *tok[MAX_SETTINGS + 4];

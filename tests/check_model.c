@@ -182,6 +182,23 @@ static void write_chunks(const char *path, const chunk_edit *c, int n, const cha
     fclose(f);
 }
 
+/* make_model() saved to path and split into its chunks (at most max):
+ * returns how many; free_chunks releases them. */
+static int saved_chunks(const char *path, chunk_edit *c, int max) {
+    heed_model *m = make_model();
+    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
+    heed_model_free(m);
+    size_t len;
+    unsigned char *b = slurp(path, &len);
+    const int n = split_chunks(b, len, c, max);
+    free(b);
+    return n;
+}
+
+static void free_chunks(chunk_edit *c, int n) {
+    for (int i = 0; i < n; i++) free(c[i].data);
+}
+
 static chunk_edit *find_chunk(chunk_edit *c, int n, const char *tag) {
     for (int i = 0; i < n; i++)
         if (!strcmp(c[i].tag, tag)) return &c[i];
@@ -261,12 +278,9 @@ START_TEST(crafted_files_fail_with_reasons) {
     char path[256], bad[256];
     tmp_path(path, sizeof path, "craft-good.heed");
     tmp_path(bad, sizeof bad, "craft-bad.heed");
-    heed_model *m = make_model(), *back = (heed_model *)1;
-    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
-    size_t len;
-    unsigned char *b = slurp(path, &len);
+    heed_model *back = (heed_model *)1;
     chunk_edit c[8];
-    int n = split_chunks(b, len, c, 8);
+    const int n = saved_chunks(path, c, 8);
     chunk_edit *parm = find_chunk(c, n, "PARM");
     const char *trailer = "";
     switch (edits[_i].kind) {
@@ -299,13 +313,11 @@ START_TEST(crafted_files_fail_with_reasons) {
     ck_assert_ptr_nonnull(strstr(heed_last_error(), bad));
     /* The same chunks unedited load: the edit, not the rewriting, failed. */
     chunk_edit good[8];
-    split_chunks(b, len, good, 8);
+    ck_assert_int_eq(saved_chunks(path, good, 8), n);
     write_chunks(bad, good, n, "");
     ck_assert_msg(heed_model_load(&back, bad) == HEED_OK, "%s", heed_last_error());
     heed_model_free(back);
-    for (int i = 0; i < n; i++) free(c[i].data), free(good[i].data);
-    free(b);
-    heed_model_free(m);
+    free_chunks(c, n), free_chunks(good, n);
     unlink(path), unlink(bad);
 }
 END_TEST
@@ -313,12 +325,9 @@ END_TEST
 START_TEST(metadata_with_crlf_lines_reads) {
     char path[256];
     tmp_path(path, sizeof path, "crlf.heed");
-    heed_model *m = make_model(), *back;
-    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
-    size_t len;
-    unsigned char *b = slurp(path, &len);
+    heed_model *back;
     chunk_edit c[8];
-    int n = split_chunks(b, len, c, 8);
+    const int n = saved_chunks(path, c, 8);
     set_text(find_chunk(c, n, "META"),
              "classes 3\r\nclass cat\r\nclass dog\r\nclass T-shirt/top\r\ninput_std 0.5\r\n");
     write_chunks(path, c, n, "");
@@ -326,9 +335,7 @@ START_TEST(metadata_with_crlf_lines_reads) {
     ck_assert_str_eq(back->meta.class_names[2], "T-shirt/top");
     ck_assert_float_eq(back->meta.input_std, 0.5f);
     heed_model_free(back);
-    for (int i = 0; i < n; i++) free(c[i].data);
-    free(b);
-    heed_model_free(m);
+    free_chunks(c, n);
     unlink(path);
 }
 END_TEST
@@ -338,12 +345,9 @@ END_TEST
 START_TEST(nul_byte_in_a_text_chunk_is_refused) {
     char path[256];
     tmp_path(path, sizeof path, "nul.heed");
-    heed_model *m = make_model(), *back = (heed_model *)1;
-    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
-    size_t len;
-    unsigned char *b = slurp(path, &len);
+    heed_model *back = (heed_model *)1;
     chunk_edit c[8];
-    int n = split_chunks(b, len, c, 8);
+    const int n = saved_chunks(path, c, 8);
     chunk_edit *meta = find_chunk(c, n, "META");
     set_text(meta, "classes 3\nclass a\nclass b\n#class c\n");
     meta->data[meta->size - 9] = '\0'; /* the '#' of the last line */
@@ -351,9 +355,7 @@ START_TEST(nul_byte_in_a_text_chunk_is_refused) {
     ck_assert_int_eq(heed_model_load(&back, path), HEED_ERR_FORMAT);
     ck_assert_ptr_null(back);
     ck_assert_msg(strstr(heed_last_error(), "chunk META:4: a NUL byte"), "%s", heed_last_error());
-    for (int i = 0; i < n; i++) free(c[i].data);
-    free(b);
-    heed_model_free(m);
+    free_chunks(c, n);
     unlink(path);
 }
 END_TEST
