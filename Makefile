@@ -90,10 +90,19 @@ $(BUILD)/tests/%.o: CFLAGS += -Itests
 $(BUILD)/check_heed: $(TEST_OBJ) $(BUILD)/libheed.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libheed.a $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread) $(LDLIBS)
 
+# The measurement programs behind figures in bench/HISTORY.md (not
+# installed, not run by the tests: `make check` builds them so that they
+# keep compiling). page_share measures the machine, so it is built for it.
+MEASURE := $(BUILD)/bench/page_share $(BUILD)/bench/own_networks
+$(BUILD)/bench/page_share: CFLAGS += -march=native
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libheed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libheed.a $(LDLIBS)
+
 # Tests run from the repository root; they use build/heed for end-to-end cases.
 # Passive waiting keeps OpenMP threads from spinning against each other when
 # the machine is shared (tests are not benchmarks).
-check: $(BUILD)/check_heed $(BUILD)/heed $(BUILD)/examples/attention_cnn
+check: $(BUILD)/check_heed $(BUILD)/heed $(BUILD)/examples/attention_cnn $(MEASURE)
 	$(if $(SANFLAGS),HEED_SAN=1) HEED_EXAMPLE=$(BUILD)/examples/attention_cnn HEED_BIN=$(BUILD)/heed CK_DEFAULT_TIMEOUT=600 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/check_heed
 
 DEBS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev check dataset-fashion-mnist
