@@ -26,11 +26,17 @@ int main(int argc, char **argv) {
     }
     const int forwards = argc > 2 && argv[2][0] != '-' ? atoi(argv[2]) : 500;
     const int lockstep = !strcmp(argv[argc - 1], "--lockstep");
+    if (forwards < 1) {
+        fprintf(stderr, "own_networks: FORWARDS must be a positive number, not '%s'\n", argv[2]);
+        return 2;
+    }
     double ms[2] = {0.0, 0.0};
-    int failed = 0;
+    int failed = 0, team = 0;
 #pragma omp parallel num_threads(2)
     {
         const int t = omp_get_thread_num();
+#pragma omp master
+        team = omp_get_num_threads();
         heed_net *net = NULL;
         heed_tensor x = {0}, y = {0};
         int ok = heed_net_load(&net, argv[1], 1) == HEED_OK &&
@@ -64,6 +70,10 @@ int main(int argc, char **argv) {
         heed_net_free(net);
     }
     if (failed) return 1;
+    if (team != 2) {
+        fprintf(stderr, "own_networks: got %d thread(s), needs 2 (OMP_THREAD_LIMIT?)\n", team);
+        return 1;
+    }
     printf("%s: %.3f and %.3f ms per forward%s\n", argv[1], ms[0], ms[1],
            lockstep ? " (in lockstep)" : "");
     return 0;

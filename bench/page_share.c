@@ -49,9 +49,9 @@ static int cmp(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     split rd = HALVES, wr = HALVES;
-    for (int i = 1; i + 1 < argc; i += 2)
-        if (!((!strcmp(argv[i], "--read") && parse(argv[i + 1], &rd)) ||
-              (!strcmp(argv[i], "--write") && parse(argv[i + 1], &wr)))) {
+    for (int i = 1; i < argc; i += 2)
+        if (i + 1 == argc || !((!strcmp(argv[i], "--read") && parse(argv[i + 1], &rd)) ||
+                               (!strcmp(argv[i], "--write") && parse(argv[i + 1], &wr)))) {
             fprintf(stderr, "usage: page_share [--read whole|halves|padded] [--write ...]\n");
             return 2;
         }
@@ -61,10 +61,14 @@ int main(int argc, char **argv) {
     memset(x, 0, n * sizeof(float));
     memset(y, 0, n * sizeof(float));
     double us[BLOCKS];
+    int team = 0;
 #pragma omp parallel num_threads(2)
     {
         const int t = omp_get_thread_num();
-        for (int b = -1; b < BLOCKS; b++) { /* block -1 warms up */
+#pragma omp master
+        team = omp_get_num_threads();
+#pragma omp barrier
+        for (int b = -1; team == 2 && b < BLOCKS; b++) { /* block -1 warms up */
             double t0 = 0.0;
 #pragma omp barrier
 #pragma omp master
@@ -80,6 +84,12 @@ int main(int argc, char **argv) {
 #pragma omp master
             if (b >= 0) us[b] = (omp_get_wtime() - t0) / PASSES * 1e6;
         }
+    }
+    if (team != 2) {
+        fprintf(stderr, "page_share: got %d thread(s), needs 2 (OMP_THREAD_LIMIT?)\n", team);
+        free(x);
+        free(y);
+        return 1;
     }
     qsort(us, BLOCKS, sizeof us[0], cmp);
     static const char *name[] = {"whole", "halves", "padded"};
