@@ -252,14 +252,20 @@ static heed_status write_atomic(const char *path, const void *buf, size_t len) {
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
         return heed_fail(HEED_ERR_ARG, "path too long: %s", path);
     FILE *f = fopen(tmp, "wb");
-    if (!f) return heed_fail(HEED_ERR_IO, "cannot create %s", tmp);
-    int ok = fwrite(buf, 1, len, f) == len;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
+    if (!f)
+        return heed_fail(HEED_ERR_IO, "cannot create %s (written first, then renamed to %s): %s",
+                         tmp, path, strerror(errno));
+    /* The first failure's reason (a full disk shows at the write, the
+     * flush or the close). */
+    int e = 0;
+    errno = 0;
+    if (fwrite(buf, 1, len, f) != len || fflush(f) != 0) e = errno ? errno : EIO;
+    if (!e && fsync(fileno(f)) != 0) e = errno ? errno : EIO;
+    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
+    if (!e && rename(tmp, path) != 0) e = errno ? errno : EIO;
+    if (e) {
         remove(tmp);
-        return heed_fail(HEED_ERR_IO, "cannot write %s", path);
+        return heed_fail(HEED_ERR_IO, "cannot write %s: %s", path, strerror(e));
     }
     return HEED_OK;
 }

@@ -2,6 +2,7 @@
  * Parsing of network files lives in netfile.c. */
 #include "net.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,7 @@ void heed_net_free(heed_net *net) {
 static heed_status read_net_file(const char *path, char **text) {
     *text = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return heed_fail(HEED_ERR_IO, "cannot open network file %s", path);
+    if (!f) return heed_fail(HEED_ERR_IO, "cannot open network file %s: %s", path, strerror(errno));
     /* Network files are small text; refuse anything that is clearly not one. */
     enum { MAX_NET_FILE = 1 << 20 };
     char *t = malloc(MAX_NET_FILE + 1);
@@ -83,13 +84,13 @@ static heed_status read_net_file(const char *path, char **text) {
         return heed_fail(HEED_ERR_NOMEM, "cannot read %s", path);
     }
     size_t n = fread(t, 1, MAX_NET_FILE + 1, f);
-    int err = ferror(f);
+    const int err = ferror(f) ? (errno ? errno : EIO) : 0; /* before fclose changes errno */
     fclose(f);
     if (err || n > MAX_NET_FILE) {
         free(t);
-        return heed_fail(err ? HEED_ERR_IO : HEED_ERR_FORMAT,
-                         err ? "cannot read network file %s" : "%s: larger than 1 MiB, not a network file",
-                         path);
+        if (err)
+            return heed_fail(HEED_ERR_IO, "cannot read network file %s: %s", path, strerror(err));
+        return heed_fail(HEED_ERR_FORMAT, "%s: larger than 1 MiB, not a network file", path);
     }
     t[n] = '\0';
     heed_status st = heed_text_check(t, n, path);

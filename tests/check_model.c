@@ -393,6 +393,16 @@ START_TEST(save_is_atomic_and_reports_bad_paths) {
     heed_model *m = make_model();
     ck_assert_int_eq(heed_model_save(m, "/tmp/heed-no-such-dir/x/model.heed"), HEED_ERR_IO);
     ck_assert_ptr_nonnull(strstr(heed_last_error(), "/tmp/heed-no-such-dir/x/model.heed"));
+    ck_assert_msg(strstr(heed_last_error(), "No such file or directory"), "%s", heed_last_error());
+    /* Written, then refused by the rename (a directory stands at the
+     * path): the reason is said, and the temporary file is gone. */
+    char dir[512], tmp[600];
+    ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "model-save"), 0);
+    ck_assert_int_eq(heed_model_save(m, dir), HEED_ERR_IO);
+    ck_assert_msg(strstr(heed_last_error(), "Is a directory"), "%s", heed_last_error());
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", dir, (long)getpid());
+    ck_assert_int_ne(access(tmp, F_OK), 0);
+    tu_remove_dir(dir);
     heed_model_free(m);
 }
 END_TEST

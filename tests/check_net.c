@@ -302,7 +302,10 @@ END_TEST
 START_TEST(missing_file_is_an_io_error) {
     heed_net *net;
     ck_assert_int_eq(heed_net_load(&net, "nets/no-such.net", 1), HEED_ERR_IO);
-    ck_assert_ptr_nonnull(strstr(heed_last_error(), "nets/no-such.net"));
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "nets/no-such.net: No such file or directory"));
+    /* A directory opens but does not read: the reason is given too. */
+    ck_assert_int_eq(heed_net_load(&net, "nets", 1), HEED_ERR_IO);
+    ck_assert_msg(strstr(heed_last_error(), "nets: Is a directory"), "%s", heed_last_error());
 }
 END_TEST
 
