@@ -142,6 +142,20 @@ int cli_error(const char *command, int code, const char *fmt, ...) {
     return code;
 }
 
+int cli_check_writable(const char *command, const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return cli_error(command, 1, "cannot write %s: it is a directory", path);
+    char probe[4096];
+    if ((size_t)snprintf(probe, sizeof probe, "%s.tmp.%ld", path, (long)getpid()) >= sizeof probe)
+        return cli_error(command, 1, "cannot write %s: path too long", path);
+    FILE *f = fopen(probe, "wb");
+    if (!f) return cli_error(command, 1, "cannot write %s: %s", path, strerror(errno));
+    fclose(f);
+    remove(probe);
+    return -1;
+}
+
 int cli_threads(const char *command, int threads, int zero_is_default) {
     if (threads == 0 && zero_is_default) return -1;
     if (threads < 1 || threads > CLI_MAX_THREADS)

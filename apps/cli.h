@@ -55,6 +55,13 @@ int cli_error(const char *command, int code, const char *fmt, ...)
  * or prints "heed CMD: cannot create directory ..." and returns 1. */
 int cli_make_dirs(const char *command, const char *dir);
 
+/* Whether a file can be written at `path` (its directory exists and takes
+ * new files), tried with the temporary name the atomic writers use, so
+ * that a long run learns it before it starts, not when it first saves.
+ * Returns -1 to go on, or prints "heed CMD: cannot write PATH: reason"
+ * and returns 1. */
+int cli_check_writable(const char *command, const char *path);
+
 /* --threads N, checked and applied: 1 .. CLI_MAX_THREADS, or 0 for
  * OpenMP's default (every core) where `zero_is_default`. Returns -1 to go
  * on, or prints a usage error and returns 2. The cap because libgomp gives

@@ -354,5 +354,6 @@ int cmd_train(int argc, char **argv) {
     if (o.epochs < 1 || o.batch < 1 || o.lr <= 0)
         return cli_error("train", 2, "--epochs, --batch and --lr must be positive");
     if ((rc = cli_threads("train", o.threads, 1)) >= 0) return rc;
+    if ((rc = cli_check_writable("train", o.out)) >= 0) return rc;
     return train(&o);
 }

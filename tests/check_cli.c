@@ -35,6 +35,17 @@ START_TEST(help_and_usage_errors) {
     ck_assert_ptr_nonnull(strstr(out, "--resume"));
     ck_assert_int_eq(heed("train --net nets/fmnist-se.net", out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--out MODEL is required"));
+    /* a model that could not be written: said before the data are read
+     * (it was found when the first epoch's checkpoint was saved) */
+    ck_assert_int_eq(heed("train --net nets/fmnist-se.net --out no-such-dir/m.heed "
+                          "--data-dir no-such-data",
+                          out, sizeof out),
+                     1);
+    ck_assert_str_eq(out, "heed train: cannot write no-such-dir/m.heed: No such file or directory\n");
+    ck_assert_int_eq(heed("train --net nets/fmnist-se.net --out models --data-dir no-such-data", out,
+                          sizeof out),
+                     1);
+    ck_assert_str_eq(out, "heed train: cannot write models: it is a directory\n");
     ck_assert_int_eq(heed("train --epochs x", out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--epochs wants a whole number"));
     /* --threads within 1 .. 1024 (0: every core) on every command that
