@@ -52,6 +52,7 @@ help:
 	@echo "make ram-table  train the README's RAM-vs-CNN table (hours on one core)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=: libraries, headers, heed, heed.pc"
 	@echo "make bench      heed against PyTorch on the benchmark matrix (BENCH_ARGS=\"--seconds 2\")"
+	@echo "make $(BUILD)/bench/page_share (or own_networks): the measurement programs of bench/HISTORY.md"
 
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
