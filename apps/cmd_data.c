@@ -2,6 +2,7 @@
  * users can see what a model is trained on. Items keep the dataset's own
  * size (28x28, or the canvas size); folders are written as 28x28 gray. */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -38,15 +39,31 @@ int cmd_data(int argc, char **argv) {
     if (nargs != 2 || strcmp(args[0], "export")) return cli_error("data", 2, "usage: heed data export [options] DIR");
     if (count < 1 || start < 0 || scale < 1 || scale > 64)
         return cli_error("data", 2, "--count >= 1, --start >= 0 and --scale in 1..64");
-    if (cli_make_dirs("data", args[1])) return 1;
     heed_dataset d = {0};
     const int folder = !strncmp(data, "folder:", 7), side = folder ? 28 : 0;
-    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), start + count, 1, side, side) != HEED_OK)
+    /* Items past start + count need not be read (and the sum must not overflow). */
+    const int limit = count > INT_MAX - start ? INT_MAX : start + count;
+    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), limit, 1, side, side) != HEED_OK)
         return cli_lib_error("data");
+    if (start >= d.count) {
+        const int items = d.count;
+        heed_dataset_free(&d);
+        return cli_error("data", 2, "--start %d is past the end of the %s split (%d items: 0 .. %d)",
+                         start, split, items, items - 1);
+    }
+    if (count > d.count - start) {
+        fprintf(stderr, "heed data: the %s split ends at item %d: writing %d item%s, not %d\n",
+                split, d.count - 1, d.count - start, d.count - start == 1 ? "" : "s", count);
+        count = d.count - start;
+    }
+    if (cli_make_dirs("data", args[1])) {
+        heed_dataset_free(&d);
+        return 1;
+    }
     heed_tensor x = {0}, big = {0};
     int labels[1];
     rc = 0;
-    for (int i = start; i < start + count && i < d.count && rc == 0; i++) {
+    for (int i = start; i < start + count && rc == 0; i++) {
         heed_rng r; /* training canvases' placements: one stream per item */
         heed_rng_seed(&r, 1, (uint64_t)i);
         heed_status st = heed_dataset_batch(&d, &i, 1, NULL, &r, &x, labels);

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include "data.h"
 #include "image.h"
 #include "model.h"
 #include "testutil.h"
@@ -69,6 +71,52 @@ START_TEST(help_and_usage_errors) {
     ck_assert_ptr_nonnull(strstr(out, "heed classify: cannot open model file nowhere.heed"));
     /* one line, not a cascade */
     ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+}
+END_TEST
+
+/* heed data export: the items' own pixels, read here straight from the
+ * IDX files (zlib, not heed's loader), in PNG files named by split, index
+ * and class; a range past the split's end is cut with a note, one that
+ * starts past it refused before anything is written. */
+static void idx_item(const char *file, int header, int size, int index, unsigned char *out) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", HEED_FMNIST_DIR, file);
+    gzFile g = gzopen(path, "rb");
+    ck_assert_ptr_nonnull(g);
+    ck_assert_int_eq(gzseek(g, header + (z_off_t)index * size, SEEK_SET), header + (z_off_t)index * size);
+    ck_assert_int_eq(gzread(g, out, (unsigned)size), size);
+    gzclose(g);
+}
+
+START_TEST(data_export_writes_the_items) {
+    if (access(HEED_FMNIST_DIR, R_OK) != 0) return; /* the package is missing: nothing to export */
+    static char out[1 << 14];
+    char cmd[600], path[700];
+    snprintf(cmd, sizeof cmd, "data export --start 9998 --count 3 '%s/x'", dir);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "heed data: the test split ends at item 9999: writing 2 items, not 3"),
+                  "%s", out);
+    static const char *const names[] = {"T_shirt_top", "Trouser", "Pullover", "Dress", "Coat",
+                                        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot"};
+    for (int i = 9998; i <= 9999; i++) {
+        unsigned char pixels[784], label;
+        idx_item("t10k-images-idx3-ubyte.gz", 16, 784, i, pixels);
+        idx_item("t10k-labels-idx1-ubyte.gz", 8, 1, i, &label);
+        ck_assert_int_lt(label, 10);
+        snprintf(path, sizeof path, "%s/x/test-%05d-%s.png", dir, i, names[label]);
+        heed_tensor img = {0};
+        ck_assert_msg(heed_image_load(path, 0, &img) == HEED_OK, "%s", heed_last_error());
+        ck_assert_int_eq(img.c * img.h * img.w, 784);
+        for (int k = 0; k < 784; k++)
+            ck_assert_int_eq((int)lroundf(img.data[k] * 255.0f), pixels[k]);
+        heed_tensor_free(&img);
+    }
+    snprintf(cmd, sizeof cmd, "data export --start 10000 '%s/y'", dir);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 2);
+    ck_assert_str_eq(out, "heed data: --start 10000 is past the end of the test split "
+                          "(10000 items: 0 .. 9999)\n");
+    snprintf(path, sizeof path, "%s/y", dir);
+    ck_assert_int_ne(access(path, F_OK), 0);
 }
 END_TEST
 
@@ -378,6 +426,7 @@ Suite *heed_suite_cli(void) {
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, help_and_usage_errors);
     tcase_add_test(tc, info_lists_layers_and_totals);
+    tcase_add_test(tc, data_export_writes_the_items);
     tcase_add_test(tc, train_resume_eval_classify);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
