@@ -159,11 +159,9 @@ static heed_status folder_read(heed_dataset *d, const char *root, int c, int h, 
     const int count = files->count;
     size_t total;
     HEED_TRY(heed_shape_count(count, c, h, w, &total));
-    if (!(d->images = heed_alloc(total * sizeof(float)))) {
-        char what[96];
-        snprintf(what, sizeof what, "the folder dataset's %d images of %d x %d x %d", count, c, h, w);
-        return heed_alloc_failed(total * sizeof(float), what);
-    }
+    if (!(d->images = heed_alloc(total * sizeof(float))))
+        return heed_alloc_failed(total * sizeof(float), "the folder dataset's %d images of %d x %d x %d",
+                                 count, c, h, w);
     const size_t item = (size_t)c * h * w;
     int failed = count; /* the first item that failed, count if none */
 #pragma omp parallel for schedule(dynamic)

@@ -195,11 +195,9 @@ static heed_status fmnist_read(heed_dataset *d, idx_file *im, idx_file *lb, cons
         d->images = heed_alloc((size_t)keep * item * sizeof(float));
         d->labels = malloc((size_t)keep * sizeof *d->labels);
         d->class_names = malloc(FMNIST_CLASSES * sizeof *d->class_names);
-        if (!d->images || !d->labels || !d->class_names) {
-            char what[96];
-            snprintf(what, sizeof what, "fashion-mnist's %d images of %u x %u", keep, rows, cols);
-            s = heed_alloc_failed((size_t)keep * item * sizeof(float), what);
-        }
+        if (!d->images || !d->labels || !d->class_names)
+            s = heed_alloc_failed((size_t)keep * item * sizeof(float),
+                                  "fashion-mnist's %d images of %u x %u", keep, rows, cols);
     }
     if (s == HEED_OK) {
         /* Division, not multiplication by 1/255: the values torchvision's

@@ -64,18 +64,19 @@ heed_status heed_params_alloc(heed_params *p, uint64_t seed) {
     if (total == 0) total = 1;
     /* Values and gradients: checked together, so that a network too large
      * for the memory limit fails before either is touched. */
-    char what[96];
-    snprintf(what, sizeof what, "%zu parameters and their gradients", total);
     if (total > SIZE_MAX / 2 / sizeof(float))
-        return heed_fail(HEED_ERR_NOMEM, "cannot allocate %s: more bytes than memory can address", what);
+        return heed_fail(HEED_ERR_NOMEM,
+                         "cannot allocate %zu parameters and their gradients: more bytes than "
+                         "memory can address", total);
     const size_t bytes = total * sizeof(float);
-    if (!heed_memory_fits(2 * bytes)) return heed_alloc_failed(2 * bytes, what);
-    p->values = heed_alloc(bytes);
-    p->grads = heed_alloc(bytes);
+    if (heed_memory_fits(2 * bytes)) {
+        p->values = heed_alloc(bytes);
+        p->grads = heed_alloc(bytes);
+    }
     if (!p->values || !p->grads) {
         heed_free(p->values), heed_free(p->grads);
         p->values = p->grads = NULL;
-        return heed_alloc_failed(2 * bytes, what);
+        return heed_alloc_failed(2 * bytes, "%zu parameters and their gradients", total);
     }
     memset(p->values, 0, total * sizeof(float));
     memset(p->grads, 0, total * sizeof(float));

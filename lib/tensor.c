@@ -1,6 +1,7 @@
 /* tensor.c -- allocation, views and copies of NCHW float tensors. */
 #include "tensor.h"
 
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,12 @@ void heed_free(void *p) {
 
 static double gib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
 
-heed_status heed_alloc_failed(size_t bytes, const char *what) {
+heed_status heed_alloc_failed(size_t bytes, const char *fmt, ...) {
+    char what[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
     const size_t limit = heed_memory_limit(), used = heed_memory_in_use();
     if (!fits(used, bytes))
         return heed_fail(HEED_ERR_NOMEM,
@@ -106,11 +112,7 @@ heed_status heed_tensor_alloc(heed_tensor *t, int n, int c, int h, int w) {
     size_t count;
     HEED_TRY(heed_shape_count(n, c, h, w, &count));
     float *data = heed_alloc(count * sizeof(float));
-    if (!data) {
-        char what[96];
-        snprintf(what, sizeof what, "tensor (%d, %d, %d, %d)", n, c, h, w);
-        return heed_alloc_failed(count * sizeof(float), what);
-    }
+    if (!data) return heed_alloc_failed(count * sizeof(float), "tensor (%d, %d, %d, %d)", n, c, h, w);
     memset(data, 0, count * sizeof(float));
     *t = (heed_tensor){.data = data, .n = n, .c = c, .h = h, .w = w, .ndim = 4, .owned = 1, .cap = count};
     return HEED_OK;

@@ -82,9 +82,11 @@ heed_status heed_tensor_copy(heed_tensor *dst, const heed_tensor *src);
 void *heed_alloc(size_t bytes);
 void heed_free(void *p);
 
-/* HEED_ERR_NOMEM, with a message that names `what` and says whether the
- * memory limit or the system refused `bytes` (for a failed heed_alloc). */
-heed_status heed_alloc_failed(size_t bytes, const char *what);
+/* HEED_ERR_NOMEM, with a message that names what could not be allocated
+ * (`what`, printf-style) and says whether the memory limit or the system
+ * refused `bytes` (for a failed heed_alloc). */
+heed_status heed_alloc_failed(size_t bytes, const char *what, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* The limit on heed_alloc's live bytes: by default the machine's physical
  * memory; heed_set_memory_limit sets another (0: the default again), for
