@@ -149,7 +149,7 @@ int cmd_classify(int argc, char **argv) {
     const cli_opt opts[] = {
         image_cmd_opt(&o.io, "model", "the model file (required)"),
         image_cmd_opt(&o.io, "top", NULL),
-        image_cmd_opt(&o.io, "overlay", "write heat-map overlays into DIR"),
+        image_cmd_opt(&o.io, "overlay", "write heat-map overlays into DIR (one image: FILE.png|.jpg)"),
         {"map", CLI_STRING, &o.map, "KIND", "what the overlay shows", "attention|gradcam"},
         {"layer", CLI_STRING, &o.layer, "NAME", "the cbam layer (attention) or top-level layer (gradcam)", NULL},
         image_cmd_opt(&o.io, "colormap", "heat-map colours"),
@@ -164,7 +164,8 @@ int cmd_classify(int argc, char **argv) {
         "Classifies PNG or JPEG images of any size and colour type. Each image is brought to the\n"
         "model's input (channels, size with the aspect ratio kept, and polarity: Fashion-MNIST\n"
         "items are light on dark, so photos with a light background are inverted). With --overlay,\n"
-        "writes DIR/<image>-<map>.<format>: the heat map blended over the original image at its full\n"
+        "writes DIR/<image>-<map>.<format> (for a single image, --overlay FILE ending in .png, .jpg\n"
+        "or .jpeg writes FILE): the heat map blended over the original image at its full\n"
         "resolution. --map attention shows a CBAM layer's spatial attention (the last one unless\n"
         "--layer names another); --map gradcam shows Grad-CAM for the top class on the last\n"
         "convolutional stage (or --layer), for models without CBAM too.\n"
@@ -174,7 +175,7 @@ int cmd_classify(int argc, char **argv) {
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
-    if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs)) >= 0) return rc;
+    if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;
     if (!(o.alpha >= 0 && o.alpha <= 1)) return cli_error("classify", 2, "--alpha must be in 0..1");
     heed_model *m;
     if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;

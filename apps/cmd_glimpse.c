@@ -264,7 +264,7 @@ int cmd_glimpse(int argc, char **argv) {
     const cli_opt opts[] = {
         image_cmd_opt(&o.io, "model", "a model whose network has a ram layer (required)"),
         image_cmd_opt(&o.io, "top", NULL),
-        image_cmd_opt(&o.io, "overlay", "write DIR/<image>-glimpse.<format> pictures"),
+        image_cmd_opt(&o.io, "overlay", "write DIR/<image>-glimpse.<format> (one image: FILE.png|.jpg)"),
         image_cmd_opt(&o.io, "format", NULL),
         {"zoom", CLI_FLOAT, &o.zoom, "Z", "overlay image scale; 0: at least 240 px high, at most 720", NULL},
         image_cmd_opt(&o.io, "colormap", "step colours, first to last"),
@@ -285,20 +285,22 @@ int cmd_glimpse(int argc, char **argv) {
         "JSON: {\"image\", \"class\", \"label\", \"probability\", \"inverted\", \"top\": [{\"class\",\n"
         "\"index\", \"probability\", \"logit\"}], \"glimpses\": [{\"step\", \"x\", \"y\", \"px\", \"py\"}], \"overlay\"}\n"
         "(logit: the network's output, with samples > 1 the log of the averaged probability).\n"
-        "With --overlay, writes DIR/<image>-glimpse.<format>. Left: the image shown Wd x Hd, Z times\n"
-        "its size (--zoom; by default the smallest whole Z making it at least 240 px high, and images\n"
-        "over 720 px high are shrunk to 720), with each step's glimpse as nested squares (one per scale: exactly the pixels\n"
-        "the sensor read), its centre as a dot and the path joining the centres, coloured along\n"
-        "--colormap from the first step to the last. Right: one column per step and one row per scale\n"
-        "(finest on top), each patch as the network saw it (in the model's polarity), enlarged z\n"
-        "times and framed in its step's colour. Sizes, for T glimpses at S scales of P x P pixels:\n"
+        "With --overlay, writes DIR/<image>-glimpse.<format> (for a single image, --overlay FILE\n"
+        "ending in .png, .jpg or .jpeg writes FILE). Left: the image shown Wd x Hd, Z times its\n"
+        "size (--zoom; by default the smallest whole Z making it at least 240 px high, and images\n"
+        "over 720 px high are shrunk to 720), with each step's glimpse as nested squares (one per\n"
+        "scale: exactly the pixels the sensor read), its centre as a dot and the path joining the\n"
+        "centres, coloured along --colormap from the first step to the last. Right: one column per\n"
+        "step and one row per scale (finest on top), each patch as the network saw it (in the\n"
+        "model's polarity), enlarged z times and framed in its step's colour. Sizes, for T glimpses\n"
+        "at S scales of P x P pixels:\n"
         "z = clamp(floor((Hd - 8 (S-1)) / (S P)), 1, max(1, floor(120 / P))),\n"
         "width 12 + Wd + 24 + T P z + 8 (T-1) + 12, height 24 + max(Hd, S P z + 8 (S-1)).",
         opts};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
-    if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs)) >= 0) return rc;
+    if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;
     if (!(o.zoom >= 0 && o.zoom <= 64)) return cli_error("glimpse", 2, "--zoom must be in 0..64");
     if (o.seed < 0) return cli_error("glimpse", 2, "--seed must not be negative");
     heed_model *m;

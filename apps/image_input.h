@@ -64,6 +64,7 @@ typedef struct image_cmd {
     const char *model, *overlay, *colormap, *invert, *format; /* --model ... --format */
     int top, json, threads;                       /* --top, --json, --threads */
     heed_colormap cm;                             /* --colormap, parsed by image_cmd_open */
+    int overlay_file; /* --overlay names the one image's overlay file, not a folder */
 } image_cmd;
 
 /* The shared defaults: --top 3, --invert auto, --format png, and the
@@ -77,12 +78,17 @@ image_cmd image_cmd_defaults(const char *command, const char *colormap);
 cli_opt image_cmd_opt(image_cmd *c, const char *name, const char *help);
 
 /* The usage checks that come before a command's own: --model given, at
- * least one image, --top >= 1. Returns -1 to go on, else prints the error
- * and returns 2. */
-int image_cmd_check(const image_cmd *c, int nargs);
+ * least one image, --top >= 1, and --overlay: a name ending in .png, .jpg
+ * or .jpeg that is not a folder names the overlay file of the one image
+ * (sets c->overlay_file; its extension decides the format, and a --format
+ * given must agree), anything else a folder, in which no two of the images
+ * may have overlays of the same name. Returns -1 to go on, else prints the
+ * error and returns 2. */
+int image_cmd_check(image_cmd *c, int nargs, char **images);
 
 /* After the command's own checks: parses --colormap into c->cm, creates the
- * --overlay directory, applies --threads and loads the model into *m.
+ * --overlay directory (or the overlay file's), applies --threads and loads
+ * the model into *m.
  * Returns -1 to go on (the caller frees *m), else prints the error and
  * returns 1. */
 int image_cmd_open(image_cmd *c, heed_model **m);
@@ -105,8 +111,8 @@ typedef struct image_run {
  * Errors: those of heed_image_load, prepare_input, the forward. */
 heed_status image_run_forward(image_run *r, heed_model *m, const image_cmd *c, const char *path);
 
-/* Saves `over` as c->overlay/<image>-<kind>.<c->format> and records the
- * file's name in r->overlay. Errors: those of heed_image_save. */
+/* Saves `over` as c->overlay/<image>-<kind>.<c->format> (as c->overlay
+ * itself when it names a file) and records the file's name in r->overlay. Errors: those of heed_image_save. */
 heed_status image_run_save_overlay(image_run *r, const image_cmd *c, const char *kind,
                                    const heed_tensor *over);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -257,6 +258,71 @@ START_TEST(train_resume_eval_classify) {
 }
 END_TEST
 
+/* --overlay FILE.png|.jpg|.jpeg writes the one image's overlay there (it
+ * made a folder of that name); with several images it is refused, and so
+ * is a folder into which two images would write overlays of the same
+ * name (the second replaced the first). */
+START_TEST(overlay_to_one_file_or_a_folder) {
+    static char out[1 << 14];
+    char args[1400], path[400];
+    const char *model = "models/fmnist-cbam.heed", *boot = "images/test-00000-Ankle_boot.png";
+    snprintf(args, sizeof args, "classify --model %s --json --overlay %s/sub/boot.PNG %s", model,
+             dir, boot);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    snprintf(path, sizeof path, "\"overlay\": \"%s/sub/boot.PNG\"", dir);
+    ck_assert_msg(strstr(out, path), "%s", out);
+    heed_tensor o;
+    snprintf(path, sizeof path, "%s/sub/boot.PNG", dir);
+    ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+    ck_assert_int_eq(o.c, 3);
+    ck_assert_int_eq(o.h, 28);
+    ck_assert_int_eq(o.w, 28);
+    heed_tensor_free(&o);
+    /* the type by the extension: a JPEG, whatever --format's default */
+    snprintf(args, sizeof args, "glimpse --model models/ram-fmnist-cluttered60.heed --overlay %s/g.jpeg %s",
+             dir, boot);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    snprintf(path, sizeof path, "%s/g.jpeg", dir);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    unsigned char magic[3] = {0};
+    ck_assert_int_eq(fread(magic, 1, 3, f), 3);
+    fclose(f);
+    ck_assert_msg(magic[0] == 0xFF && magic[1] == 0xD8 && magic[2] == 0xFF, "not a JPEG");
+    /* refused before any work: several images, a --format against the name */
+    snprintf(args, sizeof args, "classify --model %s --overlay %s/two.png %s images/test-00001-Pullover.png",
+             model, dir, boot);
+    ck_assert_int_eq(heed(args, out, sizeof out), 2);
+    snprintf(path, sizeof path, "heed classify: --overlay %s/two.png names one file, but 2 images "
+             "were given: give a folder for several\n", dir);
+    ck_assert_str_eq(out, path);
+    snprintf(args, sizeof args, "classify --model %s --overlay %s/b.jpg --format png %s", model, dir, boot);
+    ck_assert_int_eq(heed(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "is a jpg file name, but --format is png"), "%s", out);
+    /* two images of one name in different folders; the same image twice is fine */
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/a", dir), snprintf(b, sizeof b, "%s/b", dir);
+    ck_assert_int_eq(mkdir(a, 0777), 0);
+    ck_assert_int_eq(mkdir(b, 0777), 0);
+    snprintf(a, sizeof a, "%s/a/p.png", dir), snprintf(b, sizeof b, "%s/b/p.png", dir);
+    heed_tensor img;
+    ck_assert_int_eq(heed_tensor_alloc(&img, 1, 1, 28, 28), HEED_OK);
+    heed_tensor_fill(&img, 0.2f);
+    ck_assert_int_eq(heed_image_save(a, &img, NULL), HEED_OK);
+    ck_assert_int_eq(heed_image_save(b, &img, NULL), HEED_OK);
+    heed_tensor_free(&img);
+    snprintf(args, sizeof args, "classify --model %s --overlay %s/maps %s %s %s", model, dir, a, boot, b);
+    ck_assert_int_eq(heed(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "a/p.png and ") && strstr(out, "b/p.png would write overlays of the same "
+                                                           "name (p-...)"), "%s", out);
+    char none[300];
+    snprintf(none, sizeof none, "%s/maps", dir);
+    ck_assert_int_ne(access(none, F_OK), 0);
+    snprintf(args, sizeof args, "classify --model %s --overlay %s/maps %s %s", model, dir, boot, boot);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+}
+END_TEST
+
 /* The README's C example builds a CNN with SE in code and trains it: its
  * loss must fall, and it must print one attention weight per channel. */
 START_TEST(readme_example_trains_and_reads_attention) {
@@ -428,6 +494,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, info_lists_layers_and_totals);
     tcase_add_test(tc, data_export_writes_the_items);
     tcase_add_test(tc, train_resume_eval_classify);
+    tcase_add_test(tc, overlay_to_one_file_or_a_folder);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
