@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +242,28 @@ void cli_progress_update(cli_progress *p, long done, const char *extra) {
 void cli_progress_end(cli_progress *p, const char *extra) {
     if (p->enabled) draw(p, p->total, extra, 1);
 }
+
+void cli_progress_abandon(cli_progress *p) {
+    if (p->enabled && p->last_draw > 0) fputc('\n', stderr);
+}
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_stop(int sig) { stop_signal = sig; }
+
+void cli_catch_stop(void) {
+    const int sigs[] = {SIGINT, SIGTERM};
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        struct sigaction old, sa = {.sa_handler = on_stop};
+        if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
+        sigemptyset(&sa.sa_mask);
+        /* SA_RESTART: a read of the data interrupted goes on, not fails. */
+        sa.sa_flags = SA_RESETHAND | SA_RESTART;
+        sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+int cli_stop_signal(void) { return stop_signal; }
 
 int cli_make_dirs(const char *command, const char *dir) {
     char path[4096];

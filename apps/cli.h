@@ -91,6 +91,17 @@ typedef struct cli_progress {
 void cli_progress_start(cli_progress *p, const char *label, long total);
 void cli_progress_update(cli_progress *p, long done, const char *extra);
 void cli_progress_end(cli_progress *p, const char *extra);
+/* Ends a bar left part way (the line it was drawing), before a message. */
+void cli_progress_abandon(cli_progress *p);
+
+/* Catches SIGINT and SIGTERM, so that a long command can stop at a point
+ * where its files are whole and say how to go on: cli_stop_signal() then
+ * returns the signal's number (0 until one comes). A signal ignored when
+ * the command started (a background job's SIGINT) stays ignored, and a
+ * second one of the same kind acts as it would have (a stuck run still
+ * dies on a second Ctrl-C). */
+void cli_catch_stop(void);
+int cli_stop_signal(void);
 
 /* Monotonic seconds. */
 double cli_now(void);

@@ -2,6 +2,7 @@
  * the test split after each epoch and checkpointing so --resume continues. */
 #include <math.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,28 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
     return HEED_OK;
 }
 
+/* After a SIGINT or SIGTERM (cli_catch_stop): says where the run stopped
+ * (in epoch `epoch`, `seen` of `count` items done, or after it when all
+ * are) and how to go on, and returns 128 + the signal, the status a shell
+ * gives a command the signal ended. Epochs 1 .. `whole` are in `saved`
+ * (NULL: none is saved). */
+static int stopped(int sig, int epoch, int epochs, long seen, long count, int whole,
+                   const char *saved) {
+    char where[96], next[4500];
+    const char *name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+    if (seen < count)
+        snprintf(where, sizeof where, "in epoch %d/%d (%ld of %ld items)", epoch, epochs, seen, count);
+    else
+        snprintf(where, sizeof where, "after epoch %d/%d", epoch, epochs);
+    if (saved)
+        snprintf(next, sizeof next, "%s%d %s in %s: heed train --resume %s goes on from epoch %d",
+                 whole > 1 ? "epochs 1-" : "epoch ", whole, whole > 1 ? "are" : "is", saved, saved,
+                 whole + 1);
+    else
+        snprintf(next, sizeof next, "no epoch had finished, so nothing was saved");
+    return cli_error("train", 128 + sig, "stopped by %s %s; %s", name, where, next);
+}
+
 static int train(const train_opts *o) {
     heed_dataset tr = {0}, te = {0};
     heed_model *m = NULL;
@@ -196,6 +219,7 @@ static int train(const train_opts *o) {
                 o->resume ? o->resume : o->net, data, tr.count, te.count, o->epochs, start_epoch + 1,
                 o->batch, omp_get_max_threads());
     int last = o->stop_after > 0 && o->stop_after < o->epochs ? o->stop_after : o->epochs;
+    cli_catch_stop(); /* Ctrl-C stops after a step, saying how to go on */
     for (int epoch = start_epoch; epoch < last; epoch++) {
         heed_rng rng;
         /* Seeded per epoch, so a resumed run draws what the uninterrupted one would. */
@@ -237,6 +261,13 @@ static int train(const train_opts *o) {
             snprintf(extra_text, sizeof extra_text, "loss %.3f acc %.1f%% %.0f img/s", loss_sum / seen,
                      100.0 * correct / seen, seen / (cli_now() - t0));
             cli_progress_update(&bar, seen, extra_text);
+            if (cli_stop_signal() && seen < tr.count) {
+                cli_progress_abandon(&bar);
+                /* The checkpoint of the epoch before: this run's, or the one it resumed. */
+                const char *saved = epoch > start_epoch ? ckpt : epoch > 0 ? o->resume : NULL;
+                rc = stopped(cli_stop_signal(), epoch + 1, o->epochs, seen, tr.count, epoch, saved);
+                goto done;
+            }
         }
         cli_progress_end(&bar, extra_text);
         eval_result ev;
@@ -260,6 +291,10 @@ static int train(const train_opts *o) {
         fflush(stdout);
         if (save_checkpoint(m, &opt, epoch + 1, ckpt) != HEED_OK) {
             rc = cli_lib_error("train");
+            goto done;
+        }
+        if (cli_stop_signal() && epoch + 1 < last) {
+            rc = stopped(cli_stop_signal(), epoch + 1, o->epochs, tr.count, tr.count, epoch + 1, ckpt);
             goto done;
         }
     }
@@ -311,7 +346,9 @@ int cmd_train(int argc, char **argv) {
         "train", "--net FILE --out MODEL [options]",
         "Trains a network on the training split, evaluating on the test split after each epoch.\n"
         "A checkpoint MODEL.ckpt is written after every epoch; --resume MODEL.ckpt continues\n"
-        "with the options it was started with (options given with --resume override them).",
+        "with the options it was started with (options given with --resume override them).\n"
+        "Ctrl-C (or SIGTERM) stops after the current step, saying which epochs are saved and how to\n"
+        "go on (exit status 130, or 143); a second Ctrl-C stops at once.",
         opts};
     char **args;
     int nargs;

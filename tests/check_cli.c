@@ -402,6 +402,74 @@ END_TEST
 
 /* A checkpoint edited by hand (its checksums made good again) is refused
  * with one line saying what is wrong, before any training. */
+/* Runs `heed ARGS` in the background from the shell, sends it SIGTERM once
+ * `ready` (a shell test) holds, and returns its exit status, with its
+ * stderr in err. */
+static int heed_stopped(const char *args, const char *ready, char *err, size_t errsize) {
+    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
+    char cwd[1024] = "", cmd[4096], path[400];
+    if (bin[0] != '/' && !getcwd(cwd, sizeof cwd - 1)) return -1;
+    snprintf(cmd, sizeof cmd,
+             "HEED_PROGRESS=1 %s%s%s %s > %s/out.txt 2> %s/err.txt & p=$!; i=0; "
+             "while ! (%s) && [ $i -lt 2000 ]; do sleep 0.02; i=$((i+1)); done; "
+             "kill -TERM $p; wait $p; echo $? > %s/rc.txt",
+             cwd, cwd[0] ? "/" : "", bin, args, dir, dir, ready, dir);
+    if (system(cmd) != 0) return -1;
+    snprintf(path, sizeof path, "%s/err.txt", dir);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(err, 1, errsize - 1, f) : 0;
+    err[n] = '\0';
+    if (f) fclose(f);
+    snprintf(path, sizeof path, "%s/rc.txt", dir);
+    f = fopen(path, "r");
+    int rc = -1;
+    if (f && fscanf(f, "%d", &rc) != 1) rc = -1;
+    if (f) fclose(f);
+    return rc;
+}
+
+/* SIGTERM (or Ctrl-C's SIGINT) stops training after a step with a line
+ * that says what is saved and how to go on; going on that way gives the
+ * weights the run would have had uninterrupted. */
+START_TEST(train_stops_on_a_signal_and_goes_on) {
+    static char out[1 << 16];
+    char args[2048], ready[600], a[300], b[300];
+    snprintf(a, sizeof a, "%s/a.heed", dir);
+    snprintf(b, sizeof b, "%s/b.heed", dir);
+    const char *common = "--net nets/fmnist-plain.net --limit 2000 --test-limit 100 --epochs 2 "
+                         "--seed 5 --threads 2";
+    /* before any epoch has finished: nothing to go on from */
+    snprintf(args, sizeof args, "train %s --out %s", common, b);
+    snprintf(ready, sizeof ready, "grep -q 'epoch 1/2 \\[' %s/err.txt", dir);
+    ck_assert_int_eq(heed_stopped(args, ready, out, sizeof out), 128 + 15);
+    ck_assert_msg(strstr(out, "\nheed train: stopped by SIGTERM in epoch 1/2 (") &&
+                      strstr(out, " of 2000 items); no epoch had finished, so nothing was saved\n"),
+                  "%s", out);
+    snprintf(args, sizeof args, "%s.ckpt", b);
+    ck_assert_int_ne(access(args, F_OK), 0);
+    /* in the second epoch: the first's checkpoint is named, and resuming
+     * from it ends where the uninterrupted run does */
+    snprintf(args, sizeof args, "train %s --out %s", common, b);
+    snprintf(ready, sizeof ready, "[ -f %s.ckpt ]", b);
+    ck_assert_int_eq(heed_stopped(args, ready, out, sizeof out), 128 + 15);
+    char said[800];
+    snprintf(said, sizeof said, "heed train: stopped by SIGTERM in epoch 2/2 (");
+    ck_assert_msg(strstr(out, said), "%s", out);
+    snprintf(said, sizeof said, " of 2000 items); epoch 1 is in %s.ckpt: heed train --resume %s.ckpt "
+             "goes on from epoch 2\n", b, b);
+    ck_assert_msg(strstr(out, said), "%s", out);
+    snprintf(args, sizeof args, "train --resume %s.ckpt", b);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "train %s --out %s", common, a);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    size_t na, nb;
+    float *va = model_values(a, &na), *vb = model_values(b, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_msg(memcmp(va, vb, na * sizeof *va) == 0, "weights differ");
+    free(va), free(vb);
+}
+END_TEST
+
 /* The checkpoint at path with its recipe (NULL: kept), epochs done and
  * first optimizer moment (NULL: kept) replaced. */
 static void rewrite_checkpoint(const char *path, const char *recipe, uint64_t epochs_done,
@@ -497,6 +565,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, overlay_to_one_file_or_a_folder);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
+    tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
