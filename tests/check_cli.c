@@ -349,9 +349,6 @@ START_TEST(readme_example_trains_and_reads_attention) {
 }
 END_TEST
 
-/* Each shipped model, evaluated on the whole test split now, reaches the
- * accuracy its file (and the README) states. Under the sanitizers (10x
- * slower) a 500-image slice only checks that evaluation runs. */
 /* Loads a model's parameter values (caller frees) and their count. */
 static float *model_values(const char *path, size_t *total) {
     heed_model *m;
@@ -361,6 +358,15 @@ static float *model_values(const char *path, size_t *total) {
     memcpy(v, m->net->params.values, *total * sizeof *v);
     heed_model_free(m);
     return v;
+}
+
+/* The two model files hold the same values, bit for bit. */
+static void assert_same_weights(const char *a, const char *b) {
+    size_t na, nb;
+    float *va = model_values(a, &na), *vb = model_values(b, &nb);
+    ck_assert_uint_eq(na, nb);
+    ck_assert_msg(memcmp(va, vb, na * sizeof *va) == 0, "weights of %s and %s differ", a, b);
+    free(va), free(vb);
 }
 
 /* RAM through the ordinary train loop on a canvas dataset: with one seed,
@@ -382,11 +388,7 @@ START_TEST(ram_training_is_reproducible_and_resumable) {
     /* the checkpoint's recipe supplies the options */
     snprintf(args, sizeof args, "train --resume %s.ckpt", b);
     ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
-    size_t na, nb;
-    float *va = model_values(a, &na), *vb = model_values(b, &nb);
-    ck_assert_uint_eq(na, nb);
-    ck_assert_msg(memcmp(va, vb, na * sizeof *va) == 0, "weights differ");
-    free(va), free(vb);
+    assert_same_weights(a, b);
     /* RAM models read raw pixels: the model says so */
     heed_model *m;
     ck_assert_int_eq(heed_model_load(&m, a), HEED_OK);
@@ -466,11 +468,7 @@ START_TEST(train_stops_on_a_signal_and_goes_on) {
     ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
     snprintf(args, sizeof args, "train %s --out %s", common, a);
     ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
-    size_t na, nb;
-    float *va = model_values(a, &na), *vb = model_values(b, &nb);
-    ck_assert_uint_eq(na, nb);
-    ck_assert_msg(memcmp(va, vb, na * sizeof *va) == 0, "weights differ");
-    free(va), free(vb);
+    assert_same_weights(a, b);
 }
 END_TEST
 
@@ -532,6 +530,9 @@ START_TEST(tampered_checkpoints_are_refused) {
 }
 END_TEST
 
+/* Each shipped model, evaluated on the whole test split now, reaches the
+ * accuracy its file (and the README) states. Under the sanitizers (10x
+ * slower) a 500-image slice only checks that evaluation runs. */
 static const char *shipped_models[] = {"models/fmnist-plain.heed", "models/fmnist-se.heed",
                                        "models/fmnist-cbam.heed", "models/ram-fmnist-cluttered60.heed"};
 
