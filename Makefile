@@ -12,6 +12,9 @@ DEPS_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 DEPS_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpng -ljpeg -lz)
 
 BUILD := build
+ifeq ($(OPENMP),0)
+BUILD := build/serial
+endif
 ifeq ($(SAN),1)
 BUILD := build/san
 OPT   := -O1 -g -fno-omit-frame-pointer
@@ -22,9 +25,21 @@ endif
 # reductions of lib/pool2d.c); GCC vectorizes them. Not a defect: quiet.
 CLANG_QUIET := $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null | head -1)),-Wno-pass-failed)
 
-CFLAGS  := $(OPT) $(ARCH) -fno-math-errno -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC -fopenmp \
+# OPENMP=0 builds without OpenMP's run-time, for a toolchain that lacks
+# it: one thread, the same results (no sum depends on the thread count).
+# -fopenmp-simd keeps the `omp simd` loops vectorized; the compiler drops
+# the other pragmas.
+ifeq ($(OPENMP),0)
+OMPFLAGS := -fopenmp-simd -Wno-unknown-pragmas
+OMPLIBS  :=
+else
+OMPFLAGS := -fopenmp
+OMPLIBS  := -fopenmp
+endif
+
+CFLAGS  := $(OPT) $(ARCH) -fno-math-errno -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC $(OMPFLAGS) \
            $(CLANG_QUIET) $(SANFLAGS) -Ilib -Imodules $(DEPS_CFLAGS) $(EXTRA_CFLAGS)
-LDLIBS  := $(SANFLAGS) -fopenmp $(DEPS_LIBS) -lm
+LDLIBS  := $(SANFLAGS) $(OMPLIBS) $(DEPS_LIBS) -lm
 
 LIB_SRC  := $(wildcard lib/*.c) $(wildcard modules/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
@@ -51,6 +66,7 @@ help:
 	@echo "make            build $(BUILD)/libheed.a, libheed.so and the heed command"
 	@echo "make deps       install the Debian packages heed needs (apt-get)"
 	@echo "make check      build and run the test suite (SAN=1: under ASan+UBSan)"
+	@echo "                OPENMP=0 with any target: without OpenMP (one thread), in build/serial"
 	@echo "make demo       classify images/ with the shipped CBAM model, overlays in out/"
 	@echo "make models     retrain the shipped models (hours on 2 cores)"
 	@echo "make ram-table  train the README's RAM-vs-CNN table (hours on one core)"

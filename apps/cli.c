@@ -157,13 +157,18 @@ int cli_check_writable(const char *command, const char *path) {
     return -1;
 }
 
-int cli_threads(const char *command, int threads, int zero_is_default) {
-    if (threads == 0 && zero_is_default) return -1;
-    if (threads < 1 || threads > CLI_MAX_THREADS)
+int cli_threads(const char *command, int *threads, int zero_is_default) {
+    if (*threads == 0 && zero_is_default) return -1;
+    if (*threads < 1 || *threads > CLI_MAX_THREADS)
         return cli_error(command, 2, "--threads must be %s1 .. %d, not %d",
-                         zero_is_default ? "0 (every core) or " : "", CLI_MAX_THREADS, threads);
+                         zero_is_default ? "0 (every core) or " : "", CLI_MAX_THREADS, *threads);
 #ifdef _OPENMP
-    omp_set_num_threads(threads);
+    omp_set_num_threads(*threads);
+#else
+    if (*threads > 1)
+        fprintf(stderr, "heed %s: built without OpenMP (make OPENMP=0): one thread, not %d\n",
+                command, *threads);
+    *threads = 1;
 #endif
     return -1;
 }

@@ -66,9 +66,10 @@ int cli_check_writable(const char *command, const char *path);
  * OpenMP's default (every core) where `zero_is_default`. Returns -1 to go
  * on, or prints a usage error and returns 2. The cap because libgomp gives
  * each thread a stack: 100000 of them crashed (a checkpoint's recipe can
- * carry the number too). */
+ * carry the number too). In a build without OpenMP (make OPENMP=0) a
+ * *threads over 1 becomes 1, with a note on stderr saying so. */
 #define CLI_MAX_THREADS 1024
-int cli_threads(const char *command, int threads, int zero_is_default);
+int cli_threads(const char *command, int *threads, int zero_is_default);
 
 /* Writes s to f as a JSON string literal: quotes and backslashes escaped,
  * control characters as \u00XX, and each byte that is not part of valid

@@ -21,7 +21,6 @@
  * naming the gemm kernel in use.
  */
 #include <errno.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +34,7 @@
 #include "bench_workload.h"
 #include "cli.h"
 #include "gemm.h"
+#include "omp_serial.h"
 #include "tensor.h"
 
 const char cmd_bench_summary[] =
@@ -119,7 +119,7 @@ static int bench_gemm(int argc, char **argv) {
     if (nargs != 3 || !parse_dim(args[0], &g.M) || !parse_dim(args[1], &g.N) ||
         !parse_dim(args[2], &g.K))
         return cli_error("bench gemm", 2, "wants three sizes M N K (1 .. 1048576)");
-    if ((rc = cli_threads("bench gemm", threads, 0)) >= 0) return rc;
+    if ((rc = cli_threads("bench gemm", &threads, 0)) >= 0) return rc;
     if (!(seconds > 0.0f)) return cli_error("bench gemm", 2, "--seconds must be positive");
     if (kernel && heed_gemm_set_kernel(kernel) != HEED_OK) return cli_lib_error("bench gemm");
 
@@ -424,7 +424,7 @@ static int bench_workload(int argc, char **argv) {
     if (o.all && o.layers) return cli_error("bench", 2, "--layers wants one case, not --all");
     if (o.filter && !o.all) return cli_error("bench", 2, "--filter goes with --all");
     if (o.batch < 1 || o.batch > 1 << 16) return cli_error("bench", 2, "--batch must be 1 .. 65536");
-    if ((rc = cli_threads("bench", o.threads, 0)) >= 0) return rc;
+    if ((rc = cli_threads("bench", &o.threads, 0)) >= 0) return rc;
     if (!(o.seconds > 0.0f)) return cli_error("bench", 2, "--seconds must be positive");
     if (o.peak_gflops < 0.0f) return cli_error("bench", 2, "--peak-gflops must be positive");
     if (o.kernel && heed_gemm_set_kernel(o.kernel) != HEED_OK) return cli_lib_error("bench");

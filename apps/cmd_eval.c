@@ -68,7 +68,7 @@ int cmd_eval(int argc, char **argv) {
     if (nargs) return cli_error("eval", 2, "unexpected argument '%s'", args[0]);
     if (!model_path) return cli_error("eval", 2, "--model MODEL is required");
     if (batch < 1) return cli_error("eval", 2, "--batch must be positive");
-    if ((rc = cli_threads("eval", threads, 1)) >= 0) return rc;
+    if ((rc = cli_threads("eval", &threads, 1)) >= 0) return rc;
     heed_model *m;
     if (heed_model_load(&m, model_path) != HEED_OK) return cli_lib_error("eval");
     heed_dataset d = {0};

@@ -1,7 +1,6 @@
 /* cmd_train.c -- `heed train`: trains a network on a dataset, evaluating on
  * the test split after each epoch and checkpointing so --resume continues. */
 #include <math.h>
-#include <omp.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include "cli.h"
 #include "evaluate.h"
 #include "loss.h"
+#include "omp_serial.h"
 #include "optim.h"
 #include "schedule.h"
 
@@ -390,7 +390,7 @@ int cmd_train(int argc, char **argv) {
     if (!o.net && !o.resume) return cli_error("train", 2, "--net FILE is required (or --resume CKPT)");
     if (o.epochs < 1 || o.batch < 1 || o.lr <= 0)
         return cli_error("train", 2, "--epochs, --batch and --lr must be positive");
-    if ((rc = cli_threads("train", o.threads, 1)) >= 0) return rc;
+    if ((rc = cli_threads("train", &o.threads, 1)) >= 0) return rc;
     if ((rc = cli_check_writable("train", o.out)) >= 0) return rc;
     return train(&o);
 }

@@ -176,7 +176,7 @@ int image_cmd_check(image_cmd *c, int nargs, char **images) {
     } else if (c->overlay && check_overlay_names(c, nargs, images) >= 0) {
         return 2;
     }
-    return cli_threads(c->command, c->threads, 1);
+    return cli_threads(c->command, &c->threads, 1);
 }
 
 /* The folder an overlay file goes into, made if need be (as a --overlay

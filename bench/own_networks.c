@@ -12,12 +12,12 @@
  *   build/bench/own_networks NET_FILE [FORWARDS] [--lockstep]
  * --lockstep: the threads meet at a barrier before each forward.
  */
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "heed.h"
+#include "omp_serial.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) {

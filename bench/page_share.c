@@ -16,10 +16,11 @@
  *   make build/bench/page_share
  *   build/bench/page_share --read halves --write halves
  */
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "omp_serial.h"
 
 enum { PLANES = 64, HW = 56 * 56, PADDED = 4096, BLOCKS = 9, PASSES = 2000 };
 

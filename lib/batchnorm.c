@@ -106,6 +106,8 @@ static void team_share(size_t count, int team, size_t *lo, size_t *hi) {
     size_t t = 0, nt = 1;
 #ifdef _OPENMP
     if (team) t = (size_t)omp_get_thread_num(), nt = (size_t)omp_get_num_threads();
+#else
+    (void)team;
 #endif
     *lo = count * t / nt, *hi = count * (t + 1) / nt;
 }

@@ -5,11 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "batchnorm.h"
+#include "omp_serial.h"
 #include "testutil.h"
 
 /* x (N 2, C 2, H 1, W 2): channel 0 holds {1, 2, 3, 6}: mean 3, squared
@@ -252,7 +250,6 @@ static size_t input_and_gradient(heed_tensor *x, heed_tensor *dy, int N, int C, 
 }
 
 START_TEST(threads_give_identical_results) {
-#ifdef _OPENMP
     /* Big enough to take the parallel path, whose threads split the
      * planes (3 threads: inside an image) and then the channels: the
      * results, running statistics included, must be bit-identical with 1,
@@ -290,7 +287,6 @@ START_TEST(threads_give_identical_results) {
     for (int t = 0; t < 3; t++) heed_tensor_free(&y[t]), heed_tensor_free(&dx[t]);
     heed_layer_free(&bn->base);
     heed_params_free(&p);
-#endif
 }
 END_TEST
 

@@ -5,11 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
-#include <omp.h>
 #endif
 
 #include "conv2d.h"
 #include "gemm.h"
+#include "omp_serial.h"
 #include "testutil.h"
 
 /* A conv with its own parameter store, weights and bias drawn U(-1, 1). */

@@ -8,15 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "activation.h"
 #include "batchnorm.h"
 #include "conv2d.h"
 #include "gemm.h"
 #include "net.h"
+#include "omp_serial.h"
 #include "testutil.h"
 
 /* ---- the fused convolution ------------------------------------------------ */
@@ -379,9 +377,7 @@ START_TEST(stem_pools_its_own_output) {
     float *scale = malloc(2 * (size_t)bn->cfg.c * sizeof(float)), *shift = scale + bn->cfg.c;
     ck_assert_int_eq(heed_batchnorm_scale_shift(bn, scale, shift), HEED_OK);
     heed_tensor full = {0}, want = {0};
-#ifdef _OPENMP
     const int saved = omp_get_max_threads();
-#endif
     /* The fused pool's rows follow heed_gemm's kernel (AVX-512 or
      * portable); the pool layer's are portable. */
     static const char *kernels[] = {"avx512", "generic"};
@@ -390,9 +386,7 @@ START_TEST(stem_pools_its_own_output) {
         const int threads = run / 2 % 2 ? 3 : 1, n = run % 2 ? 1 : 3;
         if (!heed_gemm_kernel_available(kernel)) continue;
         ck_assert_int_eq(heed_gemm_set_kernel(kernel), HEED_OK);
-#ifdef _OPENMP
         omp_set_num_threads(threads);
-#endif
         heed_tensor xn = heed_tensor_view(x.data, n, C, H, W);
         ck_assert_int_eq(heed_conv2d_forward_fused(conv, &xn, &full, scale, shift, 1), HEED_OK);
         ck_assert_int_eq(heed_layer_forward(pool, &full, &want), HEED_OK);
@@ -410,9 +404,7 @@ START_TEST(stem_pools_its_own_output) {
                           kernel, threads, n, i, y.data[i], want.data[i]);
     }
     heed_gemm_set_kernel(NULL);
-#ifdef _OPENMP
     omp_set_num_threads(saved);
-#endif
     free(scale);
     heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&full), heed_tensor_free(&want);
     heed_net_free(net);

@@ -8,11 +8,11 @@
 #include <string.h>
 
 #ifdef _OPENMP
-#include <omp.h>
 #endif
 
 #include "gemm.h"
 #include "gemm_impl.h"
+#include "omp_serial.h"
 #include "tensor.h"
 #include "testutil.h"
 

@@ -4,11 +4,11 @@
 #include <stdlib.h>
 #include <string.h>
 #ifdef _OPENMP
-#include <omp.h>
 #endif
 
 #include "gemm.h"
 #include "max3s2_impl.h"
+#include "omp_serial.h"
 #include "pool2d.h"
 #include "testutil.h"
 

@@ -5,7 +5,6 @@
  * draws), the hybrid loss's value, a toy task the policy must learn,
  * reproducibility, multi-sample inference, model files and bad settings. */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +12,7 @@
 
 #include "loss.h"
 #include "model.h"
+#include "omp_serial.h"
 #include "optim.h"
 #include "ram.h"
 #include "testutil.h"
