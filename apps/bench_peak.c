@@ -6,7 +6,7 @@
  * built without -march flags, so the loops carry target attributes and are
  * picked after checking the CPU. */
 #include "bench_peak.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 
 
 #if defined(__x86_64__) || defined(__i386__)

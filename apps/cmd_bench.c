@@ -34,7 +34,7 @@
 #include "bench_workload.h"
 #include "cli.h"
 #include "gemm.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 #include "tensor.h"
 
 const char cmd_bench_summary[] =

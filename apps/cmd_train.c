@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "evaluate.h"
 #include "loss.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 #include "optim.h"
 #include "schedule.h"
 

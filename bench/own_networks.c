@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "heed.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) {

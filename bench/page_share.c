@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "omp_serial.h"
+#include "omp_impl.h"
 
 enum { PLANES = 64, HW = 56 * 56, PADDED = 4096, BLOCKS = 9, PASSES = 2000 };
 

@@ -7,7 +7,7 @@
 
 
 #include "batchnorm.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 #include "testutil.h"
 
 /* x (N 2, C 2, H 1, W 2): channel 0 holds {1, 2, 3, 6}: mean 3, squared

@@ -9,7 +9,7 @@
 
 #include "conv2d.h"
 #include "gemm.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 #include "testutil.h"
 
 /* A conv with its own parameter store, weights and bias drawn U(-1, 1). */

@@ -14,7 +14,7 @@
 #include "conv2d.h"
 #include "gemm.h"
 #include "net.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 #include "testutil.h"
 
 /* ---- the fused convolution ------------------------------------------------ */

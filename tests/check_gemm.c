@@ -12,7 +12,7 @@
 
 #include "gemm.h"
 #include "gemm_impl.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 #include "tensor.h"
 #include "testutil.h"
 

@@ -8,7 +8,7 @@
 
 #include "gemm.h"
 #include "max3s2_impl.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 #include "pool2d.h"
 #include "testutil.h"
 

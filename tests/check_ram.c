@@ -12,7 +12,7 @@
 
 #include "loss.h"
 #include "model.h"
-#include "omp_serial.h"
+#include "omp_impl.h"
 #include "optim.h"
 #include "ram.h"
 #include "testutil.h"

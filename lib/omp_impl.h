@@ -1,14 +1,15 @@
-/* omp_serial.h -- internal: the OpenMP run-time calls heed's apps, tests
- * and measurement programs make, and in a build without OpenMP (make
- * OPENMP=0) their one-thread answers, so that callers need no guards:
+/* omp_impl.h -- internal (not installed): the OpenMP run-time calls
+ * heed's apps, tests and measurement programs make, and in a build without
+ * OpenMP (make OPENMP=0) their one-thread answers, so that callers need no
+ * guards:
  *
- *   #include "omp_serial.h"
+ *   #include "omp_impl.h"
  *   const double t0 = omp_get_wtime();   (with or without OpenMP)
  *
  * Without OpenMP the compiler ignores the pragmas, every loop runs on the
  * calling thread, and omp_set_num_threads changes nothing. */
-#ifndef HEED_OMP_SERIAL_H
-#define HEED_OMP_SERIAL_H
+#ifndef HEED_OMP_IMPL_H
+#define HEED_OMP_IMPL_H
 
 #ifdef _OPENMP
 #include <omp.h>
