@@ -10,6 +10,7 @@
 #include "image.h"
 #include "image_input.h"
 #include "overlay.h"
+#include "se.h"
 
 const char cmd_classify_summary[] = "classify images; write attention or Grad-CAM overlays";
 
@@ -17,6 +18,7 @@ typedef struct classify_opts {
     image_cmd io; /* --model, --top, --overlay, --colormap, --format, --invert, --threads, --json */
     const char *map, *layer;
     float alpha;
+    int channels; /* --channels: each SE and CBAM layer's channel weights */
 } classify_opts;
 
 /* The last layer of type `type` (depth-first), or NULL. */
@@ -109,12 +111,71 @@ static heed_status heat_map(heed_model *m, const classify_opts *o, const image_r
     return HEED_OK;
 }
 
-static void print_result(const heed_model *m, const classify_opts *o, const image_run *r, int first) {
+/* The channel weights of an SE or CBAM layer from the last forward
+ * ((1, C, 1, 1), each in (0, 1)), or NULL for any other layer. */
+static const heed_tensor *channel_weights(const heed_layer *l) {
+    if (!strcmp(l->ops->type, "se")) return heed_se_weights((const heed_se *)l);
+    if (!strcmp(l->ops->type, "cbam")) return heed_cbam_channel_weights((const heed_cbam *)l);
+    return NULL;
+}
+
+static void count_channel_layers(heed_layer *l, int depth, void *count) {
+    (void)depth;
+    *(int *)count += channel_weights(l) != NULL;
+}
+
+/* Prints each SE and CBAM layer's channel weights (heed_net_visit). */
+typedef struct channels_ctx {
+    int json, count;
+} channels_ctx;
+
+static void print_channels(heed_layer *l, int depth, void *vctx) {
+    (void)depth;
+    channels_ctx *c = vctx;
+    const heed_tensor *e = channel_weights(l);
+    if (!e) return;
+    const int C = e->c;
+    if (c->json) {
+        printf("%s{\"layer\": ", c->count ? ", " : "");
+        cli_json_string(stdout, l->name);
+        printf(", \"type\": \"%s\", \"weights\": [", l->ops->type);
+        /* Nine significant digits: a float32 read back exactly. */
+        for (int k = 0; k < C; k++) printf("%s%.9g", k ? ", " : "", e->data[k]);
+        printf("]}");
+    } else {
+        /* The three strongest channels and the range, not all C values. */
+        int best[3] = {-1, -1, -1};
+        float lo = e->data[0], hi = e->data[0], sum = 0;
+        for (int k = 0; k < C; k++) {
+            const float v = e->data[k];
+            lo = v < lo ? v : lo, hi = v > hi ? v : hi, sum += v;
+            for (int j = 0; j < 3; j++)
+                if (best[j] < 0 || v > e->data[best[j]]) {
+                    for (int i = 2; i > j; i--) best[i] = best[i - 1];
+                    best[j] = k;
+                    break;
+                }
+        }
+        printf("  %s (%s, %d channels): weights %.3f .. %.3f, mean %.3f; strongest", l->name,
+               l->ops->type, C, lo, hi, sum / C);
+        for (int j = 0; j < 3 && best[j] >= 0; j++) printf(" %d (%.3f)", best[j], e->data[best[j]]);
+        printf("\n");
+    }
+    c->count++;
+}
+
+static void print_result(heed_model *m, const classify_opts *o, const image_run *r, int first) {
+    channels_ctx cc = {.json = o->io.json};
     if (o->io.json) {
         printf("%s{\"image\": ", first ? "" : ",\n ");
         cli_json_string(stdout, r->path);
         printf(", \"inverted\": %s, ", r->inverted ? "true" : "false");
         image_run_json_top(r, m, 1);
+        if (o->channels) {
+            printf(", \"channels\": [");
+            heed_net_visit(m->net, print_channels, &cc);
+            printf("]");
+        }
         image_run_json_overlay(r);
         printf("}");
         return;
@@ -122,6 +183,7 @@ static void print_result(const heed_model *m, const classify_opts *o, const imag
     printf("%s%s\n", r->path, r->inverted ? " (inverted)" : "");
     for (int i = 0; i < r->top; i++)
         printf("  %6.2f%%  %s\n", 100 * r->probs.data[r->order[i]], m->meta.class_names[r->order[i]]);
+    if (o->channels) heed_net_visit(m->net, print_channels, &cc);
     if (r->overlay[0]) printf("  overlay: %s\n", r->overlay);
 }
 
@@ -154,6 +216,7 @@ int cmd_classify(int argc, char **argv) {
         {"layer", CLI_STRING, &o.layer, "NAME", "the cbam layer (attention) or top-level layer (gradcam)", NULL},
         image_cmd_opt(&o.io, "colormap", "heat-map colours"),
         {"alpha", CLI_FLOAT, &o.alpha, "A", "heat-map opacity, 0..1", NULL},
+        {"channels", CLI_FLAG, &o.channels, NULL, "each SE and CBAM layer's channel weights", NULL},
         image_cmd_opt(&o.io, "format", NULL),
         image_cmd_opt(&o.io, "invert", NULL),
         image_cmd_opt(&o.io, "threads", NULL),
@@ -168,9 +231,12 @@ int cmd_classify(int argc, char **argv) {
         "or .jpeg writes FILE): the heat map blended over the original image at its full\n"
         "resolution. --map attention shows a CBAM layer's spatial attention (the last one unless\n"
         "--layer names another); --map gradcam shows Grad-CAM for the top class on the last\n"
-        "convolutional stage (or --layer), for models without CBAM too.\n"
+        "convolutional stage (or --layer), for models without CBAM too. --channels shows each SE\n"
+        "and CBAM layer's channel attention for the image: its range and strongest channels, or\n"
+        "with --json all C weights.\n"
         "JSON: [{\"image\", \"inverted\", \"top\": [{\"class\", \"index\", \"probability\", \"logit\"}],\n"
-        "\"overlay\"}], logit being the network's output for the class (9 significant digits).",
+        "\"channels\": [{\"layer\", \"type\", \"weights\"}], \"overlay\"}], logit being the network's\n"
+        "output for the class, logits and weights to 9 significant digits.",
         opts};
     char **args;
     int nargs;
@@ -179,6 +245,15 @@ int cmd_classify(int argc, char **argv) {
     if (!(o.alpha >= 0 && o.alpha <= 1)) return cli_error("classify", 2, "--alpha must be in 0..1");
     heed_model *m;
     if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;
+    if (o.channels) {
+        int count = 0;
+        heed_net_visit(m->net, count_channel_layers, &count);
+        if (!count) {
+            heed_model_free(m);
+            return cli_error("classify", 1, "%s has no channel attention (se or cbam layer) for --channels",
+                             o.io.model);
+        }
+    }
     if (o.io.json) printf("[");
     int failed = 0;
     for (int i = 0; i < nargs; i++) failed |= classify_one(m, &o, args[i], i == 0);

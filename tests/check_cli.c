@@ -13,6 +13,8 @@
 #include "data.h"
 #include "image.h"
 #include "model.h"
+#include "net.h"
+#include "se.h"
 #include "testutil.h"
 
 static char dir[256];
@@ -255,6 +257,60 @@ START_TEST(train_resume_eval_classify) {
     ck_assert_int_eq(heed(args, out, sizeof out), 1);
     ck_assert_ptr_nonnull(strstr(out, "bad.png"));
     heed_tensor_free(&a), heed_tensor_free(&b);
+}
+END_TEST
+
+/* --channels: each SE layer's channel weights for the image, as the
+ * library computes them for the same input (the item's pixels, scaled by
+ * the model's mean and deviation: a 28x28 dark item needs no resizing or
+ * inverting); a model without channel attention is refused. */
+START_TEST(classify_shows_channel_attention) {
+    static char out[1 << 16];
+    const char *model = "models/fmnist-se.heed", *boot = "images/test-00000-Ankle_boot.png";
+    char args[600];
+    snprintf(args, sizeof args, "classify --model %s --top 1 --channels --json %s", model, boot);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    heed_model *m;
+    ck_assert_int_eq(heed_model_load(&m, model), HEED_OK);
+    heed_tensor x = {0}, y = {0};
+    ck_assert_int_eq(heed_image_load(boot, 0, &x), HEED_OK);
+    ck_assert_int_eq(x.c, 1);
+    ck_assert_int_eq(x.h, 28);
+    ck_assert_int_eq(x.w, 28);
+    for (size_t i = 0; i < heed_tensor_count(&x); i++)
+        x.data[i] = (x.data[i] - m->meta.input_mean) / m->meta.input_std;
+    heed_net_set_training(m->net, 0);
+    ck_assert_int_eq(heed_net_forward(m->net, &x, &y), HEED_OK);
+    const char *at = out;
+    static const char *layers[] = {"stage1.att", "stage2.att"};
+    for (int l = 0; l < 2; l++) {
+        char key[80];
+        snprintf(key, sizeof key, "{\"layer\": \"%s\", \"type\": \"se\", \"weights\": [", layers[l]);
+        at = strstr(at, key);
+        ck_assert_msg(at, "no %s in %s", layers[l], out);
+        at += strlen(key);
+        const heed_tensor *e = heed_se_weights((const heed_se *)heed_net_find(m->net, layers[l]));
+        for (int k = 0; k < e->c; k++) {
+            char *end;
+            const double v = strtod(at, &end);
+            ck_assert_msg(end != at, "%s: weight %d missing", layers[l], k);
+            ck_assert_msg(fabs(v - e->data[k]) <= 1e-6, "%s channel %d: %g, the library %g", layers[l],
+                          k, v, e->data[k]);
+            at = end + (*end == ',' ? 2 : 0);
+        }
+        ck_assert_msg(*at == ']', "%s: more than %d weights", layers[l], e->c);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_model_free(m);
+    /* the text form names both layers; a model without SE or CBAM is refused */
+    snprintf(args, sizeof args, "classify --model %s --top 1 --channels %s", model, boot);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "  stage1.att (se, 32 channels): weights ") &&
+                      strstr(out, "  stage2.att (se, 64 channels): weights "), "%s", out);
+    snprintf(args, sizeof args, "classify --model models/fmnist-plain.heed --channels %s", boot);
+    ck_assert_int_eq(heed(args, out, sizeof out), 1);
+    ck_assert_str_eq(out, "heed classify: models/fmnist-plain.heed has no channel attention (se or "
+                          "cbam layer) for --channels\n");
 }
 END_TEST
 
@@ -568,6 +624,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, data_export_writes_the_items);
     tcase_add_test(tc, train_resume_eval_classify);
     tcase_add_test(tc, overlay_to_one_file_or_a_folder);
+    tcase_add_test(tc, classify_shows_channel_attention);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
     tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
