@@ -124,11 +124,11 @@ static void count_channel_layers(heed_layer *l, int depth, void *count) {
     *(int *)count += channel_weights(l) != NULL;
 }
 
-/* Prints each SE and CBAM layer's channel weights (heed_net_visit). */
 typedef struct channels_ctx {
-    int json, count;
+    int json, count; /* --json; layers printed so far */
 } channels_ctx;
 
+/* Prints an SE or CBAM layer's channel weights (heed_net_visit). */
 static void print_channels(heed_layer *l, int depth, void *vctx) {
     (void)depth;
     channels_ctx *c = vctx;
