@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "file_impl.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -147,8 +148,8 @@ int cli_check_writable(const char *command, const char *path) {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
         return cli_error(command, 1, "cannot write %s: it is a directory", path);
-    char probe[4096];
-    if ((size_t)snprintf(probe, sizeof probe, "%s.tmp.%ld", path, (long)getpid()) >= sizeof probe)
+    char probe[4096]; /* the writers' own temporary name */
+    if (heed_atomic_tmp_name(probe, sizeof probe, path) != 0)
         return cli_error(command, 1, "cannot write %s: path too long", path);
     FILE *f = fopen(probe, "wb");
     if (!f) return cli_error(command, 1, "cannot write %s: %s", path, strerror(errno));

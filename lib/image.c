@@ -19,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
+
+#include "file_impl.h"
 
 static const unsigned char png_magic[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
 static const unsigned char jpeg_magic[3] = {0xff, 0xd8, 0xff};
@@ -142,31 +143,6 @@ heed_status heed_image_encode_mem(const heed_tensor *img, const char *format,
                      format ? format : "(null)");
 }
 
-/* Writes size bytes to tmp then renames it to path; removes tmp on failure. */
-static heed_status write_atomic(const char *path, const char *tmp, const void *data, size_t size) {
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return heed_fail(HEED_ERR_IO, "heed_image_save: cannot create %s (written first, then renamed "
-                         "to %s): %s", tmp, path, strerror(errno));
-    int e = 0;
-    errno = 0;
-    if (fwrite(data, 1, size, f) != size || fflush(f) != 0) e = errno ? errno : EIO;
-    /* Data on disk before the rename makes it visible under path. */
-    if (!e && fsync(fileno(f)) != 0) e = errno;
-    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
-    if (e) {
-        unlink(tmp);
-        return heed_fail(HEED_ERR_IO, "heed_image_save: cannot write %s: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        unlink(tmp);
-        return heed_fail(HEED_ERR_IO, "heed_image_save: cannot rename %s to %s: %s", tmp, path,
-                         strerror(e));
-    }
-    return HEED_OK;
-}
-
 heed_status heed_image_save(const char *path, const heed_tensor *img, const heed_image_save_opts *opts) {
     if (!path) return heed_fail(HEED_ERR_ARG, "heed_image_save: path is NULL");
     const char *format = format_from_path(path);
@@ -177,15 +153,7 @@ heed_status heed_image_save(const char *path, const heed_tensor *img, const heed
     size_t size;
     heed_status s = heed_image_encode_mem(img, format, opts, &data, &size);
     if (s != HEED_OK) return s;
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
-        free(data);
-        return heed_fail(HEED_ERR_NOMEM, "heed_image_save: %s: out of memory", path);
-    }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    s = write_atomic(path, tmp, data, size);
-    free(tmp);
+    s = heed_write_atomic("heed_image_save: ", path, data, size);
     free(data);
     return s;
 }

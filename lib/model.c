@@ -9,9 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #include <zlib.h>
 
+#include "file_impl.h"
 #include "netfile_impl.h"
 
 enum { MAX_MODEL_BYTES = 1 << 30 };
@@ -246,30 +246,6 @@ static void put_params(bytes *b, const heed_params *p) {
     }
 }
 
-/* Writes buf to path atomically: a temporary file beside it, then rename. */
-static heed_status write_atomic(const char *path, const void *buf, size_t len) {
-    char tmp[4096];
-    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= sizeof tmp)
-        return heed_fail(HEED_ERR_ARG, "path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f)
-        return heed_fail(HEED_ERR_IO, "cannot create %s (written first, then renamed to %s): %s",
-                         tmp, path, strerror(errno));
-    /* The first failure's reason (a full disk shows at the write, the
-     * flush or the close). */
-    int e = 0;
-    errno = 0;
-    if (fwrite(buf, 1, len, f) != len || fflush(f) != 0) e = errno ? errno : EIO;
-    if (!e && fsync(fileno(f)) != 0) e = errno ? errno : EIO;
-    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
-    if (!e && rename(tmp, path) != 0) e = errno ? errno : EIO;
-    if (e) {
-        remove(tmp);
-        return heed_fail(HEED_ERR_IO, "cannot write %s: %s", path, strerror(e));
-    }
-    return HEED_OK;
-}
-
 heed_status heed_model_save_with(const heed_model *m, const char *path, const heed_chunk *extra,
                                  int nextra) {
     if (!m->net->source)
@@ -290,7 +266,7 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
     for (int i = 0; i < nextra; i++) put_chunk(&b, extra[i].tag, extra[i].data, extra[i].size);
     heed_status st = (!meta || params.failed || b.failed)
                          ? heed_fail(HEED_ERR_NOMEM, "out of memory saving %s", path)
-                         : write_atomic(path, b.p, b.len);
+                         : heed_write_atomic("", path, b.p, b.len);
     free(meta);
     free(params.p);
     free(b.p);

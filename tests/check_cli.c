@@ -464,26 +464,19 @@ END_TEST
  * `ready` (a shell test) holds, and returns its exit status, with its
  * stderr in err. */
 static int heed_stopped(const char *args, const char *ready, char *err, size_t errsize) {
-    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
-    char cwd[1024] = "", cmd[4096], path[400];
-    if (bin[0] != '/' && !getcwd(cwd, sizeof cwd - 1)) return -1;
+    char bin[4096], cmd[8192], path[400], rc[16];
+    tu_heed_bin(bin, sizeof bin);
     snprintf(cmd, sizeof cmd,
-             "HEED_PROGRESS=1 %s%s%s %s > %s/out.txt 2> %s/err.txt & p=$!; i=0; "
+             "HEED_PROGRESS=1 %s %s > %s/out.txt 2> %s/err.txt & p=$!; i=0; "
              "while ! (%s) && [ $i -lt 2000 ]; do sleep 0.02; i=$((i+1)); done; "
              "kill -TERM $p; wait $p; echo $? > %s/rc.txt",
-             cwd, cwd[0] ? "/" : "", bin, args, dir, dir, ready, dir);
+             bin, args, dir, dir, ready, dir);
     if (system(cmd) != 0) return -1;
     snprintf(path, sizeof path, "%s/err.txt", dir);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(err, 1, errsize - 1, f) : 0;
-    err[n] = '\0';
-    if (f) fclose(f);
+    tu_read_file(path, err, errsize);
     snprintf(path, sizeof path, "%s/rc.txt", dir);
-    f = fopen(path, "r");
-    int rc = -1;
-    if (f && fscanf(f, "%d", &rc) != 1) rc = -1;
-    if (f) fclose(f);
-    return rc;
+    tu_read_file(path, rc, sizeof rc);
+    return rc[0] ? atoi(rc) : -1;
 }
 
 /* SIGTERM (or Ctrl-C's SIGINT) stops training after a step with a line

@@ -58,19 +58,24 @@ double tu_weighted_sum(const float *y, const float *w, size_t n) {
     return s;
 }
 
-static void read_into(const char *path, char *buf, size_t size) {
+void tu_read_file(const char *path, char *buf, size_t size) {
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(buf, 1, size - 1, f) : 0;
     buf[n] = '\0';
     if (f) fclose(f);
 }
 
+void tu_heed_bin(char *out, size_t size) {
+    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
+    char cwd[PATH_MAX] = "";
+    if (bin[0] != '/' && !getcwd(cwd, sizeof cwd)) cwd[0] = '\0';
+    snprintf(out, size, "%s%s%s", cwd, cwd[0] ? "/" : "", bin);
+}
+
 int tu_run_heed(const char *dir, const char *pre, const char *args, char *out, size_t outsize,
                 char *err, size_t errsize) {
-    const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
-    char abs[PATH_MAX] = "", cmd[8192], opath[300], epath[300];
-    if (bin[0] != '/' && getcwd(abs, sizeof abs - 1)) strcat(abs, "/");
-    strncat(abs, bin, sizeof abs - strlen(abs) - 1);
+    char abs[PATH_MAX], cmd[8192], opath[300], epath[300];
+    tu_heed_bin(abs, sizeof abs);
     snprintf(opath, sizeof opath, "%s/out.txt", dir);
     snprintf(epath, sizeof epath, "%s/err.txt", dir);
     if (err)
@@ -78,8 +83,8 @@ int tu_run_heed(const char *dir, const char *pre, const char *args, char *out, s
     else
         snprintf(cmd, sizeof cmd, "%s HEED_PROGRESS=0 %s %s > %s 2>&1", pre ? pre : "", abs, args, opath);
     int rc = system(cmd);
-    read_into(opath, out, outsize);
-    if (err) read_into(epath, err, errsize);
+    tu_read_file(opath, out, outsize);
+    if (err) tu_read_file(epath, err, errsize);
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 

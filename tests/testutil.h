@@ -45,6 +45,13 @@ double tu_weighted_sum(const float *y, const float *w, size_t n);
 int tu_run_heed(const char *dir, const char *pre, const char *args, char *out, size_t outsize,
                 char *err, size_t errsize);
 
+/* The heed binary tu_run_heed runs, as an absolute path, into out. */
+void tu_heed_bin(char *out, size_t size);
+
+/* The text of the file at path into buf (size bytes, cut to fit, always
+ * terminated; "" if it cannot be read). */
+void tu_read_file(const char *path, char *buf, size_t size);
+
 /* A fresh scratch folder /tmp/heed-check-NAME-PID written into dir (size
  * bytes), created (mkdir -p); returns 0, or -1 if it could not be. */
 int tu_scratch_dir(char *dir, size_t size, const char *name);

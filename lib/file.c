@@ -1,0 +1,38 @@
+/* file.c -- atomic file writes (file_impl.h). */
+#include "file_impl.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+int heed_atomic_tmp_name(char *out, size_t size, const char *path) {
+    const int n = snprintf(out, size, "%s.tmp.%ld", path, (long)getpid());
+    return n >= 0 && (size_t)n < size ? 0 : -1;
+}
+
+heed_status heed_write_atomic(const char *who, const char *path, const void *data, size_t size) {
+    char tmp[4096];
+    if (heed_atomic_tmp_name(tmp, sizeof tmp, path) != 0)
+        return heed_fail(HEED_ERR_ARG, "%spath too long: %s", who, path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return heed_fail(HEED_ERR_IO, "%scannot create %s (written first, then renamed to %s): %s",
+                         who, tmp, path, strerror(errno));
+    int e = 0;
+    errno = 0;
+    if (fwrite(data, 1, size, f) != size || fflush(f) != 0) e = errno ? errno : EIO;
+    /* Data on disk before the rename makes it visible under path. */
+    if (!e && fsync(fileno(f)) != 0) e = errno ? errno : EIO;
+    if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
+    if (e) {
+        remove(tmp);
+        return heed_fail(HEED_ERR_IO, "%scannot write %s: %s", who, path, strerror(e));
+    }
+    if (rename(tmp, path) != 0) {
+        e = errno;
+        remove(tmp);
+        return heed_fail(HEED_ERR_IO, "%scannot rename %s to %s: %s", who, tmp, path, strerror(e));
+    }
+    return HEED_OK;
+}
