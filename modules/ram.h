@@ -38,9 +38,10 @@
  * computes the cross-entropy and hands its gradient to backward as dy):
  *   R_i = 1 if argmax logits_i = label_i else 0
  *   CE + mean_i( -sum_{t<T-1} log N(s_t; mu_t, std^2) (R_i - b_t) ) + mean_{i,t} (b_t - R_i)^2
- * with the advantage R - b_t a constant (not differentiated), the
- * log-probability of the unclamped sample s, and the baseline's gradient
- * stopping at fc_base (h_t does not receive it). Backward runs through the
+ * with the advantage R - b_t a constant (not differentiated) and the
+ * log-probability of the unclamped sample s. Everything else is
+ * differentiated as PyTorch's autograd would: the baseline's MSE reaches
+ * h_t through fc_base (and so the core and glimpse networks). Backward runs through the
  * whole unrolled sequence (BPTT); the sensor passes no gradient to l.
  *
  * In inference with samples = M > 1 the layer runs M glimpse sequences

@@ -7,7 +7,9 @@
  * piecewise constant in l):
  *   dh_{T-1} += dlogits fc_act
  *   dmu_t = -(s_t - mu_t) adv_t / (N std^2);  dh_t += (dmu_t (1 - mu_t^2)) fc_loc
- *   db = 2 (b - R) / (N T) -> fc_base's parameters only (h gets none of it)
+ *   db = 2 (b - R) / (N T);  dh_t += db_t fc_base (the baseline's MSE trains
+ *        the core too: only the advantage is detached, as in WORKLOADS.md's
+ *        peer, where b_t = fc_base(h_t) is not)
  *   for t = T-1 .. 0 (BPTT): da_t = core'(dh_t);  dh_{t-1} += da_t fc_hh
  *     relu: da = dh [h > 0]
  *     lstm: dc = dc_next f_{t+1} + dh o (1 - tanh^2 c);  da = (dc gg i(1-i),
@@ -75,7 +77,7 @@ static heed_status lstm_core_backward(heed_ram *r, int T, int R) {
 }
 
 /* The policy's REINFORCE gradient into dh_t through tanh and fc_loc, and the
- * baseline's MSE gradient into fc_base alone. */
+ * baseline's MSE gradient through fc_base into dh_t. */
 static heed_status policy_backward(heed_ram *r, int T, int R) {
     const int H = r->cfg.hidden;
     if (T > 1) {
@@ -95,8 +97,8 @@ static heed_status policy_backward(heed_ram *r, int T, int R) {
         heed_tensor h0 = steps(&r->h, 0, T - 1, R, H), dh0 = steps(&r->dh, 0, T - 1, R, H);
         HEED_TRY(heed_linear_backward(r->fc_loc, &h0, &r->dmup, &dh0));
     }
-    heed_tensor hall = steps(&r->h, 0, T, R, H);
-    return heed_linear_backward(r->fc_base, &hall, &r->db, NULL);
+    heed_tensor hall = steps(&r->h, 0, T, R, H), dhall = steps(&r->dh, 0, T, R, H);
+    return heed_linear_backward(r->fc_base, &hall, &r->db, &dhall);
 }
 
 heed_status heed_ram_backward(heed_ram *r, const heed_tensor *x, const heed_tensor *dy,

@@ -208,6 +208,24 @@ START_TEST(train_case_prints_one_json_line) {
 }
 END_TEST
 
+/* The benchmark trains on one fixed batch for as many steps as its time
+ * allows: RAM's training must stay finite there, as PyTorch's does (with
+ * the baseline's gradient kept out of the core it diverged in about 30
+ * steps at batch 1, and the bench stopped on a non-finite location). */
+START_TEST(ram_training_stays_finite_on_one_batch) {
+    static char out[1 << 16], err[1 << 16];
+    for (int batch = 1; batch <= 8; batch *= 8) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "bench --workload ram --mode train --batch %d --seconds 0.3 --json", batch);
+        int rc = heed(cmd, out, sizeof out, err, sizeof err);
+        ck_assert_msg(rc == 0, "batch %d: %s", batch, err);
+        char *lines[4];
+        ck_assert_int_eq(split_lines(out, lines, 4), 1);
+        check_case(lines[0], "ram", "train", batch, 1);
+    }
+}
+END_TEST
+
 START_TEST(net_file_infer_threads_and_human_line) {
     static char out[1 << 16], err[1 << 16];
     int rc = heed("bench --net nets/fmnist-se.net --batch 2 --threads 2 --seconds 0.02 --json", out,
@@ -364,6 +382,7 @@ Suite *heed_suite_bench(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, train_case_prints_one_json_line);
+    tcase_add_test(tc, ram_training_stays_finite_on_one_batch);
     tcase_add_test(tc, net_file_infer_threads_and_human_line);
     tcase_add_test(tc, matrix_subset_runs_each_case_in_a_process);
     tcase_add_test(tc, layers_partition_the_forward);

@@ -264,12 +264,14 @@ END_TEST
 
 /* The loss whose gradient backward computes, with the draws replayed and
  * what the model treats as constants frozen at the base point: the reward
- * R0, the advantages adv0 = R0 - b, and h as fc_base's input. */
+ * R0 and the advantages adv0 = R0 - b. The baseline b = fc_base(h) is
+ * recomputed from the perturbed forward's h, so its MSE's gradient must
+ * reach every parameter h depends on, as PyTorch's autograd sends it. */
 typedef struct grad_ctx {
     heed_ram *r;
     heed_tensor *x, y, *draws;
     const float *w; /* (N, K) weights of the logits: the dy handed to backward */
-    double *R0, *adv0, *h0;
+    double *R0, *adv0;
 } grad_ctx;
 
 static double grad_loss(void *vctx) {
@@ -289,7 +291,7 @@ static double grad_loss(void *vctx) {
     for (int t = 0; t < T; t++)
         for (int i = 0; i < N; i++) {
             double b = r->fc_base->b[0];
-            for (int j = 0; j < H; j++) b += (double)r->fc_base->w[j] * g->h0[(t * N + i) * H + j];
+            for (int j = 0; j < H; j++) b += (double)r->fc_base->w[j] * r->h.data[(t * N + i) * H + j];
             L += (b - g->R0[i]) * (b - g->R0[i]) / (N * T);
         }
     return L;
@@ -299,7 +301,7 @@ static void check_gradients(int lstm, double ce_w, int glimpses) {
     heed_params p = {0};
     heed_ram_cfg cfg = small_cfg(lstm);
     cfg.glimpses = glimpses;
-    const int N = 3, in[3] = {2, 7, 9}, T = cfg.glimpses, K = cfg.classes, H = cfg.hidden;
+    const int N = 3, in[3] = {2, 7, 9}, T = cfg.glimpses, K = cfg.classes;
     heed_ram *r = make_ram(&cfg, in, &p, 21 + lstm);
     heed_tensor x, dx, dy, draws;
     heed_tensor_alloc(&x, N, in[0], in[1], in[2]);
@@ -325,12 +327,11 @@ static void check_gradients(int lstm, double ce_w, int glimpses) {
     double loss = 0;
     ck_assert_int_eq(heed_layer_set_targets(&r->base, labels, N, &loss), HEED_OK);
     ck_assert_msg(heed_layer_backward(&r->base, &x, &g.y, &dy, &dx) == HEED_OK, "%s", heed_last_error());
-    double R0[3], adv0[16], h0[3 * 3 * 6];
+    double R0[3], adv0[16];
     for (int i = 0; i < N; i++) R0[i] = i == 1 ? 0 : 1;
     for (int t = 0; t < T; t++)
         for (int i = 0; i < N; i++) adv0[t * N + i] = R0[i] - r->b.data[t * N + i];
-    for (int j = 0; j < T * N * H; j++) h0[j] = r->h.data[j];
-    g.R0 = R0, g.adv0 = adv0, g.h0 = h0;
+    g.R0 = R0, g.adv0 = adv0;
 
     for (int k = 0; k < p.count; k++) {
         heed_param *it = &p.items[k];
@@ -339,8 +340,8 @@ static void check_gradients(int lstm, double ce_w, int glimpses) {
     }
     if (ce_w != 0) TU_GRADCHECK("dx", grad_loss, &g, x.data, heed_tensor_count(&x), dx.data, 5e-4f, 1e-2);
     if (ce_w == 0) {
-        /* The baseline's gradient stops at fc_base, REINFORCE's at the
-         * policy: the classifier gets nothing without a logit gradient. */
+        /* The baseline and the policy read h but not the logits: the
+         * classifier gets nothing without a logit gradient. */
         heed_param *act = heed_params_find(&p, "ram.fc_act.weight");
         for (size_t i = 0; i < act->count; i++) ck_assert_float_eq(p.grads[act->offset + i], 0.0f);
     }
