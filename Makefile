@@ -111,10 +111,11 @@ $(BUILD)/tests/%.o: CFLAGS += -Itests
 $(BUILD)/check_heed: $(TEST_OBJ) $(BUILD)/libheed.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libheed.a $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread) $(LDLIBS)
 
-# The measurement programs behind figures in bench/HISTORY.md (not
+# The measurement programs behind figures in bench/HISTORY.md, and
+# ram_step, bench/torch_agree.py's view of a RAM training step (not
 # installed, not run by the tests: `make check` builds them so that they
 # keep compiling). page_share measures the machine, so it is built for it.
-MEASURE := $(BUILD)/bench/page_share $(BUILD)/bench/own_networks
+MEASURE := $(BUILD)/bench/page_share $(BUILD)/bench/own_networks $(BUILD)/bench/ram_step
 $(BUILD)/bench/page_share: CFLAGS += -march=native
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libheed.a
 	@mkdir -p $(dir $@)

@@ -23,7 +23,11 @@ weights and the same image, and their logits are compared:
                         SGD defaults, batch norm on batch statistics, the
                         first 64 training items) from the same weights: every
                         updated tensor and running statistic must agree within
-                        1e-3 of its own change (--verbose lists them).
+                        1e-3 of its own change (--verbose lists them);
+  train-ram             the gradients of one RAM training step (peer's
+                        ram_loss) by PyTorch's autograd and by heed's
+                        backward (build/bench/ram_step, built by make
+                        check), same weights, images and random draws.
 
 The image is a seeded random PNG written here (8-bit, so both read the same
 values); heed reads it with `heed classify --json --top K --invert no`,
@@ -33,7 +37,8 @@ in order (heed's layers as `heed info --json` lists them, PyTorch's
 state_dict), each pair checked for the same kind (weight, bias, running
 mean or variance) and shape.
 
-Needs Debian's python3-torch (/usr/bin/python3) and a built heed (make).
+Needs Debian's python3-torch (/usr/bin/python3) and a built heed (make, and
+make build/bench/ram_step for train-ram).
 """
 
 import argparse
@@ -290,6 +295,89 @@ def ram_case(torch, peer, heed, tmp, tol, threads):
     return compare("ram", ours, theirs, tol) and same_path
 
 
+def ram_train_case(torch, peer, heed, tmp, threads):
+    """One training step's gradients of W3's RAM: PyTorch's autograd on
+    peer_torch.py's RAM and ram_loss against heed's backward
+    (build/bench/ram_step), from the same weights (drawn by PyTorch), the
+    same 16 images and the same random draws (first locations and samples,
+    chosen here; the samples' pixel centres fall a quarter pixel from any
+    rounding tie, some samples outside [-1, 1] to be clamped). Half the
+    labels are the network's own answer, so rewards of 0 and 1 both occur.
+    Each tensor's gradient must agree within 1e-4 of its largest entry."""
+    step = os.path.join(os.path.dirname(heed), "bench", "ram_step")
+    if not os.path.exists(step):
+        raise SystemExit(f"{step} is missing: make {os.path.relpath(step, REPO)}")
+    torch.manual_seed(13)
+    net = peer.RAM().train()
+    N, T = 16, net.glimpses
+    g = torch.Generator().manual_seed(17)
+    x = torch.rand(N, 1, 60, 60, generator=g)
+    l0 = torch.randint(-64, 65, (N, 2), generator=g).float() / 64  # exact in float32
+    cells = torch.randint(-6, 67, (N, T - 1, 2), generator=g).float()
+    samples = (cells + 0.25) / 30 - 1  # (s + 1) / 2 * 60 = cell + 0.25 (beyond [0, 60]: clamped)
+
+    def forward():
+        """net(x) with l_0 and the samples replayed: PyTorch draws
+        l = rand * 2 - 1 and s = mean + std * randn_like(mean)."""
+        rand, randn_like, t = torch.rand, torch.randn_like, [0]
+
+        def given_noise(mean):
+            t[0] += 1
+            return ((samples[:, t[0] - 1] - mean) / net.std).detach()
+        torch.rand = lambda *a, **k: (l0 + 1) / 2
+        torch.randn_like = given_noise
+        try:
+            return net(x)
+        finally:
+            torch.rand, torch.randn_like = rand, randn_like
+
+    with torch.no_grad():
+        answer = forward()[0].argmax(1)
+    labels = torch.where(torch.arange(N) % 2 == 0, answer, (answer + 1) % 10)
+    loss = peer.ram_loss(*forward(), labels)
+    net.zero_grad()
+    loss.backward()
+
+    with open(os.path.join(REPO, "nets", "ram.net")) as f:
+        netd = f.read()
+    params = [("ram." + k, tuple(t.shape), t.detach().contiguous().numpy().astype("<f4").tobytes())
+              for k, t in net.state_dict().items()]
+    meta = (["classes 10"] + [f"class c{i}" for i in range(10)]
+            + ["input_mean 0", "input_std 1", "dark_background 0", "dataset torch_agree",
+               "recipe bench/torch_agree.py (weights drawn by PyTorch)", "epochs 0",
+               "test_accuracy -1", "train_seconds 0", "cpu -"])
+    files = {k: os.path.join(tmp, f"ram_step.{k}") for k in ("model", "x", "labels", "draws", "grads")}
+    write_model(files["model"], netd, meta, params)
+    draws = torch.cat([l0[:, None, :], samples], 1)  # (N, T, 2)
+    for key, t in (("x", x), ("labels", labels.to(torch.int32)), ("draws", draws)):
+        with open(files[key], "wb") as f:
+            f.write(t.contiguous().numpy().astype("<i4" if key == "labels" else "<f4").tobytes())
+    out = subprocess.run([step, files["model"], files["x"], files["labels"], files["draws"],
+                          files["grads"]], check=True, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS=str(threads))).stdout
+    report = json.loads(out)
+    with open(files["grads"], "rb") as f:
+        grads = torch.frombuffer(bytearray(f.read()), dtype=torch.float32)
+    theirs = dict(net.named_parameters())
+    worst_name, worst = "", 0.0
+    for item in report["tensors"]:
+        t = theirs[item["name"].split(".", 1)[1]]
+        ours = grads[item["offset"]:item["offset"] + item["count"]].reshape(t.shape)
+        diff = (ours - t.grad).abs().max().item() / max(t.grad.abs().max().item(), 1e-12)
+        if VERBOSE:
+            print(f"  {item['name']:22s} largest |grad| {t.grad.abs().max().item():.3g}, "
+                  f"heed against PyTorch {diff:.2g} of it")
+        if diff > worst:
+            worst_name, worst = item["name"], diff
+    loss_diff = abs(report["loss"] - loss.item()) / abs(loss.item())
+    ok = worst <= 1e-4 and loss_diff <= 1e-5 and len(report["tensors"]) == len(theirs)
+    rewarded = int((answer == labels).sum())
+    print(f"train ram one step, {len(theirs)} gradients ({rewarded} of {N} rewarded): largest "
+          f"difference {worst:.2g} of that tensor's largest ({worst_name}), loss {loss_diff:.2g}"
+          f"  {'ok' if ok else 'DIFFERS'}")
+    return ok
+
+
 def fmnist_train_items(count, data_dir="/usr/share/datasets/fashion-mnist"):
     """The first `count` training images (bytes, 28*28 each) and labels."""
     import gzip
@@ -373,7 +461,7 @@ def main():
     import peer_torch as peer
     cases = [("fmnist", a) for a in ("plain", "se", "cbam")] + \
             [("resnet18", a) for a in ("plain", "se", "cbam")] + [("ram", "")] + \
-            [("train", a) for a in ("se", "cbam")]
+            [("train", a) for a in ("se", "cbam", "ram")]
     if args.only:
         cases = [c for c in cases if f"{c[0]}-{c[1]}".rstrip("-") == args.only]
         if not cases:
@@ -381,6 +469,9 @@ def main():
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
         for family, att in cases:
+            if family == "train" and att == "ram":
+                ok &= ram_train_case(torch, peer, args.heed, tmp, args.threads)
+                continue
             if family == "train":
                 ok &= train_case(torch, peer, args.heed, tmp, args.tol, args.threads, att)
                 continue
