@@ -1,11 +1,14 @@
 /* cmd_train.c -- `heed train`: trains a network on a dataset, evaluating on
  * the test split after each epoch and checkpointing so --resume continues. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "evaluate.h"
@@ -44,7 +47,10 @@ static heed_status save_checkpoint(const heed_model *m, const heed_optim *o, int
 static heed_status restore_checkpoint(heed_optim *o, const heed_chunk *c, int epochs, int *epoch,
                                       const char *path) {
     size_t total = o->params->total;
-    if (!c || c->size != 16 + 2 * total * sizeof(float))
+    if (!c)
+        return heed_fail(HEED_ERR_FORMAT, "%s holds no optimizer state: it is a model, not a checkpoint "
+                         "(heed train writes MODEL.ckpt beside MODEL)", path);
+    if (c->size != 16 + 2 * total * sizeof(float))
         return heed_fail(HEED_ERR_FORMAT, "%s: checkpoint has no optimizer state for this network",
                          path);
     uint64_t head[2];
@@ -71,10 +77,37 @@ static heed_status restore_checkpoint(heed_optim *o, const heed_chunk *c, int ep
     return HEED_OK;
 }
 
+/* Whether option word `w` is --name or --name=VALUE. */
+static int is_option(const char *w, const char *name) {
+    size_t n = strlen(name);
+    return !strncmp(w, "--", 2) && !strncmp(w + 2, name, n) && (w[2 + n] == '\0' || w[2 + n] == '=');
+}
+
+/* Appends word w to out[used..size), single-quoted as a shell would need
+ * when it holds anything but plain characters (a path with a space). */
+static size_t append_word(char *out, size_t size, size_t used, const char *w) {
+    int plain = *w != '\0';
+    for (const char *c = w; *c; c++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-+=./:,@%", *c)) plain = 0;
+    if (used < size) used += (size_t)snprintf(out + used, size - used, " %s", plain ? w : "'");
+    if (plain) return used;
+    for (const char *c = w; *c && used < size; c++)
+        used += (size_t)snprintf(out + used, size - used, "%s", *c == '\'' ? "'\\''" : (char[2]){*c, 0});
+    if (used < size) used += (size_t)snprintf(out + used, size - used, "'");
+    return used;
+}
+
+/* The command line as a recipe that trains the same model again: without
+ * --resume and --stop-after, which say where a run went on or stopped. */
 static void recipe_of(char *out, size_t size, int argc, char **argv) {
     size_t used = (size_t)snprintf(out, size, "heed");
-    for (int i = 0; i < argc && used < size; i++)
-        used += (size_t)snprintf(out + used, size - used, " %s", argv[i]);
+    for (int i = 0; i < argc && used < size; i++) {
+        if (is_option(argv[i], "resume") || is_option(argv[i], "stop-after")) {
+            i += !strchr(argv[i], '='); /* and its value */
+            continue;
+        }
+        used = append_word(out, size, used, argv[i]);
+    }
 }
 
 /* The recipe recorded in a model or checkpoint file. */
@@ -86,11 +119,24 @@ static heed_status checkpoint_recipe(const char *path, char *out, size_t size) {
     return HEED_OK;
 }
 
-/* Splits text at spaces, in place, into at most max words; returns how many. */
+/* Splits a recipe into words, in place, as a shell would split what
+ * append_word wrote ('...' quotes, \\ escapes one character); at most max
+ * words; returns how many. */
 static int split_words(char *text, char **words, int max) {
     int n = 0;
-    char *save = NULL;
-    for (char *w = strtok_r(text, " ", &save); w && n < max; w = strtok_r(NULL, " ", &save)) words[n++] = w;
+    char *in = text, *to = text;
+    while (n < max) {
+        while (*in == ' ') in++;
+        if (!*in) break;
+        words[n++] = to;
+        for (int quoted = 0; *in && (quoted || *in != ' '); in++) {
+            if (*in == '\'') quoted = !quoted;
+            else if (*in == '\\' && !quoted && in[1]) *to++ = *++in;
+            else *to++ = *in;
+        }
+        if (*in) in++;
+        *to++ = '\0';
+    }
     return n;
 }
 
@@ -136,6 +182,12 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
     m->meta.input_std = raw ? 1.0f : FMNIST_STD;
     m->meta.dark_background = 1;
     snprintf(m->meta.dataset, sizeof m->meta.dataset, "%s", o->data ? o->data : "fmnist");
+    /* A folder by its absolute path where that fits the field, so that heed
+     * eval finds it from any working directory. */
+    char *full = o->data && !strncmp(o->data, "folder:", 7) ? realpath(o->data + 7, NULL) : NULL;
+    if (full && strlen(full) + 7 < sizeof m->meta.dataset)
+        snprintf(m->meta.dataset, sizeof m->meta.dataset, "folder:%s", full);
+    free(full);
     *out = m;
     return HEED_OK;
 }
@@ -160,6 +212,26 @@ static int stopped(int sig, int epoch, int epochs, long seen, long count, int wh
     else
         snprintf(next, sizeof next, "no epoch had finished, so nothing was saved");
     return cli_error("train", 128 + sig, "stopped by %s %s; %s", name, where, next);
+}
+
+static int params_finite(const heed_params *p) {
+    int finite = 1;
+    for (size_t i = 0; i < p->total; i++) finite &= isfinite(p->values[i]) != 0;
+    return finite;
+}
+
+/* Training diverged in epoch `epoch` at optimizer step `step`: says so,
+ * what is saved (epochs 1 .. `whole` in `saved`, or nothing), and what to
+ * try; returns 1. */
+static int diverged(int epoch, int epochs, long step, float lr, int whole, const char *saved) {
+    char kept[4300];
+    if (saved)
+        snprintf(kept, sizeof kept, "%s%d %s in %s", whole > 1 ? "epochs 1-" : "epoch ", whole,
+                 whole > 1 ? "are" : "is", saved);
+    else
+        snprintf(kept, sizeof kept, "nothing was saved");
+    return cli_error("train", 1, "training diverged in epoch %d/%d (after %ld steps the loss or the weights "
+                     "are no longer finite); %s; try a lower --lr than %g", epoch, epochs, step, kept, lr);
 }
 
 static int train(const train_opts *o) {
@@ -214,11 +286,19 @@ static int train(const train_opts *o) {
     heed_schedule_parse(o->schedule, &sched.kind);
     heed_augment aug = {.crop_pad = o->augment ? 2 : 0, .hflip = o->augment};
     double t_start = cli_now() - m->meta.train_seconds;
-    if (!o->json)
-        fprintf(stderr, "training %s on %s: %d train / %d test items, %d epochs from %d, batch %d, %d threads\n",
-                o->resume ? o->resume : o->net, data, tr.count, te.count, o->epochs, start_epoch + 1,
-                o->batch, omp_get_max_threads());
     int last = o->stop_after > 0 && o->stop_after < o->epochs ? o->stop_after : o->epochs;
+    if (start_epoch >= last) {
+        rc = start_epoch >= o->epochs
+                 ? cli_error("train", 2, "%s has done all %d epochs of its run: give --epochs over %d "
+                             "to train on", o->resume, start_epoch, start_epoch)
+                 : cli_error("train", 2, "--stop-after %d: %s has done %d epochs already", o->stop_after,
+                             o->resume, start_epoch);
+        goto done;
+    }
+    if (!o->json)
+        fprintf(stderr, "training %s on %s: %d train / %d test items, %d epoch%s from %d, batch %d, %d threads\n",
+                o->resume ? o->resume : o->net, data, tr.count, te.count, o->epochs, o->epochs == 1 ? "" : "s",
+                start_epoch + 1, o->batch, omp_get_max_threads());
     cli_catch_stop(); /* Ctrl-C stops after a step, saying how to go on */
     for (int epoch = start_epoch; epoch < last; epoch++) {
         heed_rng rng;
@@ -249,6 +329,13 @@ static int train(const train_opts *o) {
                 st = heed_softmax_cross_entropy(&y, labels, &loss, NULL, &dy);
             }
             if (st == HEED_OK) st = heed_net_set_targets(m->net, labels, n, &loss);
+            /* A step that blew the weights up shows as a loss that is not
+             * finite, or (RAM) as locations that are not, in the next forward. */
+            if ((st == HEED_OK && !isfinite(loss)) || (st != HEED_OK && !params_finite(&m->net->params))) {
+                const char *saved = epoch > start_epoch ? ckpt : epoch > 0 ? o->resume : NULL;
+                rc = diverged(epoch + 1, o->epochs, opt.steps, o->lr, epoch, saved);
+                goto done;
+            }
             if (st == HEED_OK) st = heed_net_backward(m->net, &x, &y, &dy, NULL);
             if (st != HEED_OK) {
                 rc = cli_lib_error("train");
@@ -317,6 +404,34 @@ done:
     return rc;
 }
 
+/* Whether paths a and b name one file: the same inode when both exist,
+ * else the same text. */
+static int same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    if (stat(a, &sa) == 0 && stat(b, &sb) == 0) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+    return !strcmp(a, b);
+}
+
+/* Each number in range, one usage error naming the first that is not. */
+static int check_numbers(const train_opts *o) {
+    if (o->epochs < 1) return cli_error("train", 2, "--epochs must be at least 1, not %d", o->epochs);
+    if (o->batch < 1) return cli_error("train", 2, "--batch must be at least 1, not %d", o->batch);
+    if (!(o->lr > 0) || isinf(o->lr))
+        return cli_error("train", 2, "--lr must be a positive number, not %g", o->lr);
+    if (!(o->momentum >= 0 && o->momentum < 1))
+        return cli_error("train", 2, "--momentum must be in 0 .. 1 (1 excluded), not %g", o->momentum);
+    if (!(o->weight_decay >= 0) || isinf(o->weight_decay))
+        return cli_error("train", 2, "--weight-decay must be 0 or more, not %g", o->weight_decay);
+    const int counts[] = {o->limit, o->test_limit, o->warmup, o->seed, o->stop_after};
+    const char *names[] = {"--limit", "--test-limit", "--warmup", "--seed", "--stop-after"};
+    for (int i = 0; i < 5; i++)
+        if (counts[i] < 0) return cli_error("train", 2, "%s must be 0 or more, not %d", names[i], counts[i]);
+    if (o->stop_after > o->epochs)
+        return cli_error("train", 2, "--stop-after %d is past the run's last epoch (--epochs %d)",
+                         o->stop_after, o->epochs);
+    return -1;
+}
+
 int cmd_train(int argc, char **argv) {
     train_opts o = {.optimizer = "sgd", .schedule = "cosine", .epochs = 10,
                     .batch = 64, .seed = 1, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f};
@@ -357,6 +472,9 @@ int cmd_train(int argc, char **argv) {
     if (nargs) return cli_error("train", 2, "unexpected argument '%s'", args[0]);
     char recipe[512], saved[512], *saved_argv[64];
     recipe_of(recipe, sizeof recipe, argc, argv);
+    if (o.resume && o.net)
+        return cli_error("train", 2, "--net cannot be given with --resume: %s trains the network it holds",
+                         o.resume);
     if (o.resume) {
         /* The checkpoint's recipe supplies every option this command line
          * leaves out, so `heed train --resume M.ckpt` goes on as it began. */
@@ -388,8 +506,20 @@ int cmd_train(int argc, char **argv) {
     o.recipe = recipe;
     if (!o.out) return cli_error("train", 2, "--out MODEL is required");
     if (!o.net && !o.resume) return cli_error("train", 2, "--net FILE is required (or --resume CKPT)");
-    if (o.epochs < 1 || o.batch < 1 || o.lr <= 0)
-        return cli_error("train", 2, "--epochs, --batch and --lr must be positive");
+    if ((rc = check_numbers(&o)) >= 0) return rc;
+    if (o.data && !dataset_name_known(o.data))
+        return cli_error("train", 2, "unknown dataset '%s' (" DATASET_NAMES ")", o.data);
+    /* What the run reads must not be what it writes over (a resumed run
+     * writing its checkpoint over the one it started from is the point). */
+    char ckpt[4200];
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", o.out);
+    if (o.net && (same_file(o.out, o.net) || same_file(ckpt, o.net)))
+        return cli_error("train", 2, "--out %s would write over --net %s", o.out, o.net);
+    if (o.resume && same_file(o.out, o.resume)) {
+        char hint[4300] = "";
+        if (access(ckpt, R_OK) == 0) snprintf(hint, sizeof hint, " (resume from its checkpoint, %s)", ckpt);
+        return cli_error("train", 2, "--out %s would write over --resume %s%s", o.out, o.resume, hint);
+    }
     if ((rc = cli_threads("train", &o.threads, 1)) >= 0) return rc;
     if ((rc = cli_check_writable("train", o.out)) >= 0) return rc;
     return train(&o);

@@ -15,6 +15,12 @@ static heed_status check_shape(const char *name, int S, int c, int h, int w) {
     return HEED_OK;
 }
 
+int dataset_name_known(const char *name) {
+    heed_canvas_cfg cfg;
+    if (!strncmp(name, "folder:", 7)) return name[7] != '\0';
+    return !strcmp(name, "fmnist") || heed_canvas_preset(&cfg, name, 0) == HEED_OK;
+}
+
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
                          int limit, int c, int h, int w) {
     if (!strcmp(name, "fmnist")) {
@@ -22,6 +28,7 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
         return heed_fmnist_load(d, data_dir, train, limit);
     }
     if (!strncmp(name, "folder:", 7)) {
+        if (!name[7]) return heed_fail(HEED_ERR_ARG, "dataset 'folder:' names no folder (folder:DIR)");
         /* A folder dataset has no split of its own: train/ and test/ below it. */
         char root[4096];
         snprintf(root, sizeof root, "%s/%s", name + 7, train ? "train" : "test");

@@ -21,6 +21,10 @@
  *   "folder:PATH": PATH/train or PATH/test converted and resized to c x h x w.
  * Errors: HEED_ERR_ARG for an unknown name (the message lists
  * DATASET_NAMES), the loaders' errors. */
+/* Whether `name` is one of DATASET_NAMES (folder:DIR with a DIR), before
+ * anything is read: commands refuse others as usage errors. */
+int dataset_name_known(const char *name);
+
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
                          int limit, int c, int h, int w);
 

@@ -585,6 +585,122 @@ END_TEST
 static const char *shipped_models[] = {"models/fmnist-plain.heed", "models/fmnist-se.heed",
                                        "models/fmnist-cbam.heed", "models/ram-fmnist-cluttered60.heed"};
 
+/* heed train refuses, before any work, what cannot be meant: numbers out
+ * of range (negative limits read as "all": a full epoch by accident),
+ * an unknown dataset, --net with --resume (the checkpoint's network was
+ * trained, the recipe said the other), and an --out that would write
+ * over what the run reads. One line each, exit status 2. */
+START_TEST(train_refuses_what_cannot_be_meant) {
+    static char out[1 << 16];
+    char args[2048], net[300];
+    snprintf(net, sizeof net, "%s/copy.net", dir);
+    FILE *f = fopen(net, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("input 1 28 28\nfc out=10\n", f);
+    fclose(f);
+    static const struct { const char *opts, *said; } bad[] = {
+        {"--limit -1", "--limit must be 0 or more, not -1"},
+        {"--test-limit -5", "--test-limit must be 0 or more, not -5"},
+        {"--warmup -1", "--warmup must be 0 or more, not -1"},
+        {"--seed -2", "--seed must be 0 or more, not -2"},
+        {"--epochs 0", "--epochs must be at least 1, not 0"},
+        {"--batch 0", "--batch must be at least 1, not 0"},
+        {"--lr nan", "--lr must be a positive number, not nan"},
+        {"--momentum 1", "--momentum must be in 0 .. 1 (1 excluded), not 1"},
+        {"--weight-decay -1", "--weight-decay must be 0 or more, not -1"},
+        {"--epochs 2 --stop-after 3", "--stop-after 3 is past the run's last epoch (--epochs 2)"},
+        {"--data bogus", "unknown dataset 'bogus' (fmnist, "},
+        {"--data folder:", "unknown dataset 'folder:' ("},
+        {"--resume x.ckpt", "--net cannot be given with --resume: x.ckpt trains the network it holds"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(args, sizeof args, "train --net %s --out %s/m.heed %s", net, dir, bad[i].opts);
+        ck_assert_msg(heed(args, out, sizeof out) == 2, "%s: %s", bad[i].opts, out);
+        ck_assert_msg(!strncmp(out, "heed train: ", 12) && strstr(out, bad[i].said), "%s: %s", bad[i].opts, out);
+        ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+    }
+    /* the network file kept, not replaced by a model */
+    snprintf(args, sizeof args, "train --net %s --out %s", net, net);
+    ck_assert_int_eq(heed(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "would write over --net"), "%s", out);
+    char text[64];
+    tu_read_file(net, text, sizeof text);
+    ck_assert_str_eq(text, "input 1 28 28\nfc out=10\n");
+}
+END_TEST
+
+/* A learning rate far too high: the run stops with one line saying so and
+ * what is saved, exit 1, where it went on to a model of NaNs, exited 0,
+ * and printed "train_loss": -nan (not JSON); no model is written. */
+START_TEST(train_stops_when_it_diverges) {
+    static char out[1 << 16];
+    char args[2048], model[300];
+    snprintf(model, sizeof model, "%s/d.heed", dir);
+    snprintf(args, sizeof args, "train --net nets/fmnist-plain.net --out %s --limit 256 --test-limit 32 "
+             "--epochs 3 --batch 32 --lr 1000 --json", model);
+    ck_assert_int_eq(heed(args, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "heed train: training diverged in epoch ") && strstr(out, "try a lower --lr than 1000"),
+                  "%s", out);
+    ck_assert_ptr_null(strstr(out, "nan"));
+    ck_assert_int_eq(access(model, F_OK), -1);
+}
+END_TEST
+
+/* The recipe a model records trains it again: quoted where a path has a
+ * space (it was split there on --resume, which then failed), without
+ * --resume and --stop-after; a finished run is not silently re-saved; a
+ * folder dataset is recorded by its absolute path, so heed eval finds it
+ * from another folder. */
+START_TEST(recipes_quote_paths_and_runs_say_when_done) {
+    static char out[1 << 16];
+    char args[2048], path[600];
+    const char *classes[] = {"train/a", "train/b", "test/a", "test/b"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "mkdir -p '%s/my data/%s'", dir, classes[i]);
+        ck_assert_int_eq(system(path), 0);
+        for (int k = 0; k < 3; k++) {
+            heed_tensor t;
+            ck_assert_int_eq(heed_tensor_alloc(&t, 1, 1, 28, 28), HEED_OK);
+            for (int j = 0; j < 28 * 28; j++) t.data[j] = (float)((j * (i % 2 ? 7 : 3) + k) % 17) / 16.0f;
+            snprintf(path, sizeof path, "%s/my data/%s/%d.png", dir, classes[i], k);
+            ck_assert_int_eq(heed_image_save(path, &t, NULL), HEED_OK);
+            heed_tensor_free(&t);
+        }
+    }
+    snprintf(path, sizeof path, "%s/two.net", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("input 1 28 28\nfc out=2\n", f);
+    fclose(f);
+    char pre[300];
+    snprintf(pre, sizeof pre, "cd %s &&", dir);
+    ck_assert_msg(tu_run_heed(dir, pre, "train --net two.net --data 'folder:my data' --out 'sp ace.heed' "
+                              "--epochs 2 --stop-after 1 --batch 2", out, sizeof out, NULL, 0) == 0, "%s", out);
+    ck_assert_msg(tu_run_heed(dir, pre, "train --resume 'sp ace.heed.ckpt'", out, sizeof out, NULL, 0) == 0,
+                  "%s", out);
+    heed_model *m;
+    snprintf(path, sizeof path, "%s/sp ace.heed", dir);
+    ck_assert_int_eq(heed_model_load(&m, path), HEED_OK);
+    ck_assert_int_eq(m->meta.epochs, 2);
+    ck_assert_str_eq(m->meta.recipe, "heed train --net two.net --data 'folder:my data' --out 'sp ace.heed' "
+                                     "--epochs 2 --batch 2");
+    char want[700];
+    snprintf(want, sizeof want, "folder:%s/my data", dir);
+    ck_assert_str_eq(m->meta.dataset, want);
+    heed_model_free(m);
+    /* all epochs done: said, nothing trained */
+    ck_assert_int_eq(tu_run_heed(dir, pre, "train --resume 'sp ace.heed.ckpt'", out, sizeof out, NULL, 0), 2);
+    ck_assert_str_eq(out, "heed train: sp ace.heed.ckpt has done all 2 epochs of its run: give --epochs over 2 "
+                          "to train on\n");
+    /* a model given where its checkpoint was meant */
+    ck_assert_int_eq(tu_run_heed(dir, pre, "train --resume 'sp ace.heed'", out, sizeof out, NULL, 0), 2);
+    ck_assert_str_eq(out, "heed train: --out sp ace.heed would write over --resume sp ace.heed (resume from "
+                          "its checkpoint, sp ace.heed.ckpt)\n");
+    snprintf(args, sizeof args, "eval --model '%s/sp ace.heed'", dir);
+    ck_assert_msg(tu_run_heed(dir, "cd / &&", args, out, sizeof out, NULL, 0) == 0, "%s", out);
+}
+END_TEST
+
 START_TEST(shipped_models_reach_their_stated_accuracy) {
     static char out[1 << 16];
     heed_model *m;
@@ -622,6 +738,9 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
     tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
+    tcase_add_test(tc, train_refuses_what_cannot_be_meant);
+    tcase_add_test(tc, train_stops_when_it_diverges);
+    tcase_add_test(tc, recipes_quote_paths_and_runs_say_when_done);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
