@@ -57,8 +57,12 @@ static heed_status idx_open(idx_file *x, const char *dir, const char *base) {
                      dir, base, err ? strerror(err) : "gzopen failed");
 }
 
-/* Reads exactly n bytes; a short read is a truncated file. */
-static heed_status idx_read(idx_file *x, void *buf, size_t n, const char *what) {
+/* Reads exactly n bytes: bytes at .. at + n of `what`, which is `total`
+ * bytes long. A short read is a truncated file, and the message says how
+ * far into `what` it ends, not how far into this call's n bytes (the data
+ * comes in chunks). */
+static heed_status idx_read(idx_file *x, void *buf, size_t n, const char *what, size_t at,
+                            size_t total) {
     unsigned char *p = buf;
     size_t done = 0;
     while (done < n) {
@@ -78,7 +82,7 @@ static heed_status idx_read(idx_file *x, void *buf, size_t n, const char *what) 
         return heed_fail(HEED_ERR_FORMAT, "%s: corrupt or truncated gzip data (%s), found reading %s",
                          x->path, msg, what);
     return heed_fail(HEED_ERR_FORMAT, "%s: truncated: the file ends %zu bytes into %s of %zu bytes",
-                     x->path, done, what, n);
+                     x->path, at + done, what, total);
 }
 
 /* After the declared data: nothing more may follow, and the stream must
@@ -103,13 +107,13 @@ static uint32_t be32(const unsigned char *b) {
 
 static heed_status idx_header(idx_file *x, uint32_t magic, const char *kind) {
     unsigned char b[12];
-    HEED_TRY(idx_read(x, b, 4, "the header"));
+    HEED_TRY(idx_read(x, b, 4, "the magic number", 0, 4));
     uint32_t got = be32(b);
     if (got != magic)
         return heed_fail(HEED_ERR_FORMAT, "%s: magic number %u (0x%08x) is not %u (IDX %s)",
                          x->path, got, got, magic, kind);
     x->ndim = (int)(magic & 0xff);
-    HEED_TRY(idx_read(x, b, 4 * (size_t)x->ndim, "the header"));
+    HEED_TRY(idx_read(x, b, 4 * (size_t)x->ndim, "the header", 4, 4 + 4 * (size_t)x->ndim));
     for (int i = 0; i < x->ndim; i++) {
         x->dims[i] = be32(b + 4 * i);
         if (x->dims[i] == 0 || x->dims[i] > INT_MAX)
@@ -132,7 +136,7 @@ static heed_status idx_read_data(idx_file *x, size_t total, size_t kept, int max
                                                 x->path);
     for (size_t done = 0; s == HEED_OK && done < total;) {
         const size_t n = total - done > CHUNK ? CHUNK : total - done;
-        if ((s = idx_read(x, chunk, n, what)) != HEED_OK) break;
+        if ((s = idx_read(x, chunk, n, what, done, total)) != HEED_OK) break;
         for (size_t i = 0; max_label > 0 && i < n; i++)
             if (chunk[i] >= max_label) {
                 s = heed_fail(HEED_ERR_FORMAT, "%s: label %d of item %zu is not below %d", x->path,

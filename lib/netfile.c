@@ -23,6 +23,9 @@
 
 enum { MAX_SETTINGS = 16, MAX_DEPTH = 16, MAX_TOKEN = 64 };
 
+/* The largest magnitude of a whole-number setting (within an int). */
+#define SETTING_MAX 1000000000L
+
 struct heed_settings {
     int count;
     char key[MAX_SETTINGS][MAX_TOKEN];
@@ -39,17 +42,25 @@ static const char *settings_get(heed_settings *s, const char *key) {
     return NULL;
 }
 
+/* Whether v is a whole number and nothing else, stored in *x (LONG_MIN
+ * or LONG_MAX beyond long's range, which every range check refuses). */
+static int whole_number(const char *v, long *x) {
+    char *end;
+    *x = strtol(v, &end, 10);
+    return end != v && !*end;
+}
+
 heed_status heed_settings_int(heed_settings *s, const char *key, int def, int *out) {
     const char *v = settings_get(s, key);
     if (!v) {
         *out = def;
         return HEED_OK;
     }
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (*end || end == v) return heed_fail(HEED_ERR_ARG, "%s=%s is not a whole number", key, v);
-    if (x < -1000000000L || x > 1000000000L)
-        return heed_fail(HEED_ERR_ARG, "%s=%s is out of range (-1e9 .. 1e9)", key, v);
+    long x;
+    if (!whole_number(v, &x)) return heed_fail(HEED_ERR_ARG, "%s=%s is not a whole number", key, v);
+    if (x < -SETTING_MAX || x > SETTING_MAX)
+        return heed_fail(HEED_ERR_ARG, "%s=%s is out of range (%ld .. %ld)", key, v, -SETTING_MAX,
+                         SETTING_MAX);
     *out = (int)x;
     return HEED_OK;
 }
@@ -218,6 +229,38 @@ static const heed_layer_type core_types[] = {
     {NULL, NULL, NULL},
 };
 
+/* Whole-number settings whose range is narrower than +-SETTING_MAX, by
+ * layer type. The layers' configurations take 0 for "the default" (conv's
+ * stride and dilation, a pool's stride, se's and cbam's r and k), so an
+ * explicit 0, which means nothing there, would silently become the
+ * default: the parser refuses it, and flags other than 0 and 1, before
+ * the builder reads them. A setting not in the table keeps the builder's
+ * and the layer's own checks. */
+static const struct {
+    const char *type, *key;
+    long lo, hi;
+} int_ranges[] = {
+    {"conv", "out", 1, SETTING_MAX},
+    {"conv", "k", 1, SETTING_MAX},
+    {"conv", "stride", 1, SETTING_MAX},
+    {"conv", "pad", 0, SETTING_MAX},
+    {"conv", "dilation", 1, SETTING_MAX},
+    {"conv", "groups", 1, SETTING_MAX},
+    {"conv", "bias", 0, 1},
+    {"maxpool", "k", 1, SETTING_MAX},
+    {"maxpool", "stride", 1, SETTING_MAX},
+    {"maxpool", "pad", 0, SETTING_MAX},
+    {"avgpool", "k", 1, SETTING_MAX},
+    {"avgpool", "stride", 1, SETTING_MAX},
+    {"avgpool", "pad", 0, SETTING_MAX},
+    {"avgpool", "exclude_pad", 0, 1},
+    {"fc", "out", 1, SETTING_MAX},
+    {"fc", "bias", 0, 1},
+    {"se", "r", 1, SETTING_MAX},
+    {"cbam", "r", 1, SETTING_MAX},
+    {"cbam", "k", 1, SETTING_MAX},
+};
+
 static const heed_layer_type *find_type(const char *keyword) {
     for (const heed_layer_type *t = core_types; t->keyword; t++)
         if (!strcmp(t->keyword, keyword)) return t;
@@ -272,6 +315,23 @@ __attribute__((format(printf, 2, 3))) static heed_status line_error(parser *p, c
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     return heed_fail(HEED_ERR_FORMAT, "%s:%d: %s", p->origin, p->line, msg);
+}
+
+/* HEED_ERR_FORMAT if a whole-number setting of a `kw` line is outside
+ * its range in int_ranges; a value that is not a whole number is left to
+ * the builder, which says so. */
+static heed_status check_ranges(parser *p, const char *kw, const heed_settings *s) {
+    for (size_t r = 0; r < sizeof int_ranges / sizeof int_ranges[0]; r++) {
+        if (strcmp(int_ranges[r].type, kw)) continue;
+        for (int i = 0; i < s->count; i++) {
+            long x;
+            if (strcmp(s->key[i], int_ranges[r].key) || !whole_number(s->value[i], &x)) continue;
+            if (x < int_ranges[r].lo || x > int_ranges[r].hi)
+                return line_error(p, "%s: %s=%s is out of range (%ld .. %ld)", kw, s->key[i],
+                                  s->value[i], int_ranges[r].lo, int_ranges[r].hi);
+        }
+    }
+    return HEED_OK;
 }
 
 /* Splits a line into tokens at white space; returns the count. */
@@ -469,6 +529,7 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
     }
     const heed_layer_type *t = find_type(kw);
     if (!t) return line_error(p, "unknown layer type '%s' (see nets/README.md)", kw);
+    HEED_TRY(check_ranges(p, kw, &s));
     HEED_TRY(make_name(p, b, t->keyword, given, full, sizeof full));
     heed_layer *l = NULL;
     heed_status st = t->build(&l, &s, shape, p->params, full);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "data.h"
 #include "image.h"
@@ -212,6 +213,8 @@ START_TEST(corrupt_idx_files_are_refused) {
     write_split(dir, "train", "", &f.d, &f.d);
     ck_assert_int_eq(truncate(join(path, dir, "train-labels-idx1-ubyte"), 6), 0);
     expect_load_fails(dir, HEED_ERR_FORMAT, "train-labels-idx1-ubyte", "truncated header");
+    ck_assert_msg(strstr(heed_last_error(), "the file ends 6 bytes into the header of 8 bytes"), "%s",
+                  heed_last_error());
 
     NEXT_DIR(); /* a gzip stream cut short (trailer and some data lost) */
     write_split(dir, "train", ".gz", &f.d, &f.d);
@@ -252,6 +255,65 @@ START_TEST(corrupt_idx_files_are_refused) {
     heed_dataset d;
     ck_assert_int_eq(heed_fmnist_load(&d, dir, 1, 2), HEED_ERR_FORMAT);
 #undef NEXT_DIR
+    remove_tree(root);
+}
+END_TEST
+
+/* A truncated file whose data is longer than one read (1 MiB) says how
+ * far into the whole of its pixels or labels it ends, not how far into the
+ * read that found the end: 1.2 million 1 x 1 images, one file of the pair
+ * cut 1.1 million bytes into its data, written plain and gzipped (a whole
+ * gzip stream of the cut data, so that only the length is wrong). */
+enum { BIG_COUNT = 1200000, BIG_CUT = 1100000 };
+
+START_TEST(truncated_idx_data_says_where_it_ends) {
+    char root[64], dir[1024], path[1024];
+    make_tmpdir(root);
+    float *images = malloc(BIG_COUNT * sizeof *images);
+    int *labels = malloc(BIG_COUNT * sizeof *labels);
+    ck_assert(images && labels);
+    for (int i = 0; i < BIG_COUNT; i++) images[i] = (float)(i % 256) / 255.0f, labels[i] = i % 10;
+    const heed_dataset big = {.count = BIG_COUNT, .c = 1, .h = 1, .w = 1, .classes = 10,
+                              .images = images, .labels = labels};
+    const struct {
+        const char *file, *what;
+        long header;
+    } cut[] = {{"train-images-idx3-ubyte", "the pixels", 16}, {"train-labels-idx1-ubyte", "the labels", 8}};
+    const char *const ext[] = {"", ".gz"};
+    int n = 0;
+    for (int e = 0; e < 2; e++)
+        for (int c = 0; c < 2; c++) {
+            snprintf(dir, sizeof dir, "%s/case%d", root, n++);
+            ck_assert_int_eq(mkdir(dir, 0700), 0);
+            write_split(dir, "train", "", &big, &big);
+            /* the cut file's bytes, rewritten with its extension */
+            const long size = cut[c].header + BIG_CUT;
+            unsigned char *bytes = malloc((size_t)size);
+            FILE *fp = fopen(join(path, dir, cut[c].file), "rb");
+            ck_assert_ptr_nonnull(fp);
+            ck_assert_uint_eq(fread(bytes, 1, (size_t)size, fp), (size_t)size);
+            fclose(fp);
+            ck_assert_int_eq(unlink(path), 0);
+            char name[1024];
+            snprintf(name, sizeof name, "%s%s", cut[c].file, ext[e]);
+            join(path, dir, name);
+            if (e == 0) {
+                write_bytes(path, bytes, (size_t)size);
+            } else {
+                gzFile gz = gzopen(path, "wb6");
+                ck_assert_ptr_nonnull(gz);
+                ck_assert_int_eq(gzwrite(gz, bytes, (unsigned)size), (int)size);
+                ck_assert_int_eq(gzclose(gz), Z_OK);
+            }
+            free(bytes);
+            expect_load_fails(dir, HEED_ERR_FORMAT, name, name);
+            char want[128];
+            snprintf(want, sizeof want, "truncated: the file ends %d bytes into %s of %d bytes",
+                     BIG_CUT, cut[c].what, BIG_COUNT);
+            ck_assert_msg(strstr(heed_last_error(), want), "%s: got '%s', want '%s'", name,
+                          heed_last_error(), want);
+        }
+    free(images), free(labels);
     remove_tree(root);
 }
 END_TEST
@@ -557,6 +619,7 @@ Suite *heed_suite_data(void) {
     TCase *tc = tcase_create("idx");
     tcase_add_test(tc, idx_round_trip_plain_and_gzipped);
     tcase_add_test(tc, corrupt_idx_files_are_refused);
+    tcase_add_test(tc, truncated_idx_data_says_where_it_ends);
     tcase_add_test(tc, installed_fashion_mnist);
     suite_add_tcase(s, tc);
     tc = tcase_create("folder");

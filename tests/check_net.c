@@ -1,15 +1,19 @@
 /* check_net.c -- network files: the shipped descriptions against PyTorch's
  * parameter counts and FLOPs, and every kind of error with its line. */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cbam.h"
 #include "conv2d.h"
 #include "linear.h"
 #include "model.h"
 #include "net.h"
+#include "pool2d.h"
+#include "se.h"
 #include "seq.h"
 #include "testutil.h"
 
@@ -266,7 +270,9 @@ static const struct {
     {"input 1 5 5\n# comment\nconv k=3\n", "t:3: conv: needs out="},
     {"input 1 5 5\nconv out=4 k=3 kernal=3\n", "t:2: conv: unknown setting 'kernal'"},
     {"input 1 5 5\nconv out=x k=3\n", "t:2: conv: out=x is not a whole number"},
-    {"input 1 5 5\nfc out=1000000001\n", "t:2: fc: out=1000000001 is out of range (-1e9 .. 1e9)"},
+    {"input 1 5 5\nfc out=1000000001\n", "t:2: fc: out=1000000001 is out of range (1 .. 1000000000)"},
+    {"input 1 12 12\nram glimpses=-2000000000\n",
+     "t:2: ram: glimpses=-2000000000 is out of range (-1000000000 .. 1000000000)"},
     /* quoted back in messages: no control character reaches the terminal */
     {"input 1 5 5\nconv out=2 k=3 bias=0\x01\n", "t:2: a control character (byte 0x01)"},
     {"input 1 5 5\nfc out=2 bias=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
@@ -296,6 +302,95 @@ START_TEST(errors_name_the_line) {
     ck_assert_ptr_null(net);
     ck_assert_msg(strstr(heed_last_error(), broken[_i].expect), "case %d: got '%s', want '%s'", _i,
                   heed_last_error(), broken[_i].expect);
+}
+END_TEST
+
+/* Settings where 0 means nothing (the layers' configurations would read
+ * it as "the default") and flags other than 0 and 1: refused as the line
+ * is read, naming the file, the line, the key and the range. */
+static const struct {
+    const char *text, *expect;
+} out_of_range[] = {
+    {"input 1 5 5\nconv out=2 k=3 stride=0\n", "t:2: conv: stride=0 is out of range (1 .. 1000000000)"},
+    {"input 1 5 5\nconv out=2 k=3 dilation=0\n", "t:2: conv: dilation=0 is out of range (1 .. 1000000000)"},
+    {"input 1 5 5\nconv out=2 k=3 groups=0\n", "t:2: conv: groups=0 is out of range (1 .. 1000000000)"},
+    {"input 1 5 5\n# comment\nconv out=2 k=3 bias=7\n", "t:3: conv: bias=7 is out of range (0 .. 1)"},
+    {"input 1 5 5\nconv out=2 k=3 bias=-1\n", "t:2: conv: bias=-1 is out of range (0 .. 1)"},
+    {"input 1 5 5\nconv out=0 k=3\n", "t:2: conv: out=0 is out of range (1 .. 1000000000)"},
+    {"input 1 5 5\nconv out=2 k=0\n", "t:2: conv: k=0 is out of range (1 .. 1000000000)"},
+    {"input 1 5 5\nconv out=2 k=3 pad=-1\n", "t:2: conv: pad=-1 is out of range (0 .. 1000000000)"},
+    {"input 1 6 6\nmaxpool k=2 stride=0\n", "t:2: maxpool: stride=0 is out of range (1 .. 1000000000)"},
+    {"input 1 6 6\navgpool k=2 stride=0\n", "t:2: avgpool: stride=0 is out of range (1 .. 1000000000)"},
+    {"input 1 6 6\navgpool k=3 pad=1 exclude_pad=2\n", "t:2: avgpool: exclude_pad=2 is out of range (0 .. 1)"},
+    {"input 1 5 5\nfc out=0\n", "t:2: fc: out=0 is out of range (1 .. 1000000000)"},
+    {"input 1 5 5\nfc out=3 bias=2\n", "t:2: fc: bias=2 is out of range (0 .. 1)"},
+    {"input 16 5 5\nse r=0\n", "t:2: se: r=0 is out of range (1 .. 1000000000)"},
+    {"input 16 5 5\ncbam r=0\n", "t:2: cbam: r=0 is out of range (1 .. 1000000000)"},
+    {"input 1 5 5\ncbam r=0\n", "t:2: cbam: r=0 is out of range (1 .. 1000000000)"},
+    {"input 16 5 5\ncbam k=0\n", "t:2: cbam: k=0 is out of range (1 .. 1000000000)"},
+    {"input 8 5 5\nseq\n  conv out=8 k=1\n  cbam r=2 k=0\nend\n", "t:4: cbam: k=0 is out of range"},
+};
+
+START_TEST(settings_out_of_range_name_the_line) {
+    heed_net *net = (heed_net *)1;
+    heed_status st = heed_net_parse(&net, out_of_range[_i].text, "t", 1);
+    ck_assert_ptr_null(net);
+    ck_assert_msg(st == HEED_ERR_FORMAT && strstr(heed_last_error(), out_of_range[_i].expect),
+                  "case %d: got %d '%s', want %d '%s'", _i, st, heed_last_error(), HEED_ERR_FORMAT,
+                  out_of_range[_i].expect);
+}
+END_TEST
+
+/* Settings where 0 means something still take it, and settings left out
+ * still take their defaults. */
+START_TEST(zero_settings_and_defaults_load) {
+    heed_net *net;
+    const char *text = "input 16 8 8\n"
+                       "conv name=a out=16 k=3 pad=0 bias=0\n"
+                       "conv name=b out=16 k=1 stride=1 dilation=1 groups=1 bias=1\n"
+                       "maxpool name=m k=2 pad=0\n"
+                       "avgpool name=v k=1 exclude_pad=0\n"
+                       "cbam name=c\nse name=s r=4\n"
+                       "fc name=f out=3 bias=0\n";
+    ck_assert_msg(heed_net_parse(&net, text, "t", 1) == HEED_OK, "%s", heed_last_error());
+    const heed_conv2d *a = (const heed_conv2d *)heed_net_find(net, "a");
+    ck_assert_int_eq(a->cfg.stride, 1);
+    ck_assert_int_eq(a->cfg.dilation, 1);
+    ck_assert_int_eq(a->cfg.groups, 1);
+    ck_assert_int_eq(a->cfg.pad, 0);
+    ck_assert_ptr_null(a->b);
+    ck_assert_int_eq(a->base.out_h, 6);
+    ck_assert_ptr_nonnull(((const heed_conv2d *)heed_net_find(net, "b"))->b);
+    const heed_pool2d *m = (const heed_pool2d *)heed_net_find(net, "m");
+    ck_assert_int_eq(m->cfg.stride, 2);
+    ck_assert_int_eq(m->base.out_h, 3);
+    ck_assert_int_eq(((const heed_pool2d *)heed_net_find(net, "v"))->cfg.stride, 1);
+    const heed_cbam *c = (const heed_cbam *)heed_net_find(net, "c");
+    ck_assert_int_eq(c->cfg.r, 16);
+    ck_assert_int_eq(c->cfg.k, 7);
+    ck_assert_int_eq(((const heed_se *)heed_net_find(net, "s"))->cfg.r, 4);
+    ck_assert_ptr_null(((const heed_linear *)heed_net_find(net, "f"))->b);
+    heed_net_free(net);
+}
+END_TEST
+
+/* Every network shipped in nets/ is within the rules its parser keeps. */
+START_TEST(every_shipped_net_parses) {
+    DIR *dp = opendir("nets");
+    ck_assert_ptr_nonnull(dp);
+    int files = 0;
+    for (struct dirent *e; (e = readdir(dp));) {
+        const size_t n = strlen(e->d_name);
+        if (n < 5 || strcmp(e->d_name + n - 4, ".net")) continue;
+        char path[512];
+        snprintf(path, sizeof path, "nets/%s", e->d_name);
+        heed_net *net;
+        ck_assert_msg(heed_net_describe(&net, path) == HEED_OK, "%s", heed_last_error());
+        heed_net_free(net);
+        files++;
+    }
+    closedir(dp);
+    ck_assert_int_ge(files, (int)(sizeof shipped / sizeof shipped[0]));
 }
 END_TEST
 
@@ -427,6 +522,10 @@ Suite *heed_suite_net(void) {
     tcase_add_test(tc, freezing_reaches_every_layer);
     tcase_add_test(tc, layers_share_the_networks_work_space);
     tcase_add_loop_test(tc, errors_name_the_line, 0, sizeof broken / sizeof broken[0]);
+    tcase_add_loop_test(tc, settings_out_of_range_name_the_line, 0,
+                        sizeof out_of_range / sizeof out_of_range[0]);
+    tcase_add_test(tc, zero_settings_and_defaults_load);
+    tcase_add_test(tc, every_shipped_net_parses);
     tcase_add_test(tc, missing_file_is_an_io_error);
     tcase_add_test(tc, nul_byte_is_refused);
     tcase_add_test(tc, byte_order_mark_and_crlf_read);
