@@ -38,6 +38,11 @@ START_TEST(help_and_usage_errors) {
     ck_assert_ptr_nonnull(strstr(out, "unknown command 'nonsense'"));
     ck_assert_int_eq(heed("train --help", out, sizeof out), 0);
     ck_assert_ptr_nonnull(strstr(out, "--resume"));
+    /* heed help CMD is CMD --help (it printed the general usage) */
+    ck_assert_int_eq(heed("help eval", out, sizeof out), 0);
+    ck_assert_ptr_eq(strstr(out, "usage: heed eval --model MODEL"), out);
+    ck_assert_int_eq(heed("help nonsense", out, sizeof out), 2);
+    ck_assert_ptr_nonnull(strstr(out, "unknown command 'nonsense'"));
     ck_assert_int_eq(heed("train --net nets/fmnist-se.net", out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--out MODEL is required"));
     /* a model that could not be written: said before the data are read
