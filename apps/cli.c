@@ -116,6 +116,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, char ***args, int *na
         while (o && o->name && strcmp(o->name, name)) o++;
         if (!o || !o->name)
             return cli_error(spec->command, 2, "unknown option '--%s' (try --help)", name);
+        if (spec->given) spec->given[o - spec->opts] = 1;
         if (o->kind == CLI_FLAG) {
             if (eq) return cli_error(spec->command, 2, "--%s takes no value", name);
             *(int *)o->dest = 1;

@@ -39,6 +39,7 @@ typedef struct cli_spec {
     const char *usage;   /* after "heed train " */
     const char *about;   /* a paragraph shown by --help */
     const cli_opt *opts;
+    int *given; /* optional: cli_parse sets given[i] = 1 for each opts[i] on the command line */
 } cli_spec;
 
 /* Parses argv[1..] (argv[0] is the command name). Options may be given as

@@ -110,7 +110,7 @@ static int bench_gemm(int argc, char **argv) {
     const cli_spec spec = {"bench gemm", "M N K [options]",
                            "Time C (M x N) = A (M x K) B (K x N) with heed_gemm: warm-up, then "
                            "the median over calls.",
-                           opts};
+                           opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
@@ -169,7 +169,7 @@ static int bench_peak(int argc, char **argv) {
     const cli_spec spec = {"bench --peak", "[options]",
                            "Measure the float32 FMA peak: a register-only FMA loop on the widest "
                            "vector unit, on 1 thread and on every core.",
-                           opts};
+                           opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
@@ -413,7 +413,7 @@ static int bench_workload(int argc, char **argv) {
         "momentum 0.9). One thread unless --threads says otherwise, like the peer.\n"
         "JSON fields: workload, mode, batch, threads, images_per_s, ms_per_batch, ms_min,\n"
         "ms_max, iters, heed (version), kernel (gemm), peak_rss_mb, malloc.",
-        opts};
+        opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);

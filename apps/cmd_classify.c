@@ -15,10 +15,12 @@
 const char cmd_classify_summary[] = "classify images; write attention or Grad-CAM overlays";
 
 typedef struct classify_opts {
-    image_cmd io; /* --model, --top, --overlay, --colormap, --format, --invert, --threads, --json */
-    const char *map, *layer;
+    image_cmd io; /* --model, --top, --overlay, --map (io.kind), --colormap, --format, --invert,
+                     --threads, --json */
+    const char *layer;
     float alpha;
     int channels; /* --channels: each SE and CBAM layer's channel weights */
+    int seed;     /* --seed: where a RAM model's first glimpse goes */
 } classify_opts;
 
 /* The last layer of type `type` (depth-first), or NULL. */
@@ -59,18 +61,29 @@ static heed_status gradcam(heed_model *m, const heed_tensor *x, const heed_tenso
 }
 
 /* The top-level layer Grad-CAM uses: --layer, else the last one whose output
- * is still a spatial map (the last convolutional stage). */
+ * is still a spatial map (the last convolutional stage). A layer whose
+ * output is 1x1 is refused: its map would be one value, drawn as noise. */
 static heed_status gradcam_layer(heed_model *m, const char *name, int *idx) {
     heed_seq *root = m->net->root;
-    *idx = -1;
+    int named = -1, spatial = -1;
     for (int i = 0; i < root->count - 1; i++) {
         const heed_layer *l = root->children[i];
-        if (name ? !strcmp(l->name, name) : l->out_h * l->out_w > 1) *idx = i;
+        if (name && !strcmp(l->name, name)) named = i;
+        if (l->out_h * l->out_w > 1) spatial = i;
     }
-    if (*idx < 0)
-        return heed_fail(HEED_ERR_ARG, name ? "--layer %s is not a top-level layer before the output (see heed info)"
-                                            : "%sthe network has no spatial layer for Grad-CAM",
-                         name ? name : "");
+    *idx = name ? named : spatial;
+    if (!name && spatial < 0) return heed_fail(HEED_ERR_ARG, "the network has no spatial layer for Grad-CAM");
+    if (named < 0 && name)
+        return heed_fail(HEED_ERR_ARG, "--layer %s is not a top-level layer before the output (see heed info)",
+                         name);
+    const heed_layer *l = root->children[*idx];
+    if (l->out_h * l->out_w <= 1)
+        return heed_fail(HEED_ERR_ARG,
+                         "--layer %s outputs %dx%dx%d: Grad-CAM needs a spatial layer (an output over "
+                         "1x1)%s%s%s",
+                         name, l->out_c, l->out_h, l->out_w, spatial >= 0 ? ", such as " : "",
+                         spatial >= 0 ? root->children[spatial]->name : "",
+                         spatial >= 0 ? ", the default" : "");
     return HEED_OK;
 }
 
@@ -87,25 +100,33 @@ static heed_status crop_to_image(const heed_tensor *map, const placement *pl, in
     return st;
 }
 
-/* The heat map `o->map` for the image r ran, over the model's input frame. */
-static heed_status heat_map(heed_model *m, const classify_opts *o, const image_run *r, heed_tensor *map) {
-    if (strcmp(o->map, "attention")) {
-        int idx;
-        HEED_TRY(gradcam_layer(m, o->layer, &idx));
-        return gradcam(m, &r->x, &r->logits, r->order[0], idx, map);
-    }
-    heed_layer *att = NULL;
+/* Where the heat maps come from, found once for all the images: the cbam
+ * layer (--map attention) or the top-level layer's index (gradcam). */
+typedef struct map_source {
+    heed_layer *att;
+    int idx;
+} map_source;
+
+static heed_status find_map_source(heed_model *m, const classify_opts *o, map_source *src) {
+    *src = (map_source){.idx = -1};
+    if (strcmp(o->io.kind, "attention")) return gradcam_layer(m, o->layer, &src->idx);
     if (o->layer) {
-        att = heed_net_find(m->net, o->layer);
-        if (!att || strcmp(att->ops->type, "cbam"))
+        src->att = heed_net_find(m->net, o->layer);
+        if (!src->att || strcmp(src->att->ops->type, "cbam"))
             return heed_fail(HEED_ERR_ARG, "--layer %s is not a cbam layer of this model", o->layer);
     } else {
         find_ctx fc = {.type = "cbam"};
         heed_net_visit(m->net, find_last, &fc);
-        att = fc.found;
+        src->att = fc.found;
     }
-    if (!att) return heed_fail(HEED_ERR_ARG, "the model has no spatial attention (cbam); use --map gradcam");
-    const heed_tensor *sm = heed_cbam_spatial_map((heed_cbam *)att);
+    if (!src->att) return heed_fail(HEED_ERR_ARG, "the model has no spatial attention (cbam); use --map gradcam");
+    return HEED_OK;
+}
+
+/* The heat map from src for the image r ran, over the model's input frame. */
+static heed_status heat_map(heed_model *m, const map_source *src, const image_run *r, heed_tensor *map) {
+    if (!src->att) return gradcam(m, &r->x, &r->logits, r->order[0], src->idx, map);
+    const heed_tensor *sm = heed_cbam_spatial_map((heed_cbam *)src->att);
     HEED_TRY(heed_tensor_ensure(map, 1, 1, sm->h, sm->w));
     memcpy(map->data, sm->data, (size_t)sm->h * sm->w * sizeof(float));
     return HEED_OK;
@@ -187,15 +208,18 @@ static void print_result(heed_model *m, const classify_opts *o, const image_run 
     if (r->overlay[0]) printf("  overlay: %s\n", r->overlay);
 }
 
-static int classify_one(heed_model *m, const classify_opts *o, const char *path, int first) {
+static int classify_one(heed_model *m, const classify_opts *o, const map_source *src, const char *path,
+                        int first) {
     image_run r = {0};
     heed_tensor map = {0}, cropped = {0}, over = {0};
+    /* as heed glimpse does: each image draws from the same stream */
+    heed_net_reseed(m->net, (uint64_t)(unsigned)o->seed);
     heed_status st = image_run_forward(&r, m, &o->io, path);
     if (st == HEED_OK && o->io.overlay) {
-        st = heat_map(m, o, &r, &map);
+        st = heat_map(m, src, &r, &map);
         if (st == HEED_OK) st = crop_to_image(&map, &r.pl, m->net->in_h, m->net->in_w, &cropped);
         if (st == HEED_OK) st = heed_overlay_heatmap(&r.img, &cropped, o->io.cm, o->alpha, &over);
-        if (st == HEED_OK) st = image_run_save_overlay(&r, &o->io, o->map, &over);
+        if (st == HEED_OK) st = image_run_save_overlay(&r, &o->io, &over);
     }
     if (st == HEED_OK)
         print_result(m, o, &r, first);
@@ -207,21 +231,23 @@ static int classify_one(heed_model *m, const classify_opts *o, const char *path,
 }
 
 int cmd_classify(int argc, char **argv) {
-    classify_opts o = {.io = image_cmd_defaults("classify", "jet"), .map = "attention", .alpha = 0.5f};
+    classify_opts o = {.io = image_cmd_defaults("classify", "attention", "jet"), .alpha = 0.5f};
     const cli_opt opts[] = {
         image_cmd_opt(&o.io, "model", "the model file (required)"),
         image_cmd_opt(&o.io, "top", NULL),
         image_cmd_opt(&o.io, "overlay", "write heat-map overlays into DIR (one image: FILE.png|.jpg)"),
-        {"map", CLI_STRING, &o.map, "KIND", "what the overlay shows", "attention|gradcam"},
+        {"map", CLI_STRING, &o.io.kind, "KIND", "what the overlay shows", "attention|gradcam"},
         {"layer", CLI_STRING, &o.layer, "NAME", "the cbam layer (attention) or top-level layer (gradcam)", NULL},
         image_cmd_opt(&o.io, "colormap", "heat-map colours"),
         {"alpha", CLI_FLOAT, &o.alpha, "A", "heat-map opacity, 0..1", NULL},
         {"channels", CLI_FLAG, &o.channels, NULL, "each SE and CBAM layer's channel weights", NULL},
         image_cmd_opt(&o.io, "format", NULL),
         image_cmd_opt(&o.io, "invert", NULL),
+        {"seed", CLI_INT, &o.seed, "S", "seed of a RAM model's random first glimpse", NULL},
         image_cmd_opt(&o.io, "threads", NULL),
         image_cmd_opt(&o.io, "json", "print a JSON array"),
         {0}};
+    int given[sizeof opts / sizeof opts[0]] = {0};
     const cli_spec spec = {
         "classify", "--model MODEL [options] IMAGE...",
         "Classifies PNG or JPEG images of any size and colour type. Each image is brought to the\n"
@@ -233,18 +259,28 @@ int cmd_classify(int argc, char **argv) {
         "--layer names another); --map gradcam shows Grad-CAM for the top class on the last\n"
         "convolutional stage (or --layer), for models without CBAM too. --channels shows each SE\n"
         "and CBAM layer's channel attention for the image: its range and strongest channels, or\n"
-        "with --json all C weights.\n"
+        "with --json all C weights. --map, --layer, --colormap, --alpha and --format shape the\n"
+        "overlays, so they need --overlay. A recurrent attention model (RAM) puts its first\n"
+        "glimpse at random: --seed fixes it, for every image alike, as heed glimpse --seed does\n"
+        "(the same seed gives the same probabilities); other models ignore it.\n"
         "JSON: [{\"image\", \"inverted\", \"top\": [{\"class\", \"index\", \"probability\", \"logit\"}],\n"
         "\"channels\": [{\"layer\", \"type\", \"weights\"}], \"overlay\"}], logit being the network's\n"
         "output for the class, logits and weights to 9 significant digits.",
-        opts};
+        opts, given};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
+    image_cmd_overlay_only(&o.io, opts, given, "map layer colormap alpha format");
     if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;
     if (!(o.alpha >= 0 && o.alpha <= 1)) return cli_error("classify", 2, "--alpha must be in 0..1");
+    if (o.seed < 0) return cli_error("classify", 2, "--seed must not be negative");
     heed_model *m;
     if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;
+    map_source src = {.idx = -1};
+    if (o.io.overlay && find_map_source(m, &o, &src) != HEED_OK) {
+        heed_model_free(m);
+        return cli_lib_error("classify");
+    }
     if (o.channels) {
         int count = 0;
         heed_net_visit(m->net, count_channel_layers, &count);
@@ -256,7 +292,7 @@ int cmd_classify(int argc, char **argv) {
     }
     if (o.io.json) printf("[");
     int failed = 0;
-    for (int i = 0; i < nargs; i++) failed |= classify_one(m, &o, args[i], i == 0);
+    for (int i = 0; i < nargs; i++) failed |= classify_one(m, &o, &src, args[i], i == 0);
     if (o.io.json) printf("]\n");
     heed_model_free(m);
     return failed;

@@ -31,7 +31,7 @@ int cmd_data(int argc, char **argv) {
                            "dataset's own size (folders: 28x28 gray). Test items of canvas datasets\n"
                            "are placed as every evaluation places them; training items show one of\n"
                            "their random placements (fixed per index: reruns write the same files).",
-                           opts};
+                           opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);

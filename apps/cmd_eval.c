@@ -60,7 +60,7 @@ int cmd_eval(int argc, char **argv) {
         {"json", CLI_FLAG, &json, NULL, "print JSON", NULL},
         {0}};
     const cli_spec spec = {"eval", "--model MODEL [--json]",
-                           "Evaluates a model on the test split of the dataset it was trained on.", opts};
+                           "Evaluates a model on the test split of the dataset it was trained on.", opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);

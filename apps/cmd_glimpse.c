@@ -17,10 +17,15 @@
  * read (a box may run off the image: only its visible part is drawn).
  *
  * Overlay layout, with M = 12 (margin), SEP = 24 (between the panels),
- * GAP = 8 (between patches), T glimpses, S scales, patch side P:
- *   zoom Z = --zoom, or by default ceil(240 / h) for an image less than 240
- *            pixels high (an integer: pixels stay sharp), 720 / h for one
- *            over 720 pixels high, else 1;
+ * GAP = 8 (between patches), T glimpses, S scales, patch side P, for an
+ * image w x h:
+ *   zoom Z = --zoom, or by default min(Zh, Zw), the image shown within
+ *            1280 x 720 (a 720p frame): Zh = ceil(240 / h) for an image
+ *            less than 240 pixels high (an integer: pixels stay sharp),
+ *            720 / h for one over 720 pixels high, else 1; Zw =
+ *            floor(1280 / w) up to 1280 pixels wide (an integer again),
+ *            1280 / w over that (a 3000x1 image made a 720520-pixel-wide
+ *            picture when only the height counted);
  *   panel  Wd x Hd = round(w Z) x round(h Z): the image, nearest-neighbour
  *            enlarged (integer Z) or resized (bilinear), with the glimpses;
  *   strip  patch zoom z = clamp(floor((Hd - (S-1) GAP) / (S P)), 1,
@@ -29,7 +34,10 @@
  *            square with a 2-pixel border in its step's colour;
  *   canvas width  M + Wd + SEP + T P z + (T-1) GAP + M,
  *          height 2 M + max(Hd, S P z + (S-1) GAP), both panels centred
- *            vertically on a dark grey ground.
+ *            vertically on a dark grey ground; at most OVERLAY_MAX = 8192
+ *            pixels on a side (three float images of 8192^2 take 2.4 GB;
+ *            --zoom 12 on a 1000x1000 image took 5.2 GB and 35 s), else
+ *            the image is refused.
  * Step colours run along the colour map from 0.1 (first) to 0.9 (last).
  */
 #include <math.h>
@@ -49,6 +57,10 @@ const char cmd_glimpse_summary[] = "show where a recurrent attention model (RAM)
 #define SEP 24
 #define GAP 8
 #define CELL_MAX 120
+#define SHOWN_MIN_H 240 /* the default zoom's bounds on the image shown */
+#define SHOWN_MAX_H 720
+#define SHOWN_MAX_W 1280
+#define OVERLAY_MAX 8192 /* pixels on a side */
 #define MAX_GLIMPSES 256
 #define GROUND 0.15f /* the canvas's grey */
 
@@ -78,11 +90,36 @@ static int sensor_centre(float l, int size) {
     return (int)nearbyintf((l + 1.0f) / 2.0f * (float)size);
 }
 
-/* The default display zoom for an image h pixels high. */
-static double auto_zoom(int h) {
-    if (h < 240) return ceil(240.0 / h);
-    if (h > 720) return 720.0 / h;
-    return 1.0;
+/* The default display zoom for an image w x h pixels. */
+static double auto_zoom(int w, int h) {
+    const double zh = h < SHOWN_MIN_H   ? ceil((double)SHOWN_MIN_H / h)
+                      : h > SHOWN_MAX_H ? (double)SHOWN_MAX_H / h
+                                        : 1.0;
+    const double zw = w <= SHOWN_MAX_W ? floor((double)SHOWN_MAX_W / w) : (double)SHOWN_MAX_W / w;
+    return zh < zw ? zh : zw;
+}
+
+/* The overlay's sizes (the header comment's layout): the image shown
+ * Wd x Hd, patches enlarged z times into cells `cell` square, the strip
+ * Ws x Hs and the canvas W x H. In long long: an image 65536 pixels wide at
+ * --zoom 64 is too wide for an int, and must be refused, not wrapped. */
+typedef struct layout {
+    long long Wd, Hd, z, cell, Ws, Hs, W, H;
+} layout;
+
+static layout plan(int w, int h, double zoom, int T, int S, int P) {
+    layout L;
+    L.Wd = llround(w * zoom), L.Hd = llround(h * zoom);
+    if (L.Hd < 1) L.Hd = 1;
+    if (L.Wd < 1) L.Wd = 1;
+    long long zmax = CELL_MAX / P;
+    if (zmax < 1) zmax = 1;
+    L.z = (L.Hd - (S - 1) * GAP) / (S * P);
+    if (L.z > zmax) L.z = zmax;
+    if (L.z < 1) L.z = 1;
+    L.cell = P * L.z, L.Hs = S * L.cell + (S - 1) * GAP, L.Ws = T * L.cell + (T - 1) * GAP;
+    L.H = 2 * MARGIN + (L.Hd > L.Hs ? L.Hd : L.Hs), L.W = MARGIN + L.Wd + SEP + L.Ws + MARGIN;
+    return L;
 }
 
 /* The image as RGB at display size (Wd, Hd): alpha ignored, gray replicated. */
@@ -142,22 +179,28 @@ static void draw_glimpses(heed_tensor *shown, heed_tensor *panel, const glimpse_
 #undef PY
 }
 
+static int fits(const layout *L) { return L->W <= OVERLAY_MAX && L->H <= OVERLAY_MAX; }
+
+/* The largest zoom up to `zoom`, in hundredths, at which the overlay of a
+ * w x h image fits; 0 if none does. */
+static double largest_zoom(int w, int h, double zoom, int T, int S, int P) {
+    for (long k = lround(floor(zoom * 100)); k > 0; k--) {
+        const layout L = plan(w, h, k / 100.0, T, S, P);
+        if (fits(&L)) return k / 100.0;
+    }
+    return 0;
+}
+
 /* The whole picture: the panel on the left, the strip of patches on the
  * right (layout in the header comment). patches (1, T*S*C, P, P) as the
  * network saw them; mean/std undo the input normalisation for display. */
 static heed_status render(const heed_tensor *img, const heed_tensor *patches, const glimpse_path *g,
-                          const placement *pl, double zoom, heed_colormap cm, float mean, float std,
-                          heed_tensor *out) {
+                          const placement *pl, const layout *L, double zoom, heed_colormap cm,
+                          float mean, float std, heed_tensor *out) {
     const int T = g->T, S = g->S, P = g->P, C = g->C;
-    int Hd = (int)lround(img->h * zoom), Wd = (int)lround(img->w * zoom);
-    if (Hd < 1) Hd = 1;
-    if (Wd < 1) Wd = 1;
-    int z = (Hd - (S - 1) * GAP) / (S * P), zmax = CELL_MAX / P;
-    if (zmax < 1) zmax = 1;
-    if (z > zmax) z = zmax;
-    if (z < 1) z = 1;
-    const int cell = P * z, Hs = S * cell + (S - 1) * GAP, Ws = T * cell + (T - 1) * GAP;
-    const int H = 2 * MARGIN + (Hd > Hs ? Hd : Hs), W = MARGIN + Wd + SEP + Ws + MARGIN;
+    /* ints: the caller keeps the canvas within OVERLAY_MAX */
+    const int Hd = (int)L->Hd, Wd = (int)L->Wd, z = (int)L->z, cell = (int)L->cell, Hs = (int)L->Hs;
+    const int H = (int)L->H, W = (int)L->W;
     float col[MAX_GLIMPSES][3];
     for (int t = 0; t < T; t++)
         heed_colormap_rgb(cm, T > 1 ? 0.1f + 0.8f * (float)t / (float)(T - 1) : 0.9f, col[t]);
@@ -227,9 +270,12 @@ static void print_result(const heed_model *m, const glimpse_opts *o, const image
     if (r->overlay[0]) printf("  overlay: %s\n", r->overlay);
 }
 
+/* 0, or the exit status after saying why the image failed (2: --zoom too
+ * large for it). */
 static int glimpse_one(heed_model *m, heed_ram *ram, const glimpse_opts *o, const char *path) {
     image_run r = {0};
     heed_tensor over = {0};
+    int rc = 1;
     /* before the forward: each image draws from the same stream */
     heed_net_reseed(m->net, (uint64_t)(unsigned)o->seed);
     heed_status st = image_run_forward(&r, m, &o->io, path);
@@ -244,35 +290,54 @@ static int glimpse_one(heed_model *m, heed_ram *ram, const glimpse_opts *o, cons
         g.py[t] = (double)(g.cy[t] - r.pl.y) * r.img.h / r.pl.h;
     }
     if (o->io.overlay) {
-        double zoom = o->zoom > 0 ? o->zoom : auto_zoom(r.img.h);
-        st = render(&r.img, heed_ram_patches(ram), &g, &r.pl, zoom, o->io.cm, m->meta.input_mean,
+        const double zoom = o->zoom > 0 ? o->zoom : auto_zoom(r.img.w, r.img.h);
+        const layout L = plan(r.img.w, r.img.h, zoom, g.T, g.S, g.P);
+        if (!fits(&L)) {
+            const double most = largest_zoom(r.img.w, r.img.h, zoom, g.T, g.S, g.P);
+            char hint[64] = "";
+            if (most > 0) snprintf(hint, sizeof hint, "--zoom %g or less, or ", most);
+            if (o->zoom > 0)
+                rc = cli_error(o->io.command, 2,
+                               "%s: --zoom %g would make a %lld x %lld px overlay, over the limit of "
+                               "%d px on a side: give %s0 for the default",
+                               path, (double)o->zoom, L.W, L.H, OVERLAY_MAX, hint);
+            else
+                rc = cli_error(o->io.command, 1,
+                               "%s: the overlay would be %lld x %lld px, over the limit of %d px on a side",
+                               path, L.W, L.H, OVERLAY_MAX);
+            goto done;
+        }
+        st = render(&r.img, heed_ram_patches(ram), &g, &r.pl, &L, zoom, o->io.cm, m->meta.input_mean,
                     m->meta.input_std, &over);
-        if (st == HEED_OK) st = image_run_save_overlay(&r, &o->io, "glimpse", &over);
+        if (st == HEED_OK) st = image_run_save_overlay(&r, &o->io, &over);
         if (st != HEED_OK) goto done;
     }
     print_result(m, o, &r, &g);
     fflush(stdout);
+    rc = 0;
 done:
     if (st != HEED_OK) cli_lib_error(o->io.command);
     image_run_free(&r);
     heed_tensor_free(&over);
-    return st != HEED_OK;
+    return rc;
 }
 
 int cmd_glimpse(int argc, char **argv) {
-    glimpse_opts o = {.io = image_cmd_defaults("glimpse", "turbo")};
+    glimpse_opts o = {.io = image_cmd_defaults("glimpse", "glimpse", "turbo")};
     const cli_opt opts[] = {
         image_cmd_opt(&o.io, "model", "a model whose network has a ram layer (required)"),
         image_cmd_opt(&o.io, "top", NULL),
         image_cmd_opt(&o.io, "overlay", "write DIR/<image>-glimpse.<format> (one image: FILE.png|.jpg)"),
         image_cmd_opt(&o.io, "format", NULL),
-        {"zoom", CLI_FLOAT, &o.zoom, "Z", "overlay image scale; 0: at least 240 px high, at most 720", NULL},
+        {"zoom", CLI_FLOAT, &o.zoom, "Z", "overlay image scale; 0: at least 240 px high, within 1280x720",
+         NULL},
         image_cmd_opt(&o.io, "colormap", "step colours, first to last"),
         image_cmd_opt(&o.io, "invert", NULL),
         {"seed", CLI_INT, &o.seed, "S", "seed of the first glimpse's random location", NULL},
         image_cmd_opt(&o.io, "threads", NULL),
         image_cmd_opt(&o.io, "json", "print one JSON object per image, one a line"),
         {0}};
+    int given[sizeof opts / sizeof opts[0]] = {0};
     const cli_spec spec = {
         "glimpse", "--model MODEL [options] IMAGE...",
         "Runs a recurrent attention model (a network with a ram layer) on PNG or JPEG images and\n"
@@ -286,20 +351,24 @@ int cmd_glimpse(int argc, char **argv) {
         "\"index\", \"probability\", \"logit\"}], \"glimpses\": [{\"step\", \"x\", \"y\", \"px\", \"py\"}], \"overlay\"}\n"
         "(logit: the network's output, with samples > 1 the log of the averaged probability).\n"
         "With --overlay, writes DIR/<image>-glimpse.<format> (for a single image, --overlay FILE\n"
-        "ending in .png, .jpg or .jpeg writes FILE). Left: the image shown Wd x Hd, Z times its\n"
-        "size (--zoom; by default the smallest whole Z making it at least 240 px high, and images\n"
-        "over 720 px high are shrunk to 720), with each step's glimpse as nested squares (one per\n"
-        "scale: exactly the pixels the sensor read), its centre as a dot and the path joining the\n"
-        "centres, coloured along --colormap from the first step to the last. Right: one column per\n"
-        "step and one row per scale (finest on top), each patch as the network saw it (in the\n"
-        "model's polarity), enlarged z times and framed in its step's colour. Sizes, for T glimpses\n"
-        "at S scales of P x P pixels:\n"
+        "ending in .png, .jpg or .jpeg writes FILE); --zoom, --format and --colormap shape it, so\n"
+        "they need --overlay. Left: the image (w x h) shown Wd x Hd, Z times its size (--zoom; by\n"
+        "default Z = min(Zh, Zw), within 1280 x 720: Zh the smallest whole number making it at\n"
+        "least 240 px high, 720 / h over 720 px high, else 1; Zw the largest whole number keeping\n"
+        "it within 1280 px wide, 1280 / w over 1280), with each step's glimpse as nested squares\n"
+        "(one per scale: exactly the pixels the sensor read), its centre as a dot and the path\n"
+        "joining the centres, coloured along --colormap from the first step to the last. Right:\n"
+        "one column per step and one row per scale (finest on top), each patch as the network saw\n"
+        "it (in the model's polarity), enlarged z times and framed in its step's colour. Sizes,\n"
+        "for T glimpses at S scales of P x P pixels:\n"
         "z = clamp(floor((Hd - 8 (S-1)) / (S P)), 1, max(1, floor(120 / P))),\n"
-        "width 12 + Wd + 24 + T P z + 8 (T-1) + 12, height 24 + max(Hd, S P z + 8 (S-1)).",
-        opts};
+        "width 12 + Wd + 24 + T P z + 8 (T-1) + 12, height 24 + max(Hd, S P z + 8 (S-1)), each\n"
+        "at most 8192 px: an image that --zoom would make larger is refused.",
+        opts, given};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
+    image_cmd_overlay_only(&o.io, opts, given, "zoom format colormap");
     if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;
     if (!(o.zoom >= 0 && o.zoom <= 64)) return cli_error("glimpse", 2, "--zoom must be in 0..64");
     if (o.seed < 0) return cli_error("glimpse", 2, "--seed must not be negative");
@@ -322,8 +391,11 @@ int cmd_glimpse(int argc, char **argv) {
         heed_model_free(m);
         return rc;
     }
-    int failed = 0;
-    for (int i = 0; i < nargs; i++) failed |= glimpse_one(m, (heed_ram *)ram, &o, args[i]);
+    int failed = 0; /* the worst exit status: 2 if --zoom was too large for an image */
+    for (int i = 0; i < nargs; i++) {
+        const int one = glimpse_one(m, (heed_ram *)ram, &o, args[i]);
+        failed = one > failed ? one : failed;
+    }
     heed_model_free(m);
     return failed;
 }

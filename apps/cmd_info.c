@@ -59,7 +59,7 @@ int cmd_info(int argc, char **argv) {
                            "Prints each layer of a network file (.net) or model file (.heed): name, type,\n"
                            "output shape per image, its own parameter count and forward FLOPs per image\n"
                            "(2 per multiply-add), then the totals.",
-                           opts};
+                           opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);

@@ -464,7 +464,7 @@ int cmd_train(int argc, char **argv) {
         "with the options it was started with (options given with --resume override them).\n"
         "Ctrl-C (or SIGTERM) stops after the current step, saying which epochs are saved and how to\n"
         "go on (exit status 130, or 143); a second Ctrl-C stops at once.",
-        opts};
+        opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);

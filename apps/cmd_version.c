@@ -10,7 +10,7 @@ int cmd_version(int argc, char **argv) {
     int json = 0;
     const cli_opt opts[] = {{"json", CLI_FLAG, &json, NULL, "print JSON", NULL}, {0}};
     const cli_spec spec = {"version", "[--json]", "Print heed's version, the CPU kernel it picked and whether it runs OpenMP threads.",
-                           opts};
+                           opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);

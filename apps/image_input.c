@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "activation.h"
 #include "evaluate.h"
@@ -83,8 +84,8 @@ void output_path(char *out, size_t size, const char *dir, const char *image, con
  * tells the two apart by address. */
 static const char default_format[] = "png";
 
-image_cmd image_cmd_defaults(const char *command, const char *colormap) {
-    return (image_cmd){.command = command, .colormap = colormap, .invert = "auto",
+image_cmd image_cmd_defaults(const char *command, const char *kind, const char *colormap) {
+    return (image_cmd){.command = command, .kind = kind, .colormap = colormap, .invert = "auto",
                        .format = default_format, .top = 3};
 }
 
@@ -113,12 +114,42 @@ cli_opt image_cmd_opt(image_cmd *c, const char *name, const char *help) {
     return (cli_opt){0};
 }
 
+/* Whether the space-separated list `names` holds the len bytes at name. */
+static int listed(const char *names, const char *name, size_t len) {
+    for (const char *p = names; *p;) {
+        size_t n = strcspn(p, " ");
+        if (n == len && !strncmp(p, name, len)) return 1;
+        p += n + (p[n] == ' ');
+    }
+    return 0;
+}
+
+void image_cmd_overlay_only(image_cmd *c, const cli_opt *opts, const int *given, const char *names) {
+    c->overlay_only[0] = '\0';
+    for (int i = 0; opts[i].name; i++) {
+        if (!given[i] || !listed(names, opts[i].name, strlen(opts[i].name))) continue;
+        const size_t used = strlen(c->overlay_only);
+        snprintf(c->overlay_only + used, sizeof c->overlay_only - used, "%s--%s", used ? ", " : "", opts[i].name);
+    }
+}
+
 /* "png" or "jpg" when name ends in .png, .jpg or .jpeg (any case), else NULL. */
 static const char *image_type(const char *name) {
     const char *dot = strrchr(name, '.');
     if (!dot || strchr(dot, '/')) return NULL;
     if (!strcasecmp(dot, ".png")) return "png";
     return !strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg") ? "jpg" : NULL;
+}
+
+/* The extension (".gif") when name ends in that of an image type heed
+ * cannot write, else NULL. */
+static const char *unwritable_type(const char *name) {
+    static const char *const types[] = {".gif", ".bmp", ".tif", ".tiff", ".webp"};
+    const char *dot = strrchr(name, '.');
+    if (!dot || strchr(dot, '/')) return NULL;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcasecmp(dot, types[i])) return dot;
+    return NULL;
 }
 
 static int is_dir(const char *path) {
@@ -158,10 +189,146 @@ static int check_overlay_names(const image_cmd *c, int nargs, char **images) {
     return rc;
 }
 
+/* path made absolute (from cwd) and rid of ".", ".." and repeated
+ * slashes, lexically (symbolic links are not followed), into out; 0, or -1
+ * if it does not fit. */
+static int normal_path(const char *path, const char *cwd, char *out, size_t size) {
+    char full[8192];
+    if (snprintf(full, sizeof full, "%s%s%s", path[0] == '/' ? "" : cwd, path[0] == '/' ? "" : "/",
+                 path) >= (int)sizeof full)
+        return -1;
+    size_t n = 0;
+    for (const char *p = full;;) {
+        while (*p == '/') p++;
+        const size_t len = strcspn(p, "/");
+        if (len == 0) break;
+        if (len == 2 && p[0] == '.' && p[1] == '.') {
+            while (n > 0 && out[n - 1] != '/') n--;
+            if (n > 0) n--; /* "/.." is "/" */
+        } else if (len != 1 || p[0] != '.') {
+            if (n + 1 + len + 1 > size) return -1;
+            out[n++] = '/';
+            memcpy(out + n, p, len);
+            n += len;
+        }
+        p += len;
+    }
+    if (n == 0) out[n++] = '/';
+    out[n] = '\0';
+    return 0;
+}
+
+/* An input image, as image_cmd_check compares overlays with it. */
+typedef struct input_key {
+    const char *image;
+    int exists; /* stat succeeded: dev, ino are its */
+    dev_t dev;
+    ino_t ino;
+    char *path; /* normal_path's, or NULL if it did not fit */
+} input_key;
+
+static int by_inode(const void *va, const void *vb) {
+    const input_key *a = va, *b = vb;
+    if (a->exists != b->exists) return a->exists < b->exists ? -1 : 1;
+    if (a->dev != b->dev) return a->dev < b->dev ? -1 : 1;
+    return a->ino < b->ino ? -1 : a->ino > b->ino;
+}
+
+static int by_path(const void *va, const void *vb) {
+    const input_key *a = va, *b = vb;
+    if (!a->path || !b->path) return !a->path - !b->path;
+    return strcmp(a->path, b->path);
+}
+
+/* Image i's overlay file, as image_run_save_overlay will name it. */
+static void overlay_of(const image_cmd *c, const char *image, char *out, size_t size) {
+    if (c->overlay_file)
+        snprintf(out, size, "%s", c->overlay);
+    else
+        output_path(out, size, c->overlay, image, c->kind, c->format);
+}
+
+/* 2 (after saying so) if an overlay would be written over one of the input
+ * images, else -1. Sorted, so thousands of images cost no more than their
+ * sort. */
+static int check_overlays_spare_inputs(const image_cmd *c, int nargs, char **images) {
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) cwd[0] = '\0';
+    input_key *k = calloc((size_t)nargs, sizeof *k);
+    if (!k) return -1; /* a check, not a need: go on without it */
+    char path[8192];
+    for (int i = 0; i < nargs; i++) {
+        struct stat st;
+        k[i].image = images[i];
+        if (stat(images[i], &st) == 0) k[i].exists = 1, k[i].dev = st.st_dev, k[i].ino = st.st_ino;
+        if (normal_path(images[i], cwd, path, sizeof path) == 0) k[i].path = strdup(path);
+    }
+    const int outputs = c->overlay_file ? 1 : nargs;
+    int rc = -1;
+    char out[4300];
+    /* An overlay that exists is the input if it is the same file, by any
+     * name; one yet to be, if it has the input's name (an image that is
+     * missing now, but which another image's overlay would make). */
+    for (int pass = 0; pass < 2 && rc < 0; pass++) {
+        qsort(k, (size_t)nargs, sizeof *k, pass ? by_path : by_inode);
+        for (int i = 0; i < outputs && rc < 0; i++) {
+            overlay_of(c, images[i], out, sizeof out);
+            input_key key = {.exists = 1}, *hit = NULL;
+            struct stat st;
+            const int exists = stat(out, &st) == 0;
+            if (pass == 0 && exists) {
+                key.dev = st.st_dev, key.ino = st.st_ino;
+                hit = bsearch(&key, k, (size_t)nargs, sizeof *k, by_inode);
+            } else if (pass == 1 && !exists && normal_path(out, cwd, path, sizeof path) == 0) {
+                key.path = path;
+                hit = bsearch(&key, k, (size_t)nargs, sizeof *k, by_path);
+            }
+            if (!hit) continue;
+            if (c->overlay_file)
+                rc = cli_error(c->command, 2,
+                               "--overlay %s is the input image %s: the overlay would replace it; "
+                               "give another file name",
+                               c->overlay, hit->image);
+            else
+                rc = cli_error(c->command, 2,
+                               "the overlay of %s, %s, would replace the input image %s: give "
+                               "another --overlay folder",
+                               images[i], out, hit->image);
+        }
+    }
+    for (int i = 0; i < nargs; i++) free(k[i].path);
+    free(k);
+    return rc;
+}
+
+/* "--a, --b" as "--a and --b", into out. */
+static void and_list(const char *list, char *out, size_t size) {
+    const char *last = strrchr(list, ',');
+    if (!last)
+        snprintf(out, size, "%s", list);
+    else
+        snprintf(out, size, "%.*s and %s", (int)(last - list), list, last + 2);
+}
+
 int image_cmd_check(image_cmd *c, int nargs, char **images) {
     if (!c->model) return cli_error(c->command, 2, "--model MODEL is required");
     if (nargs == 0) return cli_error(c->command, 2, "give at least one image");
     if (c->top < 1) return cli_error(c->command, 2, "--top must be at least 1");
+    if (!c->overlay && c->overlay_only[0]) {
+        char list[200];
+        and_list(c->overlay_only, list, sizeof list);
+        return cli_error(c->command, 2, "%s appl%s only to overlays, and no --overlay DIR|FILE was given",
+                         list, strchr(c->overlay_only, ',') ? "y" : "ies");
+    }
+    if (c->overlay && !c->overlay[0])
+        return cli_error(c->command, 2,
+                         "--overlay takes a folder or a .png/.jpg/.jpeg file, not an empty name");
+    const char *bad = c->overlay ? unwritable_type(c->overlay) : NULL;
+    if (bad && !is_dir(c->overlay))
+        return cli_error(c->command, 2,
+                         "--overlay %s: heed cannot write %s files; --overlay takes a folder or a "
+                         ".png/.jpg/.jpeg file (end a folder's name with /)",
+                         c->overlay, bad);
     const char *type = c->overlay ? image_type(c->overlay) : NULL;
     c->overlay_file = type && !is_dir(c->overlay);
     if (c->overlay_file) {
@@ -176,6 +343,7 @@ int image_cmd_check(image_cmd *c, int nargs, char **images) {
     } else if (c->overlay && check_overlay_names(c, nargs, images) >= 0) {
         return 2;
     }
+    if (c->overlay && check_overlays_spare_inputs(c, nargs, images) >= 0) return 2;
     return cli_threads(c->command, &c->threads, 1);
 }
 
@@ -215,12 +383,8 @@ heed_status image_run_forward(image_run *r, heed_model *m, const image_cmd *c, c
     return HEED_OK;
 }
 
-heed_status image_run_save_overlay(image_run *r, const image_cmd *c, const char *kind,
-                                   const heed_tensor *over) {
-    if (c->overlay_file)
-        snprintf(r->overlay, sizeof r->overlay, "%s", c->overlay);
-    else
-        output_path(r->overlay, sizeof r->overlay, c->overlay, r->path, kind, c->format);
+heed_status image_run_save_overlay(image_run *r, const image_cmd *c, const heed_tensor *over) {
+    overlay_of(c, r->path, r->overlay, sizeof r->overlay);
     return heed_image_save(r->overlay, over, NULL);
 }
 

@@ -3,17 +3,18 @@
  * bringing an image to the model's input, running it and ranking the
  * classes, writing overlays and JSON.
  *
- *   my_opts o = {.io = image_cmd_defaults("classify", "jet"), ...};
+ *   my_opts o = {.io = image_cmd_defaults("classify", "attention", "jet"), ...};
  *   const cli_opt opts[] = {image_cmd_opt(&o.io, "model", "the model file (required)"),
  *                           image_cmd_opt(&o.io, "top", NULL), ..., {0}};
+ *   image_cmd_overlay_only(&o.io, opts, given, "colormap format"); // after cli_parse
  *   ... cli_parse ...
- *   if ((rc = image_cmd_check(&o.io, nargs)) >= 0) return rc;   // usage errors: 2
+ *   if ((rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc; // usage errors: 2
  *   ... the command's own checks ...
  *   if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;       // colormap, dirs, threads, model
  *   for each image:
  *       image_run r = {0};
  *       st = image_run_forward(&r, m, &o.io, path);             // r.probs, r.order[0..r.top)
- *       st = image_run_save_overlay(&r, &o.io, "attention", &over);
+ *       st = image_run_save_overlay(&r, &o.io, &over);          // <image>-attention.png
  *       if (st != HEED_OK) cli_lib_error(o.io.command);
  *       image_run_free(&r);
  *
@@ -61,15 +62,18 @@ void output_path(char *out, size_t size, const char *dir, const char *image, con
 /* The options every image command has. */
 typedef struct image_cmd {
     const char *command;                          /* "classify": messages name it */
+    const char *kind; /* what the overlays show: files are <image>-<kind>.<format> */
     const char *model, *overlay, *colormap, *invert, *format; /* --model ... --format */
     int top, json, threads;                       /* --top, --json, --threads */
     heed_colormap cm;                             /* --colormap, parsed by image_cmd_open */
     int overlay_file; /* --overlay names the one image's overlay file, not a folder */
+    char overlay_only[160]; /* "--zoom, --format": options given that act on overlays alone */
 } image_cmd;
 
 /* The shared defaults: --top 3, --invert auto, --format png, and the
- * command's --colormap. */
-image_cmd image_cmd_defaults(const char *command, const char *colormap);
+ * command's overlay kind ("glimpse"; classify's --map may change it) and
+ * --colormap. */
+image_cmd image_cmd_defaults(const char *command, const char *kind, const char *colormap);
 
 /* The cli_opt entry for the shared option `name` ("model", "top",
  * "overlay", "format", "colormap", "invert", "threads" or "json"), writing
@@ -77,13 +81,24 @@ image_cmd image_cmd_defaults(const char *command, const char *colormap);
  * gives an all-zero entry (which would end the table). */
 cli_opt image_cmd_opt(image_cmd *c, const char *name, const char *help);
 
+/* Notes in c->overlay_only which of the options `names` (space-separated,
+ * without dashes: those that act only on overlays) were given, as
+ * cli_parse marked them in given[] (one per opts entry); image_cmd_check
+ * refuses them without --overlay. (Values cannot tell: --alpha 0.5 is
+ * given although it is the default.) */
+void image_cmd_overlay_only(image_cmd *c, const cli_opt *opts, const int *given, const char *names);
+
 /* The usage checks that come before a command's own: --model given, at
- * least one image, --top >= 1, and --overlay: a name ending in .png, .jpg
- * or .jpeg that is not a folder names the overlay file of the one image
- * (sets c->overlay_file; its extension decides the format, and a --format
- * given must agree), anything else a folder, in which no two of the images
- * may have overlays of the same name. Returns -1 to go on, else prints the
- * error and returns 2. */
+ * least one image, --top >= 1, no option of c->overlay_only without
+ * --overlay, and --overlay: not empty; a name ending in .png, .jpg or .jpeg
+ * that is not a folder names the overlay file of the one image (sets
+ * c->overlay_file; its extension decides the format, and a --format given
+ * must agree); one ending in another image type (.gif .bmp .tif .tiff
+ * .webp) is refused; anything else is a folder, in which no two of the
+ * images may have overlays of the same name. No overlay may be one of the
+ * images (the same file by device and inode when both exist, or the same
+ * path once made absolute and rid of "." and ".."). Returns -1 to go on,
+ * else prints the error and returns 2. */
 int image_cmd_check(image_cmd *c, int nargs, char **images);
 
 /* After the command's own checks: parses --colormap into c->cm, creates the
@@ -111,10 +126,10 @@ typedef struct image_run {
  * Errors: those of heed_image_load, prepare_input, the forward. */
 heed_status image_run_forward(image_run *r, heed_model *m, const image_cmd *c, const char *path);
 
-/* Saves `over` as c->overlay/<image>-<kind>.<c->format> (as c->overlay
- * itself when it names a file) and records the file's name in r->overlay. Errors: those of heed_image_save. */
-heed_status image_run_save_overlay(image_run *r, const image_cmd *c, const char *kind,
-                                   const heed_tensor *over);
+/* Saves `over` as c->overlay/<image>-<c->kind>.<c->format> (as c->overlay
+ * itself when it names a file) and records the file's name in r->overlay.
+ * Errors: those of heed_image_save. */
+heed_status image_run_save_overlay(image_run *r, const image_cmd *c, const heed_tensor *over);
 
 /* Prints `"top": [{"class", "index", "probability"}, ...]` for the first
  * r->top classes, with each one's "logit" (the network's output, whose

@@ -1,8 +1,9 @@
 /* check_glimpse.c -- `heed glimpse` end to end on a tiny RAM model built in
  * code: JSON lines that parse, glimpse locations consistent with the sensor
- * and the letterbox, reproducible output, overlay pictures of the
- * documented size holding the patches the sensor read, and the error paths.
- * The binary is $HEED_BIN (the Makefile sets it). */
+ * and the letterbox, reproducible output, the same probabilities as `heed
+ * classify --seed`, overlay pictures of the documented size (bounded)
+ * holding the patches the sensor read, and the error paths. The binary is
+ * $HEED_BIN (the Makefile sets it). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -363,6 +364,187 @@ START_TEST(errors_are_one_clear_line) {
 }
 END_TEST
 
+/* A gray w x h PNG at dir/name, dark with a lighter middle row. */
+static void save_strip(const char *name, int w, int h) {
+    heed_tensor a;
+    char path[400];
+    ck_assert_int_eq(heed_tensor_alloc(&a, 1, 1, h, w), HEED_OK);
+    heed_tensor_fill(&a, 0.1f);
+    for (int j = 0; j < w; j++) a.data[(size_t)(h / 2) * w + j] = 0.8f;
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    ck_assert_int_eq(heed_image_save(path, &a, NULL), HEED_OK);
+    heed_tensor_free(&a);
+}
+
+/* The default zoom only looked at the height: a 3000x1 image made a
+ * 720520 x 264 overlay, a 65536x1 one failed. Now the image is shown within
+ * 1280 x 720: a whole Z up to 1280 px wide, shrunk past it. */
+START_TEST(default_zoom_keeps_the_image_within_1280_by_720) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096], path[400];
+    save_strip("narrow.png", 700, 20); /* Zh = 12, Zw = floor(1280 / 700) = 1 */
+    save_strip("long.png", 1400, 40);  /* Zh = 6, Zw = 1280 / 1400 */
+    snprintf(args, sizeof args, "--model %s --overlay %s %s/narrow.png %s/long.png", model, dir, dir, dir);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    const char *names[] = {"narrow-glimpse.png", "long-glimpse.png"};
+    const int shown[2][2] = {{700, 20}, {1280, 37}}; /* 40 * 1280 / 1400 = 36.6 */
+    for (int i = 0; i < 2; i++) {
+        heed_tensor o = {0};
+        int W, H;
+        expected_size(shown[i][0], shown[i][1], &W, &H);
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+        ck_assert_msg(o.w == W && o.h == H, "%s: %d x %d, want %d x %d", names[i], o.w, o.h, W, H);
+        heed_tensor_free(&o);
+    }
+}
+END_TEST
+
+/* An explicit --zoom whose overlay would pass 8192 px on a side (--zoom 64
+ * on 5000x5000 overflowed a tensor; --zoom 12 on 1000x1000 took 5.2 GB) is
+ * refused with the size it would have been, image by image: the others
+ * still run, and the exit status is 2. */
+START_TEST(explicit_zoom_is_bounded) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096], path[400], want[800];
+    save_strip("line.png", 200, 1);
+    snprintf(args, sizeof args, "--model %s --zoom 64 --overlay %s %s/line.png %s", model, dir, dir, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 2);
+    /* shown 12800 x 64: z = (64 - 8) / 8 = 7, cells 28, strip 4 * 28 + 24 = 136 wide, 64 high;
+     * 40.28 the largest zoom within 8192 (12 + 8056 + 24 + 88 + 12) */
+    snprintf(want, sizeof want,
+             "heed glimpse: %s/line.png: --zoom 64 would make a 12984 x 88 px overlay, over the limit "
+             "of 8192 px on a side: give --zoom 40.28 or less, or 0 for the default\n",
+             dir);
+    ck_assert_str_eq(err, want);
+    snprintf(path, sizeof path, "%s/line-glimpse.png", dir);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/dark-glimpse.png", dir);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    ck_assert_ptr_null(strstr(out, "line.png"));
+    ck_assert_ptr_nonnull(strstr(out, "dark.png"));
+    /* the largest that fits is taken */
+    snprintf(args, sizeof args, "--model %s --zoom 40.28 --overlay %s %s/line.png", model, dir, dir);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    heed_tensor o = {0};
+    snprintf(path, sizeof path, "%s/line-glimpse.png", dir);
+    ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+    ck_assert_int_eq(o.w, 8192);
+    heed_tensor_free(&o);
+}
+END_TEST
+
+/* The bytes of the file at path (malloc'd, *size of them), or NULL. */
+static unsigned char *file_bytes(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *b = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+        rewind(f);
+        if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
+        *size = (size_t)n;
+    }
+    fclose(f);
+    return b;
+}
+
+/* `--overlay v2.png v2.png` replaced the image with its overlay (exit 0);
+ * so did a folder where an image's overlay is another input. Refused
+ * before any work, the images left as they were. */
+START_TEST(overlay_never_replaces_an_input) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096], want[1200], v2[400], dg[400];
+    size_t n0, n1, n2;
+    unsigned char *orig = file_bytes(dark, &n0);
+    ck_assert_ptr_nonnull(orig);
+    snprintf(v2, sizeof v2, "%s/v2.png", dir);
+    snprintf(dg, sizeof dg, "%s/dark-glimpse.png", dir);
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(i ? dg : v2, "wb");
+        ck_assert_ptr_nonnull(f);
+        ck_assert_int_eq(fwrite(orig, 1, n0, f), n0);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "--model %s --overlay %s %s", model, v2, v2);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 2);
+    snprintf(want, sizeof want,
+             "heed glimpse: --overlay %s is the input image %s: the overlay would replace it; give "
+             "another file name\n",
+             v2, v2);
+    ck_assert_str_eq(err, want);
+    ck_assert_str_eq(out, "");
+    snprintf(args, sizeof args, "--model %s --overlay %s %s %s", model, dir, dark, dg);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 2);
+    snprintf(want, sizeof want,
+             "heed glimpse: the overlay of %s, %s, would replace the input image %s: give another "
+             "--overlay folder\n",
+             dark, dg, dg);
+    ck_assert_str_eq(err, want);
+    unsigned char *a = file_bytes(v2, &n1), *b = file_bytes(dg, &n2);
+    ck_assert(a && b && n1 == n0 && n2 == n0 && !memcmp(a, orig, n0) && !memcmp(b, orig, n0));
+    free(a), free(b), free(orig);
+}
+END_TEST
+
+/* --zoom, --format and --colormap without --overlay were ignored: refused. */
+START_TEST(overlay_options_need_overlay) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096];
+    snprintf(args, sizeof args, "--model %s --zoom 2 --format jpg --colormap viridis --seed 3 %s", model, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 2);
+    ck_assert_str_eq(err, "heed glimpse: --format, --zoom and --colormap apply only to overlays, and no "
+                          "--overlay DIR|FILE was given\n");
+    ck_assert_str_eq(out, "");
+    snprintf(args, sizeof args, "--model %s --zoom=0 %s", model, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 2);
+    ck_assert_str_eq(err, "heed glimpse: --zoom applies only to overlays, and no --overlay DIR|FILE was given\n");
+    /* with --overlay they are fine */
+    snprintf(args, sizeof args, "--model %s --overlay %s/g.png --zoom 2 %s", model, dir, dark);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    snprintf(args, sizeof args, "--model %s --overlay %s/x.webp %s", model, dir, dark);
+    ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "heed cannot write .webp files"), "%s", err);
+}
+END_TEST
+
+/* The "top" array of the JSON in s from `from` on (its first), into out. */
+static void top_array(const char *from, char *out, size_t size) {
+    const char *a = strstr(from, "\"top\": ["), *b = a ? strchr(a, ']') : NULL;
+    ck_assert_msg(a && b, "no top in %s", from);
+    snprintf(out, size, "%.*s", (int)(b - a + 1), a);
+}
+
+/* heed classify drew the RAM layer's first location from wherever its
+ * stream stood, so it disagreed with heed glimpse on the same image; with
+ * --seed (default 0, as glimpse's) each image restarts the stream. */
+START_TEST(classify_agrees_with_glimpse) {
+    static char c[1 << 15], g[1 << 15], err[1 << 12];
+    char args[4096], ca[2048], ga[2048];
+    const char *seeds[] = {"", "--seed 0", "--seed 7"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "classify --model %s --json %s %s %s", model, seeds[i], dark, wide);
+        ck_assert_msg(tu_run_heed(dir, NULL, args, c, sizeof c, err, sizeof err) == 0, "%s", err);
+        snprintf(args, sizeof args, "--model %s --json %s %s %s", model, seeds[i], dark, wide);
+        ck_assert_msg(heed(args, g, sizeof g, err, sizeof err) == 0, "%s", err);
+        const char *cp = c, *gp = g;
+        for (int img = 0; img < 2; img++) {
+            top_array(cp, ca, sizeof ca);
+            top_array(gp, ga, sizeof ga);
+            ck_assert_msg(!strcmp(ca, ga), "seed '%s', image %d: classify %s, glimpse %s", seeds[i], img, ca, ga);
+            cp = strstr(cp, ca) + strlen(ca), gp = strstr(gp, ga) + strlen(ga);
+        }
+    }
+    ck_assert_int_eq(tu_run_heed(dir, NULL, "classify --help", c, sizeof c, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(c, "--seed S"));
+    ck_assert_ptr_nonnull(strstr(c, "other models ignore it"));
+    snprintf(args, sizeof args, "classify --model %s --seed -1 %s", model, dark);
+    ck_assert_int_eq(tu_run_heed(dir, NULL, args, c, sizeof c, err, sizeof err), 2);
+    ck_assert_str_eq(err, "heed classify: --seed must not be negative\n");
+}
+END_TEST
+
 Suite *heed_suite_glimpse(void) {
     Suite *s = suite_create("glimpse");
     TCase *tc = tcase_create("cli");
@@ -371,6 +553,11 @@ Suite *heed_suite_glimpse(void) {
     tcase_add_test(tc, same_seed_same_output);
     tcase_add_test(tc, overlay_has_the_documented_layout);
     tcase_add_test(tc, errors_are_one_clear_line);
+    tcase_add_test(tc, default_zoom_keeps_the_image_within_1280_by_720);
+    tcase_add_test(tc, explicit_zoom_is_bounded);
+    tcase_add_test(tc, overlay_never_replaces_an_input);
+    tcase_add_test(tc, overlay_options_need_overlay);
+    tcase_add_test(tc, classify_agrees_with_glimpse);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,10 +1,18 @@
-/* check_overlay.c -- colour maps, heat-map overlays, drawing and pasting.
+/* check_overlay.c -- colour maps, heat-map overlays, drawing and pasting;
+ * and `heed classify --overlay` end to end: what it refuses before any work
+ * (an overlay over an input image, options that shape overlays without
+ * one, names it cannot write, Grad-CAM on a layer with no spatial extent).
+ * The binary is $HEED_BIN (the Makefile sets it).
  *
  * Colour references are matplotlib's published values (viridis(0) =
  * #440154, viridis(1) = #fde725, ...), not the anchor tables under test. */
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "image.h"
 #include "overlay.h"
@@ -359,6 +367,220 @@ START_TEST(paste_scales_and_clips) {
 }
 END_TEST
 
+/* ---- heed classify --overlay -------------------------------------------- */
+
+static char dir[256];
+static const char *const MODEL = "models/fmnist-cbam.heed", *const ITEM = "images/test-00001-Pullover.png";
+
+static void cli_setup(void) { ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "overlay"), 0); }
+
+static void cli_teardown(void) { tu_remove_dir(dir); }
+
+/* Runs `heed classify ARGS`: stdout into out, stderr into err; the exit code. */
+static int classify(const char *args, char *out, size_t outsize, char *err, size_t errsize) {
+    char full[4096];
+    snprintf(full, sizeof full, "classify %s", args);
+    return tu_run_heed(dir, NULL, full, out, outsize, err, errsize);
+}
+
+/* The bytes of the file at path (malloc'd, *size of them), or NULL. */
+static unsigned char *file_bytes(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *b = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+        rewind(f);
+        if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
+        *size = (size_t)n;
+    }
+    fclose(f);
+    return b;
+}
+
+/* Copies the file at from to dir/name. */
+static void copy_to(const char *from, const char *name) {
+    size_t n;
+    unsigned char *b = file_bytes(from, &n);
+    ck_assert_ptr_nonnull(b);
+    char to[400];
+    snprintf(to, sizeof to, "%s/%s", dir, name);
+    FILE *f = fopen(to, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(b, 1, n, f), n);
+    fclose(f);
+    free(b);
+}
+
+/* Whether dir/name still holds exactly the file at original. */
+static int unchanged(const char *name, const char *original) {
+    char path[400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    size_t na, nb;
+    unsigned char *a = file_bytes(path, &na), *b = file_bytes(original, &nb);
+    int same = a && b && na == nb && !memcmp(a, b, na);
+    free(a), free(b);
+    return same;
+}
+
+/* An overlay that names an input image (by any spelling, or another link
+ * to it) replaced it: `--overlay v.png v.png` exited 0. Now refused before
+ * any work, the image left as it was; in folder mode too, where one
+ * image's overlay DIR/<image>-<map>.png is another input. */
+START_TEST(classify_overlay_never_replaces_an_input) {
+    static char out[1 << 14], err[1 << 12];
+    char args[2048], want[1400];
+    copy_to(ITEM, "v.png");
+    snprintf(args, sizeof args, "--model %s --overlay %s/v.png %s/v.png", MODEL, dir, dir);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 2);
+    snprintf(want, sizeof want,
+             "heed classify: --overlay %s/v.png is the input image %s/v.png: the overlay would "
+             "replace it; give another file name\n",
+             dir, dir);
+    ck_assert_str_eq(err, want);
+    ck_assert_str_eq(out, "");
+    ck_assert(unchanged("v.png", ITEM));
+    /* other spellings of the same file: ./, .., a hard link, --map gradcam */
+    char link_path[400], v[400];
+    snprintf(v, sizeof v, "%s/v.png", dir);
+    snprintf(link_path, sizeof link_path, "%s/hard.png", dir);
+    ck_assert_int_eq(link(v, link_path), 0);
+    const char *spellings[] = {"%s/./v.png %s/v.png", "%s/v.png %s/../%s/v.png", "%s/hard.png %s/v.png"};
+    for (int i = 0; i < 3; i++) {
+        char pair[900];
+        const char *base = strrchr(dir, '/') + 1;
+        if (i == 1)
+            snprintf(pair, sizeof pair, spellings[i], dir, dir, base);
+        else
+            snprintf(pair, sizeof pair, spellings[i], dir, dir);
+        snprintf(args, sizeof args, "--model %s --map gradcam --overlay %s", MODEL, pair);
+        ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 2, "%s: %s", pair, err);
+        ck_assert_msg(strstr(err, "the overlay would replace it") && !strchr(err, '\n')[1], "%s", err);
+        ck_assert(unchanged("v.png", ITEM));
+    }
+    /* folder mode: a.png's overlay would be the input a-attention.png */
+    copy_to(ITEM, "a.png");
+    copy_to(ITEM, "a-attention.png");
+    snprintf(args, sizeof args, "--model %s --overlay %s %s/a-attention.png %s/a.png", MODEL, dir, dir, dir);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 2);
+    snprintf(want, sizeof want,
+             "heed classify: the overlay of %s/a.png, %s/a-attention.png, would replace the input "
+             "image %s/a-attention.png: give another --overlay folder\n",
+             dir, dir, dir);
+    ck_assert_str_eq(err, want);
+    ck_assert(unchanged("a-attention.png", ITEM));
+    /* ... also when neither is there yet: the folder is not made */
+    snprintf(args, sizeof args, "--model %s --overlay %s/new %s/new/a-attention.png %s/new/a.png", MODEL,
+             dir, dir, dir);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "would replace the input image"), "%s", err);
+    snprintf(want, sizeof want, "%s/new", dir);
+    ck_assert_int_ne(access(want, F_OK), 0);
+    /* a folder beside the images, and another file, are fine */
+    snprintf(args, sizeof args, "--model %s --overlay %s/w.png %s/v.png", MODEL, dir, dir);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    snprintf(args, sizeof args, "--model %s --overlay %s %s/a.png %s/v.png", MODEL, dir, dir, dir);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    ck_assert(unchanged("v.png", ITEM) && unchanged("a.png", ITEM));
+}
+END_TEST
+
+/* Grad-CAM on a layer whose output is 1x1 (fc1, flatten1) drew a map of
+ * one value, stretched: refused, naming the shape and a layer that works. */
+START_TEST(gradcam_needs_a_spatial_layer) {
+    static char out[1 << 14], err[1 << 12];
+    char args[1024], want[400];
+    const char *layers[] = {"fc1", "flatten1"}, *shapes[] = {"128x1x1", "3136x1x1"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "--model %s --map gradcam --layer %s --overlay %s/x.png %s", MODEL,
+                 layers[i], dir, ITEM);
+        ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
+        snprintf(want, sizeof want,
+                 "heed classify: --layer %s outputs %s: Grad-CAM needs a spatial layer (an output "
+                 "over 1x1), such as stage2, the default\n",
+                 layers[i], shapes[i]);
+        ck_assert_str_eq(err, want);
+        ck_assert_str_eq(out, "");
+        snprintf(want, sizeof want, "%s/x.png", dir);
+        ck_assert_int_ne(access(want, F_OK), 0);
+    }
+    /* said once, before any image, however many there are */
+    snprintf(args, sizeof args, "--model %s --map gradcam --layer fc1 --overlay %s %s %s", MODEL, dir, ITEM,
+             "images/test-00000-Ankle_boot.png");
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
+    ck_assert_ptr_eq(strchr(err, '\n'), err + strlen(err) - 1);
+    /* a spatial layer by name still works */
+    snprintf(args, sizeof args, "--model %s --map gradcam --layer stage1 --overlay %s/s.png %s", MODEL, dir,
+             ITEM);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    heed_tensor o = {0};
+    snprintf(want, sizeof want, "%s/s.png", dir);
+    ck_assert_msg(heed_image_load(want, 0, &o) == HEED_OK, "%s", heed_last_error());
+    ck_assert_int_eq(o.h, 28);
+    heed_tensor_free(&o);
+}
+END_TEST
+
+/* --map, --layer, --colormap, --alpha and --format without --overlay were
+ * ignored (exit 0): refused, naming them. --channels and --json do not
+ * need an overlay. */
+START_TEST(overlay_options_need_overlay) {
+    static char out[1 << 14], err[1 << 12];
+    char args[1024];
+    snprintf(args, sizeof args,
+             "--model %s --map gradcam --layer zzz --colormap viridis --alpha 0.3 --format jpg %s", MODEL, ITEM);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 2);
+    ck_assert_str_eq(err, "heed classify: --map, --layer, --colormap, --alpha and --format apply only to "
+                          "overlays, and no --overlay DIR|FILE was given\n");
+    ck_assert_str_eq(out, "");
+    /* given is given, even at the default's value, and as --name=value */
+    snprintf(args, sizeof args, "--model %s --alpha=0.5 %s", MODEL, ITEM);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 2);
+    ck_assert_str_eq(err, "heed classify: --alpha applies only to overlays, and no --overlay DIR|FILE was "
+                          "given\n");
+    snprintf(args, sizeof args, "--model %s --map attention --top 1 %s", MODEL, ITEM);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 2);
+    /* --channels, --json, --top and --invert need no overlay */
+    snprintf(args, sizeof args, "--model %s --channels --json --top 1 --invert no -- %s", MODEL, ITEM);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    ck_assert_ptr_nonnull(strstr(out, "\"channels\": [{\"layer\": \"stage1.att\""));
+    snprintf(args, sizeof args, "--model %s --colormap inferno --alpha 0.3 --overlay %s %s", MODEL, dir, ITEM);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+}
+END_TEST
+
+/* --overlay "" said "cannot create directory :" (exit 1); --overlay x.gif
+ * made a folder named x.gif. Both are usage errors now, before any work;
+ * x.gif/ (a folder, said so) and an existing folder x.gif are fine. */
+START_TEST(overlay_names_a_folder_or_a_png_or_jpeg) {
+    static char out[1 << 14], err[1 << 12];
+    char args[1024], want[600], path[400];
+    snprintf(args, sizeof args, "--model %s --overlay '' %s", MODEL, ITEM);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 2);
+    ck_assert_str_eq(err, "heed classify: --overlay takes a folder or a .png/.jpg/.jpeg file, not an "
+                          "empty name\n");
+    const char *names[] = {"x.gif", "x.BMP", "x.tif", "x.Tiff", "x.webp"};
+    for (int i = 0; i < 5; i++) {
+        snprintf(args, sizeof args, "--model %s --overlay %s/%s %s", MODEL, dir, names[i], ITEM);
+        ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 2);
+        snprintf(want, sizeof want,
+                 "heed classify: --overlay %s/%s: heed cannot write %s files; --overlay takes a folder "
+                 "or a .png/.jpg/.jpeg file (end a folder's name with /)\n",
+                 dir, names[i], strchr(names[i], '.'));
+        ck_assert_str_eq(err, want);
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        ck_assert_int_ne(access(path, F_OK), 0);
+    }
+    snprintf(args, sizeof args, "--model %s --overlay %s/x.gif/ %s", MODEL, dir, ITEM);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/x.gif/test-00001-Pullover-attention.png", dir);
+    ck_assert_int_eq(access(path, F_OK), 0);
+    snprintf(args, sizeof args, "--model %s --overlay %s/x.gif %s", MODEL, dir, ITEM);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+}
+END_TEST
+
 Suite *heed_suite_overlay(void) {
     Suite *s = suite_create("overlay");
     TCase *tc = tcase_create("colormap");
@@ -377,6 +599,13 @@ Suite *heed_suite_overlay(void) {
     tcase_add_test(tc, draw_disc_counts_and_clips);
     tcase_add_test(tc, drawing_on_gray_and_other_images);
     tcase_add_test(tc, paste_scales_and_clips);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("classify");
+    tcase_add_checked_fixture(tc, cli_setup, cli_teardown);
+    tcase_add_test(tc, classify_overlay_never_replaces_an_input);
+    tcase_add_test(tc, gradcam_needs_a_spatial_layer);
+    tcase_add_test(tc, overlay_options_need_overlay);
+    tcase_add_test(tc, overlay_names_a_folder_or_a_png_or_jpeg);
     suite_add_tcase(s, tc);
     return s;
 }
