@@ -309,7 +309,7 @@ static void scatter(float *t, int per_image, int r0, int rows, int n0, int nb, i
                     for (int i = 0; i < L; i++) dst[i] += src[i];
                 } else {
                     memcpy(dst, src, (size_t)L * sizeof(float));
-                    conv_post_rows(dst, 0, (size_t)L, r0 + r, 1, p);
+                    heed_conv_post_rows(dst, 0, (size_t)L, r0 + r, 1, p);
                 }
             });
 }

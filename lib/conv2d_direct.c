@@ -53,7 +53,7 @@ static void direct_forward(const heed_conv2d *l, const geom *g, const float *x, 
                             }
                         }
                 }
-                conv_post_rows(yp, 0, L, o, 1, p);
+                heed_conv_post_rows(yp, 0, L, o, 1, p);
             });
 }
 
@@ -239,7 +239,7 @@ static void direct1_forward_image(const heed_conv2d *l, const geom *g, const flo
             float *yp = y + ((size_t)n * g->OC + o) * g->L;
             direct_rows(q, g->ICg, Hq, Wq, l->w + (size_t)o * g->R, (size_t)g->K * g->K, g->K,
                         g->D, yp, g->OH, g->OW, 0);
-            conv_post_rows(yp, 0, (size_t)g->L, o, 1, p);
+            heed_conv_post_rows(yp, 0, (size_t)g->L, o, 1, p);
         }
     }
 }

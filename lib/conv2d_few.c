@@ -230,7 +230,7 @@ static void phase_planes_fill(const geom *g, const float *x, int n, int c0, int 
     }
 }
 
-/* dst[j] = post(src[j]) for j < n: conv_post_rows' epilogue, from src to
+/* dst[j] = post(src[j]) for j < n: heed_conv_post_rows' epilogue, from src to
  * dst. (A copy then the epilogue in place compiled to scalar code here:
  * W1's first layer 8.2 -> 11.7 us.) */
 static inline void post_run(const float *restrict src, float *restrict dst, int n, float a, float c,

@@ -96,7 +96,7 @@ typedef struct heed_conv_post {
  * row). In conv2d_post.c, compiled for the CPU's widest vectors: inline
  * here, in baseline code, its 4-float loop took a quarter of a 1x1
  * strided projection's time on two threads. */
-void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows, const heed_conv_post *p);
+void heed_conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows, const heed_conv_post *p);
 
 /* The epilogue run by the product as its blocks of C end (gemm_impl.h):
  * row r of the product is output channel o0 + r. */
@@ -105,7 +105,7 @@ typedef struct conv_post_at {
     int o0;
 } conv_post_at;
 
-void conv_post_block(const void *at, float *c, ptrdiff_t ldc, int row0, int rows, int cols);
+void heed_conv_post_block(const void *at, float *c, ptrdiff_t ldc, int row0, int rows, int cols);
 
 /* heed_gemm_epilogue for post at output channel o0 on, in *ep (NULL when
  * there is no post). */
@@ -113,7 +113,7 @@ static inline const heed_gemm_epilogue *conv_epilogue(const heed_conv_post *p, i
                                                       conv_post_at *at, heed_gemm_epilogue *ep) {
     if (!p) return NULL;
     *at = (conv_post_at){p, o0};
-    *ep = (heed_gemm_epilogue){conv_post_block, at};
+    *ep = (heed_gemm_epilogue){heed_conv_post_block, at};
     return ep;
 }
 

@@ -3,7 +3,7 @@
 #include "conv2d_impl.h"
 #include "wide.h"
 
-HEED_WIDE void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows,
+HEED_WIDE void heed_conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows,
                               const heed_conv_post *p) {
     if (!p) return;
     for (int r = 0; r < rows; r++) {
@@ -20,7 +20,7 @@ HEED_WIDE void conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows,
     }
 }
 
-void conv_post_block(const void *at, float *c, ptrdiff_t ldc, int row0, int rows, int cols) {
+void heed_conv_post_block(const void *at, float *c, ptrdiff_t ldc, int row0, int rows, int cols) {
     const conv_post_at *pa = at;
-    conv_post_rows(c, (size_t)ldc, (size_t)cols, pa->o0 + row0, rows, pa->p);
+    heed_conv_post_rows(c, (size_t)ldc, (size_t)cols, pa->o0 + row0, rows, pa->p);
 }
