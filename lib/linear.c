@@ -114,6 +114,17 @@ static const heed_layer_ops linear_ops = {
     .destroy = linear_destroy,
 };
 
+/* Layer names hold 47 characters (heed_layer's name): a longer one is
+ * refused rather than cut, as cut names (and the parameter names made from
+ * them) could collide. */
+static heed_status check_name(const char *what, const char *name) {
+    const size_t len = strlen(name), max = sizeof ((heed_layer *)0)->name - 1;
+    if (len > max)
+        return heed_fail(HEED_ERR_ARG, "%s %s: the name has %zu characters, at most %zu fit", what,
+                         name, len, max);
+    return HEED_OK;
+}
+
 static heed_status check_in_shape(const int in[3], const char *what, const char *name) {
     if (in[0] < 1 || in[1] < 1 || in[2] < 1)
         return heed_fail(HEED_ERR_ARG, "%s %s: input shape (%d, %d, %d) has a dimension < 1", what,
@@ -124,6 +135,10 @@ static heed_status check_in_shape(const int in[3], const char *what, const char 
 heed_status heed_linear_new(heed_linear **out, const heed_linear_cfg *cfg, const int in[3],
                             heed_params *p, const char *name) {
     *out = NULL;
+    if (!name) name = "";
+    if (!p) return heed_fail(HEED_ERR_ARG, "fc %s: no parameter store given", name);
+    if (!cfg) return heed_fail(HEED_ERR_ARG, "fc %s: no configuration given", name);
+    HEED_TRY(check_name("fc", name));
     HEED_TRY(check_in_shape(in, "fc", name));
     size_t feats = (size_t)in[0] * in[1] * in[2];
     if (feats > 0x7fffffff)
@@ -151,7 +166,7 @@ heed_status heed_linear_new(heed_linear **out, const heed_linear_cfg *cfg, const
         s = heed_params_add(p, heed_layer_join_name(pname, sizeof pname, name, "bias"), 1,
                             &l->cfg.out, HEED_INIT_UNIFORM, l->cfg.in, 0, &l->b, &l->db);
     if (s != HEED_OK) {
-        p->count = registered;
+        heed_params_truncate(p, registered);
         free(l);
         return s;
     }
@@ -203,6 +218,8 @@ static const heed_layer_ops flatten_ops = {
 
 heed_status heed_flatten_new(heed_flatten **out, const int in[3], const char *name) {
     *out = NULL;
+    if (!name) name = "";
+    HEED_TRY(check_name("flatten", name));
     HEED_TRY(check_in_shape(in, "flatten", name));
     size_t feats = (size_t)in[0] * in[1] * in[2];
     if (feats > 0x7fffffff)

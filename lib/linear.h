@@ -41,9 +41,11 @@ typedef struct heed_linear {
 
 /* Makes a fully connected layer for inputs of shape in[] = (C, H, W) per
  * image, output (OUT, 1, 1). The layer is owned by the caller (release with
- * heed_layer_free); its parameters live in *p. Errors: HEED_ERR_ARG for
- * out < 1, in < 0, or cfg.in != C*H*W; heed_params_add's errors (duplicate
- * name); HEED_ERR_NOMEM. On failure *out is NULL. */
+ * heed_layer_free); its parameters live in *p. Errors: HEED_ERR_ARG for a
+ * NULL p or cfg, out < 1, in < 0, cfg.in != C*H*W, a dimension < 1, or a
+ * name longer than 47 characters (a layer's name; NULL means ""); the
+ * errors of heed_params_add (duplicate name); HEED_ERR_NOMEM. On failure
+ * *out is NULL and nothing stays registered in p. */
 heed_status heed_linear_new(heed_linear **out, const heed_linear_cfg *cfg, const int in[3],
                             heed_params *p, const char *name);
 
@@ -70,7 +72,8 @@ typedef struct heed_flatten {
 } heed_flatten;
 
 /* Makes a flatten layer: (C, H, W) -> (C*H*W, 1, 1). Errors: HEED_ERR_ARG
- * for a non-positive dimension; HEED_ERR_NOMEM. */
+ * for a non-positive dimension or a name longer than 47 characters;
+ * HEED_ERR_NOMEM. */
 heed_status heed_flatten_new(heed_flatten **out, const int in[3], const char *name);
 
 /* y (N, C*H*W, 1, 1) = x, sized with heed_tensor_ensure. */

@@ -4,6 +4,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -119,11 +120,12 @@ static char *meta_text(const heed_model_meta *m) {
     return (char *)b.p;
 }
 
-/* A whole metadata value as a number: no trailing text, finite. */
+/* A whole metadata value as a number: no trailing text (the ranges are
+ * check_meta's). */
 static int meta_float(const char *v, float *out) {
     char *end;
     float f = strtof(v, &end);
-    if (end == v || *end || !isfinite(f)) return 0;
+    if (end == v || *end) return 0;
     *out = f;
     return 1;
 }
@@ -144,6 +146,46 @@ static int printable(const char *v) {
     return 1;
 }
 
+/* The rules metadata obeys, for the writer and the reader alike, so that
+ * heed_model_save refuses what heed_model_load would (the text's syntax is
+ * parse_meta's): the numbers in range, the class names printable, one
+ * class per output of the network. `where` opens the message ("PATH" when
+ * loading, "cannot save PATH" when saving); `code` is the status. */
+static heed_status check_meta(const heed_model_meta *m, const heed_net *net, heed_status code,
+                              const char *where) {
+    if (m->classes < 1 || m->classes > HEED_MAX_CLASSES || !m->class_names)
+        return heed_fail(code, "%s: bad class count '%d'", where, m->classes);
+    for (int i = 0; i < m->classes; i++)
+        if (!memchr(m->class_names[i], '\0', sizeof m->class_names[i]) ||
+            !printable(m->class_names[i]))
+            return heed_fail(code, "%s: bad metadata value for class", where);
+    const struct {
+        const char *key;
+        double v;
+        int ok;
+    } nums[] = {
+        {"input_mean", m->input_mean, isfinite(m->input_mean)},
+        /* It divides every input: a tiny one would make them infinite. */
+        {"input_std", m->input_std, isfinite(m->input_std) && m->input_std >= 1e-6f},
+        {"dark_background", m->dark_background,
+         m->dark_background == 0 || m->dark_background == 1},
+        {"epochs", m->epochs, m->epochs >= 0},
+        /* a fraction; negative: not evaluated */
+        {"test_accuracy", m->test_accuracy, isfinite(m->test_accuracy) && m->test_accuracy <= 1.0f},
+        {"train_seconds", m->train_seconds, isfinite(m->train_seconds) && m->train_seconds >= 0.0f},
+    };
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++)
+        if (!nums[i].ok)
+            return heed_fail(code, "%s: bad metadata value for %s: '%.9g'", where, nums[i].key,
+                             nums[i].v);
+    const heed_layer *root = &net->root->base;
+    const long long outputs = (long long)root->out_c * root->out_h * root->out_w;
+    if (outputs != m->classes)
+        return heed_fail(code, "%s: the network has %lld outputs but %d classes", where, outputs,
+                         m->classes);
+    return HEED_OK;
+}
+
 static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) {
     int named = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
@@ -162,16 +204,16 @@ static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) 
             m->classes = n;
         } else if (!strcmp(line, "class")) {
             if (named >= m->classes) return heed_fail(HEED_ERR_FORMAT, "%s: more class names than classes", path);
-            /* what the writer wrote: never a name cut to fit */
-            ok = printable(v) && strlen(v) < sizeof m->class_names[0];
+            /* what the writer wrote: never a name cut to fit (and, as
+             * check_meta then checks, printable) */
+            ok = strlen(v) < sizeof m->class_names[0];
             snprintf(m->class_names[named++], sizeof m->class_names[0], "%s", v);
         } else if (!strcmp(line, "input_mean")) {
             ok = meta_float(v, &m->input_mean);
         } else if (!strcmp(line, "input_std")) {
-            /* It divides every input: a tiny one would make them infinite. */
-            ok = meta_float(v, &m->input_std) && m->input_std >= 1e-6f;
+            ok = meta_float(v, &m->input_std);
         } else if (!strcmp(line, "dark_background")) {
-            ok = meta_int(v, 0, 1, &m->dark_background);
+            ok = meta_int(v, INT_MIN, INT_MAX, &m->dark_background);
         } else if (!strcmp(line, "dataset")) {
             ok = printable(v);
             snprintf(m->dataset, sizeof m->dataset, "%s", v);
@@ -179,11 +221,11 @@ static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) 
             ok = printable(v);
             snprintf(m->recipe, sizeof m->recipe, "%s", v);
         } else if (!strcmp(line, "epochs")) {
-            ok = meta_int(v, 0, 0x7fffffff, &m->epochs);
+            ok = meta_int(v, INT_MIN, INT_MAX, &m->epochs);
         } else if (!strcmp(line, "test_accuracy")) {
             ok = meta_float(v, &m->test_accuracy);
         } else if (!strcmp(line, "train_seconds")) {
-            ok = meta_float(v, &m->train_seconds) && m->train_seconds >= 0.0f;
+            ok = meta_float(v, &m->train_seconds);
         } else if (!strcmp(line, "cpu")) {
             ok = printable(v);
             snprintf(m->cpu, sizeof m->cpu, "%s", v);
@@ -253,6 +295,9 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
     if (!m->net->params.values && m->net->params.count)
         return heed_fail(HEED_ERR_ARG, "cannot save %s: the network's parameters are not allocated "
                          "(heed_net_describe)", path);
+    char where[4200];
+    snprintf(where, sizeof where, "cannot save %s", path);
+    HEED_TRY(check_meta(&m->meta, m->net, HEED_ERR_ARG, where));
     char *meta = meta_text(&m->meta);
     bytes params = {0};
     put_params(&params, &m->net->params);
@@ -471,13 +516,7 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
         net = NULL;
     }
     if (st == HEED_OK) st = parse_meta(&m->meta, meta, path);
-    if (st == HEED_OK) {
-        const heed_layer *root = &m->net->root->base;
-        const long long outputs = (long long)root->out_c * root->out_h * root->out_w;
-        if (outputs != m->meta.classes)
-            st = heed_fail(HEED_ERR_FORMAT, "%s: the network has %lld outputs but %d classes", path,
-                           outputs, m->meta.classes);
-    }
+    if (st == HEED_OK) st = check_meta(&m->meta, m->net, HEED_ERR_FORMAT, path);
     free(net_text);
     free(meta);
     free(buf);

@@ -37,13 +37,13 @@
 typedef struct heed_model_meta {
     int classes;
     char (*class_names)[32]; /* (classes), owned */
-    float input_mean, input_std; /* network input = (pixel in [0,1] - mean) / std */
-    int dark_background;         /* 1: items are light on dark (Fashion-MNIST) */
+    float input_mean, input_std; /* network input = (pixel in [0,1] - mean) / std; std >= 1e-6 */
+    int dark_background;         /* 1: items are light on dark (Fashion-MNIST); else 0 */
     char dataset[64];            /* "fmnist", "fmnist-cluttered60", "folder:PATH" */
     char recipe[512];            /* how it was trained: the command line */
-    int epochs;
-    float test_accuracy;  /* in [0,1]; negative if not evaluated */
-    float train_seconds;
+    int epochs;           /* >= 0 */
+    float test_accuracy;  /* at most 1 (a fraction); negative if not evaluated */
+    float train_seconds;  /* >= 0 */
     char cpu[96];         /* where it was trained */
 } heed_model_meta;
 
@@ -59,7 +59,9 @@ typedef struct heed_chunk {
     size_t size;
 } heed_chunk;
 
-/* Wraps a network (taking ownership) with default metadata. */
+/* Wraps a network (taking ownership) with default metadata: no classes
+ * yet (set them before saving), input_std 1, test_accuracy -1. A network
+ * built in code (heed_net_wrap) can be wrapped and used, but not saved. */
 heed_status heed_model_new(heed_model **out, heed_net *net);
 
 /* Sets the class names (copied; each truncated to 31 characters).
@@ -67,7 +69,26 @@ heed_status heed_model_new(heed_model **out, heed_net *net);
  * of text, and names are printed in JSON). */
 heed_status heed_model_set_classes(heed_model *m, int classes, const char *const *names);
 
+/* Writes the model to path (layout above), replacing any file there.
+ * Saving refuses what loading would, with the same message, writing
+ * nothing: HEED_ERR_ARG when
+ *  - the network was built in code (heed_net_wrap): "the network was built
+ *    in code, not from a description" -- a model file holds the network's
+ *    description text, which such a network lacks;
+ *  - its parameters are not allocated (heed_net_describe);
+ *  - the metadata breaks a rule: classes in 1..HEED_MAX_CLASSES and equal
+ *    to the network's outputs ("the network has 3 outputs but 5 classes"),
+ *    class names printable; input_mean finite; input_std finite and at
+ *    least 1e-6; dark_background 0 or 1; epochs >= 0; test_accuracy finite
+ *    and at most 1 (negative: not evaluated); train_seconds finite and
+ *    >= 0 ("bad metadata value for input_std: '0'").
+ * Free text (dataset, recipe, cpu) is written on one line, each control
+ * character as '?'. HEED_ERR_IO, HEED_ERR_NOMEM otherwise. */
 heed_status heed_model_save(const heed_model *m, const char *path);
+
+/* Reads a model file: every check listed at the top, the metadata's rules
+ * those of heed_model_save; HEED_ERR_FORMAT naming path and what is wrong,
+ * HEED_ERR_IO, HEED_ERR_NOMEM. On failure *out is NULL. */
 heed_status heed_model_load(heed_model **out, const char *path);
 
 /* The same with extra chunks: save writes extra[0..nextra); load returns

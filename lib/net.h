@@ -27,7 +27,7 @@
 
 typedef struct heed_net {
     heed_seq *root;      /* the top-level sequence, named "" */
-    heed_params params;  /* every layer's parameters, allocated */
+    heed_params params;  /* every layer's parameters, allocated; optimizers take &net->params */
     int in_c, in_h, in_w;
     char *source;        /* the description text it was built from (NULL if built in code) */
     heed_work work;      /* the work space its layers share (heed_work) */
@@ -48,7 +48,19 @@ heed_status heed_net_load(heed_net **out, const char *path, uint64_t seed);
 heed_status heed_net_describe(heed_net **out, const char *path);
 
 /* Wraps a sequence built in code and its (allocated) parameters; the net
- * takes ownership of both. */
+ * takes ownership of both. The store is MOVED: net->params becomes the
+ * store and *params is left empty (zeroed), so anything holding the
+ * address `params` sees no parameters from then on -- an optimizer
+ * initialised on it before wrapping would step over nothing and the
+ * weights would never change. Wrap first, then initialise optimizers (and
+ * anything else that keeps a pointer to the store) on &net->params:
+ *
+ *   heed_net_wrap(&net, seq, &params);                // params now empty
+ *   heed_optim_init(&opt, &cfg, &net->params);        // not &params
+ *
+ * Such a network has no description text (source NULL), so it cannot be
+ * saved as a model (heed_model_save: HEED_ERR_ARG). On failure
+ * (HEED_ERR_NOMEM) nothing is taken: root and *params stay the caller's. */
 heed_status heed_net_wrap(heed_net **out, heed_seq *root, heed_params *params);
 
 /* y (N, out) = net(x); x must be (N, in_c, in_h, in_w). */

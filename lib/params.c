@@ -38,6 +38,15 @@ heed_status heed_params_add(heed_params *p, const char *name, int ndim, const in
     return HEED_OK;
 }
 
+heed_status heed_params_truncate(heed_params *p, int count) {
+    if (p->values)
+        return heed_fail(HEED_ERR_ARG, "parameters cannot be forgotten after they were allocated");
+    if (count < 0 || count > p->count)
+        return heed_fail(HEED_ERR_ARG, "cannot keep %d parameters of %d", count, p->count);
+    p->count = count;
+    return HEED_OK;
+}
+
 static void init_tensor(float *v, const heed_param *it, heed_rng *r) {
     double fan = it->fan_in > 0 ? it->fan_in : 1;
     for (size_t i = 0; i < it->count; i++) {

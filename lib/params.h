@@ -14,7 +14,12 @@
  * gradients, optimizer steps, saving, loading and gradient checks are then
  * one loop over `values`/`grads` (or over `items` where names matter).
  * Layers must not move in memory between heed_params_add and
- * heed_params_alloc (they are heap objects, so they do not).
+ * heed_params_alloc (they are heap objects, so they do not), nor be freed
+ * in between while their entries stay registered: heed_params_alloc would
+ * write through their slots into freed memory. Constructors that fail
+ * therefore forget what they registered (heed_params_truncate), and
+ * heed_seq_append keeps a layer it refuses alive until the sequence is
+ * freed (seq.h).
  *
  * Buffers (batch norm running statistics) live in the same store, flagged
  * HEED_PARAM_BUFFER: saved and loaded with the model, never trained.
@@ -64,6 +69,19 @@ typedef struct heed_params {
 heed_status heed_params_add(heed_params *p, const char *name, int ndim, const int *dims,
                             heed_init init, int fan_in, int flags, float **value_slot,
                             float **grad_slot);
+
+/* Forgets every tensor registered after the first `count`, so that a
+ * constructor failing partway leaves the store as it found it, with no slot
+ * pointing into the layer it then frees:
+ *
+ *   const int registered = p->count;
+ *   ... heed_params_add calls, sub-layers' constructors ...
+ *   if (st != HEED_OK) { heed_params_truncate(p, registered); free the layer; }
+ *
+ * HEED_ERR_ARG (and nothing changes) after heed_params_alloc, whose
+ * offsets and slots would then be stale, or for a count outside
+ * 0..p->count. */
+heed_status heed_params_truncate(heed_params *p, int count);
 
 /* Allocates values and grads (zeroed), initialises each tensor as
  * registered from `seed`, and points every layer's slots at its storage. */

@@ -216,6 +216,8 @@ static void seq_destroy(heed_layer *layer) {
         heed_tensor_free(&s->acts[i]);
         heed_tensor_free(&s->grads[i]);
     }
+    for (int i = 0; i < s->nrejected; i++) heed_layer_free(s->rejected[i]);
+    free(s->rejected);
     heed_tensor_free(&s->own_pingpong[0]);
     heed_tensor_free(&s->own_pingpong[1]);
     heed_scratch_free(&s->affine);
@@ -247,8 +249,20 @@ static const heed_layer_ops seq_ops = {
     .child = seq_child,
 };
 
+/* Layer names hold 47 characters (heed_layer's name): a longer one is
+ * refused rather than cut. */
+static heed_status check_name(const char *what, const char *name) {
+    const size_t len = strlen(name), max = sizeof ((heed_layer *)0)->name - 1;
+    if (len > max)
+        return heed_fail(HEED_ERR_ARG, "%s %s: the name has %zu characters, at most %zu fit", what,
+                         name, len, max);
+    return HEED_OK;
+}
+
 heed_status heed_seq_new(heed_seq **out, const int in[3], const char *name) {
     *out = NULL;
+    if (!name) name = "";
+    HEED_TRY(check_name("seq", name));
     heed_seq *s = calloc(1, sizeof *s);
     if (!s) return heed_fail(HEED_ERR_NOMEM, "cannot allocate sequence %s", name);
     heed_layer_init(&s->base, &seq_ops, name, in, in[0], in[1], in[2]);
@@ -256,29 +270,38 @@ heed_status heed_seq_new(heed_seq **out, const int in[3], const char *name) {
     return HEED_OK;
 }
 
+/* A layer the sequence was given but could not append is kept, never run,
+ * until the sequence is freed: the parameters it registered still point
+ * into it, and a heed_params_alloc after the failure must not write into
+ * freed memory. Returns st. */
+static heed_status reject(heed_seq *s, heed_layer *l, heed_status st) {
+    heed_layer **grown = realloc(s->rejected, (size_t)(s->nrejected + 1) * sizeof *grown);
+    if (!grown) return st; /* l stays allocated (lost), not freed: see seq.h */
+    s->rejected = grown;
+    s->rejected[s->nrejected++] = l;
+    return st;
+}
+
 heed_status heed_seq_append(heed_seq *s, heed_layer *l) {
-    if (l->in_c != s->base.out_c || l->in_h != s->base.out_h || l->in_w != s->base.out_w) {
-        heed_status st = heed_fail(HEED_ERR_SHAPE,
-                                   "%s %s takes (%d, %d, %d) but the layers before it give (%d, %d, %d)",
-                                   l->ops->type, l->name, l->in_c, l->in_h, l->in_w,
-                                   s->base.out_c, s->base.out_h, s->base.out_w);
-        heed_layer_free(l);
-        return st;
-    }
+    if (!l) return heed_fail(HEED_ERR_ARG, "sequence %s: no layer to append", s->base.name);
+    if (l->in_c != s->base.out_c || l->in_h != s->base.out_h || l->in_w != s->base.out_w)
+        return reject(s, l,
+                      heed_fail(HEED_ERR_SHAPE,
+                                "%s %s takes (%d, %d, %d) but the layers before it give (%d, %d, %d)",
+                                l->ops->type, l->name, l->in_c, l->in_h, l->in_w, s->base.out_c,
+                                s->base.out_h, s->base.out_w));
     if (s->count == s->cap) {
         int cap = s->cap ? 2 * s->cap : 8;
         heed_layer **children = realloc(s->children, (size_t)cap * sizeof *children);
+        if (children) s->children = children;
         heed_tensor *acts = children ? realloc(s->acts, (size_t)cap * sizeof *acts) : NULL;
         if (acts) s->acts = acts;
         heed_tensor *grads = acts ? realloc(s->grads, (size_t)cap * sizeof *grads) : NULL;
         if (grads) s->grads = grads;
         unsigned char *plan = grads ? realloc(s->plan, (size_t)cap) : NULL;
         if (plan) s->plan = plan;
-        if (children) s->children = children;
-        if (!children || !acts || !grads || !plan) {
-            heed_layer_free(l);
-            return heed_fail(HEED_ERR_NOMEM, "cannot grow sequence %s", s->base.name);
-        }
+        if (!plan)
+            return reject(s, l, heed_fail(HEED_ERR_NOMEM, "cannot grow sequence %s", s->base.name));
         s->cap = cap;
     }
     s->children[s->count] = l;
@@ -392,10 +415,11 @@ static const heed_layer_ops residual_ops = {
 heed_status heed_residual_new(heed_residual **out, heed_seq *body, heed_seq *shortcut,
                               const char *name) {
     *out = NULL;
+    if (!name) name = "";
     const heed_layer *b = &body->base;
     const heed_layer *s = shortcut ? &shortcut->base : NULL;
-    heed_status st = HEED_OK;
-    if (s && (s->in_c != b->in_c || s->in_h != b->in_h || s->in_w != b->in_w))
+    heed_status st = check_name("residual", name);
+    if (st == HEED_OK && s && (s->in_c != b->in_c || s->in_h != b->in_h || s->in_w != b->in_w))
         st = heed_fail(HEED_ERR_SHAPE, "residual %s: body and shortcut take different inputs", name);
     int sc = s ? s->out_c : b->in_c, sh = s ? s->out_h : b->in_h, sw = s ? s->out_w : b->in_w;
     if (st == HEED_OK && (b->out_c != sc || b->out_h != sh || b->out_w != sw))

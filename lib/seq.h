@@ -45,14 +45,25 @@ typedef struct heed_seq {
      * own_pingpong. */
     heed_tensor (*pingpong)[2], own_pingpong[2];
     heed_scratch affine;  /* (2, C) a fused batch norm's scale and shift */
+    heed_layer **rejected; /* (nrejected) layers heed_seq_append refused: owned, never run */
+    int nrejected;
 } heed_seq;
 
 /* An empty sequence with input shape in[3] (its output shape is its input's
- * until a child is appended). */
+ * until a child is appended). HEED_ERR_ARG for a name longer than 47
+ * characters (a layer's name; NULL means ""); HEED_ERR_NOMEM. */
 heed_status heed_seq_new(heed_seq **out, const int in[3], const char *name);
 
 /* Appends a layer whose input shape must equal the sequence's current output
- * shape; the sequence takes ownership (also on failure, when it frees l). */
+ * shape. The sequence takes ownership of l, also on failure: then l is not
+ * appended (not run, not a child) but kept until the sequence is freed,
+ * because the parameters it registered still point into it -- a
+ * heed_params_alloc after the failure writes into live memory, not freed
+ * memory. (Only if even keeping it fails for want of memory is l left
+ * allocated, never freed.) Those parameters stay registered: a failed
+ * build is best abandoned whole (free the sequence and the store).
+ * Errors: HEED_ERR_SHAPE when the shapes differ; HEED_ERR_ARG for a NULL
+ * l; HEED_ERR_NOMEM. */
 heed_status heed_seq_append(heed_seq *s, heed_layer *l);
 
 /* The sequence's current output shape, written to shape[3] and returned. */
@@ -76,7 +87,12 @@ typedef struct heed_residual {
 } heed_residual;
 
 /* Takes ownership of body and shortcut (NULL for identity), also on failure.
- * Their input shapes must be the block's, and their output shapes equal. */
+ * Their input shapes must be the block's, and their output shapes equal.
+ * Errors: HEED_ERR_SHAPE; HEED_ERR_ARG for a name longer than 47
+ * characters; HEED_ERR_NOMEM. On failure body and shortcut are freed
+ * while the parameters their layers registered stay in the store, pointing
+ * into them: free that store with the rest of the failed build, never
+ * heed_params_alloc it. */
 heed_status heed_residual_new(heed_residual **out, heed_seq *body, heed_seq *shortcut,
                               const char *name);
 

@@ -332,14 +332,20 @@ static const heed_layer_ops cbam_ops = {
 heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int in[3], heed_params *p,
                           const char *name) {
     *out = NULL;
-    int r = cfg->r ? cfg->r : 16, k = cfg->k ? cfg->k : 7, c = in[0];
-    HEED_TRY(heed_channel_mlp_check("cbam", name, c, r));
+    if (!name) name = "";
+    if (!p) return heed_fail(HEED_ERR_ARG, "cbam %s: no parameter store given", name);
+    const heed_cbam_cfg given = cfg ? *cfg : (heed_cbam_cfg){0};
+    const int r = given.r ? given.r : 16, k = given.k ? given.k : 7, c = in[0];
+    HEED_TRY(heed_channel_mlp_check("cbam", name, in, r, "conv"));
     if (k < 1 || k % 2 == 0)
         return heed_fail(HEED_ERR_ARG, "cbam %s: spatial kernel k=%d must be odd", name, k);
     heed_cbam *l = calloc(1, sizeof *l);
     if (!l) return heed_fail(HEED_ERR_NOMEM, "cannot allocate cbam %s", name);
     heed_layer_init(&l->base, &cbam_ops, name, in, in[0], in[1], in[2]);
     l->cfg = (heed_cbam_cfg){.r = r, .k = k};
+    /* On failure, forget what the parts registered so that no slot points
+     * into the parts freed here. */
+    const int registered = p->count;
     char sub[96];
     heed_status st = heed_channel_mlp_new(&l->mlp, c, r, 2, p, name);
     if (st == HEED_OK)
@@ -351,8 +357,9 @@ heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int i
         st = heed_batchnorm_new(&l->bn, &(heed_batchnorm_cfg){.c = 1}, (int[3]){1, in[1], in[2]}, p,
                                 heed_layer_join_name(sub, sizeof sub, name, "bn"));
     if (st != HEED_OK) {
+        heed_params_truncate(p, registered);
         heed_channel_mlp_free(&l->mlp);
-        if (l->conv) heed_layer_free(&l->conv->base);
+        heed_layer_free(l->conv ? &l->conv->base : NULL);
         free(l);
         return st;
     }

@@ -46,6 +46,15 @@ typedef struct heed_cbam {
     int ties_valid;              /* 1 if the last forward counted `ties` (training) */
 } heed_cbam;
 
+/* Makes a CBAM module for inputs in[] = (C, H, W); the caller owns it
+ * (heed_layer_free), its parameters live in *p. cfg NULL means the
+ * defaults (r = 16, k = 7), as a zeroed cfg does. Errors: HEED_ERR_ARG for
+ * a NULL p, a dimension < 1, r < 0 or C/r < 1, an even or negative k, or
+ * a name longer than 42 characters (its layers are named "<name>.fc1",
+ * "<name>.fc2", "<name>.conv", "<name>.bn", and layer names hold 47; NULL
+ * means ""); the errors of heed_params_add (duplicate name), of the conv
+ * and of the batch norm; HEED_ERR_NOMEM. On failure *out is NULL and
+ * nothing stays registered in p. */
 heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int in[3], heed_params *p,
                           const char *name);
 heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y);

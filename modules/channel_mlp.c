@@ -11,27 +11,43 @@
 #include "channel_mlp.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "activation.h"
 #include "elementwise.h"
 
-heed_status heed_channel_mlp_check(const char *type, const char *name, int c, int r) {
-    if (r < 1 || c / r < 1)
+heed_status heed_channel_mlp_check(const char *type, const char *name, const int in[3], int r,
+                                   const char *child) {
+    const size_t max = sizeof ((heed_layer *)0)->name - 1, len = strlen(name);
+    if (len + 1 + strlen(child) > max)
+        return heed_fail(HEED_ERR_ARG,
+                         "%s %s: the name has %zu characters, at most %zu fit (its layer %s.%s "
+                         "must fit a layer's %zu)",
+                         type, name, len, max - 1 - strlen(child), name, child, max);
+    if (in[0] < 1 || in[1] < 1 || in[2] < 1)
+        return heed_fail(HEED_ERR_ARG, "%s %s: input shape (%d, %d, %d) has a dimension < 1", type,
+                         name, in[0], in[1], in[2]);
+    if (r < 1 || in[0] / r < 1)
         return heed_fail(HEED_ERR_ARG, "%s %s: reduction r=%d leaves no hidden units for %d channels",
-                         type, name, r, c);
+                         type, name, r, in[0]);
     return HEED_OK;
 }
 
 heed_status heed_channel_mlp_new(heed_channel_mlp *m, int c, int r, int branches, heed_params *p,
                                  const char *name) {
     *m = (heed_channel_mlp){.branches = branches};
+    const int registered = p->count;
     char sub[96];
     heed_status st = heed_linear_new(&m->fc1, &(heed_linear_cfg){.in = c, .out = c / r},
                                      (int[3]){c, 1, 1}, p, heed_layer_join_name(sub, sizeof sub, name, "fc1"));
     if (st == HEED_OK)
         st = heed_linear_new(&m->fc2, &(heed_linear_cfg){.in = c / r, .out = c}, (int[3]){c / r, 1, 1},
                              p, heed_layer_join_name(sub, sizeof sub, name, "fc2"));
-    if (st != HEED_OK) heed_channel_mlp_free(m);
+    if (st != HEED_OK) {
+        /* fc1's entries would point into the layer freed here. */
+        heed_params_truncate(p, registered);
+        heed_channel_mlp_free(m);
+    }
     return st;
 }
 

@@ -6,7 +6,7 @@
  * does the pooling and the scaling around it.
  *
  *   heed_channel_mlp mlp = {0};
- *   heed_channel_mlp_check("se", name, C, r);                // before allocating the module
+ *   heed_channel_mlp_check("se", name, in, r, "fc1");        // before allocating the module
  *   heed_channel_mlp_new(&mlp, C, r, 1, params, name);       // "<name>.fc1.*", "<name>.fc2.*"
  *   heed_channel_mlp_forward(&mlp, &pooled);                 // mlp.e = (N, C, 1, 1)
  *   heed_channel_mlp_backward(&mlp, &pooled, &de, &dpooled); // fc grads +=, dpooled =
@@ -31,14 +31,21 @@ typedef struct heed_channel_mlp {
     heed_tensor da;                    /* (N, C, 1, 1) */
 } heed_channel_mlp;
 
-/* HEED_ERR_ARG, naming the module `type` ("se") and `name`, if r < 1 or
- * C / r < 1 leaves no hidden units. */
-heed_status heed_channel_mlp_check(const char *type, const char *name, int c, int r);
+/* The checks a module does before it allocates anything: HEED_ERR_ARG,
+ * naming the module `type` ("se") and `name`, if the input shape in[] =
+ * (C, H, W) has a dimension < 1, if r < 1 or C / r < 1 leaves no hidden
+ * units, or if "<name>.<child>" would not fit a layer's name (47
+ * characters), `child` being the module's longest child name ("fc1" for
+ * SE, "conv" for CBAM): names are refused, never cut, as cut ones could
+ * collide. */
+heed_status heed_channel_mlp_check(const char *type, const char *name, const int in[3], int r,
+                                   const char *child);
 
 /* Creates fc1 (C -> C/r) then fc2 (C/r -> C) in *m, registering
  * "<name>.fc1.weight", "<name>.fc1.bias", "<name>.fc2.weight",
  * "<name>.fc2.bias" in that order. branches is 1 or 2. On failure frees
- * what it created; errors those of heed_linear_new. */
+ * what it created and forgets what it registered (p as it was); errors
+ * those of heed_linear_new. */
 heed_status heed_channel_mlp_new(heed_channel_mlp *m, int c, int r, int branches, heed_params *p,
                                  const char *name);
 

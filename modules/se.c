@@ -88,12 +88,15 @@ static const heed_layer_ops se_ops = {
 heed_status heed_se_new(heed_se **out, const heed_se_cfg *cfg, const int in[3], heed_params *p,
                         const char *name) {
     *out = NULL;
-    int r = cfg->r ? cfg->r : 16, c = in[0];
-    HEED_TRY(heed_channel_mlp_check("se", name, c, r));
+    if (!name) name = "";
+    if (!p) return heed_fail(HEED_ERR_ARG, "se %s: no parameter store given", name);
+    const int r = cfg && cfg->r ? cfg->r : 16, c = in[0];
+    HEED_TRY(heed_channel_mlp_check("se", name, in, r, "fc1"));
     heed_se *l = calloc(1, sizeof *l);
     if (!l) return heed_fail(HEED_ERR_NOMEM, "cannot allocate se %s", name);
     heed_layer_init(&l->base, &se_ops, name, in, in[0], in[1], in[2]);
     l->cfg.r = r;
+    /* On failure it has forgotten what it registered: nothing points into l. */
     heed_status st = heed_channel_mlp_new(&l->mlp, c, r, 1, p, name);
     if (st != HEED_OK) {
         free(l);

@@ -28,7 +28,14 @@ typedef struct heed_se {
     heed_tensor ds, de;           /* (N, C, 1, 1) gradients of s and of the weights e */
 } heed_se;
 
-/* HEED_ERR_ARG if C/r < 1. */
+/* Makes an SE module for inputs in[] = (C, H, W); the caller owns it
+ * (heed_layer_free), its parameters live in *p. cfg NULL means the
+ * defaults (r = 16), as a zeroed cfg does. Errors: HEED_ERR_ARG for a NULL
+ * p, a dimension < 1, r < 0 or C/r < 1, or a name longer than 43
+ * characters (its fc1 and fc2 layers are named "<name>.fc1", "<name>.fc2",
+ * and layer names hold 47; NULL means ""); heed_params_add's errors
+ * (duplicate name); HEED_ERR_NOMEM. On failure *out is NULL and nothing
+ * stays registered in p. */
 heed_status heed_se_new(heed_se **out, const heed_se_cfg *cfg, const int in[3], heed_params *p,
                         const char *name);
 heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y);

@@ -259,6 +259,106 @@ START_TEST(bad_settings_are_refused) {
 }
 END_TEST
 
+/* A name of n characters. */
+static const char *name_of(char *buf, int n) {
+    for (int i = 0; i < n; i++) buf[i] = (char)('a' + i % 26);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Each constructor that fails partway forgets what it registered: the
+ * allocation after it (which writes through every registered slot) would
+ * otherwise write into the freed module (ASan: heap-use-after-free). */
+START_TEST(failed_constructors_leave_the_store_as_it_was) {
+    float *v, *g;
+    char longname[64];
+    for (int c = 0; c < 6; c++) {
+        heed_params p = {0};
+        heed_se *se = (heed_se *)1;
+        heed_cbam *cb = (heed_cbam *)1;
+        heed_status st = HEED_OK;
+        int before = 0;
+        switch (c) {
+        case 0: /* fc1 registered, then fc2's name taken */
+            heed_params_add(&p, "x.fc2.weight", 1, (int[]){1}, HEED_INIT_ZEROS, 0, 0, &v, &g);
+            before = 1;
+            st = heed_se_new(&se, &(heed_se_cfg){.r = 2}, (int[3]){4, 3, 3}, &p, "x");
+            break;
+        case 1: /* the MLP and the conv registered, then the bn's name taken */
+            heed_params_add(&p, "x.bn.weight", 1, (int[]){1}, HEED_INIT_ZEROS, 0, 0, &v, &g);
+            before = 1;
+            st = heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 3}, (int[3]){4, 3, 3}, &p, "x");
+            break;
+        case 2: /* no rows for the conv */
+            st = heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 3}, (int[3]){4, 0, 3}, &p, "x");
+            break;
+        case 3:
+            st = heed_se_new(&se, &(heed_se_cfg){.r = 2}, (int[3]){4, 0, 3}, &p, "x");
+            break;
+        case 4:
+            st = heed_se_new(&se, &(heed_se_cfg){.r = 2}, (int[3]){4, 3, 3}, &p, name_of(longname, 58));
+            break;
+        case 5: /* the MLP registered, then "<name>.conv.weight" too long */
+            st = heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 3}, (int[3]){4, 3, 3}, &p,
+                               name_of(longname, 55));
+            break;
+        }
+        ck_assert_msg(st == HEED_ERR_ARG, "case %d: status %d: %s", c, st, heed_last_error());
+        const int is_se = c == 0 || c == 3 || c == 4;
+        ck_assert_ptr_null(is_se ? (void *)se : (void *)cb);
+        ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+        ck_assert_msg(p.count == before, "case %d: %d entries registered, want %d", c, p.count, before);
+        heed_params_free(&p);
+    }
+}
+END_TEST
+
+/* Layer names hold 47 characters: a module's children ("<name>.fc1") must
+ * fit too, else they were cut to the same name. Refused, naming the limit. */
+START_TEST(names_that_do_not_fit_are_refused) {
+    heed_params p = {0};
+    heed_se *se, *refused;
+    heed_cbam *cb;
+    char name[64];
+    ck_assert_int_eq(heed_se_new(&se, NULL, (int[3]){16, 2, 2}, &p, name_of(name, 43)), HEED_OK);
+    ck_assert_str_eq(se->mlp.fc1->base.name + 43, ".fc1");
+    ck_assert_str_eq(se->mlp.fc2->base.name + 43, ".fc2");
+    ck_assert_int_eq(heed_se_new(&refused, NULL, (int[3]){16, 2, 2}, &p, name_of(name, 44)),
+                     HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "at most 43"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_cbam_new(&cb, NULL, (int[3]){16, 2, 2}, &p, name_of(name, 43)), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "at most 42"), "%s", heed_last_error());
+    ck_assert_int_eq(p.count, 4);
+    ck_assert_int_eq(heed_cbam_new(&cb, NULL, (int[3]){16, 2, 2}, &p, "c"), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    heed_layer_free(&se->base);
+    heed_layer_free(&cb->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+/* NULL params: refused as heed_conv2d_new does; NULL cfg: the defaults. */
+START_TEST(null_params_refused_null_cfg_defaults) {
+    heed_params p = {0};
+    heed_se *se = (heed_se *)1;
+    heed_cbam *cb = (heed_cbam *)1;
+    ck_assert_int_eq(heed_se_new(&se, NULL, (int[3]){16, 2, 2}, NULL, "s"), HEED_ERR_ARG);
+    ck_assert_ptr_null(se);
+    ck_assert_int_eq(heed_cbam_new(&cb, NULL, (int[3]){16, 2, 2}, NULL, "c"), HEED_ERR_ARG);
+    ck_assert_ptr_null(cb);
+    ck_assert_msg(strstr(heed_last_error(), "no parameter store"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_se_new(&se, NULL, (int[3]){32, 2, 2}, &p, "s"), HEED_OK);
+    ck_assert_int_eq(se->cfg.r, 16);
+    ck_assert_int_eq(se->mlp.fc1->cfg.out, 2);
+    ck_assert_int_eq(heed_cbam_new(&cb, NULL, (int[3]){32, 9, 9}, &p, "c"), HEED_OK);
+    ck_assert_int_eq(cb->cfg.r, 16);
+    ck_assert_int_eq(cb->cfg.k, 7);
+    heed_layer_free(&se->base);
+    heed_layer_free(&cb->base);
+    heed_params_free(&p);
+}
+END_TEST
+
 Suite *heed_suite_attention(void) {
     Suite *s = suite_create("attention");
     TCase *tc = tcase_create("core");
@@ -267,6 +367,9 @@ Suite *heed_suite_attention(void) {
     tcase_add_test(tc, cbam_forward_matches_formula);
     tcase_add_test(tc, cbam_gradients_train_and_infer);
     tcase_add_test(tc, bad_settings_are_refused);
+    tcase_add_test(tc, failed_constructors_leave_the_store_as_it_was);
+    tcase_add_test(tc, names_that_do_not_fit_are_refused);
+    tcase_add_test(tc, null_params_refused_null_cfg_defaults);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,6 +2,7 @@
  * product, parameter registration, gradient checks, matrix helpers and
  * error paths. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "linear.h"
@@ -250,6 +251,36 @@ START_TEST(flatten_copies_forward_and_adds_backward) {
 }
 END_TEST
 
+/* NULL params or cfg refused (as heed_conv2d_new does), and names that
+ * do not fit a layer's 47 characters refused rather than cut. */
+START_TEST(null_arguments_and_long_names_are_refused) {
+    heed_params p = {0};
+    heed_linear *fc = (heed_linear *)1;
+    const heed_linear_cfg cfg = {.in = 4, .out = 2};
+    ck_assert_int_eq(heed_linear_new(&fc, &cfg, (int[3]){4, 1, 1}, NULL, "fc"), HEED_ERR_ARG);
+    ck_assert_ptr_null(fc);
+    ck_assert_msg(strstr(heed_last_error(), "no parameter store"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_linear_new(&fc, NULL, (int[3]){4, 1, 1}, &p, "fc"), HEED_ERR_ARG);
+    char name[64];
+    for (int i = 0; i < 48; i++) name[i] = (char)('a' + i % 26);
+    name[48] = '\0';
+    ck_assert_int_eq(heed_linear_new(&fc, &cfg, (int[3]){4, 1, 1}, &p, name), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "at most 47"), "%s", heed_last_error());
+    heed_flatten *f = (heed_flatten *)1;
+    ck_assert_int_eq(heed_flatten_new(&f, (int[3]){4, 1, 1}, name), HEED_ERR_ARG);
+    ck_assert_ptr_null(f);
+    ck_assert_int_eq(p.count, 0);
+    name[47] = '\0';
+    ck_assert_int_eq(heed_linear_new(&fc, &cfg, (int[3]){4, 1, 1}, &p, name), HEED_OK);
+    ck_assert_str_eq(fc->base.name, name);
+    char wname[80];
+    snprintf(wname, sizeof wname, "%s.weight", name);
+    ck_assert_ptr_nonnull(heed_params_find(&p, wname));
+    heed_layer_free(&fc->base);
+    heed_params_free(&p);
+}
+END_TEST
+
 Suite *heed_suite_linear(void) {
     Suite *s = suite_create("linear");
     TCase *tc = tcase_create("core");
@@ -259,6 +290,7 @@ Suite *heed_suite_linear(void) {
     tcase_add_test(tc, matrix_helpers_work_on_n_by_f_tensors);
     tcase_add_test(tc, bad_configs_and_shapes_fail_with_messages);
     tcase_add_test(tc, flatten_copies_forward_and_adds_backward);
+    tcase_add_test(tc, null_arguments_and_long_names_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }

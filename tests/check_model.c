@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "linear.h"
 #include "model.h"
 #include "testutil.h"
 
@@ -262,6 +263,15 @@ static const struct {
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ndataset fm\x1b[31mnist\n", 0,
      "bad metadata value for dataset"},
     {META_TEXT, "classes 3\nclass a\nclass b\n", 0, "lists 2 class names for 3 classes"},
+    /* the ranges model.h states: accuracy at most 1, seconds not negative */
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ntest_accuracy 5\n", 0,
+     "bad metadata value for test_accuracy: '5'"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ntrain_seconds -2\n", 0,
+     "bad metadata value for train_seconds: '-2'"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nepochs -1\n", 0,
+     "bad metadata value for epochs: '-1'"},
+    {META_TEXT, "classes 5\nclass a\nclass b\nclass c\nclass d\nclass e\n", 0,
+     "the network has 3 outputs but 5 classes"},
     {NET_TEXT, "input 1 8 8\nflatten\nfc out=3\nfc out=3\n", 0, "parameter tensors"},
     /* a network far larger than the file: refused before its memory is taken */
     {NET_TEXT, "input 1 8 8\nflatten\nfc out=20000\nfc out=20000\nfc out=3\n", 0,
@@ -407,6 +417,92 @@ START_TEST(save_is_atomic_and_reports_bad_paths) {
 }
 END_TEST
 
+/* Saving refuses, with load's message and writing nothing, metadata that
+ * load would refuse: a file that saves is a file that loads. */
+START_TEST(save_refuses_what_load_would) {
+    char path[256];
+    tmp_path(path, sizeof path, "refused.heed");
+    unlink(path);
+    for (int c = 0; c < 9; c++) {
+        heed_model *m = make_model();
+        const char *expect = NULL;
+        const char *five[] = {"a", "b", "c", "d", "e"};
+        switch (c) {
+        case 0:
+            ck_assert_int_eq(heed_model_set_classes(m, 5, five), HEED_OK);
+            expect = "the network has 3 outputs but 5 classes";
+            break;
+        case 1: m->meta.input_std = 0.0f, expect = "bad metadata value for input_std: '0'"; break;
+        case 2: m->meta.test_accuracy = 5.0f, expect = "bad metadata value for test_accuracy: '5'"; break;
+        case 3: m->meta.input_mean = NAN, expect = "bad metadata value for input_mean"; break;
+        case 4: m->meta.train_seconds = -1.0f, expect = "bad metadata value for train_seconds"; break;
+        case 5: m->meta.dark_background = 2, expect = "bad metadata value for dark_background: '2'"; break;
+        case 6: m->meta.epochs = -3, expect = "bad metadata value for epochs: '-3'"; break;
+        case 7: /* written past heed_model_set_classes's check */
+            snprintf(m->meta.class_names[1], sizeof m->meta.class_names[1], "two\nlines");
+            expect = "bad metadata value for class";
+            break;
+        case 8:
+            free(m->meta.class_names);
+            m->meta.class_names = NULL, m->meta.classes = 0;
+            expect = "bad class count '0'";
+            break;
+        }
+        ck_assert_int_eq(heed_model_save(m, path), HEED_ERR_ARG);
+        ck_assert_msg(strstr(heed_last_error(), expect), "case %d: got '%s', want '%s'", c,
+                      heed_last_error(), expect);
+        ck_assert_msg(strstr(heed_last_error(), path), "%s", heed_last_error());
+        ck_assert_int_ne(access(path, F_OK), 0);
+        heed_model_free(m);
+    }
+    /* the edges of the ranges save and load */
+    heed_model *m = make_model(), *back;
+    m->meta.test_accuracy = -1.0f;
+    m->meta.input_std = 1e-6f;
+    ck_assert_msg(heed_model_save(m, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_msg(heed_model_load(&back, path) == HEED_OK, "%s", heed_last_error());
+    heed_model_free(back);
+    m->meta.test_accuracy = 1.0f;
+    ck_assert_msg(heed_model_save(m, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_msg(heed_model_load(&back, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_float_eq(back->meta.test_accuracy, 1.0f);
+    heed_model_free(back);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
+/* heed_net_wrap moves the store (the caller's is left empty); such a
+ * network has no description text, so it cannot be saved. */
+START_TEST(network_built_in_code_cannot_be_saved) {
+    char path[256];
+    tmp_path(path, sizeof path, "code.heed");
+    heed_params p = {0};
+    heed_seq *s;
+    heed_linear *fc;
+    ck_assert_int_eq(heed_seq_new(&s, (int[3]){4, 1, 1}, ""), HEED_OK);
+    ck_assert_int_eq(heed_linear_new(&fc, &(heed_linear_cfg){.out = 3}, (int[3]){4, 1, 1}, &p, "fc"),
+                     HEED_OK);
+    ck_assert_int_eq(heed_seq_append(s, &fc->base), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    heed_net *net;
+    ck_assert_int_eq(heed_net_wrap(&net, s, &p), HEED_OK);
+    ck_assert_int_eq(p.count, 0);
+    ck_assert_ptr_null(p.values);
+    ck_assert_int_eq(net->params.count, 2);
+    ck_assert_ptr_eq(fc->w, net->params.values);
+    heed_model *m;
+    ck_assert_int_eq(heed_model_new(&m, net), HEED_OK);
+    const char *names[] = {"a", "b", "c"};
+    ck_assert_int_eq(heed_model_set_classes(m, 3, names), HEED_OK);
+    ck_assert_int_eq(heed_model_save(m, path), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "the network was built in code, not from a description"),
+                  "%s", heed_last_error());
+    ck_assert_int_ne(access(path, F_OK), 0);
+    heed_model_free(m);
+}
+END_TEST
+
 Suite *heed_suite_model(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("core");
@@ -418,6 +514,8 @@ Suite *heed_suite_model(void) {
     tcase_add_test(tc, nul_byte_in_a_text_chunk_is_refused);
     tcase_add_test(tc, free_text_with_control_characters_saves_as_one_line);
     tcase_add_test(tc, save_is_atomic_and_reports_bad_paths);
+    tcase_add_test(tc, save_refuses_what_load_would);
+    tcase_add_test(tc, network_built_in_code_cannot_be_saved);
     suite_add_tcase(s, tc);
     return s;
 }

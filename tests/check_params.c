@@ -1,9 +1,14 @@
-/* check_params.c -- the contiguous parameter store and the RNG. */
+/* check_params.c -- the contiguous parameter store and the RNG, and that
+ * no failure leaves an entry pointing into a freed layer. */
 #include <math.h>
 #include <stdint.h>
 
+#include <string.h>
+
+#include "linear.h"
 #include "params.h"
 #include "rng.h"
+#include "seq.h"
 #include "testutil.h"
 
 START_TEST(slots_point_into_one_buffer_with_init) {
@@ -75,12 +80,92 @@ START_TEST(rng_moments_and_shuffle) {
 }
 END_TEST
 
+START_TEST(truncate_forgets_the_latest_entries) {
+    heed_params p = {0};
+    float *a, *b, *c, *d;
+    ck_assert_int_eq(heed_params_add(&p, "a", 1, (int[]){3}, HEED_INIT_ONES, 0, 0, &a, &d), HEED_OK);
+    ck_assert_int_eq(heed_params_add(&p, "b", 1, (int[]){4}, HEED_INIT_ONES, 0, 0, &b, &d), HEED_OK);
+    ck_assert_int_eq(heed_params_add(&p, "c", 1, (int[]){5}, HEED_INIT_ONES, 0, 0, &c, &d), HEED_OK);
+    ck_assert_int_eq(heed_params_truncate(&p, 4), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_params_truncate(&p, -1), HEED_ERR_ARG);
+    ck_assert_int_eq(p.count, 3);
+    ck_assert_int_eq(heed_params_truncate(&p, 1), HEED_OK);
+    ck_assert_int_eq(p.count, 1);
+    ck_assert_ptr_null(heed_params_find(&p, "b"));
+    ck_assert_uint_eq(heed_params_floats(&p), 3);
+    /* the names are free again */
+    ck_assert_int_eq(heed_params_add(&p, "c", 1, (int[]){2}, HEED_INIT_ONES, 0, 0, &c, &d), HEED_OK);
+    b = NULL;
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    ck_assert_ptr_null(b); /* a forgotten slot is not written */
+    ck_assert_float_eq(c[1], 1.0f);
+    ck_assert_int_eq(heed_params_truncate(&p, 1), HEED_ERR_ARG); /* offsets are fixed now */
+    ck_assert_int_eq(p.count, 2);
+    heed_params_free(&p);
+}
+END_TEST
+
+/* heed_seq_append refuses a layer of the wrong shape. It owns the layer,
+ * whose parameters are registered: it keeps it (never run) until the
+ * sequence is freed, so the allocation after the failure writes into live
+ * memory (it freed the layer before: ASan heap-use-after-free). */
+START_TEST(seq_keeps_a_rejected_layer_alive) {
+    heed_params p = {0};
+    heed_seq *s;
+    heed_linear *fc;
+    ck_assert_int_eq(heed_seq_new(&s, (int[3]){4, 1, 1}, "s"), HEED_OK);
+    ck_assert_int_eq(heed_linear_new(&fc, &(heed_linear_cfg){.out = 2}, (int[3]){3, 1, 1}, &p, "fc"),
+                     HEED_OK);
+    ck_assert_int_eq(heed_seq_append(s, &fc->base), HEED_ERR_SHAPE);
+    ck_assert_msg(strstr(heed_last_error(), "fc fc takes (3, 1, 1)"), "%s", heed_last_error());
+    ck_assert_int_eq(s->count, 0);
+    ck_assert_int_eq(heed_layer_child_count(&s->base), 0);
+    ck_assert_int_eq(s->base.out_c, 4);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    ck_assert_ptr_eq(fc->w, p.values);
+    ck_assert_int_eq(heed_seq_append(s, NULL), HEED_ERR_ARG);
+    /* the sequence still works */
+    heed_linear *ok;
+    heed_params q = {0};
+    ck_assert_int_eq(heed_linear_new(&ok, &(heed_linear_cfg){.out = 2}, (int[3]){4, 1, 1}, &q, "ok"),
+                     HEED_OK);
+    ck_assert_int_eq(heed_seq_append(s, &ok->base), HEED_OK);
+    ck_assert_int_eq(s->count, 1);
+    ck_assert_int_eq(s->base.out_c, 2);
+    heed_layer_free(&s->base);
+    heed_params_free(&p);
+    heed_params_free(&q);
+}
+END_TEST
+
+START_TEST(seq_and_residual_names_must_fit) {
+    char name[64];
+    memset(name, 'n', 48);
+    name[48] = '\0';
+    heed_seq *s = (heed_seq *)1, *body;
+    ck_assert_int_eq(heed_seq_new(&s, (int[3]){2, 3, 3}, name), HEED_ERR_ARG);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(heed_last_error(), "at most 47"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_seq_new(&body, (int[3]){2, 3, 3}, "body"), HEED_OK);
+    heed_residual *r = (heed_residual *)1;
+    ck_assert_int_eq(heed_residual_new(&r, body, NULL, name), HEED_ERR_ARG); /* body freed */
+    ck_assert_ptr_null(r);
+    name[47] = '\0';
+    ck_assert_int_eq(heed_seq_new(&s, (int[3]){2, 3, 3}, name), HEED_OK);
+    ck_assert_str_eq(s->base.name, name);
+    heed_layer_free(&s->base);
+}
+END_TEST
+
 Suite *heed_suite_params(void) {
     Suite *s = suite_create("params");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, slots_point_into_one_buffer_with_init);
     tcase_add_test(tc, same_seed_same_values);
     tcase_add_test(tc, rng_moments_and_shuffle);
+    tcase_add_test(tc, truncate_forgets_the_latest_entries);
+    tcase_add_test(tc, seq_keeps_a_rejected_layer_alive);
+    tcase_add_test(tc, seq_and_residual_names_must_fit);
     suite_add_tcase(s, tc);
     return s;
 }
