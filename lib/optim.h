@@ -57,7 +57,9 @@ typedef struct heed_optim {
 
 /* Prepares *o to update `params`, which must already be allocated
  * (heed_params_alloc), and zeroes its state. The optimizer keeps a pointer
- * to params. Errors: HEED_ERR_ARG (unknown kind, a setting out of range,
+ * to params: for a network wrapped with heed_net_wrap, which moves the store
+ * into the network and empties the caller's, pass &net->params (an
+ * optimizer made on the emptied store updates nothing). Errors: HEED_ERR_ARG (unknown kind, a setting out of range,
  * Nesterov without momentum, parameters not allocated), HEED_ERR_NOMEM.
  * On failure *o is left empty (safe to heed_optim_free). */
 heed_status heed_optim_init(heed_optim *o, const heed_optim_cfg *cfg, heed_params *params);
