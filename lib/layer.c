@@ -15,6 +15,14 @@ static double now_s(void) {
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
+heed_status heed_layer_check_name(const char *what, const char *name) {
+    const size_t len = strlen(name), max = sizeof ((heed_layer *)0)->name - 1;
+    if (len > max)
+        return heed_fail(HEED_ERR_ARG, "%s %s: the name has %zu characters, at most %zu fit", what,
+                         name, len, max);
+    return HEED_OK;
+}
+
 void heed_layer_init(heed_layer *l, const heed_layer_ops *ops, const char *name,
                      const int in[3], int out_c, int out_h, int out_w) {
     l->ops = ops;

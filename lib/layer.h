@@ -105,6 +105,12 @@ struct heed_layer {
     int relu_after;
 };
 
+/* HEED_ERR_ARG, "WHAT NAME: the name has N characters, at most 47 fit",
+ * when name would not fit a layer's name field: constructors refuse it
+ * rather than cut it (cut names, and the parameter names made from them,
+ * could collide). */
+heed_status heed_layer_check_name(const char *what, const char *name);
+
 /* Fills the base fields; name is copied (truncated to fit). */
 void heed_layer_init(heed_layer *l, const heed_layer_ops *ops, const char *name,
                      const int in[3], int out_c, int out_h, int out_w);

@@ -114,17 +114,6 @@ static const heed_layer_ops linear_ops = {
     .destroy = linear_destroy,
 };
 
-/* Layer names hold 47 characters (heed_layer's name): a longer one is
- * refused rather than cut, as cut names (and the parameter names made from
- * them) could collide. */
-static heed_status check_name(const char *what, const char *name) {
-    const size_t len = strlen(name), max = sizeof ((heed_layer *)0)->name - 1;
-    if (len > max)
-        return heed_fail(HEED_ERR_ARG, "%s %s: the name has %zu characters, at most %zu fit", what,
-                         name, len, max);
-    return HEED_OK;
-}
-
 static heed_status check_in_shape(const int in[3], const char *what, const char *name) {
     if (in[0] < 1 || in[1] < 1 || in[2] < 1)
         return heed_fail(HEED_ERR_ARG, "%s %s: input shape (%d, %d, %d) has a dimension < 1", what,
@@ -138,7 +127,7 @@ heed_status heed_linear_new(heed_linear **out, const heed_linear_cfg *cfg, const
     if (!name) name = "";
     if (!p) return heed_fail(HEED_ERR_ARG, "fc %s: no parameter store given", name);
     if (!cfg) return heed_fail(HEED_ERR_ARG, "fc %s: no configuration given", name);
-    HEED_TRY(check_name("fc", name));
+    HEED_TRY(heed_layer_check_name("fc", name));
     HEED_TRY(check_in_shape(in, "fc", name));
     size_t feats = (size_t)in[0] * in[1] * in[2];
     if (feats > 0x7fffffff)
@@ -219,7 +208,7 @@ static const heed_layer_ops flatten_ops = {
 heed_status heed_flatten_new(heed_flatten **out, const int in[3], const char *name) {
     *out = NULL;
     if (!name) name = "";
-    HEED_TRY(check_name("flatten", name));
+    HEED_TRY(heed_layer_check_name("flatten", name));
     HEED_TRY(check_in_shape(in, "flatten", name));
     size_t feats = (size_t)in[0] * in[1] * in[2];
     if (feats > 0x7fffffff)

@@ -249,20 +249,10 @@ static const heed_layer_ops seq_ops = {
     .child = seq_child,
 };
 
-/* Layer names hold 47 characters (heed_layer's name): a longer one is
- * refused rather than cut. */
-static heed_status check_name(const char *what, const char *name) {
-    const size_t len = strlen(name), max = sizeof ((heed_layer *)0)->name - 1;
-    if (len > max)
-        return heed_fail(HEED_ERR_ARG, "%s %s: the name has %zu characters, at most %zu fit", what,
-                         name, len, max);
-    return HEED_OK;
-}
-
 heed_status heed_seq_new(heed_seq **out, const int in[3], const char *name) {
     *out = NULL;
     if (!name) name = "";
-    HEED_TRY(check_name("seq", name));
+    HEED_TRY(heed_layer_check_name("seq", name));
     heed_seq *s = calloc(1, sizeof *s);
     if (!s) return heed_fail(HEED_ERR_NOMEM, "cannot allocate sequence %s", name);
     heed_layer_init(&s->base, &seq_ops, name, in, in[0], in[1], in[2]);
@@ -418,7 +408,7 @@ heed_status heed_residual_new(heed_residual **out, heed_seq *body, heed_seq *sho
     if (!name) name = "";
     const heed_layer *b = &body->base;
     const heed_layer *s = shortcut ? &shortcut->base : NULL;
-    heed_status st = check_name("residual", name);
+    heed_status st = heed_layer_check_name("residual", name);
     if (st == HEED_OK && s && (s->in_c != b->in_c || s->in_h != b->in_h || s->in_w != b->in_w))
         st = heed_fail(HEED_ERR_SHAPE, "residual %s: body and shortcut take different inputs", name);
     int sc = s ? s->out_c : b->in_c, sh = s ? s->out_h : b->in_h, sw = s ? s->out_w : b->in_w;

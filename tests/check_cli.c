@@ -24,6 +24,13 @@ static int heed(const char *args, char *out, size_t outsize) {
     return tu_run_heed(dir, NULL, args, out, outsize, NULL, 0);
 }
 
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
 static void setup(void) {
     ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "cli"), 0);
 }
@@ -140,10 +147,7 @@ START_TEST(info_lists_layers_and_totals) {
     /* the file's name in JSON: escaped, and a byte that is not UTF-8 as U+FFFD */
     char odd[400], cmd[500];
     snprintf(odd, sizeof odd, "%s/q\"\xff.net", dir);
-    FILE *f = fopen(odd, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("input 1 4 4\nflatten\nfc out=2\n", f);
-    fclose(f);
+    write_text(odd, "input 1 4 4\nflatten\nfc out=2\n");
     snprintf(cmd, sizeof cmd, "info --json '%s'", odd);
     ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "/q\\\"\\ufffd.net\", \"input\": [1, 4, 4]"), "%s", out);
@@ -152,7 +156,7 @@ START_TEST(info_lists_layers_and_totals) {
      * one line (it allocated until the system killed it) */
     char huge[400];
     snprintf(huge, sizeof huge, "%s/huge.net", dir);
-    f = fopen(huge, "w");
+    FILE *f = fopen(huge, "w");
     ck_assert_ptr_nonnull(f);
     fputs("input 1 1 1\n", f);
     for (int i = 0; i < 750; i++) fputs("fc out=1000000000\nfc out=1\n", f);
@@ -599,10 +603,7 @@ START_TEST(train_refuses_what_cannot_be_meant) {
     static char out[1 << 16];
     char args[2048], net[300];
     snprintf(net, sizeof net, "%s/copy.net", dir);
-    FILE *f = fopen(net, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("input 1 28 28\nfc out=10\n", f);
-    fclose(f);
+    write_text(net, "input 1 28 28\nfc out=10\n");
     static const struct { const char *opts, *said; } bad[] = {
         {"--limit -1", "--limit must be 0 or more, not -1"},
         {"--test-limit -5", "--test-limit must be 0 or more, not -5"},
@@ -673,10 +674,7 @@ START_TEST(recipes_quote_paths_and_runs_say_when_done) {
         }
     }
     snprintf(path, sizeof path, "%s/two.net", dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("input 1 28 28\nfc out=2\n", f);
-    fclose(f);
+    write_text(path, "input 1 28 28\nfc out=2\n");
     char pre[300];
     snprintf(pre, sizeof pre, "cd %s &&", dir);
     ck_assert_msg(tu_run_heed(dir, pre, "train --net two.net --data 'folder:my data' --out 'sp ace.heed' "

@@ -434,22 +434,6 @@ START_TEST(explicit_zoom_is_bounded) {
 }
 END_TEST
 
-/* The bytes of the file at path (malloc'd, *size of them), or NULL. */
-static unsigned char *file_bytes(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *b = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-        rewind(f);
-        if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
-        *size = (size_t)n;
-    }
-    fclose(f);
-    return b;
-}
-
 /* `--overlay v2.png v2.png` replaced the image with its overlay (exit 0);
  * so did a folder where an image's overlay is another input. Refused
  * before any work, the images left as they were. */
@@ -457,7 +441,7 @@ START_TEST(overlay_never_replaces_an_input) {
     static char out[1 << 15], err[1 << 12];
     char args[4096], want[1200], v2[400], dg[400];
     size_t n0, n1, n2;
-    unsigned char *orig = file_bytes(dark, &n0);
+    unsigned char *orig = tu_read_bytes(dark, &n0);
     ck_assert_ptr_nonnull(orig);
     snprintf(v2, sizeof v2, "%s/v2.png", dir);
     snprintf(dg, sizeof dg, "%s/dark-glimpse.png", dir);
@@ -482,7 +466,7 @@ START_TEST(overlay_never_replaces_an_input) {
              "--overlay folder\n",
              dark, dg, dg);
     ck_assert_str_eq(err, want);
-    unsigned char *a = file_bytes(v2, &n1), *b = file_bytes(dg, &n2);
+    unsigned char *a = tu_read_bytes(v2, &n1), *b = tu_read_bytes(dg, &n2);
     ck_assert(a && b && n1 == n0 && n2 == n0 && !memcmp(a, orig, n0) && !memcmp(b, orig, n0));
     free(a), free(b), free(orig);
 }

@@ -383,26 +383,10 @@ static int classify(const char *args, char *out, size_t outsize, char *err, size
     return tu_run_heed(dir, NULL, full, out, outsize, err, errsize);
 }
 
-/* The bytes of the file at path (malloc'd, *size of them), or NULL. */
-static unsigned char *file_bytes(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    unsigned char *b = NULL;
-    if (fseek(f, 0, SEEK_END) == 0) {
-        long n = ftell(f);
-        b = n >= 0 ? malloc((size_t)n + 1) : NULL;
-        rewind(f);
-        if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
-        *size = (size_t)n;
-    }
-    fclose(f);
-    return b;
-}
-
 /* Copies the file at from to dir/name. */
 static void copy_to(const char *from, const char *name) {
     size_t n;
-    unsigned char *b = file_bytes(from, &n);
+    unsigned char *b = tu_read_bytes(from, &n);
     ck_assert_ptr_nonnull(b);
     char to[400];
     snprintf(to, sizeof to, "%s/%s", dir, name);
@@ -418,7 +402,7 @@ static int unchanged(const char *name, const char *original) {
     char path[400];
     snprintf(path, sizeof path, "%s/%s", dir, name);
     size_t na, nb;
-    unsigned char *a = file_bytes(path, &na), *b = file_bytes(original, &nb);
+    unsigned char *a = tu_read_bytes(path, &na), *b = tu_read_bytes(original, &nb);
     int same = a && b && na == nb && !memcmp(a, b, na);
     free(a), free(b);
     return same;

@@ -65,6 +65,21 @@ void tu_read_file(const char *path, char *buf, size_t size) {
     if (f) fclose(f);
 }
 
+unsigned char *tu_read_bytes(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *b = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        b = n >= 0 ? malloc((size_t)n + 1) : NULL;
+        rewind(f);
+        if (b && fread(b, 1, (size_t)n, f) != (size_t)n) free(b), b = NULL;
+        *size = (size_t)n;
+    }
+    fclose(f);
+    return b;
+}
+
 void tu_heed_bin(char *out, size_t size) {
     const char *bin = getenv("HEED_BIN") ? getenv("HEED_BIN") : "build/heed";
     char cwd[PATH_MAX] = "";

@@ -52,6 +52,9 @@ void tu_heed_bin(char *out, size_t size);
  * terminated; "" if it cannot be read). */
 void tu_read_file(const char *path, char *buf, size_t size);
 
+/* The bytes of the file at path (malloc'd, *size of them), or NULL. */
+unsigned char *tu_read_bytes(const char *path, size_t *size);
+
 /* A fresh scratch folder /tmp/heed-check-NAME-PID written into dir (size
  * bytes), created (mkdir -p); returns 0, or -1 if it could not be. */
 int tu_scratch_dir(char *dir, size_t size, const char *name);
