@@ -410,6 +410,8 @@ static const heed_layer_ops bn_ops = {
 heed_status heed_batchnorm_new(heed_batchnorm **out, const heed_batchnorm_cfg *cfg,
                                const int in[3], heed_params *p, const char *name) {
     *out = NULL;
+    if (!name) name = "";
+    HEED_TRY(heed_layer_check_name("bn", name));
     heed_batchnorm_cfg c = cfg ? *cfg : (heed_batchnorm_cfg){0};
     if (in[0] < 1 || in[1] < 1 || in[2] < 1)
         return heed_fail(HEED_ERR_ARG, "bn %s: input shape (%d, %d, %d) has a dimension < 1", name,

@@ -89,6 +89,8 @@ heed_status heed_dropout_new(heed_dropout **out, const heed_dropout_cfg *cfg, co
                              heed_params *p, const char *name) {
     (void)p;
     *out = NULL;
+    if (!name) name = "";
+    HEED_TRY(heed_layer_check_name("dropout", name));
     if (in[0] < 1 || in[1] < 1 || in[2] < 1)
         return heed_fail(HEED_ERR_ARG, "dropout %s: input shape (%d, %d, %d) has a dimension < 1",
                          name, in[0], in[1], in[2]);

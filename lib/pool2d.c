@@ -370,6 +370,7 @@ heed_status heed_pool2d_new(heed_pool2d **out, const heed_pool2d_cfg *cfg, const
     (void)p;
     *out = NULL;
     if (!name) name = "";
+    HEED_TRY(heed_layer_check_name("pool", name));
     heed_pool2d_cfg c = *cfg;
     if (c.stride == 0) c.stride = c.k;
     if (c.kind != HEED_POOL_MAX && c.kind != HEED_POOL_AVG)
@@ -658,6 +659,7 @@ heed_status heed_global_pool_new(heed_global_pool **out, heed_pool_kind kind, co
                                  const char *name) {
     *out = NULL;
     if (!name) name = "";
+    HEED_TRY(heed_layer_check_name("global pool", name));
     if (kind != HEED_POOL_MAX && kind != HEED_POOL_AVG)
         return heed_fail(HEED_ERR_ARG, "global pool %s: unknown kind %d", name, (int)kind);
     if (in[0] < 1 || in[1] < 1 || in[2] < 1)

@@ -5,8 +5,13 @@
 
 #include <string.h>
 
+#include "activation.h"
+#include "batchnorm.h"
+#include "conv2d.h"
+#include "dropout.h"
 #include "linear.h"
 #include "params.h"
+#include "pool2d.h"
 #include "rng.h"
 #include "seq.h"
 #include "testutil.h"
@@ -157,6 +162,45 @@ START_TEST(seq_and_residual_names_must_fit) {
 }
 END_TEST
 
+/* Every core layer refuses a name of 48 characters, which its name field
+ * would cut (and with it the names of its parameters), and keeps one of 47
+ * whole; nothing stays registered from a refused one. */
+START_TEST(core_layers_refuse_names_that_do_not_fit) {
+    const int in[3] = {2, 6, 6};
+    for (int fits = 0; fits < 2; fits++) {
+        char name[6][64]; /* one per layer: their parameters' names must differ */
+        for (int i = 0; i < 6; i++) {
+            memset(name[i], 'a' + i, 48);
+            name[i][fits ? 47 : 48] = '\0';
+        }
+        heed_params p = {0};
+        heed_conv2d *conv;
+        heed_batchnorm *bn;
+        heed_pool2d *pool;
+        heed_global_pool *gap;
+        heed_activation *act;
+        heed_dropout *drop;
+        heed_status st[6] = {
+            heed_conv2d_new(&conv, &(heed_conv2d_cfg){.in_c = 2, .out_c = 3, .k = 3}, in, &p, name[0]),
+            heed_batchnorm_new(&bn, &(heed_batchnorm_cfg){.c = 2}, in, &p, name[1]),
+            heed_pool2d_new(&pool, &(heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 2}, in, &p, name[2]),
+            heed_global_pool_new(&gap, HEED_POOL_AVG, in, name[3]),
+            heed_activation_new(&act, &(heed_activation_cfg){.kind = HEED_ACT_RELU}, in, &p, name[4]),
+            heed_dropout_new(&drop, &(heed_dropout_cfg){.p = 0.5f}, in, &p, name[5])};
+        heed_layer *made[6] = {fits ? &conv->base : NULL, fits ? &bn->base : NULL, fits ? &pool->base : NULL,
+                               fits ? &gap->base : NULL, fits ? &act->base : NULL, fits ? &drop->base : NULL};
+        for (int i = 0; i < 6; i++) {
+            ck_assert_msg(st[i] == (fits ? HEED_OK : HEED_ERR_ARG), "layer %d: %s", i, heed_last_error());
+            if (fits) ck_assert_str_eq(made[i]->name, name[i]);
+            heed_layer_free(made[i]);
+        }
+        if (!fits) ck_assert_msg(strstr(heed_last_error(), "at most 47 fit"), "%s", heed_last_error());
+        if (!fits) ck_assert_int_eq(p.count, 0);
+        heed_params_free(&p);
+    }
+}
+END_TEST
+
 Suite *heed_suite_params(void) {
     Suite *s = suite_create("params");
     TCase *tc = tcase_create("core");
@@ -166,6 +210,7 @@ Suite *heed_suite_params(void) {
     tcase_add_test(tc, truncate_forgets_the_latest_entries);
     tcase_add_test(tc, seq_keeps_a_rejected_layer_alive);
     tcase_add_test(tc, seq_and_residual_names_must_fit);
+    tcase_add_test(tc, core_layers_refuse_names_that_do_not_fit);
     suite_add_tcase(s, tc);
     return s;
 }
