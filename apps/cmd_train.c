@@ -296,9 +296,9 @@ static int train(const train_opts *o) {
         goto done;
     }
     if (!o->json)
-        fprintf(stderr, "training %s on %s: %d train / %d test items, %d epoch%s from %d, batch %d, %d threads\n",
+        fprintf(stderr, "training %s on %s: %d train / %d test items, %d epoch%s from %d, batch %d, %d thread%s\n",
                 o->resume ? o->resume : o->net, data, tr.count, te.count, o->epochs, o->epochs == 1 ? "" : "s",
-                start_epoch + 1, o->batch, omp_get_max_threads());
+                start_epoch + 1, o->batch, omp_get_max_threads(), omp_get_max_threads() == 1 ? "" : "s");
     cli_catch_stop(); /* Ctrl-C stops after a step, saying how to go on */
     for (int epoch = start_epoch; epoch < last; epoch++) {
         heed_rng rng;
