@@ -56,6 +56,9 @@ endif
 TEST_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(TEST_SRC))
 SUITES   := $(patsubst tests/check_%.c,%,$(filter-out tests/check_main.c,$(filter tests/check_%.c,$(TEST_SRC))))
 HEADERS  := $(wildcard lib/*.h) $(wildcard modules/*.h)
+# What a program using heed includes (heed.h and what it includes); the
+# rest is the library's own: _impl headers, the OpenMP and kernel helpers.
+PUBLIC_HEADERS := $(filter-out %_impl.h lib/parallel.h lib/wide.h lib/gemm_kernel.h,$(HEADERS))
 
 .DEFAULT_GOAL := all
 FORCE:
@@ -140,7 +143,7 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/heed $(DESTDIR)$(PREFIX)/bin \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 644 $(BUILD)/libheed.a $(BUILD)/libheed.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(filter-out %_impl.h,$(HEADERS)) $(DESTDIR)$(PREFIX)/include/heed/
+	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(PREFIX)/include/heed/
 	install -m 755 $(BUILD)/heed $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' heed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/heed.pc
 	install -d $(DESTDIR)$(PREFIX)/share/heed/nets
@@ -158,12 +161,17 @@ $(BUILD)/examples/attention_cnn: examples/attention_cnn.c $(BUILD)/libheed.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libheed.a $(LDLIBS)
 
 # Installs into a scratch DESTDIR and builds a program from that tree alone,
-# as a user would: heed.h from the installed headers, flags from heed.pc.
+# as a user would: heed.h from the installed headers, flags from heed.pc;
+# and, where there is a C++ compiler, a C++ program the same way.
 installcheck:
 	@d=$$(mktemp -d) && $(MAKE) -s install DESTDIR=$$d PREFIX=/usr/local >/dev/null && \
 	export PKG_CONFIG_SYSROOT_DIR=$$d PKG_CONFIG_PATH=$$d/usr/local/lib/pkgconfig && \
 	$(CC) examples/conv_forward.c -o $$d/conv_forward $$(pkg-config --cflags --libs heed) && \
-	LD_LIBRARY_PATH=$$d/usr/local/lib $$d/conv_forward && rm -rf $$d && echo "installcheck: ok"
+	LD_LIBRARY_PATH=$$d/usr/local/lib $$d/conv_forward && \
+	if command -v c++ >/dev/null; then \
+	  c++ -Wall -Wextra -pedantic examples/from_cpp.cc -o $$d/from_cpp $$(pkg-config --cflags --libs heed) && \
+	  LD_LIBRARY_PATH=$$d/usr/local/lib $$d/from_cpp; fi && \
+	rm -rf $$d && echo "installcheck: ok"
 
 # The shipped models: `make models` retrains them from scratch (one thread
 # each, so the three run side by side and each run is reproducible).

@@ -32,6 +32,10 @@
 
 #include "layer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum heed_act_kind {
     HEED_ACT_RELU,
     HEED_ACT_LEAKY_RELU,
@@ -83,5 +87,9 @@ heed_status heed_softmax_forward(const heed_tensor *x, heed_tensor *y);
 /* dx += y * (dy - sum_c(dy * y)) per image and position. y, dy and dx must
  * have one shape (HEED_ERR_SHAPE otherwise); dx NULL does nothing. */
 heed_status heed_softmax_backward(const heed_tensor *y, const heed_tensor *dy, heed_tensor *dx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

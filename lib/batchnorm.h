@@ -30,6 +30,10 @@
 
 #include "layer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_batchnorm_cfg {
     int c;          /* channels; 0 means the input's C */
     float momentum; /* running-statistics weight of the new batch, (0, 1]; 0 means 0.1 */
@@ -93,5 +97,9 @@ heed_status heed_batchnorm_backward_relu(heed_batchnorm *l, const heed_tensor *x
  * shift hold C floats each. HEED_ERR_ARG if the parameters have not been
  * allocated. */
 heed_status heed_batchnorm_scale_shift(const heed_batchnorm *l, float *scale, float *shift);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -41,6 +41,10 @@
 
 #include "layer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Threads whose speeds a layer learns (larger teams share equally). */
 #define HEED_CONV_BALANCE_THREADS 16
 
@@ -150,5 +154,9 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
  * or unallocated parameters, HEED_ERR_NOMEM. */
 heed_status heed_conv2d_fold_bn(heed_conv2d *l, const float *gamma, const float *beta,
                                 const float *mean, const float *var, float eps);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -38,6 +38,10 @@
 #include "rng.h"
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Where heed_fmnist_load looks when dir is NULL (the Debian package
  * dataset-fashion-mnist installs the files there). */
 #define HEED_FMNIST_DIR "/usr/share/datasets/fashion-mnist"
@@ -222,5 +226,9 @@ heed_status heed_canvas_draw(const heed_dataset *d, int index, heed_rng *r, heed
  * (S, S), overwriting it. The caller checks index and p (as from
  * heed_canvas_draw); nothing here can fail. */
 void heed_canvas_render(const heed_dataset *d, int index, const heed_canvas_place *p, float *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

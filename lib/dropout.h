@@ -23,6 +23,10 @@
 #include "layer.h"
 #include "rng.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_dropout_cfg {
     float p;       /* probability of zeroing an element, [0, 1) */
     uint64_t seed; /* of the mask sequence */
@@ -52,5 +56,9 @@ heed_status heed_dropout_forward(heed_dropout *l, const heed_tensor *x, heed_ten
  * shapes differ or x is not the size the last training forward masked. */
 heed_status heed_dropout_backward(heed_dropout *l, const heed_tensor *x, const heed_tensor *dy,
                                   heed_tensor *dx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

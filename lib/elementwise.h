@@ -22,6 +22,10 @@
 
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* y = a + b; a and b have one shape, y gets it. y may be a or b. */
 heed_status heed_add_forward(const heed_tensor *a, const heed_tensor *b, heed_tensor *y);
 
@@ -75,5 +79,9 @@ void heed_axpy(float alpha, const heed_tensor *x, heed_tensor *y);
 
 /* x *= alpha. */
 void heed_scale(float alpha, heed_tensor *x);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -11,6 +11,10 @@
 #ifndef HEED_ERROR_H
 #define HEED_ERROR_H
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum heed_status {
     HEED_OK = 0,
     HEED_ERR_NOMEM,   /* an allocation failed */
@@ -46,5 +50,9 @@ const char *heed_status_name(heed_status status);
         heed_status heed_try_status_ = (expr);                                 \
         if (heed_try_status_ != HEED_OK) return heed_try_status_;              \
     } while (0)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -29,6 +29,10 @@
 
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Returns HEED_ERR_NOMEM if the packing buffers cannot be allocated (C is
  * then partly written), HEED_ERR_ARG for a negative size or a leading
  * dimension smaller than the row it must hold (caller bugs). */
@@ -49,5 +53,9 @@ heed_status heed_gemm_set_kernel(const char *name);
 
 /* 1 if heed_gemm_set_kernel(name) would succeed on this CPU. */
 int heed_gemm_kernel_available(const char *name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

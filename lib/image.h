@@ -21,6 +21,10 @@
 #include "error.h"
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The largest image heed_image_load decodes when max_pixels is 0. */
 #define HEED_IMAGE_MAX_PIXELS_DEFAULT ((size_t)64 << 20) /* 64 megapixels */
 
@@ -113,5 +117,9 @@ heed_status heed_jpeg_decode(const unsigned char *data, size_t size, const char 
 /* img is (1, C, H, W), validated by the caller; *data is malloc'ed. */
 heed_status heed_png_encode(const heed_tensor *img, int bits16, void **data, size_t *size);
 heed_status heed_jpeg_encode(const heed_tensor *img, int quality, void **data, size_t *size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -41,6 +41,10 @@
 #include "params.h"
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_layer heed_layer;
 
 typedef struct heed_layer_ops {
@@ -151,5 +155,9 @@ void heed_layer_free(heed_layer *l);
 /* Joins a parent's name and a child's: "stage1" + "conv" -> "stage1.conv"
  * (just "conv" when prefix is empty). Returns out. */
 char *heed_layer_join_name(char *out, size_t size, const char *prefix, const char *name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -26,6 +26,10 @@
 
 #include "layer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_linear_cfg {
     int in;      /* input features; 0 means C*H*W of the input shape */
     int out;     /* output features, >= 1 */
@@ -82,5 +86,9 @@ heed_status heed_flatten_forward(heed_flatten *l, const heed_tensor *x, heed_ten
 /* dx += dy (reshaped back); dx NULL does nothing. */
 heed_status heed_flatten_backward(heed_flatten *l, const heed_tensor *x, const heed_tensor *dy,
                                   heed_tensor *dx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

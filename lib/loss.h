@@ -16,6 +16,10 @@
 
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* L = -(1/N) sum_n log softmax(logits[n])[labels[n]], F.cross_entropy.
  * logits (N, K, 1, 1); labels[N] in [0, K). Writes L to *loss. If probs is
  * not NULL it is sized (heed_tensor_ensure) to (N, K, 1, 1) and filled with
@@ -32,5 +36,9 @@ heed_status heed_softmax_cross_entropy(const heed_tensor *logits, const int *lab
  * 2 (pred - target) / count is ADDED into it. HEED_ERR_SHAPE otherwise. */
 heed_status heed_mse_loss(const heed_tensor *pred, const heed_tensor *target, double *loss,
                           heed_tensor *dpred);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -31,6 +31,10 @@
 
 #include "net.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define HEED_MODEL_VERSION 1
 #define HEED_MAX_CLASSES 1000
 
@@ -103,5 +107,9 @@ const heed_chunk *heed_chunk_find(const heed_chunk *chunks, int n, const char *t
 void heed_chunks_free(heed_chunk *chunks, int n);
 
 void heed_model_free(heed_model *m);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -25,6 +25,10 @@
 #include "params.h"
 #include "seq.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_net {
     heed_seq *root;      /* the top-level sequence, named "" */
     heed_params params;  /* every layer's parameters, allocated; optimizers take &net->params */
@@ -119,5 +123,9 @@ typedef struct heed_layer_type {
 
 /* The attention modules' layer types (modules/modules.c), NULL-terminated. */
 extern const heed_layer_type heed_module_layer_types[];
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -35,6 +35,10 @@
 #include "error.h"
 #include "params.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum heed_optim_kind { HEED_OPTIM_SGD, HEED_OPTIM_ADAMW } heed_optim_kind;
 
 typedef struct heed_optim_cfg {
@@ -82,5 +86,9 @@ void heed_optim_free(heed_optim *o);
 
 /* "sgd" or "adamw" (any case) into *out; HEED_ERR_ARG otherwise. */
 heed_status heed_optim_parse(const char *name, heed_optim_kind *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

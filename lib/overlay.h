@@ -18,6 +18,10 @@
 #include "error.h"
 #include "tensor.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum heed_colormap {
     HEED_CMAP_JET,     /* MATLAB's classic: dark blue, blue, cyan, yellow, red, dark red */
     HEED_CMAP_VIRIDIS, /* matplotlib's default: dark purple to yellow, perceptually uniform */
@@ -71,5 +75,9 @@ void heed_draw_disc(heed_tensor *img, int cx, int cy, int r, const float rgb[3])
  * fills every channel of dst; otherwise channel k of dst takes channel k of
  * src for k < min(Cs, Cd) and other channels are left alone. */
 void heed_paste(heed_tensor *dst, const heed_tensor *src, int x, int y, int scale);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -32,6 +32,10 @@
 
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum heed_init {
     HEED_INIT_ZEROS,
     HEED_INIT_ONES,
@@ -100,5 +104,9 @@ size_t heed_params_trainable(const heed_params *p);
 size_t heed_params_floats(const heed_params *p);
 
 void heed_params_free(heed_params *p);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -33,6 +33,10 @@
 
 #include "layer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum heed_pool_kind { HEED_POOL_MAX, HEED_POOL_AVG } heed_pool_kind;
 
 typedef struct heed_pool2d_cfg {
@@ -110,5 +114,9 @@ heed_status heed_channel_pool_forward(const heed_tensor *x, heed_tensor *y);
  * and may be NULL. Errors: HEED_ERR_SHAPE. */
 heed_status heed_channel_pool_backward(const heed_tensor *x, const heed_tensor *y,
                                        const heed_tensor *dy, heed_tensor *dx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -15,6 +15,10 @@
 
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_rng {
     uint64_t state, inc;
 } heed_rng;
@@ -29,5 +33,9 @@ float heed_rng_uniform(heed_rng *r);
 float heed_rng_normal(heed_rng *r);
 /* Fisher-Yates shuffle of idx[0..n). */
 void heed_rng_shuffle(heed_rng *r, int *idx, int n);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -24,6 +24,10 @@
 
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef enum heed_sched_kind { HEED_SCHED_CONSTANT, HEED_SCHED_STEP, HEED_SCHED_COSINE } heed_sched_kind;
 
 typedef struct heed_schedule {
@@ -50,5 +54,9 @@ heed_status heed_schedule_check(const heed_schedule *s);
 /* "constant", "step" or "cosine" (any case) into *out; HEED_ERR_ARG
  * naming the accepted names otherwise. */
 heed_status heed_schedule_parse(const char *name, heed_sched_kind *out);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -31,6 +31,10 @@
 
 #include "layer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_seq {
     heed_layer base;
     heed_layer **children; /* (count), owned */
@@ -95,5 +99,9 @@ typedef struct heed_residual {
  * heed_params_alloc it. */
 heed_status heed_residual_new(heed_residual **out, heed_seq *body, heed_seq *shortcut,
                               const char *name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -19,6 +19,10 @@
 
 #include "error.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* The largest element count a tensor may have (2^31 - 1): indices stay in
  * int range in kernels and byte sizes cannot overflow size_t. */
 #define HEED_TENSOR_MAX_ELEMS ((size_t)0x7fffffff)
@@ -125,5 +129,9 @@ typedef struct heed_work {
 } heed_work;
 
 void heed_work_free(heed_work *w);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -24,6 +24,10 @@
 #include "conv2d.h"
 #include "layer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_cbam_cfg {
     int r; /* reduction (0 means 16) */
     int k; /* spatial kernel, odd (0 means 7) */
@@ -64,5 +68,9 @@ heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_te
 /* Attention of the last forward. */
 const heed_tensor *heed_cbam_channel_weights(const heed_cbam *l); /* (N, C, 1, 1) */
 const heed_tensor *heed_cbam_spatial_map(const heed_cbam *l);     /* (N, 1, H, W) */
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

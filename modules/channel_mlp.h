@@ -18,6 +18,10 @@
 #include "layer.h"
 #include "linear.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_channel_mlp {
     heed_linear *fc1, *fc2;   /* owned: C -> C/r and C/r -> C, with biases */
     int branches;             /* pooled vectors per forward: 1 or 2 */
@@ -62,5 +66,9 @@ heed_status heed_channel_mlp_backward(heed_channel_mlp *m, const heed_tensor *po
 
 /* Frees fc1, fc2 (either may be NULL) and the tensors; not m itself. */
 void heed_channel_mlp_free(heed_channel_mlp *m);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -62,6 +62,10 @@
 #include "linear.h"
 #include "rng.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_ram_cfg {
     int glimpses;       /* T >= 1 */
     int patch;          /* side of the finest patch, >= 1 */
@@ -192,5 +196,9 @@ heed_status heed_ram_sensor(const heed_tensor *x, const heed_tensor *loc, int pa
  * dpatches or dx of the wrong shape. */
 heed_status heed_ram_sensor_backward(const heed_tensor *loc, int patch, int scales,
                                      const heed_tensor *dpatches, heed_tensor *dx);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -16,6 +16,10 @@
 #include "channel_mlp.h"
 #include "layer.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct heed_se_cfg {
     int r; /* reduction: hidden width C/r (at least 1); 0 means 16 */
 } heed_se_cfg;
@@ -43,5 +47,9 @@ heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor
 
 /* The channel weights e of the last forward, (N, C, 1, 1). */
 const heed_tensor *heed_se_weights(const heed_se *l);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
