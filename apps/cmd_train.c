@@ -197,6 +197,19 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
  * are) and how to go on, and returns 128 + the signal, the status a shell
  * gives a command the signal ended. Epochs 1 .. `whole` are in `saved`
  * (NULL: none is saved). */
+/* "epoch 1 is in SAVED" or "epochs 1-N are in SAVED" (epochs 1 .. `whole`
+ * saved), into out. */
+static void saved_epochs(char *out, size_t size, int whole, const char *saved) {
+    snprintf(out, size, "%s%d %s in %s", whole > 1 ? "epochs 1-" : "epoch ", whole,
+             whole > 1 ? "are" : "is", saved);
+}
+
+/* The checkpoint holding the epochs before epoch `epoch` (from 0) when a
+ * run stops inside it: this run's, the one it resumed, or none. */
+static const char *checkpoint_before(int epoch, int start_epoch, const char *ckpt, const char *resumed) {
+    return epoch > start_epoch ? ckpt : epoch > 0 ? resumed : NULL;
+}
+
 static int stopped(int sig, int epoch, int epochs, long seen, long count, int whole,
                    const char *saved) {
     char where[96], next[4500];
@@ -205,12 +218,14 @@ static int stopped(int sig, int epoch, int epochs, long seen, long count, int wh
         snprintf(where, sizeof where, "in epoch %d/%d (%ld of %ld items)", epoch, epochs, seen, count);
     else
         snprintf(where, sizeof where, "after epoch %d/%d", epoch, epochs);
-    if (saved)
-        snprintf(next, sizeof next, "%s%d %s in %s: heed train --resume %s goes on from epoch %d",
-                 whole > 1 ? "epochs 1-" : "epoch ", whole, whole > 1 ? "are" : "is", saved, saved,
+    if (saved) {
+        saved_epochs(next, sizeof next, whole, saved);
+        const size_t used = strlen(next);
+        snprintf(next + used, sizeof next - used, ": heed train --resume %s goes on from epoch %d", saved,
                  whole + 1);
-    else
+    } else {
         snprintf(next, sizeof next, "no epoch had finished, so nothing was saved");
+    }
     return cli_error("train", 128 + sig, "stopped by %s %s; %s", name, where, next);
 }
 
@@ -224,12 +239,8 @@ static int params_finite(const heed_params *p) {
  * what is saved (epochs 1 .. `whole` in `saved`, or nothing), and what to
  * try; returns 1. */
 static int diverged(int epoch, int epochs, long step, float lr, int whole, const char *saved) {
-    char kept[4300];
-    if (saved)
-        snprintf(kept, sizeof kept, "%s%d %s in %s", whole > 1 ? "epochs 1-" : "epoch ", whole,
-                 whole > 1 ? "are" : "is", saved);
-    else
-        snprintf(kept, sizeof kept, "nothing was saved");
+    char kept[4300] = "nothing was saved";
+    if (saved) saved_epochs(kept, sizeof kept, whole, saved);
     return cli_error("train", 1, "training diverged in epoch %d/%d (after %ld steps the loss or the weights "
                      "are no longer finite); %s; try a lower --lr than %g", epoch, epochs, step, kept, lr);
 }
@@ -332,8 +343,8 @@ static int train(const train_opts *o) {
             /* A step that blew the weights up shows as a loss that is not
              * finite, or (RAM) as locations that are not, in the next forward. */
             if ((st == HEED_OK && !isfinite(loss)) || (st != HEED_OK && !params_finite(&m->net->params))) {
-                const char *saved = epoch > start_epoch ? ckpt : epoch > 0 ? o->resume : NULL;
-                rc = diverged(epoch + 1, o->epochs, opt.steps, o->lr, epoch, saved);
+                rc = diverged(epoch + 1, o->epochs, opt.steps, o->lr, epoch,
+                              checkpoint_before(epoch, start_epoch, ckpt, o->resume));
                 goto done;
             }
             if (st == HEED_OK) st = heed_net_backward(m->net, &x, &y, &dy, NULL);
@@ -350,9 +361,8 @@ static int train(const train_opts *o) {
             cli_progress_update(&bar, seen, extra_text);
             if (cli_stop_signal() && seen < tr.count) {
                 cli_progress_abandon(&bar);
-                /* The checkpoint of the epoch before: this run's, or the one it resumed. */
-                const char *saved = epoch > start_epoch ? ckpt : epoch > 0 ? o->resume : NULL;
-                rc = stopped(cli_stop_signal(), epoch + 1, o->epochs, seen, tr.count, epoch, saved);
+                rc = stopped(cli_stop_signal(), epoch + 1, o->epochs, seen, tr.count, epoch,
+                             checkpoint_before(epoch, start_epoch, ckpt, o->resume));
                 goto done;
             }
         }

@@ -16,7 +16,7 @@ static double now_s(void) {
 }
 
 heed_status heed_layer_check_name(const char *what, const char *name) {
-    const size_t len = strlen(name), max = sizeof ((heed_layer *)0)->name - 1;
+    const size_t len = strlen(name), max = HEED_LAYER_NAME_MAX;
     if (len > max)
         return heed_fail(HEED_ERR_ARG, "%s %s: the name has %zu characters, at most %zu fit", what,
                          name, len, max);

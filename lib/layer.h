@@ -45,6 +45,10 @@
 extern "C" {
 #endif
 
+/* The longest layer name (characters): constructors refuse longer ones
+ * (heed_layer_check_name). */
+#define HEED_LAYER_NAME_MAX 47
+
 typedef struct heed_layer heed_layer;
 
 typedef struct heed_layer_ops {
@@ -83,7 +87,7 @@ typedef struct heed_layer_ops {
 
 struct heed_layer {
     const heed_layer_ops *ops;
-    char name[48];
+    char name[HEED_LAYER_NAME_MAX + 1];
     int in_c, in_h, in_w;    /* input per image */
     int out_c, out_h, out_w; /* output per image */
     int training;

@@ -286,7 +286,7 @@ typedef struct block {
     heed_seq *seq;
     heed_seq *body;             /* BLOCK_SHORTCUT: the finished body */
     int line;                   /* where it was opened */
-    char name[48];              /* full name */
+    char name[HEED_LAYER_NAME_MAX + 1]; /* full name */
     name_counts counts;         /* for default names */
 } block;
 
@@ -385,7 +385,7 @@ static heed_status parse_settings(parser *p, char **tok, int ntok, heed_settings
 /* The full name of a new layer in block b: explicit, or keyword + index. */
 static heed_status make_name(parser *p, block *b, const char *keyword, const char *given, char *out,
                              size_t size) {
-    char local[48];
+    char local[HEED_LAYER_NAME_MAX + 1];
     if (given[0]) {
         snprintf(local, sizeof local, "%s", given);
     } else {
@@ -518,7 +518,7 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
         return HEED_OK;
     }
     heed_settings s;
-    char given[48], full[48];
+    char given[HEED_LAYER_NAME_MAX + 1], full[HEED_LAYER_NAME_MAX + 1];
     HEED_TRY(parse_settings(p, tok + 1, ntok - 1, &s, given, sizeof given));
     int shape[3];
     heed_seq_out_shape(b->seq, shape);

@@ -18,7 +18,7 @@
 
 heed_status heed_channel_mlp_check(const char *type, const char *name, const int in[3], int r,
                                    const char *child) {
-    const size_t max = sizeof ((heed_layer *)0)->name - 1, len = strlen(name);
+    const size_t max = HEED_LAYER_NAME_MAX, len = strlen(name);
     if (len + 1 + strlen(child) > max)
         return heed_fail(HEED_ERR_ARG,
                          "%s %s: the name has %zu characters, at most %zu fit (its layer %s.%s "
