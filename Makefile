@@ -85,8 +85,22 @@ $(BUILD)/libheed.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# The shared library's ABI version: programs record libheed.so.$(SOVERSION)
+# (the soname), so an incompatible heed installed later gets a new number
+# instead of breaking them.
+SOVERSION := 0
 $(BUILD)/libheed.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,libheed.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
+
+# The public headers as a program sees them once installed, under a heed/
+# folder (`#include <heed/heed.h>`): heed's error.h, image.h, tensor.h
+# would otherwise shadow the system's or the program's own. The examples
+# build against this copy, with no -Ilib, so a public header that needs a
+# private one fails here, not on a user's machine.
+$(BUILD)/include/heed/heed.h: $(PUBLIC_HEADERS)
+	@rm -rf $(BUILD)/include && mkdir -p $(BUILD)/include/heed
+	cp $(PUBLIC_HEADERS) $(BUILD)/include/heed/
+EXAMPLE_CFLAGS = $(filter-out -Ilib -Imodules,$(CFLAGS)) -I$(BUILD)/include
 
 # Subcommands register themselves by file name: apps/cmd_NAME.c defines
 # cmd_NAME() and cmd_NAME_summary.
@@ -142,7 +156,9 @@ deps:
 install: all
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include/heed $(DESTDIR)$(PREFIX)/bin \
 	  $(DESTDIR)$(PREFIX)/lib/pkgconfig
-	install -m 644 $(BUILD)/libheed.a $(BUILD)/libheed.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(BUILD)/libheed.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libheed.so $(DESTDIR)$(PREFIX)/lib/libheed.so.$(SOVERSION)
+	ln -sf libheed.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libheed.so
 	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(PREFIX)/include/heed/
 	install -m 755 $(BUILD)/heed $(DESTDIR)$(PREFIX)/bin/
 	sed -e 's|@PREFIX@|$(PREFIX)|' heed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/heed.pc
@@ -156,9 +172,9 @@ uninstall:
 
 # The C-API example from the README, built against the in-tree library and
 # run by the test suite.
-$(BUILD)/examples/attention_cnn: examples/attention_cnn.c $(BUILD)/libheed.a
+$(BUILD)/examples/attention_cnn: examples/attention_cnn.c $(BUILD)/libheed.a $(BUILD)/include/heed/heed.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libheed.a $(LDLIBS)
+	$(CC) $(EXAMPLE_CFLAGS) -o $@ $< $(BUILD)/libheed.a $(LDLIBS)
 
 # Installs into a scratch DESTDIR and builds a program from that tree alone,
 # as a user would: heed.h from the installed headers, flags from heed.pc;
@@ -168,6 +184,8 @@ installcheck:
 	export PKG_CONFIG_SYSROOT_DIR=$$d PKG_CONFIG_PATH=$$d/usr/local/lib/pkgconfig && \
 	$(CC) examples/conv_forward.c -o $$d/conv_forward $$(pkg-config --cflags --libs heed) && \
 	LD_LIBRARY_PATH=$$d/usr/local/lib $$d/conv_forward && \
+	{ objdump -p $$d/conv_forward | grep -q 'NEEDED *libheed\.so\.$(SOVERSION)$$' || \
+	  { echo "installcheck: conv_forward does not record libheed.so.$(SOVERSION)"; exit 1; }; } && \
 	if command -v c++ >/dev/null; then \
 	  c++ -Wall -Wextra -pedantic examples/from_cpp.cc -o $$d/from_cpp $$(pkg-config --cflags --libs heed) && \
 	  LD_LIBRARY_PATH=$$d/usr/local/lib $$d/from_cpp; fi && \

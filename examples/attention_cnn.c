@@ -1,7 +1,7 @@
 /* attention_cnn.c -- build a CNN in code, put SE attention after a block,
  * train it on Fashion-MNIST for a few steps, and read where it attends.
  * `make check` compiles and runs it (tests/check_cli.c). */
-#include <heed.h>
+#include <heed/heed.h>
 #include <stdio.h>
 
 #define TRY(x) do { if ((x) != HEED_OK) { fprintf(stderr, "%s\n", heed_last_error()); return 1; } } while (0)

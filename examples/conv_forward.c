@@ -1,7 +1,7 @@
 /* conv_forward.c -- the smallest heed program: one convolution, forward.
  * Built against an installed heed by `make installcheck`:
  *   cc conv_forward.c $(pkg-config --cflags --libs heed) */
-#include <heed.h>
+#include <heed/heed.h>
 #include <stdio.h>
 int main(void) {
     heed_params p = {0}; heed_conv2d *c; heed_tensor x, y = {0};

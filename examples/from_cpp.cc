@@ -1,7 +1,7 @@
 // from_cpp.cc -- heed from C++: its headers declare the C functions
 // extern "C", so a C++ program includes heed.h and links libheed as is.
 // `make installcheck` builds and runs it (with c++, where there is one).
-#include <heed.h>
+#include <heed/heed.h>
 
 #include <cstdio>
 
