@@ -317,9 +317,29 @@ __attribute__((format(printf, 2, 3))) static heed_status line_error(parser *p, c
     return heed_fail(HEED_ERR_FORMAT, "%s:%d: %s", p->origin, p->line, msg);
 }
 
+/* Real-valued settings that the layers' configurations read as "the
+ * default" when 0, as int_ranges' zeros: an explicit 0 would silently train
+ * with momentum 0.1, eps 1e-5 or slope 0.01, where PyTorch's 0 means frozen
+ * running statistics, no epsilon, or a plain relu. The parser refuses it,
+ * saying what to write instead. */
+static const struct {
+    const char *type, *key, *instead;
+} zero_is_default[] = {
+    {"bn", "momentum", "heed's batch norm always updates its running statistics"},
+    {"bn", "eps", "eps must be > 0"},
+    {"leaky_relu", "slope", "write relu"},
+};
+
+/* 1 if text is a number that equals zero ("0", "0.0", "-0", "0e3"). */
+static int is_zero(const char *text) {
+    char *end;
+    double x = strtod(text, &end);
+    return end != text && !*end && x == 0.0;
+}
+
 /* HEED_ERR_FORMAT if a whole-number setting of a `kw` line is outside
- * its range in int_ranges; a value that is not a whole number is left to
- * the builder, which says so. */
+ * its range in int_ranges, or a zero_is_default setting is 0; a value that
+ * is not a number of the kind is left to the builder, which says so. */
 static heed_status check_ranges(parser *p, const char *kw, const heed_settings *s) {
     for (size_t r = 0; r < sizeof int_ranges / sizeof int_ranges[0]; r++) {
         if (strcmp(int_ranges[r].type, kw)) continue;
@@ -330,6 +350,13 @@ static heed_status check_ranges(parser *p, const char *kw, const heed_settings *
                 return line_error(p, "%s: %s=%s is out of range (%ld .. %ld)", kw, s->key[i],
                                   s->value[i], int_ranges[r].lo, int_ranges[r].hi);
         }
+    }
+    for (size_t r = 0; r < sizeof zero_is_default / sizeof zero_is_default[0]; r++) {
+        if (strcmp(zero_is_default[r].type, kw)) continue;
+        for (int i = 0; i < s->count; i++)
+            if (!strcmp(s->key[i], zero_is_default[r].key) && is_zero(s->value[i]))
+                return line_error(p, "%s: %s=%s is out of range (%s)", kw, s->key[i], s->value[i],
+                                  zero_is_default[r].instead);
     }
     return HEED_OK;
 }

@@ -312,6 +312,10 @@ static const struct {
     const char *text, *expect;
 } out_of_range[] = {
     {"input 1 5 5\nconv out=2 k=3 stride=0\n", "t:2: conv: stride=0 is out of range (1 .. 1000000000)"},
+    {"input 2 5 5\nbn momentum=0\n",
+     "t:2: bn: momentum=0 is out of range (heed's batch norm always updates its running statistics)"},
+    {"input 2 5 5\nbn eps=0.0\n", "t:2: bn: eps=0.0 is out of range (eps must be > 0)"},
+    {"input 2 5 5\nleaky_relu slope=-0\n", "t:2: leaky_relu: slope=-0 is out of range (write relu)"},
     {"input 1 5 5\nconv out=2 k=3 dilation=0\n", "t:2: conv: dilation=0 is out of range (1 .. 1000000000)"},
     {"input 1 5 5\nconv out=2 k=3 groups=0\n", "t:2: conv: groups=0 is out of range (1 .. 1000000000)"},
     {"input 1 5 5\n# comment\nconv out=2 k=3 bias=7\n", "t:3: conv: bias=7 is out of range (0 .. 1)"},
