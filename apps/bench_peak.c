@@ -86,7 +86,8 @@ double bench_peak_gflops(int threads, double seconds, int trials, const char **i
         sink += loop(iters, 1e-3f);
         double dt = omp_get_wtime() - t0;
         if (dt > 0.05) {
-            iters = (long)(iters * seconds / dt);
+            const double want = iters * seconds / dt;
+            iters = want < 1 ? 1 : want > 1e15 ? (long)1e15 : (long)want;
             break;
         }
         iters *= 2;

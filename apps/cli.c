@@ -86,6 +86,12 @@ static int set_value(const cli_spec *spec, const cli_opt *o, const char *value) 
     return -1;
 }
 
+int cli_given(const cli_opt *opts, const int *given, const char *name) {
+    for (int i = 0; opts[i].name; i++)
+        if (!strcmp(opts[i].name, name)) return given[i];
+    return 0;
+}
+
 int cli_parse(const cli_spec *spec, int argc, char **argv, char ***args, int *nargs) {
     /* Positionals are compacted to the front of argv[1..]; argv is ours. */
     int npos = 0, options_done = 0;

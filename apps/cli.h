@@ -48,6 +48,11 @@ typedef struct cli_spec {
  * on, 0 after printing --help, 2 after printing a usage error. */
 int cli_parse(const cli_spec *spec, int argc, char **argv, char ***args, int *nargs);
 
+/* Whether option `name` was on the command line, by the given[] array
+ * cli_parse filled for opts (a default and an explicit value look alike
+ * otherwise). */
+int cli_given(const cli_opt *opts, const int *given, const char *name);
+
 /* Prints "heed CMD: <message>" on stderr and returns `code`. */
 int cli_error(const char *command, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

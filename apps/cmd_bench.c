@@ -21,6 +21,7 @@
  * naming the gemm kernel in use.
  */
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,11 @@ static int gemm_call(void *ctx) {
                      g->tb ? g->K : g->N, 0.0f, g->C, g->N) != HEED_OK;
 }
 
+/* --seconds: positive and finite, at most an hour ("inf" and "1e30" parse
+ * as numbers, and ran until killed). */
+#define BENCH_MAX_SECONDS 3600.0f
+static int seconds_ok(float s) { return s > 0.0f && s <= BENCH_MAX_SECONDS; }
+
 static int parse_dim(const char *s, int *out) {
     char *end;
     long v = strtol(s, &end, 10);
@@ -120,7 +126,9 @@ static int bench_gemm(int argc, char **argv) {
         !parse_dim(args[2], &g.K))
         return cli_error("bench gemm", 2, "wants three sizes M N K (1 .. 1048576)");
     if ((rc = cli_threads("bench gemm", &threads, 0)) >= 0) return rc;
-    if (!(seconds > 0.0f)) return cli_error("bench gemm", 2, "--seconds must be positive");
+    if (!seconds_ok(seconds))
+        return cli_error("bench gemm", 2, "--seconds must be more than 0 and at most %g, not %g",
+                         BENCH_MAX_SECONDS, seconds);
     if (kernel && heed_gemm_set_kernel(kernel) != HEED_OK) return cli_lib_error("bench gemm");
 
     size_t na = (size_t)g.M * g.K, nb = (size_t)g.K * g.N, nc = (size_t)g.M * g.N;
@@ -175,8 +183,9 @@ static int bench_peak(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
     if (rc >= 0) return rc;
     if (nargs) return cli_error("bench --peak", 2, "takes no arguments");
-    if (!(seconds > 0.0f) || trials < 1)
-        return cli_error("bench --peak", 2, "--seconds and --trials must be positive");
+    if (!(seconds >= 0.001f && seconds <= BENCH_MAX_SECONDS) || trials < 1)
+        return cli_error("bench --peak", 2, "--seconds must be 0.001 .. %g and --trials positive",
+                         BENCH_MAX_SECONDS);
     int nall = omp_get_num_procs();
     const char *isa;
     double p1 = bench_peak_gflops(1, seconds, trials, &isa);
@@ -341,6 +350,10 @@ static int run_child(const wl_opts *o, const char *workload, const char *mode, i
 static int run_all(const wl_opts *o) {
     int failed = 0, ran = 0;
     static char buf[1 << 16];
+    int matches = 0; /* before the header: a --filter that matches nothing prints only its error */
+    for (size_t i = 0; i < sizeof matrix / sizeof matrix[0]; i++)
+        matches += !o->filter || strstr(matrix[i].workload, o->filter) != NULL;
+    if (!matches) return cli_error("bench", 2, "--filter '%s' matches no workload of the matrix", o->filter);
     if (!o->json) {
         printf("heed %s, gemm kernel %s, %d thread%s, %g s per case\n", HEED_VERSION,
                heed_gemm_kernel_name(), o->threads, o->threads == 1 ? "" : "s", o->seconds);
@@ -401,6 +414,7 @@ static int bench_workload(int argc, char **argv) {
          "(peer_torch.py's option of that name)", NULL},
         {"json", CLI_FLAG, &o.json, NULL, "one JSON line per case (per layer with --layers)", NULL},
         {0}};
+    int given[sizeof opts / sizeof opts[0]] = {0};
     const cli_spec spec = {
         "bench", "--workload NAME | --net FILE | --all [options]",
         "Times the benchmark networks (shared/bench/WORKLOADS.md) on a random batch with\n"
@@ -413,7 +427,7 @@ static int bench_workload(int argc, char **argv) {
         "momentum 0.9). One thread unless --threads says otherwise, like the peer.\n"
         "JSON fields: workload, mode, batch, threads, images_per_s, ms_per_batch, ms_min,\n"
         "ms_max, iters, heed (version), kernel (gemm), peak_rss_mb, malloc.",
-        opts, NULL};
+        opts, given};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
@@ -423,10 +437,20 @@ static int bench_workload(int argc, char **argv) {
         return cli_error("bench", 2, "give one of --workload NAME, --net FILE or --all");
     if (o.all && o.layers) return cli_error("bench", 2, "--layers wants one case, not --all");
     if (o.filter && !o.all) return cli_error("bench", 2, "--filter goes with --all");
+    /* Options this run would not read are refused, not dropped. */
+    if (o.all && (cli_given(opts, given, "mode") || cli_given(opts, given, "batch")))
+        return cli_error("bench", 2, "--mode and --batch are not used with --all (the matrix has its own)");
+    if (!o.layers && cli_given(opts, given, "peak-gflops"))
+        return cli_error("bench", 2, "--peak-gflops goes with --layers");
+    if (o.net && cli_given(opts, given, "nets"))
+        return cli_error("bench", 2, "--nets goes with --workload NAME (where NAME.net lives), not --net FILE");
     if (o.batch < 1 || o.batch > 1 << 16) return cli_error("bench", 2, "--batch must be 1 .. 65536");
     if ((rc = cli_threads("bench", &o.threads, 0)) >= 0) return rc;
-    if (!(o.seconds > 0.0f)) return cli_error("bench", 2, "--seconds must be positive");
-    if (o.peak_gflops < 0.0f) return cli_error("bench", 2, "--peak-gflops must be positive");
+    if (!seconds_ok(o.seconds))
+        return cli_error("bench", 2, "--seconds must be more than 0 and at most %g, not %g",
+                         BENCH_MAX_SECONDS, o.seconds);
+    if (!(o.peak_gflops >= 0.0f) || isinf(o.peak_gflops))
+        return cli_error("bench", 2, "--peak-gflops must be a positive number (0: measure it)");
     if (o.kernel && heed_gemm_set_kernel(o.kernel) != HEED_OK) return cli_lib_error("bench");
     if (o.all) return run_all(&o);
 
