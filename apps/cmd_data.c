@@ -1,9 +1,11 @@
 /* cmd_data.c -- `heed data export`: writes dataset items as image files, so
  * users can see what a model is trained on. Items keep the dataset's own
  * size (28x28, or the canvas size); folders are written as 28x28 gray. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -11,6 +13,26 @@
 #include "image.h"
 
 const char cmd_data_summary[] = "export dataset items as PNG or JPEG files";
+
+/* Whether folder `dir` lies in folder `root` or is it, comparing real
+ * paths. dir need not exist yet: its nearest existing parent decides. */
+static int inside(const char *dir, const char *root) {
+    char r[PATH_MAX], probe[PATH_MAX], d[PATH_MAX];
+    if (!realpath(root, r) || snprintf(probe, sizeof probe, "%s", dir) >= (int)sizeof probe) return 0;
+    while (!realpath(probe, d)) {
+        char *slash = strrchr(probe, '/');
+        if (slash == probe)
+            probe[1] = '\0'; /* "/x": "/" */
+        else if (slash)
+            *slash = '\0';
+        else if (strcmp(probe, "."))
+            strcpy(probe, ".");
+        else
+            return 0; /* not even the working folder resolves */
+    }
+    const size_t n = strlen(r);
+    return !strncmp(d, r, n) && (d[n] == '\0' || d[n] == '/' || n == 1);
+}
 
 int cmd_data(int argc, char **argv) {
     const char *data = "fmnist", *data_dir = NULL, *split = "test", *format = "png";
@@ -37,10 +59,18 @@ int cmd_data(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
     if (rc >= 0) return rc;
     if (nargs != 2 || strcmp(args[0], "export")) return cli_error("data", 2, "usage: heed data export [options] DIR");
-    if (count < 1 || start < 0 || scale < 1 || scale > 64)
-        return cli_error("data", 2, "--count >= 1, --start >= 0 and --scale in 1..64");
+    if (count < 1) return cli_error("data", 2, "--count must be 1 or more, not %d", count);
+    if (start < 0) return cli_error("data", 2, "--start must be 0 or more, not %d", start);
+    if (scale < 1 || scale > 64) return cli_error("data", 2, "--scale must be 1 .. 64, not %d", scale);
+    if (!dataset_name_known(data))
+        return cli_error("data", 2, "unknown dataset '%s' (" DATASET_NAMES ")", data);
     heed_dataset d = {0};
     const int folder = !strncmp(data, "folder:", 7), side = folder ? 28 : 0;
+    /* The files written are named as heed names exported items, which may be
+     * the names of the dataset's own images: never write among them. */
+    if (folder && inside(args[1], data + 7))
+        return cli_error("data", 2, "%s is inside the dataset's folder %s: the exported files would "
+                         "land among its images (and could replace them)", args[1], data + 7);
     /* Items past start + count need not be read (and the sum must not overflow). */
     const int limit = count > INT_MAX - start ? INT_MAX : start + count;
     if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), limit, 1, side, side) != HEED_OK)
@@ -78,16 +108,23 @@ int cmd_data(int argc, char **argv) {
         snprintf(cls, sizeof cls, "%s", d.class_names[labels[0]]);
         for (char *c = cls; *c; c++)
             if (!isalnum((unsigned char)*c)) *c = '_';
-        snprintf(path, sizeof path, "%s/%s-%05d-%s.%s", args[1], split, i, cls, format);
+        const size_t dl = strlen(args[1]);
+        snprintf(path, sizeof path, "%s%s%s-%05d-%s.%s", args[1], dl && args[1][dl - 1] == '/' ? "" : "/",
+                 split, i, cls, format);
         if (st == HEED_OK) st = heed_image_save(path, out, NULL);
         if (st != HEED_OK) {
             rc = cli_lib_error("data");
             break;
         }
-        if (json)
-            printf("{\"file\": \"%s\", \"index\": %d, \"label\": %d, \"class\": \"%s\"}\n", path, i,
-                   labels[0], d.class_names[labels[0]]);
-        else
+        if (json) {
+            /* the folder and a folder dataset's class names are the user's:
+             * quotes, backslashes and bytes that are not UTF-8 escaped */
+            printf("{\"file\": ");
+            cli_json_string(stdout, path);
+            printf(", \"index\": %d, \"label\": %d, \"class\": ", i, labels[0]);
+            cli_json_string(stdout, d.class_names[labels[0]]);
+            printf("}\n");
+        } else
             printf("%s\n", path);
     }
     heed_tensor_free(&x), heed_tensor_free(&big);

@@ -1,4 +1,6 @@
 /* cmd_eval.c -- `heed eval`: test accuracy, per-class accuracy, confusion matrix. */
+#include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,14 +12,21 @@ const char cmd_eval_summary[] = "measure a model's accuracy on its dataset's tes
 static void report(const heed_model *m, const eval_result *r, int count, int json) {
     int k = r->classes;
     if (json) {
-        printf("{\"accuracy\": %.6f, \"loss\": %.6f, \"count\": %d, \"classes\": [", r->accuracy, r->loss, count);
+        /* a model whose outputs overflow has no finite loss: null, not nan */
+        printf("{\"accuracy\": %.6f, \"loss\": ", r->accuracy);
+        printf(isfinite(r->loss) ? "%.6f" : "null", r->loss);
+        printf(", \"count\": %d, \"classes\": [", count);
         for (int i = 0; i < k; i++) {
             long total = 0;
             for (int j = 0; j < k; j++) total += r->confusion[(size_t)i * k + j];
             printf("%s{\"name\": ", i ? ", " : "");
             cli_json_string(stdout, m->meta.class_names[i]);
-            printf(", \"accuracy\": %.6f, \"count\": %ld}",
-                   total ? (double)r->confusion[(size_t)i * k + i] / total : 0.0, total);
+            /* a class with no test items (--limit) has no accuracy */
+            if (total)
+                printf(", \"accuracy\": %.6f, \"count\": %ld}", (double)r->confusion[(size_t)i * k + i] / total,
+                       total);
+            else
+                printf(", \"accuracy\": null, \"count\": 0}");
         }
         printf("], \"confusion\": [");
         for (int i = 0; i < k; i++) {
@@ -28,13 +37,17 @@ static void report(const heed_model *m, const eval_result *r, int count, int jso
         printf("]}\n");
         return;
     }
-    printf("test accuracy %.2f%% (%d images), loss %.4f\n\n", 100 * r->accuracy, count, r->loss);
-    printf("%-14s %8s\n", "class", "accuracy");
+    printf("test accuracy %.2f%% (%d images), loss %.4f%s\n\n", 100 * r->accuracy, count, r->loss,
+           isfinite(r->loss) ? "" : " (the model's outputs overflow)");
+    printf("%-14s %8s %7s\n", "class", "accuracy", "images");
     for (int i = 0; i < k; i++) {
         long total = 0;
         for (int j = 0; j < k; j++) total += r->confusion[(size_t)i * k + j];
-        printf("%-14s %7.2f%%\n", m->meta.class_names[i],
-               total ? 100.0 * r->confusion[(size_t)i * k + i] / total : 0.0);
+        if (total)
+            printf("%-14s %7.2f%% %7ld\n", m->meta.class_names[i],
+                   100.0 * r->confusion[(size_t)i * k + i] / total, total);
+        else
+            printf("%-14s %8s %7d\n", m->meta.class_names[i], "-", 0);
     }
     if (k > 20) return;
     printf("\nconfusion (rows: true class, columns: predicted)\n%4s", "");
@@ -47,12 +60,55 @@ static void report(const heed_model *m, const eval_result *r, int count, int jso
     }
 }
 
+/* Whether two class names are the same, exactly or once every character
+ * but letters and digits reads as '_' (`heed data export` names files
+ * and folders that way: "T-shirt/top" is "T_shirt_top"). */
+static int same_class(const char *a, const char *b) {
+    for (;; a++, b++) {
+        const int ca = isalnum((unsigned char)*a) ? *a : *a ? '_' : 0;
+        const int cb = isalnum((unsigned char)*b) ? *b : *b ? '_' : 0;
+        if (ca != cb) return 0;
+        if (!ca) return 1;
+    }
+}
+
+/* Labels are positions among the dataset's classes, the model's outputs
+ * positions among its own. A folder dataset numbers its classes by sorted
+ * folder name, which need not be the model's order, nor all of its
+ * classes: each label becomes the model's class of the same name (an exact
+ * name first, then one that matches as export writes it), and a class the
+ * model lacks is refused. A dataset without names must have the model's
+ * classes, in its order. */
+static heed_status match_classes(heed_dataset *d, const heed_model *m, const char *name) {
+    const int k = m->meta.classes;
+    if (!d->class_names || d->classes > HEED_MAX_CLASSES) {
+        if (d->classes != k) return heed_fail(HEED_ERR_SHAPE, "%s has %d classes but the model %d", name, d->classes, k);
+        return HEED_OK;
+    }
+    int map[HEED_MAX_CLASSES], taken[HEED_MAX_CLASSES] = {0};
+    for (int j = 0; j < d->classes; j++) {
+        map[j] = -1;
+        for (int i = 0; i < k && map[j] < 0; i++)
+            if (!strcmp(d->class_names[j], m->meta.class_names[i])) map[j] = i;
+        for (int i = 0; i < k && map[j] < 0; i++)
+            if (same_class(d->class_names[j], m->meta.class_names[i])) map[j] = i;
+        if (map[j] < 0)
+            return heed_fail(HEED_ERR_ARG, "%s's class '%s' is none of the model's %d classes (%s ... %s)",
+                             name, d->class_names[j], k, m->meta.class_names[0], m->meta.class_names[k - 1]);
+        if (taken[map[j]]++)
+            return heed_fail(HEED_ERR_ARG, "%s has two classes that are the model's class '%s'", name,
+                             m->meta.class_names[map[j]]);
+    }
+    for (int i = 0; i < d->count; i++) d->labels[i] = map[d->labels[i]];
+    return HEED_OK;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL, *data_dir = NULL;
     int json = 0, batch = 256, threads = 0, limit = 0;
     const cli_opt opts[] = {
         {"model", CLI_STRING, &model_path, "MODEL", "the model file (required)", NULL},
-        {"data", CLI_STRING, &data, "NAME", "dataset [the model's own]", NULL},
+        {"data", CLI_STRING, &data, "NAME", "dataset: " DATASET_NAMES " [the model's own]", NULL},
         {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
         {"batch", CLI_INT, &batch, "N", "images per forward pass", NULL},
         {"limit", CLI_INT, &limit, "N", "only the first N test items (0: all)", NULL},
@@ -60,7 +116,10 @@ int cmd_eval(int argc, char **argv) {
         {"json", CLI_FLAG, &json, NULL, "print JSON", NULL},
         {0}};
     const cli_spec spec = {"eval", "--model MODEL [--json]",
-                           "Evaluates a model on the test split of the dataset it was trained on.", opts, NULL};
+                           "Evaluates a model on the test split of the dataset it was trained on, or of\n"
+                           "--data. A folder dataset's classes (DIR/test/<class>/) are matched to the\n"
+                           "model's by name, as `heed data export` writes them (T_shirt_top for\n"
+                           "T-shirt/top), so the folder may hold some of them, in any order.", opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
@@ -68,6 +127,9 @@ int cmd_eval(int argc, char **argv) {
     if (nargs) return cli_error("eval", 2, "unexpected argument '%s'", args[0]);
     if (!model_path) return cli_error("eval", 2, "--model MODEL is required");
     if (batch < 1) return cli_error("eval", 2, "--batch must be positive");
+    if (limit < 0) return cli_error("eval", 2, "--limit must be 0 (all) or more, not %d", limit);
+    if (data && !dataset_name_known(data))
+        return cli_error("eval", 2, "unknown dataset '%s' (" DATASET_NAMES ")", data);
     if ((rc = cli_threads("eval", &threads, 1)) >= 0) return rc;
     heed_model *m;
     if (heed_model_load(&m, model_path) != HEED_OK) return cli_lib_error("eval");
@@ -75,8 +137,7 @@ int cmd_eval(int argc, char **argv) {
     const char *name = data ? data : m->meta.dataset[0] ? m->meta.dataset : "fmnist";
     heed_status st = open_dataset(&d, name, data_dir, 0, 0, m->net->in_c, m->net->in_h, m->net->in_w);
     if (st == HEED_OK && limit > 0 && limit < d.count) d.count = limit;
-    if (st == HEED_OK && d.classes != m->meta.classes)
-        st = heed_fail(HEED_ERR_SHAPE, "%s has %d classes but the model %d", name, d.classes, m->meta.classes);
+    if (st == HEED_OK) st = match_classes(&d, m, name);
     eval_result r = {0};
     if (st == HEED_OK) st = evaluate(m, &d, batch, &r);
     if (st == HEED_OK) report(m, &r, d.count, json);

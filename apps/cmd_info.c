@@ -2,6 +2,7 @@
  * shapes, parameter counts and FLOPs. */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "model.h"
@@ -67,6 +68,12 @@ int cmd_info(int argc, char **argv) {
     if (nargs != 1) return cli_error("info", 2, "give one network or model file");
     heed_model *m = NULL;
     heed_net *net = NULL;
+    /* The file is opened twice (its first 8 bytes say which loader reads
+     * it): a pipe would reach the loader with those bytes gone. */
+    struct stat sb;
+    if (stat(args[0], &sb) == 0 && !S_ISREG(sb.st_mode) && !S_ISDIR(sb.st_mode))
+        return cli_error("info", 1, "%s is not a regular file (a pipe?): heed info reads a file "
+                         "twice; save it to a file first", args[0]);
     FILE *f = fopen(args[0], "rb");
     char magic[8] = {0};
     if (f) {
@@ -88,8 +95,11 @@ int cmd_info(int argc, char **argv) {
                net->in_h, net->in_w, root->out_c, root->out_h, root->out_w);
         heed_net_visit(net, show, &c);
         printf("], \"params\": %zu, \"flops\": %.0f", params, flops);
-        if (m) printf(", \"classes\": %d, \"test_accuracy\": %.6f, \"epochs\": %d", m->meta.classes,
-                      m->meta.test_accuracy, m->meta.epochs);
+        if (m) {
+            printf(", \"classes\": %d, \"test_accuracy\": ", m->meta.classes);
+            printf(m->meta.test_accuracy < 0 ? "null" : "%.6f", m->meta.test_accuracy);
+            printf(", \"epochs\": %d", m->meta.epochs);
+        }
         printf("}\n");
     } else {
         printf("%s: input %dx%dx%d\n\n%-34s %-9s %-14s %10s %14s\n", args[0], net->in_c, net->in_h,
@@ -97,9 +107,15 @@ int cmd_info(int argc, char **argv) {
         heed_net_visit(net, show, &c);
         printf("\ntotal: %zu parameters, %.2f MFLOPs per image forward\n", params, flops / 1e6);
         if (m) {
-            printf("model: %d classes (%s ... %s), trained on %s for %d epochs, test accuracy %.2f%%\n",
-                   m->meta.classes, m->meta.class_names[0], m->meta.class_names[m->meta.classes - 1],
-                   m->meta.dataset, m->meta.epochs, 100 * m->meta.test_accuracy);
+            /* a model saved through the library may name no dataset and have no
+             * test accuracy (heed_model_new: -1, "not evaluated") */
+            printf("model: %d classes (%s ... %s), trained on %s for %d epochs, ", m->meta.classes,
+                   m->meta.class_names[0], m->meta.class_names[m->meta.classes - 1],
+                   m->meta.dataset[0] ? m->meta.dataset : "(unrecorded data)", m->meta.epochs);
+            if (m->meta.test_accuracy < 0)
+                printf("not evaluated\n");
+            else
+                printf("test accuracy %.2f%%\n", 100 * m->meta.test_accuracy);
             if (m->meta.recipe[0]) printf("recipe: %s\n", m->meta.recipe);
         }
     }

@@ -726,6 +726,103 @@ START_TEST(shipped_models_reach_their_stated_accuracy) {
 }
 END_TEST
 
+/* A folder dataset numbers its classes by sorted folder name; a model
+ * trained on Fashion-MNIST has its own order. eval matched them by
+ * position: the first 100 test items, sorted into class folders as
+ * `data export` names them, scored 30% where the same items score over
+ * 90% from the IDX files. */
+START_TEST(eval_matches_folder_classes_by_name) {
+    if (access(HEED_FMNIST_DIR, R_OK) != 0) return;
+    static char out[1 << 16], ref[1 << 16];
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "data export --count 100 '%s/x'", dir);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
+    snprintf(cmd, sizeof cmd, "cd '%s' && for f in x/*.png; do c=${f##*-}; c=${c%%.png}; "
+             "mkdir -p ds/test/$c && mv $f ds/test/$c/ || exit 1; done", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(heed("eval --model models/fmnist-plain.heed --limit 100 --json", ref, sizeof ref), 0);
+    snprintf(cmd, sizeof cmd, "eval --model models/fmnist-plain.heed --data 'folder:%s/ds' --json", dir);
+    ck_assert_msg(heed(cmd, out, sizeof out) == 0, "%s", out);
+    /* the same items: the same accuracy overall and per class (the loss
+     * sums in another order) */
+    char *a = strstr(out, "\"accuracy\": "), *b = strstr(ref, "\"accuracy\": ");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_msg(!strncmp(a, b, 20), "folder %.20s, IDX %.20s", a, b);
+    a = strstr(out, "\"classes\": "), b = strstr(ref, "\"classes\": ");
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_str_eq(a, b);
+    /* a class the model does not have is refused, by name */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/ds/test/Sock' && cp '%s/ds/test/Bag/'*.png '%s/ds/test/Sock/'", dir,
+             dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "eval --model models/fmnist-plain.heed --data 'folder:%s/ds'", dir);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "ds's class 'Sock' is none of the model's 10 classes (T-shirt/top ... Ankle boot)"),
+                  "%s", out);
+}
+END_TEST
+
+START_TEST(eval_data_and_info_say_what_they_cannot_do) {
+    static char out[1 << 16];
+    char cmd[1024], path[600];
+    ck_assert_int_eq(heed("eval --model models/fmnist-plain.heed --limit -5", out, sizeof out), 2);
+    ck_assert_str_eq(out, "heed eval: --limit must be 0 (all) or more, not -5\n");
+    ck_assert_int_eq(heed("eval --model models/fmnist-plain.heed --data bogus", out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "heed eval: unknown dataset 'bogus' ("), "%s", out);
+    ck_assert_int_eq(heed("data export --data bogus x", out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "heed data: unknown dataset 'bogus' ("), "%s", out);
+    ck_assert_int_eq(heed("data export --scale 65 x", out, sizeof out), 2);
+    ck_assert_str_eq(out, "heed data: --scale must be 1 .. 64, not 65\n");
+    snprintf(path, sizeof path, "%s/two.net", dir);
+    write_text(path, "input 1 4 4\nfc out=2\n");
+    /* a pipe: info reads the file twice (to tell a model from a network) */
+    snprintf(cmd, sizeof cmd, "cat '%s' |", path);
+    ck_assert_int_eq(tu_run_heed(dir, cmd, "info /dev/stdin", out, sizeof out, NULL, 0), 1);
+    ck_assert_msg(strstr(out, "heed info: /dev/stdin is not a regular file (a pipe?)"), "%s", out);
+    /* a model saved through the library, its test accuracy never measured */
+    heed_net *net;
+    ck_assert_int_eq(heed_net_parse(&net, "input 1 4 4\nfc out=2\n", "two", 1), HEED_OK);
+    heed_model *m;
+    ck_assert_int_eq(heed_model_new(&m, net), HEED_OK);
+    ck_assert_int_eq(heed_model_set_classes(m, 2, (const char *[]){"a", "b"}), HEED_OK);
+    snprintf(path, sizeof path, "%s/lib.heed", dir);
+    ck_assert_msg(heed_model_save(m, path) == HEED_OK, "%s", heed_last_error());
+    heed_model_free(m);
+    snprintf(cmd, sizeof cmd, "info '%s'", path);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "trained on (unrecorded data) for 0 epochs, not evaluated\n"), "%s", out);
+    snprintf(cmd, sizeof cmd, "info --json '%s'", path);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"test_accuracy\": null"), "%s", out);
+    if (access(HEED_FMNIST_DIR, R_OK) != 0) return;
+    /* classes with no items under --limit have no accuracy, not 0% */
+    ck_assert_int_eq(heed("eval --model models/fmnist-plain.heed --limit 3 --json", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\"accuracy\": null, \"count\": 0}"), "%s", out);
+    ck_assert_int_eq(heed("eval --model models/fmnist-plain.heed --limit 3", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "\nDress                 -       0\n"), "%s", out);
+    /* export: JSON strings escaped, one slash after the folder */
+    snprintf(cmd, sizeof cmd, "data export --count 1 --json '%s/q\"b/'", dir);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
+    snprintf(path, sizeof path, "{\"file\": \"%s/q\\\"b/test-00000-Ankle_boot.png\", \"index\": 0, "
+             "\"label\": 9, \"class\": \"Ankle boot\"}\n", dir);
+    ck_assert_str_eq(out, path);
+    /* never into a folder dataset's own folders (the export replaced its
+     * images when the names met) */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/ds/test/Ankle_boot' && cp '%s/q\"b/test-00000-Ankle_boot.png' "
+             "'%s/ds/test/Ankle_boot/'", dir, dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "data export --data 'folder:%s/ds' --invert --count 1 '%s/ds/test/Ankle_boot'", dir,
+             dir);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "is inside the dataset's folder"), "%s", out);
+    snprintf(cmd, sizeof cmd, "cmp -s '%s/q\"b/test-00000-Ankle_boot.png' '%s/ds/test/Ankle_boot/test-00000-Ankle_boot.png'",
+             dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 Suite *heed_suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -744,6 +841,8 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, train_refuses_what_cannot_be_meant);
     tcase_add_test(tc, train_stops_when_it_diverges);
     tcase_add_test(tc, recipes_quote_paths_and_runs_say_when_done);
+    tcase_add_test(tc, eval_matches_folder_classes_by_name);
+    tcase_add_test(tc, eval_data_and_info_say_what_they_cannot_do);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
