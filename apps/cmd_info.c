@@ -80,7 +80,7 @@ int cmd_info(int argc, char **argv) {
         if (fread(magic, 1, 8, f) != 8) magic[0] = 0;
         fclose(f);
     }
-    heed_status st = !memcmp(magic, "HEEDMODL", 8) ? heed_model_load(&m, args[0])
+    heed_status st = !memcmp(magic, HEED_MODEL_MAGIC, 8) ? heed_model_load(&m, args[0])
                                                    : heed_net_describe(&net, args[0]);
     if (st != HEED_OK) return cli_lib_error("info");
     if (m) net = m->net;

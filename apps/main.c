@@ -24,6 +24,8 @@ static void usage(FILE *f) {
     fprintf(f, "usage: heed COMMAND [OPTIONS]   (heed COMMAND --help for its options)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "  %-10s %s\n\n--version prints the version alone.\n", "help [CMD]",
+            "this list, or CMD's options (as heed CMD --help)");
 }
 
 int main(int argc, char **argv) {
@@ -31,7 +33,7 @@ int main(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "help") && argc > 2) {
+    if (!strcmp(argv[1], "help") && argc > 2 && strcmp(argv[2], "help")) {
         /* heed help CMD: that command's --help */
         char *help_argv[] = {argv[2], "--help", NULL};
         for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

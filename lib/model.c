@@ -16,7 +16,7 @@
 #include "netfile_impl.h"
 
 enum { MAX_MODEL_BYTES = 1 << 30 };
-static const char MAGIC[8] = {'H', 'E', 'E', 'D', 'M', 'O', 'D', 'L'};
+static const char MAGIC[8] = HEED_MODEL_MAGIC; /* without its NUL */
 
 /* ---- a growable byte buffer for writing -------------------------------- */
 

@@ -36,6 +36,8 @@ extern "C" {
 #endif
 
 #define HEED_MODEL_VERSION 1
+/* The first 8 bytes of every model and checkpoint file. */
+#define HEED_MODEL_MAGIC "HEEDMODL"
 #define HEED_MAX_CLASSES 1000
 
 typedef struct heed_model_meta {

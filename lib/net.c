@@ -1,5 +1,6 @@
 /* net.c -- a network: its top-level sequence, parameters and source text.
  * Parsing of network files lives in netfile.c. */
+#include "model.h"
 #include "net.h"
 
 #include <errno.h>
@@ -86,6 +87,11 @@ static heed_status read_net_file(const char *path, char **text) {
     size_t n = fread(t, 1, MAX_NET_FILE + 1, f);
     const int err = ferror(f) ? (errno ? errno : EIO) : 0; /* before fclose changes errno */
     fclose(f);
+    if (!err && n >= 8 && !memcmp(t, HEED_MODEL_MAGIC, 8)) {
+        free(t);
+        return heed_fail(HEED_ERR_FORMAT, "%s is a model or checkpoint file, not a network file "
+                         "(`heed info` shows the network it holds)", path);
+    }
     if (err || n > MAX_NET_FILE) {
         free(t);
         if (err)

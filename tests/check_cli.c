@@ -48,6 +48,8 @@ START_TEST(help_and_usage_errors) {
     /* heed help CMD is CMD --help (it printed the general usage) */
     ck_assert_int_eq(heed("help eval", out, sizeof out), 0);
     ck_assert_ptr_eq(strstr(out, "usage: heed eval --model MODEL"), out);
+    ck_assert_int_eq(heed("help help", out, sizeof out), 0); /* was "unknown command 'help'" */
+    ck_assert_msg(strstr(out, "help [CMD]"), "%s", out);
     ck_assert_int_eq(heed("help nonsense", out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "unknown command 'nonsense'"));
     ck_assert_int_eq(heed("train --net nets/fmnist-se.net", out, sizeof out), 2);

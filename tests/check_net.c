@@ -405,6 +405,11 @@ START_TEST(missing_file_is_an_io_error) {
     /* A directory opens but does not read: the reason is given too. */
     ck_assert_int_eq(heed_net_load(&net, "nets", 1), HEED_ERR_IO);
     ck_assert_msg(strstr(heed_last_error(), "nets: Is a directory"), "%s", heed_last_error());
+    /* A model where a network file was meant says so (it said "larger than
+     * 1 MiB", or "a NUL byte" for a small model). */
+    ck_assert_int_eq(heed_net_load(&net, "models/fmnist-se.heed", 1), HEED_ERR_FORMAT);
+    ck_assert_str_eq(heed_last_error(), "models/fmnist-se.heed is a model or checkpoint file, not a network "
+                                        "file (`heed info` shows the network it holds)");
 }
 END_TEST
 
