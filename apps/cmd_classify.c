@@ -252,7 +252,9 @@ int cmd_classify(int argc, char **argv) {
         "classify", "--model MODEL [options] IMAGE...",
         "Classifies PNG or JPEG images of any size and colour type. Each image is brought to the\n"
         "model's input (channels, size with the aspect ratio kept, and polarity: Fashion-MNIST\n"
-        "items are light on dark, so photos with a light background are inverted). With --overlay,\n"
+        "items are light on dark, so photos with a light background are inverted). A model trained\n"
+        "on a folder: dataset takes images as its training did: stretched to its input size (the\n"
+        "aspect ratio not kept) and, with --invert auto, never inverted. With --overlay,\n"
         "writes DIR/<image>-<map>.<format> (for a single image, --overlay FILE ending in .png, .jpg\n"
         "or .jpeg writes FILE): the heat map blended over the original image at its full\n"
         "resolution. --map attention shows a CBAM layer's spatial attention (the last one unless\n"

@@ -18,12 +18,18 @@
 heed_status prepare_input(const heed_model *m, const heed_tensor *img, const char *invert,
                           heed_tensor *x, placement *pl, int *inverted) {
     int C = m->net->in_c, H = m->net->in_h, W = m->net->in_w;
+    /* A model trained on a folder saw its images as heed_folder_load made
+     * them: stretched to the input (aspect ratio not kept) and never
+     * inverted. Bring images to it the same way, so that classify agrees
+     * with eval. */
+    const int folder = !strncmp(m->meta.dataset, "folder:", 7);
     heed_tensor conv = {0}, small = {0};
     HEED_TRY(heed_image_convert(img, C, &conv));
     double scale = fmin((double)H / img->h, (double)W / img->w);
     pl->w = (int)lround(img->w * scale), pl->h = (int)lround(img->h * scale);
     if (pl->w < 1) pl->w = 1;
     if (pl->h < 1) pl->h = 1;
+    if (folder) pl->w = W, pl->h = H;
     pl->x = (W - pl->w) / 2, pl->y = (H - pl->h) / 2;
     heed_status st = heed_image_resize(&conv, pl->h, pl->w, &small);
     /* Auto polarity: a light border means a light background, which a model
@@ -36,7 +42,8 @@ heed_status prepare_input(const heed_model *m, const heed_tensor *img, const cha
                 if (i == 0 || j == 0 || i == img->h - 1 || j == img->w - 1)
                     border += conv.data[((size_t)c * img->h + i) * img->w + j], nb++;
     int light = nb && border / nb > 0.5;
-    *inverted = !strcmp(invert, "yes") || (!strcmp(invert, "auto") && light == m->meta.dark_background);
+    *inverted = !strcmp(invert, "yes") ||
+                (!strcmp(invert, "auto") && !folder && light == m->meta.dark_background);
     if (st == HEED_OK) st = heed_tensor_ensure(x, 1, C, H, W);
     if (st == HEED_OK) {
         /* Letterbox with the image's own background, in the model's polarity. */

@@ -43,7 +43,10 @@ typedef struct placement {
  * polarity, then normalised with the model's input mean and std.
  * invert is "yes", "no" or "auto": auto inverts when the image's border is
  * light (> 0.5 on average) but the model's items are light on dark
- * (meta.dark_background), or the other way round. *x is sized to
+ * (meta.dark_background), or the other way round. A model trained on a
+ * folder dataset (meta.dataset "folder:...") gets its images as training
+ * did: resized to the whole frame (aspect ratio not kept) and, with auto,
+ * never inverted. *x is sized to
  * (1, C, H, W) with heed_tensor_ensure; *pl and *inverted say what was done.
  * Errors: those of heed_image_convert, heed_image_resize, heed_tensor_ensure. */
 heed_status prepare_input(const heed_model *m, const heed_tensor *img, const char *invert,
