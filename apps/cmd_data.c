@@ -1,6 +1,6 @@
 /* cmd_data.c -- `heed data export`: writes dataset items as image files, so
  * users can see what a model is trained on. Items keep the dataset's own
- * size (28x28, or the canvas size); folders are written as 28x28 gray. */
+ * size (28x28, or the canvas size); folders at --shape (28x28 gray unless given). */
 #define _XOPEN_SOURCE 700 /* realpath */
 #include <ctype.h>
 #include <limits.h>
@@ -35,7 +35,7 @@ static int inside(const char *dir, const char *root) {
 }
 
 int cmd_data(int argc, char **argv) {
-    const char *data = "fmnist", *data_dir = NULL, *split = "test", *format = "png";
+    const char *data = "fmnist", *data_dir = NULL, *split = "test", *format = "png", *shape = NULL;
     int count = 10, start = 0, invert = 0, scale = 1, json = 0;
     const cli_opt opts[] = {
         {"data", CLI_STRING, &data, "NAME", "dataset: " DATASET_NAMES, NULL},
@@ -46,11 +46,12 @@ int cmd_data(int argc, char **argv) {
         {"scale", CLI_INT, &scale, "S", "enlarge S times (bilinear)", NULL},
         {"invert", CLI_FLAG, &invert, NULL, "write dark-on-light (like a photo on a light background)", NULL},
         {"format", CLI_STRING, &format, "EXT", "file type", "png|jpg"},
+        {"shape", CLI_STRING, &shape, "CxHxW", "a folder's items as a model of this input sees them (3x48x48) [1x28x28]", NULL},
         {"json", CLI_FLAG, &json, NULL, "list the files written as JSON lines", NULL},
         {0}};
     const cli_spec spec = {"data", "export [options] DIR",
                            "Writes dataset items to DIR/<split>-<index>-<class>.<format>, at the\n"
-                           "dataset's own size (folders: 28x28 gray). Test items of canvas datasets\n"
+                           "dataset's own size (folders: --shape, 28x28 gray unless given). Test items of canvas datasets\n"
                            "are placed as every evaluation places them; training items show one of\n"
                            "their random placements (fixed per index: reruns write the same files).",
                            opts, NULL};
@@ -65,15 +66,26 @@ int cmd_data(int argc, char **argv) {
     if (!dataset_name_known(data))
         return cli_error("data", 2, "unknown dataset '%s' (" DATASET_NAMES ")", data);
     heed_dataset d = {0};
-    const int folder = !strncmp(data, "folder:", 7), side = folder ? 28 : 0;
+    const int folder = !strncmp(data, "folder:", 7);
+    int fc = folder ? 1 : 0, fh = folder ? 28 : 0, fw = folder ? 28 : 0;
+    if (shape) {
+        char end;
+        if (!folder)
+            return cli_error("data", 2, "--shape applies to folder: datasets (the others have their own)");
+        if (sscanf(shape, "%dx%dx%d%c", &fc, &fh, &fw, &end) != 3 || fc < 1 || fc > 4 || fh < 1 || fw < 1 ||
+            fh > 4096 || fw > 4096)
+            return cli_error("data", 2, "--shape %s: give CxHxW, C 1..4 (3 for RGB), H and W 1..4096", shape);
+        if (fc != 1 && fc != 3 && !strcmp(format, "jpg"))
+            return cli_error("data", 2, "--shape %s: JPEG stores 1 or 3 channels; use --format png", shape);
+    }
     /* The files written are named as heed names exported items, which may be
      * the names of the dataset's own images: never write among them. */
     if (folder && inside(args[1], data + 7))
         return cli_error("data", 2, "%s is inside the dataset's folder %s: the exported files would "
                          "land among its images (and could replace them)", args[1], data + 7);
     /* Items past start + count need not be read (and the sum must not overflow). */
-    const int limit = count > INT_MAX - start ? INT_MAX : start + count;
-    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), limit, 1, side, side) != HEED_OK)
+    const int limit = folder ? 0 : count > INT_MAX - start ? INT_MAX : start + count;
+    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), limit, fc, fh, fw) != HEED_OK)
         return cli_lib_error("data");
     if (start >= d.count) {
         const int items = d.count;

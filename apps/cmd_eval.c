@@ -1,5 +1,4 @@
 /* cmd_eval.c -- `heed eval`: test accuracy, per-class accuracy, confusion matrix. */
-#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -60,49 +59,6 @@ static void report(const heed_model *m, const eval_result *r, int count, int jso
     }
 }
 
-/* Whether two class names are the same, exactly or once every character
- * but letters and digits reads as '_' (`heed data export` names files
- * and folders that way: "T-shirt/top" is "T_shirt_top"). */
-static int same_class(const char *a, const char *b) {
-    for (;; a++, b++) {
-        const int ca = isalnum((unsigned char)*a) ? *a : *a ? '_' : 0;
-        const int cb = isalnum((unsigned char)*b) ? *b : *b ? '_' : 0;
-        if (ca != cb) return 0;
-        if (!ca) return 1;
-    }
-}
-
-/* Labels are positions among the dataset's classes, the model's outputs
- * positions among its own. A folder dataset numbers its classes by sorted
- * folder name, which need not be the model's order, nor all of its
- * classes: each label becomes the model's class of the same name (an exact
- * name first, then one that matches as export writes it), and a class the
- * model lacks is refused. A dataset without names must have the model's
- * classes, in its order. */
-static heed_status match_classes(heed_dataset *d, const heed_model *m, const char *name) {
-    const int k = m->meta.classes;
-    if (!d->class_names || d->classes > HEED_MAX_CLASSES) {
-        if (d->classes != k) return heed_fail(HEED_ERR_SHAPE, "%s has %d classes but the model %d", name, d->classes, k);
-        return HEED_OK;
-    }
-    int map[HEED_MAX_CLASSES], taken[HEED_MAX_CLASSES] = {0};
-    for (int j = 0; j < d->classes; j++) {
-        map[j] = -1;
-        for (int i = 0; i < k && map[j] < 0; i++)
-            if (!strcmp(d->class_names[j], m->meta.class_names[i])) map[j] = i;
-        for (int i = 0; i < k && map[j] < 0; i++)
-            if (same_class(d->class_names[j], m->meta.class_names[i])) map[j] = i;
-        if (map[j] < 0)
-            return heed_fail(HEED_ERR_ARG, "%s's class '%s' is none of the model's %d classes (%s ... %s)",
-                             name, d->class_names[j], k, m->meta.class_names[0], m->meta.class_names[k - 1]);
-        if (taken[map[j]]++)
-            return heed_fail(HEED_ERR_ARG, "%s has two classes that are the model's class '%s'", name,
-                             m->meta.class_names[map[j]]);
-    }
-    for (int i = 0; i < d->count; i++) d->labels[i] = map[d->labels[i]];
-    return HEED_OK;
-}
-
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL, *data_dir = NULL;
     int json = 0, batch = 256, threads = 0, limit = 0;
@@ -111,7 +67,7 @@ int cmd_eval(int argc, char **argv) {
         {"data", CLI_STRING, &data, "NAME", "dataset: " DATASET_NAMES " [the model's own]", NULL},
         {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
         {"batch", CLI_INT, &batch, "N", "images per forward pass", NULL},
-        {"limit", CLI_INT, &limit, "N", "only the first N test items (0: all)", NULL},
+        {"limit", CLI_INT, &limit, "N", "only the first N test items (folders: N spread over the classes; 0: all)", NULL},
         {"threads", CLI_INT, &threads, "N", "OpenMP threads (0: every core)", NULL},
         {"json", CLI_FLAG, &json, NULL, "print JSON", NULL},
         {0}};
@@ -135,7 +91,7 @@ int cmd_eval(int argc, char **argv) {
     if (heed_model_load(&m, model_path) != HEED_OK) return cli_lib_error("eval");
     heed_dataset d = {0};
     const char *name = data ? data : m->meta.dataset[0] ? m->meta.dataset : "fmnist";
-    heed_status st = open_dataset(&d, name, data_dir, 0, 0, m->net->in_c, m->net->in_h, m->net->in_w);
+    heed_status st = open_dataset(&d, name, data_dir, 0, limit, m->net->in_c, m->net->in_h, m->net->in_w);
     if (st == HEED_OK && limit > 0 && limit < d.count) d.count = limit;
     if (st == HEED_OK) st = match_classes(&d, m, name);
     eval_result r = {0};

@@ -274,6 +274,12 @@ static int train(const train_opts *o) {
         net = NULL;
     }
     heed_net_free(net);
+    /* Labels are positions among each split's own class folders: a test/
+     * folder that lacks a class, or a resumed run's changed folders, would
+     * score against the wrong outputs, and an extra class would stop the run
+     * after its first epoch. Match both splits to the model's classes now. */
+    if (st == HEED_OK) st = match_classes(&tr, m, data);
+    if (st == HEED_OK) st = match_classes(&te, m, data);
     heed_optim_cfg ocfg = {.kind = strcmp(o->optimizer, "adamw") ? HEED_OPTIM_SGD : HEED_OPTIM_ADAMW,
                            .lr = o->lr, .momentum = o->momentum, .weight_decay = o->weight_decay};
     if (st == HEED_OK) st = heed_optim_init(&opt, &ocfg, &m->net->params);
@@ -461,8 +467,8 @@ int cmd_train(int argc, char **argv) {
         {"augment", CLI_FLAG, &o.augment, NULL, "random crops (2-pixel padding) and horizontal flips", NULL},
         {"seed", CLI_INT, &o.seed, "N", "initial weights and data order", NULL},
         {"threads", CLI_INT, &o.threads, "N", "OpenMP threads (0: every core)", NULL},
-        {"limit", CLI_INT, &o.limit, "N", "use only the first N training items, for quick runs (0: all)", NULL},
-        {"test-limit", CLI_INT, &o.test_limit, "N", "evaluate on only the first N test items (0: all)", NULL},
+        {"limit", CLI_INT, &o.limit, "N", "use only the first N training items, for quick runs (folders: N spread over the classes; 0: all)", NULL},
+        {"test-limit", CLI_INT, &o.test_limit, "N", "evaluate on only the first N test items (folders: spread over the classes; 0: all)", NULL},
         {"resume", CLI_STRING, &o.resume, "CKPT", "continue from a checkpoint (MODEL.ckpt)", NULL},
         {"stop-after", CLI_INT, &o.stop_after, "EPOCH", "stop after this epoch (0: run them all); --resume goes on exactly as if uninterrupted", NULL},
         {"json", CLI_FLAG, &o.json, NULL, "print one JSON line per epoch on stdout", NULL},
@@ -471,7 +477,8 @@ int cmd_train(int argc, char **argv) {
         "train", "--net FILE --out MODEL [options]",
         "Trains a network on the training split, evaluating on the test split after each epoch.\n"
         "A checkpoint MODEL.ckpt is written after every epoch; --resume MODEL.ckpt continues\n"
-        "with the options it was started with (options given with --resume override them).\n"
+        "with the options it was started with (options given with --resume override them),\n"
+        "on the data the model records and into MODEL beside the checkpoint, from any folder.\n"
         "Ctrl-C (or SIGTERM) stops after the current step, saying which epochs are saved and how to\n"
         "go on (exit status 130, or 143); a second Ctrl-C stops at once.",
         opts, NULL};
@@ -480,7 +487,7 @@ int cmd_train(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
     if (rc >= 0) return rc;
     if (nargs) return cli_error("train", 2, "unexpected argument '%s'", args[0]);
-    char recipe[512], saved[512], *saved_argv[64];
+    char recipe[512], saved[512], *saved_argv[64], resumed_out[4096];
     recipe_of(recipe, sizeof recipe, argc, argv);
     if (o.resume && o.net)
         return cli_error("train", 2, "--net cannot be given with --resume: %s trains the network it holds",
@@ -498,6 +505,7 @@ int cmd_train(int argc, char **argv) {
             memcpy(both, saved, n);
             memcpy(both + n, recipe + strlen("heed train"), rest);
             both[n + rest] = '\0';
+            const char *given_data = o.data, *given_out = o.out; /* on this command line */
             int saved_argc = split_words(saved + strlen("heed "), saved_argv, 64);
             /* cli_parse's own error line then says where the option came from. */
             char who[4200];
@@ -510,6 +518,17 @@ int cmd_train(int argc, char **argv) {
                 return cli_error("train", 1, "%s: its recorded recipe does not read back", o.resume);
             o.stop_after = 0; /* the interruption is not part of the recipe */
             cli_parse(&spec, argc, argv, &args, &nargs);
+            /* Not given here: the dataset the model records, a folder by its
+             * absolute path, not the recipe's --data, which may be relative
+             * to a working folder this command is not run from. */
+            if (!given_data) o.data = NULL;
+            /* Nor --out: the model beside its checkpoint (MODEL.ckpt ->
+             * MODEL), not the recipe's path, which may be relative too. */
+            const size_t len = strlen(o.resume);
+            if (!given_out && len > 5 && len < sizeof resumed_out + 5 && !strcmp(o.resume + len - 5, ".ckpt")) {
+                snprintf(resumed_out, sizeof resumed_out, "%.*s", (int)(len - 5), o.resume);
+                o.out = resumed_out;
+            }
             memcpy(recipe, both, sizeof recipe);
         }
     }

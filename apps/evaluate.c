@@ -1,6 +1,7 @@
 /* evaluate.c -- see evaluate.h. */
 #include "evaluate.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,20 @@ int dataset_name_known(const char *name) {
     return !strcmp(name, "fmnist") || heed_canvas_preset(&cfg, name, 0) == HEED_OK;
 }
 
+/* Keeps `limit` (< count) items of d, spread evenly over it (item
+ * i * count / limit): a folder dataset lists its items class by class, so
+ * its first items would all be of its first classes. */
+static void keep_spread(heed_dataset *d, int limit) {
+    const size_t item = (size_t)d->c * d->h * d->w;
+    for (int i = 0; i < limit; i++) {
+        const int j = (int)((long long)i * d->count / limit); /* j >= i */
+        if (j == i) continue;
+        memmove(d->images + (size_t)i * item, d->images + (size_t)j * item, item * sizeof(float));
+        d->labels[i] = d->labels[j];
+    }
+    d->count = limit;
+}
+
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
                          int limit, int c, int h, int w) {
     if (!strcmp(name, "fmnist")) {
@@ -32,13 +47,58 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
         /* A folder dataset has no split of its own: train/ and test/ below it. */
         char root[4096];
         snprintf(root, sizeof root, "%s/%s", name + 7, train ? "train" : "test");
-        return heed_folder_load(d, root, c, h, w);
+        HEED_TRY(heed_folder_load(d, root, c, h, w));
+        if (limit > 0 && limit < d->count) keep_spread(d, limit);
+        return HEED_OK;
     }
     heed_canvas_cfg cfg;
     if (heed_canvas_preset(&cfg, name, train) != HEED_OK)
         return heed_fail(HEED_ERR_ARG, "unknown dataset '%s' (" DATASET_NAMES ")", name);
     HEED_TRY(check_shape(name, cfg.size, c, h, w));
     return heed_canvas_load(d, &cfg, data_dir, train, limit);
+}
+
+/* Whether two class names are the same, exactly or once every character
+ * but letters and digits reads as '_' (`heed data export` names files
+ * and folders that way: "T-shirt/top" is "T_shirt_top"). */
+static int same_class(const char *a, const char *b) {
+    for (;; a++, b++) {
+        const int ca = isalnum((unsigned char)*a) ? *a : *a ? '_' : 0;
+        const int cb = isalnum((unsigned char)*b) ? *b : *b ? '_' : 0;
+        if (ca != cb) return 0;
+        if (!ca) return 1;
+    }
+}
+
+/* Labels are positions among the dataset's classes, the model's outputs
+ * positions among its own. A folder dataset numbers its classes by sorted
+ * folder name, which need not be the model's order, nor all of its
+ * classes: each label becomes the model's class of the same name (an exact
+ * name first, then one that matches as export writes it), and a class the
+ * model lacks is refused. A dataset without names must have the model's
+ * classes, in its order. */
+heed_status match_classes(heed_dataset *d, const heed_model *m, const char *name) {
+    const int k = m->meta.classes;
+    if (!d->class_names || d->classes > HEED_MAX_CLASSES) {
+        if (d->classes != k) return heed_fail(HEED_ERR_SHAPE, "%s has %d classes but the model %d", name, d->classes, k);
+        return HEED_OK;
+    }
+    int map[HEED_MAX_CLASSES], taken[HEED_MAX_CLASSES] = {0};
+    for (int j = 0; j < d->classes; j++) {
+        map[j] = -1;
+        for (int i = 0; i < k && map[j] < 0; i++)
+            if (!strcmp(d->class_names[j], m->meta.class_names[i])) map[j] = i;
+        for (int i = 0; i < k && map[j] < 0; i++)
+            if (same_class(d->class_names[j], m->meta.class_names[i])) map[j] = i;
+        if (map[j] < 0)
+            return heed_fail(HEED_ERR_ARG, "%s's class '%s' is none of the model's %d classes (%s ... %s)",
+                             name, d->class_names[j], k, m->meta.class_names[0], m->meta.class_names[k - 1]);
+        if (taken[map[j]]++)
+            return heed_fail(HEED_ERR_ARG, "%s has two classes that are the model's class '%s'", name,
+                             m->meta.class_names[map[j]]);
+    }
+    for (int i = 0; i < d->count; i++) d->labels[i] = map[d->labels[i]];
+    return HEED_OK;
 }
 
 void normalize_batch(heed_tensor *x, float mean, float std) {

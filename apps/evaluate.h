@@ -18,7 +18,9 @@
  *   "fmnist": 1x28x28 whatever c, h, w say (the caller compares shapes);
  *   a canvas dataset (HEED_CANVAS_NAMES): 1xSxS; c, h, w of 0 take that,
  *     others must equal it (HEED_ERR_SHAPE naming both);
- *   "folder:PATH": PATH/train or PATH/test converted and resized to c x h x w.
+ *   "folder:PATH": PATH/train or PATH/test converted and resized to c x h x w;
+ *     limit > 0 keeps `limit` items spread evenly over the split (its items
+ *     are listed class by class), all of them still decoded.
  * Errors: HEED_ERR_ARG for an unknown name (the message lists
  * DATASET_NAMES), the loaders' errors. */
 /* Whether `name` is one of DATASET_NAMES (folder:DIR with a DIR), before
@@ -27,6 +29,14 @@ int dataset_name_known(const char *name);
 
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
                          int limit, int c, int h, int w);
+
+/* Relabels d (opened as `name`) with the model's class indices, matching
+ * class names exactly or as `heed data export` writes them (T_shirt_top for
+ * T-shirt/top): a folder's classes are numbered by sorted folder name, which
+ * need not be the model's order, nor all of its classes. Errors:
+ * HEED_ERR_ARG (a class the model lacks, two classes matching one),
+ * HEED_ERR_SHAPE (a dataset without names whose class count differs). */
+heed_status match_classes(heed_dataset *d, const heed_model *m, const char *name);
 
 /* x = (x - mean) / std in place. */
 void normalize_batch(heed_tensor *x, float mean, float std);

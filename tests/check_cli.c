@@ -825,6 +825,83 @@ START_TEST(eval_data_and_info_say_what_they_cannot_do) {
 }
 END_TEST
 
+/* Writes an 8x8 RGB image: a light background (0.9) with a 4x4 square of
+ * colour channel `hue` (0 red, 1 green, 2 blue) in the middle, varied by k. */
+static void write_square(const char *path, int hue, int k) {
+    heed_tensor t;
+    ck_assert_int_eq(heed_tensor_alloc(&t, 1, 3, 8, 8), HEED_OK);
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < 8; i++)
+            for (int j = 0; j < 8; j++) {
+                const int in = i >= 2 && i < 6 && j >= 2 && j < 6;
+                t.data[(c * 8 + i) * 8 + j] = in ? (c == hue ? 0.9f : 0.1f + 0.02f * k) : 0.9f - 0.01f * k;
+            }
+    ck_assert_msg(heed_image_save(path, &t, NULL) == HEED_OK, "%s", heed_last_error());
+    heed_tensor_free(&t);
+}
+
+/* A colour folder dataset whose test/ lacks a class: training scored the
+ * test items against the wrong outputs (labels are positions among each
+ * split's own folders) and classify inverted the light-background images
+ * a folder model was trained on as they are. */
+START_TEST(folder_models_see_images_as_they_were_trained) {
+    static char out[1 << 16];
+    char path[700], cmd[1400], pre[300];
+    const char *names[] = {"a", "b", "c"};
+    for (int split = 0; split < 2; split++)
+        for (int hue = split; hue < 3; hue++) { /* test/ has no a */
+            snprintf(path, sizeof path, "mkdir -p '%s/rgb/%s/%s'", dir, split ? "test" : "train", names[hue]);
+            ck_assert_int_eq(system(path), 0);
+            for (int k = 0; k < (split ? 3 : 6); k++) {
+                snprintf(path, sizeof path, "%s/rgb/%s/%s/%d.png", dir, split ? "test" : "train", names[hue], k);
+                write_square(path, hue, k + 6 * split);
+            }
+        }
+    snprintf(path, sizeof path, "%s/rgb.net", dir);
+    write_text(path, "input 3 8 8\nfc out=3\n");
+    snprintf(pre, sizeof pre, "cd %s &&", dir);
+    ck_assert_msg(tu_run_heed(dir, pre, "train --net rgb.net --data folder:rgb --out m.heed --epochs 4 --stop-after 3 "
+                              "--batch 6 --lr 0.1 --json", out, sizeof out, NULL, 0) == 0, "%s", out);
+    /* resumed from another folder: the model's own (absolute) dataset */
+    snprintf(cmd, sizeof cmd, "train --resume '%s/m.heed.ckpt' --json", dir);
+    ck_assert_msg(tu_run_heed(dir, "cd / &&", cmd, out, sizeof out, NULL, 0) == 0, "%s", out);
+    char *at = strstr(out, "\"test_accuracy\": ");
+    ck_assert_ptr_nonnull(at);
+    const double trained = atof(at + 17);
+    snprintf(cmd, sizeof cmd, "eval --model '%s/m.heed' --json", dir);
+    ck_assert_msg(heed(cmd, out, sizeof out) == 0, "%s", out);
+    at = strstr(out, "\"accuracy\": ");
+    ck_assert_ptr_nonnull(at);
+    const double evaluated = atof(at + 12);
+    ck_assert_msg(evaluated == 1.0 && trained == evaluated, "train says %g, eval %g", trained, evaluated);
+    /* classify: a light background stays as it is */
+    snprintf(path, sizeof path, "%s/rgb/train/a/0.png", dir);
+    snprintf(cmd, sizeof cmd, "classify --model '%s/m.heed' --json --top 1 '%s'", dir, path);
+    ck_assert_msg(heed(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "\"inverted\": false, \"top\": [{\"class\": \"a\""), "%s", out);
+    /* --limit keeps items of every class, not the first class's */
+    ck_assert_msg(tu_run_heed(dir, pre, "train --net rgb.net --data folder:rgb --out l.heed --epochs 1 --limit 3 "
+                              "--test-limit 2", out, sizeof out, NULL, 0) == 0, "%s", out);
+    ck_assert_msg(strstr(out, ": 3 train / 2 test items"), "%s", out);
+    snprintf(cmd, sizeof cmd, "eval --model '%s/m.heed' --limit 2 --json", dir);
+    ck_assert_msg(heed(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "{\"name\": \"b\", \"accuracy\": 1.000000, \"count\": 1}, "
+                              "{\"name\": \"c\", \"accuracy\": 1.000000, \"count\": 1}"), "%s", out);
+    /* data export at the model's input: colour, as trained */
+    snprintf(cmd, sizeof cmd, "data export --data 'folder:%s/rgb' --shape 3x8x8 --count 1 '%s/ex'", dir, dir);
+    ck_assert_msg(heed(cmd, out, sizeof out) == 0, "%s", out);
+    heed_tensor got = {0}, want = {0};
+    snprintf(path, sizeof path, "%s/ex/test-00000-b.png", dir);
+    ck_assert_msg(heed_image_load(path, 0, &got) == HEED_OK, "%s", heed_last_error());
+    snprintf(path, sizeof path, "%s/rgb/test/b/0.png", dir);
+    ck_assert_int_eq(heed_image_load(path, 0, &want), HEED_OK);
+    ck_assert_int_eq(got.c, 3);
+    ck_assert_int_eq(heed_tensor_count(&got), heed_tensor_count(&want));
+    for (size_t i = 0; i < heed_tensor_count(&got); i++) ck_assert_float_eq(got.data[i], want.data[i]);
+    heed_tensor_free(&got), heed_tensor_free(&want);
+}
+END_TEST
+
 Suite *heed_suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -845,6 +922,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, recipes_quote_paths_and_runs_say_when_done);
     tcase_add_test(tc, eval_matches_folder_classes_by_name);
     tcase_add_test(tc, eval_data_and_info_say_what_they_cannot_do);
+    tcase_add_test(tc, folder_models_see_images_as_they_were_trained);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
