@@ -99,6 +99,19 @@ static heed_status decode_body(jpeg_state *st, const unsigned char *data, size_t
         return heed_fail(HEED_ERR_LIMIT,
                          "heed_image_load: %s: JPEG of %zux%zu pixels exceeds the limit of %zu pixels",
                          st->name, W, H, st->max_pixels);
+    /* Huffman coding spends at least one bit on every block's DC value, so
+     * the bytes after the header bound the blocks the file can hold: a cut
+     * or forged file is refused before W x H pixels are allocated for it.
+     * (Arithmetic coding can go below a bit a block: not bounded.) */
+    if (!d->arith_code) {
+        uint64_t blocks = 0;
+        for (int ci = 0; ci < d->num_components; ci++)
+            blocks += (uint64_t)d->comp_info[ci].width_in_blocks * d->comp_info[ci].height_in_blocks;
+        if ((uint64_t)d->src->bytes_in_buffer * 8 < blocks)
+            return heed_fail(HEED_ERR_FORMAT,
+                             "heed_image_load: %s: truncated JPEG (%zu bytes of image data cannot "
+                             "hold %zux%zu pixels)", st->name, (size_t)d->src->bytes_in_buffer, W, H);
+    }
     int C, cmyk = 0;
     switch (d->jpeg_color_space) {
     case JCS_GRAYSCALE: d->out_color_space = JCS_GRAYSCALE, C = 1; break;

@@ -71,6 +71,25 @@ static void store_row(heed_tensor *img, int y, const unsigned char *row, int dep
         }
 }
 
+/* Bytes of IDAT data the file holds (as far as it goes): a bound on how
+ * many pixels it can decode to, checked before any pixel memory is
+ * allocated. */
+static uint64_t idat_bytes(const unsigned char *p, size_t size) {
+    uint64_t sum = 0;
+    size_t pos = 8; /* after the signature */
+    while (size - pos >= 8) {
+        const uint32_t len = (uint32_t)p[pos] << 24 | (uint32_t)p[pos + 1] << 16 |
+                             (uint32_t)p[pos + 2] << 8 | p[pos + 3];
+        const int idat = !memcmp(p + pos + 4, "IDAT", 4);
+        pos += 8;
+        const size_t avail = size - pos;
+        if (idat) sum += len < avail ? len : avail;
+        if (len > avail || avail - len < 4) break;
+        pos += (size_t)len + 4; /* data and CRC */
+    }
+    return sum;
+}
+
 static heed_status decode_body(png_state *st) {
     png_structp png = st->png;
     png_infop info = st->info;
@@ -86,6 +105,16 @@ static heed_status decode_body(png_state *st) {
         return heed_fail(HEED_ERR_LIMIT,
                          "heed_image_load: %s: PNG of %lux%lu pixels exceeds the limit of %zu pixels",
                          st->name, (unsigned long)W, (unsigned long)H, st->max_pixels);
+    /* Deflate expands at most 1032:1, so a file whose image data is far too
+     * short for its header's size is cut (or forged): refuse it before
+     * allocating W x H pixels for it. */
+    const uint64_t bits = (uint64_t)png_get_channels(png, info) * (unsigned)depth;
+    const uint64_t need = (uint64_t)W * H * bits / 8, have = idat_bytes(st->data, st->size);
+    if (have * 1032 + 64 < need)
+        return heed_fail(HEED_ERR_FORMAT,
+                         "heed_image_load: %s: truncated PNG (%llu bytes of image data cannot hold "
+                         "%lux%lu pixels)", st->name, (unsigned long long)have, (unsigned long)W,
+                         (unsigned long)H);
     if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
     if (ctype == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);

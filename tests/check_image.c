@@ -641,6 +641,33 @@ START_TEST(pixel_limit_is_checked_before_decoding) {
 }
 END_TEST
 
+/* Headers far larger than the data behind them -- 57 bytes claiming
+ * 8000x8000 16-bit RGBA, a 17x12 JPEG's frame patched to 8000x8000 -- are
+ * refused as truncated before their pixels are allocated: under a memory
+ * limit far below those pixels' size (they took 1 GB and 13 s, then failed). */
+START_TEST(headers_larger_than_their_data_fail_before_allocating) {
+    heed_set_memory_limit((size_t)64 << 20);
+    heed_tensor t = {0};
+    bytes b;
+    const unsigned char row[9] = {0};
+    hand_png(&b, 8000, 8000, 16, 6, row, sizeof row);
+    ck_assert_int_eq(heed_image_load_mem(b.d, b.n, "bomb.png", 0, &t), HEED_ERR_FORMAT);
+    ck_assert_msg(strstr(heed_last_error(), "bomb.png: truncated PNG"), "%s", heed_last_error());
+    membuf jpg = encoded("jpeg", 3);
+    size_t sof = 2;
+    while (sof + 9 < jpg.n && !(jpg.d[sof] == 0xff && jpg.d[sof + 1] == 0xc0)) sof++;
+    ck_assert_uint_lt(sof + 9, jpg.n);
+    ck_assert_int_eq(jpg.d[sof + 5] << 8 | jpg.d[sof + 6], 12); /* height, then width */
+    jpg.d[sof + 5] = jpg.d[sof + 7] = 8000 >> 8;
+    jpg.d[sof + 6] = jpg.d[sof + 8] = 8000 & 0xff;
+    ck_assert_int_eq(heed_image_load_mem(jpg.d, jpg.n, "bomb.jpg", 0, &t), HEED_ERR_FORMAT);
+    ck_assert_msg(strstr(heed_last_error(), "bomb.jpg: truncated JPEG"), "%s", heed_last_error());
+    ck_assert_ptr_null(t.data);
+    heed_set_memory_limit(0);
+    free(jpg.d);
+}
+END_TEST
+
 /* ---- saving ------------------------------------------------------------ */
 
 START_TEST(save_is_atomic_and_cleans_up) {
@@ -891,6 +918,7 @@ Suite *heed_suite_image(void) {
     tcase_add_test(tc, empty_text_missing_and_directory_files_fail_cleanly);
     tcase_add_test(tc, format_is_detected_by_content_not_name);
     tcase_add_test(tc, pixel_limit_is_checked_before_decoding);
+    tcase_add_test(tc, headers_larger_than_their_data_fail_before_allocating);
     suite_add_tcase(s, tc);
     tc = tcase_create("save");
     tcase_add_test(tc, save_is_atomic_and_cleans_up);
