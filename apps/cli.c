@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -158,9 +159,10 @@ int cli_check_writable(const char *command, const char *path) {
     char probe[4096]; /* the writers' own temporary name */
     if (heed_atomic_tmp_name(probe, sizeof probe, path) != 0)
         return cli_error(command, 1, "cannot write %s: path too long", path);
-    FILE *f = fopen(probe, "wb");
-    if (!f) return cli_error(command, 1, "cannot write %s: %s", path, strerror(errno));
-    fclose(f);
+    /* O_EXCL, as the writers open it: never through a link planted there. */
+    const int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd < 0) return cli_error(command, 1, "cannot write %s: %s", path, strerror(errno));
+    close(fd);
     remove(probe);
     return -1;
 }

@@ -2,6 +2,7 @@
 #include "file_impl.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,7 +16,11 @@ heed_status heed_write_atomic(const char *who, const char *path, const void *dat
     char tmp[4096];
     if (heed_atomic_tmp_name(tmp, sizeof tmp, path) != 0)
         return heed_fail(HEED_ERR_ARG, "%spath too long: %s", who, path);
-    FILE *f = fopen(tmp, "wb");
+    /* O_EXCL: never through a file or link already there (a link planted
+     * at the predictable name would have the data written into its target). */
+    const int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+    if (fd >= 0 && !f) close(fd), remove(tmp);
     if (!f)
         return heed_fail(HEED_ERR_IO, "%scannot create %s (written first, then renamed to %s): %s",
                          who, tmp, path, strerror(errno));

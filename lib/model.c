@@ -109,7 +109,7 @@ static char *meta_text(const heed_model_meta *m) {
     LINE("dark_background %d\n", m->dark_background);
     LINE("dataset %s\n", one_line(m->dataset, dataset, sizeof dataset));
     LINE("recipe %s\nepochs %d\n", one_line(m->recipe, recipe, sizeof recipe), m->epochs);
-    LINE("test_accuracy %.6f\ntrain_seconds %.1f\ncpu %s\n", m->test_accuracy, m->train_seconds,
+    LINE("test_accuracy %.9g\ntrain_seconds %.9g\ncpu %s\n", m->test_accuracy, m->train_seconds,
          one_line(m->cpu, cpu, sizeof cpu));
 #undef LINE
     put(&b, "", 1);
@@ -461,6 +461,12 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
         }
         if (crc != (uint32_t)crc32(0L, data, (uInt)size)) {
             st = heed_fail(HEED_ERR_FORMAT, "%s: checksum mismatch in chunk %s: the file is corrupt", path, tag);
+            break;
+        }
+        if ((!strcmp(tag, "NETD") && net_text) || (!strcmp(tag, "META") && meta) ||
+            (!strcmp(tag, "PARM") && params.p)) {
+            /* Two of a kind: which one is the model? Another reader may take the first. */
+            st = heed_fail(HEED_ERR_FORMAT, "%s: chunk %s appears twice", path, tag);
             break;
         }
         if (!strcmp(tag, "NETD") || !strcmp(tag, "META")) {

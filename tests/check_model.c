@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "file_impl.h"
 #include "linear.h"
 #include "model.h"
 #include "testutil.h"
@@ -29,7 +30,8 @@ static heed_model *make_model(void) {
     ck_assert_int_eq(heed_model_set_classes(m, 3, names), HEED_OK);
     m->meta.input_mean = 0.25f, m->meta.input_std = 0.5f, m->meta.dark_background = 1;
     snprintf(m->meta.recipe, sizeof m->meta.recipe, "heed train --epochs 2");
-    m->meta.test_accuracy = 0.875f;
+    m->meta.test_accuracy = 1.0f / 3.0f;
+    m->meta.train_seconds = 12.3456783f;
     return m;
 }
 
@@ -70,7 +72,10 @@ START_TEST(round_trip_is_bit_identical) {
     ck_assert_float_eq(back->meta.input_std, 0.5f);
     ck_assert_int_eq(back->meta.dark_background, 1);
     ck_assert_str_eq(back->meta.recipe, "heed train --epochs 2");
-    ck_assert_float_eq_tol(back->meta.test_accuracy, 0.875f, 1e-6);
+    /* every float of the metadata exactly (1/3 came back 0.333332986 and
+     * 12.3456783 s as 12.3, written with %.6f and %.1f) */
+    ck_assert_float_eq(back->meta.test_accuracy, 1.0f / 3.0f);
+    ck_assert_float_eq(back->meta.train_seconds, 12.3456783f);
     heed_tensor_free(&y1), heed_tensor_free(&y2);
     heed_model_free(m), heed_model_free(back);
     unlink(path);
@@ -399,6 +404,59 @@ START_TEST(free_text_with_control_characters_saves_as_one_line) {
 }
 END_TEST
 
+/* Two META (or NETD, PARM) chunks, each with a good checksum: the last one
+ * won, where another reader may take the first. */
+START_TEST(a_chunk_twice_is_refused) {
+    char path[256], bad[256];
+    tmp_path(path, sizeof path, "twice-good.heed");
+    tmp_path(bad, sizeof bad, "twice-bad.heed");
+    static const char *const tags[] = {"NETD", "META", "PARM"};
+    for (int t = 0; t < 3; t++) {
+        chunk_edit c[9];
+        const int n = saved_chunks(path, c, 8);
+        const chunk_edit *one = find_chunk(c, n, tags[t]);
+        c[n] = *one;
+        c[n].data = malloc(one->size + 1);
+        memcpy(c[n].data, one->data, one->size);
+        write_chunks(bad, c, n + 1, "");
+        heed_model *back = (heed_model *)1;
+        ck_assert_int_eq(heed_model_load(&back, bad), HEED_ERR_FORMAT);
+        ck_assert_ptr_null(back);
+        char want[64];
+        snprintf(want, sizeof want, "chunk %s appears twice", tags[t]);
+        ck_assert_msg(strstr(heed_last_error(), want), "%s", heed_last_error());
+        free_chunks(c, n + 1);
+    }
+    unlink(path), unlink(bad);
+}
+END_TEST
+
+/* The temporary file is created, never opened through what is there: a
+ * link planted at its (predictable) name had the model written into the
+ * link's target. */
+START_TEST(save_does_not_write_through_a_planted_link) {
+    char dir[512], path[600], tmp[700], victim[600];
+    ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "model-link"), 0);
+    snprintf(path, sizeof path, "%s/m.heed", dir);
+    snprintf(victim, sizeof victim, "%s/victim.txt", dir);
+    FILE *f = fopen(victim, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("precious\n", f);
+    fclose(f);
+    ck_assert_int_eq(heed_atomic_tmp_name(tmp, sizeof tmp, path), 0);
+    ck_assert_int_eq(symlink(victim, tmp), 0);
+    heed_model *m = make_model();
+    ck_assert_int_eq(heed_model_save(m, path), HEED_ERR_IO);
+    ck_assert_msg(strstr(heed_last_error(), "File exists"), "%s", heed_last_error());
+    char text[64];
+    tu_read_file(victim, text, sizeof text);
+    ck_assert_str_eq(text, "precious\n");
+    ck_assert_int_ne(access(path, F_OK), 0);
+    heed_model_free(m);
+    tu_remove_dir(dir);
+}
+END_TEST
+
 START_TEST(save_is_atomic_and_reports_bad_paths) {
     heed_model *m = make_model();
     ck_assert_int_eq(heed_model_save(m, "/tmp/heed-no-such-dir/x/model.heed"), HEED_ERR_IO);
@@ -507,6 +565,8 @@ Suite *heed_suite_model(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, round_trip_is_bit_identical);
+    tcase_add_test(tc, a_chunk_twice_is_refused);
+    tcase_add_test(tc, save_does_not_write_through_a_planted_link);
     tcase_add_test(tc, truncated_and_corrupt_files_fail_cleanly);
     tcase_add_loop_test(tc, crafted_files_fail_with_reasons, 0, sizeof edits / sizeof edits[0]);
     tcase_add_test(tc, metadata_with_crlf_lines_reads);
