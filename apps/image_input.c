@@ -25,6 +25,23 @@ heed_status prepare_input(const heed_model *m, const heed_tensor *img, const cha
     const int folder = !strncmp(m->meta.dataset, "folder:", 7);
     heed_tensor conv = {0}, small = {0};
     HEED_TRY(heed_image_convert(img, C, &conv));
+    const size_t HWi = (size_t)img->h * img->w;
+    if (!folder && (img->c == 2 || img->c == 4) && C != 2 && C != 4) {
+        /* Transparent areas are background: composite a cut-out over the
+         * shade that sets it off (white under a dark item, black under a
+         * light one), as a viewer shows it, not always over black, which
+         * hides a dark item from a light-on-dark model. */
+        const float *a = img->data + (size_t)(img->c - 1) * HWi;
+        double wsum = 0, ysum = 0;
+        for (size_t i = 0; i < HWi; i++) {
+            double y = 0;
+            for (int c = 0; c < C; c++) y += conv.data[(size_t)c * HWi + i]; /* already times a */
+            ysum += y / C, wsum += a[i];
+        }
+        if (wsum > 0 && ysum / wsum < 0.5)
+            for (int c = 0; c < C; c++)
+                for (size_t i = 0; i < HWi; i++) conv.data[(size_t)c * HWi + i] += 1.0f - a[i];
+    }
     double scale = fmin((double)H / img->h, (double)W / img->w);
     pl->w = (int)lround(img->w * scale), pl->h = (int)lround(img->h * scale);
     if (pl->w < 1) pl->w = 1;
@@ -33,22 +50,30 @@ heed_status prepare_input(const heed_model *m, const heed_tensor *img, const cha
     pl->x = (W - pl->w) / 2, pl->y = (H - pl->h) / 2;
     heed_status st = heed_image_resize(&conv, pl->h, pl->w, &small);
     /* Auto polarity: a light border means a light background, which a model
-     * trained on light-on-dark items needs inverted. */
-    double border = 0;
-    int nb = 0;
-    for (int c = 0; st == HEED_OK && c < C; c++)
-        for (int i = 0; i < img->h; i++)
-            for (int j = 0; j < img->w; j++)
-                if (i == 0 || j == 0 || i == img->h - 1 || j == img->w - 1)
-                    border += conv.data[((size_t)c * img->h + i) * img->w + j], nb++;
-    int light = nb && border / nb > 0.5;
+     * trained on light-on-dark items needs inverted. The border's mean
+     * colour, channel by channel, also pads the letterbox. */
+    double border[4] = {0}, total = 0;
+    size_t nb = 0;
+    for (int c = 0; st == HEED_OK && c < C; c++) {
+        const float *p = conv.data + (size_t)c * HWi;
+        size_t n = 0;
+        for (int i = 0; i < img->h; i++) {
+            const int step = i == 0 || i == img->h - 1 ? 1 : (img->w > 1 ? img->w - 1 : 1);
+            for (int j = 0; j < img->w; j += step) border[c] += p[(size_t)i * img->w + j], n++;
+        }
+        border[c] /= n, total += border[c], nb = n;
+    }
+    int light = nb && total / C > 0.5;
     *inverted = !strcmp(invert, "yes") ||
                 (!strcmp(invert, "auto") && !folder && light == m->meta.dark_background);
     if (st == HEED_OK) st = heed_tensor_ensure(x, 1, C, H, W);
     if (st == HEED_OK) {
         /* Letterbox with the image's own background, in the model's polarity. */
-        float bg = light ? 1.0f : 0.0f;
-        heed_tensor_fill(x, *inverted ? 1.0f - bg : bg);
+        for (int c = 0; c < C; c++) {
+            const float bg = (float)border[c];
+            float *plane = x->data + (size_t)c * H * W;
+            for (size_t i = 0; i < (size_t)H * W; i++) plane[i] = *inverted ? 1.0f - bg : bg;
+        }
         for (int c = 0; c < C; c++)
             for (int i = 0; i < pl->h; i++)
                 for (int j = 0; j < pl->w; j++) {

@@ -38,9 +38,12 @@ typedef struct placement {
 } placement;
 
 /* Brings img (1, Ci, Hi, Wi), values in [0, 1], to the model's input:
- * channels converted, resized with the aspect ratio kept and centred in the
- * frame, padded with the image's own background, brought to the model's
- * polarity, then normalised with the model's input mean and std.
+ * channels converted (transparent areas composited over white when the
+ * opaque content is dark on average, else over black), resized with the
+ * aspect ratio kept (heed_image_resize: antialiased bilinear) and centred in
+ * the frame, padded with the image's own background (the mean colour of its
+ * border pixels), brought to the model's polarity, then normalised with the
+ * model's input mean and std.
  * invert is "yes", "no" or "auto": auto inverts when the image's border is
  * light (> 0.5 on average) but the model's items are light on dark
  * (meta.dark_background), or the other way round. A model trained on a

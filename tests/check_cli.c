@@ -902,6 +902,31 @@ START_TEST(folder_models_see_images_as_they_were_trained) {
 }
 END_TEST
 
+/* A cut-out: a black trouser whose background is transparent. Composited
+ * over black it was black on black, never inverted: nothing to classify;
+ * over white (it is dark) it is a trouser on a light background, inverted
+ * as the model's items are. */
+START_TEST(transparent_cut_outs_are_set_off_from_their_item) {
+    static char out[1 << 14];
+    heed_tensor item = {0}, cut = {0};
+    ck_assert_int_eq(heed_image_load("images/test-00002-Trouser.png", 0, &item), HEED_OK);
+    ck_assert_int_eq(item.c, 1);
+    const int hw = item.h * item.w;
+    ck_assert_int_eq(heed_tensor_alloc(&cut, 1, 4, item.h, item.w), HEED_OK);
+    for (int i = 0; i < hw; i++) {
+        for (int c = 0; c < 3; c++) cut.data[c * hw + i] = 0.0f; /* black ink */
+        cut.data[3 * hw + i] = item.data[i];                      /* where the item is */
+    }
+    char path[600], cmd[800];
+    snprintf(path, sizeof path, "%s/cut.png", dir);
+    ck_assert_int_eq(heed_image_save(path, &cut, NULL), HEED_OK);
+    snprintf(cmd, sizeof cmd, "classify --model models/fmnist-plain.heed --top 1 --json '%s'", path);
+    ck_assert_msg(heed(cmd, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "\"inverted\": true, \"top\": [{\"class\": \"Trouser\""), "%s", out);
+    heed_tensor_free(&item), heed_tensor_free(&cut);
+}
+END_TEST
+
 Suite *heed_suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -923,6 +948,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, eval_matches_folder_classes_by_name);
     tcase_add_test(tc, eval_data_and_info_say_what_they_cannot_do);
     tcase_add_test(tc, folder_models_see_images_as_they_were_trained);
+    tcase_add_test(tc, transparent_cut_outs_are_set_off_from_their_item);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
