@@ -48,7 +48,12 @@ extern "C" {
  * the file and what was wrong), HEED_ERR_LIMIT (too many pixels, or a file
  * larger than 16 bytes per allowed pixel plus 64 MiB, more than any image
  * within the limit needs), HEED_ERR_NOMEM. Never prints:
- * libpng and libjpeg warnings are silenced. */
+ * libpng and libjpeg warnings are silenced. "Corrupt" is what the decoders
+ * detect: a file whose structure is cut or broken fails, a header that
+ * claims more pixels than its data could hold fails before allocating
+ * them, but damaged JPEG scan data that libjpeg only warns about (a bad
+ * Huffman code, stray bytes) decodes to damaged pixels, and a PNG palette
+ * index past the palette reads as black, as libpng gives them. */
 heed_status heed_image_load(const char *path, size_t max_pixels, heed_tensor *out);
 
 /* The same from `size` bytes at `data` (tests, fuzzing, archives).
