@@ -128,6 +128,7 @@ $(BUILD)/suites.inc: $(TEST_SRC) FORCE
 $(BUILD)/tests/check_main.o: $(BUILD)/suites.inc
 $(BUILD)/tests/check_main.o: CFLAGS += -I$(BUILD)
 $(BUILD)/tests/%.o: CFLAGS += -Itests
+$(TEST_OBJ): tests/testutil.h
 
 $(BUILD)/check_heed: $(TEST_OBJ) $(BUILD)/libheed.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libheed.a $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread) $(LDLIBS)

@@ -35,6 +35,26 @@ double tu_gradcheck(tu_loss_fn eval, void *ctx, float *v, size_t n, const float 
                       what, tu_err_, tu_worst_);                                         \
     } while (0)
 
+/* tu_gradcheck for a loss with kinks (maxima, relus): an index whose
+ * one-sided differences disagree by more than `kink` (relative-or-absolute;
+ * a kink inside the step moves the central difference by half that) is
+ * skipped and counted in *skipped; the others must match. Which indices
+ * are skipped depends on the loss alone, never on the analytic gradient. */
+double tu_gradcheck_kinks(tu_loss_fn eval, void *ctx, float *v, size_t n, const float *analytic,
+                          float eps, double kink, size_t *worst, size_t *skipped);
+
+/* Asserts tu_gradcheck_kinks below tol, kinks being one-sided slopes more
+ * than 10 tol apart, with at most n / 20 indices skipped. */
+#define TU_GRADCHECK_KINKS(what, eval, ctx, v, n, analytic, eps, tol)                    \
+    do {                                                                                 \
+        size_t tu_worst_ = 0, tu_skip_ = 0;                                              \
+        double tu_err_ = tu_gradcheck_kinks(eval, ctx, v, n, analytic, eps, 10 * (tol),  \
+                                            &tu_worst_, &tu_skip_);                      \
+        ck_assert_msg(tu_err_ < (tol) && tu_skip_ <= (size_t)(n) / 20,                   \
+                      "%s: gradient relative error %g at index %zu (%zu of %zu at kinks)", \
+                      what, tu_err_, tu_worst_, tu_skip_, (size_t)(n));                  \
+    } while (0)
+
 /* L = sum_i w_i y_i in double. */
 double tu_weighted_sum(const float *y, const float *w, size_t n);
 
