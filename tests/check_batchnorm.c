@@ -170,12 +170,14 @@ START_TEST(training_gradients_match_finite_differences) {
     check_gradients(1, 3, 5, 2, 3);
     check_gradients(1, 4, 3, 1, 1); /* BatchNorm1d-like: H = W = 1 */
     check_gradients(1, 1, 2, 3, 1); /* one image, statistics over positions only */
+    check_gradients(1, 2, 3, 5, 7); /* planes of 35: the 8-wide loops and their tails */
 }
 END_TEST
 
 START_TEST(inference_gradients_match_finite_differences) {
     check_gradients(0, 3, 5, 2, 3);
     check_gradients(0, 1, 3, 1, 1); /* a single value per channel is fine in inference */
+    check_gradients(0, 2, 3, 5, 7);
 }
 END_TEST
 
