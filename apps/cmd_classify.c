@@ -235,7 +235,7 @@ int cmd_classify(int argc, char **argv) {
     const cli_opt opts[] = {
         image_cmd_opt(&o.io, "model", "the model file (required)"),
         image_cmd_opt(&o.io, "top", NULL),
-        image_cmd_opt(&o.io, "overlay", "write heat-map overlays into DIR (one image: FILE.png|.jpg)"),
+        image_cmd_opt(&o.io, "overlay", "write heat-map overlays into DIR (one image: FILE.png|.jpg|.jpeg)"),
         {"map", CLI_STRING, &o.io.kind, "KIND", "what the overlay shows", "attention|gradcam"},
         {"layer", CLI_STRING, &o.layer, "NAME", "the cbam layer (attention) or top-level layer (gradcam)", NULL},
         image_cmd_opt(&o.io, "colormap", "heat-map colours"),

@@ -327,7 +327,7 @@ int cmd_glimpse(int argc, char **argv) {
     const cli_opt opts[] = {
         image_cmd_opt(&o.io, "model", "a model whose network has a ram layer (required)"),
         image_cmd_opt(&o.io, "top", NULL),
-        image_cmd_opt(&o.io, "overlay", "write DIR/<image>-glimpse.<format> (one image: FILE.png|.jpg)"),
+        image_cmd_opt(&o.io, "overlay", "write DIR/<image>-glimpse.<format> (one image: FILE.png|.jpg|.jpeg)"),
         image_cmd_opt(&o.io, "format", NULL),
         {"zoom", CLI_FLOAT, &o.zoom, "Z", "overlay image scale; 0: at least 240 px high, within 1280x720",
          NULL},
