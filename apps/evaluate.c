@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "loss.h"
 
@@ -47,6 +48,11 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
         /* A folder dataset has no split of its own: train/ and test/ below it. */
         char root[4096];
         snprintf(root, sizeof root, "%s/%s", name + 7, train ? "train" : "test");
+        struct stat sb;
+        if (stat(root, &sb) != 0 || !S_ISDIR(sb.st_mode))
+            return heed_fail(HEED_ERR_IO, "folder dataset %s has no %s/ folder (folder:DIR reads "
+                             "DIR/train/<class>/*.png and DIR/test/<class>/*.png)", name + 7,
+                             train ? "train" : "test");
         HEED_TRY(heed_folder_load(d, root, c, h, w));
         if (limit > 0 && limit < d->count) keep_spread(d, limit);
         return HEED_OK;

@@ -775,6 +775,13 @@ START_TEST(eval_data_and_info_say_what_they_cannot_do) {
     ck_assert_msg(strstr(out, "heed eval: unknown dataset 'bogus' ("), "%s", out);
     ck_assert_int_eq(heed("data export --data bogus x", out, sizeof out), 2);
     ck_assert_msg(strstr(out, "heed data: unknown dataset 'bogus' ("), "%s", out);
+    /* a folder given one level too deep, or without its split folders */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/flat/a'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "eval --model models/fmnist-plain.heed --data 'folder:%s/flat'", dir);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "/flat has no test/ folder (folder:DIR reads DIR/train/<class>/*.png and "
+                              "DIR/test/<class>/*.png)"), "%s", out);
     ck_assert_int_eq(heed("data export --scale 65 x", out, sizeof out), 2);
     ck_assert_str_eq(out, "heed data: --scale must be 1 .. 64, not 65\n");
     snprintf(path, sizeof path, "%s/two.net", dir);
