@@ -29,8 +29,9 @@ typedef struct png_state {
     size_t max_pixels;
     int truncated;
     char msg[256];
-    unsigned char *pixels; /* decoded samples: one row, or all rows when interlaced */
-    png_bytep *rows;       /* (H) row pointers into pixels, interlaced images only */
+    unsigned char *pixels; /* one row of samples (malloc) */
+    unsigned char *whole;  /* interlaced images: all rows (heed_alloc) */
+    png_bytep *rows;       /* (H) row pointers into whole */
     heed_tensor img;       /* (1, C, H, W) */
     /* encoding */
     unsigned char *out; /* (out_size) malloc'ed PNG stream */
@@ -138,11 +139,14 @@ static heed_status decode_body(png_state *st) {
         }
     } else {
         /* Adam7 fills rows over several passes: keep the whole image. */
-        st->pixels = malloc(rowbytes * H);
+        /* As large as the image itself: heed_alloc, so that it counts
+         * against the memory limit as the tensor does. */
+        st->whole = heed_alloc(rowbytes * H);
+        if (!st->whole)
+            return heed_alloc_failed(rowbytes * H, "heed_image_load: %s: the interlaced rows", st->name);
         st->rows = malloc(sizeof(png_bytep) * H);
-        if (!st->pixels || !st->rows)
-            return heed_fail(HEED_ERR_NOMEM, "heed_image_load: %s: out of memory", st->name);
-        for (png_uint_32 y = 0; y < H; y++) st->rows[y] = st->pixels + rowbytes * y;
+        if (!st->rows) return heed_fail(HEED_ERR_NOMEM, "heed_image_load: %s: out of memory", st->name);
+        for (png_uint_32 y = 0; y < H; y++) st->rows[y] = st->whole + rowbytes * y;
         png_read_image(png, st->rows);
         for (png_uint_32 y = 0; y < H; y++) store_row(&st->img, (int)y, st->rows[y], depth);
     }
@@ -173,6 +177,7 @@ heed_status heed_png_decode(const unsigned char *data, size_t size, const char *
                                         name);
     png_destroy_read_struct(&st.png, st.info ? &st.info : NULL, NULL);
     free(st.rows);
+    heed_free(st.whole);
     free(st.pixels);
     if (s == HEED_OK) *out = st.img;
     else heed_tensor_free(&st.img);

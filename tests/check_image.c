@@ -385,6 +385,34 @@ START_TEST(interlaced_png_matches_its_pixels) {
 }
 END_TEST
 
+/* An interlaced PNG keeps all its rows while it decodes: those count
+ * against the memory limit too (they were malloc'ed beside it). A 512x512
+ * gray image: 1 MiB of floats, 256 KiB of rows. */
+START_TEST(interlaced_rows_count_against_the_memory_limit) {
+    enum { S = 512 };
+    static unsigned char rows_data[S][S];
+    unsigned char *rows[S];
+    for (int y = 0; y < S; y++) {
+        for (int x = 0; x < S; x++) rows_data[y][x] = (unsigned char)((x * 7 + y * 3) & 255);
+        rows[y] = rows_data[y];
+    }
+    membuf m = libpng_write(S, S, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7, NULL, 0, NULL, 0, rows);
+    heed_tensor t = {0};
+    const size_t base = heed_memory_in_use(), floats = (size_t)S * S * sizeof(float);
+    heed_set_memory_limit(base + floats + 64 * 1024); /* the tensor fits, the rows do not */
+    ck_assert_int_eq(heed_image_load_mem(m.d, m.n, "adam7.png", 0, &t), HEED_ERR_NOMEM);
+    ck_assert_msg(strstr(heed_last_error(), "adam7.png: the interlaced rows"), "%s", heed_last_error());
+    ck_assert_ptr_null(t.data);
+    ck_assert_uint_eq(heed_memory_in_use(), base);
+    heed_set_memory_limit(base + floats + S * S + 64 * 1024);
+    ck_assert_msg(heed_image_load_mem(m.d, m.n, "adam7.png", 0, &t) == HEED_OK, "%s", heed_last_error());
+    ck_assert_float_eq(t.data[S + 1], (float)((7 + 3) & 255) / 255.0f);
+    heed_set_memory_limit(0);
+    heed_tensor_free(&t);
+    free(m.d);
+}
+END_TEST
+
 /* ---- JPEG -------------------------------------------------------------- */
 
 START_TEST(jpeg_round_trips_gray_and_rgb_within_tolerance) {
@@ -919,6 +947,7 @@ Suite *heed_suite_image(void) {
     tcase_add_test(tc, format_is_detected_by_content_not_name);
     tcase_add_test(tc, pixel_limit_is_checked_before_decoding);
     tcase_add_test(tc, headers_larger_than_their_data_fail_before_allocating);
+    tcase_add_test(tc, interlaced_rows_count_against_the_memory_limit);
     suite_add_tcase(s, tc);
     tc = tcase_create("save");
     tcase_add_test(tc, save_is_atomic_and_cleans_up);
