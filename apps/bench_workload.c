@@ -94,6 +94,11 @@ heed_status bench_case_open(bench_case *c, const char *path, const char *workloa
     HEED_TRY(heed_net_load(&c->net, path, seed));
     const heed_layer *root = &c->net->root->base;
     c->classes = root->out_c * root->out_h * root->out_w;
+    /* A training step ends in softmax cross-entropy over class scores. */
+    if (train && (root->out_h != 1 || root->out_w != 1))
+        return heed_fail(HEED_ERR_SHAPE, "%s ends in (%d, %d, %d), not class scores (C, 1, 1): "
+                         "--mode train needs a classifier (end it with fc)", path, root->out_c,
+                         root->out_h, root->out_w);
     HEED_TRY(heed_tensor_alloc(&c->x, batch, c->net->in_c, c->net->in_h, c->net->in_w));
     HEED_TRY(heed_tensor_alloc(&c->dy, batch, c->classes, 1, 1));
     c->labels = malloc(sizeof(int) * (size_t)batch);

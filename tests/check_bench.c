@@ -374,6 +374,18 @@ START_TEST(bad_names_and_options_fail_clearly) {
         ck_assert_msg(strstr(err, refused[i][1]), "%s: %s", refused[i][0], err);
         ck_assert_msg(!strcmp(out, ""), "%s: %s", refused[i][0], out);
     }
+    /* training needs class scores: said before any step (it failed inside
+     * the loss, "logits (1, 4, 8, 8), expected (N, K, 1, 1)") */
+    char net[600], cmd[700];
+    snprintf(net, sizeof net, "%s/maps.net", dir);
+    FILE *f = fopen(net, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("input 1 8 8\nconv out=4 k=3 pad=1\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "bench --net '%s' --mode train --seconds 0.01", net);
+    ck_assert_int_eq(heed(cmd, out, sizeof out, err, sizeof err), 1);
+    ck_assert_msg(strstr(err, "maps.net ends in (4, 8, 8), not class scores (C, 1, 1): --mode train needs a "
+                              "classifier (end it with fc)"), "%s", err);
     ck_assert_int_eq(heed("bench --help", out, sizeof out, err, sizeof err), 0);
     ck_assert_ptr_nonnull(strstr(out, "heed bench gemm M N K"));
     ck_assert_ptr_nonnull(strstr(out, "--workload NAME"));
