@@ -16,7 +16,6 @@
 #include "netfile_impl.h"
 
 enum { MAX_MODEL_BYTES = 1 << 30 };
-static const char MAGIC[8] = HEED_MODEL_MAGIC; /* without its NUL */
 
 /* ---- a growable byte buffer for writing -------------------------------- */
 
@@ -302,7 +301,7 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
     bytes params = {0};
     put_params(&params, &m->net->params);
     bytes b = {0};
-    put(&b, MAGIC, 8);
+    put(&b, HEED_MODEL_MAGIC, 8);
     put_u32(&b, HEED_MODEL_VERSION);
     put_u32(&b, (uint32_t)(3 + nextra));
     put_chunk(&b, "NETD", m->net->source, strlen(m->net->source));
@@ -330,7 +329,7 @@ static heed_status read_file(const char *path, unsigned char **out, size_t *len)
     while (buf) {
         n += fread(buf + n, 1, cap - n, f);
         /* Anything else is refused before more of it is read. */
-        if (cap == 1 << 16 && (n < 8 || memcmp(buf, MAGIC, 8))) break;
+        if (cap == 1 << 16 && (n < 8 || memcmp(buf, HEED_MODEL_MAGIC, 8))) break;
         if (n < cap) break;
         if (cap >= MAX_MODEL_BYTES) break;
         unsigned char *grown = realloc(buf, cap * 2);
@@ -432,7 +431,7 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
     char magic[8];
     uint32_t version = 0, nchunks = 0;
     heed_status st = HEED_OK;
-    if (!get(&r, magic, 8) || memcmp(magic, MAGIC, 8))
+    if (!get(&r, magic, 8) || memcmp(magic, HEED_MODEL_MAGIC, 8))
         st = heed_fail(HEED_ERR_FORMAT, "%s: not a heed model file (bad magic)", path);
     else if (!get_u32(&r, &version) || !get_u32(&r, &nchunks))
         st = heed_fail(HEED_ERR_FORMAT, "%s: truncated header", path);
