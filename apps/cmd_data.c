@@ -66,7 +66,7 @@ int cmd_data(int argc, char **argv) {
     if (!dataset_name_known(data))
         return cli_error("data", 2, "unknown dataset '%s' (" DATASET_NAMES ")", data);
     heed_dataset d = {0};
-    const int folder = !strncmp(data, "folder:", 7);
+    const char *folder = dataset_folder(data); /* its DIR, or NULL */
     int fc = folder ? 1 : 0, fh = folder ? 28 : 0, fw = folder ? 28 : 0;
     if (shape) {
         char end;
@@ -80,9 +80,9 @@ int cmd_data(int argc, char **argv) {
     }
     /* The files written are named as heed names exported items, which may be
      * the names of the dataset's own images: never write among them. */
-    if (folder && inside(args[1], data + 7))
+    if (folder && inside(args[1], folder))
         return cli_error("data", 2, "%s is inside the dataset's folder %s: the exported files would "
-                         "land among its images (and could replace them)", args[1], data + 7);
+                         "land among its images (and could replace them)", args[1], folder);
     /* Items past start + count need not be read (and the sum must not overflow). */
     const int limit = folder ? 0 : count > INT_MAX - start ? INT_MAX : start + count;
     if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), limit, fc, fh, fw) != HEED_OK)

@@ -368,7 +368,7 @@ int cmd_glimpse(int argc, char **argv) {
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
-    image_cmd_overlay_only(&o.io, opts, given, "zoom format colormap");
+    image_cmd_overlay_only(&o.io, opts, given, "format zoom colormap");
     if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;
     if (!(o.zoom >= 0 && o.zoom <= 64)) return cli_error("glimpse", 2, "--zoom must be in 0..64");
     if (o.seed < 0) return cli_error("glimpse", 2, "--seed must not be negative");

@@ -184,7 +184,8 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
     snprintf(m->meta.dataset, sizeof m->meta.dataset, "%s", o->data ? o->data : "fmnist");
     /* A folder by its absolute path where that fits the field, so that heed
      * eval finds it from any working directory. */
-    char *full = o->data && !strncmp(o->data, "folder:", 7) ? realpath(o->data + 7, NULL) : NULL;
+    const char *dir = o->data ? dataset_folder(o->data) : NULL;
+    char *full = dir ? realpath(dir, NULL) : NULL;
     if (full && strlen(full) + 7 < sizeof m->meta.dataset)
         snprintf(m->meta.dataset, sizeof m->meta.dataset, "folder:%s", full);
     free(full);
@@ -192,11 +193,6 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
     return HEED_OK;
 }
 
-/* After a SIGINT or SIGTERM (cli_catch_stop): says where the run stopped
- * (in epoch `epoch`, `seen` of `count` items done, or after it when all
- * are) and how to go on, and returns 128 + the signal, the status a shell
- * gives a command the signal ended. Epochs 1 .. `whole` are in `saved`
- * (NULL: none is saved). */
 /* "epoch 1 is in SAVED" or "epochs 1-N are in SAVED" (epochs 1 .. `whole`
  * saved), into out. */
 static void saved_epochs(char *out, size_t size, int whole, const char *saved) {
@@ -210,6 +206,11 @@ static const char *checkpoint_before(int epoch, int start_epoch, const char *ckp
     return epoch > start_epoch ? ckpt : epoch > 0 ? resumed : NULL;
 }
 
+/* After a SIGINT or SIGTERM (cli_catch_stop): says where the run stopped
+ * (in epoch `epoch`, `seen` of `count` items done, or after it when all
+ * are) and how to go on, and returns 128 + the signal, the status a shell
+ * gives a command the signal ended. Epochs 1 .. `whole` are in `saved`
+ * (NULL: none is saved). */
 static int stopped(int sig, int epoch, int epochs, long seen, long count, int whole,
                    const char *saved) {
     char where[96], next[4500];

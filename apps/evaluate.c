@@ -17,9 +17,14 @@ static heed_status check_shape(const char *name, int S, int c, int h, int w) {
     return HEED_OK;
 }
 
+const char *dataset_folder(const char *name) {
+    return strncmp(name, "folder:", 7) ? NULL : name + 7;
+}
+
 int dataset_name_known(const char *name) {
     heed_canvas_cfg cfg;
-    if (!strncmp(name, "folder:", 7)) return name[7] != '\0';
+    const char *dir = dataset_folder(name);
+    if (dir) return dir[0] != '\0';
     return !strcmp(name, "fmnist") || heed_canvas_preset(&cfg, name, 0) == HEED_OK;
 }
 
@@ -43,15 +48,16 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
         HEED_TRY(check_shape(name, 28, c, h, w));
         return heed_fmnist_load(d, data_dir, train, limit);
     }
-    if (!strncmp(name, "folder:", 7)) {
-        if (!name[7]) return heed_fail(HEED_ERR_ARG, "dataset 'folder:' names no folder (folder:DIR)");
+    const char *dir = dataset_folder(name);
+    if (dir) {
+        if (!dir[0]) return heed_fail(HEED_ERR_ARG, "dataset 'folder:' names no folder (folder:DIR)");
         /* A folder dataset has no split of its own: train/ and test/ below it. */
         char root[4096];
-        snprintf(root, sizeof root, "%s/%s", name + 7, train ? "train" : "test");
+        snprintf(root, sizeof root, "%s/%s", dir, train ? "train" : "test");
         struct stat sb;
         if (stat(root, &sb) != 0 || !S_ISDIR(sb.st_mode))
             return heed_fail(HEED_ERR_IO, "folder dataset %s has no %s/ folder (folder:DIR reads "
-                             "DIR/train/<class>/*.png and DIR/test/<class>/*.png)", name + 7,
+                             "DIR/train/<class>/*.png and DIR/test/<class>/*.png)", dir,
                              train ? "train" : "test");
         HEED_TRY(heed_folder_load(d, root, c, h, w));
         if (limit > 0 && limit < d->count) keep_spread(d, limit);

@@ -13,6 +13,14 @@
 /* The dataset names open_dataset knows, for help texts and errors. */
 #define DATASET_NAMES "fmnist, " HEED_CANVAS_NAMES ", or folder:DIR"
 
+/* Whether `name` is one of DATASET_NAMES (folder:DIR with a DIR), before
+ * anything is read: commands refuse others as usage errors. */
+int dataset_name_known(const char *name);
+
+/* The DIR of a "folder:DIR" dataset name (possibly ""), or NULL for any
+ * other name. */
+const char *dataset_folder(const char *name);
+
 /* Opens `name`'s train or test split; limit > 0 keeps the first `limit`
  * items. c, h, w is the model's input shape:
  *   "fmnist": 1x28x28 whatever c, h, w say (the caller compares shapes);
@@ -23,10 +31,6 @@
  *     are listed class by class), all of them still decoded.
  * Errors: HEED_ERR_ARG for an unknown name (the message lists
  * DATASET_NAMES), the loaders' errors. */
-/* Whether `name` is one of DATASET_NAMES (folder:DIR with a DIR), before
- * anything is read: commands refuse others as usage errors. */
-int dataset_name_known(const char *name);
-
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
                          int limit, int c, int h, int w);
 

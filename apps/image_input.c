@@ -22,7 +22,7 @@ heed_status prepare_input(const heed_model *m, const heed_tensor *img, const cha
      * them: stretched to the input (aspect ratio not kept) and never
      * inverted. Bring images to it the same way, so that classify agrees
      * with eval. */
-    const int folder = !strncmp(m->meta.dataset, "folder:", 7);
+    const int folder = dataset_folder(m->meta.dataset) != NULL;
     heed_tensor conv = {0}, small = {0};
     HEED_TRY(heed_image_convert(img, C, &conv));
     const size_t HWi = (size_t)img->h * img->w;
@@ -146,22 +146,16 @@ cli_opt image_cmd_opt(image_cmd *c, const char *name, const char *help) {
     return (cli_opt){0};
 }
 
-/* Whether the space-separated list `names` holds the len bytes at name. */
-static int listed(const char *names, const char *name, size_t len) {
-    for (const char *p = names; *p;) {
-        size_t n = strcspn(p, " ");
-        if (n == len && !strncmp(p, name, len)) return 1;
-        p += n + (p[n] == ' ');
-    }
-    return 0;
-}
-
 void image_cmd_overlay_only(image_cmd *c, const cli_opt *opts, const int *given, const char *names) {
     c->overlay_only[0] = '\0';
-    for (int i = 0; opts[i].name; i++) {
-        if (!given[i] || !listed(names, opts[i].name, strlen(opts[i].name))) continue;
+    char name[64];
+    for (const char *p = names; *p; p += strspn(p, " ")) {
+        const size_t n = strcspn(p, " ");
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        p += n;
+        if (!cli_given(opts, given, name)) continue;
         const size_t used = strlen(c->overlay_only);
-        snprintf(c->overlay_only + used, sizeof c->overlay_only - used, "%s--%s", used ? ", " : "", opts[i].name);
+        snprintf(c->overlay_only + used, sizeof c->overlay_only - used, "%s--%s", used ? ", " : "", name);
     }
 }
 

@@ -6,8 +6,8 @@
  *   my_opts o = {.io = image_cmd_defaults("classify", "attention", "jet"), ...};
  *   const cli_opt opts[] = {image_cmd_opt(&o.io, "model", "the model file (required)"),
  *                           image_cmd_opt(&o.io, "top", NULL), ..., {0}};
- *   image_cmd_overlay_only(&o.io, opts, given, "colormap format"); // after cli_parse
- *   ... cli_parse ...
+ *   ... cli_parse, with a given[] array ...
+ *   image_cmd_overlay_only(&o.io, opts, given, "colormap format");
  *   if ((rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc; // usage errors: 2
  *   ... the command's own checks ...
  *   if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;       // colormap, dirs, threads, model
@@ -88,7 +88,8 @@ image_cmd image_cmd_defaults(const char *command, const char *kind, const char *
 cli_opt image_cmd_opt(image_cmd *c, const char *name, const char *help);
 
 /* Notes in c->overlay_only which of the options `names` (space-separated,
- * without dashes: those that act only on overlays) were given, as
+ * without dashes, in the order the message names them: those that act
+ * only on overlays) were given, as
  * cli_parse marked them in given[] (one per opts entry); image_cmd_check
  * refuses them without --overlay. (Values cannot tell: --alpha 0.5 is
  * given although it is the default.) */
