@@ -1,6 +1,6 @@
 /* heed.h -- the one header users include.
  *
- *   #include <heed.h>      // cc prog.c $(pkg-config --cflags --libs heed)
+ *   #include <heed/heed.h> // cc prog.c $(pkg-config --cflags --libs heed)
  *
  * heed is a C11 library of attention modules (SE, CBAM, RAM) for
  * convolutional neural networks, with the CNN core they stand on: float32
