@@ -35,6 +35,12 @@ extern "C" {
  * (tRNS); a gray or RGB PNG with a tRNS colour key gains an alpha channel;
  * CMYK JPEGs become RGB.
  *
+ * The image comes upright, as viewers show it: an EXIF orientation tag (a
+ * JPEG's APP1 "Exif" segment or a PNG's eXIf chunk; phones and cameras
+ * write one) is applied with heed_image_orient, so a portrait photo whose
+ * rows were stored sideways is (1, C, H, W) with H > W. A missing, damaged
+ * or out-of-range tag means the rows as stored.
+ *
  * *out is allocated here as (1, C, H, W) and the caller frees it with
  * heed_tensor_free; its previous contents are not freed (pass an empty
  * tensor). On failure *out is left empty.
@@ -96,6 +102,19 @@ heed_status heed_image_encode_mem(const heed_tensor *img, const char *format,
  * Errors: HEED_ERR_ARG (h or w < 1, out == in), HEED_ERR_LIMIT,
  * HEED_ERR_NOMEM. */
 heed_status heed_image_resize(const heed_tensor *in, int h, int w, heed_tensor *out);
+
+/* Turns in (N, C, H, W) upright for EXIF orientation 1..8 (the value of tag
+ * 0x0112): 1 as is, 2 mirrored left-right, 3 turned half round, 4 mirrored
+ * top-bottom, 5 transposed (the stored first row becomes the left column),
+ * 6 turned a quarter clockwise, 7 transposed across the other diagonal, 8
+ * turned a quarter anticlockwise (as PIL's ImageOps.exif_transpose). For
+ * 5..8 out is (N, C, W, H). heed_image_load does this already; this is
+ * for images decoded elsewhere. *out is sized with heed_tensor_ensure and
+ * must not be `in`.
+ *
+ * Errors: HEED_ERR_ARG (orientation not in 1..8, out == in), HEED_ERR_SHAPE
+ * (empty input), HEED_ERR_LIMIT, HEED_ERR_NOMEM. */
+heed_status heed_image_orient(const heed_tensor *in, int orientation, heed_tensor *out);
 
 /* Converts in (N, C, H, W), C in 1..4, to `channels` (1..4) channels:
  *   colour -> gray: luma Y = 0.299 R + 0.587 G + 0.114 B;

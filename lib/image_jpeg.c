@@ -6,7 +6,9 @@
  * carrying an Adobe marker store the inks inverted (as Photoshop writes
  * them), so there R = C K. A sample v becomes v / 255. Progressive files
  * are decoded in full by libjpeg; a progress monitor caps the number of
- * scans so a crafted file cannot keep the decoder busy indefinitely.
+ * scans so a crafted file cannot keep the decoder busy indefinitely. The
+ * EXIF orientation of an APP1 segment is applied after decoding
+ * (image_orient.c).
  *
  * libjpeg's default error_exit calls exit() and its messages go to stderr:
  * here error_exit records the message and longjmps to the one setjmp in
@@ -28,6 +30,7 @@
 #include <jerror.h>
 
 #include "image.h"
+#include "image_impl.h"
 
 /* More scans than any real encoder writes (a few dozen at most). */
 #define MAX_SCANS 1000
@@ -38,6 +41,7 @@ typedef struct jpeg_state {
     jmp_buf jb;
     char msg[JMSG_LENGTH_MAX];
     int truncated, too_many_scans;
+    int orientation; /* EXIF's, 1..8 */
     const char *name;
     size_t max_pixels;
     struct jpeg_decompress_struct d;
@@ -86,14 +90,24 @@ static void init_errors(jpeg_state *st) {
     st->err.emit_message = on_emit_message;
 }
 
+/* The orientation in the first APP1 segment that holds EXIF, else 1. */
+static int exif_orientation(j_decompress_ptr d) {
+    for (jpeg_saved_marker_ptr m = d->marker_list; m; m = m->next)
+        if (m->marker == JPEG_APP0 + 1 && m->data_length >= 6 && !memcmp(m->data, "Exif\0\0", 6))
+            return heed_exif_orientation(m->data + 6, m->data_length - 6);
+    return 1;
+}
+
 static heed_status decode_body(jpeg_state *st, const unsigned char *data, size_t size) {
     j_decompress_ptr d = &st->d;
     jpeg_create_decompress(d);
     st->progress.progress_monitor = on_progress;
     d->progress = &st->progress;
     jpeg_mem_src(d, data, (unsigned long)size);
+    jpeg_save_markers(d, JPEG_APP0 + 1, 0xffff); /* APP1: EXIF, for the orientation */
     if (jpeg_read_header(d, TRUE) != JPEG_HEADER_OK)
         return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: JPEG holds tables but no image", st->name);
+    st->orientation = exif_orientation(d);
     const size_t W = d->image_width, H = d->image_height;
     if ((uint64_t)W * H > st->max_pixels)
         return heed_fail(HEED_ERR_LIMIT,
@@ -174,6 +188,7 @@ heed_status heed_jpeg_decode(const unsigned char *data, size_t size, const char 
     st->d.err = &st->err;
     heed_status s = decode_run(st, data, size);
     jpeg_destroy_decompress(&st->d);
+    if (s == HEED_OK) s = heed_image_orient_decoded(&st->img, st->orientation);
     free(st->row);
     if (s == HEED_OK) *out = st->img;
     else heed_tensor_free(&st->img);

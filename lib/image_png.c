@@ -10,7 +10,8 @@
  * between hangs off a state struct that the caller frees, so no local
  * variable is live across the longjmp. Warnings are dropped (the library
  * never prints). The reader callback fails on the first byte past the end
- * of the buffer, so truncated files are reported as such.
+ * of the buffer, so truncated files are reported as such. An eXIf chunk's
+ * orientation is applied after decoding (image_orient.c).
  */
 #include <png.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "image.h"
+#include "image_impl.h"
 
 typedef struct png_state {
     png_structp png;
@@ -72,23 +74,41 @@ static void store_row(heed_tensor *img, int y, const unsigned char *row, int dep
         }
 }
 
+/* The chunk at *pos: its type (4 bytes) and as much of its data as the
+ * file holds (*len bytes at *body); *pos moves past it, or to the end when
+ * the file ends inside it. 0 when no chunk is left. */
+static int next_chunk(const unsigned char *p, size_t size, size_t *pos, const unsigned char **type,
+                      const unsigned char **body, size_t *len) {
+    if (*pos > size || size - *pos < 8) return 0;
+    const uint32_t n = (uint32_t)p[*pos] << 24 | (uint32_t)p[*pos + 1] << 16 | (uint32_t)p[*pos + 2] << 8 |
+                       p[*pos + 3];
+    const size_t avail = size - *pos - 8;
+    *type = p + *pos + 4;
+    *body = p + *pos + 8;
+    *len = n < avail ? n : avail;
+    *pos = n > avail || avail - n < 4 ? size : *pos + 8 + n + 4; /* data and CRC */
+    return 1;
+}
+
 /* Bytes of IDAT data the file holds (as far as it goes): a bound on how
  * many pixels it can decode to, checked before any pixel memory is
  * allocated. */
 static uint64_t idat_bytes(const unsigned char *p, size_t size) {
     uint64_t sum = 0;
-    size_t pos = 8; /* after the signature */
-    while (size - pos >= 8) {
-        const uint32_t len = (uint32_t)p[pos] << 24 | (uint32_t)p[pos + 1] << 16 |
-                             (uint32_t)p[pos + 2] << 8 | p[pos + 3];
-        const int idat = !memcmp(p + pos + 4, "IDAT", 4);
-        pos += 8;
-        const size_t avail = size - pos;
-        if (idat) sum += len < avail ? len : avail;
-        if (len > avail || avail - len < 4) break;
-        pos += (size_t)len + 4; /* data and CRC */
-    }
+    size_t pos = 8, len; /* after the signature */
+    const unsigned char *type, *body;
+    while (next_chunk(p, size, &pos, &type, &body, &len))
+        if (!memcmp(type, "IDAT", 4)) sum += len;
     return sum;
+}
+
+/* The EXIF orientation of the first eXIf chunk, else 1. */
+static int exif_orientation(const unsigned char *p, size_t size) {
+    size_t pos = 8, len;
+    const unsigned char *type, *body;
+    while (next_chunk(p, size, &pos, &type, &body, &len))
+        if (!memcmp(type, "eXIf", 4)) return heed_exif_orientation(body, len);
+    return 1;
 }
 
 static heed_status decode_body(png_state *st) {
@@ -179,6 +199,7 @@ heed_status heed_png_decode(const unsigned char *data, size_t size, const char *
     free(st.rows);
     heed_free(st.whole);
     free(st.pixels);
+    if (s == HEED_OK) s = heed_image_orient_decoded(&st.img, exif_orientation(data, size));
     if (s == HEED_OK) *out = st.img;
     else heed_tensor_free(&st.img);
     return s;
