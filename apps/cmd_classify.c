@@ -7,6 +7,7 @@
 #include "cbam.h"
 #include "cli.h"
 #include "evaluate.h"
+#include "gradcam.h"
 #include "image.h"
 #include "image_input.h"
 #include "overlay.h"
@@ -35,42 +36,14 @@ static void find_last(heed_layer *l, int depth, void *vctx) {
     if (!strcmp(l->ops->type, c->type)) c->found = l;
 }
 
-/* Grad-CAM (Selvaraju et al., 2017) on the output of top-level layer `idx`:
- * alpha_k = mean_hw d(score)/dA_k, cam = relu(sum_k alpha_k A_k). */
-static heed_status gradcam(heed_model *m, const heed_tensor *x, const heed_tensor *logits, int cls,
-                           int idx, heed_tensor *cam) {
-    heed_seq *root = m->net->root;
-    heed_tensor dy = {0};
-    HEED_TRY(heed_tensor_alloc(&dy, logits->n, logits->c, logits->h, logits->w));
-    dy.data[cls] = 1.0f;
-    heed_status st = heed_net_backward(m->net, x, logits, &dy, NULL);
-    heed_tensor_free(&dy);
-    HEED_TRY(st);
-    const heed_tensor *a = heed_seq_activation(root, idx), *g = &root->grads[idx];
-    int C = a->c, H = a->h, W = a->w;
-    HEED_TRY(heed_tensor_ensure(cam, 1, 1, H, W));
-    heed_tensor_zero(cam);
-    for (int c = 0; c < C; c++) {
-        double alpha = 0;
-        for (int i = 0; i < H * W; i++) alpha += g->data[(size_t)c * H * W + i];
-        alpha /= H * W;
-        for (int i = 0; i < H * W; i++) cam->data[i] += (float)(alpha * a->data[(size_t)c * H * W + i]);
-    }
-    for (int i = 0; i < H * W; i++) cam->data[i] = cam->data[i] > 0 ? cam->data[i] : 0;
-    return HEED_OK;
-}
-
 /* The top-level layer Grad-CAM uses: --layer, else the last one whose output
  * is still a spatial map (the last convolutional stage). A layer whose
  * output is 1x1 is refused: its map would be one value, drawn as noise. */
 static heed_status gradcam_layer(heed_model *m, const char *name, int *idx) {
     heed_seq *root = m->net->root;
-    int named = -1, spatial = -1;
-    for (int i = 0; i < root->count - 1; i++) {
-        const heed_layer *l = root->children[i];
-        if (name && !strcmp(l->name, name)) named = i;
-        if (l->out_h * l->out_w > 1) spatial = i;
-    }
+    int named = -1, spatial = heed_gradcam_default_layer(m->net);
+    for (int i = 0; name && i < root->count - 1; i++)
+        if (!strcmp(root->children[i]->name, name)) named = i;
     *idx = name ? named : spatial;
     if (!name && spatial < 0) return heed_fail(HEED_ERR_ARG, "the network has no spatial layer for Grad-CAM");
     if (named < 0 && name)
@@ -125,7 +98,7 @@ static heed_status find_map_source(heed_model *m, const classify_opts *o, map_so
 
 /* The heat map from src for the image r ran, over the model's input frame. */
 static heed_status heat_map(heed_model *m, const map_source *src, const image_run *r, heed_tensor *map) {
-    if (!src->att) return gradcam(m, &r->x, &r->logits, r->order[0], src->idx, map);
+    if (!src->att) return heed_gradcam(m->net, &r->x, r->order[0], src->idx, map);
     const heed_tensor *sm = heed_cbam_spatial_map((heed_cbam *)src->att);
     HEED_TRY(heed_tensor_ensure(map, 1, 1, sm->h, sm->w));
     memcpy(map->data, sm->data, (size_t)sm->h * sm->w * sizeof(float));

@@ -1,0 +1,62 @@
+/* gradcam.c -- Grad-CAM over a top-level layer's output (gradcam.h).
+ *
+ * The top-level sequence keeps every child's output and its gradient after
+ * a backward (seq.h), so the map needs one forward, one backward from a
+ * one-hot gradient on the logits, and a weighted sum: no hooks. */
+#include "gradcam.h"
+
+#include "seq.h"
+
+int heed_gradcam_default_layer(const heed_net *net) {
+    const heed_seq *root = net->root;
+    for (int i = root->count - 2; i >= 0; i--)
+        if (root->children[i]->out_h * root->children[i]->out_w > 1) return i;
+    return -1;
+}
+
+/* cam = relu(sum_k alpha_k A_k), alpha_k the mean of A_k's gradient. */
+static heed_status weigh_maps(const heed_tensor *a, const heed_tensor *g, heed_tensor *cam) {
+    const int K = a->c;
+    const size_t hw = (size_t)a->h * a->w;
+    HEED_TRY(heed_tensor_ensure(cam, 1, 1, a->h, a->w));
+    heed_tensor_zero(cam);
+    for (int k = 0; k < K; k++) {
+        const float *ak = a->data + (size_t)k * hw, *gk = g->data + (size_t)k * hw;
+        double alpha = 0;
+        for (size_t i = 0; i < hw; i++) alpha += gk[i];
+        alpha /= (double)hw;
+        for (size_t i = 0; i < hw; i++) cam->data[i] += (float)(alpha * ak[i]);
+    }
+    for (size_t i = 0; i < hw; i++) cam->data[i] = cam->data[i] > 0 ? cam->data[i] : 0;
+    return HEED_OK;
+}
+
+heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer, heed_tensor *cam) {
+    heed_seq *root = net->root;
+    const heed_layer *out = &root->base;
+    if (layer < 0 || layer >= root->count - 1)
+        return heed_fail(HEED_ERR_ARG, "heed_gradcam: layer %d is not a top-level layer before the output "
+                         "(0..%d)", layer, root->count - 2);
+    const heed_layer *at = root->children[layer];
+    if (at->out_h * at->out_w <= 1)
+        return heed_fail(HEED_ERR_ARG, "heed_gradcam: layer %s outputs %dx%dx%d: Grad-CAM needs a map "
+                         "(an output over 1x1)", at->name, at->out_c, at->out_h, at->out_w);
+    const int classes = out->out_c * out->out_h * out->out_w;
+    if (cls < 0 || cls >= classes)
+        return heed_fail(HEED_ERR_ARG, "heed_gradcam: class %d is not in 0..%d", cls, classes - 1);
+    HEED_CHECK_SHAPE(x && x->data && x->n == 1 && x->c == net->in_c && x->h == net->in_h && x->w == net->in_w,
+                     "heed_gradcam: x is (%d, %d, %d, %d), expected one image (1, %d, %d, %d)",
+                     x ? x->n : 0, x ? x->c : 0, x ? x->h : 0, x ? x->w : 0, net->in_c, net->in_h,
+                     net->in_w);
+    heed_tensor logits = {0}, dy = {0};
+    heed_status st = heed_net_forward(net, x, &logits);
+    if (st == HEED_OK) st = heed_tensor_alloc(&dy, logits.n, logits.c, logits.h, logits.w);
+    if (st == HEED_OK) {
+        dy.data[cls] = 1.0f;
+        st = heed_net_backward(net, x, &logits, &dy, NULL);
+    }
+    if (st == HEED_OK) st = weigh_maps(heed_seq_activation(root, layer), &root->grads[layer], cam);
+    heed_tensor_free(&logits);
+    heed_tensor_free(&dy);
+    return st;
+}

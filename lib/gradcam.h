@@ -1,0 +1,59 @@
+/* gradcam.h -- Grad-CAM: where in the image a network finds its evidence
+ * for a class.
+ *
+ *   int at = heed_gradcam_default_layer(net);          // last spatial layer
+ *   heed_tensor cam = {0};
+ *   if (at < 0 || heed_gradcam(net, &img, cls, at, &cam) != HEED_OK)   // img (1, C, H, W)
+ *       fprintf(stderr, "%s\n", heed_last_error());
+ *   // cam (1, 1, h, w) on that layer's grid; heed_image_resize it to the image
+ *   heed_tensor_free(&cam);
+ *
+ * Grad-CAM (Selvaraju et al., 2017) weighs the K maps A_k of one layer's
+ * output (K, h, w) by how much the class score grows with each:
+ *
+ *   alpha_k = 1/(h w) sum_(i,j) d score / d A_k(i,j)
+ *   cam     = relu(sum_k alpha_k A_k)
+ *
+ * where score is the class's logit (the network's output, before any
+ * softmax). For a network that ends in global average pooling and one
+ * linear layer this is CAM (Zhou et al., 2016): alpha_k is the linear
+ * weight of map k for the class, over h w.
+ */
+#ifndef HEED_GRADCAM_H
+#define HEED_GRADCAM_H
+
+#include "error.h"
+#include "net.h"
+#include "tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The Grad-CAM map of class `cls` for the image x (1, in_c, in_h, in_w) at
+ * the output of top-level layer `layer` (an index among net->root's
+ * children, not the last one), into *cam (1, 1, h, w), sized with
+ * heed_tensor_ensure.
+ *
+ * Runs one forward and one backward of x in the network's current mode:
+ * call heed_net_set_training(net, 0) first, as for any inference (in
+ * training mode the forward updates batch-norm statistics and draws
+ * dropout masks). Like any backward it ADDS to the parameter gradients;
+ * zero them before a training step that follows.
+ *
+ * Errors: HEED_ERR_ARG (cls not in 0..classes-1, layer not a top-level
+ * layer before the output, a layer whose output is 1x1: its map would be
+ * a single value), HEED_ERR_SHAPE (x not one image of the network's input
+ * shape), HEED_ERR_NOMEM, and what the forward and backward return. */
+heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer, heed_tensor *cam);
+
+/* The last top-level layer before the output whose output is still a map
+ * (h w > 1): the last convolutional stage, where Grad-CAM is usually
+ * taken. -1 if there is none. */
+int heed_gradcam_default_layer(const heed_net *net);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
