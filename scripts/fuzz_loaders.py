@@ -11,7 +11,8 @@ Each kind of file is mutated and handed to the commands that load it:
 Seeds: nets/*.net, images/*.png, images/*.jpg, models/*.heed, and what start-up makes
 in OUT/seeds with the heed under test: a tiny CNN and a tiny RAM network trained one
 epoch of two (a model and a checkpoint each), IDX files cut from
-/usr/share/datasets/fashion-mnist and colour overlays. Model mutants mostly get their
+/usr/share/datasets/fashion-mnist, colour overlays and copies of them with EXIF
+orientation tags. Model mutants mostly get their
 chunks' checksums recomputed, so that they pass the checksum test into the parser.
 
 Commands run under timeout (20 s) with ASAN_OPTIONS=detect_leaks=1:abort_on_error=0,
@@ -487,6 +488,22 @@ def cut_idx(folder, train_items=300, test_items=100):
         (folder / name).write_bytes(patched(data, 4, struct.pack('>I', items)))
 
 
+def exif_tiff(big_endian, orientation):
+    """EXIF's TIFF structure: IFD0 with a Make tag, then Orientation (tag 0x0112)."""
+    e = '>' if big_endian else '<'
+    entries = struct.pack(e + 'HHI4s', 0x010f, 2, 4, b'hee\0') + struct.pack(e + 'HHIHH', 0x0112, 3, 1, orientation, 0)
+    return (b'MM' if big_endian else b'II') + struct.pack(e + 'HI', 42, 8) + struct.pack(e + 'H', 2) + entries + b'\0' * 4
+
+
+def with_exif(path, orientation):
+    """The image at path with an EXIF orientation: an APP1 after a JPEG's SOI, an eXIf chunk after a PNG's IHDR."""
+    data, tiff = path.read_bytes(), exif_tiff(orientation % 2, orientation)
+    if data[:2] == b'\xff\xd8':
+        return data[:2] + b'\xff\xe1' + struct.pack('>H', 2 + 6 + len(tiff)) + b'Exif\0\0' + tiff + data[2:]
+    chunk = struct.pack('>I', len(tiff)) + b'eXIf' + tiff + struct.pack('>I', zlib.crc32(b'eXIf' + tiff))
+    return data[:33] + chunk + data[33:]  # signature 8, IHDR 25
+
+
 def make_seeds(heed, folder, image):
     """Seeds made by the heed under test (so they are what it writes), in folder; returns them by kind."""
     shutil.rmtree(folder, ignore_errors=True)
@@ -504,6 +521,10 @@ def make_seeds(heed, folder, image):
         status, stderr, _ = run_heed([heed] + command.split(), folder)
         if status != 0:
             fail('start-up failed: %s %s\n%s' % (heed, command, stderr[-3000:]))
+    # photos turned by their EXIF orientation (the decoders turn them upright)
+    for made in sorted(folder.glob('images/*')):
+        (folder / 'images' / ('exif6-' + made.name)).write_bytes(with_exif(made, 6))
+        (folder / 'images' / ('exif7-' + made.name)).write_bytes(with_exif(made, 7))
     repo, made = Path.cwd(), sorted(folder.glob('tiny*.heed*'))
     return {'net': sorted(repo.glob('nets/*.net')) + sorted(folder.glob('*.net')),
             'model': sorted(repo.glob('models/*.heed')) + made,
