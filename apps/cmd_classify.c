@@ -223,7 +223,8 @@ int cmd_classify(int argc, char **argv) {
     int given[sizeof opts / sizeof opts[0]] = {0};
     const cli_spec spec = {
         "classify", "--model MODEL [options] IMAGE...",
-        "Classifies PNG or JPEG images of any size and colour type. Each image is brought to the\n"
+        "Classifies PNG or JPEG images of any size and colour type, upright as viewers show them\n"
+        "(a photo's EXIF orientation is applied). Each image is brought to the\n"
         "model's input (channels, size with the aspect ratio kept, and polarity: Fashion-MNIST\n"
         "items are light on dark, so photos with a light background are inverted). A model trained\n"
         "on a folder: dataset takes images as its training did: stretched to its input size (the\n"
