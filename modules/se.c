@@ -27,6 +27,12 @@ heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y) {
 }
 
 heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor *dy, heed_tensor *dx) {
+    /* e and s are the last forward's: none yet, or another batch's */
+    HEED_CHECK_SHAPE(heed_tensor_same_shape(dy, x) && (!dx || heed_tensor_same_shape(dx, x)) &&
+                         l->mlp.e.n == x->n && l->s.n == x->n,
+                     "se backward %s: x (%d, %d, %d, %d), dy (%d, %d, %d, %d) and the last "
+                     "forward (batch %d) do not match",
+                     l->base.name, x->n, x->c, x->h, x->w, dy->n, dy->c, dy->h, dy->w, l->mlp.e.n);
     HEED_TRY(heed_tensor_zeros_like(&l->de, &l->mlp.e));
     const int write = dx && l->base.dx_fresh;
     HEED_TRY(heed_mul_channel_backward(x, &l->mlp.e, dy, write ? NULL : dx, &l->de));

@@ -43,6 +43,9 @@ typedef struct heed_se {
 heed_status heed_se_new(heed_se **out, const heed_se_cfg *cfg, const int in[3], heed_params *p,
                         const char *name);
 heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y);
+/* After the forward on the same x: dx (unless NULL) += the input gradient,
+ * fc1/fc2 gradients +=. HEED_ERR_SHAPE when dy or dx is not shaped like x
+ * or no forward of x's batch came before. */
 heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor *dy, heed_tensor *dx);
 
 /* The channel weights e of the last forward, (N, C, 1, 1). */

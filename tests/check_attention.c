@@ -433,6 +433,35 @@ START_TEST(names_that_do_not_fit_are_refused) {
 }
 END_TEST
 
+/* A backward with no forward before it, or on another batch than the last
+ * forward's, is refused naming the module and the mismatch, as CBAM's is
+ * (SE's said "tensor shape (0, 0, 0, 0) has a dimension < 1", or named
+ * heed_mul_channel_backward's operands). */
+START_TEST(se_backward_without_its_forward_is_refused) {
+    heed_params p = {0};
+    heed_se *se;
+    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.r = 2}, (int[3]){4, 3, 3}, &p, "att"), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    heed_tensor x, dy, dx, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 4, 3, 3), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 4, 3, 3), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 2, 4, 3, 3), HEED_OK);
+    ck_assert_int_eq(heed_se_backward(se, &x, &dy, &dx), HEED_ERR_SHAPE);
+    ck_assert_msg(strstr(heed_last_error(), "se backward att:") &&
+                      strstr(heed_last_error(), "the last forward (batch 0) do not match"),
+                  "%s", heed_last_error());
+    ck_assert_int_eq(heed_se_forward(se, &x, &y), HEED_OK);
+    heed_tensor x1 = heed_tensor_view(x.data, 1, 4, 3, 3), dy1 = heed_tensor_view(dy.data, 1, 4, 3, 3);
+    ck_assert_int_eq(heed_se_backward(se, &x1, &dy1, NULL), HEED_ERR_SHAPE);
+    ck_assert_msg(strstr(heed_last_error(), "the last forward (batch 2) do not match"), "%s",
+                  heed_last_error());
+    ck_assert_int_eq(heed_se_backward(se, &x, &dy, &dx), HEED_OK);
+    heed_tensor_free(&x), heed_tensor_free(&dy), heed_tensor_free(&dx), heed_tensor_free(&y);
+    heed_layer_free(&se->base);
+    heed_params_free(&p);
+}
+END_TEST
+
 /* NULL params: refused as heed_conv2d_new does; NULL cfg: the defaults. */
 START_TEST(null_params_refused_null_cfg_defaults) {
     heed_params p = {0};
@@ -467,6 +496,7 @@ Suite *heed_suite_attention(void) {
     tcase_add_test(tc, failed_constructors_leave_the_store_as_it_was);
     tcase_add_test(tc, names_that_do_not_fit_are_refused);
     tcase_add_test(tc, null_params_refused_null_cfg_defaults);
+    tcase_add_test(tc, se_backward_without_its_forward_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
