@@ -278,6 +278,7 @@ heed_status heed_activation_new(heed_activation **out, const heed_activation_cfg
     *out = NULL;
     if (!name) name = "";
     HEED_TRY(heed_layer_check_name("activation", name));
+    if (!cfg) return heed_fail(HEED_ERR_ARG, "activation %s: no configuration given", name);
     const heed_layer_ops *ops = NULL;
     switch (cfg->kind) {
     case HEED_ACT_RELU: ops = &relu_ops; break;

@@ -58,7 +58,7 @@ typedef struct heed_activation {
  * output has the same shape. Its type (ops->type) is "relu", "leaky_relu",
  * "sigmoid", "tanh" or "softmax" after cfg->kind. It has no parameters, so
  * p may be NULL; name may be NULL. The caller owns the layer (release with
- * heed_layer_free). Errors: HEED_ERR_ARG for an unknown kind, a non-finite
+ * heed_layer_free). Errors: HEED_ERR_ARG for a NULL cfg, an unknown kind, a non-finite
  * slope or a dimension < 1; HEED_ERR_NOMEM. On failure *out is NULL. */
 heed_status heed_activation_new(heed_activation **out, const heed_activation_cfg *cfg,
                                 const int in[3], heed_params *p, const char *name);

@@ -760,6 +760,7 @@ heed_status heed_conv2d_new(heed_conv2d **out, const heed_conv2d_cfg *cfg, const
     *out = NULL;
     if (!name) name = "";
     HEED_TRY(heed_layer_check_name("conv", name));
+    if (!cfg) return heed_fail(HEED_ERR_ARG, "conv %s: no configuration given", name);
     heed_conv2d_cfg c = *cfg;
     if (c.stride == 0) c.stride = 1;
     if (c.dilation == 0) c.dilation = 1;

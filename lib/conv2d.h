@@ -113,7 +113,7 @@ int heed_conv2d_out_size(int in, int k, int stride, int pad, int dilation);
  * layer is owned by the caller (release with heed_layer_free); its
  * parameters live in *p. Errors: HEED_ERR_ARG for a bad configuration
  * (non-positive channels or kernel, negative stride, pad or dilation,
- * channels not divisible by groups, p NULL); HEED_ERR_SHAPE when in[0] !=
+ * channels not divisible by groups, cfg or p NULL); HEED_ERR_SHAPE when in[0] !=
  * cfg.in_c or the kernel does not fit the input; heed_params_add's errors;
  * HEED_ERR_NOMEM. On failure *out is NULL. */
 heed_status heed_conv2d_new(heed_conv2d **out, const heed_conv2d_cfg *cfg, const int in[3],

@@ -91,6 +91,7 @@ heed_status heed_dropout_new(heed_dropout **out, const heed_dropout_cfg *cfg, co
     *out = NULL;
     if (!name) name = "";
     HEED_TRY(heed_layer_check_name("dropout", name));
+    if (!cfg) return heed_fail(HEED_ERR_ARG, "dropout %s: no configuration given", name);
     if (in[0] < 1 || in[1] < 1 || in[2] < 1)
         return heed_fail(HEED_ERR_ARG, "dropout %s: input shape (%d, %d, %d) has a dimension < 1",
                          name, in[0], in[1], in[2]);

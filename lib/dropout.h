@@ -41,8 +41,9 @@ typedef struct heed_dropout {
 } heed_dropout;
 
 /* Makes a dropout layer for inputs in[] = (C, H, W); the output has the
- * same shape. Dropout has no parameters, so params may be NULL. Errors: HEED_ERR_ARG for p outside [0, 1) or a
- * bad shape; HEED_ERR_NOMEM. On failure *out is NULL. */
+ * same shape. Dropout has no parameters, so params may be NULL. Errors:
+ * HEED_ERR_ARG for a NULL cfg, p outside [0, 1) or a bad shape;
+ * HEED_ERR_NOMEM. On failure *out is NULL. */
 heed_status heed_dropout_new(heed_dropout **out, const heed_dropout_cfg *cfg, const int in[3],
                              heed_params *p, const char *name);
 

@@ -371,6 +371,7 @@ heed_status heed_pool2d_new(heed_pool2d **out, const heed_pool2d_cfg *cfg, const
     *out = NULL;
     if (!name) name = "";
     HEED_TRY(heed_layer_check_name("pool", name));
+    if (!cfg) return heed_fail(HEED_ERR_ARG, "pool %s: no configuration given", name);
     heed_pool2d_cfg c = *cfg;
     if (c.stride == 0) c.stride = c.k;
     if (c.kind != HEED_POOL_MAX && c.kind != HEED_POOL_AVG)

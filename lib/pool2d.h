@@ -54,7 +54,7 @@ typedef struct heed_pool2d {
 
 /* Makes a pooling layer (type "maxpool" or "avgpool") for inputs of shape
  * in[] = (C, H, W) per image; output (C, OH, OW). Release with
- * heed_layer_free. Errors: HEED_ERR_ARG for an unknown kind, k < 1, a
+ * heed_layer_free. Errors: HEED_ERR_ARG for a NULL cfg, an unknown kind, k < 1, a
  * negative stride, or pad outside [0, k/2]; HEED_ERR_SHAPE when the window
  * does not fit the input; HEED_ERR_NOMEM. On failure *out is NULL. */
 heed_status heed_pool2d_new(heed_pool2d **out, const heed_pool2d_cfg *cfg, const int in[3],

@@ -383,6 +383,9 @@ static heed_status add_fc(heed_linear **out, int in, int nout, heed_params *p, c
 heed_status heed_ram_new(heed_ram **out, const heed_ram_cfg *cfg, const int in[3], heed_params *p,
                          const char *name) {
     *out = NULL;
+    if (!name) name = "";
+    if (!cfg) return heed_fail(HEED_ERR_ARG, "ram %s: no configuration given", name);
+    if (!p) return heed_fail(HEED_ERR_ARG, "ram %s: no parameter store given", name);
     HEED_TRY(check_cfg(cfg, in, name));
     heed_ram *r = calloc(1, sizeof *r);
     if (!r) return heed_fail(HEED_ERR_NOMEM, "ram %s: cannot allocate the layer", name);

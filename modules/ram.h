@@ -135,7 +135,7 @@ struct heed_ram {
  * layer is owned by the caller (heed_layer_free), its parameters live in
  * *p, and its fully connected parts are private (not children). Errors
  * (on failure *out is NULL and nothing stays registered in p):
- * HEED_ERR_ARG for a setting out of range, the message naming it:
+ * HEED_ERR_ARG for a NULL cfg or p, or a setting out of range, the message naming it:
  * glimpses 1..1000, scales 1..16, patch 1..min(H, W), the largest patch
  * side patch * 2^(scales-1) at most 2 * max(H, W) (a wider one sees only
  * zeros beyond the image from anywhere), hidden sizes and classes >= 1,

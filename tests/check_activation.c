@@ -349,6 +349,16 @@ END_TEST
 
 /* ---- the layer ---- */
 
+/* A NULL configuration is refused like a bad one (it was dereferenced). */
+START_TEST(null_config_is_refused) {
+    heed_activation *a = (heed_activation *)&a;
+    ck_assert_int_eq(heed_activation_new(&a, NULL, (int[3]){3, 5, 4}, NULL, "act"), HEED_ERR_ARG);
+    ck_assert_ptr_null(a);
+    ck_assert_msg(strstr(heed_last_error(), "activation act: no configuration given"), "%s",
+                  heed_last_error());
+}
+END_TEST
+
 START_TEST(layer_constructor_types_and_bad_configs) {
     static const char *types[] = {"relu", "leaky_relu", "sigmoid", "tanh", "softmax"};
     heed_params p = {0};
@@ -449,6 +459,7 @@ Suite *heed_suite_activation(void) {
     tcase_add_test(tc, large_tensors_match_scalar_formulas);
     tcase_add_test(tc, errors_name_the_shapes);
     tcase_add_test(tc, layer_constructor_types_and_bad_configs);
+    tcase_add_test(tc, null_config_is_refused);
     tcase_add_test(tc, layer_forward_backward_through_interface);
     suite_add_tcase(s, tc);
     return s;

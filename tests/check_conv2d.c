@@ -767,6 +767,18 @@ START_TEST(layer_interface_and_parameters) {
 }
 END_TEST
 
+/* A NULL configuration is refused like a bad one (it was dereferenced). */
+START_TEST(null_config_is_refused) {
+    heed_params p = {0};
+    heed_conv2d *c = (heed_conv2d *)&p;
+    ck_assert_int_eq(heed_conv2d_new(&c, NULL, (int[3]){3, 8, 8}, &p, "c"), HEED_ERR_ARG);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(heed_last_error(), "conv c: no configuration given"), "%s",
+                  heed_last_error());
+    ck_assert_int_eq(p.count, 0);
+}
+END_TEST
+
 START_TEST(bad_configs_and_shapes_are_refused) {
     heed_params p = {0};
     heed_conv2d *c = (heed_conv2d *)&p; /* must be reset to NULL on failure */
@@ -842,6 +854,7 @@ Suite *heed_suite_conv2d(void) {
     tcase_add_loop_test(tc, refrozen_weights_show_in_the_next_forward, 0, 2);
     tcase_add_test(tc, layer_interface_and_parameters);
     tcase_add_test(tc, bad_configs_and_shapes_are_refused);
+    tcase_add_test(tc, null_config_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

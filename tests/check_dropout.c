@@ -126,6 +126,16 @@ START_TEST(same_seed_same_masks_and_masks_advance) {
 }
 END_TEST
 
+/* A NULL configuration is refused like a bad one (it was dereferenced). */
+START_TEST(null_config_is_refused) {
+    heed_dropout *d = (heed_dropout *)1;
+    ck_assert_int_eq(heed_dropout_new(&d, NULL, (int[3]){2, 2, 2}, NULL, "drop"), HEED_ERR_ARG);
+    ck_assert_ptr_null(d);
+    ck_assert_msg(strstr(heed_last_error(), "dropout drop: no configuration given"), "%s",
+                  heed_last_error());
+}
+END_TEST
+
 START_TEST(p_outside_zero_one_is_refused) {
     const float bad[4] = {1.0f, -0.1f, 1.5f, NAN};
     for (int i = 0; i < 4; i++) {
@@ -149,6 +159,7 @@ Suite *heed_suite_dropout(void) {
     tcase_add_test(tc, inference_and_p_zero_are_the_identity);
     tcase_add_test(tc, same_seed_same_masks_and_masks_advance);
     tcase_add_test(tc, p_outside_zero_one_is_refused);
+    tcase_add_test(tc, null_config_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -455,6 +455,16 @@ START_TEST(threaded_matches_one_thread) {
 }
 END_TEST
 
+/* A NULL configuration is refused like a bad one (it was dereferenced). */
+START_TEST(null_config_is_refused) {
+    heed_pool2d *l = (heed_pool2d *)&l;
+    ck_assert_int_eq(heed_pool2d_new(&l, NULL, (int[3]){2, 6, 6}, NULL, "p"), HEED_ERR_ARG);
+    ck_assert_ptr_null(l);
+    ck_assert_msg(strstr(heed_last_error(), "pool p: no configuration given"), "%s",
+                  heed_last_error());
+}
+END_TEST
+
 START_TEST(bad_configs_and_shapes_are_refused) {
     heed_pool2d *l = (heed_pool2d *)&l;
     const int in[3] = {2, 6, 6};
@@ -518,6 +528,7 @@ Suite *heed_suite_pool2d(void) {
     tcase_add_test(tc, channel_pool_gradient);
     tcase_add_test(tc, threaded_matches_one_thread);
     tcase_add_test(tc, bad_configs_and_shapes_are_refused);
+    tcase_add_test(tc, null_config_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -626,6 +626,24 @@ START_TEST(w3_net_file_and_flops) {
 }
 END_TEST
 
+/* A NULL configuration or parameter store is refused (both were
+ * dereferenced), as a NULL name is read as "" like other layers'. */
+START_TEST(null_arguments_are_refused) {
+    heed_params p = {0};
+    heed_ram *r = (heed_ram *)&p;
+    const heed_ram_cfg cfg = small_cfg(0);
+    ck_assert_int_eq(heed_ram_new(&r, NULL, (int[3]){1, 12, 12}, &p, "ram"), HEED_ERR_ARG);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(heed_last_error(), "ram ram: no configuration given"), "%s",
+                  heed_last_error());
+    ck_assert_int_eq(heed_ram_new(&r, &cfg, (int[3]){1, 12, 12}, NULL, "ram"), HEED_ERR_ARG);
+    ck_assert_ptr_null(r);
+    ck_assert_msg(strstr(heed_last_error(), "ram ram: no parameter store given"), "%s",
+                  heed_last_error());
+    ck_assert_int_eq(p.count, 0);
+}
+END_TEST
+
 START_TEST(bad_settings_are_refused) {
     heed_params p = {0};
     heed_ram *r;
@@ -687,6 +705,7 @@ Suite *heed_suite_ram(void) {
     tcase_add_test(tc, net_file_and_model_round_trip);
     tcase_add_test(tc, w3_net_file_and_flops);
     tcase_add_test(tc, bad_settings_are_refused);
+    tcase_add_test(tc, null_arguments_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }
