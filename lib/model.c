@@ -16,6 +16,9 @@
 #include "netfile_impl.h"
 
 enum { MAX_MODEL_BYTES = 1 << 30 };
+/* The most chunks a file may declare (NETD, META, PARM and the extra ones):
+ * load refuses more, so save_with writes no more. */
+enum { MAX_CHUNKS = 64 };
 
 /* ---- a growable byte buffer for writing -------------------------------- */
 
@@ -297,6 +300,16 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
     char where[4200];
     snprintf(where, sizeof where, "cannot save %s", path);
     HEED_TRY(check_meta(&m->meta, m->net, HEED_ERR_ARG, where));
+    /* Extra chunks load would refuse: a second NETD, META or PARM, or more
+     * chunks than it reads (MAX_CHUNKS, the model's own three included). */
+    if (nextra < 0 || nextra > MAX_CHUNKS - 3)
+        return heed_fail(HEED_ERR_ARG, "%s: %d extra chunks, at most %d fit", where, nextra,
+                         MAX_CHUNKS - 3);
+    for (int i = 0; i < nextra; i++)
+        if (!strncmp(extra[i].tag, "NETD", 5) || !strncmp(extra[i].tag, "META", 5) ||
+            !strncmp(extra[i].tag, "PARM", 5))
+            return heed_fail(HEED_ERR_ARG, "%s: extra chunk %d is tagged %s, as the model's own is",
+                             where, i + 1, extra[i].tag);
     char *meta = meta_text(&m->meta);
     bytes params = {0};
     put_params(&params, &m->net->params);
@@ -438,7 +451,7 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
     else if (version != HEED_MODEL_VERSION)
         st = heed_fail(HEED_ERR_FORMAT, "%s: model format version %u, this heed reads %d", path,
                        version, HEED_MODEL_VERSION);
-    else if (nchunks > 64)
+    else if (nchunks > MAX_CHUNKS)
         st = heed_fail(HEED_ERR_FORMAT, "%s: implausible chunk count %u", path, nchunks);
     char *net_text = NULL, *meta = NULL;
     reader params = {0};

@@ -99,7 +99,10 @@ heed_status heed_model_load(heed_model **out, const char *path);
 
 /* The same with extra chunks: save writes extra[0..nextra); load returns
  * every chunk it does not know in *extra (malloc'ed array, free with
- * heed_chunks_free). */
+ * heed_chunks_free). Save refuses (HEED_ERR_ARG, writing nothing) what
+ * load would: an extra chunk tagged NETD, META or PARM (the model's own
+ * chunks; a second one of those is refused as corrupt), or more than 61
+ * extra chunks (a file holds at most 64). */
 heed_status heed_model_save_with(const heed_model *m, const char *path, const heed_chunk *extra,
                                  int nextra);
 heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk **extra,

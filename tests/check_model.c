@@ -530,6 +530,47 @@ START_TEST(save_refuses_what_load_would) {
 }
 END_TEST
 
+/* Extra chunks that load would refuse: one tagged like the model's own
+ * chunks (a second NETD, META or PARM: "appears twice"), or more than the
+ * 64 chunks load reads. save_with wrote such files, which then never
+ * loaded again (a checkpoint lost); now it refuses them, writing nothing. */
+START_TEST(save_with_refuses_extra_chunks_load_would) {
+    char path[256];
+    tmp_path(path, sizeof path, "extra-refused.heed");
+    unlink(path);
+    heed_model *m = make_model();
+    static const char *const tags[] = {"NETD", "META", "PARM"};
+    for (int t = 0; t < 3; t++) {
+        heed_chunk extra[2] = {{.tag = "OPTM", .data = (unsigned char *)"x", .size = 1},
+                               {.data = (unsigned char *)"x", .size = 1}};
+        memcpy(extra[1].tag, tags[t], 5);
+        ck_assert_int_eq(heed_model_save_with(m, path, extra, 2), HEED_ERR_ARG);
+        char want[64];
+        snprintf(want, sizeof want, "extra chunk 2 is tagged %s", tags[t]);
+        ck_assert_msg(strstr(heed_last_error(), want) && strstr(heed_last_error(), path), "%s",
+                      heed_last_error());
+        ck_assert_int_ne(access(path, F_OK), 0);
+    }
+    heed_chunk many[62];
+    for (int i = 0; i < 62; i++)
+        many[i] = (heed_chunk){.tag = "OPTM", .data = (unsigned char *)"x", .size = 1};
+    ck_assert_int_eq(heed_model_save_with(m, path, many, 62), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "62 extra chunks, at most 61"), "%s", heed_last_error());
+    ck_assert_int_ne(access(path, F_OK), 0);
+    /* the most that fit save and load */
+    ck_assert_msg(heed_model_save_with(m, path, many, 61) == HEED_OK, "%s", heed_last_error());
+    heed_model *back;
+    heed_chunk *chunks;
+    int n;
+    ck_assert_msg(heed_model_load_with(&back, path, &chunks, &n) == HEED_OK, "%s", heed_last_error());
+    ck_assert_int_eq(n, 61);
+    heed_chunks_free(chunks, n);
+    heed_model_free(back);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
 /* heed_net_wrap moves the store (the caller's is left empty); such a
  * network has no description text, so it cannot be saved. */
 START_TEST(network_built_in_code_cannot_be_saved) {
@@ -575,6 +616,7 @@ Suite *heed_suite_model(void) {
     tcase_add_test(tc, free_text_with_control_characters_saves_as_one_line);
     tcase_add_test(tc, save_is_atomic_and_reports_bad_paths);
     tcase_add_test(tc, save_refuses_what_load_would);
+    tcase_add_test(tc, save_with_refuses_extra_chunks_load_would);
     tcase_add_test(tc, network_built_in_code_cannot_be_saved);
     suite_add_tcase(s, tc);
     return s;
