@@ -72,7 +72,20 @@ void heed_free(void *p) {
     free(block);
 }
 
-static double gib(size_t bytes) { return (double)bytes / (1024.0 * 1024.0 * 1024.0); }
+/* bytes in the largest binary unit that leaves at least 1 of it ("2.00 MiB",
+ * "512 bytes"), so that a limit of a few MiB does not read "0.00 GiB". */
+static const char *size_text(char out[32], size_t bytes) {
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB"};
+    if (bytes < 1024) {
+        snprintf(out, 32, "%zu bytes", bytes);
+        return out;
+    }
+    double v = (double)bytes / 1024.0;
+    int u = 0;
+    while (v >= 1024.0 && u < 3) v /= 1024.0, u++;
+    snprintf(out, 32, "%.2f %s", v, units[u]);
+    return out;
+}
 
 heed_status heed_alloc_failed(size_t bytes, const char *fmt, ...) {
     char what[256];
@@ -81,14 +94,15 @@ heed_status heed_alloc_failed(size_t bytes, const char *fmt, ...) {
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     const size_t limit = heed_memory_limit(), used = heed_memory_in_use();
+    char b[32], u[32], l[32];
     if (!fits(used, bytes))
         return heed_fail(HEED_ERR_NOMEM,
-                         "cannot allocate %s: %.2f GiB, with %.2f GiB in use, is over the "
-                         "memory limit of %.2f GiB (%s)",
-                         what, gib(bytes), gib(used), gib(limit),
+                         "cannot allocate %s: %s, with %s in use, is over the "
+                         "memory limit of %s (%s)",
+                         what, size_text(b, bytes), size_text(u, used), size_text(l, limit),
                          __atomic_load_n(&g_limit, __ATOMIC_RELAXED) ? "heed_set_memory_limit"
                                                                      : "this machine's memory");
-    return heed_fail(HEED_ERR_NOMEM, "cannot allocate %s (%.2f GiB): out of memory", what, gib(bytes));
+    return heed_fail(HEED_ERR_NOMEM, "cannot allocate %s (%s): out of memory", what, size_text(b, bytes));
 }
 
 heed_status heed_shape_count(int n, int c, int h, int w, size_t *out) {

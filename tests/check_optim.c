@@ -312,7 +312,7 @@ START_TEST(state_over_the_memory_limit_is_refused) {
     heed_set_memory_limit(before + mib / 2); /* not even m */
     ck_assert_int_eq(heed_optim_init(&o, &(heed_optim_cfg){.lr = 0.1f, .momentum = 0.9f}, &p),
                      HEED_ERR_NOMEM);
-    ck_assert_msg(strstr(heed_last_error(), "the optimizer's state: 0.00 GiB") &&
+    ck_assert_msg(strstr(heed_last_error(), "the optimizer's state: 1.00 MiB") &&
                       strstr(heed_last_error(), "memory limit"),
                   "%s", heed_last_error());
     heed_set_memory_limit(before + 3 * mib / 2); /* m, not v */
