@@ -293,7 +293,8 @@ static void put_params(bytes *b, const heed_params *p) {
 heed_status heed_model_save_with(const heed_model *m, const char *path, const heed_chunk *extra,
                                  int nextra) {
     if (!m->net->source)
-        return heed_fail(HEED_ERR_ARG, "cannot save %s: the network was built in code, not from a description", path);
+        return heed_fail(HEED_ERR_ARG, "cannot save %s: the network was built in code, not from a description "
+                         "(heed_params_save saves its weights)", path);
     if (!m->net->params.values && m->net->params.count)
         return heed_fail(HEED_ERR_ARG, "cannot save %s: the network's parameters are not allocated "
                          "(heed_net_describe)", path);
@@ -332,6 +333,23 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
 
 heed_status heed_model_save(const heed_model *m, const char *path) {
     return heed_model_save_with(m, path, NULL, 0);
+}
+
+heed_status heed_params_save(const heed_params *p, const char *path) {
+    if (p->count && !p->values)
+        return heed_fail(HEED_ERR_ARG, "cannot save %s: the parameters are not allocated (heed_params_alloc)",
+                         path);
+    bytes params = {0}, b = {0};
+    put_params(&params, p);
+    put(&b, HEED_MODEL_MAGIC, 8);
+    put_u32(&b, HEED_MODEL_VERSION);
+    put_u32(&b, 1);
+    put_chunk(&b, "PARM", params.p, params.len);
+    heed_status st = params.failed || b.failed ? heed_fail(HEED_ERR_NOMEM, "out of memory saving %s", path)
+                                               : heed_write_atomic("", path, b.p, b.len);
+    free(params.p);
+    free(b.p);
+    return st;
 }
 
 static heed_status read_file(const char *path, unsigned char **out, size_t *len) {
@@ -433,14 +451,68 @@ static heed_status load_params(heed_params *p, reader *r, const char *path) {
     return st;
 }
 
-heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk **extra,
-                                 int *nextra) {
-    *out = NULL;
-    if (extra) *extra = NULL, *nextra = 0;
-    unsigned char *buf = NULL;
-    size_t len = 0;
-    HEED_TRY(read_file(path, &buf, &len));
-    reader r = {buf, len, 0};
+/* A model file's chunks, checked (magic, version, sizes, checksums, text,
+ * nothing after the last chunk), before any is interpreted. */
+typedef struct container {
+    unsigned char *buf; /* (len) the whole file */
+    size_t len;
+    char *net_text, *meta; /* NETD and META as checked text (NULL: absent) */
+    reader params;         /* PARM's payload, within buf (p NULL: absent) */
+    heed_chunk *extra;     /* (nextra) the other chunks, copied when asked for */
+    int nextra;
+} container;
+
+static void container_free(container *c) {
+    free(c->buf);
+    free(c->net_text);
+    free(c->meta);
+    heed_chunks_free(c->extra, c->nextra);
+    *c = (container){0};
+}
+
+/* One chunk's payload at data (size) kept as NETD/META text, PARM, or
+ * (keep_extra) a copy among the extra chunks. */
+static heed_status keep_chunk(container *c, const char *tag, const unsigned char *data, size_t size,
+                              int keep_extra, const char *path) {
+    if ((!strcmp(tag, "NETD") && c->net_text) || (!strcmp(tag, "META") && c->meta) ||
+        (!strcmp(tag, "PARM") && c->params.p))
+        /* Two of a kind: which one is the model? Another reader may take the first. */
+        return heed_fail(HEED_ERR_FORMAT, "%s: chunk %s appears twice", path, tag);
+    if (!strcmp(tag, "NETD") || !strcmp(tag, "META")) {
+        char *s = malloc(size + 1);
+        if (!s) return heed_fail(HEED_ERR_NOMEM, "%s: out of memory", path);
+        memcpy(s, data, size);
+        s[size] = '\0';
+        char origin[4096 + 32]; /* the path, and which chunk */
+        snprintf(origin, sizeof origin, "%s, chunk %s", path, tag);
+        heed_status st = heed_text_check(s, size, origin);
+        if (st != HEED_OK) {
+            free(s);
+            return st;
+        }
+        *(tag[0] == 'N' ? &c->net_text : &c->meta) = s;
+    } else if (!strcmp(tag, "PARM")) {
+        c->params = (reader){data, size, 0};
+    } else if (keep_extra) {
+        heed_chunk *grown = realloc(c->extra, (size_t)(c->nextra + 1) * sizeof *c->extra);
+        unsigned char *copy = malloc(size ? size : 1);
+        if (grown) c->extra = grown;
+        if (!grown || !copy) {
+            free(copy);
+            return heed_fail(HEED_ERR_NOMEM, "%s: out of memory", path);
+        }
+        memcpy(copy, data, size);
+        c->extra[c->nextra] = (heed_chunk){.data = copy, .size = size};
+        memcpy(c->extra[c->nextra].tag, tag, 5);
+        c->nextra++;
+    }
+    return HEED_OK;
+}
+
+static heed_status read_container(const char *path, int keep_extra, container *c) {
+    *c = (container){0};
+    HEED_TRY(read_file(path, &c->buf, &c->len));
+    reader r = {c->buf, c->len, 0};
     char magic[8];
     uint32_t version = 0, nchunks = 0;
     heed_status st = HEED_OK;
@@ -453,19 +525,15 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
                        version, HEED_MODEL_VERSION);
     else if (nchunks > MAX_CHUNKS)
         st = heed_fail(HEED_ERR_FORMAT, "%s: implausible chunk count %u", path, nchunks);
-    char *net_text = NULL, *meta = NULL;
-    reader params = {0};
-    heed_chunk *chunks = NULL;
-    int nkept = 0;
     for (uint32_t i = 0; st == HEED_OK && i < nchunks; i++) {
         char tag[5] = {0};
         uint64_t size;
         uint32_t crc;
-        if (!get(&r, tag, 4) || !get_u64(&r, &size) || size > len - r.pos) {
+        if (!get(&r, tag, 4) || !get_u64(&r, &size) || size > c->len - r.pos) {
             st = heed_fail(HEED_ERR_FORMAT, "%s: truncated (chunk %u of %u)", path, i + 1, nchunks);
             break;
         }
-        const unsigned char *data = buf + r.pos;
+        const unsigned char *data = c->buf + r.pos;
         r.pos += size;
         if (!get_u32(&r, &crc)) {
             st = heed_fail(HEED_ERR_FORMAT, "%s: truncated (chunk %s checksum)", path, tag);
@@ -475,50 +543,27 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
             st = heed_fail(HEED_ERR_FORMAT, "%s: checksum mismatch in chunk %s: the file is corrupt", path, tag);
             break;
         }
-        if ((!strcmp(tag, "NETD") && net_text) || (!strcmp(tag, "META") && meta) ||
-            (!strcmp(tag, "PARM") && params.p)) {
-            /* Two of a kind: which one is the model? Another reader may take the first. */
-            st = heed_fail(HEED_ERR_FORMAT, "%s: chunk %s appears twice", path, tag);
-            break;
-        }
-        if (!strcmp(tag, "NETD") || !strcmp(tag, "META")) {
-            char *s = malloc(size + 1);
-            if (!s) {
-                st = heed_fail(HEED_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            memcpy(s, data, size);
-            s[size] = '\0';
-            char origin[4096 + 32]; /* the path, and which chunk */
-            snprintf(origin, sizeof origin, "%s, chunk %s", path, tag);
-            if ((st = heed_text_check(s, size, origin)) != HEED_OK) {
-                free(s);
-                break;
-            }
-            if (tag[0] == 'N') free(net_text), net_text = s;
-            else free(meta), meta = s;
-        } else if (!strcmp(tag, "PARM")) {
-            params = (reader){data, size, 0};
-        } else if (extra) {
-            heed_chunk *grown = realloc(chunks, (size_t)(nkept + 1) * sizeof *chunks);
-            unsigned char *copy = malloc(size ? size : 1);
-            if (grown) chunks = grown;
-            if (!grown || !copy) {
-                free(copy);
-                st = heed_fail(HEED_ERR_NOMEM, "%s: out of memory", path);
-                break;
-            }
-            memcpy(copy, data, size);
-            chunks[nkept] = (heed_chunk){.data = copy, .size = size};
-            memcpy(chunks[nkept].tag, tag, 5);
-            nkept++;
-        }
+        st = keep_chunk(c, tag, data, size, keep_extra, path);
     }
-    if (st == HEED_OK && r.pos != len)
-        st = heed_fail(HEED_ERR_FORMAT, "%s: %zu bytes after the last chunk", path, len - r.pos);
-    if (st == HEED_OK && (!net_text || !meta || !params.p))
+    if (st == HEED_OK && r.pos != c->len)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: %zu bytes after the last chunk", path, c->len - r.pos);
+    if (st != HEED_OK) container_free(c);
+    return st;
+}
+
+heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk **extra,
+                                 int *nextra) {
+    *out = NULL;
+    if (extra) *extra = NULL, *nextra = 0;
+    container c;
+    HEED_TRY(read_container(path, extra != NULL, &c));
+    heed_status st = HEED_OK;
+    if (!c.net_text && !c.meta && c.params.p)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: holds parameters only (heed_params_save), no network: "
+                       "load them with heed_params_load into the network they came from", path);
+    else if (!c.net_text || !c.meta || !c.params.p)
         st = heed_fail(HEED_ERR_FORMAT, "%s: missing %s chunk", path,
-                       !net_text ? "network (NETD)" : !meta ? "metadata (META)" : "parameter (PARM)");
+                       !c.net_text ? "network (NETD)" : !c.meta ? "metadata (META)" : "parameter (PARM)");
     heed_net *net = NULL;
     heed_model *m = NULL;
     if (st == HEED_OK) {
@@ -526,31 +571,53 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
         snprintf(origin, sizeof origin, "%s (network)", path);
         /* A network needing more floats than the parameter chunk holds is
          * refused before its parameters are allocated. */
-        st = heed_net_parse_bounded(&net, net_text, origin, 0, params.len / sizeof(float));
+        st = heed_net_parse_bounded(&net, c.net_text, origin, 0, c.params.len / sizeof(float));
     }
-    if (st == HEED_OK) st = load_params(&net->params, &params, path);
+    if (st == HEED_OK) st = load_params(&net->params, &c.params, path);
     if (st == HEED_OK) {
         st = heed_model_new(&m, net);
         net = NULL;
     }
-    if (st == HEED_OK) st = parse_meta(&m->meta, meta, path);
+    if (st == HEED_OK) st = parse_meta(&m->meta, c.meta, path);
     if (st == HEED_OK) st = check_meta(&m->meta, m->net, HEED_ERR_FORMAT, path);
-    free(net_text);
-    free(meta);
-    free(buf);
     heed_net_free(net);
     if (st != HEED_OK) {
         heed_model_free(m);
-        heed_chunks_free(chunks, nkept);
+        container_free(&c);
         return st;
     }
-    if (extra) *extra = chunks, *nextra = nkept;
+    if (extra) *extra = c.extra, *nextra = c.nextra;
+    c.extra = NULL, c.nextra = 0;
+    container_free(&c);
     *out = m;
     return HEED_OK;
 }
 
 heed_status heed_model_load(heed_model **out, const char *path) {
     return heed_model_load_with(out, path, NULL, NULL);
+}
+
+heed_status heed_params_load(heed_params *p, const char *path) {
+    if (p->count && !p->values)
+        return heed_fail(HEED_ERR_ARG, "cannot load %s: the parameters are not allocated (heed_params_alloc)",
+                         path);
+    container c;
+    HEED_TRY(read_container(path, 0, &c));
+    heed_status st = c.params.p ? HEED_OK : heed_fail(HEED_ERR_FORMAT, "%s: missing parameter (PARM) chunk", path);
+    /* Read into a copy, so that a file that fails half way changes nothing. */
+    const size_t bytes = p->total * sizeof(float);
+    float *copy = st == HEED_OK ? heed_alloc(bytes ? bytes : 1) : NULL;
+    if (st == HEED_OK && !copy) st = heed_alloc_failed(bytes, "a copy of the parameters to load %s", path);
+    if (st == HEED_OK) {
+        heed_params shadow = *p;
+        shadow.values = copy;
+        st = load_params(&shadow, &c.params, path);
+    }
+    for (int i = 0; st == HEED_OK && i < p->count; i++)
+        memcpy(p->values + p->items[i].offset, copy + p->items[i].offset, p->items[i].count * sizeof(float));
+    heed_free(copy);
+    container_free(&c);
+    return st;
 }
 
 const heed_chunk *heed_chunk_find(const heed_chunk *chunks, int n, const char *tag) {

@@ -67,7 +67,8 @@ typedef struct heed_chunk {
 
 /* Wraps a network (taking ownership) with default metadata: no classes
  * yet (set them before saving), input_std 1, test_accuracy -1. A network
- * built in code (heed_net_wrap) can be wrapped and used, but not saved. */
+ * built in code (heed_net_wrap) can be wrapped and used, but not saved as a
+ * model: save its weights with heed_params_save. */
 heed_status heed_model_new(heed_model **out, heed_net *net);
 
 /* Sets the class names (copied; each truncated to 31 characters).
@@ -80,7 +81,8 @@ heed_status heed_model_set_classes(heed_model *m, int classes, const char *const
  * nothing: HEED_ERR_ARG when
  *  - the network was built in code (heed_net_wrap): "the network was built
  *    in code, not from a description" -- a model file holds the network's
- *    description text, which such a network lacks;
+ *    description text, which such a network lacks (heed_params_save saves
+ *    its weights);
  *  - its parameters are not allocated (heed_net_describe);
  *  - the metadata breaks a rule: classes in 1..HEED_MAX_CLASSES and equal
  *    to the network's outputs ("the network has 3 outputs but 5 classes"),
@@ -107,6 +109,29 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
                                  int nextra);
 heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk **extra,
                                  int *nextra);
+/* Weights alone, for a network built in code, which heed_model_save
+ * refuses (a model file holds the network's description text):
+ *
+ *   heed_params_save(&params, "weights.heed");        // after training
+ *   ... build the same network again, heed_params_alloc(&params, seed) ...
+ *   heed_params_load(&params, "weights.heed");        // the trained weights
+ *
+ * heed_params_save writes every tensor of p (names, shapes, values; batch
+ * norm statistics included) in the layout above, with a PARM chunk only,
+ * atomically. heed_params_load reads such a file, or the PARM chunk of a
+ * model or checkpoint file, into p, which must hold the same tensors: each
+ * of p's names once, with its shape, and no other (the network built the
+ * same way, with the same names). It checks what heed_model_load checks of
+ * parameters (finite values, running variances not negative) and writes p
+ * only when the whole file passes: on failure p is as it was.
+ * heed_model_load on a parameters-only file says to use heed_params_load.
+ *
+ * Errors: HEED_ERR_ARG (p not allocated), HEED_ERR_FORMAT (load: naming
+ * path and the tensor that differs), HEED_ERR_IO, HEED_ERR_LIMIT,
+ * HEED_ERR_NOMEM. */
+heed_status heed_params_save(const heed_params *p, const char *path);
+heed_status heed_params_load(heed_params *p, const char *path);
+
 /* The chunk tagged `tag` in chunks[0..n), or NULL. */
 const heed_chunk *heed_chunk_find(const heed_chunk *chunks, int n, const char *tag);
 void heed_chunks_free(heed_chunk *chunks, int n);

@@ -8,9 +8,13 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "activation.h"
+#include "batchnorm.h"
+#include "conv2d.h"
 #include "file_impl.h"
 #include "linear.h"
 #include "model.h"
+#include "seq.h"
 #include "testutil.h"
 
 static const char *NET = "input 1 8 8\nconv out=4 k=3 pad=1 bias=0\nbn\nrelu\ncbam r=2 k=3\n"
@@ -595,10 +599,157 @@ START_TEST(network_built_in_code_cannot_be_saved) {
     const char *names[] = {"a", "b", "c"};
     ck_assert_int_eq(heed_model_set_classes(m, 3, names), HEED_OK);
     ck_assert_int_eq(heed_model_save(m, path), HEED_ERR_ARG);
-    ck_assert_msg(strstr(heed_last_error(), "the network was built in code, not from a description"),
+    ck_assert_msg(strstr(heed_last_error(), "the network was built in code, not from a description "
+                                            "(heed_params_save saves its weights)"),
                   "%s", heed_last_error());
     ck_assert_int_ne(access(path, F_OK), 0);
     heed_model_free(m);
+}
+END_TEST
+
+/* A sequence built in code: conv, bn, relu, fc (names as a program gives
+ * them), its store allocated from seed. */
+static heed_seq *code_net(heed_params *p, uint64_t seed, int fc_out) {
+    heed_seq *s;
+    heed_conv2d *conv;
+    heed_batchnorm *bn;
+    heed_activation *relu;
+    heed_linear *fc;
+    *p = (heed_params){0};
+    ck_assert_int_eq(heed_seq_new(&s, (int[3]){2, 6, 6}, "net"), HEED_OK);
+    ck_assert_int_eq(heed_conv2d_new(&conv, &(heed_conv2d_cfg){.in_c = 2, .out_c = 3, .k = 3, .pad = 1},
+                                     (int[3]){2, 6, 6}, p, "conv"), HEED_OK);
+    ck_assert_int_eq(heed_seq_append(s, &conv->base), HEED_OK);
+    ck_assert_int_eq(heed_batchnorm_new(&bn, &(heed_batchnorm_cfg){0}, (int[3]){3, 6, 6}, p, "bn"), HEED_OK);
+    ck_assert_int_eq(heed_seq_append(s, &bn->base), HEED_OK);
+    ck_assert_int_eq(heed_activation_new(&relu, &(heed_activation_cfg){.kind = HEED_ACT_RELU},
+                                         (int[3]){3, 6, 6}, p, "relu"), HEED_OK);
+    ck_assert_int_eq(heed_seq_append(s, &relu->base), HEED_OK);
+    ck_assert_int_eq(heed_linear_new(&fc, &(heed_linear_cfg){.out = fc_out}, (int[3]){3, 6, 6}, p, "fc"),
+                     HEED_OK);
+    ck_assert_int_eq(heed_seq_append(s, &fc->base), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(p, seed), HEED_OK);
+    /* running statistics away from their defaults, so the file must carry them */
+    for (int i = 0; i < p->count; i++)
+        if (p->items[i].flags & HEED_PARAM_BUFFER)
+            tu_fill_uniform(p->values + p->items[i].offset, p->items[i].count, 0.5f, 1.5f, seed + (uint64_t)i);
+    heed_layer_set_training(&s->base, 0);
+    return s;
+}
+
+/* Do a and b (the same network's stores) hold the same tensors? */
+static int same_tensors(const heed_params *a, const heed_params *b) {
+    for (int i = 0; i < a->count; i++)
+        if (memcmp(a->values + a->items[i].offset, b->values + b->items[i].offset,
+                   a->items[i].count * sizeof(float)))
+            return 0;
+    return 1;
+}
+
+static void code_forward(heed_seq *s, heed_tensor *y) {
+    heed_tensor x = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 2, 6, 6), HEED_OK);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 4);
+    ck_assert_int_eq(heed_layer_forward(&s->base, &x, y), HEED_OK);
+    heed_tensor_free(&x);
+}
+
+START_TEST(weights_of_a_network_built_in_code_round_trip) {
+    char path[256];
+    tmp_path(path, sizeof path, "weights.heed");
+    heed_params p, q;
+    heed_seq *a = code_net(&p, 1, 4), *b = code_net(&q, 2, 4);
+    heed_tensor ya = {0}, yb = {0};
+    code_forward(a, &ya);
+    ck_assert_msg(heed_params_save(&p, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert(!same_tensors(&p, &q));
+    ck_assert_msg(heed_params_load(&q, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert(same_tensors(&p, &q));
+    code_forward(b, &yb);
+    ck_assert_int_eq(memcmp(ya.data, yb.data, heed_tensor_count(&ya) * sizeof(float)), 0);
+    /* a model loader shown such a file says what it is */
+    heed_model *m;
+    ck_assert_int_eq(heed_model_load(&m, path), HEED_ERR_FORMAT);
+    ck_assert_msg(strstr(heed_last_error(), "holds parameters only (heed_params_save), no network: load them "
+                                            "with heed_params_load"), "%s", heed_last_error());
+    heed_tensor_free(&ya), heed_tensor_free(&yb);
+    heed_layer_free(&a->base), heed_layer_free(&b->base);
+    heed_params_free(&p), heed_params_free(&q);
+    unlink(path);
+}
+END_TEST
+
+/* A model's (or checkpoint's) PARM chunk loads into the same network. */
+START_TEST(weights_load_from_a_model_file) {
+    char path[256];
+    tmp_path(path, sizeof path, "model-weights.heed");
+    heed_model *m = make_model();
+    ck_assert_msg(heed_model_save(m, path) == HEED_OK, "%s", heed_last_error());
+    heed_net *net;
+    ck_assert_int_eq(heed_net_parse(&net, NET, "t", 5), HEED_OK);
+    ck_assert_msg(heed_params_load(&net->params, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert(same_tensors(&net->params, &m->net->params));
+    heed_net_free(net);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
+/* Another network's weights, or a damaged file: refused, naming what
+ * differs, and the store is as it was (the file is read whole first). */
+START_TEST(weights_that_do_not_fit_change_nothing) {
+    char path[256], bad[256];
+    tmp_path(path, sizeof path, "w5.heed");
+    tmp_path(bad, sizeof bad, "w5-bad.heed");
+    heed_params p, q;
+    heed_seq *a = code_net(&p, 1, 5), *b = code_net(&q, 2, 4);
+    ck_assert_int_eq(heed_params_save(&p, path), HEED_OK);
+    float *before = malloc(q.total * sizeof(float));
+    memcpy(before, q.values, q.total * sizeof(float));
+    /* fc is the last tensor read: everything before it was read into the copy */
+    ck_assert_int_eq(heed_params_load(&q, path), HEED_ERR_FORMAT);
+    ck_assert_msg(strstr(heed_last_error(), "parameter 'fc.weight' has a different shape than the network's") ||
+                      strstr(heed_last_error(), "parameter 'fc.bias' has a different shape than the network's"),
+                  "%s", heed_last_error());
+    ck_assert_int_eq(memcmp(before, q.values, q.total * sizeof(float)), 0);
+    /* a value that is not finite, with the checksum made right */
+    size_t len;
+    unsigned char *bytes = slurp(path, &len);
+    const size_t parm = 8 + 4 + 4 + 4 + 8; /* header, tag, size */
+    float nan = NAN;
+    memcpy(bytes + len - 4 - sizeof nan, &nan, sizeof nan); /* the last float of the last tensor */
+    const uint32_t crc = (uint32_t)crc32(0L, bytes + parm, (uInt)(len - parm - 4));
+    for (int i = 0; i < 4; i++) bytes[len - 4 + i] = (unsigned char)(crc >> 8 * i);
+    spit(bad, bytes, len);
+    heed_params r;
+    heed_seq *c = code_net(&r, 3, 5);
+    free(before);
+    before = malloc(r.total * sizeof(float));
+    memcpy(before, r.values, r.total * sizeof(float));
+    ck_assert_int_eq(heed_params_load(&r, bad), HEED_ERR_FORMAT);
+    ck_assert_msg(strstr(heed_last_error(), "parameter 'fc.bias' holds nan"), "%s", heed_last_error());
+    ck_assert_int_eq(memcmp(before, r.values, r.total * sizeof(float)), 0);
+    /* a flipped byte: the checksum */
+    bytes[parm + 10] ^= 1;
+    spit(bad, bytes, len);
+    ck_assert_int_eq(heed_params_load(&r, bad), HEED_ERR_FORMAT);
+    ck_assert_msg(strstr(heed_last_error(), "checksum mismatch in chunk PARM"), "%s", heed_last_error());
+    ck_assert_int_eq(memcmp(before, r.values, r.total * sizeof(float)), 0);
+    /* a store not allocated yet */
+    heed_params empty = {0};
+    heed_linear *fc;
+    ck_assert_int_eq(heed_linear_new(&fc, &(heed_linear_cfg){.out = 2}, (int[3]){3, 1, 1}, &empty, "fc"), HEED_OK);
+    ck_assert_int_eq(heed_params_load(&empty, path), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_params_save(&empty, path), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "not allocated"), "%s", heed_last_error());
+    heed_layer_free(&fc->base);
+    heed_params_free(&empty);
+    free(bytes);
+    free(before);
+    heed_layer_free(&a->base), heed_layer_free(&b->base), heed_layer_free(&c->base);
+    heed_params_free(&p), heed_params_free(&q), heed_params_free(&r);
+    unlink(path);
+    unlink(bad);
 }
 END_TEST
 
@@ -618,6 +769,9 @@ Suite *heed_suite_model(void) {
     tcase_add_test(tc, save_refuses_what_load_would);
     tcase_add_test(tc, save_with_refuses_extra_chunks_load_would);
     tcase_add_test(tc, network_built_in_code_cannot_be_saved);
+    tcase_add_test(tc, weights_of_a_network_built_in_code_round_trip);
+    tcase_add_test(tc, weights_load_from_a_model_file);
+    tcase_add_test(tc, weights_that_do_not_fit_change_nothing);
     suite_add_tcase(s, tc);
     return s;
 }
