@@ -207,6 +207,7 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
             }
         });
     l->batch_stats = train;
+    l->fwd_n = N, l->fwd_h = x->h, l->fwd_w = x->w;
     return HEED_OK;
 }
 
@@ -296,6 +297,12 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
     HEED_CHECK_SHAPE(heed_tensor_same_shape(dy, x) && (!dx || heed_tensor_same_shape(dx, x)),
                      "%s %s: gradients do not match input (%d, %d, %d, %d)", fn, l->base.name,
                      x->n, x->c, x->h, x->w);
+    /* The statistics backward uses are the last forward's: none yet, or
+     * another batch's, would give gradients of something else. */
+    HEED_CHECK_SHAPE(x->n == l->fwd_n && x->h == l->fwd_h && x->w == l->fwd_w,
+                     "%s %s: input (%d, %d, %d, %d) is not what the last forward normalised "
+                     "(%d images of %dx%d)", fn, l->base.name, x->n, x->c, x->h, x->w, l->fwd_n,
+                     l->fwd_h, l->fwd_w);
     const double M = (double)N * HW;
     const float *X = x->data, *DY = dy->data;
     float *DX = dx ? dx->data : NULL;

@@ -52,6 +52,7 @@ typedef struct heed_batchnorm {
     double *acc;           /* (C, 2): backward's per-channel coefficients for its last pass, owned */
     heed_scratch planes;   /* (N, C, 2) doubles: per-plane sums while a pass runs */
     int batch_stats;       /* 1 if the last forward used batch statistics */
+    int fwd_n, fwd_h, fwd_w; /* the last forward's input (0: none yet), which backward must match */
     /* Set by a sequence whose relu follows this batch norm: calls through
      * the layer interface then run forward_relu / backward_relu. */
     int fuse_relu;
@@ -80,7 +81,9 @@ heed_status heed_batchnorm_forward_relu(heed_batchnorm *l, const heed_tensor *x,
 
 /* Differentiates the last forward on the same x: through the batch
  * statistics if it ran in training mode, through the fixed affine if not.
- * Adds into dgamma, dbeta and (unless NULL) dx, shaped like x. */
+ * Adds into dgamma, dbeta and (unless NULL) dx, shaped like x.
+ * HEED_ERR_SHAPE when dy or dx is not shaped like x, or x is not shaped
+ * like the last forward's input (or no forward ran yet). */
 heed_status heed_batchnorm_backward(heed_batchnorm *l, const heed_tensor *x, const heed_tensor *dy,
                                     heed_tensor *dx);
 

@@ -434,6 +434,30 @@ START_TEST(bad_configs_and_shapes_fail_with_messages) {
 }
 END_TEST
 
+/* Backward differentiates the last forward: with none before it, or after
+ * a forward of another batch, it would use statistics of something else
+ * (zeros, or the other batch's) and return gradients that look fine. */
+START_TEST(backward_needs_its_forward) {
+    heed_params p = {0};
+    heed_batchnorm *bn = make_bn(&p, NULL, (int[3]){2, 1, 2});
+    heed_tensor x = heed_tensor_view((float *)hand_x, 2, 2, 1, 2), dy, dx, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 2, 1, 2), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 2, 2, 1, 2), HEED_OK);
+    bn->base.training = 1;
+    ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &dy, &dx), HEED_ERR_SHAPE);
+    ck_assert_msg(strstr(heed_last_error(), "bn backward bn: input (2, 2, 1, 2) is not what the last forward "
+                                            "normalised (0 images of 0x0)"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y), HEED_OK);
+    heed_tensor one = heed_tensor_view((float *)hand_x, 1, 2, 1, 2), dy1 = heed_tensor_view(dy.data, 1, 2, 1, 2);
+    ck_assert_int_eq(heed_batchnorm_backward(bn, &one, &dy1, NULL), HEED_ERR_SHAPE);
+    ck_assert_msg(strstr(heed_last_error(), "(2 images of 1x2)"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &dy, &dx), HEED_OK);
+    heed_tensor_free(&dy), heed_tensor_free(&dx), heed_tensor_free(&y);
+    heed_layer_free(&bn->base);
+    heed_params_free(&p);
+}
+END_TEST
+
 Suite *heed_suite_batchnorm(void) {
     Suite *s = suite_create("batchnorm");
     TCase *tc = tcase_create("core");
@@ -448,6 +472,7 @@ Suite *heed_suite_batchnorm(void) {
     tcase_add_test(tc, layers_run_inside_a_callers_parallel_region);
     tcase_add_test(tc, relu_fused_matches_bn_then_relu);
     tcase_add_test(tc, bad_configs_and_shapes_fail_with_messages);
+    tcase_add_test(tc, backward_needs_its_forward);
     suite_add_tcase(s, tc);
     return s;
 }
