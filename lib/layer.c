@@ -93,7 +93,9 @@ int heed_layer_child_count(const heed_layer *l) {
     return l->ops->child_count ? l->ops->child_count(l) : 0;
 }
 
-heed_layer *heed_layer_child(const heed_layer *l, int i) { return l->ops->child(l, i); }
+heed_layer *heed_layer_child(const heed_layer *l, int i) {
+    return i >= 0 && i < heed_layer_child_count(l) ? l->ops->child(l, i) : NULL;
+}
 
 void heed_layer_set_training(heed_layer *l, int training) {
     l->training = training;

@@ -149,6 +149,8 @@ void heed_layer_share_work(heed_layer *l, heed_work *w);
 void heed_layer_profile(int on);
 void heed_layer_profile_clear(heed_layer *l);
 double heed_layer_flops(const heed_layer *l); /* including children */
+/* A composite layer's children (0 for a leaf), and child i of them: NULL
+ * when i is not in 0..count-1 (a leaf has none). */
 int heed_layer_child_count(const heed_layer *l);
 heed_layer *heed_layer_child(const heed_layer *l, int i);
 /* Depth-first search of l and its children for a layer named `name`. */

@@ -307,7 +307,9 @@ int *heed_seq_out_shape(const heed_seq *s, int shape[3]) {
     return shape;
 }
 
-const heed_tensor *heed_seq_activation(const heed_seq *s, int i) { return &s->acts[i]; }
+const heed_tensor *heed_seq_activation(const heed_seq *s, int i) {
+    return i >= 0 && i < s->count ? &s->acts[i] : NULL;
+}
 
 /* ---- residual ---------------------------------------------------------- */
 

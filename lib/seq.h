@@ -76,7 +76,8 @@ int *heed_seq_out_shape(const heed_seq *s, int shape[3]);
 /* The output of child i from the last training forward, or from the forward
  * a backward after an inference forward runs again (the last child's lives
  * in the caller's y). Not kept by an inference forward alone, nor for a
- * batch norm whose relu ran fused with it (the relu's output is there). */
+ * batch norm whose relu ran fused with it (the relu's output is there).
+ * NULL when i is not in 0..count-1. */
 const heed_tensor *heed_seq_activation(const heed_seq *s, int i);
 
 typedef struct heed_residual {
