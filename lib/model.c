@@ -262,12 +262,24 @@ heed_status heed_model_new(heed_model **out, heed_net *net) {
 heed_status heed_model_set_classes(heed_model *m, int classes, const char *const *names) {
     if (classes < 1 || classes > HEED_MAX_CLASSES)
         return heed_fail(HEED_ERR_ARG, "class count %d out of range 1..%d", classes, HEED_MAX_CLASSES);
-    for (int i = 0; i < classes; i++)
+    if (!names) return heed_fail(HEED_ERR_ARG, "no class names given");
+    for (int i = 0; i < classes; i++) {
+        if (!names[i]) return heed_fail(HEED_ERR_ARG, "class name %d is NULL", i);
         if (!printable(names[i])) /* the metadata is lines of text */
             return heed_fail(HEED_ERR_ARG, "class name %d holds a control character", i);
+    }
     char(*cn)[32] = calloc((size_t)classes, sizeof *cn);
     if (!cn) return heed_fail(HEED_ERR_NOMEM, "cannot allocate class names");
-    for (int i = 0; i < classes; i++) snprintf(cn[i], sizeof cn[i], "%s", names[i]);
+    for (int i = 0; i < classes; i++) {
+        /* Cut at 31 bytes, but not inside a UTF-8 character: names go into
+         * JSON, which must stay valid UTF-8. */
+        size_t n = strlen(names[i]);
+        if (n >= sizeof cn[i]) {
+            n = sizeof cn[i] - 1;
+            while (n > 0 && ((unsigned char)names[i][n] & 0xc0) == 0x80) n--;
+        }
+        memcpy(cn[i], names[i], n);
+    }
     free(m->meta.class_names);
     m->meta.class_names = cn;
     m->meta.classes = classes;

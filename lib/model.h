@@ -71,9 +71,10 @@ typedef struct heed_chunk {
  * model: save its weights with heed_params_save. */
 heed_status heed_model_new(heed_model **out, heed_net *net);
 
-/* Sets the class names (copied; each truncated to 31 characters).
- * HEED_ERR_ARG if a name holds a control character (the metadata is lines
- * of text, and names are printed in JSON). */
+/* Sets the class names (copied; each cut to at most 31 bytes, never inside
+ * a UTF-8 character). HEED_ERR_ARG if names or a name is NULL, or a name
+ * holds a control character (the metadata is lines of text, and names are
+ * printed in JSON). */
 heed_status heed_model_set_classes(heed_model *m, int classes, const char *const *names);
 
 /* Writes the model to path (layout above), replacing any file there.

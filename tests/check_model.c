@@ -389,6 +389,29 @@ START_TEST(class_names_with_control_characters_are_refused) {
 }
 END_TEST
 
+/* Names are cut at 31 bytes, never inside a UTF-8 character (JSON output
+ * must stay valid UTF-8); NULLs are refused, not dereferenced. */
+START_TEST(class_names_are_cut_between_characters) {
+    heed_model *m = make_model();
+    char e_acute[40], euro[40], fits[40];
+    snprintf(e_acute, sizeof e_acute, "%s\xc3\xa9", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");   /* 30 + 2 bytes */
+    snprintf(euro, sizeof euro, "%s\xe2\x82\xac!", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbb");    /* 29 + 3 + 1 */
+    snprintf(fits, sizeof fits, "%s\xe2\x82\xac", "cccccccccccccccccccccccccccc");      /* 28 + 3 */
+    const char *names[] = {e_acute, euro, fits};
+    ck_assert_int_eq(heed_model_set_classes(m, 3, names), HEED_OK);
+    ck_assert_str_eq(m->meta.class_names[0], "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    ck_assert_str_eq(m->meta.class_names[1], "bbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+    ck_assert_str_eq(m->meta.class_names[2], fits);
+    ck_assert_int_eq(heed_model_set_classes(m, 3, NULL), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "no class names given"));
+    const char *holes[] = {"a", NULL, "c"};
+    ck_assert_int_eq(heed_model_set_classes(m, 3, holes), HEED_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "class name 1 is NULL"));
+    ck_assert_str_eq(m->meta.class_names[2], fits); /* the names before kept */
+    heed_model_free(m);
+}
+END_TEST
+
 /* Free text (the recipe is the command line as typed) is saved on one
  * line, each control character as '?', so that it loads again. */
 START_TEST(free_text_with_control_characters_saves_as_one_line) {
@@ -763,6 +786,7 @@ Suite *heed_suite_model(void) {
     tcase_add_loop_test(tc, crafted_files_fail_with_reasons, 0, sizeof edits / sizeof edits[0]);
     tcase_add_test(tc, metadata_with_crlf_lines_reads);
     tcase_add_test(tc, class_names_with_control_characters_are_refused);
+    tcase_add_test(tc, class_names_are_cut_between_characters);
     tcase_add_test(tc, nul_byte_in_a_text_chunk_is_refused);
     tcase_add_test(tc, free_text_with_control_characters_saves_as_one_line);
     tcase_add_test(tc, save_is_atomic_and_reports_bad_paths);
