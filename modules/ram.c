@@ -386,6 +386,11 @@ heed_status heed_ram_new(heed_ram **out, const heed_ram_cfg *cfg, const int in[3
     if (!name) name = "";
     if (!cfg) return heed_fail(HEED_ERR_ARG, "ram %s: no configuration given", name);
     if (!p) return heed_fail(HEED_ERR_ARG, "ram %s: no parameter store given", name);
+    /* Its longest part's name, "<name>.fc_base", must fit a layer's. */
+    const size_t len = strlen(name), max = HEED_LAYER_NAME_MAX - strlen(".fc_base");
+    if (len > max)
+        return heed_fail(HEED_ERR_ARG, "ram %s: the name has %zu characters, at most %zu fit (its part "
+                         "%s.fc_base must fit a layer's %d)", name, len, max, name, HEED_LAYER_NAME_MAX);
     HEED_TRY(check_cfg(cfg, in, name));
     heed_ram *r = calloc(1, sizeof *r);
     if (!r) return heed_fail(HEED_ERR_NOMEM, "ram %s: cannot allocate the layer", name);

@@ -139,7 +139,9 @@ struct heed_ram {
  * glimpses 1..1000, scales 1..16, patch 1..min(H, W), the largest patch
  * side patch * 2^(scales-1) at most 2 * max(H, W) (a wider one sees only
  * zeros beyond the image from anywhere), hidden sizes and classes >= 1,
- * lstm 0 or 1, std > 0 and finite, samples 1..1000; HEED_ERR_NOMEM. */
+ * lstm 0 or 1, std > 0 and finite, samples 1..1000; a name longer than 39
+ * characters (its parts are named "<name>.fc_base" and so on, and layer
+ * names hold 47; NULL means ""); HEED_ERR_NOMEM. */
 heed_status heed_ram_new(heed_ram **out, const heed_ram_cfg *cfg, const int in[3], heed_params *p,
                          const char *name);
 

@@ -644,6 +644,27 @@ START_TEST(null_arguments_are_refused) {
 }
 END_TEST
 
+/* The longest name that fits is 39 characters ("<name>.fc_base" is 47);
+ * a longer one is refused as RAM's, not as one of its parts'. */
+START_TEST(long_names_are_refused_as_rams) {
+    heed_params p = {0};
+    heed_ram *r;
+    const heed_ram_cfg cfg = small_cfg(0);
+    char name[48];
+    memset(name, 'n', 40);
+    name[40] = '\0';
+    ck_assert_int_eq(heed_ram_new(&r, &cfg, (int[3]){1, 12, 12}, &p, name), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "the name has 40 characters, at most 39 fit") &&
+                      strncmp(heed_last_error(), "ram nnn", 7) == 0,
+                  "%s", heed_last_error());
+    ck_assert_int_eq(p.count, 0);
+    name[39] = '\0';
+    ck_assert_msg(heed_ram_new(&r, &cfg, (int[3]){1, 12, 12}, &p, name) == HEED_OK, "%s", heed_last_error());
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+}
+END_TEST
+
 START_TEST(bad_settings_are_refused) {
     heed_params p = {0};
     heed_ram *r;
@@ -706,6 +727,7 @@ Suite *heed_suite_ram(void) {
     tcase_add_test(tc, w3_net_file_and_flops);
     tcase_add_test(tc, bad_settings_are_refused);
     tcase_add_test(tc, null_arguments_are_refused);
+    tcase_add_test(tc, long_names_are_refused_as_rams);
     suite_add_tcase(s, tc);
     return s;
 }
