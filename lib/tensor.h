@@ -97,7 +97,10 @@ heed_status heed_alloc_failed(size_t bytes, const char *what, ...)
  * a process that must leave room for others or a cgroup's smaller share. */
 void heed_set_memory_limit(size_t bytes);
 size_t heed_memory_limit(void);
-size_t heed_memory_in_use(void); /* live bytes, each block's header included */
+/* Live bytes, each block's header included. Each thread that ran a matrix
+ * product keeps its packing buffer (up to a few hundred KB) until it exits,
+ * so after everything is freed the count is those buffers, not 0. */
+size_t heed_memory_in_use(void);
 int heed_memory_fits(size_t bytes); /* whether `bytes` more stay within the limit */
 
 /* A growable scratch buffer owned by a layer: grown (never shrunk) to the
