@@ -24,7 +24,8 @@ double tu_max_rel_err(const float *a, const float *b, size_t n) {
     double worst = 0.0;
     for (size_t i = 0; i < n; i++) {
         double e = rel_err(a[i], b[i]);
-        if (!(e <= worst)) worst = e; /* NaN counts as worst */
+        if (!(e <= worst)) worst = e; /* NaN counts as worst... */
+        if (isnan(worst)) break;       /* ...and stays: a later finite e would replace it */
     }
     return worst;
 }
