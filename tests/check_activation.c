@@ -215,6 +215,19 @@ START_TEST(softmax_hand_case) {
     ck_assert_float_eq_tol(yb[0], 0.5f, 1e-7f);
     ck_assert_float_eq_tol(yb[1], 0.5f, 1e-7f);
     ck_assert_float_eq(yb[2], 0.0f);
+
+    /* ... wherever the largest logit is: (1, 3, 1, 3), position p holds 1000
+     * in channel p, 0 in p+1 and -1000 in p+2 (mod 3), so y is 1 in
+     * channel p and e^-1000 = 0 (in float) elsewhere. */
+    float xw[9], yw[9];
+    for (int p = 0; p < 3; p++)
+        xw[p * 3 + p] = 1000.0f, xw[(p + 1) % 3 * 3 + p] = 0.0f, xw[(p + 2) % 3 * 3 + p] = -1000.0f;
+    heed_tensor x4 = heed_tensor_view(xw, 1, 3, 1, 3), y4 = heed_tensor_view(yw, 1, 3, 1, 3);
+    ck_assert_int_eq(heed_softmax_forward(&x4, &y4), HEED_OK);
+    for (int c = 0; c < 3; c++)
+        for (int p = 0; p < 3; p++)
+            ck_assert_msg(yw[c * 3 + p] == (c == p ? 1.0f : 0.0f), "channel %d position %d: %g", c,
+                          p, yw[c * 3 + p]);
 }
 END_TEST
 

@@ -161,6 +161,18 @@ static void check_gradients(int training, int N, int C, int H, int W) {
     TU_GRADCHECK(what, gc_eval, &c, bn->gamma, (size_t)C, bn->dgamma, 1e-2f, 2e-3);
     snprintf(what, sizeof what, "bn %s dbeta", mode);
     TU_GRADCHECK(what, gc_eval, &c, bn->beta, (size_t)C, bn->dbeta, 1e-2f, 2e-3);
+    /* With dx_fresh (a sequence's hint) dx is written over, NaN included:
+     * the same gradient (after the checks: it adds to dgamma and dbeta). */
+    heed_tensor dxf;
+    ck_assert_int_eq(heed_tensor_alloc(&dxf, N, C, H, W), HEED_OK);
+    for (size_t i = 0; i < count; i++) dxf.data[i] = NAN;
+    ck_assert_int_eq(heed_layer_forward(&bn->base, &c.x, &c.y), HEED_OK);
+    bn->base.dx_fresh = 1;
+    ck_assert_int_eq(heed_layer_backward(&bn->base, &c.x, &c.y, &c.w, &dxf), HEED_OK);
+    bn->base.dx_fresh = 0;
+    const double ferr = tu_max_rel_err(dxf.data, dx.data, count);
+    ck_assert_msg(ferr < 1e-5, "bn %s fresh dx (%d,%d,%d,%d) differs by %g", mode, N, C, H, W, ferr);
+    heed_tensor_free(&dxf);
     heed_tensor_free(&c.x), heed_tensor_free(&c.y), heed_tensor_free(&c.w), heed_tensor_free(&dx);
     heed_layer_free(&bn->base);
     heed_params_free(&p);

@@ -252,12 +252,17 @@ START_TEST(gradients_match_finite_differences) {
     else
         ck_assert_ptr_null(f.conv->b);
 
-    /* Backward accumulates: a second call doubles every gradient. */
+    /* Backward accumulates: a second call doubles every gradient (the
+     * bias's too, on every route: the direct loops sum it on their own). */
     float *dw1 = malloc(nw * sizeof(float));
     memcpy(dw1, f.conv->dw, nw * sizeof(float));
-    float dx0 = f.dx.data[0];
+    float dx0 = f.dx.data[0], db1[8] = {0};
+    ck_assert_int_le(sc->cfg.out_c, 8);
+    if (f.conv->db) memcpy(db1, f.conv->db, (size_t)sc->cfg.out_c * sizeof(float));
     ck_assert_int_eq(heed_conv2d_backward(f.conv, &f.x, &dy, &f.dx), HEED_OK);
     for (size_t i = 0; i < nw; i++) ck_assert_float_eq_tol(f.conv->dw[i], 2 * dw1[i], 1e-5f);
+    for (int o = 0; f.conv->db && o < sc->cfg.out_c; o++)
+        ck_assert_float_eq_tol(f.conv->db[o], 2 * db1[o], 1e-5f * fmaxf(1.0f, fabsf(db1[o])));
     ck_assert_float_eq_tol(f.dx.data[0], 2 * dx0, 1e-5f);
     /* dx NULL still gives the parameter gradients. */
     heed_params_zero_grad(&f.p);
@@ -531,6 +536,41 @@ START_TEST(fold_bn_equals_conv_then_batch_norm) {
     ck_assert_float_eq(f.conv->w[0], w0);
     ck_assert_ptr_null(f.conv->b);
     fixture_free(&f);
+}
+END_TEST
+
+/* gamma and beta may be NULL (a batch norm without affine parameters):
+ * scale 1 and shift 0 then, as torch's BatchNorm2d(affine=False). Each
+ * alone, and both, against (conv(x) - mean) / sqrt(var + eps) computed from
+ * the unfolded layer's output. */
+START_TEST(fold_bn_without_gamma_or_beta) {
+    for (int which = 0; which < 3; which++) { /* NULL: 0 both, 1 gamma, 2 beta */
+        heed_conv2d_cfg cfg = {.in_c = 3, .out_c = 4, .k = 3, .pad = 1, .bias = which != 1};
+        fixture f;
+        fixture_init(&f, cfg, 2, 5, 6, 320 + which);
+        float gamma[4], beta[4], mean[4], var[4];
+        tu_fill_uniform(gamma, 4, 0.5f, 2.0f, 11);
+        tu_fill_uniform(beta, 4, -1.0f, 1.0f, 12);
+        tu_fill_uniform(mean, 4, -0.5f, 0.5f, 13);
+        tu_fill_uniform(var, 4, 0.1f, 3.0f, 14);
+        const float *g = which == 2 ? gamma : NULL, *b = which == 1 ? beta : NULL;
+        const float eps = 1e-3f;
+        const size_t ny = heed_tensor_count(&f.y), plane = (size_t)f.y.h * f.y.w;
+        float *want = malloc(ny * sizeof(float));
+        for (size_t i = 0; i < ny; i++) {
+            const int o = (int)(i / plane % 4);
+            want[i] = (float)((g ? g[o] : 1.0) * (f.y.data[i] - mean[o]) /
+                                  sqrt((double)var[o] + eps) +
+                              (b ? b[o] : 0.0));
+        }
+        ck_assert_int_eq(heed_conv2d_fold_bn(f.conv, g, b, mean, var, eps), HEED_OK);
+        ck_assert_int_eq(heed_conv2d_forward(f.conv, &f.x, &f.y), HEED_OK);
+        const double err = tu_max_rel_err(f.y.data, want, ny);
+        ck_assert_msg(err < 1e-5, "NULL %s: folded conv differs by %g",
+                      which == 0 ? "gamma and beta" : which == 1 ? "gamma" : "beta", err);
+        free(want);
+        fixture_free(&f);
+    }
 }
 END_TEST
 
@@ -848,6 +888,7 @@ Suite *heed_suite_conv2d(void) {
     tcase_add_loop_test(tc, one_small_image_equals_im2col_bit_for_bit, 0, 7);
     tcase_add_test(tc, few_channel_blocks_match_the_definition_on_every_kernel);
     tcase_add_test(tc, fold_bn_equals_conv_then_batch_norm);
+    tcase_add_test(tc, fold_bn_without_gamma_or_beta);
     tcase_add_test(tc, threaded_matches_one_thread);
     tcase_add_test(tc, layers_run_inside_a_callers_parallel_region);
     tcase_add_test(tc, changed_weights_show_in_the_next_forward);

@@ -166,6 +166,16 @@ START_TEST(matrix_helpers_work_on_n_by_f_tensors) {
             ck_assert_double_eq_tol(yb.data[n * 3 + o], t, 1e-5);
             ck_assert_double_eq_tol(y.data[n * 3 + o], s + t, 1e-5);
         }
+    /* forward_add with a bias adds the bias and the product to what y
+     * holds (b's output): s + t again. */
+    ck_assert_int_eq(heed_linear_forward_add(a, &x, &yb), HEED_OK);
+    for (int n = 0; n < 2; n++)
+        for (int o = 0; o < 3; o++) {
+            double s = a->b[o], t = 0;
+            for (int i = 0; i < 8; i++) s += (double)a->w[o * 8 + i] * x.data[n * 8 + i];
+            for (int i = 0; i < 2; i++) t += (double)b->w[o * 2 + i] * u.data[n * 2 + i];
+            ck_assert_double_eq_tol(yb.data[n * 3 + o], s + t, 1e-5);
+        }
     /* forward_add needs an output of the right size. */
     heed_tensor small;
     ck_assert_int_eq(heed_tensor_alloc(&small, 2, 2, 1, 1), HEED_OK);

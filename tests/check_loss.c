@@ -53,6 +53,34 @@ START_TEST(cross_entropy_is_stable_for_extreme_logits) {
 }
 END_TEST
 
+/* The largest logit in every position of a row (the shift by the row's
+ * maximum must see all K logits): row r holds 1000 at r, 0 at r+1 (its
+ * label) and -1000 at r+2 (mod 3), so each loss is 1000 - 0 exactly in
+ * double, and dL/dz = (softmax - onehot) / N is 1/3 at r, -1/3 at the
+ * label and 0 elsewhere. */
+START_TEST(cross_entropy_is_stable_wherever_the_maximum_is) {
+    float z[9];
+    int labels[3];
+    for (int r = 0; r < 3; r++) {
+        z[r * 3 + r] = 1000, z[r * 3 + (r + 1) % 3] = 0, z[r * 3 + (r + 2) % 3] = -1000;
+        labels[r] = (r + 1) % 3;
+    }
+    heed_tensor logits = heed_tensor_view(z, 3, 3, 1, 1), d;
+    ck_assert_int_eq(heed_tensor_alloc(&d, 3, 3, 1, 1), HEED_OK);
+    double loss;
+    ck_assert_int_eq(heed_softmax_cross_entropy(&logits, labels, &loss, NULL, &d), HEED_OK);
+    ck_assert_msg(isfinite(loss), "loss %g", loss);
+    ck_assert_double_eq_tol(loss, 1000.0, 1e-9);
+    for (int r = 0; r < 3; r++)
+        for (int k = 0; k < 3; k++) {
+            const double want = k == r ? 1.0 / 3 : k == labels[r] ? -1.0 / 3 : 0.0;
+            ck_assert_msg(fabs(d.data[r * 3 + k] - want) < 1e-7, "row %d: dz[%d] = %g, want %g",
+                          r, k, d.data[r * 3 + k], want);
+        }
+    heed_tensor_free(&d);
+}
+END_TEST
+
 static double ce_eval(void *ctx) {
     heed_tensor *logits = ctx;
     static const int labels[3] = {4, 0, 6};
@@ -155,6 +183,7 @@ Suite *heed_suite_loss(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, cross_entropy_of_known_logits);
     tcase_add_test(tc, cross_entropy_is_stable_for_extreme_logits);
+    tcase_add_test(tc, cross_entropy_is_stable_wherever_the_maximum_is);
     tcase_add_test(tc, cross_entropy_gradient_matches_finite_differences);
     tcase_add_test(tc, cross_entropy_rejects_bad_labels_and_shapes);
     tcase_add_test(tc, mse_by_hand);

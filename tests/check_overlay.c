@@ -193,6 +193,13 @@ START_TEST(overlay_normalises_and_upsamples_the_map) {
     ck_assert_int_eq(heed_overlay_heatmap(&img, &map, HEED_CMAP_JET, 0.0f, &out), HEED_OK);
     for (int i = 0; i < 12; i++) ck_assert_float_eq(out.data[i], img.data[i]);
     heed_tensor_free(&img);
+    /* Gray with alpha (2 channels, as a gray+alpha PNG loads) is gray too:
+     * its alpha plane is not taken for green. */
+    ck_assert_int_eq(heed_tensor_alloc(&img, 1, 2, 1, 4), HEED_OK);
+    for (int i = 0; i < 8; i++) img.data[i] = i < 4 ? 0.25f : 1.0f;
+    ck_assert_int_eq(heed_overlay_heatmap(&img, &map, HEED_CMAP_JET, 0.0f, &out), HEED_OK);
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(out.data[i], 0.25f);
+    heed_tensor_free(&img);
     heed_tensor_free(&out);
 }
 END_TEST

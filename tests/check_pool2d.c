@@ -70,6 +70,29 @@ START_TEST(max_pool_pads_with_minus_infinity) {
     for (int i = 0; i < 16; i++) ck_assert_float_eq(dx.data[i], want_dx[i]);
     heed_tensor_free(&y), heed_tensor_free(&dx);
     heed_layer_free(&l->base);
+
+    /* Windows of -infs only (nothing beats the initial -inf): y is -inf and,
+     * as in PyTorch (whose index starts at the window's first pixel inside
+     * the input), dy goes to that pixel, row max(0, 2i-1), column
+     * max(0, 2j-1), not to the row's first column. */
+    l = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 3, .stride = 2, .pad = 1}, 1, 5, 5);
+    float xi[25], dyi[9], want_i[25] = {0};
+    for (int i = 0; i < 25; i++) xi[i] = -INFINITY;
+    for (int i = 0; i < 9; i++) dyi[i] = (float)(i + 1);
+    heed_tensor x5 = heed_tensor_view(xi, 1, 1, 5, 5), dy5 = heed_tensor_view(dyi, 1, 1, 3, 3),
+                y5 = {0}, dx5;
+    ck_assert_int_eq(heed_tensor_alloc(&dx5, 1, 1, 5, 5), HEED_OK);
+    ck_assert_int_eq(heed_pool2d_forward(l, &x5, &y5), HEED_OK);
+    for (int i = 0; i < 9; i++) ck_assert(isinf(y5.data[i]) && y5.data[i] < 0);
+    ck_assert_int_eq(heed_pool2d_backward(l, &x5, &dy5, &dx5), HEED_OK);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            want_i[(i ? 2 * i - 1 : 0) * 5 + (j ? 2 * j - 1 : 0)] += dyi[i * 3 + j];
+    for (int i = 0; i < 25; i++)
+        ck_assert_msg(dx5.data[i] == want_i[i], "-inf windows: dx[%d] = %g, want %g", i,
+                      dx5.data[i], want_i[i]);
+    heed_tensor_free(&y5), heed_tensor_free(&dx5);
+    heed_layer_free(&l->base);
 }
 END_TEST
 
@@ -187,6 +210,100 @@ START_TEST(pool_gradients_match_finite_differences) {
     pool_ctx c = {.pool = make_pool(grad_cfgs[_i], 3, 7, 6)};
     check_pool_gradient(&c, 2, 3, 7, 6, 10 + _i);
     heed_layer_free(&c.pool->base);
+}
+END_TEST
+
+/* nn.MaxPool2d / nn.AvgPool2d by their definition, one plane, in double:
+ * window (i, j) covers rows i*S - P .. i*S - P + K-1 and columns likewise;
+ * max takes the first maximum in row-major order and sends dy there;
+ * average divides by K*K, or with exclude_pad (count_include_pad=False)
+ * by the input pixels in the window, and sends dy / that to each of them. */
+static void naive_pool_plane(const heed_pool2d_cfg *c, const float *x, int H, int W, int OH,
+                             int OW, const float *dy, double *y, double *dx) {
+    const int K = c->k, S = c->stride ? c->stride : c->k, P = c->pad;
+    for (int i = 0; i < OH; i++)
+        for (int j = 0; j < OW; j++) {
+            double sum = 0.0;
+            int inside = 0, best = -1;
+            for (int u = 0; u < K; u++)
+                for (int v = 0; v < K; v++) {
+                    const int h = i * S - P + u, w = j * S - P + v;
+                    if (h < 0 || h >= H || w < 0 || w >= W) continue;
+                    sum += x[h * W + w];
+                    inside++;
+                    if (best < 0 || x[h * W + w] > x[best]) best = h * W + w;
+                }
+            const double g = dy[i * OW + j];
+            if (c->kind == HEED_POOL_MAX) {
+                y[i * OW + j] = x[best];
+                dx[best] += g;
+                continue;
+            }
+            const double q = c->exclude_pad ? inside : (double)K * K;
+            y[i * OW + j] = sum / q;
+            for (int u = 0; u < K; u++)
+                for (int v = 0; v < K; v++) {
+                    const int h = i * S - P + u, w = j * S - P + v;
+                    if (h >= 0 && h < H && w >= 0 && w < W) dx[h * W + w] += g / q;
+                }
+        }
+}
+
+/* Every window loop, forward and backward, against the definition on odd
+ * sizes (windows that overhang the right and bottom edges into padding, a
+ * 2 x 2 window that leaves a last row and column out), the gradient added
+ * to what dx holds and, with dx_fresh (a sequence's hint), written over
+ * whatever it holds, NaN included. */
+static const heed_pool2d_cfg def_cfgs[] = {
+    {.kind = HEED_POOL_MAX, .k = 2},
+    {.kind = HEED_POOL_MAX, .k = 3, .stride = 2, .pad = 1},
+    {.kind = HEED_POOL_MAX, .k = 3, .stride = 1, .pad = 1},
+    {.kind = HEED_POOL_MAX, .k = 2, .stride = 3},
+    {.kind = HEED_POOL_AVG, .k = 3, .stride = 2, .pad = 1},
+    {.kind = HEED_POOL_AVG, .k = 3, .stride = 2, .pad = 1, .exclude_pad = 1},
+    {.kind = HEED_POOL_AVG, .k = 5, .stride = 2, .pad = 2, .exclude_pad = 1},
+    {.kind = HEED_POOL_AVG, .k = 2},
+};
+
+START_TEST(windows_match_the_definition_with_and_without_fresh_dx) {
+    const heed_pool2d_cfg *cfg = &def_cfgs[_i];
+    const int N = 2, C = 3, H = 7, W = 9;
+    heed_pool2d *l = make_pool(*cfg, C, H, W);
+    heed_tensor x, y = {0}, dy, dx;
+    ck_assert_int_eq(heed_tensor_alloc(&x, N, C, H, W), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, N, C, H, W), HEED_OK);
+    fill_distinct(x.data, N * C * H * W, 40 + _i);
+    ck_assert_int_eq(heed_pool2d_forward(l, &x, &y), HEED_OK);
+    const int OH = y.h, OW = y.w;
+    const size_t nx = heed_tensor_count(&x), ny = heed_tensor_count(&y);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, N, C, OH, OW), HEED_OK);
+    tu_fill_uniform(dy.data, ny, -1, 1, 60 + _i);
+    double *wy = calloc(ny, sizeof(double)), *wdx = calloc(nx, sizeof(double));
+    for (int p = 0; p < N * C; p++)
+        naive_pool_plane(cfg, x.data + (size_t)p * H * W, H, W, OH, OW,
+                         dy.data + (size_t)p * OH * OW, wy + (size_t)p * OH * OW,
+                         wdx + (size_t)p * H * W);
+    double err = 0;
+    for (size_t i = 0; i < ny; i++) err = fmax(err, fabs(y.data[i] - wy[i]));
+    ck_assert_msg(err < 1e-6, "config %d: forward differs by %g", _i, err);
+    for (int fresh = 0; fresh <= 1; fresh++) {
+        for (size_t i = 0; i < nx; i++) dx.data[i] = fresh ? NAN : 0.5f;
+        l->base.dx_fresh = fresh;
+        ck_assert_int_eq(heed_pool2d_backward(l, &x, &dy, &dx), HEED_OK);
+        l->base.dx_fresh = 0;
+        err = 0;
+        size_t worst = 0;
+        for (size_t i = 0; i < nx; i++) {
+            const double e = fabs(dx.data[i] - (wdx[i] + (fresh ? 0.0 : 0.5)));
+            if (!(e <= err)) err = e, worst = i; /* a NaN is the worst: kept */
+            if (isnan(err)) break;
+        }
+        ck_assert_msg(err < 1e-6, "config %d fresh %d: dx[%zu] = %g, want %g", _i, fresh, worst,
+                      dx.data[worst], wdx[worst] + (fresh ? 0.0 : 0.5));
+    }
+    free(wy), free(wdx);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy), heed_tensor_free(&dx);
+    heed_layer_free(&l->base);
 }
 END_TEST
 
@@ -519,6 +636,8 @@ Suite *heed_suite_pool2d(void) {
     tcase_add_test(tc, avg_pool_counts_padding_unless_excluded);
     tcase_add_loop_test(tc, pool_gradients_match_finite_differences, 0,
                         (int)(sizeof grad_cfgs / sizeof grad_cfgs[0]));
+    tcase_add_loop_test(tc, windows_match_the_definition_with_and_without_fresh_dx, 0,
+                        (int)(sizeof def_cfgs / sizeof def_cfgs[0]));
     tcase_add_test(tc, global_pools_forward_and_ties);
     tcase_add_test(tc, fused_global_pools_and_2x2_windows);
     tcase_add_test(tc, max3s2_row_avx512_equals_portable);
