@@ -149,20 +149,13 @@ static void im2col_row(const geom *g, const tap *t, const float *xp, float *row)
     }
 }
 
-/* dxp (the input plane's gradient) += one tap's im2col row. The row is
- * scratch: its padding entries may be overwritten. */
-static void col2im_row(const geom *g, const tap *t, float *row, float *dxp) {
+/* dxp (the input plane's gradient) += one tap's im2col row. No
+ * contiguous-run shortcut as in im2col_row: runs are contiguous only at
+ * stride 1 with OW == W, i.e. P = D(K-1)/2, and such a convolution takes
+ * its input gradient as a transposed convolution (dx_by_transposed), never
+ * through col2im. */
+static void col2im_row(const geom *g, const tap *t, const float *row, float *dxp) {
     const int OW = g->OW, W = g->W, S = g->S;
-    if (t->ilo == t->ihi) return;
-    if (runs_are_contiguous(g)) {
-        /* Zeroing the wrapped entries first makes them add nothing. */
-        zero_outside_columns(g, t, row);
-        size_t first = (size_t)t->ilo * OW + t->jlo, last = (size_t)(t->ihi - 1) * OW + t->jhi;
-        float *dst = dxp + (size_t)(t->ilo + t->off_h) * W + t->jlo + t->off_w;
-        const float *src = row + first;
-        for (size_t k = 0; k < last - first; k++) dst[k] += src[k];
-        return;
-    }
     for (int i = t->ilo; i < t->ihi; i++) {
         const float *src = row + (size_t)i * OW;
         float *dst = dxp + (size_t)(i * S + t->off_h) * W;
