@@ -146,8 +146,9 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libheed.a
 # Tests run from the repository root; they use build/heed for end-to-end cases.
 # Passive waiting keeps OpenMP threads from spinning against each other when
 # the machine is shared (tests are not benchmarks).
-check: $(BUILD)/check_heed $(BUILD)/heed $(BUILD)/examples/attention_cnn $(MEASURE)
-	$(if $(SANFLAGS),HEED_SAN=1) HEED_EXAMPLE=$(BUILD)/examples/attention_cnn HEED_BIN=$(BUILD)/heed CK_DEFAULT_TIMEOUT=600 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/check_heed
+EXAMPLES := $(BUILD)/examples/attention_cnn $(BUILD)/examples/where_it_looks
+check: $(BUILD)/check_heed $(BUILD)/heed $(EXAMPLES) $(MEASURE)
+	$(if $(SANFLAGS),HEED_SAN=1) HEED_EXAMPLES=$(BUILD)/examples HEED_BIN=$(BUILD)/heed CK_DEFAULT_TIMEOUT=600 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/check_heed
 
 DEBS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev check dataset-fashion-mnist
 deps:
@@ -175,9 +176,9 @@ uninstall:
 	  $(DESTDIR)$(PREFIX)/bin/heed $(DESTDIR)$(PREFIX)/lib/pkgconfig/heed.pc \
 	  $(DESTDIR)$(PREFIX)/share/heed
 
-# The C-API example from the README, built against the in-tree library and
+# The C-API examples from the README, built against the in-tree library and
 # run by the test suite.
-$(BUILD)/examples/attention_cnn: examples/attention_cnn.c $(BUILD)/libheed.a $(BUILD)/include/heed/heed.h
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libheed.a $(BUILD)/include/heed/heed.h
 	@mkdir -p $(dir $@)
 	$(CC) $(EXAMPLE_CFLAGS) -o $@ $< $(BUILD)/libheed.a $(LDLIBS)
 

@@ -393,9 +393,10 @@ END_TEST
 /* The README's C example builds a CNN with SE in code and trains it: its
  * loss must fall, and it must print one attention weight per channel. */
 START_TEST(readme_example_trains_and_reads_attention) {
-    const char *bin = getenv("HEED_EXAMPLE");
-    if (!bin) return; /* only run through `make check`, which builds it */
-    char cmd[600], path[300];
+    const char *examples = getenv("HEED_EXAMPLES");
+    if (!examples) return; /* only run through `make check`, which builds them */
+    char cmd[1000], path[300], bin[300];
+    snprintf(bin, sizeof bin, "%s/attention_cnn", examples);
     snprintf(path, sizeof path, "%s/example.txt", dir);
     snprintf(cmd, sizeof cmd, "%s > %s 2>&1", bin, path);
     ck_assert_int_eq(system(cmd), 0);
@@ -413,6 +414,39 @@ START_TEST(readme_example_trains_and_reads_attention) {
     int weights = 0;
     for (char *p = att; (p = strchr(p, ' ')); p++) weights++;
     ck_assert_int_eq(weights - 1, 16);
+}
+END_TEST
+
+/* The Grad-CAM example names the class heed classify puts first and writes
+ * the heat map over the image, at the image's size. */
+START_TEST(gradcam_example_matches_classify) {
+    const char *examples = getenv("HEED_EXAMPLES");
+    if (!examples) return; /* only run through `make check`, which builds them */
+    static const char *item = "images/test-00000-Ankle_boot.png";
+    char cmd[900], out_png[300];
+    static char out[1 << 14];
+    snprintf(out_png, sizeof out_png, "%s/where.png", dir);
+    snprintf(cmd, sizeof cmd, "%s/where_it_looks models/fmnist-se.heed %s %s 2>&1", examples, item, out_png);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_msg(pclose(p) == 0, "%s", out);
+    char args[600], listed[1 << 12];
+    snprintf(args, sizeof args, "classify --model models/fmnist-se.heed --top 1 --json %s", item);
+    ck_assert_msg(heed(args, listed, sizeof listed) == 0, "%s", listed);
+    char *cls = strstr(listed, "\"class\": \"");
+    ck_assert_ptr_nonnull(cls);
+    cls += 10;
+    *strchr(cls, '"') = '\0';
+    char want[700];
+    snprintf(want, sizeof want, "%s: %s, Grad-CAM over stage2 (7x7) in %s\n", item, cls, out_png);
+    ck_assert_str_eq(out, want);
+    heed_tensor img = {0}, vis = {0};
+    ck_assert_int_eq(heed_image_load(item, 0, &img), HEED_OK);
+    ck_assert_int_eq(heed_image_load(out_png, 0, &vis), HEED_OK);
+    ck_assert(vis.c == 3 && vis.h == img.h && vis.w == img.w);
+    heed_tensor_free(&img), heed_tensor_free(&vis);
 }
 END_TEST
 
@@ -946,6 +980,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, overlay_to_one_file_or_a_folder);
     tcase_add_test(tc, classify_shows_channel_attention);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
+    tcase_add_test(tc, gradcam_example_matches_classify);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
     tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
