@@ -19,6 +19,7 @@ typedef struct classify_opts {
     image_cmd io; /* --model, --top, --overlay, --map (io.kind), --colormap, --format, --invert,
                      --threads, --json */
     const char *layer;
+    const char *cls; /* --class: Grad-CAM for this class, not the top one */
     float alpha;
     int channels; /* --channels: each SE and CBAM layer's channel weights */
     int seed;     /* --seed: where a RAM model's first glimpse goes */
@@ -78,10 +79,18 @@ static heed_status crop_to_image(const heed_tensor *map, const placement *pl, in
 typedef struct map_source {
     heed_layer *att;
     int idx;
+    int cls; /* the class Grad-CAM shows: --class, or -1 for each image's top class */
 } map_source;
 
 static heed_status find_map_source(heed_model *m, const classify_opts *o, map_source *src) {
-    *src = (map_source){.idx = -1};
+    *src = (map_source){.idx = -1, .cls = -1};
+    if (o->cls && !strcmp(o->io.kind, "attention"))
+        return heed_fail(HEED_ERR_ARG, "--class needs --map gradcam (CBAM's spatial attention is the same "
+                         "for every class)");
+    if (o->cls && (src->cls = model_class(m, o->cls)) < 0)
+        return heed_fail(HEED_ERR_ARG, "--class %s is none of the model's %d classes (%s ... %s, or 0..%d)",
+                         o->cls, m->meta.classes, m->meta.class_names[0],
+                         m->meta.class_names[m->meta.classes - 1], m->meta.classes - 1);
     if (strcmp(o->io.kind, "attention")) return gradcam_layer(m, o->layer, &src->idx);
     if (o->layer) {
         src->att = heed_net_find(m->net, o->layer);
@@ -98,7 +107,7 @@ static heed_status find_map_source(heed_model *m, const classify_opts *o, map_so
 
 /* The heat map from src for the image r ran, over the model's input frame. */
 static heed_status heat_map(heed_model *m, const map_source *src, const image_run *r, heed_tensor *map) {
-    if (!src->att) return heed_gradcam(m->net, &r->x, r->order[0], src->idx, map);
+    if (!src->att) return heed_gradcam(m->net, &r->x, src->cls >= 0 ? src->cls : r->order[0], src->idx, map);
     const heed_tensor *sm = heed_cbam_spatial_map((heed_cbam *)src->att);
     HEED_TRY(heed_tensor_ensure(map, 1, 1, sm->h, sm->w));
     memcpy(map->data, sm->data, (size_t)sm->h * sm->w * sizeof(float));
@@ -211,6 +220,7 @@ int cmd_classify(int argc, char **argv) {
         image_cmd_opt(&o.io, "overlay", "write heat-map overlays into DIR (one image: FILE.png|.jpg|.jpeg)"),
         {"map", CLI_STRING, &o.io.kind, "KIND", "what the overlay shows", "attention|gradcam"},
         {"layer", CLI_STRING, &o.layer, "NAME", "the cbam layer (attention) or top-level layer (gradcam)", NULL},
+        {"class", CLI_STRING, &o.cls, "C", "Grad-CAM for class C (name or index), not the top one", NULL},
         image_cmd_opt(&o.io, "colormap", "heat-map colours"),
         {"alpha", CLI_FLOAT, &o.alpha, "A", "heat-map opacity, 0..1", NULL},
         {"channels", CLI_FLAG, &o.channels, NULL, "each SE and CBAM layer's channel weights", NULL},
@@ -232,13 +242,13 @@ int cmd_classify(int argc, char **argv) {
         "writes DIR/<image>-<map>.<format> (for a single image, --overlay FILE ending in .png, .jpg\n"
         "or .jpeg writes FILE): the heat map blended over the original image at its full\n"
         "resolution. --map attention shows a CBAM layer's spatial attention (the last one unless\n"
-        "--layer names another); --map gradcam shows Grad-CAM for the top class on the last\n"
-        "convolutional stage (or --layer), for models without CBAM too. --channels shows each SE\n"
-        "and CBAM layer's channel attention for the image: its range and strongest channels, or\n"
-        "with --json all C weights. --map, --layer, --colormap, --alpha and --format shape the\n"
-        "overlays, so they need --overlay. A recurrent attention model (RAM) puts its first\n"
-        "glimpse at random: --seed fixes it, for every image alike, as heed glimpse --seed does\n"
-        "(the same seed gives the same probabilities); other models ignore it.\n"
+        "--layer names another); --map gradcam shows Grad-CAM for the top class (or --class) on\n"
+        "the last convolutional stage (or --layer), for models without CBAM too. --channels shows\n"
+        "each SE and CBAM layer's channel attention for the image: its range and strongest\n"
+        "channels, or with --json all C weights. --map, --layer, --class, --colormap, --alpha and\n"
+        "--format shape the overlays, so they need --overlay. A recurrent attention model (RAM)\n"
+        "puts its first glimpse at random: --seed fixes it, for every image alike, as heed glimpse\n"
+        "--seed does (the same seed gives the same probabilities); other models ignore it.\n"
         "JSON: [{\"image\", \"inverted\", \"top\": [{\"class\", \"index\", \"probability\", \"logit\"}],\n"
         "\"channels\": [{\"layer\", \"type\", \"weights\"}], \"overlay\"}], logit being the network's\n"
         "output for the class, logits and weights to 9 significant digits.",
@@ -246,7 +256,7 @@ int cmd_classify(int argc, char **argv) {
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
-    image_cmd_overlay_only(&o.io, opts, given, "map layer colormap alpha format");
+    image_cmd_overlay_only(&o.io, opts, given, "map layer class colormap alpha format");
     if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;
     if (!(o.alpha >= 0 && o.alpha <= 1)) return cli_error("classify", 2, "--alpha must be in 0..1");
     if (o.seed < 0) return cli_error("classify", 2, "--seed must not be negative");

@@ -113,6 +113,16 @@ heed_status match_classes(heed_dataset *d, const heed_model *m, const char *name
     return HEED_OK;
 }
 
+int model_class(const heed_model *m, const char *name) {
+    for (int i = 0; i < m->meta.classes; i++)
+        if (!strcmp(name, m->meta.class_names[i])) return i;
+    for (int i = 0; i < m->meta.classes; i++)
+        if (same_class(name, m->meta.class_names[i])) return i;
+    char *end;
+    const long k = strtol(name, &end, 10);
+    return *name && !*end && k >= 0 && k < m->meta.classes ? (int)k : -1;
+}
+
 void normalize_batch(heed_tensor *x, float mean, float std) {
     size_t n = heed_tensor_count(x);
     float inv = 1.0f / std;

@@ -513,6 +513,50 @@ START_TEST(gradcam_needs_a_spatial_layer) {
 }
 END_TEST
 
+/* --class shows Grad-CAM for a chosen class: the top class by name or
+ * index draws the overlay the default draws, byte for byte; another class
+ * draws another map; names as data export writes them are taken. */
+START_TEST(gradcam_for_a_chosen_class) {
+    static char out[1 << 14], err[1 << 12];
+    char args[1024], path[400];
+    const char *runs[][2] = {{"", "top.png"}, {"--class Pullover", "name.png"}, {"--class 2", "index.png"},
+                             {"--class Ankle_boot", "boot.png"}, {"--class 'Ankle boot'", "boot2.png"}};
+    unsigned char *bytes[5];
+    size_t sizes[5];
+    for (int i = 0; i < 5; i++) {
+        snprintf(args, sizeof args, "--model %s --map gradcam %s --overlay %s/%s %s", MODEL, runs[i][0], dir,
+                 runs[i][1], ITEM);
+        ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+        ck_assert_ptr_nonnull(strstr(out, "Pullover")); /* the listing is the same */
+        snprintf(path, sizeof path, "%s/%s", dir, runs[i][1]);
+        bytes[i] = tu_read_bytes(path, &sizes[i]);
+    }
+    for (int i = 1; i < 5; i++) {
+        const int same = sizes[i] == sizes[0] && !memcmp(bytes[i], bytes[0], sizes[0]);
+        ck_assert_msg(same == (i < 3), "run %d (%s) %s the top class's overlay", i, runs[i][0],
+                      same ? "drew" : "did not draw");
+    }
+    ck_assert(sizes[3] == sizes[4] && !memcmp(bytes[3], bytes[4], sizes[3]));
+    for (int i = 0; i < 5; i++) free(bytes[i]);
+    /* refused: a class the model lacks, an index past its classes, and
+     * CBAM's attention map, which is one map for every class */
+    const char *bad[][2] = {
+        {"--map gradcam --class Boot", "heed classify: --class Boot is none of the model's 10 classes "
+                                       "(T-shirt/top ... Ankle boot, or 0..9)\n"},
+        {"--map gradcam --class 10", "heed classify: --class 10 is none of the model's 10 classes "
+                                     "(T-shirt/top ... Ankle boot, or 0..9)\n"},
+        {"--class 3", "heed classify: --class needs --map gradcam (CBAM's spatial attention is the same for "
+                      "every class)\n"}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args, "--model %s %s --overlay %s/bad.png %s", MODEL, bad[i][0], dir, ITEM);
+        ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
+        ck_assert_str_eq(err, bad[i][1]);
+        snprintf(path, sizeof path, "%s/bad.png", dir);
+        ck_assert_int_ne(access(path, F_OK), 0);
+    }
+}
+END_TEST
+
 /* --map, --layer, --colormap, --alpha and --format without --overlay were
  * ignored (exit 0): refused, naming them. --channels and --json do not
  * need an overlay. */
@@ -595,6 +639,7 @@ Suite *heed_suite_overlay(void) {
     tcase_add_checked_fixture(tc, cli_setup, cli_teardown);
     tcase_add_test(tc, classify_overlay_never_replaces_an_input);
     tcase_add_test(tc, gradcam_needs_a_spatial_layer);
+    tcase_add_test(tc, gradcam_for_a_chosen_class);
     tcase_add_test(tc, overlay_options_need_overlay);
     tcase_add_test(tc, overlay_names_a_folder_or_a_png_or_jpeg);
     suite_add_tcase(s, tc);
