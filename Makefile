@@ -80,6 +80,7 @@ help:
 	@echo "make clean      remove build/ and out/"
 	@echo "make bench      heed against PyTorch on the benchmark matrix (BENCH_ARGS=\"--seconds 2\")"
 	@echo "make $(BUILD)/bench/page_share (or own_networks): the measurement programs of bench/HISTORY.md"
+	@echo "make $(BUILD)/examples/where_it_looks (or attention_cnn): the README's C examples"
 
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
