@@ -5,6 +5,8 @@
  * one-hot gradient on the logits, and a weighted sum: no hooks. */
 #include "gradcam.h"
 
+#include <string.h>
+
 #include "seq.h"
 
 int heed_gradcam_default_layer(const heed_net *net) {
@@ -41,6 +43,12 @@ heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer
     if (at->out_h * at->out_w <= 1)
         return heed_fail(HEED_ERR_ARG, "heed_gradcam: layer %s outputs %dx%dx%d: Grad-CAM needs a map "
                          "(an output over 1x1)", at->name, at->out_c, at->out_h, at->out_w);
+    /* A batch norm and the relu after it run as one step (seq.c), which
+     * keeps only the relu's output: the batch norm's own map is not there. */
+    const heed_layer *next = root->children[layer + 1];
+    if (!strcmp(at->ops->type, "bn") && !strcmp(next->ops->type, "relu"))
+        return heed_fail(HEED_ERR_ARG, "heed_gradcam: layer %s is a batch norm run together with the relu "
+                         "after it, which keeps no output of its own: take %s", at->name, next->name);
     const int classes = out->out_c * out->out_h * out->out_w;
     if (cls < 0 || cls >= classes)
         return heed_fail(HEED_ERR_ARG, "heed_gradcam: class %d is not in 0..%d", cls, classes - 1);

@@ -14,8 +14,10 @@
  *   alpha_k = 1/(h w) sum_(i,j) d score / d A_k(i,j)
  *   cam     = relu(sum_k alpha_k A_k)
  *
- * where score is the class's logit (the network's output, before any
- * softmax). For a network that ends in global average pooling and one
+ * where score is the network's output for the class: its logit, for a
+ * network that ends before the softmax as heed's do (one that ends in a
+ * softmax layer gives the probability's gradient instead, which the paper
+ * does not use). For a network that ends in global average pooling and one
  * linear layer this is CAM (Zhou et al., 2016): alpha_k is the linear
  * weight of map k for the class, over h w.
  */
@@ -43,8 +45,10 @@ extern "C" {
  *
  * Errors: HEED_ERR_ARG (cls not in 0..classes-1, layer not a top-level
  * layer before the output, a layer whose output is 1x1: its map would be
- * a single value), HEED_ERR_SHAPE (x not one image of the network's input
- * shape), HEED_ERR_NOMEM, and what the forward and backward return. */
+ * a single value, a batch norm followed by a relu: the two run as one and
+ * only the relu's output is kept, so take the relu), HEED_ERR_SHAPE (x
+ * not one image of the network's input shape), HEED_ERR_NOMEM, and what
+ * the forward and backward return. */
 heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer, heed_tensor *cam);
 
 /* The last top-level layer before the output whose output is still a map

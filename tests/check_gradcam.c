@@ -161,6 +161,20 @@ START_TEST(refuses_what_has_no_map) {
     ck_assert_int_eq(heed_gradcam(net, &two, 0, 1, &cam), HEED_ERR_SHAPE);
     ck_assert_ptr_nonnull(strstr(heed_last_error(), "x is (2, 2, 9, 7), expected one image (1, 2, 9, 7)"));
     heed_net_free(net);
+    /* A batch norm followed by a relu runs as one step that keeps only the
+     * relu's output (seq.h): its own map does not exist to weigh. Refused
+     * by name, before anything runs, pointing at the relu; the layers
+     * around it still give maps. */
+    net = parse("input 2 9 7\nconv name=c out=5 k=3 pad=1\nbn name=b\nrelu name=r\ngap\nfc out=4\n");
+    ck_assert_int_eq(heed_gradcam(net, &x, 0, 1, &cam), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "layer b") && strstr(heed_last_error(), "take r"), "%s",
+                  heed_last_error());
+    for (int layer = 0; layer <= 2; layer += 2) {
+        ck_assert_msg(heed_gradcam(net, &x, 0, layer, &cam) == HEED_OK, "%s", heed_last_error());
+        ck_assert(cam.h == 9 && cam.w == 7);
+    }
+    ck_assert_int_eq(heed_gradcam_default_layer(net), 2);
+    heed_net_free(net);
     net = parse("input 3 1 1\nfc out=4\nrelu\nfc out=2\n");
     ck_assert_int_eq(heed_gradcam_default_layer(net), -1);
     heed_net_free(net);
