@@ -374,6 +374,15 @@ static int train(const train_opts *o) {
             }
         }
         cli_progress_end(&bar, extra_text);
+        /* A loss still finite can hide weights or batch-norm statistics that
+         * are not (a running variance overflows first): such an epoch is
+         * not saved, as a checkpoint of it would never load again, and it
+         * would replace the last good one. */
+        if (!params_finite(&m->net->params)) {
+            rc = diverged(epoch + 1, o->epochs, opt.steps, o->lr, epoch,
+                          checkpoint_before(epoch, start_epoch, ckpt, o->resume));
+            goto done;
+        }
         eval_result ev;
         if (evaluate(m, &te, 256, &ev) != HEED_OK) {
             rc = cli_lib_error("train");

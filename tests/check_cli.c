@@ -685,6 +685,18 @@ START_TEST(train_stops_when_it_diverges) {
                   "%s", out);
     ck_assert_ptr_null(strstr(out, "nan"));
     ck_assert_int_eq(access(model, F_OK), -1);
+    /* What it says is kept loads: here the first epoch ends with finite
+     * loss but infinite batch-norm statistics, so nothing is kept (its
+     * checkpoint said "epochs 1-2 are in d.heed.ckpt" and never loaded). */
+    char ckpt[320];
+    snprintf(ckpt, sizeof ckpt, "%s.ckpt", model);
+    if (access(ckpt, F_OK) == 0) {
+        snprintf(args, sizeof args, "info %s", ckpt);
+        ck_assert_msg(heed(args, out, sizeof out) == 0, "the kept checkpoint does not load: %s", out);
+    } else {
+        ck_assert_msg(strstr(out, "nothing was saved"), "%s", out);
+    }
+    unlink(ckpt);
 }
 END_TEST
 
