@@ -286,6 +286,28 @@ heed_status heed_model_set_classes(heed_model *m, int classes, const char *const
     return HEED_OK;
 }
 
+/* A tensor's values as a network can use them: finite, and a batch norm's
+ * running variances not negative (their square roots scale the
+ * activations). Load refuses others (HEED_ERR_FORMAT), and so do the
+ * saves (HEED_ERR_ARG), writing nothing: a file that saves is a file that
+ * loads. */
+static heed_status check_values(const heed_param *it, const float *v, heed_status code, const char *where) {
+    const size_t len = strlen(it->name), tail = strlen(".running_var");
+    const int variance = len >= tail && !strcmp(it->name + len - tail, ".running_var");
+    for (size_t i = 0; i < it->count; i++)
+        if (!isfinite(v[i]) || (variance && v[i] < 0.0f))
+            return heed_fail(code, "%s: parameter '%s' holds %g at index %zu", where, it->name, (double)v[i], i);
+    return HEED_OK;
+}
+
+static heed_status check_all_values(const heed_params *p, const char *path) {
+    char where[4200];
+    snprintf(where, sizeof where, "cannot save %s", path);
+    for (int i = 0; i < p->count; i++)
+        HEED_TRY(check_values(&p->items[i], p->values + p->items[i].offset, HEED_ERR_ARG, where));
+    return HEED_OK;
+}
+
 static void put_params(bytes *b, const heed_params *p) {
     put_u32(b, (uint32_t)p->count);
     for (int i = 0; i < p->count; i++) {
@@ -313,6 +335,7 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
     char where[4200];
     snprintf(where, sizeof where, "cannot save %s", path);
     HEED_TRY(check_meta(&m->meta, m->net, HEED_ERR_ARG, where));
+    HEED_TRY(check_all_values(&m->net->params, path));
     /* Extra chunks load would refuse: a second NETD, META or PARM, or more
      * chunks than it reads (MAX_CHUNKS, the model's own three included). */
     if (nextra < 0 || nextra > MAX_CHUNKS - 3)
@@ -351,6 +374,7 @@ heed_status heed_params_save(const heed_params *p, const char *path) {
     if (p->count && !p->values)
         return heed_fail(HEED_ERR_ARG, "cannot save %s: the parameters are not allocated (heed_params_alloc)",
                          path);
+    HEED_TRY(check_all_values(p, path));
     bytes params = {0}, b = {0};
     put_params(&params, p);
     put(&b, HEED_MODEL_MAGIC, 8);
@@ -398,19 +422,6 @@ static heed_status read_file(const char *path, unsigned char **out, size_t *len)
     return HEED_OK;
 }
 
-/* A tensor's values as a network can use them: finite, and a batch norm's
- * running variances not negative (their square roots scale the
- * activations). */
-static heed_status check_values(const heed_param *it, const float *v, const char *path) {
-    const size_t len = strlen(it->name), tail = strlen(".running_var");
-    const int variance = len >= tail && !strcmp(it->name + len - tail, ".running_var");
-    for (size_t i = 0; i < it->count; i++)
-        if (!isfinite(v[i]) || (variance && v[i] < 0.0f))
-            return heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' holds %g at index %zu", path,
-                             it->name, (double)v[i], i);
-    return HEED_OK;
-}
-
 static heed_status load_params(heed_params *p, reader *r, const char *path) {
     uint32_t count;
     if (!get_u32(r, &count)) return heed_fail(HEED_ERR_FORMAT, "%s: parameter chunk truncated", path);
@@ -454,7 +465,7 @@ static heed_status load_params(heed_params *p, reader *r, const char *path) {
                            path, name);
         if (st == HEED_OK && !get(r, p->values + it->offset, it->count * sizeof(float)))
             st = heed_fail(HEED_ERR_FORMAT, "%s: parameter '%s' data truncated", path, name);
-        if (st == HEED_OK) st = check_values(it, p->values + it->offset, path);
+        if (st == HEED_OK) st = check_values(it, p->values + it->offset, HEED_ERR_FORMAT, path);
     }
     free(seen);
     if (st == HEED_OK && r->pos != r->len)

@@ -85,6 +85,9 @@ heed_status heed_model_set_classes(heed_model *m, int classes, const char *const
  *    description text, which such a network lacks (heed_params_save saves
  *    its weights);
  *  - its parameters are not allocated (heed_net_describe);
+ *  - a parameter holds a value load refuses: not finite, or a negative
+ *    batch-norm running variance ("parameter 'fc.weight' holds nan at
+ *    index 0"; a diverged network, whose file would never load again);
  *  - the metadata breaks a rule: classes in 1..HEED_MAX_CLASSES and equal
  *    to the network's outputs ("the network has 3 outputs but 5 classes"),
  *    class names printable; input_mean finite; input_std finite and at
@@ -119,16 +122,19 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
  *
  * heed_params_save writes every tensor of p (names, shapes, values; batch
  * norm statistics included) in the layout above, with a PARM chunk only,
- * atomically. heed_params_load reads such a file, or the PARM chunk of a
- * model or checkpoint file, into p, which must hold the same tensors: each
+ * atomically; values that load would refuse are refused as
+ * heed_model_save refuses them (HEED_ERR_ARG, writing nothing).
+ * heed_params_load reads such a file, or the PARM chunk of a model or
+ * checkpoint file, into p, which must hold the same tensors: each
  * of p's names once, with its shape, and no other (the network built the
  * same way, with the same names). It checks what heed_model_load checks of
  * parameters (finite values, running variances not negative) and writes p
  * only when the whole file passes: on failure p is as it was.
  * heed_model_load on a parameters-only file says to use heed_params_load.
  *
- * Errors: HEED_ERR_ARG (p not allocated), HEED_ERR_FORMAT (load: naming
- * path and the tensor that differs), HEED_ERR_IO, HEED_ERR_LIMIT,
+ * Errors: HEED_ERR_ARG (p not allocated; save: a value load would refuse),
+ * HEED_ERR_FORMAT (load: naming path and what differs: the tensor, or the
+ * number of tensors), HEED_ERR_IO, HEED_ERR_LIMIT,
  * HEED_ERR_NOMEM. */
 heed_status heed_params_save(const heed_params *p, const char *path);
 heed_status heed_params_load(heed_params *p, const char *path);

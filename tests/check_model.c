@@ -718,6 +718,48 @@ START_TEST(weights_load_from_a_model_file) {
 }
 END_TEST
 
+/* Weights load would refuse (not finite; a negative running variance)
+ * are refused by both saves, writing nothing: a good file already at the
+ * path stays as it was, instead of being replaced by one that never loads. */
+START_TEST(saves_refuse_weights_load_would) {
+    char path[256];
+    tmp_path(path, sizeof path, "bad-weights.heed");
+    heed_model *m = make_model();
+    heed_params *p = &m->net->params;
+    float *w = NULL, *var = NULL;
+    for (int i = 0; i < p->count; i++) {
+        const char *name = p->items[i].name;
+        if (!w && !(p->items[i].flags & HEED_PARAM_BUFFER)) w = p->values + p->items[i].offset;
+        if (!var && strstr(name, ".running_var")) var = p->values + p->items[i].offset;
+    }
+    ck_assert(w && var);
+    for (int c = 0; c < 4; c++) {
+        ck_assert_msg(heed_model_save(m, path) == HEED_OK, "%s", heed_last_error());
+        size_t good_len, len;
+        unsigned char *good = slurp(path, &good_len);
+        float *at = c < 3 ? w : var;
+        const float keep = *at;
+        *at = c == 0 ? NAN : c == 1 ? INFINITY : c == 2 ? -INFINITY : -1.0f;
+        for (int params_only = 0; params_only < 2; params_only++) {
+            heed_status st = params_only ? heed_params_save(p, path) : heed_model_save(m, path);
+            ck_assert_msg(st == HEED_ERR_ARG, "case %d%s: saved (%d)", c, params_only ? " (params)" : "", st);
+            ck_assert_msg(strstr(heed_last_error(), path) && strstr(heed_last_error(), "holds"), "%s",
+                          heed_last_error());
+            unsigned char *now = slurp(path, &len);
+            ck_assert(len == good_len && !memcmp(now, good, len));
+            free(now);
+        }
+        *at = keep;
+        free(good);
+    }
+    heed_model *back;
+    ck_assert_msg(heed_model_load(&back, path) == HEED_OK, "%s", heed_last_error());
+    heed_model_free(back);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
 /* Another network's weights, or a damaged file: refused, naming what
  * differs, and the store is as it was (the file is read whole first). */
 START_TEST(weights_that_do_not_fit_change_nothing) {
@@ -796,6 +838,7 @@ Suite *heed_suite_model(void) {
     tcase_add_test(tc, weights_of_a_network_built_in_code_round_trip);
     tcase_add_test(tc, weights_load_from_a_model_file);
     tcase_add_test(tc, weights_that_do_not_fit_change_nothing);
+    tcase_add_test(tc, saves_refuse_weights_load_would);
     suite_add_tcase(s, tc);
     return s;
 }
