@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "image.h"
 #include "image_impl.h"
@@ -102,12 +103,21 @@ static uint64_t idat_bytes(const unsigned char *p, size_t size) {
     return sum;
 }
 
-/* The EXIF orientation of the first eXIf chunk, else 1. */
+/* The EXIF orientation of the first eXIf chunk, else 1. A chunk whose CRC
+ * does not match (or that the file cuts) is ignored, as libpng ignores a
+ * damaged ancillary chunk. */
 static int exif_orientation(const unsigned char *p, size_t size) {
     size_t pos = 8, len;
     const unsigned char *type, *body;
-    while (next_chunk(p, size, &pos, &type, &body, &len))
-        if (!memcmp(type, "eXIf", 4)) return heed_exif_orientation(body, len);
+    while (next_chunk(p, size, &pos, &type, &body, &len)) {
+        if (memcmp(type, "eXIf", 4)) continue;
+        const unsigned char *crc = body + len;
+        if ((size_t)(p + size - crc) < 4 || len != ((size_t)type[-4] << 24 | (size_t)type[-3] << 16 |
+                                                    (size_t)type[-2] << 8 | type[-1]))
+            return 1;
+        const uint32_t want = (uint32_t)crc[0] << 24 | (uint32_t)crc[1] << 16 | (uint32_t)crc[2] << 8 | crc[3];
+        return (uint32_t)crc32(0L, type, (uInt)(len + 4)) == want ? heed_exif_orientation(body, len) : 1;
+    }
     return 1;
 }
 

@@ -236,6 +236,22 @@ START_TEST(damaged_exif_leaves_rows_as_stored) {
         heed_tensor_free(&got);
         free(m.d);
     }
+    /* A PNG eXIf chunk whose CRC does not match is ignored, as libpng
+     * ignores a damaged ancillary chunk. */
+    heed_tensor rgb = stored_image(3, 4, 6, 10), plain = {0}, turned = {0};
+    tiff t6 = exif_tiff(0, 6);
+    membuf png = png_with_exif(&rgb, t6.d, t6.n);
+    unsigned char *chunk = NULL;
+    for (size_t i = 0; i + 4 <= png.n && !chunk; i++)
+        if (!memcmp(png.d + i, "eXIf", 4)) chunk = png.d + i;
+    ck_assert_ptr_nonnull(chunk);
+    ck_assert_int_eq(heed_image_load_mem(png.d, png.n, "good.png", 0, &turned), HEED_OK);
+    ck_assert_int_eq(turned.h, 6); /* the tag is read when its CRC is right */
+    chunk[4 + t6.n + 3] ^= 1;      /* the CRC's last byte */
+    ck_assert_msg(heed_image_load_mem(png.d, png.n, "crc.png", 0, &plain) == HEED_OK, "%s", heed_last_error());
+    assert_equal(&plain, &rgb, "eXIf with a bad CRC");
+    heed_tensor_free(&plain), heed_tensor_free(&turned), heed_tensor_free(&rgb);
+    free(png.d);
     /* An APP1 that is not EXIF (XMP's) is not read as one. */
     tiff t = exif_tiff(1, 6);
     membuf m = jpeg_with_exif(jpeg, n, t.d, t.n);
