@@ -1,5 +1,6 @@
 /* cmd_classify.c -- `heed classify`: top-K labels for images of any size,
  * and where the network looked, blended over the original image. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,8 +86,8 @@ typedef struct map_source {
 static heed_status find_map_source(heed_model *m, const classify_opts *o, map_source *src) {
     *src = (map_source){.idx = -1, .cls = -1};
     if (o->cls && !strcmp(o->io.kind, "attention"))
-        return heed_fail(HEED_ERR_ARG, "--class needs --map gradcam (CBAM's spatial attention is the same "
-                         "for every class)");
+        return heed_fail(HEED_ERR_ARG, "--class needs --map gradcam (an attention map is the same for every "
+                         "class)");
     if (o->cls && (src->cls = model_class(m, o->cls)) < 0)
         return heed_fail(HEED_ERR_ARG, "--class %s is none of the model's %d classes (%s ... %s, or 0..%d)",
                          o->cls, m->meta.classes, m->meta.class_names[0],
@@ -242,13 +243,14 @@ int cmd_classify(int argc, char **argv) {
         "writes DIR/<image>-<map>.<format> (for a single image, --overlay FILE ending in .png, .jpg\n"
         "or .jpeg writes FILE): the heat map blended over the original image at its full\n"
         "resolution. --map attention shows a CBAM layer's spatial attention (the last one unless\n"
-        "--layer names another); --map gradcam shows Grad-CAM for the top class (or --class) on\n"
-        "the last convolutional stage (or --layer), for models without CBAM too. --channels shows\n"
-        "each SE and CBAM layer's channel attention for the image: its range and strongest\n"
-        "channels, or with --json all C weights. --map, --layer, --class, --colormap, --alpha and\n"
-        "--format shape the overlays, so they need --overlay. A recurrent attention model (RAM)\n"
-        "puts its first glimpse at random: --seed fixes it, for every image alike, as heed glimpse\n"
-        "--seed does (the same seed gives the same probabilities); other models ignore it.\n"
+        "--layer names another); --map gradcam shows Grad-CAM for the top class (or --class C,\n"
+        "into <image>-gradcam-C) on the last convolutional stage (or --layer), for models without\n"
+        "CBAM too. --channels shows each SE and CBAM layer's channel attention for the image: its\n"
+        "range and strongest channels, or with --json all C weights. --map, --layer, --class,\n"
+        "--colormap, --alpha and --format shape the overlays, so they need --overlay. A recurrent\n"
+        "attention model (RAM) puts its first glimpse at random: --seed fixes it, for every image\n"
+        "alike, as heed glimpse --seed does (the same seed gives the same probabilities); other\n"
+        "models ignore it.\n"
         "JSON: [{\"image\", \"inverted\", \"top\": [{\"class\", \"index\", \"probability\", \"logit\"}],\n"
         "\"channels\": [{\"layer\", \"type\", \"weights\"}], \"overlay\"}], logit being the network's\n"
         "output for the class, logits and weights to 9 significant digits.",
@@ -257,6 +259,14 @@ int cmd_classify(int argc, char **argv) {
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
     image_cmd_overlay_only(&o.io, opts, given, "map layer class colormap alpha format");
+    /* Overlays of other classes get names of their own: <image>-gradcam-C. */
+    char kind[80];
+    if (rc < 0 && o.cls && !strcmp(o.io.kind, "gradcam")) {
+        snprintf(kind, sizeof kind, "gradcam-%s", o.cls);
+        for (char *c = kind + 8; *c; c++)
+            if (!isalnum((unsigned char)*c)) *c = '_';
+        o.io.kind = kind;
+    }
     if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;
     if (!(o.alpha >= 0 && o.alpha <= 1)) return cli_error("classify", 2, "--alpha must be in 0..1");
     if (o.seed < 0) return cli_error("classify", 2, "--seed must not be negative");

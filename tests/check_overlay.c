@@ -537,6 +537,14 @@ START_TEST(gradcam_for_a_chosen_class) {
                       same ? "drew" : "did not draw");
     }
     ck_assert(sizes[3] == sizes[4] && !memcmp(bytes[3], bytes[4], sizes[3]));
+    /* into a folder, each class's overlay has a name of its own */
+    snprintf(args, sizeof args, "--model %s --map gradcam --class 'Ankle boot' --overlay %s %s", MODEL, dir, ITEM);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    size_t n;
+    snprintf(path, sizeof path, "%s/test-00001-Pullover-gradcam-Ankle_boot.png", dir);
+    unsigned char *named = tu_read_bytes(path, &n);
+    ck_assert(n == sizes[3] && !memcmp(named, bytes[3], n));
+    free(named);
     for (int i = 0; i < 5; i++) free(bytes[i]);
     /* refused: a class the model lacks, an index past its classes, and
      * CBAM's attention map, which is one map for every class */
@@ -545,8 +553,8 @@ START_TEST(gradcam_for_a_chosen_class) {
                                        "(T-shirt/top ... Ankle boot, or 0..9)\n"},
         {"--map gradcam --class 10", "heed classify: --class 10 is none of the model's 10 classes "
                                      "(T-shirt/top ... Ankle boot, or 0..9)\n"},
-        {"--class 3", "heed classify: --class needs --map gradcam (CBAM's spatial attention is the same for "
-                      "every class)\n"}};
+        {"--class 3", "heed classify: --class needs --map gradcam (an attention map is the same for every "
+                      "class)\n"}};
     for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof args, "--model %s %s --overlay %s/bad.png %s", MODEL, bad[i][0], dir, ITEM);
         ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
