@@ -522,7 +522,7 @@ START_TEST(classify_agrees_with_glimpse) {
     }
     ck_assert_int_eq(tu_run_heed(dir, NULL, "classify --help", c, sizeof c, err, sizeof err), 0);
     ck_assert_ptr_nonnull(strstr(c, "--seed S"));
-    ck_assert_ptr_nonnull(strstr(c, "other models ignore it"));
+    ck_assert_ptr_nonnull(strstr(c, "models ignore it")); /* "other" may end the line before */
     snprintf(args, sizeof args, "classify --model %s --seed -1 %s", model, dark);
     ck_assert_int_eq(tu_run_heed(dir, NULL, args, c, sizeof c, err, sizeof err), 2);
     ck_assert_str_eq(err, "heed classify: --seed must not be negative\n");
