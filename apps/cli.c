@@ -281,6 +281,8 @@ void cli_catch_stop(void) {
 int cli_stop_signal(void) { return stop_signal; }
 
 int cli_make_dirs(const char *command, const char *dir) {
+    /* The loop below starts at path[1]: an empty name has nothing there. */
+    if (!dir[0]) return cli_error(command, 1, "cannot create directory '': the name is empty");
     char path[4096];
     if (snprintf(path, sizeof path, "%s", dir) >= (int)sizeof path)
         return cli_error(command, 1, "directory name too long: %.60s...", dir);
