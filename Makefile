@@ -129,6 +129,8 @@ $(BUILD)/suites.inc: $(TEST_SRC) FORCE
 $(BUILD)/tests/check_main.o: $(BUILD)/suites.inc
 $(BUILD)/tests/check_main.o: CFLAGS += -I$(BUILD)
 $(BUILD)/tests/%.o: CFLAGS += -Itests
+# check_evaluate.c compiles apps/evaluate.c in (the apps are not in libheed).
+$(BUILD)/tests/check_evaluate.o: apps/evaluate.c apps/evaluate.h
 $(TEST_OBJ): tests/testutil.h
 
 $(BUILD)/check_heed: $(TEST_OBJ) $(BUILD)/libheed.a

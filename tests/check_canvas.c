@@ -5,6 +5,7 @@
  * fresh but reproducible training placements, bounds, augmentation after
  * rendering, loading from IDX files, and the error paths. Small synthetic
  * items keep it fast; the installed Fashion-MNIST is used when present. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,6 +379,21 @@ START_TEST(canvas_errors) {
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         ck_assert_msg(heed_canvas_make(&d, &bad[i]) == HEED_ERR_ARG, "bad config %zu accepted", i);
         ck_assert(d.images == px && d.h == 4 && d.canvas.cfg.size == 0); /* unchanged */
+    }
+    /* The limits themselves are allowed: a canvas the size of its items
+     * (one place, the corner) and a piece that is a whole item (cut at the
+     * corner, put at the corner): the canvas is the max of the two items. */
+    {
+        float two[2 * 4 * 4];
+        for (int i = 0; i < 16; i++) two[i] = (float)i / 16, two[16 + i] = (float)(15 - i) / 16;
+        heed_dataset e = {.count = 2, .c = 1, .h = 4, .w = 4, .images = two};
+        const heed_canvas_cfg whole = {.size = 4, .clutter = 1, .piece = 4, .fixed = 1, .seed = 5};
+        ck_assert_msg(heed_canvas_make(&e, &whole) == HEED_OK, "%s", heed_last_error());
+        heed_tensor y = {0};
+        ck_assert_int_eq(heed_dataset_batch(&e, (int[]){0}, 1, NULL, NULL, &y, NULL), HEED_OK);
+        ck_assert(y.c == 1 && y.h == 4 && y.w == 4);
+        for (int i = 0; i < 16; i++) ck_assert_float_eq(y.data[i], fmaxf(two[i], two[16 + i]));
+        heed_tensor_free(&y);
     }
     heed_dataset empty = {0};
     ck_assert_int_eq(heed_canvas_make(&empty, &ok), HEED_ERR_ARG);

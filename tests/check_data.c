@@ -144,9 +144,39 @@ START_TEST(idx_round_trip_plain_and_gzipped) {
     f.labels[1] = 300;
     ck_assert_int_eq(heed_idx_write(&f.d, NULL, join(path, dir, "big")), HEED_ERR_ARG);
     ck_assert_int_eq(access(path, F_OK), -1);
+    f.labels[1] = 256; /* the first that is not a byte */
+    ck_assert_int_eq(heed_idx_write(&f.d, NULL, join(path, dir, "big")), HEED_ERR_ARG);
+    ck_assert_int_eq(access(path, F_OK), -1);
     ck_assert_int_eq(heed_idx_write(&f.d, NULL, "/nonexistent-dir/x.gz"), HEED_ERR_ARG);
     f.labels[1] = 1;
     ck_assert_int_eq(heed_idx_write(&f.d, NULL, "/nonexistent-dir/x.gz"), HEED_ERR_IO);
+    remove_tree(dir);
+}
+END_TEST
+
+/* Writing turns a pixel into the nearest byte, round(255 clamp(v, 0, 1)),
+ * as an 8-bit image format does: every code k / 255 back to k, values
+ * between codes to the nearer one, values outside [0, 1] (and NaN) to the
+ * ends. The bytes are read from the plain file, after its 16-byte header. */
+START_TEST(idx_write_rounds_pixels_to_the_nearest_code) {
+    char dir[64], path[1024];
+    make_tmpdir(dir);
+    enum { CODES = 256, ODD = 7 };
+    float images[CODES + ODD];
+    for (int k = 0; k < CODES; k++) images[k] = (float)k / 255.0f;
+    const float odd[ODD] = {0.5f, 0.999f, 0.0019f, 0.25f, 1.5f, -1.0f, NAN};
+    const unsigned char want_odd[ODD] = {128, 255, 0, 64, 255, 0, 0}; /* 127.5, 254.7, 0.48, 63.75 */
+    memcpy(images + CODES, odd, sizeof odd);
+    const heed_dataset d = {.count = 1, .c = 1, .h = 1, .w = CODES + ODD, .images = images};
+    ck_assert_int_eq(heed_idx_write(&d, join(path, dir, "px"), NULL), HEED_OK);
+    unsigned char got[16 + CODES + ODD];
+    FILE *fp = fopen(path, "rb");
+    ck_assert_ptr_nonnull(fp);
+    ck_assert_uint_eq(fread(got, 1, sizeof got, fp), sizeof got);
+    fclose(fp);
+    for (int k = 0; k < CODES; k++) ck_assert_int_eq(got[16 + k], k);
+    for (int i = 0; i < ODD; i++) ck_assert_msg(got[16 + CODES + i] == want_odd[i], "value %g: %d, want %d",
+                                               (double)odd[i], got[16 + CODES + i], want_odd[i]);
     remove_tree(dir);
 }
 END_TEST
@@ -193,6 +223,19 @@ START_TEST(corrupt_idx_files_are_refused) {
     const unsigned char zero_rows[] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3};
     write_bytes(join(path, dir, "train-images-idx3-ubyte"), zero_rows, sizeof zero_rows);
     expect_load_fails(dir, HEED_ERR_FORMAT, "train-images-idx3-ubyte", "zero rows");
+    /* the same with one label to match, so that only the zero can fail */
+    const unsigned char one_label[] = {0, 0, 8, 1, 0, 0, 0, 1, 4};
+    write_bytes(join(path, dir, "train-labels-idx1-ubyte"), one_label, sizeof one_label);
+    expect_load_fails(dir, HEED_ERR_FORMAT, "train-images-idx3-ubyte", "zero rows, one label");
+    ck_assert_msg(strstr(heed_last_error(), "dimension 1 of the header is 0"), "%s", heed_last_error());
+
+    NEXT_DIR(); /* no items at all: zero images and zero labels */
+    const unsigned char no_images[] = {0, 0, 8, 3, 0, 0, 0, 0, 0, 0, 0, 28, 0, 0, 0, 28};
+    const unsigned char no_labels[] = {0, 0, 8, 1, 0, 0, 0, 0};
+    write_bytes(join(path, dir, "train-images-idx3-ubyte"), no_images, sizeof no_images);
+    write_bytes(join(path, dir, "train-labels-idx1-ubyte"), no_labels, sizeof no_labels);
+    expect_load_fails(dir, HEED_ERR_FORMAT, "train-images-idx3-ubyte", "no items");
+    ck_assert_msg(strstr(heed_last_error(), "dimension 0 of the header is 0"), "%s", heed_last_error());
 
     NEXT_DIR(); /* plain pixels cut short */
     write_split(dir, "train", "", &f.d, &f.d);
@@ -247,6 +290,11 @@ START_TEST(corrupt_idx_files_are_refused) {
     NEXT_DIR(); /* 7 images, 6 labels */
     write_split(dir, "train", ".gz", &f.d, &g.d);
     expect_load_fails(dir, HEED_ERR_FORMAT, "train-labels-idx1-ubyte.gz", "count mismatch");
+
+    NEXT_DIR(); /* 6 images, 7 labels */
+    write_split(dir, "train", "", &g.d, &f.d);
+    expect_load_fails(dir, HEED_ERR_FORMAT, "train-labels-idx1-ubyte", "count mismatch, labels over");
+    ck_assert_msg(strstr(heed_last_error(), "holds 7 labels but"), "%s", heed_last_error());
 
     NEXT_DIR(); /* a label of 10, even beyond the limit */
     f.labels[FX_COUNT - 1] = 10;
@@ -449,6 +497,18 @@ START_TEST(folder_errors) {
     save_image(join(path, root, "a-class-name-far-too-long-to-keep/i.png"), 1, 0, NULL);
     ck_assert_int_eq(heed_folder_load(&d, root, 3, 8, 8), HEED_ERR_ARG);
     remove_tree(join(path, root, "a-class-name-far-too-long-to-keep"));
+    /* 32 bytes is one too many (31 and a NUL fit); 31 loads uncut */
+    ck_assert_int_eq(mkdir(join(path, root, "class-name-of-thirty-two-bytes-x"), 0700), 0);
+    save_image(join(path, root, "class-name-of-thirty-two-bytes-x/i.png"), 1, 0, NULL);
+    ck_assert_int_eq(heed_folder_load(&d, root, 3, 8, 8), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "is longer than 31 bytes"), "%s", heed_last_error());
+    remove_tree(join(path, root, "class-name-of-thirty-two-bytes-x"));
+    ck_assert_int_eq(mkdir(join(path, root, "class-name-of-thirty-two-bytes-"), 0700), 0);
+    save_image(join(path, root, "class-name-of-thirty-two-bytes-/i.png"), 1, 0, NULL);
+    ck_assert_msg(heed_folder_load(&d, root, 3, 8, 8) == HEED_OK, "%s", heed_last_error());
+    ck_assert_str_eq(d.class_names[0], "class-name-of-thirty-two-bytes-");
+    heed_dataset_free(&d);
+    remove_tree(join(path, root, "class-name-of-thirty-two-bytes-"));
 
     ck_assert_int_eq(mkdir(join(path, root, "good"), 0700), 0);
     for (int i = 0; i < 6; i++) {
@@ -618,6 +678,7 @@ Suite *heed_suite_data(void) {
     Suite *s = suite_create("data");
     TCase *tc = tcase_create("idx");
     tcase_add_test(tc, idx_round_trip_plain_and_gzipped);
+    tcase_add_test(tc, idx_write_rounds_pixels_to_the_nearest_code);
     tcase_add_test(tc, corrupt_idx_files_are_refused);
     tcase_add_test(tc, truncated_idx_data_says_where_it_ends);
     tcase_add_test(tc, installed_fashion_mnist);

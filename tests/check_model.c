@@ -272,6 +272,9 @@ static const struct {
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ndataset fm\x1b[31mnist\n", 0,
      "bad metadata value for dataset"},
     {META_TEXT, "classes 3\nclass a\nclass b\n", 0, "lists 2 class names for 3 classes"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nclass d\n", 0, "more class names than classes"},
+    /* a second count would drop the names read so far */
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nclasses 3\n", 0, "bad class count '3'"},
     /* the ranges model.h states: accuracy at most 1, seconds not negative */
     {META_TEXT, "classes 3\nclass a\nclass b\nclass c\ntest_accuracy 5\n", 0,
      "bad metadata value for test_accuracy: '5'"},
@@ -281,7 +284,11 @@ static const struct {
      "bad metadata value for epochs: '-1'"},
     {META_TEXT, "classes 5\nclass a\nclass b\nclass c\nclass d\nclass e\n", 0,
      "the network has 3 outputs but 5 classes"},
+    {META_TEXT, "classes 2\nclass a\nclass b\n", 0, "the network has 3 outputs but 2 classes"},
     {NET_TEXT, "input 1 8 8\nflatten\nfc out=3\nfc out=3\n", 0, "parameter tensors"},
+    /* the file's tensors and one layer more: that layer's would stay random */
+    {NET_TEXT, "input 1 8 8\nconv out=4 k=3 pad=1 bias=0\nbn\nrelu\ncbam r=2 k=3\nmaxpool k=2\nflatten\n"
+               "fc out=3\nfc out=3\n", 0, "parameter tensors, the network"},
     /* a network far larger than the file: refused before its memory is taken */
     {NET_TEXT, "input 1 8 8\nflatten\nfc out=20000\nfc out=20000\nfc out=3\n", 0,
      "more than the"},
@@ -594,6 +601,20 @@ START_TEST(save_with_refuses_extra_chunks_load_would) {
     heed_chunks_free(chunks, n);
     heed_model_free(back);
     heed_model_free(m);
+    /* and a file of one chunk more than that, framed and checksummed as a
+     * writer would, is what load refuses */
+    chunk_edit c[65];
+    ck_assert_int_eq(saved_chunks(path, c, 3), 3);
+    for (int i = 3; i < 65; i++) {
+        c[i] = (chunk_edit){.tag = "OPTM", .data = malloc(1), .size = 1};
+        c[i].data[0] = 'x';
+    }
+    write_chunks(path, c, 65, "");
+    back = (heed_model *)1;
+    ck_assert_int_eq(heed_model_load(&back, path), HEED_ERR_FORMAT);
+    ck_assert_ptr_null(back);
+    ck_assert_msg(strstr(heed_last_error(), "implausible chunk count 65"), "%s", heed_last_error());
+    free_chunks(c, 65);
     unlink(path);
 }
 END_TEST

@@ -7,11 +7,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "activation.h"
+#include "batchnorm.h"
 #include "cbam.h"
 #include "conv2d.h"
+#include "dropout.h"
 #include "linear.h"
 #include "model.h"
 #include "net.h"
+#include "netfile_impl.h"
 #include "pool2d.h"
 #include "se.h"
 #include "seq.h"
@@ -273,6 +277,8 @@ static const struct {
     {"input 1 5 5\nfc out=1000000001\n", "t:2: fc: out=1000000001 is out of range (1 .. 1000000000)"},
     {"input 1 12 12\nram glimpses=-2000000000\n",
      "t:2: ram: glimpses=-2000000000 is out of range (-1000000000 .. 1000000000)"},
+    {"input 1 5 5\ndropout seed=1000000001\n",
+     "t:2: dropout: seed=1000000001 is out of range (-1000000000 .. 1000000000)"},
     /* quoted back in messages: no control character reaches the terminal */
     {"input 1 5 5\nconv out=2 k=3 bias=0\x01\n", "t:2: a control character (byte 0x01)"},
     {"input 1 5 5\nfc out=2 bias=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n",
@@ -293,6 +299,24 @@ static const struct {
     {"input 65536 65536 2\n", "t:1: input: tensor shape (1, 65536, 65536, 2) has more than"},
     {"input 32768 1 1\nconv out=1 k=65536 pad=32768\n", "t:2: conv:"},
     {"input 2 200 200\nconv out=65536 k=1 groups=2\n", "t:2: conv:"},
+    /* a number with anything after it is not that number */
+    {"input 1 5 5\nconv out=3x k=3\n", "t:2: conv: out=3x is not a whole number"},
+    {"input 2 5 5\nbn eps=1e-5x\n", "t:2: bn: eps=1e-5x is not a number"},
+    /* 64 characters is one too many: never cut to k=3 */
+    {"input 1 5 5\nconv out=2 k=0000000000000000000000000000000"
+     "000000000000000000000000000000033\n", "t:2: k='00000000000000000000...' is too long"},
+    /* 48 characters of full name, one too many */
+    {"input 1 5 5\nseq name=aaaaaaaaaaaaaaaaaaaa\nrelu name=bbbbbbbbbbbbbbbbbbbbbbbbbbb\nend\n",
+     "t:3: layer name 'aaaaaaaaaaaaaaaaaaaa.bbbbbbbbbbbbbbbbbbbbbbbbbbb' is too long"},
+    {"input 1 5 5 5\nfc out=2\n", "t:1: the first line must be 'input C H W'"},
+    {"input 1 5 5\nseq\nrelu\nend now\n", "t:4: 'end' takes no settings"},
+    {"input 1 5 5\nresidual k=3\nrelu\nend\n", "t:2: 'residual' takes only name="},
+    {"input 1 5 5\nseq x=1\nrelu\nend\n", "t:2: 'seq' takes only name="},
+    {"input 1 5 5\nseq\nrelu\nshortcut\nrelu\nend\n", "t:4: 'shortcut' outside a residual block"},
+    {"input 1 5 5\nresidual\nrelu\nshortcut\nrelu\nshortcut\nrelu\nend\n",
+     "t:6: 'shortcut' outside a residual block"},
+    /* the innermost block left open is the one named */
+    {"input 1 5 5\nseq\nrelu\nseq\nrelu\n", "t:4: block opened here has no 'end'"},
 };
 
 START_TEST(errors_name_the_line) {
@@ -355,6 +379,7 @@ START_TEST(zero_settings_and_defaults_load) {
                        "maxpool name=m k=2 pad=0\n"
                        "avgpool name=v k=1 exclude_pad=0\n"
                        "cbam name=c\nse name=s r=4\n"
+                       "bn name=n\nleaky_relu name=l\ndropout name=d\n"
                        "fc name=f out=3 bias=0\n";
     ck_assert_msg(heed_net_parse(&net, text, "t", 1) == HEED_OK, "%s", heed_last_error());
     const heed_conv2d *a = (const heed_conv2d *)heed_net_find(net, "a");
@@ -374,7 +399,30 @@ START_TEST(zero_settings_and_defaults_load) {
     ck_assert_int_eq(c->cfg.k, 7);
     ck_assert_int_eq(((const heed_se *)heed_net_find(net, "s"))->cfg.r, 4);
     ck_assert_ptr_null(((const heed_linear *)heed_net_find(net, "f"))->b);
+    /* nets/README.md's defaults, PyTorch's: BatchNorm2d(momentum=0.1,
+     * eps=1e-5), LeakyReLU(negative_slope=0.01), Dropout(p=0.5) */
+    const heed_batchnorm *n = (const heed_batchnorm *)heed_net_find(net, "n");
+    ck_assert_float_eq(n->cfg.momentum, 0.1f);
+    ck_assert_float_eq(n->cfg.eps, 1e-5f);
+    ck_assert_float_eq(((const heed_activation *)heed_net_find(net, "l"))->cfg.slope, 0.01f);
+    ck_assert_float_eq(((const heed_dropout *)heed_net_find(net, "d"))->cfg.p, 0.5f);
     heed_net_free(net);
+}
+END_TEST
+
+/* A model file's parameter chunk bounds the network read with it: a
+ * network of exactly that many floats loads, one of more is refused.
+ * `fc out=2` on one input holds 2 weights and 2 biases. */
+START_TEST(bounded_parse_takes_exactly_its_bound) {
+    heed_net *net = (heed_net *)1;
+    ck_assert_msg(heed_net_parse_bounded(&net, "input 1 1 1\nfc out=2\n", "t", 1, 4) == HEED_OK, "%s",
+                  heed_last_error());
+    ck_assert_uint_eq(heed_params_floats(&net->params), 4);
+    heed_net_free(net);
+    ck_assert_int_eq(heed_net_parse_bounded(&net, "input 1 1 1\nfc out=2\n", "t", 1, 3), HEED_ERR_FORMAT);
+    ck_assert_ptr_null(net);
+    ck_assert_msg(strstr(heed_last_error(), "t: the network has 4 parameter values, more than the 3"), "%s",
+                  heed_last_error());
 }
 END_TEST
 
@@ -534,6 +582,7 @@ Suite *heed_suite_net(void) {
     tcase_add_loop_test(tc, settings_out_of_range_name_the_line, 0,
                         sizeof out_of_range / sizeof out_of_range[0]);
     tcase_add_test(tc, zero_settings_and_defaults_load);
+    tcase_add_test(tc, bounded_parse_takes_exactly_its_bound);
     tcase_add_test(tc, every_shipped_net_parses);
     tcase_add_test(tc, missing_file_is_an_io_error);
     tcase_add_test(tc, nul_byte_is_refused);
