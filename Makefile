@@ -131,7 +131,7 @@ $(BUILD)/tests/check_main.o: CFLAGS += -I$(BUILD)
 $(BUILD)/tests/%.o: CFLAGS += -Itests
 # check_evaluate.c compiles apps/evaluate.c in (the apps are not in libheed).
 $(BUILD)/tests/check_evaluate.o: apps/evaluate.c apps/evaluate.h
-$(TEST_OBJ): tests/testutil.h
+$(TEST_OBJ): tests/testutil.h tests/imageutil.h
 
 $(BUILD)/check_heed: $(TEST_OBJ) $(BUILD)/libheed.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libheed.a $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread) $(LDLIBS)

@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "image.h"
+#include "imageutil.h"
 #include "testutil.h"
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -146,33 +147,14 @@ static void hand_png(bytes *b, uint32_t w, uint32_t h, int depth, int ctype, con
 }
 
 /* libpng writer into memory, for layouts heed_image_save never produces. */
-typedef struct membuf {
-    unsigned char *d;
-    size_t n, cap;
-} membuf;
-
-static void membuf_write(png_structp png, png_bytep p, size_t n) {
-    membuf *m = png_get_io_ptr(png);
-    if (m->n + n > m->cap) {
-        m->cap = (m->n + n) * 2;
-        m->d = realloc(m->d, m->cap);
-    }
-    memcpy(m->d + m->n, p, n);
-    m->n += n;
-}
-
-static void membuf_flush(png_structp png) {
-    (void)png;
-}
-
 /* 8-bit rows (already packed as the header says) written with libpng. */
-static membuf libpng_write(int w, int h, int depth, int ctype, int interlace, const png_color *pal,
+static tu_membuf libpng_write(int w, int h, int depth, int ctype, int interlace, const png_color *pal,
                            int npal, const unsigned char *trns, int ntrns, unsigned char **rows) {
-    membuf m = {0};
+    tu_membuf m = {0};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png_create_info_struct(png);
     ck_assert(png && info);
-    png_set_write_fn(png, &m, membuf_write, membuf_flush);
+    png_set_write_fn(png, &m, tu_membuf_png_write, tu_membuf_png_flush);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, depth, ctype, interlace,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (pal) png_set_PLTE(png, info, pal, npal);
@@ -182,40 +164,6 @@ static membuf libpng_write(int w, int h, int depth, int ctype, int interlace, co
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     return m;
-}
-
-/* JPEG written with libjpeg directly, optionally progressive. */
-static membuf libjpeg_write(const heed_tensor *img, int quality, int progressive) {
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr err;
-    c.err = jpeg_std_error(&err);
-    jpeg_create_compress(&c);
-    unsigned char *out = NULL;
-    unsigned long size = 0;
-    jpeg_mem_dest(&c, &out, &size);
-    c.image_width = (JDIMENSION)img->w;
-    c.image_height = (JDIMENSION)img->h;
-    c.input_components = img->c;
-    c.in_color_space = img->c == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, quality, TRUE);
-    if (progressive) jpeg_simple_progression(&c);
-    jpeg_start_compress(&c, TRUE);
-    unsigned char *row = malloc((size_t)img->w * img->c);
-    const size_t plane = (size_t)img->h * img->w;
-    while (c.next_scanline < c.image_height) {
-        int y = (int)c.next_scanline;
-        for (int x = 0; x < img->w; x++)
-            for (int k = 0; k < img->c; k++)
-                row[x * img->c + k] =
-                    (unsigned char)lrintf(img->data[k * plane + (size_t)y * img->w + x] * 255.0f);
-        JSAMPROW r[1] = {row};
-        jpeg_write_scanlines(&c, r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    free(row);
-    return (membuf){.d = out, .n = size, .cap = size};
 }
 
 /* Does the byte string contain marker 0xFF m? */
@@ -334,7 +282,7 @@ START_TEST(palette_png_loads_as_rgb_or_rgba_with_trns) {
             rows_data[y][x / 4] |= (unsigned char)(((x + y) % 4) << (6 - 2 * (x % 4)));
         rows[y] = rows_data[y];
     }
-    membuf m = libpng_write(5, 3, 2, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, pal, 4, NULL, 0, rows);
+    tu_membuf m = libpng_write(5, 3, 2, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, pal, 4, NULL, 0, rows);
     heed_tensor t = {0};
     ck_assert_int_eq(heed_image_load_mem(m.d, m.n, "pal.png", 0, &t), HEED_OK);
     ck_assert_int_eq(t.c, 3);
@@ -375,7 +323,7 @@ START_TEST(interlaced_png_matches_its_pixels) {
                     (unsigned char)lrintf(src.data[heed_tensor_index(&src, 0, c, y, x)] * 255);
         rows[y] = rows_data[y];
     }
-    membuf m = libpng_write(W, H, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_ADAM7, NULL, 0, NULL, 0, rows);
+    tu_membuf m = libpng_write(W, H, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_ADAM7, NULL, 0, NULL, 0, rows);
     heed_tensor t = {0};
     ck_assert_int_eq(heed_image_load_mem(m.d, m.n, "adam7.png", 0, &t), HEED_OK);
     assert_same_exact(&src, &t);
@@ -396,7 +344,7 @@ START_TEST(interlaced_rows_count_against_the_memory_limit) {
         for (int x = 0; x < S; x++) rows_data[y][x] = (unsigned char)((x * 7 + y * 3) & 255);
         rows[y] = rows_data[y];
     }
-    membuf m = libpng_write(S, S, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7, NULL, 0, NULL, 0, rows);
+    tu_membuf m = libpng_write(S, S, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_ADAM7, NULL, 0, NULL, 0, rows);
     heed_tensor t = {0};
     const size_t base = heed_memory_in_use(), floats = (size_t)S * S * sizeof(float);
     heed_set_memory_limit(base + floats + 64 * 1024); /* the tensor fits, the rows do not */
@@ -447,7 +395,7 @@ END_TEST
 START_TEST(progressive_jpeg_decodes) {
     for (int c = 1; c <= 3; c += 2) {
         heed_tensor img = smooth_image(c, 33, 21), back = {0};
-        membuf m = libjpeg_write(&img, 95, 1);
+        tu_membuf m = tu_libjpeg_write(&img, 95, 1);
         ck_assert(has_marker(m.d, m.n, 0xc2)); /* SOF2: progressive */
         ck_assert_int_eq(heed_image_load_mem(m.d, m.n, "prog.jpg", 0, &back), HEED_OK);
         ck_assert_int_eq(back.c, c);
@@ -529,17 +477,17 @@ END_TEST
 /* ---- bad input --------------------------------------------------------- */
 
 /* Encodes a small image in the given format for the corruption tests. */
-static membuf encoded(const char *format, int c) {
+static tu_membuf encoded(const char *format, int c) {
     heed_tensor img = smooth_image(c, 12, 17);
     void *d;
     size_t n;
     ck_assert_int_eq(heed_image_encode_mem(&img, format, NULL, &d, &n), HEED_OK);
     heed_tensor_free(&img);
-    return (membuf){.d = d, .n = n, .cap = n};
+    return (tu_membuf){.d = d, .n = n, .cap = n};
 }
 
 START_TEST(truncated_files_fail_with_format_errors) {
-    membuf png = encoded("png", 3), jpg = encoded("jpeg", 3);
+    tu_membuf png = encoded("png", 3), jpg = encoded("jpeg", 3);
     heed_tensor t = {0};
     /* Every prefix of the PNG, including one that lacks only IEND. */
     for (size_t len = 0; len < png.n; len++) {
@@ -584,7 +532,7 @@ START_TEST(random_and_mutated_bytes_never_crash) {
     /* Valid files with a few bytes changed: decode or fail cleanly. */
     const char *formats[2] = {"png", "jpeg"};
     for (int f = 0; f < 2; f++) {
-        membuf good = encoded(formats[f], f ? 3 : 4);
+        tu_membuf good = encoded(formats[f], f ? 3 : 4);
         unsigned char *bad = malloc(good.n);
         for (int it = 0; it < 150; it++) {
             memcpy(bad, good.d, good.n);
@@ -656,7 +604,7 @@ START_TEST(pixel_limit_is_checked_before_decoding) {
     ck_assert_ptr_nonnull(strstr(heed_last_error(), "huge.png"));
     ck_assert_ptr_nonnull(strstr(heed_last_error(), "100000x100000"));
     /* The limit is on W * H, inclusive. */
-    membuf png = encoded("png", 1), jpg = encoded("jpeg", 1); /* 17 x 12 = 204 pixels */
+    tu_membuf png = encoded("png", 1), jpg = encoded("jpeg", 1); /* 17 x 12 = 204 pixels */
     ck_assert_int_eq(heed_image_load_mem(png.d, png.n, "p", 203, &t), HEED_ERR_LIMIT);
     ck_assert_int_eq(heed_image_load_mem(jpg.d, jpg.n, "j", 203, &t), HEED_ERR_LIMIT);
     ck_assert_ptr_nonnull(strstr(heed_last_error(), "17x12"));
@@ -681,7 +629,7 @@ START_TEST(headers_larger_than_their_data_fail_before_allocating) {
     hand_png(&b, 8000, 8000, 16, 6, row, sizeof row);
     ck_assert_int_eq(heed_image_load_mem(b.d, b.n, "bomb.png", 0, &t), HEED_ERR_FORMAT);
     ck_assert_msg(strstr(heed_last_error(), "bomb.png: truncated PNG"), "%s", heed_last_error());
-    membuf jpg = encoded("jpeg", 3);
+    tu_membuf jpg = encoded("jpeg", 3);
     size_t sof = 2;
     while (sof + 9 < jpg.n && !(jpg.d[sof] == 0xff && jpg.d[sof + 1] == 0xc0)) sof++;
     ck_assert_uint_lt(sof + 9, jpg.n);

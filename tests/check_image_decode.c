@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "image.h"
+#include "imageutil.h"
 #include "testutil.h"
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -44,36 +45,6 @@ static heed_tensor gray_noise(int h, int w, uint64_t seed) {
     heed_rng_seed(&r, seed, 1);
     for (size_t i = 0; i < heed_tensor_count(&t); i++) t.data[i] = (float)(heed_rng_u32(&r) % 256) / 255.0f;
     return t;
-}
-
-/* A baseline gray JPEG of img written with libjpeg (malloc'ed, *n bytes). */
-static unsigned char *libjpeg_gray(const heed_tensor *img, int quality, size_t *n) {
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr err;
-    c.err = jpeg_std_error(&err);
-    jpeg_create_compress(&c);
-    unsigned char *out = NULL;
-    unsigned long size = 0;
-    jpeg_mem_dest(&c, &out, &size);
-    c.image_width = (JDIMENSION)img->w;
-    c.image_height = (JDIMENSION)img->h;
-    c.input_components = 1;
-    c.in_color_space = JCS_GRAYSCALE;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, quality, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    unsigned char *row = malloc((size_t)img->w);
-    while (c.next_scanline < c.image_height) {
-        const float *src = img->data + (size_t)c.next_scanline * img->w;
-        for (int x = 0; x < img->w; x++) row[x] = (unsigned char)lrintf(src[x] * 255.0f);
-        JSAMPROW r[1] = {row};
-        jpeg_write_scanlines(&c, r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    free(row);
-    *n = size;
-    return out;
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -122,8 +93,9 @@ START_TEST(jpeg_file_larger_than_one_read_loads_whole) {
     ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "image-decode-big"), 0);
     snprintf(path, sizeof path, "%s/noise.jpg", dir);
     heed_tensor img = gray_noise(384, 384, 7), back = {0}, mem = {0};
-    size_t n;
-    unsigned char *jpg = libjpeg_gray(&img, 100, &n);
+    tu_membuf j = tu_libjpeg_write(&img, 100, 0);
+    unsigned char *jpg = j.d;
+    const size_t n = j.n;
     ck_assert_uint_gt(n, 3 * 65536);
     FILE *f = fopen(path, "wb");
     ck_assert_ptr_nonnull(f);
@@ -148,8 +120,9 @@ END_TEST
  * decoded with grey blocks for what is gone. */
 START_TEST(jpeg_scan_cut_at_a_marker_is_refused) {
     heed_tensor img = gray_noise(64, 64, 9), t = {0};
-    size_t n;
-    unsigned char *jpg = libjpeg_gray(&img, 90, &n);
+    tu_membuf j = tu_libjpeg_write(&img, 90, 0);
+    unsigned char *jpg = j.d;
+    const size_t n = j.n;
     ck_assert_int_eq(heed_image_load_mem(jpg, n, "whole.jpg", 0, &t), HEED_OK);
     heed_tensor_free(&t);
     const size_t cut = n * 3 / 4;

@@ -15,6 +15,7 @@
 #include <png.h>
 
 #include "image.h"
+#include "imageutil.h"
 #include "testutil.h"
 
 /* EXIF 2.32, tag 0x0112: where the stored 0th row and 0th column are
@@ -92,34 +93,14 @@ static heed_tensor stored_image(int c, int h, int w, uint64_t seed) {
     return t;
 }
 
-typedef struct membuf {
-    unsigned char *d;
-    size_t n, cap;
-} membuf;
-
-static void membuf_write(png_structp png, png_bytep p, size_t n) {
-    membuf *m = png_get_io_ptr(png);
-    if (m->n + n > m->cap) {
-        m->cap = (m->n + n) * 2;
-        m->d = realloc(m->d, m->cap);
-        ck_assert_ptr_nonnull(m->d);
-    }
-    memcpy(m->d + m->n, p, n);
-    m->n += n;
-}
-
-static void membuf_flush(png_structp png) {
-    (void)png;
-}
-
 /* img (8-bit RGB) as a PNG with an eXIf chunk holding exif, written by
  * libpng. */
-static membuf png_with_exif(const heed_tensor *img, const unsigned char *exif, size_t len) {
-    membuf m = {0};
+static tu_membuf png_with_exif(const heed_tensor *img, const unsigned char *exif, size_t len) {
+    tu_membuf m = {0};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png_create_info_struct(png);
     ck_assert(png && info);
-    png_set_write_fn(png, &m, membuf_write, membuf_flush);
+    png_set_write_fn(png, &m, tu_membuf_png_write, tu_membuf_png_flush);
     png_set_IHDR(png, info, (png_uint_32)img->w, (png_uint_32)img->h, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_set_eXIf_1(png, info, (png_uint_32)len, (png_bytep)exif);
@@ -139,9 +120,9 @@ static membuf png_with_exif(const heed_tensor *img, const unsigned char *exif, s
 }
 
 /* jpeg with an APP1 segment "Exif\0\0" + exif inserted right after SOI. */
-static membuf jpeg_with_exif(const unsigned char *jpeg, size_t n, const unsigned char *exif, size_t len) {
+static tu_membuf jpeg_with_exif(const unsigned char *jpeg, size_t n, const unsigned char *exif, size_t len) {
     const size_t seg = 2 + 6 + len; /* the length field counts itself */
-    membuf m = {.n = n + 2 + seg};
+    tu_membuf m = {.n = n + 2 + seg};
     m.d = malloc(m.n);
     ck_assert_ptr_nonnull(m.d);
     memcpy(m.d, jpeg, 2);
@@ -158,7 +139,7 @@ START_TEST(png_exif_orientation_loads_upright) {
     for (int big = 0; big <= 1; big++)
         for (int v = 1; v <= 8; v++) {
             tiff t = exif_tiff(big, (unsigned)v);
-            membuf m = png_with_exif(&stored, t.d, t.n);
+            tu_membuf m = png_with_exif(&stored, t.d, t.n);
             heed_tensor got = {0}, want = expected_upright(&stored, v);
             ck_assert_msg(heed_image_load_mem(m.d, m.n, "o.png", 0, &got) == HEED_OK, "%s", heed_last_error());
             char what[64];
@@ -186,7 +167,7 @@ START_TEST(jpeg_exif_orientation_loads_upright) {
         for (int big = 0; big <= 1; big++)
             for (int v = 1; v <= 8; v++) {
                 tiff t = exif_tiff(big, (unsigned)v);
-                membuf m = jpeg_with_exif(jpeg, n, t.d, t.n);
+                tu_membuf m = jpeg_with_exif(jpeg, n, t.d, t.n);
                 heed_tensor got = {0}, want = expected_upright(&stored, v);
                 ck_assert_msg(heed_image_load_mem(m.d, m.n, "o.jpg", 0, &got) == HEED_OK, "%s",
                               heed_last_error());
@@ -226,7 +207,7 @@ START_TEST(damaged_exif_leaves_rows_as_stored) {
         case BAD_ORDER: memcpy(t.d, "MI", 2); break;
         case CUT: t.n = 8 + 2 + 12 + 6; break; /* ends inside the orientation entry */
         }
-        membuf m = jpeg_with_exif(jpeg, n, t.d, t.n);
+        tu_membuf m = jpeg_with_exif(jpeg, n, t.d, t.n);
         heed_tensor got = {0};
         ck_assert_msg(heed_image_load_mem(m.d, m.n, "d.jpg", 0, &got) == HEED_OK, "case %d: %s", k,
                       heed_last_error());
@@ -240,7 +221,7 @@ START_TEST(damaged_exif_leaves_rows_as_stored) {
      * ignores a damaged ancillary chunk. */
     heed_tensor rgb = stored_image(3, 4, 6, 10), plain = {0}, turned = {0};
     tiff t6 = exif_tiff(0, 6);
-    membuf png = png_with_exif(&rgb, t6.d, t6.n);
+    tu_membuf png = png_with_exif(&rgb, t6.d, t6.n);
     unsigned char *chunk = NULL;
     for (size_t i = 0; i + 4 <= png.n && !chunk; i++)
         if (!memcmp(png.d + i, "eXIf", 4)) chunk = png.d + i;
@@ -254,7 +235,7 @@ START_TEST(damaged_exif_leaves_rows_as_stored) {
     free(png.d);
     /* An APP1 that is not EXIF (XMP's) is not read as one. */
     tiff t = exif_tiff(1, 6);
-    membuf m = jpeg_with_exif(jpeg, n, t.d, t.n);
+    tu_membuf m = jpeg_with_exif(jpeg, n, t.d, t.n);
     memcpy(m.d + 6, "Exig", 4);
     heed_tensor got = {0};
     ck_assert_int_eq(heed_image_load_mem(m.d, m.n, "x.jpg", 0, &got), HEED_OK);
