@@ -11,14 +11,14 @@
  * variable is live across the longjmp. Warnings are dropped (the library
  * never prints). The reader callback fails on the first byte past the end
  * of the buffer, so truncated files are reported as such. An eXIf chunk's
- * orientation is applied after decoding (image_orient.c).
+ * orientation (libpng reads the chunk) is applied after decoding
+ * (image_orient.c).
  */
 #include <png.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "image.h"
 #include "image_impl.h"
@@ -31,6 +31,7 @@ typedef struct png_state {
     const char *name;
     size_t max_pixels;
     int truncated;
+    int orientation; /* EXIF's, 1..8: 1 (as stored) unless an eXIf chunk says otherwise */
     char msg[256];
     unsigned char *pixels; /* one row of samples (malloc) */
     unsigned char *whole;  /* interlaced images: all rows (heed_alloc) */
@@ -75,50 +76,23 @@ static void store_row(heed_tensor *img, int y, const unsigned char *row, int dep
         }
 }
 
-/* The chunk at *pos: its type (4 bytes) and as much of its data as the
- * file holds (*len bytes at *body); *pos moves past it, or to the end when
- * the file ends inside it. 0 when no chunk is left. */
-static int next_chunk(const unsigned char *p, size_t size, size_t *pos, const unsigned char **type,
-                      const unsigned char **body, size_t *len) {
-    if (*pos > size || size - *pos < 8) return 0;
-    const uint32_t n = (uint32_t)p[*pos] << 24 | (uint32_t)p[*pos + 1] << 16 | (uint32_t)p[*pos + 2] << 8 |
-                       p[*pos + 3];
-    const size_t avail = size - *pos - 8;
-    *type = p + *pos + 4;
-    *body = p + *pos + 8;
-    *len = n < avail ? n : avail;
-    *pos = n > avail || avail - n < 4 ? size : *pos + 8 + n + 4; /* data and CRC */
-    return 1;
-}
-
 /* Bytes of IDAT data the file holds (as far as it goes): a bound on how
  * many pixels it can decode to, checked before any pixel memory is
  * allocated. */
 static uint64_t idat_bytes(const unsigned char *p, size_t size) {
     uint64_t sum = 0;
-    size_t pos = 8, len; /* after the signature */
-    const unsigned char *type, *body;
-    while (next_chunk(p, size, &pos, &type, &body, &len))
-        if (!memcmp(type, "IDAT", 4)) sum += len;
-    return sum;
-}
-
-/* The EXIF orientation of the first eXIf chunk, else 1. A chunk whose CRC
- * does not match (or that the file cuts) is ignored, as libpng ignores a
- * damaged ancillary chunk. */
-static int exif_orientation(const unsigned char *p, size_t size) {
-    size_t pos = 8, len;
-    const unsigned char *type, *body;
-    while (next_chunk(p, size, &pos, &type, &body, &len)) {
-        if (memcmp(type, "eXIf", 4)) continue;
-        const unsigned char *crc = body + len;
-        if ((size_t)(p + size - crc) < 4 || len != ((size_t)type[-4] << 24 | (size_t)type[-3] << 16 |
-                                                    (size_t)type[-2] << 8 | type[-1]))
-            return 1;
-        const uint32_t want = (uint32_t)crc[0] << 24 | (uint32_t)crc[1] << 16 | (uint32_t)crc[2] << 8 | crc[3];
-        return (uint32_t)crc32(0L, type, (uInt)(len + 4)) == want ? heed_exif_orientation(body, len) : 1;
+    size_t pos = 8; /* after the signature */
+    while (size - pos >= 8) {
+        const uint32_t len = (uint32_t)p[pos] << 24 | (uint32_t)p[pos + 1] << 16 |
+                             (uint32_t)p[pos + 2] << 8 | p[pos + 3];
+        const int idat = !memcmp(p + pos + 4, "IDAT", 4);
+        pos += 8;
+        const size_t avail = size - pos;
+        if (idat) sum += len < avail ? len : avail;
+        if (len > avail || avail - len < 4) break;
+        pos += (size_t)len + 4; /* data and CRC */
     }
-    return 1;
+    return sum;
 }
 
 static heed_status decode_body(png_state *st) {
@@ -180,8 +154,13 @@ static heed_status decode_body(png_state *st) {
         png_read_image(png, st->rows);
         for (png_uint_32 y = 0; y < H; y++) store_row(&st->img, (int)y, st->rows[y], depth);
     }
-    /* Reading up to IEND catches files cut after the image data. */
-    png_read_end(png, NULL);
+    /* Reading up to IEND catches files cut after the image data, and
+     * reads an eXIf chunk placed after it (libpng drops one whose CRC does
+     * not match, as any damaged ancillary chunk). */
+    png_read_end(png, info);
+    png_uint_32 exif_len;
+    png_bytep exif;
+    if (png_get_eXIf_1(png, info, &exif_len, &exif)) st->orientation = heed_exif_orientation(exif, exif_len);
     return HEED_OK;
 }
 
@@ -199,7 +178,7 @@ static heed_status decode_run(png_state *st) {
 heed_status heed_png_decode(const unsigned char *data, size_t size, const char *name,
                             size_t max_pixels, heed_tensor *out) {
     *out = (heed_tensor){0};
-    png_state st = {.data = data, .size = size, .name = name, .max_pixels = max_pixels};
+    png_state st = {.data = data, .size = size, .name = name, .max_pixels = max_pixels, .orientation = 1};
     st.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st, on_error, on_warning);
     if (st.png) st.info = png_create_info_struct(st.png);
     heed_status s = st.info ? decode_run(&st)
@@ -209,7 +188,7 @@ heed_status heed_png_decode(const unsigned char *data, size_t size, const char *
     free(st.rows);
     heed_free(st.whole);
     free(st.pixels);
-    if (s == HEED_OK) s = heed_image_orient_decoded(&st.img, exif_orientation(data, size));
+    if (s == HEED_OK) s = heed_image_orient_decoded(&st.img, st.orientation);
     if (s == HEED_OK) *out = st.img;
     else heed_tensor_free(&st.img);
     return s;
