@@ -1,6 +1,5 @@
 /* cmd_classify.c -- `heed classify`: top-K labels for images of any size,
  * and where the network looked, blended over the original image. */
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,8 +262,7 @@ int cmd_classify(int argc, char **argv) {
     char kind[80];
     if (rc < 0 && o.cls && !strcmp(o.io.kind, "gradcam")) {
         snprintf(kind, sizeof kind, "gradcam-%s", o.cls);
-        for (char *c = kind + 8; *c; c++)
-            if (!isalnum((unsigned char)*c)) *c = '_';
+        class_file_name(kind + 8);
         o.io.kind = kind;
     }
     if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;

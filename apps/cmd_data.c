@@ -2,7 +2,6 @@
  * users can see what a model is trained on. Items keep the dataset's own
  * size (28x28, or the canvas size); folders at --shape (28x28 gray unless given). */
 #define _XOPEN_SOURCE 700 /* realpath */
-#include <ctype.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,8 +117,7 @@ int cmd_data(int argc, char **argv) {
         }
         char cls[32], path[4200];
         snprintf(cls, sizeof cls, "%s", d.class_names[labels[0]]);
-        for (char *c = cls; *c; c++)
-            if (!isalnum((unsigned char)*c)) *c = '_';
+        class_file_name(cls);
         const size_t dl = strlen(args[1]);
         snprintf(path, sizeof path, "%s%s%s-%05d-%s.%s", args[1], dl && args[1][dl - 1] == '/' ? "" : "/",
                  split, i, cls, format);

@@ -70,9 +70,13 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
     return heed_canvas_load(d, &cfg, data_dir, train, limit);
 }
 
+void class_file_name(char *name) {
+    for (char *c = name; *c; c++)
+        if (!isalnum((unsigned char)*c)) *c = '_';
+}
+
 /* Whether two class names are the same, exactly or once every character
- * but letters and digits reads as '_' (`heed data export` names files
- * and folders that way: "T-shirt/top" is "T_shirt_top"). */
+ * but letters and digits reads as '_' (as class_file_name writes them). */
 static int same_class(const char *a, const char *b) {
     for (;; a++, b++) {
         const int ca = isalnum((unsigned char)*a) ? *a : *a ? '_' : 0;
@@ -89,6 +93,16 @@ static int same_class(const char *a, const char *b) {
  * name first, then one that matches as export writes it), and a class the
  * model lacks is refused. A dataset without names must have the model's
  * classes, in its order. */
+/* The model's class named `name`, exactly first, then as export writes
+ * it; -1 if none. */
+static int class_by_name(const heed_model *m, const char *name) {
+    for (int i = 0; i < m->meta.classes; i++)
+        if (!strcmp(name, m->meta.class_names[i])) return i;
+    for (int i = 0; i < m->meta.classes; i++)
+        if (same_class(name, m->meta.class_names[i])) return i;
+    return -1;
+}
+
 heed_status match_classes(heed_dataset *d, const heed_model *m, const char *name) {
     const int k = m->meta.classes;
     if (!d->class_names || d->classes > HEED_MAX_CLASSES) {
@@ -97,11 +111,7 @@ heed_status match_classes(heed_dataset *d, const heed_model *m, const char *name
     }
     int map[HEED_MAX_CLASSES], taken[HEED_MAX_CLASSES] = {0};
     for (int j = 0; j < d->classes; j++) {
-        map[j] = -1;
-        for (int i = 0; i < k && map[j] < 0; i++)
-            if (!strcmp(d->class_names[j], m->meta.class_names[i])) map[j] = i;
-        for (int i = 0; i < k && map[j] < 0; i++)
-            if (same_class(d->class_names[j], m->meta.class_names[i])) map[j] = i;
+        map[j] = class_by_name(m, d->class_names[j]);
         if (map[j] < 0)
             return heed_fail(HEED_ERR_ARG, "%s's class '%s' is none of the model's %d classes (%s ... %s)",
                              name, d->class_names[j], k, m->meta.class_names[0], m->meta.class_names[k - 1]);
@@ -114,10 +124,8 @@ heed_status match_classes(heed_dataset *d, const heed_model *m, const char *name
 }
 
 int model_class(const heed_model *m, const char *name) {
-    for (int i = 0; i < m->meta.classes; i++)
-        if (!strcmp(name, m->meta.class_names[i])) return i;
-    for (int i = 0; i < m->meta.classes; i++)
-        if (same_class(name, m->meta.class_names[i])) return i;
+    const int named = class_by_name(m, name);
+    if (named >= 0) return named;
     char *end;
     const long k = strtol(name, &end, 10);
     return *name && !*end && k >= 0 && k < m->meta.classes ? (int)k : -1;

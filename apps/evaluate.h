@@ -42,6 +42,11 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
  * HEED_ERR_SHAPE (a dataset without names whose class count differs). */
 heed_status match_classes(heed_dataset *d, const heed_model *m, const char *name);
 
+/* name with every character but letters and digits as '_', in place: how
+ * `heed data export` and overlay names write a class ("T-shirt/top" is
+ * "T_shirt_top"). */
+void class_file_name(char *name);
+
 /* The model's class named `name` (exactly, or as `heed data export` writes
  * it: T_shirt_top for T-shirt/top) or numbered by it (0..classes-1); -1
  * if none. */
