@@ -12,6 +12,7 @@
  */
 #include "data.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,6 +22,22 @@ void heed_dataset_free(heed_dataset *d) {
     free(d->labels);
     free(d->class_names);
     *d = (heed_dataset){0};
+}
+
+heed_status heed_dataset_stats(const heed_dataset *d, double *mean, double *std) {
+    if (!d->images || d->count < 1)
+        return heed_fail(HEED_ERR_ARG, "dataset statistics: the dataset holds no images");
+    const size_t n = (size_t)d->count * d->c * d->h * d->w;
+    /* Two passes: the deviations from the mean, not E[x^2] - E[x]^2, which
+     * cancels badly when the spread is small against the mean. */
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += d->images[i];
+    const double m = sum / (double)n;
+    double dev = 0;
+    for (size_t i = 0; i < n; i++) dev += (d->images[i] - m) * (d->images[i] - m);
+    *mean = m;
+    *std = sqrt(dev / (double)n);
+    return HEED_OK;
 }
 
 /* One (h, w) plane of a crop at offset (dy, dx) relative to the image

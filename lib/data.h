@@ -161,6 +161,38 @@ heed_status heed_idx_write(const heed_dataset *d, const char *images_path,
  * file that fails (naming it), HEED_ERR_LIMIT, HEED_ERR_NOMEM. */
 heed_status heed_folder_load(heed_dataset *d, const char *root, int c, int h, int w);
 
+/* Which images of each class folder heed_folder_load_part keeps. */
+typedef enum heed_folder_part {
+    HEED_FOLDER_ALL,   /* every image: heed_folder_load */
+    HEED_FOLDER_TRAIN, /* those heed_folder_holdout leaves for training */
+    HEED_FOLDER_TEST   /* those it holds out for testing */
+} heed_folder_part;
+
+/* Whether the image file `name` (its name in its class folder, without the
+ * folder) is held out for testing when one folder of class folders is
+ * split in two: when the 32-bit FNV-1a hash of the name's bytes is a
+ * multiple of 5, about one image in five. The name alone decides, so
+ * adding or removing other images moves no image from one part to the
+ * other, and every run on every machine splits alike. */
+int heed_folder_holdout(const char *name);
+
+/* heed_folder_load keeping only `part` of every class folder's images.
+ * The classes are every class folder, whether or not the part has an
+ * image of it, so both parts label alike. Errors: those of
+ * heed_folder_load, and HEED_ERR_ARG when the training part of a class
+ * is empty (all of its images are held out) or the test part of the
+ * whole folder is (too few images to hold any out); each message names
+ * the folder and how many images it has. */
+heed_status heed_folder_load_part(heed_dataset *d, const char *root, int c, int h, int w,
+                                  heed_folder_part part);
+
+/* The mean and the standard deviation (population: divided by the number
+ * of values) of every value of d's images, all channels together,
+ * accumulated in double. The numbers to normalise a dataset by. Errors:
+ * HEED_ERR_ARG when d holds no images (none loaded, or a canvas dataset,
+ * whose items exist only per batch). */
+heed_status heed_dataset_stats(const heed_dataset *d, double *mean, double *std);
+
 /* Releases the loaders' arrays (and a canvas dataset's source items);
  * leaves *d empty. Safe on an empty dataset. */
 void heed_dataset_free(heed_dataset *d);

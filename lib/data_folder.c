@@ -13,6 +13,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,9 +105,22 @@ static heed_status load_one(const char *path, int c, int h, int w, float *dst) {
     return s;
 }
 
-/* Lists root into classes and files (full paths, class by class) with
- * their labels; fills d->classes and d->class_names. */
-static heed_status list_items(heed_dataset *d, const char *root, name_list *files, int **labels) {
+int heed_folder_holdout(const char *name) {
+    uint32_t hash = 2166136261u; /* FNV-1a, 32 bits */
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+        hash = (hash ^ *p) * 16777619u;
+    return hash % 5 == 0;
+}
+
+/* Whether `part` keeps the image file `name`. */
+static int in_part(const char *name, heed_folder_part part) {
+    return part == HEED_FOLDER_ALL || heed_folder_holdout(name) == (part == HEED_FOLDER_TEST);
+}
+
+/* Lists root into classes and files of `part` (full paths, class by
+ * class) with their labels; fills d->classes and d->class_names. */
+static heed_status list_items(heed_dataset *d, const char *root, heed_folder_part part,
+                              name_list *files, int **labels) {
     name_list classes = {0}, names = {0};
     heed_status s = list_dir(root, 1, &classes);
     if (s == HEED_OK && classes.count == 0)
@@ -128,7 +142,14 @@ static heed_status list_items(heed_dataset *d, const char *root, name_list *file
         if (names.count == 0)
             s = heed_fail(HEED_ERR_ARG, "folder dataset: class folder %s has no .png, .jpg or .jpeg "
                           "file", dir);
+        int kept = 0;
+        for (int i = 0; i < names.count; i++) kept += in_part(names.items[i], part);
+        if (s == HEED_OK && part == HEED_FOLDER_TRAIN && kept == 0)
+            s = heed_fail(HEED_ERR_ARG, "folder dataset: class folder %s has %d image%s, all held out "
+                          "for testing (one in five is): add images, or give train/ and test/ "
+                          "folders", dir, names.count, names.count == 1 ? "" : "s");
         for (int i = 0; s == HEED_OK && i < names.count; i++) {
+            if (!in_part(names.items[i], part)) continue;
             if ((s = join(path, sizeof path, dir, names.items[i])) != HEED_OK) break;
             if ((s = names_push(files, path)) != HEED_OK) break;
             if (files->count > cap) {
@@ -144,6 +165,10 @@ static heed_status list_items(heed_dataset *d, const char *root, name_list *file
         }
         names_free(&names);
     }
+    if (s == HEED_OK && files->count == 0) /* only the test part can be empty */
+        s = heed_fail(HEED_ERR_ARG, "folder dataset %s: none of its images is held out for testing "
+                      "(one in five is, by file name): add images, or give train/ and test/ folders",
+                      root);
     if (s == HEED_OK) d->classes = classes.count;
     names_free(&classes);
     names_free(&names);
@@ -151,11 +176,13 @@ static heed_status list_items(heed_dataset *d, const char *root, name_list *file
 }
 
 static heed_status folder_read(heed_dataset *d, const char *root, int c, int h, int w,
-                               name_list *files) {
+                               heed_folder_part part, name_list *files) {
     if (c < 1 || c > 4 || h < 1 || w < 1)
         return heed_fail(HEED_ERR_ARG, "folder dataset: images of %d x %d x %d (channels 1..4, "
                          "sizes >= 1)", c, h, w);
-    HEED_TRY(list_items(d, root, files, &d->labels));
+    if (part != HEED_FOLDER_ALL && part != HEED_FOLDER_TRAIN && part != HEED_FOLDER_TEST)
+        return heed_fail(HEED_ERR_ARG, "folder dataset: no part %d (all, train or test)", (int)part);
+    HEED_TRY(list_items(d, root, part, files, &d->labels));
     const int count = files->count;
     size_t total;
     HEED_TRY(heed_shape_count(count, c, h, w, &total));
@@ -184,11 +211,16 @@ static heed_status folder_read(heed_dataset *d, const char *root, int c, int h, 
     return HEED_OK;
 }
 
-heed_status heed_folder_load(heed_dataset *d, const char *root, int c, int h, int w) {
+heed_status heed_folder_load_part(heed_dataset *d, const char *root, int c, int h, int w,
+                                  heed_folder_part part) {
     *d = (heed_dataset){0};
     name_list files = {0};
-    heed_status s = folder_read(d, root, c, h, w, &files);
+    heed_status s = folder_read(d, root, c, h, w, part, &files);
     names_free(&files);
     if (s != HEED_OK) heed_dataset_free(d);
     return s;
+}
+
+heed_status heed_folder_load(heed_dataset *d, const char *root, int c, int h, int w) {
+    return heed_folder_load_part(d, root, c, h, w, HEED_FOLDER_ALL);
 }

@@ -528,6 +528,105 @@ START_TEST(folder_errors) {
 }
 END_TEST
 
+/* The held-out rule is FNV-1a's published 32-bit hash of the name, held
+ * out when a multiple of 5: the reference vectors "" -> 0x811c9dc5 (its
+ * offset basis; 1 mod 5), "a" -> 0xe40c292c and "foobar" -> 0xbf9cf968
+ * (both 0 mod 5); "0.png" .. "9.png" hash to 3, 0, 2, 1, 3, 0, 2, 1, 3, 3
+ * mod 5 (the FNV-1a definition, evaluated in Python). */
+START_TEST(folder_holdout_is_fnv1a_mod_5) {
+    ck_assert_int_eq(heed_folder_holdout(""), 0);
+    ck_assert_int_eq(heed_folder_holdout("a"), 1);
+    ck_assert_int_eq(heed_folder_holdout("foobar"), 1);
+    for (int i = 0; i < 10; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "%d.png", i);
+        ck_assert_msg(heed_folder_holdout(name) == (i == 1 || i == 5), "%s", name);
+    }
+}
+END_TEST
+
+/* One folder of class folders split in two: each image in exactly one
+ * part, by its name; both parts list every class. */
+START_TEST(folder_parts) {
+    char root[64], path[1024], name[64];
+    make_tmpdir(root);
+    const char *dirs[] = {"ant", "bee"};
+    for (int k = 0; k < 2; k++) {
+        ck_assert_int_eq(mkdir(join(path, root, dirs[k]), 0700), 0);
+        for (int i = 0; i < 10; i++) { /* bee has 0..4: 1 held out */
+            if (k == 1 && i > 4) break;
+            snprintf(name, sizeof name, "%s/%d.png", dirs[k], i);
+            const int grey[3] = {10 * i + k, 0, 0};
+            save_image(join(path, root, name), 1, 0, grey);
+        }
+    }
+    heed_dataset tr, te;
+    ck_assert_msg(heed_folder_load_part(&tr, root, 1, IM_H, IM_W, HEED_FOLDER_TRAIN) == HEED_OK, "%s",
+                  heed_last_error());
+    ck_assert_msg(heed_folder_load_part(&te, root, 1, IM_H, IM_W, HEED_FOLDER_TEST) == HEED_OK, "%s",
+                  heed_last_error());
+    ck_assert_int_eq(tr.classes, 2);
+    ck_assert_int_eq(te.classes, 2);
+    ck_assert_str_eq(te.class_names[1], "bee");
+    /* ant: 0 2 3 4 6 7 8 9 train, 1 5 test; bee: 0 2 3 4 train, 1 test */
+    const int want_tr[] = {0, 2, 3, 4, 6, 7, 8, 9, 0, 2, 3, 4}, want_te[] = {1, 5, 1};
+    ck_assert_int_eq(tr.count, 12);
+    ck_assert_int_eq(te.count, 3);
+    const size_t item = IM_H * IM_W;
+    for (int i = 0; i < 12; i++) {
+        ck_assert_int_eq(tr.labels[i], i >= 8);
+        ck_assert_float_eq(tr.images[i * item], (10 * want_tr[i] + (i >= 8)) / 255.0f);
+    }
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(te.labels[i], i == 2);
+        ck_assert_float_eq(te.images[i * item], (10 * want_te[i] + (i == 2)) / 255.0f);
+    }
+    heed_dataset_free(&tr), heed_dataset_free(&te);
+
+    /* a class all of whose images are held out cannot be trained */
+    ck_assert_int_eq(mkdir(join(path, root, "cat"), 0700), 0);
+    save_image(join(path, root, "cat/5.png"), 1, 0, NULL);
+    ck_assert_int_eq(heed_folder_load_part(&tr, root, 1, IM_H, IM_W, HEED_FOLDER_TRAIN), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "/cat has 1 image, all held out for testing"), "%s",
+                  heed_last_error());
+    ck_assert_ptr_null(tr.images);
+    /* ... but tested; and a test part may lack a class */
+    unlink(join(path, root, "cat/5.png"));
+    save_image(join(path, root, "cat/0.png"), 1, 0, NULL);
+    ck_assert_int_eq(heed_folder_load_part(&te, root, 1, IM_H, IM_W, HEED_FOLDER_TEST), HEED_OK);
+    ck_assert_int_eq(te.classes, 3);
+    ck_assert_int_eq(te.count, 3);
+    heed_dataset_free(&te);
+    /* nothing held out at all: no test part */
+    remove_tree(join(path, root, "ant"));
+    remove_tree(join(path, root, "bee"));
+    ck_assert_int_eq(heed_folder_load_part(&te, root, 1, IM_H, IM_W, HEED_FOLDER_TEST), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "none of its images is held out"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_folder_load_part(&te, root, 1, IM_H, IM_W, (heed_folder_part)7), HEED_ERR_ARG);
+    remove_tree(root);
+}
+END_TEST
+
+/* Mean and population deviation, by hand; far from zero, where
+ * E[x^2] - E[x]^2 in float would lose the spread. */
+START_TEST(dataset_stats) {
+    float px[8] = {0, 1, 0.5f, 0.5f, 0.25f, 0.75f, 0, 1};
+    heed_dataset d = {.count = 2, .c = 2, .h = 1, .w = 2, .images = px};
+    double mean, std;
+    ck_assert_int_eq(heed_dataset_stats(&d, &mean, &std), HEED_OK);
+    ck_assert_double_eq(mean, 0.5); /* deviations 4 x 0.25, 2 x 0.0625 */
+    ck_assert_double_eq_tol(std, sqrt((4 * 0.25 + 2 * 0.0625) / 8), 1e-12);
+    for (int i = 0; i < 8; i++) px[i] = 4096.0f + (i % 2 ? 0.5f : -0.5f);
+    ck_assert_int_eq(heed_dataset_stats(&d, &mean, &std), HEED_OK);
+    ck_assert_double_eq(mean, 4096.0);
+    ck_assert_double_eq(std, 0.5);
+    d.images = NULL;
+    ck_assert_int_eq(heed_dataset_stats(&d, &mean, &std), HEED_ERR_ARG);
+    d.images = px, d.count = 0;
+    ck_assert_int_eq(heed_dataset_stats(&d, &mean, &std), HEED_ERR_ARG);
+}
+END_TEST
+
 /* ---- batches and augmentation ---------------------------------------------- */
 
 enum { AC = 2, AH = 3, AW = 4, AN = 3 };
@@ -686,6 +785,9 @@ Suite *heed_suite_data(void) {
     tc = tcase_create("folder");
     tcase_add_test(tc, folder_of_images);
     tcase_add_test(tc, folder_errors);
+    tcase_add_test(tc, folder_holdout_is_fnv1a_mod_5);
+    tcase_add_test(tc, folder_parts);
+    tcase_add_test(tc, dataset_stats);
     suite_add_tcase(s, tc);
     tc = tcase_create("batch");
     tcase_add_test(tc, batches_without_augmentation_copy);
