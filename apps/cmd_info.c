@@ -98,7 +98,8 @@ int cmd_info(int argc, char **argv) {
         if (m) {
             printf(", \"classes\": %d, \"test_accuracy\": ", m->meta.classes);
             printf(m->meta.test_accuracy < 0 ? "null" : "%.6f", m->meta.test_accuracy);
-            printf(", \"epochs\": %d", m->meta.epochs);
+            printf(", \"epochs\": %d, \"input_mean\": %.9g, \"input_std\": %.9g", m->meta.epochs,
+                   m->meta.input_mean, m->meta.input_std);
         }
         printf("}\n");
     } else {
@@ -116,6 +117,8 @@ int cmd_info(int argc, char **argv) {
                 printf("not evaluated\n");
             else
                 printf("test accuracy %.2f%%\n", 100 * m->meta.test_accuracy);
+            printf("input: (pixel - %.4g) / %.4g, pixels in [0, 1]\n", m->meta.input_mean,
+                   m->meta.input_std);
             if (m->meta.recipe[0]) printf("recipe: %s\n", m->meta.recipe);
         }
     }

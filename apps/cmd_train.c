@@ -174,12 +174,19 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
         heed_model_free(m);
         return st;
     }
-    /* Folder datasets are normalised like Fashion-MNIST too: a fixed,
-     * documented choice. RAM reads raw pixels: its sensor pads with zeros,
-     * which must stay black. */
+    /* RAM reads raw pixels: its sensor pads with zeros, which must stay
+     * black. Other networks take inputs of mean 0 and deviation 1: by
+     * Fashion-MNIST's published figures (its training split's own), or by
+     * a folder's training images, whose colours can be anything. */
     int raw = net->root->count > 0 && !strcmp(net->root->children[0]->ops->type, "ram");
     m->meta.input_mean = raw ? 0.0f : FMNIST_MEAN;
     m->meta.input_std = raw ? 1.0f : FMNIST_STD;
+    double mean, std;
+    if (!raw && o->data && dataset_folder(o->data) && heed_dataset_stats(train, &mean, &std) == HEED_OK) {
+        m->meta.input_mean = (float)mean;
+        /* images all of one value: nothing to scale */
+        m->meta.input_std = std >= 1e-6 ? (float)std : 1.0f;
+    }
     m->meta.dark_background = 1;
     snprintf(m->meta.dataset, sizeof m->meta.dataset, "%s", o->data ? o->data : "fmnist");
     /* A folder by its absolute path where that fits the field, so that heed
@@ -464,7 +471,7 @@ int cmd_train(int argc, char **argv) {
     const cli_opt opts[] = {
         {"net", CLI_STRING, &o.net, "FILE", "network description (nets/*.net)", NULL},
         {"out", CLI_STRING, &o.out, "MODEL", "where to write the trained model", NULL},
-        {"data", CLI_STRING, &o.data, "NAME", DATASET_NAMES " (DIR/train/<class>/*.png, DIR/test/...) [fmnist; with --resume, the model's]", NULL},
+        {"data", CLI_STRING, &o.data, "NAME", DATASET_NAMES " (DIR/train/<class>/*.png and DIR/test/..., or DIR/<class>/*.png, one image in five held out for testing) [fmnist; with --resume, the model's]", NULL},
         {"data-dir", CLI_STRING, &o.data_dir, "DIR", "Fashion-MNIST IDX files [/usr/share/datasets/fashion-mnist]", NULL},
         {"epochs", CLI_INT, &o.epochs, "N", "passes over the training set", NULL},
         {"batch", CLI_INT, &o.batch, "N", "images per step", NULL},

@@ -17,6 +17,11 @@ static heed_status check_shape(const char *name, int S, int c, int h, int w) {
     return HEED_OK;
 }
 
+static int is_folder(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+}
+
 const char *dataset_folder(const char *name) {
     return strncmp(name, "folder:", 7) ? NULL : name + 7;
 }
@@ -51,15 +56,19 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
     const char *dir = dataset_folder(name);
     if (dir) {
         if (!dir[0]) return heed_fail(HEED_ERR_ARG, "dataset 'folder:' names no folder (folder:DIR)");
-        /* A folder dataset has no split of its own: train/ and test/ below it. */
-        char root[4096];
+        /* Split by its own train/ and test/ folders, or else, when it has
+         * neither, by holding one image in five of each class out. */
+        char root[4096], other[4096];
         snprintf(root, sizeof root, "%s/%s", dir, train ? "train" : "test");
-        struct stat sb;
-        if (stat(root, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        snprintf(other, sizeof other, "%s/%s", dir, train ? "test" : "train");
+        if (is_folder(root))
+            HEED_TRY(heed_folder_load(d, root, c, h, w));
+        else if (is_folder(other))
             return heed_fail(HEED_ERR_IO, "folder dataset %s has no %s/ folder (folder:DIR reads "
-                             "DIR/train/<class>/*.png and DIR/test/<class>/*.png)", dir,
-                             train ? "train" : "test");
-        HEED_TRY(heed_folder_load(d, root, c, h, w));
+                             "DIR/train/<class>/*.png and DIR/test/<class>/*.png, or "
+                             "DIR/<class>/*.png)", dir, train ? "train" : "test");
+        else
+            HEED_TRY(heed_folder_load_part(d, dir, c, h, w, train ? HEED_FOLDER_TRAIN : HEED_FOLDER_TEST));
         if (limit > 0 && limit < d->count) keep_spread(d, limit);
         return HEED_OK;
     }

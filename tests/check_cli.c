@@ -821,13 +821,18 @@ START_TEST(eval_data_and_info_say_what_they_cannot_do) {
     ck_assert_msg(strstr(out, "heed eval: unknown dataset 'bogus' ("), "%s", out);
     ck_assert_int_eq(heed("data export --data bogus x", out, sizeof out), 2);
     ck_assert_msg(strstr(out, "heed data: unknown dataset 'bogus' ("), "%s", out);
-    /* a folder given one level too deep, or without its split folders */
-    snprintf(cmd, sizeof cmd, "mkdir -p '%s/flat/a'", dir);
+    /* a folder with one split folder but not the other; one given a level
+     * too high, whose class folders hold folders, not images */
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/half/train/a' '%s/high/ds/train/a'", dir, dir);
     ck_assert_int_eq(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "eval --model models/fmnist-plain.heed --data 'folder:%s/flat'", dir);
+    snprintf(cmd, sizeof cmd, "eval --model models/fmnist-plain.heed --data 'folder:%s/half'", dir);
     ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
-    ck_assert_msg(strstr(out, "/flat has no test/ folder (folder:DIR reads DIR/train/<class>/*.png and "
-                              "DIR/test/<class>/*.png)"), "%s", out);
+    ck_assert_msg(strstr(out, "/half has no test/ folder (folder:DIR reads DIR/train/<class>/*.png and "
+                              "DIR/test/<class>/*.png, or DIR/<class>/*.png)"), "%s", out);
+    snprintf(cmd, sizeof cmd, "eval --model models/fmnist-plain.heed --data 'folder:%s/high'", dir);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "class folder ") && strstr(out, "/high/ds has no .png, .jpg or .jpeg file"),
+                  "%s", out);
     ck_assert_int_eq(heed("data export --scale 65 x", out, sizeof out), 2);
     ck_assert_str_eq(out, "heed data: --scale must be 1 .. 64, not 65\n");
     snprintf(path, sizeof path, "%s/two.net", dir);
@@ -955,6 +960,45 @@ START_TEST(folder_models_see_images_as_they_were_trained) {
 }
 END_TEST
 
+/* One folder of class folders, without train/ and test/: one image in
+ * five is held out by its name (of 0.png .. 9.png, 1.png and 5.png: see
+ * check_data), train and eval hold out the same, and the model takes its
+ * input normalisation from the training images. Image k of class c is
+ * one grey, (20 k + 40 c) / 255, so the 16 training images' mean is
+ * 117.5 / 255 = 0.460784 and their deviation 0.243129 (by hand). */
+START_TEST(folder_without_splits_holds_out_one_in_five) {
+    static char out[1 << 16];
+    char path[700], pre[300];
+    for (int c = 0; c < 2; c++) {
+        snprintf(path, sizeof path, "mkdir -p '%s/flat/%c'", dir, 'a' + c);
+        ck_assert_int_eq(system(path), 0);
+        for (int k = 0; k < 10; k++) {
+            heed_tensor t;
+            ck_assert_int_eq(heed_tensor_alloc(&t, 1, 1, 8, 8), HEED_OK);
+            for (int i = 0; i < 64; i++) t.data[i] = (20 * k + 40 * c) / 255.0f;
+            snprintf(path, sizeof path, "%s/flat/%c/%d.png", dir, 'a' + c, k);
+            ck_assert_int_eq(heed_image_save(path, &t, NULL), HEED_OK);
+            heed_tensor_free(&t);
+        }
+    }
+    snprintf(path, sizeof path, "%s/gray.net", dir);
+    write_text(path, "input 1 8 8\nfc out=2\n");
+    snprintf(pre, sizeof pre, "cd %s &&", dir);
+    ck_assert_msg(tu_run_heed(dir, pre, "train --net gray.net --data folder:flat --out f.heed --epochs 1",
+                              out, sizeof out, NULL, 0) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "on folder:flat: 16 train / 4 test items"), "%s", out);
+    ck_assert_msg(tu_run_heed(dir, pre, "info --json f.heed", out, sizeof out, NULL, 0) == 0, "%s", out);
+    char *at = strstr(out, "\"input_mean\": ");
+    ck_assert_msg(at && fabs(atof(at + 14) - 0.460784) < 1e-6, "%s", out);
+    at = strstr(out, "\"input_std\": ");
+    ck_assert_msg(at && fabs(atof(at + 13) - 0.243129) < 1e-6, "%s", out);
+    ck_assert_msg(tu_run_heed(dir, pre, "eval --model f.heed --json", out, sizeof out, NULL, 0) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "{\"name\": \"a\", \"accuracy\": ") && strstr(out, "\"count\": 2}, "
+                              "{\"name\": \"b\", \"accuracy\": "), "%s", out);
+    ck_assert_msg(strstr(out, "\"count\": 4, \"classes\": ["), "%s", out);
+}
+END_TEST
+
 /* A cut-out: a black trouser whose background is transparent. Composited
  * over black it was black on black, never inverted: nothing to classify;
  * over white (it is dark) it is a trouser on a light background, inverted
@@ -1002,6 +1046,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, eval_matches_folder_classes_by_name);
     tcase_add_test(tc, eval_data_and_info_say_what_they_cannot_do);
     tcase_add_test(tc, folder_models_see_images_as_they_were_trained);
+    tcase_add_test(tc, folder_without_splits_holds_out_one_in_five);
     tcase_add_test(tc, transparent_cut_outs_are_set_off_from_their_item);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
