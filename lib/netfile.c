@@ -525,6 +525,7 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
     block *b = &p->stack[p->depth - 1];
     if (!strcmp(kw, "shortcut")) {
         if (ntok != 1) return line_error(p, "'shortcut' takes no settings");
+        if (b->kind == BLOCK_SHORTCUT) return line_error(p, "a second 'shortcut' in one residual block");
         if (b->kind != BLOCK_BODY) return line_error(p, "'shortcut' outside a residual block");
         heed_seq *body = b->seq;
         /* The shortcut takes the block's input: the body's input shape. */

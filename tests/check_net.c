@@ -314,7 +314,7 @@ static const struct {
     {"input 1 5 5\nseq x=1\nrelu\nend\n", "t:2: 'seq' takes only name="},
     {"input 1 5 5\nseq\nrelu\nshortcut\nrelu\nend\n", "t:4: 'shortcut' outside a residual block"},
     {"input 1 5 5\nresidual\nrelu\nshortcut\nrelu\nshortcut\nrelu\nend\n",
-     "t:6: 'shortcut' outside a residual block"},
+     "t:6: a second 'shortcut' in one residual block"},
     /* the innermost block left open is the one named */
     {"input 1 5 5\nseq\nrelu\nseq\nrelu\n", "t:4: block opened here has no 'end'"},
 };
