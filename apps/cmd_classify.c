@@ -61,19 +61,6 @@ static heed_status gradcam_layer(heed_model *m, const char *name, int *idx) {
     return HEED_OK;
 }
 
-/* Crops the map to where the image sits in the input frame. */
-static heed_status crop_to_image(const heed_tensor *map, const placement *pl, int H, int W,
-                                 heed_tensor *out) {
-    heed_tensor full = {0};
-    HEED_TRY(heed_image_resize(map, H, W, &full));
-    heed_status st = heed_tensor_ensure(out, 1, 1, pl->h, pl->w);
-    for (int i = 0; st == HEED_OK && i < pl->h; i++)
-        memcpy(out->data + (size_t)i * pl->w, full.data + (size_t)(pl->y + i) * W + pl->x,
-               (size_t)pl->w * sizeof(float));
-    heed_tensor_free(&full);
-    return st;
-}
-
 /* Where the heat maps come from, found once for all the images: the cbam
  * layer (--map attention) or the top-level layer's index (gradcam). */
 typedef struct map_source {
@@ -199,7 +186,7 @@ static int classify_one(heed_model *m, const classify_opts *o, const map_source 
     heed_status st = image_run_forward(&r, m, &o->io, path);
     if (st == HEED_OK && o->io.overlay) {
         st = heat_map(m, src, &r, &map);
-        if (st == HEED_OK) st = crop_to_image(&map, &r.pl, m->net->in_h, m->net->in_w, &cropped);
+        if (st == HEED_OK) st = heed_placement_crop(&map, &r.pl, m->net->in_h, m->net->in_w, &cropped);
         if (st == HEED_OK) st = heed_overlay_heatmap(&r.img, &cropped, o->io.cm, o->alpha, &over);
         if (st == HEED_OK) st = image_run_save_overlay(&r, &o->io, &over);
     }

@@ -147,7 +147,7 @@ static heed_status display_image(const heed_tensor *img, double zoom, int Hd, in
  * centres there, so a dot at the image's edge stays whole. Later steps go
  * on top. */
 static void draw_glimpses(heed_tensor *shown, heed_tensor *panel, const glimpse_path *g,
-                          const placement *pl, float col[][3]) {
+                          const heed_placement *pl, float col[][3]) {
     const double sx = (double)shown->w / pl->w, sy = (double)shown->h / pl->h;
     const int thick = shown->h >= 200 ? 2 : 1;
     /* input pixel u -> display pixel */
@@ -195,7 +195,7 @@ static double largest_zoom(int w, int h, double zoom, int T, int S, int P) {
  * right (layout in the header comment). patches (1, T*S*C, P, P) as the
  * network saw them; mean/std undo the input normalisation for display. */
 static heed_status render(const heed_tensor *img, const heed_tensor *patches, const glimpse_path *g,
-                          const placement *pl, const layout *L, double zoom, heed_colormap cm,
+                          const heed_placement *pl, const layout *L, double zoom, heed_colormap cm,
                           float mean, float std, heed_tensor *out) {
     const int T = g->T, S = g->S, P = g->P, C = g->C;
     /* ints: the caller keeps the canvas within OVERLAY_MAX */

@@ -2,7 +2,6 @@
 #include "image_input.h"
 
 #include <libgen.h>
-#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,79 +11,7 @@
 #include <unistd.h>
 
 #include "activation.h"
-#include "evaluate.h"
 #include "image.h"
-
-heed_status prepare_input(const heed_model *m, const heed_tensor *img, const char *invert,
-                          heed_tensor *x, placement *pl, int *inverted) {
-    int C = m->net->in_c, H = m->net->in_h, W = m->net->in_w;
-    /* A model trained on a folder saw its images as heed_folder_load made
-     * them: stretched to the input (aspect ratio not kept) and never
-     * inverted. Bring images to it the same way, so that classify agrees
-     * with eval. */
-    const int folder = dataset_folder(m->meta.dataset) != NULL;
-    heed_tensor conv = {0}, small = {0};
-    HEED_TRY(heed_image_convert(img, C, &conv));
-    const size_t HWi = (size_t)img->h * img->w;
-    if (!folder && (img->c == 2 || img->c == 4) && C != 2 && C != 4) {
-        /* Transparent areas are background: composite a cut-out over the
-         * shade that sets it off (white under a dark item, black under a
-         * light one), as a viewer shows it, not always over black, which
-         * hides a dark item from a light-on-dark model. */
-        const float *a = img->data + (size_t)(img->c - 1) * HWi;
-        double wsum = 0, ysum = 0;
-        for (size_t i = 0; i < HWi; i++) {
-            double y = 0;
-            for (int c = 0; c < C; c++) y += conv.data[(size_t)c * HWi + i]; /* already times a */
-            ysum += y / C, wsum += a[i];
-        }
-        if (wsum > 0 && ysum / wsum < 0.5)
-            for (int c = 0; c < C; c++)
-                for (size_t i = 0; i < HWi; i++) conv.data[(size_t)c * HWi + i] += 1.0f - a[i];
-    }
-    double scale = fmin((double)H / img->h, (double)W / img->w);
-    pl->w = (int)lround(img->w * scale), pl->h = (int)lround(img->h * scale);
-    if (pl->w < 1) pl->w = 1;
-    if (pl->h < 1) pl->h = 1;
-    if (folder) pl->w = W, pl->h = H;
-    pl->x = (W - pl->w) / 2, pl->y = (H - pl->h) / 2;
-    heed_status st = heed_image_resize(&conv, pl->h, pl->w, &small);
-    /* Auto polarity: a light border means a light background, which a model
-     * trained on light-on-dark items needs inverted. The border's mean
-     * colour, channel by channel, also pads the letterbox. */
-    double border[4] = {0}, total = 0;
-    size_t nb = 0;
-    for (int c = 0; st == HEED_OK && c < C; c++) {
-        const float *p = conv.data + (size_t)c * HWi;
-        size_t n = 0;
-        for (int i = 0; i < img->h; i++) {
-            const int step = i == 0 || i == img->h - 1 ? 1 : (img->w > 1 ? img->w - 1 : 1);
-            for (int j = 0; j < img->w; j += step) border[c] += p[(size_t)i * img->w + j], n++;
-        }
-        border[c] /= n, total += border[c], nb = n;
-    }
-    int light = nb && total / C > 0.5;
-    *inverted = !strcmp(invert, "yes") ||
-                (!strcmp(invert, "auto") && !folder && light == m->meta.dark_background);
-    if (st == HEED_OK) st = heed_tensor_ensure(x, 1, C, H, W);
-    if (st == HEED_OK) {
-        /* Letterbox with the image's own background, in the model's polarity. */
-        for (int c = 0; c < C; c++) {
-            const float bg = (float)border[c];
-            float *plane = x->data + (size_t)c * H * W;
-            for (size_t i = 0; i < (size_t)H * W; i++) plane[i] = *inverted ? 1.0f - bg : bg;
-        }
-        for (int c = 0; c < C; c++)
-            for (int i = 0; i < pl->h; i++)
-                for (int j = 0; j < pl->w; j++) {
-                    float v = small.data[((size_t)c * pl->h + i) * pl->w + j];
-                    x->data[((size_t)c * H + pl->y + i) * W + pl->x + j] = *inverted ? 1.0f - v : v;
-                }
-        normalize_batch(x, m->meta.input_mean, m->meta.input_std);
-    }
-    heed_tensor_free(&conv), heed_tensor_free(&small);
-    return st;
-}
 
 void top_classes(const float *probs, int k, int top, int *order) {
     for (int i = 0; i < k; i++) order[i] = i;
@@ -399,7 +326,9 @@ int image_cmd_open(image_cmd *c, heed_model **m) {
 heed_status image_run_forward(image_run *r, heed_model *m, const image_cmd *c, const char *path) {
     r->path = path;
     HEED_TRY(heed_image_load(path, 0, &r->img));
-    HEED_TRY(prepare_input(m, &r->img, c->invert, &r->x, &r->pl, &r->inverted));
+    const heed_invert inv = !strcmp(c->invert, "yes") ? HEED_INVERT_YES
+                            : !strcmp(c->invert, "no") ? HEED_INVERT_NO : HEED_INVERT_AUTO;
+    HEED_TRY(heed_model_input(m, &r->img, inv, &r->x, &r->pl, &r->inverted));
     heed_net_set_training(m->net, 0);
     HEED_TRY(heed_net_forward(m->net, &r->x, &r->logits));
     HEED_TRY(heed_softmax_forward(&r->logits, &r->probs));

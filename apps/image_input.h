@@ -18,8 +18,8 @@
  *       if (st != HEED_OK) cli_lib_error(o.io.command);
  *       image_run_free(&r);
  *
- * Lower level: prepare_input brings an image to the model's input,
- * top_classes ranks, output_path names files.
+ * Lower level: top_classes ranks, output_path names files (the image
+ * comes to the model's input by heed_model_input, in the library).
  */
 #ifndef HEED_APPS_IMAGE_INPUT_H
 #define HEED_APPS_IMAGE_INPUT_H
@@ -28,32 +28,8 @@
 
 #include "cli.h"
 #include "model.h"
+#include "model_input.h"
 #include "overlay.h"
-
-/* Where the image landed inside the model's input frame (letterboxing):
- * its top-left corner (x, y) and its size w x h, in input pixels. A point
- * u of the input frame is (u - x) * img_w / w in the original image. */
-typedef struct placement {
-    int x, y, w, h;
-} placement;
-
-/* Brings img (1, Ci, Hi, Wi), values in [0, 1], to the model's input:
- * channels converted (transparent areas composited over white when the
- * opaque content is dark on average, else over black), resized with the
- * aspect ratio kept (heed_image_resize: antialiased bilinear) and centred in
- * the frame, padded with the image's own background (the mean colour of its
- * border pixels), brought to the model's polarity, then normalised with the
- * model's input mean and std.
- * invert is "yes", "no" or "auto": auto inverts when the image's border is
- * light (> 0.5 on average) but the model's items are light on dark
- * (meta.dark_background), or the other way round. A model trained on a
- * folder dataset (meta.dataset "folder:...") gets its images as training
- * did: resized to the whole frame (aspect ratio not kept) and, with auto,
- * never inverted. *x is sized to
- * (1, C, H, W) with heed_tensor_ensure; *pl and *inverted say what was done.
- * Errors: those of heed_image_convert, heed_image_resize, heed_tensor_ensure. */
-heed_status prepare_input(const heed_model *m, const heed_tensor *img, const char *invert,
-                          heed_tensor *x, placement *pl, int *inverted);
 
 /* Ranks probs[0..k): order (room for k indices) gets a permutation of
  * 0..k-1 whose first `top` (<= k) entries index the largest values in
@@ -121,7 +97,7 @@ typedef struct image_run {
     heed_tensor img;             /* (1, Ci, Hi, Wi) as loaded, values in [0, 1] */
     heed_tensor x;               /* (1, C, H, W) the model's input */
     heed_tensor logits, probs;   /* (1, K, 1, 1) K = meta.classes */
-    placement pl;                /* where img sits in x */
+    heed_placement pl;           /* where img sits in x */
     int inverted;                /* 1 if x holds img inverted */
     int top;                     /* classes to list: min(--top, K) */
     int order[HEED_MAX_CLASSES]; /* (K) class indices, the first `top` by decreasing probability */
@@ -130,7 +106,7 @@ typedef struct image_run {
 
 /* Loads `path`, brings it to the model's input (c->invert), runs an
  * inference forward and the softmax, and ranks the classes (c->top).
- * Errors: those of heed_image_load, prepare_input, the forward. */
+ * Errors: those of heed_image_load, heed_model_input, the forward. */
 heed_status image_run_forward(image_run *r, heed_model *m, const image_cmd *c, const char *path);
 
 /* Saves `over` as c->overlay/<image>-<c->kind>.<c->format> (as c->overlay

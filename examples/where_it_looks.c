@@ -4,10 +4,10 @@
  *
  *   where_it_looks models/fmnist-se.heed images/test-00000-Ankle_boot.png out.png
  *
- * Fashion-MNIST models take light items on black, as the shipped sample
- * images are (heed classify also inverts photos on light backgrounds and
- * keeps their aspect ratio; this stretches). `make check` builds and runs
- * it (tests/check_cli.c). */
+ * The image reaches the network as heed classify brings it
+ * (heed_model_input: its aspect ratio kept, a photo on a light background
+ * inverted for a Fashion-MNIST model), so the two agree. `make check`
+ * builds and runs it (tests/check_cli.c). */
 #include <heed/heed.h>
 #include <stdio.h>
 
@@ -20,16 +20,14 @@ int main(int argc, char **argv) {
     }
     int rc = 1;
     heed_model *m = NULL;
-    heed_tensor img = {0}, chans = {0}, x = {0}, logits = {0}, cam = {0}, vis = {0};
+    heed_tensor img = {0}, x = {0}, logits = {0}, cam = {0}, crop = {0}, vis = {0};
     TRY(heed_model_load(&m, argv[1]));
     heed_net *net = m->net;
     heed_net_set_training(net, 0);
-    /* the image as the network takes it: its channels, its size, normalised */
+    /* the image as the network takes it: its channels, size, polarity, normalised */
     TRY(heed_image_load(argv[2], 0, &img));
-    TRY(heed_image_convert(&img, net->in_c, &chans));
-    TRY(heed_image_resize(&chans, net->in_h, net->in_w, &x));
-    for (size_t i = 0; i < heed_tensor_count(&x); i++)
-        x.data[i] = (x.data[i] - m->meta.input_mean) / m->meta.input_std;
+    heed_placement at;
+    TRY(heed_model_input(m, &img, HEED_INVERT_AUTO, &x, &at, NULL));
     TRY(heed_net_forward(net, &x, &logits));
     int best = 0;
     for (int k = 1; k < m->meta.classes; k++)
@@ -41,14 +39,15 @@ int main(int argc, char **argv) {
         goto done;
     }
     TRY(heed_gradcam(net, &x, best, layer, &cam));
-    TRY(heed_overlay_heatmap(&img, &cam, HEED_CMAP_JET, 0.5f, &vis));
+    TRY(heed_placement_crop(&cam, &at, x.h, x.w, &crop)); /* the part over the image */
+    TRY(heed_overlay_heatmap(&img, &crop, HEED_CMAP_JET, 0.5f, &vis));
     TRY(heed_image_save(argv[3], &vis, NULL));
     printf("%s: %s, Grad-CAM over %s (%dx%d) in %s\n", argv[2], m->meta.class_names[best],
            net->root->children[layer]->name, cam.h, cam.w, argv[3]);
     rc = 0;
 done:
-    heed_tensor_free(&img), heed_tensor_free(&chans), heed_tensor_free(&x);
-    heed_tensor_free(&logits), heed_tensor_free(&cam), heed_tensor_free(&vis);
+    heed_tensor_free(&img), heed_tensor_free(&x), heed_tensor_free(&logits);
+    heed_tensor_free(&cam), heed_tensor_free(&crop), heed_tensor_free(&vis);
     heed_model_free(m);
     return rc;
 }

@@ -32,6 +32,7 @@
 #include "seq.h"
 #include "net.h"
 #include "model.h"
+#include "model_input.h"
 #include "gradcam.h"
 #include "se.h"
 #include "cbam.h"

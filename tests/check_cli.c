@@ -417,14 +417,22 @@ START_TEST(readme_example_trains_and_reads_attention) {
 }
 END_TEST
 
-/* The Grad-CAM example names the class heed classify puts first and writes
- * the heat map over the image, at the image's size. */
+/* The Grad-CAM example brings the image to the model as heed classify
+ * does (heed_model_input) and lays the map over it as classify does
+ * (heed_placement_crop): on a photo-like image that is wider than tall and
+ * light (letterboxed, inverted), it names the class classify puts first
+ * and writes classify's --map gradcam overlay, pixel for pixel. */
 START_TEST(gradcam_example_matches_classify) {
     const char *examples = getenv("HEED_EXAMPLES");
     if (!examples) return; /* only run through `make check`, which builds them */
-    static const char *item = "images/test-00000-Ankle_boot.png";
-    char cmd[900], out_png[300];
+    char item[300], cmd[1200], out_png[300], cls_png[300];
     static char out[1 << 14];
+    heed_tensor img = {0}, wide = {0}, vis = {0}, want = {0};
+    ck_assert_int_eq(heed_image_load("images/light-test-00009-Sneaker.jpg", 0, &img), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&wide, 1, 1, 200, img.w), HEED_OK); /* its middle 200 rows */
+    memcpy(wide.data, img.data + (size_t)68 * img.w, (size_t)200 * img.w * sizeof(float));
+    snprintf(item, sizeof item, "%s/wide.png", dir);
+    ck_assert_int_eq(heed_image_save(item, &wide, NULL), HEED_OK);
     snprintf(out_png, sizeof out_png, "%s/where.png", dir);
     snprintf(cmd, sizeof cmd, "%s/where_it_looks models/fmnist-se.heed %s %s 2>&1", examples, item, out_png);
     FILE *p = popen(cmd, "r");
@@ -432,21 +440,25 @@ START_TEST(gradcam_example_matches_classify) {
     size_t n = fread(out, 1, sizeof out - 1, p);
     out[n] = '\0';
     ck_assert_msg(pclose(p) == 0, "%s", out);
-    char args[600], listed[1 << 12];
-    snprintf(args, sizeof args, "classify --model models/fmnist-se.heed --top 1 --json %s", item);
+    char args[1000], listed[1 << 12];
+    snprintf(cls_png, sizeof cls_png, "%s/classify.png", dir);
+    snprintf(args, sizeof args, "classify --model models/fmnist-se.heed --top 1 --json --map gradcam "
+             "--overlay %s %s", cls_png, item);
     ck_assert_msg(heed(args, listed, sizeof listed) == 0, "%s", listed);
+    ck_assert_msg(strstr(listed, "\"inverted\": true"), "%s", listed);
     char *cls = strstr(listed, "\"class\": \"");
     ck_assert_ptr_nonnull(cls);
     cls += 10;
     *strchr(cls, '"') = '\0';
-    char want[700];
-    snprintf(want, sizeof want, "%s: %s, Grad-CAM over stage2 (7x7) in %s\n", item, cls, out_png);
-    ck_assert_str_eq(out, want);
-    heed_tensor img = {0}, vis = {0};
-    ck_assert_int_eq(heed_image_load(item, 0, &img), HEED_OK);
+    char want_line[1000];
+    snprintf(want_line, sizeof want_line, "%s: %s, Grad-CAM over stage2 (7x7) in %s\n", item, cls, out_png);
+    ck_assert_str_eq(out, want_line);
     ck_assert_int_eq(heed_image_load(out_png, 0, &vis), HEED_OK);
-    ck_assert(vis.c == 3 && vis.h == img.h && vis.w == img.w);
-    heed_tensor_free(&img), heed_tensor_free(&vis);
+    ck_assert_int_eq(heed_image_load(cls_png, 0, &want), HEED_OK);
+    ck_assert(vis.c == 3 && vis.h == 200 && vis.w == img.w);
+    ck_assert_int_eq(heed_tensor_count(&vis), heed_tensor_count(&want));
+    for (size_t i = 0; i < heed_tensor_count(&vis); i++) ck_assert_float_eq(vis.data[i], want.data[i]);
+    heed_tensor_free(&img), heed_tensor_free(&wide), heed_tensor_free(&vis), heed_tensor_free(&want);
 }
 END_TEST
 
