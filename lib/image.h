@@ -6,6 +6,7 @@
  *   heed_image_resize(&img, 224, 224, &small);                  // (1, 3, 224, 224)
  *   heed_image_save("small.png", &small, NULL);
  *   heed_tensor_free(&img); heed_tensor_free(&small);
+ *   heed_image_from_pixels(frame, 480, 640, 3, 0, 0, &img);    // a camera's RGB24
  *
  * An image is a tensor (1, C, H, W) with values in [0, 1]:
  *   C = 1 gray, 2 gray + alpha, 3 RGB, 4 RGBA.
@@ -129,6 +130,28 @@ heed_status heed_image_orient(const heed_tensor *in, int orientation, heed_tenso
  * Errors: HEED_ERR_ARG (channels not in 1..4, out == in), HEED_ERR_SHAPE
  * (in has a C outside 1..4), HEED_ERR_LIMIT, HEED_ERR_NOMEM. */
 heed_status heed_image_convert(const heed_tensor *in, int channels, heed_tensor *out);
+
+/* Interleaved 8-bit pixels, as cameras, frame buffers and other image
+ * libraries hand them over (row after row, each pixel's channels side by
+ * side), to an image (1, channels, h, w) with values v / 255. channels
+ * 1..4: gray, gray + alpha, RGB, RGBA; with bgr nonzero, 3 or 4 channels
+ * are stored B, G, R (, A), OpenCV's order, and come out as RGB(A). stride
+ * is the bytes from one row's start to the next's (0: w * channels; more
+ * for padded rows). *out is sized with heed_tensor_ensure.
+ * Errors: HEED_ERR_ARG (pixels or out NULL, h or w < 1, channels outside
+ * 1..4, bgr with 1 or 2 channels, a stride under w * channels),
+ * HEED_ERR_LIMIT, HEED_ERR_NOMEM. */
+heed_status heed_image_from_pixels(const unsigned char *pixels, int h, int w, int channels,
+                                   size_t stride, int bgr, heed_tensor *out);
+
+/* The other way: img (1, C, H, W), C 1..4, into interleaved 8-bit pixels
+ * (H rows of stride bytes, 0: W * C; the bytes between a row's W * C and
+ * stride are left alone), each value round(v * 255) after clamping to
+ * [0, 1] (NaN as 0), as heed_image_save writes 8-bit files; bgr as above.
+ * Errors: HEED_ERR_ARG (NULL arguments, img not one image of 1..4
+ * channels, bgr with 1 or 2 channels, a stride under W * C). */
+heed_status heed_image_to_pixels(const heed_tensor *img, int bgr, unsigned char *pixels,
+                                 size_t stride);
 
 /* Codec back ends behind heed_image_load_mem and heed_image_encode_mem
  * (image_png.c, image_jpeg.c). `data` must start with the format's magic

@@ -1,5 +1,5 @@
-/* image_impl.h -- internal (not installed): what the PNG and JPEG decoders
- * share beyond image.h.
+/* image_impl.h -- internal (not installed): what the PNG and JPEG codecs
+ * and the pixel-buffer conversions share beyond image.h.
  *
  *   int v = heed_exif_orientation(tiff, tiff_size);  // 1..8, 1 if absent
  *   HEED_TRY(heed_image_orient_decoded(&img, v));     // img now upright
@@ -20,5 +20,13 @@ int heed_exif_orientation(const unsigned char *tiff, size_t size);
 /* Replaces *img (owned, from a decoder) by its upright version for the
  * orientation (1: nothing to do). On failure *img is left as it was. */
 heed_status heed_image_orient_decoded(heed_tensor *img, int orientation);
+
+/* A value in [0, 1] as an 8-bit sample: round(v * 255), values outside
+ * [0, 1] clamped, NaN as 0. */
+static inline unsigned char heed_image_byte(float v) {
+    if (!(v > 0.0f)) return 0;
+    if (v >= 1.0f) return 255;
+    return (unsigned char)(v * 255.0f + 0.5f);
+}
 
 #endif

@@ -198,12 +198,6 @@ heed_status heed_jpeg_decode(const unsigned char *data, size_t size, const char 
 
 /* ---- encoding ---------------------------------------------------------- */
 
-static unsigned char to_byte(float v) {
-    if (!(v > 0.0f)) return 0; /* also NaN */
-    if (v >= 1.0f) return 255;
-    return (unsigned char)(v * 255.0f + 0.5f);
-}
-
 static heed_status encode_body(jpeg_state *st, const heed_tensor *img, int quality) {
     j_compress_ptr c = &st->c;
     jpeg_create_compress(c);
@@ -223,7 +217,7 @@ static heed_status encode_body(jpeg_state *st, const heed_tensor *img, int quali
     while (c->next_scanline < (JDIMENSION)H) {
         const float *src = img->data + (size_t)c->next_scanline * W;
         for (int x = 0; x < W; x++)
-            for (int k = 0; k < C; k++) st->row[(size_t)x * C + k] = to_byte(src[k * plane + x]);
+            for (int k = 0; k < C; k++) st->row[(size_t)x * C + k] = heed_image_byte(src[k * plane + x]);
         JSAMPROW rows[1] = {st->row};
         jpeg_write_scanlines(c, rows, 1);
     }

@@ -872,6 +872,57 @@ START_TEST(convert_between_gray_rgb_and_alpha) {
 }
 END_TEST
 
+/* A 2 x 3 BGR frame with 2 bytes of row padding, by hand: pixel (y, x)
+ * stores B = 10 y + x, G = 100 + x, R = 200 + y. */
+START_TEST(pixel_buffers_in_both_orders) {
+    unsigned char frame[2 * 11];
+    memset(frame, 0xEE, sizeof frame);
+    for (int y = 0; y < 2; y++)
+        for (int x = 0; x < 3; x++) {
+            unsigned char *p = frame + y * 11 + x * 3;
+            p[0] = (unsigned char)(10 * y + x), p[1] = (unsigned char)(100 + x), p[2] = (unsigned char)(200 + y);
+        }
+    heed_tensor img = {0};
+    ck_assert_int_eq(heed_image_from_pixels(frame, 2, 3, 3, 11, 1, &img), HEED_OK);
+    ck_assert(img.n == 1 && img.c == 3 && img.h == 2 && img.w == 3);
+    for (int y = 0; y < 2; y++)
+        for (int x = 0; x < 3; x++) {
+            ck_assert_float_eq(img.data[0 * 6 + y * 3 + x], (200 + y) / 255.0f); /* R first */
+            ck_assert_float_eq(img.data[1 * 6 + y * 3 + x], (100 + x) / 255.0f);
+            ck_assert_float_eq(img.data[2 * 6 + y * 3 + x], (10 * y + x) / 255.0f);
+        }
+    /* back, padding untouched; as RGB the bytes trade places */
+    unsigned char back[2 * 11];
+    memset(back, 0xEE, sizeof back);
+    ck_assert_int_eq(heed_image_to_pixels(&img, 1, back, 11), HEED_OK);
+    ck_assert_mem_eq(back, frame, sizeof frame);
+    ck_assert_int_eq(heed_image_to_pixels(&img, 0, back, 0), HEED_OK);
+    ck_assert_int_eq(back[0], 200);
+    ck_assert_int_eq(back[2], 0);
+    ck_assert_int_eq(back[3 * 3 + 2], 10); /* pixel (1, 0)'s B, packed rows */
+
+    /* rounding and clamping as the 8-bit writers do */
+    heed_tensor gray = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&gray, 1, 1, 1, 5), HEED_OK);
+    const float v[5] = {-0.5f, 0.5f, 1.5f, NAN, 0.5f / 255.0f};
+    memcpy(gray.data, v, sizeof v);
+    unsigned char g[5];
+    ck_assert_int_eq(heed_image_to_pixels(&gray, 0, g, 0), HEED_OK);
+    ck_assert_mem_eq(g, ((unsigned char[]){0, 128, 255, 0, 1}), 5);
+
+    /* what does not fit */
+    ck_assert_int_eq(heed_image_from_pixels(frame, 2, 3, 3, 8, 0, &img), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "a row stride of 8 bytes is under the row's 9"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_image_from_pixels(frame, 2, 3, 1, 0, 1, &img), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_image_from_pixels(frame, 2, 3, 5, 0, 0, &img), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_image_from_pixels(frame, 0, 3, 3, 0, 0, &img), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_image_from_pixels(NULL, 2, 3, 3, 0, 0, &img), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_image_to_pixels(&gray, 1, g, 0), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_image_to_pixels(&gray, 0, NULL, 0), HEED_ERR_ARG);
+    heed_tensor_free(&img), heed_tensor_free(&gray);
+}
+END_TEST
+
 Suite *heed_suite_image(void) {
     Suite *s = suite_create("image");
     TCase *tc = tcase_create("png");
@@ -908,6 +959,7 @@ Suite *heed_suite_image(void) {
     tcase_add_test(tc, antialiased_shrink_of_checkerboard_is_flat_grey);
     tcase_add_test(tc, resize_rejects_bad_arguments);
     tcase_add_test(tc, convert_between_gray_rgb_and_alpha);
+    tcase_add_test(tc, pixel_buffers_in_both_orders);
     suite_add_tcase(s, tc);
     return s;
 }
