@@ -262,6 +262,17 @@ void cli_progress_abandon(cli_progress *p) {
     if (p->enabled && p->last_draw > 0) fputc('\n', stderr);
 }
 
+void cli_progress_count(void *ctx, int done, int total) {
+    cli_progress *p = ctx;
+    p->total = total > 0 ? total : 1;
+    if (done >= total) {
+        if (p->last_draw > 0) cli_progress_end(p, NULL);
+        p->last_draw = 0; /* ended: a later abandon has no line to end */
+    } else if (cli_now() - p->start >= 1.0) {
+        cli_progress_update(p, done, NULL);
+    }
+}
+
 static volatile sig_atomic_t stop_signal;
 
 static void on_stop(int sig) { stop_signal = sig; }

@@ -100,6 +100,11 @@ void cli_progress_update(cli_progress *p, long done, const char *extra);
 void cli_progress_end(cli_progress *p, const char *extra);
 /* Ends a bar left part way (the line it was drawing), before a message. */
 void cli_progress_abandon(cli_progress *p);
+/* For counted work whose total is known only once it runs (a
+ * dataset_progress's fn): ctx is a cli_progress started with total 0.
+ * Nothing is drawn in the first second, so quick work stays quiet; the
+ * bar ends when done reaches total. */
+void cli_progress_count(void *ctx, int done, int total);
 
 /* Catches SIGINT and SIGTERM, so that a long command can stop at a point
  * where its files are whole and say how to go on: cli_stop_signal() then

@@ -84,8 +84,13 @@ int cmd_data(int argc, char **argv) {
                          "land among its images (and could replace them)", args[1], folder);
     /* Items past start + count need not be read (and the sum must not overflow). */
     const int limit = folder ? 0 : count > INT_MAX - start ? INT_MAX : start + count;
-    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), limit, fc, fh, fw) != HEED_OK)
+    cli_progress bar;
+    cli_progress_start(&bar, "decoding images", 0);
+    const dataset_progress show = {cli_progress_count, &bar};
+    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), limit, fc, fh, fw, &show) != HEED_OK) {
+        cli_progress_abandon(&bar);
         return cli_lib_error("data");
+    }
     if (start >= d.count) {
         const int items = d.count;
         heed_dataset_free(&d);

@@ -91,7 +91,11 @@ int cmd_eval(int argc, char **argv) {
     if (heed_model_load(&m, model_path) != HEED_OK) return cli_lib_error("eval");
     heed_dataset d = {0};
     const char *name = data ? data : m->meta.dataset[0] ? m->meta.dataset : "fmnist";
-    heed_status st = open_dataset(&d, name, data_dir, 0, limit, m->net->in_c, m->net->in_h, m->net->in_w);
+    cli_progress bar;
+    cli_progress_start(&bar, "decoding test images", 0);
+    const dataset_progress show = {cli_progress_count, &bar};
+    heed_status st = open_dataset(&d, name, data_dir, 0, limit, m->net->in_c, m->net->in_h, m->net->in_w, &show);
+    if (st != HEED_OK) cli_progress_abandon(&bar);
     if (st == HEED_OK && limit > 0 && limit < d.count) d.count = limit;
     if (st == HEED_OK) st = match_classes(&d, m, name);
     eval_result r = {0};

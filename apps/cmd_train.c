@@ -271,9 +271,15 @@ static int train(const train_opts *o) {
     const heed_net *shape = m ? m->net : net;
     /* A resumed run keeps to the data it started on unless told otherwise. */
     const char *data = o->data ? o->data : m && m->meta.dataset[0] ? m->meta.dataset : "fmnist";
+    cli_progress bar;
+    dataset_progress show = {cli_progress_count, &bar};
+    cli_progress_start(&bar, "decoding training images", 0);
     if (st == HEED_OK)
-        st = open_dataset(&tr, data, o->data_dir, 1, o->limit, shape->in_c, shape->in_h, shape->in_w);
-    if (st == HEED_OK) st = open_dataset(&te, data, o->data_dir, 0, o->test_limit, tr.c, tr.h, tr.w);
+        st = open_dataset(&tr, data, o->data_dir, 1, o->limit, shape->in_c, shape->in_h, shape->in_w, &show);
+    if (st != HEED_OK) cli_progress_abandon(&bar);
+    cli_progress_start(&bar, "decoding test images", 0);
+    if (st == HEED_OK) st = open_dataset(&te, data, o->data_dir, 0, o->test_limit, tr.c, tr.h, tr.w, &show);
+    if (st != HEED_OK) cli_progress_abandon(&bar);
     if (st == HEED_OK && (tr.c != shape->in_c || tr.h != shape->in_h || tr.w != shape->in_w))
         st = heed_fail(HEED_ERR_SHAPE, "the network takes %dx%dx%d inputs but the data is %dx%dx%d",
                        shape->in_c, shape->in_h, shape->in_w, tr.c, tr.h, tr.w);

@@ -48,7 +48,7 @@ static void keep_spread(heed_dataset *d, int limit) {
 }
 
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
-                         int limit, int c, int h, int w) {
+                         int limit, int c, int h, int w, const dataset_progress *progress) {
     if (!strcmp(name, "fmnist")) {
         HEED_TRY(check_shape(name, 28, c, h, w));
         return heed_fmnist_load(d, data_dir, train, limit);
@@ -58,17 +58,21 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
         if (!dir[0]) return heed_fail(HEED_ERR_ARG, "dataset 'folder:' names no folder (folder:DIR)");
         /* Split by its own train/ and test/ folders, or else, when it has
          * neither, by holding one image in five of each class out. */
+        heed_folder_opts fo = {.part = train ? HEED_FOLDER_TRAIN : HEED_FOLDER_TEST};
+        if (progress) fo.progress = progress->fn, fo.ctx = progress->ctx;
         char root[4096], other[4096];
         snprintf(root, sizeof root, "%s/%s", dir, train ? "train" : "test");
         snprintf(other, sizeof other, "%s/%s", dir, train ? "test" : "train");
-        if (is_folder(root))
-            HEED_TRY(heed_folder_load(d, root, c, h, w));
+        if (is_folder(root)) {
+            fo.part = HEED_FOLDER_ALL;
+            HEED_TRY(heed_folder_load_with(d, root, c, h, w, &fo));
+        }
         else if (is_folder(other))
             return heed_fail(HEED_ERR_IO, "folder dataset %s has no %s/ folder (folder:DIR reads "
                              "DIR/train/<class>/*.png and DIR/test/<class>/*.png, or "
                              "DIR/<class>/*.png)", dir, train ? "train" : "test");
         else
-            HEED_TRY(heed_folder_load_part(d, dir, c, h, w, train ? HEED_FOLDER_TRAIN : HEED_FOLDER_TEST));
+            HEED_TRY(heed_folder_load_with(d, dir, c, h, w, &fo));
         if (limit > 0 && limit < d->count) keep_spread(d, limit);
         return HEED_OK;
     }

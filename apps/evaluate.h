@@ -10,6 +10,13 @@
 #define FMNIST_MEAN 0.2860f
 #define FMNIST_STD 0.3530f
 
+/* What open_dataset calls as it decodes a folder's images: fn(ctx, done,
+ * total), as heed_folder_opts's progress. */
+typedef struct dataset_progress {
+    void (*fn)(void *ctx, int done, int total);
+    void *ctx;
+} dataset_progress;
+
 /* The dataset names open_dataset knows, for help texts and errors. */
 #define DATASET_NAMES "fmnist, " HEED_CANVAS_NAMES ", or folder:DIR"
 
@@ -29,10 +36,11 @@ const char *dataset_folder(const char *name);
  *   "folder:PATH": PATH/train or PATH/test converted and resized to c x h x w;
  *     limit > 0 keeps `limit` items spread evenly over the split (its items
  *     are listed class by class), all of them still decoded.
+ * progress (NULL: none) is told how a folder's decoding goes.
  * Errors: HEED_ERR_ARG for an unknown name (the message lists
  * DATASET_NAMES), the loaders' errors. */
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
-                         int limit, int c, int h, int w);
+                         int limit, int c, int h, int w, const dataset_progress *progress);
 
 /* Relabels d (opened as `name`) with the model's class indices, matching
  * class names exactly or as `heed data export` writes them (T_shirt_top for

@@ -176,15 +176,25 @@ typedef enum heed_folder_part {
  * other, and every run on every machine splits alike. */
 int heed_folder_holdout(const char *name);
 
-/* heed_folder_load keeping only `part` of every class folder's images.
- * The classes are every class folder, whether or not the part has an
- * image of it, so both parts label alike. Errors: those of
- * heed_folder_load, and HEED_ERR_ARG when the training part of a class
- * is empty (all of its images are held out) or the test part of the
- * whole folder is (too few images to hold any out); each message names
- * the folder and how many images it has. */
-heed_status heed_folder_load_part(heed_dataset *d, const char *root, int c, int h, int w,
-                                  heed_folder_part part);
+/* How heed_folder_load_with reads a folder ({0}: as heed_folder_load). */
+typedef struct heed_folder_opts {
+    heed_folder_part part; /* which images of each class folder */
+    /* NULL, or called as images are decoded (done of total, done rising
+     * to total) from the calling thread only, while OpenMP threads decode
+     * beside it: to show progress on a large folder. */
+    void (*progress)(void *ctx, int done, int total);
+    void *ctx;
+} heed_folder_opts;
+
+/* heed_folder_load keeping only opts->part of every class folder's images
+ * (opts NULL: every image, no progress). The classes are every class
+ * folder, whether or not the part has an image of it, so both parts
+ * label alike. Errors: those of heed_folder_load, and HEED_ERR_ARG when
+ * the training part of a class is empty (all of its images are held out)
+ * or the test part of the whole folder is (too few images to hold any
+ * out); each message names the folder and how many images it has. */
+heed_status heed_folder_load_with(heed_dataset *d, const char *root, int c, int h, int w,
+                                  const heed_folder_opts *opts);
 
 /* The mean and the standard deviation (population: divided by the number
  * of values) of every value of d's images, all channels together,

@@ -22,6 +22,13 @@
 
 #include "image.h"
 
+#ifdef _OPENMP
+#include <omp.h>
+static int is_calling_thread(void) { return omp_get_thread_num() == 0; }
+#else
+static int is_calling_thread(void) { return 1; }
+#endif
+
 typedef struct name_list {
     char **items;
     int count, cap;
@@ -176,7 +183,8 @@ static heed_status list_items(heed_dataset *d, const char *root, heed_folder_par
 }
 
 static heed_status folder_read(heed_dataset *d, const char *root, int c, int h, int w,
-                               heed_folder_part part, name_list *files) {
+                               const heed_folder_opts *o, name_list *files) {
+    const heed_folder_part part = o->part;
     if (c < 1 || c > 4 || h < 1 || w < 1)
         return heed_fail(HEED_ERR_ARG, "folder dataset: images of %d x %d x %d (channels 1..4, "
                          "sizes >= 1)", c, h, w);
@@ -191,6 +199,7 @@ static heed_status folder_read(heed_dataset *d, const char *root, int c, int h, 
                                  count, c, h, w);
     const size_t item = (size_t)c * h * w;
     int failed = count; /* the first item that failed, count if none */
+    int done = 0;
 #pragma omp parallel for schedule(dynamic)
     for (int i = 0; i < count; i++) {
         int skip; /* an earlier item already failed */
@@ -201,7 +210,12 @@ static heed_status folder_read(heed_dataset *d, const char *root, int c, int h, 
 #pragma omp critical(heed_folder_failed)
             if (i < failed) failed = i;
         }
+        int now;
+#pragma omp atomic capture
+        now = ++done;
+        if (o->progress && is_calling_thread()) o->progress(o->ctx, now, count);
     }
+    if (o->progress && failed == count) o->progress(o->ctx, count, count);
     if (failed < count) {
         heed_status s = load_one(files->items[failed], c, h, w, d->images + (size_t)failed * item);
         if (s != HEED_OK) return s;
@@ -211,16 +225,17 @@ static heed_status folder_read(heed_dataset *d, const char *root, int c, int h, 
     return HEED_OK;
 }
 
-heed_status heed_folder_load_part(heed_dataset *d, const char *root, int c, int h, int w,
-                                  heed_folder_part part) {
+heed_status heed_folder_load_with(heed_dataset *d, const char *root, int c, int h, int w,
+                                  const heed_folder_opts *opts) {
     *d = (heed_dataset){0};
     name_list files = {0};
-    heed_status s = folder_read(d, root, c, h, w, part, &files);
+    const heed_folder_opts all = {0};
+    heed_status s = folder_read(d, root, c, h, w, opts ? opts : &all, &files);
     names_free(&files);
     if (s != HEED_OK) heed_dataset_free(d);
     return s;
 }
 
 heed_status heed_folder_load(heed_dataset *d, const char *root, int c, int h, int w) {
-    return heed_folder_load_part(d, root, c, h, w, HEED_FOLDER_ALL);
+    return heed_folder_load_with(d, root, c, h, w, NULL);
 }

@@ -45,7 +45,8 @@ static double border_mean(const heed_tensor *t, double *border) {
 heed_status heed_model_input(const heed_model *m, const heed_tensor *img, heed_invert invert,
                              heed_tensor *x, heed_placement *pl, int *inverted) {
     if (!m || !img || !x)
-        return heed_fail(HEED_ERR_ARG, "model input: %s is NULL", !m ? "the model" : !img ? "the image" : "x");
+        return heed_fail(HEED_ERR_ARG, "model input: %s is NULL",
+                         !m ? "the model" : !img ? "the image" : "x");
     if (img->n != 1 || img->c < 1 || img->c > 4 || img->h < 1 || img->w < 1 || !img->data)
         return heed_fail(HEED_ERR_ARG, "model input: the image is %dx%dx%dx%d (one image of 1..4 channels)",
                          img->n, img->c, img->h, img->w);

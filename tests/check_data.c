@@ -545,6 +545,16 @@ START_TEST(folder_holdout_is_fnv1a_mod_5) {
 }
 END_TEST
 
+typedef struct progress_log {
+    int calls, last, total, rising;
+} progress_log;
+
+static void log_progress(void *ctx, int done, int total) {
+    progress_log *l = ctx;
+    l->rising = (l->calls == 0 || done >= l->last) && (l->calls == 0 ? 1 : l->rising);
+    l->calls++, l->last = done, l->total = total;
+}
+
 /* One folder of class folders split in two: each image in exactly one
  * part, by its name; both parts list every class. */
 START_TEST(folder_parts) {
@@ -561,9 +571,15 @@ START_TEST(folder_parts) {
         }
     }
     heed_dataset tr, te;
-    ck_assert_msg(heed_folder_load_part(&tr, root, 1, IM_H, IM_W, HEED_FOLDER_TRAIN) == HEED_OK, "%s",
+    progress_log log = {0};
+    const heed_folder_opts train_part = {.part = HEED_FOLDER_TRAIN, .progress = log_progress, .ctx = &log};
+    const heed_folder_opts test_part = {.part = HEED_FOLDER_TEST};
+    ck_assert_msg(heed_folder_load_with(&tr, root, 1, IM_H, IM_W, &train_part) == HEED_OK, "%s",
                   heed_last_error());
-    ck_assert_msg(heed_folder_load_part(&te, root, 1, IM_H, IM_W, HEED_FOLDER_TEST) == HEED_OK, "%s",
+    /* progress: rising to the part's 12 images, the last call 12 of 12 */
+    ck_assert_msg(log.calls >= 1 && log.rising && log.last == 12 && log.total == 12,
+                  "%d calls, last %d of %d", log.calls, log.last, log.total);
+    ck_assert_msg(heed_folder_load_with(&te, root, 1, IM_H, IM_W, &test_part) == HEED_OK, "%s",
                   heed_last_error());
     ck_assert_int_eq(tr.classes, 2);
     ck_assert_int_eq(te.classes, 2);
@@ -586,23 +602,24 @@ START_TEST(folder_parts) {
     /* a class all of whose images are held out cannot be trained */
     ck_assert_int_eq(mkdir(join(path, root, "cat"), 0700), 0);
     save_image(join(path, root, "cat/5.png"), 1, 0, NULL);
-    ck_assert_int_eq(heed_folder_load_part(&tr, root, 1, IM_H, IM_W, HEED_FOLDER_TRAIN), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_folder_load_with(&tr, root, 1, IM_H, IM_W, &train_part), HEED_ERR_ARG);
     ck_assert_msg(strstr(heed_last_error(), "/cat has 1 image, all held out for testing"), "%s",
                   heed_last_error());
     ck_assert_ptr_null(tr.images);
     /* ... but tested; and a test part may lack a class */
     unlink(join(path, root, "cat/5.png"));
     save_image(join(path, root, "cat/0.png"), 1, 0, NULL);
-    ck_assert_int_eq(heed_folder_load_part(&te, root, 1, IM_H, IM_W, HEED_FOLDER_TEST), HEED_OK);
+    ck_assert_int_eq(heed_folder_load_with(&te, root, 1, IM_H, IM_W, &test_part), HEED_OK);
     ck_assert_int_eq(te.classes, 3);
     ck_assert_int_eq(te.count, 3);
     heed_dataset_free(&te);
     /* nothing held out at all: no test part */
     remove_tree(join(path, root, "ant"));
     remove_tree(join(path, root, "bee"));
-    ck_assert_int_eq(heed_folder_load_part(&te, root, 1, IM_H, IM_W, HEED_FOLDER_TEST), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_folder_load_with(&te, root, 1, IM_H, IM_W, &test_part), HEED_ERR_ARG);
     ck_assert_msg(strstr(heed_last_error(), "none of its images is held out"), "%s", heed_last_error());
-    ck_assert_int_eq(heed_folder_load_part(&te, root, 1, IM_H, IM_W, (heed_folder_part)7), HEED_ERR_ARG);
+    const heed_folder_opts no_part = {.part = (heed_folder_part)7};
+    ck_assert_int_eq(heed_folder_load_with(&te, root, 1, IM_H, IM_W, &no_part), HEED_ERR_ARG);
     remove_tree(root);
 }
 END_TEST

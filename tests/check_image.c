@@ -880,7 +880,9 @@ START_TEST(pixel_buffers_in_both_orders) {
     for (int y = 0; y < 2; y++)
         for (int x = 0; x < 3; x++) {
             unsigned char *p = frame + y * 11 + x * 3;
-            p[0] = (unsigned char)(10 * y + x), p[1] = (unsigned char)(100 + x), p[2] = (unsigned char)(200 + y);
+            p[0] = (unsigned char)(10 * y + x);
+            p[1] = (unsigned char)(100 + x);
+            p[2] = (unsigned char)(200 + y);
         }
     heed_tensor img = {0};
     ck_assert_int_eq(heed_image_from_pixels(frame, 2, 3, 3, 11, 1, &img), HEED_OK);
@@ -912,7 +914,8 @@ START_TEST(pixel_buffers_in_both_orders) {
 
     /* what does not fit */
     ck_assert_int_eq(heed_image_from_pixels(frame, 2, 3, 3, 8, 0, &img), HEED_ERR_ARG);
-    ck_assert_msg(strstr(heed_last_error(), "a row stride of 8 bytes is under the row's 9"), "%s", heed_last_error());
+    ck_assert_msg(strstr(heed_last_error(), "a row stride of 8 bytes is under the row's 9"), "%s",
+                  heed_last_error());
     ck_assert_int_eq(heed_image_from_pixels(frame, 2, 3, 1, 0, 1, &img), HEED_ERR_ARG);
     ck_assert_int_eq(heed_image_from_pixels(frame, 2, 3, 5, 0, 0, &img), HEED_ERR_ARG);
     ck_assert_int_eq(heed_image_from_pixels(frame, 0, 3, 3, 0, 0, &img), HEED_ERR_ARG);

@@ -147,7 +147,8 @@ START_TEST(maps_are_cut_to_the_image) {
     assert_frame(&out, (const float[]){1, 3, 3, 5, 7, 9, 9, 11}, 8);
     pl.x = 3;
     ck_assert_int_eq(heed_placement_crop(&map, &pl, 4, 4, &out), HEED_ERR_ARG);
-    ck_assert_msg(strstr(heed_last_error(), "2x4 at (3, 0) is not inside the 4x4 frame"), "%s", heed_last_error());
+    ck_assert_msg(strstr(heed_last_error(), "2x4 at (3, 0) is not inside the 4x4 frame"), "%s",
+                  heed_last_error());
     pl.x = 1;
     ck_assert_int_eq(heed_placement_crop(&map, &pl, 4, 4, &map), HEED_ERR_ARG);
     ck_assert_int_eq(heed_placement_crop(&map, NULL, 4, 4, &out), HEED_ERR_ARG);
