@@ -624,7 +624,10 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
                          l->base.name, dx->n, dx->c, dx->h, dx->w, x->n, x->c, x->h, x->w);
     float *dxd = dx ? dx->data : NULL;
     if (is_direct(&g)) return heed_conv_direct_backward(l, &g, x->data, dy->data, dxd, l->base.dx_fresh);
-    if (heed_conv_use_shifted(&g) && (!dxd || dx_by_transposed(&g)))
+    /* The shifted copies' backward is stride 1's only (conv2d_shifted.c):
+     * a strided forward that took them comes back through im2col, also
+     * when no dx is wanted. */
+    if (heed_conv_use_shifted(&g) && g.S == 1 && (!dxd || dx_by_transposed(&g)))
         return heed_conv_shifted_backward(l, &g, x->data, dy->data, dxd, l->base.dx_fresh);
     if (dxd && l->base.dx_fresh) heed_tensor_zero(dx); /* the paths below add */
     const int pointwise = is_pointwise(&g), nb = images_per_pass(&g);
