@@ -465,6 +465,10 @@ static int check_numbers(const train_opts *o) {
     const char *names[] = {"--limit", "--test-limit", "--warmup", "--seed", "--stop-after"};
     for (int i = 0; i < 5; i++)
         if (counts[i] < 0) return cli_error("train", 2, "%s must be 0 or more, not %d", names[i], counts[i]);
+    /* Cosine annealing needs steps after the warm-up to decay over. */
+    if (o->warmup >= o->epochs && !strcmp(o->schedule, "cosine"))
+        return cli_error("train", 2, "--warmup %d leaves no epoch of the cosine schedule (--epochs %d): "
+                         "give fewer warm-up epochs or more epochs", o->warmup, o->epochs);
     if (o->stop_after > o->epochs)
         return cli_error("train", 2, "--stop-after %d is past the run's last epoch (--epochs %d)",
                          o->stop_after, o->epochs);

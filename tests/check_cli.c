@@ -663,6 +663,7 @@ START_TEST(train_refuses_what_cannot_be_meant) {
         {"--momentum 1", "--momentum must be in 0 .. 1 (1 excluded), not 1"},
         {"--weight-decay -1", "--weight-decay must be 0 or more, not -1"},
         {"--epochs 2 --stop-after 3", "--stop-after 3 is past the run's last epoch (--epochs 2)"},
+        {"--epochs 3 --warmup 3", "--warmup 3 leaves no epoch of the cosine schedule (--epochs 3)"},
         {"--data bogus", "unknown dataset 'bogus' (fmnist, "},
         {"--data folder:", "unknown dataset 'folder:' ("},
         {"--resume x.ckpt", "--net cannot be given with --resume: x.ckpt trains the network it holds"},
