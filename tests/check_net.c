@@ -530,6 +530,54 @@ START_TEST(network_too_large_for_memory_is_refused) {
 }
 END_TEST
 
+/* A network's first layer gets no dx to fill in training (heed train asks
+ * for none): every layer's parameter gradients must be those it gives when
+ * dx is wanted, which the layer suites check against definitions and
+ * finite differences. A strided convolution on shifted copies once gave
+ * another weight gradient without dx. */
+static const char *first_layers[] = {
+    "input 64 28 28\nconv out=16 k=3 stride=2 pad=1\nbn\nrelu\ngap\nfc out=3\n",
+    "input 64 10 10\nconv out=16 k=1 stride=2 pad=1\nrelu\ngap\nfc out=3\n",
+    "input 64 10 10\nconv out=16 k=1 stride=2\nrelu\ngap\nfc out=3\n",
+    "input 64 20 20\nresidual\nconv out=64 k=3 stride=2 pad=1 bias=0\nbn\nrelu\nconv out=64 k=3 pad=1\n"
+    "se r=8\nshortcut\nconv out=64 k=1 stride=2\nend\nrelu\ngap\nfc out=3\n",
+    "input 8 12 12\ncbam r=2\nconv out=8 k=3\ngap\nfc out=3\n",
+    "input 16 12 12\nse r=4\nbn\nconv out=8 k=3 groups=8 dilation=2\ngap\nfc out=3\n",
+    "input 32 9 9\nconv out=32 k=3 pad=1 groups=32\nmaxpool k=3 stride=2 pad=1\nconv out=8 k=3\nfc out=3\n",
+    "input 3 30 30\nconv out=8 k=7 stride=2 pad=3\nbn\nrelu\ngap\nfc out=3\n",
+};
+
+START_TEST(first_layers_train_alike_without_dx) {
+    heed_net *net;
+    ck_assert_msg(heed_net_parse(&net, first_layers[_i], "t", 5) == HEED_OK, "%s", heed_last_error());
+    heed_net_set_training(net, 1);
+    heed_tensor x, y = {0}, dy, dx;
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, net->in_c, net->in_h, net->in_w), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 3, 1, 1), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dx, 2, net->in_c, net->in_h, net->in_w), HEED_OK);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 11);
+    tu_fill_uniform(dy.data, heed_tensor_count(&dy), -1, 1, 12);
+    float *saved = malloc(net->params.total * sizeof(float));
+    float *with_dx = malloc(net->params.total * sizeof(float));
+    memcpy(saved, net->params.values, net->params.total * sizeof(float));
+    train_step(net, &x, &y, &dy, &dx);
+    memcpy(with_dx, net->params.grads, net->params.total * sizeof(float));
+    memcpy(net->params.values, saved, net->params.total * sizeof(float)); /* running statistics */
+    heed_params_zero_grad(&net->params);
+    ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+    ck_assert_int_eq(heed_net_backward(net, &x, &y, &dy, NULL), HEED_OK);
+    for (int k = 0; k < net->params.count; k++) {
+        const heed_param *p = &net->params.items[k];
+        const double err = tu_max_rel_err(net->params.grads + p->offset, with_dx + p->offset, p->count);
+        ck_assert_msg(err < 1e-5, "net %d: %s's gradient differs by %g without dx", _i, p->name, err);
+    }
+    free(saved), free(with_dx);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy), heed_tensor_free(&dx);
+    heed_net_free(net);
+}
+END_TEST
+
+
 /* heed_net_describe: the same layers, shapes and parameter registry as
  * heed_net_load, nothing allocated; running it is refused, not a crash
  * (every shipped network, training and inference, frozen or not). */
@@ -578,6 +626,8 @@ Suite *heed_suite_net(void) {
     tcase_add_test(tc, default_names_count_per_type);
     tcase_add_test(tc, freezing_reaches_every_layer);
     tcase_add_test(tc, layers_share_the_networks_work_space);
+    tcase_add_loop_test(tc, first_layers_train_alike_without_dx, 0,
+                        (int)(sizeof first_layers / sizeof first_layers[0]));
     tcase_add_loop_test(tc, errors_name_the_line, 0, sizeof broken / sizeof broken[0]);
     tcase_add_loop_test(tc, settings_out_of_range_name_the_line, 0,
                         sizeof out_of_range / sizeof out_of_range[0]);
