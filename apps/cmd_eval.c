@@ -73,9 +73,11 @@ int cmd_eval(int argc, char **argv) {
         {0}};
     const cli_spec spec = {"eval", "--model MODEL [--json]",
                            "Evaluates a model on the test split of the dataset it was trained on, or of\n"
-                           "--data. A folder dataset's classes (DIR/test/<class>/) are matched to the\n"
-                           "model's by name, as `heed data export` writes them (T_shirt_top for\n"
-                           "T-shirt/top), so the folder may hold some of them, in any order.", opts, NULL};
+                           "--data. A folder dataset's test split is DIR/test/<class>/, or, for a folder\n"
+                           "of class folders alone, the images heed train held out (one in five, by file\n"
+                           "name). Its classes are matched to the model's by name, as `heed data export`\n"
+                           "writes them (T_shirt_top for T-shirt/top), so the folder may hold some of\n"
+                           "them, in any order.", opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
