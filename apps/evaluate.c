@@ -66,13 +66,13 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
         if (is_folder(root)) {
             fo.part = HEED_FOLDER_ALL;
             HEED_TRY(heed_folder_load_with(d, root, c, h, w, &fo));
-        }
-        else if (is_folder(other))
+        } else if (is_folder(other)) {
             return heed_fail(HEED_ERR_IO, "folder dataset %s has no %s/ folder (folder:DIR reads "
                              "DIR/train/<class>/*.png and DIR/test/<class>/*.png, or "
                              "DIR/<class>/*.png)", dir, train ? "train" : "test");
-        else
+        } else {
             HEED_TRY(heed_folder_load_with(d, dir, c, h, w, &fo));
+        }
         if (limit > 0 && limit < d->count) keep_spread(d, limit);
         return HEED_OK;
     }
