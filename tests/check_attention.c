@@ -2,11 +2,14 @@
  * formulas written out in plain loops here, gradients against central
  * differences for the input and every parameter, attention exposed. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cbam.h"
+#include "net.h"
 #include "params.h"
+#include "ram.h"
 #include "rng.h"
 #include "se.h"
 #include "testutil.h"
@@ -344,6 +347,111 @@ START_TEST(cbam_ties_share_the_gradient) {
 }
 END_TEST
 
+/* A module that is a network's first layer is handed no dx (nothing
+ * upstream wants it): its parameter gradients must be those of the full
+ * backward all the same. Checked by central differences with dx NULL, for
+ * SE and for CBAM after a training and after an inference forward (CBAM's
+ * channel pass has a separate loop for that case). */
+START_TEST(backward_without_dx_keeps_the_parameter_gradients) {
+    for (int kind = 0; kind < 3; kind++) {
+        heed_params p = {0};
+        heed_layer *layer;
+        enum { N = 2, C = 5, H = 4, W = 3 };
+        if (kind == 0) {
+            heed_se *se;
+            ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.r = 2}, (int[3]){C, H, W}, &p, "se"), HEED_OK);
+            layer = &se->base;
+        } else {
+            heed_cbam *cb;
+            ck_assert_int_eq(heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 3}, (int[3]){C, H, W}, &p, "cb"),
+                             HEED_OK);
+            layer = &cb->base;
+        }
+        ck_assert_int_eq(heed_params_alloc(&p, 17), HEED_OK);
+        heed_layer_set_training(layer, kind != 2);
+        case_ctx ctx = {.layer = layer};
+        ck_assert_int_eq(heed_tensor_alloc(&ctx.x, N, C, H, W), HEED_OK);
+        tu_fill_uniform(ctx.x.data, heed_tensor_count(&ctx.x), 0, 2, 18);
+        ck_assert_int_eq(heed_tensor_alloc(&ctx.w, N, C, H, W), HEED_OK);
+        tu_fill_uniform(ctx.w.data, heed_tensor_count(&ctx.w), -1, 1, 19);
+        heed_params_zero_grad(&p);
+        eval_loss(&ctx);
+        ck_assert_int_eq(heed_layer_backward(layer, &ctx.x, &ctx.y, &ctx.w, NULL), HEED_OK);
+        for (int i = 0; i < p.count; i++) {
+            heed_param *it = &p.items[i];
+            if (it->flags & HEED_PARAM_BUFFER) continue;
+            char what[96];
+            snprintf(what, sizeof what, "kind %d, no dx: %s", kind, it->name);
+            TU_GRADCHECK_KINKS(what, eval_loss, &ctx, p.values + it->offset, it->count,
+                               p.grads + it->offset, 2e-3f, 1e-3);
+        }
+        heed_tensor_free(&ctx.x), heed_tensor_free(&ctx.y), heed_tensor_free(&ctx.w);
+        heed_layer_free(layer);
+        heed_params_free(&p);
+    }
+}
+END_TEST
+
+/* Forward FLOPs per image (layer.h: 2 x multiply-adds, elementwise work 1
+ * per element), C = 8, H = 5, W = 3, r = 2 (4 hidden units). fc1 8->4 and
+ * fc2 4->8 with their bias adds: 2*32 + 4 = 68 and 2*32 + 8 = 72 (as
+ * check_linear counts a linear layer). SE's own (se.c's comment: "pooling,
+ * the scaling, and the sigmoid"): the pooling's C H W adds, the scaling's
+ * C H W products, C sigmoids: 120 + 120 + 8 = 248; in all 388. CBAM's own,
+ * from cbam.c's list: the second MLP pass 68 + 72; the two global poolings
+ * 2 C H W = 240; the channel pool's max and sum 2 C H W = 240 and its mean's
+ * H W divisions 15; the two scalings 240; the sigmoids C + H W = 23; that is
+ * 898, plus the children: the MLP 140, the 3x3 conv 2->1 without bias
+ * 2*18*15 = 540 and the bn 2*15 = 30 (as check_conv2d and check_batchnorm
+ * count them): 1608. The children are listed in the order they run. */
+START_TEST(flops_and_children_as_documented) {
+    heed_params p = {0};
+    heed_se *se;
+    heed_cbam *cb;
+    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.r = 2}, (int[3]){8, 5, 3}, &p, "se"), HEED_OK);
+    ck_assert_int_eq(heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 3}, (int[3]){8, 5, 3}, &p, "cb"), HEED_OK);
+    ck_assert_double_eq_tol(heed_layer_flops(&se->base), 388.0, 1e-9);
+    ck_assert_double_eq_tol(heed_layer_flops(&cb->base), 1608.0, 1e-9);
+    const char *se_kids[] = {"se.fc1", "se.fc2"}, *cb_kids[] = {"cb.fc1", "cb.fc2", "cb.conv", "cb.bn"};
+    ck_assert_int_eq(heed_layer_child_count(&se->base), 2);
+    for (int i = 0; i < 2; i++) ck_assert_str_eq(heed_layer_child(&se->base, i)->name, se_kids[i]);
+    ck_assert_int_eq(heed_layer_child_count(&cb->base), 4);
+    for (int i = 0; i < 4; i++) ck_assert_str_eq(heed_layer_child(&cb->base, i)->name, cb_kids[i]);
+    heed_layer_free(&se->base);
+    heed_layer_free(&cb->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+/* A network file's modules without settings get nets/README.md's
+ * defaults: se r 16; cbam r 16, k 7; ram glimpses 6, patch 12, scales 3,
+ * glimpse_hidden 128, loc_hidden 128, hidden 256, classes 10, lstm 0,
+ * std 0.17, samples 1, seed 1. */
+START_TEST(net_file_defaults_are_the_documented_ones) {
+    heed_net *net;
+    ck_assert_msg(heed_net_parse(&net, "input 32 9 9\nse name=s\ncbam name=c\n", "d.net", 1) == HEED_OK, "%s",
+                  heed_last_error());
+    const heed_se *se = (const heed_se *)heed_net_find(net, "s");
+    const heed_cbam *cb = (const heed_cbam *)heed_net_find(net, "c");
+    ck_assert(se && cb);
+    ck_assert_int_eq(se->cfg.r, 16);
+    ck_assert_int_eq(se->mlp.fc1->cfg.out, 2);
+    ck_assert_int_eq(cb->cfg.r, 16);
+    ck_assert_int_eq(cb->mlp.fc1->cfg.out, 2);
+    ck_assert_int_eq(cb->cfg.k, 7);
+    ck_assert_int_eq(cb->conv->cfg.k, 7);
+    heed_net_free(net);
+    ck_assert_msg(heed_net_parse(&net, "input 1 60 60\nram name=r\n", "d.net", 1) == HEED_OK, "%s",
+                  heed_last_error());
+    const heed_ram_cfg *c = heed_ram_config((const heed_ram *)heed_net_find(net, "r"));
+    ck_assert(c->glimpses == 6 && c->patch == 12 && c->scales == 3 && c->glimpse_hidden == 128 &&
+              c->loc_hidden == 128 && c->hidden == 256 && c->classes == 10 && c->lstm == 0 &&
+              c->samples == 1 && c->seed == 1);
+    ck_assert_float_eq(c->std, 0.17f);
+    heed_net_free(net);
+}
+END_TEST
+
 START_TEST(bad_settings_are_refused) {
     heed_params p = {0};
     heed_se *se;
@@ -492,6 +600,9 @@ Suite *heed_suite_attention(void) {
     tcase_add_test(tc, cbam_forward_matches_formula);
     tcase_add_test(tc, cbam_gradients_train_and_infer);
     tcase_add_test(tc, cbam_ties_share_the_gradient);
+    tcase_add_test(tc, backward_without_dx_keeps_the_parameter_gradients);
+    tcase_add_test(tc, flops_and_children_as_documented);
+    tcase_add_test(tc, net_file_defaults_are_the_documented_ones);
     tcase_add_test(tc, bad_settings_are_refused);
     tcase_add_test(tc, failed_constructors_leave_the_store_as_it_was);
     tcase_add_test(tc, names_that_do_not_fit_are_refused);

@@ -12,6 +12,8 @@
 
 #include "image.h"
 #include "model.h"
+#include "net.h"
+#include "overlay.h"
 #include "testutil.h"
 
 /* The tiny model: input 1x20x20, T = 4 glimpses of 4x4 pixels at 2 scales. */
@@ -493,6 +495,174 @@ START_TEST(overlay_options_need_overlay) {
 }
 END_TEST
 
+/* The header comment's coordinates, where rounding and the letterbox are
+ * not trivial. A model on 21x21 inputs whose location network is all zeros
+ * puts every step after the first at the policy mean tanh(0) = 0: the
+ * centre round(0.5 * 21) = round(10.5) = 10 (half to even, as the sensor).
+ * A 50x29 image is letterboxed to 21x12 (lround(29 * 0.42) = 12) at row
+ * (21 - 12) / 2 = 4, so px = 10 * 50 / 21 = 23.81 and py = (10 - 4) * 29 / 12
+ * = 14.50: each axis by its own scale. */
+START_TEST(centres_round_half_to_even_and_map_each_axis_by_its_own_scale) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096], odd[300], img[2][300];
+    snprintf(odd, sizeof odd, "%s/odd.heed", dir);
+    heed_net *net;
+    heed_model *m;
+    ck_assert_msg(heed_net_parse(&net, "input 1 21 21\nram name=r glimpses=3 patch=3 scales=1 glimpse_hidden=4 "
+                                 "loc_hidden=4 hidden=4 classes=3\n", "odd", 7) == HEED_OK, "%s", heed_last_error());
+    const char *zero[] = {"r.fc_loc.weight", "r.fc_loc.bias"};
+    for (int i = 0; i < 2; i++) {
+        heed_param *it = heed_params_find(&net->params, zero[i]);
+        ck_assert_ptr_nonnull(it);
+        memset(net->params.values + it->offset, 0, it->count * sizeof(float));
+    }
+    ck_assert_int_eq(heed_model_new(&m, net), HEED_OK);
+    const char *names[] = {"a", "b", "c"};
+    ck_assert_int_eq(heed_model_set_classes(m, 3, names), HEED_OK);
+    m->meta.input_mean = 0.0f, m->meta.input_std = 1.0f, m->meta.dark_background = 1;
+    ck_assert_msg(heed_model_save(m, odd) == HEED_OK, "%s", heed_last_error());
+    heed_model_free(m);
+    const int size[2][2] = {{21, 21}, {50, 29}}; /* w, h */
+    const double want[2][2] = {{10.0, 10.0}, {10.0 * 50 / 21, (10.0 - 4) * 29 / 12}};
+    for (int i = 0; i < 2; i++) {
+        heed_tensor a;
+        ck_assert_int_eq(heed_tensor_alloc(&a, 1, 1, size[i][1], size[i][0]), HEED_OK);
+        heed_tensor_fill(&a, 0.1f);
+        snprintf(img[i], sizeof img[i], "%s/odd%d.png", dir, i);
+        ck_assert_int_eq(heed_image_save(img[i], &a, NULL), HEED_OK);
+        heed_tensor_free(&a);
+    }
+    snprintf(args, sizeof args, "--model %s --json %s %s", odd, img[0], img[1]);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    const char *line = out;
+    for (int i = 0; i < 2; i++) {
+        const char *end = strchr(line, '\n');
+        ck_assert_ptr_nonnull(end);
+        const char *p = strstr(line, "{\"step\": 1");
+        ck_assert(p && p < end);
+        for (int t = 1; t < 3; t++, p = strstr(p + 1, "{\"step\": ")) {
+            ck_assert(p && p < end);
+            ck_assert_double_eq(num_after(p, "x"), 0.0);
+            ck_assert_double_eq(num_after(p, "y"), 0.0);
+            ck_assert_msg(fabs(num_after(p, "px") - want[i][0]) < 0.006 && fabs(num_after(p, "py") - want[i][1]) < 0.006,
+                          "image %d step %d: px %g, py %g, want %.2f, %.2f", i, t, num_after(p, "px"),
+                          num_after(p, "py"), want[i][0], want[i][1]);
+        }
+        line = end + 1;
+    }
+}
+END_TEST
+
+/* The default zoom for an image under 240 pixels high is the smallest whole
+ * number reaching 240: ceil(240 / 50) = 5 for a 70x50 image (Zw =
+ * floor(1280 / 70) = 18), shown 350 x 250. And the strip's patch zoom
+ * stops at floor(120 / P) = 30: --zoom 13 shows the 20x20 image 260 high,
+ * where (260 - 8) / 8 = 31 would pass it. */
+START_TEST(zooms_round_as_documented) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096], path[400];
+    save_strip("mid.png", 70, 50);
+    snprintf(args, sizeof args, "--model %s --overlay %s %s/mid.png", model, dir, dir);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    snprintf(args, sizeof args, "--model %s --overlay %s/big.png --zoom 13 %s", model, dir, dark);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    const char *names[] = {"mid-glimpse.png", "big.png"};
+    const int shown[2][2] = {{350, 250}, {260, 260}};
+    for (int i = 0; i < 2; i++) {
+        heed_tensor o = {0};
+        int W, H;
+        expected_size(shown[i][0], shown[i][1], &W, &H);
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+        ck_assert_msg(o.w == W && o.h == H, "%s: %d x %d, want %d x %d", names[i], o.w, o.h, W, H);
+        heed_tensor_free(&o);
+    }
+}
+END_TEST
+
+/* The default layout of the dark 20x20 image (shown 240 x 240, z = 29,
+ * cells 116, canvas 776 x 264): both panels centred vertically, so the
+ * image starts at (12, 12), each pixel a 12x12 block; and step t's cells
+ * framed in --colormap's colour at 0.1 + 0.8 t / (T - 1), the first step
+ * 0.1 and the last 0.9. A block's centre and a frame's outer corner are
+ * compared (boxes drawn over the image may hide a few blocks). */
+START_TEST(overlay_places_the_image_and_colours_the_steps) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096], path[400];
+    snprintf(args, sizeof args, "--model %s --overlay %s --colormap viridis %s", model, dir, dark);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    heed_tensor o = {0}, img = {0};
+    snprintf(path, sizeof path, "%s/dark-glimpse.png", dir);
+    ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+    ck_assert_int_eq(heed_image_load(dark, 0, &img), HEED_OK);
+    ck_assert(o.w == 776 && o.h == 264);
+    const size_t plane = (size_t)o.w * o.h;
+    for (int row = 0; row < IN; row += IN - 1) {
+        int same = 0;
+        for (int j = 0; j < IN; j++) {
+            const float got = o.data[(size_t)(12 + row * 12 + 6) * o.w + 12 + j * 12 + 6];
+            same += fabsf(got - img.data[row * IN + j]) < 0.6f / 255;
+        }
+        ck_assert_msg(same >= 12, "image row %d: %d of %d blocks where the layout puts them", row, same, IN);
+    }
+    const int cell = 116, x0 = 12 + 240 + 24, y0 = 12;
+    for (int t = 0; t < T; t++) {
+        float rgb[3];
+        heed_colormap_rgb(HEED_CMAP_VIRIDIS, 0.1f + 0.8f * (float)t / (T - 1), rgb);
+        const size_t at = (size_t)(y0 - 2) * o.w + x0 + t * (cell + 8) - 2;
+        for (int c = 0; c < 3; c++)
+            ck_assert_msg(fabsf(o.data[c * plane + at] - rgb[c]) < 0.6f / 255, "step %d's frame, channel %d: %g, want %g",
+                          t, c, (double)o.data[c * plane + at], (double)rgb[c]);
+    }
+    heed_tensor_free(&o), heed_tensor_free(&img);
+}
+END_TEST
+
+/* The strip shows each patch as the network saw it, normalisation undone
+ * (x * std + mean), and is centred vertically. A copy of the model saved
+ * with mean 0.5 and std 0.25 (its input is then (v - 0.5) / 0.25, within
+ * [-2, 2]) shows the same pixels as the original. At --zoom 13 the 20x20
+ * image is shown 260 high, cells are 120 (z 30), the strip 248 high on a
+ * canvas 284 high: it starts at row (284 - 248) / 2 = 18, not at the
+ * margin, and its frames' top edge is at row 16. */
+START_TEST(strip_is_centred_and_undoes_the_normalisation) {
+    static char out[1 << 15], err[1 << 12];
+    char args[4096], path[400], norm[300];
+    snprintf(norm, sizeof norm, "%s/norm.heed", dir);
+    heed_model *m;
+    ck_assert_msg(heed_model_load(&m, model) == HEED_OK, "%s", heed_last_error());
+    m->meta.input_mean = 0.5f, m->meta.input_std = 0.25f;
+    ck_assert_msg(heed_model_save(m, norm) == HEED_OK, "%s", heed_last_error());
+    heed_model_free(m);
+    snprintf(path, sizeof path, "%s/norm.png", dir);
+    snprintf(args, sizeof args, "--model %s --json --overlay %s --zoom 13 %s", norm, path, dark);
+    ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    glimpse_rec g[T];
+    read_glimpses(out, strchr(out, '\n'), g);
+    heed_tensor o = {0}, img = {0};
+    ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+    ck_assert_int_eq(heed_image_load(dark, 0, &img), HEED_OK);
+    const int z = 30, x0 = 12 + 260 + 24, y0 = 18;
+    ck_assert(o.w == 12 + 260 + 24 + T * P * z + 8 * (T - 1) + 12 && o.h == 284);
+    const size_t plane = (size_t)o.w * o.h;
+    float rgb[3];
+    heed_colormap_rgb(HEED_CMAP_TURBO, 0.1f, rgb);
+    for (int c = 0; c < 3; c++)
+        ck_assert_msg(fabsf(o.data[c * plane + (size_t)(y0 - 2) * o.w + x0 + 50] - rgb[c]) < 0.6f / 255,
+                      "step 0's frame is not at row %d", y0 - 2);
+    int cx = (int)nearbyint((g[0].x + 1) / 2 * IN), cy = (int)nearbyint((g[0].y + 1) / 2 * IN);
+    for (int i = 0; i < P; i++)
+        for (int j = 0; j < P; j++) {
+            int r = cy - P / 2 + i, c = cx - P / 2 + j;
+            /* outside the image the input is 0, shown as 0 * 0.25 + 0.5 */
+            float want = r >= 0 && r < IN && c >= 0 && c < IN ? img.data[r * IN + c] : 0.5f;
+            float got = o.data[(size_t)(y0 + i * z + z / 2) * o.w + x0 + j * z + z / 2];
+            ck_assert_msg(fabsf(got - want) < 1.1f / 255, "cell (%d, %d): %f, want %f", i, j, got, want);
+        }
+    heed_tensor_free(&o), heed_tensor_free(&img);
+}
+END_TEST
+
 /* The "top" array of the JSON in s from `from` on (its first), into out. */
 static void top_array(const char *from, char *out, size_t size) {
     const char *a = strstr(from, "\"top\": ["), *b = a ? strchr(a, ']') : NULL;
@@ -542,6 +712,10 @@ Suite *heed_suite_glimpse(void) {
     tcase_add_test(tc, overlay_never_replaces_an_input);
     tcase_add_test(tc, overlay_options_need_overlay);
     tcase_add_test(tc, classify_agrees_with_glimpse);
+    tcase_add_test(tc, centres_round_half_to_even_and_map_each_axis_by_its_own_scale);
+    tcase_add_test(tc, zooms_round_as_documented);
+    tcase_add_test(tc, overlay_places_the_image_and_colours_the_steps);
+    tcase_add_test(tc, strip_is_centred_and_undoes_the_normalisation);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -175,6 +175,11 @@ START_TEST(refuses_what_has_no_map) {
     }
     ck_assert_int_eq(heed_gradcam_default_layer(net), 2);
     heed_net_free(net);
+    /* gradcam.h: the last top-level layer before the output with a map,
+     * which may be the one right before it. */
+    net = parse("input 1 8 8\nconv out=2 k=3 pad=1\nrelu\nconv out=3 k=3 pad=1\nfc out=2\n");
+    ck_assert_int_eq(heed_gradcam_default_layer(net), 2);
+    heed_net_free(net);
     net = parse("input 3 1 1\nfc out=4\nrelu\nfc out=2\n");
     ck_assert_int_eq(heed_gradcam_default_layer(net), -1);
     heed_net_free(net);

@@ -171,6 +171,74 @@ START_TEST(sensor_matches_hand_computed_patches) {
 }
 END_TEST
 
+/* A 4x40 image with x[r][c] = c + 1 (so a patch shows its columns): the
+ * centre is round((l + 1) / 2 * size) over the whole width, whatever the
+ * size. l = (0.5, 0): centre (30, 2), so the 2x2 patch is rows 1-2,
+ * columns 29-30, values 30, 31; l = (1, 1): centre (40, 4), the patch at
+ * (39, 3), of which only the top-left pixel (row 3, column 39: 40) is
+ * inside; l = (-0.95, 0): centre (1, 2), columns 0-1, values 1, 2. */
+START_TEST(sensor_centres_across_a_wide_image) {
+    heed_tensor x, loc, p = {0};
+    heed_tensor_alloc(&x, 1, 1, 4, 40);
+    heed_tensor_alloc(&loc, 1, 2, 1, 1);
+    for (int r = 0; r < 4; r++)
+        for (int c = 0; c < 40; c++) x.data[r * 40 + c] = (float)(c + 1);
+    const float l[3][2] = {{0.5f, 0.0f}, {1.0f, 1.0f}, {-0.95f, 0.0f}};
+    const float want[3][4] = {{30, 31, 30, 31}, {40, 0, 0, 0}, {1, 2, 1, 2}};
+    for (int i = 0; i < 3; i++) {
+        loc.data[0] = l[i][0], loc.data[1] = l[i][1];
+        ck_assert_int_eq(heed_ram_sensor(&x, &loc, 2, 1, &p), HEED_OK);
+        for (int j = 0; j < 4; j++)
+            ck_assert_msg(p.data[j] == want[i][j], "l (%g, %g): patch[%d] %g, want %g", (double)l[i][0],
+                          (double)l[i][1], j, (double)p.data[j], (double)want[i][j]);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&loc), heed_tensor_free(&p);
+}
+END_TEST
+
+/* Patches wider than the sensor's row buffer (4096) are summed block by
+ * block: 13 scales of 2 make the last one 8192 wide, in 4096 x 4096 blocks,
+ * each holding part of a 3x5 image. Against the reference, to 1e-5 of each
+ * value (the sums are divided by 4096^2). */
+START_TEST(sensor_handles_patches_wider_than_its_row_buffer) {
+    enum { H = 3, W = 5, P = 2, S = 13 };
+    heed_tensor x, loc, p = {0};
+    heed_tensor_alloc(&x, 1, 1, H, W);
+    heed_tensor_alloc(&loc, 1, 2, 1, 1);
+    for (int i = 0; i < H * W; i++) x.data[i] = (float)(i + 1);
+    const float l[2][2] = {{0.0f, 0.0f}, {0.3f, -0.4f}};
+    static double ref[S * P * P];
+    for (int i = 0; i < 2; i++) {
+        loc.data[0] = l[i][0], loc.data[1] = l[i][1];
+        ck_assert_int_eq(heed_ram_sensor(&x, &loc, P, S, &p), HEED_OK);
+        ref_glimpse(x.data, 1, H, W, l[i][0], l[i][1], P, S, ref);
+        for (int j = 0; j < S * P * P; j++)
+            ck_assert_msg(fabs(p.data[j] - ref[j]) <= 1e-5 * fabs(ref[j]) + 1e-12, "l %d, value %d: %g, want %g",
+                          i, j, (double)p.data[j], ref[j]);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&loc), heed_tensor_free(&p);
+}
+END_TEST
+
+/* Every location is checked, the last image's y included (a NaN centre
+ * would be converted to int: undefined behaviour). */
+START_TEST(sensor_refuses_a_non_finite_last_location) {
+    const int N = 3;
+    heed_tensor x, loc, p = {0}, dp, dx;
+    heed_tensor_alloc(&x, N, 1, 6, 6);
+    heed_tensor_alloc(&loc, N, 2, 1, 1);
+    heed_tensor_alloc(&dp, N, 1, 2, 2);
+    heed_tensor_alloc(&dx, N, 1, 6, 6);
+    loc.data[2 * N - 1] = NAN;
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, 2, 1, &p), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "location 1 of image 2 is not finite"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_ram_sensor_backward(&loc, 2, 1, &dp, &dx), HEED_ERR_ARG);
+    loc.data[2 * N - 1] = INFINITY;
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, 2, 1, &p), HEED_ERR_ARG);
+    heed_tensor_free(&x), heed_tensor_free(&loc), heed_tensor_free(&p), heed_tensor_free(&dp), heed_tensor_free(&dx);
+}
+END_TEST
+
 /* Non-square, two channels, many locations: x scales with W, y with H. */
 START_TEST(sensor_matches_reference_and_its_transpose) {
     const int N = 5, C = 2, H = 6, W = 10, P = 3, S = 3;
@@ -297,7 +365,9 @@ static double grad_loss(void *vctx) {
     return L;
 }
 
-static void check_gradients(int lstm, double ce_w, int glimpses) {
+/* with_dx 0: backward is handed no dx, as for a network's first layer (the
+ * usual place of a RAM): the parameter gradients must not change. */
+static void check_gradients_dx(int lstm, double ce_w, int glimpses, int with_dx) {
     heed_params p = {0};
     heed_ram_cfg cfg = small_cfg(lstm);
     cfg.glimpses = glimpses;
@@ -326,7 +396,8 @@ static void check_gradients(int lstm, double ce_w, int glimpses) {
     }
     double loss = 0;
     ck_assert_int_eq(heed_layer_set_targets(&r->base, labels, N, &loss), HEED_OK);
-    ck_assert_msg(heed_layer_backward(&r->base, &x, &g.y, &dy, &dx) == HEED_OK, "%s", heed_last_error());
+    ck_assert_msg(heed_layer_backward(&r->base, &x, &g.y, &dy, with_dx ? &dx : NULL) == HEED_OK, "%s",
+                  heed_last_error());
     double R0[3], adv0[16];
     for (int i = 0; i < N; i++) R0[i] = i == 1 ? 0 : 1;
     for (int t = 0; t < T; t++)
@@ -338,7 +409,7 @@ static void check_gradients(int lstm, double ce_w, int glimpses) {
         TU_GRADCHECK(it->name, grad_loss, &g, p.values + it->offset, it->count, p.grads + it->offset,
                      5e-4f, 3e-3);
     }
-    if (ce_w != 0) TU_GRADCHECK("dx", grad_loss, &g, x.data, heed_tensor_count(&x), dx.data, 5e-4f, 3e-3);
+    if (ce_w != 0 && with_dx) TU_GRADCHECK("dx", grad_loss, &g, x.data, heed_tensor_count(&x), dx.data, 5e-4f, 3e-3);
     if (ce_w == 0) {
         /* The baseline and the policy read h but not the logits: the
          * classifier gets nothing without a logit gradient. */
@@ -349,6 +420,10 @@ static void check_gradients(int lstm, double ce_w, int glimpses) {
     heed_params_free(&p);
     heed_tensor_free(&x), heed_tensor_free(&dx), heed_tensor_free(&dy), heed_tensor_free(&g.y);
     heed_tensor_free(&draws);
+}
+
+static void check_gradients(int lstm, double ce_w, int glimpses) {
+    check_gradients_dx(lstm, ce_w, glimpses, 1);
 }
 
 START_TEST(gradients_relu_core) { check_gradients(0, 1.0, 3); }
@@ -364,6 +439,12 @@ END_TEST
 START_TEST(gradients_single_glimpse) {
     check_gradients(0, 1.0, 1);
     check_gradients(1, 1.0, 1);
+}
+END_TEST
+
+START_TEST(gradients_without_dx) {
+    check_gradients_dx(0, 1.0, 3, 0);
+    check_gradients_dx(1, 1.0, 3, 0);
 }
 END_TEST
 
@@ -708,17 +789,186 @@ START_TEST(bad_settings_are_refused) {
 }
 END_TEST
 
+/* ---- documented draws, defaults and settings ------------------------------ */
+
+/* ram.h: l_0 ~ U[-1, 1]^2 and, in training, s ~ N(mu_t, std^2) (WORKLOADS.md
+ * W3's policy). Checked on 4000 images: the first locations reach both
+ * ends of [-1, 1] and average about 0 (U[-1, 1]'s mean; the standard error
+ * is 0.58 / sqrt(8000) = 0.0065), and s - mu has the configured spread
+ * (standard error of the sample deviation 0.3 / sqrt(2 * 8000) = 0.0024). */
+START_TEST(draws_follow_the_documented_distributions) {
+    const int N = 4000;
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(0);
+    cfg.glimpses = 2, cfg.std = 0.3f;
+    heed_ram *r = make_ram(&cfg, (int[3]){1, 8, 8}, &p, 51);
+    heed_tensor x, y = {0};
+    heed_tensor_alloc(&x, N, 1, 8, 8);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 52);
+    heed_layer_set_training(&r->base, 1);
+    ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y), HEED_OK);
+    const float *where = heed_ram_locations(r)->data;
+    double lo = 1, hi = -1, mean = 0, ss = 0;
+    for (int i = 0; i < N; i++)
+        for (int k = 0; k < 2; k++) {
+            const double l0 = where[(i * 2 + 0) * 2 + k];
+            lo = fmin(lo, l0), hi = fmax(hi, l0), mean += l0 / (2.0 * N);
+            const double d = (double)r->s.data[i * 2 + k] - r->mu.data[i * 2 + k];
+            ss += d * d / (2.0 * N);
+        }
+    ck_assert_msg(lo < -0.99 && hi > 0.99 && fabs(mean) < 0.03, "l_0 from %g to %g, mean %g", lo, hi, mean);
+    ck_assert_msg(fabs(sqrt(ss) - 0.3) < 0.015, "s - mu has deviation %g, want 0.3", sqrt(ss));
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y);
+}
+END_TEST
+
+/* The reward uses the first of tied maxima, as torch.argmax does: with
+ * fc_act all zeros every logit is 0, so class 0 is the prediction, and
+ * image 0 (label 0) is right while image 1 (label K - 1) is wrong. The loss
+ * then is the set_targets test's sum with R = (1, 0). */
+START_TEST(reward_takes_the_first_of_tied_maxima) {
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(0);
+    const int N = 2, T = cfg.glimpses, K = cfg.classes;
+    heed_ram *r = make_ram(&cfg, (int[3]){1, 8, 8}, &p, 53);
+    heed_param *w = heed_params_find(&p, "ram.fc_act.weight"), *b = heed_params_find(&p, "ram.fc_act.bias");
+    memset(p.values + w->offset, 0, w->count * sizeof(float));
+    memset(p.values + b->offset, 0, b->count * sizeof(float));
+    heed_tensor x, y = {0};
+    heed_tensor_alloc(&x, N, 1, 8, 8);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 54);
+    heed_layer_set_training(&r->base, 1);
+    ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y), HEED_OK);
+    for (int i = 0; i < N * K; i++) ck_assert_float_eq(y.data[i], 0.0f);
+    const int labels[2] = {0, K - 1};
+    const double R[2] = {1, 0}, sd = cfg.std;
+    double loss = 0, want = 0;
+    ck_assert_int_eq(heed_layer_set_targets(&r->base, labels, N, &loss), HEED_OK);
+    for (int i = 0; i < N; i++)
+        for (int t = 0; t < T; t++) {
+            const double bt = r->b.data[t * N + i];
+            want += (bt - R[i]) * (bt - R[i]) / (N * T);
+            if (t == T - 1) continue;
+            for (int k = 0; k < 2; k++) {
+                const double d = (double)r->s.data[(t * N + i) * 2 + k] - r->mu.data[(t * N + i) * 2 + k];
+                want += (d * d / (2 * sd * sd) + log(sd * sqrt(2 * 3.14159265358979323846))) * (R[i] - bt) / N;
+            }
+        }
+    ck_assert_double_eq_tol(loss, want, 1e-5);
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y);
+}
+END_TEST
+
+/* cfg.seed starts the layer's stream (ram.h) and stays part of it after
+ * heed_layer_reseed ("the configured seed stays part of the stream"): two
+ * layers with the same weights and different seeds look first at different
+ * places, before and after both are reseeded alike; the same seed twice
+ * looks at the same ones. */
+START_TEST(the_configured_seed_is_part_of_the_stream) {
+    heed_ram *r[3];
+    heed_params p[3] = {{0}};
+    const uint64_t seeds[3] = {1, 2, 1};
+    heed_tensor x, y = {0};
+    heed_tensor_alloc(&x, 3, 1, 8, 8);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 55);
+    float l0[2][3][6];
+    for (int pass = 0; pass < 2; pass++)
+        for (int j = 0; j < 3; j++) {
+            if (pass == 0) {
+                heed_ram_cfg cfg = small_cfg(0);
+                cfg.seed = seeds[j];
+                r[j] = make_ram(&cfg, (int[3]){1, 8, 8}, &p[j], 56);
+            } else {
+                heed_layer_reseed(&r[j]->base, 7);
+            }
+            ck_assert_int_eq(heed_layer_forward(&r[j]->base, &x, &y), HEED_OK);
+            const int T = r[j]->cfg.glimpses;
+            for (int i = 0; i < 3; i++)
+                for (int k = 0; k < 2; k++) l0[pass][j][i * 2 + k] = heed_ram_locations(r[j])->data[(i * T) * 2 + k];
+        }
+    for (int pass = 0; pass < 2; pass++) {
+        ck_assert_msg(memcmp(l0[pass][0], l0[pass][1], sizeof l0[pass][0]) != 0, "pass %d: seeds 1 and 2 drew "
+                      "the same first locations", pass);
+        ck_assert_int_eq(memcmp(l0[pass][0], l0[pass][2], sizeof l0[pass][0]), 0);
+    }
+    for (int j = 0; j < 3; j++) heed_layer_free(&r[j]->base), heed_params_free(&p[j]);
+    heed_tensor_free(&x), heed_tensor_free(&y);
+}
+END_TEST
+
+/* heed_ram_defaults() is WORKLOADS.md's W3: 6 glimpses of 3 patches of side
+ * 12, 24, 48; hidden sizes 128, 128, 256; 10 classes; ReLU core; std 0.17. */
+START_TEST(defaults_are_w3) {
+    const heed_ram_cfg c = heed_ram_defaults();
+    ck_assert(c.glimpses == 6 && c.patch == 12 && c.scales == 3 && c.glimpse_hidden == 128 &&
+              c.loc_hidden == 128 && c.hidden == 256 && c.classes == 10 && c.lstm == 0 && c.samples == 1);
+    ck_assert_float_eq(c.std, 0.17f);
+}
+END_TEST
+
+/* The bounds bad_settings_are_refused tests from outside, here from inside:
+ * a patch as wide as the image's smaller side, and a largest patch exactly
+ * twice the larger side, are allowed ("from 1 to the smaller side"; "more
+ * than twice" is refused). */
+START_TEST(settings_at_their_bounds_are_accepted) {
+    heed_params p = {0};
+    heed_ram *r;
+    heed_ram_cfg cfg = small_cfg(0);
+    cfg.patch = 12, cfg.scales = 1;
+    ck_assert_msg(heed_ram_new(&r, &cfg, (int[3]){1, 12, 16}, &p, "ram") == HEED_OK, "%s", heed_last_error());
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    p = (heed_params){0};
+    cfg.patch = 4, cfg.scales = 3; /* 4 * 4 = 16 = 2 * 8 */
+    ck_assert_msg(heed_ram_new(&r, &cfg, (int[3]){1, 8, 8}, &p, "ram") == HEED_OK, "%s", heed_last_error());
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+/* samples > 1 averages sequences in inference only ("training runs one"):
+ * a training forward, its targets and its backward work as with samples 1. */
+START_TEST(training_runs_one_sequence_whatever_samples) {
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(0);
+    cfg.samples = 3;
+    const int N = 2;
+    heed_ram *r = make_ram(&cfg, (int[3]){1, 8, 8}, &p, 57);
+    heed_tensor x, y = {0}, dy;
+    heed_tensor_alloc(&x, N, 1, 8, 8);
+    heed_tensor_alloc(&dy, N, cfg.classes, 1, 1);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 58);
+    tu_fill_uniform(dy.data, heed_tensor_count(&dy), -1, 1, 59);
+    heed_layer_set_training(&r->base, 1);
+    ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y), HEED_OK);
+    double loss = 0;
+    ck_assert_int_eq(heed_layer_set_targets(&r->base, (int[2]){0, 1}, N, &loss), HEED_OK);
+    ck_assert_msg(heed_layer_backward(&r->base, &x, &y, &dy, NULL) == HEED_OK, "%s", heed_last_error());
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy);
+}
+END_TEST
+
 Suite *heed_suite_ram(void) {
     Suite *s = suite_create("ram");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, sensor_matches_hand_computed_patches);
     tcase_add_test(tc, sensor_matches_reference_and_its_transpose);
+    tcase_add_test(tc, sensor_centres_across_a_wide_image);
+    tcase_add_test(tc, sensor_handles_patches_wider_than_its_row_buffer);
+    tcase_add_test(tc, sensor_refuses_a_non_finite_last_location);
     tcase_add_test(tc, forward_matches_reference_relu);
     tcase_add_test(tc, forward_matches_reference_lstm);
     tcase_add_test(tc, gradients_relu_core);
     tcase_add_test(tc, gradients_of_policy_and_baseline_alone);
     tcase_add_test(tc, gradients_lstm_core);
     tcase_add_test(tc, gradients_single_glimpse);
+    tcase_add_test(tc, gradients_without_dx);
     tcase_add_test(tc, set_targets_adds_reinforce_and_baseline_terms);
     tcase_add_test(tc, reinforce_moves_the_policy_to_the_object);
     tcase_add_test(tc, training_is_reproducible_across_runs_and_threads);
@@ -728,6 +978,12 @@ Suite *heed_suite_ram(void) {
     tcase_add_test(tc, bad_settings_are_refused);
     tcase_add_test(tc, null_arguments_are_refused);
     tcase_add_test(tc, long_names_are_refused_as_rams);
+    tcase_add_test(tc, draws_follow_the_documented_distributions);
+    tcase_add_test(tc, reward_takes_the_first_of_tied_maxima);
+    tcase_add_test(tc, the_configured_seed_is_part_of_the_stream);
+    tcase_add_test(tc, defaults_are_w3);
+    tcase_add_test(tc, settings_at_their_bounds_are_accepted);
+    tcase_add_test(tc, training_runs_one_sequence_whatever_samples);
     suite_add_tcase(s, tc);
     return s;
 }
