@@ -59,7 +59,12 @@ int cmd_info(int argc, char **argv) {
     const cli_spec spec = {"info", "[--json] FILE",
                            "Prints each layer of a network file (.net) or model file (.heed): name, type,\n"
                            "output shape per image, its own parameter count and forward FLOPs per image\n"
-                           "(2 per multiply-add), then the totals.",
+                           "(2 per multiply-add), then the totals; for a model, its classes, data,\n"
+                           "accuracy, input normalisation and recipe. JSON: {\"file\", \"input\", \"output\",\n"
+                           "\"layers\": [{\"name\", \"type\", \"depth\", \"output\", \"params\", \"flops\"}], \"params\",\n"
+                           "\"flops\"}, a model's with \"classes\" (how many), \"test_accuracy\" (null: not\n"
+                           "evaluated), \"epochs\", \"input_mean\", \"input_std\", \"class_names\", \"dataset\" and\n"
+                           "\"recipe\".",
                            opts, NULL};
     char **args;
     int nargs;
@@ -100,6 +105,16 @@ int cmd_info(int argc, char **argv) {
             printf(m->meta.test_accuracy < 0 ? "null" : "%.6f", m->meta.test_accuracy);
             printf(", \"epochs\": %d, \"input_mean\": %.9g, \"input_std\": %.9g", m->meta.epochs,
                    m->meta.input_mean, m->meta.input_std);
+            printf(", \"class_names\": [");
+            for (int k = 0; k < m->meta.classes; k++) {
+                if (k) printf(", ");
+                cli_json_string(stdout, m->meta.class_names[k]);
+            }
+            /* "" where a model saved through the library records none */
+            printf("], \"dataset\": ");
+            cli_json_string(stdout, m->meta.dataset);
+            printf(", \"recipe\": ");
+            cli_json_string(stdout, m->meta.recipe);
         }
         printf("}\n");
     } else {

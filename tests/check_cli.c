@@ -859,7 +859,7 @@ START_TEST(eval_data_and_info_say_what_they_cannot_do) {
     ck_assert_int_eq(heed_net_parse(&net, "input 1 4 4\nfc out=2\n", "two", 1), HEED_OK);
     heed_model *m;
     ck_assert_int_eq(heed_model_new(&m, net), HEED_OK);
-    ck_assert_int_eq(heed_model_set_classes(m, 2, (const char *[]){"a", "b"}), HEED_OK);
+    ck_assert_int_eq(heed_model_set_classes(m, 2, (const char *[]){"a\"q", "b"}), HEED_OK);
     snprintf(path, sizeof path, "%s/lib.heed", dir);
     ck_assert_msg(heed_model_save(m, path) == HEED_OK, "%s", heed_last_error());
     heed_model_free(m);
@@ -869,6 +869,9 @@ START_TEST(eval_data_and_info_say_what_they_cannot_do) {
     snprintf(cmd, sizeof cmd, "info --json '%s'", path);
     ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "\"test_accuracy\": null"), "%s", out);
+    /* what scripts need of a model: its class names (escaped), data and recipe */
+    ck_assert_msg(strstr(out, "\"class_names\": [\"a\\\"q\", \"b\"], \"dataset\": \"\", \"recipe\": \"\"}"),
+                  "%s", out);
     if (access(HEED_FMNIST_DIR, R_OK) != 0) return;
     /* classes with no items under --limit have no accuracy, not 0% */
     ck_assert_int_eq(heed("eval --model models/fmnist-plain.heed --limit 3 --json", out, sizeof out), 0);
