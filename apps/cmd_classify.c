@@ -13,13 +13,13 @@
 #include "overlay.h"
 #include "se.h"
 
-const char cmd_classify_summary[] = "classify images; write attention or Grad-CAM overlays";
+const char cmd_classify_summary[] = "classify images; write attention, Grad-CAM or saliency overlays";
 
 typedef struct classify_opts {
     image_cmd io; /* --model, --top, --overlay, --map (io.kind), --colormap, --format, --invert,
                      --threads, --json */
     const char *layer;
-    const char *cls; /* --class: Grad-CAM for this class, not the top one */
+    const char *cls; /* --class: Grad-CAM or saliency for this class, not the top one */
     float alpha;
     int channels; /* --channels: each SE and CBAM layer's channel weights */
     int seed;     /* --seed: where a RAM model's first glimpse goes */
@@ -62,22 +62,31 @@ static heed_status gradcam_layer(heed_model *m, const char *name, int *idx) {
 }
 
 /* Where the heat maps come from, found once for all the images: the cbam
- * layer (--map attention) or the top-level layer's index (gradcam). */
+ * layer (--map attention), the top-level layer's index (gradcam), or the
+ * input (saliency). */
 typedef struct map_source {
     heed_layer *att;
     int idx;
-    int cls; /* the class Grad-CAM shows: --class, or -1 for each image's top class */
+    int saliency;
+    int cls; /* the class Grad-CAM or saliency shows: --class, or -1 for each image's top class */
 } map_source;
 
 static heed_status find_map_source(heed_model *m, const classify_opts *o, map_source *src) {
     *src = (map_source){.idx = -1, .cls = -1};
     if (o->cls && !strcmp(o->io.kind, "attention"))
-        return heed_fail(HEED_ERR_ARG, "--class needs --map gradcam (an attention map is the same for every "
-                         "class)");
+        return heed_fail(HEED_ERR_ARG, "--class needs --map gradcam or saliency (an attention map is the same "
+                         "for every class)");
     if (o->cls && (src->cls = model_class(m, o->cls)) < 0)
         return heed_fail(HEED_ERR_ARG, "--class %s is none of the model's %d classes (%s ... %s, or 0..%d)",
                          o->cls, m->meta.classes, m->meta.class_names[0],
                          m->meta.class_names[m->meta.classes - 1], m->meta.classes - 1);
+    if (!strncmp(o->io.kind, "saliency", 8)) {
+        if (o->layer)
+            return heed_fail(HEED_ERR_ARG, "--layer %s: --map saliency is over the input, not a layer's "
+                             "output (--layer is for attention and gradcam)", o->layer);
+        src->saliency = 1;
+        return HEED_OK;
+    }
     if (strcmp(o->io.kind, "attention")) return gradcam_layer(m, o->layer, &src->idx);
     if (o->layer) {
         src->att = heed_net_find(m->net, o->layer);
@@ -94,7 +103,9 @@ static heed_status find_map_source(heed_model *m, const classify_opts *o, map_so
 
 /* The heat map from src for the image r ran, over the model's input frame. */
 static heed_status heat_map(heed_model *m, const map_source *src, const image_run *r, heed_tensor *map) {
-    if (!src->att) return heed_gradcam(m->net, &r->x, src->cls >= 0 ? src->cls : r->order[0], src->idx, map);
+    const int cls = src->cls >= 0 ? src->cls : r->order[0];
+    if (src->saliency) return heed_saliency(m->net, &r->x, cls, map);
+    if (!src->att) return heed_gradcam(m->net, &r->x, cls, src->idx, map);
     const heed_tensor *sm = heed_cbam_spatial_map((heed_cbam *)src->att);
     HEED_TRY(heed_tensor_ensure(map, 1, 1, sm->h, sm->w));
     memcpy(map->data, sm->data, (size_t)sm->h * sm->w * sizeof(float));
@@ -205,9 +216,10 @@ int cmd_classify(int argc, char **argv) {
         image_cmd_opt(&o.io, "model", "the model file (required)"),
         image_cmd_opt(&o.io, "top", NULL),
         image_cmd_opt(&o.io, "overlay", "write heat-map overlays into DIR (one image: FILE.png|.jpg|.jpeg)"),
-        {"map", CLI_STRING, &o.io.kind, "KIND", "what the overlay shows", "attention|gradcam"},
+        {"map", CLI_STRING, &o.io.kind, "KIND", "what the overlay shows", "attention|gradcam|saliency"},
         {"layer", CLI_STRING, &o.layer, "NAME", "the cbam layer (attention) or top-level layer (gradcam)", NULL},
-        {"class", CLI_STRING, &o.cls, "C", "Grad-CAM for class C (name or index), not the top one", NULL},
+        {"class", CLI_STRING, &o.cls, "C", "Grad-CAM or saliency for class C (name or index), not the top one",
+         NULL},
         image_cmd_opt(&o.io, "colormap", "heat-map colours"),
         {"alpha", CLI_FLOAT, &o.alpha, "A", "heat-map opacity, 0..1", NULL},
         {"channels", CLI_FLAG, &o.channels, NULL, "each SE and CBAM layer's channel weights", NULL},
@@ -231,7 +243,8 @@ int cmd_classify(int argc, char **argv) {
         "resolution. --map attention shows a CBAM layer's spatial attention (the last one unless\n"
         "--layer names another); --map gradcam shows Grad-CAM for the top class (or --class C,\n"
         "into <image>-gradcam-C) on the last convolutional stage (or --layer), for models without\n"
-        "CBAM too. --channels shows each SE and CBAM layer's channel attention for the image: its\n"
+        "CBAM too; --map saliency shows, pixel by pixel, how much the class score moves with each\n"
+        "input value (the input gradient's largest magnitude over channels). --channels shows each SE and CBAM layer's channel attention for the image: its\n"
         "range and strongest channels, or with --json all C weights. --map, --layer, --class,\n"
         "--colormap, --alpha and --format shape the overlays, so they need --overlay. A recurrent\n"
         "attention model (RAM) puts its first glimpse at random: --seed fixes it, for every image\n"
@@ -247,9 +260,10 @@ int cmd_classify(int argc, char **argv) {
     image_cmd_overlay_only(&o.io, opts, given, "map layer class colormap alpha format");
     /* Overlays of other classes get names of their own: <image>-gradcam-C. */
     char kind[80];
-    if (rc < 0 && o.cls && !strcmp(o.io.kind, "gradcam")) {
-        snprintf(kind, sizeof kind, "gradcam-%s", o.cls);
-        class_file_name(kind + 8);
+    if (rc < 0 && o.cls && (!strcmp(o.io.kind, "gradcam") || !strcmp(o.io.kind, "saliency"))) {
+        const int n = snprintf(kind, sizeof kind, "%s-", o.io.kind);
+        snprintf(kind + n, sizeof kind - n, "%s", o.cls);
+        class_file_name(kind + n);
         o.io.kind = kind;
     }
     if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;

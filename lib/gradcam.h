@@ -1,5 +1,5 @@
-/* gradcam.h -- Grad-CAM: where in the image a network finds its evidence
- * for a class.
+/* gradcam.h -- Grad-CAM and gradient saliency: where in the image a
+ * network finds its evidence for a class.
  *
  *   int at = heed_gradcam_default_layer(net);          // last spatial layer
  *   heed_tensor cam = {0};
@@ -20,6 +20,15 @@
  * does not use). For a network that ends in global average pooling and one
  * linear layer this is CAM (Zhou et al., 2016): alpha_k is the linear
  * weight of map k for the class, over h w.
+ *
+ * Gradient saliency (Simonyan, Vedaldi and Zisserman, 2014) goes down to
+ * the pixels: how much the class score moves with each input value,
+ *
+ *   saliency(i, j) = max over channels c of |d score / d x(c, i, j)|,
+ *
+ * x being the network's input (normalised: the pixels' gradient is this
+ * over the input std, the same map once scaled). Sharper than Grad-CAM's
+ * coarse grid, and noisier.
  */
 #ifndef HEED_GRADCAM_H
 #define HEED_GRADCAM_H
@@ -50,6 +59,16 @@ extern "C" {
  * not one image of the network's input shape), HEED_ERR_NOMEM, and what
  * the forward and backward return. */
 heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer, heed_tensor *cam);
+
+/* The gradient saliency map of class `cls` for the image x (1, in_c, in_h,
+ * in_w) into *map (1, 1, in_h, in_w), sized with heed_tensor_ensure. One
+ * forward and one backward, with heed_gradcam's caveats (inference mode
+ * first; parameter gradients are added to). Errors: HEED_ERR_ARG (cls not
+ * in 0..classes-1), HEED_ERR_SHAPE (x not one image of the input shape),
+ * HEED_ERR_NOMEM, and what the forward and backward return. (RAM's
+ * saliency is through the pixels its glimpses read, their locations held
+ * fixed.) */
+heed_status heed_saliency(heed_net *net, const heed_tensor *x, int cls, heed_tensor *map);
 
 /* The last top-level layer before the output whose output is still a map
  * (h w > 1): the last convolutional stage, where Grad-CAM is usually

@@ -3,7 +3,8 @@
  * layer (a direct convolution written here, the linear weights read from
  * the parameters), and, for a nonlinear head, the map weights from finite
  * differences of the class score with each map shifted as a whole, the
- * layers run one by one. */
+ * layers run one by one. Gradient saliency against a linear network's
+ * weights and against finite differences of the score in each input. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -189,12 +190,71 @@ START_TEST(refuses_what_has_no_map) {
 }
 END_TEST
 
+/* score_c = b_c + sum_k W[c, k] x_k for a network that is one linear
+ * layer, so d score_c / d x(ch, i, j) = W[c, (ch, i, j)]: the saliency is
+ * the largest |W[c, (ch, i, j)]| over the channels. */
+START_TEST(saliency_of_a_linear_network_is_its_weights) {
+    enum { C = 2, H = 3, W = 4, CLASSES = 3 };
+    heed_net *net = parse("input 2 3 4\nfc name=fc out=3\n");
+    heed_tensor x = random_image(C, H, W, 5), map = {0};
+    const float *fw = param(net, "fc.weight");
+    for (int cls = 0; cls < CLASSES; cls++) {
+        ck_assert_msg(heed_saliency(net, &x, cls, &map) == HEED_OK, "%s", heed_last_error());
+        ck_assert(map.n == 1 && map.c == 1 && map.h == H && map.w == W);
+        double want[H * W];
+        for (int p = 0; p < H * W; p++)
+            want[p] = fmax(fabs(fw[cls * C * H * W + p]), fabs(fw[cls * C * H * W + H * W + p]));
+        assert_close(&map, want, H * W, 1e-6, "linear saliency");
+    }
+    heed_tensor_free(&x), heed_tensor_free(&map);
+    heed_net_free(net);
+}
+END_TEST
+
+/* A smooth nonlinear network (batch norm in inference, tanh, SE, average
+ * pooling): each input value moved by +-h, the class score's central
+ * difference, its largest magnitude over the channels. */
+START_TEST(saliency_matches_finite_differences) {
+    enum { C = 2, H = 6, W = 6 };
+    heed_net *net = parse("input 2 6 6\nconv out=4 k=3 pad=1\nbn\ntanh\nse r=2\navgpool k=2\nfc out=3\n");
+    heed_tensor x = random_image(C, H, W, 9), map = {0}, y = {0};
+    const int cls = 1;
+    ck_assert_msg(heed_saliency(net, &x, cls, &map) == HEED_OK, "%s", heed_last_error());
+    double want[H * W] = {0};
+    const float h = 1e-2f;
+    for (int ch = 0; ch < C; ch++)
+        for (int p = 0; p < H * W; p++) {
+            float *v = &x.data[ch * H * W + p];
+            const float keep = *v;
+            *v = keep + h;
+            ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+            const double up = y.data[cls];
+            *v = keep - h;
+            ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+            const double down = y.data[cls];
+            *v = keep;
+            want[p] = fmax(want[p], fabs((up - down) / (2.0 * h)));
+        }
+    assert_close(&map, want, H * W, 2e-3, "saliency");
+    /* refused as Grad-CAM is */
+    ck_assert_int_eq(heed_saliency(net, &x, 3, &map), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "heed_saliency: class 3 is not in 0..2"), "%s", heed_last_error());
+    heed_tensor two = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&two, 2, C, H, W), HEED_OK);
+    ck_assert_int_eq(heed_saliency(net, &two, 0, &map), HEED_ERR_SHAPE);
+    heed_tensor_free(&x), heed_tensor_free(&map), heed_tensor_free(&y), heed_tensor_free(&two);
+    heed_net_free(net);
+}
+END_TEST
+
 Suite *heed_suite_gradcam(void) {
     Suite *s = suite_create("gradcam");
     TCase *tc = tcase_create("gradcam");
     tcase_add_test(tc, gap_and_linear_head_gives_cam);
     tcase_add_test(tc, nonlinear_head_matches_finite_differences);
     tcase_add_test(tc, refuses_what_has_no_map);
+    tcase_add_test(tc, saliency_of_a_linear_network_is_its_weights);
+    tcase_add_test(tc, saliency_matches_finite_differences);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -553,8 +553,8 @@ START_TEST(gradcam_for_a_chosen_class) {
                                        "(T-shirt/top ... Ankle boot, or 0..9)\n"},
         {"--map gradcam --class 10", "heed classify: --class 10 is none of the model's 10 classes "
                                      "(T-shirt/top ... Ankle boot, or 0..9)\n"},
-        {"--class 3", "heed classify: --class needs --map gradcam (an attention map is the same for every "
-                      "class)\n"}};
+        {"--class 3", "heed classify: --class needs --map gradcam or saliency (an attention map is the same "
+                      "for every class)\n"}};
     for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof args, "--model %s %s --overlay %s/bad.png %s", MODEL, bad[i][0], dir, ITEM);
         ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
@@ -562,6 +562,34 @@ START_TEST(gradcam_for_a_chosen_class) {
         snprintf(path, sizeof path, "%s/bad.png", dir);
         ck_assert_int_ne(access(path, F_OK), 0);
     }
+}
+END_TEST
+
+/* --map saliency: an overlay at the image's size, the top class's by
+ * default and another class's with --class (into <image>-saliency-C);
+ * --layer, which names a layer's output, is refused. */
+START_TEST(saliency_overlays) {
+    static char out[1 << 14], err[1 << 12];
+    char args[1024], path[400];
+    snprintf(args, sizeof args, "--model %s --map saliency --overlay %s %s", MODEL, dir, ITEM);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    snprintf(args, sizeof args, "--model %s --map saliency --class Bag --overlay %s %s", MODEL, dir, ITEM);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    size_t n_top, n_bag;
+    snprintf(path, sizeof path, "%s/test-00001-Pullover-saliency.png", dir);
+    unsigned char *top = tu_read_bytes(path, &n_top);
+    snprintf(path, sizeof path, "%s/test-00001-Pullover-saliency-Bag.png", dir);
+    unsigned char *bag = tu_read_bytes(path, &n_bag);
+    ck_assert(n_top != n_bag || memcmp(top, bag, n_top)); /* another class, another map */
+    free(top), free(bag);
+    heed_tensor o = {0};
+    ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+    ck_assert(o.c == 3 && o.h == 28 && o.w == 28);
+    heed_tensor_free(&o);
+    snprintf(args, sizeof args, "--model %s --map saliency --layer stage1 --overlay %s/l.png %s", MODEL, dir, ITEM);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
+    ck_assert_str_eq(err, "heed classify: --layer stage1: --map saliency is over the input, not a layer's output "
+                          "(--layer is for attention and gradcam)\n");
 }
 END_TEST
 
@@ -648,6 +676,7 @@ Suite *heed_suite_overlay(void) {
     tcase_add_test(tc, classify_overlay_never_replaces_an_input);
     tcase_add_test(tc, gradcam_needs_a_spatial_layer);
     tcase_add_test(tc, gradcam_for_a_chosen_class);
+    tcase_add_test(tc, saliency_overlays);
     tcase_add_test(tc, overlay_options_need_overlay);
     tcase_add_test(tc, overlay_names_a_folder_or_a_png_or_jpeg);
     suite_add_tcase(s, tc);
