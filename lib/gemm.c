@@ -125,15 +125,28 @@ void heed_gemm_ref(int trans_a, int trans_b, int M, int N, int K, float alpha, c
         }
 }
 
-/* ---- portable kernel: a 4 x 8 tile in plain C; the compiler vectorizes
- * the j loops with whatever the baseline ISA offers (SSE2 on x86-64: the 8
- * accumulators and the operands fit its 16 registers) ---- */
+/* ---- portable kernel: a 4 x 8 tile. With GCC or clang, in their
+ * portable vector extension of 4 floats, which becomes SSE2 on x86-64 and
+ * NEON on ARM (the 8 accumulators, 2 B vectors and a broadcast fit either
+ * register file); elsewhere, and for a tile of fewer than 4 rows, in plain
+ * C. Both paths update each accumulator as acc + a * b, k in order: the
+ * same operations, so results do not depend on which path a tile takes.
+ * ---- */
 
 enum { G_MR = 4, G_NR = 8 };
 
-static void tile_generic(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
-                         ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha,
-                         float beta) {
+/* C[r][j] = alpha acc + beta C for the tile's h x w corner. */
+static void store_generic(const float acc[G_MR][G_NR], int h, int w, float *c, ptrdiff_t ldc,
+                          float alpha, float beta) {
+    for (int r = 0; r < h; r++)
+        for (int j = 0; j < w; j++) {
+            float *cp = c + r * ldc + j;
+            *cp = beta == 0.0f ? alpha * acc[r][j] : alpha * acc[r][j] + beta * *cp;
+        }
+}
+
+static void tile_plain(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
+                       ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha, float beta) {
     float acc[G_MR][G_NR];
     memset(acc, 0, sizeof acc);
     for (int k = 0; k < kc; k++) {
@@ -143,12 +156,42 @@ static void tile_generic(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, c
             for (int j = 0; j < G_NR; j++) acc[r][j] += x * bk[j];
         }
     }
-    for (int r = 0; r < h; r++)
-        for (int j = 0; j < w; j++) {
-            float *cp = c + r * ldc + j;
-            *cp = beta == 0.0f ? alpha * acc[r][j] : alpha * acc[r][j] + beta * *cp;
-        }
+    store_generic(acc, h, w, c, ldc, alpha, beta);
 }
+
+#if defined(__GNUC__)
+typedef float gvec __attribute__((vector_size(16)));
+
+static inline gvec gvec_load(const float *p) {
+    gvec v;
+    memcpy(&v, p, sizeof v); /* B rows need not be 16-byte aligned */
+    return v;
+}
+
+static void tile_generic(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
+                         ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha, float beta) {
+    if (h != G_MR) { /* rows past h may not be there to read */
+        tile_plain(kc, a, ars, aks, b, bks, h, w, c, ldc, alpha, beta);
+        return;
+    }
+    gvec c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+    for (int k = 0; k < kc; k++) {
+        const float *bk = b + k * bks, *ak = a + k * aks;
+        const gvec b0 = gvec_load(bk), b1 = gvec_load(bk + 4);
+        const float x0 = ak[0], x1 = ak[ars], x2 = ak[2 * ars], x3 = ak[3 * ars];
+        c00 += x0 * b0, c01 += x0 * b1;
+        c10 += x1 * b0, c11 += x1 * b1;
+        c20 += x2 * b0, c21 += x2 * b1;
+        c30 += x3 * b0, c31 += x3 * b1;
+    }
+    float acc[G_MR][G_NR];
+    const gvec rows[G_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+    memcpy(acc, rows, sizeof acc);
+    store_generic(acc, h, w, c, ldc, alpha, beta);
+}
+#else
+#define tile_generic tile_plain
+#endif
 
 static void dot_generic(int K, int h, const float *a, ptrdiff_t lda, int w, const float *b,
                         ptrdiff_t ldb, float *c, ptrdiff_t ldc, float alpha, float beta) {
