@@ -2,6 +2,7 @@
 #include "evaluate.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +18,23 @@ static heed_status check_shape(const char *name, int S, int c, int h, int w) {
     return HEED_OK;
 }
 
-static int is_folder(const char *path) {
+/* Whether path is a split folder (DIR/train or DIR/test) of a folder
+ * dataset: a folder of (class) folders. A folder called train or test
+ * that holds images alone is a class of a folder without splits (the
+ * trains among vehicles). */
+static int is_split_folder(const char *path) {
+    DIR *dp = opendir(path);
+    if (!dp) return 0;
+    int found = 0;
+    char sub[4096];
     struct stat sb;
-    return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
+    for (struct dirent *e; !found && (e = readdir(dp));) {
+        if (e->d_name[0] == '.') continue;
+        const int n = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+        found = n > 0 && (size_t)n < sizeof sub && stat(sub, &sb) == 0 && S_ISDIR(sb.st_mode);
+    }
+    closedir(dp);
+    return found;
 }
 
 const char *dataset_folder(const char *name) {
@@ -57,16 +72,17 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
     if (dir) {
         if (!dir[0]) return heed_fail(HEED_ERR_ARG, "dataset 'folder:' names no folder (folder:DIR)");
         /* Split by its own train/ and test/ folders, or else, when it has
-         * neither, by holding one image in five of each class out. */
+         * neither (or has class folders of those names), by holding one
+         * image in five of each class out. */
         heed_folder_opts fo = {.part = train ? HEED_FOLDER_TRAIN : HEED_FOLDER_TEST};
         if (progress) fo.progress = progress->fn, fo.ctx = progress->ctx;
         char root[4096], other[4096];
         snprintf(root, sizeof root, "%s/%s", dir, train ? "train" : "test");
         snprintf(other, sizeof other, "%s/%s", dir, train ? "test" : "train");
-        if (is_folder(root)) {
+        if (is_split_folder(root)) {
             fo.part = HEED_FOLDER_ALL;
             HEED_TRY(heed_folder_load_with(d, root, c, h, w, &fo));
-        } else if (is_folder(other)) {
+        } else if (is_split_folder(other)) {
             return heed_fail(HEED_ERR_IO, "folder dataset %s has no %s/ folder (folder:DIR reads "
                              "DIR/train/<class>/*.png and DIR/test/<class>/*.png, or "
                              "DIR/<class>/*.png)", dir, train ? "train" : "test");

@@ -161,7 +161,7 @@ heed_status heed_idx_write(const heed_dataset *d, const char *images_path,
  * file that fails (naming it), HEED_ERR_LIMIT, HEED_ERR_NOMEM. */
 heed_status heed_folder_load(heed_dataset *d, const char *root, int c, int h, int w);
 
-/* Which images of each class folder heed_folder_load_part keeps. */
+/* Which images of each class folder heed_folder_load_with keeps. */
 typedef enum heed_folder_part {
     HEED_FOLDER_ALL,   /* every image: heed_folder_load */
     HEED_FOLDER_TRAIN, /* those heed_folder_holdout leaves for training */
@@ -179,9 +179,11 @@ int heed_folder_holdout(const char *name);
 /* How heed_folder_load_with reads a folder ({0}: as heed_folder_load). */
 typedef struct heed_folder_opts {
     heed_folder_part part; /* which images of each class folder */
-    /* NULL, or called as images are decoded (done of total, done rising
-     * to total) from the calling thread only, while OpenMP threads decode
-     * beside it: to show progress on a large folder. */
+    /* NULL, or called as images are decoded (done of total, done rising)
+     * from the calling thread only, while OpenMP threads decode beside
+     * it: to show progress on a large folder. The call with done ==
+     * total comes once, when every image has decoded; none comes after
+     * a failure. */
     void (*progress)(void *ctx, int done, int total);
     void *ctx;
 } heed_folder_opts;

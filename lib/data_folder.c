@@ -21,13 +21,8 @@
 #include <sys/stat.h>
 
 #include "image.h"
+#include "omp_impl.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-static int is_calling_thread(void) { return omp_get_thread_num() == 0; }
-#else
-static int is_calling_thread(void) { return 1; }
-#endif
 
 typedef struct name_list {
     char **items;
@@ -213,7 +208,9 @@ static heed_status folder_read(heed_dataset *d, const char *root, int c, int h, 
         int now;
 #pragma omp atomic capture
         now = ++done;
-        if (o->progress && is_calling_thread()) o->progress(o->ctx, now, count);
+        /* the last call, done == count, comes once, after the loop */
+        if (o->progress && now < count && omp_get_thread_num() == 0)
+            o->progress(o->ctx, now, count);
     }
     if (o->progress && failed == count) o->progress(o->ctx, count, count);
     if (failed < count) {

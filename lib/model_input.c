@@ -96,7 +96,12 @@ heed_status heed_placement_crop(const heed_tensor *map, const heed_placement *pl
     if (!map || !pl || !out || out == map)
         return heed_fail(HEED_ERR_ARG, "placement crop: %s", out && out == map ? "out is the map"
                                                                                : "a NULL argument");
-    if (pl->w < 1 || pl->h < 1 || pl->x < 0 || pl->y < 0 || pl->x > W - pl->w || pl->y > H - pl->h)
+    if (map->n != 1 || map->c != 1)
+        return heed_fail(HEED_ERR_ARG, "placement crop: the map is %dx%dx%dx%d (one map of one channel)",
+                         map->n, map->c, map->h, map->w);
+    /* H and W first: W - pl->w must not overflow */
+    if (H < 1 || W < 1 || pl->w < 1 || pl->h < 1 || pl->x < 0 || pl->y < 0 || pl->x > W - pl->w ||
+        pl->y > H - pl->h)
         return heed_fail(HEED_ERR_ARG, "placement crop: %dx%d at (%d, %d) is not inside the %dx%d frame",
                          pl->w, pl->h, pl->x, pl->y, W, H);
     heed_tensor full = {0};

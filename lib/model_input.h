@@ -63,8 +63,8 @@ heed_status heed_model_input(const heed_model *m, const heed_tensor *img, heed_i
  * resized to H x W (heed_image_resize), then cut to pl's rectangle, into
  * out (1, 1, pl->h, pl->w), sized here. heed_overlay_heatmap then lays it
  * over the original image. Errors: HEED_ERR_ARG (a NULL argument, out
- * aliasing map, pl not inside H x W), those of heed_image_resize and
- * heed_tensor_ensure. */
+ * aliasing map, map not (1, 1, h, w), pl not inside H x W), those of
+ * heed_image_resize and heed_tensor_ensure. */
 heed_status heed_placement_crop(const heed_tensor *map, const heed_placement *pl, int H, int W,
                                 heed_tensor *out);
 

@@ -1015,6 +1015,39 @@ START_TEST(folder_without_splits_holds_out_one_in_five) {
 }
 END_TEST
 
+/* Class folders called train and test, beside others, in a folder
+ * without splits: classes like the rest (a vehicle dataset has trains),
+ * not a train/ split whose class folders are missing. Of 0.png .. 9.png,
+ * 1.png and 5.png are held out (check_data), two per class. */
+START_TEST(class_folders_named_train_and_test_are_classes) {
+    static char out[1 << 14];
+    char path[700], args[900];
+    static const char *classes[] = {"bus", "test", "train"};
+    for (int c = 0; c < 3; c++) {
+        snprintf(path, sizeof path, "mkdir -p '%s/vehicles/%s'", dir, classes[c]);
+        ck_assert_int_eq(system(path), 0);
+        for (int k = 0; k < 10; k++) {
+            heed_tensor t;
+            ck_assert_int_eq(heed_tensor_alloc(&t, 1, 1, 2, 2), HEED_OK);
+            for (int i = 0; i < 4; i++) t.data[i] = k / 10.0f;
+            snprintf(path, sizeof path, "%s/vehicles/%s/%d.png", dir, classes[c], k);
+            ck_assert_int_eq(heed_image_save(path, &t, NULL), HEED_OK);
+            heed_tensor_free(&t);
+        }
+    }
+    snprintf(args, sizeof args, "data export --data 'folder:%s/vehicles' --shape 1x2x2 --count 100 "
+             "'%s/vehicles-out'", dir, dir);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "the test split ends at item 5: writing 6 items, not 100"), "%s", out);
+    snprintf(path, sizeof path, "%s/vehicles-out/test-00005-train.png", dir);
+    ck_assert_msg(access(path, F_OK) == 0, "no %s: %s", path, out);
+    snprintf(args, sizeof args, "data export --data 'folder:%s/vehicles' --split train --shape 1x2x2 "
+             "--count 100 '%s/vehicles-out'", dir, dir);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "the train split ends at item 23: writing 24 items, not 100"), "%s", out);
+}
+END_TEST
+
 /* A cut-out: a black trouser whose background is transparent. Composited
  * over black it was black on black, never inverted: nothing to classify;
  * over white (it is dark) it is a trouser on a light background, inverted
@@ -1063,6 +1096,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, eval_data_and_info_say_what_they_cannot_do);
     tcase_add_test(tc, folder_models_see_images_as_they_were_trained);
     tcase_add_test(tc, folder_without_splits_holds_out_one_in_five);
+    tcase_add_test(tc, class_folders_named_train_and_test_are_classes);
     tcase_add_test(tc, transparent_cut_outs_are_set_off_from_their_item);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);

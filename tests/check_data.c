@@ -13,6 +13,7 @@
 
 #include "data.h"
 #include "image.h"
+#include "omp_impl.h"
 #include "testutil.h"
 
 /* ---- temporary directories ---------------------------------------------- */
@@ -546,13 +547,13 @@ START_TEST(folder_holdout_is_fnv1a_mod_5) {
 END_TEST
 
 typedef struct progress_log {
-    int calls, last, total, rising;
+    int calls, last, total, rising, finals; /* finals: calls with done == total */
 } progress_log;
 
 static void log_progress(void *ctx, int done, int total) {
     progress_log *l = ctx;
     l->rising = (l->calls == 0 || done >= l->last) && (l->calls == 0 ? 1 : l->rising);
-    l->calls++, l->last = done, l->total = total;
+    l->calls++, l->last = done, l->total = total, l->finals += done == total;
 }
 
 /* One folder of class folders split in two: each image in exactly one
@@ -579,6 +580,18 @@ START_TEST(folder_parts) {
     /* progress: rising to the part's 12 images, the last call 12 of 12 */
     ck_assert_msg(log.calls >= 1 && log.rising && log.last == 12 && log.total == 12,
                   "%d calls, last %d of %d", log.calls, log.last, log.total);
+    ck_assert_int_eq(log.finals, 1);
+    heed_dataset_free(&tr);
+    /* ... and on one thread, the one calling, which decodes the last
+     * image too: still one call that says the work is done */
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    log = (progress_log){0};
+    ck_assert_msg(heed_folder_load_with(&tr, root, 1, IM_H, IM_W, &train_part) == HEED_OK, "%s",
+                  heed_last_error());
+    omp_set_num_threads(threads);
+    ck_assert_msg(log.calls == 12 && log.rising && log.finals == 1, "%d calls, %d saying done",
+                  log.calls, log.finals);
     ck_assert_msg(heed_folder_load_with(&te, root, 1, IM_H, IM_W, &test_part) == HEED_OK, "%s",
                   heed_last_error());
     ck_assert_int_eq(tr.classes, 2);

@@ -152,7 +152,18 @@ START_TEST(maps_are_cut_to_the_image) {
     pl.x = 1;
     ck_assert_int_eq(heed_placement_crop(&map, &pl, 4, 4, &map), HEED_ERR_ARG);
     ck_assert_int_eq(heed_placement_crop(&map, NULL, 4, 4, &out), HEED_ERR_ARG);
-    heed_tensor_free(&map), heed_tensor_free(&out);
+    /* a frame of no width, however far the placement reaches (W - w would
+     * overflow an int: undefined, and wrapped it let this one through) */
+    const heed_placement far = {.x = 2000000000, .y = 0, .w = 2000000000, .h = 1};
+    ck_assert_int_eq(heed_placement_crop(&map, &far, 1, -294967296, &out), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "placement crop: "), "%s", heed_last_error());
+    /* a map of three channels is not one map: nothing says which to take */
+    const float v3[12] = {0, 4, 8, 12, 1, 1, 1, 1, 2, 2, 2, 2};
+    heed_tensor map3 = image(3, 2, 2, v3);
+    ck_assert_int_eq(heed_placement_crop(&map3, &pl, 4, 4, &out), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "the map is 1x3x2x2 (one map of one channel)"), "%s",
+                  heed_last_error());
+    heed_tensor_free(&map), heed_tensor_free(&map3), heed_tensor_free(&out);
 }
 END_TEST
 
