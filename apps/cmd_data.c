@@ -87,7 +87,8 @@ int cmd_data(int argc, char **argv) {
     cli_progress bar;
     cli_progress_start(&bar, "decoding images", 0);
     const dataset_progress show = {cli_progress_count, &bar};
-    if (open_dataset(&d, data, data_dir, !strcmp(split, "train"), limit, fc, fh, fw, &show) != HEED_OK) {
+    const dataset_split part = strcmp(split, "train") ? SPLIT_TEST : SPLIT_TRAIN;
+    if (open_dataset(&d, data, data_dir, part, limit, fc, fh, fw, &show) != HEED_OK) {
         cli_progress_abandon(&bar);
         return cli_lib_error("data");
     }

@@ -1,6 +1,8 @@
 /* cmd_eval.c -- `heed eval`: test accuracy, per-class accuracy, confusion matrix. */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -59,6 +61,19 @@ static void report(const heed_model *m, const eval_result *r, int count, int jso
     }
 }
 
+/* Whether the model may have trained on images of the folder dataset
+ * `name`: the folder it records, however it is written. Any other dataset
+ * counts as seen: its test split is its own. */
+static int trained_on(const heed_model *m, const char *name) {
+    const char *dir = dataset_folder(name), *own = dataset_folder(m->meta.dataset);
+    if (!dir) return 1;
+    if (!own) return 0;
+    char *a = realpath(dir, NULL), *b = realpath(own, NULL);
+    const int same = a && b && !strcmp(a, b);
+    free(a), free(b);
+    return same;
+}
+
 int cmd_eval(int argc, char **argv) {
     const char *model_path = NULL, *data = NULL, *data_dir = NULL;
     int json = 0, batch = 256, threads = 0, limit = 0;
@@ -75,9 +90,10 @@ int cmd_eval(int argc, char **argv) {
                            "Evaluates a model on the test split of the dataset it was trained on, or of\n"
                            "--data. A folder dataset's test split is DIR/test/<class>/, or, for a folder\n"
                            "of class folders alone, the images heed train held out (one in five, by file\n"
-                           "name). Its classes are matched to the model's by name, as `heed data export`\n"
-                           "writes them (T_shirt_top for T-shirt/top), so the folder may hold some of\n"
-                           "them, in any order.", opts, NULL};
+                           "name) when the model trained on that folder, and every image when it did not.\n"
+                           "Its classes are matched to the model's by name, as `heed data export` writes\n"
+                           "them (T_shirt_top for T-shirt/top), so the folder may hold some of them, in\n"
+                           "any order.", opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
@@ -96,7 +112,9 @@ int cmd_eval(int argc, char **argv) {
     cli_progress bar;
     cli_progress_start(&bar, "decoding test images", 0);
     const dataset_progress show = {cli_progress_count, &bar};
-    heed_status st = open_dataset(&d, name, data_dir, 0, limit, m->net->in_c, m->net->in_h, m->net->in_w, &show);
+    const dataset_split split = trained_on(m, name) ? SPLIT_TEST : SPLIT_UNSEEN;
+    heed_status st = open_dataset(&d, name, data_dir, split, limit, m->net->in_c, m->net->in_h, m->net->in_w,
+                                  &show);
     if (st != HEED_OK) cli_progress_abandon(&bar);
     if (st == HEED_OK && limit > 0 && limit < d.count) d.count = limit;
     if (st == HEED_OK) st = match_classes(&d, m, name);

@@ -275,10 +275,12 @@ static int train(const train_opts *o) {
     dataset_progress show = {cli_progress_count, &bar};
     cli_progress_start(&bar, "decoding training images", 0);
     if (st == HEED_OK)
-        st = open_dataset(&tr, data, o->data_dir, 1, o->limit, shape->in_c, shape->in_h, shape->in_w, &show);
+        st = open_dataset(&tr, data, o->data_dir, SPLIT_TRAIN, o->limit, shape->in_c, shape->in_h,
+                          shape->in_w, &show);
     if (st != HEED_OK) cli_progress_abandon(&bar);
     cli_progress_start(&bar, "decoding test images", 0);
-    if (st == HEED_OK) st = open_dataset(&te, data, o->data_dir, 0, o->test_limit, tr.c, tr.h, tr.w, &show);
+    if (st == HEED_OK)
+        st = open_dataset(&te, data, o->data_dir, SPLIT_TEST, o->test_limit, tr.c, tr.h, tr.w, &show);
     if (st != HEED_OK) cli_progress_abandon(&bar);
     if (st == HEED_OK && (tr.c != shape->in_c || tr.h != shape->in_h || tr.w != shape->in_w))
         st = heed_fail(HEED_ERR_SHAPE, "the network takes %dx%dx%d inputs but the data is %dx%dx%d",

@@ -62,8 +62,10 @@ static void keep_spread(heed_dataset *d, int limit) {
     d->count = limit;
 }
 
-heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
-                         int limit, int c, int h, int w, const dataset_progress *progress) {
+heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir,
+                         dataset_split split, int limit, int c, int h, int w,
+                         const dataset_progress *progress) {
+    const int train = split == SPLIT_TRAIN;
     if (!strcmp(name, "fmnist")) {
         HEED_TRY(check_shape(name, 28, c, h, w));
         return heed_fmnist_load(d, data_dir, train, limit);
@@ -87,6 +89,7 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
                              "DIR/train/<class>/*.png and DIR/test/<class>/*.png, or "
                              "DIR/<class>/*.png)", dir, train ? "train" : "test");
         } else {
+            if (split == SPLIT_UNSEEN) fo.part = HEED_FOLDER_ALL;
             HEED_TRY(heed_folder_load_with(d, dir, c, h, w, &fo));
         }
         if (limit > 0 && limit < d->count) keep_spread(d, limit);

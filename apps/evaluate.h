@@ -28,19 +28,32 @@ int dataset_name_known(const char *name);
  * other name. */
 const char *dataset_folder(const char *name);
 
-/* Opens `name`'s train or test split; limit > 0 keeps the first `limit`
+/* Which part of a dataset open_dataset opens. */
+typedef enum dataset_split {
+    SPLIT_TEST,  /* the test split */
+    SPLIT_TRAIN, /* the training split */
+    /* the test split, except that a folder without train/ and test/ gives
+     * every image: for a model that never trained on the folder, the
+     * images heed train would hold out are no more unseen than the rest */
+    SPLIT_UNSEEN
+} dataset_split;
+
+/* Opens `name`'s `split`; limit > 0 keeps the first `limit`
  * items. c, h, w is the model's input shape:
  *   "fmnist": 1x28x28 whatever c, h, w say (the caller compares shapes);
  *   a canvas dataset (HEED_CANVAS_NAMES): 1xSxS; c, h, w of 0 take that,
  *     others must equal it (HEED_ERR_SHAPE naming both);
- *   "folder:PATH": PATH/train or PATH/test converted and resized to c x h x w;
+ *   "folder:PATH": PATH/train or PATH/test, or for a folder of class
+ *     folders alone its part (heed_folder_holdout), converted and resized
+ *     to c x h x w;
  *     limit > 0 keeps `limit` items spread evenly over the split (its items
  *     are listed class by class), all of them still decoded.
  * progress (NULL: none) is told how a folder's decoding goes.
  * Errors: HEED_ERR_ARG for an unknown name (the message lists
  * DATASET_NAMES), the loaders' errors. */
-heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir, int train,
-                         int limit, int c, int h, int w, const dataset_progress *progress);
+heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir,
+                         dataset_split split, int limit, int c, int h, int w,
+                         const dataset_progress *progress);
 
 /* Relabels d (opened as `name`) with the model's class indices, matching
  * class names exactly or as `heed data export` writes them (T_shirt_top for

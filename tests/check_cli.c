@@ -1012,6 +1012,16 @@ START_TEST(folder_without_splits_holds_out_one_in_five) {
     ck_assert_msg(strstr(out, "{\"name\": \"a\", \"accuracy\": ") && strstr(out, "\"count\": 2}, "
                               "{\"name\": \"b\", \"accuracy\": "), "%s", out);
     ck_assert_msg(strstr(out, "\"count\": 4, \"classes\": ["), "%s", out);
+    /* the same folder by another path: the held-out 4; a copy the model
+     * never trained on: all 20 images are unseen */
+    ck_assert_msg(tu_run_heed(dir, pre, "eval --model f.heed --data folder:./flat/ --json", out, sizeof out, NULL,
+                              0) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "\"count\": 4, \"classes\": ["), "%s", out);
+    snprintf(path, sizeof path, "cp -r '%s/flat' '%s/copy'", dir, dir);
+    ck_assert_int_eq(system(path), 0);
+    ck_assert_msg(tu_run_heed(dir, pre, "eval --model f.heed --data folder:copy --json", out, sizeof out, NULL, 0) == 0,
+                  "%s", out);
+    ck_assert_msg(strstr(out, "\"count\": 20, \"classes\": ["), "%s", out);
 }
 END_TEST
 
