@@ -42,7 +42,8 @@ heed_status heed_image_from_pixels(const unsigned char *pixels, int h, int w, in
 
 heed_status heed_image_to_pixels(const heed_tensor *img, int bgr, unsigned char *pixels,
                                  size_t stride) {
-    if (!img || !pixels || !img->data) return heed_fail(HEED_ERR_ARG, "image to pixels: a NULL argument");
+    if (!img || !pixels) return heed_fail(HEED_ERR_ARG, "image to pixels: a NULL argument");
+    if (!img->data) return heed_fail(HEED_ERR_ARG, "image to pixels: the image holds nothing");
     if (img->n != 1)
         return heed_fail(HEED_ERR_ARG, "image to pixels: %d images, not one", img->n);
     const int C = img->c, H = img->h, W = img->w;

@@ -922,6 +922,9 @@ START_TEST(pixel_buffers_in_both_orders) {
     ck_assert_int_eq(heed_image_from_pixels(NULL, 2, 3, 3, 0, 0, &img), HEED_ERR_ARG);
     ck_assert_int_eq(heed_image_to_pixels(&gray, 1, g, 0), HEED_ERR_ARG);
     ck_assert_int_eq(heed_image_to_pixels(&gray, 0, NULL, 0), HEED_ERR_ARG);
+    heed_tensor empty = {0};
+    ck_assert_int_eq(heed_image_to_pixels(&empty, 0, g, 0), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "the image holds nothing"), "%s", heed_last_error());
     heed_tensor_free(&img), heed_tensor_free(&gray);
 }
 END_TEST
