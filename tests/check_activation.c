@@ -180,7 +180,12 @@ static void softmax_ref(const heed_tensor *x, double *out) {
     for (int n = 0; n < x->n; n++)
         for (int p = 0; p < HW; p++) {
             double m = -INFINITY, s = 0.0;
-            for (int c = 0; c < x->c; c++) m = fmax(m, x->data[((size_t)n * x->c + c) * HW + p]);
+            /* a comparison, not fmax: GCC 12 for aarch64 crashes vectorizing
+             * an fmax reduction here (internal compiler error) */
+            for (int c = 0; c < x->c; c++) {
+                const double v = x->data[((size_t)n * x->c + c) * HW + p];
+                m = v > m ? v : m;
+            }
             for (int c = 0; c < x->c; c++) s += exp(x->data[((size_t)n * x->c + c) * HW + p] - m);
             for (int c = 0; c < x->c; c++) {
                 size_t i = ((size_t)n * x->c + c) * HW + p;

@@ -89,9 +89,7 @@ static heed_tensor smooth_image(int c, int h, int w) {
 }
 
 static double max_abs_diff(const heed_tensor *a, const heed_tensor *b) {
-    double m = 0;
-    for (size_t i = 0; i < heed_tensor_count(a); i++) m = fmax(m, fabs((double)a->data[i] - b->data[i]));
-    return m;
+    return tu_max_abs_diff(a->data, b->data, heed_tensor_count(a));
 }
 
 static void assert_same_exact(const heed_tensor *a, const heed_tensor *b) {

@@ -106,8 +106,7 @@ START_TEST(jpeg_file_larger_than_one_read_loads_whole) {
     ck_assert(heed_tensor_same_shape(&back, &mem));
     ck_assert_mem_eq(back.data, mem.data, heed_tensor_count(&mem) * sizeof(float));
     /* and it is the image: quality 100 keeps gray noise within a few codes */
-    double worst = 0;
-    for (size_t i = 0; i < heed_tensor_count(&img); i++) worst = fmax(worst, fabs(img.data[i] - back.data[i]));
+    const double worst = tu_max_abs_diff(img.data, back.data, heed_tensor_count(&img));
     ck_assert_msg(worst < 0.04, "max error %g", worst);
     free(jpg);
     heed_tensor_free(&img), heed_tensor_free(&back), heed_tensor_free(&mem);

@@ -30,6 +30,16 @@ double tu_max_rel_err(const float *a, const float *b, size_t n) {
     return worst;
 }
 
+double tu_max_abs_diff(const float *a, const float *b, size_t n) {
+    double worst = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        const double e = fabs((double)a[i] - b[i]);
+        if (!(e <= worst)) worst = e;
+        if (isnan(worst)) break;
+    }
+    return worst;
+}
+
 double tu_gradcheck(tu_loss_fn eval, void *ctx, float *v, size_t n, const float *analytic,
                     float eps, size_t *worst) {
     size_t skipped;

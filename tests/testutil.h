@@ -16,6 +16,10 @@ void tu_fill_uniform(float *v, size_t n, float lo, float hi, uint64_t seed);
  * error that is meaningful near zero). */
 double tu_max_rel_err(const float *a, const float *b, size_t n);
 
+/* Largest |a[i] - b[i]|, NaN if a difference is NaN (fmax would drop it;
+ * GCC 12 for aarch64 also crashes vectorizing an fmax reduction). */
+double tu_max_abs_diff(const float *a, const float *b, size_t n);
+
 /* The scalar loss a gradient check differentiates: L = sum_i w_i * y_i with
  * fixed random weights w, so dL/dy = w exercises every output. `eval`
  * computes y from the current inputs/parameters and returns L in double.
