@@ -249,6 +249,20 @@ static void expected_size(int Wd, int Hd, int *W, int *H) {
     *H = 24 + (Hd > hs ? Hd : hs);
 }
 
+/* The overlay `name` in dir is 3 x W x H, the size expected_size gives
+ * for an image shown Wd x Hd. */
+static void assert_overlay_size(const char *name, int Wd, int Hd) {
+    char path[400];
+    int W, H;
+    expected_size(Wd, Hd, &W, &H);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    heed_tensor o = {0};
+    ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
+    ck_assert_msg(o.c == 3 && o.w == W && o.h == H, "%s: %d x %d x %d, want 3 x %d x %d", name, o.c, o.w, o.h,
+                  W, H);
+    heed_tensor_free(&o);
+}
+
 START_TEST(overlay_has_the_documented_layout) {
     static char out[1 << 15], err[1 << 12];
     char args[4096], path[400];
@@ -258,19 +272,9 @@ START_TEST(overlay_has_the_documented_layout) {
     snprintf(expect, sizeof expect, "\"overlay\": \"%s/dark-glimpse.png\"", dir);
     ck_assert_msg(strstr(out, expect), "%s", out);
     /* default zoom: the smallest integer making the image >= 240 px high */
-    const char *names[] = {"dark-glimpse.png", "wide-glimpse.png"};
-    const int shown[2][2] = {{20 * 12, 20 * 12}, {50 * 8, 30 * 8}};
+    assert_overlay_size("dark-glimpse.png", 20 * 12, 20 * 12);
+    assert_overlay_size("wide-glimpse.png", 50 * 8, 30 * 8);
     heed_tensor o = {0};
-    for (int i = 0; i < 2; i++) {
-        int W, H;
-        expected_size(shown[i][0], shown[i][1], &W, &H);
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
-        ck_assert_int_eq(o.c, 3);
-        ck_assert_int_eq(o.w, W);
-        ck_assert_int_eq(o.h, H);
-        heed_tensor_free(&o);
-    }
     /* The strip's first cell (step 0, finest scale) is the 4x4 block of the
      * dark image around the sensor's centre, zero outside, each pixel
      * enlarged z times. */
@@ -282,7 +286,7 @@ START_TEST(overlay_has_the_documented_layout) {
     int x0 = 12 + 240 + 24, y0 = (H - (S * P * z + 8 * (S - 1))) / 2;
     heed_tensor img = {0};
     ck_assert_int_eq(heed_image_load(dark, 0, &img), HEED_OK);
-    snprintf(path, sizeof path, "%s/%s", dir, names[0]);
+    snprintf(path, sizeof path, "%s/dark-glimpse.png", dir);
     ck_assert_int_eq(heed_image_load(path, 0, &o), HEED_OK);
     int cx = (int)nearbyint((g[0].x + 1) / 2 * IN), cy = (int)nearbyint((g[0].y + 1) / 2 * IN);
     for (int i = 0; i < P; i++)
@@ -383,22 +387,13 @@ static void save_strip(const char *name, int w, int h) {
  * 1280 x 720: a whole Z up to 1280 px wide, shrunk past it. */
 START_TEST(default_zoom_keeps_the_image_within_1280_by_720) {
     static char out[1 << 15], err[1 << 12];
-    char args[4096], path[400];
+    char args[4096];
     save_strip("narrow.png", 700, 20); /* Zh = 12, Zw = floor(1280 / 700) = 1 */
     save_strip("long.png", 1400, 40);  /* Zh = 6, Zw = 1280 / 1400 */
     snprintf(args, sizeof args, "--model %s --overlay %s %s/narrow.png %s/long.png", model, dir, dir, dir);
     ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
-    const char *names[] = {"narrow-glimpse.png", "long-glimpse.png"};
-    const int shown[2][2] = {{700, 20}, {1280, 37}}; /* 40 * 1280 / 1400 = 36.6 */
-    for (int i = 0; i < 2; i++) {
-        heed_tensor o = {0};
-        int W, H;
-        expected_size(shown[i][0], shown[i][1], &W, &H);
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
-        ck_assert_msg(o.w == W && o.h == H, "%s: %d x %d, want %d x %d", names[i], o.w, o.h, W, H);
-        heed_tensor_free(&o);
-    }
+    assert_overlay_size("narrow-glimpse.png", 700, 20);
+    assert_overlay_size("long-glimpse.png", 1280, 37); /* 40 * 1280 / 1400 = 36.6 */
 }
 END_TEST
 
@@ -560,23 +555,14 @@ END_TEST
  * where (260 - 8) / 8 = 31 would pass it. */
 START_TEST(zooms_round_as_documented) {
     static char out[1 << 15], err[1 << 12];
-    char args[4096], path[400];
+    char args[4096];
     save_strip("mid.png", 70, 50);
     snprintf(args, sizeof args, "--model %s --overlay %s %s/mid.png", model, dir, dir);
     ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
     snprintf(args, sizeof args, "--model %s --overlay %s/big.png --zoom 13 %s", model, dir, dark);
     ck_assert_msg(heed(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
-    const char *names[] = {"mid-glimpse.png", "big.png"};
-    const int shown[2][2] = {{350, 250}, {260, 260}};
-    for (int i = 0; i < 2; i++) {
-        heed_tensor o = {0};
-        int W, H;
-        expected_size(shown[i][0], shown[i][1], &W, &H);
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        ck_assert_msg(heed_image_load(path, 0, &o) == HEED_OK, "%s", heed_last_error());
-        ck_assert_msg(o.w == W && o.h == H, "%s: %d x %d, want %d x %d", names[i], o.w, o.h, W, H);
-        heed_tensor_free(&o);
-    }
+    assert_overlay_size("mid-glimpse.png", 350, 250);
+    assert_overlay_size("big.png", 260, 260);
 }
 END_TEST
 
