@@ -144,12 +144,7 @@ static heed_status list_items(heed_dataset *d, const char *root, heed_folder_par
         if (names.count == 0)
             s = heed_fail(HEED_ERR_ARG, "folder dataset: class folder %s has no .png, .jpg or .jpeg "
                           "file", dir);
-        int kept = 0;
-        for (int i = 0; i < names.count; i++) kept += in_part(names.items[i], part);
-        if (s == HEED_OK && part == HEED_FOLDER_TRAIN && kept == 0)
-            s = heed_fail(HEED_ERR_ARG, "folder dataset: class folder %s has %d image%s, all held out "
-                          "for testing (one in five is): add images, or give train/ and test/ "
-                          "folders", dir, names.count, names.count == 1 ? "" : "s");
+        const int before = files->count;
         for (int i = 0; s == HEED_OK && i < names.count; i++) {
             if (!in_part(names.items[i], part)) continue;
             if ((s = join(path, sizeof path, dir, names.items[i])) != HEED_OK) break;
@@ -165,6 +160,10 @@ static heed_status list_items(heed_dataset *d, const char *root, heed_folder_par
             }
             (*labels)[files->count - 1] = k;
         }
+        if (s == HEED_OK && part == HEED_FOLDER_TRAIN && files->count == before)
+            s = heed_fail(HEED_ERR_ARG, "folder dataset: class folder %s has %d image%s, all held out "
+                          "for testing (one in five is): add images, or give train/ and test/ "
+                          "folders", dir, names.count, names.count == 1 ? "" : "s");
         names_free(&names);
     }
     if (s == HEED_OK && files->count == 0) /* only the test part can be empty */

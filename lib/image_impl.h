@@ -21,12 +21,12 @@ int heed_exif_orientation(const unsigned char *tiff, size_t size);
  * orientation (1: nothing to do). On failure *img is left as it was. */
 heed_status heed_image_orient_decoded(heed_tensor *img, int orientation);
 
-/* A value in [0, 1] as an 8-bit sample: round(v * 255), values outside
- * [0, 1] clamped, NaN as 0. */
-static inline unsigned char heed_image_byte(float v) {
+/* A value in [0, 1] as a sample of maxv + 1 levels (255: 8 bits, 65535:
+ * 16): round(v * maxv), values outside [0, 1] clamped, NaN as 0. */
+static inline unsigned heed_image_code(float v, unsigned maxv) {
     if (!(v > 0.0f)) return 0;
-    if (v >= 1.0f) return 255;
-    return (unsigned char)(v * 255.0f + 0.5f);
+    if (v >= 1.0f) return maxv;
+    return (unsigned)(v * (float)maxv + 0.5f);
 }
 
 #endif

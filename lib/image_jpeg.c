@@ -217,7 +217,8 @@ static heed_status encode_body(jpeg_state *st, const heed_tensor *img, int quali
     while (c->next_scanline < (JDIMENSION)H) {
         const float *src = img->data + (size_t)c->next_scanline * W;
         for (int x = 0; x < W; x++)
-            for (int k = 0; k < C; k++) st->row[(size_t)x * C + k] = heed_image_byte(src[k * plane + x]);
+            for (int k = 0; k < C; k++)
+                st->row[(size_t)x * C + k] = (unsigned char)heed_image_code(src[k * plane + x], 255);
         JSAMPROW rows[1] = {st->row};
         jpeg_write_scanlines(c, rows, 1);
     }

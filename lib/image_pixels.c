@@ -55,7 +55,8 @@ heed_status heed_image_to_pixels(const heed_tensor *img, int bgr, unsigned char 
         const float *src = img->data + (size_t)c * plane;
         for (int y = 0; y < H; y++) {
             unsigned char *row = pixels + (size_t)y * stride;
-            for (int x = 0; x < W; x++) row[(size_t)x * C + k] = heed_image_byte(src[(size_t)y * W + x]);
+            for (int x = 0; x < W; x++)
+                row[(size_t)x * C + k] = (unsigned char)heed_image_code(src[(size_t)y * W + x], 255);
         }
     }
     return HEED_OK;

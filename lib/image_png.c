@@ -216,12 +216,6 @@ static void flush_mem(png_structp png) {
     (void)png;
 }
 
-static unsigned to_code(float v, unsigned maxv) {
-    if (!(v > 0.0f)) return 0; /* also NaN */
-    if (v >= 1.0f) return maxv;
-    return (unsigned)(v * (float)maxv + 0.5f);
-}
-
 static heed_status encode_body(png_state *st, const heed_tensor *img, int bits16) {
     static const int ctypes[5] = {0, PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB,
                                   PNG_COLOR_TYPE_RGB_ALPHA};
@@ -241,11 +235,11 @@ static heed_status encode_body(png_state *st, const heed_tensor *img, int bits16
             for (int c = 0; c < C; c++) {
                 float v = src[(size_t)c * plane + x];
                 if (bits16) {
-                    unsigned u = to_code(v, 65535);
+                    unsigned u = heed_image_code(v, 65535);
                     *row++ = (unsigned char)(u >> 8);
                     *row++ = (unsigned char)(u & 0xff);
                 } else {
-                    *row++ = (unsigned char)to_code(v, 255);
+                    *row++ = (unsigned char)heed_image_code(v, 255);
                 }
             }
         png_write_row(png, st->pixels);
