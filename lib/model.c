@@ -324,8 +324,12 @@ static void put_params(bytes *b, const heed_params *p) {
     }
 }
 
-heed_status heed_model_save_with(const heed_model *m, const char *path, const heed_chunk *extra,
-                                 int nextra) {
+/* The bytes of a model file (layout in model.h) into *out, after every check
+ * that loading would make (so nothing is written that would not load
+ * again); `path` names the model in messages. */
+static heed_status model_bytes(const heed_model *m, const char *path, const heed_chunk *extra,
+                               int nextra, bytes *out) {
+    *out = (bytes){0};
     if (!m->net->source)
         return heed_fail(HEED_ERR_ARG, "cannot save %s: the network was built in code, not from a description "
                          "(heed_params_save saves its weights)", path);
@@ -357,11 +361,22 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
     if (meta) put_chunk(&b, "META", meta, strlen(meta));
     put_chunk(&b, "PARM", params.p, params.len);
     for (int i = 0; i < nextra; i++) put_chunk(&b, extra[i].tag, extra[i].data, extra[i].size);
-    heed_status st = (!meta || params.failed || b.failed)
-                         ? heed_fail(HEED_ERR_NOMEM, "out of memory saving %s", path)
-                         : heed_write_atomic("", path, b.p, b.len);
+    const int failed = !meta || params.failed || b.failed;
     free(meta);
     free(params.p);
+    if (failed) {
+        free(b.p);
+        return heed_fail(HEED_ERR_NOMEM, "out of memory saving %s", path);
+    }
+    *out = b;
+    return HEED_OK;
+}
+
+heed_status heed_model_save_with(const heed_model *m, const char *path, const heed_chunk *extra,
+                                 int nextra) {
+    bytes b;
+    HEED_TRY(model_bytes(m, path, extra, nextra, &b));
+    heed_status st = heed_write_atomic("", path, b.p, b.len);
     free(b.p);
     return st;
 }
@@ -370,7 +385,17 @@ heed_status heed_model_save(const heed_model *m, const char *path) {
     return heed_model_save_with(m, path, NULL, 0);
 }
 
-heed_status heed_params_save(const heed_params *p, const char *path) {
+heed_status heed_model_encode_mem(const heed_model *m, void **data, size_t *size) {
+    *data = NULL, *size = 0;
+    bytes b;
+    HEED_TRY(model_bytes(m, "the model", NULL, 0, &b));
+    *data = b.p, *size = b.len;
+    return HEED_OK;
+}
+
+/* A parameters-only file's bytes: a PARM chunk alone. */
+static heed_status params_bytes(const heed_params *p, const char *path, bytes *out) {
+    *out = (bytes){0};
     if (p->count && !p->values)
         return heed_fail(HEED_ERR_ARG, "cannot save %s: the parameters are not allocated (heed_params_alloc)",
                          path);
@@ -381,11 +406,30 @@ heed_status heed_params_save(const heed_params *p, const char *path) {
     put_u32(&b, HEED_MODEL_VERSION);
     put_u32(&b, 1);
     put_chunk(&b, "PARM", params.p, params.len);
-    heed_status st = params.failed || b.failed ? heed_fail(HEED_ERR_NOMEM, "out of memory saving %s", path)
-                                               : heed_write_atomic("", path, b.p, b.len);
+    const int failed = params.failed || b.failed;
     free(params.p);
+    if (failed) {
+        free(b.p);
+        return heed_fail(HEED_ERR_NOMEM, "out of memory saving %s", path);
+    }
+    *out = b;
+    return HEED_OK;
+}
+
+heed_status heed_params_save(const heed_params *p, const char *path) {
+    bytes b;
+    HEED_TRY(params_bytes(p, path, &b));
+    heed_status st = heed_write_atomic("", path, b.p, b.len);
     free(b.p);
     return st;
+}
+
+heed_status heed_params_encode_mem(const heed_params *p, void **data, size_t *size) {
+    *data = NULL, *size = 0;
+    bytes b;
+    HEED_TRY(params_bytes(p, "the parameters", &b));
+    *data = b.p, *size = b.len;
+    return HEED_OK;
 }
 
 static heed_status read_file(const char *path, unsigned char **out, size_t *len) {
@@ -477,8 +521,7 @@ static heed_status load_params(heed_params *p, reader *r, const char *path) {
 /* A model file's chunks, checked (magic, version, sizes, checksums, text,
  * nothing after the last chunk), before any is interpreted. */
 typedef struct container {
-    unsigned char *buf; /* (len) the whole file */
-    size_t len;
+    unsigned char *buf; /* the whole file as read (NULL: a model in the caller's memory) */
     char *net_text, *meta; /* NETD and META as checked text (NULL: absent) */
     reader params;         /* PARM's payload, within buf (p NULL: absent) */
     heed_chunk *extra;     /* (nextra) the other chunks, copied when asked for */
@@ -532,10 +575,11 @@ static heed_status keep_chunk(container *c, const char *tag, const unsigned char
     return HEED_OK;
 }
 
-static heed_status read_container(const char *path, int keep_extra, container *c) {
-    *c = (container){0};
-    HEED_TRY(read_file(path, &c->buf, &c->len));
-    reader r = {c->buf, c->len, 0};
+/* Checks the chunks of a model file held at data (len) and keeps them in c
+ * (c->buf, if set, is the caller's copy of data, freed with c). */
+static heed_status parse_container(const unsigned char *data, size_t len, const char *path,
+                                   int keep_extra, container *c) {
+    reader r = {data, len, 0};
     char magic[8];
     uint32_t version = 0, nchunks = 0;
     heed_status st = HEED_OK;
@@ -552,26 +596,84 @@ static heed_status read_container(const char *path, int keep_extra, container *c
         char tag[5] = {0};
         uint64_t size;
         uint32_t crc;
-        if (!get(&r, tag, 4) || !get_u64(&r, &size) || size > c->len - r.pos) {
+        if (!get(&r, tag, 4) || !get_u64(&r, &size) || size > len - r.pos) {
             st = heed_fail(HEED_ERR_FORMAT, "%s: truncated (chunk %u of %u)", path, i + 1, nchunks);
             break;
         }
-        const unsigned char *data = c->buf + r.pos;
+        const unsigned char *payload = data + r.pos;
         r.pos += size;
         if (!get_u32(&r, &crc)) {
             st = heed_fail(HEED_ERR_FORMAT, "%s: truncated (chunk %s checksum)", path, tag);
             break;
         }
-        if (crc != (uint32_t)crc32(0L, data, (uInt)size)) {
+        if (crc != (uint32_t)crc32(0L, payload, (uInt)size)) {
             st = heed_fail(HEED_ERR_FORMAT, "%s: checksum mismatch in chunk %s: the file is corrupt", path, tag);
             break;
         }
-        st = keep_chunk(c, tag, data, size, keep_extra, path);
+        st = keep_chunk(c, tag, payload, size, keep_extra, path);
     }
-    if (st == HEED_OK && r.pos != c->len)
-        st = heed_fail(HEED_ERR_FORMAT, "%s: %zu bytes after the last chunk", path, c->len - r.pos);
+    if (st == HEED_OK && r.pos != len)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: %zu bytes after the last chunk", path, len - r.pos);
     if (st != HEED_OK) container_free(c);
     return st;
+}
+
+static heed_status read_container(const char *path, int keep_extra, container *c) {
+    *c = (container){0};
+    size_t len = 0;
+    HEED_TRY(read_file(path, &c->buf, &len));
+    return parse_container(c->buf, len, path, keep_extra, c);
+}
+
+/* A model held in memory, read in place: the parameters chunk points into
+ * data, so data must outlive c. */
+static heed_status mem_container(const void *data, size_t size, const char *name, int keep_extra,
+                                 container *c) {
+    *c = (container){0};
+    if (!data && size) return heed_fail(HEED_ERR_ARG, "%s: no data, but a size of %zu bytes", name, size);
+    /* As for files: chunk checksums take sizes below 4 GiB. */
+    if (size >= MAX_MODEL_BYTES) return heed_fail(HEED_ERR_LIMIT, "%s: larger than 1 GiB", name);
+    return parse_container(data, size, name, keep_extra, c);
+}
+
+/* The model in c (which it frees), its extra chunks into *extra when asked
+ * for. */
+static heed_status model_from(container *c, const char *path, heed_model **out, heed_chunk **extra,
+                              int *nextra) {
+    heed_status st = HEED_OK;
+    if (!c->net_text && !c->meta && c->params.p)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: holds parameters only (heed_params_save), no network: "
+                       "load them with heed_params_load into the network they came from", path);
+    else if (!c->net_text || !c->meta || !c->params.p)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: missing %s chunk", path,
+                       !c->net_text ? "network (NETD)" : !c->meta ? "metadata (META)" : "parameter (PARM)");
+    heed_net *net = NULL;
+    heed_model *m = NULL;
+    if (st == HEED_OK) {
+        char origin[4200];
+        snprintf(origin, sizeof origin, "%s (network)", path);
+        /* A network needing more floats than the parameter chunk holds is
+         * refused before its parameters are allocated. */
+        st = heed_net_parse_bounded(&net, c->net_text, origin, 0, c->params.len / sizeof(float));
+    }
+    if (st == HEED_OK) st = load_params(&net->params, &c->params, path);
+    if (st == HEED_OK) {
+        st = heed_model_new(&m, net);
+        net = NULL;
+    }
+    if (st == HEED_OK) st = parse_meta(&m->meta, c->meta, path);
+    if (st == HEED_OK) st = check_meta(&m->meta, m->net, HEED_ERR_FORMAT, path);
+    heed_net_free(net);
+    if (st != HEED_OK) {
+        heed_model_free(m);
+        container_free(c);
+        return st;
+    }
+    if (extra) *extra = c->extra, *nextra = c->nextra;
+    c->extra = NULL, c->nextra = 0;
+    container_free(c);
+    *out = m;
+    return HEED_OK;
 }
 
 heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk **extra,
@@ -580,53 +682,24 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
     if (extra) *extra = NULL, *nextra = 0;
     container c;
     HEED_TRY(read_container(path, extra != NULL, &c));
-    heed_status st = HEED_OK;
-    if (!c.net_text && !c.meta && c.params.p)
-        st = heed_fail(HEED_ERR_FORMAT, "%s: holds parameters only (heed_params_save), no network: "
-                       "load them with heed_params_load into the network they came from", path);
-    else if (!c.net_text || !c.meta || !c.params.p)
-        st = heed_fail(HEED_ERR_FORMAT, "%s: missing %s chunk", path,
-                       !c.net_text ? "network (NETD)" : !c.meta ? "metadata (META)" : "parameter (PARM)");
-    heed_net *net = NULL;
-    heed_model *m = NULL;
-    if (st == HEED_OK) {
-        char origin[4200];
-        snprintf(origin, sizeof origin, "%s (network)", path);
-        /* A network needing more floats than the parameter chunk holds is
-         * refused before its parameters are allocated. */
-        st = heed_net_parse_bounded(&net, c.net_text, origin, 0, c.params.len / sizeof(float));
-    }
-    if (st == HEED_OK) st = load_params(&net->params, &c.params, path);
-    if (st == HEED_OK) {
-        st = heed_model_new(&m, net);
-        net = NULL;
-    }
-    if (st == HEED_OK) st = parse_meta(&m->meta, c.meta, path);
-    if (st == HEED_OK) st = check_meta(&m->meta, m->net, HEED_ERR_FORMAT, path);
-    heed_net_free(net);
-    if (st != HEED_OK) {
-        heed_model_free(m);
-        container_free(&c);
-        return st;
-    }
-    if (extra) *extra = c.extra, *nextra = c.nextra;
-    c.extra = NULL, c.nextra = 0;
-    container_free(&c);
-    *out = m;
-    return HEED_OK;
+    return model_from(&c, path, out, extra, nextra);
 }
 
 heed_status heed_model_load(heed_model **out, const char *path) {
     return heed_model_load_with(out, path, NULL, NULL);
 }
 
-heed_status heed_params_load(heed_params *p, const char *path) {
-    if (p->count && !p->values)
-        return heed_fail(HEED_ERR_ARG, "cannot load %s: the parameters are not allocated (heed_params_alloc)",
-                         path);
+heed_status heed_model_load_mem(heed_model **out, const void *data, size_t size, const char *name) {
+    *out = NULL;
+    if (!name) name = "model in memory";
     container c;
-    HEED_TRY(read_container(path, 0, &c));
-    heed_status st = c.params.p ? HEED_OK : heed_fail(HEED_ERR_FORMAT, "%s: missing parameter (PARM) chunk", path);
+    HEED_TRY(mem_container(data, size, name, 0, &c));
+    return model_from(&c, name, out, NULL, NULL);
+}
+
+/* c's parameters into p (c freed), all or nothing. */
+static heed_status params_from(container *c, const char *path, heed_params *p) {
+    heed_status st = c->params.p ? HEED_OK : heed_fail(HEED_ERR_FORMAT, "%s: missing parameter (PARM) chunk", path);
     /* Read into a copy, so that a file that fails half way changes nothing. */
     const size_t bytes = p->total * sizeof(float);
     float *copy = st == HEED_OK ? heed_alloc(bytes ? bytes : 1) : NULL;
@@ -634,13 +707,35 @@ heed_status heed_params_load(heed_params *p, const char *path) {
     if (st == HEED_OK) {
         heed_params shadow = *p;
         shadow.values = copy;
-        st = load_params(&shadow, &c.params, path);
+        st = load_params(&shadow, &c->params, path);
     }
     for (int i = 0; st == HEED_OK && i < p->count; i++)
         memcpy(p->values + p->items[i].offset, copy + p->items[i].offset, p->items[i].count * sizeof(float));
     heed_free(copy);
-    container_free(&c);
+    container_free(c);
     return st;
+}
+
+static heed_status params_allocated(const heed_params *p, const char *path) {
+    if (p->count && !p->values)
+        return heed_fail(HEED_ERR_ARG, "cannot load %s: the parameters are not allocated (heed_params_alloc)",
+                         path);
+    return HEED_OK;
+}
+
+heed_status heed_params_load(heed_params *p, const char *path) {
+    HEED_TRY(params_allocated(p, path));
+    container c;
+    HEED_TRY(read_container(path, 0, &c));
+    return params_from(&c, path, p);
+}
+
+heed_status heed_params_load_mem(heed_params *p, const void *data, size_t size, const char *name) {
+    if (!name) name = "parameters in memory";
+    HEED_TRY(params_allocated(p, name));
+    container c;
+    HEED_TRY(mem_container(data, size, name, 0, &c));
+    return params_from(&c, name, p);
 }
 
 const heed_chunk *heed_chunk_find(const heed_chunk *chunks, int n, const char *tag) {

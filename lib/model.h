@@ -139,6 +139,28 @@ heed_status heed_model_load_with(heed_model **out, const char *path, heed_chunk 
 heed_status heed_params_save(const heed_params *p, const char *path);
 heed_status heed_params_load(heed_params *p, const char *path);
 
+/* Models and weights held in memory: a model compiled into firmware, kept
+ * in flash or received over a network, where there is no file system.
+ *
+ *   // xxd -i fmnist-se.heed > model_data.h   (unsigned char fmnist_se_heed[], ..._len)
+ *   heed_model *m;
+ *   if (heed_model_load_mem(&m, fmnist_se_heed, fmnist_se_heed_len, "fmnist-se") != HEED_OK) ...
+ *
+ * heed_model_load_mem reads the bytes of a model file (data, size) with
+ * every check of heed_model_load, its messages naming `name` where they
+ * name the path (NULL: "model in memory"); heed_params_load_mem does the
+ * same for heed_params_load (NULL: "parameters in memory"). data is only
+ * read, and not kept: it may be freed once they return. Errors as for
+ * the files, with HEED_ERR_ARG for NULL data of a nonzero size and
+ * HEED_ERR_LIMIT for 1 GiB or more. heed_model_encode_mem and
+ * heed_params_encode_mem give the bytes heed_model_save and
+ * heed_params_save would write, with their checks, in a malloc'ed
+ * *data (free it) of *size bytes; on failure *data is NULL. */
+heed_status heed_model_load_mem(heed_model **out, const void *data, size_t size, const char *name);
+heed_status heed_params_load_mem(heed_params *p, const void *data, size_t size, const char *name);
+heed_status heed_model_encode_mem(const heed_model *m, void **data, size_t *size);
+heed_status heed_params_encode_mem(const heed_params *p, void **data, size_t *size);
+
 /* The chunk tagged `tag` in chunks[0..n), or NULL. */
 const heed_chunk *heed_chunk_find(const heed_chunk *chunks, int n, const char *tag);
 void heed_chunks_free(heed_chunk *chunks, int n);

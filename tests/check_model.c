@@ -839,6 +839,113 @@ START_TEST(weights_that_do_not_fit_change_nothing) {
 }
 END_TEST
 
+/* In memory, the bytes are a file's: what encode_mem gives is what save
+ * writes, and load_mem reads it back to the same model, which no longer
+ * needs the bytes once loaded (ASan would see a read of the freed copy). */
+START_TEST(models_and_weights_round_trip_through_memory) {
+    char path[256];
+    tmp_path(path, sizeof path, "mem.heed");
+    heed_model *m = make_model(), *back;
+    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
+    size_t file_len, len;
+    unsigned char *file = slurp(path, &file_len);
+    void *data;
+    ck_assert_msg(heed_model_encode_mem(m, &data, &len) == HEED_OK, "%s", heed_last_error());
+    ck_assert(len == file_len && !memcmp(data, file, len));
+    unsigned char *copy = malloc(len);
+    memcpy(copy, data, len);
+    ck_assert_msg(heed_model_load_mem(&back, copy, len, "flash") == HEED_OK, "%s", heed_last_error());
+    free(copy);
+    ck_assert_int_eq(memcmp(m->net->params.values, back->net->params.values,
+                            m->net->params.total * sizeof(float)), 0);
+    ck_assert_str_eq(back->meta.class_names[2], "T-shirt/top");
+    ck_assert_float_eq(back->meta.input_std, 0.5f);
+    heed_tensor y1 = {0}, y2 = {0};
+    forward(m, &y1);
+    forward(back, &y2);
+    ck_assert_int_eq(memcmp(y1.data, y2.data, heed_tensor_count(&y1) * sizeof(float)), 0);
+    heed_tensor_free(&y1), heed_tensor_free(&y2);
+    heed_model_free(back);
+    free(data);
+    free(file);
+
+    /* weights alone, for a network built in code */
+    heed_params p, q;
+    heed_seq *a = code_net(&p, 1, 4), *b = code_net(&q, 2, 4);
+    ck_assert_int_eq(heed_params_save(&p, path), HEED_OK);
+    file = slurp(path, &file_len);
+    ck_assert_msg(heed_params_encode_mem(&p, &data, &len) == HEED_OK, "%s", heed_last_error());
+    ck_assert(len == file_len && !memcmp(data, file, len));
+    ck_assert(!same_tensors(&p, &q));
+    ck_assert_msg(heed_params_load_mem(&q, data, len, NULL) == HEED_OK, "%s", heed_last_error());
+    ck_assert(same_tensors(&p, &q));
+    /* and a model's weights into the network it came from */
+    heed_net *net;
+    ck_assert_int_eq(heed_net_parse(&net, NET, "t", 5), HEED_OK);
+    void *model_bytes;
+    size_t model_len;
+    ck_assert_int_eq(heed_model_encode_mem(m, &model_bytes, &model_len), HEED_OK);
+    ck_assert_msg(heed_params_load_mem(&net->params, model_bytes, model_len, "m") == HEED_OK, "%s",
+                  heed_last_error());
+    ck_assert(same_tensors(&net->params, &m->net->params));
+    heed_net_free(net);
+    free(model_bytes);
+    free(data);
+    free(file);
+    heed_layer_free(&a->base), heed_layer_free(&b->base);
+    heed_params_free(&p), heed_params_free(&q);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
+/* A damaged buffer fails as a damaged file does, named as the caller
+ * names it; arguments that describe no buffer are refused before reading. */
+START_TEST(models_in_memory_fail_like_files) {
+    heed_model *m = make_model(), *back;
+    void *data;
+    size_t len;
+    ck_assert_int_eq(heed_model_encode_mem(m, &data, &len), HEED_OK);
+    unsigned char *b = data;
+    for (size_t cut = 0; cut < len; cut += cut < 64 ? 1 : 97) {
+        back = (heed_model *)1;
+        ck_assert_int_eq(heed_model_load_mem(&back, b, cut, "flash model"), HEED_ERR_FORMAT);
+        ck_assert_ptr_null(back);
+        ck_assert_msg(!strncmp(heed_last_error(), "flash model: ", 13), "%s", heed_last_error());
+    }
+    for (size_t at = 0; at < len; at += 13) {
+        b[at] ^= 0x10;
+        ck_assert_int_ne(heed_model_load_mem(&back, b, len, "flash model"), HEED_OK);
+        ck_assert_ptr_null(back);
+        b[at] ^= 0x10;
+    }
+    ck_assert_int_eq(heed_model_load_mem(&back, b, len - 1, NULL), HEED_ERR_FORMAT);
+    ck_assert_msg(!strncmp(heed_last_error(), "model in memory: ", 17), "%s", heed_last_error());
+    ck_assert_int_eq(heed_model_load_mem(&back, NULL, 10, "x"), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_model_load_mem(&back, NULL, 0, "x"), HEED_ERR_FORMAT);
+    ck_assert_int_eq(heed_model_load_mem(&back, b, (size_t)1 << 30, "x"), HEED_ERR_LIMIT);
+    ck_assert_msg(strstr(heed_last_error(), "larger than 1 GiB"), "%s", heed_last_error());
+    /* the weights of another network change nothing */
+    heed_params q;
+    heed_seq *s = code_net(&q, 2, 4);
+    float *before = malloc(q.total * sizeof(float));
+    memcpy(before, q.values, q.total * sizeof(float));
+    ck_assert_int_eq(heed_params_load_mem(&q, b, len, NULL), HEED_ERR_FORMAT);
+    ck_assert_msg(strstr(heed_last_error(), "parameters in memory: "), "%s", heed_last_error());
+    ck_assert_int_eq(memcmp(before, q.values, q.total * sizeof(float)), 0);
+    free(before);
+    heed_layer_free(&s->base);
+    heed_params_free(&q);
+    free(data);
+    /* encode refuses what save refuses, giving no bytes */
+    m->meta.input_std = 0;
+    data = (void *)1;
+    ck_assert_int_eq(heed_model_encode_mem(m, &data, &len), HEED_ERR_ARG);
+    ck_assert(data == NULL && len == 0);
+    heed_model_free(m);
+}
+END_TEST
+
 Suite *heed_suite_model(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("core");
@@ -860,6 +967,8 @@ Suite *heed_suite_model(void) {
     tcase_add_test(tc, weights_load_from_a_model_file);
     tcase_add_test(tc, weights_that_do_not_fit_change_nothing);
     tcase_add_test(tc, saves_refuse_weights_load_would);
+    tcase_add_test(tc, models_and_weights_round_trip_through_memory);
+    tcase_add_test(tc, models_in_memory_fail_like_files);
     suite_add_tcase(s, tc);
     return s;
 }
