@@ -80,7 +80,7 @@ help:
 	@echo "make clean      remove build/ and out/"
 	@echo "make bench      heed against PyTorch on the benchmark matrix (BENCH_ARGS=\"--seconds 2\")"
 	@echo "make $(BUILD)/bench/page_share (or own_networks): the measurement programs of bench/HISTORY.md"
-	@echo "make $(BUILD)/examples/where_it_looks (or attention_cnn): the README's C examples"
+	@echo "make $(BUILD)/examples/where_it_looks (or attention_cnn, built_in_model): the README's C examples"
 
 $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -149,7 +149,7 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libheed.a
 # Tests run from the repository root; they use build/heed for end-to-end cases.
 # Passive waiting keeps OpenMP threads from spinning against each other when
 # the machine is shared (tests are not benchmarks).
-EXAMPLES := $(BUILD)/examples/attention_cnn $(BUILD)/examples/where_it_looks
+EXAMPLES := $(BUILD)/examples/attention_cnn $(BUILD)/examples/where_it_looks $(BUILD)/examples/built_in_model
 check: $(BUILD)/check_heed $(BUILD)/heed $(EXAMPLES) $(MEASURE)
 	$(if $(SANFLAGS),HEED_SAN=1) HEED_EXAMPLES=$(BUILD)/examples HEED_BIN=$(BUILD)/heed CK_DEFAULT_TIMEOUT=600 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/check_heed
 
@@ -184,6 +184,22 @@ uninstall:
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libheed.a $(BUILD)/include/heed/heed.h
 	@mkdir -p $(dir $@)
 	$(CC) $(EXAMPLE_CFLAGS) -o $@ $< $(BUILD)/libheed.a $(LDLIBS)
+
+# built_in_model carries models/fmnist-se.heed as a C array (od is in
+# coreutils; `xxd -i` writes the same array), so it opens no model file.
+# The model is read, not named as a prerequisite: that would let make
+# retrain it (the rule under `models`) whenever nets/fmnist-se.net looks
+# newer, as it may in a fresh clone. So the array is made every time and
+# kept only when it changed, which rebuilds the example after `make models`.
+$(BUILD)/examples/fmnist_se_model.c: FORCE
+	@mkdir -p $(dir $@)
+	@{ echo 'const unsigned char heed_builtin_model[] = {'; \
+	  od -An -v -tu1 models/fmnist-se.heed | sed -e 's/^ *//' -e 's/  */,/g' -e 's/$$/,/'; \
+	  echo '};'; echo 'const unsigned long heed_builtin_model_size = sizeof heed_builtin_model;'; } > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+$(BUILD)/examples/built_in_model: examples/built_in_model.c $(BUILD)/examples/fmnist_se_model.c \
+		$(BUILD)/libheed.a $(BUILD)/include/heed/heed.h
+	$(CC) $(EXAMPLE_CFLAGS) -o $@ $< $(BUILD)/examples/fmnist_se_model.c $(BUILD)/libheed.a $(LDLIBS)
 
 # Installs into a scratch DESTDIR and builds a program from that tree alone,
 # as a user would: heed.h from the installed headers, flags from heed.pc;

@@ -462,6 +462,40 @@ START_TEST(gradcam_example_matches_classify) {
 }
 END_TEST
 
+/* The example with its model compiled in (heed_model_load_mem) and the
+ * image read from standard input (heed_image_load_mem) lists what heed
+ * classify lists for the same model, a photo-like light image included;
+ * input that is not an image is refused with a message naming it. */
+START_TEST(built_in_model_example_matches_classify) {
+    const char *examples = getenv("HEED_EXAMPLES");
+    if (!examples) return; /* only run through `make check`, which builds them */
+    const char *items[] = {"images/test-00000-Ankle_boot.png", "images/test-00004-Shirt.png",
+                           "images/light-test-00009-Sneaker.jpg", "images/light-test-00012-Sneaker.png"};
+    char cmd[1200], args[1000];
+    static char out[1 << 12], listed[1 << 12];
+    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s/built_in_model < %s 2>&1", examples, items[i]);
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = '\0';
+        ck_assert_msg(pclose(p) == 0, "%s", out);
+        snprintf(args, sizeof args, "classify --model models/fmnist-se.heed --top 3 %s", items[i]);
+        ck_assert_msg(heed(args, listed, sizeof listed) == 0, "%s", listed);
+        const char *lines = strchr(listed, '\n'); /* after the image's own line */
+        ck_assert_ptr_nonnull(lines);
+        ck_assert_str_eq(out, lines + 1);
+    }
+    snprintf(cmd, sizeof cmd, "%s/built_in_model < models/fmnist-se.log 2>&1", examples);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    ck_assert_int_ne(pclose(p), 0);
+    ck_assert_msg(strstr(out, "standard input: not a PNG or JPEG image") && !strchr(out, '\n')[1], "%s", out);
+}
+END_TEST
+
 /* Loads a model's parameter values (caller frees) and their count. */
 static float *model_values(const char *path, size_t *total) {
     heed_model *m;
@@ -1096,6 +1130,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, classify_shows_channel_attention);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
     tcase_add_test(tc, gradcam_example_matches_classify);
+    tcase_add_test(tc, built_in_model_example_matches_classify);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
     tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
