@@ -139,8 +139,9 @@ heed_status heed_image_convert(const heed_tensor *in, int channels, heed_tensor 
  * is the bytes from one row's start to the next's (0: w * channels; more
  * for padded rows). *out is sized with heed_tensor_ensure.
  * Errors: HEED_ERR_ARG (pixels or out NULL, h or w < 1, channels outside
- * 1..4, bgr with 1 or 2 channels, a stride under w * channels),
- * HEED_ERR_LIMIT, HEED_ERR_NOMEM. */
+ * 1..4, bgr with 1 or 2 channels, a stride under w * channels or so
+ * large that the rows pass the end of memory, as a negative one cast to
+ * size_t does), HEED_ERR_LIMIT, HEED_ERR_NOMEM. */
 heed_status heed_image_from_pixels(const unsigned char *pixels, int h, int w, int channels,
                                    size_t stride, int bgr, heed_tensor *out);
 
@@ -149,7 +150,8 @@ heed_status heed_image_from_pixels(const unsigned char *pixels, int h, int w, in
  * stride are left alone), each value round(v * 255) after clamping to
  * [0, 1] (NaN as 0), as heed_image_save writes 8-bit files; bgr as above.
  * Errors: HEED_ERR_ARG (NULL arguments, img not one image of 1..4
- * channels, bgr with 1 or 2 channels, a stride under W * C). */
+ * channels, bgr with 1 or 2 channels, a stride under W * C or past
+ * memory's end, as above). */
 heed_status heed_image_to_pixels(const heed_tensor *img, int bgr, unsigned char *pixels,
                                  size_t stride);
 

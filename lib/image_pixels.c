@@ -2,6 +2,8 @@
  * the layout (h, w, channels) that the rest of the world uses, against
  * heed's planar (1, channels, h, w) floats. With bgr the first and third
  * channels trade places. */
+#include <stdint.h>
+
 #include "image.h"
 #include "image_impl.h"
 
@@ -19,6 +21,11 @@ static heed_status check_layout(const char *what, int h, int w, int channels, si
     if (stride < (size_t)w * channels)
         return heed_fail(HEED_ERR_ARG, "%s: a row stride of %zu bytes is under the row's %zu", what, stride,
                          (size_t)w * channels);
+    /* The last row ends at (h - 1) * stride + w * channels: within what a
+     * pointer can reach (a negative stride cast to size_t is not). */
+    if (h > 1 && stride > (PTRDIFF_MAX - (size_t)w * channels) / (size_t)(h - 1))
+        return heed_fail(HEED_ERR_ARG, "%s: %d rows %zu bytes apart do not fit in memory (stride is from "
+                         "one row's start to the next's, never negative)", what, h, stride);
     return HEED_OK;
 }
 

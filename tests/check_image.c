@@ -6,6 +6,7 @@
  * writes), or as random tensors saved and loaded back. */
 #include <dirent.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -927,6 +928,25 @@ START_TEST(pixel_buffers_in_both_orders) {
 }
 END_TEST
 
+/* A stride whose rows would run past the end of memory is refused before
+ * a byte is touched: a bottom-up frame's negative stride (-6) cast to
+ * size_t wrapped the second row round to the 6 bytes before the buffer. */
+START_TEST(pixel_strides_beyond_memory_are_refused) {
+    unsigned char buf[64];
+    memset(buf, 0x55, sizeof buf);
+    const size_t up = (size_t)0 - 6;
+    heed_tensor img = {0};
+    ck_assert_int_eq(heed_image_from_pixels(buf + 32, 2, 2, 3, up, 0, &img), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "do not fit in memory"), "%s", heed_last_error());
+    ck_assert_ptr_null(img.data);
+    ck_assert_int_eq(heed_image_from_pixels(buf + 32, 2, 2, 3, 6, 0, &img), HEED_OK);
+    ck_assert_int_eq(heed_image_to_pixels(&img, 0, buf + 32, up), HEED_ERR_ARG);
+    for (size_t i = 0; i < sizeof buf; i++) ck_assert_int_eq(buf[i], 0x55);
+    ck_assert_int_eq(heed_image_to_pixels(&img, 0, buf + 32, PTRDIFF_MAX), HEED_ERR_ARG);
+    heed_tensor_free(&img);
+}
+END_TEST
+
 Suite *heed_suite_image(void) {
     Suite *s = suite_create("image");
     TCase *tc = tcase_create("png");
@@ -951,6 +971,7 @@ Suite *heed_suite_image(void) {
     tcase_add_test(tc, pixel_limit_is_checked_before_decoding);
     tcase_add_test(tc, headers_larger_than_their_data_fail_before_allocating);
     tcase_add_test(tc, interlaced_rows_count_against_the_memory_limit);
+    tcase_add_test(tc, pixel_strides_beyond_memory_are_refused);
     suite_add_tcase(s, tc);
     tc = tcase_create("save");
     tcase_add_test(tc, save_is_atomic_and_cleans_up);
