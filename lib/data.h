@@ -152,7 +152,8 @@ heed_status heed_idx_write(const heed_dataset *d, const char *images_path,
  * Each image is decoded (heed_image_load), converted to c channels
  * (heed_image_convert: colour <-> gray, alpha dropped over black) and
  * resized to h x w (heed_image_resize: antialiased bilinear; the aspect
- * ratio is not kept). Files with other names are ignored. *d is
+ * ratio is not kept). Files with other names are ignored, and so are
+ * entries that are not regular files (fifos, devices, broken links). *d is
  * overwritten (not freed) and left empty on failure.
  *
  * Errors: HEED_ERR_ARG (c outside 1..4, h or w < 1, no class folder, a class

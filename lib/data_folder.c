@@ -67,7 +67,8 @@ static heed_status join(char *out, size_t cap, const char *a, const char *b) {
 }
 
 /* Names in dir, sorted, not starting with '.': sub-folders when want_dirs,
- * else files with an image extension. */
+ * else regular files with an image extension (opening a fifo would wait
+ * for a writer for ever). */
 static heed_status list_dir(const char *dir, int want_dirs, name_list *out) {
     DIR *dp = opendir(dir);
     if (!dp) return heed_fail(HEED_ERR_IO, "folder dataset: cannot open %s: %s", dir, strerror(errno));
@@ -81,7 +82,7 @@ static heed_status list_dir(const char *dir, int want_dirs, name_list *out) {
         struct stat st;
         /* A broken link or a vanished entry is neither: skip it. */
         if (stat(path, &st) != 0) continue;
-        if (want_dirs ? S_ISDIR(st.st_mode) : !S_ISDIR(st.st_mode)) s = names_push(out, e->d_name);
+        if (want_dirs ? S_ISDIR(st.st_mode) : S_ISREG(st.st_mode)) s = names_push(out, e->d_name);
     }
     closedir(dp);
     if (s == HEED_OK && out->count > 1)

@@ -529,6 +529,27 @@ START_TEST(folder_errors) {
 }
 END_TEST
 
+/* A class folder's entry that is not a regular file, though named like an
+ * image, is passed over as a broken link is: a fifo (x.png) blocked the
+ * loader in open() for ever, waiting for a writer. The alarm turns that
+ * wait into a failure of this test. */
+START_TEST(folder_skips_what_is_not_a_file) {
+    char root[64], path[1024];
+    make_tmpdir(root);
+    ck_assert_int_eq(mkdir(join(path, root, "cls"), 0700), 0);
+    save_image(join(path, root, "cls/a.png"), 3, 0, NULL);
+    ck_assert_int_eq(mkfifo(join(path, root, "cls/pipe.png"), 0600), 0);
+    ck_assert_int_eq(symlink("nowhere.png", join(path, root, "cls/gone.png")), 0);
+    alarm(20);
+    heed_dataset d;
+    ck_assert_msg(heed_folder_load(&d, root, 3, IM_H, IM_W) == HEED_OK, "%s", heed_last_error());
+    alarm(0);
+    ck_assert_int_eq(d.count, 1);
+    heed_dataset_free(&d);
+    remove_tree(root);
+}
+END_TEST
+
 /* The held-out rule is FNV-1a's published 32-bit hash of the name, held
  * out when a multiple of 5: the reference vectors "" -> 0x811c9dc5 (its
  * offset basis; 1 mod 5), "a" -> 0xe40c292c and "foobar" -> 0xbf9cf968
@@ -815,6 +836,7 @@ Suite *heed_suite_data(void) {
     tc = tcase_create("folder");
     tcase_add_test(tc, folder_of_images);
     tcase_add_test(tc, folder_errors);
+    tcase_add_test(tc, folder_skips_what_is_not_a_file);
     tcase_add_test(tc, folder_holdout_is_fnv1a_mod_5);
     tcase_add_test(tc, folder_parts);
     tcase_add_test(tc, dataset_stats);
