@@ -46,7 +46,8 @@ static heed_status gradcam_layer(heed_model *m, const char *name, int *idx) {
     for (int i = 0; name && i < root->count - 1; i++)
         if (!strcmp(root->children[i]->name, name)) named = i;
     *idx = name ? named : spatial;
-    if (!name && spatial < 0) return heed_fail(HEED_ERR_ARG, "the network has no spatial layer for Grad-CAM");
+    if (!name && spatial < 0)
+        return heed_fail(HEED_ERR_ARG, "the network has no spatial layer for Grad-CAM; use --map saliency");
     if (named < 0 && name)
         return heed_fail(HEED_ERR_ARG, "--layer %s is not a top-level layer before the output (see heed info)",
                          name);
@@ -97,7 +98,9 @@ static heed_status find_map_source(heed_model *m, const classify_opts *o, map_so
         heed_net_visit(m->net, find_last, &fc);
         src->att = fc.found;
     }
-    if (!src->att) return heed_fail(HEED_ERR_ARG, "the model has no spatial attention (cbam); use --map gradcam");
+    if (!src->att) /* a model without a map of its own still has saliency */
+        return heed_fail(HEED_ERR_ARG, "the model has no spatial attention (cbam); use --map %s",
+                         heed_gradcam_default_layer(m->net) >= 0 ? "gradcam" : "saliency");
     return HEED_OK;
 }
 

@@ -593,6 +593,30 @@ START_TEST(saliency_overlays) {
 }
 END_TEST
 
+/* A model with no map of its own to show (RAM: no CBAM, no spatial layer)
+ * is pointed at the one map it has, saliency; it was sent to --map
+ * gradcam, which refuses it in turn. */
+START_TEST(a_model_without_maps_is_sent_to_saliency) {
+    static char out[1 << 14], err[1 << 12];
+    char args[1024];
+    const char *ram = "models/ram-fmnist-cluttered60.heed";
+    const char *runs[][2] = {
+        {"", "heed classify: the model has no spatial attention (cbam); use --map saliency\n"},
+        {"--map gradcam", "heed classify: the network has no spatial layer for Grad-CAM; use --map saliency\n"}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "--model %s %s --overlay %s/r.png %s", ram, runs[i][0], dir, ITEM);
+        ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
+        ck_assert_str_eq(err, runs[i][1]);
+    }
+    snprintf(args, sizeof args, "--model %s --map saliency --overlay %s/r.png %s", ram, dir, ITEM);
+    ck_assert_msg(classify(args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    /* a CNN without CBAM still hears of gradcam */
+    snprintf(args, sizeof args, "--model models/fmnist-se.heed --overlay %s/s.png %s", dir, ITEM);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
+    ck_assert_str_eq(err, "heed classify: the model has no spatial attention (cbam); use --map gradcam\n");
+}
+END_TEST
+
 /* --map, --layer, --colormap, --alpha and --format without --overlay were
  * ignored (exit 0): refused, naming them. --channels and --json do not
  * need an overlay. */
@@ -677,6 +701,7 @@ Suite *heed_suite_overlay(void) {
     tcase_add_test(tc, gradcam_needs_a_spatial_layer);
     tcase_add_test(tc, gradcam_for_a_chosen_class);
     tcase_add_test(tc, saliency_overlays);
+    tcase_add_test(tc, a_model_without_maps_is_sent_to_saliency);
     tcase_add_test(tc, overlay_options_need_overlay);
     tcase_add_test(tc, overlay_names_a_folder_or_a_png_or_jpeg);
     suite_add_tcase(s, tc);
