@@ -25,6 +25,7 @@ void heed_dataset_free(heed_dataset *d) {
 }
 
 heed_status heed_dataset_stats(const heed_dataset *d, double *mean, double *std) {
+    if (!d || !mean || !std) return heed_fail(HEED_ERR_ARG, "dataset statistics: a NULL argument");
     if (!d->images || d->count < 1)
         return heed_fail(HEED_ERR_ARG, "dataset statistics: the dataset holds no images");
     const size_t n = (size_t)d->count * d->c * d->h * d->w;

@@ -156,7 +156,7 @@ heed_status heed_idx_write(const heed_dataset *d, const char *images_path,
  * entries that are not regular files (fifos, devices, broken links). *d is
  * overwritten (not freed) and left empty on failure.
  *
- * Errors: HEED_ERR_ARG (c outside 1..4, h or w < 1, no class folder, a class
+ * Errors: HEED_ERR_ARG (d or root NULL, c outside 1..4, h or w < 1, no class folder, a class
  * folder with no image, a class name of 32 bytes or more), HEED_ERR_IO
  * (root or a folder unreadable), the image loader's errors for the first
  * file that fails (naming it), HEED_ERR_LIMIT, HEED_ERR_NOMEM. */
@@ -202,8 +202,8 @@ heed_status heed_folder_load_with(heed_dataset *d, const char *root, int c, int 
 /* The mean and the standard deviation (population: divided by the number
  * of values) of every value of d's images, all channels together,
  * accumulated in double. The numbers to normalise a dataset by. Errors:
- * HEED_ERR_ARG when d holds no images (none loaded, or a canvas dataset,
- * whose items exist only per batch). */
+ * HEED_ERR_ARG when an argument is NULL or d holds no images (none
+ * loaded, or a canvas dataset, whose items exist only per batch). */
 heed_status heed_dataset_stats(const heed_dataset *d, double *mean, double *std);
 
 /* Releases the loaders' arrays (and a canvas dataset's source items);

@@ -224,6 +224,7 @@ static heed_status folder_read(heed_dataset *d, const char *root, int c, int h, 
 
 heed_status heed_folder_load_with(heed_dataset *d, const char *root, int c, int h, int w,
                                   const heed_folder_opts *opts) {
+    if (!d || !root) return heed_fail(HEED_ERR_ARG, "folder dataset: %s is NULL", d ? "the folder" : "the dataset");
     *d = (heed_dataset){0};
     name_list files = {0};
     const heed_folder_opts all = {0};

@@ -38,7 +38,9 @@ static heed_status weigh_maps(const heed_tensor *a, const heed_tensor *g, heed_t
 }
 
 /* cls a class of net's output and x one image of its input, for fn. */
-static heed_status check_image(const heed_net *net, const heed_tensor *x, int cls, const char *fn) {
+static heed_status check_image(const heed_net *net, const heed_tensor *x, int cls, const heed_tensor *out_map,
+                               const char *fn) {
+    if (!net || !out_map) return heed_fail(HEED_ERR_ARG, "%s: %s is NULL", fn, net ? "the output map" : "net");
     const heed_layer *out = &net->root->base;
     const int classes = out->out_c * out->out_h * out->out_w;
     if (cls < 0 || cls >= classes)
@@ -65,7 +67,10 @@ static heed_status class_backward(heed_net *net, const heed_tensor *x, int cls, 
 }
 
 heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer, heed_tensor *cam) {
+    if (!net || !cam) return heed_fail(HEED_ERR_ARG, "heed_gradcam: %s is NULL", net ? "cam" : "net");
     heed_seq *root = net->root;
+    if (root->count < 2)
+        return heed_fail(HEED_ERR_ARG, "heed_gradcam: the network has no top-level layer before its output");
     if (layer < 0 || layer >= root->count - 1)
         return heed_fail(HEED_ERR_ARG, "heed_gradcam: layer %d is not a top-level layer before the output "
                          "(0..%d)", layer, root->count - 2);
@@ -79,13 +84,13 @@ heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer
     if (!strcmp(at->ops->type, "bn") && !strcmp(next->ops->type, "relu"))
         return heed_fail(HEED_ERR_ARG, "heed_gradcam: layer %s is a batch norm run together with the relu "
                          "after it, which keeps no output of its own: take %s", at->name, next->name);
-    HEED_TRY(check_image(net, x, cls, "heed_gradcam"));
+    HEED_TRY(check_image(net, x, cls, cam, "heed_gradcam"));
     HEED_TRY(class_backward(net, x, cls, NULL));
     return weigh_maps(heed_seq_activation(root, layer), &root->grads[layer], cam);
 }
 
 heed_status heed_saliency(heed_net *net, const heed_tensor *x, int cls, heed_tensor *map) {
-    HEED_TRY(check_image(net, x, cls, "heed_saliency"));
+    HEED_TRY(check_image(net, x, cls, map, "heed_saliency"));
     heed_tensor dx = {0};
     heed_status st = heed_tensor_alloc(&dx, 1, x->c, x->h, x->w); /* zeroed: backward adds to it */
     if (st == HEED_OK) st = class_backward(net, x, cls, &dx);

@@ -52,8 +52,9 @@ extern "C" {
  * dropout masks). Like any backward it ADDS to the parameter gradients;
  * zero them before a training step that follows.
  *
- * Errors: HEED_ERR_ARG (cls not in 0..classes-1, layer not a top-level
- * layer before the output, a layer whose output is 1x1: its map would be
+ * Errors: HEED_ERR_ARG (net or cam NULL, cls not in 0..classes-1, layer
+ * not a top-level layer before the output (or none: a network that is its
+ * output layer alone, as RAM is), a layer whose output is 1x1: its map would be
  * a single value, a batch norm followed by a relu: the two run as one and
  * only the relu's output is kept, so take the relu), HEED_ERR_SHAPE (x
  * not one image of the network's input shape), HEED_ERR_NOMEM, and what
@@ -63,8 +64,8 @@ heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer
 /* The gradient saliency map of class `cls` for the image x (1, in_c, in_h,
  * in_w) into *map (1, 1, in_h, in_w), sized with heed_tensor_ensure. One
  * forward and one backward, with heed_gradcam's caveats (inference mode
- * first; parameter gradients are added to). Errors: HEED_ERR_ARG (cls not
- * in 0..classes-1), HEED_ERR_SHAPE (x not one image of the input shape),
+ * first; parameter gradients are added to). Errors: HEED_ERR_ARG (net or
+ * map NULL, cls not in 0..classes-1), HEED_ERR_SHAPE (x not one image of the input shape),
  * HEED_ERR_NOMEM, and what the forward and backward return. (RAM's
  * saliency is through the pixels its glimpses read, their locations held
  * fixed.) */

@@ -488,6 +488,8 @@ START_TEST(folder_errors) {
     ck_assert_ptr_nonnull(strstr(heed_last_error(), "/nonexistent-heed-dir"));
     ck_assert_int_eq(heed_folder_load(&d, root, 5, 8, 8), HEED_ERR_ARG);
     ck_assert_int_eq(heed_folder_load(&d, root, 3, 0, 8), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_folder_load(&d, NULL, 3, 8, 8), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_folder_load(NULL, root, 3, 8, 8), HEED_ERR_ARG);
 
     ck_assert_int_eq(mkdir(join(path, root, "empty"), 0700), 0);
     ck_assert_int_eq(heed_folder_load(&d, root, 3, 8, 8), HEED_ERR_ARG);
@@ -675,6 +677,9 @@ START_TEST(dataset_stats) {
     ck_assert_int_eq(heed_dataset_stats(&d, &mean, &std), HEED_ERR_ARG);
     d.images = px, d.count = 0;
     ck_assert_int_eq(heed_dataset_stats(&d, &mean, &std), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_dataset_stats(NULL, &mean, &std), HEED_ERR_ARG);
+    d.count = 1;
+    ck_assert_int_eq(heed_dataset_stats(&d, NULL, &std), HEED_ERR_ARG);
 }
 END_TEST
 

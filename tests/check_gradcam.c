@@ -184,6 +184,19 @@ START_TEST(refuses_what_has_no_map) {
     net = parse("input 3 1 1\nfc out=4\nrelu\nfc out=2\n");
     ck_assert_int_eq(heed_gradcam_default_layer(net), -1);
     heed_net_free(net);
+    /* a network that is its output layer alone (as RAM is, one module) has
+     * no layer to choose: said so, not "(0..-1)" */
+    net = parse("input 2 9 7\nfc out=4\n");
+    ck_assert_int_eq(heed_gradcam(net, &x, 0, 0, &cam), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "the network has no top-level layer before its output"), "%s",
+                  heed_last_error());
+    /* NULL where a network or the map goes: refused, not a crash */
+    ck_assert_int_eq(heed_gradcam(NULL, &x, 0, 0, &cam), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_gradcam(net, &x, 0, 0, NULL), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_saliency(NULL, &x, 0, &cam), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_saliency(net, &x, 0, NULL), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "heed_saliency: the output map is NULL"), "%s", heed_last_error());
+    heed_net_free(net);
     heed_tensor_free(&x);
     heed_tensor_free(&two);
     heed_tensor_free(&cam);
