@@ -289,8 +289,12 @@ int cmd_classify(int argc, char **argv) {
         }
     }
     if (o.io.json) printf("[");
-    int failed = 0;
-    for (int i = 0; i < nargs; i++) failed |= classify_one(m, &o, &src, args[i], i == 0);
+    int failed = 0, printed = 0; /* printed: results in the array so far, which a failed image is not */
+    for (int i = 0; i < nargs; i++) {
+        const int bad = classify_one(m, &o, &src, args[i], printed == 0);
+        failed |= bad;
+        printed += !bad;
+    }
     if (o.io.json) printf("]\n");
     heed_model_free(m);
     return failed;

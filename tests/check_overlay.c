@@ -645,6 +645,29 @@ START_TEST(overlay_options_need_overlay) {
 }
 END_TEST
 
+/* --json with an image that cannot be read: the others' results stay one
+ * JSON array. When the first image failed, the array opened "[,\n {" (not
+ * JSON); the error is one line on stderr and the exit status 1. */
+START_TEST(json_stays_an_array_when_an_image_fails) {
+    static char out[1 << 14], err[1 << 12];
+    char args[1024];
+    const char *orders[] = {"%s/missing.png %s", "%s/missing.png %s %s/missing.png", "%s %s/missing.png"};
+    for (int i = 0; i < 3; i++) {
+        char images[700];
+        if (i == 2)
+            snprintf(images, sizeof images, orders[i], ITEM, dir);
+        else
+            snprintf(images, sizeof images, orders[i], dir, ITEM, dir);
+        snprintf(args, sizeof args, "--model %s --json %s", MODEL, images);
+        ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
+        ck_assert_msg(!strncmp(out, "[{\"image\": ", 11), "%s: %s", images, out);
+        ck_assert_msg(!strstr(out, "[,") && !strstr(out, "},\n ]"), "%s: %s", images, out);
+        ck_assert_str_eq(out + strlen(out) - 3, "}]\n");
+        ck_assert_ptr_nonnull(strstr(err, "heed classify: heed_image_load: cannot open "));
+    }
+}
+END_TEST
+
 /* --overlay "" said "cannot create directory :" (exit 1); --overlay x.gif
  * made a folder named x.gif. Both are usage errors now, before any work;
  * x.gif/ (a folder, said so) and an existing folder x.gif are fine. */
@@ -703,6 +726,7 @@ Suite *heed_suite_overlay(void) {
     tcase_add_test(tc, saliency_overlays);
     tcase_add_test(tc, a_model_without_maps_is_sent_to_saliency);
     tcase_add_test(tc, overlay_options_need_overlay);
+    tcase_add_test(tc, json_stays_an_array_when_an_image_fails);
     tcase_add_test(tc, overlay_names_a_folder_or_a_png_or_jpeg);
     suite_add_tcase(s, tc);
     return s;
