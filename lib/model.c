@@ -103,7 +103,8 @@ static const char *one_line(const char *v, char *out, size_t size) {
 
 static char *meta_text(const heed_model_meta *m) {
     bytes b = {0};
-    char line[768], dataset[sizeof m->dataset], recipe[sizeof m->recipe], cpu[sizeof m->cpu];
+    /* a line: a key and the longest value, dataset's (a path up to PATH_MAX) */
+    char line[sizeof m->dataset + 64], dataset[sizeof m->dataset], recipe[sizeof m->recipe], cpu[sizeof m->cpu];
 #define LINE(...) (snprintf(line, sizeof line, __VA_ARGS__), put(&b, line, strlen(line)))
     LINE("classes %d\n", m->classes);
     for (int i = 0; i < m->classes; i++) LINE("class %s\n", m->class_names[i]);
@@ -217,10 +218,10 @@ static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) 
         } else if (!strcmp(line, "dark_background")) {
             ok = meta_int(v, INT_MIN, INT_MAX, &m->dark_background);
         } else if (!strcmp(line, "dataset")) {
-            ok = printable(v);
+            ok = printable(v) && strlen(v) < sizeof m->dataset; /* never a folder cut to another */
             snprintf(m->dataset, sizeof m->dataset, "%s", v);
         } else if (!strcmp(line, "recipe")) {
-            ok = printable(v);
+            ok = printable(v) && strlen(v) < sizeof m->recipe; /* --resume reads it back as options */
             snprintf(m->recipe, sizeof m->recipe, "%s", v);
         } else if (!strcmp(line, "epochs")) {
             ok = meta_int(v, INT_MIN, INT_MAX, &m->epochs);

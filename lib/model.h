@@ -45,8 +45,8 @@ typedef struct heed_model_meta {
     char (*class_names)[32]; /* (classes), owned */
     float input_mean, input_std; /* network input = (pixel in [0,1] - mean) / std; std >= 1e-6 */
     int dark_background;         /* 1: items are light on dark (Fashion-MNIST); else 0 */
-    char dataset[64];            /* "fmnist", "fmnist-cluttered60", "folder:PATH" */
-    char recipe[512];            /* how it was trained: the command line */
+    char dataset[4104];          /* "fmnist", "fmnist-cluttered60", "folder:PATH" (PATH up to PATH_MAX) */
+    char recipe[2048];           /* how it was trained: the command line (train refuses a longer one) */
     int epochs;           /* >= 0 */
     float test_accuracy;  /* at most 1 (a fraction); negative if not evaluated */
     float train_seconds;  /* >= 0 */

@@ -438,6 +438,28 @@ START_TEST(free_text_with_control_characters_saves_as_one_line) {
 }
 END_TEST
 
+/* A folder dataset is recorded by its absolute path: one over 56
+ * characters came back cut to the field's 63 (heed eval --model then looked
+ * for the images in a folder that did not exist, and --resume trained on
+ * it). Any path up to PATH_MAX comes back whole. */
+START_TEST(long_folder_dataset_round_trips) {
+    char path[256], want[4104];
+    tmp_path(path, sizeof path, "folder.heed");
+    heed_model *m = make_model(), *back;
+    int n = snprintf(want, sizeof want, "folder:");
+    for (int i = 0; i < 100; i++) n += snprintf(want + n, sizeof want - n, "/a_long_folder_name_%02d", i);
+    ck_assert_int_gt(n, 2000);
+    snprintf(m->meta.dataset, sizeof m->meta.dataset, "%s", want);
+    ck_assert_str_eq(m->meta.dataset, want);
+    ck_assert_int_eq(heed_model_save(m, path), HEED_OK);
+    ck_assert_msg(heed_model_load(&back, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_str_eq(back->meta.dataset, want);
+    heed_model_free(back);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
 /* Two META (or NETD, PARM) chunks, each with a good checksum: the last one
  * won, where another reader may take the first. */
 START_TEST(a_chunk_twice_is_refused) {
@@ -959,6 +981,7 @@ Suite *heed_suite_model(void) {
     tcase_add_test(tc, class_names_are_cut_between_characters);
     tcase_add_test(tc, nul_byte_in_a_text_chunk_is_refused);
     tcase_add_test(tc, free_text_with_control_characters_saves_as_one_line);
+    tcase_add_test(tc, long_folder_dataset_round_trips);
     tcase_add_test(tc, save_is_atomic_and_reports_bad_paths);
     tcase_add_test(tc, save_refuses_what_load_would);
     tcase_add_test(tc, save_with_refuses_extra_chunks_load_would);
