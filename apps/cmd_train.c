@@ -98,8 +98,10 @@ static size_t append_word(char *out, size_t size, size_t used, const char *w) {
 }
 
 /* The command line as a recipe that trains the same model again: without
- * --resume and --stop-after, which say where a run went on or stopped. */
-static void recipe_of(char *out, size_t size, int argc, char **argv) {
+ * --resume and --stop-after, which say where a run went on or stopped.
+ * Returns 0 if it did not fit in size bytes (out then holds a cut copy,
+ * which --resume would read back as other options). */
+static int recipe_of(char *out, size_t size, int argc, char **argv) {
     size_t used = (size_t)snprintf(out, size, "heed");
     for (int i = 0; i < argc && used < size; i++) {
         if (is_option(argv[i], "resume") || is_option(argv[i], "stop-after")) {
@@ -108,6 +110,7 @@ static void recipe_of(char *out, size_t size, int argc, char **argv) {
         }
         used = append_word(out, size, used, argv[i]);
     }
+    return used < size;
 }
 
 /* The recipe recorded in a model or checkpoint file. */
@@ -516,8 +519,13 @@ int cmd_train(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
     if (rc >= 0) return rc;
     if (nargs) return cli_error("train", 2, "unexpected argument '%s'", args[0]);
-    char recipe[512], saved[512], *saved_argv[64], resumed_out[4096];
-    recipe_of(recipe, sizeof recipe, argc, argv);
+    char recipe[sizeof ((heed_model_meta *)0)->recipe], saved[sizeof recipe], *saved_argv[64],
+        resumed_out[4096];
+    /* A recipe cut to fit would read back on --resume as other options
+     * (a cut --limit 128 became no limit, --epochs 2 the default 10). */
+    if (!recipe_of(recipe, sizeof recipe, argc, argv))
+        return cli_error("train", 2, "the command line is over the %zu characters a model records as its "
+                         "recipe (which --resume reads back): give shorter paths", sizeof recipe - 1);
     if (o.resume && o.net)
         return cli_error("train", 2, "--net cannot be given with --resume: %s trains the network it holds",
                          o.resume);
@@ -530,7 +538,10 @@ int cmd_train(int argc, char **argv) {
              * read back, the later ones win, as they do here. */
             char both[sizeof recipe];
             size_t n = strnlen(saved, sizeof both - 1), rest = strlen(recipe) - strlen("heed train");
-            if (rest > sizeof both - 1 - n) rest = sizeof both - 1 - n;
+            if (rest > sizeof both - 1 - n)
+                return cli_error("train", 2, "%s: its recipe and this command's options are over the %zu "
+                                 "characters a model records as its recipe: give fewer options or "
+                                 "shorter paths", o.resume, sizeof both - 1);
             memcpy(both, saved, n);
             memcpy(both + n, recipe + strlen("heed train"), rest);
             both[n + rest] = '\0';

@@ -76,6 +76,47 @@ START_TEST(empty_folder_name_is_refused) {
 }
 END_TEST
 
+/* A command line over the characters a model keeps as its recipe (511
+ * then, 2047 now) was recorded cut, and --resume read the cut recipe back
+ * as other options: a run of --epochs 2 --limit 64 went on for the
+ * default 10 epochs on all 60,000 items. Refused before any work now, on a first run and on a
+ * --resume whose options would make the recorded recipe too long. */
+START_TEST(recipes_too_long_to_record_are_refused) {
+    if (access(HEED_FMNIST_DIR, R_OK) != 0) return;
+    static char out[1 << 14];
+    char net[3000], args[4096], path[1100];
+    snprintf(path, sizeof path, "%s/n.net", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("input 1 28 28\nfc out=10\n", f);
+    fclose(f);
+    /* the same file, by a name of some 2,040 characters */
+    int n = snprintf(net, sizeof net, "%s", dir);
+    for (int i = 0; i < 1000; i++) n += snprintf(net + n, sizeof net - n, "/.");
+    snprintf(net + n, sizeof net - n, "/n.net");
+    snprintf(args, sizeof args, "train --net %s --out %s/m.heed --epochs 2 --limit 64 --test-limit 16 --threads 1",
+             net, dir);
+    ck_assert_int_eq(heed(args, out, sizeof out), 2);
+    ck_assert_str_eq(out, "heed train: the command line is over the 2047 characters a model records as its "
+                          "recipe (which --resume reads back): give shorter paths\n");
+    snprintf(path, sizeof path, "%s/m.heed", dir);
+    ck_assert_int_eq(access(path, F_OK), -1);
+    /* a run whose recipe fits, then a --resume that would take it past */
+    snprintf(args, sizeof args, "train --net %s/n.net --out %s/m.heed --epochs 2 --stop-after 1 --limit 64 "
+             "--test-limit 16 --threads 1", dir, dir);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    /* a command line of 2040 characters: it fits, the old recipe and it do not */
+    n = snprintf(net, sizeof net, "%s", HEED_FMNIST_DIR);
+    const int line = (int)strlen("heed train --resume /m.heed.ckpt --data-dir ") + (int)strlen(dir) + n;
+    for (int i = 0; i < (2040 - line) / 2; i++) n += snprintf(net + n, sizeof net - n, "/.");
+    snprintf(args, sizeof args, "train --resume %s/m.heed.ckpt --data-dir %s", dir, net);
+    ck_assert_int_eq(heed(args, out, sizeof out), 2);
+    ck_assert_msg(strstr(out, "m.heed.ckpt: its recipe and this command's options are over the 2047 characters"),
+                  "%s", out);
+    ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+}
+END_TEST
+
 Suite *heed_suite_cli_options(void) {
     Suite *s = suite_create("cli_options");
     TCase *tc = tcase_create("options");
@@ -83,6 +124,7 @@ Suite *heed_suite_cli_options(void) {
     tcase_add_loop_test(tc, options_refuse_what_they_cannot_hold, 0, sizeof usage_errors / sizeof usage_errors[0]);
     tcase_add_test(tc, dash_arguments_are_arguments);
     tcase_add_test(tc, empty_folder_name_is_refused);
+    tcase_add_test(tc, recipes_too_long_to_record_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }
