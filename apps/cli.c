@@ -63,15 +63,21 @@ static int set_value(const cli_spec *spec, const cli_opt *o, const char *value) 
     switch (o->kind) {
     case CLI_INT: {
         long v = strtol(value, &end, 10);
-        if (errno || *end || end == value || v < -2147483647L || v > 2147483647L)
+        if (*end || end == value)
             return cli_error(spec->command, 2, "--%s wants a whole number, got '%s'", o->name, value);
+        if (errno || v < -2147483647L || v > 2147483647L)
+            return cli_error(spec->command, 2, "--%s wants a whole number from -2147483647 to 2147483647, "
+                             "got '%s'", o->name, value);
         *(int *)o->dest = (int)v;
         return -1;
     }
     case CLI_FLOAT: {
         float v = strtof(value, &end);
-        if (errno || *end || end == value)
+        if (*end || end == value)
             return cli_error(spec->command, 2, "--%s wants a number, got '%s'", o->name, value);
+        if (errno) /* strtof's ERANGE: beyond a float, or too small to be one but 0 */
+            return cli_error(spec->command, 2, "--%s wants a number a float holds (1e-38 to 3.4e38 in size, "
+                             "or 0), got '%s'", o->name, value);
         *(float *)o->dest = v;
         return -1;
     }

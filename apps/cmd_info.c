@@ -1,5 +1,6 @@
 /* cmd_info.c -- `heed info`: a network's or model's layers with their output
  * shapes, parameter counts and FLOPs. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -80,13 +81,17 @@ int cmd_info(int argc, char **argv) {
         return cli_error("info", 1, "%s is not a regular file (a pipe?): heed info reads a file "
                          "twice; save it to a file first", args[0]);
     FILE *f = fopen(args[0], "rb");
-    char magic[8] = {0};
-    if (f) {
-        if (fread(magic, 1, 8, f) != 8) magic[0] = 0;
-        fclose(f);
-    }
-    heed_status st = !memcmp(magic, HEED_MODEL_MAGIC, 8) ? heed_model_load(&m, args[0])
-                                                   : heed_net_describe(&net, args[0]);
+    if (!f) return cli_error("info", 1, "cannot open %s: %s", args[0], strerror(errno));
+    char head[512];
+    const size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    const int model = got >= 8 && !memcmp(head, HEED_MODEL_MAGIC, 8);
+    /* Anything else should be a network's text: a binary file (an image,
+     * say) is named as neither, not reported by the parser's line numbers. */
+    if (!model && memchr(head, '\0', got))
+        return cli_error("info", 1, "%s is neither a network file (text) nor a model file (which starts "
+                         "with %s)", args[0], HEED_MODEL_MAGIC);
+    heed_status st = model ? heed_model_load(&m, args[0]) : heed_net_describe(&net, args[0]);
     if (st != HEED_OK) return cli_lib_error("info");
     if (m) net = m->net;
     info_ctx c = {.params = &net->params, .json = json, .first = 1};

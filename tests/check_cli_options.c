@@ -31,10 +31,18 @@ static void teardown(void) { tu_remove_dir(dir); }
 static const struct {
     const char *args, *expect;
 } usage_errors[] = {
-    {"train --epochs 2147483648", "heed train: --epochs wants a whole number, got '2147483648'"},
-    {"train --epochs 4294967297", "heed train: --epochs wants a whole number, got '4294967297'"},
-    {"train --epochs -2147483649", "heed train: --epochs wants a whole number, got '-2147483649'"},
-    {"train --lr 1e999", "heed train: --lr wants a number, got '1e999'"},
+    {"train --epochs 2147483648",
+     "heed train: --epochs wants a whole number from -2147483647 to 2147483647, got '2147483648'"},
+    {"train --epochs 4294967297",
+     "heed train: --epochs wants a whole number from -2147483647 to 2147483647, got '4294967297'"},
+    {"train --epochs -2147483649",
+     "heed train: --epochs wants a whole number from -2147483647 to 2147483647, got '-2147483649'"},
+    {"train --lr 1e999",
+     "heed train: --lr wants a number a float holds (1e-38 to 3.4e38 in size, or 0), got '1e999'"},
+    {"train --lr 1e-50",
+     "heed train: --lr wants a number a float holds (1e-38 to 3.4e38 in size, or 0), got '1e-50'"},
+    {"train --epochs 2x", "heed train: --epochs wants a whole number, got '2x'"},
+    {"train --lr 0.1.2", "heed train: --lr wants a number, got '0.1.2'"},
     {"train --optimizer sg", "heed train: --optimizer must be one of sgd|adamw, got 'sg'"},
     {"train --optimizer sgdx", "heed train: --optimizer must be one of sgd|adamw, got 'sgdx'"},
     {"info --json=1 nets/fmnist-se.net", "heed info: --json takes no value"},
@@ -54,7 +62,11 @@ END_TEST
 START_TEST(dash_arguments_are_arguments) {
     char out[1 << 14], cmd[600];
     ck_assert_int_eq(heed("info -", out, sizeof out), 1);
-    ck_assert_msg(strstr(out, "heed info: cannot open network file -:"), "%s", out);
+    ck_assert_msg(strstr(out, "heed info: cannot open -: No such file or directory"), "%s", out);
+    /* a file that is neither kind is named so, not parsed as a network */
+    ck_assert_int_eq(heed("info images/test-00000-Ankle_boot.png", out, sizeof out), 1);
+    ck_assert_str_eq(out, "heed info: images/test-00000-Ankle_boot.png is neither a network file (text) nor a "
+                          "model file (which starts with HEEDMODL)\n");
     snprintf(cmd, sizeof cmd, "cp nets/fmnist-se.net %s/-x.net", dir);
     ck_assert_int_eq(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "cd %s &&", dir);
