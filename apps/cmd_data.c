@@ -38,7 +38,7 @@ int cmd_data(int argc, char **argv) {
     int count = 10, start = 0, invert = 0, scale = 1, json = 0;
     const cli_opt opts[] = {
         {"data", CLI_STRING, &data, "NAME", "dataset: " DATASET_NAMES, NULL},
-        {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
+        {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files [/usr/share/datasets/fashion-mnist]", NULL},
         {"split", CLI_STRING, &split, "NAME", "which part of the dataset", "train|test"},
         {"count", CLI_INT, &count, "N", "how many items", NULL},
         {"start", CLI_INT, &start, "I", "index of the first item", NULL},
@@ -52,7 +52,8 @@ int cmd_data(int argc, char **argv) {
                            "Writes dataset items to DIR/<split>-<index>-<class>.<format>, at the\n"
                            "dataset's own size (folders: --shape, 28x28 gray unless given). Test items of canvas datasets\n"
                            "are placed as every evaluation places them; training items show one of\n"
-                           "their random placements (fixed per index: reruns write the same files).",
+                           "their random placements (fixed per index: reruns write the same files).\n"
+                           "JSON lines: {\"file\", \"index\", \"label\", \"class\"}, one per file written.",
                            opts, NULL};
     char **args;
     int nargs;

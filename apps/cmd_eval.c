@@ -80,7 +80,7 @@ int cmd_eval(int argc, char **argv) {
     const cli_opt opts[] = {
         {"model", CLI_STRING, &model_path, "MODEL", "the model file (required)", NULL},
         {"data", CLI_STRING, &data, "NAME", "dataset: " DATASET_NAMES " [the model's own]", NULL},
-        {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files", NULL},
+        {"data-dir", CLI_STRING, &data_dir, "DIR", "Fashion-MNIST IDX files [/usr/share/datasets/fashion-mnist]", NULL},
         {"batch", CLI_INT, &batch, "N", "images per forward pass", NULL},
         {"limit", CLI_INT, &limit, "N", "only the first N test items (folders: N spread over the classes; 0: all)", NULL},
         {"threads", CLI_INT, &threads, "N", "OpenMP threads (0: every core)", NULL},
@@ -93,7 +93,10 @@ int cmd_eval(int argc, char **argv) {
                            "name) when the model trained on that folder, and every image when it did not.\n"
                            "Its classes are matched to the model's by name, as `heed data export` writes\n"
                            "them (T_shirt_top for T-shirt/top), so the folder may hold some of them, in\n"
-                           "any order.", opts, NULL};
+                           "any order.\n"
+                           "JSON: {\"accuracy\", \"loss\", \"count\", \"classes\": [{\"name\", \"accuracy\",\n"
+                           "\"count\"}], \"confusion\": rows the true class, columns the predicted one}.",
+                           opts, NULL};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);

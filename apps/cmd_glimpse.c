@@ -329,7 +329,7 @@ int cmd_glimpse(int argc, char **argv) {
         image_cmd_opt(&o.io, "top", NULL),
         image_cmd_opt(&o.io, "overlay", "write DIR/<image>-glimpse.<format> (one image: FILE.png|.jpg|.jpeg)"),
         image_cmd_opt(&o.io, "format", NULL),
-        {"zoom", CLI_FLOAT, &o.zoom, "Z", "overlay image scale; 0: at least 240 px high, within 1280x720",
+        {"zoom", CLI_FLOAT, &o.zoom, "Z", "overlay image scale, up to 64; 0: at least 240 px high, within 1280x720",
          NULL},
         image_cmd_opt(&o.io, "colormap", "step colours, first to last"),
         image_cmd_opt(&o.io, "invert", NULL),
@@ -345,8 +345,8 @@ int cmd_glimpse(int argc, char **argv) {
         "step t from 0, l_t = (x, y) in [-1, 1] (-1 left/top, 1 right/bottom) and the centre the\n"
         "sensor used, in the image's own pixels (px, py). Images are brought to the model's input as\n"
         "by heed classify. The first location is random: --seed fixes it (the same seed gives the\n"
-        "same output); with samples > 1 the probability averages the sequences and the glimpses\n"
-        "shown are the first sequence's.\n"
+        "same output); with samples > 1 (the ram layer's samples= in the network file) the\n"
+        "probability averages the sequences and the glimpses shown are the first sequence's.\n"
         "JSON: {\"image\", \"class\", \"label\", \"probability\", \"inverted\", \"top\": [{\"class\",\n"
         "\"index\", \"probability\", \"logit\"}], \"glimpses\": [{\"step\", \"x\", \"y\", \"px\", \"py\"}], \"overlay\"}\n"
         "(logit: the network's output, with samples > 1 the log of the averaged probability).\n"

@@ -91,6 +91,65 @@ START_TEST(help_and_usage_errors) {
 }
 END_TEST
 
+/* Each JSON key of text (a "name" followed by ':'), into keys (n so far). */
+static int json_keys(const char *text, char keys[][32], int n, int max) {
+    for (const char *q = strchr(text, '"'); q && n < max; q = strchr(q + 1, '"')) {
+        const char *end = strchr(q + 1, '"');
+        if (!end) break;
+        if (end[1] == ':' && end - q - 1 < 32) {
+            int seen = 0;
+            for (int k = 0; k < n; k++)
+                seen |= (int)strlen(keys[k]) == end - q - 1 && !strncmp(keys[k], q + 1, end - q - 1);
+            if (!seen) snprintf(keys[n++], 32, "%.*s", (int)(end - q - 1), q + 1);
+        }
+        q = end;
+    }
+    return n;
+}
+
+/* The JSON keys a command's --help lists (its text from "JSON" on, each
+ * "name" there) are the keys its --json output has, no more, no fewer. */
+START_TEST(help_lists_the_json_keys_printed) {
+    static char help[1 << 14], out[1 << 16];
+    const char *runs[][2] = {
+        {"eval --help", "eval --model models/fmnist-se.heed --limit 20 --json"},
+        {"data --help", "data export --count 1 --json DIR"},
+        {"info --help", "info --json models/fmnist-se.heed"},
+    };
+    for (int r = 0; r < 3; r++) {
+        char args[600];
+        ck_assert_int_eq(heed(runs[r][0], help, sizeof help), 0);
+        const char *listed = strstr(help, "JSON");
+        ck_assert_ptr_nonnull(listed);
+        char *options = strstr(help, "\noptions:");
+        if (options) *options = '\0';
+        char want[64][32], got[64][32];
+        int nwant = 0, ngot;
+        for (const char *q = strchr(listed, '"'); q; q = strchr(q + 1, '"')) {
+            const char *end = strchr(q + 1, '"');
+            ck_assert_ptr_nonnull(end);
+            snprintf(want[nwant++], 32, "%.*s", (int)(end - q - 1), q + 1);
+            q = end;
+        }
+        const char *dirp = strstr(runs[r][1], "DIR");
+        snprintf(args, sizeof args, "%.*s%s%s", dirp ? (int)(dirp - runs[r][1]) : (int)strlen(runs[r][1]),
+                 runs[r][1], dirp ? dir : "", dirp ? dirp + 3 : "");
+        ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+        ngot = json_keys(out, got, 0, 64);
+        for (int i = 0; i < nwant; i++) {
+            int found = 0;
+            for (int k = 0; k < ngot; k++) found |= !strcmp(want[i], got[k]);
+            ck_assert_msg(found, "%s lists \"%s\", which %s does not print", runs[r][0], want[i], args);
+        }
+        for (int k = 0; k < ngot; k++) {
+            int found = 0;
+            for (int i = 0; i < nwant; i++) found |= !strcmp(want[i], got[k]);
+            ck_assert_msg(found, "%s prints \"%s\", which %s does not list", args, got[k], runs[r][0]);
+        }
+    }
+}
+END_TEST
+
 /* heed data export: the items' own pixels, read here straight from the
  * IDX files (zlib, not heed's loader), in PNG files named by split, index
  * and class; a range past the split's end is cut with a note, one that
@@ -1123,6 +1182,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 900);
     tcase_add_test(tc, help_and_usage_errors);
+    tcase_add_test(tc, help_lists_the_json_keys_printed);
     tcase_add_test(tc, info_lists_layers_and_totals);
     tcase_add_test(tc, data_export_writes_the_items);
     tcase_add_test(tc, train_resume_eval_classify);
