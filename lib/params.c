@@ -131,3 +131,27 @@ void heed_params_free(heed_params *p) {
     free(p->items);
     *p = (heed_params){0};
 }
+
+heed_status heed_params_copy_matching(heed_params *dst, const heed_params *src, int *copied,
+                                      heed_match *match) {
+    if (copied) *copied = 0;
+    if (!dst || !src || (dst->count && !dst->values) || (src->count && !src->values))
+        return heed_fail(HEED_ERR_ARG, "heed_params_copy_matching: %s", !dst || !src ? "a NULL store"
+                         : "a store whose parameters are not allocated (heed_params_alloc)");
+    int n = 0;
+    for (int i = 0; i < dst->count; i++) {
+        const heed_param *d = &dst->items[i], *s = NULL;
+        for (int k = 0; k < src->count && !s; k++)
+            if (!strcmp(src->items[k].name, d->name)) s = &src->items[k];
+        heed_match how = !s ? HEED_MATCH_ABSENT
+                         : s->ndim == d->ndim && !memcmp(s->shape, d->shape, sizeof d->shape) ? HEED_MATCH_COPIED
+                                                                                            : HEED_MATCH_SHAPE;
+        if (how == HEED_MATCH_COPIED) {
+            memcpy(dst->values + d->offset, src->values + s->offset, d->count * sizeof(float));
+            n++;
+        }
+        if (match) match[i] = how;
+    }
+    if (copied) *copied = n;
+    return HEED_OK;
+}

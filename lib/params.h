@@ -96,6 +96,24 @@ void heed_params_zero_grad(heed_params *p);
 /* The entry named `name`, or NULL. */
 heed_param *heed_params_find(heed_params *p, const char *name);
 
+/* How a tensor of dst fared in heed_params_copy_matching. */
+typedef enum heed_match {
+    HEED_MATCH_COPIED, /* src has it, by name and shape: its values copied */
+    HEED_MATCH_ABSENT, /* src has no tensor of that name */
+    HEED_MATCH_SHAPE   /* src's tensor of that name has another shape */
+} heed_match;
+
+/* Copies into dst the values of each of its tensors that src holds under
+ * the same name with the same shape (batch-norm statistics included, as
+ * they go with the weights); dst's other tensors keep their values. For
+ * fine-tuning: a trained network's weights into a new network that
+ * differs from it, say in its classifier's outputs. *copied (may be NULL)
+ * is how many tensors were copied; match (may be NULL) gets dst->count
+ * outcomes, one per tensor of dst in order. HEED_ERR_ARG when dst or src
+ * is NULL or not allocated. */
+heed_status heed_params_copy_matching(heed_params *dst, const heed_params *src, int *copied,
+                                      heed_match *match);
+
 /* Number of trainable floats (buffers excluded). */
 size_t heed_params_trainable(const heed_params *p);
 

@@ -53,6 +53,50 @@ START_TEST(slots_point_into_one_buffer_with_init) {
 }
 END_TEST
 
+/* Fine-tuning's copy: each tensor of dst that src holds by name and shape
+ * takes src's values (a buffer too); one of another shape, or absent,
+ * keeps its own, and the outcomes say which was which. */
+START_TEST(copy_matching_takes_what_fits) {
+    heed_params dst = {0}, src = {0};
+    float *dw = NULL, *db = NULL, *dm = NULL, *dn = NULL, *sw = NULL, *sb = NULL, *sm = NULL, *sx = NULL;
+    float *g = NULL;
+    ck_assert_int_eq(heed_params_add(&dst, "a.weight", 2, (int[]){3, 4}, HEED_INIT_UNIFORM, 4, 0, &dw, &g), HEED_OK);
+    ck_assert_int_eq(heed_params_add(&dst, "a.bias", 1, (int[]){3}, HEED_INIT_ONES, 0, 0, &db, &g), HEED_OK);
+    ck_assert_int_eq(heed_params_add(&dst, "bn.running_mean", 1, (int[]){2}, HEED_INIT_ZEROS, 0,
+                                     HEED_PARAM_BUFFER, &dm, NULL), HEED_OK);
+    ck_assert_int_eq(heed_params_add(&dst, "head.weight", 2, (int[]){2, 4}, HEED_INIT_UNIFORM, 4, 0, &dn, &g),
+                     HEED_OK);
+    ck_assert_int_eq(heed_params_add(&src, "head.weight", 2, (int[]){4, 2}, HEED_INIT_UNIFORM, 2, 0, &sx, &g),
+                     HEED_OK); /* as many floats, another shape */
+    ck_assert_int_eq(heed_params_add(&src, "bn.running_mean", 1, (int[]){2}, HEED_INIT_ONES, 0,
+                                     HEED_PARAM_BUFFER, &sm, NULL), HEED_OK);
+    ck_assert_int_eq(heed_params_add(&src, "a.weight", 2, (int[]){3, 4}, HEED_INIT_UNIFORM, 4, 0, &sw, &g), HEED_OK);
+    ck_assert_int_eq(heed_params_add(&src, "a.bias.x", 1, (int[]){3}, HEED_INIT_ONES, 0, 0, &sb, &g), HEED_OK);
+    int copied = -1;
+    ck_assert_int_eq(heed_params_copy_matching(&dst, &src, &copied, NULL), HEED_ERR_ARG); /* not allocated */
+    ck_assert_int_eq(heed_params_alloc(&dst, 1), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&src, 2), HEED_OK);
+    for (int i = 0; i < 12; i++) sw[i] = 100.0f + i;
+    sm[0] = 7, sm[1] = 8;
+    float head[8], bias[3];
+    memcpy(head, dn, sizeof head);
+    memcpy(bias, db, sizeof bias);
+    heed_match match[4];
+    ck_assert_int_eq(heed_params_copy_matching(&dst, &src, &copied, match), HEED_OK);
+    ck_assert_int_eq(copied, 2);
+    ck_assert_int_eq(match[0], HEED_MATCH_COPIED);
+    ck_assert_int_eq(match[1], HEED_MATCH_ABSENT);
+    ck_assert_int_eq(match[2], HEED_MATCH_COPIED);
+    ck_assert_int_eq(match[3], HEED_MATCH_SHAPE);
+    for (int i = 0; i < 12; i++) ck_assert_float_eq(dw[i], 100.0f + i);
+    ck_assert(dm[0] == 7 && dm[1] == 8);
+    ck_assert_int_eq(memcmp(head, dn, sizeof head), 0);
+    ck_assert_int_eq(memcmp(bias, db, sizeof bias), 0);
+    ck_assert_int_eq(heed_params_copy_matching(NULL, &src, &copied, NULL), HEED_ERR_ARG);
+    heed_params_free(&dst), heed_params_free(&src);
+}
+END_TEST
+
 START_TEST(same_seed_same_values) {
     float *w1, *w2, *d;
     heed_params a = {0}, b = {0};
@@ -206,6 +250,7 @@ Suite *heed_suite_params(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, slots_point_into_one_buffer_with_init);
     tcase_add_test(tc, same_seed_same_values);
+    tcase_add_test(tc, copy_matching_takes_what_fits);
     tcase_add_test(tc, rng_moments_and_shuffle);
     tcase_add_test(tc, truncate_forgets_the_latest_entries);
     tcase_add_test(tc, seq_keeps_a_rejected_layer_alive);
