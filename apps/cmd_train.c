@@ -21,6 +21,7 @@ const char cmd_train_summary[] = "train a network file on Fashion-MNIST or an im
 
 typedef struct train_opts {
     const char *net, *out, *data, *data_dir, *optimizer, *schedule, *resume;
+    const char *init; /* a model whose matching weights start the run (fine-tuning) */
     const char *recipe; /* the command line, recorded in the model */
     int epochs, batch, augment, seed, threads, limit, test_limit, warmup, json;
     int stop_after; /* > 0: stop after this epoch (resume later) */
@@ -203,6 +204,43 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
     return HEED_OK;
 }
 
+/* Fine-tuning: m's tensors that init holds by name and shape start from
+ * init's values, and m takes init's input normalisation, which those
+ * weights learnt under. Says what it took unless quiet. */
+static heed_status start_from(heed_model *m, const heed_model *init, const char *path, int quiet) {
+    heed_params *p = &m->net->params;
+    heed_match *match = malloc((size_t)(p->count ? p->count : 1) * sizeof *match);
+    if (!match) return heed_fail(HEED_ERR_NOMEM, "out of memory");
+    int copied = 0;
+    heed_status st = heed_params_copy_matching(p, &init->net->params, &copied, match);
+    if (st == HEED_OK && copied == 0)
+        st = heed_fail(HEED_ERR_ARG, "--init %s: none of its %d tensors matches one of this network's by name "
+                       "and shape (heed info lists both)", path, init->net->params.count);
+    if (st == HEED_OK) {
+        m->meta.input_mean = init->meta.input_mean;
+        m->meta.input_std = init->meta.input_std;
+    }
+    if (st == HEED_OK && !quiet) {
+        fprintf(stderr, "initialised %d of %d tensors from %s (and its input normalisation)", copied, p->count,
+                path);
+        const char *sep = "; new: ";
+        int listed = 0;
+        for (int i = 0; i < p->count; i++) {
+            if (match[i] == HEED_MATCH_COPIED) continue;
+            if (listed++ == 8) {
+                fprintf(stderr, ", ...");
+                break;
+            }
+            fprintf(stderr, "%s%s (%s)", sep, p->items[i].name,
+                    match[i] == HEED_MATCH_SHAPE ? "another shape there" : "not there");
+            sep = ", ";
+        }
+        fprintf(stderr, "\n");
+    }
+    free(match);
+    return st;
+}
+
 /* "epoch 1 is in SAVED" or "epochs 1-N are in SAVED" (epochs 1 .. `whole`
  * saved), into out. */
 static void saved_epochs(char *out, size_t size, int whole, const char *saved) {
@@ -293,6 +331,12 @@ static int train(const train_opts *o) {
         net = NULL;
     }
     heed_net_free(net);
+    if (st == HEED_OK && o->init && !o->resume) { /* a resumed run has its own weights */
+        heed_model *init = NULL;
+        st = heed_model_load(&init, o->init);
+        if (st == HEED_OK) st = start_from(m, init, o->init, o->json);
+        heed_model_free(init);
+    }
     /* Labels are positions among each split's own class folders: a test/
      * folder that lacks a class, or a resumed run's changed folders, would
      * score against the wrong outputs, and an extra class would stop the run
@@ -501,6 +545,7 @@ int cmd_train(int argc, char **argv) {
         {"threads", CLI_INT, &o.threads, "N", "OpenMP threads (0: every core)", NULL},
         {"limit", CLI_INT, &o.limit, "N", "use only the first N training items, for quick runs (folders: N spread over the classes; 0: all)", NULL},
         {"test-limit", CLI_INT, &o.test_limit, "N", "evaluate on only the first N test items (folders: spread over the classes; 0: all)", NULL},
+        {"init", CLI_STRING, &o.init, "MODEL", "start from MODEL's weights where names and shapes match, and its input normalisation (fine-tuning)", NULL},
         {"resume", CLI_STRING, &o.resume, "CKPT", "continue from a checkpoint (MODEL.ckpt)", NULL},
         {"stop-after", CLI_INT, &o.stop_after, "EPOCH", "stop after this epoch (0: run them all); --resume goes on exactly as if uninterrupted", NULL},
         {"json", CLI_FLAG, &o.json, NULL, "print one JSON line per epoch on stdout", NULL},
@@ -526,6 +571,9 @@ int cmd_train(int argc, char **argv) {
     if (!recipe_of(recipe, sizeof recipe, argc, argv))
         return cli_error("train", 2, "the command line is over the %zu characters a model records as its "
                          "recipe (which --resume reads back): give shorter paths", sizeof recipe - 1);
+    if (o.resume && o.init)
+        return cli_error("train", 2, "--init cannot be given with --resume: %s goes on from its own weights",
+                         o.resume);
     if (o.resume && o.net)
         return cli_error("train", 2, "--net cannot be given with --resume: %s trains the network it holds",
                          o.resume);

@@ -555,6 +555,67 @@ START_TEST(built_in_model_example_matches_classify) {
 }
 END_TEST
 
+/* --init: a network like fmnist-se's with a 2-output classifier starts
+ * from the shipped model's weights wherever names and shapes match (a
+ * learning rate of 1e-30 leaves them where they started, to float
+ * precision), its classifier as initialised, and the model's input
+ * normalisation; stderr says which tensors are new. A model none of whose
+ * tensors fit is refused, and --init goes with a fresh run only. */
+START_TEST(train_init_starts_from_a_models_weights) {
+    if (access(HEED_FMNIST_DIR, R_OK) != 0) return;
+    static char out[1 << 14], err[1 << 14];
+    char net[400], model[400], args[2000], cmd[2400];
+    snprintf(net, sizeof net, "%s/two.net", dir);
+    snprintf(model, sizeof model, "%s/two.heed", dir);
+    snprintf(cmd, sizeof cmd, "sed 's/fc name=fc2 out=10/fc name=fc2 out=2/' nets/fmnist-se.net > %s", net);
+    ck_assert_int_eq(system(cmd), 0);
+    /* two classes: Trouser and Bag, exported as a folder of class folders */
+    char data[400];
+    snprintf(data, sizeof data, "%s/tb", dir);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/Trouser %s/Bag && cp images/test-00002-Trouser.png "
+             "images/test-00003-Trouser.png %s/Trouser/ && cp images/test-00002-Trouser.png %s/Bag/b1.png && "
+             "cp images/test-00003-Trouser.png %s/Bag/b2.png", data, data, data, data, data);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(args, sizeof args, "train --net %s --init models/fmnist-se.heed --data folder:%s --out %s "
+             "--epochs 1 --batch 4 --lr 1e-30 --threads 1", net, data, model);
+    ck_assert_msg(tu_run_heed(dir, NULL, args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(strstr(err, "initialised 30 of 32 tensors from models/fmnist-se.heed (and its input "
+                              "normalisation); new: fc2.weight (another shape there), fc2.bias (another "
+                              "shape there)\n"), "%s", err);
+    heed_model *a, *b;
+    ck_assert_msg(heed_model_load(&a, "models/fmnist-se.heed") == HEED_OK, "%s", heed_last_error());
+    ck_assert_msg(heed_model_load(&b, model) == HEED_OK, "%s", heed_last_error());
+    ck_assert_float_eq(b->meta.input_mean, a->meta.input_mean);
+    ck_assert_float_eq(b->meta.input_std, a->meta.input_std);
+    int compared = 0;
+    for (int i = 0; i < b->net->params.count; i++) {
+        heed_param *q = &b->net->params.items[i], *p = heed_params_find(&a->net->params, q->name);
+        ck_assert_ptr_nonnull(p);
+        if (!strncmp(q->name, "fc2.", 4)) {
+            ck_assert_int_eq(q->shape[0], 2);
+            continue;
+        }
+        if (q->flags & HEED_PARAM_BUFFER) continue; /* running statistics move in training */
+        const float *x = a->net->params.values + p->offset, *y = b->net->params.values + q->offset;
+        for (size_t k = 0; k < q->count; k++)
+            ck_assert_msg(fabsf(x[k] - y[k]) <= 1e-6f * (1 + fabsf(x[k])), "%s[%zu]: %g, the model's %g", q->name,
+                          k, y[k], x[k]);
+        compared++;
+    }
+    ck_assert_int_ge(compared, 10); /* every conv, bn and fc1 tensor */
+    heed_model_free(a), heed_model_free(b);
+    /* nothing in common: RAM's model into this network */
+    snprintf(args, sizeof args, "train --net %s --init models/ram-fmnist-cluttered60.heed --data folder:%s "
+             "--out %s --epochs 1", net, data, model);
+    ck_assert_int_eq(tu_run_heed(dir, NULL, args, out, sizeof out, err, sizeof err), 1);
+    ck_assert_msg(strstr(err, "--init models/ram-fmnist-cluttered60.heed: none of its") &&
+                  strstr(err, "matches one of this network's by name and shape"), "%s", err);
+    snprintf(args, sizeof args, "train --resume %s.ckpt --init models/fmnist-se.heed", model);
+    ck_assert_int_eq(tu_run_heed(dir, NULL, args, out, sizeof out, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "--init cannot be given with --resume"), "%s", err);
+}
+END_TEST
+
 /* Loads a model's parameter values (caller frees) and their count. */
 static float *model_values(const char *path, size_t *total) {
     heed_model *m;
@@ -1191,6 +1252,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
     tcase_add_test(tc, gradcam_example_matches_classify);
     tcase_add_test(tc, built_in_model_example_matches_classify);
+    tcase_add_test(tc, train_init_starts_from_a_models_weights);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
     tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
