@@ -74,9 +74,6 @@ typedef struct map_source {
 
 static heed_status find_map_source(heed_model *m, const classify_opts *o, map_source *src) {
     *src = (map_source){.idx = -1, .cls = -1};
-    if (o->cls && !strcmp(o->io.kind, "attention"))
-        return heed_fail(HEED_ERR_ARG, "--class needs --map gradcam or saliency (an attention map is the same "
-                         "for every class)");
     if (o->cls && (src->cls = model_class(m, o->cls)) < 0)
         return heed_fail(HEED_ERR_ARG, "--class %s is none of the model's %d classes (%s ... %s, or 0..%d)",
                          o->cls, m->meta.classes, m->meta.class_names[0],
@@ -271,6 +268,9 @@ int cmd_classify(int argc, char **argv) {
     }
     if (rc >= 0 || (rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc;
     if (!(o.alpha >= 0 && o.alpha <= 1)) return cli_error("classify", 2, "--alpha must be in 0..1");
+    if (o.cls && !strcmp(o.io.kind, "attention"))
+        return cli_error("classify", 2, "--class needs --map gradcam or saliency (an attention map is the same "
+                         "for every class)");
     if (o.seed < 0) return cli_error("classify", 2, "--seed must not be negative");
     heed_model *m;
     if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;

@@ -557,7 +557,8 @@ START_TEST(gradcam_for_a_chosen_class) {
                       "for every class)\n"}};
     for (int i = 0; i < 3; i++) {
         snprintf(args, sizeof args, "--model %s %s --overlay %s/bad.png %s", MODEL, bad[i][0], dir, ITEM);
-        ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
+        /* the last a usage error, known before the model is read */
+        ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), i == 2 ? 2 : 1);
         ck_assert_str_eq(err, bad[i][1]);
         snprintf(path, sizeof path, "%s/bad.png", dir);
         ck_assert_int_ne(access(path, F_OK), 0);
