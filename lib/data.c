@@ -41,6 +41,28 @@ heed_status heed_dataset_stats(const heed_dataset *d, double *mean, double *std)
     return HEED_OK;
 }
 
+heed_status heed_dataset_channel_stats(const heed_dataset *d, double *mean, double *std) {
+    if (!d || !mean || !std) return heed_fail(HEED_ERR_ARG, "dataset statistics: a NULL argument");
+    if (!d->images || d->count < 1)
+        return heed_fail(HEED_ERR_ARG, "dataset statistics: the dataset holds no images");
+    const size_t plane = (size_t)d->h * d->w, n = (size_t)d->count * plane;
+    for (int c = 0; c < d->c; c++) {
+        double sum = 0, dev = 0; /* two passes, as above */
+        for (int k = 0; k < d->count; k++) {
+            const float *p = d->images + ((size_t)k * d->c + c) * plane;
+            for (size_t i = 0; i < plane; i++) sum += p[i];
+        }
+        const double m = sum / (double)n;
+        for (int k = 0; k < d->count; k++) {
+            const float *p = d->images + ((size_t)k * d->c + c) * plane;
+            for (size_t i = 0; i < plane; i++) dev += (p[i] - m) * (p[i] - m);
+        }
+        mean[c] = m;
+        std[c] = sqrt(dev / (double)n);
+    }
+    return HEED_OK;
+}
+
 /* One (h, w) plane of a crop at offset (dy, dx) relative to the image
  * (dy = i - P), mirrored when flip. */
 static void crop_plane(const float *src, float *dst, int h, int w, int dy, int dx, int flip) {

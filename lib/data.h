@@ -206,6 +206,10 @@ heed_status heed_folder_load_with(heed_dataset *d, const char *root, int c, int 
  * loaded, or a canvas dataset, whose items exist only per batch). */
 heed_status heed_dataset_stats(const heed_dataset *d, double *mean, double *std);
 
+/* The same for each channel c of d's images alone, into mean[c] and
+ * std[c] (d->c of each): the numbers torchvision's Normalize takes. */
+heed_status heed_dataset_channel_stats(const heed_dataset *d, double *mean, double *std);
+
 /* Releases the loaders' arrays (and a canvas dataset's source items);
  * leaves *d empty. Safe on an empty dataset. */
 void heed_dataset_free(heed_dataset *d);

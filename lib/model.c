@@ -109,6 +109,14 @@ static char *meta_text(const heed_model_meta *m) {
     LINE("classes %d\n", m->classes);
     for (int i = 0; i < m->classes; i++) LINE("class %s\n", m->class_names[i]);
     LINE("input_mean %.9g\ninput_std %.9g\n", m->input_mean, m->input_std);
+    if (m->norm_channels) {
+        const float *pairs[2] = {m->channel_mean, m->channel_std};
+        for (int k = 0; k < 2; k++) {
+            put(&b, k ? "channel_std" : "channel_mean", strlen(k ? "channel_std" : "channel_mean"));
+            for (int c = 0; c < m->norm_channels && c < 4; c++) LINE(" %.9g", pairs[k][c]);
+            put(&b, "\n", 1);
+        }
+    }
     LINE("dark_background %d\n", m->dark_background);
     LINE("dataset %s\n", one_line(m->dataset, dataset, sizeof dataset));
     LINE("recipe %s\nepochs %d\n", one_line(m->recipe, recipe, sizeof recipe), m->epochs);
@@ -131,6 +139,21 @@ static int meta_float(const char *v, float *out) {
     if (end == v || *end) return 0;
     *out = f;
     return 1;
+}
+
+/* Up to max numbers separated by single spaces, the whole value: how
+ * many, or 0 if it is not that. */
+static int meta_floats(const char *v, float *out, int max) {
+    int n = 0;
+    for (const char *p = v; n < max; n++) {
+        char *end;
+        out[n] = strtof(p, &end);
+        if (end == p) return 0;
+        if (!*end) return n + 1;
+        if (*end != ' ') return 0;
+        p = end + 1;
+    }
+    return 0;
 }
 
 static int meta_int(const char *v, int lo, int hi, int *out) {
@@ -181,6 +204,13 @@ static heed_status check_meta(const heed_model_meta *m, const heed_net *net, hee
         if (!nums[i].ok)
             return heed_fail(code, "%s: bad metadata value for %s: '%.9g'", where, nums[i].key,
                              nums[i].v);
+    if (m->norm_channels && m->norm_channels != net->in_c)
+        return heed_fail(code, "%s: per-channel normalisation for %d channels, but the network takes %d",
+                         where, m->norm_channels, net->in_c);
+    for (int c = 0; c < m->norm_channels; c++)
+        if (!isfinite(m->channel_mean[c]) || !(isfinite(m->channel_std[c]) && m->channel_std[c] >= 1e-6f))
+            return heed_fail(code, "%s: bad metadata value for channel %d's normalisation: (%.9g, %.9g)", where,
+                             c, m->channel_mean[c], m->channel_std[c]);
     const heed_layer *root = &net->root->base;
     const long long outputs = (long long)root->out_c * root->out_h * root->out_w;
     if (outputs != m->classes)
@@ -215,6 +245,11 @@ static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) 
             ok = meta_float(v, &m->input_mean);
         } else if (!strcmp(line, "input_std")) {
             ok = meta_float(v, &m->input_std);
+        } else if (!strcmp(line, "channel_mean") || !strcmp(line, "channel_std")) {
+            const int n = meta_floats(v, line[8] == 'm' ? m->channel_mean : m->channel_std, 4);
+            /* both lines, with one value per channel each */
+            ok = n > 0 && (!m->norm_channels || m->norm_channels == n);
+            if (ok) m->norm_channels = n;
         } else if (!strcmp(line, "dark_background")) {
             ok = meta_int(v, INT_MIN, INT_MAX, &m->dark_background);
         } else if (!strcmp(line, "dataset")) {
@@ -245,6 +280,28 @@ static heed_status parse_meta(heed_model_meta *m, char *text, const char *path) 
 }
 
 /* ---- public API -------------------------------------------------------- */
+
+void heed_model_channel_norm(const heed_model_meta *meta, int c, float *mean, float *std) {
+    const int own = meta->norm_channels > 0 && c >= 0 && c < meta->norm_channels && c < 4;
+    *mean = own ? meta->channel_mean[c] : meta->input_mean;
+    *std = own ? meta->channel_std[c] : meta->input_std;
+}
+
+heed_status heed_model_normalize(const heed_model *m, heed_tensor *x) {
+    if (!m) return heed_fail(HEED_ERR_ARG, "heed_model_normalize: the model is NULL");
+    HEED_CHECK_SHAPE(x && x->data && x->c == m->net->in_c, "heed_model_normalize: x has %d channels, the "
+                     "network takes %d", x && x->data ? x->c : 0, m->net->in_c);
+    const size_t plane = (size_t)x->h * x->w;
+    for (int n = 0; n < x->n; n++)
+        for (int c = 0; c < x->c; c++) {
+            float mean, std;
+            heed_model_channel_norm(&m->meta, c, &mean, &std);
+            const float inv = 1.0f / std;
+            float *p = x->data + ((size_t)n * x->c + c) * plane;
+            for (size_t i = 0; i < plane; i++) p[i] = (p[i] - mean) * inv;
+        }
+    return HEED_OK;
+}
 
 heed_status heed_model_new(heed_model **out, heed_net *net) {
     *out = NULL;

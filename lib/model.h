@@ -44,6 +44,13 @@ typedef struct heed_model_meta {
     int classes;
     char (*class_names)[32]; /* (classes), owned */
     float input_mean, input_std; /* network input = (pixel in [0,1] - mean) / std; std >= 1e-6 */
+    /* Per channel instead, when norm_channels is the network's input
+     * channels (1..4; 0: input_mean and input_std for every channel):
+     * channel c's input = (pixel - channel_mean[c]) / channel_std[c], as
+     * torchvision's Normalize(mean, std). heed_model_channel_norm reads
+     * either form. */
+    int norm_channels;
+    float channel_mean[4], channel_std[4];
     int dark_background;         /* 1: items are light on dark (Fashion-MNIST); else 0 */
     char dataset[4104];          /* "fmnist", "fmnist-cluttered60", "folder:PATH" (PATH up to PATH_MAX) */
     char recipe[2048];           /* how it was trained: the command line (train refuses a longer one) */
@@ -77,6 +84,14 @@ heed_status heed_model_new(heed_model **out, heed_net *net);
  * printed in JSON). */
 heed_status heed_model_set_classes(heed_model *m, int classes, const char *const *names);
 
+/* The normalisation of input channel c: (pixel - *mean) / *std. */
+void heed_model_channel_norm(const heed_model_meta *meta, int c, float *mean, float *std);
+
+/* Normalises x (N, C, H, W, pixels in [0, 1]; C the network's input
+ * channels) in place as m's inputs are: the step that brings a batch of
+ * images to the network. HEED_ERR_SHAPE when C is not the network's. */
+heed_status heed_model_normalize(const heed_model *m, heed_tensor *x);
+
 /* Writes the model to path (layout above), replacing any file there.
  * Saving refuses what loading would, with the same message, writing
  * nothing: HEED_ERR_ARG when
@@ -91,7 +106,8 @@ heed_status heed_model_set_classes(heed_model *m, int classes, const char *const
  *  - the metadata breaks a rule: classes in 1..HEED_MAX_CLASSES and equal
  *    to the network's outputs ("the network has 3 outputs but 5 classes"),
  *    class names printable; input_mean finite; input_std finite and at
- *    least 1e-6; dark_background 0 or 1; epochs >= 0; test_accuracy finite
+ *    least 1e-6; norm_channels 0 or the network's input channels, each
+ *    channel's pair as input_mean's and input_std's; dark_background 0 or 1; epochs >= 0; test_accuracy finite
  *    and at most 1 (negative: not evaluated); train_seconds finite and
  *    >= 0 ("bad metadata value for input_std: '0'").
  * Free text (dataset, recipe, cpu) is written on one line, each control

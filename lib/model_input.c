@@ -72,8 +72,10 @@ heed_status heed_model_input(const heed_model *m, const heed_tensor *img, heed_i
     }
     if (st == HEED_OK) st = heed_tensor_ensure(x, 1, C, H, W);
     if (st == HEED_OK) {
-        const float inv_std = 1.0f / m->meta.input_std, mean = m->meta.input_mean;
         for (int c = 0; c < C; c++) {
+            float mean, std;
+            heed_model_channel_norm(&m->meta, c, &mean, &std);
+            const float inv_std = 1.0f / std;
             float *plane = x->data + (size_t)c * H * W;
             const float bg = (float)border[c];
             for (size_t i = 0; i < (size_t)H * W; i++) plane[i] = flip ? 1.0f - bg : bg;

@@ -26,7 +26,8 @@
  *     when the border is light (its mean over channels > 0.5) and the
  *     model's items are light on dark (meta.dark_background), or the
  *     border dark and the items dark on light; YES and NO decide instead;
- *  4. (v - meta.input_mean) / meta.input_std.
+ *  4. normalised as heed_model_normalize does: (v - meta.input_mean) /
+ *     meta.input_std, or by each channel's own pair (meta.norm_channels).
  * A model trained on an image folder (meta.dataset "folder:...") saw its
  * images as heed_folder_load made them: step 1 without the cut-out rule
  * (alpha over black), step 2 stretched to the whole frame, and AUTO never

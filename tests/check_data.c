@@ -683,6 +683,24 @@ START_TEST(dataset_stats) {
 }
 END_TEST
 
+/* Per channel: two images of two channels of two pixels; channel 0 holds
+ * 0, 1 and 0.25, 0.75 (mean 0.5, deviations 0.25 x 2, 0.0625 x 2),
+ * channel 1 holds 0.5, 0.5 and 0, 1 (mean 0.5, deviations 0, 0, 0.25 x 2). */
+START_TEST(dataset_channel_stats) {
+    float px[8] = {0, 1, 0.5f, 0.5f, 0.25f, 0.75f, 0, 1};
+    heed_dataset d = {.count = 2, .c = 2, .h = 1, .w = 2, .images = px};
+    double mean[2], std[2];
+    ck_assert_int_eq(heed_dataset_channel_stats(&d, mean, std), HEED_OK);
+    ck_assert_double_eq(mean[0], 0.5);
+    ck_assert_double_eq(mean[1], 0.5);
+    ck_assert_double_eq_tol(std[0], sqrt((2 * 0.25 + 2 * 0.0625) / 4), 1e-12);
+    ck_assert_double_eq_tol(std[1], sqrt(2 * 0.25 / 4), 1e-12);
+    d.count = 0;
+    ck_assert_int_eq(heed_dataset_channel_stats(&d, mean, std), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_dataset_channel_stats(NULL, mean, std), HEED_ERR_ARG);
+}
+END_TEST
+
 /* ---- batches and augmentation ---------------------------------------------- */
 
 enum { AC = 2, AH = 3, AW = 4, AN = 3 };
@@ -845,6 +863,7 @@ Suite *heed_suite_data(void) {
     tcase_add_test(tc, folder_holdout_is_fnv1a_mod_5);
     tcase_add_test(tc, folder_parts);
     tcase_add_test(tc, dataset_stats);
+    tcase_add_test(tc, dataset_channel_stats);
     suite_add_tcase(s, tc);
     tc = tcase_create("batch");
     tcase_add_test(tc, batches_without_augmentation_copy);

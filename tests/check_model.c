@@ -285,6 +285,19 @@ static const struct {
     {META_TEXT, "classes 5\nclass a\nclass b\nclass c\nclass d\nclass e\n", 0,
      "the network has 3 outputs but 5 classes"},
     {META_TEXT, "classes 2\nclass a\nclass b\n", 0, "the network has 3 outputs but 2 classes"},
+    /* per-channel normalisation: one pair per input channel (the network takes 1), each usable */
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nchannel_mean 0.1 0.2\nchannel_std 1 1\n", 0,
+     "per-channel normalisation for 2 channels, but the network takes 1"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nchannel_mean 0.1\nchannel_std 1 1\n", 0,
+     "bad metadata value for channel_std"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nchannel_mean 0.1\nchannel_std 0\n", 0,
+     "bad metadata value for channel 0's normalisation"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nchannel_mean 0.1\n", 0,
+     "bad metadata value for channel 0's normalisation"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nchannel_mean 0.1 x\nchannel_std 1\n", 0,
+     "bad metadata value for channel_mean"},
+    {META_TEXT, "classes 3\nclass a\nclass b\nclass c\nchannel_mean 1 2 3 4 5\n", 0,
+     "bad metadata value for channel_mean"},
     {NET_TEXT, "input 1 8 8\nflatten\nfc out=3\nfc out=3\n", 0, "parameter tensors"},
     /* the file's tensors and one layer more: that layer's would stay random */
     {NET_TEXT, "input 1 8 8\nconv out=4 k=3 pad=1 bias=0\nbn\nrelu\ncbam r=2 k=3\nmaxpool k=2\nflatten\n"
@@ -455,6 +468,38 @@ START_TEST(long_folder_dataset_round_trips) {
     ck_assert_msg(heed_model_load(&back, path) == HEED_OK, "%s", heed_last_error());
     ck_assert_str_eq(back->meta.dataset, want);
     heed_model_free(back);
+    heed_model_free(m);
+    unlink(path);
+}
+END_TEST
+
+/* Per-channel normalisation comes back as written; its rules are
+ * refused on saving as on loading; a model without it reads each
+ * channel's pair as input_mean and input_std. */
+START_TEST(channel_normalisation_round_trips) {
+    char path[256];
+    tmp_path(path, sizeof path, "channels.heed");
+    heed_model *m = make_model(), *back;
+    float mean, std;
+    heed_model_channel_norm(&m->meta, 0, &mean, &std);
+    ck_assert(mean == 0.25f && std == 0.5f);
+    m->meta.norm_channels = 1;
+    m->meta.channel_mean[0] = 0.125f, m->meta.channel_std[0] = 0.7f;
+    ck_assert_msg(heed_model_save(m, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_msg(heed_model_load(&back, path) == HEED_OK, "%s", heed_last_error());
+    ck_assert_int_eq(back->meta.norm_channels, 1);
+    heed_model_channel_norm(&back->meta, 0, &mean, &std);
+    ck_assert(mean == 0.125f && std == 0.7f);
+    ck_assert_float_eq(back->meta.input_mean, 0.25f); /* the all-channel pair stays, for older readers */
+    heed_model_free(back);
+    m->meta.norm_channels = 3;
+    ck_assert_int_eq(heed_model_save(m, path), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "per-channel normalisation for 3 channels, but the network takes 1"),
+                  "%s", heed_last_error());
+    m->meta.norm_channels = 1, m->meta.channel_std[0] = 0;
+    ck_assert_int_eq(heed_model_save(m, path), HEED_ERR_ARG);
+    m->meta.channel_std[0] = 1, m->meta.channel_mean[0] = NAN;
+    ck_assert_int_eq(heed_model_save(m, path), HEED_ERR_ARG);
     heed_model_free(m);
     unlink(path);
 }
@@ -982,6 +1027,7 @@ Suite *heed_suite_model(void) {
     tcase_add_test(tc, nul_byte_in_a_text_chunk_is_refused);
     tcase_add_test(tc, free_text_with_control_characters_saves_as_one_line);
     tcase_add_test(tc, long_folder_dataset_round_trips);
+    tcase_add_test(tc, channel_normalisation_round_trips);
     tcase_add_test(tc, save_is_atomic_and_reports_bad_paths);
     tcase_add_test(tc, save_refuses_what_load_would);
     tcase_add_test(tc, save_with_refuses_extra_chunks_load_would);

@@ -64,6 +64,45 @@ START_TEST(letterboxed_with_the_border_colour) {
 }
 END_TEST
 
+/* A colour model normalised per channel (torchvision's Normalize): each
+ * channel by its own pair, in heed_model_input and heed_model_normalize
+ * alike; a 1 x 1 RGB image of a folder model fills the 1 x 2 frame. */
+START_TEST(normalised_per_channel) {
+    heed_net *net;
+    ck_assert_int_eq(heed_net_parse(&net, "input 3 1 2\nfc out=2\n", "t.net", 1), HEED_OK);
+    heed_model *m;
+    ck_assert_int_eq(heed_model_new(&m, net), HEED_OK);
+    snprintf(m->meta.dataset, sizeof m->meta.dataset, "folder:/x");
+    m->meta.input_mean = 0.5f, m->meta.input_std = 0.5f; /* not used for these channels */
+    m->meta.norm_channels = 3;
+    const float mean[3] = {0.1f, 0.2f, 0.3f}, std[3] = {0.5f, 0.25f, 0.125f};
+    memcpy(m->meta.channel_mean, mean, sizeof mean), memcpy(m->meta.channel_std, std, sizeof std);
+    const float v[3] = {0.6f, 0.7f, 0.8f};
+    heed_tensor img = image(3, 1, 1, v), x = {0};
+    ck_assert_int_eq(heed_model_input(m, &img, HEED_INVERT_AUTO, &x, NULL, NULL), HEED_OK);
+    const float want[6] = {1.0f, 1.0f, 2.0f, 2.0f, 4.0f, 4.0f}; /* (0.6-0.1)/0.5, (0.7-0.2)/0.25, (0.8-0.3)/0.125 */
+    assert_frame(&x, want, 6);
+    /* a batch of two, the second image zeros */
+    heed_tensor b = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&b, 2, 3, 1, 2), HEED_OK);
+    for (int i = 0; i < 6; i++) b.data[i] = v[i / 2];
+    ck_assert_int_eq(heed_model_normalize(m, &b), HEED_OK);
+    const float both[12] = {1, 1, 2, 2, 4, 4, -0.2f, -0.2f, -0.8f, -0.8f, -2.4f, -2.4f};
+    assert_frame(&b, both, 12);
+    /* the one pair for every channel where norm_channels is 0 */
+    m->meta.norm_channels = 0;
+    ck_assert_int_eq(heed_model_input(m, &img, HEED_INVERT_AUTO, &x, NULL, NULL), HEED_OK);
+    const float one[6] = {0.2f, 0.2f, 0.4f, 0.4f, 0.6f, 0.6f};
+    assert_frame(&x, one, 6);
+    /* a batch of other channels is refused */
+    heed_tensor gray = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&gray, 1, 1, 1, 2), HEED_OK);
+    ck_assert_int_eq(heed_model_normalize(m, &gray), HEED_ERR_SHAPE);
+    heed_tensor_free(&img), heed_tensor_free(&x), heed_tensor_free(&b), heed_tensor_free(&gray);
+    heed_model_free(m);
+}
+END_TEST
+
 /* A light border on a light-on-dark model is inverted under AUTO; NO and
  * YES decide; a dark-on-light model keeps a light image; a folder model
  * is never inverted under AUTO and fills the whole frame. */
@@ -171,6 +210,7 @@ Suite *heed_suite_model_input(void) {
     Suite *s = suite_create("model_input");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, letterboxed_with_the_border_colour);
+    tcase_add_test(tc, normalised_per_channel);
     tcase_add_test(tc, inverted_to_the_models_polarity);
     tcase_add_test(tc, cut_outs_stand_on_what_sets_them_off);
     tcase_add_test(tc, model_input_refuses_what_it_cannot_use);
