@@ -193,10 +193,10 @@ static double largest_zoom(int w, int h, double zoom, int T, int S, int P) {
 
 /* The whole picture: the panel on the left, the strip of patches on the
  * right (layout in the header comment). patches (1, T*S*C, P, P) as the
- * network saw them; mean/std undo the input normalisation for display. */
+ * network saw them; meta's input normalisation is undone for display. */
 static heed_status render(const heed_tensor *img, const heed_tensor *patches, const glimpse_path *g,
                           const heed_placement *pl, const layout *L, double zoom, heed_colormap cm,
-                          float mean, float std, heed_tensor *out) {
+                          const heed_model_meta *meta, heed_tensor *out) {
     const int T = g->T, S = g->S, P = g->P, C = g->C;
     /* ints: the caller keeps the canvas within OVERLAY_MAX */
     const int Hd = (int)L->Hd, Wd = (int)L->Wd, z = (int)L->z, cell = (int)L->cell, Hs = (int)L->Hs;
@@ -220,9 +220,13 @@ static heed_status render(const heed_tensor *img, const heed_tensor *patches, co
     for (int t = 0; t < T && st == HEED_OK; t++)
         for (int k = 0; k < S && st == HEED_OK; k++) {
             const float *src = patches->data + ((size_t)t * S + k) * pp;
-            for (size_t i = 0; i < pp; i++) {
-                float v = src[i] * std + mean;
-                patch.data[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+            for (int c = 0; c < C; c++) {
+                float mean, std;
+                heed_model_channel_norm(meta, c, &mean, &std);
+                for (size_t i = (size_t)c * P * P; i < (size_t)(c + 1) * P * P; i++) {
+                    const float v = src[i] * std + mean;
+                    patch.data[i] = v < 0 ? 0 : v > 1 ? 1 : v;
+                }
             }
             st = heed_image_convert(&patch, 3, &rgb);
             int x = x0 + t * (cell + GAP), y = y0 + k * (cell + GAP);
@@ -307,8 +311,7 @@ static int glimpse_one(heed_model *m, heed_ram *ram, const glimpse_opts *o, cons
                                path, L.W, L.H, OVERLAY_MAX);
             goto done;
         }
-        st = render(&r.img, heed_ram_patches(ram), &g, &r.pl, &L, zoom, o->io.cm, m->meta.input_mean,
-                    m->meta.input_std, &over);
+        st = render(&r.img, heed_ram_patches(ram), &g, &r.pl, &L, zoom, o->io.cm, &m->meta, &over);
         if (st == HEED_OK) st = image_run_save_overlay(&r, &o->io, &over);
         if (st != HEED_OK) goto done;
     }

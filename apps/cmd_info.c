@@ -64,8 +64,9 @@ int cmd_info(int argc, char **argv) {
                            "accuracy, input normalisation and recipe. JSON: {\"file\", \"input\", \"output\",\n"
                            "\"layers\": [{\"name\", \"type\", \"depth\", \"output\", \"params\", \"flops\"}], \"params\",\n"
                            "\"flops\"}, a model's with \"classes\" (how many), \"test_accuracy\" (null: not\n"
-                           "evaluated), \"epochs\", \"input_mean\", \"input_std\", \"class_names\", \"dataset\" and\n"
-                           "\"recipe\".",
+                           "evaluated), \"epochs\", \"input_mean\", \"input_std\", \"channel_mean\" and \"channel_std\"\n"
+                           "(each input channel's pair: the same for each unless the model normalises per\n"
+                           "channel), \"class_names\", \"dataset\" and \"recipe\".",
                            opts, NULL};
     char **args;
     int nargs;
@@ -110,6 +111,16 @@ int cmd_info(int argc, char **argv) {
             printf(m->meta.test_accuracy < 0 ? "null" : "%.6f", m->meta.test_accuracy);
             printf(", \"epochs\": %d, \"input_mean\": %.9g, \"input_std\": %.9g", m->meta.epochs,
                    m->meta.input_mean, m->meta.input_std);
+            /* what each channel is normalised by, the same pair for each unless per channel */
+            for (int k = 0; k < 2; k++) {
+                printf(", \"%s\": [", k ? "channel_std" : "channel_mean");
+                for (int ch = 0; ch < net->in_c; ch++) {
+                    float mean, std;
+                    heed_model_channel_norm(&m->meta, ch, &mean, &std);
+                    printf("%s%.9g", ch ? ", " : "", k ? std : mean);
+                }
+                printf("]");
+            }
             printf(", \"class_names\": [");
             for (int k = 0; k < m->meta.classes; k++) {
                 if (k) printf(", ");
@@ -137,8 +148,18 @@ int cmd_info(int argc, char **argv) {
                 printf("not evaluated\n");
             else
                 printf("test accuracy %.2f%%\n", 100 * m->meta.test_accuracy);
-            printf("input: (pixel - %.4g) / %.4g, pixels in [0, 1]\n", m->meta.input_mean,
-                   m->meta.input_std);
+            if (!m->meta.norm_channels) {
+                printf("input: (pixel - %.4g) / %.4g, pixels in [0, 1]\n", m->meta.input_mean,
+                       m->meta.input_std);
+            } else {
+                printf("input: per channel (pixel - (");
+                for (int k = 0; k < 2; k++) {
+                    for (int ch = 0; ch < m->meta.norm_channels; ch++)
+                        printf("%s%.4g", ch ? ", " : "", k ? m->meta.channel_std[ch] : m->meta.channel_mean[ch]);
+                    printf(k ? ")" : ")) / (");
+                }
+                printf(", pixels in [0, 1]\n");
+            }
             if (m->meta.recipe[0]) printf("recipe: %s\n", m->meta.recipe);
         }
     }

@@ -185,11 +185,20 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
     int raw = net->root->count > 0 && !strcmp(net->root->children[0]->ops->type, "ram");
     m->meta.input_mean = raw ? 0.0f : FMNIST_MEAN;
     m->meta.input_std = raw ? 1.0f : FMNIST_STD;
-    double mean, std;
+    double mean, std, cmean[4], cstd[4];
     if (!raw && o->data && dataset_folder(o->data) && heed_dataset_stats(train, &mean, &std) == HEED_OK) {
         m->meta.input_mean = (float)mean;
         /* images all of one value: nothing to scale */
         m->meta.input_std = std >= 1e-6 ? (float)std : 1.0f;
+        /* colour: each channel by its own (a heed before per-channel
+         * normalisation reads the pair above) */
+        if (train->c > 1 && train->c <= 4 && heed_dataset_channel_stats(train, cmean, cstd) == HEED_OK) {
+            m->meta.norm_channels = train->c;
+            for (int c = 0; c < train->c; c++) {
+                m->meta.channel_mean[c] = (float)cmean[c];
+                m->meta.channel_std[c] = cstd[c] >= 1e-6 ? (float)cstd[c] : 1.0f;
+            }
+        }
     }
     m->meta.dark_background = 1;
     snprintf(m->meta.dataset, sizeof m->meta.dataset, "%s", o->data ? o->data : "fmnist");
@@ -219,6 +228,10 @@ static heed_status start_from(heed_model *m, const heed_model *init, const char 
     if (st == HEED_OK) {
         m->meta.input_mean = init->meta.input_mean;
         m->meta.input_std = init->meta.input_std;
+        /* per channel where init has it for as many channels as this net */
+        m->meta.norm_channels = init->meta.norm_channels == m->net->in_c ? init->meta.norm_channels : 0;
+        memcpy(m->meta.channel_mean, init->meta.channel_mean, sizeof m->meta.channel_mean);
+        memcpy(m->meta.channel_std, init->meta.channel_std, sizeof m->meta.channel_std);
     }
     if (st == HEED_OK && !quiet) {
         fprintf(stderr, "initialised %d of %d tensors from %s (and its input normalisation)", copied, p->count,
@@ -398,9 +411,9 @@ static int train(const train_opts *o) {
             int n = tr.count - start < o->batch ? tr.count - start : o->batch;
             st = heed_dataset_batch(&tr, order + start, n, &aug, &rng, &x, labels);
             if (st == HEED_OK) {
-                normalize_batch(&x, m->meta.input_mean, m->meta.input_std);
+                st = heed_model_normalize(m, &x);
                 heed_params_zero_grad(&m->net->params);
-                st = heed_net_forward(m->net, &x, &y);
+                if (st == HEED_OK) st = heed_net_forward(m->net, &x, &y);
             }
             double loss = 0;
             if (st == HEED_OK) st = heed_tensor_ensure(&dy, y.n, y.c, y.h, y.w);

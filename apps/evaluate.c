@@ -163,12 +163,6 @@ int model_class(const heed_model *m, const char *name) {
     return *name && !*end && k >= 0 && k < m->meta.classes ? (int)k : -1;
 }
 
-void normalize_batch(heed_tensor *x, float mean, float std) {
-    size_t n = heed_tensor_count(x);
-    float inv = 1.0f / std;
-    for (size_t i = 0; i < n; i++) x->data[i] = (x->data[i] - mean) * inv;
-}
-
 int predicted_class(const float *row, int k) {
     int best = 0;
     for (int j = 1; j < k; j++)
@@ -197,8 +191,8 @@ heed_status evaluate(heed_model *m, const heed_dataset *d, int batch, eval_resul
         for (int i = 0; i < n; i++) idx[i] = start + i;
         st = heed_dataset_batch(d, idx, n, NULL, NULL, &x, labels);
         if (st != HEED_OK) break;
-        normalize_batch(&x, m->meta.input_mean, m->meta.input_std);
-        st = heed_net_forward(m->net, &x, &y);
+        st = heed_model_normalize(m, &x);
+        if (st == HEED_OK) st = heed_net_forward(m->net, &x, &y);
         if (st != HEED_OK) break;
         double loss;
         st = heed_softmax_cross_entropy(&y, labels, &loss, NULL, NULL);

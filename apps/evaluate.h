@@ -73,9 +73,6 @@ void class_file_name(char *name);
  * if none. */
 int model_class(const heed_model *m, const char *name);
 
-/* x = (x - mean) / std in place. */
-void normalize_batch(heed_tensor *x, float mean, float std);
-
 typedef struct eval_result {
     double accuracy, loss;
     int classes;

@@ -616,6 +616,62 @@ START_TEST(train_init_starts_from_a_models_weights) {
 }
 END_TEST
 
+/* A colour folder model is normalised per channel by its training
+ * images: two classes of uniform colours, (1, 0.2, 0) and (0, 0.4, 1),
+ * two images each, give means (0.5, 0.3, 0.5) and population deviations
+ * (0.5, 0.1, 0.5), which info --json reports and eval uses. */
+START_TEST(colour_folder_models_are_normalised_per_channel) {
+    static char out[1 << 14], err[1 << 12];
+    char path[600], args[1600];
+    const float colour[2][3] = {{1.0f, 0.2f, 0.0f}, {0.0f, 0.4f, 1.0f}};
+    const char *split[] = {"train", "test"}, *cls[] = {"A", "B"};
+    heed_tensor img = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&img, 1, 3, 4, 4), HEED_OK);
+    for (int s = 0; s < 2; s++)
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "mkdir -p %s/rgb/%s/%s", dir, split[s], cls[k]);
+            ck_assert_int_eq(system(path), 0);
+            for (int c = 0; c < 3; c++)
+                for (int i = 0; i < 16; i++) img.data[c * 16 + i] = colour[k][c];
+            for (int i = 0; i < 2 - s; i++) {
+                snprintf(path, sizeof path, "%s/rgb/%s/%s/%d.png", dir, split[s], cls[k], i);
+                ck_assert_int_eq(heed_image_save(path, &img, NULL), HEED_OK);
+            }
+        }
+    heed_tensor_free(&img);
+    snprintf(path, sizeof path, "%s/rgb.net", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("input 3 4 4\nconv out=4 k=3 pad=1\nrelu\ngap\nfc out=2\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "train --net %s --data folder:%s/rgb --out %s/rgb.heed --epochs 1 --batch 2 "
+             "--threads 1", path, dir, dir);
+    ck_assert_msg(tu_run_heed(dir, NULL, args, out, sizeof out, err, sizeof err) == 0, "%s", err);
+    snprintf(args, sizeof args, "info --json %s/rgb.heed", dir);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    const char *keys[] = {"\"channel_mean\": [", "\"channel_std\": ["};
+    const double want[2][3] = {{0.5, 0.3, 0.5}, {0.5, 0.1, 0.5}};
+    for (int k = 0; k < 2; k++) {
+        const char *at = strstr(out, keys[k]);
+        ck_assert_msg(at, "%s", out);
+        at += strlen(keys[k]);
+        for (int c = 0; c < 3; c++) {
+            char *end;
+            const double v = strtod(at, &end);
+            ck_assert_msg(fabs(v - want[k][c]) < 1e-6, "%s[%d] = %g, not %g", keys[k], c, v, want[k][c]);
+            at = end + (c < 2 ? 2 : 0);
+        }
+        ck_assert_int_eq(*at, ']');
+    }
+    snprintf(args, sizeof args, "info %s/rgb.heed", dir);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "input: per channel (pixel - (0.5, 0.3, 0.5)) / (0.5, 0.1, 0.5), pixels in [0, 1]"),
+                  "%s", out);
+    snprintf(args, sizeof args, "eval --model %s/rgb.heed", dir);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+}
+END_TEST
+
 /* Loads a model's parameter values (caller frees) and their count. */
 static float *model_values(const char *path, size_t *total) {
     heed_model *m;
@@ -1253,6 +1309,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, gradcam_example_matches_classify);
     tcase_add_test(tc, built_in_model_example_matches_classify);
     tcase_add_test(tc, train_init_starts_from_a_models_weights);
+    tcase_add_test(tc, colour_folder_models_are_normalised_per_channel);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
     tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
