@@ -125,13 +125,15 @@ static heed_status checkpoint_recipe(const char *path, char *out, size_t size) {
 
 /* Splits a recipe into words, in place, as a shell would split what
  * append_word wrote ('...' quotes, \\ escapes one character); at most max
- * words; returns how many. */
+ * words; returns how many, or -1 if there are more (never some of them
+ * silently: the rest would read back as other options). */
 static int split_words(char *text, char **words, int max) {
     int n = 0;
     char *in = text, *to = text;
-    while (n < max) {
+    for (;;) {
         while (*in == ' ') in++;
         if (!*in) break;
+        if (n == max) return -1;
         words[n++] = to;
         for (int quoted = 0; *in && (quoted || *in != ' '); in++) {
             if (*in == '\'') quoted = !quoted;
@@ -577,8 +579,10 @@ int cmd_train(int argc, char **argv) {
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
     if (rc >= 0) return rc;
     if (nargs) return cli_error("train", 2, "unexpected argument '%s'", args[0]);
-    char recipe[sizeof ((heed_model_meta *)0)->recipe], saved[sizeof recipe], *saved_argv[64],
-        resumed_out[4096];
+    /* saved_argv: a recipe's words take two characters at least, with the
+     * space before them ('' for an empty one) */
+    char recipe[sizeof ((heed_model_meta *)0)->recipe], saved[sizeof recipe],
+        *saved_argv[sizeof recipe / 2], resumed_out[4096];
     /* A recipe cut to fit would read back on --resume as other options
      * (a cut --limit 128 became no limit, --epochs 2 the default 10). */
     if (!recipe_of(recipe, sizeof recipe, argc, argv))
@@ -607,7 +611,10 @@ int cmd_train(int argc, char **argv) {
             memcpy(both + n, recipe + strlen("heed train"), rest);
             both[n + rest] = '\0';
             const char *given_data = o.data, *given_out = o.out; /* on this command line */
-            int saved_argc = split_words(saved + strlen("heed "), saved_argv, 64);
+            int saved_argc = split_words(saved + strlen("heed "), saved_argv,
+                                         (int)(sizeof saved_argv / sizeof *saved_argv));
+            if (saved_argc < 0)
+                return cli_error("train", 1, "%s: its recorded recipe does not read back", o.resume);
             /* cli_parse's own error line then says where the option came from. */
             char who[4200];
             snprintf(who, sizeof who, "train (the recipe recorded in %s)", o.resume);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "data.h"
+#include "model.h"
 #include "testutil.h"
 
 static char dir[256];
@@ -129,6 +130,35 @@ START_TEST(recipes_too_long_to_record_are_refused) {
 }
 END_TEST
 
+/* A recipe is read back word by word into a fixed table: one of 64 words
+ * (of the 2047 characters a recipe may hold) kept the first 64 and dropped
+ * the rest without a word, so --resume went on with the options before
+ * them (here --epochs 2 where the run said --epochs 3 last). Every word of
+ * a recipe that fits is read back now. */
+START_TEST(recipes_of_many_words_read_back_whole) {
+    if (access(HEED_FMNIST_DIR, R_OK) != 0) return;
+    static char out[1 << 14];
+    char args[4096], path[1100];
+    snprintf(path, sizeof path, "%s/n.net", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs("input 1 28 28\nfc out=10\n", f);
+    fclose(f);
+    int n = snprintf(args, sizeof args, "train --net %s/n.net --out %s/m.heed --epochs 2 --limit 64 "
+                     "--test-limit 16 --threads 1 --stop-after 1", dir, dir);
+    for (int i = 0; i < 60; i++) n += snprintf(args + n, sizeof args - n, " --seed=1");
+    snprintf(args + n, sizeof args - n, " --epochs 3");
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "train --resume %s/m.heed.ckpt", dir);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    heed_model *m;
+    snprintf(path, sizeof path, "%s/m.heed", dir);
+    ck_assert_int_eq(heed_model_load(&m, path), HEED_OK);
+    ck_assert_msg(m->meta.epochs == 3, "resumed for %d epochs, not 3: %s", m->meta.epochs, out);
+    heed_model_free(m);
+}
+END_TEST
+
 Suite *heed_suite_cli_options(void) {
     Suite *s = suite_create("cli_options");
     TCase *tc = tcase_create("options");
@@ -137,6 +167,7 @@ Suite *heed_suite_cli_options(void) {
     tcase_add_test(tc, dash_arguments_are_arguments);
     tcase_add_test(tc, empty_folder_name_is_refused);
     tcase_add_test(tc, recipes_too_long_to_record_are_refused);
+    tcase_add_test(tc, recipes_of_many_words_read_back_whole);
     suite_add_tcase(s, tc);
     return s;
 }
