@@ -204,6 +204,10 @@ static heed_status check_meta(const heed_model_meta *m, const heed_net *net, hee
         if (!nums[i].ok)
             return heed_fail(code, "%s: bad metadata value for %s: '%.9g'", where, nums[i].key,
                              nums[i].v);
+    /* channel_mean and channel_std hold 4 (a check past them read other fields) */
+    if (m->norm_channels < 0 || m->norm_channels > 4)
+        return heed_fail(code, "%s: per-channel normalisation for %d channels (it holds 1 to 4)", where,
+                         m->norm_channels);
     if (m->norm_channels && m->norm_channels != net->in_c)
         return heed_fail(code, "%s: per-channel normalisation for %d channels, but the network takes %d",
                          where, m->norm_channels, net->in_c);

@@ -48,7 +48,9 @@ typedef struct heed_model_meta {
      * channels (1..4; 0: input_mean and input_std for every channel):
      * channel c's input = (pixel - channel_mean[c]) / channel_std[c], as
      * torchvision's Normalize(mean, std). heed_model_channel_norm reads
-     * either form. */
+     * either form. A heed from before these fields reads such a model
+     * with input_mean and input_std for every channel: save their
+     * all-channel values there. */
     int norm_channels;
     float channel_mean[4], channel_std[4];
     int dark_background;         /* 1: items are light on dark (Fashion-MNIST); else 0 */
@@ -106,10 +108,11 @@ heed_status heed_model_normalize(const heed_model *m, heed_tensor *x);
  *  - the metadata breaks a rule: classes in 1..HEED_MAX_CLASSES and equal
  *    to the network's outputs ("the network has 3 outputs but 5 classes"),
  *    class names printable; input_mean finite; input_std finite and at
- *    least 1e-6; norm_channels 0 or the network's input channels, each
- *    channel's pair as input_mean's and input_std's; dark_background 0 or 1; epochs >= 0; test_accuracy finite
- *    and at most 1 (negative: not evaluated); train_seconds finite and
- *    >= 0 ("bad metadata value for input_std: '0'").
+ *    least 1e-6; norm_channels 0 or the network's input channels (1..4),
+ *    each channel's pair as input_mean's and input_std's; dark_background
+ *    0 or 1; epochs >= 0; test_accuracy finite and at most 1 (negative:
+ *    not evaluated); train_seconds finite and >= 0 ("bad metadata value
+ *    for input_std: '0'").
  * Free text (dataset, recipe, cpu) is written on one line, each control
  * character as '?'. HEED_ERR_IO, HEED_ERR_NOMEM otherwise. */
 heed_status heed_model_save(const heed_model *m, const char *path);

@@ -505,6 +505,33 @@ START_TEST(channel_normalisation_round_trips) {
 }
 END_TEST
 
+/* The pairs hold four channels: norm_channels 5 (a 5-channel network)
+ * had check_meta read channel_mean[4] past its array; at -O3 the check
+ * stopped at 4, save wrote four pairs and returned HEED_OK, and the file
+ * did not load ("for 4 channels, but the network takes 5"). Refused now. */
+START_TEST(channel_normalisation_holds_four_channels) {
+    heed_net *net;
+    ck_assert_int_eq(heed_net_parse(&net, "input 5 4 4\nflatten\nfc out=3\n", "t", 1), HEED_OK);
+    heed_model *m;
+    ck_assert_int_eq(heed_model_new(&m, net), HEED_OK);
+    const char *names[] = {"a", "b", "c"};
+    ck_assert_int_eq(heed_model_set_classes(m, 3, names), HEED_OK);
+    m->meta.norm_channels = 5;
+    for (int c = 0; c < 4; c++) m->meta.channel_mean[c] = 0.5f, m->meta.channel_std[c] = 0.25f;
+    void *data = NULL;
+    size_t len;
+    ck_assert_int_eq(heed_model_encode_mem(m, &data, &len), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "per-channel normalisation for 5 channels (it holds 1 to 4)"), "%s",
+                  heed_last_error());
+    m->meta.norm_channels = -1;
+    ck_assert_int_eq(heed_model_encode_mem(m, &data, &len), HEED_ERR_ARG);
+    m->meta.norm_channels = 0;
+    ck_assert_msg(heed_model_encode_mem(m, &data, &len) == HEED_OK, "%s", heed_last_error());
+    free(data);
+    heed_model_free(m);
+}
+END_TEST
+
 /* Two META (or NETD, PARM) chunks, each with a good checksum: the last one
  * won, where another reader may take the first. */
 START_TEST(a_chunk_twice_is_refused) {
@@ -1028,6 +1055,7 @@ Suite *heed_suite_model(void) {
     tcase_add_test(tc, free_text_with_control_characters_saves_as_one_line);
     tcase_add_test(tc, long_folder_dataset_round_trips);
     tcase_add_test(tc, channel_normalisation_round_trips);
+    tcase_add_test(tc, channel_normalisation_holds_four_channels);
     tcase_add_test(tc, save_is_atomic_and_reports_bad_paths);
     tcase_add_test(tc, save_refuses_what_load_would);
     tcase_add_test(tc, save_with_refuses_extra_chunks_load_would);
