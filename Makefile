@@ -93,7 +93,7 @@ $(BUILD)/libheed.a: $(LIB_OBJ)
 # The shared library's ABI version: programs record libheed.so.$(SOVERSION)
 # (the soname), so an incompatible heed installed later gets a new number
 # instead of breaking them.
-SOVERSION := 0
+SOVERSION := 1
 $(BUILD)/libheed.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libheed.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
 
@@ -186,13 +186,16 @@ $(BUILD)/examples/%: examples/%.c $(BUILD)/libheed.a $(BUILD)/include/heed/heed.
 	$(CC) $(EXAMPLE_CFLAGS) -o $@ $< $(BUILD)/libheed.a $(LDLIBS)
 
 # built_in_model carries models/fmnist-se.heed as a C array (od is in
-# coreutils; `xxd -i` writes the same array), so it opens no model file.
+# coreutils; `xxd -i` writes the same bytes under other names), so it
+# opens no model file.
 # The model is read, not named as a prerequisite: that would let make
 # retrain it (the rule under `models`) whenever nets/fmnist-se.net looks
 # newer, as it may in a fresh clone. So the array is made every time and
 # kept only when it changed, which rebuilds the example after `make models`.
 $(BUILD)/examples/fmnist_se_model.c: FORCE
 	@mkdir -p $(dir $@)
+	@# od's status is lost in the pipe below: an empty array would build and fail at run time
+	@test -s models/fmnist-se.heed || { echo "models/fmnist-se.heed is missing (make models trains it)" >&2; exit 1; }
 	@{ echo 'const unsigned char heed_builtin_model[] = {'; \
 	  od -An -v -tu1 models/fmnist-se.heed | sed -e 's/^ *//' -e 's/  */,/g' -e 's/$$/,/'; \
 	  echo '};'; echo 'const unsigned long heed_builtin_model_size = sizeof heed_builtin_model;'; } > $@.tmp

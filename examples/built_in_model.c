@@ -1,7 +1,8 @@
 /* built_in_model.c -- a program with its model compiled in: it needs no
  * model file at run time, as on a device without a file system. The
  * model's bytes are an array in another source file (the Makefile makes
- * it from models/fmnist-se.heed with od; `xxd -i` makes the same), and the
+ * it from models/fmnist-se.heed with od; `xxd -i` writes the same bytes
+ * under names of its own), and the
  * image comes from standard input, so nothing here opens a file.
  *
  *   built_in_model < images/test-00000-Ankle_boot.png
