@@ -324,6 +324,10 @@ static int train(const train_opts *o) {
     heed_net *net = NULL;
     heed_status st = o->resume ? heed_model_load_with(&m, o->resume, &extra, &nextra)
                                : heed_net_load(&net, o->net, (uint64_t)o->seed);
+    /* --init's model read before the data are decoded, so that a wrong
+     * path fails at once; a resumed run has its own weights. */
+    heed_model *init = NULL;
+    if (st == HEED_OK && o->init && !o->resume) st = heed_model_load(&init, o->init);
     const heed_net *shape = m ? m->net : net;
     /* A resumed run keeps to the data it started on unless told otherwise. */
     const char *data = o->data ? o->data : m && m->meta.dataset[0] ? m->meta.dataset : "fmnist";
@@ -346,12 +350,8 @@ static int train(const train_opts *o) {
         net = NULL;
     }
     heed_net_free(net);
-    if (st == HEED_OK && o->init && !o->resume) { /* a resumed run has its own weights */
-        heed_model *init = NULL;
-        st = heed_model_load(&init, o->init);
-        if (st == HEED_OK) st = start_from(m, init, o->init, o->json);
-        heed_model_free(init);
-    }
+    if (st == HEED_OK && init) st = start_from(m, init, o->init, o->json);
+    heed_model_free(init);
     /* Labels are positions among each split's own class folders: a test/
      * folder that lacks a class, or a resumed run's changed folders, would
      * score against the wrong outputs, and an extra class would stop the run
@@ -652,6 +652,10 @@ int cmd_train(int argc, char **argv) {
     snprintf(ckpt, sizeof ckpt, "%s.ckpt", o.out);
     if (o.net && (same_file(o.out, o.net) || same_file(ckpt, o.net)))
         return cli_error("train", 2, "--out %s would write over --net %s", o.out, o.net);
+    /* It would work (init is read first), but the recipe would no longer
+     * train the model again: its --init would be the model itself. */
+    if (o.init && !o.resume && (same_file(o.out, o.init) || same_file(ckpt, o.init)))
+        return cli_error("train", 2, "--out %s would write over --init %s", o.out, o.init);
     if (o.resume && same_file(o.out, o.resume)) {
         char hint[4300] = "";
         if (access(ckpt, R_OK) == 0) snprintf(hint, sizeof hint, " (resume from its checkpoint, %s)", ckpt);

@@ -141,6 +141,11 @@ heed_status heed_params_copy_matching(heed_params *dst, const heed_params *src, 
     int n = 0;
     for (int i = 0; i < dst->count; i++) {
         const heed_param *d = &dst->items[i], *s = NULL;
+        if (dst == src) { /* each tensor is itself: nothing to move (memcpy onto itself is undefined) */
+            if (match) match[i] = HEED_MATCH_COPIED;
+            n++;
+            continue;
+        }
         for (int k = 0; k < src->count && !s; k++)
             if (!strcmp(src->items[k].name, d->name)) s = &src->items[k];
         heed_match how = !s ? HEED_MATCH_ABSENT

@@ -613,6 +613,15 @@ START_TEST(train_init_starts_from_a_models_weights) {
     snprintf(args, sizeof args, "train --resume %s.ckpt --init models/fmnist-se.heed", model);
     ck_assert_int_eq(tu_run_heed(dir, NULL, args, out, sizeof out, err, sizeof err), 2);
     ck_assert_msg(strstr(err, "--init cannot be given with --resume"), "%s", err);
+    /* the model it starts from is not the one it writes (the recipe would name itself) */
+    snprintf(args, sizeof args, "train --net %s --init %s --data folder:%s --out %s", net, model, data, model);
+    ck_assert_int_eq(tu_run_heed(dir, NULL, args, out, sizeof out, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "would write over --init"), "%s", err);
+    /* a model that is not there: said before any image is decoded */
+    snprintf(args, sizeof args, "train --net %s --init %s/none.heed --data folder:%s --out %s", net, dir, data,
+             model);
+    ck_assert_int_eq(tu_run_heed(dir, NULL, args, out, sizeof out, err, sizeof err), 1);
+    ck_assert_msg(strstr(err, "none.heed") && !strstr(err, "decoding"), "%s", err);
 }
 END_TEST
 

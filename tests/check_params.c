@@ -93,6 +93,10 @@ START_TEST(copy_matching_takes_what_fits) {
     ck_assert_int_eq(memcmp(head, dn, sizeof head), 0);
     ck_assert_int_eq(memcmp(bias, db, sizeof bias), 0);
     ck_assert_int_eq(heed_params_copy_matching(NULL, &src, &copied, NULL), HEED_ERR_ARG);
+    /* a store onto itself: every tensor matches, nothing changes */
+    ck_assert_int_eq(heed_params_copy_matching(&dst, &dst, &copied, match), HEED_OK);
+    ck_assert_int_eq(copied, 4);
+    ck_assert(match[1] == HEED_MATCH_COPIED && dw[11] == 111.0f);
     heed_params_free(&dst), heed_params_free(&src);
 }
 END_TEST
