@@ -10,7 +10,7 @@
  *   image_cmd_overlay_only(&o.io, opts, given, "colormap format");
  *   if ((rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc; // usage errors: 2
  *   ... the command's own checks ...
- *   if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;       // colormap, dirs, threads, model
+ *   if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;       // colormap, model, then dirs
  *   for each image:
  *       image_run r = {0};
  *       st = image_run_forward(&r, m, &o.io, path);             // r.probs, r.order[0..r.top)

@@ -669,6 +669,19 @@ START_TEST(json_stays_an_array_when_an_image_fails) {
 }
 END_TEST
 
+/* A run that cannot start (its model is not there) makes no --overlay
+ * folder: it made it first and left it behind, empty. */
+START_TEST(a_run_that_cannot_start_makes_no_folder) {
+    static char out[1 << 14], err[1 << 12];
+    char args[1024], folder[400];
+    snprintf(folder, sizeof folder, "%s/never", dir);
+    snprintf(args, sizeof args, "--model %s/none.heed --overlay %s %s", dir, folder, ITEM);
+    ck_assert_int_eq(classify(args, out, sizeof out, err, sizeof err), 1);
+    ck_assert_msg(strstr(err, "none.heed"), "%s", err);
+    ck_assert_int_ne(access(folder, F_OK), 0);
+}
+END_TEST
+
 /* --overlay "" said "cannot create directory :" (exit 1); --overlay x.gif
  * made a folder named x.gif. Both are usage errors now, before any work;
  * x.gif/ (a folder, said so) and an existing folder x.gif are fine. */
@@ -728,6 +741,7 @@ Suite *heed_suite_overlay(void) {
     tcase_add_test(tc, a_model_without_maps_is_sent_to_saliency);
     tcase_add_test(tc, overlay_options_need_overlay);
     tcase_add_test(tc, json_stays_an_array_when_an_image_fails);
+    tcase_add_test(tc, a_run_that_cannot_start_makes_no_folder);
     tcase_add_test(tc, overlay_names_a_folder_or_a_png_or_jpeg);
     suite_add_tcase(s, tc);
     return s;
