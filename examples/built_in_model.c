@@ -11,7 +11,6 @@
  * them under the image's name.
  * `make check` builds and runs it (tests/check_cli.c). */
 #include <heed/heed.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -38,7 +37,7 @@ static unsigned char *read_all(FILE *f, size_t *size) {
 int main(void) {
     int rc = 1;
     heed_model *m = NULL;
-    heed_tensor img = {0}, x = {0}, logits = {0};
+    heed_tensor img = {0}, x = {0}, logits = {0}, probs = {0};
     size_t size = 0;
     unsigned char *bytes = read_all(stdin, &size);
     if (!bytes) {
@@ -51,24 +50,21 @@ int main(void) {
     TRY(heed_image_load_mem(bytes, size, "standard input", 0, &img));
     TRY(heed_model_input(m, &img, HEED_INVERT_AUTO, &x, NULL, NULL));
     TRY(heed_net_forward(m->net, &x, &logits));
-    /* softmax over the logits, then the three largest */
+    TRY(heed_softmax_forward(&logits, &probs));
+    /* the three likeliest, best first */
     const int n = m->meta.classes;
-    float top = logits.data[0];
-    double sum = 0;
-    for (int k = 1; k < n; k++) top = logits.data[k] > top ? logits.data[k] : top;
-    for (int k = 0; k < n; k++) sum += exp(logits.data[k] - top);
     int shown[3] = {-1, -1, -1};
     for (int r = 0; r < 3 && r < n; r++) {
         int best = -1;
         for (int k = 0; k < n; k++)
-            if (k != shown[0] && k != shown[1] && (best < 0 || logits.data[k] > logits.data[best])) best = k;
+            if (k != shown[0] && k != shown[1] && (best < 0 || probs.data[k] > probs.data[best])) best = k;
         shown[r] = best;
-        printf("  %6.2f%%  %s\n", 100 * exp(logits.data[best] - top) / sum, m->meta.class_names[best]);
+        printf("  %6.2f%%  %s\n", 100 * probs.data[best], m->meta.class_names[best]);
     }
     rc = 0;
 done:
     free(bytes);
-    heed_tensor_free(&img), heed_tensor_free(&x), heed_tensor_free(&logits);
+    heed_tensor_free(&img), heed_tensor_free(&x), heed_tensor_free(&logits), heed_tensor_free(&probs);
     heed_model_free(m);
     return rc;
 }

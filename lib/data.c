@@ -24,42 +24,42 @@ void heed_dataset_free(heed_dataset *d) {
     *d = (heed_dataset){0};
 }
 
-heed_status heed_dataset_stats(const heed_dataset *d, double *mean, double *std) {
+/* The mean and population std of channels c0 .. c0 + nc - 1 of d's
+ * images, together. Two passes: the deviations from the mean, not
+ * E[x^2] - E[x]^2, which cancels badly when the spread is small against
+ * the mean. */
+static void channels_stats(const heed_dataset *d, int c0, int nc, double *mean, double *std) {
+    const size_t run = (size_t)nc * d->h * d->w, n = (size_t)d->count * run;
+    double sum = 0, dev = 0;
+    for (int k = 0; k < d->count; k++) {
+        const float *p = d->images + ((size_t)k * d->c + c0) * d->h * d->w;
+        for (size_t i = 0; i < run; i++) sum += p[i];
+    }
+    const double m = sum / (double)n;
+    for (int k = 0; k < d->count; k++) {
+        const float *p = d->images + ((size_t)k * d->c + c0) * d->h * d->w;
+        for (size_t i = 0; i < run; i++) dev += (p[i] - m) * (p[i] - m);
+    }
+    *mean = m;
+    *std = sqrt(dev / (double)n);
+}
+
+static heed_status check_stats_args(const heed_dataset *d, const double *mean, const double *std) {
     if (!d || !mean || !std) return heed_fail(HEED_ERR_ARG, "dataset statistics: a NULL argument");
     if (!d->images || d->count < 1)
         return heed_fail(HEED_ERR_ARG, "dataset statistics: the dataset holds no images");
-    const size_t n = (size_t)d->count * d->c * d->h * d->w;
-    /* Two passes: the deviations from the mean, not E[x^2] - E[x]^2, which
-     * cancels badly when the spread is small against the mean. */
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) sum += d->images[i];
-    const double m = sum / (double)n;
-    double dev = 0;
-    for (size_t i = 0; i < n; i++) dev += (d->images[i] - m) * (d->images[i] - m);
-    *mean = m;
-    *std = sqrt(dev / (double)n);
+    return HEED_OK;
+}
+
+heed_status heed_dataset_stats(const heed_dataset *d, double *mean, double *std) {
+    HEED_TRY(check_stats_args(d, mean, std));
+    channels_stats(d, 0, d->c, mean, std);
     return HEED_OK;
 }
 
 heed_status heed_dataset_channel_stats(const heed_dataset *d, double *mean, double *std) {
-    if (!d || !mean || !std) return heed_fail(HEED_ERR_ARG, "dataset statistics: a NULL argument");
-    if (!d->images || d->count < 1)
-        return heed_fail(HEED_ERR_ARG, "dataset statistics: the dataset holds no images");
-    const size_t plane = (size_t)d->h * d->w, n = (size_t)d->count * plane;
-    for (int c = 0; c < d->c; c++) {
-        double sum = 0, dev = 0; /* two passes, as above */
-        for (int k = 0; k < d->count; k++) {
-            const float *p = d->images + ((size_t)k * d->c + c) * plane;
-            for (size_t i = 0; i < plane; i++) sum += p[i];
-        }
-        const double m = sum / (double)n;
-        for (int k = 0; k < d->count; k++) {
-            const float *p = d->images + ((size_t)k * d->c + c) * plane;
-            for (size_t i = 0; i < plane; i++) dev += (p[i] - m) * (p[i] - m);
-        }
-        mean[c] = m;
-        std[c] = sqrt(dev / (double)n);
-    }
+    HEED_TRY(check_stats_args(d, mean, std));
+    for (int c = 0; c < d->c; c++) channels_stats(d, c, 1, &mean[c], &std[c]);
     return HEED_OK;
 }
 

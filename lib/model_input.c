@@ -73,9 +73,6 @@ heed_status heed_model_input(const heed_model *m, const heed_tensor *img, heed_i
     if (st == HEED_OK) st = heed_tensor_ensure(x, 1, C, H, W);
     if (st == HEED_OK) {
         for (int c = 0; c < C; c++) {
-            float mean, std;
-            heed_model_channel_norm(&m->meta, c, &mean, &std);
-            const float inv_std = 1.0f / std;
             float *plane = x->data + (size_t)c * H * W;
             const float bg = (float)border[c];
             for (size_t i = 0; i < (size_t)H * W; i++) plane[i] = flip ? 1.0f - bg : bg;
@@ -84,8 +81,10 @@ heed_status heed_model_input(const heed_model *m, const heed_tensor *img, heed_i
                     const float v = small.data[((size_t)c * at.h + i) * at.w + j];
                     plane[(size_t)(at.y + i) * W + at.x + j] = flip ? 1.0f - v : v;
                 }
-            for (size_t i = 0; i < (size_t)H * W; i++) plane[i] = (plane[i] - mean) * inv_std;
         }
+        st = heed_model_normalize(m, x);
+    }
+    if (st == HEED_OK) {
         if (pl) *pl = at;
         if (inverted) *inverted = flip;
     }

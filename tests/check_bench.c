@@ -378,10 +378,7 @@ START_TEST(bad_names_and_options_fail_clearly) {
      * the loss, "logits (1, 4, 8, 8), expected (N, K, 1, 1)") */
     char net[600], cmd[700];
     snprintf(net, sizeof net, "%s/maps.net", dir);
-    FILE *f = fopen(net, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("input 1 8 8\nconv out=4 k=3 pad=1\n", f);
-    fclose(f);
+    tu_write_text(net, "input 1 8 8\nconv out=4 k=3 pad=1\n");
     snprintf(cmd, sizeof cmd, "bench --net '%s' --mode train --seconds 0.01", net);
     ck_assert_int_eq(heed(cmd, out, sizeof out, err, sizeof err), 1);
     ck_assert_msg(strstr(err, "maps.net ends in (4, 8, 8), not class scores (C, 1, 1): --mode train needs a "

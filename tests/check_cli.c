@@ -24,13 +24,6 @@ static int heed(const char *args, char *out, size_t outsize) {
     return tu_run_heed(dir, NULL, args, out, outsize, NULL, 0);
 }
 
-static void write_text(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 static void setup(void) {
     ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "cli"), 0);
 }
@@ -208,7 +201,7 @@ START_TEST(info_lists_layers_and_totals) {
     /* the file's name in JSON: escaped, and a byte that is not UTF-8 as U+FFFD */
     char odd[400], cmd[500];
     snprintf(odd, sizeof odd, "%s/q\"\xff.net", dir);
-    write_text(odd, "input 1 4 4\nflatten\nfc out=2\n");
+    tu_write_text(odd, "input 1 4 4\nflatten\nfc out=2\n");
     snprintf(cmd, sizeof cmd, "info --json '%s'", odd);
     ck_assert_int_eq(heed(cmd, out, sizeof out), 0);
     ck_assert_msg(strstr(out, "/q\\\"\\ufffd.net\", \"input\": [1, 4, 4]"), "%s", out);
@@ -320,9 +313,7 @@ START_TEST(train_resume_eval_classify) {
     /* a corrupt image fails with one clear line naming it, and exit 1 */
     char bad[300];
     snprintf(bad, sizeof bad, "%s/bad.png", dir);
-    FILE *f = fopen(bad, "w");
-    fputs("not a png", f);
-    fclose(f);
+    tu_write_text(bad, "not a png");
     snprintf(args, sizeof args, "classify --model %s %s", model, bad);
     ck_assert_int_eq(heed(args, out, sizeof out), 1);
     ck_assert_ptr_nonnull(strstr(out, "bad.png"));
@@ -649,10 +640,7 @@ START_TEST(colour_folder_models_are_normalised_per_channel) {
         }
     heed_tensor_free(&img);
     snprintf(path, sizeof path, "%s/rgb.net", dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("input 3 4 4\nconv out=4 k=3 pad=1\nrelu\ngap\nfc out=2\n", f);
-    fclose(f);
+    tu_write_text(path, "input 3 4 4\nconv out=4 k=3 pad=1\nrelu\ngap\nfc out=2\n");
     snprintf(args, sizeof args, "train --net %s --data folder:%s/rgb --out %s/rgb.heed --epochs 1 --batch 2 "
              "--threads 1", path, dir, dir);
     ck_assert_msg(tu_run_heed(dir, NULL, args, out, sizeof out, err, sizeof err) == 0, "%s", err);
@@ -870,7 +858,7 @@ START_TEST(train_refuses_what_cannot_be_meant) {
     static char out[1 << 16];
     char args[2048], net[300];
     snprintf(net, sizeof net, "%s/copy.net", dir);
-    write_text(net, "input 1 28 28\nfc out=10\n");
+    tu_write_text(net, "input 1 28 28\nfc out=10\n");
     static const struct { const char *opts, *said; } bad[] = {
         {"--limit -1", "--limit must be 0 or more, not -1"},
         {"--test-limit -5", "--test-limit must be 0 or more, not -5"},
@@ -954,7 +942,7 @@ START_TEST(recipes_quote_paths_and_runs_say_when_done) {
         }
     }
     snprintf(path, sizeof path, "%s/two.net", dir);
-    write_text(path, "input 1 28 28\nfc out=2\n");
+    tu_write_text(path, "input 1 28 28\nfc out=2\n");
     char pre[300];
     snprintf(pre, sizeof pre, "cd %s &&", dir);
     ck_assert_msg(tu_run_heed(dir, pre, "train --net two.net --data 'folder:my data' --out 'sp ace.heed' "
@@ -1068,7 +1056,7 @@ START_TEST(eval_data_and_info_say_what_they_cannot_do) {
     ck_assert_int_eq(heed("data export --scale 65 x", out, sizeof out), 2);
     ck_assert_str_eq(out, "heed data: --scale must be 1 .. 64, not 65\n");
     snprintf(path, sizeof path, "%s/two.net", dir);
-    write_text(path, "input 1 4 4\nfc out=2\n");
+    tu_write_text(path, "input 1 4 4\nfc out=2\n");
     /* a pipe: info reads the file twice (to tell a model from a network) */
     snprintf(cmd, sizeof cmd, "cat '%s' |", path);
     ck_assert_int_eq(tu_run_heed(dir, cmd, "info /dev/stdin", out, sizeof out, NULL, 0), 1);
@@ -1151,7 +1139,7 @@ START_TEST(folder_models_see_images_as_they_were_trained) {
             }
         }
     snprintf(path, sizeof path, "%s/rgb.net", dir);
-    write_text(path, "input 3 8 8\nfc out=3\n");
+    tu_write_text(path, "input 3 8 8\nfc out=3\n");
     snprintf(pre, sizeof pre, "cd %s &&", dir);
     ck_assert_msg(tu_run_heed(dir, pre, "train --net rgb.net --data folder:rgb --out m.heed --epochs 4 --stop-after 3 "
                               "--batch 6 --lr 0.1 --json", out, sizeof out, NULL, 0) == 0, "%s", out);
@@ -1217,7 +1205,7 @@ START_TEST(folder_without_splits_holds_out_one_in_five) {
         }
     }
     snprintf(path, sizeof path, "%s/gray.net", dir);
-    write_text(path, "input 1 8 8\nfc out=2\n");
+    tu_write_text(path, "input 1 8 8\nfc out=2\n");
     snprintf(pre, sizeof pre, "cd %s &&", dir);
     ck_assert_msg(tu_run_heed(dir, pre, "train --net gray.net --data folder:flat --out f.heed --epochs 1",
                               out, sizeof out, NULL, 0) == 0, "%s", out);

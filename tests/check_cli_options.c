@@ -99,10 +99,7 @@ START_TEST(recipes_too_long_to_record_are_refused) {
     static char out[1 << 14];
     char net[3000], args[4096], path[1100];
     snprintf(path, sizeof path, "%s/n.net", dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("input 1 28 28\nfc out=10\n", f);
-    fclose(f);
+    tu_write_text(path, "input 1 28 28\nfc out=10\n");
     /* the same file, by a name of some 2,040 characters */
     int n = snprintf(net, sizeof net, "%s", dir);
     for (int i = 0; i < 1000; i++) n += snprintf(net + n, sizeof net - n, "/.");
@@ -140,10 +137,7 @@ START_TEST(recipes_of_many_words_read_back_whole) {
     static char out[1 << 14];
     char args[4096], path[1100];
     snprintf(path, sizeof path, "%s/n.net", dir);
-    FILE *f = fopen(path, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("input 1 28 28\nfc out=10\n", f);
-    fclose(f);
+    tu_write_text(path, "input 1 28 28\nfc out=10\n");
     int n = snprintf(args, sizeof args, "train --net %s/n.net --out %s/m.heed --epochs 2 --limit 64 "
                      "--test-limit 16 --threads 1 --stop-after 1", dir, dir);
     for (int i = 0; i < 60; i++) n += snprintf(args + n, sizeof args - n, " --seed=1");

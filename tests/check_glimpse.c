@@ -339,9 +339,7 @@ START_TEST(errors_are_one_clear_line) {
     /* a missing and a corrupt image fail on their own; the others still run */
     char bad[300];
     snprintf(bad, sizeof bad, "%s/bad.png", dir);
-    FILE *f = fopen(bad, "w");
-    fputs("not a png", f);
-    fclose(f);
+    tu_write_text(bad, "not a png");
     snprintf(args, sizeof args, "--model %s --json %s/nowhere.png %s %s", model, dir, bad, dark);
     ck_assert_int_eq(heed(args, out, sizeof out, err, sizeof err), 1);
     char *nl = strchr(err, '\n');

@@ -567,10 +567,7 @@ START_TEST(save_does_not_write_through_a_planted_link) {
     ck_assert_int_eq(tu_scratch_dir(dir, sizeof dir, "model-link"), 0);
     snprintf(path, sizeof path, "%s/m.heed", dir);
     snprintf(victim, sizeof victim, "%s/victim.txt", dir);
-    FILE *f = fopen(victim, "w");
-    ck_assert_ptr_nonnull(f);
-    fputs("precious\n", f);
-    fclose(f);
+    tu_write_text(victim, "precious\n");
     ck_assert_int_eq(heed_atomic_tmp_name(tmp, sizeof tmp, path), 0);
     ck_assert_int_eq(symlink(victim, tmp), 0);
     heed_model *m = make_model();

@@ -59,6 +59,13 @@ void tu_read_file(const char *path, char *buf, size_t size) {
     if (f) fclose(f);
 }
 
+void tu_write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    ck_assert_msg(f != NULL, "cannot write %s", path);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
 unsigned char *tu_read_bytes(const char *path, size_t *size) {
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;

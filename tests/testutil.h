@@ -76,6 +76,10 @@ void tu_heed_bin(char *out, size_t size);
  * terminated; "" if it cannot be read). */
 void tu_read_file(const char *path, char *buf, size_t size);
 
+/* Writes text to the file at path, replacing it (the test fails if it
+ * cannot). */
+void tu_write_text(const char *path, const char *text);
+
 /* The bytes of the file at path (malloc'd, *size of them), or NULL. */
 unsigned char *tu_read_bytes(const char *path, size_t *size);
 
