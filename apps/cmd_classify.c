@@ -249,7 +249,7 @@ int cmd_classify(int argc, char **argv) {
         "--colormap, --alpha and --format shape the overlays, so they need --overlay. A recurrent\n"
         "attention model (RAM) puts its first glimpse at random: --seed fixes it, for every image\n"
         "alike, as heed glimpse --seed does (the same seed gives the same probabilities); other\n"
-        "models ignore it.\n"
+        "models ignore it. An IMAGE of - is read from standard input (its overlay is named stdin-<map>).\n"
         "JSON: [{\"image\", \"inverted\", \"top\": [{\"class\", \"index\", \"probability\", \"logit\"}],\n"
         "\"channels\": [{\"layer\", \"type\", \"weights\"}], \"overlay\"}], logit being the network's\n"
         "output for the class, logits and weights to 9 significant digits.",

@@ -347,7 +347,7 @@ int cmd_glimpse(int argc, char **argv) {
         "prints, for each, the predicted class with its probability and the glimpse locations:\n"
         "step t from 0, l_t = (x, y) in [-1, 1] (-1 left/top, 1 right/bottom) and the centre the\n"
         "sensor used, in the image's own pixels (px, py). Images are brought to the model's input as\n"
-        "by heed classify. The first location is random: --seed fixes it (the same seed gives the\n"
+        "by heed classify; an IMAGE of - is read from standard input (overlay: stdin-glimpse). The first location is random: --seed fixes it (the same seed gives the\n"
         "same output); with samples > 1 (the ram layer's samples= in the network file) the\n"
         "probability averages the sequences and the glimpses shown are the first sequence's.\n"
         "JSON: {\"image\", \"class\", \"label\", \"probability\", \"inverted\", \"top\": [{\"class\",\n"

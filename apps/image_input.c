@@ -13,6 +13,8 @@
 #include "activation.h"
 #include "image.h"
 
+int is_stdin(const char *image) { return !strcmp(image, "-"); }
+
 void top_classes(const float *probs, int k, int top, int *order) {
     for (int i = 0; i < k; i++) order[i] = i;
     for (int i = 0; i < top; i++) /* partial selection sort: top is small */
@@ -23,8 +25,13 @@ void top_classes(const float *probs, int k, int top, int *order) {
             }
 }
 
-/* The image's file name without its folders and extension, into out. */
+/* The image's file name without its folders and extension, into out;
+ * "stdin" for standard input. */
 static void image_stem(char *out, size_t size, const char *image) {
+    if (is_stdin(image)) {
+        snprintf(out, size, "stdin");
+        return;
+    }
     char base[4096];
     snprintf(base, sizeof base, "%s", image);
     char *name = basename(base), *dot = strrchr(name, '.');
@@ -266,6 +273,11 @@ static void and_list(const char *list, char *out, size_t size) {
 int image_cmd_check(image_cmd *c, int nargs, char **images) {
     if (!c->model) return cli_error(c->command, 2, "--model MODEL is required");
     if (nargs == 0) return cli_error(c->command, 2, "give at least one image");
+    int from_stdin = 0;
+    for (int i = 0; i < nargs; i++) from_stdin += is_stdin(images[i]);
+    if (from_stdin > 1)
+        return cli_error(c->command, 2, "- (standard input) was given %d times; it holds one image",
+                         from_stdin);
     if (c->top < 1) return cli_error(c->command, 2, "--top must be at least 1");
     if (!c->overlay && c->overlay_only[0]) {
         char list[200];
@@ -327,9 +339,37 @@ int image_cmd_open(image_cmd *c, heed_model **m) {
     return -1;
 }
 
+/* Standard input's bytes as an image. Read whole first: the decoders take
+ * memory, and a pipe cannot be read twice. Capped, so that a stream that
+ * never ends (a device, `yes |`) fails instead of filling memory. */
+static heed_status load_stdin(heed_tensor *img) {
+    enum { MOST = 256 << 20 };
+    if (isatty(STDIN_FILENO))
+        return heed_fail(HEED_ERR_ARG, "standard input is a terminal: pipe an image into it (heed ... - < photo.jpg)");
+    size_t size = 0, cap = 1 << 16;
+    unsigned char *data = malloc(cap);
+    if (!data) return heed_fail(HEED_ERR_NOMEM, "standard input: cannot allocate %zu bytes", cap);
+    for (;;) {
+        size += fread(data + size, 1, cap - size, stdin);
+        if (size < cap) break;
+        unsigned char *more = cap < MOST ? realloc(data, cap * 2) : NULL;
+        if (!more) {
+            free(data);
+            return cap < MOST ? heed_fail(HEED_ERR_NOMEM, "standard input: cannot allocate %zu bytes", cap * 2)
+                              : heed_fail(HEED_ERR_LIMIT, "standard input: more than %d MB, not one image",
+                                          MOST >> 20);
+        }
+        data = more, cap *= 2;
+    }
+    heed_status st = ferror(stdin) ? heed_fail(HEED_ERR_IO, "standard input: read error")
+                                   : heed_image_load_mem(data, size, "standard input", 0, img);
+    free(data);
+    return st;
+}
+
 heed_status image_run_forward(image_run *r, heed_model *m, const image_cmd *c, const char *path) {
     r->path = path;
-    HEED_TRY(heed_image_load(path, 0, &r->img));
+    HEED_TRY(is_stdin(path) ? load_stdin(&r->img) : heed_image_load(path, 0, &r->img));
     const heed_invert inv = !strcmp(c->invert, "yes") ? HEED_INVERT_YES
                             : !strcmp(c->invert, "no") ? HEED_INVERT_NO : HEED_INVERT_AUTO;
     HEED_TRY(heed_model_input(m, &r->img, inv, &r->x, &r->pl, &r->inverted));

@@ -31,6 +31,10 @@
 #include "model_input.h"
 #include "overlay.h"
 
+/* 1 if the image argument is "-": the image is read from standard input
+ * (its overlay is named "stdin-<kind>"). */
+int is_stdin(const char *image);
+
 /* Ranks probs[0..k): order (room for k indices) gets a permutation of
  * 0..k-1 whose first `top` (<= k) entries index the largest values in
  * decreasing order. */

@@ -440,6 +440,48 @@ START_TEST(overlay_to_one_file_or_a_folder) {
 }
 END_TEST
 
+/* "-" reads one image from standard input: the same result and overlay as
+ * the file named, the overlay named stdin-<map>; "-" twice, or nothing
+ * piped in, is refused. */
+START_TEST(images_from_standard_input) {
+    static char out[1 << 14], ref[1 << 14];
+    char args[1400];
+    const char *model = "models/fmnist-cbam.heed", *item = "images/light-test-00009-Sneaker.jpg";
+    snprintf(args, sizeof args, "classify --model %s --json --top 4 --overlay %s/piped - < %s", model, dir, item);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "classify --model %s --json --top 4 --overlay %s/named %s", model, dir, item);
+    ck_assert_msg(heed(args, ref, sizeof ref) == 0, "%s", ref);
+    const char *top = strstr(out, "\"top\""), *ref_top = strstr(ref, "\"top\"");
+    ck_assert_ptr_nonnull(top);
+    ck_assert_ptr_nonnull(ref_top);
+    ck_assert_int_eq(strstr(top, "\"overlay\"") - top, strstr(ref_top, "\"overlay\"") - ref_top);
+    ck_assert_msg(!strncmp(top, ref_top, (size_t)(strstr(top, "\"overlay\"") - top)), "%s\n%s", out, ref);
+    char a[400], b[400];
+    snprintf(a, sizeof a, "%s/piped/stdin-attention.png", dir);
+    snprintf(b, sizeof b, "%s/named/light-test-00009-Sneaker-attention.png", dir);
+    heed_tensor x, y;
+    ck_assert_msg(heed_image_load(a, 0, &x) == HEED_OK, "%s", heed_last_error());
+    ck_assert_msg(heed_image_load(b, 0, &y) == HEED_OK, "%s", heed_last_error());
+    ck_assert(heed_tensor_same_shape(&x, &y));
+    ck_assert_int_eq(memcmp(x.data, y.data, heed_tensor_count(&x) * sizeof(float)), 0);
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    /* glimpse too, with the first glimpse fixed */
+    snprintf(args, sizeof args, "glimpse --model models/ram-fmnist-cluttered60.heed --seed 3 --json - < %s", item);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    snprintf(args, sizeof args, "glimpse --model models/ram-fmnist-cluttered60.heed --seed 3 --json %s", item);
+    ck_assert_msg(heed(args, ref, sizeof ref) == 0, "%s", ref);
+    ck_assert_msg(strstr(out, "\"image\": \"-\"") && !strcmp(strchr(out, ','), strchr(ref, ',')), "%s\n%s",
+                  out, ref);
+    /* refused: standard input twice, nothing in it */
+    snprintf(args, sizeof args, "classify --model %s - - < %s", model, item);
+    ck_assert_int_eq(heed(args, out, sizeof out), 2);
+    ck_assert_str_eq(out, "heed classify: - (standard input) was given 2 times; it holds one image\n");
+    snprintf(args, sizeof args, "classify --model %s - < /dev/null", model);
+    ck_assert_int_eq(heed(args, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "standard input: empty file"), "%s", out);
+}
+END_TEST
+
 /* The README's C example builds a CNN with SE in code and trains it: its
  * loss must fall, and it must print one attention weight per channel. */
 START_TEST(readme_example_trains_and_reads_attention) {
@@ -1301,6 +1343,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, data_export_writes_the_items);
     tcase_add_test(tc, train_resume_eval_classify);
     tcase_add_test(tc, overlay_to_one_file_or_a_folder);
+    tcase_add_test(tc, images_from_standard_input);
     tcase_add_test(tc, classify_shows_channel_attention);
     tcase_add_test(tc, readme_example_trains_and_reads_attention);
     tcase_add_test(tc, gradcam_example_matches_classify);
