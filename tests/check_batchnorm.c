@@ -120,17 +120,6 @@ START_TEST(registers_params_and_buffers) {
 }
 END_TEST
 
-typedef struct gc_ctx {
-    heed_layer *l;
-    heed_tensor x, y, w;
-} gc_ctx;
-
-static double gc_eval(void *p) {
-    gc_ctx *c = p;
-    ck_assert_int_eq(heed_layer_forward(c->l, &c->x, &c->y), HEED_OK);
-    return tu_weighted_sum(c->y.data, c->w.data, heed_tensor_count(&c->y));
-}
-
 /* Gradient checks for x, gamma and beta of a batch norm on (N, C, H, W). */
 static void check_gradients(int training, int N, int C, int H, int W) {
     heed_params p = {0};
@@ -140,7 +129,7 @@ static void check_gradients(int training, int N, int C, int H, int W) {
     tu_fill_uniform(bn->running_mean, C, -0.5f, 0.5f, 6);
     tu_fill_uniform(bn->running_var, C, 0.5f, 2, 7);
     heed_layer_set_training(&bn->base, training);
-    gc_ctx c = {.l = &bn->base};
+    tu_layer_ctx c = {.l = &bn->base};
     heed_tensor dx;
     ck_assert_int_eq(heed_tensor_alloc(&c.x, N, C, H, W), HEED_OK);
     ck_assert_int_eq(heed_tensor_alloc(&c.w, N, C, H, W), HEED_OK);
@@ -156,11 +145,11 @@ static void check_gradients(int training, int N, int C, int H, int W) {
     const char *mode = training ? "training" : "inference";
     char what[64];
     snprintf(what, sizeof what, "bn %s dx (%d,%d,%d,%d)", mode, N, C, H, W);
-    TU_GRADCHECK(what, gc_eval, &c, c.x.data, count, dx.data, 1e-2f, 2e-3);
+    TU_GRADCHECK(what, tu_layer_loss, &c, c.x.data, count, dx.data, 1e-2f, 2e-3);
     snprintf(what, sizeof what, "bn %s dgamma", mode);
-    TU_GRADCHECK(what, gc_eval, &c, bn->gamma, (size_t)C, bn->dgamma, 1e-2f, 2e-3);
+    TU_GRADCHECK(what, tu_layer_loss, &c, bn->gamma, (size_t)C, bn->dgamma, 1e-2f, 2e-3);
     snprintf(what, sizeof what, "bn %s dbeta", mode);
-    TU_GRADCHECK(what, gc_eval, &c, bn->beta, (size_t)C, bn->dbeta, 1e-2f, 2e-3);
+    TU_GRADCHECK(what, tu_layer_loss, &c, bn->beta, (size_t)C, bn->dbeta, 1e-2f, 2e-3);
     /* With dx_fresh (a sequence's hint) dx is written over, NaN included:
      * the same gradient (after the checks: it adds to dgamma and dbeta). */
     heed_tensor dxf;

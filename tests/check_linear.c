@@ -79,19 +79,8 @@ START_TEST(registers_pytorch_shaped_params) {
 }
 END_TEST
 
-typedef struct gc_ctx {
-    heed_layer *l;
-    heed_tensor x, y, w;
-} gc_ctx;
-
-static double gc_eval(void *p) {
-    gc_ctx *c = p;
-    ck_assert_int_eq(heed_layer_forward(c->l, &c->x, &c->y), HEED_OK);
-    return tu_weighted_sum(c->y.data, c->w.data, heed_tensor_count(&c->y));
-}
-
 /* Analytic gradients for L = sum w*y into the params' grads and *dx. */
-static void gc_backward(gc_ctx *c, heed_params *p, heed_tensor *dx) {
+static void gc_backward(tu_layer_ctx *c, heed_params *p, heed_tensor *dx) {
     heed_params_zero_grad(p);
     heed_tensor_zero(dx);
     ck_assert_int_eq(heed_layer_forward(c->l, &c->x, &c->y), HEED_OK);
@@ -105,7 +94,7 @@ START_TEST(gradients_match_finite_differences) {
     ck_assert_int_eq(heed_linear_new(&fc, &(heed_linear_cfg){.in = 12, .out = 5},
                                      (int[3]){2, 3, 2}, &p, "fc"), HEED_OK);
     ck_assert_int_eq(heed_params_alloc(&p, 11), HEED_OK);
-    gc_ctx c = {.l = &fc->base};
+    tu_layer_ctx c = {.l = &fc->base};
     heed_tensor dx;
     ck_assert_int_eq(heed_tensor_alloc(&c.x, 3, 2, 3, 2), HEED_OK);
     ck_assert_int_eq(heed_tensor_alloc(&c.w, 3, 5, 1, 1), HEED_OK);
@@ -114,13 +103,13 @@ START_TEST(gradients_match_finite_differences) {
     tu_fill_uniform(c.w.data, 15, -1, 1, 2);
     tu_fill_uniform(fc->b, 5, -1, 1, 3);
     gc_backward(&c, &p, &dx);
-    TU_GRADCHECK("fc dx", gc_eval, &c, c.x.data, 36, dx.data, 1e-2f, 1e-3);
-    TU_GRADCHECK("fc dW", gc_eval, &c, fc->w, 60, fc->dw, 1e-2f, 1e-3);
-    TU_GRADCHECK("fc db", gc_eval, &c, fc->b, 5, fc->db, 1e-2f, 1e-3);
+    TU_GRADCHECK("fc dx", tu_layer_loss, &c, c.x.data, 36, dx.data, 1e-2f, 1e-3);
+    TU_GRADCHECK("fc dW", tu_layer_loss, &c, fc->w, 60, fc->dw, 1e-2f, 1e-3);
+    TU_GRADCHECK("fc db", tu_layer_loss, &c, fc->b, 5, fc->db, 1e-2f, 1e-3);
 
     /* The implicit flatten reads NCHW order: y[n][o] = sum_chw W[o][chw] x[n][c][h][w].
      * (Forward again: the checks above left y from a perturbed bias.) */
-    gc_eval(&c);
+    tu_layer_loss(&c);
     for (int n = 0; n < 3; n++)
         for (int o = 0; o < 5; o++) {
             double s = fc->b[o];

@@ -52,6 +52,12 @@ double tu_weighted_sum(const float *y, const float *w, size_t n) {
     return s;
 }
 
+double tu_layer_loss(void *ctx) {
+    tu_layer_ctx *c = ctx;
+    ck_assert_int_eq(heed_layer_forward(c->l, &c->x, &c->y), HEED_OK);
+    return tu_weighted_sum(c->y.data, c->w.data, heed_tensor_count(&c->y));
+}
+
 void tu_read_file(const char *path, char *buf, size_t size) {
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(buf, 1, size - 1, f) : 0;

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "rng.h"
+#include "layer.h"
 #include "tensor.h"
 
 /* Fills v[0..n) with U(lo, hi) from a PCG32 seeded with `seed`. */
@@ -61,6 +62,14 @@ double tu_gradcheck_kinks(tu_loss_fn eval, void *ctx, float *v, size_t n, const 
 
 /* L = sum_i w_i y_i in double. */
 double tu_weighted_sum(const float *y, const float *w, size_t n);
+
+/* A layer's loss for the gradient checks: L = sum_i w_i y_i of y = l(x),
+ * tu_layer_loss(&ctx) being a tu_loss_fn; y is sized by the forward. */
+typedef struct tu_layer_ctx {
+    heed_layer *l;
+    heed_tensor x, y, w;
+} tu_layer_ctx;
+double tu_layer_loss(void *ctx);
 
 /* Runs the heed binary ($HEED_BIN, else build/heed, made absolute so `pre`
  * may change folder) as `PRE HEED ARGS`, with HEED_PROGRESS=0; its stdout
