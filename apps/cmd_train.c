@@ -24,6 +24,7 @@ typedef struct train_opts {
     const char *init; /* a model whose matching weights start the run (fine-tuning) */
     const char *recipe; /* the command line, recorded in the model */
     int epochs, batch, augment, seed, threads, limit, test_limit, warmup, json;
+    int crop_pad, hflip; /* --crop-pad, --hflip: augmentations one by one (--augment: both) */
     int stop_after; /* > 0: stop after this epoch (resume later) */
     float lr, momentum, weight_decay;
 } train_opts;
@@ -329,6 +330,11 @@ static int train(const train_opts *o) {
     heed_model *init = NULL;
     if (st == HEED_OK && o->init && !o->resume) st = heed_model_load(&init, o->init);
     const heed_net *shape = m ? m->net : net;
+    /* A usage error, known once the network gives the input's size. */
+    const int wide_pad = st == HEED_OK && (o->crop_pad > shape->in_h || o->crop_pad > shape->in_w);
+    if (wide_pad)
+        st = heed_fail(HEED_ERR_ARG, "--crop-pad %d is over the input's %d x %d: most crops would be padding",
+                       o->crop_pad, shape->in_h, shape->in_w);
     /* A resumed run keeps to the data it started on unless told otherwise. */
     const char *data = o->data ? o->data : m && m->meta.dataset[0] ? m->meta.dataset : "fmnist";
     cli_progress bar;
@@ -368,7 +374,7 @@ static int train(const train_opts *o) {
     labels = malloc((size_t)o->batch * sizeof *labels);
     if (st == HEED_OK && (!order || !labels)) st = heed_fail(HEED_ERR_NOMEM, "out of memory");
     if (st != HEED_OK) {
-        rc = cli_lib_error("train");
+        rc = wide_pad ? cli_error("train", 2, "%s", heed_last_error()) : cli_lib_error("train");
         goto done;
     }
 
@@ -379,7 +385,8 @@ static int train(const train_opts *o) {
                            .step_size = steps_per_epoch * (o->epochs / 3 > 0 ? o->epochs / 3 : 1),
                            .gamma = 0.1f};
     heed_schedule_parse(o->schedule, &sched.kind);
-    heed_augment aug = {.crop_pad = o->augment ? 2 : 0, .hflip = o->augment};
+    heed_augment aug = {.crop_pad = o->crop_pad ? o->crop_pad : o->augment ? 2 : 0,
+                        .hflip = o->hflip || o->augment};
     double t_start = cli_now() - m->meta.train_seconds;
     int last = o->stop_after > 0 && o->stop_after < o->epochs ? o->stop_after : o->epochs;
     if (start_epoch >= last) {
@@ -525,9 +532,9 @@ static int check_numbers(const train_opts *o) {
         return cli_error("train", 2, "--momentum must be in 0 .. 1 (1 excluded), not %g", o->momentum);
     if (!(o->weight_decay >= 0) || isinf(o->weight_decay))
         return cli_error("train", 2, "--weight-decay must be 0 or more, not %g", o->weight_decay);
-    const int counts[] = {o->limit, o->test_limit, o->warmup, o->seed, o->stop_after};
-    const char *names[] = {"--limit", "--test-limit", "--warmup", "--seed", "--stop-after"};
-    for (int i = 0; i < 5; i++)
+    const int counts[] = {o->limit, o->test_limit, o->warmup, o->seed, o->stop_after, o->crop_pad};
+    const char *names[] = {"--limit", "--test-limit", "--warmup", "--seed", "--stop-after", "--crop-pad"};
+    for (int i = 0; i < 6; i++)
         if (counts[i] < 0) return cli_error("train", 2, "%s must be 0 or more, not %d", names[i], counts[i]);
     /* Cosine annealing needs steps after the warm-up to decay over. */
     if (o->warmup >= o->epochs && !strcmp(o->schedule, "cosine"))
@@ -555,7 +562,9 @@ int cmd_train(int argc, char **argv) {
         {"schedule", CLI_STRING, &o.schedule, "NAME", "learning-rate schedule", "cosine|step|constant"},
         {"warmup", CLI_INT, &o.warmup, "EPOCHS", "linear warm-up epochs", NULL},
         {"weight-decay", CLI_FLOAT, &o.weight_decay, "X", "on weights (not biases or batch norm)", NULL},
-        {"augment", CLI_FLAG, &o.augment, NULL, "random crops (2-pixel padding) and horizontal flips", NULL},
+        {"augment", CLI_FLAG, &o.augment, NULL, "random crops and horizontal flips: --crop-pad 2 (unless given) and --hflip", NULL},
+        {"crop-pad", CLI_INT, &o.crop_pad, "N", "random crops: pad N pixels of zeros on every side, crop the input's size back at a random offset (torchvision's RandomCrop(size, padding=N))", NULL},
+        {"hflip", CLI_FLAG, &o.hflip, NULL, "mirror each image left-right with probability 1/2 (RandomHorizontalFlip)", NULL},
         {"seed", CLI_INT, &o.seed, "N", "initial weights and data order", NULL},
         {"threads", CLI_INT, &o.threads, "N", "OpenMP threads (0: every core)", NULL},
         {"limit", CLI_INT, &o.limit, "N", "use only the first N training items, for quick runs (folders: N spread over the classes; 0: all)", NULL},

@@ -731,6 +731,36 @@ static void assert_same_weights(const char *a, const char *b) {
     free(va), free(vb);
 }
 
+/* --augment is --crop-pad 2 --hflip, whichever way it is written, bit for
+ * bit; each augmentation alone trains another model; a padding wider than
+ * the input is a usage error, before any data is read. */
+START_TEST(augmentations_one_by_one) {
+    static char out[1 << 14];
+    char args[4096], net[300], path[6][300];
+    snprintf(net, sizeof net, "%s/small.net", dir);
+    tu_write_text(net, "input 1 28 28\nconv out=4 k=3 stride=2 pad=1\nrelu\ngap\nfc out=10\n");
+    const char *ways[6] = {"--augment", "--crop-pad 2 --hflip", "--hflip --augment --crop-pad 2", "--hflip",
+                           "--crop-pad 2", ""};
+    for (int i = 0; i < 6; i++) {
+        snprintf(path[i], sizeof path[i], "%s/m%d.heed", dir, i);
+        snprintf(args, sizeof args, "train --net %s --out %s --limit 64 --test-limit 16 --epochs 1 --batch 16 "
+                 "--threads 1 --json %s", net, path[i], ways[i]);
+        ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    }
+    assert_same_weights(path[0], path[1]);
+    assert_same_weights(path[0], path[2]);
+    size_t n;
+    float *v[4];
+    for (int i = 0; i < 4; i++) v[i] = model_values(path[i + 2], &n);
+    for (int i = 1; i < 4; i++) /* flips alone, crops alone, neither: each unlike the others */
+        for (int j = 0; j < i; j++) ck_assert_msg(memcmp(v[i], v[j], n * sizeof(float)), "%d and %d", i + 2, j + 2);
+    for (int i = 0; i < 4; i++) free(v[i]);
+    snprintf(args, sizeof args, "train --net %s --out %s --crop-pad 29", net, path[0]);
+    ck_assert_int_eq(heed(args, out, sizeof out), 2);
+    ck_assert_str_eq(out, "heed train: --crop-pad 29 is over the input's 28 x 28: most crops would be padding\n");
+}
+END_TEST
+
 /* RAM through the ordinary train loop on a canvas dataset: with one seed,
  * two epochs straight, or stopped after one and resumed, on 1 or 2
  * threads, give the same weights bit for bit (its locations come from
@@ -1351,6 +1381,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, train_init_starts_from_a_models_weights);
     tcase_add_test(tc, colour_folder_models_are_normalised_per_channel);
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
+    tcase_add_test(tc, augmentations_one_by_one);
     tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
     tcase_add_test(tc, train_refuses_what_cannot_be_meant);
