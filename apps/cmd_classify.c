@@ -6,6 +6,7 @@
 
 #include "cbam.h"
 #include "cli.h"
+#include "eca.h"
 #include "evaluate.h"
 #include "gradcam.h"
 #include "image.h"
@@ -21,7 +22,7 @@ typedef struct classify_opts {
     const char *layer;
     const char *cls; /* --class: Grad-CAM or saliency for this class, not the top one */
     float alpha;
-    int channels; /* --channels: each SE and CBAM layer's channel weights */
+    int channels; /* --channels: each SE, ECA and CBAM layer's channel weights */
     int seed;     /* --seed: where a RAM model's first glimpse goes */
 } classify_opts;
 
@@ -112,10 +113,11 @@ static heed_status heat_map(heed_model *m, const map_source *src, const image_ru
     return HEED_OK;
 }
 
-/* The channel weights of an SE or CBAM layer from the last forward
+/* The channel weights of an SE, ECA or CBAM layer from the last forward
  * ((1, C, 1, 1), each in (0, 1)), or NULL for any other layer. */
 static const heed_tensor *channel_weights(const heed_layer *l) {
     if (!strcmp(l->ops->type, "se")) return heed_se_weights((const heed_se *)l);
+    if (!strcmp(l->ops->type, "eca")) return heed_eca_weights((const heed_eca *)l);
     if (!strcmp(l->ops->type, "cbam")) return heed_cbam_channel_weights((const heed_cbam *)l);
     return NULL;
 }
@@ -129,7 +131,7 @@ typedef struct channels_ctx {
     int json, count; /* --json; layers printed so far */
 } channels_ctx;
 
-/* Prints an SE or CBAM layer's channel weights (heed_net_visit). */
+/* Prints an SE, ECA or CBAM layer's channel weights (heed_net_visit). */
 static void print_channels(heed_layer *l, int depth, void *vctx) {
     (void)depth;
     channels_ctx *c = vctx;
@@ -222,7 +224,7 @@ int cmd_classify(int argc, char **argv) {
          NULL},
         image_cmd_opt(&o.io, "colormap", "heat-map colours"),
         {"alpha", CLI_FLOAT, &o.alpha, "A", "heat-map opacity, 0..1", NULL},
-        {"channels", CLI_FLAG, &o.channels, NULL, "each SE and CBAM layer's channel weights", NULL},
+        {"channels", CLI_FLAG, &o.channels, NULL, "each SE, ECA and CBAM layer's channel weights", NULL},
         image_cmd_opt(&o.io, "format", NULL),
         image_cmd_opt(&o.io, "invert", NULL),
         {"seed", CLI_INT, &o.seed, "S", "seed of a RAM model's random first glimpse", NULL},
@@ -244,7 +246,7 @@ int cmd_classify(int argc, char **argv) {
         "--layer names another); --map gradcam shows Grad-CAM for the top class (or --class C,\n"
         "into <image>-gradcam-C) on the last convolutional stage (or --layer), for models without\n"
         "CBAM too; --map saliency shows, pixel by pixel, how much the class score moves with each\n"
-        "input value (the input gradient's largest magnitude over channels). --channels shows each SE and CBAM layer's channel attention for the image: its\n"
+        "input value (the input gradient's largest magnitude over channels). --channels shows each SE, ECA and CBAM layer's channel attention for the image: its\n"
         "range and strongest channels, or with --json all C weights. --map, --layer, --class,\n"
         "--colormap, --alpha and --format shape the overlays, so they need --overlay. A recurrent\n"
         "attention model (RAM) puts its first glimpse at random: --seed fixes it, for every image\n"
@@ -284,7 +286,7 @@ int cmd_classify(int argc, char **argv) {
         heed_net_visit(m->net, count_channel_layers, &count);
         if (!count) {
             heed_model_free(m);
-            return cli_error("classify", 1, "%s has no channel attention (se or cbam layer) for --channels",
+            return cli_error("classify", 1, "%s has no channel attention (se, eca or cbam layer) for --channels",
                              o.io.model);
         }
     }

@@ -36,6 +36,7 @@
 #include "gradcam.h"
 #include "se.h"
 #include "cbam.h"
+#include "eca.h"
 #include "ram.h"
 
 #endif

@@ -259,6 +259,7 @@ static const struct {
     {"se", "r", 1, SETTING_MAX},
     {"cbam", "r", 1, SETTING_MAX},
     {"cbam", "k", 1, SETTING_MAX},
+    {"eca", "k", 1, SETTING_MAX},
 };
 
 static const heed_layer_type *find_type(const char *keyword) {

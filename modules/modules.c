@@ -1,5 +1,6 @@
 /* modules.c -- the attention modules' entries in the network-file parser. */
 #include "cbam.h"
+#include "eca.h"
 #include "net.h"
 #include "ram.h"
 #include "se.h"
@@ -21,6 +22,16 @@ static heed_status build_cbam(heed_layer **out, heed_settings *s, const int in[3
     HEED_TRY(heed_settings_int(s, "k", 7, &c.k));
     heed_cbam *l;
     HEED_TRY(heed_cbam_new(&l, &c, in, p, name));
+    *out = &l->base;
+    return HEED_OK;
+}
+
+static heed_status build_eca(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
+                             const char *name) {
+    heed_eca_cfg c = {0};
+    HEED_TRY(heed_settings_int(s, "k", 0, &c.k));
+    heed_eca *l;
+    HEED_TRY(heed_eca_new(&l, &c, in, p, name));
     *out = &l->base;
     return HEED_OK;
 }
@@ -50,6 +61,7 @@ static heed_status build_ram(heed_layer **out, heed_settings *s, const int in[3]
 const heed_layer_type heed_module_layer_types[] = {
     {"se", build_se, "[r]"},
     {"cbam", build_cbam, "[r k]"},
+    {"eca", build_eca, "[k]"},
     {"ram", build_ram, "[glimpses patch scales glimpse_hidden loc_hidden hidden classes lstm std samples seed]"},
     {NULL, NULL, NULL},
 };

@@ -1,5 +1,5 @@
-/* check_attention.c -- SE and CBAM: forward against the WORKLOADS.md
- * formulas written out in plain loops here, gradients against central
+/* check_attention.c -- SE, CBAM and ECA: forward against the WORKLOADS.md
+ * formulas (ECA: the paper's module) written out in plain loops here, gradients against central
  * differences for the input and every parameter, attention exposed. */
 #include <math.h>
 #include <stdio.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cbam.h"
+#include "eca.h"
 #include "net.h"
 #include "params.h"
 #include "ram.h"
@@ -592,6 +593,112 @@ START_TEST(null_params_refused_null_cfg_defaults) {
 }
 END_TEST
 
+/* The paper's adaptive kernel, t = int(|(log2 C + 1) / 2|), made odd,
+ * worked by hand: C = 1: 0.5 -> 0 -> 1; 3: 1.29 -> 1; 8: 2 -> 3; 16: 2.5
+ * -> 2 -> 3; 64: 3.5 -> 3; 100: 3.82 -> 3; 128: 4.5 -> 4 -> 5; 255: 4.497
+ * -> 5; 512: 5; 1024: 5.5 -> 5; 2048: 6.5 -> 6 -> 7; 8192: 7. */
+START_TEST(eca_kernel_follows_the_paper) {
+    const int c[] = {1, 3, 8, 16, 64, 100, 128, 255, 512, 1024, 2048, 8192};
+    const int k[] = {1, 1, 3, 3, 3, 3, 5, 5, 5, 5, 7, 7};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++)
+        ck_assert_msg(heed_eca_kernel(c[i]) == k[i], "C %d: k %d, want %d", c[i], heed_eca_kernel(c[i]), k[i]);
+}
+END_TEST
+
+/* y = x * sigmoid(conv1d(gap(x))) in plain loops, zero padding at both ends
+ * of the channels: k = 3 on 5 channels, and k = 5 on 3 (wider than C). */
+START_TEST(eca_forward_matches_formula) {
+    enum { N = 2, H = 2, W = 3 };
+    const int cs[2] = {5, 3}, ks[2] = {3, 5};
+    for (int t = 0; t < 2; t++) {
+        const int C = cs[t], K = ks[t], P = (K - 1) / 2;
+        heed_params p = {0};
+        heed_eca *eca;
+        ck_assert_int_eq(heed_eca_new(&eca, &(heed_eca_cfg){.k = K}, (int[3]){C, H, W}, &p, "eca"), HEED_OK);
+        ck_assert_int_eq(heed_params_alloc(&p, 3), HEED_OK);
+        const heed_param *wp = heed_params_find(&p, "eca.conv.weight");
+        ck_assert_ptr_nonnull(wp);
+        ck_assert_int_eq(wp->count, K);
+        const float *w = p.values + wp->offset;
+        heed_tensor x, y = {0};
+        ck_assert_int_eq(heed_tensor_alloc(&x, N, C, H, W), HEED_OK);
+        tu_fill_uniform(x.data, heed_tensor_count(&x), -2, 2, 4 + t);
+        ck_assert_int_eq(heed_layer_forward(&eca->base, &x, &y), HEED_OK);
+        for (int n = 0; n < N; n++) {
+            double s[8];
+            for (int c = 0; c < C; c++) {
+                s[c] = 0;
+                for (int i = 0; i < H * W; i++) s[c] += x.data[(n * C + c) * H * W + i];
+                s[c] /= H * W;
+            }
+            for (int c = 0; c < C; c++) {
+                double z = 0;
+                for (int j = 0; j < K; j++)
+                    if (c + j - P >= 0 && c + j - P < C) z += w[j] * s[c + j - P];
+                const double e = 1 / (1 + exp(-z));
+                ck_assert_double_eq_tol(heed_eca_weights(eca)->data[n * C + c], e, 1e-6);
+                for (int i = 0; i < H * W; i++) {
+                    const size_t at = (size_t)(n * C + c) * H * W + i;
+                    ck_assert_double_eq_tol(y.data[at], x.data[at] * e, 1e-5);
+                }
+            }
+        }
+        heed_tensor_free(&x), heed_tensor_free(&y);
+        heed_layer_free(&eca->base);
+        heed_params_free(&p);
+    }
+}
+END_TEST
+
+START_TEST(eca_gradients) {
+    const int cs[2] = {7, 4}, ks[2] = {3, 5};
+    for (int t = 0; t < 2; t++) {
+        heed_params p = {0};
+        heed_eca *eca;
+        ck_assert_int_eq(heed_eca_new(&eca, &(heed_eca_cfg){.k = ks[t]}, (int[3]){cs[t], 3, 4}, &p, "eca"),
+                         HEED_OK);
+        ck_assert_int_eq(heed_params_alloc(&p, 5), HEED_OK);
+        gradcheck_layer(&eca->base, &p, 2, cs[t], 3, 4, 5e-4);
+        heed_layer_free(&eca->base);
+        heed_params_free(&p);
+    }
+}
+END_TEST
+
+/* The network file's eca takes k from the channels unless given; an even,
+ * negative or (in a file) zero k, and a backward without its forward, are
+ * refused naming the module. */
+START_TEST(eca_settings_and_misuse) {
+    heed_net *net;
+    ck_assert_msg(heed_net_parse(&net, "input 128 4 4\neca name=a\neca name=b k=7\n", "e.net", 1) == HEED_OK,
+                  "%s", heed_last_error());
+    ck_assert_int_eq(((const heed_eca *)heed_net_find(net, "a"))->cfg.k, 5);
+    ck_assert_int_eq(((const heed_eca *)heed_net_find(net, "b"))->cfg.k, 7);
+    ck_assert_uint_eq(heed_params_trainable(&net->params), 12);
+    heed_net_free(net);
+    ck_assert_int_eq(heed_net_parse(&net, "input 8 4 4\neca k=0\n", "e.net", 1), HEED_ERR_FORMAT);
+    heed_params p = {0};
+    heed_eca *eca = (heed_eca *)1;
+    ck_assert_int_eq(heed_eca_new(&eca, &(heed_eca_cfg){.k = 4}, (int[3]){8, 3, 3}, &p, "e"), HEED_ERR_ARG);
+    ck_assert_ptr_null(eca);
+    ck_assert_msg(strstr(heed_last_error(), "eca e: k = 4, must be odd"), "%s", heed_last_error());
+    ck_assert_int_eq(heed_eca_new(&eca, &(heed_eca_cfg){.k = -3}, (int[3]){8, 3, 3}, &p, "e"), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_eca_new(&eca, NULL, (int[3]){8, 3, 3}, NULL, "e"), HEED_ERR_ARG);
+    ck_assert_int_eq(p.count, 0);
+    ck_assert_int_eq(heed_eca_new(&eca, NULL, (int[3]){8, 3, 3}, &p, "e"), HEED_OK);
+    ck_assert_int_eq(eca->cfg.k, 3);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    heed_tensor x, dy;
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 8, 3, 3), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 8, 3, 3), HEED_OK);
+    ck_assert_int_eq(heed_eca_backward(eca, &x, &dy, NULL), HEED_ERR_SHAPE);
+    ck_assert_msg(strstr(heed_last_error(), "eca backward e:"), "%s", heed_last_error());
+    heed_tensor_free(&x), heed_tensor_free(&dy);
+    heed_layer_free(&eca->base);
+    heed_params_free(&p);
+}
+END_TEST
+
 Suite *heed_suite_attention(void) {
     Suite *s = suite_create("attention");
     TCase *tc = tcase_create("core");
@@ -608,6 +715,10 @@ Suite *heed_suite_attention(void) {
     tcase_add_test(tc, names_that_do_not_fit_are_refused);
     tcase_add_test(tc, null_params_refused_null_cfg_defaults);
     tcase_add_test(tc, se_backward_without_its_forward_is_refused);
+    tcase_add_test(tc, eca_kernel_follows_the_paper);
+    tcase_add_test(tc, eca_forward_matches_formula);
+    tcase_add_test(tc, eca_gradients);
+    tcase_add_test(tc, eca_settings_and_misuse);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -270,7 +270,7 @@ START_TEST(inference_sequence_matches_layer_by_layer) {
 }
 END_TEST
 
-/* Residual bodies that end in SE or CBAM add the block's sum (and the relu
+/* Residual bodies that end in SE, CBAM or ECA add the block's sum (and the relu
  * after the block) in the attention's own pass in inference: identity and
  * projection shortcuts, with and without the relu, against the layers one
  * at a time and the sums written out here; batches of 3 and 1. */
@@ -286,6 +286,8 @@ static const char *se_blocks_text =
     "residual name=r4\n  conv name=c5 out=16 k=3 pad=1\n  cbam name=m5 r=4 k=3\nend\n"
     "relu name=q4\n"
     "residual name=r5\n  conv name=c6 out=16 k=1\n  cbam name=m6 r=4 k=3\nend\n"
+    "residual name=r6\n  conv name=c7 out=16 k=3 pad=1\n  eca name=e7\nend\n"
+    "relu name=q6\n"
     "gap name=g\nfc name=fc out=3\n";
 
 /* out = a + b, relu'd when `relu`. */
@@ -307,6 +309,7 @@ static heed_tensor *se_blocks_reference(heed_net *net, chain *ch, const heed_ten
     static const char *const body3[] = {"r3.c4", "r3.s3"};
     static const char *const body4[] = {"r4.c5", "r4.m5"};
     static const char *const body5[] = {"r5.c6", "r5.m6"};
+    static const char *const body6[] = {"r6.c7", "r6.e7"};
     static const char *const head[] = {"g", "fc"};
     ch->n = 0;
     heed_tensor *s1 = sum_of(ch, run_leaves(net, ch, x, body1, 6), x, 1);
@@ -315,7 +318,8 @@ static heed_tensor *se_blocks_reference(heed_net *net, chain *ch, const heed_ten
     heed_tensor *s3 = sum_of(ch, run_leaves(net, ch, s2, body3, 2), s2, 0);
     heed_tensor *s4 = sum_of(ch, run_leaves(net, ch, s3, body4, 2), s3, 1);
     heed_tensor *s5 = sum_of(ch, run_leaves(net, ch, s4, body5, 2), s4, 0);
-    return run_leaves(net, ch, s5, head, 2);
+    heed_tensor *s6 = sum_of(ch, run_leaves(net, ch, s5, body6, 2), s5, 1);
+    return run_leaves(net, ch, s6, head, 2);
 }
 
 START_TEST(attention_ending_a_residual_body_adds_the_sum) {
@@ -334,6 +338,7 @@ START_TEST(attention_ending_a_residual_body_adds_the_sum) {
         ck_assert_ptr_null(find(net, "r1.s1")->add_after);
         ck_assert_int_eq(find(net, "r1.s1")->relu_after, 0);
         ck_assert_ptr_null(find(net, "r4.m5")->add_after);
+        ck_assert_ptr_null(find(net, "r6.e7")->add_after);
     }
     heed_tensor_free(&x), heed_tensor_free(&y);
     heed_net_free(net);
