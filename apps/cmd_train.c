@@ -559,7 +559,7 @@ int cmd_train(int argc, char **argv) {
         {"lr", CLI_FLOAT, &o.lr, "X", "peak learning rate", NULL},
         {"optimizer", CLI_STRING, &o.optimizer, "NAME", "update rule", "sgd|adamw"},
         {"momentum", CLI_FLOAT, &o.momentum, "X", "SGD momentum", NULL},
-        {"schedule", CLI_STRING, &o.schedule, "NAME", "learning-rate schedule", "cosine|step|constant"},
+        {"schedule", CLI_STRING, &o.schedule, "NAME", "learning-rate schedule after the warm-up (cosine: from --lr towards 0 over the run; step: x0.1 every epochs/3 epochs, at least 1)", "cosine|step|constant"},
         {"warmup", CLI_INT, &o.warmup, "EPOCHS", "linear warm-up epochs", NULL},
         {"weight-decay", CLI_FLOAT, &o.weight_decay, "X", "on weights (not biases or batch norm)", NULL},
         {"augment", CLI_FLAG, &o.augment, NULL, "random crops and horizontal flips: --crop-pad 2 (unless given) and --hflip", NULL},
