@@ -189,6 +189,11 @@ heed_status heed_tensor_copy(heed_tensor *dst, const heed_tensor *src) {
 
 heed_status heed_scratch_get(heed_scratch *s, size_t count, float **out) {
     if (count > s->cap) {
+        /* Past this count * sizeof(float) wraps to a small block that
+         * would be recorded as holding count floats. */
+        if (count > SIZE_MAX / sizeof(float))
+            return heed_fail(HEED_ERR_NOMEM, "cannot allocate work space of %zu floats: more bytes "
+                             "than memory can address", count);
         float *p = heed_alloc(count * sizeof(float));
         if (!p) return heed_alloc_failed(count * sizeof(float), "work space");
         heed_free(s->data);

@@ -110,7 +110,8 @@ typedef struct heed_scratch {
     size_t cap; /* floats */
 } heed_scratch;
 
-/* Returns a buffer of at least `count` floats in *out, growing s if needed. */
+/* Returns a buffer of at least `count` floats in *out, growing s if needed.
+ * HEED_ERR_NOMEM (s unchanged) when the block cannot be allocated. */
 heed_status heed_scratch_get(heed_scratch *s, size_t count, float **out);
 void heed_scratch_free(heed_scratch *s);
 

@@ -81,6 +81,26 @@ START_TEST(scratch_grows_only) {
 }
 END_TEST
 
+/* A count whose byte size passes SIZE_MAX is refused: count * sizeof(float)
+ * wrapped to a few bytes, which heed_scratch_get allocated and recorded as
+ * the huge capacity asked, so every later get of any size returned that
+ * block (a heap overflow for the caller). */
+START_TEST(scratch_refuses_counts_past_memory) {
+    heed_scratch s = {0};
+    float *a = NULL;
+    ck_assert_int_eq(heed_scratch_get(&s, 10, &a), HEED_OK);
+    float *b = a;
+    ck_assert_int_eq(heed_scratch_get(&s, SIZE_MAX / sizeof(float) + 2, &b), HEED_ERR_NOMEM);
+    ck_assert_msg(strstr(heed_last_error(), "work space"), "%s", heed_last_error());
+    ck_assert_uint_eq(s.cap, 10); /* unchanged */
+    ck_assert_ptr_eq(s.data, a);
+    ck_assert_int_eq(heed_scratch_get(&s, 1000, &b), HEED_OK);
+    ck_assert_uint_ge(s.cap, 1000);
+    b[999] = 1.0f;
+    heed_scratch_free(&s);
+}
+END_TEST
+
 /* Live blocks count against the memory limit; a block that would pass it
  * is refused (NULL, HEED_ERR_NOMEM saying so), and freeing gives it back. */
 START_TEST(allocations_count_against_the_memory_limit) {
@@ -129,6 +149,7 @@ Suite *heed_suite_tensor(void) {
     tcase_add_test(tc, ensure_reuses_storage_and_reshape_keeps_count);
     tcase_add_test(tc, views_do_not_own_and_copy_checks_counts);
     tcase_add_test(tc, scratch_grows_only);
+    tcase_add_test(tc, scratch_refuses_counts_past_memory);
     tcase_add_test(tc, allocations_count_against_the_memory_limit);
     suite_add_tcase(s, tc);
     return s;
