@@ -183,7 +183,8 @@ heed_status heed_tensor_copy(heed_tensor *dst, const heed_tensor *src) {
     if (heed_tensor_count(dst) != heed_tensor_count(src))
         return heed_fail(HEED_ERR_SHAPE, "tensor copy: %zu elements into %zu",
                          heed_tensor_count(src), heed_tensor_count(dst));
-    memmove(dst->data, src->data, heed_tensor_count(src) * sizeof(float));
+    /* Empty tensors have no data: memmove's NULL is undefined even for 0 bytes. */
+    if (heed_tensor_count(src)) memmove(dst->data, src->data, heed_tensor_count(src) * sizeof(float));
     return HEED_OK;
 }
 

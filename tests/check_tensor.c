@@ -69,6 +69,18 @@ START_TEST(views_do_not_own_and_copy_checks_counts) {
 }
 END_TEST
 
+/* Copying between empty tensors (no data, count 0) copies nothing; it
+ * passed their NULL data to memmove, which is undefined even for 0 bytes
+ * (UBSan: "null pointer passed as argument 1"). */
+START_TEST(copy_of_empty_tensors_is_a_no_op) {
+    heed_tensor a = {0}, b = {0};
+    ck_assert_int_eq(heed_tensor_copy(&a, &b), HEED_OK);
+    ck_assert_ptr_null(a.data);
+    heed_tensor_zero(&a);
+    heed_tensor_fill(&a, 1.0f);
+}
+END_TEST
+
 START_TEST(scratch_grows_only) {
     heed_scratch s = {0};
     float *a, *b;
@@ -148,6 +160,7 @@ Suite *heed_suite_tensor(void) {
     tcase_add_test(tc, huge_or_bad_shapes_are_refused);
     tcase_add_test(tc, ensure_reuses_storage_and_reshape_keeps_count);
     tcase_add_test(tc, views_do_not_own_and_copy_checks_counts);
+    tcase_add_test(tc, copy_of_empty_tensors_is_a_no_op);
     tcase_add_test(tc, scratch_grows_only);
     tcase_add_test(tc, scratch_refuses_counts_past_memory);
     tcase_add_test(tc, allocations_count_against_the_memory_limit);
