@@ -29,7 +29,9 @@ float heed_schedule_lr(const heed_schedule *s, long step) {
         if (s->step_size < 1) return (float)base;
         return (float)(base * pow(s->gamma, (double)(t / s->step_size)));
     case HEED_SCHED_COSINE: {
-        const long T = s->total_steps - W > 0 ? s->total_steps - W : 1;
+        /* Compared, not subtracted first: total_steps - W overflows for a
+         * total far below zero. */
+        const long T = s->total_steps > W ? s->total_steps - W : 1;
         const double tt = t < T ? (double)t : (double)T;
         const double lo = s->min_lr;
         return (float)(lo + (base - lo) * (1.0 + cos(PI * tt / (double)T)) / 2.0);

@@ -2,6 +2,7 @@
  * step decay, cosine annealing (endpoints, midpoint, a quarter), parsing
  * and refused settings. Expected values are worked out from the formulas
  * of torch's StepLR and CosineAnnealingLR. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -101,6 +102,20 @@ START_TEST(bad_settings_are_refused) {
 }
 END_TEST
 
+/* A cosine schedule whose total_steps lies far below its warm-up, which
+ * heed_schedule_check refuses, still gives the documented value (T < 1
+ * counts as T = 1: min_lr from one step past the warm-up on). T was
+ * total_steps - W, which overflowed (undefined) and, wrapped, gave a
+ * schedule of LONG_MAX steps that never left base_lr. */
+START_TEST(cosine_far_below_warmup_still_uses_one_step) {
+    heed_schedule s = {.kind = HEED_SCHED_COSINE, .base_lr = 0.1f, .min_lr = 0.01f,
+                       .total_steps = LONG_MIN, .warmup_steps = 1};
+    ck_assert_int_eq(heed_schedule_check(&s), HEED_ERR_ARG);
+    LR_EQ(&s, 1, 0.1f);
+    LR_EQ(&s, 5, 0.01f);
+}
+END_TEST
+
 Suite *heed_suite_schedule(void) {
     Suite *s = suite_create("schedule");
     TCase *tc = tcase_create("core");
@@ -109,6 +124,7 @@ Suite *heed_suite_schedule(void) {
     tcase_add_test(tc, cosine_endpoints_and_midpoint);
     tcase_add_test(tc, names_parse);
     tcase_add_test(tc, bad_settings_are_refused);
+    tcase_add_test(tc, cosine_far_below_warmup_still_uses_one_step);
     suite_add_tcase(s, tc);
     return s;
 }
