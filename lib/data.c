@@ -81,6 +81,15 @@ static void crop_plane(const float *src, float *dst, int h, int w, int dy, int d
     }
 }
 
+/* A crop's offset along a side of `side` pixels, drawn in [-pad, pad]:
+ * in long long, as pad may be up to INT_MAX, and then clamped to
+ * [-side, side], where the crop is padding alone already, so that the
+ * rows and columns crop_plane adds it to stay in int range. */
+static int crop_offset(heed_rng *r, int pad, int side) {
+    const long long d = (long long)heed_rng_below(r, 2u * (unsigned)pad + 1) - pad;
+    return (int)(d < -side ? -side : d > side ? side : d);
+}
+
 heed_status heed_dataset_batch(const heed_dataset *d, const int *idx, int n,
                                const heed_augment *aug, heed_rng *r, heed_tensor *x,
                                int *labels) {
@@ -121,8 +130,8 @@ heed_status heed_dataset_batch(const heed_dataset *d, const int *idx, int n,
         }
         int dy = 0, dx = 0, mirror = 0;
         if (pad > 0) {
-            dy = (int)heed_rng_below(r, 2u * (unsigned)pad + 1) - pad;
-            dx = (int)heed_rng_below(r, 2u * (unsigned)pad + 1) - pad;
+            dy = crop_offset(r, pad, d->h);
+            dx = crop_offset(r, pad, d->w);
         }
         if (flip) mirror = (int)heed_rng_below(r, 2);
         if (dy == 0 && dx == 0 && !mirror) {

@@ -3,6 +3,7 @@
  * folder dataset of PNG/JPEG files, batches and augmentation. Fixture files
  * go to a fresh directory under /tmp that each test removes. */
 #include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -825,6 +826,39 @@ START_TEST(crop_shifts_content_within_the_padding) {
 }
 END_TEST
 
+/* A crop padding up to INT_MAX is accepted (torchvision has no bound) and
+ * crops as its draws say: offsets past the image give padding only. The
+ * offset was drawn as (int)u - pad, and the row as y + dy, both in int:
+ * signed overflow for a padding over INT_MAX / 2 (UBSan stopped on it). */
+START_TEST(crop_of_any_padding_is_defined) {
+    aug_fixture f;
+    aug_make(&f);
+    heed_rng r, twin;
+    heed_rng_seed(&r, 3, 0), heed_rng_seed(&twin, 3, 0);
+    heed_tensor x = {0};
+    const int idx[AN] = {0, 1, 2};
+    const size_t item = AC * AH * AW;
+    const int pads[3] = {INT_MAX, INT_MAX / 2 + 1, AH + 1};
+    for (int rep = 0; rep < 20; rep++) {
+        const int pad = pads[rep % 3];
+        const heed_augment aug = {.crop_pad = pad, .hflip = 1};
+        ck_assert_int_eq(heed_dataset_batch(&f.d, idx, AN, &aug, &r, &x, NULL), HEED_OK);
+        for (int k = 0; k < AN; k++) {
+            const long long dy = (long long)heed_rng_below(&twin, 2u * (unsigned)pad + 1) - pad;
+            const long long dx = (long long)heed_rng_below(&twin, 2u * (unsigned)pad + 1) - pad;
+            const int flip = (int)heed_rng_below(&twin, 2);
+            const float *out = x.data + k * item;
+            if (dy <= -AH || dy >= AH || dx <= -AW || dx >= AW) {
+                for (size_t i = 0; i < item; i++) ck_assert_float_eq(out[i], 0.0f);
+            } else {
+                ck_assert(item_matches(&f, out, idx[k], (int)dy, (int)dx, flip));
+            }
+        }
+    }
+    heed_tensor_free(&x);
+}
+END_TEST
+
 START_TEST(bad_batches_are_refused) {
     aug_fixture f;
     aug_make(&f);
@@ -869,6 +903,7 @@ Suite *heed_suite_data(void) {
     tcase_add_test(tc, batches_without_augmentation_copy);
     tcase_add_test(tc, flip_mirrors_half_the_time);
     tcase_add_test(tc, crop_shifts_content_within_the_padding);
+    tcase_add_test(tc, crop_of_any_padding_is_defined);
     tcase_add_test(tc, bad_batches_are_refused);
     suite_add_tcase(s, tc);
     return s;
