@@ -71,7 +71,8 @@ heed_status heed_net_wrap(heed_net **out, heed_seq *root, heed_params *params);
 heed_status heed_net_forward(heed_net *net, const heed_tensor *x, heed_tensor *y);
 
 /* Backward after a forward on the same x: parameter gradients += , and the
- * input gradient into dx (NULL if not needed). */
+ * input gradient into dx (NULL if not needed). HEED_ERR_ARG, nothing
+ * added, when no forward ran before it. */
 heed_status heed_net_backward(heed_net *net, const heed_tensor *x, const heed_tensor *y,
                               const heed_tensor *dy, heed_tensor *dx);
 

@@ -186,6 +186,11 @@ static heed_status seq_backward(heed_layer *layer, const heed_tensor *x, const h
         while (s->plan[i] == STEP_SKIP) i--;
         /* The step runs children i .. end-1. */
         const heed_tensor *in = i == 0 ? x : &s->acts[i - 1];
+        /* Only a forward fills the outputs kept for backward: without one
+         * this is the first step visited, so nothing has been added yet. */
+        if (!in->data)
+            return heed_fail(HEED_ERR_ARG, "%s%s: backward before any forward (it takes the forward's "
+                             "outputs)", s->base.name[0] ? "seq " : "network", s->base.name);
         const heed_tensor *out = end == s->count ? ylast : &s->acts[end - 1];
         heed_layer *l = s->children[i];
         int *fresh = fresh_flag(l);
