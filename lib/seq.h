@@ -96,8 +96,16 @@ typedef struct heed_residual {
  * Errors: HEED_ERR_SHAPE; HEED_ERR_ARG for a name longer than 47
  * characters; HEED_ERR_NOMEM. On failure body and shortcut are freed
  * while the parameters their layers registered stay in the store, pointing
- * into them: free that store with the rest of the failed build, never
- * heed_params_alloc it. */
+ * into them (the block is not given the store, so it cannot forget them):
+ * never heed_params_alloc that store as it is. Either free it with the
+ * rest of the failed build, or forget those parameters as a failing
+ * constructor does, which leaves the store usable:
+ *
+ *   const int registered = params.count;   // before building body, shortcut
+ *   ... build body and shortcut, registering into params ...
+ *   if (heed_residual_new(&r, body, shortcut, name) != HEED_OK)
+ *       heed_params_truncate(&params, registered);
+ */
 heed_status heed_residual_new(heed_residual **out, heed_seq *body, heed_seq *shortcut,
                               const char *name);
 

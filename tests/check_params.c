@@ -191,6 +191,34 @@ START_TEST(seq_keeps_a_rejected_layer_alive) {
 }
 END_TEST
 
+/* heed_residual_new frees body and shortcut when it fails, their
+ * parameters still registered; seq.h's recipe (truncate to the count
+ * before they were built) leaves a store that allocates without writing
+ * into the freed layers (ASan: heap-use-after-free otherwise). */
+START_TEST(failed_residual_parameters_can_be_forgotten) {
+    heed_params p = {0};
+    heed_linear *first, *inner;
+    ck_assert_int_eq(heed_linear_new(&first, &(heed_linear_cfg){.out = 3}, (int[3]){3, 1, 1}, &p, "first"),
+                     HEED_OK);
+    const int registered = p.count;
+    heed_seq *body;
+    ck_assert_int_eq(heed_seq_new(&body, (int[3]){3, 1, 1}, "body"), HEED_OK);
+    ck_assert_int_eq(heed_linear_new(&inner, &(heed_linear_cfg){.out = 2}, (int[3]){3, 1, 1}, &p, "inner"),
+                     HEED_OK);
+    ck_assert_int_eq(heed_seq_append(body, &inner->base), HEED_OK);
+    heed_residual *r;
+    /* identity shortcut: (3, 1, 1) cannot be added to the body's (2, 1, 1) */
+    ck_assert_int_eq(heed_residual_new(&r, body, NULL, "block"), HEED_ERR_SHAPE);
+    ck_assert_int_gt(p.count, registered);
+    ck_assert_int_eq(heed_params_truncate(&p, registered), HEED_OK);
+    ck_assert_ptr_null(heed_params_find(&p, "inner.weight"));
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    ck_assert_ptr_eq(first->w, p.values);
+    heed_layer_free(&first->base);
+    heed_params_free(&p);
+}
+END_TEST
+
 START_TEST(seq_and_residual_names_must_fit) {
     char name[64];
     memset(name, 'n', 48);
@@ -258,6 +286,7 @@ Suite *heed_suite_params(void) {
     tcase_add_test(tc, rng_moments_and_shuffle);
     tcase_add_test(tc, truncate_forgets_the_latest_entries);
     tcase_add_test(tc, seq_keeps_a_rejected_layer_alive);
+    tcase_add_test(tc, failed_residual_parameters_can_be_forgotten);
     tcase_add_test(tc, seq_and_residual_names_must_fit);
     tcase_add_test(tc, core_layers_refuse_names_that_do_not_fit);
     suite_add_tcase(s, tc);
