@@ -290,6 +290,10 @@ int cmd_classify(int argc, char **argv) {
                              o.io.model);
         }
     }
+    if ((rc = image_cmd_make_dirs(&o.io)) >= 0) {
+        heed_model_free(m);
+        return rc;
+    }
     if (o.io.json) printf("[");
     int failed = 0, printed = 0; /* printed: results in the array so far, which a failed image is not */
     for (int i = 0; i < nargs; i++) {

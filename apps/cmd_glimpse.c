@@ -394,6 +394,10 @@ int cmd_glimpse(int argc, char **argv) {
         heed_model_free(m);
         return rc;
     }
+    if ((rc = image_cmd_make_dirs(&o.io)) >= 0) {
+        heed_model_free(m);
+        return rc;
+    }
     int failed = 0; /* the worst exit status: 2 if --zoom was too large for an image */
     for (int i = 0; i < nargs; i++) {
         const int one = glimpse_one(m, (heed_ram *)ram, &o, args[i]);

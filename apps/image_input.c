@@ -327,16 +327,16 @@ static int make_file_dir(const char *command, const char *file) {
 
 int image_cmd_open(image_cmd *c, heed_model **m) {
     if (heed_colormap_parse(c->colormap, &c->cm) != HEED_OK) return cli_lib_error(c->command);
-    /* The model first: a run that cannot start leaves no overlay folder behind. */
     if (heed_model_load(m, c->model) != HEED_OK) return cli_lib_error(c->command);
-    if (c->overlay && (c->overlay_file ? make_file_dir(c->command, c->overlay)
-                                       : cli_make_dirs(c->command, c->overlay))) {
-        heed_model_free(*m);
-        *m = NULL;
-        return 1;
-    }
     heed_net_set_frozen((*m)->net, 1); /* served as loaded */
     return -1;
+}
+
+int image_cmd_make_dirs(image_cmd *c) {
+    if (!c->overlay) return -1;
+    return (c->overlay_file ? make_file_dir(c->command, c->overlay) : cli_make_dirs(c->command, c->overlay))
+               ? 1
+               : -1;
 }
 
 /* Standard input's bytes as an image. Read whole first: the decoders take

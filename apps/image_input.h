@@ -10,7 +10,9 @@
  *   image_cmd_overlay_only(&o.io, opts, given, "colormap format");
  *   if ((rc = image_cmd_check(&o.io, nargs, args)) >= 0) return rc; // usage errors: 2
  *   ... the command's own checks ...
- *   if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;       // colormap, model, then dirs
+ *   if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;       // colormap, model
+ *   ... the checks on the model ...
+ *   if ((rc = image_cmd_make_dirs(&o.io)) >= 0) ...             // the --overlay folder
  *   for each image:
  *       image_run r = {0};
  *       st = image_run_forward(&r, m, &o.io, path);             // r.probs, r.order[0..r.top)
@@ -88,12 +90,16 @@ void image_cmd_overlay_only(image_cmd *c, const cli_opt *opts, const int *given,
  * else prints the error and returns 2. */
 int image_cmd_check(image_cmd *c, int nargs, char **images);
 
-/* After the command's own checks: parses --colormap into c->cm, creates the
- * --overlay directory (or the overlay file's), applies --threads and loads
- * the model into *m.
- * Returns -1 to go on (the caller frees *m), else prints the error and
- * returns 1. */
+/* After the command's own checks: parses --colormap into c->cm and loads
+ * the model into *m, frozen. Returns -1 to go on (the caller frees *m),
+ * else prints the error and returns 1. */
 int image_cmd_open(image_cmd *c, heed_model **m);
+
+/* Creates the --overlay directory (or the overlay file's), if --overlay was
+ * given: after the checks on the model too, so that a run that cannot
+ * start leaves no empty folder behind. Returns -1 to go on, else prints the
+ * error and returns 1. */
+int image_cmd_make_dirs(image_cmd *c);
 
 /* One image through the model. Start from {0}; image_run_free releases. */
 typedef struct image_run {

@@ -1362,6 +1362,30 @@ START_TEST(transparent_cut_outs_are_set_off_from_their_item) {
 }
 END_TEST
 
+/* A run refused once its model is read (no cbam layer for --map attention,
+ * no se or cbam layer for --channels, no ram layer for glimpse, a --layer
+ * the model lacks) makes no --overlay folder: it made the folder first and
+ * left it behind, empty. */
+START_TEST(refused_runs_make_no_overlay_folder) {
+    static char out[1 << 14];
+    char args[1024], folder[400];
+    static const struct { const char *cmd, *said; } refused[] = {
+        {"classify --model models/fmnist-se.heed", "the model has no spatial attention (cbam)"},
+        {"classify --model models/fmnist-plain.heed --channels --map gradcam", "has no channel attention"},
+        {"classify --model models/fmnist-se.heed --map gradcam --layer nowhere", "--layer nowhere is not"},
+        {"glimpse --model models/fmnist-se.heed", "has no ram layer"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(folder, sizeof folder, "%s/never%zu/sub", dir, i);
+        snprintf(args, sizeof args, "%s --overlay %s images/test-00001-Pullover.png", refused[i].cmd, folder);
+        ck_assert_msg(heed(args, out, sizeof out) == 1, "%s: %s", args, out);
+        ck_assert_msg(strstr(out, refused[i].said), "%s: %s", args, out);
+        snprintf(folder, sizeof folder, "%s/never%zu", dir, i);
+        ck_assert_msg(access(folder, F_OK) != 0, "%s made %s", args, folder);
+    }
+}
+END_TEST
+
 Suite *heed_suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -1393,6 +1417,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, folder_without_splits_holds_out_one_in_five);
     tcase_add_test(tc, class_folders_named_train_and_test_are_classes);
     tcase_add_test(tc, transparent_cut_outs_are_set_off_from_their_item);
+    tcase_add_test(tc, refused_runs_make_no_overlay_folder);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
