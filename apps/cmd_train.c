@@ -344,6 +344,11 @@ static int train(const train_opts *o) {
         st = open_dataset(&tr, data, o->data_dir, SPLIT_TRAIN, o->limit, shape->in_c, shape->in_h,
                           shape->in_w, &show);
     if (st != HEED_OK) cli_progress_abandon(&bar);
+    /* One class: every image is it, so any network scores 100% at a loss
+     * of 0 and learns nothing. */
+    if (st == HEED_OK && tr.classes < 2)
+        st = heed_fail(HEED_ERR_ARG, "%s has one class (%s): a classifier needs two or more", data,
+                       tr.class_names ? tr.class_names[0] : "?");
     cli_progress_start(&bar, "decoding test images", 0);
     if (st == HEED_OK)
         st = open_dataset(&te, data, o->data_dir, SPLIT_TEST, o->test_limit, tr.c, tr.h, tr.w, &show);

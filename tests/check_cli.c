@@ -1386,6 +1386,28 @@ START_TEST(refused_runs_make_no_overlay_folder) {
 }
 END_TEST
 
+/* A folder of one class folder trained a one-output network to a loss of
+ * 0 and 100% accuracy (every image is that class), and saved the model as
+ * if it had learnt something. It is refused before any step now. */
+START_TEST(train_refuses_a_single_class) {
+    static char out[1 << 14];
+    char cmd[2048], net[400], model[400];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/one/Bag' && for i in 0 1 2 3 4 5 6 7; do "
+             "cp images/test-00001-Pullover.png '%s/one/Bag/'$i.png; done", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(net, sizeof net, "%s/one.net", dir);
+    tu_write_text(net, "input 1 28 28\nfc out=1\n");
+    snprintf(model, sizeof model, "%s/one.heed", dir);
+    snprintf(cmd, sizeof cmd, "train --net %s --data 'folder:%s/one' --out %s --epochs 1 --threads 1", net, dir,
+             model);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "heed train: ") && strstr(out, "/one has one class (Bag): a classifier needs two "
+                                                         "or more"), "%s", out);
+    ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
+    ck_assert_int_eq(access(model, F_OK), -1);
+}
+END_TEST
+
 Suite *heed_suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -1418,6 +1440,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, class_folders_named_train_and_test_are_classes);
     tcase_add_test(tc, transparent_cut_outs_are_set_off_from_their_item);
     tcase_add_test(tc, refused_runs_make_no_overlay_folder);
+    tcase_add_test(tc, train_refuses_a_single_class);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
