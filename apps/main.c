@@ -1,4 +1,5 @@
 /* main.c -- the `heed` command: dispatches to apps/cmd_NAME.c. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -28,7 +29,17 @@ static void usage(FILE *f) {
             "this list, or CMD's options (as heed CMD --help)");
 }
 
-int main(int argc, char **argv) {
+/* rc, or 1 after saying so when what went to stdout could not all be
+ * written (a full disk under `heed eval --json > results.json`). */
+static int output_written(const char *command, int rc) {
+    const int err = fflush(stdout) != 0 ? errno : ferror(stdout) ? EIO : 0;
+    if (!err) return rc;
+    fprintf(stderr, "heed%s%s: cannot write the output: %s\n", command ? " " : "", command ? command : "",
+            strerror(err));
+    return rc ? rc : 1;
+}
+
+static int run(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -53,4 +64,12 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "heed: unknown command '%s' (heed --help lists them)\n", argv[1]);
     return 2;
+}
+
+int main(int argc, char **argv) {
+    int known = 0;
+    for (size_t i = 0; argc > 1 && i < sizeof commands / sizeof commands[0]; i++)
+        known |= !strcmp(argv[1], commands[i].name);
+    const int rc = run(argc, argv);
+    return output_written(known ? argv[1] : NULL, rc);
 }

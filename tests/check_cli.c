@@ -1408,6 +1408,27 @@ START_TEST(train_refuses_a_single_class) {
 }
 END_TEST
 
+/* Output that cannot be written (a full disk under `heed eval --json >
+ * results.json`) is a failure that says so: the commands exited 0 with
+ * nothing written. */
+START_TEST(unwritable_output_is_a_failure) {
+    if (access("/dev/full", W_OK) != 0) return;
+    static const char *runs[] = {"info models/fmnist-se.heed", "info --json nets/fmnist-se.net", "version --json",
+                                 "--help", "classify --model models/fmnist-se.heed images/test-00001-Pullover.png"};
+    char bin[4096], cmd[8192], errpath[400], err[4096];
+    tu_heed_bin(bin, sizeof bin);
+    snprintf(errpath, sizeof errpath, "%s/err.txt", dir);
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        snprintf(cmd, sizeof cmd, "%s %s > /dev/full 2> %s", bin, runs[i], errpath);
+        const int rc = system(cmd);
+        tu_read_file(errpath, err, sizeof err);
+        ck_assert_msg(WIFEXITED(rc) && WEXITSTATUS(rc) == 1, "%s > /dev/full: exit %d, %s", runs[i],
+                      WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, err);
+        ck_assert_msg(strstr(err, "cannot write the output: No space left on device"), "%s: %s", runs[i], err);
+    }
+}
+END_TEST
+
 Suite *heed_suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -1441,6 +1462,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, transparent_cut_outs_are_set_off_from_their_item);
     tcase_add_test(tc, refused_runs_make_no_overlay_folder);
     tcase_add_test(tc, train_refuses_a_single_class);
+    tcase_add_test(tc, unwritable_output_is_a_failure);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
