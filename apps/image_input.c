@@ -43,7 +43,10 @@ void output_path(char *out, size_t size, const char *dir, const char *image, con
                  const char *ext) {
     char stem[4096];
     image_stem(stem, sizeof stem, image);
-    snprintf(out, size, "%s/%s-%s.%s", dir, stem, suffix, ext);
+    /* "out/" as "out" (not "out//x-..."), "/" as itself */
+    int n = (int)strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    snprintf(out, size, "%.*s%s%s-%s.%s", n, dir, n > 0 && dir[n - 1] == '/' ? "" : "/", stem, suffix, ext);
 }
 
 /* --format's default. A --format given is another string: image_cmd_check

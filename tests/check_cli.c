@@ -1429,6 +1429,18 @@ START_TEST(unwritable_output_is_a_failure) {
 }
 END_TEST
 
+/* A --overlay folder given with a slash at its end (as the message for
+ * --overlay x.gif advises) named its overlays "x.gif//<image>-...". */
+START_TEST(overlay_folder_with_a_final_slash) {
+    static char out[1 << 14];
+    char args[1024];
+    snprintf(args, sizeof args, "classify --model models/fmnist-se.heed --map gradcam --json --overlay %s/o.gif/ "
+             "images/test-00001-Pullover.png", dir);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "/o.gif/test-00001-Pullover-gradcam.png\"") && !strstr(out, "//"), "%s", out);
+}
+END_TEST
+
 Suite *heed_suite_cli(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("core");
@@ -1463,6 +1475,7 @@ Suite *heed_suite_cli(void) {
     tcase_add_test(tc, refused_runs_make_no_overlay_folder);
     tcase_add_test(tc, train_refuses_a_single_class);
     tcase_add_test(tc, unwritable_output_is_a_failure);
+    tcase_add_test(tc, overlay_folder_with_a_final_slash);
     tcase_add_loop_test(tc, shipped_models_reach_their_stated_accuracy, 0, 4);
     suite_add_tcase(s, tc);
     return s;
