@@ -11,6 +11,10 @@ weights and the same image, and their logits are compared:
 
   fmnist-plain/se/cbam  the shipped models (models/), trained by heed: their
                         tensors are loaded into peer_torch.py's FMnistNet;
+  fmnist-eca, resnet18-eca  the same for ECA (nets/fmnist-eca.net,
+                        nets/resnet18-eca.net), which WORKLOADS.md does not
+                        define: PyTorch's side is the ECA-Net paper's module
+                        (ECA below) in place of peer_torch.py's SE;
   resnet18-plain/se/cbam  weights drawn by PyTorch (seeded; batch-norm
                         statistics and affine terms drawn too, so that no
                         layer is an identity) and written as a heed model
@@ -19,7 +23,7 @@ weights and the same image, and their logits are compared:
                         PyTorch's eval-mode RAM starts at heed's first glimpse
                         (drawn at random) and both choose the other five
                         (`heed glimpse --json`); locations and logits compared;
-  train-se, train-cbam  one training step of fmnist-se/cbam (`heed train`'s
+  train-se, train-cbam, train-eca  one training step of fmnist-se/cbam/eca (`heed train`'s
                         SGD defaults, batch norm on batch statistics, the
                         first 64 training items) from the same weights: every
                         updated tensor and running statistic must agree within
@@ -132,7 +136,34 @@ def write_model(path, netd, meta_lines, params):
 
 # ---- pairing heed's parameters with PyTorch's --------------------------------
 
-SUFFIXES = {"bn": ["weight", "bias", "running_mean", "running_var"], "fc": ["weight", "bias"]}
+SUFFIXES = {"bn": ["weight", "bias", "running_mean", "running_var"], "fc": ["weight", "bias"],
+            "eca": ["conv.weight"]}
+
+
+def eca_module(torch):
+    """The ECA-Net paper's module (Wang et al. 2020, its eca_module.py):
+    k from C unless given, one Conv1d across the pooled channels."""
+    import math
+
+    class ECA(torch.nn.Module):
+        def __init__(self, channels):
+            super().__init__()
+            t = int(abs((math.log(channels, 2) + 1) / 2))
+            k = t if t % 2 else t + 1
+            self.conv = torch.nn.Conv1d(1, 1, kernel_size=k, padding=(k - 1) // 2, bias=False)
+
+        def forward(self, x):
+            y = x.mean(dim=(2, 3), keepdim=True)
+            y = self.conv(y.squeeze(-1).transpose(-1, -2)).transpose(-1, -2).unsqueeze(-1)
+            return x * torch.sigmoid(y)
+
+    return ECA
+
+
+def with_eca(torch, peer):
+    """peer_torch.py's networks take "eca" as an attention kind too."""
+    make, eca = peer.make_attention, eca_module(torch)
+    peer.make_attention = lambda kind, c, r: eca(c) if kind == "eca" else make(kind, c, r)
 
 
 def heed_param_names(heed, net, torch_keys):
@@ -459,9 +490,10 @@ def main():
     torch.set_num_threads(args.threads)
     sys.path.insert(0, SHARED)
     import peer_torch as peer
-    cases = [("fmnist", a) for a in ("plain", "se", "cbam")] + \
-            [("resnet18", a) for a in ("plain", "se", "cbam")] + [("ram", "")] + \
-            [("train", a) for a in ("se", "cbam", "ram")]
+    with_eca(torch, peer)
+    cases = [("fmnist", a) for a in ("plain", "se", "cbam", "eca")] + \
+            [("resnet18", a) for a in ("plain", "se", "cbam", "eca")] + [("ram", "")] + \
+            [("train", a) for a in ("se", "cbam", "eca", "ram")]
     if args.only:
         cases = [c for c in cases if f"{c[0]}-{c[1]}".rstrip("-") == args.only]
         if not cases:
