@@ -637,6 +637,21 @@ static heed_status keep_chunk(container *c, const char *tag, const unsigned char
     return HEED_OK;
 }
 
+/* What a file that does not start with the model magic more likely is: a
+ * network description (text whose first word is "input", after comments),
+ * given where its trained model was meant, or something else. */
+static const char *not_model_reason(const unsigned char *data, size_t len) {
+    size_t i = 0;
+    for (;;) {
+        while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) i++;
+        if (i >= len || data[i] != '#') break;
+        while (i < len && data[i] != '\n') i++;
+    }
+    if (len - i > 6 && !memcmp(data + i, "input", 5) && (data[i + 5] == ' ' || data[i + 5] == '\t'))
+        return "a network description: heed train --net makes a model of it";
+    return "it does not start with HEEDMODL";
+}
+
 /* Checks the chunks of a model file held at data (len) and keeps them in c
  * (c->buf, if set, is the caller's copy of data, freed with c). */
 static heed_status parse_container(const unsigned char *data, size_t len, const char *path,
@@ -645,8 +660,10 @@ static heed_status parse_container(const unsigned char *data, size_t len, const 
     char magic[8];
     uint32_t version = 0, nchunks = 0;
     heed_status st = HEED_OK;
-    if (!get(&r, magic, 8) || memcmp(magic, HEED_MODEL_MAGIC, 8))
-        st = heed_fail(HEED_ERR_FORMAT, "%s: not a heed model file (bad magic)", path);
+    if (len == 0)
+        st = heed_fail(HEED_ERR_FORMAT, "%s: empty file, not a heed model", path);
+    else if (!get(&r, magic, 8) || memcmp(magic, HEED_MODEL_MAGIC, 8))
+        st = heed_fail(HEED_ERR_FORMAT, "%s: not a heed model file (%s)", path, not_model_reason(data, len));
     else if (!get_u32(&r, &version) || !get_u32(&r, &nchunks))
         st = heed_fail(HEED_ERR_FORMAT, "%s: truncated header", path);
     else if (version != HEED_MODEL_VERSION)

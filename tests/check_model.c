@@ -128,7 +128,16 @@ START_TEST(truncated_and_corrupt_files_fail_cleanly) {
     }
     spit(bad, (const unsigned char *)"hello, not a model", 18);
     ck_assert_int_eq(heed_model_load(&back, bad), HEED_ERR_FORMAT);
-    ck_assert_ptr_nonnull(strstr(heed_last_error(), "not a heed model file"));
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "not a heed model file (it does not start with HEEDMODL)"));
+    /* a network file given for its model says so; an empty file says that */
+    const char *net = "# a net\n\ninput 1 28 28\nfc out=10\n";
+    spit(bad, (const unsigned char *)net, strlen(net));
+    ck_assert_int_eq(heed_model_load(&back, bad), HEED_ERR_FORMAT);
+    ck_assert_msg(strstr(heed_last_error(), "not a heed model file (a network description: heed train --net "
+                                            "makes a model of it)"), "%s", heed_last_error());
+    spit(bad, (const unsigned char *)"", 0);
+    ck_assert_int_eq(heed_model_load(&back, bad), HEED_ERR_FORMAT);
+    ck_assert_msg(strstr(heed_last_error(), ": empty file, not a heed model"), "%s", heed_last_error());
     ck_assert_int_eq(heed_model_load(&back, "/tmp/heed-no-such-model.heed"), HEED_ERR_IO);
     ck_assert_ptr_nonnull(strstr(heed_last_error(), "No such file"));
     ck_assert_int_eq(heed_model_load(&back, "/tmp"), HEED_ERR_IO);
