@@ -42,7 +42,7 @@ int cmd_data(int argc, char **argv) {
         {"split", CLI_STRING, &split, "NAME", "which part of the dataset", "train|test"},
         {"count", CLI_INT, &count, "N", "how many items", NULL},
         {"start", CLI_INT, &start, "I", "index of the first item", NULL},
-        {"scale", CLI_INT, &scale, "S", "enlarge S times (bilinear)", NULL},
+        {"scale", CLI_INT, &scale, "S", "enlarge S times (bilinear), 1 .. 64", NULL},
         {"invert", CLI_FLAG, &invert, NULL, "write dark-on-light (like a photo on a light background)", NULL},
         {"format", CLI_STRING, &format, "EXT", "file type", "png|jpg"},
         {"shape", CLI_STRING, &shape, "CxHxW", "a folder's items as a model of this input sees them (3x48x48) [1x28x28]", NULL},
