@@ -535,6 +535,11 @@ static int check_numbers(const train_opts *o) {
         return cli_error("train", 2, "--lr must be a positive number, not %g", o->lr);
     if (!(o->momentum >= 0 && o->momentum < 1))
         return cli_error("train", 2, "--momentum must be in 0 .. 1 (1 excluded), not %g", o->momentum);
+    /* AdamW has no momentum (its betas are fixed): a --momentum given with
+     * it would be ignored without a word. */
+    if (!strcmp(o->optimizer, "adamw") && o->momentum != 0.9f)
+        return cli_error("train", 2, "--momentum %g is SGD's: adamw keeps its own averages (betas 0.9, 0.999)",
+                         o->momentum);
     if (!(o->weight_decay >= 0) || isinf(o->weight_decay))
         return cli_error("train", 2, "--weight-decay must be 0 or more, not %g", o->weight_decay);
     const int counts[] = {o->limit, o->test_limit, o->warmup, o->seed, o->stop_after, o->crop_pad};

@@ -50,7 +50,8 @@ typedef enum dataset_split {
  *     are listed class by class), all of them still decoded.
  * progress (NULL: none) is told how a folder's decoding goes.
  * Errors: HEED_ERR_ARG for an unknown name (the message lists
- * DATASET_NAMES), the loaders' errors. */
+ * DATASET_NAMES) or a data_dir (non-NULL) with a folder, the loaders'
+ * errors. */
 heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir,
                          dataset_split split, int limit, int c, int h, int w,
                          const dataset_progress *progress);
