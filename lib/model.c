@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "crc32_impl.h"
 #include "file_impl.h"
 #include "netfile_impl.h"
 
@@ -58,7 +58,7 @@ static void put_chunk(bytes *b, const char *tag, const void *data, size_t size) 
     put(b, tag, 4);
     put_u64(b, size);
     put(b, data, size);
-    put_u32(b, (uint32_t)crc32(0L, data, (uInt)size));
+    put_u32(b, heed_crc32(data, size));
 }
 
 /* ---- a bounds-checked reader ------------------------------------------- */
@@ -685,7 +685,7 @@ static heed_status parse_container(const unsigned char *data, size_t len, const 
             st = heed_fail(HEED_ERR_FORMAT, "%s: truncated (chunk %s checksum)", path, tag);
             break;
         }
-        if (crc != (uint32_t)crc32(0L, payload, (uInt)size)) {
+        if (crc != heed_crc32(payload, size)) {
             st = heed_fail(HEED_ERR_FORMAT, "%s: checksum mismatch in chunk %s: the file is corrupt", path, tag);
             break;
         }

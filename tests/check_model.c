@@ -11,6 +11,7 @@
 #include "activation.h"
 #include "batchnorm.h"
 #include "conv2d.h"
+#include "crc32_impl.h"
 #include "file_impl.h"
 #include "linear.h"
 #include "model.h"
@@ -1046,6 +1047,25 @@ START_TEST(models_in_memory_fail_like_files) {
 }
 END_TEST
 
+/* Chunks are checked by heed's own CRC-32 (no zlib in a MINIMAL=1 build):
+ * the standard check value of "123456789", and zlib's crc32 on every
+ * length to 80 bytes from every start within 8, and on 1 MB. */
+START_TEST(crc32_is_zlibs) {
+    ck_assert_uint_eq(heed_crc32("123456789", 9), 0xCBF43926u);
+    ck_assert_uint_eq(heed_crc32("", 0), 0);
+    enum { BIG = 1 << 20 };
+    unsigned char *b = malloc(BIG);
+    heed_rng r;
+    heed_rng_seed(&r, 3, 1);
+    for (size_t i = 0; i < BIG; i++) b[i] = (unsigned char)heed_rng_u32(&r);
+    for (size_t start = 0; start < 8; start++)
+        for (size_t n = 0; n <= 80; n++)
+            ck_assert_uint_eq(heed_crc32(b + start, n), (uint32_t)crc32(0L, b + start, (uInt)n));
+    ck_assert_uint_eq(heed_crc32(b, BIG), (uint32_t)crc32(0L, b, BIG));
+    free(b);
+}
+END_TEST
+
 Suite *heed_suite_model(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("core");
@@ -1053,6 +1073,7 @@ Suite *heed_suite_model(void) {
     tcase_add_test(tc, a_chunk_twice_is_refused);
     tcase_add_test(tc, save_does_not_write_through_a_planted_link);
     tcase_add_test(tc, truncated_and_corrupt_files_fail_cleanly);
+    tcase_add_test(tc, crc32_is_zlibs);
     tcase_add_loop_test(tc, crafted_files_fail_with_reasons, 0, sizeof edits / sizeof edits[0]);
     tcase_add_test(tc, metadata_with_crlf_lines_reads);
     tcase_add_test(tc, class_names_with_control_characters_are_refused);
