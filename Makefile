@@ -8,8 +8,10 @@ CC      ?= cc
 ARCH    ?=
 OPT     ?= -O3
 PKGS    := libpng libjpeg zlib
-DEPS_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEPS_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpng -ljpeg -lz)
+CODEC_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+CODEC_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpng -ljpeg -lz)
+DEPS_CFLAGS := $(CODEC_CFLAGS)
+DEPS_LIBS   := $(CODEC_LIBS)
 
 BUILD := build
 ifeq ($(OPENMP),0)
@@ -19,6 +21,19 @@ ifeq ($(SAN),1)
 BUILD := build/san
 OPT   := -O1 -g -fno-omit-frame-pointer
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined
+endif
+
+# MINIMAL=1 builds heed without libpng, libjpeg and zlib (in build/minimal),
+# for a system that has none of them or brings its own: images come in and
+# go out as pixels (heed_image_from_pixels), and PNG, JPEG and Fashion-MNIST's
+# files are refused with a message saying so (lib/minimal/no_codecs.c).
+# `make minimal-check` builds it and runs the suites that need no codec.
+CODEC_SRC := lib/image_png.c lib/image_jpeg.c lib/data_idx.c
+ifeq ($(MINIMAL),1)
+BUILD := build/minimal
+DEPS_CFLAGS :=
+DEPS_LIBS :=
+MINIMAL_FLAGS := -DHEED_MINIMAL
 endif
 
 # clang reports each `omp simd` loop it leaves scalar (the NaN-keeping max
@@ -38,10 +53,13 @@ OMPLIBS  := -fopenmp
 endif
 
 CFLAGS  := $(OPT) $(ARCH) -fno-math-errno -std=c11 -D_POSIX_C_SOURCE=200809L -Wall -Wextra -fPIC $(OMPFLAGS) \
-           $(CLANG_QUIET) $(SANFLAGS) -Ilib -Imodules $(DEPS_CFLAGS) $(EXTRA_CFLAGS)
+           $(CLANG_QUIET) $(SANFLAGS) $(MINIMAL_FLAGS) -Ilib -Imodules $(DEPS_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := $(SANFLAGS) $(OMPLIBS) $(DEPS_LIBS) -lm
 
 LIB_SRC  := $(wildcard lib/*.c) $(wildcard modules/*.c)
+ifeq ($(MINIMAL),1)
+LIB_SRC  := $(filter-out $(CODEC_SRC),$(LIB_SRC)) lib/minimal/no_codecs.c
+endif
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 APP_SRC  := $(wildcard apps/*.c)
 APP_OBJ  := $(patsubst %.c,$(BUILD)/%.o,$(APP_SRC))
@@ -62,7 +80,7 @@ PUBLIC_HEADERS := $(filter-out %_impl.h lib/parallel.h lib/wide.h lib/gemm_kerne
 
 .DEFAULT_GOAL := all
 FORCE:
-.PHONY: all FORCE installcheck check deps install uninstall clean demo models help bench ram-table
+.PHONY: all FORCE installcheck check minimal-check deps install uninstall clean demo models help bench ram-table
 all: $(BUILD)/libheed.a $(BUILD)/libheed.so $(BUILD)/heed
 
 help:
@@ -76,6 +94,7 @@ help:
 	@echo "make ram-table  train the README's RAM-vs-CNN table (hours on one core)"
 	@echo "make install    PREFIX=$(PREFIX) DESTDIR=: libraries, headers, heed, heed.pc"
 	@echo "make installcheck  install into a scratch folder and build a C and a C++ program there"
+	@echo "make minimal-check  build without libpng, libjpeg and zlib (MINIMAL=1) and test that build"
 	@echo "make uninstall  remove what make install put under PREFIX"
 	@echo "make clean      remove build/ and out/"
 	@echo "make bench      heed against PyTorch on the benchmark matrix (BENCH_ARGS=\"--seconds 2\")"
@@ -128,13 +147,15 @@ $(BUILD)/suites.inc: $(TEST_SRC) FORCE
 
 $(BUILD)/tests/check_main.o: $(BUILD)/suites.inc
 $(BUILD)/tests/check_main.o: CFLAGS += -I$(BUILD)
-$(BUILD)/tests/%.o: CFLAGS += -Itests
+# The tests make their PNG, JPEG and gzip files with the libraries
+# themselves, in a MINIMAL=1 build too.
+$(BUILD)/tests/%.o: CFLAGS += -Itests $(if $(MINIMAL_FLAGS),$(CODEC_CFLAGS))
 # check_evaluate.c compiles apps/evaluate.c in (the apps are not in libheed).
 $(BUILD)/tests/check_evaluate.o: apps/evaluate.c apps/evaluate.h
 $(TEST_OBJ): tests/testutil.h tests/imageutil.h
 
 $(BUILD)/check_heed: $(TEST_OBJ) $(BUILD)/libheed.a
-	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libheed.a $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread) $(LDLIBS)
+	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libheed.a $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread) $(LDLIBS) $(if $(MINIMAL_FLAGS),$(CODEC_LIBS))
 
 # The measurement programs behind figures in bench/HISTORY.md, and
 # ram_step, bench/torch_agree.py's view of a RAM training step (not
@@ -152,6 +173,22 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libheed.a
 EXAMPLES := $(BUILD)/examples/attention_cnn $(BUILD)/examples/where_it_looks $(BUILD)/examples/built_in_model
 check: $(BUILD)/check_heed $(BUILD)/heed $(EXAMPLES) $(MEASURE)
 	$(if $(SANFLAGS),HEED_SAN=1) HEED_EXAMPLES=$(BUILD)/examples HEED_BIN=$(BUILD)/heed CK_DEFAULT_TIMEOUT=600 OMP_NUM_THREADS=2 OMP_WAIT_POLICY=passive $(BUILD)/check_heed
+
+# MINIMAL=1's checks: the suites that need no codec (the others read or
+# write PNG, JPEG or IDX files through heed), then that the library links
+# no codec or compression library and that the command says what it lacks.
+MINIMAL_SUITES := activation attention balance batchnorm bench conv2d dropout elementwise evaluate fuse \
+	gemm gradcam linear loss model model_input net optim params pool2d ram schedule tensor
+minimal-check:
+	$(MAKE) MINIMAL=1 TESTS="$(MINIMAL_SUITES)" check
+	@if nm -u build/minimal/libheed.so | grep -E ' (png_|jpeg_|gz|crc32$$|inflate|deflate)'; then \
+	  echo "minimal-check: build/minimal/libheed.so needs the codec symbols above"; exit 1; fi
+	@build/minimal/heed version --json | grep -q '"image_formats": ""' || \
+	  { echo "minimal-check: heed version does not say the build has no codecs"; exit 1; }
+	@out=$$(build/minimal/heed classify --model models/fmnist-se.heed images/test-00001-Pullover.png 2>&1); \
+	  test $$? = 1 && echo "$$out" | grep -q 'built without image codecs (make MINIMAL=1)' || \
+	  { echo "minimal-check: classify of a PNG said: $$out"; exit 1; }
+	@echo "minimal-check: ok"
 
 DEBS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev check dataset-fashion-mnist
 deps:

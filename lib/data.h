@@ -132,7 +132,8 @@ typedef struct heed_dataset {
  * other than 2051 (images) or 2049 (labels), a zero dimension, image and
  * label counts that differ, a label >= 10, a file shorter or longer than
  * its header declares, a corrupt gzip stream; HEED_ERR_LIMIT (too many
- * pixels for one tensor), HEED_ERR_NOMEM. */
+ * pixels for one tensor), HEED_ERR_NOMEM; in a build without codecs
+ * (make MINIMAL=1), HEED_ERR_FORMAT always. */
 heed_status heed_fmnist_load(heed_dataset *d, const char *dir, int train, int limit);
 
 /* Writes d's images (c must be 1: IDX images are (count, h, w) bytes, each

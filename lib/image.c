@@ -118,6 +118,14 @@ static const char *format_from_path(const char *path) {
     return NULL;
 }
 
+const char *heed_image_formats(void) {
+#ifdef HEED_MINIMAL
+    return ""; /* lib/minimal/no_codecs.c stands in for the codecs */
+#else
+    return "png jpeg";
+#endif
+}
+
 heed_status heed_image_encode_mem(const heed_tensor *img, const char *format,
                                   const heed_image_save_opts *opts, void **data, size_t *size) {
     *data = NULL;

@@ -63,6 +63,11 @@ extern "C" {
  * index past the palette reads as black, as libpng gives them. */
 heed_status heed_image_load(const char *path, size_t max_pixels, heed_tensor *out);
 
+/* The file formats heed_image_load and heed_image_save handle in this
+ * build: "png jpeg", or "" where heed was built without codecs (make
+ * MINIMAL=1: images then come in as pixels, heed_image_from_pixels). */
+const char *heed_image_formats(void);
+
 /* The same from `size` bytes at `data` (tests, fuzzing, archives).
  * name_for_errors names the source in messages (NULL = "<memory>"). */
 heed_status heed_image_load_mem(const void *data, size_t size, const char *name_for_errors,

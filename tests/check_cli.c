@@ -110,8 +110,9 @@ START_TEST(help_lists_the_json_keys_printed) {
         {"eval --help", "eval --model models/fmnist-se.heed --limit 20 --json"},
         {"data --help", "data export --count 1 --json DIR"},
         {"info --help", "info --json models/fmnist-se.heed"},
+        {"version --help", "version --json"},
     };
-    for (int r = 0; r < 3; r++) {
+    for (int r = 0; r < (int)(sizeof runs / sizeof runs[0]); r++) {
         char args[600];
         ck_assert_int_eq(heed(runs[r][0], help, sizeof help), 0);
         const char *listed = strstr(help, "JSON");
