@@ -207,7 +207,8 @@ install: all
 	ln -sf libheed.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libheed.so
 	install -m 644 $(PUBLIC_HEADERS) $(DESTDIR)$(PREFIX)/include/heed/
 	install -m 755 $(BUILD)/heed $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@OMPLIBS@|$(OMPLIBS)|' heed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/heed.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@OMPLIBS@|$(OMPLIBS)|' $(if $(MINIMAL_FLAGS),-e '/^Requires.private/d' -e '/^Libs.private/d') \
+	  heed.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/heed.pc
 	install -d $(DESTDIR)$(PREFIX)/share/heed/nets
 	install -m 644 nets/*.net nets/README.md $(DESTDIR)$(PREFIX)/share/heed/nets/
 
