@@ -44,8 +44,11 @@ heed_status heed_shape_count(int n, int c, int h, int w, size_t *out);
 heed_status heed_tensor_alloc(heed_tensor *t, int n, int c, int h, int w);
 
 /* Makes *t (n, c, h, w), reusing its storage when it is owned and large
- * enough (or a view of exactly that many elements), reallocating otherwise; contents are unspecified afterwards. Lets
- * callers keep one output tensor across calls without allocating each time. */
+ * enough (or a view of exactly that many elements), reallocating otherwise;
+ * contents are unspecified afterwards. Lets callers keep one output tensor
+ * across calls without allocating each time. When it must reallocate and
+ * cannot, *t is left empty (its old storage freed, a view dropped); a
+ * shape too large to count fails with *t as it was. */
 heed_status heed_tensor_ensure(heed_tensor *t, int n, int c, int h, int w);
 
 /* Sizes *t like `like` (heed_tensor_ensure) and zeroes it: the usual start
