@@ -342,32 +342,11 @@ int image_cmd_make_dirs(image_cmd *c) {
                : -1;
 }
 
-/* Standard input's bytes as an image. Read whole first: the decoders take
- * memory, and a pipe cannot be read twice. Capped, so that a stream that
- * never ends (a device, `yes |`) fails instead of filling memory. */
+/* Standard input as an image, read as heed_image_load reads a file. */
 static heed_status load_stdin(heed_tensor *img) {
-    enum { MOST = 256 << 20 };
     if (isatty(STDIN_FILENO))
         return heed_fail(HEED_ERR_ARG, "standard input is a terminal: pipe an image into it (heed ... - < photo.jpg)");
-    size_t size = 0, cap = 1 << 16;
-    unsigned char *data = malloc(cap);
-    if (!data) return heed_fail(HEED_ERR_NOMEM, "standard input: cannot allocate %zu bytes", cap);
-    for (;;) {
-        size += fread(data + size, 1, cap - size, stdin);
-        if (size < cap) break;
-        unsigned char *more = cap < MOST ? realloc(data, cap * 2) : NULL;
-        if (!more) {
-            free(data);
-            return cap < MOST ? heed_fail(HEED_ERR_NOMEM, "standard input: cannot allocate %zu bytes", cap * 2)
-                              : heed_fail(HEED_ERR_LIMIT, "standard input: more than %d MB, not one image",
-                                          MOST >> 20);
-        }
-        data = more, cap *= 2;
-    }
-    heed_status st = ferror(stdin) ? heed_fail(HEED_ERR_IO, "standard input: read error")
-                                   : heed_image_load_mem(data, size, "standard input", 0, img);
-    free(data);
-    return st;
+    return heed_image_read(stdin, "standard input", 0, img);
 }
 
 heed_status image_run_forward(image_run *r, heed_model *m, const image_cmd *c, const char *path) {

@@ -92,19 +92,25 @@ static heed_status read_file(FILE *f, const char *path, size_t max_pixels, unsig
     return HEED_OK;
 }
 
+heed_status heed_image_read(FILE *f, const char *name_for_errors, size_t max_pixels, heed_tensor *out) {
+    *out = (heed_tensor){0};
+    const char *name = name_for_errors ? name_for_errors : "<stream>";
+    if (max_pixels == 0) max_pixels = HEED_IMAGE_MAX_PIXELS_DEFAULT;
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    HEED_TRY(read_file(f, name, max_pixels, &buf, &size));
+    heed_status s = heed_image_load_mem(buf, size, name, max_pixels, out);
+    free(buf);
+    return s;
+}
+
 heed_status heed_image_load(const char *path, size_t max_pixels, heed_tensor *out) {
     *out = (heed_tensor){0};
     if (!path) return heed_fail(HEED_ERR_ARG, "heed_image_load: path is NULL");
-    if (max_pixels == 0) max_pixels = HEED_IMAGE_MAX_PIXELS_DEFAULT;
     FILE *f = fopen(path, "rb");
     if (!f) return heed_fail(HEED_ERR_IO, "heed_image_load: cannot open %s: %s", path, strerror(errno));
-    unsigned char *buf = NULL;
-    size_t size = 0;
-    heed_status s = read_file(f, path, max_pixels, &buf, &size);
+    heed_status s = heed_image_read(f, path, max_pixels, out);
     fclose(f);
-    if (s != HEED_OK) return s;
-    s = heed_image_load_mem(buf, size, path, max_pixels, out);
-    free(buf);
     return s;
 }
 

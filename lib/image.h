@@ -18,6 +18,7 @@
 #define HEED_IMAGE_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "error.h"
 #include "tensor.h"
@@ -62,6 +63,11 @@ extern "C" {
  * Huffman code, stray bytes) decodes to damaged pixels, and a PNG palette
  * index past the palette reads as black, as libpng gives them. */
 heed_status heed_image_load(const char *path, size_t max_pixels, heed_tensor *out);
+
+/* The same from the stream f, read to its end and left open (standard
+ * input, a pipe): as a file is read, with the same limits and errors.
+ * name_for_errors names the source in messages (NULL = "<stream>"). */
+heed_status heed_image_read(FILE *f, const char *name_for_errors, size_t max_pixels, heed_tensor *out);
 
 /* The file formats heed_image_load and heed_image_save handle in this
  * build: "png jpeg", or "" where heed was built without codecs (make

@@ -489,6 +489,12 @@ START_TEST(images_from_standard_input) {
     snprintf(args, sizeof args, "classify --model %s - < /dev/null", model);
     ck_assert_int_eq(heed(args, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "standard input: empty file"), "%s", out);
+    /* read as a file is: a stream that is no image stops at its first
+     * bytes, not after filling memory */
+    ck_assert_int_eq(tu_run_heed(dir, "yes |", "classify --model models/fmnist-cbam.heed -", out, sizeof out,
+                                 NULL, 0), 1);
+    ck_assert_str_eq(out, "heed classify: heed_image_load: standard input: not a PNG or JPEG image "
+                          "(unrecognised first bytes)\n");
 }
 END_TEST
 
