@@ -25,6 +25,7 @@ typedef struct train_opts {
     const char *recipe; /* the command line, recorded in the model */
     int epochs, batch, augment, seed, threads, limit, test_limit, warmup, json;
     int crop_pad, hflip; /* --crop-pad, --hflip: augmentations one by one (--augment: both) */
+    int crop_pad_given;  /* --crop-pad was given, 0 too: it overrides --augment's 2 */
     int stop_after; /* > 0: stop after this epoch (resume later) */
     float lr, momentum, weight_decay;
 } train_opts;
@@ -390,7 +391,7 @@ static int train(const train_opts *o) {
                            .step_size = steps_per_epoch * (o->epochs / 3 > 0 ? o->epochs / 3 : 1),
                            .gamma = 0.1f};
     heed_schedule_parse(o->schedule, &sched.kind);
-    heed_augment aug = {.crop_pad = o->crop_pad ? o->crop_pad : o->augment ? 2 : 0,
+    heed_augment aug = {.crop_pad = o->crop_pad_given ? o->crop_pad : o->augment ? 2 : 0,
                         .hflip = o->hflip || o->augment};
     double t_start = cli_now() - m->meta.train_seconds;
     int last = o->stop_after > 0 && o->stop_after < o->epochs ? o->stop_after : o->epochs;
@@ -584,6 +585,7 @@ int cmd_train(int argc, char **argv) {
         {"stop-after", CLI_INT, &o.stop_after, "EPOCH", "stop after this epoch (0: run them all); --resume goes on exactly as if uninterrupted", NULL},
         {"json", CLI_FLAG, &o.json, NULL, "print one JSON line per epoch on stdout", NULL},
         {0}};
+    int given[sizeof opts / sizeof opts[0]] = {0}; /* a resumed run's: its recipe's and this line's */
     const cli_spec spec = {
         "train", "--net FILE --out MODEL [options]",
         "Trains a network on the training split, evaluating on the test split after each epoch.\n"
@@ -592,7 +594,7 @@ int cmd_train(int argc, char **argv) {
         "on the data the model records and into MODEL beside the checkpoint, from any folder.\n"
         "Ctrl-C (or SIGTERM) stops after the current step, saying which epochs are saved and how to\n"
         "go on (exit status 130, or 143); a second Ctrl-C stops at once.",
-        opts, NULL};
+        opts, given};
     char **args;
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
@@ -660,6 +662,7 @@ int cmd_train(int argc, char **argv) {
         }
     }
     o.recipe = recipe;
+    o.crop_pad_given = cli_given(opts, given, "crop-pad");
     if (!o.out) return cli_error("train", 2, "--out MODEL is required");
     if (!o.net && !o.resume) return cli_error("train", 2, "--net FILE is required (or --resume CKPT)");
     if ((rc = check_numbers(&o)) >= 0) return rc;

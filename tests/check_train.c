@@ -178,12 +178,12 @@ static void assert_same_weights(const char *a, const char *b) {
  * the input is a usage error, before any data is read. */
 START_TEST(augmentations_one_by_one) {
     static char out[1 << 14];
-    char args[4096], net[300], path[6][300];
+    char args[4096], net[300], path[7][300];
     snprintf(net, sizeof net, "%s/small.net", dir);
     tu_write_text(net, "input 1 28 28\nconv out=4 k=3 stride=2 pad=1\nrelu\ngap\nfc out=10\n");
-    const char *ways[6] = {"--augment", "--crop-pad 2 --hflip", "--hflip --augment --crop-pad 2", "--hflip",
-                           "--crop-pad 2", ""};
-    for (int i = 0; i < 6; i++) {
+    const char *ways[7] = {"--augment", "--crop-pad 2 --hflip", "--hflip --augment --crop-pad 2", "--hflip",
+                           "--crop-pad 2", "", "--augment --crop-pad 0"};
+    for (int i = 0; i < 7; i++) {
         snprintf(path[i], sizeof path[i], "%s/m%d.heed", dir, i);
         snprintf(args, sizeof args, "train --net %s --out %s --limit 64 --test-limit 16 --epochs 1 --batch 16 "
                  "--threads 1 --json %s", net, path[i], ways[i]);
@@ -191,6 +191,7 @@ START_TEST(augmentations_one_by_one) {
     }
     assert_same_weights(path[0], path[1]);
     assert_same_weights(path[0], path[2]);
+    assert_same_weights(path[3], path[6]); /* a --crop-pad given, 0 too, is --augment's pad */
     size_t n;
     float *v[4];
     for (int i = 0; i < 4; i++) v[i] = model_values(path[i + 2], &n);
