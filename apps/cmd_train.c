@@ -26,6 +26,7 @@ typedef struct train_opts {
     int epochs, batch, augment, seed, threads, limit, test_limit, warmup, json;
     int crop_pad, hflip; /* --crop-pad, --hflip: augmentations one by one (--augment: both) */
     int crop_pad_given;  /* --crop-pad was given, 0 too: it overrides --augment's 2 */
+    int momentum_given;  /* --momentum was given, 0.9 too: adamw refuses it */
     int stop_after; /* > 0: stop after this epoch (resume later) */
     float lr, momentum, weight_decay;
 } train_opts;
@@ -538,7 +539,7 @@ static int check_numbers(const train_opts *o) {
         return cli_error("train", 2, "--momentum must be in 0 .. 1 (1 excluded), not %g", o->momentum);
     /* AdamW has no momentum (its betas are fixed): a --momentum given with
      * it would be ignored without a word. */
-    if (!strcmp(o->optimizer, "adamw") && o->momentum != 0.9f)
+    if (!strcmp(o->optimizer, "adamw") && o->momentum_given)
         return cli_error("train", 2, "--momentum %g is SGD's: adamw keeps its own averages (betas 0.9, 0.999)",
                          o->momentum);
     if (!(o->weight_decay >= 0) || isinf(o->weight_decay))
@@ -663,6 +664,7 @@ int cmd_train(int argc, char **argv) {
     }
     o.recipe = recipe;
     o.crop_pad_given = cli_given(opts, given, "crop-pad");
+    o.momentum_given = cli_given(opts, given, "momentum");
     if (!o.out) return cli_error("train", 2, "--out MODEL is required");
     if (!o.net && !o.resume) return cli_error("train", 2, "--net FILE is required (or --resume CKPT)");
     if ((rc = check_numbers(&o)) >= 0) return rc;

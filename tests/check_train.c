@@ -379,6 +379,8 @@ START_TEST(train_refuses_what_cannot_be_meant) {
         {"--momentum 1", "--momentum must be in 0 .. 1 (1 excluded), not 1"},
         {"--weight-decay -1", "--weight-decay must be 0 or more, not -1"},
         {"--optimizer adamw --momentum 0.5", "--momentum 0.5 is SGD's: adamw keeps its own averages"},
+        /* given, not merely other than the default (limited: a run that is not refused is short) */
+        {"--optimizer adamw --momentum 0.9 --epochs 1 --limit 16 --test-limit 16", "--momentum 0.9 is SGD's"},
         {"--epochs 2 --stop-after 3", "--stop-after 3 is past the run's last epoch (--epochs 2)"},
         {"--epochs 3 --warmup 3", "--warmup 3 leaves no epoch of the cosine schedule (--epochs 3)"},
         {"--data bogus", "unknown dataset 'bogus' (fmnist, "},
