@@ -140,6 +140,7 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
 /* The forward under `mode`; the last child writes to y. */
 static heed_status run(heed_seq *s, const heed_tensor *x, heed_tensor *y, int mode) {
     make_plan(s, mode);
+    s->planned = 1;
     heed_tensor *pair = s->pingpong ? *s->pingpong : s->own_pingpong;
     const heed_tensor *in = x;
     for (int i = 0; i < s->count;) {
@@ -172,6 +173,11 @@ static heed_status seq_backward(heed_layer *layer, const heed_tensor *x, const h
         if (dx) heed_axpy(1.0f, dy, dx);
         return HEED_OK;
     }
+    /* Backward goes through the steps a forward planned, from the outputs
+     * it kept: without one there are neither (plan is not even set). */
+    if (!s->planned)
+        return heed_fail(HEED_ERR_ARG, "%s%s: backward before any forward (it takes the forward's "
+                         "outputs)", s->base.name[0] ? "seq " : "network", s->base.name);
     const heed_tensor *ylast = y;
     if (s->lean) {
         /* The inference forward kept nothing backward needs: run it again,
@@ -186,11 +192,6 @@ static heed_status seq_backward(heed_layer *layer, const heed_tensor *x, const h
         while (s->plan[i] == STEP_SKIP) i--;
         /* The step runs children i .. end-1. */
         const heed_tensor *in = i == 0 ? x : &s->acts[i - 1];
-        /* Only a forward fills the outputs kept for backward: without one
-         * this is the first step visited, so nothing has been added yet. */
-        if (!in->data)
-            return heed_fail(HEED_ERR_ARG, "%s%s: backward before any forward (it takes the forward's "
-                             "outputs)", s->base.name[0] ? "seq " : "network", s->base.name);
         const heed_tensor *out = end == s->count ? ylast : &s->acts[end - 1];
         heed_layer *l = s->children[i];
         int *fresh = fresh_flag(l);
@@ -300,6 +301,7 @@ heed_status heed_seq_append(heed_seq *s, heed_layer *l) {
         s->cap = cap;
     }
     s->children[s->count] = l;
+    s->planned = 0; /* plan has no step for l yet */
     s->acts[s->count] = (heed_tensor){0};
     s->grads[s->count] = (heed_tensor){0};
     s->count++;

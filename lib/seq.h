@@ -43,6 +43,7 @@ typedef struct heed_seq {
     heed_tensor *grads; /* (count) gradients of those outputs */
     /* How the last forward ran each child (see seq.c); (cap). */
     unsigned char *plan;
+    int planned;          /* 1 once a forward has set plan for the children there are now */
     int lean;             /* 1 if the last forward kept only the outputs inference needs */
     /* Inference: child outputs alternate between the two buffers of
      * *pingpong, the network's for the sequence's depth (heed_work) or
