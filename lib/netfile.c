@@ -231,7 +231,7 @@ static const heed_layer_type core_types[] = {
 
 /* Whole-number settings whose range is narrower than +-SETTING_MAX, by
  * layer type. The layers' configurations take 0 for "the default" (conv's
- * stride and dilation, a pool's stride, se's and cbam's r and k), so an
+ * stride and dilation, a pool's stride, se's and cbam's r and k, eca's k), so an
  * explicit 0, which means nothing there, would silently become the
  * default: the parser refuses it, and flags other than 0 and 1, before
  * the builder reads them. A setting not in the table keeps the builder's

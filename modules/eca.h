@@ -8,7 +8,7 @@
  * SE's channel attention without its bottleneck: the pooled channels go
  * through one 1-D convolution across neighbouring channels instead of two
  * fully connected layers, k weights in all (3 for 64 channels, where SE
- * with r = 16 has 520), as the paper's reference module computes it:
+ * with r = 16 has 580), as the paper's reference module computes it:
  *   s = gap(x)                                     (N, C)
  *   z[c] = sum_j w[j] s[c + j - (k-1)/2]           zero outside 0..C-1
  *          (PyTorch's Conv1d(1, 1, k, padding=(k-1)/2, bias=False))
