@@ -65,6 +65,7 @@ int cmd_data(int argc, char **argv) {
     if (scale < 1 || scale > 64) return cli_error("data", 2, "--scale must be 1 .. 64, not %d", scale);
     if (!dataset_name_known(data))
         return cli_error("data", 2, "unknown dataset '%s' (" DATASET_NAMES ")", data);
+    if (data_dir && dataset_folder(data)) return cli_error("data", 2, DATA_DIR_WITH_FOLDER, data_dir, data);
     heed_dataset d = {0};
     const char *folder = dataset_folder(data); /* its DIR, or NULL */
     int fc = folder ? 1 : 0, fh = folder ? 28 : 0, fw = folder ? 28 : 0;

@@ -107,6 +107,7 @@ int cmd_eval(int argc, char **argv) {
     if (limit < 0) return cli_error("eval", 2, "--limit must be 0 (all) or more, not %d", limit);
     if (data && !dataset_name_known(data))
         return cli_error("eval", 2, "unknown dataset '%s' (" DATASET_NAMES ")", data);
+    if (data && data_dir && dataset_folder(data)) return cli_error("eval", 2, DATA_DIR_WITH_FOLDER, data_dir, data);
     if ((rc = cli_threads("eval", &threads, 1)) >= 0) return rc;
     heed_model *m;
     if (heed_model_load(&m, model_path) != HEED_OK) return cli_lib_error("eval");

@@ -670,6 +670,8 @@ int cmd_train(int argc, char **argv) {
     if ((rc = check_numbers(&o)) >= 0) return rc;
     if (o.data && !dataset_name_known(o.data))
         return cli_error("train", 2, "unknown dataset '%s' (" DATASET_NAMES ")", o.data);
+    if (o.data && o.data_dir && dataset_folder(o.data))
+        return cli_error("train", 2, DATA_DIR_WITH_FOLDER, o.data_dir, o.data);
     /* What the run reads must not be what it writes over (a resumed run
      * writing its checkpoint over the one it started from is the point). */
     char ckpt[4200];

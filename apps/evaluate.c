@@ -74,9 +74,7 @@ heed_status open_dataset(heed_dataset *d, const char *name, const char *data_dir
     if (dir) {
         if (!dir[0]) return heed_fail(HEED_ERR_ARG, "dataset 'folder:' names no folder (folder:DIR)");
         /* Given with a folder, --data-dir would be ignored without a word. */
-        if (data_dir)
-            return heed_fail(HEED_ERR_ARG, "--data-dir %s: it says where Fashion-MNIST's files are, and %s reads "
-                             "its own folder", data_dir, name);
+        if (data_dir) return heed_fail(HEED_ERR_ARG, DATA_DIR_WITH_FOLDER, data_dir, name);
         /* Split by its own train/ and test/ folders, or else, when it has
          * neither (or has class folders of those names), by holding one
          * image in five of each class out. */

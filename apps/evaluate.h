@@ -24,6 +24,10 @@ typedef struct dataset_progress {
  * anything is read: commands refuse others as usage errors. */
 int dataset_name_known(const char *name);
 
+/* --data-dir given with a folder dataset, which would ignore it: commands
+ * refuse it as a usage error (printf arguments: the folder, the dataset). */
+#define DATA_DIR_WITH_FOLDER "--data-dir %s: it says where Fashion-MNIST's files are, and %s reads its own folder"
+
 /* The DIR of a "folder:DIR" dataset name (possibly ""), or NULL for any
  * other name. */
 const char *dataset_folder(const char *name);

@@ -694,7 +694,7 @@ START_TEST(eval_data_and_info_say_what_they_cannot_do) {
                   "%s", out);
     /* --data-dir is Fashion-MNIST's: with a folder it would be ignored */
     snprintf(cmd, sizeof cmd, "eval --model models/fmnist-plain.heed --data 'folder:%s/high' --data-dir /x", dir);
-    ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 2);
     ck_assert_msg(strstr(out, "heed eval: --data-dir /x: it says where Fashion-MNIST's files are, and folder:"),
                   "%s", out);
     ck_assert_int_eq(heed("data export --scale 65 x", out, sizeof out), 2);
