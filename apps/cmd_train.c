@@ -166,6 +166,10 @@ static void cpu_name(char *out, size_t size) {
     strncat(out, n, size - strlen(out) - 1);
 }
 
+/* The deviation inputs are divided by: 1 for images all of one value
+ * (nothing to scale), where the deviation is 0 or rounding. */
+static float scale_of(double std) { return std >= 1e-6 ? (float)std : 1.0f; }
+
 /* A new model from the network file, labelled for the dataset. */
 static heed_status build_model(const train_opts *o, heed_net *net, const heed_dataset *train,
                                heed_model **out) {
@@ -193,15 +197,14 @@ static heed_status build_model(const train_opts *o, heed_net *net, const heed_da
     double mean, std, cmean[4], cstd[4];
     if (!raw && o->data && dataset_folder(o->data) && heed_dataset_stats(train, &mean, &std) == HEED_OK) {
         m->meta.input_mean = (float)mean;
-        /* images all of one value: nothing to scale */
-        m->meta.input_std = std >= 1e-6 ? (float)std : 1.0f;
+        m->meta.input_std = scale_of(std);
         /* colour: each channel by its own (a heed before per-channel
          * normalisation reads the pair above) */
         if (train->c > 1 && train->c <= 4 && heed_dataset_channel_stats(train, cmean, cstd) == HEED_OK) {
             m->meta.norm_channels = train->c;
             for (int c = 0; c < train->c; c++) {
                 m->meta.channel_mean[c] = (float)cmean[c];
-                m->meta.channel_std[c] = cstd[c] >= 1e-6 ? (float)cstd[c] : 1.0f;
+                m->meta.channel_std[c] = scale_of(cstd[c]);
             }
         }
     }
@@ -546,7 +549,7 @@ static int check_numbers(const train_opts *o) {
         return cli_error("train", 2, "--weight-decay must be 0 or more, not %g", o->weight_decay);
     const int counts[] = {o->limit, o->test_limit, o->warmup, o->seed, o->stop_after, o->crop_pad};
     const char *names[] = {"--limit", "--test-limit", "--warmup", "--seed", "--stop-after", "--crop-pad"};
-    for (int i = 0; i < 6; i++)
+    for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++)
         if (counts[i] < 0) return cli_error("train", 2, "%s must be 0 or more, not %d", names[i], counts[i]);
     /* Cosine annealing needs steps after the warm-up to decay over. */
     if (o->warmup >= o->epochs && !strcmp(o->schedule, "cosine"))

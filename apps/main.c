@@ -29,6 +29,13 @@ static void usage(FILE *f) {
             "this list, or CMD's options (as heed CMD --help)");
 }
 
+/* The index in commands of the command called name, or -1. */
+static int find_command(const char *name) {
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(name, commands[i].name)) return (int)i;
+    return -1;
+}
+
 /* rc, or 1 after saying so when what went to stdout could not all be
  * written (a full disk under `heed eval --json > results.json`). */
 static int output_written(const char *command, int rc) {
@@ -47,8 +54,8 @@ static int run(int argc, char **argv) {
     if (!strcmp(argv[1], "help") && argc > 2 && strcmp(argv[2], "help")) {
         /* heed help CMD: that command's --help */
         char *help_argv[] = {argv[2], "--help", NULL};
-        for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-            if (!strcmp(argv[2], commands[i].name)) return commands[i].run(2, help_argv);
+        const int c = find_command(argv[2]);
+        if (c >= 0) return commands[c].run(2, help_argv);
         fprintf(stderr, "heed: unknown command '%s' (heed --help lists them)\n", argv[2]);
         return 2;
     }
@@ -60,16 +67,13 @@ static int run(int argc, char **argv) {
         printf("heed %s\n", HEED_VERSION);
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    const int c = find_command(argv[1]);
+    if (c >= 0) return commands[c].run(argc - 1, argv + 1);
     fprintf(stderr, "heed: unknown command '%s' (heed --help lists them)\n", argv[1]);
     return 2;
 }
 
 int main(int argc, char **argv) {
-    int known = 0;
-    for (size_t i = 0; argc > 1 && i < sizeof commands / sizeof commands[0]; i++)
-        known |= !strcmp(argv[1], commands[i].name);
     const int rc = run(argc, argv);
-    return output_written(known ? argv[1] : NULL, rc);
+    return output_written(argc > 1 && find_command(argv[1]) >= 0 ? argv[1] : NULL, rc);
 }

@@ -37,10 +37,14 @@ static heed_status weigh_maps(const heed_tensor *a, const heed_tensor *g, heed_t
     return HEED_OK;
 }
 
+/* net and the output map given, for fn (each entry point checks first:
+ * Grad-CAM reads the network before its image is checked). */
+static heed_status check_given(const heed_net *net, const heed_tensor *out_map, const char *fn) {
+    return net && out_map ? HEED_OK : heed_fail(HEED_ERR_ARG, "%s: %s is NULL", fn, net ? "the output map" : "net");
+}
+
 /* cls a class of net's output and x one image of its input, for fn. */
-static heed_status check_image(const heed_net *net, const heed_tensor *x, int cls, const heed_tensor *out_map,
-                               const char *fn) {
-    if (!net || !out_map) return heed_fail(HEED_ERR_ARG, "%s: %s is NULL", fn, net ? "the output map" : "net");
+static heed_status check_image(const heed_net *net, const heed_tensor *x, int cls, const char *fn) {
     const heed_layer *out = &net->root->base;
     const int classes = out->out_c * out->out_h * out->out_w;
     if (cls < 0 || cls >= classes)
@@ -67,7 +71,7 @@ static heed_status class_backward(heed_net *net, const heed_tensor *x, int cls, 
 }
 
 heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer, heed_tensor *cam) {
-    if (!net || !cam) return heed_fail(HEED_ERR_ARG, "heed_gradcam: %s is NULL", net ? "cam" : "net");
+    HEED_TRY(check_given(net, cam, "heed_gradcam"));
     heed_seq *root = net->root;
     if (root->count < 2)
         return heed_fail(HEED_ERR_ARG, "heed_gradcam: the network has no top-level layer before its output");
@@ -84,13 +88,14 @@ heed_status heed_gradcam(heed_net *net, const heed_tensor *x, int cls, int layer
     if (!strcmp(at->ops->type, "bn") && !strcmp(next->ops->type, "relu"))
         return heed_fail(HEED_ERR_ARG, "heed_gradcam: layer %s is a batch norm run together with the relu "
                          "after it, which keeps no output of its own: take %s", at->name, next->name);
-    HEED_TRY(check_image(net, x, cls, cam, "heed_gradcam"));
+    HEED_TRY(check_image(net, x, cls, "heed_gradcam"));
     HEED_TRY(class_backward(net, x, cls, NULL));
     return weigh_maps(heed_seq_activation(root, layer), &root->grads[layer], cam);
 }
 
 heed_status heed_saliency(heed_net *net, const heed_tensor *x, int cls, heed_tensor *map) {
-    HEED_TRY(check_image(net, x, cls, map, "heed_saliency"));
+    HEED_TRY(check_given(net, map, "heed_saliency"));
+    HEED_TRY(check_image(net, x, cls, "heed_saliency"));
     heed_tensor dx = {0};
     heed_status st = heed_tensor_alloc(&dx, 1, x->c, x->h, x->w); /* zeroed: backward adds to it */
     if (st == HEED_OK) st = class_backward(net, x, cls, &dx);

@@ -110,9 +110,10 @@ static char *meta_text(const heed_model_meta *m) {
     for (int i = 0; i < m->classes; i++) LINE("class %s\n", m->class_names[i]);
     LINE("input_mean %.9g\ninput_std %.9g\n", m->input_mean, m->input_std);
     if (m->norm_channels) {
+        const char *keys[2] = {"channel_mean", "channel_std"};
         const float *pairs[2] = {m->channel_mean, m->channel_std};
         for (int k = 0; k < 2; k++) {
-            put(&b, k ? "channel_std" : "channel_mean", strlen(k ? "channel_std" : "channel_mean"));
+            put(&b, keys[k], strlen(keys[k]));
             for (int c = 0; c < m->norm_channels && c < 4; c++) LINE(" %.9g", pairs[k][c]);
             put(&b, "\n", 1);
         }
@@ -710,7 +711,7 @@ static heed_status mem_container(const void *data, size_t size, const char *name
                                  container *c) {
     *c = (container){0};
     if (!data && size) return heed_fail(HEED_ERR_ARG, "%s: no data, but a size of %zu bytes", name, size);
-    /* As for files: chunk checksums take sizes below 4 GiB. */
+    /* The limit a file has too (read_file). */
     if (size >= MAX_MODEL_BYTES) return heed_fail(HEED_ERR_LIMIT, "%s: larger than 1 GiB", name);
     return parse_container(data, size, name, keep_extra, c);
 }
