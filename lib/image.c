@@ -95,6 +95,7 @@ static heed_status read_file(FILE *f, const char *path, size_t max_pixels, unsig
 heed_status heed_image_read(FILE *f, const char *name_for_errors, size_t max_pixels, heed_tensor *out) {
     *out = (heed_tensor){0};
     const char *name = name_for_errors ? name_for_errors : "<stream>";
+    if (!f) return heed_fail(HEED_ERR_ARG, "heed_image_read: %s: no stream (NULL)", name);
     if (max_pixels == 0) max_pixels = HEED_IMAGE_MAX_PIXELS_DEFAULT;
     unsigned char *buf = NULL;
     size_t size = 0;

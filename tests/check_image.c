@@ -570,6 +570,9 @@ START_TEST(empty_text_missing_and_directory_files_fail_cleanly) {
     ck_assert_int_eq(heed_image_load(tmp_path("missing.png"), 0, &t), HEED_ERR_IO);
     ck_assert_ptr_nonnull(strstr(heed_last_error(), "missing.png"));
     ck_assert_int_eq(heed_image_load(tmpdir, 0, &t), HEED_ERR_IO);
+    /* a stream that is not there */
+    ck_assert_int_eq(heed_image_read(NULL, "camera", 0, &t), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "heed_image_read: camera: no stream"), "%s", heed_last_error());
     clean_tmpdir();
 }
 END_TEST
