@@ -191,9 +191,14 @@ minimal-check:
 	  { echo "minimal-check: classify of a PNG said: $$out"; exit 1; }
 	@echo "minimal-check: ok"
 
+# Installed for this machine's architecture (or for all): `dpkg -s` fails
+# as ambiguous once a foreign one's copy is installed too, as
+# scripts/check_aarch64.sh's arm64 libraries are.
 DEBS := build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev check dataset-fashion-mnist
 deps:
-	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@arch=$$(dpkg --print-architecture); missing=""; for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Architecture} $${Status}\n' $$p 2>/dev/null | \
+	    grep -qE "^($$arch|all) install ok installed" || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
