@@ -12,18 +12,18 @@ int heed_atomic_tmp_name(char *out, size_t size, const char *path) {
     return n >= 0 && (size_t)n < size ? 0 : -1;
 }
 
-heed_status heed_write_atomic(const char *who, const char *path, const void *data, size_t size) {
+heed_status heed_write_atomic(const char *path, const void *data, size_t size) {
     char tmp[4096];
     if (heed_atomic_tmp_name(tmp, sizeof tmp, path) != 0)
-        return heed_fail(HEED_ERR_ARG, "%spath too long: %s", who, path);
+        return heed_fail(HEED_ERR_ARG, "path too long: %s", path);
     /* O_EXCL: never through a file or link already there (a link planted
      * at the predictable name would have the data written into its target). */
     const int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
     if (fd >= 0 && !f) close(fd), remove(tmp);
     if (!f)
-        return heed_fail(HEED_ERR_IO, "%scannot create %s (written first, then renamed to %s): %s",
-                         who, tmp, path, strerror(errno));
+        return heed_fail(HEED_ERR_IO, "cannot create %s (written first, then renamed to %s): %s",
+                         tmp, path, strerror(errno));
     int e = 0;
     errno = 0;
     if (fwrite(data, 1, size, f) != size || fflush(f) != 0) e = errno ? errno : EIO;
@@ -32,12 +32,12 @@ heed_status heed_write_atomic(const char *who, const char *path, const void *dat
     if (fclose(f) != 0 && !e) e = errno ? errno : EIO;
     if (e) {
         remove(tmp);
-        return heed_fail(HEED_ERR_IO, "%scannot write %s: %s", who, path, strerror(e));
+        return heed_fail(HEED_ERR_IO, "cannot write %s: %s", path, strerror(e));
     }
     if (rename(tmp, path) != 0) {
         e = errno;
         remove(tmp);
-        return heed_fail(HEED_ERR_IO, "%scannot rename %s to %s: %s", who, tmp, path, strerror(e));
+        return heed_fail(HEED_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
     }
     return HEED_OK;
 }

@@ -36,16 +36,16 @@ heed_status heed_image_load_mem(const void *data, size_t size, const char *name,
     if (!name) name = "<memory>";
     if (max_pixels == 0) max_pixels = HEED_IMAGE_MAX_PIXELS_DEFAULT;
     const unsigned char *p = data;
-    if (size == 0 || !p) return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: empty file", name);
+    if (size == 0 || !p) return heed_fail(HEED_ERR_FORMAT, "%s: empty file", name);
     const int png = starts_like(p, size, png_magic, sizeof png_magic);
     const int jpeg = starts_like(p, size, jpeg_magic, sizeof jpeg_magic);
     if (png && size >= sizeof png_magic) return heed_png_decode(p, size, name, max_pixels, out);
     if (jpeg && size >= sizeof jpeg_magic) return heed_jpeg_decode(p, size, name, max_pixels, out);
     if (png || jpeg)
-        return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: truncated %s (file ends after %zu bytes)",
+        return heed_fail(HEED_ERR_FORMAT, "%s: truncated %s (file ends after %zu bytes)",
                          name, png ? "PNG" : "JPEG", size);
     return heed_fail(HEED_ERR_FORMAT,
-                     "heed_image_load: %s: not a PNG or JPEG image (unrecognised first bytes)", name);
+                     "%s: not a PNG or JPEG image (unrecognised first bytes)", name);
 }
 
 /* Reads the whole of f into *buf. The first bytes are checked before the
@@ -58,20 +58,20 @@ static heed_status read_file(FILE *f, const char *path, size_t max_pixels, unsig
     size_t limit = SIZE_MAX / 16 - (64u << 20) > max_pixels ? max_pixels * 16 + (64u << 20) : SIZE_MAX;
     size_t cap = 1 << 16, n = 0;
     unsigned char *b = malloc(cap);
-    if (!b) return heed_fail(HEED_ERR_NOMEM, "heed_image_load: %s: out of memory reading", path);
+    if (!b) return heed_fail(HEED_ERR_NOMEM, "%s: out of memory reading", path);
     for (;;) {
         if (n == cap) {
             if (cap >= limit) {
                 free(b);
                 return heed_fail(HEED_ERR_LIMIT,
-                                 "heed_image_load: %s: file larger than %zu bytes, more than an "
+                                 "%s: file larger than %zu bytes, more than an "
                                  "image of at most %zu pixels needs", path, limit, max_pixels);
             }
             size_t ncap = cap > limit / 2 ? limit : cap * 2;
             unsigned char *nb = realloc(b, ncap);
             if (!nb) {
                 free(b);
-                return heed_fail(HEED_ERR_NOMEM, "heed_image_load: %s: out of memory reading", path);
+                return heed_fail(HEED_ERR_NOMEM, "%s: out of memory reading", path);
             }
             b = nb, cap = ncap;
         }
@@ -85,7 +85,7 @@ static heed_status read_file(FILE *f, const char *path, size_t max_pixels, unsig
     if (ferror(f)) {
         int e = errno;
         free(b);
-        return heed_fail(HEED_ERR_IO, "heed_image_load: cannot read %s: %s", path, strerror(e));
+        return heed_fail(HEED_ERR_IO, "cannot read %s: %s", path, strerror(e));
     }
     *buf = b;
     *size = n;
@@ -109,7 +109,7 @@ heed_status heed_image_load(const char *path, size_t max_pixels, heed_tensor *ou
     *out = (heed_tensor){0};
     if (!path) return heed_fail(HEED_ERR_ARG, "heed_image_load: path is NULL");
     FILE *f = fopen(path, "rb");
-    if (!f) return heed_fail(HEED_ERR_IO, "heed_image_load: cannot open %s: %s", path, strerror(errno));
+    if (!f) return heed_fail(HEED_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     heed_status s = heed_image_read(f, path, max_pixels, out);
     fclose(f);
     return s;
@@ -163,12 +163,12 @@ heed_status heed_image_save(const char *path, const heed_tensor *img, const heed
     const char *format = format_from_path(path);
     if (!format)
         return heed_fail(HEED_ERR_ARG,
-                         "heed_image_save: %s: unknown extension (use .png, .jpg or .jpeg)", path);
+                         "%s: unknown extension (use .png, .jpg or .jpeg)", path);
     void *data;
     size_t size;
     heed_status s = heed_image_encode_mem(img, format, opts, &data, &size);
     if (s != HEED_OK) return s;
-    s = heed_write_atomic("heed_image_save: ", path, data, size);
+    s = heed_write_atomic(path, data, size);
     free(data);
     return s;
 }

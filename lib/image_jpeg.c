@@ -106,12 +106,12 @@ static heed_status decode_body(jpeg_state *st, const unsigned char *data, size_t
     jpeg_mem_src(d, data, (unsigned long)size);
     jpeg_save_markers(d, JPEG_APP0 + 1, 0xffff); /* APP1: EXIF, for the orientation */
     if (jpeg_read_header(d, TRUE) != JPEG_HEADER_OK)
-        return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: JPEG holds tables but no image", st->name);
+        return heed_fail(HEED_ERR_FORMAT, "%s: JPEG holds tables but no image", st->name);
     st->orientation = exif_orientation(d);
     const size_t W = d->image_width, H = d->image_height;
     if ((uint64_t)W * H > st->max_pixels)
         return heed_fail(HEED_ERR_LIMIT,
-                         "heed_image_load: %s: JPEG of %zux%zu pixels exceeds the limit of %zu pixels",
+                         "%s: JPEG of %zux%zu pixels exceeds the limit of %zu pixels",
                          st->name, W, H, st->max_pixels);
     /* Huffman coding spends at least one bit on every block's DC value, so
      * the bytes after the header bound the blocks the file can hold: a cut
@@ -123,7 +123,7 @@ static heed_status decode_body(jpeg_state *st, const unsigned char *data, size_t
             blocks += (uint64_t)d->comp_info[ci].width_in_blocks * d->comp_info[ci].height_in_blocks;
         if ((uint64_t)d->src->bytes_in_buffer * 8 < blocks)
             return heed_fail(HEED_ERR_FORMAT,
-                             "heed_image_load: %s: truncated JPEG (%zu bytes of image data cannot "
+                             "%s: truncated JPEG (%zu bytes of image data cannot "
                              "hold %zux%zu pixels)", st->name, (size_t)d->src->bytes_in_buffer, W, H);
     }
     int C, cmyk = 0;
@@ -136,19 +136,19 @@ static heed_status decode_body(jpeg_state *st, const unsigned char *data, size_t
     jpeg_start_decompress(d);
     const int comps = d->output_components;
     if (comps != (cmyk ? 4 : C) || d->output_width != W || d->output_height != H)
-        return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: unsupported JPEG layout (%d components)",
+        return heed_fail(HEED_ERR_FORMAT, "%s: unsupported JPEG layout (%d components)",
                          st->name, comps);
     heed_status s = heed_tensor_alloc(&st->img, 1, C, (int)H, (int)W);
     if (s != HEED_OK) return s;
     st->row = malloc(W * (size_t)comps);
-    if (!st->row) return heed_fail(HEED_ERR_NOMEM, "heed_image_load: %s: out of memory", st->name);
+    if (!st->row) return heed_fail(HEED_ERR_NOMEM, "%s: out of memory", st->name);
     const size_t plane = W * H;
     const int inverted = d->saw_Adobe_marker;
     while (d->output_scanline < H) {
         size_t y = d->output_scanline;
         JSAMPROW rows[1] = {st->row};
         if (jpeg_read_scanlines(d, rows, 1) != 1)
-            return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: JPEG decoding stalled at row %zu",
+            return heed_fail(HEED_ERR_FORMAT, "%s: JPEG decoding stalled at row %zu",
                              st->name, y);
         float *dst = st->img.data + y * W;
         const unsigned char *p = st->row;
@@ -171,8 +171,8 @@ static heed_status decode_body(jpeg_state *st, const unsigned char *data, size_t
 static heed_status decode_run(jpeg_state *st, const unsigned char *data, size_t size) {
     if (setjmp(st->jb)) {
         if (st->truncated)
-            return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: truncated JPEG (%s)", st->name, st->msg);
-        return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: corrupt JPEG: %s", st->name, st->msg);
+            return heed_fail(HEED_ERR_FORMAT, "%s: truncated JPEG (%s)", st->name, st->msg);
+        return heed_fail(HEED_ERR_FORMAT, "%s: corrupt JPEG: %s", st->name, st->msg);
     }
     return decode_body(st, data, size);
 }
@@ -181,7 +181,7 @@ heed_status heed_jpeg_decode(const unsigned char *data, size_t size, const char 
                              size_t max_pixels, heed_tensor *out) {
     *out = (heed_tensor){0};
     jpeg_state *st = calloc(1, sizeof *st);
-    if (!st) return heed_fail(HEED_ERR_NOMEM, "heed_image_load: %s: out of memory", name);
+    if (!st) return heed_fail(HEED_ERR_NOMEM, "%s: out of memory", name);
     st->name = name;
     st->max_pixels = max_pixels;
     init_errors(st);

@@ -108,7 +108,7 @@ static heed_status decode_body(png_state *st) {
     png_get_IHDR(png, info, &W, &H, &depth, &ctype, &interlace, NULL, NULL);
     if ((uint64_t)W * H > st->max_pixels)
         return heed_fail(HEED_ERR_LIMIT,
-                         "heed_image_load: %s: PNG of %lux%lu pixels exceeds the limit of %zu pixels",
+                         "%s: PNG of %lux%lu pixels exceeds the limit of %zu pixels",
                          st->name, (unsigned long)W, (unsigned long)H, st->max_pixels);
     /* Deflate expands at most 1032:1, so a file whose image data is far too
      * short for its header's size is cut (or forged): refuse it before
@@ -117,7 +117,7 @@ static heed_status decode_body(png_state *st) {
     const uint64_t need = (uint64_t)W * H * bits / 8, have = idat_bytes(st->data, st->size);
     if (have * 1032 + 64 < need)
         return heed_fail(HEED_ERR_FORMAT,
-                         "heed_image_load: %s: truncated PNG (%llu bytes of image data cannot hold "
+                         "%s: truncated PNG (%llu bytes of image data cannot hold "
                          "%lux%lu pixels)", st->name, (unsigned long long)have, (unsigned long)W,
                          (unsigned long)H);
     if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -130,13 +130,13 @@ static heed_status decode_body(png_state *st) {
     size_t rowbytes = png_get_rowbytes(png, info);
     if (C < 1 || C > 4 || (depth != 8 && depth != 16) ||
         rowbytes != (size_t)W * C * (depth / 8))
-        return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: unsupported PNG layout "
+        return heed_fail(HEED_ERR_FORMAT, "%s: unsupported PNG layout "
                          "(%d channels of %d bits)", st->name, C, depth);
     heed_status s = heed_tensor_alloc(&st->img, 1, C, (int)H, (int)W);
     if (s != HEED_OK) return s;
     if (passes == 1) {
         st->pixels = malloc(rowbytes);
-        if (!st->pixels) return heed_fail(HEED_ERR_NOMEM, "heed_image_load: %s: out of memory", st->name);
+        if (!st->pixels) return heed_fail(HEED_ERR_NOMEM, "%s: out of memory", st->name);
         for (png_uint_32 y = 0; y < H; y++) {
             png_read_row(png, st->pixels, NULL);
             store_row(&st->img, (int)y, st->pixels, depth);
@@ -147,9 +147,9 @@ static heed_status decode_body(png_state *st) {
          * against the memory limit as the tensor does. */
         st->whole = heed_alloc(rowbytes * H);
         if (!st->whole)
-            return heed_alloc_failed(rowbytes * H, "heed_image_load: %s: the interlaced rows", st->name);
+            return heed_alloc_failed(rowbytes * H, "%s: the interlaced rows", st->name);
         st->rows = malloc(sizeof(png_bytep) * H);
-        if (!st->rows) return heed_fail(HEED_ERR_NOMEM, "heed_image_load: %s: out of memory", st->name);
+        if (!st->rows) return heed_fail(HEED_ERR_NOMEM, "%s: out of memory", st->name);
         for (png_uint_32 y = 0; y < H; y++) st->rows[y] = st->whole + rowbytes * y;
         png_read_image(png, st->rows);
         for (png_uint_32 y = 0; y < H; y++) store_row(&st->img, (int)y, st->rows[y], depth);
@@ -168,9 +168,9 @@ static heed_status decode_run(png_state *st) {
     if (setjmp(png_jmpbuf(st->png))) {
         if (st->truncated)
             return heed_fail(HEED_ERR_FORMAT,
-                             "heed_image_load: %s: truncated PNG (file ends after %zu bytes)",
+                             "%s: truncated PNG (file ends after %zu bytes)",
                              st->name, st->size);
-        return heed_fail(HEED_ERR_FORMAT, "heed_image_load: %s: corrupt PNG: %s", st->name, st->msg);
+        return heed_fail(HEED_ERR_FORMAT, "%s: corrupt PNG: %s", st->name, st->msg);
     }
     return decode_body(st);
 }
@@ -182,7 +182,7 @@ heed_status heed_png_decode(const unsigned char *data, size_t size, const char *
     st.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st, on_error, on_warning);
     if (st.png) st.info = png_create_info_struct(st.png);
     heed_status s = st.info ? decode_run(&st)
-                            : heed_fail(HEED_ERR_NOMEM, "heed_image_load: %s: cannot create a PNG reader",
+                            : heed_fail(HEED_ERR_NOMEM, "%s: cannot create a PNG reader",
                                         name);
     png_destroy_read_struct(&st.png, st.info ? &st.info : NULL, NULL);
     free(st.rows);

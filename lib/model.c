@@ -439,7 +439,7 @@ heed_status heed_model_save_with(const heed_model *m, const char *path, const he
                                  int nextra) {
     bytes b;
     HEED_TRY(model_bytes(m, path, extra, nextra, &b));
-    heed_status st = heed_write_atomic("", path, b.p, b.len);
+    heed_status st = heed_write_atomic(path, b.p, b.len);
     free(b.p);
     return st;
 }
@@ -482,7 +482,7 @@ static heed_status params_bytes(const heed_params *p, const char *path, bytes *o
 heed_status heed_params_save(const heed_params *p, const char *path) {
     bytes b;
     HEED_TRY(params_bytes(p, path, &b));
-    heed_status st = heed_write_atomic("", path, b.p, b.len);
+    heed_status st = heed_write_atomic(path, b.p, b.len);
     free(b.p);
     return st;
 }

@@ -493,7 +493,7 @@ START_TEST(images_from_standard_input) {
      * bytes, not after filling memory */
     ck_assert_int_eq(tu_run_heed(dir, "yes |", "classify --model models/fmnist-cbam.heed -", out, sizeof out,
                                  NULL, 0), 1);
-    ck_assert_str_eq(out, "heed classify: heed_image_load: standard input: not a PNG or JPEG image "
+    ck_assert_str_eq(out, "heed classify: standard input: not a PNG or JPEG image "
                           "(unrecognised first bytes)\n");
 }
 END_TEST

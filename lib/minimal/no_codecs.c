@@ -26,13 +26,13 @@ heed_status heed_jpeg_decode(const unsigned char *data, size_t size, const char 
 heed_status heed_png_encode(const heed_tensor *img, int bits16, void **data, size_t *size) {
     (void)img, (void)bits16;
     *data = NULL, *size = 0;
-    return heed_fail(HEED_ERR_FORMAT, "heed_image_save: cannot write PNG: " WITHOUT);
+    return heed_fail(HEED_ERR_FORMAT, "cannot write PNG: " WITHOUT);
 }
 
 heed_status heed_jpeg_encode(const heed_tensor *img, int quality, void **data, size_t *size) {
     (void)img, (void)quality;
     *data = NULL, *size = 0;
-    return heed_fail(HEED_ERR_FORMAT, "heed_image_save: cannot write JPEG: " WITHOUT);
+    return heed_fail(HEED_ERR_FORMAT, "cannot write JPEG: " WITHOUT);
 }
 
 heed_status heed_fmnist_load(heed_dataset *d, const char *dir, int train, int limit) {
