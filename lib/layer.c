@@ -35,7 +35,7 @@ void heed_layer_init(heed_layer *l, const heed_layer_ops *ops, const char *name,
     l->forward_calls = 0;
 }
 
-static heed_status check_input(const heed_layer *l, const heed_tensor *x) {
+heed_status heed_layer_check_input(const heed_layer *l, const heed_tensor *x) {
     if (x->c != l->in_c || x->h != l->in_h || x->w != l->in_w)
         return heed_fail(HEED_ERR_SHAPE, "%s %s: input is (%d, %d, %d, %d), expected (N, %d, %d, %d)",
                          l->ops->type, l->name, x->n, x->c, x->h, x->w, l->in_c, l->in_h, l->in_w);
@@ -62,7 +62,7 @@ static heed_status name_nomem(const heed_layer *l, heed_status st) {
 }
 
 heed_status heed_layer_forward(heed_layer *l, const heed_tensor *x, heed_tensor *y) {
-    HEED_TRY(check_input(l, x));
+    HEED_TRY(heed_layer_check_input(l, x));
     HEED_TRY(name_nomem(l, heed_tensor_ensure(y, x->n, l->out_c, l->out_h, l->out_w)));
     if (!profiling) return name_nomem(l, l->ops->forward(l, x, y));
     double t0 = now_s();
@@ -74,7 +74,7 @@ heed_status heed_layer_forward(heed_layer *l, const heed_tensor *x, heed_tensor 
 
 heed_status heed_layer_backward(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
                                 const heed_tensor *dy, heed_tensor *dx) {
-    HEED_TRY(check_input(l, x));
+    HEED_TRY(heed_layer_check_input(l, x));
     if (dy->n != x->n || dy->c != l->out_c || dy->h != l->out_h || dy->w != l->out_w)
         return heed_fail(HEED_ERR_SHAPE, "%s %s: output gradient is (%d, %d, %d, %d), expected (%d, %d, %d, %d)",
                          l->ops->type, l->name, dy->n, dy->c, dy->h, dy->w, x->n, l->out_c,

@@ -119,6 +119,12 @@ struct heed_layer {
  * could collide). */
 heed_status heed_layer_check_name(const char *what, const char *name);
 
+/* HEED_ERR_SHAPE, "TYPE NAME: input is (...), expected (N, C, H, W)",
+ * unless x is shaped as the layer was made for: the check that
+ * heed_layer_forward and heed_layer_backward make, for a module's own
+ * entry points (heed_se_forward, ...), which callers reach directly. */
+heed_status heed_layer_check_input(const heed_layer *l, const heed_tensor *x);
+
 /* Fills the base fields; name is copied (truncated to fit). */
 void heed_layer_init(heed_layer *l, const heed_layer_ops *ops, const char *name,
                      const int in[3], int out_c, int out_h, int out_w);

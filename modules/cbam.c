@@ -129,6 +129,7 @@ HEED_WIDE static void scale_channels_positions(const heed_tensor *x, const float
 }
 
 heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y) {
+    HEED_TRY(heed_layer_check_input(&l->base, x));
     const int N = x->n, C = x->c, H = x->h, W = x->w;
     HEED_TRY(heed_global_avg_max_pool_forward(x, &l->pooled[0], &l->pooled[1]));
     HEED_TRY(heed_channel_mlp_forward(&l->mlp, l->pooled));
@@ -231,6 +232,7 @@ HEED_WIDE static void global_grad(const heed_tensor *x, const float *gmax, const
 
 heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_tensor *dy,
                                heed_tensor *dx) {
+    HEED_TRY(heed_layer_check_input(&l->base, x));
     const int N = x->n, C = x->c, H = x->h, W = x->w;
     const size_t HW = (size_t)H * W;
     HEED_CHECK_SHAPE(heed_tensor_same_shape(dy, x) && (!dx || heed_tensor_same_shape(dx, x)) &&

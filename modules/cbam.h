@@ -61,6 +61,9 @@ typedef struct heed_cbam {
  * nothing stays registered in p. */
 heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int in[3], heed_params *p,
                           const char *name);
+/* x is (N, C, H, W) as in[] gave, any N; HEED_ERR_SHAPE otherwise. The
+ * backward comes after the forward on the same x: HEED_ERR_SHAPE when dy
+ * or dx is not shaped like x or no forward of x's batch came before. */
 heed_status heed_cbam_forward(heed_cbam *l, const heed_tensor *x, heed_tensor *y);
 heed_status heed_cbam_backward(heed_cbam *l, const heed_tensor *x, const heed_tensor *dy,
                                heed_tensor *dx);

@@ -65,6 +65,7 @@ static void conv_channels_backward(const float *w, int k, const float *s, const 
 
 /* The channel weights e = sigmoid(w * gap(x)), in l->e. */
 static heed_status excite(heed_eca *l, const heed_tensor *x) {
+    HEED_TRY(heed_layer_check_input(&l->base, x));
     HEED_TRY(heed_global_avg_pool_forward(x, &l->s));
     HEED_TRY(heed_tensor_ensure(&l->z, x->n, x->c, 1, 1));
     conv_channels(l->w, l->cfg.k, l->s.data, x->n, x->c, l->z.data);
@@ -77,6 +78,7 @@ heed_status heed_eca_forward(heed_eca *l, const heed_tensor *x, heed_tensor *y) 
 }
 
 heed_status heed_eca_backward(heed_eca *l, const heed_tensor *x, const heed_tensor *dy, heed_tensor *dx) {
+    HEED_TRY(heed_layer_check_input(&l->base, x));
     /* e and s are the last forward's: none yet, or another batch's */
     HEED_CHECK_SHAPE(heed_tensor_same_shape(dy, x) && (!dx || heed_tensor_same_shape(dx, x)) &&
                          l->e.n == x->n && l->e.c == x->c && l->s.n == x->n,

@@ -53,10 +53,11 @@ int heed_eca_kernel(int c);
  * HEED_ERR_NOMEM. On failure *out is NULL and nothing stays registered. */
 heed_status heed_eca_new(heed_eca **out, const heed_eca_cfg *cfg, const int in[3], heed_params *p,
                          const char *name);
+/* x is (N, C, H, W) as in[] gave, any N; HEED_ERR_SHAPE otherwise. */
 heed_status heed_eca_forward(heed_eca *l, const heed_tensor *x, heed_tensor *y);
 /* After the forward on the same x: dx (unless NULL) += the input gradient,
- * dw +=. HEED_ERR_SHAPE when dy or dx is not shaped like x or no forward
- * of x's batch came before. */
+ * dw +=. HEED_ERR_SHAPE when x is not shaped as in[] gave, dy or dx is not
+ * shaped like x, or no forward of x's batch came before. */
 heed_status heed_eca_backward(heed_eca *l, const heed_tensor *x, const heed_tensor *dy, heed_tensor *dx);
 
 /* The channel weights e of the last forward, (N, C, 1, 1). */

@@ -17,6 +17,7 @@
 
 /* The channel weights e = sigmoid(fc2(relu(fc1(gap(x))))), in l->mlp.e. */
 static heed_status excite(heed_se *l, const heed_tensor *x) {
+    HEED_TRY(heed_layer_check_input(&l->base, x));
     HEED_TRY(heed_global_avg_pool_forward(x, &l->s));
     return heed_channel_mlp_forward(&l->mlp, &l->s);
 }
@@ -27,6 +28,7 @@ heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y) {
 }
 
 heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor *dy, heed_tensor *dx) {
+    HEED_TRY(heed_layer_check_input(&l->base, x));
     /* e and s are the last forward's: none yet, or another batch's */
     HEED_CHECK_SHAPE(heed_tensor_same_shape(dy, x) && (!dx || heed_tensor_same_shape(dx, x)) &&
                          l->mlp.e.n == x->n && l->s.n == x->n,

@@ -42,10 +42,11 @@ typedef struct heed_se {
  * stays registered in p. */
 heed_status heed_se_new(heed_se **out, const heed_se_cfg *cfg, const int in[3], heed_params *p,
                         const char *name);
+/* x is (N, C, H, W) as in[] gave, any N; HEED_ERR_SHAPE otherwise. */
 heed_status heed_se_forward(heed_se *l, const heed_tensor *x, heed_tensor *y);
 /* After the forward on the same x: dx (unless NULL) += the input gradient,
- * fc1/fc2 gradients +=. HEED_ERR_SHAPE when dy or dx is not shaped like x
- * or no forward of x's batch came before. */
+ * fc1/fc2 gradients +=. HEED_ERR_SHAPE when x is not shaped as in[] gave,
+ * dy or dx is not shaped like x, or no forward of x's batch came before. */
 heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor *dy, heed_tensor *dx);
 
 /* The channel weights e of the last forward, (N, C, 1, 1). */

@@ -565,8 +565,40 @@ START_TEST(se_backward_without_its_forward_is_refused) {
     ck_assert_msg(strstr(heed_last_error(), "the last forward (batch 2) do not match"), "%s",
                   heed_last_error());
     ck_assert_int_eq(heed_se_backward(se, &x, &dy, &dx), HEED_OK);
+    /* another H x W than the module was made for: e and s would be another
+     * image size's, so both passes refuse it */
+    heed_tensor xw = heed_tensor_view(x.data, 1, 4, 3, 6), dyw = heed_tensor_view(dy.data, 1, 4, 3, 6);
+    ck_assert_int_eq(heed_se_forward(se, &xw, &y), HEED_ERR_SHAPE);
+    ck_assert_msg(strstr(heed_last_error(), "se att: input is (1, 4, 3, 6), expected (N, 4, 3, 3)"),
+                  "%s", heed_last_error());
+    ck_assert_int_eq(heed_se_backward(se, &xw, &dyw, NULL), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_se_backward(se, &x, &dy, &dx), HEED_OK); /* still the last forward's */
     heed_tensor_free(&x), heed_tensor_free(&dy), heed_tensor_free(&dx), heed_tensor_free(&y);
     heed_layer_free(&se->base);
+    heed_params_free(&p);
+}
+END_TEST
+
+/* CBAM's own entry points check the input against the size the module was
+ * made for, as the layer interface does (its forward failed inside its
+ * 7x7 convolution, naming that; its backward ran on the wrong H x W). */
+START_TEST(cbam_refuses_another_image_size) {
+    heed_params p = {0};
+    heed_cbam *cb;
+    ck_assert_int_eq(heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 3}, (int[3]){4, 3, 3}, &p, "cb"), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 1), HEED_OK);
+    heed_tensor x, dy, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 4, 3, 3), HEED_OK);
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 4, 3, 3), HEED_OK);
+    heed_tensor xw = heed_tensor_view(x.data, 1, 4, 6, 3), dyw = heed_tensor_view(dy.data, 1, 4, 6, 3);
+    ck_assert_int_eq(heed_cbam_forward(cb, &xw, &y), HEED_ERR_SHAPE);
+    ck_assert_msg(strstr(heed_last_error(), "cbam cb: input is (1, 4, 6, 3), expected (N, 4, 3, 3)"), "%s",
+                  heed_last_error());
+    ck_assert_int_eq(heed_cbam_forward(cb, &x, &y), HEED_OK);
+    ck_assert_int_eq(heed_cbam_backward(cb, &xw, &dyw, NULL), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_cbam_backward(cb, &x, &dy, NULL), HEED_OK);
+    heed_tensor_free(&x), heed_tensor_free(&dy), heed_tensor_free(&y);
+    heed_layer_free(&cb->base);
     heed_params_free(&p);
 }
 END_TEST
@@ -693,7 +725,15 @@ START_TEST(eca_settings_and_misuse) {
     ck_assert_int_eq(heed_tensor_alloc(&dy, 2, 8, 3, 3), HEED_OK);
     ck_assert_int_eq(heed_eca_backward(eca, &x, &dy, NULL), HEED_ERR_SHAPE);
     ck_assert_msg(strstr(heed_last_error(), "eca backward e:"), "%s", heed_last_error());
-    heed_tensor_free(&x), heed_tensor_free(&dy);
+    /* another H x W than the module was made for */
+    heed_tensor xw = heed_tensor_view(x.data, 1, 8, 9, 2), dyw = heed_tensor_view(dy.data, 1, 8, 9, 2), y = {0};
+    ck_assert_int_eq(heed_eca_forward(eca, &xw, &y), HEED_ERR_SHAPE);
+    ck_assert_msg(strstr(heed_last_error(), "eca e: input is (1, 8, 9, 2), expected (N, 8, 3, 3)"), "%s",
+                  heed_last_error());
+    ck_assert_int_eq(heed_eca_forward(eca, &x, &y), HEED_OK);
+    ck_assert_int_eq(heed_eca_backward(eca, &xw, &dyw, NULL), HEED_ERR_SHAPE);
+    ck_assert_int_eq(heed_eca_backward(eca, &x, &dy, NULL), HEED_OK);
+    heed_tensor_free(&x), heed_tensor_free(&dy), heed_tensor_free(&y);
     heed_layer_free(&eca->base);
     heed_params_free(&p);
 }
@@ -715,6 +755,7 @@ Suite *heed_suite_attention(void) {
     tcase_add_test(tc, names_that_do_not_fit_are_refused);
     tcase_add_test(tc, null_params_refused_null_cfg_defaults);
     tcase_add_test(tc, se_backward_without_its_forward_is_refused);
+    tcase_add_test(tc, cbam_refuses_another_image_size);
     tcase_add_test(tc, eca_kernel_follows_the_paper);
     tcase_add_test(tc, eca_forward_matches_formula);
     tcase_add_test(tc, eca_gradients);
