@@ -7,11 +7,22 @@
  *               exp only ever sees a non-positive argument, so it cannot
  *               overflow: sigmoid(100) = 1, sigmoid(-100) = 3.7e-44, no NaN
  *   tanh:       y = tanh(x)
+ *   silu:       y = x / (1 + exp(-x))
+ *   hardsigmoid: y = min(max(x + 3, 0), 6) / 6
+ *   hardswish:  y = x min(max(x + 3, 0), 6) / 6
+ *               each written as PyTorch's CPU kernels write it, so the
+ *               roundings agree too; the clamps are comparisons, not
+ *               fmaxf/fminf, so that NaN passes through as it does there
  * Backward, from the forward output y (dx += dy * f'):
  *   relu:       f' = y > 0           (so relu'(0) = 0)
  *   leaky relu: f' = x > 0 ? 1 : a   (y > 0 stands for x > 0 when a >= 0)
  *   sigmoid:    f' = y (1 - y)
  *   tanh:       f' = 1 - y^2
+ * and from the input x, as PyTorch's backward kernels (its choices at the
+ * kinks included):
+ *   silu:       s = 1 / (1 + exp(-x)); f' = s (1 + x (1 - s))
+ *   hardsigmoid: f' = -3 < x < 3 ? 1/6 : 0
+ *   hardswish:  f' = x < -3 ? 0 : x <= 3 ? x/3 + 1/2 : 1   (NaN: 1)
  *
  * Softmax over channels, per image n and position p = (h, w):
  *   m = max_c x[n,c,p];  y[n,c,p] = exp(x[n,c,p] - m) / sum_c' exp(x[n,c',p] - m)
@@ -44,6 +55,13 @@ static heed_status size_like(heed_tensor *y, const heed_tensor *x) {
 
 static float resolve_slope(float slope) { return slope == 0.0f ? 0.01f : slope; }
 
+/* min(max(x + 3, 0), 6): comparisons that keep a NaN, as std::min/max do. */
+static inline float relu6_shifted(float x) {
+    float t = x + 3.0f;
+    t = t < 0.0f ? 0.0f : t;
+    return 6.0f < t ? 6.0f : t;
+}
+
 const char *heed_act_name(heed_act_kind kind) {
     switch (kind) {
     case HEED_ACT_RELU: return "relu";
@@ -51,6 +69,9 @@ const char *heed_act_name(heed_act_kind kind) {
     case HEED_ACT_SIGMOID: return "sigmoid";
     case HEED_ACT_TANH: return "tanh";
     case HEED_ACT_SOFTMAX: return "softmax";
+    case HEED_ACT_SILU: return "silu";
+    case HEED_ACT_HARDSIGMOID: return "hardsigmoid";
+    case HEED_ACT_HARDSWISH: return "hardswish";
     }
     return NULL;
 }
@@ -176,10 +197,31 @@ heed_status heed_act_forward(heed_act_kind kind, float slope, const heed_tensor 
             for (size_t i = 0; i < count; i++) yd[i] = tanhf(xd[i]);
         );
         break;
+    case HEED_ACT_SILU:
+        PARALLEL_IF(count > PAR_MIN, "omp parallel for schedule(static)",
+            for (size_t i = 0; i < count; i++) yd[i] = xd[i] / (1.0f + expf(-xd[i]));
+        );
+        break;
+    case HEED_ACT_HARDSIGMOID:
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) yd[i] = relu6_shifted(xd[i]) / 6.0f;
+        );
+        break;
+    case HEED_ACT_HARDSWISH:
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) yd[i] = xd[i] * relu6_shifted(xd[i]) / 6.0f;
+        );
+        break;
     case HEED_ACT_SOFTMAX:
         break; /* handled above */
     }
     return HEED_OK;
+}
+
+/* Whether act'(x) needs x itself: y does not tell it. */
+static int backward_needs_x(heed_act_kind kind, float slope) {
+    return kind == HEED_ACT_SILU || kind == HEED_ACT_HARDSIGMOID || kind == HEED_ACT_HARDSWISH ||
+           (kind == HEED_ACT_LEAKY_RELU && slope < 0.0f);
 }
 
 heed_status heed_act_backward(heed_act_kind kind, float slope, const heed_tensor *x,
@@ -200,6 +242,8 @@ heed_status heed_act_backward(heed_act_kind kind, float slope, const heed_tensor
         return heed_fail(HEED_ERR_ARG,
                          "heed_act_backward: leaky relu with negative slope %g needs the input x",
                          (double)a);
+    if (!x && backward_needs_x(kind, a))
+        return heed_fail(HEED_ERR_ARG, "heed_act_backward: %s needs the input x", name);
     if (kind == HEED_ACT_SOFTMAX) return heed_softmax_backward(y, dy, dx);
     if (!dx) return HEED_OK;
     const size_t count = heed_tensor_count(y);
@@ -233,6 +277,34 @@ heed_status heed_act_backward(heed_act_kind kind, float slope, const heed_tensor
             for (size_t i = 0; i < count; i++) dd[i] += gd[i] * (1.0f - yd[i] * yd[i]);
         );
         break;
+    case HEED_ACT_SILU: {
+        const float *xd = x->data;
+        PARALLEL_IF(count > PAR_MIN, "omp parallel for schedule(static)",
+            for (size_t i = 0; i < count; i++) {
+                const float v = xd[i], sg = 1.0f / (1.0f + expf(-v));
+                dd[i] += gd[i] * sg * (1.0f + v * (1.0f - sg));
+            });
+        break;
+    }
+    case HEED_ACT_HARDSIGMOID: {
+        const float *xd = x->data;
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) {
+                const float v = xd[i], g = gd[i] * (1.0f / 6.0f);
+                dd[i] += v > -3.0f && v < 3.0f ? g : 0.0f;
+            });
+        break;
+    }
+    case HEED_ACT_HARDSWISH: {
+        const float *xd = x->data;
+        PARALLEL_SIMD_IF(count > PAR_MIN,
+            for (size_t i = 0; i < count; i++) {
+                const float v = xd[i], g = gd[i];
+                const float mid = g * (v / 3.0f + 0.5f);
+                dd[i] += v < -3.0f ? 0.0f : v <= 3.0f ? mid : g;
+            });
+        break;
+    }
     case HEED_ACT_SOFTMAX:
         break; /* handled above */
     }
@@ -271,6 +343,9 @@ ACT_OPS(leaky_relu_ops, "leaky_relu");
 ACT_OPS(sigmoid_ops, "sigmoid");
 ACT_OPS(tanh_ops, "tanh");
 ACT_OPS(softmax_ops, "softmax");
+ACT_OPS(silu_ops, "silu");
+ACT_OPS(hardsigmoid_ops, "hardsigmoid");
+ACT_OPS(hardswish_ops, "hardswish");
 
 heed_status heed_activation_new(heed_activation **out, const heed_activation_cfg *cfg,
                                 const int in[3], heed_params *p, const char *name) {
@@ -286,6 +361,9 @@ heed_status heed_activation_new(heed_activation **out, const heed_activation_cfg
     case HEED_ACT_SIGMOID: ops = &sigmoid_ops; break;
     case HEED_ACT_TANH: ops = &tanh_ops; break;
     case HEED_ACT_SOFTMAX: ops = &softmax_ops; break;
+    case HEED_ACT_SILU: ops = &silu_ops; break;
+    case HEED_ACT_HARDSIGMOID: ops = &hardsigmoid_ops; break;
+    case HEED_ACT_HARDSWISH: ops = &hardswish_ops; break;
     }
     if (!ops)
         return heed_fail(HEED_ERR_ARG, "activation %s: unknown kind %d", name, (int)cfg->kind);

@@ -1,5 +1,6 @@
-/* activation.h -- relu, leaky relu, sigmoid, tanh and channel softmax, as
- * plain functions on whole tensors and as parameter-free layers.
+/* activation.h -- relu, leaky relu, sigmoid, tanh, the mobile networks'
+ * silu, hardsigmoid and hardswish, and channel softmax, as plain functions
+ * on whole tensors and as parameter-free layers.
  *
  *   // inside a module: plain functions
  *   heed_act_forward(HEED_ACT_SIGMOID, 0.0f, &a, &e);          // e = sigmoid(a)
@@ -16,7 +17,12 @@
  * Semantics are PyTorch's: relu(x) = max(x, 0) with relu'(0) = 0;
  * leaky_relu(x) = x if x > 0 else slope * x (derivative slope at 0);
  * sigmoid(x) = 1 / (1 + exp(-x)), computed without overflow so that
- * sigmoid(+-100) is 1 and a tiny positive number, never NaN; tanh; and
+ * sigmoid(+-100) is 1 and a tiny positive number, never NaN; tanh;
+ * silu(x) = x sigmoid(x); hardsigmoid(x) = min(max(x + 3, 0), 6) / 6 with
+ * derivative 1/6 strictly inside (-3, 3) and 0 elsewhere;
+ * hardswish(x) = x hardsigmoid(x), whose derivative PyTorch takes as 0
+ * below -3, x/3 + 1/2 on [-3, 3] (so -1/2 at -3 and 3/2 at 3) and 1 above
+ * (MobileNetV3's activations, as torch.nn.Hardsigmoid and Hardswish); and
  * softmax over the channel dimension (dim 1 of NCHW), as
  * torch.softmax(x, dim=1): for a (N, K) matrix stored as (N, K, 1, 1) that
  * is the usual row softmax over K classes.
@@ -41,7 +47,10 @@ typedef enum heed_act_kind {
     HEED_ACT_LEAKY_RELU,
     HEED_ACT_SIGMOID,
     HEED_ACT_TANH,
-    HEED_ACT_SOFTMAX /* over channels; a layer kind, and dispatched by heed_act_* too */
+    HEED_ACT_SOFTMAX, /* over channels; a layer kind, and dispatched by heed_act_* too */
+    HEED_ACT_SILU,
+    HEED_ACT_HARDSIGMOID,
+    HEED_ACT_HARDSWISH
 } heed_act_kind;
 
 typedef struct heed_activation_cfg {
@@ -56,7 +65,8 @@ typedef struct heed_activation {
 
 /* Makes an activation layer for inputs in[] = (C, H, W) per image; the
  * output has the same shape. Its type (ops->type) is "relu", "leaky_relu",
- * "sigmoid", "tanh" or "softmax" after cfg->kind. It has no parameters, so
+ * "sigmoid", "tanh", "softmax", "silu", "hardsigmoid" or "hardswish" after
+ * cfg->kind. It has no parameters, so
  * p may be NULL; name may be NULL. The caller owns the layer (release with
  * heed_layer_free). Errors: HEED_ERR_ARG for a NULL cfg, an unknown kind, a non-finite
  * slope or a dimension < 1; HEED_ERR_NOMEM. On failure *out is NULL. */
@@ -71,9 +81,10 @@ const char *heed_act_name(heed_act_kind kind);
  * HEED_ERR_ARG for an unknown kind; heed_tensor_ensure's errors. */
 heed_status heed_act_forward(heed_act_kind kind, float slope, const heed_tensor *x, heed_tensor *y);
 
-/* dx += dy * act'(x), computed from y = act(x). x may be NULL for every
- * kind except leaky relu with a negative slope (where the sign of y does not
- * tell the sign of x). y, dy, dx (and x when given) must have one shape.
+/* dx += dy * act'(x), computed from y = act(x) where that can be. x may be
+ * NULL for relu, sigmoid, tanh, softmax and leaky relu with a slope >= 0;
+ * silu, hardsigmoid and hardswish need it, as does leaky relu with a
+ * negative slope (where the sign of y does not tell the sign of x). y, dy, dx (and x when given) must have one shape.
  * Errors: HEED_ERR_SHAPE naming the shapes;
  * HEED_ERR_ARG for an unknown kind or a missing x. */
 heed_status heed_act_backward(heed_act_kind kind, float slope, const heed_tensor *x,

@@ -1,4 +1,5 @@
-/* check_activation.c -- relu, leaky relu, sigmoid, tanh, channel softmax:
+/* check_activation.c -- relu, leaky relu, sigmoid, tanh, silu, hardsigmoid,
+ * hardswish, channel softmax:
  * hand-computed values, central-difference gradients, a double-precision
  * softmax written here, and the layer interface. */
 #include <math.h>
@@ -11,6 +12,9 @@
 
 static const heed_act_kind elementwise_kinds[] = {HEED_ACT_RELU, HEED_ACT_LEAKY_RELU,
                                                   HEED_ACT_SIGMOID, HEED_ACT_TANH};
+
+/* The mobile networks' activations: their derivatives need x. */
+static const heed_act_kind mobile_kinds[] = {HEED_ACT_SILU, HEED_ACT_HARDSIGMOID, HEED_ACT_HARDSWISH};
 
 /* x of shape (1, n, 1, 1) holding v[0..n). */
 static heed_tensor vec(float *v, int n) { return heed_tensor_view(v, 1, n, 1, 1); }
@@ -109,6 +113,55 @@ START_TEST(backward_hand_values_accumulate) {
 }
 END_TEST
 
+/* Outputs and input gradients (dy = 1) as PyTorch 1.13 gives them
+ * (torch.nn.functional.silu, hardsigmoid and hardswish, then backward of
+ * the sum), kinks, NaN and the far ends included. */
+START_TEST(mobile_activations_match_pytorch_values) {
+    float xv[8] = {-4.0f, -3.0f, -1.0f, 0.0f, 2.0f, 3.0f, 4.0f, NAN};
+    static const struct {
+        heed_act_kind kind;
+        float y[7], dx[8]; /* y at NaN is NaN for all three */
+    } cases[] = {
+        {HEED_ACT_HARDSIGMOID,
+         {0.0f, 0.0f, 0.3333333432674408f, 0.5f, 0.8333333134651184f, 1.0f, 1.0f},
+         {0.0f, 0.0f, 0.1666666716337204f, 0.1666666716337204f, 0.1666666716337204f, 0.0f, 0.0f, 0.0f}},
+        {HEED_ACT_HARDSWISH,
+         {-0.0f, -0.0f, -0.3333333432674408f, 0.0f, 1.6666666269302368f, 3.0f, 4.0f},
+         /* PyTorch's choices: -1/2 at -3, 3/2 at 3, 1 at NaN */
+         {0.0f, -0.5f, 0.1666666567325592f, 0.5f, 1.1666667461395264f, 1.5f, 1.0f, 1.0f}},
+        {HEED_ACT_SILU,
+         {-0.07194484025239944f, -0.14227761328220367f, -0.2689414322376251f, 0.0f,
+          1.7615940570831299f, 2.857722520828247f, 3.9280550479888916f},
+         {-0.052664611488580704f, -0.08810410648584366f, 0.07232948392629623f, 0.5f,
+          1.0907843112945557f, 1.0881041288375854f, 1.0526646375656128f, NAN}},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        float yv[8], gv[8], dv[8] = {0};
+        for (int i = 0; i < 8; i++) gv[i] = 1.0f;
+        heed_tensor x = vec(xv, 8), y = vec(yv, 8), dy = vec(gv, 8), dx = vec(dv, 8);
+        const char *name = heed_act_name(cases[k].kind);
+        ck_assert_int_eq(heed_act_forward(cases[k].kind, 0, &x, &y), HEED_OK);
+        ck_assert_int_eq(heed_act_backward(cases[k].kind, 0, &x, &y, &dy, &dx), HEED_OK);
+        for (int i = 0; i < 7; i++) {
+            ck_assert_msg(fabsf(yv[i] - cases[k].y[i]) <= 2e-7f, "%s(%g) = %.9g, PyTorch %.9g", name,
+                          (double)xv[i], (double)yv[i], (double)cases[k].y[i]);
+            ck_assert_msg(signbit(yv[i]) == signbit(cases[k].y[i]) || cases[k].kind == HEED_ACT_SILU,
+                          "%s(%g): sign of zero", name, (double)xv[i]);
+        }
+        ck_assert_msg(isnan(yv[7]), "%s(NaN) = %g", name, (double)yv[7]);
+        for (int i = 0; i < 8; i++) {
+            const float want = cases[k].dx[i];
+            ck_assert_msg(isnan(want) ? isnan(dv[i]) : fabsf(dv[i] - want) <= 2e-7f,
+                          "%s'(%g) = %.9g, PyTorch %.9g", name, (double)xv[i], (double)dv[i], (double)want);
+        }
+        /* their derivatives need x: y does not give it (hardswish is not
+         * one-to-one, and the kinks of both hard ones sit at x = +-3) */
+        ck_assert_int_eq(heed_act_backward(cases[k].kind, 0, NULL, &y, &dy, &dx), HEED_ERR_ARG);
+        ck_assert_msg(strstr(heed_last_error(), "needs the input x"), "%s", heed_last_error());
+    }
+}
+END_TEST
+
 /* ---- gradient checks ---- */
 
 typedef struct act_ctx {
@@ -134,6 +187,8 @@ static void gradcheck_kind(heed_act_kind kind, float slope, int x_given, uint64_
     const size_t n = heed_tensor_count(&x);
     tu_fill_uniform(x.data, n, -3.0f, 3.0f, seed);
     avoid_zero(x.data, n, 0.05f);
+    for (size_t i = 0; i < n; i++) /* and from the hard ones' kinks at +-3, outward */
+        if (fabsf(x.data[i]) > 2.95f) x.data[i] *= 1.1f;
     tu_fill_uniform(dy.data, n, -1.0f, 1.0f, seed + 1);
     ck_assert_int_eq(heed_act_forward(kind, slope, &x, &y), HEED_OK);
     ck_assert_int_eq(heed_act_backward(kind, slope, x_given ? &x : NULL, &y, &dy, &dx), HEED_OK);
@@ -155,6 +210,8 @@ START_TEST(elementwise_gradients_match_finite_differences) {
     gradcheck_kind(HEED_ACT_LEAKY_RELU, 0.3f, 1, 7);
     gradcheck_kind(HEED_ACT_LEAKY_RELU, -0.3f, 1, 8); /* negative slope: sign from x */
     gradcheck_kind(HEED_ACT_SOFTMAX, 0.0f, 0, 9);
+    for (size_t k = 0; k < sizeof mobile_kinds / sizeof mobile_kinds[0]; k++)
+        gradcheck_kind(mobile_kinds[k], 0.0f, 1, 300 + k);
 }
 END_TEST
 
@@ -319,8 +376,9 @@ START_TEST(large_tensors_match_scalar_formulas) {
     const size_t n = heed_tensor_count(&x);
     tu_fill_uniform(x.data, n, -4.0f, 4.0f, 60);
     tu_fill_uniform(dy.data, n, -1.0f, 1.0f, 61);
-    for (size_t k = 0; k < sizeof elementwise_kinds / sizeof elementwise_kinds[0]; k++) {
-        const heed_act_kind kind = elementwise_kinds[k];
+    const size_t n_plain = sizeof elementwise_kinds / sizeof elementwise_kinds[0];
+    for (size_t k = 0; k < n_plain + sizeof mobile_kinds / sizeof mobile_kinds[0]; k++) {
+        const heed_act_kind kind = k < n_plain ? elementwise_kinds[k] : mobile_kinds[k - n_plain];
         heed_tensor_zero(&dx);
         ck_assert_int_eq(heed_act_forward(kind, 0.25f, &x, &y), HEED_OK);
         ck_assert_int_eq(heed_act_backward(kind, 0.25f, &x, &y, &dy, &dx), HEED_OK);
@@ -331,6 +389,17 @@ START_TEST(large_tensors_match_scalar_formulas) {
             case HEED_ACT_RELU: f = v > 0 ? v : 0, df = v > 0 ? 1 : 0; break;
             case HEED_ACT_LEAKY_RELU: f = v > 0 ? v : 0.25 * v, df = v > 0 ? 1 : 0.25; break;
             case HEED_ACT_SIGMOID: f = 1 / (1 + exp(-v)), df = f * (1 - f); break;
+            case HEED_ACT_SILU: {
+                const double sg = 1 / (1 + exp(-v));
+                f = v * sg, df = sg * (1 + v * (1 - sg));
+                break;
+            }
+            case HEED_ACT_HARDSIGMOID:
+                f = v <= -3 ? 0 : v >= 3 ? 1 : (v + 3) / 6, df = v > -3 && v < 3 ? 1.0 / 6 : 0;
+                break;
+            case HEED_ACT_HARDSWISH:
+                f = v <= -3 ? 0 : v >= 3 ? v : v * (v + 3) / 6, df = v < -3 ? 0 : v <= 3 ? v / 3 + 0.5 : 1;
+                break;
             default: f = tanh(v), df = 1 - f * f; break;
             }
             ck_assert_double_eq_tol(y.data[i], f, 1e-6);
@@ -378,9 +447,10 @@ START_TEST(null_config_is_refused) {
 END_TEST
 
 START_TEST(layer_constructor_types_and_bad_configs) {
-    static const char *types[] = {"relu", "leaky_relu", "sigmoid", "tanh", "softmax"};
+    static const char *types[] = {"relu",    "leaky_relu", "sigmoid",    "tanh",
+                                  "softmax", "silu",       "hardsigmoid", "hardswish"};
     heed_params p = {0};
-    for (int k = 0; k <= HEED_ACT_SOFTMAX; k++) {
+    for (int k = 0; k <= HEED_ACT_HARDSWISH; k++) {
         heed_activation *a;
         heed_activation_cfg cfg = {.kind = (heed_act_kind)k};
         ck_assert_int_eq(heed_activation_new(&a, &cfg, (int[3]){3, 5, 4}, &p, "act"), HEED_OK);
@@ -469,6 +539,7 @@ Suite *heed_suite_activation(void) {
     tcase_add_test(tc, relu_and_leaky_relu_hand_values);
     tcase_add_test(tc, sigmoid_and_tanh_hand_values_and_extremes);
     tcase_add_test(tc, backward_hand_values_accumulate);
+    tcase_add_test(tc, mobile_activations_match_pytorch_values);
     tcase_add_test(tc, elementwise_gradients_match_finite_differences);
     tcase_add_test(tc, negative_slope_backward_needs_x);
     tcase_add_test(tc, softmax_hand_case);
