@@ -50,7 +50,7 @@ static void show(heed_layer *l, int depth, void *vctx) {
     }
     char shape[48];
     snprintf(shape, sizeof shape, "%dx%dx%d", l->out_c, l->out_h, l->out_w);
-    printf("%*s%-*s %-9s %-14s %10zu %14.0f\n", 2 * depth, "", 34 - 2 * depth, l->name, l->ops->type,
+    printf("%*s%-*s %-11s %-14s %10zu %14.0f\n", 2 * depth, "", 34 - 2 * depth, l->name, l->ops->type,
            shape, n, flops);
 }
 
@@ -134,7 +134,7 @@ int cmd_info(int argc, char **argv) {
         }
         printf("}\n");
     } else {
-        printf("%s: input %dx%dx%d\n\n%-34s %-9s %-14s %10s %14s\n", args[0], net->in_c, net->in_h,
+        printf("%s: input %dx%dx%d\n\n%-34s %-11s %-14s %10s %14s\n", args[0], net->in_c, net->in_h,
                net->in_w, "layer", "type", "output", "params", "FLOPs");
         heed_net_visit(net, show, &c);
         printf("\ntotal: %zu parameters, %.2f MFLOPs per image forward\n", params, flops / 1e6);

@@ -112,6 +112,11 @@ heed_status heed_settings_int(heed_settings *s, const char *key, int def, int *o
 heed_status heed_settings_float(heed_settings *s, const char *key, float def, float *out);
 /* A required integer setting. */
 heed_status heed_settings_need_int(heed_settings *s, const char *key, int *out);
+/* A setting that is one of the words in `choices` (NULL-terminated): its
+ * index in *out, `def` when absent. HEED_ERR_ARG, listing the words,
+ * for any other value. */
+heed_status heed_settings_choice(heed_settings *s, const char *key, const char *const *choices, int def,
+                                 int *out);
 
 typedef heed_status (*heed_layer_builder)(heed_layer **out, heed_settings *s, const int in[3],
                                           heed_params *p, const char *name);

@@ -83,6 +83,22 @@ heed_status heed_settings_float(heed_settings *s, const char *key, float def, fl
     return HEED_OK;
 }
 
+heed_status heed_settings_choice(heed_settings *s, const char *key, const char *const *choices, int def,
+                                 int *out) {
+    const char *v = settings_get(s, key);
+    *out = def;
+    if (!v) return HEED_OK;
+    char list[256] = "";
+    for (int i = 0; choices[i]; i++) {
+        if (!strcmp(v, choices[i])) {
+            *out = i;
+            return HEED_OK;
+        }
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", choices[i]);
+    }
+    return heed_fail(HEED_ERR_ARG, "%s=%s is not one of: %s", key, v, list);
+}
+
 /* ---- builders for the core layer types --------------------------------- */
 
 static heed_status build_conv(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
@@ -132,6 +148,9 @@ ACT_BUILDER(build_leaky_relu, HEED_ACT_LEAKY_RELU)
 ACT_BUILDER(build_sigmoid, HEED_ACT_SIGMOID)
 ACT_BUILDER(build_tanh, HEED_ACT_TANH)
 ACT_BUILDER(build_softmax, HEED_ACT_SOFTMAX)
+ACT_BUILDER(build_silu, HEED_ACT_SILU)
+ACT_BUILDER(build_hardsigmoid, HEED_ACT_HARDSIGMOID)
+ACT_BUILDER(build_hardswish, HEED_ACT_HARDSWISH)
 
 static heed_status build_pool(heed_layer **out, heed_pool_kind kind, heed_settings *s,
                               const int in[3], heed_params *p, const char *name) {
@@ -219,6 +238,9 @@ static const heed_layer_type core_types[] = {
     {"sigmoid", build_sigmoid, ""},
     {"tanh", build_tanh, ""},
     {"softmax", build_softmax, ""},
+    {"silu", build_silu, ""},
+    {"hardsigmoid", build_hardsigmoid, ""},
+    {"hardswish", build_hardswish, ""},
     {"maxpool", build_maxpool, "k [stride pad]"},
     {"avgpool", build_avgpool, "k [stride pad exclude_pad]"},
     {"gap", build_gap, ""},
@@ -257,6 +279,7 @@ static const struct {
     {"fc", "out", 1, SETTING_MAX},
     {"fc", "bias", 0, 1},
     {"se", "r", 1, SETTING_MAX},
+    {"se", "hidden", 1, SETTING_MAX},
     {"cbam", "r", 1, SETTING_MAX},
     {"cbam", "k", 1, SETTING_MAX},
     {"eca", "k", 1, SETTING_MAX},
@@ -570,7 +593,10 @@ static heed_status parse_line(parser *p, char *line, int *have_input, int in[3])
     if (st != HEED_OK) {
         char msg[1024];
         snprintf(msg, sizeof msg, "%s", heed_last_error());
-        return heed_fail(st, "%s:%d: %s: %s", p->origin, p->line, kw, msg);
+        /* A layer's own message names it ("se stage1.att: ..."): not "se: " again. */
+        const size_t k = strlen(kw);
+        const int named = !strncmp(msg, kw, k) && msg[k] == ' ';
+        return heed_fail(st, "%s:%d: %s%s%s", p->origin, p->line, named ? "" : kw, named ? "" : ": ", msg);
     }
     for (int i = 0; i < s.count; i++)
         if (!s.used[i]) {

@@ -349,7 +349,7 @@ heed_status heed_cbam_new(heed_cbam **out, const heed_cbam_cfg *cfg, const int i
      * into the parts freed here. */
     const int registered = p->count;
     char sub[96];
-    heed_status st = heed_channel_mlp_new(&l->mlp, c, r, 2, p, name);
+    heed_status st = heed_channel_mlp_new(&l->mlp, c, c / r, 2, p, name);
     if (st == HEED_OK)
         st = heed_conv2d_new(&l->conv,
                              &(heed_conv2d_cfg){.in_c = 2, .out_c = 1, .k = k, .stride = 1,

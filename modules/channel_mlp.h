@@ -1,13 +1,14 @@
 /* channel_mlp.h -- the channel attention MLP that SE and CBAM share:
- * e = sigmoid(sum_i fc2(relu(fc1(pooled_i)))) over one pooled vector (SE:
- * the average) or two (CBAM: the average and the maximum, through the same
- * fc1 and fc2). It is part of its module, not a layer of its own: the
+ * e = gate(sum_i fc2(act(fc1(pooled_i)))) over one pooled vector (SE: the
+ * average) or two (CBAM: the average and the maximum, through the same fc1
+ * and fc2). act is relu and gate sigmoid unless the module sets others
+ * (SE's act= and gate=, for MobileNetV3's and EfficientNet's blocks). It is part of its module, not a layer of its own: the
  * module lists fc1 and fc2 as its children, owns the struct by value and
  * does the pooling and the scaling around it.
  *
  *   heed_channel_mlp mlp = {0};
  *   heed_channel_mlp_check("se", name, in, r, "fc1");        // before allocating the module
- *   heed_channel_mlp_new(&mlp, C, r, 1, params, name);       // "<name>.fc1.*", "<name>.fc2.*"
+ *   heed_channel_mlp_new(&mlp, C, C / r, 1, params, name);   // "<name>.fc1.*", "<name>.fc2.*"
  *   heed_channel_mlp_forward(&mlp, &pooled);                 // mlp.e = (N, C, 1, 1)
  *   heed_channel_mlp_backward(&mlp, &pooled, &de, &dpooled); // fc grads +=, dpooled =
  *   heed_channel_mlp_free(&mlp);
@@ -15,6 +16,7 @@
 #ifndef HEED_CHANNEL_MLP_H
 #define HEED_CHANNEL_MLP_H
 
+#include "activation.h"
 #include "layer.h"
 #include "linear.h"
 
@@ -22,17 +24,28 @@
 extern "C" {
 #endif
 
+/* The function that turns the MLP's logits into channel weights in [0, 1]. */
+typedef enum heed_gate {
+    HEED_GATE_SIGMOID = 0,  /* SE's and CBAM's papers */
+    HEED_GATE_HARDSIGMOID   /* MobileNetV3's: min(max(a + 3, 0), 6) / 6 */
+} heed_gate;
+
+/* The activation kind of a gate (HEED_ACT_SIGMOID, ...). */
+heed_act_kind heed_gate_act(heed_gate gate);
+
 typedef struct heed_channel_mlp {
-    heed_linear *fc1, *fc2;   /* owned: C -> C/r and C/r -> C, with biases */
+    heed_linear *fc1, *fc2;   /* owned: C -> H and H -> C (H hidden units), with biases */
     int branches;             /* pooled vectors per forward: 1 or 2 */
+    heed_act_kind act;        /* between fc1 and fc2: relu (the default), silu or hardswish */
+    heed_gate gate;           /* after fc2 */
     /* forward intermediates, per branch */
-    heed_tensor hidden[2];      /* (N, C/r, 1, 1) fc1 output */
-    heed_tensor hidden_relu[2]; /* (N, C/r, 1, 1) */
+    heed_tensor hidden[2];      /* (N, H, 1, 1) fc1 output */
+    heed_tensor hidden_act[2];  /* (N, H, 1, 1) act(hidden) */
     heed_tensor logits[2];      /* (N, C, 1, 1) fc2 output; with one branch fc2 writes a */
-    heed_tensor a, e;           /* (N, C, 1, 1) summed logits, channel weights sigmoid(a) */
+    heed_tensor a, e;           /* (N, C, 1, 1) summed logits, channel weights gate(a) */
     /* backward scratch, reused by the branches in turn */
-    heed_tensor dhidden, dhidden_relu; /* (N, C/r, 1, 1) */
-    heed_tensor da;                    /* (N, C, 1, 1) */
+    heed_tensor dhidden, dhidden_act; /* (N, H, 1, 1) */
+    heed_tensor da;                   /* (N, C, 1, 1) */
 } heed_channel_mlp;
 
 /* The checks a module does before it allocates anything: HEED_ERR_ARG,
@@ -45,12 +58,13 @@ typedef struct heed_channel_mlp {
 heed_status heed_channel_mlp_check(const char *type, const char *name, const int in[3], int r,
                                    const char *child);
 
-/* Creates fc1 (C -> C/r) then fc2 (C/r -> C) in *m, registering
+/* Creates fc1 (C -> hidden) then fc2 (hidden -> C) in *m, registering
  * "<name>.fc1.weight", "<name>.fc1.bias", "<name>.fc2.weight",
- * "<name>.fc2.bias" in that order. branches is 1 or 2. On failure frees
- * what it created and forgets what it registered (p as it was); errors
- * those of heed_linear_new. */
-heed_status heed_channel_mlp_new(heed_channel_mlp *m, int c, int r, int branches, heed_params *p,
+ * "<name>.fc2.bias" in that order, with act relu and gate sigmoid (the
+ * module may set others before the first forward). branches is 1 or 2. On
+ * failure frees what it created and forgets what it registered (p as it
+ * was); errors those of heed_linear_new. */
+heed_status heed_channel_mlp_new(heed_channel_mlp *m, int c, int hidden, int branches, heed_params *p,
                                  const char *name);
 
 /* pooled[0..branches) are (N, C, 1, 1); sets m->e (and the intermediates

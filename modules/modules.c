@@ -7,8 +7,17 @@
 
 static heed_status build_se(heed_layer **out, heed_settings *s, const int in[3], heed_params *p,
                             const char *name) {
+    static const char *const acts[] = {"relu", "silu", "hardswish", NULL};
+    static const char *const gates[] = {"sigmoid", "hardsigmoid", NULL};
+    static const heed_act_kind act_kinds[] = {HEED_ACT_RELU, HEED_ACT_SILU, HEED_ACT_HARDSWISH};
     heed_se_cfg c = {0};
-    HEED_TRY(heed_settings_int(s, "r", 16, &c.r));
+    int act, gate;
+    HEED_TRY(heed_settings_int(s, "r", 0, &c.r)); /* 0: 16, or the hidden width given */
+    HEED_TRY(heed_settings_int(s, "hidden", 0, &c.hidden));
+    HEED_TRY(heed_settings_choice(s, "act", acts, 0, &act));
+    HEED_TRY(heed_settings_choice(s, "gate", gates, 0, &gate));
+    c.act = act_kinds[act];
+    c.gate = gate ? HEED_GATE_HARDSIGMOID : HEED_GATE_SIGMOID;
     heed_se *l;
     HEED_TRY(heed_se_new(&l, &c, in, p, name));
     *out = &l->base;
@@ -59,7 +68,7 @@ static heed_status build_ram(heed_layer **out, heed_settings *s, const int in[3]
 }
 
 const heed_layer_type heed_module_layer_types[] = {
-    {"se", build_se, "[r]"},
+    {"se", build_se, "[r hidden act gate]"},
     {"cbam", build_cbam, "[r k]"},
     {"eca", build_eca, "[k]"},
     {"ram", build_ram, "[glimpses patch scales glimpse_hidden loc_hidden hidden classes lstm std samples seed]"},

@@ -1,7 +1,8 @@
 /* se.c -- squeeze-and-excitation, composed from core primitives.
  *
- * forward:  s = gap(x); e = sigmoid(fc2(relu(fc1(s)))) (channel_mlp.c,
- *           one branch); y = x * e (broadcast over H, W)
+ * forward:  s = gap(x); e = gate(fc2(act(fc1(s)))) (channel_mlp.c, one
+ *           branch; relu and sigmoid unless cfg says); y = x * e
+ *           (broadcast over H, W)
  * backward: dx += dy * e;  de = sum_hw dy * x;  back through the MLP to
  *           ds and the fc1/fc2 parameter grads;  dx += ds / (H W) (gap's
  *           backward). With base.dx_fresh (layer.h) dx = dy * e is written,
@@ -98,18 +99,34 @@ heed_status heed_se_new(heed_se **out, const heed_se_cfg *cfg, const int in[3], 
     *out = NULL;
     if (!name) name = "";
     if (!p) return heed_fail(HEED_ERR_ARG, "se %s: no parameter store given", name);
-    const int r = cfg && cfg->r ? cfg->r : 16, c = in[0];
-    HEED_TRY(heed_channel_mlp_check("se", name, in, r, "fc1"));
+    heed_se_cfg c = cfg ? *cfg : (heed_se_cfg){0};
+    if (c.r && c.hidden)
+        return heed_fail(HEED_ERR_ARG, "se %s: r=%d and hidden=%d both given; give one", name, c.r,
+                         c.hidden);
+    if (c.hidden < 0)
+        return heed_fail(HEED_ERR_ARG, "se %s: hidden=%d, must be at least 1", name, c.hidden);
+    if (c.act != HEED_ACT_RELU && c.act != HEED_ACT_SILU && c.act != HEED_ACT_HARDSWISH)
+        return heed_fail(HEED_ERR_ARG, "se %s: act %s is not relu, silu or hardswish", name,
+                         heed_act_name(c.act) ? heed_act_name(c.act) : "(unknown)");
+    if (c.gate != HEED_GATE_SIGMOID && c.gate != HEED_GATE_HARDSIGMOID)
+        return heed_fail(HEED_ERR_ARG, "se %s: unknown gate %d", name, (int)c.gate);
+    /* hidden given: r = 1 only lets the shared check look at the rest */
+    if (!c.r) c.r = c.hidden ? 1 : 16;
+    HEED_TRY(heed_channel_mlp_check("se", name, in, c.r, "fc1"));
+    const int hidden = c.hidden ? c.hidden : in[0] / c.r;
+    if (c.hidden) c.r = 0; /* as given: one or the other */
     heed_se *l = calloc(1, sizeof *l);
     if (!l) return heed_fail(HEED_ERR_NOMEM, "cannot allocate se %s", name);
     heed_layer_init(&l->base, &se_ops, name, in, in[0], in[1], in[2]);
-    l->cfg.r = r;
+    l->cfg = c;
     /* On failure it has forgotten what it registered: nothing points into l. */
-    heed_status st = heed_channel_mlp_new(&l->mlp, c, r, 1, p, name);
+    heed_status st = heed_channel_mlp_new(&l->mlp, in[0], hidden, 1, p, name);
     if (st != HEED_OK) {
         free(l);
         return st;
     }
+    l->mlp.act = c.act;
+    l->mlp.gate = c.gate;
     *out = l;
     return HEED_OK;
 }

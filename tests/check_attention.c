@@ -103,12 +103,36 @@ static void fc_ref(const float *W, const float *b, const float *in, int nin, int
     }
 }
 
+/* SE's variants: the paper's, MobileNetV3's (hardswish, hardsigmoid, a
+ * hidden width of its own) and EfficientNet's (silu), as torchvision's
+ * SqueezeExcitation computes them; a hidden width above C is allowed. */
+static const heed_se_cfg se_variants[] = {
+    {.r = 2},
+    {.hidden = 4, .act = HEED_ACT_HARDSWISH, .gate = HEED_GATE_HARDSIGMOID},
+    {.hidden = 8, .act = HEED_ACT_SILU},
+};
+
+static float act_ref(heed_act_kind act, float v) {
+    const float t = fminf(fmaxf(v + 3.0f, 0.0f), 6.0f);
+    return act == HEED_ACT_SILU ? v / (1.0f + expf(-v)) : act == HEED_ACT_HARDSWISH ? v * t / 6.0f
+                                                                                     : fmaxf(v, 0.0f);
+}
+
+static float gate_ref(heed_gate gate, float v) {
+    return gate == HEED_GATE_HARDSIGMOID ? fminf(fmaxf(v + 3.0f, 0.0f), 6.0f) / 6.0f : sigmoidf_ref(v);
+}
+
 START_TEST(se_forward_matches_formula) {
-    enum { N = 2, C = 6, H = 3, W = 5, R = 2, HID = C / R };
+    enum { N = 2, C = 6, H = 3, W = 5, MAXHID = 8 };
+    const heed_se_cfg *cfg = &se_variants[_i];
+    const int HID = cfg->hidden ? cfg->hidden : C / cfg->r;
     heed_params p = {0};
     heed_se *se;
-    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.r = R}, (int[3]){C, H, W}, &p, "se"), HEED_OK);
+    ck_assert_int_eq(heed_se_new(&se, cfg, (int[3]){C, H, W}, &p, "se"), HEED_OK);
     ck_assert_int_eq(heed_params_alloc(&p, 3), HEED_OK);
+    /* weights wide enough that the hard gate's logits pass +-3 */
+    for (int i = 0; i < p.count; i++)
+        for (size_t k = 0; k < p.items[i].count; k++) p.values[p.items[i].offset + k] *= 4.0f;
     heed_tensor x, y = {0};
     heed_tensor_alloc(&x, N, C, H, W);
     tu_fill_uniform(x.data, heed_tensor_count(&x), -2, 2, 4);
@@ -118,18 +142,21 @@ START_TEST(se_forward_matches_formula) {
     const float *w2 = p.values + heed_params_find(&p, "se.fc2.weight")->offset;
     const float *b2 = p.values + heed_params_find(&p, "se.fc2.bias")->offset;
     ck_assert_ptr_nonnull(w1);
+    ck_assert_int_eq(heed_params_find(&p, "se.fc1.bias")->count, HID);
+    int clamped = 0;
     for (int n = 0; n < N; n++) {
-        float s[C], h[HID], a[C];
+        float s[C], h[MAXHID], a[C];
         for (int c = 0; c < C; c++) {
             double acc = 0;
             for (int i = 0; i < H * W; i++) acc += x.data[(n * C + c) * H * W + i];
             s[c] = (float)(acc / (H * W));
         }
         fc_ref(w1, b1, s, C, HID, h);
-        for (int j = 0; j < HID; j++) h[j] = h[j] > 0 ? h[j] : 0;
+        for (int j = 0; j < HID; j++) h[j] = act_ref(cfg->act, h[j]);
         fc_ref(w2, b2, h, HID, C, a);
         for (int c = 0; c < C; c++) {
-            float e = sigmoidf_ref(a[c]);
+            float e = gate_ref(cfg->gate, a[c]);
+            clamped += e == 0.0f || e == 1.0f;
             ck_assert_float_eq_tol(heed_se_weights(se)->data[n * C + c], e, 1e-6);
             for (int i = 0; i < H * W; i++) {
                 size_t k = (size_t)(n * C + c) * H * W + i;
@@ -137,6 +164,7 @@ START_TEST(se_forward_matches_formula) {
             }
         }
     }
+    if (cfg->gate == HEED_GATE_HARDSIGMOID) ck_assert_int_gt(clamped, 0);
     heed_tensor_free(&x), heed_tensor_free(&y);
     heed_layer_free(&se->base);
     heed_params_free(&p);
@@ -146,7 +174,9 @@ END_TEST
 START_TEST(se_gradients) {
     heed_params p = {0};
     heed_se *se;
-    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.r = 3}, (int[3]){7, 3, 4}, &p, "se"), HEED_OK);
+    heed_se_cfg cfg = se_variants[_i];
+    if (cfg.r) cfg.r = 3;
+    ck_assert_int_eq(heed_se_new(&se, &cfg, (int[3]){7, 3, 4}, &p, "se"), HEED_OK);
     ck_assert_int_eq(heed_params_alloc(&p, 5), HEED_OK);
     gradcheck_layer(&se->base, &p, 2, 7, 3, 4, 5e-4);
     heed_layer_free(&se->base);
@@ -441,7 +471,38 @@ START_TEST(net_file_defaults_are_the_documented_ones) {
     ck_assert_int_eq(cb->mlp.fc1->cfg.out, 2);
     ck_assert_int_eq(cb->cfg.k, 7);
     ck_assert_int_eq(cb->conv->cfg.k, 7);
+    ck_assert_int_eq(se->mlp.act, HEED_ACT_RELU);
+    ck_assert_int_eq(se->mlp.gate, HEED_GATE_SIGMOID);
+    ck_assert_int_eq(cb->mlp.act, HEED_ACT_RELU);
+    ck_assert_int_eq(cb->mlp.gate, HEED_GATE_SIGMOID);
     heed_net_free(net);
+    /* the mobile networks' settings */
+    ck_assert_msg(heed_net_parse(&net,
+                                 "input 32 9 9\nse name=m hidden=8 act=hardswish gate=hardsigmoid\n"
+                                 "se name=e r=4 act=silu\nse name=p act=relu gate=sigmoid\n",
+                                 "d.net", 1) == HEED_OK,
+                  "%s", heed_last_error());
+    const heed_se *m = (const heed_se *)heed_net_find(net, "m"), *e = (const heed_se *)heed_net_find(net, "e");
+    const heed_se *pl = (const heed_se *)heed_net_find(net, "p");
+    ck_assert(m->mlp.fc1->cfg.out == 8 && m->mlp.act == HEED_ACT_HARDSWISH && m->mlp.gate == HEED_GATE_HARDSIGMOID);
+    ck_assert(m->cfg.hidden == 8 && m->cfg.r == 0);
+    ck_assert(e->mlp.fc1->cfg.out == 8 && e->mlp.act == HEED_ACT_SILU && e->mlp.gate == HEED_GATE_SIGMOID);
+    ck_assert(pl->mlp.fc1->cfg.out == 2 && pl->mlp.act == HEED_ACT_RELU && pl->mlp.gate == HEED_GATE_SIGMOID);
+    heed_net_free(net);
+    static const struct {
+        const char *line, *says;
+    } bad[] = {
+        {"se r=4 hidden=8", "d.net:2: se se1: r=4 and hidden=8 both given; give one"},
+        {"se hidden=0", "d.net:2: se: hidden=0 is out of range"},
+        {"se act=tanh", "d.net:2: se: act=tanh is not one of: relu, silu, hardswish"},
+        {"se gate=hardswish", "d.net:2: se: gate=hardswish is not one of: sigmoid, hardsigmoid"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "input 32 9 9\n%s\n", bad[i].line);
+        ck_assert_int_ne(heed_net_parse(&net, text, "d.net", 1), HEED_OK);
+        ck_assert_msg(strstr(heed_last_error(), bad[i].says), "%s: %s", bad[i].line, heed_last_error());
+    }
     ck_assert_msg(heed_net_parse(&net, "input 1 60 60\nram name=r\n", "d.net", 1) == HEED_OK, "%s",
                   heed_last_error());
     const heed_ram_cfg *c = heed_ram_config((const heed_ram *)heed_net_find(net, "r"));
@@ -458,6 +519,14 @@ START_TEST(bad_settings_are_refused) {
     heed_se *se;
     heed_cbam *cb;
     ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.r = 8}, (int[3]){4, 3, 3}, &p, "s"), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.hidden = -1}, (int[3]){4, 3, 3}, &p, "s"), HEED_ERR_ARG);
+    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.act = HEED_ACT_TANH}, (int[3]){32, 3, 3}, &p, "s"),
+                     HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), "se s: act tanh is not relu, silu or hardswish"), "%s",
+                  heed_last_error());
+    ck_assert_int_eq(heed_se_new(&se, &(heed_se_cfg){.gate = (heed_gate)7}, (int[3]){32, 3, 3}, &p, "s"),
+                     HEED_ERR_ARG);
+    ck_assert_int_eq(p.count, 0);
     ck_assert_int_eq(heed_cbam_new(&cb, &(heed_cbam_cfg){.r = 2, .k = 4}, (int[3]){4, 3, 3}, &p, "c"),
                      HEED_ERR_ARG);
     heed_params_free(&p);
@@ -742,8 +811,9 @@ END_TEST
 Suite *heed_suite_attention(void) {
     Suite *s = suite_create("attention");
     TCase *tc = tcase_create("core");
-    tcase_add_test(tc, se_forward_matches_formula);
-    tcase_add_test(tc, se_gradients);
+    const int variants = (int)(sizeof se_variants / sizeof se_variants[0]);
+    tcase_add_loop_test(tc, se_forward_matches_formula, 0, variants);
+    tcase_add_loop_test(tc, se_gradients, 0, variants);
     tcase_add_test(tc, cbam_forward_matches_formula);
     tcase_add_test(tc, cbam_gradients_train_and_infer);
     tcase_add_test(tc, cbam_ties_share_the_gradient);

@@ -291,9 +291,9 @@ static const struct {
     {"input 1 5 5\nresidual\nrelu\n", "t:2: block opened here has no 'end'"},
     {"input 1 5 5\nresidual\nconv out=4 k=3 pad=1\nend\n", "t:4: residual residual1: body gives (4, 5, 5)"},
     {"input 1 5 5\nshortcut\n", "t:2: 'shortcut' outside a residual block"},
-    {"input 1 5 5\nconv out=3 k=9\n", "t:2: conv:"},
-    {"input 4 5 5\nse r=8\n", "t:2: se: se se1: reduction r=8"},
-    {"input 4 5 5\ncbam k=4\n", "t:2: cbam:"},
+    {"input 1 5 5\nconv out=3 k=9\n", "t:2: conv conv1: kernel 9"},
+    {"input 4 5 5\nse r=8\n", "t:2: se se1: reduction r=8"},
+    {"input 4 5 5\ncbam k=4\n", "t:2: cbam cbam1:"},
     {"input 1 5 5\n", "t: the network has no layers"},
     /* sizes whose products overflow an int are refused, not computed */
     {"input 65536 65536 2\n", "t:1: input: tensor shape (1, 65536, 65536, 2) has more than"},
