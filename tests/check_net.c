@@ -24,7 +24,8 @@
 /* Trainable parameters, buffers (BN running stats) and forward conv+fc FLOPs
  * per image, as PyTorch counts them for the same networks
  * (../shared/bench/peer_torch.py: sum of numel over parameters and buffers,
- * count_forward_flops). */
+ * count_forward_flops; fmnist-mobile: bench/torch_agree.py's mobile_net,
+ * counted by the same hooks). */
 static const struct {
     const char *file;
     size_t params, buffers;
@@ -34,6 +35,7 @@ static const struct {
     {"nets/fmnist-plain.net", 468010, 384, 37383680, 10},
     {"nets/fmnist-se.net", 469398, 384, 37386240, 10},
     {"nets/fmnist-cbam.net", 469598, 388, 37580880, 10},
+    {"nets/fmnist-mobile.net", 95762, 2176, 12920832, 10},
     {"nets/resnet18-plain.net", 11689512, 9600, 3628146688.0, 1000},
     {"nets/resnet18-se.net", 11778592, 9600, 3628320768.0, 1000},
     {"nets/resnet18-cbam.net", 11779392, 9616, 3630127528.0, 1000},
