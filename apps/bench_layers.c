@@ -115,7 +115,7 @@ int bench_layers_report(bench_case *c, double warm_s, double seconds, int thread
         printf("%s %s batch %d, %d thread%s, %d steps; peak %.1f GFLOP/s (%s), gemm kernel %s\n",
                c->workload, mode, c->batch, threads, threads == 1 ? "" : "s", t.iters, peak_gflops,
                peak_measured ? "measured" : "given", heed_gemm_kernel_name());
-        printf("%-36s %-9s %10s %10s %6s %9s %7s\n", "layer", "type", "fwd ms", c->train ? "bwd ms" : "",
+        printf("%-36s %-11s %8s %10s %6s %9s %7s\n", "layer", "type", "fwd ms", c->train ? "bwd ms" : "",
                "share", "GFLOP/s", "% peak");
     }
     for (int i = 0; i < rs.n; i++) {
@@ -137,7 +137,7 @@ int bench_layers_report(bench_case *c, double warm_s, double seconds, int thread
             snprintf(gf, sizeof gf, "%.2f", g);
             if (peak_gflops > 0) snprintf(pct, sizeof pct, "%.1f%%", 100.0 * g / peak_gflops);
         }
-        printf("%-36s %-9s %10.4f %10s %5.1f%% %9s %7s\n", name, r->type, fwd_ms, bwd, 100.0 * share,
+        printf("%-36s %-11s %8.4f %10s %5.1f%% %9s %7s\n", name, r->type, fwd_ms, bwd, 100.0 * share,
                gf, pct);
     }
     double flops = heed_layer_flops(root);
@@ -154,7 +154,7 @@ int bench_layers_report(bench_case *c, double warm_s, double seconds, int thread
     } else {
         char bwd[32] = "";
         if (c->train) snprintf(bwd, sizeof bwd, "%.4f", bwd_ms);
-        printf("%-36s %-9s %10.4f %10s %5.1f%% %9.2f %6.1f%%\n", "total (whole network)", "", fwd_ms, bwd,
+        printf("%-36s %-11s %8.4f %10s %5.1f%% %9.2f %6.1f%%\n", "total (whole network)", "", fwd_ms, bwd,
                100.0, g, peak_gflops > 0 ? 100.0 * g / peak_gflops : 0.0);
         printf("step median %.4f ms (%s), %.2f images/s, %.2f GFLOP/s%s\n", 1e3 * t.median,
                c->train ? "forward, loss, backward, update" : "forward", c->batch / t.median, step_gflops,
