@@ -16,7 +16,7 @@
 #include "elementwise.h"
 #include "pool2d.h"
 
-/* The channel weights e = sigmoid(fc2(relu(fc1(gap(x))))), in l->mlp.e. */
+/* The channel weights e = gate(fc2(act(fc1(gap(x))))), in l->mlp.e. */
 static heed_status excite(heed_se *l, const heed_tensor *x) {
     HEED_TRY(heed_layer_check_input(&l->base, x));
     HEED_TRY(heed_global_avg_pool_forward(x, &l->s));
