@@ -17,6 +17,9 @@
 #include "optim.h"
 #include "schedule.h"
 
+/* --optimizer when not given: a recipe without one ran it */
+#define DEFAULT_OPTIMIZER "sgd"
+
 const char cmd_train_summary[] = "train a network file on Fashion-MNIST or an image folder";
 
 typedef struct train_opts {
@@ -562,7 +565,7 @@ static int check_numbers(const train_opts *o) {
 }
 
 int cmd_train(int argc, char **argv) {
-    train_opts o = {.optimizer = "sgd", .schedule = "cosine", .epochs = 10,
+    train_opts o = {.optimizer = DEFAULT_OPTIMIZER, .schedule = "cosine", .epochs = 10,
                     .batch = 64, .seed = 1, .lr = 0.05f, .momentum = 0.9f, .weight_decay = 5e-4f};
     const cli_opt opts[] = {
         {"net", CLI_STRING, &o.net, "FILE", "network description (nets/*.net)", NULL},
@@ -594,8 +597,9 @@ int cmd_train(int argc, char **argv) {
         "train", "--net FILE --out MODEL [options]",
         "Trains a network on the training split, evaluating on the test split after each epoch.\n"
         "A checkpoint MODEL.ckpt is written after every epoch; --resume MODEL.ckpt continues\n"
-        "with the options it was started with (options given with --resume override them),\n"
-        "on the data the model records and into MODEL beside the checkpoint, from any folder.\n"
+        "with the options it was started with (options given with --resume override them, but\n"
+        "not --optimizer: the checkpoint holds its state), on the data the model records and\n"
+        "into MODEL beside the checkpoint, from any folder.\n"
         "Ctrl-C (or SIGTERM) stops after the current step, saying which epochs are saved and how to\n"
         "go on (exit status 130, or 143); a second Ctrl-C stops at once.",
         opts, given};
@@ -645,12 +649,23 @@ int cmd_train(int argc, char **argv) {
             snprintf(who, sizeof who, "train (the recipe recorded in %s)", o.resume);
             cli_spec recorded = spec;
             recorded.command = who;
+            o.optimizer = DEFAULT_OPTIMIZER; /* unless the recipe names another */
             int prc = cli_parse(&recorded, saved_argc, saved_argv, &args, &nargs);
             if (prc > 0) return 1;
             if (prc == 0 || nargs)
                 return cli_error("train", 1, "%s: its recorded recipe does not read back", o.resume);
             o.stop_after = 0; /* the interruption is not part of the recipe */
+            /* The optimizer whose state the checkpoint holds (a recipe the
+             * resumed runs extended names the last one given). */
+            const char *recorded_optimizer = o.optimizer;
             cli_parse(&spec, argc, argv, &args, &nargs);
+            /* SGD's momentum buffer read as AdamW's first moment (and its
+             * zeros as the second), or AdamW's moments as a momentum
+             * buffer, would go on from state that means something else. */
+            if (strcmp(o.optimizer, recorded_optimizer))
+                return cli_error("train", 2, "--optimizer %s cannot go on from %s: it holds %s's state "
+                                 "(resume with --optimizer %s, or start a new run from its weights with "
+                                 "--init)", o.optimizer, o.resume, recorded_optimizer, recorded_optimizer);
             /* Not given here: the dataset the model records, a folder by its
              * absolute path, not the recipe's --data, which may be relative
              * to a working folder this command is not run from. */

@@ -403,6 +403,40 @@ START_TEST(train_refuses_what_cannot_be_meant) {
 }
 END_TEST
 
+/* A checkpoint's optimizer state is its own optimizer's: SGD's momentum
+ * buffer is no AdamW first moment (nor its zeros a second moment), and
+ * AdamW's moments are no momentum buffer. --resume with the other
+ * --optimizer went on reading one as the other (AdamW's first steps then
+ * moved each weight by tens of learning rates) and exited 0; it is
+ * refused, with one line saying what to do. Options that leave the state
+ * meaning what it did (the learning rate, more epochs) still go on. */
+START_TEST(resume_keeps_the_optimizer_its_state_is_for) {
+    if (access(HEED_FMNIST_DIR, R_OK) != 0) return;
+    static char out[1 << 16];
+    char args[2048], net[300], model[300];
+    snprintf(net, sizeof net, "%s/small.net", dir);
+    tu_write_text(net, "input 1 28 28\nconv out=4 k=3 stride=2 pad=1\nrelu\ngap\nfc out=10\n");
+    static const char *const kinds[2][2] = {{"sgd", "adamw"}, {"adamw", "sgd"}};
+    for (int k = 0; k < 2; k++) {
+        snprintf(model, sizeof model, "%s/%s.heed", dir, kinds[k][0]);
+        snprintf(args, sizeof args, "train --net %s --out %s --optimizer %s --lr 0.01 --epochs 3 "
+                 "--stop-after 1 --limit 32 --test-limit 16 --batch 16 --threads 1", net, model, kinds[k][0]);
+        ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+        snprintf(args, sizeof args, "train --resume %s.ckpt --optimizer %s", model, kinds[k][1]);
+        ck_assert_msg(heed(args, out, sizeof out) == 2, "%s: %s", args, out);
+        char said[1024];
+        snprintf(said, sizeof said, "heed train: --optimizer %s cannot go on from %s.ckpt: it holds %s's state "
+                 "(resume with --optimizer %s, or start a new run from its weights with --init)\n",
+                 kinds[k][1], model, kinds[k][0], kinds[k][0]);
+        ck_assert_str_eq(out, said);
+        /* the same optimizer named again, and another learning rate, go on */
+        snprintf(args, sizeof args, "train --resume %s.ckpt --optimizer %s --lr 0.005 --stop-after 2", model,
+                 kinds[k][0]);
+        ck_assert_msg(heed(args, out, sizeof out) == 0, "%s: %s", args, out);
+    }
+}
+END_TEST
+
 /* A learning rate far too high: the run stops with one line saying so and
  * what is saved, exit 1, where it went on to a model of NaNs, exited 0,
  * and printed "train_loss": -nan (not JSON); no model is written. */
@@ -677,6 +711,7 @@ Suite *heed_suite_train(void) {
     tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
     tcase_add_test(tc, train_refuses_what_cannot_be_meant);
+    tcase_add_test(tc, resume_keeps_the_optimizer_its_state_is_for);
     tcase_add_test(tc, train_stops_when_it_diverges);
     tcase_add_test(tc, recipes_quote_paths_and_runs_say_when_done);
     tcase_add_test(tc, folder_models_see_images_as_they_were_trained);
