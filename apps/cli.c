@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -279,9 +280,29 @@ void cli_progress_count(void *ctx, int done, int total) {
     }
 }
 
-static volatile sig_atomic_t stop_signal;
+static volatile sig_atomic_t stop_signal, stopped_by_int, stopped_by_term;
+/* heed_write_atomic's temporary file while cli_stop_saving says a save
+ * runs (saving set once the name is whole). */
+static char saving_tmp[4200];
+static volatile sig_atomic_t saving;
 
-static void on_stop(int sig) { stop_signal = sig; }
+/* The first signal of a kind asks to stop; a second ends the run as the
+ * signal's default action does, first removing a save's temporary file,
+ * which it would leave half-written (or whole but never renamed) beside
+ * the file it was to replace. */
+static void on_stop(int sig) {
+    volatile sig_atomic_t *before = sig == SIGINT ? &stopped_by_int : &stopped_by_term;
+    if (!*before) {
+        *before = 1;
+        stop_signal = sig;
+        return;
+    }
+    if (saving) unlink(saving_tmp);
+    struct sigaction dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+    raise(sig); /* delivered, and fatal, as the handler returns */
+}
 
 void cli_catch_stop(void) {
     const int sigs[] = {SIGINT, SIGTERM};
@@ -290,8 +311,17 @@ void cli_catch_stop(void) {
         if (sigaction(sigs[i], NULL, &old) != 0 || old.sa_handler == SIG_IGN) continue;
         sigemptyset(&sa.sa_mask);
         /* SA_RESTART: a read of the data interrupted goes on, not fails. */
-        sa.sa_flags = SA_RESETHAND | SA_RESTART;
+        sa.sa_flags = SA_RESTART;
         sigaction(sigs[i], &sa, NULL);
+    }
+}
+
+void cli_stop_saving(const char *path) {
+    saving = 0;
+    atomic_signal_fence(memory_order_seq_cst); /* the handler sees the name whole, or not at all */
+    if (path && heed_atomic_tmp_name(saving_tmp, sizeof saving_tmp, path) == 0) {
+        atomic_signal_fence(memory_order_seq_cst);
+        saving = 1;
     }
 }
 

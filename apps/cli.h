@@ -114,6 +114,11 @@ void cli_progress_count(void *ctx, int done, int total);
  * dies on a second Ctrl-C). */
 void cli_catch_stop(void);
 int cli_stop_signal(void);
+/* Around a heed_write_atomic of path (the model savers' writer) after
+ * cli_catch_stop: cli_stop_saving(path) before it, cli_stop_saving(NULL)
+ * after, so that a second signal ending the run during the save removes
+ * the temporary file rather than leave it beside path. */
+void cli_stop_saving(const char *path);
 
 /* Monotonic seconds. */
 double cli_now(void);

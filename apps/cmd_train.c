@@ -499,7 +499,10 @@ static int train(const train_opts *o) {
                     epoch + 1, o->epochs, loss_sum / seen, 100.0 * correct / seen,
                     100.0 * m->meta.test_accuracy, m->meta.train_seconds);
         fflush(stdout);
-        if (save_checkpoint(m, &opt, epoch + 1, ckpt) != HEED_OK) {
+        cli_stop_saving(ckpt);
+        st = save_checkpoint(m, &opt, epoch + 1, ckpt);
+        cli_stop_saving(NULL);
+        if (st != HEED_OK) {
             rc = cli_lib_error("train");
             goto done;
         }
@@ -509,7 +512,10 @@ static int train(const train_opts *o) {
         }
     }
     cpu_name(m->meta.cpu, sizeof m->meta.cpu);
-    if (heed_model_save(m, o->out) != HEED_OK) {
+    cli_stop_saving(o->out);
+    st = heed_model_save(m, o->out);
+    cli_stop_saving(NULL);
+    if (st != HEED_OK) {
         rc = cli_lib_error("train");
         goto done;
     }
