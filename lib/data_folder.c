@@ -139,6 +139,23 @@ static heed_status list_items(heed_dataset *d, const char *root, heed_folder_par
                           root, name, sizeof d->class_names[k] - 1);
             break;
         }
+        /* A model's metadata is lines of text: its class names hold no
+         * control character (heed_model_set_classes refused it later,
+         * naming neither the folder nor the name). Shown with ? for each,
+         * so that the message stays one line. */
+        int control = 0;
+        for (const unsigned char *c = (const unsigned char *)name; *c; c++) control |= *c < 0x20 || *c == 0x7f;
+        if (control) {
+            char shown[sizeof d->class_names[k]];
+            size_t n = 0;
+            for (const unsigned char *c = (const unsigned char *)name; *c && n + 1 < sizeof shown; c++)
+                shown[n++] = *c < 0x20 || *c == 0x7f ? '?' : (char)*c;
+            shown[n] = '\0';
+            s = heed_fail(HEED_ERR_ARG, "folder dataset %s: class folder '%s' has a control character "
+                          "(a tab, a newline; shown as ?) in its name, which a class name cannot hold: "
+                          "rename it", root, shown);
+            break;
+        }
         snprintf(d->class_names[k], sizeof d->class_names[k], "%s", name);
         if ((s = join(dir, sizeof dir, root, name)) != HEED_OK) break;
         if ((s = list_dir(dir, 0, &names)) != HEED_OK) break;

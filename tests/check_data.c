@@ -514,6 +514,17 @@ START_TEST(folder_errors) {
     heed_dataset_free(&d);
     remove_tree(join(path, root, "class-name-of-thirty-two-bytes-"));
 
+    /* a control character in a class folder's name: refused here, naming
+     * the folder in one line (it loaded, and heed train then said only
+     * "class name 1 holds a control character") */
+    ck_assert_int_eq(mkdir(join(path, root, "tab\there"), 0700), 0);
+    save_image(join(path, root, "tab\there/i.png"), 1, 0, NULL);
+    ck_assert_int_eq(heed_folder_load(&d, root, 3, 8, 8), HEED_ERR_ARG);
+    ck_assert_msg(strstr(heed_last_error(), ": class folder 'tab?here' has a control character"), "%s",
+                  heed_last_error());
+    ck_assert_ptr_null(d.images);
+    remove_tree(join(path, root, "tab\there"));
+
     ck_assert_int_eq(mkdir(join(path, root, "good"), 0700), 0);
     for (int i = 0; i < 6; i++) {
         char name[64];
