@@ -150,11 +150,25 @@ int cli_parse(const cli_spec *spec, int argc, char **argv, char ***args, int *na
 }
 
 int cli_error(const char *command, int code, const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "heed %s: ", command);
+    va_list ap, again;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    va_copy(again, ap);
+    const int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
+    char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    fprintf(stderr, "heed %s: ", command);
+    if (text) {
+        vsnprintf(text, (size_t)n + 1, fmt, again);
+        /* One line whatever a name in it holds: a file name's newline or
+         * tab shown as ?, as ls shows it. */
+        for (char *c = text; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+        fputs(text, stderr);
+        free(text);
+    } else {
+        vfprintf(stderr, fmt, again);
+    }
+    va_end(again);
     fputc('\n', stderr);
     return code;
 }

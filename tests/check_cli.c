@@ -692,6 +692,15 @@ START_TEST(eval_data_and_info_say_what_they_cannot_do) {
     ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
     ck_assert_msg(strstr(out, "class folder ") && strstr(out, "/high/ds has no .png, .jpg or .jpeg file"),
                   "%s", out);
+    /* an error naming a file whose name holds a newline is still one line
+     * (it was two: the name's newline printed as it was) */
+    snprintf(path, sizeof path, "%s/two\nlines.png", dir);
+    tu_write_text(path, "not an image");
+    snprintf(cmd, sizeof cmd, "classify --model models/fmnist-plain.heed '%s'", path);
+    ck_assert_int_eq(heed(cmd, out, sizeof out), 1);
+    snprintf(path, sizeof path, "heed classify: %s/two?lines.png: not a PNG or JPEG image", dir);
+    ck_assert_msg(!strncmp(out, path, strlen(path)), "%s", out);
+    ck_assert_ptr_eq(strchr(out, '\n'), out + strlen(out) - 1);
     /* --data-dir is Fashion-MNIST's: with a folder it would be ignored */
     snprintf(cmd, sizeof cmd, "eval --model models/fmnist-plain.heed --data 'folder:%s/high' --data-dir /x", dir);
     ck_assert_int_eq(heed(cmd, out, sizeof out), 2);
