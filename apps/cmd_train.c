@@ -293,8 +293,11 @@ static int stopped(int sig, int epoch, int epochs, long seen, long count, int wh
         snprintf(where, sizeof where, "after epoch %d/%d", epoch, epochs);
     if (saved) {
         saved_epochs(next, sizeof next, whole, saved);
+        /* the command as a shell reads it: a path with a space quoted */
+        char resume[4400];
+        append_word(resume, sizeof resume, 0, saved);
         const size_t used = strlen(next);
-        snprintf(next + used, sizeof next - used, ": heed train --resume %s goes on from epoch %d", saved,
+        snprintf(next + used, sizeof next - used, ": heed train --resume%s goes on from epoch %d", resume,
                  whole + 1);
     } else {
         snprintf(next, sizeof next, "no epoch had finished, so nothing was saved");

@@ -303,6 +303,27 @@ START_TEST(train_stops_on_a_signal_and_goes_on) {
 }
 END_TEST
 
+/* The command a stopped run says goes on is one a shell runs: a checkpoint
+ * path with a space is quoted, as the recorded recipe quotes it (the line
+ * said "heed train --resume DIR/sp ace.heed.ckpt", two words to a shell),
+ * and run as said, it goes on. */
+START_TEST(stopped_runs_quote_the_command_that_goes_on) {
+    if (access(HEED_FMNIST_DIR, R_OK) != 0) return;
+    static char out[1 << 16];
+    char args[2048], ready[600], said[1024];
+    const int items = getenv("HEED_SAN") ? 200 : 2000;
+    snprintf(args, sizeof args, "train --net nets/fmnist-plain.net --limit %d --test-limit 100 --epochs 2 "
+             "--threads 2 --out '%s/sp ace.heed'", items, dir);
+    snprintf(ready, sizeof ready, "grep -q 'epoch 2/2 \\[' %s/err.txt", dir);
+    ck_assert_int_eq(heed_stopped(args, ready, out, sizeof out), 128 + 15);
+    snprintf(said, sizeof said, "epoch 1 is in %s/sp ace.heed.ckpt: heed train --resume '%s/sp ace.heed.ckpt' "
+             "goes on from epoch 2\n", dir, dir);
+    ck_assert_msg(strstr(out, said), "%s", out);
+    snprintf(args, sizeof args, "train --resume '%s/sp ace.heed.ckpt'", dir);
+    ck_assert_msg(heed(args, out, sizeof out) == 0, "%s", out);
+}
+END_TEST
+
 /* A tenth of a millisecond. */
 static void nap(void) { nanosleep(&(struct timespec){0, 100000}, NULL); }
 
@@ -769,6 +790,7 @@ Suite *heed_suite_train(void) {
     tcase_add_test(tc, ram_training_is_reproducible_and_resumable);
     tcase_add_test(tc, train_stops_on_a_signal_and_goes_on);
     tcase_add_test(tc, a_second_signal_leaves_no_temporary_file);
+    tcase_add_test(tc, stopped_runs_quote_the_command_that_goes_on);
     tcase_add_test(tc, tampered_checkpoints_are_refused);
     tcase_add_test(tc, train_refuses_what_cannot_be_meant);
     tcase_add_test(tc, resume_keeps_the_optimizer_its_state_is_for);
