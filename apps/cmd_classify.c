@@ -79,10 +79,7 @@ static heed_status find_map_source(heed_model *m, const classify_opts *o, map_so
         return heed_fail(HEED_ERR_ARG, "--class %s is none of the model's %d classes (%s ... %s, or 0..%d)",
                          o->cls, m->meta.classes, m->meta.class_names[0],
                          m->meta.class_names[m->meta.classes - 1], m->meta.classes - 1);
-    if (!strncmp(o->io.kind, "saliency", 8)) {
-        if (o->layer)
-            return heed_fail(HEED_ERR_ARG, "--layer %s: --map saliency is over the input, not a layer's "
-                             "output (--layer is for attention and gradcam)", o->layer);
+    if (!strncmp(o->io.kind, "saliency", 8)) { /* --layer was refused with the options */
         src->saliency = 1;
         return HEED_OK;
     }
@@ -273,6 +270,11 @@ int cmd_classify(int argc, char **argv) {
     if (o.cls && !strcmp(o.io.kind, "attention"))
         return cli_error("classify", 2, "--class needs --map gradcam or saliency (an attention map is the same "
                          "for every class)");
+    /* A usage error, known before the model is read (it exited 1 after
+     * loading it, unlike --class's conflict with --map attention). */
+    if (o.layer && !strncmp(o.io.kind, "saliency", 8))
+        return cli_error("classify", 2, "--layer %s: --map saliency is over the input, not a layer's output "
+                         "(--layer is for attention and gradcam)", o.layer);
     if (o.seed < 0) return cli_error("classify", 2, "--seed must not be negative");
     heed_model *m;
     if ((rc = image_cmd_open(&o.io, &m)) >= 0) return rc;
