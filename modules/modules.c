@@ -39,6 +39,11 @@ static heed_status build_eca(heed_layer **out, heed_settings *s, const int in[3]
                              const char *name) {
     heed_eca_cfg c = {0};
     HEED_TRY(heed_settings_int(s, "k", 0, &c.k));
+    /* Said here in the file's terms: heed_eca_new's message offers k = 0
+     * for "from the channels", which a network file refuses (k left out
+     * is how a file asks for it). */
+    if (c.k % 2 == 0 && c.k > 0)
+        return heed_fail(HEED_ERR_FORMAT, "k=%d must be odd (leave k out to take it from the channels)", c.k);
     heed_eca *l;
     HEED_TRY(heed_eca_new(&l, &c, in, p, name));
     *out = &l->base;

@@ -317,6 +317,8 @@ static const struct {
     {"input 1 5 5\nseq\nrelu\nshortcut\nrelu\nend\n", "t:4: 'shortcut' outside a residual block"},
     {"input 1 5 5\nresidual\nrelu\nshortcut\nrelu\nshortcut\nrelu\nend\n",
      "t:6: a second 'shortcut' in one residual block"},
+    /* an even ECA kernel, in the file's terms: k=0 is refused, not "from the channels" */
+    {"input 8 5 5\neca k=2\n", "t:2: eca: k=2 must be odd (leave k out to take it from the channels)"},
     /* the innermost block left open is the one named */
     {"input 1 5 5\nseq\nrelu\nseq\nrelu\n", "t:4: block opened here has no 'end'"},
 };
