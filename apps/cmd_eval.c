@@ -38,8 +38,8 @@ static void report(const heed_model *m, const eval_result *r, int count, int jso
         printf("]}\n");
         return;
     }
-    printf("test accuracy %.2f%% (%d images), loss %.4f%s\n\n", 100 * r->accuracy, count, r->loss,
-           isfinite(r->loss) ? "" : " (the model's outputs overflow)");
+    printf("test accuracy %.2f%% (%d image%s), loss %.4f%s\n\n", 100 * r->accuracy, count, count == 1 ? "" : "s",
+           r->loss, isfinite(r->loss) ? "" : " (the model's outputs overflow)");
     printf("%-14s %8s %7s\n", "class", "accuracy", "images");
     for (int i = 0; i < k; i++) {
         long total = 0;

@@ -676,6 +676,9 @@ START_TEST(eval_data_and_info_say_what_they_cannot_do) {
     char cmd[1024], path[600];
     ck_assert_int_eq(heed("eval --model models/fmnist-plain.heed --limit -5", out, sizeof out), 2);
     ck_assert_str_eq(out, "heed eval: --limit must be 0 (all) or more, not -5\n");
+    /* one image is one image (it said "(1 images)") */
+    ck_assert_int_eq(heed("eval --model models/fmnist-plain.heed --limit 1", out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "% (1 image), loss "), "%s", out);
     ck_assert_int_eq(heed("eval --model models/fmnist-plain.heed --data bogus", out, sizeof out), 2);
     ck_assert_msg(strstr(out, "heed eval: unknown dataset 'bogus' ("), "%s", out);
     ck_assert_int_eq(heed("data export --data bogus x", out, sizeof out), 2);
