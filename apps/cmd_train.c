@@ -693,6 +693,10 @@ int cmd_train(int argc, char **argv) {
     o.crop_pad_given = cli_given(opts, given, "crop-pad");
     o.momentum_given = cli_given(opts, given, "momentum");
     if (!o.out) return cli_error("train", 2, "--out MODEL is required");
+    /* An empty name passed the write check (its temporary file lands in
+     * the current folder), so a whole run went by with a checkpoint
+     * called .ckpt, to fail when the model itself was saved. */
+    if (!o.out[0]) return cli_error("train", 2, "--out MODEL is an empty name: give the model's file name");
     if (!o.net && !o.resume) return cli_error("train", 2, "--net FILE is required (or --resume CKPT)");
     if ((rc = check_numbers(&o)) >= 0) return rc;
     if (o.data && !dataset_name_known(o.data))

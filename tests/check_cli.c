@@ -60,6 +60,9 @@ START_TEST(help_and_usage_errors) {
                           sizeof out),
                      1);
     ck_assert_str_eq(out, "heed train: cannot write models: it is a directory\n");
+    /* an empty name: it trained, checkpointing into .ckpt, to fail at the end */
+    ck_assert_int_eq(heed("train --net nets/fmnist-se.net --out '' --data-dir no-such-data", out, sizeof out), 2);
+    ck_assert_str_eq(out, "heed train: --out MODEL is an empty name: give the model's file name\n");
     ck_assert_int_eq(heed("train --epochs x", out, sizeof out), 2);
     ck_assert_ptr_nonnull(strstr(out, "--epochs wants a whole number"));
     /* --threads within 1 .. 1024 (0: every core) on every command that
