@@ -396,8 +396,9 @@ static void stem_of(const char *path, char *out, size_t size) {
 static int bench_workload(int argc, char **argv) {
     wl_opts o = {.mode = "infer", .batch = 1, .threads = 1, .seed = 1, .seconds = 5.0f};
     const cli_opt opts[] = {
-        {"workload", CLI_STRING, &o.workload, "NAME", "fmnist-{plain,se,cbam}, resnet18-{plain,se,cbam}, "
-         "ram (NAME.net)", NULL},
+        {"workload", CLI_STRING, &o.workload, "NAME", "WORKLOADS.md's fmnist-{plain,se,cbam}, "
+         "resnet18-{plain,se,cbam}, ram, or any other NAME.net of --nets (fmnist-eca, fmnist-mobile, "
+         "resnet18-eca)", NULL},
         {"net", CLI_STRING, &o.net, "FILE", "any network file instead (named after its stem)", NULL},
         {"mode", CLI_STRING, &o.mode, "MODE", "inference forward, or a whole training step", "infer|train"},
         {"batch", CLI_INT, &o.batch, "N", "images per step", NULL},
@@ -445,6 +446,7 @@ static int bench_workload(int argc, char **argv) {
     if (o.net && cli_given(opts, given, "nets"))
         return cli_error("bench", 2, "--nets goes with --workload NAME (where NAME.net lives), not --net FILE");
     if (o.batch < 1 || o.batch > 1 << 16) return cli_error("bench", 2, "--batch must be 1 .. 65536");
+    if (o.seed < 0) return cli_error("bench", 2, "--seed must be 0 or more, not %d", o.seed);
     if ((rc = cli_threads("bench", &o.threads, 0)) >= 0) return rc;
     if (!seconds_ok(o.seconds))
         return cli_error("bench", 2, "--seconds must be more than 0 and at most %g, not %g",
@@ -472,7 +474,7 @@ static int bench_workload(int argc, char **argv) {
         return cli_error("bench", 2,
                          "unknown workload '%s': no such network file in %s (the workloads: "
                          "fmnist-plain, fmnist-se, fmnist-cbam, resnet18-plain, resnet18-se, "
-                         "resnet18-cbam, ram; or --net FILE)",
+                         "resnet18-cbam, ram; any other NAME.net there; or --net FILE)",
                          o.workload, path);
     }
     snprintf(name, sizeof name, "%s", o.workload);

@@ -344,6 +344,8 @@ START_TEST(bad_names_and_options_fail_clearly) {
     ck_assert_int_eq(heed("bench --workload fmnist-se --mode fly", out, sizeof out, err, sizeof err), 2);
     ck_assert_ptr_nonnull(strstr(err, "--mode must be one of infer|train"));
     ck_assert_int_eq(heed("bench --workload fmnist-se --batch 0", out, sizeof out, err, sizeof err), 2);
+    ck_assert_int_eq(heed("bench --workload fmnist-se --seed -1", out, sizeof out, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "--seed must be 0 or more, not -1"), "%s", err);
     ck_assert_int_eq(heed("bench --workload fmnist-se --seconds 0", out, sizeof out, err, sizeof err), 2);
     ck_assert_int_eq(heed("bench --json", out, sizeof out, err, sizeof err), 2);
     ck_assert_ptr_nonnull(strstr(err, "give one of --workload NAME, --net FILE or --all"));
