@@ -433,6 +433,8 @@ static int bench_workload(int argc, char **argv) {
     int nargs;
     int rc = cli_parse(&spec, argc, argv, &args, &nargs);
     if (rc >= 0) return rc;
+    if (nargs && !strcmp(args[0], "gemm"))
+        return cli_error("bench", 2, "gemm comes first, its options after: heed bench gemm M N K [options]");
     if (nargs) return cli_error("bench", 2, "unexpected argument '%s' (try --help)", args[0]);
     if (!!o.workload + !!o.net + o.all != 1)
         return cli_error("bench", 2, "give one of --workload NAME, --net FILE or --all");

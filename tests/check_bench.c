@@ -349,6 +349,8 @@ START_TEST(bad_names_and_options_fail_clearly) {
     ck_assert_int_eq(heed("bench --workload fmnist-se --seconds 0", out, sizeof out, err, sizeof err), 2);
     ck_assert_int_eq(heed("bench --json", out, sizeof out, err, sizeof err), 2);
     ck_assert_ptr_nonnull(strstr(err, "give one of --workload NAME, --net FILE or --all"));
+    ck_assert_int_eq(heed("bench --json gemm 8 8 8", out, sizeof out, err, sizeof err), 2);
+    ck_assert_msg(strstr(err, "gemm comes first, its options after: heed bench gemm M N K"), "%s", err);
     ck_assert_int_eq(heed("bench --all --layers", out, sizeof out, err, sizeof err), 2);
     ck_assert_int_eq(heed("bench --net /nonexistent/x.net", out, sizeof out, err, sizeof err), 1);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/x.net"));
