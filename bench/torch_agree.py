@@ -350,6 +350,137 @@ def resnet_case(torch, peer, heed, att, tmp, tol, threads):
                       (3, 224, 224), 1000, tmp, tol, threads)
 
 
+def ram_case(torch, peer, heed, tmp, tol, threads):
+    """The shipped RAM model: PyTorch's eval-mode RAM starts where heed's
+    first glimpse went (that one is drawn at random), then both choose
+    the other five; their locations and the logits are compared."""
+    model = os.path.join(REPO, "models", "ram-fmnist-cluttered60.heed")
+    chunks = read_model(model)
+    meta = dict(l.split(" ", 1) for l in chunks["META"].decode().splitlines() if " " in l)
+    net = peer.RAM().eval()
+    state = net.state_dict()
+    with torch.no_grad():
+        for name, dims, data in parse_params(chunks["PARM"]):
+            t = state[name.split(".", 1)[1]]  # heed's "ram.fc_g.weight" is PyTorch's "fc_g.weight"
+            if tuple(t.shape) != dims:
+                raise SystemExit(f"{name}: heed {dims}, PyTorch {tuple(t.shape)}")
+            t.copy_(torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(dims))
+    g = torch.Generator().manual_seed(11)
+    pixels = torch.randint(0, 256, (60 * 60,), generator=g).tolist()
+    image = os.path.join(tmp, "ram.png")
+    write_png(image, 60, 60, 1, pixels)
+    out = subprocess.run([heed, "glimpse", "--model", model, "--json", "--top", "10", "--invert",
+                          "no", "--seed", "3", "--threads", str(threads), image],
+                         check=True, capture_output=True, text=True).stdout
+    r = json.loads(out)
+    ours = [0.0] * 10
+    for t in r["top"]:
+        ours[t["index"]] = t["logit"]
+    heed_path = [(s["x"], s["y"]) for s in r["glimpses"]]
+    x = torch.tensor(pixels, dtype=torch.float32).reshape(1, 1, 60, 60) / 255
+    x = (x - float(meta["input_mean"])) / float(meta["input_std"])
+    # PyTorch's forward draws l_0 = rand * 2 - 1: it is given heed's instead,
+    # and the sensor records every location it is called with.
+    l0 = torch.tensor([heed_path[0]], dtype=torch.float64)
+    torch_path, sensor, rand = [], net.sensor.forward, torch.rand
+    net.sensor.forward = lambda img, l: (torch_path.append(tuple(l[0].tolist())), sensor(img, l))[1]
+    torch.rand = lambda *a, **k: ((l0 + 1) / 2).float()
+    try:
+        with torch.no_grad():
+            theirs = net(x)[0][0].tolist()
+    finally:
+        torch.rand, net.sensor.forward = rand, sensor
+    # heed prints locations to 6 decimals.
+    moved = max(abs(a - b) for p, q in zip(heed_path, torch_path) for a, b in zip(p, q))
+    same_path = len(heed_path) == len(torch_path) and moved <= 2e-6
+    print(f"ram path        {len(heed_path)} glimpses, largest difference in location {moved:.2g}"
+          f"  {'ok' if same_path else 'DIFFERS'}")
+    return compare("ram", ours, theirs, tol) and same_path
+
+
+def ram_train_case(torch, peer, heed, tmp, threads):
+    """One training step's gradients of W3's RAM: PyTorch's autograd on
+    peer_torch.py's RAM and ram_loss against heed's backward
+    (build/bench/ram_step), from the same weights (drawn by PyTorch), the
+    same 16 images and the same random draws (first locations and samples,
+    chosen here; the samples' pixel centres fall a quarter pixel from any
+    rounding tie, some samples outside [-1, 1] to be clamped). Half the
+    labels are the network's own answer, so rewards of 0 and 1 both occur.
+    Each tensor's gradient must agree within 1e-4 of its largest entry."""
+    step = os.path.join(os.path.dirname(heed), "bench", "ram_step")
+    if not os.path.exists(step):
+        raise SystemExit(f"{step} is missing: make {os.path.relpath(step, REPO)}")
+    torch.manual_seed(13)
+    net = peer.RAM().train()
+    N, T = 16, net.glimpses
+    g = torch.Generator().manual_seed(17)
+    x = torch.rand(N, 1, 60, 60, generator=g)
+    l0 = torch.randint(-64, 65, (N, 2), generator=g).float() / 64  # exact in float32
+    cells = torch.randint(-6, 67, (N, T - 1, 2), generator=g).float()
+    samples = (cells + 0.25) / 30 - 1  # (s + 1) / 2 * 60 = cell + 0.25 (beyond [0, 60]: clamped)
+
+    def forward():
+        """net(x) with l_0 and the samples replayed: PyTorch draws
+        l = rand * 2 - 1 and s = mean + std * randn_like(mean)."""
+        rand, randn_like, t = torch.rand, torch.randn_like, [0]
+
+        def given_noise(mean):
+            t[0] += 1
+            return ((samples[:, t[0] - 1] - mean) / net.std).detach()
+        torch.rand = lambda *a, **k: (l0 + 1) / 2
+        torch.randn_like = given_noise
+        try:
+            return net(x)
+        finally:
+            torch.rand, torch.randn_like = rand, randn_like
+
+    with torch.no_grad():
+        answer = forward()[0].argmax(1)
+    labels = torch.where(torch.arange(N) % 2 == 0, answer, (answer + 1) % 10)
+    loss = peer.ram_loss(*forward(), labels)
+    net.zero_grad()
+    loss.backward()
+
+    with open(os.path.join(REPO, "nets", "ram.net")) as f:
+        netd = f.read()
+    params = [("ram." + k, tuple(t.shape), t.detach().contiguous().numpy().astype("<f4").tobytes())
+              for k, t in net.state_dict().items()]
+    meta = (["classes 10"] + [f"class c{i}" for i in range(10)]
+            + ["input_mean 0", "input_std 1", "dark_background 0", "dataset torch_agree",
+               "recipe bench/torch_agree.py (weights drawn by PyTorch)", "epochs 0",
+               "test_accuracy -1", "train_seconds 0", "cpu -"])
+    files = {k: os.path.join(tmp, f"ram_step.{k}") for k in ("model", "x", "labels", "draws", "grads")}
+    write_model(files["model"], netd, meta, params)
+    draws = torch.cat([l0[:, None, :], samples], 1)  # (N, T, 2)
+    for key, t in (("x", x), ("labels", labels.to(torch.int32)), ("draws", draws)):
+        with open(files[key], "wb") as f:
+            f.write(t.contiguous().numpy().astype("<i4" if key == "labels" else "<f4").tobytes())
+    out = subprocess.run([step, files["model"], files["x"], files["labels"], files["draws"],
+                          files["grads"]], check=True, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS=str(threads))).stdout
+    report = json.loads(out)
+    with open(files["grads"], "rb") as f:
+        grads = torch.frombuffer(bytearray(f.read()), dtype=torch.float32)
+    theirs = dict(net.named_parameters())
+    worst_name, worst = "", 0.0
+    for item in report["tensors"]:
+        t = theirs[item["name"].split(".", 1)[1]]
+        ours = grads[item["offset"]:item["offset"] + item["count"]].reshape(t.shape)
+        diff = (ours - t.grad).abs().max().item() / max(t.grad.abs().max().item(), 1e-12)
+        if VERBOSE:
+            print(f"  {item['name']:22s} largest |grad| {t.grad.abs().max().item():.3g}, "
+                  f"heed against PyTorch {diff:.2g} of it")
+        if diff > worst:
+            worst_name, worst = item["name"], diff
+    loss_diff = abs(report["loss"] - loss.item()) / abs(loss.item())
+    ok = worst <= 1e-4 and loss_diff <= 1e-5 and len(report["tensors"]) == len(theirs)
+    rewarded = int((answer == labels).sum())
+    print(f"train ram one step, {len(theirs)} gradients ({rewarded} of {N} rewarded): largest "
+          f"difference {worst:.2g} of that tensor's largest ({worst_name}), loss {loss_diff:.2g}"
+          f"  {'ok' if ok else 'DIFFERS'}")
+    return ok
+
+
 def fmnist_train_items(count, data_dir="/usr/share/datasets/fashion-mnist"):
     """The first `count` training images (bytes, 28*28 each) and labels."""
     import gzip

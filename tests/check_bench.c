@@ -409,6 +409,27 @@ START_TEST(gemm_and_peak_modes_still_work) {
 }
 END_TEST
 
+/* The Python scripts beside heed bench (bench/torch_agree.py, compare.py)
+ * name only functions they define: a case left calling a function that a
+ * refactor removed fails with a NameError only when that case runs (needs
+ * PyTorch, so no test here runs it). pyflakes sees it without running
+ * anything; the test passes over a machine without pyflakes. */
+START_TEST(bench_scripts_call_only_what_they_define) {
+    /* the scripts' own interpreter (#!/usr/bin/python3) first, then PATH's */
+    FILE *f = popen("for p in /usr/bin/python3 python3; do"
+                    " if $p -c 'import pyflakes' 2>/dev/null; then"
+                    " exec $p -m pyflakes bench/torch_agree.py bench/compare.py 2>&1; fi; done;"
+                    " echo no pyflakes", "r");
+    ck_assert_ptr_nonnull(f);
+    static char out[1 << 14];
+    size_t n = fread(out, 1, sizeof out - 1, f);
+    out[n] = '\0';
+    int rc = pclose(f);
+    if (!strcmp(out, "no pyflakes\n")) return;
+    ck_assert_msg(rc == 0 && n == 0, "pyflakes: %s", out);
+}
+END_TEST
+
 Suite *heed_suite_bench(void) {
     Suite *s = suite_create("bench");
     TCase *tc = tcase_create("core");
@@ -421,6 +442,7 @@ Suite *heed_suite_bench(void) {
     tcase_add_test(tc, layers_partition_the_forward);
     tcase_add_test(tc, bad_names_and_options_fail_clearly);
     tcase_add_test(tc, gemm_and_peak_modes_still_work);
+    tcase_add_test(tc, bench_scripts_call_only_what_they_define);
     suite_add_tcase(s, tc);
     return s;
 }
