@@ -19,7 +19,8 @@
  *   sigmoid:    f' = y (1 - y)
  *   tanh:       f' = 1 - y^2
  * and from the input x, as PyTorch's backward kernels (its choices at the
- * kinks included):
+ * kinks included; hardswish's as its CUDA kernel and its CPU scalar loop,
+ * whose vectorized loop gives 1 at 3 and NaN at NaN, activation.h):
  *   silu:       s = 1 / (1 + exp(-x)); f' = s (1 + x (1 - s))
  *   hardsigmoid: f' = -3 < x < 3 ? 1/6 : 0
  *   hardswish:  f' = x < -3 ? 0 : x <= 3 ? x/3 + 1/2 : 1   (NaN: 1)

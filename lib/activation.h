@@ -20,8 +20,12 @@
  * sigmoid(+-100) is 1 and a tiny positive number, never NaN; tanh;
  * silu(x) = x sigmoid(x); hardsigmoid(x) = min(max(x + 3, 0), 6) / 6 with
  * derivative 1/6 strictly inside (-3, 3) and 0 elsewhere;
- * hardswish(x) = x hardsigmoid(x), whose derivative PyTorch takes as 0
- * below -3, x/3 + 1/2 on [-3, 3] (so -1/2 at -3 and 3/2 at 3) and 1 above
+ * hardswish(x) = x hardsigmoid(x), with derivative 0 below -3, x/3 + 1/2
+ * on [-3, 3] (so -1/2 at -3 and 3/2 at 3) and 1 above, and 1 at NaN: the
+ * formula of PyTorch's CUDA kernel and its CPU kernel's scalar loop.
+ * PyTorch's vectorized CPU loop, which takes all but the last few
+ * elements of a tensor of 16 floats or more (AVX2), gives 1 at 3 and
+ * NaN at NaN instead; the two agree everywhere else
  * (MobileNetV3's activations, as torch.nn.Hardsigmoid and Hardswish); and
  * softmax over the channel dimension (dim 1 of NCHW), as
  * torch.softmax(x, dim=1): for a (N, K) matrix stored as (N, K, 1, 1) that

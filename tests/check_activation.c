@@ -127,7 +127,9 @@ START_TEST(mobile_activations_match_pytorch_values) {
          {0.0f, 0.0f, 0.1666666716337204f, 0.1666666716337204f, 0.1666666716337204f, 0.0f, 0.0f, 0.0f}},
         {HEED_ACT_HARDSWISH,
          {-0.0f, -0.0f, -0.3333333432674408f, 0.0f, 1.6666666269302368f, 3.0f, 4.0f},
-         /* PyTorch's choices: -1/2 at -3, 3/2 at 3, 1 at NaN */
+         /* PyTorch's choices: -1/2 at -3, 3/2 at 3, 1 at NaN (an 8-element
+          * tensor takes its CPU scalar loop; its vectorized loop gives
+          * 1 at 3 and NaN at NaN, activation.h) */
          {0.0f, -0.5f, 0.1666666567325592f, 0.5f, 1.1666667461395264f, 1.5f, 1.0f, 1.0f}},
         {HEED_ACT_SILU,
          {-0.07194484025239944f, -0.14227761328220367f, -0.2689414322376251f, 0.0f,
