@@ -167,6 +167,14 @@ heed_status heed_image_save(const char *path, const heed_tensor *img, const heed
     void *data;
     size_t size;
     heed_status s = heed_image_encode_mem(img, format, opts, &data, &size);
+    /* A misuse (shape, channels for JPEG, quality) names this function;
+     * what the encoder ran into (a side over JPEG's limit, memory) is
+     * about this file, so it begins with its name, as the loader's do. */
+    if (s != HEED_OK && s != HEED_ERR_ARG && s != HEED_ERR_SHAPE) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", heed_last_error());
+        return heed_fail(s, "%s: %s", path, msg);
+    }
     if (s != HEED_OK) return s;
     s = heed_write_atomic(path, data, size);
     free(data);

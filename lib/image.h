@@ -92,8 +92,10 @@ typedef struct heed_image_save_opts {
  * temporary one). opts may be NULL (defaults).
  *
  * Errors: HEED_ERR_ARG (unknown extension, JPEG with alpha, quality out of
- * range), HEED_ERR_SHAPE (n != 1 or C not in 1..4), HEED_ERR_IO (cannot
- * create, write or rename; e.g. a missing directory), HEED_ERR_NOMEM. */
+ * range), HEED_ERR_SHAPE (n != 1 or C not in 1..4), HEED_ERR_LIMIT (a JPEG
+ * side over 65500 pixels), HEED_ERR_IO (cannot create, write or rename;
+ * e.g. a missing directory), HEED_ERR_NOMEM. Messages about the file
+ * (all but the ARG and SHAPE ones) begin with path. */
 heed_status heed_image_save(const char *path, const heed_tensor *img,
                             const heed_image_save_opts *opts);
 

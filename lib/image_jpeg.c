@@ -212,7 +212,7 @@ static heed_status encode_body(jpeg_state *st, const heed_tensor *img, int quali
     jpeg_set_quality(c, quality, TRUE);
     c->optimize_coding = TRUE;
     st->row = malloc((size_t)W * C);
-    if (!st->row) return heed_fail(HEED_ERR_NOMEM, "heed_image_save: out of memory");
+    if (!st->row) return heed_fail(HEED_ERR_NOMEM, "out of memory encoding a JPEG");
     jpeg_start_compress(c, TRUE);
     while (c->next_scanline < (JDIMENSION)H) {
         const float *src = img->data + (size_t)c->next_scanline * W;
@@ -228,7 +228,7 @@ static heed_status encode_body(jpeg_state *st, const heed_tensor *img, int quali
 
 static heed_status encode_run(jpeg_state *st, const heed_tensor *img, int quality) {
     if (setjmp(st->jb))
-        return heed_fail(HEED_ERR_NOMEM, "heed_image_save: JPEG encoding failed: %s", st->msg);
+        return heed_fail(HEED_ERR_NOMEM, "JPEG encoding failed: %s", st->msg);
     return encode_body(st, img, quality);
 }
 
@@ -236,11 +236,10 @@ heed_status heed_jpeg_encode(const heed_tensor *img, int quality, void **data, s
     *data = NULL;
     *size = 0;
     if (img->w > JPEG_MAX_DIMENSION || img->h > JPEG_MAX_DIMENSION)
-        return heed_fail(HEED_ERR_ARG,
-                         "heed_image_save: JPEG sides are at most %d pixels, the image is %dx%d",
+        return heed_fail(HEED_ERR_LIMIT, "JPEG sides are at most %d pixels, the image is %dx%d",
                          (int)JPEG_MAX_DIMENSION, img->w, img->h);
     jpeg_state *st = calloc(1, sizeof *st);
-    if (!st) return heed_fail(HEED_ERR_NOMEM, "heed_image_save: out of memory");
+    if (!st) return heed_fail(HEED_ERR_NOMEM, "out of memory encoding a JPEG");
     init_errors(st);
     st->c.err = &st->err;
     heed_status s = encode_run(st, img, quality);

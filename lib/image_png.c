@@ -227,7 +227,7 @@ static heed_status encode_body(png_state *st, const heed_tensor *img, int bits16
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, st->info);
     st->pixels = malloc((size_t)W * C * (bits16 ? 2 : 1));
-    if (!st->pixels) return heed_fail(HEED_ERR_NOMEM, "heed_image_save: out of memory");
+    if (!st->pixels) return heed_fail(HEED_ERR_NOMEM, "out of memory encoding a PNG");
     for (int y = 0; y < H; y++) {
         const float *src = img->data + (size_t)y * W;
         unsigned char *row = st->pixels;
@@ -250,7 +250,7 @@ static heed_status encode_body(png_state *st, const heed_tensor *img, int bits16
 
 static heed_status encode_run(png_state *st, const heed_tensor *img, int bits16) {
     if (setjmp(png_jmpbuf(st->png)))
-        return heed_fail(HEED_ERR_NOMEM, "heed_image_save: PNG encoding failed: %s", st->msg);
+        return heed_fail(HEED_ERR_NOMEM, "PNG encoding failed: %s", st->msg);
     return encode_body(st, img, bits16);
 }
 
@@ -261,7 +261,7 @@ heed_status heed_png_encode(const heed_tensor *img, int bits16, void **data, siz
     st.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &st, on_error, on_warning);
     if (st.png) st.info = png_create_info_struct(st.png);
     heed_status s = st.info ? encode_run(&st, img, bits16)
-                            : heed_fail(HEED_ERR_NOMEM, "heed_image_save: cannot create a PNG writer");
+                            : heed_fail(HEED_ERR_NOMEM, "cannot create a PNG writer");
     png_destroy_write_struct(&st.png, st.info ? &st.info : NULL);
     free(st.pixels);
     if (s != HEED_OK) {

@@ -475,6 +475,29 @@ START_TEST(jpeg_refuses_alpha_and_bad_quality) {
 }
 END_TEST
 
+/* A JPEG side over libjpeg's 65500 is the image's limit, not a misuse of
+ * the call: heed classify --overlay out.jpg on a 66000-pixel-wide PNG
+ * printed "heed classify: heed_image_save: JPEG sides are at most ...",
+ * naming neither the file nor anything the user called. */
+START_TEST(jpeg_side_limit_names_the_file) {
+    make_tmpdir();
+    heed_tensor img;
+    ck_assert_int_eq(heed_tensor_alloc(&img, 1, 1, 2, 66000), HEED_OK);
+    heed_tensor_fill(&img, 0.5f);
+    ck_assert_int_eq(heed_image_save(tmp_path("wide.jpg"), &img, NULL), HEED_ERR_LIMIT);
+    ck_assert_msg(starts_with(heed_last_error(), tmp_path("wide.jpg")), "%s", heed_last_error());
+    ck_assert_msg(strstr(heed_last_error(), ": JPEG sides are at most 65500 pixels, the image is 66000x2"),
+                  "%s", heed_last_error());
+    void *d;
+    size_t n;
+    ck_assert_int_eq(heed_image_encode_mem(&img, "jpeg", NULL, &d, &n), HEED_ERR_LIMIT);
+    ck_assert_msg(starts_with(heed_last_error(), "JPEG sides are at most"), "%s", heed_last_error());
+    ck_assert_ptr_null(d);
+    ck_assert_int_eq(clean_tmpdir(), 0);
+    heed_tensor_free(&img);
+}
+END_TEST
+
 /* ---- bad input --------------------------------------------------------- */
 
 /* Encodes a small image in the given format for the corruption tests. */
@@ -970,6 +993,7 @@ Suite *heed_suite_image(void) {
     tcase_add_test(tc, progressive_jpeg_decodes);
     tcase_add_test(tc, cmyk_jpeg_converts_to_rgb);
     tcase_add_test(tc, jpeg_refuses_alpha_and_bad_quality);
+    tcase_add_test(tc, jpeg_side_limit_names_the_file);
     suite_add_tcase(s, tc);
     tc = tcase_create("bad input");
     tcase_add_test(tc, truncated_files_fail_with_format_errors);
