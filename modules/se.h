@@ -12,8 +12,9 @@
  * the hidden width given itself, silu or hardswish in place of the relu
  * (EfficientNet uses silu) and hardsigmoid in place of the sigmoid
  * (MobileNetV3).
- * Parameters: "<name>.fc1.weight" (C/r, C), "<name>.fc1.bias", "<name>.fc2.weight"
- * (C, C/r), "<name>.fc2.bias". Output shape = input shape. Layer type "se".
+ * Parameters: "<name>.fc1.weight" (S, C), "<name>.fc1.bias", "<name>.fc2.weight"
+ * (C, S), "<name>.fc2.bias", S the hidden width (C/r, or cfg.hidden when
+ * given). Output shape = input shape. Layer type "se".
  */
 #ifndef HEED_SE_H
 #define HEED_SE_H
