@@ -612,7 +612,7 @@ END_TEST
  * slower) a 500-image slice only checks that evaluation runs. */
 static const char *shipped_models[] = {"models/fmnist-plain.heed", "models/fmnist-se.heed",
                                        "models/fmnist-cbam.heed", "models/fmnist-eca.heed",
-                                       "models/ram-fmnist-cluttered60.heed"};
+                                       "models/fmnist-mobile.heed", "models/ram-fmnist-cluttered60.heed"};
 
 START_TEST(shipped_models_reach_their_stated_accuracy) {
     static char out[1 << 16];
