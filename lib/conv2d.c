@@ -456,7 +456,7 @@ int heed_conv2d_can_pool(const heed_conv2d *l) {
 }
 
 static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
-                           const float *scale, const float *shift, int relu, int pool,
+                           const float *scale, const float *shift, int act, int pool,
                            const char *fn) {
     HEED_TRY(check_ready(l, x, fn));
     if (y == x || (y->data && y->data == x->data))
@@ -472,7 +472,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
         HEED_TRY(heed_tensor_ensure(y, g.N, g.OC, g.OH, g.OW));
 
     /* The epilogue: with scale or shift, c = scale * b + shift per channel. */
-    post pst = {.a = scale, .c = l->b, .relu = relu};
+    post pst = {.a = scale, .c = l->b, .act = act};
     if (shift || (scale && l->b)) {
         float *c;
         HEED_TRY(heed_scratch_get(&l->post, (size_t)g.OC, &c));
@@ -480,7 +480,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
             c[o] = (l->b ? l->b[o] : 0.0f) * (scale ? scale[o] : 1.0f) + (shift ? shift[o] : 0.0f);
         pst.c = c;
     }
-    const post *p = pst.a || pst.c || pst.relu ? &pst : NULL;
+    const post *p = pst.a || pst.c || pst.act ? &pst : NULL;
 
     if (is_direct(&g)) return heed_conv_direct_forward(l, &g, x->data, y->data, p);
     if (heed_conv_few_fits(&g)) return heed_conv_few_forward(l, &g, x->data, y->data, p, pool);
@@ -529,7 +529,7 @@ heed_status heed_conv2d_forward(heed_conv2d *l, const heed_tensor *x, heed_tenso
 
 heed_status heed_conv2d_forward_fused(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
                                       const float *scale, const float *shift, int relu) {
-    return forward(l, x, y, scale, shift, relu, 0, "heed_conv2d_forward_fused");
+    return forward(l, x, y, scale, shift, relu ? HEED_CONV_RELU : 0, 0, "heed_conv2d_forward_fused");
 }
 
 /* ---- backward ------------------------------------------------------------ */
@@ -710,7 +710,7 @@ heed_status heed_conv2d_fold_bn(heed_conv2d *l, const float *gamma, const float 
 
 static heed_status op_forward(heed_layer *base, const heed_tensor *x, heed_tensor *y) {
     heed_conv2d *l = (heed_conv2d *)base;
-    return forward(l, x, y, l->fuse_scale, l->fuse_shift, l->fuse_relu, l->fuse_pool,
+    return forward(l, x, y, l->fuse_scale, l->fuse_shift, l->fuse_act, l->fuse_pool,
                    "heed_conv2d_forward");
 }
 

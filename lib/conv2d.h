@@ -94,15 +94,19 @@ typedef struct heed_conv2d {
     heed_scratch post;   /* (OC): the shift forward_fused adds, bias included */
     /* Set by a sequence around one forward through the layer interface
      * (heed_layer_forward) when a batch norm in inference mode and/or a relu
-     * follow: run as heed_conv2d_forward_fused(l, x, y, fuse_scale,
-     * fuse_shift, fuse_relu). NULL, NULL, 0 otherwise. */
+     * or hardswish follow: the batch norm as a scale and shift, the
+     * activation (HEED_CONV_RELU or HEED_CONV_HARDSWISH) applied in the
+     * output pass. NULL, NULL, 0 otherwise. */
     const float *fuse_scale, *fuse_shift; /* (OC) */
-    int fuse_relu;
+    int fuse_act;
     /* Set with them when a 3 x 3, stride 2, padding 1 max pool follows
      * (ResNet's stem) and heed_conv2d_can_pool: the forward writes the
      * pooled output, the full one never stored. */
     int fuse_pool;
 } heed_conv2d;
+
+/* The activations a convolution's output pass can apply (fuse_act). */
+enum { HEED_CONV_RELU = 1, HEED_CONV_HARDSWISH = 2 };
 
 /* The output side floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1 of
  * nn.Conv2d (stride or dilation 0 mean 1). A result < 1 means the kernel

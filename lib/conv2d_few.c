@@ -234,25 +234,27 @@ static void phase_planes_fill(const geom *g, const float *x, int n, int c0, int 
  * dst. (A copy then the epilogue in place compiled to scalar code here:
  * W1's first layer 8.2 -> 11.7 us.) */
 static inline void post_run(const float *restrict src, float *restrict dst, int n, float a, float c,
-                            int relu) {
-    if (relu)
-        for (int j = 0; j < n; j++) {
-            const float v = src[j] * a + c;
-            dst[j] = v < 0.0f ? 0.0f : v; /* keeps a NaN */
-        }
+                            int act) {
+    if (act == HEED_CONV_RELU)
+        for (int j = 0; j < n; j++) dst[j] = heed_conv_act(src[j] * a + c, HEED_CONV_RELU);
+    else if (act == HEED_CONV_HARDSWISH)
+        for (int j = 0; j < n; j++) dst[j] = heed_conv_act(src[j] * a + c, HEED_CONV_HARDSWISH);
     else
         for (int j = 0; j < n; j++) dst[j] = src[j] * a + c;
 }
 
 /* post_run for one whole vector. */
 static inline void post_vector(const float *restrict src, float *restrict dst, float a, float c,
-                               int relu) {
+                               int act) {
     float v[VEC];
 #pragma omp simd
     for (int j = 0; j < VEC; j++) v[j] = src[j] * a + c;
-    if (relu)
+    if (act == HEED_CONV_RELU)
 #pragma omp simd
-        for (int j = 0; j < VEC; j++) dst[j] = v[j] < 0.0f ? 0.0f : v[j];
+        for (int j = 0; j < VEC; j++) dst[j] = heed_conv_act(v[j], HEED_CONV_RELU);
+    else if (act == HEED_CONV_HARDSWISH)
+#pragma omp simd
+        for (int j = 0; j < VEC; j++) dst[j] = heed_conv_act(v[j], HEED_CONV_HARDSWISH);
     else
 #pragma omp simd
         for (int j = 0; j < VEC; j++) dst[j] = v[j];
@@ -266,16 +268,16 @@ static inline void post_vector(const float *restrict src, float *restrict dst, f
 HEED_WIDE
 static void keep_rows(const float *grid, int Wq, float *y, int OH, int OW, const post *p, int o) {
     const float a = p && p->a ? p->a[o] : 1.0f, c = p && p->c ? p->c[o] : 0.0f;
-    const int relu = p && p->relu;
+    const int act = p ? p->act : 0;
     for (int i = 0; i < OH; i++) {
         const float *src = grid + (size_t)i * Wq;
         float *dst = y + (size_t)i * OW;
         if (OW < VEC) {
-            post_run(src, dst, OW, a, c, relu);
+            post_run(src, dst, OW, a, c, act);
             continue;
         }
-        for (int j = 0; j + VEC <= OW; j += VEC) post_vector(src + j, dst + j, a, c, relu);
-        if (OW % VEC) post_vector(src + OW - VEC, dst + OW - VEC, a, c, relu);
+        for (int j = 0; j + VEC <= OW; j += VEC) post_vector(src + j, dst + j, a, c, act);
+        if (OW % VEC) post_vector(src + OW - VEC, dst + OW - VEC, a, c, act);
     }
 }
 
@@ -286,11 +288,8 @@ static void post_rows_in_place(float *grid, int Wq, int rows, int OW, const post
     const float a = p->a ? p->a[o] : 1.0f, c = p->c ? p->c[o] : 0.0f;
     for (int i = 0; i < rows; i++) {
         float *r = grid + (size_t)i * Wq;
-        if (p->relu)
-            for (int j = 0; j < OW; j++) {
-                const float v = r[j] * a + c;
-                r[j] = v < 0.0f ? 0.0f : v; /* keeps a NaN */
-            }
+        if (p->act)
+            for (int j = 0; j < OW; j++) r[j] = heed_conv_act(r[j] * a + c, p->act);
         else
             for (int j = 0; j < OW; j++) r[j] = r[j] * a + c;
     }

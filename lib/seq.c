@@ -9,8 +9,9 @@
  * Each forward plans how to run the children as steps, a step being one
  * child or a few fused ones (the plan depends only on the children's types
  * and modes, so it is the same every call):
- *   conv, bn, relu / conv, bn / conv, relu  (inference, bn in inference
- *     mode): one heed_conv2d_forward_fused, the batch norm's running
+ *   conv, bn, relu / conv, bn / conv, relu, and the same with hardswish
+ *     for relu (inference, bn in inference mode): one convolution whose
+ *     output pass applies the batch norm's running
  *     statistics as a per-channel scale and shift; nothing in between is
  *     stored, and the weights are read as they are on each call, so
  *     training steps and loaded models are reflected at once.
@@ -54,7 +55,9 @@ enum {
     STEP_CONV_BN,           /* conv, bn */
     STEP_CONV_BN_RELU,      /* conv, bn, relu */
     STEP_CONV_BN_RELU_POOL, /* conv, bn, relu, 3x3/2 max pool */
-    STEP_RESIDUAL_RELU      /* residual, relu */
+    STEP_RESIDUAL_RELU,     /* residual, relu */
+    STEP_CONV_HSWISH,       /* conv, hardswish */
+    STEP_CONV_BN_HSWISH     /* conv, bn, hardswish */
 };
 
 /* Plans: training; inference keeping only what the next step needs (lean);
@@ -62,10 +65,10 @@ enum {
 enum { PLAN_TRAIN, PLAN_LEAN, PLAN_FULL };
 
 static int step_len(int kind) {
-    return kind == STEP_CONV_BN_RELU_POOL ? 4
-           : kind == STEP_CONV_BN_RELU    ? 3
-           : kind == STEP_ONE             ? 1
-                                          : 2;
+    return kind == STEP_CONV_BN_RELU_POOL                           ? 4
+           : kind == STEP_CONV_BN_RELU || kind == STEP_CONV_BN_HSWISH ? 3
+           : kind == STEP_ONE                                         ? 1
+                                                                      : 2;
 }
 
 static int is_type(const heed_layer *l, const char *type) { return !strcmp(l->ops->type, type); }
@@ -77,13 +80,17 @@ static void make_plan(heed_seq *s, int mode) {
         const int more = s->count - 1 - i; /* children after i */
         if (mode == PLAN_LEAN && is_type(c[i], "conv")) {
             if (more >= 1 && is_type(c[i + 1], "bn") && !c[i + 1]->training) {
-                kind = more >= 2 && is_type(c[i + 2], "relu") ? STEP_CONV_BN_RELU : STEP_CONV_BN;
+                kind = more >= 2 && is_type(c[i + 2], "relu")        ? STEP_CONV_BN_RELU
+                       : more >= 2 && is_type(c[i + 2], "hardswish") ? STEP_CONV_BN_HSWISH
+                                                                     : STEP_CONV_BN;
                 if (kind == STEP_CONV_BN_RELU && more >= 3 && is_type(c[i + 3], "maxpool") &&
                     heed_pool2d_is_max3s2((heed_pool2d *)c[i + 3]) &&
                     heed_conv2d_can_pool((heed_conv2d *)c[i]))
                     kind = STEP_CONV_BN_RELU_POOL;
             } else if (more >= 1 && is_type(c[i + 1], "relu")) {
                 kind = STEP_CONV_RELU;
+            } else if (more >= 1 && is_type(c[i + 1], "hardswish")) {
+                kind = STEP_CONV_HSWISH;
             }
         } else if (is_type(c[i], "bn") && more >= 1 && is_type(c[i + 1], "relu")) {
             kind = STEP_BN_RELU;
@@ -121,7 +128,8 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
     if (kind == STEP_RESIDUAL_RELU)
         return forward_fused_relu(l, &((heed_residual *)l)->fuse_relu, in, out);
     heed_conv2d *conv = (heed_conv2d *)l;
-    if (kind == STEP_CONV_BN || kind == STEP_CONV_BN_RELU || kind == STEP_CONV_BN_RELU_POOL) {
+    if (kind == STEP_CONV_BN || kind == STEP_CONV_BN_RELU || kind == STEP_CONV_BN_RELU_POOL ||
+        kind == STEP_CONV_BN_HSWISH) {
         float *affine;
         HEED_TRY(heed_scratch_get(&s->affine, 2 * (size_t)l->out_c, &affine));
         HEED_TRY(heed_batchnorm_scale_shift((heed_batchnorm *)s->children[i + 1], affine,
@@ -129,11 +137,13 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
         conv->fuse_scale = affine;
         conv->fuse_shift = affine + l->out_c;
     }
-    conv->fuse_relu = kind != STEP_CONV_BN;
+    conv->fuse_act = kind == STEP_CONV_BN                                    ? 0
+                     : kind == STEP_CONV_HSWISH || kind == STEP_CONV_BN_HSWISH ? HEED_CONV_HARDSWISH
+                                                                              : HEED_CONV_RELU;
     conv->fuse_pool = kind == STEP_CONV_BN_RELU_POOL;
     heed_status st = heed_layer_forward(l, in, out);
     conv->fuse_scale = conv->fuse_shift = NULL;
-    conv->fuse_relu = conv->fuse_pool = 0;
+    conv->fuse_act = conv->fuse_pool = 0;
     return st;
 }
 

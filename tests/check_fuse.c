@@ -270,6 +270,47 @@ START_TEST(inference_sequence_matches_layer_by_layer) {
 }
 END_TEST
 
+/* hardswish after a convolution, with and without a batch norm between,
+ * is applied in the convolution's output pass in inference, on each route
+ * a convolution takes (few input channels, depthwise at strides 1 and 2,
+ * pointwise, 3x3 on shifted copies): the same values as the layers one at
+ * a time, and the hardswish layers never run. */
+static const char hswish_text[] =
+    "input 3 40 37\n"
+    "conv name=c1 out=8 k=3 pad=1 bias=0\nbn name=b1\nhardswish name=h1\n"
+    "conv name=c2 out=8 k=3 pad=1 groups=8 bias=0\nbn name=b2\nhardswish name=h2\n"
+    "conv name=c3 out=8 k=3 stride=2 pad=1 groups=8\nbn name=b3\nhardswish name=h3\n"
+    "conv name=c4 out=16 k=1 bias=0\nbn name=b4\nhardswish name=h4\n"
+    "conv name=c5 out=16 k=3 pad=1\nhardswish name=h5\n"
+    "conv name=c6 out=24 k=3 pad=1 bias=0\nbn name=b6\nhardswish name=h6\n";
+static const char *const hswish_order[] = {"c1", "b1", "h1", "c2", "b2", "h2", "c3", "b3", "h3",
+                                           "c4", "b4", "h4", "c5", "h5", "c6", "b6", "h6"};
+
+START_TEST(hardswish_fuses_into_the_convolution) {
+    heed_net *net = parse_net(hswish_text, 29);
+    heed_net_set_training(net, 0);
+    heed_tensor x, y = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 3, 40, 37), HEED_OK);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -2, 2, 30);
+    heed_layer_profile(1);
+    ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+    heed_layer_profile(0);
+    static const char *const acts[] = {"h1", "h2", "h3", "h4", "h5", "h6"};
+    for (int i = 0; i < 6; i++)
+        ck_assert_msg(find(net, acts[i])->forward_calls == 0, "%s ran on its own", acts[i]);
+    chain ch = {0};
+    heed_tensor *want = run_leaves(net, &ch, &x, hswish_order, 17);
+    /* values of both signs around the kinks at -3 and 3, not all clamped */
+    int mid = 0;
+    for (size_t i = 0; i < heed_tensor_count(want); i++) mid += want->data[i] > -0.3f && want->data[i] < 2.9f;
+    ck_assert_int_gt(mid, (int)(heed_tensor_count(want) / 10));
+    expect_close(&y, want, 1e-5, "conv, bn, hardswish");
+    chain_free(&ch);
+    heed_tensor_free(&x), heed_tensor_free(&y);
+    heed_net_free(net);
+}
+END_TEST
+
 /* Residual bodies that end in SE, CBAM or ECA add the block's sum (and the relu
  * after the block) in the attention's own pass in inference: identity and
  * projection shortcuts, with and without the relu, against the layers one
@@ -610,6 +651,7 @@ Suite *heed_suite_fuse(void) {
     tcase_add_loop_test(tc, fused_conv_matches_conv_then_bn_then_relu, 0,
                         (int)(sizeof fuse_cases / sizeof fuse_cases[0]));
     tcase_add_test(tc, inference_sequence_matches_layer_by_layer);
+    tcase_add_test(tc, hardswish_fuses_into_the_convolution);
     tcase_add_test(tc, inference_forward_reuses_its_buffers);
     tcase_add_test(tc, attention_ending_a_residual_body_adds_the_sum);
     tcase_add_test(tc, convolution_that_cannot_pool_says_so);
