@@ -363,6 +363,18 @@ static const shape_case path_cases[] = {
     {{.in_c = 1, .out_c = 4, .k = 3, .pad = 3}, 2, 12, 11},
     {{.in_c = 1, .out_c = 1, .k = 1, .pad = 1, .bias = 1}, 2, 8, 8},
     {{.in_c = 2, .out_c = 2, .k = 3, .pad = 4}, 3, 5, 6},
+    /* the direct loops at strides above 1: MobileNet's
+     * depthwise 3x3 stride 2 on even and odd sizes wider than a block of
+     * 16 columns, stride 3, dilation across phases, two channels per
+     * group, no padding, padding wider than the kernel's reach, 1 x 1 */
+    {{.in_c = 8, .out_c = 8, .k = 3, .stride = 2, .pad = 1, .groups = 8}, 2, 56, 56},
+    {{.in_c = 6, .out_c = 6, .k = 3, .stride = 2, .pad = 1, .groups = 6, .bias = 1}, 3, 37, 71},
+    {{.in_c = 4, .out_c = 4, .k = 5, .stride = 3, .pad = 2, .groups = 4}, 2, 40, 35},
+    {{.in_c = 3, .out_c = 3, .k = 3, .stride = 2, .pad = 2, .dilation = 2, .groups = 3}, 2, 19, 40},
+    {{.in_c = 4, .out_c = 4, .k = 3, .stride = 2, .pad = 1, .groups = 2, .bias = 1}, 2, 21, 34},
+    {{.in_c = 2, .out_c = 2, .k = 3, .stride = 2, .groups = 2}, 1, 9, 10},
+    {{.in_c = 2, .out_c = 2, .k = 3, .stride = 2, .pad = 4, .groups = 2}, 2, 6, 7},
+    {{.in_c = 2, .out_c = 2, .k = 1, .stride = 3, .pad = 1, .groups = 2, .bias = 1}, 1, 20, 22},
 };
 
 START_TEST(every_path_matches_the_definition) {
