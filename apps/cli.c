@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "file_impl.h"
+#include "text_impl.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -162,7 +163,7 @@ int cli_error(const char *command, int code, const char *fmt, ...) {
         /* One line whatever a name in it holds: a file name's newline or
          * tab shown as ?, as ls shows it. */
         for (char *c = text; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+            if (heed_control_char(*c)) *c = '?';
         fputs(text, stderr);
         free(text);
     } else {
@@ -232,7 +233,7 @@ void cli_json_string(FILE *f, const char *s) {
             fputs("\\ufffd", f), p++;
         else if (*p == '"' || *p == '\\')
             fprintf(f, "\\%c", *p), p++;
-        else if (*p < 0x20 || *p == 0x7f)
+        else if (heed_control_char((char)*p))
             fprintf(f, "\\u%04x", *p), p++;
         else
             fwrite(p, 1, (size_t)n, f), p += n;

@@ -22,6 +22,7 @@
 
 #include "image.h"
 #include "omp_impl.h"
+#include "text_impl.h"
 
 
 typedef struct name_list {
@@ -142,15 +143,10 @@ static heed_status list_items(heed_dataset *d, const char *root, heed_folder_par
         /* A model's metadata is lines of text: its class names hold no
          * control character (heed_model_set_classes refused it later,
          * naming neither the folder nor the name). Shown with ? for each,
-         * so that the message stays one line. */
-        int control = 0;
-        for (const unsigned char *c = (const unsigned char *)name; *c; c++) control |= *c < 0x20 || *c == 0x7f;
-        if (control) {
-            char shown[sizeof d->class_names[k]];
-            size_t n = 0;
-            for (const unsigned char *c = (const unsigned char *)name; *c && n + 1 < sizeof shown; c++)
-                shown[n++] = *c < 0x20 || *c == 0x7f ? '?' : (char)*c;
-            shown[n] = '\0';
+         * so that the message stays one line; the name fits (longer ones
+         * were refused above), so the copy differs only where one was. */
+        char shown[sizeof d->class_names[k]];
+        if (strcmp(heed_one_line(name, shown, sizeof shown), name)) {
             s = heed_fail(HEED_ERR_ARG, "folder dataset %s: class folder '%s' has a control character "
                           "(a tab, a newline; shown as ?) in its name, which a class name cannot hold: "
                           "rename it", root, shown);

@@ -14,6 +14,7 @@
 #include "crc32_impl.h"
 #include "file_impl.h"
 #include "netfile_impl.h"
+#include "text_impl.h"
 
 enum { MAX_MODEL_BYTES = 1 << 30 };
 /* The most chunks a file may declare (NETD, META, PARM and the extra ones):
@@ -91,16 +92,6 @@ static int get_u64(reader *r, uint64_t *v) {
 
 /* ---- metadata as text -------------------------------------------------- */
 
-/* A copy of free text (a recipe: the command line as typed) with each
- * control character as '?': one line of metadata, which the reader checks
- * is printable. */
-static const char *one_line(const char *v, char *out, size_t size) {
-    snprintf(out, size, "%s", v);
-    for (char *c = out; *c; c++)
-        if (heed_control_char(*c)) *c = '?';
-    return out;
-}
-
 static char *meta_text(const heed_model_meta *m) {
     bytes b = {0};
     /* a line: a key and the longest value, dataset's (a path up to PATH_MAX) */
@@ -119,10 +110,10 @@ static char *meta_text(const heed_model_meta *m) {
         }
     }
     LINE("dark_background %d\n", m->dark_background);
-    LINE("dataset %s\n", one_line(m->dataset, dataset, sizeof dataset));
-    LINE("recipe %s\nepochs %d\n", one_line(m->recipe, recipe, sizeof recipe), m->epochs);
+    LINE("dataset %s\n", heed_one_line(m->dataset, dataset, sizeof dataset));
+    LINE("recipe %s\nepochs %d\n", heed_one_line(m->recipe, recipe, sizeof recipe), m->epochs);
     LINE("test_accuracy %.9g\ntrain_seconds %.9g\ncpu %s\n", m->test_accuracy, m->train_seconds,
-         one_line(m->cpu, cpu, sizeof cpu));
+         heed_one_line(m->cpu, cpu, sizeof cpu));
 #undef LINE
     put(&b, "", 1);
     if (b.failed) {

@@ -19,6 +19,7 @@
 #include "linear.h"
 #include "net.h"
 #include "netfile_impl.h"
+#include "text_impl.h"
 #include "pool2d.h"
 
 enum { MAX_SETTINGS = 16, MAX_DEPTH = 16, MAX_TOKEN = 64 };

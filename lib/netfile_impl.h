@@ -19,12 +19,6 @@ heed_status heed_net_parse_bounded(heed_net **out, const char *text, const char 
  * (heed_net_describe). */
 heed_status heed_net_parse_layout(heed_net **out, const char *text, const char *origin);
 
-/* Whether byte c is a control character (C0 or DEL): text that reaches
- * a terminal or a JSON line must not carry one. */
-static inline int heed_control_char(char c) {
-    return (unsigned char)c < 0x20 || c == 0x7f;
-}
-
 /* HEED_ERR_FORMAT, naming origin and the line, if the n bytes of text
  * (a network file, or a model file's network or metadata chunk) hold a NUL:
  * read as a C string, the text would end there and the rest go unread. */
