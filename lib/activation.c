@@ -43,6 +43,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "activation_impl.h"
 #include "parallel.h"
 
 #define TILE 256 /* softmax positions per work item */
@@ -56,12 +57,6 @@ static heed_status size_like(heed_tensor *y, const heed_tensor *x) {
 
 static float resolve_slope(float slope) { return slope == 0.0f ? 0.01f : slope; }
 
-/* min(max(x + 3, 0), 6): comparisons that keep a NaN, as std::min/max do. */
-static inline float relu6_shifted(float x) {
-    float t = x + 3.0f;
-    t = t < 0.0f ? 0.0f : t;
-    return 6.0f < t ? 6.0f : t;
-}
 
 const char *heed_act_name(heed_act_kind kind) {
     switch (kind) {
@@ -205,12 +200,12 @@ heed_status heed_act_forward(heed_act_kind kind, float slope, const heed_tensor 
         break;
     case HEED_ACT_HARDSIGMOID:
         PARALLEL_SIMD_IF(count > PAR_MIN,
-            for (size_t i = 0; i < count; i++) yd[i] = relu6_shifted(xd[i]) / 6.0f;
+            for (size_t i = 0; i < count; i++) yd[i] = heed_relu6_shifted(xd[i]) / 6.0f;
         );
         break;
     case HEED_ACT_HARDSWISH:
         PARALLEL_SIMD_IF(count > PAR_MIN,
-            for (size_t i = 0; i < count; i++) yd[i] = xd[i] * relu6_shifted(xd[i]) / 6.0f;
+            for (size_t i = 0; i < count; i++) yd[i] = heed_hardswish(xd[i]);
         );
         break;
     case HEED_ACT_SOFTMAX:

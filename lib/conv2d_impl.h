@@ -13,6 +13,7 @@
 #include <omp.h>
 #endif
 
+#include "activation_impl.h"
 #include "conv2d.h"
 #include "gemm.h"
 #include "gemm_impl.h"
@@ -93,15 +94,11 @@ typedef struct heed_conv_post {
 } heed_conv_post;
 
 /* The epilogue's activation of v = a y + c: relu as v < 0 ? 0 : v, which
- * keeps a NaN as the relu layer does; hardswish written as the activation
- * layer writes it (activation.c), so fused and unfused give the same bits. */
+ * keeps a NaN as the relu layer does; hardswish the activation layer's
+ * own (activation_impl.h), so fused and unfused give the same bits. */
 static inline float heed_conv_act(float v, int act) {
     if (act == HEED_CONV_RELU) return v < 0.0f ? 0.0f : v;
-    if (act != HEED_CONV_HARDSWISH) return v;
-    float t = v + 3.0f;
-    t = t < 0.0f ? 0.0f : t;
-    t = 6.0f < t ? 6.0f : t;
-    return v * t / 6.0f;
+    return act == HEED_CONV_HARDSWISH ? heed_hardswish(v) : v;
 }
 
 /* Rows o0 .. o0+rows-1 of an (rows, ld) block, n values each (ld 0: one
