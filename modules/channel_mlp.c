@@ -26,7 +26,7 @@ heed_status heed_channel_mlp_check(const char *type, const char *name, const int
     if (in[0] < 1 || in[1] < 1 || in[2] < 1)
         return heed_fail(HEED_ERR_ARG, "%s %s: input shape (%d, %d, %d) has a dimension < 1", type,
                          name, in[0], in[1], in[2]);
-    if (r < 1 || in[0] / r < 1)
+    if (r != 0 && (r < 1 || in[0] / r < 1))
         return heed_fail(HEED_ERR_ARG, "%s %s: reduction r=%d leaves no hidden units for %d channels",
                          type, name, r, in[0]);
     return HEED_OK;

@@ -2,9 +2,10 @@
  * e = gate(sum_i fc2(act(fc1(pooled_i)))) over one pooled vector (SE: the
  * average) or two (CBAM: the average and the maximum, through the same fc1
  * and fc2). act is relu and gate sigmoid unless the module sets others
- * (SE's act= and gate=, for MobileNetV3's and EfficientNet's blocks). It is part of its module, not a layer of its own: the
- * module lists fc1 and fc2 as its children, owns the struct by value and
- * does the pooling and the scaling around it.
+ * (SE's act= and gate=, for MobileNetV3's and EfficientNet's blocks).
+ * It is part of its module, not a layer of its own: the module lists fc1
+ * and fc2 as its children, owns the struct by value and does the pooling
+ * and the scaling around it.
  *
  *   heed_channel_mlp mlp = {0};
  *   heed_channel_mlp_check("se", name, in, r, "fc1");        // before allocating the module
@@ -51,7 +52,8 @@ typedef struct heed_channel_mlp {
 /* The checks a module does before it allocates anything: HEED_ERR_ARG,
  * naming the module `type` ("se") and `name`, if the input shape in[] =
  * (C, H, W) has a dimension < 1, if r < 1 or C / r < 1 leaves no hidden
- * units, or if "<name>.<child>" would not fit a layer's name (47
+ * units (r 0: the module takes a hidden width given as such, SE's
+ * hidden=, and checks it itself), or if "<name>.<child>" would not fit a layer's name (47
  * characters), `child` being the module's longest child name ("fc1" for
  * SE, "conv" for CBAM): names are refused, never cut, as cut ones could
  * collide. */

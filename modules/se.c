@@ -110,11 +110,9 @@ heed_status heed_se_new(heed_se **out, const heed_se_cfg *cfg, const int in[3], 
                          heed_act_name(c.act) ? heed_act_name(c.act) : "(unknown)");
     if (c.gate != HEED_GATE_SIGMOID && c.gate != HEED_GATE_HARDSIGMOID)
         return heed_fail(HEED_ERR_ARG, "se %s: unknown gate %d", name, (int)c.gate);
-    /* hidden given: r = 1 only lets the shared check look at the rest */
-    if (!c.r) c.r = c.hidden ? 1 : 16;
-    HEED_TRY(heed_channel_mlp_check("se", name, in, c.r, "fc1"));
+    if (!c.hidden && !c.r) c.r = 16;
+    HEED_TRY(heed_channel_mlp_check("se", name, in, c.r, "fc1")); /* r 0: hidden given */
     const int hidden = c.hidden ? c.hidden : in[0] / c.r;
-    if (c.hidden) c.r = 0; /* as given: one or the other */
     heed_se *l = calloc(1, sizeof *l);
     if (!l) return heed_fail(HEED_ERR_NOMEM, "cannot allocate se %s", name);
     heed_layer_init(&l->base, &se_ops, name, in, in[0], in[1], in[2]);
