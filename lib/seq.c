@@ -64,12 +64,25 @@ enum {
  * inference keeping every output for a backward (full). */
 enum { PLAN_TRAIN, PLAN_LEAN, PLAN_FULL };
 
-static int step_len(int kind) {
-    return kind == STEP_CONV_BN_RELU_POOL                           ? 4
-           : kind == STEP_CONV_BN_RELU || kind == STEP_CONV_BN_HSWISH ? 3
-           : kind == STEP_ONE                                         ? 1
-                                                                      : 2;
-}
+/* What each kind of step runs: how many children, and for the fused
+ * convolutions whether a batch norm follows, the activation their output
+ * pass applies, and whether they pool. */
+static const struct {
+    unsigned char len, bn, act, pool;
+} steps[] = {
+    [STEP_SKIP] = {1, 0, 0, 0},
+    [STEP_ONE] = {1, 0, 0, 0},
+    [STEP_BN_RELU] = {2, 0, 0, 0},
+    [STEP_CONV_RELU] = {2, 0, HEED_CONV_RELU, 0},
+    [STEP_CONV_BN] = {2, 1, 0, 0},
+    [STEP_CONV_BN_RELU] = {3, 1, HEED_CONV_RELU, 0},
+    [STEP_CONV_BN_RELU_POOL] = {4, 1, HEED_CONV_RELU, 1},
+    [STEP_RESIDUAL_RELU] = {2, 0, 0, 0},
+    [STEP_CONV_HSWISH] = {2, 0, HEED_CONV_HARDSWISH, 0},
+    [STEP_CONV_BN_HSWISH] = {3, 1, HEED_CONV_HARDSWISH, 0},
+};
+
+static int step_len(int kind) { return steps[kind].len; }
 
 static int is_type(const heed_layer *l, const char *type) { return !strcmp(l->ops->type, type); }
 
@@ -128,8 +141,7 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
     if (kind == STEP_RESIDUAL_RELU)
         return forward_fused_relu(l, &((heed_residual *)l)->fuse_relu, in, out);
     heed_conv2d *conv = (heed_conv2d *)l;
-    if (kind == STEP_CONV_BN || kind == STEP_CONV_BN_RELU || kind == STEP_CONV_BN_RELU_POOL ||
-        kind == STEP_CONV_BN_HSWISH) {
+    if (steps[kind].bn) {
         float *affine;
         HEED_TRY(heed_scratch_get(&s->affine, 2 * (size_t)l->out_c, &affine));
         HEED_TRY(heed_batchnorm_scale_shift((heed_batchnorm *)s->children[i + 1], affine,
@@ -137,10 +149,8 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
         conv->fuse_scale = affine;
         conv->fuse_shift = affine + l->out_c;
     }
-    conv->fuse_act = kind == STEP_CONV_BN                                    ? 0
-                     : kind == STEP_CONV_HSWISH || kind == STEP_CONV_BN_HSWISH ? HEED_CONV_HARDSWISH
-                                                                              : HEED_CONV_RELU;
-    conv->fuse_pool = kind == STEP_CONV_BN_RELU_POOL;
+    conv->fuse_act = steps[kind].act;
+    conv->fuse_pool = steps[kind].pool;
     heed_status st = heed_layer_forward(l, in, out);
     conv->fuse_scale = conv->fuse_shift = NULL;
     conv->fuse_act = conv->fuse_pool = 0;
