@@ -28,7 +28,8 @@
  * direct loop over kernel taps (conv2d_direct.c); the forward with up to 4
  * input channels per group (a first layer, ResNet's 7x7 stride-2 stem),
  * whose sums are too short for a matrix product, runs on padded phase
- * planes with its sums in registers (conv2d_few.c); and the forward of a
+ * planes with its sums in registers (conv2d_few.c; the planes, which the
+ * direct loops use at strides above 1, in conv2d_phase.c); and the forward of a
  * convolution with enough output columns (or a strided 1x1 one) runs its
  * products on K shifted copies of each input row phase that the kernel
  * reads instead of im2col's K*K copies, as does the backward of stride 1

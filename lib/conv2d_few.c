@@ -8,18 +8,11 @@
  * stored for a handful of multiply-adds. Here each output vector instead
  * stays in registers across every tap.
  *
- * The input, padded with P zeros around it, is split into S x S phase
- * planes, Wq = ceil((W + 2P) / S) wide: plane (c, a, b) holds padded pixel
- * (r*S + a, s*S + b) at (r, s). Tap (u, v) of output (i, j) reads padded
- * pixel (i*S + u*D, j*S + v*D), which is pixel (i + u*D/S, j + v*D/S) of
- * plane (c, u*D % S, v*D % S). So the output is computed over a flat grid
- * of OH rows of Wq positions, where tap t of position p reads
- * q[p + off[t]]: one contiguous loop for every tap, with no bounds inside
- * (for stride 1 there is one phase, and off[t] = u*D*Wq + v*D in plane c).
- * The Wq - OW positions at each row's end are computed and dropped. Eight
- * output channels share each load of the input. A large image goes in
- * bands of output rows (so that a band's grid stays in cache, and so that
- * one image can be shared between threads), each band with its own planes.
+ * The input goes to its zero-padded phase planes (conv2d_phase_impl.h),
+ * over whose flat grid every tap is one contiguous loop. Eight output
+ * channels share each load of the input. A large image goes in bands of
+ * output rows (so that a band's grid stays in cache, and so that one image
+ * can be shared between threads), each band with its own planes.
  *
  * Each output is the sum over c, u, v in that order, then the epilogue;
  * how images, bands and channels are shared between threads changes no
@@ -33,6 +26,7 @@
 
 #include "balance_impl.h"
 #include "conv2d_impl.h"
+#include "conv2d_phase_impl.h"
 #include "gemm.h"
 #include "max3s2_impl.h"
 #include "wide.h"
@@ -49,7 +43,7 @@ typedef heed_conv_post post;
  * spilled, the stem 2.5x slower). 4 channels measured 10% slower. */
 #define OUT_GROUP 8
 #define VEC 16
-#define BLOCK (2 * VEC) /* the largest block; grids are whole blocks */
+#define BLOCK CONV_PHASE_BLOCK /* the largest block: two vectors */
 
 /* Taps per output (ICg*K*K) this route takes: their weights sit in a
  * table on the stack. */
@@ -58,50 +52,16 @@ typedef heed_conv_post post;
 /* Strides this route takes: S*S phases of ICg <= 4 channels stay few planes. */
 #define FEW_MAX_STRIDE 4
 
-static int grid_width(const geom *g) { return (g->W + 2 * g->P + g->S - 1) / g->S; }
-
-/* Rows of a phase plane beyond a band's output rows: the largest tap row shift. */
-static int plane_halo(const geom *g) { return g->D * (g->K - 1) / g->S; }
-
-static int phase_planes(const geom *g) { return g->ICg * g->S * g->S; }
-
-/* Floats of one phase plane for a band of `rows` output rows. An output
- * position inside the image reads its own plane only; the grid's dropped
- * positions read into the next plane, and past the last one into
- * planes_slack() zeros. */
-static size_t plane_size(const geom *g, int rows) {
-    return (size_t)(rows + plane_halo(g)) * grid_width(g);
-}
-
-static size_t planes_slack(const geom *g) { return (size_t)g->D * (g->K - 1) + BLOCK + VEC; }
-
-/* Positions of a band's output grid, in whole blocks. */
-static size_t grid_size(const geom *g, int rows) {
-    return ((size_t)rows * grid_width(g) + BLOCK - 1) / BLOCK * BLOCK;
-}
-
 /* Output rows per band: a group of output planes stays in cache
  * (PASS_FLOATS; a larger grid would go to memory and back between the taps
  * and the kept rows). */
 static int band_rows(const geom *g) {
-    const size_t rows = PASS_FLOATS / OUT_GROUP / grid_width(g);
+    const size_t rows = PASS_FLOATS / OUT_GROUP / conv_phase_width(g);
     return rows < 1 ? 1 : rows > (size_t)g->OH ? g->OH : (int)rows;
 }
 
 int heed_conv_few_fits(const geom *g) {
     return g->S <= FEW_MAX_STRIDE && g->K > 1 && g->ICg <= 4 && g->R <= MAX_TAPS;
-}
-
-/* off[t]: where tap t = (c*K + u)*K + v reads, from a grid position, in
- * planes ldq floats apart (the header's phase planes). */
-static void tap_offsets(const geom *g, size_t ldq, size_t *off) {
-    const int S = g->S, D = g->D, Wq = grid_width(g);
-    for (int c = 0, t = 0; c < g->ICg; c++)
-        for (int u = 0; u < g->K; u++)
-            for (int v = 0; v < g->K; v++, t++) {
-                const size_t plane = ((size_t)c * S + u * D % S) * S + v * D % S;
-                off[t] = plane * ldq + (size_t)(u * D / S) * Wq + v * D / S;
-            }
 }
 
 /* out[k * ldo + p] = sum over t of wt[t * OUT_GROUP + k] * q[p + off[t]],
@@ -195,92 +155,6 @@ static grid_taps_fn *grid_taps_for_kernel(void) {
     return grid_taps_vector;
 }
 
-/* The phase planes (ICg, S, S, rows + halo, Wq) of channels c0 ..
- * c0+ICg-1 of image n for output rows i0 .. i0+rows-1, with planes_slack()
- * zeros after them: plane (c, a, b) row r holds padded input row
- * (i0 + r)*S + a, every S-th column from b. */
-static void phase_planes_fill(const geom *g, const float *x, int n, int c0, int i0, int rows,
-                              float *q) {
-    const int S = g->S, W = g->W, Wq = grid_width(g), nr = rows + plane_halo(g);
-    const size_t ldq = plane_size(g, rows);
-    memset(q + phase_planes(g) * ldq, 0, planes_slack(g) * sizeof(float));
-    for (int c = 0; c < g->ICg; c++) {
-        const float *xc = x + ((size_t)n * g->IC + c0 + c) * g->H * W;
-        for (int a = 0; a < S; a++)
-            for (int b = 0; b < S; b++) {
-                float *plane = q + (((size_t)c * S + a) * S + b) * ldq;
-                int jlo, jhi; /* columns s with 0 <= s*S + b - P < W */
-                conv_valid_range(b - g->P, S, W, Wq, &jlo, &jhi);
-                for (int r = 0; r < nr; r++) {
-                    float *restrict d = plane + (size_t)r * Wq;
-                    const int h = (i0 + r) * S + a - g->P;
-                    if (h < 0 || h >= g->H || jlo == jhi) {
-                        memset(d, 0, Wq * sizeof(float));
-                        continue;
-                    }
-                    const float *restrict src = xc + (size_t)h * W + b - g->P;
-                    for (int j = 0; j < jlo; j++) d[j] = 0.0f;
-                    if (S == 1)
-                        memcpy(d + jlo, src + jlo, (size_t)(jhi - jlo) * sizeof(float));
-                    else
-                        for (int j = jlo; j < jhi; j++) d[j] = src[(size_t)j * S];
-                    for (int j = jhi; j < Wq; j++) d[j] = 0.0f;
-                }
-            }
-    }
-}
-
-/* dst[j] = post(src[j]) for j < n: heed_conv_post_rows' epilogue, from src to
- * dst. (A copy then the epilogue in place compiled to scalar code here:
- * W1's first layer 8.2 -> 11.7 us.) */
-static inline void post_run(const float *restrict src, float *restrict dst, int n, float a, float c,
-                            int act) {
-    if (act == HEED_CONV_RELU)
-        for (int j = 0; j < n; j++) dst[j] = heed_conv_act(src[j] * a + c, HEED_CONV_RELU);
-    else if (act == HEED_CONV_HARDSWISH)
-        for (int j = 0; j < n; j++) dst[j] = heed_conv_act(src[j] * a + c, HEED_CONV_HARDSWISH);
-    else
-        for (int j = 0; j < n; j++) dst[j] = src[j] * a + c;
-}
-
-/* post_run for one whole vector. */
-static inline void post_vector(const float *restrict src, float *restrict dst, float a, float c,
-                               int act) {
-    float v[VEC];
-#pragma omp simd
-    for (int j = 0; j < VEC; j++) v[j] = src[j] * a + c;
-    if (act == HEED_CONV_RELU)
-#pragma omp simd
-        for (int j = 0; j < VEC; j++) dst[j] = heed_conv_act(v[j], HEED_CONV_RELU);
-    else if (act == HEED_CONV_HARDSWISH)
-#pragma omp simd
-        for (int j = 0; j < VEC; j++) dst[j] = heed_conv_act(v[j], HEED_CONV_HARDSWISH);
-    else
-#pragma omp simd
-        for (int j = 0; j < VEC; j++) dst[j] = v[j];
-}
-
-/* y (OH, OW) = post(the first OW positions of each of the grid's rows)
- * for output channel o. Rows are a few dozen floats: whole vectors, the
- * last one overlapping the one before (the same values written twice),
- * where a loop's scalar remainder, or a memcpy call per row, cost more
- * than the convolution. */
-HEED_WIDE
-static void keep_rows(const float *grid, int Wq, float *y, int OH, int OW, const post *p, int o) {
-    const float a = p && p->a ? p->a[o] : 1.0f, c = p && p->c ? p->c[o] : 0.0f;
-    const int act = p ? p->act : 0;
-    for (int i = 0; i < OH; i++) {
-        const float *src = grid + (size_t)i * Wq;
-        float *dst = y + (size_t)i * OW;
-        if (OW < VEC) {
-            post_run(src, dst, OW, a, c, act);
-            continue;
-        }
-        for (int j = 0; j + VEC <= OW; j += VEC) post_vector(src + j, dst + j, a, c, act);
-        if (OW % VEC) post_vector(src + OW - VEC, dst + OW - VEC, a, c, act);
-    }
-}
-
 /* post() over the first OW positions of each of the grid's rows, in place
  * (for the pool, which takes its maxima of the outputs as they are kept). */
 HEED_WIDE
@@ -360,14 +234,14 @@ static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_tap
     const int pool = pool_row != NULL;
     int i0, i1;
     band_output_rows(g, pool, u0, units, &i0, &i1);
-    const int rows = i1 - i0, Wq = grid_width(g);
-    const size_t ldq = plane_size(g, rows), ldg = grid_size(g, rows);
+    const int rows = i1 - i0, Wq = conv_phase_width(g);
+    const size_t ldq = conv_phase_plane_size(g, rows), ldg = conv_phase_grid_size(g, rows);
     const int YH = pool ? heed_conv_pooled_side(g->OH) : g->OH;
     const int YW = pool ? heed_conv_pooled_side(g->OW) : g->OW;
     size_t off[MAX_TAPS];
-    tap_offsets(g, ldq, off);
+    conv_phase_tap_offsets(g, ldq, off);
     for (int gi = 0; gi < g->G; gi++) {
-        phase_planes_fill(g, x, n, gi * g->ICg, i0, rows, q);
+        heed_conv_phase_fill(g, x, n, gi * g->ICg, i0, rows, q);
         for (int o0 = 0; o0 < g->OCg; o0 += OUT_GROUP) {
             const int oc = g->OCg - o0 < OUT_GROUP ? g->OCg - o0 : OUT_GROUP;
             const int o = gi * g->OCg + o0;
@@ -379,7 +253,7 @@ static void few_band(const heed_conv2d *l, const geom *g, grid_taps_fn *grid_tap
             for (int k = 0; k < oc; k++) {
                 float *yo = y + (((size_t)n * g->OC + o + k) * YH + u0) * YW;
                 if (!pool) {
-                    keep_rows(grid + k * ldg, Wq, yo, rows, g->OW, p, o + k);
+                    heed_conv_phase_keep_rows(grid + k * ldg, Wq, yo, rows, g->OW, p, o + k);
                     continue;
                 }
                 if (p) post_rows_in_place(grid + k * ldg, Wq, rows, g->OW, p, o + k);
@@ -436,8 +310,8 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
     }
     /* The most output rows a band computes. */
     const int out_rows = pool ? (2 * rows + 1 < g->OH ? 2 * rows + 1 : g->OH) : rows;
-    const size_t planes = (size_t)phase_planes(g) * plane_size(g, out_rows) + planes_slack(g);
-    const size_t per_thread = planes + OUT_GROUP * grid_size(g, out_rows);
+    const size_t planes = conv_phase_planes_size(g, out_rows);
+    const size_t per_thread = planes + OUT_GROUP * conv_phase_grid_size(g, out_rows);
     float *work;
     HEED_TRY(heed_scratch_get(&conv_work(l)->col, per_thread * T, &work));
     const int items = g->N * bands;

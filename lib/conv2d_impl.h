@@ -1,6 +1,8 @@
-/* conv2d_impl.h -- what conv2d.c shares with its two helpers: conv2d_direct.c
- * (direct loops for convolutions with few channels per group) and
- * conv2d_shifted.c (products on shifted copies). Internal to the
+/* conv2d_impl.h -- what conv2d.c shares with its helpers: conv2d_direct.c
+ * (direct loops for convolutions with few channels per group),
+ * conv2d_few.c (forwards with few input channels, on phase planes:
+ * conv2d_phase_impl.h) and conv2d_shifted.c (products on shifted
+ * copies). Internal to the
  * library: the geometry of one call, the output epilogue, small helpers.
  * Dimension letters as in conv2d.c.
  */

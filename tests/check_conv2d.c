@@ -375,6 +375,13 @@ static const shape_case path_cases[] = {
     {{.in_c = 2, .out_c = 2, .k = 3, .stride = 2, .groups = 2}, 1, 9, 10},
     {{.in_c = 2, .out_c = 2, .k = 3, .stride = 2, .pad = 4, .groups = 2}, 2, 6, 7},
     {{.in_c = 2, .out_c = 2, .k = 1, .stride = 3, .pad = 1, .groups = 2, .bias = 1}, 1, 20, 22},
+    /* input rows and columns that no tap reads (the last of 10 at stride
+     * 3): a fresh dx must still be zero there */
+    {{.in_c = 2, .out_c = 2, .k = 3, .stride = 3, .groups = 2}, 2, 10, 11},
+    /* phase planes of rows wider than their scratch row (4096 floats),
+     * column by column: the direct loops and the few-channel forward */
+    {{.in_c = 1, .out_c = 1, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 1, 3, 4200},
+    {{.in_c = 3, .out_c = 8, .k = 3, .stride = 2, .pad = 1}, 1, 3, 4200},
 };
 
 START_TEST(every_path_matches_the_definition) {

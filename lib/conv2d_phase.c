@@ -1,0 +1,184 @@
+/* conv2d_phase.c -- an image to its zero-padded phase planes and back, and
+ * a grid's rows to and from the planes of an output (conv2d_phase_impl.h
+ * describes the layout). Rows are short (a few dozen floats) and many:
+ * each is padded in a row of scratch, then dealt out every S-th float to
+ * its S planes, in one vector loop over pairs at stride 2. (A loop per
+ * plane reading every S-th float of the image, its bounds worked out per
+ * plane, took MobileNet's strided depthwise layer longer than its
+ * arithmetic. Masked AVX-512 loads straight from the image, with a
+ * permute per plane, were slower still on this AMD EPYC: 4.9 against 3.8
+ * ms for the layer's forward at batch 64.)
+ */
+#include <string.h>
+
+#include "conv2d_phase_impl.h"
+#include "wide.h"
+
+/* Rows whose padded copy fits on the stack; wider ones go column by column. */
+#define ROW_MAX 4096
+
+/* planes[b][s] = row[s*S + b] for s < Wq, b < S (the planes ld apart). */
+HEED_WIDE static void deal_row(const float *restrict row, int S, int Wq, float *restrict planes,
+                               size_t ld) {
+    if (S == 2) {
+        float *restrict even = planes, *restrict odd = planes + ld;
+        for (int s = 0; s < Wq; s++) even[s] = row[2 * s], odd[s] = row[2 * s + 1];
+        return;
+    }
+    for (int b = 0; b < S; b++)
+        for (int s = 0; s < Wq; s++) planes[b * ld + s] = row[s * S + b];
+}
+
+/* row[s*S + b] = planes[b][s]: deal_row's reverse. */
+HEED_WIDE static void gather_row(const float *restrict planes, size_t ld, int S, int Wq,
+                                 float *restrict row) {
+    if (S == 2) {
+        const float *restrict even = planes, *restrict odd = planes + ld;
+        for (int s = 0; s < Wq; s++) row[2 * s] = even[s], row[2 * s + 1] = odd[s];
+        return;
+    }
+    for (int b = 0; b < S; b++)
+        for (int s = 0; s < Wq; s++) row[s * S + b] = planes[b * ld + s];
+}
+
+/* dst = src, or dst += src. */
+HEED_WIDE static void put_row(float *restrict dst, const float *restrict src, int n, int add) {
+    if (add)
+        for (int i = 0; i < n; i++) dst[i] += src[i];
+    else
+        memcpy(dst, src, n * sizeof(float));
+}
+
+void heed_conv_phase_fill(const heed_conv_geom *g, const float *x, int n, int c0, int i0, int rows,
+                          float *q) {
+    const int S = g->S, W = g->W, P = g->P, Wq = conv_phase_width(g);
+    const int nr = rows + conv_phase_halo(g), padded = Wq * S;
+    const size_t ldq = conv_phase_plane_size(g, rows);
+    memset(q + conv_phase_count(g) * ldq, 0, conv_phase_slack(g) * sizeof(float));
+    float row[ROW_MAX];
+    if (padded <= ROW_MAX) memset(row, 0, padded * sizeof(float));
+    for (int c = 0; c < g->ICg; c++) {
+        const float *xc = x + ((size_t)n * g->IC + c0 + c) * g->H * W;
+        for (int a = 0; a < S; a++)
+            for (int r = 0; r < nr; r++) {
+                float *planes = q + ((size_t)(c * S + a) * S * ldq) + (size_t)r * Wq;
+                const int h = (i0 + r) * S + a - P;
+                if (h < 0 || h >= g->H) {
+                    for (int b = 0; b < S; b++) memset(planes + b * ldq, 0, Wq * sizeof(float));
+                    continue;
+                }
+                const float *src = xc + (size_t)h * W;
+                if (S == 1) { /* one plane: the row between its padding */
+                    memset(planes, 0, P * sizeof(float));
+                    memcpy(planes + P, src, W * sizeof(float));
+                    memset(planes + P + W, 0, (Wq - P - W) * sizeof(float));
+                    continue;
+                }
+                if (padded <= ROW_MAX) { /* the padding on either side stays zero */
+                    memcpy(row + P, src, W * sizeof(float));
+                    deal_row(row, S, Wq, planes, ldq);
+                    continue;
+                }
+                for (int b = 0; b < S; b++)
+                    for (int s = 0; s < Wq; s++) {
+                        const int col = s * S + b - P;
+                        planes[b * ldq + s] = col >= 0 && col < W ? src[col] : 0.0f;
+                    }
+            }
+    }
+}
+
+void heed_conv_phase_add_back(const heed_conv_geom *g, const float *q, int n, int c0, float *dx,
+                              int fresh) {
+    const int S = g->S, W = g->W, P = g->P, Wq = conv_phase_width(g);
+    const int nr = g->OH + conv_phase_halo(g), padded = Wq * S;
+    const size_t ldq = conv_phase_plane_size(g, g->OH);
+    float row[ROW_MAX];
+    for (int c = 0; c < g->ICg; c++) {
+        float *dxc = dx + ((size_t)n * g->IC + c0 + c) * g->H * W;
+        for (int a = 0; a < S; a++)
+            for (int r = 0; r < nr; r++) {
+                const int h = r * S + a - P;
+                if (h < 0 || h >= g->H) continue;
+                const float *planes = q + ((size_t)(c * S + a) * S * ldq) + (size_t)r * Wq;
+                float *dst = dxc + (size_t)h * W;
+                if (padded <= ROW_MAX) {
+                    gather_row(planes, ldq, S, Wq, row);
+                    put_row(dst, row + P, W, !fresh);
+                    continue;
+                }
+                for (int b = 0; b < S; b++)
+                    for (int s = 0; s < Wq; s++) {
+                        const int col = s * S + b - P;
+                        if (col < 0 || col >= W) continue;
+                        dst[col] = fresh ? planes[b * ldq + s] : dst[col] + planes[b * ldq + s];
+                    }
+            }
+        /* Rows below the planes' last (that no tap reads) get nothing. */
+        const int below = nr * S - P > 0 ? nr * S - P : 0;
+        if (fresh && below < g->H)
+            memset(dxc + (size_t)below * W, 0, (size_t)(g->H - below) * W * sizeof(float));
+    }
+}
+
+HEED_WIDE void heed_conv_phase_lay_rows(const float *src, int OH, int OW, float *grid, int Wq,
+                                        size_t gn) {
+    for (int i = 0; i < OH; i++) {
+        const float *restrict s = src + (size_t)i * OW;
+        float *restrict d = grid + (size_t)i * Wq;
+        for (int j = 0; j < OW; j++) d[j] = s[j];
+        for (int j = OW; j < Wq; j++) d[j] = 0.0f;
+    }
+    for (size_t p = (size_t)OH * Wq; p < gn; p++) grid[p] = 0.0f;
+}
+
+/* dst[j] = post(src[j]) for j < n: heed_conv_post_rows' epilogue, from src to
+ * dst. (A copy then the epilogue in place compiled to scalar code here:
+ * W1's first layer 8.2 -> 11.7 us.) */
+static inline void post_run(const float *restrict src, float *restrict dst, int n, float a, float c,
+                            int act) {
+    if (act == HEED_CONV_RELU)
+        for (int j = 0; j < n; j++) dst[j] = heed_conv_act(src[j] * a + c, HEED_CONV_RELU);
+    else if (act == HEED_CONV_HARDSWISH)
+        for (int j = 0; j < n; j++) dst[j] = heed_conv_act(src[j] * a + c, HEED_CONV_HARDSWISH);
+    else
+        for (int j = 0; j < n; j++) dst[j] = src[j] * a + c;
+}
+
+/* post_run for 16 floats. */
+static inline void post_vector16(const float *restrict src, float *restrict dst, float a, float c,
+                               int act) {
+    float v[16];
+#pragma omp simd
+    for (int j = 0; j < 16; j++) v[j] = src[j] * a + c;
+    if (act == HEED_CONV_RELU)
+#pragma omp simd
+        for (int j = 0; j < 16; j++) dst[j] = heed_conv_act(v[j], HEED_CONV_RELU);
+    else if (act == HEED_CONV_HARDSWISH)
+#pragma omp simd
+        for (int j = 0; j < 16; j++) dst[j] = heed_conv_act(v[j], HEED_CONV_HARDSWISH);
+    else
+#pragma omp simd
+        for (int j = 0; j < 16; j++) dst[j] = v[j];
+}
+
+/* Rows are a few dozen floats: whole vectors, the
+ * last one overlapping the one before (the same values written twice),
+ * where a loop's scalar remainder, or a memcpy call per row, cost more
+ * than the convolution. */
+HEED_WIDE void heed_conv_phase_keep_rows(const float *grid, int Wq, float *y, int OH, int OW,
+                                         const heed_conv_post *p, int o) {
+    const float a = p && p->a ? p->a[o] : 1.0f, c = p && p->c ? p->c[o] : 0.0f;
+    const int act = p ? p->act : 0;
+    for (int i = 0; i < OH; i++) {
+        const float *src = grid + (size_t)i * Wq;
+        float *dst = y + (size_t)i * OW;
+        if (OW < 16) {
+            post_run(src, dst, OW, a, c, act);
+            continue;
+        }
+        for (int j = 0; j + 16 <= OW; j += 16) post_vector16(src + j, dst + j, a, c, act);
+        if (OW % 16) post_vector16(src + OW - 16, dst + OW - 16, a, c, act);
+    }
+}
+

@@ -1,0 +1,95 @@
+/* conv2d_phase_impl.h -- internal: an image's zero-padded phase planes,
+ * on which a strided convolution is a set of contiguous loops. Used by the
+ * few-channel forward (conv2d_few.c) and by the direct loops at strides
+ * above 1 (conv2d_direct.c). Dimension letters as in conv2d.c.
+ *
+ * The input, padded with P zeros around it, is split into S x S phase
+ * planes, Wq = ceil((W + 2P) / S) wide: plane (c, a, b) holds padded pixel
+ * (r*S + a, s*S + b) at (r, s). Tap (u, v) of output (i, j) reads padded
+ * pixel (i*S + u*D, j*S + v*D), which is pixel (i + u*D/S, j + v*D/S) of
+ * plane (c, u*D % S, v*D % S). So the output is computed over a flat grid
+ * of OH rows of Wq positions, where tap t of position p reads
+ * q[p + off[t]]: one contiguous loop for every tap, with no bounds inside
+ * (for stride 1 there is one phase, and off[t] = u*D*Wq + v*D in plane c).
+ * The Wq - OW positions at each row's end are computed and dropped; in a
+ * backward pass they carry zeros. A band of output rows has planes of its
+ * own: the rows it reads.
+ */
+#ifndef HEED_CONV2D_PHASE_IMPL_H
+#define HEED_CONV2D_PHASE_IMPL_H
+
+#include "conv2d_impl.h"
+
+/* Grids are whole blocks of this many positions (two vectors of 16). */
+#define CONV_PHASE_BLOCK 32
+
+static inline int conv_phase_width(const heed_conv_geom *g) {
+    return (g->W + 2 * g->P + g->S - 1) / g->S;
+}
+
+/* Rows of a phase plane beyond a band's output rows: the largest tap row shift. */
+static inline int conv_phase_halo(const heed_conv_geom *g) { return g->D * (g->K - 1) / g->S; }
+
+/* Phase planes of one group's input channels. */
+static inline int conv_phase_count(const heed_conv_geom *g) { return g->ICg * g->S * g->S; }
+
+/* Floats of one phase plane for a band of `rows` output rows. An output
+ * position inside the image reads its own plane only; the grid's dropped
+ * positions read into the next plane, and past the last one into
+ * conv_phase_slack() zeros. */
+static inline size_t conv_phase_plane_size(const heed_conv_geom *g, int rows) {
+    return (size_t)(rows + conv_phase_halo(g)) * conv_phase_width(g);
+}
+
+static inline size_t conv_phase_slack(const heed_conv_geom *g) {
+    return (size_t)g->D * (g->K - 1) + CONV_PHASE_BLOCK + 16;
+}
+
+/* Floats of a group's phase planes for `rows` output rows, slack included. */
+static inline size_t conv_phase_planes_size(const heed_conv_geom *g, int rows) {
+    return (size_t)conv_phase_count(g) * conv_phase_plane_size(g, rows) + conv_phase_slack(g);
+}
+
+/* Positions of a band's output grid, in whole blocks. */
+static inline size_t conv_phase_grid_size(const heed_conv_geom *g, int rows) {
+    return ((size_t)rows * conv_phase_width(g) + CONV_PHASE_BLOCK - 1) / CONV_PHASE_BLOCK *
+           CONV_PHASE_BLOCK;
+}
+
+/* off[t]: where tap t = (c*K + u)*K + v reads, from a grid position, in
+ * planes ldq floats apart. */
+static inline void conv_phase_tap_offsets(const heed_conv_geom *g, size_t ldq, size_t *off) {
+    const int S = g->S, D = g->D, Wq = conv_phase_width(g);
+    for (int c = 0, t = 0; c < g->ICg; c++)
+        for (int u = 0; u < g->K; u++)
+            for (int v = 0; v < g->K; v++, t++) {
+                const size_t plane = ((size_t)c * S + u * D % S) * S + v * D % S;
+                off[t] = plane * ldq + (size_t)(u * D / S) * Wq + v * D / S;
+            }
+}
+
+/* The phase planes (ICg, S, S, rows + halo, Wq) of channels c0 ..
+ * c0+ICg-1 of image n of x for output rows i0 .. i0+rows-1, with
+ * conv_phase_slack() zeros after them: plane (c, a, b) row r holds padded
+ * input row (i0 + r)*S + a, every S-th column from b. (conv2d_phase.c) */
+void heed_conv_phase_fill(const heed_conv_geom *g, const float *x, int n, int c0, int i0, int rows,
+                          float *q);
+
+/* The reverse for a whole image's planes (i0 = 0, rows = OH), as a
+ * backward pass needs it: adds each plane position that is a pixel of
+ * the image into that pixel of dx (channels c0 .. c0+ICg-1 of image n),
+ * or with `fresh` writes it there, and zeros to the pixels no position
+ * holds; the padding's positions are dropped. */
+void heed_conv_phase_add_back(const heed_conv_geom *g, const float *q, int n, int c0, float *dx,
+                              int fresh);
+
+/* y (OH, OW) = post(the first OW positions of each of the grid's rows,
+ * rows Wq apart) for output channel o (p may be NULL: none). */
+void heed_conv_phase_keep_rows(const float *grid, int Wq, float *y, int OH, int OW,
+                               const heed_conv_post *p, int o);
+
+/* grid (gn positions, rows Wq apart) = the OH rows of OW floats of src,
+ * zeros at every other position (a backward pass's dy on the grid). */
+void heed_conv_phase_lay_rows(const float *src, int OH, int OW, float *grid, int Wq, size_t gn);
+
+#endif
