@@ -105,11 +105,12 @@ $(BUILD)/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# The activations' clamps and kinks are selects between comparisons, which
-# GCC leaves as scalar branches unless floating-point operations may be
-# taken not to trap. The results are the same to the bit: only exception
-# flags could differ, and heed reads none.
-$(BUILD)/lib/activation.o: CFLAGS += -fno-trapping-math
+# The activations' clamps and kinks (and those of the batch norm's fused
+# hardswish) are selects between comparisons, which GCC leaves as scalar
+# branches unless floating-point operations may be taken not to trap. The
+# results are the same to the bit: only exception flags could differ, and
+# heed reads none.
+$(BUILD)/lib/activation.o $(BUILD)/lib/batchnorm.o: CFLAGS += -fno-trapping-math
 
 $(BUILD)/libheed.a: $(LIB_OBJ)
 	@rm -f $@

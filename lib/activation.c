@@ -295,9 +295,7 @@ heed_status heed_act_backward(heed_act_kind kind, float slope, const heed_tensor
         const float *xd = x->data;
         PARALLEL_SIMD_IF(count > PAR_MIN,
             for (size_t i = 0; i < count; i++) {
-                const float v = xd[i], g = gd[i];
-                const float mid = g * (v / 3.0f + 0.5f);
-                dd[i] += v < -3.0f ? 0.0f : v <= 3.0f ? mid : g;
+                dd[i] += heed_hardswish_grad(xd[i], gd[i]);
             });
         break;
     }

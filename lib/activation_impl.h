@@ -1,6 +1,7 @@
 /* activation_impl.h -- internal (not installed): the hard activations'
- * formulas, shared by the activation layer and the convolution's output
- * pass (conv2d_impl.h), so that fused and unfused give the same bits. */
+ * formulas, shared by the activation layer, the convolution's output pass
+ * (conv2d_impl.h) and the batch norm's fused activation (batchnorm.c), so
+ * that fused and unfused give the same bits. */
 #ifndef HEED_ACTIVATION_IMPL_H
 #define HEED_ACTIVATION_IMPL_H
 
@@ -15,5 +16,13 @@ static inline float heed_relu6_shifted(float x) {
 
 /* hardswish(x) = x min(max(x + 3, 0), 6) / 6, in PyTorch's order. */
 static inline float heed_hardswish(float x) { return x * heed_relu6_shifted(x) / 6.0f; }
+
+/* g hardswish'(x), PyTorch's scalar kernel: 0 below -3, g (x/3 + 1/2) up
+ * to 3 (3/2 g at 3 itself), g above (and for NaN). Both sides are
+ * computed before the select, so that the loops around it vectorize. */
+static inline float heed_hardswish_grad(float x, float g) {
+    const float mid = g * (x / 3.0f + 0.5f);
+    return x < -3.0f ? 0.0f : x <= 3.0f ? mid : g;
+}
 
 #endif

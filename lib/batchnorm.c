@@ -13,9 +13,12 @@
  *              dx_i += gamma r / M * (M dy_i - sum_j dy_j - xh_i sum_j dy_j xh_j)
  *
  * The training formula is the chain rule through mu and var collapsed into
- * the two per-channel sums that dbeta and dgamma need anyway. With a relu
- * fused after the batch norm, y_i = max(0, gamma xh_i + beta) and every
- * dy_i above is replaced by dy_i [y_i > 0].
+ * the two per-channel sums that dbeta and dgamma need anyway. With an
+ * activation f fused after the batch norm (relu or hardswish), y_i =
+ * f(gamma xh_i + beta) and every dy_i above is replaced by dy_i f'(z_i),
+ * z_i = gamma xh_i + beta recomputed from x_i with the forward's own float
+ * operations (so the mask, or the derivative, is exactly the unfused
+ * one's) instead of being kept: one tensor less to store and stream.
  *
  * Statistics are summed in float within a plane (H*W values, vectorized)
  * and in double across planes: a channel of a batch of images has 10^5
@@ -35,6 +38,7 @@
 #include <omp.h>
 #endif
 
+#include "activation_impl.h"
 #include "parallel.h"
 #include "wide.h"
 
@@ -88,14 +92,18 @@ HEED_WIDE static void plane_stats(const float *restrict x, int n, double *mean, 
 }
 
 /* (x - mu) first: folding mu into the shift would cancel digits when |mu|
- * is large against the spread. */
+ * is large against the spread. act: the fused activation (HEED_BN_*, 0
+ * none); the Makefile builds this file with -fno-trapping-math, so that
+ * hardswish's selects vectorize. */
 HEED_WIDE static void plane_normalize(const float *restrict x, float *restrict y, int n, float mu,
-                            float scale, float beta, int relu) {
-    if (relu)
+                                      float scale, float beta, int act) {
+    if (act == HEED_BN_RELU)
         for (int i = 0; i < n; i++) {
             const float v = (x[i] - mu) * scale + beta;
             y[i] = v < 0.0f ? 0.0f : v;
         }
+    else if (act == HEED_BN_HARDSWISH)
+        for (int i = 0; i < n; i++) y[i] = heed_hardswish((x[i] - mu) * scale + beta);
     else
         for (int i = 0; i < n; i++) y[i] = (x[i] - mu) * scale + beta;
 }
@@ -138,8 +146,8 @@ static void combine_plane(double *mean, double *m2, double pm, double pm2, doubl
     *m2 += pm2 + delta * delta * seen * HW / tot;
 }
 
-/* y = relu?(BN(x)): the shared body of the forward passes. */
-static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y, int relu,
+/* y = act(BN(x)) (act HEED_BN_*, 0 none): the shared body of the forward passes. */
+static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y, int act,
                                const char *fn) {
     HEED_TRY(check_ready(l, fn));
     const int N = x->n, C = l->cfg.c, HW = x->h * x->w;
@@ -203,7 +211,7 @@ static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_ten
             for (size_t i = p0; i < p1; i++) {
                 const int c = (int)(i % C);
                 plane_normalize(X + i * HW, Y + i * HW, HW, l->mean[c], l->fwd_scale[c],
-                                l->fwd_shift[c], relu);
+                                l->fwd_shift[c], act);
             }
         });
     l->batch_stats = train;
@@ -216,33 +224,48 @@ heed_status heed_batchnorm_forward(heed_batchnorm *l, const heed_tensor *x, heed
 }
 
 heed_status heed_batchnorm_forward_relu(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y) {
-    return forward_act(l, x, y, 1, "bn forward_relu");
+    return forward_act(l, x, y, HEED_BN_RELU, "bn forward_relu");
 }
 
 /* The per-plane sums backward needs: sum g and sum g (x - mu), with g = dy,
- * or with a fused relu dy where the relu's output was positive. That output
- * is recomputed from x with the forward's own float operations (so the mask
- * is exactly the forward's) instead of being read: one tensor less to
- * stream. In these loops every operand is loaded before a select: a load
- * under a condition is not if-converted, and the loop would not vectorize. */
-typedef struct relu_mask {
-    int on;
-    float scale, shift; /* the forward's: relu input = (x - mu) scale + shift */
-} relu_mask;
+ * or with an activation fused dy f'(z), z the activation's input
+ * recomputed from x with the forward's own float operations. In these
+ * loops every operand is loaded before a select: a load under a condition
+ * is not if-converted, and the loop would not vectorize. */
+typedef struct fused_act {
+    int act;            /* HEED_BN_*, 0 none */
+    float scale, shift; /* the forward's: z = (x - mu) scale + shift */
+} fused_act;
+
+/* dy f'(z) at x - mu = xm. */
+static inline float fused_grad(float dy, float xm, int act, float scale, float shift) {
+    const float z = xm * scale + shift;
+    if (act == HEED_BN_RELU) return z > 0.0f ? dy : 0.0f;
+    return heed_hardswish_grad(z, dy);
+}
 
 HEED_WIDE
 static void plane_grad_sums(const float *restrict x, const float *restrict dy, int n, float mu,
-                            relu_mask rm, double *sdy, double *sdyx) {
-    if (rm.on) {
+                            fused_act f, double *sdy, double *sdyx) {
+    if (f.act) {
         /* The select keeps this one out of the lane arrays below, which GCC
          * does not vectorize with it; OpenMP's reduction does. */
         float a = 0.0f, b = 0.0f;
+        if (f.act == HEED_BN_RELU) {
 #pragma omp simd reduction(+ : a, b)
-        for (int i = 0; i < n; i++) {
-            const float d = dy[i], xm = x[i] - mu;
-            const float g = xm * rm.scale + rm.shift > 0.0f ? d : 0.0f;
-            a += g;
-            b += g * xm;
+            for (int i = 0; i < n; i++) {
+                const float xm = x[i] - mu, g = fused_grad(dy[i], xm, HEED_BN_RELU, f.scale, f.shift);
+                a += g;
+                b += g * xm;
+            }
+        } else {
+#pragma omp simd reduction(+ : a, b)
+            for (int i = 0; i < n; i++) {
+                const float xm = x[i] - mu,
+                            g = fused_grad(dy[i], xm, HEED_BN_HARDSWISH, f.scale, f.shift);
+                a += g;
+                b += g * xm;
+            }
         }
         *sdy += a, *sdyx += b;
         return;
@@ -261,34 +284,42 @@ static void plane_grad_sums(const float *restrict x, const float *restrict dy, i
     *sdy += lanes_total(a), *sdyx += lanes_total(b);
 }
 
+/* dx (+)= a g + k (x - mu) + b over one plane, with g as above, for one
+ * fused activation (a constant, so that each caller's loop is its own). */
+static inline __attribute__((always_inline)) void plane_grad_act(
+    const float *restrict x, const float *restrict dy, float *restrict dx, int n, float mu,
+    fused_act f, const int act, float a, float k, float b, int train, int fresh) {
+    if (fresh)
+        for (int i = 0; i < n; i++) {
+            const float xm = x[i] - mu, g = fused_grad(dy[i], xm, act, f.scale, f.shift);
+            dx[i] = a * g + (train ? k * xm + b : 0.0f);
+        }
+    else
+        for (int i = 0; i < n; i++) {
+            const float xm = x[i] - mu, g = fused_grad(dy[i], xm, act, f.scale, f.shift);
+            dx[i] += a * g + (train ? k * xm + b : 0.0f);
+        }
+}
+
 /* dx (+)= a g + k (x - mu) + b with g as above (in inference, where mu and
  * the deviation are constants, a g alone). `fresh`: dx holds no gradient
  * yet, so it is written, not added to. */
 HEED_WIDE
 static void plane_grad(const float *restrict x, const float *restrict dy, float *restrict dx,
-                       int n, float mu, relu_mask rm, float a, float k, float b, int train,
+                       int n, float mu, fused_act f, float a, float k, float b, int train,
                        int fresh) {
     if (!train) k = 0.0f, b = 0.0f; /* and x - mu adds nothing (x may even be inf) */
-    const float kk = train ? k : 0.0f;
-    if (rm.on && fresh)
-        for (int i = 0; i < n; i++) {
-            const float d = dy[i], xm = x[i] - mu;
-            const float g = xm * rm.scale + rm.shift > 0.0f ? d : 0.0f;
-            dx[i] = a * g + (train ? kk * xm + b : 0.0f);
-        }
-    else if (rm.on)
-        for (int i = 0; i < n; i++) {
-            const float d = dy[i], xm = x[i] - mu;
-            const float g = xm * rm.scale + rm.shift > 0.0f ? d : 0.0f;
-            dx[i] += a * g + (train ? kk * xm + b : 0.0f);
-        }
+    if (f.act == HEED_BN_RELU)
+        plane_grad_act(x, dy, dx, n, mu, f, HEED_BN_RELU, a, k, b, train, fresh);
+    else if (f.act == HEED_BN_HARDSWISH)
+        plane_grad_act(x, dy, dx, n, mu, f, HEED_BN_HARDSWISH, a, k, b, train, fresh);
     else if (fresh)
-        for (int i = 0; i < n; i++) dx[i] = a * dy[i] + (train ? kk * (x[i] - mu) + b : 0.0f);
+        for (int i = 0; i < n; i++) dx[i] = a * dy[i] + (train ? k * (x[i] - mu) + b : 0.0f);
     else
-        for (int i = 0; i < n; i++) dx[i] += a * dy[i] + (train ? kk * (x[i] - mu) + b : 0.0f);
+        for (int i = 0; i < n; i++) dx[i] += a * dy[i] + (train ? k * (x[i] - mu) + b : 0.0f);
 }
 
-static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int relu,
+static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int act,
                                 const heed_tensor *dy, heed_tensor *dx, const char *fn) {
     HEED_TRY(check_ready(l, fn));
     const int N = x->n, C = l->cfg.c, HW = x->h * x->w;
@@ -320,10 +351,10 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
             team_share((size_t)N * C, team, &p0, &p1);
             for (size_t i = p0; i < p1; i++) {
                 const int c = (int)(i % C);
-                const relu_mask rm = {
-                    .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
+                const fused_act f = {
+                    .act = act, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
                 planes[2 * i] = planes[2 * i + 1] = 0.0;
-                plane_grad_sums(X + i * HW, DY + i * HW, HW, l->mean[c], rm, &planes[2 * i],
+                plane_grad_sums(X + i * HW, DY + i * HW, HW, l->mean[c], f, &planes[2 * i],
                                 &planes[2 * i + 1]);
             }
             TEAM_BARRIER(team);
@@ -345,10 +376,10 @@ static heed_status backward_act(heed_batchnorm *l, const heed_tensor *x, int rel
             TEAM_BARRIER(team);
             for (size_t i = p0; DX && i < p1; i++) {
                 const int c = (int)(i % C);
-                const relu_mask rm = {
-                    .on = relu, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
+                const fused_act f = {
+                    .act = act, .scale = l->fwd_scale[c], .shift = l->fwd_shift[c]};
                 const float a = (float)(l->gamma[c] * (double)l->inv_std[c]);
-                plane_grad(X + i * HW, DY + i * HW, DX + i * HW, HW, l->mean[c], rm, a,
+                plane_grad(X + i * HW, DY + i * HW, DX + i * HW, HW, l->mean[c], f, a,
                            (float)acc[2 * c + 1], (float)acc[2 * c], train, fresh);
             }
         });
@@ -367,7 +398,7 @@ heed_status heed_batchnorm_backward_relu(heed_batchnorm *l, const heed_tensor *x
                      "bn backward_relu %s: y (%d, %d, %d, %d) does not match x (%d, %d, %d, %d)",
                      l->base.name, y ? y->n : 0, y ? y->c : 0, y ? y->h : 0, y ? y->w : 0, x->n,
                      x->c, x->h, x->w);
-    return backward_act(l, x, 1, dy, dx, "bn backward_relu");
+    return backward_act(l, x, HEED_BN_RELU, dy, dx, "bn backward_relu");
 }
 
 heed_status heed_batchnorm_scale_shift(const heed_batchnorm *l, float *scale, float *shift) {
@@ -380,18 +411,18 @@ heed_status heed_batchnorm_scale_shift(const heed_batchnorm *l, float *scale, fl
     return HEED_OK;
 }
 
-/* A sequence sets fuse_relu for calls through the layer interface when the
- * batch norm's output only feeds a relu (see seq.c). */
+/* A sequence sets fuse_act for calls through the layer interface when the
+ * batch norm's output only feeds a relu or a hardswish (see seq.c). */
 static heed_status bn_forward_op(heed_layer *l, const heed_tensor *x, heed_tensor *y) {
     heed_batchnorm *bn = (heed_batchnorm *)l;
-    return forward_act(bn, x, y, bn->fuse_relu, "bn forward");
+    return forward_act(bn, x, y, bn->fuse_act, "bn forward");
 }
 
 static heed_status bn_backward_op(heed_layer *l, const heed_tensor *x, const heed_tensor *y,
                                   const heed_tensor *dy, heed_tensor *dx) {
     (void)y;
     heed_batchnorm *bn = (heed_batchnorm *)l;
-    return backward_act(bn, x, bn->fuse_relu, dy, dx, "bn backward");
+    return backward_act(bn, x, bn->fuse_act, dy, dx, "bn backward");
 }
 
 /* Inference cost: one multiply-add per element once folded into an affine. */

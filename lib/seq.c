@@ -18,8 +18,10 @@
  *   conv, bn, relu, 3x3/2 max pool (ResNet's stem, inference): the same,
  *     the convolution pooling its own output (heed_conv2d's fuse_pool), so
  *     the full-size output is never written and read back.
- *   bn, relu  (any mode): heed_batchnorm_forward_relu; backward uses the
- *     relu's output as the mask (heed_batchnorm_backward_relu).
+ *   bn, relu and bn, hardswish  (any mode): the batch norm applies the
+ *     activation in its own pass (its fuse_act); backward recomputes the
+ *     activation's input from the batch norm's (heed_batchnorm_backward_relu
+ *     for relu), so the batch norm's output is never stored.
  *   residual, relu  (inference): the block's sum and the relu in one pass
  *     over the output (heed_add_relu_forward); when the block's body ends
  *     in a layer that can add (layer.h's adds_after: SE, CBAM), in that layer's
@@ -51,6 +53,7 @@ enum {
     STEP_SKIP,              /* run by an earlier child's step */
     STEP_ONE,               /* the child alone */
     STEP_BN_RELU,           /* bn, relu */
+    STEP_BN_HSWISH,         /* bn, hardswish */
     STEP_CONV_RELU,         /* conv, relu */
     STEP_CONV_BN,           /* conv, bn */
     STEP_CONV_BN_RELU,      /* conv, bn, relu */
@@ -66,13 +69,15 @@ enum { PLAN_TRAIN, PLAN_LEAN, PLAN_FULL };
 
 /* What each kind of step runs: how many children, and for the fused
  * convolutions whether a batch norm follows, the activation their output
- * pass applies, and whether they pool. */
+ * pass applies (HEED_CONV_*) and whether they pool; for a batch norm the
+ * activation it applies (HEED_BN_*). */
 static const struct {
     unsigned char len, bn, act, pool;
 } steps[] = {
     [STEP_SKIP] = {1, 0, 0, 0},
     [STEP_ONE] = {1, 0, 0, 0},
-    [STEP_BN_RELU] = {2, 0, 0, 0},
+    [STEP_BN_RELU] = {2, 0, HEED_BN_RELU, 0},
+    [STEP_BN_HSWISH] = {2, 0, HEED_BN_HARDSWISH, 0},
     [STEP_CONV_RELU] = {2, 0, HEED_CONV_RELU, 0},
     [STEP_CONV_BN] = {2, 1, 0, 0},
     [STEP_CONV_BN_RELU] = {3, 1, HEED_CONV_RELU, 0},
@@ -107,6 +112,8 @@ static void make_plan(heed_seq *s, int mode) {
             }
         } else if (is_type(c[i], "bn") && more >= 1 && is_type(c[i + 1], "relu")) {
             kind = STEP_BN_RELU;
+        } else if (is_type(c[i], "bn") && more >= 1 && is_type(c[i + 1], "hardswish")) {
+            kind = STEP_BN_HSWISH;
         } else if (mode == PLAN_LEAN && is_type(c[i], "residual") && !c[i]->training &&
                    more >= 1 && is_type(c[i + 1], "relu")) {
             kind = STEP_RESIDUAL_RELU;
@@ -121,13 +128,15 @@ static void make_plan(heed_seq *s, int mode) {
  * zeroed one (a pass over the tensor saved): their flag, else NULL. */
 static int *fresh_flag(heed_layer *l) { return l->ops->writes_fresh_dx ? &l->dx_fresh : NULL; }
 
-/* l's forward with its relu fused in: *fuse_relu, l's own flag, set for
- * the call. */
-static heed_status forward_fused_relu(heed_layer *l, int *fuse_relu, const heed_tensor *in,
-                                      heed_tensor *out) {
-    *fuse_relu = 1;
+static int is_bn_step(int kind) { return kind == STEP_BN_RELU || kind == STEP_BN_HSWISH; }
+
+/* l's forward with its activation fused in: *fuse, l's own field, set to
+ * act for the call. */
+static heed_status forward_fused(heed_layer *l, int *fuse, int act, const heed_tensor *in,
+                                 heed_tensor *out) {
+    *fuse = act;
     heed_status st = heed_layer_forward(l, in, out);
-    *fuse_relu = 0;
+    *fuse = 0;
     return st;
 }
 
@@ -136,10 +145,10 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
     const int kind = s->plan[i];
     heed_layer *l = s->children[i];
     if (kind == STEP_ONE) return heed_layer_forward(l, in, out);
-    if (kind == STEP_BN_RELU)
-        return forward_fused_relu(l, &((heed_batchnorm *)l)->fuse_relu, in, out);
+    if (is_bn_step(kind))
+        return forward_fused(l, &((heed_batchnorm *)l)->fuse_act, steps[kind].act, in, out);
     if (kind == STEP_RESIDUAL_RELU)
-        return forward_fused_relu(l, &((heed_residual *)l)->fuse_relu, in, out);
+        return forward_fused(l, &((heed_residual *)l)->fuse_relu, 1, in, out);
     heed_conv2d *conv = (heed_conv2d *)l;
     if (steps[kind].bn) {
         float *affine;
@@ -224,9 +233,9 @@ static heed_status seq_backward(heed_layer *layer, const heed_tensor *x, const h
             fresh = NULL; /* the caller's dx is added to */
         }
         if (fresh) *fresh = 1;
-        if (s->plan[i] == STEP_BN_RELU) ((heed_batchnorm *)l)->fuse_relu = 1;
+        if (is_bn_step(s->plan[i])) ((heed_batchnorm *)l)->fuse_act = steps[s->plan[i]].act;
         heed_status st = heed_layer_backward(l, in, out, g, gin);
-        if (s->plan[i] == STEP_BN_RELU) ((heed_batchnorm *)l)->fuse_relu = 0;
+        if (is_bn_step(s->plan[i])) ((heed_batchnorm *)l)->fuse_act = 0;
         if (fresh) *fresh = 0;
         HEED_TRY(st);
         g = gin;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 
+#include "activation.h"
 #include "batchnorm.h"
 #include "omp_impl.h"
 #include "testutil.h"
@@ -391,6 +392,65 @@ START_TEST(relu_fused_matches_bn_then_relu) {
 }
 END_TEST
 
+/* A hardswish fused through the layer interface (fuse_act, as a sequence
+ * sets it) against the batch norm and the hardswish layer's functions
+ * applied separately, in both modes: the forward to the bit (the same
+ * float operations), the backward within rounding (its sums run in
+ * another order). gamma up to 4 puts values on both sides of -3 and 3. */
+START_TEST(hardswish_fused_matches_bn_then_hardswish) {
+    for (int training = 0; training <= 1; training++) {
+        heed_params p = {0};
+        heed_batchnorm *bn = make_bn(&p, NULL, (int[3]){4, 6, 5});
+        tu_fill_uniform(bn->gamma, 4, -4, 4, 11);
+        tu_fill_uniform(bn->beta, 4, -1, 1, 12);
+        tu_fill_uniform(bn->running_mean, 4, -0.5f, 0.5f, 13);
+        tu_fill_uniform(bn->running_var, 4, 0.1f, 0.5f, 14);
+        heed_layer_set_training(&bn->base, training);
+        heed_tensor x, dy, z = {0}, y0 = {0}, y1 = {0}, g, dx0, dx1;
+        ck_assert_int_eq(heed_tensor_alloc(&x, 3, 4, 6, 5), HEED_OK);
+        ck_assert_int_eq(heed_tensor_alloc(&dy, 3, 4, 6, 5), HEED_OK);
+        ck_assert_int_eq(heed_tensor_alloc(&g, 3, 4, 6, 5), HEED_OK);
+        ck_assert_int_eq(heed_tensor_alloc(&dx0, 3, 4, 6, 5), HEED_OK);
+        ck_assert_int_eq(heed_tensor_alloc(&dx1, 3, 4, 6, 5), HEED_OK);
+        const size_t count = heed_tensor_count(&x);
+        tu_fill_uniform(x.data, count, -2, 2, 15);
+        tu_fill_uniform(dy.data, count, -1, 1, 16);
+        ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &z), HEED_OK);
+        ck_assert_int_eq(heed_act_forward(HEED_ACT_HARDSWISH, 0, &z, &y0), HEED_OK);
+        heed_tensor_zero(&g);
+        ck_assert_int_eq(heed_act_backward(HEED_ACT_HARDSWISH, 0, &z, &y0, &dy, &g), HEED_OK);
+        int below = 0, above = 0;
+        for (size_t i = 0; i < count; i++) below += z.data[i] < -3, above += z.data[i] > 3;
+        ck_assert_msg(below > 0 && above > 0, "%d below -3, %d above 3", below, above);
+        heed_tensor_zero(&dx0);
+        ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &g, &dx0), HEED_OK);
+        float dgamma[4], dbeta[4];
+        memcpy(dgamma, bn->dgamma, sizeof dgamma);
+        memcpy(dbeta, bn->dbeta, sizeof dbeta);
+        for (int fresh = 0; fresh <= 1; fresh++) {
+            heed_params_zero_grad(&p);
+            bn->fuse_act = HEED_BN_HARDSWISH;
+            ck_assert_int_eq(heed_layer_forward(&bn->base, &x, &y1), HEED_OK);
+            ck_assert(memcmp(y1.data, y0.data, count * sizeof(float)) == 0);
+            for (size_t i = 0; i < count; i++) dx1.data[i] = fresh ? NAN : 0.0f;
+            bn->base.dx_fresh = fresh;
+            ck_assert_int_eq(heed_layer_backward(&bn->base, &x, &y1, &dy, &dx1), HEED_OK);
+            bn->base.dx_fresh = 0;
+            bn->fuse_act = 0;
+            double err = tu_max_rel_err(dx1.data, dx0.data, count);
+            ck_assert_msg(err < 1e-5, "training %d fresh %d: dx differs by %g", training, fresh, err);
+            ck_assert(tu_max_rel_err(bn->dgamma, dgamma, 4) < 1e-5);
+            ck_assert(tu_max_rel_err(bn->dbeta, dbeta, 4) < 1e-5);
+        }
+        heed_tensor_free(&x), heed_tensor_free(&dy), heed_tensor_free(&z);
+        heed_tensor_free(&y0), heed_tensor_free(&y1), heed_tensor_free(&g);
+        heed_tensor_free(&dx0), heed_tensor_free(&dx1);
+        heed_layer_free(&bn->base);
+        heed_params_free(&p);
+    }
+}
+END_TEST
+
 START_TEST(bad_configs_and_shapes_fail_with_messages) {
     heed_params p = {0};
     heed_batchnorm *bn = (heed_batchnorm *)1;
@@ -472,6 +532,7 @@ Suite *heed_suite_batchnorm(void) {
     tcase_add_test(tc, threads_give_identical_results);
     tcase_add_test(tc, layers_run_inside_a_callers_parallel_region);
     tcase_add_test(tc, relu_fused_matches_bn_then_relu);
+    tcase_add_test(tc, hardswish_fused_matches_bn_then_hardswish);
     tcase_add_test(tc, bad_configs_and_shapes_fail_with_messages);
     tcase_add_test(tc, backward_needs_its_forward);
     suite_add_tcase(s, tc);
