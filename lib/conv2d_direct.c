@@ -244,11 +244,15 @@ static inline __attribute__((always_inline)) void direct_block(
         }
     const int nb = OW - j0 < JB ? OW - j0 : JB;
     for (int r = 0; r < R; r++) {
-        float *o = out + (size_t)(i0 + r) * OW + j0;
-        if (add)
-            for (int k = 0; k < nb; k++) o[k] += acc[r][k];
+        float *restrict o = out + (size_t)(i0 + r) * OW + j0;
+        if (add && nb == JB)
+#pragma omp simd
+            for (int k = 0; k < JB; k++) o[k] += acc[r][k];
+        else if (nb == JB)
+#pragma omp simd
+            for (int k = 0; k < JB; k++) o[k] = acc[r][k];
         else
-            for (int k = 0; k < nb; k++) o[k] = acc[r][k];
+            for (int k = 0; k < nb; k++) o[k] = add ? o[k] + acc[r][k] : acc[r][k];
     }
 }
 
