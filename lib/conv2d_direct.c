@@ -297,14 +297,22 @@ static inline __attribute__((always_inline)) void taps_dot_block(
 
 /* dw[u*K + v] += sum over (i, j) of d[i, j] r[i + u*D, j + v*D] for every tap,
  * d rows ldd apart, r rows ldr apart, in blocks of JB columns (d's zeros
- * beyond OW make the last block exact); CHAINS taps at a time. */
+ * beyond OW make the last block exact); CHAINS taps at a time, then the
+ * rest of the row's together (a 3x3 kernel's three: one by one, each
+ * waited on its own additions, and the depthwise layer's weight gradient
+ * took a third of its backward). Each tap's sum is the same whichever
+ * taps run beside it. */
 HEED_WIDE
 static void taps_dot(const float *d, size_t ldd, const float *r, size_t ldr, int OH, int OW, int K,
                      int D, float *dw) {
     for (int u = 0; u < K; u++) {
         int v = 0;
         for (; v + CHAINS <= K; v += CHAINS) taps_dot_block(d, ldd, r, ldr, OH, OW, D, u, v, dw, K, CHAINS);
-        for (; v < K; v++) taps_dot_block(d, ldd, r, ldr, OH, OW, D, u, v, dw, K, 1);
+        switch (K - v) { /* CHAINS is 4 */
+        case 3: taps_dot_block(d, ldd, r, ldr, OH, OW, D, u, v, dw, K, 3); break;
+        case 2: taps_dot_block(d, ldd, r, ldr, OH, OW, D, u, v, dw, K, 2); break;
+        case 1: taps_dot_block(d, ldd, r, ldr, OH, OW, D, u, v, dw, K, 1); break;
+        }
     }
 }
 
