@@ -336,58 +336,91 @@ START_TEST(layers_run_inside_a_callers_parallel_region) {
 }
 END_TEST
 
+/* The fused-activation tests' case: a batch norm of 4 channels over
+ * (3, 4, H, W), its parameters drawn (gamma and beta within +-gamma and
+ * +-beta, running variances in [var_lo, var_hi]), an input x in [-2, 2]
+ * and an output gradient dy in [-1, 1]; y0, g and dx0 for the unfused
+ * reference, y1 and dx1 for the fused calls. */
+typedef struct fused_case {
+    heed_params p;
+    heed_batchnorm *bn;
+    heed_tensor x, dy, y0, y1, g, dx0, dx1;
+    size_t count;
+    float dgamma[4], dbeta[4]; /* the reference's */
+} fused_case;
+
+static void fused_case_init(fused_case *f, int training, int H, int W, float gamma, float beta,
+                            float var_lo, float var_hi, unsigned seed) {
+    memset(f, 0, sizeof *f);
+    f->bn = make_bn(&f->p, NULL, (int[3]){4, H, W});
+    tu_fill_uniform(f->bn->gamma, 4, -gamma, gamma, seed);
+    tu_fill_uniform(f->bn->beta, 4, -beta, beta, seed + 1);
+    tu_fill_uniform(f->bn->running_mean, 4, -0.5f, 0.5f, seed + 2);
+    tu_fill_uniform(f->bn->running_var, 4, var_lo, var_hi, seed + 3);
+    heed_layer_set_training(&f->bn->base, training);
+    heed_tensor *ts[] = {&f->x, &f->dy, &f->g, &f->dx0, &f->dx1};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+        ck_assert_int_eq(heed_tensor_alloc(ts[i], 3, 4, H, W), HEED_OK);
+    f->count = heed_tensor_count(&f->x);
+    tu_fill_uniform(f->x.data, f->count, -2, 2, seed + 4);
+    tu_fill_uniform(f->dy.data, f->count, -1, 1, seed + 5);
+}
+
+/* After the reference's backward into dx0: its parameter gradients kept,
+ * then zeroed for the fused calls. */
+static void fused_case_keep_reference(fused_case *f) {
+    memcpy(f->dgamma, f->bn->dgamma, sizeof f->dgamma);
+    memcpy(f->dbeta, f->bn->dbeta, sizeof f->dbeta);
+}
+
+/* dx1 and the parameter gradients of a fused backward against the
+ * reference's, within rounding (the sums run in another order). */
+static void fused_case_check(const fused_case *f, int training, int fresh) {
+    double err = tu_max_rel_err(f->dx1.data, f->dx0.data, f->count);
+    ck_assert_msg(err < 1e-5, "training %d fresh %d: dx differs by %g", training, fresh, err);
+    ck_assert(tu_max_rel_err(f->bn->dgamma, f->dgamma, 4) < 1e-5);
+    ck_assert(tu_max_rel_err(f->bn->dbeta, f->dbeta, 4) < 1e-5);
+}
+
+static void fused_case_free(fused_case *f) {
+    heed_tensor *ts[] = {&f->x, &f->dy, &f->y0, &f->y1, &f->g, &f->dx0, &f->dx1};
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) heed_tensor_free(ts[i]);
+    heed_layer_free(&f->bn->base);
+    heed_params_free(&f->p);
+}
+
 /* forward_relu / backward_relu against the batch norm and a relu applied
  * separately, in both modes; and a fresh dx (the sequence's hint) written
  * over whatever it held. */
 START_TEST(relu_fused_matches_bn_then_relu) {
     for (int training = 0; training <= 1; training++) {
-        heed_params p = {0};
-        heed_batchnorm *bn = make_bn(&p, NULL, (int[3]){4, 5, 7});
-        tu_fill_uniform(bn->gamma, 4, -1.5f, 1.5f, 1);
-        tu_fill_uniform(bn->beta, 4, -0.5f, 0.5f, 2);
-        tu_fill_uniform(bn->running_mean, 4, -0.5f, 0.5f, 3);
-        tu_fill_uniform(bn->running_var, 4, 0.5f, 2, 4);
-        heed_layer_set_training(&bn->base, training);
-        heed_tensor x, dy, y0 = {0}, y1 = {0}, g, dx0, dx1;
-        ck_assert_int_eq(heed_tensor_alloc(&x, 3, 4, 5, 7), HEED_OK);
-        ck_assert_int_eq(heed_tensor_alloc(&dy, 3, 4, 5, 7), HEED_OK);
-        ck_assert_int_eq(heed_tensor_alloc(&g, 3, 4, 5, 7), HEED_OK);
-        ck_assert_int_eq(heed_tensor_alloc(&dx0, 3, 4, 5, 7), HEED_OK);
-        ck_assert_int_eq(heed_tensor_alloc(&dx1, 3, 4, 5, 7), HEED_OK);
-        const size_t count = heed_tensor_count(&x);
-        tu_fill_uniform(x.data, count, -2, 2, 5);
-        tu_fill_uniform(dy.data, count, -1, 1, 6);
+        fused_case f;
+        fused_case_init(&f, training, 5, 7, 1.5f, 0.5f, 0.5f, 2, 1);
         /* Reference: bn, then relu; backward relu (dy where y > 0), then bn. */
-        ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &y0), HEED_OK);
-        for (size_t i = 0; i < count; i++) {
-            y0.data[i] = y0.data[i] > 0 ? y0.data[i] : 0.0f;
-            g.data[i] = y0.data[i] > 0 ? dy.data[i] : 0.0f;
+        ck_assert_int_eq(heed_batchnorm_forward(f.bn, &f.x, &f.y0), HEED_OK);
+        for (size_t i = 0; i < f.count; i++) {
+            f.y0.data[i] = f.y0.data[i] > 0 ? f.y0.data[i] : 0.0f;
+            f.g.data[i] = f.y0.data[i] > 0 ? f.dy.data[i] : 0.0f;
         }
-        ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &g, &dx0), HEED_OK);
-        float dgamma[4], dbeta[4];
-        memcpy(dgamma, bn->dgamma, sizeof dgamma);
-        memcpy(dbeta, bn->dbeta, sizeof dbeta);
+        ck_assert_int_eq(heed_batchnorm_backward(f.bn, &f.x, &f.g, &f.dx0), HEED_OK);
+        fused_case_keep_reference(&f);
         for (int fresh = 0; fresh <= 1; fresh++) {
-            heed_params_zero_grad(&p);
-            ck_assert_int_eq(heed_batchnorm_forward_relu(bn, &x, &y1), HEED_OK);
-            ck_assert(tu_max_rel_err(y1.data, y0.data, count) < 1e-6);
-            for (size_t i = 0; i < count; i++) dx1.data[i] = fresh ? NAN : 0.0f;
-            bn->base.dx_fresh = fresh;
-            ck_assert_int_eq(heed_batchnorm_backward_relu(bn, &x, fresh ? NULL : &y1, &dy, &dx1),
-                             HEED_OK);
-            bn->base.dx_fresh = 0;
-            double err = tu_max_rel_err(dx1.data, dx0.data, count);
-            ck_assert_msg(err < 1e-5, "training %d fresh %d: dx differs by %g", training, fresh, err);
-            ck_assert(tu_max_rel_err(bn->dgamma, dgamma, 4) < 1e-5);
-            ck_assert(tu_max_rel_err(bn->dbeta, dbeta, 4) < 1e-5);
+            heed_params_zero_grad(&f.p);
+            ck_assert_int_eq(heed_batchnorm_forward_relu(f.bn, &f.x, &f.y1), HEED_OK);
+            ck_assert(tu_max_rel_err(f.y1.data, f.y0.data, f.count) < 1e-6);
+            for (size_t i = 0; i < f.count; i++) f.dx1.data[i] = fresh ? NAN : 0.0f;
+            f.bn->base.dx_fresh = fresh;
+            ck_assert_int_eq(
+                heed_batchnorm_backward_relu(f.bn, &f.x, fresh ? NULL : &f.y1, &f.dy, &f.dx1),
+                HEED_OK);
+            f.bn->base.dx_fresh = 0;
+            fused_case_check(&f, training, fresh);
         }
         /* A y of the wrong shape is refused. */
-        heed_tensor bad = heed_tensor_view(y1.data, 1, 4, 5, 7);
-        ck_assert_int_eq(heed_batchnorm_backward_relu(bn, &x, &bad, &dy, &dx1), HEED_ERR_SHAPE);
-        heed_tensor_free(&x), heed_tensor_free(&dy), heed_tensor_free(&y0), heed_tensor_free(&y1);
-        heed_tensor_free(&g), heed_tensor_free(&dx0), heed_tensor_free(&dx1);
-        heed_layer_free(&bn->base);
-        heed_params_free(&p);
+        heed_tensor bad = heed_tensor_view(f.y1.data, 1, 4, 5, 7);
+        ck_assert_int_eq(heed_batchnorm_backward_relu(f.bn, &f.x, &bad, &f.dy, &f.dx1),
+                         HEED_ERR_SHAPE);
+        fused_case_free(&f);
     }
 }
 END_TEST
@@ -395,58 +428,37 @@ END_TEST
 /* A hardswish fused through the layer interface (fuse_act, as a sequence
  * sets it) against the batch norm and the hardswish layer's functions
  * applied separately, in both modes: the forward to the bit (the same
- * float operations), the backward within rounding (its sums run in
- * another order). gamma up to 4 puts values on both sides of -3 and 3. */
+ * float operations), the backward within rounding. gamma up to 4 puts
+ * values on both sides of -3 and 3. */
 START_TEST(hardswish_fused_matches_bn_then_hardswish) {
     for (int training = 0; training <= 1; training++) {
-        heed_params p = {0};
-        heed_batchnorm *bn = make_bn(&p, NULL, (int[3]){4, 6, 5});
-        tu_fill_uniform(bn->gamma, 4, -4, 4, 11);
-        tu_fill_uniform(bn->beta, 4, -1, 1, 12);
-        tu_fill_uniform(bn->running_mean, 4, -0.5f, 0.5f, 13);
-        tu_fill_uniform(bn->running_var, 4, 0.1f, 0.5f, 14);
-        heed_layer_set_training(&bn->base, training);
-        heed_tensor x, dy, z = {0}, y0 = {0}, y1 = {0}, g, dx0, dx1;
-        ck_assert_int_eq(heed_tensor_alloc(&x, 3, 4, 6, 5), HEED_OK);
-        ck_assert_int_eq(heed_tensor_alloc(&dy, 3, 4, 6, 5), HEED_OK);
-        ck_assert_int_eq(heed_tensor_alloc(&g, 3, 4, 6, 5), HEED_OK);
-        ck_assert_int_eq(heed_tensor_alloc(&dx0, 3, 4, 6, 5), HEED_OK);
-        ck_assert_int_eq(heed_tensor_alloc(&dx1, 3, 4, 6, 5), HEED_OK);
-        const size_t count = heed_tensor_count(&x);
-        tu_fill_uniform(x.data, count, -2, 2, 15);
-        tu_fill_uniform(dy.data, count, -1, 1, 16);
-        ck_assert_int_eq(heed_batchnorm_forward(bn, &x, &z), HEED_OK);
-        ck_assert_int_eq(heed_act_forward(HEED_ACT_HARDSWISH, 0, &z, &y0), HEED_OK);
-        heed_tensor_zero(&g);
-        ck_assert_int_eq(heed_act_backward(HEED_ACT_HARDSWISH, 0, &z, &y0, &dy, &g), HEED_OK);
+        fused_case f;
+        fused_case_init(&f, training, 6, 5, 4, 1, 0.1f, 0.5f, 11);
+        heed_tensor z = {0};
+        ck_assert_int_eq(heed_batchnorm_forward(f.bn, &f.x, &z), HEED_OK);
+        ck_assert_int_eq(heed_act_forward(HEED_ACT_HARDSWISH, 0, &z, &f.y0), HEED_OK);
+        heed_tensor_zero(&f.g);
+        ck_assert_int_eq(heed_act_backward(HEED_ACT_HARDSWISH, 0, &z, &f.y0, &f.dy, &f.g), HEED_OK);
         int below = 0, above = 0;
-        for (size_t i = 0; i < count; i++) below += z.data[i] < -3, above += z.data[i] > 3;
+        for (size_t i = 0; i < f.count; i++) below += z.data[i] < -3, above += z.data[i] > 3;
         ck_assert_msg(below > 0 && above > 0, "%d below -3, %d above 3", below, above);
-        heed_tensor_zero(&dx0);
-        ck_assert_int_eq(heed_batchnorm_backward(bn, &x, &g, &dx0), HEED_OK);
-        float dgamma[4], dbeta[4];
-        memcpy(dgamma, bn->dgamma, sizeof dgamma);
-        memcpy(dbeta, bn->dbeta, sizeof dbeta);
+        ck_assert_int_eq(heed_batchnorm_backward(f.bn, &f.x, &f.g, &f.dx0), HEED_OK);
+        fused_case_keep_reference(&f);
         for (int fresh = 0; fresh <= 1; fresh++) {
-            heed_params_zero_grad(&p);
-            bn->fuse_act = HEED_BN_HARDSWISH;
-            ck_assert_int_eq(heed_layer_forward(&bn->base, &x, &y1), HEED_OK);
-            ck_assert(memcmp(y1.data, y0.data, count * sizeof(float)) == 0);
-            for (size_t i = 0; i < count; i++) dx1.data[i] = fresh ? NAN : 0.0f;
-            bn->base.dx_fresh = fresh;
-            ck_assert_int_eq(heed_layer_backward(&bn->base, &x, &y1, &dy, &dx1), HEED_OK);
-            bn->base.dx_fresh = 0;
-            bn->fuse_act = 0;
-            double err = tu_max_rel_err(dx1.data, dx0.data, count);
-            ck_assert_msg(err < 1e-5, "training %d fresh %d: dx differs by %g", training, fresh, err);
-            ck_assert(tu_max_rel_err(bn->dgamma, dgamma, 4) < 1e-5);
-            ck_assert(tu_max_rel_err(bn->dbeta, dbeta, 4) < 1e-5);
+            heed_params_zero_grad(&f.p);
+            f.bn->fuse_act = HEED_BN_HARDSWISH;
+            ck_assert_int_eq(heed_layer_forward(&f.bn->base, &f.x, &f.y1), HEED_OK);
+            ck_assert(memcmp(f.y1.data, f.y0.data, f.count * sizeof(float)) == 0);
+            for (size_t i = 0; i < f.count; i++) f.dx1.data[i] = fresh ? NAN : 0.0f;
+            f.bn->base.dx_fresh = fresh;
+            ck_assert_int_eq(heed_layer_backward(&f.bn->base, &f.x, &f.y1, &f.dy, &f.dx1),
+                             HEED_OK);
+            f.bn->base.dx_fresh = 0;
+            f.bn->fuse_act = 0;
+            fused_case_check(&f, training, fresh);
         }
-        heed_tensor_free(&x), heed_tensor_free(&dy), heed_tensor_free(&z);
-        heed_tensor_free(&y0), heed_tensor_free(&y1), heed_tensor_free(&g);
-        heed_tensor_free(&dx0), heed_tensor_free(&dx1);
-        heed_layer_free(&bn->base);
-        heed_params_free(&p);
+        heed_tensor_free(&z);
+        fused_case_free(&f);
     }
 }
 END_TEST
