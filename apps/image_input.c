@@ -67,7 +67,7 @@ cli_opt image_cmd_opt(image_cmd *c, const char *name, const char *help) {
         const char *metavar, *help, *choices;
     } common[] = {
         {"model", CLI_STRING, offsetof(image_cmd, model), "MODEL", NULL, NULL},
-        {"top", CLI_INT, offsetof(image_cmd, top), "K", "how many classes to list", NULL},
+        {"top", CLI_INT, offsetof(image_cmd, top), "K", "how many classes to list (all of them if the model has fewer)", NULL},
         {"overlay", CLI_STRING, offsetof(image_cmd, overlay), "DIR|FILE", NULL, NULL},
         {"format", CLI_STRING, offsetof(image_cmd, format), "EXT", "overlay file type", "png|jpg"},
         {"colormap", CLI_STRING, offsetof(image_cmd, colormap), "NAME", NULL, "jet|viridis|inferno|turbo"},
