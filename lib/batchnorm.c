@@ -244,30 +244,32 @@ static inline float fused_grad(float dy, float xm, int act, float scale, float s
     return heed_hardswish_grad(z, dy);
 }
 
+/* The sums with one fused activation (a constant, so that each caller's
+ * loop is its own). The select keeps these out of the lane arrays of
+ * plane_grad_sums, which GCC does not vectorize with it; OpenMP's
+ * reduction does. */
+static inline __attribute__((always_inline)) void grad_sums_act(
+    const float *restrict x, const float *restrict dy, int n, float mu, fused_act f,
+    const int act, double *sdy, double *sdyx) {
+    float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+    for (int i = 0; i < n; i++) {
+        const float xm = x[i] - mu, g = fused_grad(dy[i], xm, act, f.scale, f.shift);
+        a += g;
+        b += g * xm;
+    }
+    *sdy += a, *sdyx += b;
+}
+
 HEED_WIDE
 static void plane_grad_sums(const float *restrict x, const float *restrict dy, int n, float mu,
                             fused_act f, double *sdy, double *sdyx) {
-    if (f.act) {
-        /* The select keeps this one out of the lane arrays below, which GCC
-         * does not vectorize with it; OpenMP's reduction does. */
-        float a = 0.0f, b = 0.0f;
-        if (f.act == HEED_BN_RELU) {
-#pragma omp simd reduction(+ : a, b)
-            for (int i = 0; i < n; i++) {
-                const float xm = x[i] - mu, g = fused_grad(dy[i], xm, HEED_BN_RELU, f.scale, f.shift);
-                a += g;
-                b += g * xm;
-            }
-        } else {
-#pragma omp simd reduction(+ : a, b)
-            for (int i = 0; i < n; i++) {
-                const float xm = x[i] - mu,
-                            g = fused_grad(dy[i], xm, HEED_BN_HARDSWISH, f.scale, f.shift);
-                a += g;
-                b += g * xm;
-            }
-        }
-        *sdy += a, *sdyx += b;
+    if (f.act == HEED_BN_RELU) {
+        grad_sums_act(x, dy, n, mu, f, HEED_BN_RELU, sdy, sdyx);
+        return;
+    }
+    if (f.act == HEED_BN_HARDSWISH) {
+        grad_sums_act(x, dy, n, mu, f, HEED_BN_HARDSWISH, sdy, sdyx);
         return;
     }
     float a[LANES] = {0}, b[LANES] = {0};
