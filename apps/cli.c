@@ -162,9 +162,7 @@ int cli_error(const char *command, int code, const char *fmt, ...) {
         vsnprintf(text, (size_t)n + 1, fmt, again);
         /* One line whatever a name in it holds: a file name's newline or
          * tab shown as ?, as ls shows it. */
-        for (char *c = text; *c; c++)
-            if (heed_control_char(*c)) *c = '?';
-        fputs(text, stderr);
+        fputs(heed_mask_controls(text), stderr);
         free(text);
     } else {
         vfprintf(stderr, fmt, again);

@@ -11,14 +11,19 @@ static inline int heed_control_char(char c) {
     return (unsigned char)c < 0x20 || c == 0x7f;
 }
 
-/* v copied into out (size bytes, cut to fit) with each control character
- * as '?', as ls shows one: a name or a command line kept to one line.
- * Returns out. */
+/* Each control character of s as '?', as ls shows one: a name or a
+ * command line kept to one line. Returns s. */
+static inline char *heed_mask_controls(char *s) {
+    for (char *c = s; *c; c++)
+        if (heed_control_char(*c)) *c = '?';
+    return s;
+}
+
+/* v copied into out (size bytes, cut to fit), its control characters
+ * masked (heed_mask_controls). Returns out. */
 static inline const char *heed_one_line(const char *v, char *out, size_t size) {
     snprintf(out, size, "%s", v);
-    for (char *c = out; *c; c++)
-        if (heed_control_char(*c)) *c = '?';
-    return out;
+    return heed_mask_controls(out);
 }
 
 #endif
