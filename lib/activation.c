@@ -57,7 +57,6 @@ static heed_status size_like(heed_tensor *y, const heed_tensor *x) {
 
 static float resolve_slope(float slope) { return slope == 0.0f ? 0.01f : slope; }
 
-
 const char *heed_act_name(heed_act_kind kind) {
     switch (kind) {
     case HEED_ACT_RELU: return "relu";

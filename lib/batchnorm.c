@@ -92,18 +92,16 @@ HEED_WIDE static void plane_stats(const float *restrict x, int n, double *mean, 
 }
 
 /* (x - mu) first: folding mu into the shift would cancel digits when |mu|
- * is large against the spread. act: the fused activation (HEED_BN_*, 0
+ * is large against the spread. act: the fused activation (HEED_FUSE_*, 0
  * none); the Makefile builds this file with -fno-trapping-math, so that
  * hardswish's selects vectorize. */
 HEED_WIDE static void plane_normalize(const float *restrict x, float *restrict y, int n, float mu,
                                       float scale, float beta, int act) {
-    if (act == HEED_BN_RELU)
-        for (int i = 0; i < n; i++) {
-            const float v = (x[i] - mu) * scale + beta;
-            y[i] = v < 0.0f ? 0.0f : v;
-        }
-    else if (act == HEED_BN_HARDSWISH)
-        for (int i = 0; i < n; i++) y[i] = heed_hardswish((x[i] - mu) * scale + beta);
+    if (act == HEED_FUSE_RELU)
+        for (int i = 0; i < n; i++) y[i] = heed_fused_act((x[i] - mu) * scale + beta, HEED_FUSE_RELU);
+    else if (act == HEED_FUSE_HARDSWISH)
+        for (int i = 0; i < n; i++)
+            y[i] = heed_fused_act((x[i] - mu) * scale + beta, HEED_FUSE_HARDSWISH);
     else
         for (int i = 0; i < n; i++) y[i] = (x[i] - mu) * scale + beta;
 }
@@ -146,7 +144,7 @@ static void combine_plane(double *mean, double *m2, double pm, double pm2, doubl
     *m2 += pm2 + delta * delta * seen * HW / tot;
 }
 
-/* y = act(BN(x)) (act HEED_BN_*, 0 none): the shared body of the forward passes. */
+/* y = act(BN(x)) (act HEED_FUSE_*, 0 none): the shared body of the forward passes. */
 static heed_status forward_act(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y, int act,
                                const char *fn) {
     HEED_TRY(check_ready(l, fn));
@@ -224,7 +222,7 @@ heed_status heed_batchnorm_forward(heed_batchnorm *l, const heed_tensor *x, heed
 }
 
 heed_status heed_batchnorm_forward_relu(heed_batchnorm *l, const heed_tensor *x, heed_tensor *y) {
-    return forward_act(l, x, y, HEED_BN_RELU, "bn forward_relu");
+    return forward_act(l, x, y, HEED_FUSE_RELU, "bn forward_relu");
 }
 
 /* The per-plane sums backward needs: sum g and sum g (x - mu), with g = dy,
@@ -233,15 +231,13 @@ heed_status heed_batchnorm_forward_relu(heed_batchnorm *l, const heed_tensor *x,
  * loops every operand is loaded before a select: a load under a condition
  * is not if-converted, and the loop would not vectorize. */
 typedef struct fused_act {
-    int act;            /* HEED_BN_*, 0 none */
+    int act;            /* HEED_FUSE_*, 0 none */
     float scale, shift; /* the forward's: z = (x - mu) scale + shift */
 } fused_act;
 
 /* dy f'(z) at x - mu = xm. */
 static inline float fused_grad(float dy, float xm, int act, float scale, float shift) {
-    const float z = xm * scale + shift;
-    if (act == HEED_BN_RELU) return z > 0.0f ? dy : 0.0f;
-    return heed_hardswish_grad(z, dy);
+    return heed_fused_act_grad(xm * scale + shift, dy, act);
 }
 
 /* The sums with one fused activation (a constant, so that each caller's
@@ -264,12 +260,12 @@ static inline __attribute__((always_inline)) void grad_sums_act(
 HEED_WIDE
 static void plane_grad_sums(const float *restrict x, const float *restrict dy, int n, float mu,
                             fused_act f, double *sdy, double *sdyx) {
-    if (f.act == HEED_BN_RELU) {
-        grad_sums_act(x, dy, n, mu, f, HEED_BN_RELU, sdy, sdyx);
+    if (f.act == HEED_FUSE_RELU) {
+        grad_sums_act(x, dy, n, mu, f, HEED_FUSE_RELU, sdy, sdyx);
         return;
     }
-    if (f.act == HEED_BN_HARDSWISH) {
-        grad_sums_act(x, dy, n, mu, f, HEED_BN_HARDSWISH, sdy, sdyx);
+    if (f.act == HEED_FUSE_HARDSWISH) {
+        grad_sums_act(x, dy, n, mu, f, HEED_FUSE_HARDSWISH, sdy, sdyx);
         return;
     }
     float a[LANES] = {0}, b[LANES] = {0};
@@ -311,10 +307,10 @@ static void plane_grad(const float *restrict x, const float *restrict dy, float 
                        int n, float mu, fused_act f, float a, float k, float b, int train,
                        int fresh) {
     if (!train) k = 0.0f, b = 0.0f; /* and x - mu adds nothing (x may even be inf) */
-    if (f.act == HEED_BN_RELU)
-        plane_grad_act(x, dy, dx, n, mu, f, HEED_BN_RELU, a, k, b, train, fresh);
-    else if (f.act == HEED_BN_HARDSWISH)
-        plane_grad_act(x, dy, dx, n, mu, f, HEED_BN_HARDSWISH, a, k, b, train, fresh);
+    if (f.act == HEED_FUSE_RELU)
+        plane_grad_act(x, dy, dx, n, mu, f, HEED_FUSE_RELU, a, k, b, train, fresh);
+    else if (f.act == HEED_FUSE_HARDSWISH)
+        plane_grad_act(x, dy, dx, n, mu, f, HEED_FUSE_HARDSWISH, a, k, b, train, fresh);
     else if (fresh)
         for (int i = 0; i < n; i++) dx[i] = a * dy[i] + (train ? k * (x[i] - mu) + b : 0.0f);
     else
@@ -400,7 +396,7 @@ heed_status heed_batchnorm_backward_relu(heed_batchnorm *l, const heed_tensor *x
                      "bn backward_relu %s: y (%d, %d, %d, %d) does not match x (%d, %d, %d, %d)",
                      l->base.name, y ? y->n : 0, y ? y->c : 0, y ? y->h : 0, y ? y->w : 0, x->n,
                      x->c, x->h, x->w);
-    return backward_act(l, x, HEED_BN_RELU, dy, dx, "bn backward_relu");
+    return backward_act(l, x, HEED_FUSE_RELU, dy, dx, "bn backward_relu");
 }
 
 heed_status heed_batchnorm_scale_shift(const heed_batchnorm *l, float *scale, float *shift) {

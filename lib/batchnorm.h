@@ -54,14 +54,11 @@ typedef struct heed_batchnorm {
     int batch_stats;       /* 1 if the last forward used batch statistics */
     int fwd_n, fwd_h, fwd_w; /* the last forward's input (0: none yet), which backward must match */
     /* Set by a sequence whose relu or hardswish follows this batch norm
-     * (HEED_BN_RELU, HEED_BN_HARDSWISH; 0 none): calls through the layer
+     * (HEED_FUSE_RELU, HEED_FUSE_HARDSWISH, layer.h; 0 none): calls through the layer
      * interface then apply it in the forward's pass, and backward takes
      * its derivative at the value it recomputes from x. */
     int fuse_act;
 } heed_batchnorm;
-
-/* The activations a batch norm can fuse (fuse_act). */
-enum { HEED_BN_RELU = 1, HEED_BN_HARDSWISH = 2 };
 
 /* Makes a batch norm layer for inputs in[] = (C, H, W) per image; the
  * output has the same shape. cfg may be NULL (all defaults). The layer is

@@ -530,7 +530,7 @@ heed_status heed_conv2d_forward(heed_conv2d *l, const heed_tensor *x, heed_tenso
 
 heed_status heed_conv2d_forward_fused(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
                                       const float *scale, const float *shift, int relu) {
-    return forward(l, x, y, scale, shift, relu ? HEED_CONV_RELU : 0, 0, "heed_conv2d_forward_fused");
+    return forward(l, x, y, scale, shift, relu ? HEED_FUSE_RELU : 0, 0, "heed_conv2d_forward_fused");
 }
 
 /* ---- backward ------------------------------------------------------------ */

@@ -95,8 +95,8 @@ typedef struct heed_conv2d {
     /* Set by a sequence around one forward through the layer interface
      * (heed_layer_forward) when a batch norm in inference mode and/or a relu
      * or hardswish follow: the batch norm as a scale and shift, the
-     * activation (HEED_CONV_RELU or HEED_CONV_HARDSWISH) applied in the
-     * output pass. NULL, NULL, 0 otherwise. */
+     * activation (HEED_FUSE_RELU or HEED_FUSE_HARDSWISH, layer.h) applied
+     * in the output pass. NULL, NULL, 0 otherwise. */
     const float *fuse_scale, *fuse_shift; /* (OC) */
     int fuse_act;
     /* Set with them when a 3 x 3, stride 2, padding 1 max pool follows
@@ -104,9 +104,6 @@ typedef struct heed_conv2d {
      * pooled output, the full one never stored. */
     int fuse_pool;
 } heed_conv2d;
-
-/* The activations a convolution's output pass can apply (fuse_act). */
-enum { HEED_CONV_RELU = 1, HEED_CONV_HARDSWISH = 2 };
 
 /* The output side floor((in + 2*pad - dilation*(k-1) - 1) / stride) + 1 of
  * nn.Conv2d (stride or dilation 0 mean 1). A result < 1 means the kernel

@@ -163,7 +163,7 @@ static void post_rows_in_place(float *grid, int Wq, int rows, int OW, const post
     for (int i = 0; i < rows; i++) {
         float *r = grid + (size_t)i * Wq;
         if (p->act)
-            for (int j = 0; j < OW; j++) r[j] = heed_conv_act(r[j] * a + c, p->act);
+            for (int j = 0; j < OW; j++) r[j] = heed_fused_act(r[j] * a + c, p->act);
         else
             for (int j = 0; j < OW; j++) r[j] = r[j] * a + c;
     }

@@ -100,16 +100,8 @@ static inline void conv_pad_planes(const float *t, int per_image, int n, int c0,
  * With only a bias (a NULL, c = b) it is the plain y + b. */
 typedef struct heed_conv_post {
     const float *a, *c;
-    int act; /* HEED_CONV_RELU, HEED_CONV_HARDSWISH (conv2d.h) or 0 */
+    int act; /* HEED_FUSE_RELU, HEED_FUSE_HARDSWISH (layer.h) or 0 */
 } heed_conv_post;
-
-/* The epilogue's activation of v = a y + c: relu as v < 0 ? 0 : v, which
- * keeps a NaN as the relu layer does; hardswish the activation layer's
- * own (activation_impl.h), so fused and unfused give the same bits. */
-static inline float heed_conv_act(float v, int act) {
-    if (act == HEED_CONV_RELU) return v < 0.0f ? 0.0f : v;
-    return act == HEED_CONV_HARDSWISH ? heed_hardswish(v) : v;
-}
 
 /* Rows o0 .. o0+rows-1 of an (rows, ld) block, n values each (ld 0: one
  * row). In conv2d_post.c, compiled for the CPU's widest vectors: inline

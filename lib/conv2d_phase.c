@@ -138,10 +138,10 @@ HEED_WIDE void heed_conv_phase_lay_rows(const float *src, int OH, int OW, float 
  * W1's first layer 8.2 -> 11.7 us.) */
 static inline void post_run(const float *restrict src, float *restrict dst, int n, float a, float c,
                             int act) {
-    if (act == HEED_CONV_RELU)
-        for (int j = 0; j < n; j++) dst[j] = heed_conv_act(src[j] * a + c, HEED_CONV_RELU);
-    else if (act == HEED_CONV_HARDSWISH)
-        for (int j = 0; j < n; j++) dst[j] = heed_conv_act(src[j] * a + c, HEED_CONV_HARDSWISH);
+    if (act == HEED_FUSE_RELU)
+        for (int j = 0; j < n; j++) dst[j] = heed_fused_act(src[j] * a + c, HEED_FUSE_RELU);
+    else if (act == HEED_FUSE_HARDSWISH)
+        for (int j = 0; j < n; j++) dst[j] = heed_fused_act(src[j] * a + c, HEED_FUSE_HARDSWISH);
     else
         for (int j = 0; j < n; j++) dst[j] = src[j] * a + c;
 }
@@ -152,12 +152,12 @@ static inline void post_vector16(const float *restrict src, float *restrict dst,
     float v[16];
 #pragma omp simd
     for (int j = 0; j < 16; j++) v[j] = src[j] * a + c;
-    if (act == HEED_CONV_RELU)
+    if (act == HEED_FUSE_RELU)
 #pragma omp simd
-        for (int j = 0; j < 16; j++) dst[j] = heed_conv_act(v[j], HEED_CONV_RELU);
-    else if (act == HEED_CONV_HARDSWISH)
+        for (int j = 0; j < 16; j++) dst[j] = heed_fused_act(v[j], HEED_FUSE_RELU);
+    else if (act == HEED_FUSE_HARDSWISH)
 #pragma omp simd
-        for (int j = 0; j < 16; j++) dst[j] = heed_conv_act(v[j], HEED_CONV_HARDSWISH);
+        for (int j = 0; j < 16; j++) dst[j] = heed_fused_act(v[j], HEED_FUSE_HARDSWISH);
     else
 #pragma omp simd
         for (int j = 0; j < 16; j++) dst[j] = v[j];

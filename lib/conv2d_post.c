@@ -9,11 +9,11 @@ HEED_WIDE void heed_conv_post_rows(float *y, size_t ld, size_t n, int o0, int ro
     for (int r = 0; r < rows; r++) {
         float *restrict row = y + (size_t)r * ld;
         const float a = p->a ? p->a[o0 + r] : 1.0f, c = p->c ? p->c[o0 + r] : 0.0f;
-        /* one loop per activation, each vectorized (heed_conv_act inlined) */
-        if (p->act == HEED_CONV_RELU)
-            for (size_t i = 0; i < n; i++) row[i] = heed_conv_act(row[i] * a + c, HEED_CONV_RELU);
-        else if (p->act == HEED_CONV_HARDSWISH)
-            for (size_t i = 0; i < n; i++) row[i] = heed_conv_act(row[i] * a + c, HEED_CONV_HARDSWISH);
+        /* one loop per activation, each vectorized (heed_fused_act inlined) */
+        if (p->act == HEED_FUSE_RELU)
+            for (size_t i = 0; i < n; i++) row[i] = heed_fused_act(row[i] * a + c, HEED_FUSE_RELU);
+        else if (p->act == HEED_FUSE_HARDSWISH)
+            for (size_t i = 0; i < n; i++) row[i] = heed_fused_act(row[i] * a + c, HEED_FUSE_HARDSWISH);
         else
             for (size_t i = 0; i < n; i++) row[i] = row[i] * a + c;
     }

@@ -172,4 +172,9 @@ char *heed_layer_join_name(char *out, size_t size, const char *prefix, const cha
 }
 #endif
 
+/* The activations a sequence fuses into the layer before them, which then
+ * applies one to its own output (a convolution in its output pass, a
+ * batch norm in its passes): heed_conv2d's and heed_batchnorm's fuse_act. */
+enum { HEED_FUSE_RELU = 1, HEED_FUSE_HARDSWISH = 2 };
+
 #endif

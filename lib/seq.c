@@ -67,24 +67,23 @@ enum {
  * inference keeping every output for a backward (full). */
 enum { PLAN_TRAIN, PLAN_LEAN, PLAN_FULL };
 
-/* What each kind of step runs: how many children, and for the fused
- * convolutions whether a batch norm follows, the activation their output
- * pass applies (HEED_CONV_*) and whether they pool; for a batch norm the
- * activation it applies (HEED_BN_*). */
+/* What each kind of step runs: how many children, the activation its
+ * first child applies (HEED_FUSE_*, layer.h), and for the fused
+ * convolutions whether a batch norm follows and whether they pool. */
 static const struct {
-    unsigned char len, bn, act, pool;
+    unsigned char len, act, bn, pool;
 } steps[] = {
     [STEP_SKIP] = {1, 0, 0, 0},
     [STEP_ONE] = {1, 0, 0, 0},
-    [STEP_BN_RELU] = {2, 0, HEED_BN_RELU, 0},
-    [STEP_BN_HSWISH] = {2, 0, HEED_BN_HARDSWISH, 0},
-    [STEP_CONV_RELU] = {2, 0, HEED_CONV_RELU, 0},
-    [STEP_CONV_BN] = {2, 1, 0, 0},
-    [STEP_CONV_BN_RELU] = {3, 1, HEED_CONV_RELU, 0},
-    [STEP_CONV_BN_RELU_POOL] = {4, 1, HEED_CONV_RELU, 1},
+    [STEP_BN_RELU] = {2, HEED_FUSE_RELU, 0, 0},
+    [STEP_BN_HSWISH] = {2, HEED_FUSE_HARDSWISH, 0, 0},
+    [STEP_CONV_RELU] = {2, HEED_FUSE_RELU, 0, 0},
+    [STEP_CONV_BN] = {2, 0, 1, 0},
+    [STEP_CONV_BN_RELU] = {3, HEED_FUSE_RELU, 1, 0},
+    [STEP_CONV_BN_RELU_POOL] = {4, HEED_FUSE_RELU, 1, 1},
     [STEP_RESIDUAL_RELU] = {2, 0, 0, 0},
-    [STEP_CONV_HSWISH] = {2, 0, HEED_CONV_HARDSWISH, 0},
-    [STEP_CONV_BN_HSWISH] = {3, 1, HEED_CONV_HARDSWISH, 0},
+    [STEP_CONV_HSWISH] = {2, HEED_FUSE_HARDSWISH, 0, 0},
+    [STEP_CONV_BN_HSWISH] = {3, HEED_FUSE_HARDSWISH, 1, 0},
 };
 
 static int step_len(int kind) { return steps[kind].len; }

@@ -446,7 +446,7 @@ START_TEST(hardswish_fused_matches_bn_then_hardswish) {
         fused_case_keep_reference(&f);
         for (int fresh = 0; fresh <= 1; fresh++) {
             heed_params_zero_grad(&f.p);
-            f.bn->fuse_act = HEED_BN_HARDSWISH;
+            f.bn->fuse_act = HEED_FUSE_HARDSWISH;
             ck_assert_int_eq(heed_layer_forward(&f.bn->base, &f.x, &f.y1), HEED_OK);
             ck_assert(memcmp(f.y1.data, f.y0.data, f.count * sizeof(float)) == 0);
             for (size_t i = 0; i < f.count; i++) f.dx1.data[i] = fresh ? NAN : 0.0f;
