@@ -358,14 +358,16 @@ static heed_status direct1_forward(heed_conv2d *l, const geom *g, const float *x
 }
 
 /* Backward for stride 1, image by image: dx += the flipped kernel over dy
- * padded by P'; dW[o, c, u, v] += sum over (i, j) of dy[o, i, j] q[c, i + u*D, j + v*D]
+ * padded by P' (written, not added, when fresh: each plane of dx comes
+ * whole from one direct_rows call, so it needs no zeroing first);
+ * dW[o, c, u, v] += sum over (i, j) of dy[o, i, j] q[c, i + u*D, j + v*D]
  * with q the padded input (dy read from its own padded copy, whose zeros
  * beyond OW make whole blocks safe to sum). As on the shifted path
  * (conv2d_shifted.c), threads take fixed chunks of images, each chunk
  * summing its own weight-gradient partial; the partials are added in chunk
  * order, so the result does not depend on the thread count. */
 static void direct1_backward_image(const geom *g, const float *x, const float *dy, float *dx,
-                                   int n, const float *wf, float *dw, float *q) {
+                                   int fresh, int n, const float *wf, float *dw, float *q) {
     const geom t = conv_transposed(g);
     const int K = g->K, D = g->D, KK = K * K;
     const int Hq = g->OH + D * (K - 1), Wq = padded_width(g->OW, K, D);
@@ -385,7 +387,7 @@ static void direct1_backward_image(const geom *g, const float *x, const float *d
         for (int c = 0; c < g->ICg; c++) {
             const float *wc = wf + ((size_t)gi * g->ICg + c) * g->OCg * KK;
             float *dxc = dx + ((size_t)n * g->IC + gi * g->ICg + c) * g->H * g->W;
-            direct_rows(d, g->OCg, Hd, Wd, wc, (size_t)KK, K, D, dxc, g->H, g->W, 1);
+            direct_rows(d, g->OCg, Hd, Wd, wc, (size_t)KK, K, D, dxc, g->H, g->W, !fresh);
         }
     }
 }
@@ -421,7 +423,6 @@ static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *
                     float *dst = wf + (((size_t)gi * g->ICg + c) * g->OCg + o) * KK;
                     for (int i = 0; i < KK; i++) dst[KK - 1 - i] = src[i];
                 }
-    if (fresh && dx) memset(dx, 0, (size_t)g->N * g->IC * g->H * g->W * sizeof(float));
     memset(partial, 0, nw * chunks * sizeof(float));
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
     for (int ch = 0; ch < chunks; ch++) {
@@ -429,7 +430,8 @@ static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *
         int n0, n1;
         conv_chunk_range(g->N, chunks, ch, &n0, &n1);
         for (int n = n0; n < n1; n++)
-            direct1_backward_image(g, x, dy, dx, n, wf, partial + ch * nw, copies + t * per_thread);
+            direct1_backward_image(g, x, dy, dx, fresh, n, wf, partial + ch * nw,
+                                   copies + t * per_thread);
     }
     conv_add_partials(l->dw, partial, nw, chunks);
     return HEED_OK;
