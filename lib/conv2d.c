@@ -548,12 +548,14 @@ static void flip_weights(const heed_conv2d *l, const geom *g, float *wt) {
 }
 
 /* One backward pass over images n0 .. n0+nbc-1, every group: dw (the
- * layer's gradient or a chunk's partial) += dY_g x col^T, and dx. col and
- * tmp are this thread's buffers, wt the flipped kernel when by_t. */
+ * layer's gradient or a chunk's partial) += dY_g x col^T, and dx (+=, or
+ * = when fresh: not on the col2im route). col and tmp are this thread's
+ * buffers, wt the flipped kernel when by_t. */
 static heed_status backward_pass(const heed_conv2d *l, const geom *g, const float *x,
-                                 const float *dy, float *dxd, int n0, int nbc, int by_t,
+                                 const float *dy, float *dxd, int fresh, int n0, int nbc, int by_t,
                                  const float *wt, float *col, float *tmp, float *dw_all) {
     const int pointwise = is_pointwise(g), cols = nbc * g->L;
+    const float dx_beta = fresh ? 0.0f : 1.0f;
     const geom gt = conv_transposed(g);
     for (int gi = 0; gi < g->G; gi++) {
         /* dY_g as an (OCg, cols) matrix. */
@@ -578,7 +580,8 @@ static heed_status backward_pass(const heed_conv2d *l, const geom *g, const floa
 
         float *dxg = dxd + ((size_t)n0 * g->IC + (size_t)gi * g->ICg) * gt.L;
         if (pointwise && nbc == 1) {
-            HEED_TRY(heed_gemm(1, 0, g->R, cols, g->OCg, 1.0f, A, g->R, dY, cols, 1.0f, dxg, cols));
+            HEED_TRY(
+                heed_gemm(1, 0, g->R, cols, g->OCg, 1.0f, A, g->R, dY, cols, dx_beta, dxg, cols));
             continue;
         }
         if (by_t) {
@@ -588,19 +591,19 @@ static heed_status backward_pass(const heed_conv2d *l, const geom *g, const floa
             const float *At = wt + (size_t)gi * g->ICg * gt.R;
             im2col(&gt, dy, n0, nbc, gi * g->OCg, col, cols_t);
             if (nbc == 1) {
-                HEED_TRY(conv_gemm(g->ICg, cols_t, gt.R, At, gt.R, col, cols_t, 1.0f, dxg,
+                HEED_TRY(conv_gemm(g->ICg, cols_t, gt.R, At, gt.R, col, cols_t, dx_beta, dxg,
                                    gt.L));
             } else {
                 HEED_TRY(conv_gemm(g->ICg, cols_t, gt.R, At, gt.R, col, cols_t, 0.0f, tmp,
                                    cols_t));
-                scatter(dxd, g->IC, gi * g->ICg, g->ICg, n0, nbc, gt.L, tmp, NULL, 1);
+                scatter(dxd, g->IC, gi * g->ICg, g->ICg, n0, nbc, gt.L, tmp, NULL, !fresh);
             }
             continue;
         }
         /* The columns are spent: their gradient reuses the buffer. */
         HEED_TRY(heed_gemm(1, 0, g->R, cols, g->OCg, 1.0f, A, g->R, dY, cols, 0.0f, col, cols));
         if (pointwise)
-            scatter(dxd, g->IC, gi * g->ICg, g->ICg, n0, nbc, g->L, col, NULL, 1);
+            scatter(dxd, g->IC, gi * g->ICg, g->ICg, n0, nbc, g->L, col, NULL, !fresh);
         else
             col2im(g, col, cols, n0, nbc, gi * g->ICg, dxd);
     }
@@ -630,9 +633,13 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
      * when no dx is wanted. */
     if (heed_conv_use_shifted(&g) && g.S == 1 && (!dxd || dx_by_transposed(&g)))
         return heed_conv_shifted_backward(l, &g, x->data, dy->data, dxd, l->base.dx_fresh);
-    if (dxd && l->base.dx_fresh) heed_tensor_zero(dx); /* the paths below add */
     const int pointwise = is_pointwise(&g), nb = images_per_pass(&g);
     const int by_t = dxd && dx_by_transposed(&g);
+    /* A fresh dx (layer.h) is written where each of its values comes from
+     * one product or copy; col2im adds overlapping taps into it, so there
+     * it is zeroed first and added to. */
+    const int fresh = dxd && l->base.dx_fresh, write_dx = fresh && (pointwise || by_t);
+    if (fresh && !write_dx) heed_tensor_zero(dx);
     const geom gt = conv_transposed(&g);
     size_t col_n = !pointwise || nb > 1 ? (size_t)g.R * nb * g.L : 0;
     size_t tmp_n = nb > 1 ? (size_t)g.OCg * nb * g.L : 0;
@@ -653,7 +660,7 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
     conv_add_bias_grad(l, &g, dy->data);
     if (chunks == 1) {
         for (int n0 = 0; n0 < g.N; n0 += nb)
-            HEED_TRY(backward_pass(l, &g, x->data, dy->data, dxd, n0,
+            HEED_TRY(backward_pass(l, &g, x->data, dy->data, dxd, write_dx, n0,
                                    g.N - n0 < nb ? g.N - n0 : nb, by_t, wt, col, tmp, l->dw));
         return HEED_OK;
     }
@@ -668,8 +675,8 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
         for (int pi = p0; pi < p1; pi++) {
             const int n0 = pi * nb;
             const heed_status s = backward_pass(
-                l, &g, x->data, dy->data, dxd, n0, g.N - n0 < nb ? g.N - n0 : nb, by_t, wt,
-                col ? col + t * col_n : NULL, tmp + t * tmp_n, partial + ch * nw);
+                l, &g, x->data, dy->data, dxd, write_dx, n0, g.N - n0 < nb ? g.N - n0 : nb,
+                by_t, wt, col ? col + t * col_n : NULL, tmp + t * tmp_n, partial + ch * nw);
             if (conv_note(&st, s) != HEED_OK) break;
         }
     }

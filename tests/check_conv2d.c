@@ -363,6 +363,11 @@ static const shape_case path_cases[] = {
     {{.in_c = 1, .out_c = 4, .k = 3, .pad = 3}, 2, 12, 11},
     {{.in_c = 1, .out_c = 1, .k = 1, .pad = 1, .bias = 1}, 2, 8, 8},
     {{.in_c = 2, .out_c = 2, .k = 3, .pad = 4}, 3, 5, 6},
+    /* 1x1 convolutions, one image per pass and several; a small map's
+     * input gradient by the transposed convolution, several images a pass */
+    {{.in_c = 8, .out_c = 12, .k = 1, .bias = 1}, 2, 28, 28},
+    {{.in_c = 8, .out_c = 12, .k = 1}, 3, 7, 9},
+    {{.in_c = 4, .out_c = 6, .k = 3, .pad = 1}, 3, 5, 6},
     /* MobileNet's depthwise 3x3 at stride 1, rows wider than a block */
     {{.in_c = 6, .out_c = 6, .k = 3, .pad = 1, .groups = 6, .bias = 1}, 3, 28, 29},
     /* the direct loops at strides above 1: MobileNet's
