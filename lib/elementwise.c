@@ -187,6 +187,30 @@ heed_status heed_mul_channel_backward(const heed_tensor *x, const heed_tensor *s
     return HEED_OK;
 }
 
+heed_status heed_mul_channel_pool_backward(const heed_tensor *dy, const heed_tensor *s,
+                                           const heed_tensor *dpool, heed_tensor *dx, int add) {
+    static const char fn[] = "heed_mul_channel_pool_backward";
+    HEED_TRY(check_channel(fn, dy, s));
+    HEED_TRY(check_grads(fn, dy, s, dy, dx, dpool));
+    const size_t planes = (size_t)dy->n * dy->c, HW = (size_t)dy->h * dy->w;
+    const float *gd = dy->data, *sd = s->data, *pd = dpool->data;
+    float *dxd = dx->data;
+    PARALLEL_IF(planes * HW > PAR_MIN, "omp parallel for schedule(static)",
+        for (size_t p = 0; p < planes; p++) {
+            /* the pool's share as its own backward computes it */
+            const float sv = sd[p], b = pd[p] / (float)HW, *gp = gd + p * HW;
+            float *dxp = dxd + p * HW;
+            if (add) {
+                _Pragma("omp simd")
+                for (size_t i = 0; i < HW; i++) dxp[i] = (dxp[i] + gp[i] * sv) + b;
+            } else {
+                _Pragma("omp simd")
+                for (size_t i = 0; i < HW; i++) dxp[i] = gp[i] * sv + b;
+            }
+        });
+    return HEED_OK;
+}
+
 /* ---- spatial scaling ---- */
 
 static heed_status check_spatial(const char *fn, const heed_tensor *x, const heed_tensor *s) {

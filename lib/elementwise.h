@@ -63,6 +63,14 @@ heed_status heed_mul_spatial_forward(const heed_tensor *x, const heed_tensor *s,
 heed_status heed_mul_spatial_backward(const heed_tensor *x, const heed_tensor *s,
                                       const heed_tensor *dy, heed_tensor *dx, heed_tensor *ds);
 
+/* The input gradient of y = x * s where s is computed from x's global
+ * average pool (squeeze-and-excitation): dx = dy * s + dpool / (H W) per
+ * plane, with dpool (N, C, 1, 1) the gradient at the pool's output; with
+ * `add`, dx = (dx + dy * s) + dpool / (H W). One pass: the same values as
+ * heed_mul_channel_backward's dx and then heed_global_avg_pool_backward's. */
+heed_status heed_mul_channel_pool_backward(const heed_tensor *dy, const heed_tensor *s,
+                                           const heed_tensor *dpool, heed_tensor *dx, int add);
+
 /* y (N, Ca+Cb, H, W) = a (N, Ca, H, W) followed by b (N, Cb, H, W) along
  * channels, as torch.cat([a, b], dim=1). y must be neither a nor b. */
 heed_status heed_concat_forward(const heed_tensor *a, const heed_tensor *b, heed_tensor *y);

@@ -3,10 +3,11 @@
  *
  * forward:  s = gap(x); z[c] = sum_j w[j] s[c + j - P] (P = (k-1)/2, zero
  *           outside the channels); e = sigmoid(z); y = x * e
- * backward: dx += dy * e;  de = sum_hw dy * x;  dz = de * e (1 - e);
+ * backward: de = sum_hw dy * x;  dz = de * e (1 - e);
  *           dw[j] += sum_{n,c} dz[c] s[c + j - P];
- *           ds[c] = sum_j dz[c - j + P] w[j];  dx += ds / (H W) (gap's
- *           backward). With base.dx_fresh (layer.h) dx = dy * e is written.
+ *           ds[c] = sum_j dz[c - j + P] w[j];  then in one pass
+ *           dx += dy * e + ds / (H W) (the scaling's term and gap's
+ *           backward). With base.dx_fresh (layer.h) dx is written.
  *
  * The convolution is a loop of its own: heed's conv2d takes square kernels,
  * and a k-tap filter along C pooled values is a few hundred operations.
@@ -86,15 +87,14 @@ heed_status heed_eca_backward(heed_eca *l, const heed_tensor *x, const heed_tens
                      "forward (batch %d) do not match",
                      l->base.name, x->n, x->c, x->h, x->w, dy->n, dy->c, dy->h, dy->w, l->e.n);
     HEED_TRY(heed_tensor_zeros_like(&l->de, &l->e));
-    const int write = dx && l->base.dx_fresh;
-    HEED_TRY(heed_mul_channel_backward(x, &l->e, dy, write ? NULL : dx, &l->de));
-    if (write) HEED_TRY(heed_mul_channel_forward(dy, &l->e, dx));
+    HEED_TRY(heed_mul_channel_backward(x, &l->e, dy, NULL, &l->de));
     HEED_TRY(heed_tensor_zeros_like(&l->dz, &l->z));
     HEED_TRY(heed_act_backward(HEED_ACT_SIGMOID, 0.0f, &l->z, &l->e, &l->de, &l->dz));
     if (dx) HEED_TRY(heed_tensor_ensure(&l->ds, x->n, x->c, 1, 1));
     conv_channels_backward(l->w, l->cfg.k, l->s.data, l->dz.data, x->n, x->c, l->dw,
                            dx ? l->ds.data : NULL);
-    if (dx) HEED_TRY(heed_global_avg_pool_backward(x, &l->ds, dx));
+    /* both of dx's terms, the scaling's and the squeeze's, in one pass */
+    if (dx) HEED_TRY(heed_mul_channel_pool_backward(dy, &l->e, &l->ds, dx, !l->base.dx_fresh));
     return HEED_OK;
 }
 

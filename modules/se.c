@@ -3,10 +3,10 @@
  * forward:  s = gap(x); e = gate(fc2(act(fc1(s)))) (channel_mlp.c, one
  *           branch; relu and sigmoid unless cfg says); y = x * e
  *           (broadcast over H, W)
- * backward: dx += dy * e;  de = sum_hw dy * x;  back through the MLP to
- *           ds and the fc1/fc2 parameter grads;  dx += ds / (H W) (gap's
- *           backward). With base.dx_fresh (layer.h) dx = dy * e is written,
- *           not added to a zeroed dx.
+ * backward: de = sum_hw dy * x;  back through the MLP to ds and the
+ *           fc1/fc2 parameter grads;  then in one pass dx += dy * e + ds / (H W)
+ *           (the scaling's term and gap's backward). With base.dx_fresh
+ *           (layer.h) dx is written, not added to a zeroed dx.
  */
 #include "se.h"
 
@@ -37,11 +37,11 @@ heed_status heed_se_backward(heed_se *l, const heed_tensor *x, const heed_tensor
                      "forward (batch %d) do not match",
                      l->base.name, x->n, x->c, x->h, x->w, dy->n, dy->c, dy->h, dy->w, l->mlp.e.n);
     HEED_TRY(heed_tensor_zeros_like(&l->de, &l->mlp.e));
-    const int write = dx && l->base.dx_fresh;
-    HEED_TRY(heed_mul_channel_backward(x, &l->mlp.e, dy, write ? NULL : dx, &l->de));
-    if (write) HEED_TRY(heed_mul_channel_forward(dy, &l->mlp.e, dx));
+    HEED_TRY(heed_mul_channel_backward(x, &l->mlp.e, dy, NULL, &l->de));
     HEED_TRY(heed_channel_mlp_backward(&l->mlp, &l->s, &l->de, dx ? &l->ds : NULL));
-    if (dx) HEED_TRY(heed_global_avg_pool_backward(x, &l->ds, dx));
+    /* both of dx's terms, the scaling's and the squeeze's, in one pass */
+    if (dx)
+        HEED_TRY(heed_mul_channel_pool_backward(dy, &l->mlp.e, &l->ds, dx, !l->base.dx_fresh));
     return HEED_OK;
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "elementwise.h"
+#include "pool2d.h"
 #include "testutil.h"
 
 /* Allocates and fills with U(-2, 2). */
@@ -193,6 +194,39 @@ START_TEST(mul_channel_add_matches_mul_then_add) {
 }
 END_TEST
 
+/* SE's input gradient in one pass: bit for bit the scaling's term
+ * (heed_mul_channel_backward, added to dx or to zeros) and then the global
+ * average pool's backward, which it replaces; a fresh dx (add 0) full of
+ * NaN is written over. */
+START_TEST(mul_channel_pool_backward_matches_its_two_passes) {
+    const int shapes[2][4] = {{2, 3, 5, 7}, {1, 64, 56, 56}};
+    for (int k = 0; k < 2; k++)
+        for (int add = 0; add <= 1; add++) {
+            const int *d = shapes[k];
+            heed_tensor dy = rand_tensor(d[0], d[1], d[2], d[3], 60 + k);
+            heed_tensor s = rand_tensor(d[0], d[1], 1, 1, 70 + k);
+            heed_tensor dpool = rand_tensor(d[0], d[1], 1, 1, 80 + k);
+            heed_tensor want = rand_tensor(d[0], d[1], d[2], d[3], 90 + k);
+            heed_tensor got = zeros_like(&dy);
+            const size_t n = heed_tensor_count(&dy);
+            for (size_t i = 0; i < n; i++) got.data[i] = add ? want.data[i] : NAN;
+            if (!add) heed_tensor_zero(&want);
+            ck_assert_int_eq(heed_mul_channel_backward(&dy, &s, &dy, &want, NULL), HEED_OK);
+            ck_assert_int_eq(heed_global_avg_pool_backward(&dy, &dpool, &want), HEED_OK);
+            ck_assert_int_eq(heed_mul_channel_pool_backward(&dy, &s, &dpool, &got, add), HEED_OK);
+            ck_assert_mem_eq(got.data, want.data, n * sizeof(float));
+            heed_tensor_free(&dy), heed_tensor_free(&s), heed_tensor_free(&dpool);
+            heed_tensor_free(&want), heed_tensor_free(&got);
+        }
+    heed_tensor dy = rand_tensor(2, 3, 4, 4, 1), s = rand_tensor(2, 3, 1, 1, 2);
+    heed_tensor bad = rand_tensor(2, 4, 1, 1, 3), dx = zeros_like(&dy);
+    ck_assert_int_eq(heed_mul_channel_pool_backward(&dy, &bad, &s, &dx, 1), HEED_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(heed_last_error(), "heed_mul_channel_pool_backward"));
+    ck_assert_int_eq(heed_mul_channel_pool_backward(&dy, &s, &bad, &dx, 1), HEED_ERR_SHAPE);
+    heed_tensor_free(&dy), heed_tensor_free(&s), heed_tensor_free(&bad), heed_tensor_free(&dx);
+}
+END_TEST
+
 /* Forward and backward of both broadcasts against plain loops; the shapes
  * run from tiny to above the threading threshold. */
 START_TEST(broadcasts_match_explicit_loops) {
@@ -359,6 +393,7 @@ Suite *heed_suite_elementwise(void) {
     tcase_add_test(tc, add_values_in_place_and_errors);
     tcase_add_test(tc, add_relu_matches_add_then_relu);
     tcase_add_test(tc, mul_channel_add_matches_mul_then_add);
+    tcase_add_test(tc, mul_channel_pool_backward_matches_its_two_passes);
     tcase_add_test(tc, broadcasts_match_explicit_loops);
     tcase_add_test(tc, broadcast_shape_errors);
     tcase_add_test(tc, concat_layout_round_trip_and_errors);
