@@ -366,7 +366,7 @@ static const shape_case path_cases[] = {
     /* 1x1 convolutions, one image per pass and several; a small map's
      * input gradient by the transposed convolution, several images a pass */
     {{.in_c = 8, .out_c = 12, .k = 1, .bias = 1}, 2, 28, 28},
-    {{.in_c = 8, .out_c = 12, .k = 1}, 3, 7, 9},
+    {{.in_c = 8, .out_c = 12, .k = 1}, 3, 5, 6},
     {{.in_c = 4, .out_c = 6, .k = 3, .pad = 1}, 3, 5, 6},
     /* MobileNet's depthwise 3x3 at stride 1, rows wider than a block */
     {{.in_c = 6, .out_c = 6, .k = 3, .pad = 1, .groups = 6, .bias = 1}, 3, 28, 29},
