@@ -114,6 +114,7 @@ void heed_conv_post_rows(float *y, size_t ld, size_t n, int o0, int rows, const 
 typedef struct conv_post_at {
     const heed_conv_post *p;
     int o0;
+    heed_gemm_rows_post rows; /* the same, as the product's tiles apply it */
 } conv_post_at;
 
 void heed_conv_post_block(const void *at, float *c, ptrdiff_t ldc, int row0, int rows, int cols);
@@ -123,8 +124,8 @@ void heed_conv_post_block(const void *at, float *c, ptrdiff_t ldc, int row0, int
 static inline const heed_gemm_epilogue *conv_epilogue(const heed_conv_post *p, int o0,
                                                       conv_post_at *at, heed_gemm_epilogue *ep) {
     if (!p) return NULL;
-    *at = (conv_post_at){p, o0};
-    *ep = (heed_gemm_epilogue){heed_conv_post_block, at};
+    *at = (conv_post_at){p, o0, {p->a ? p->a + o0 : NULL, p->c ? p->c + o0 : NULL, p->act}};
+    *ep = (heed_gemm_epilogue){heed_conv_post_block, at, &at->rows};
     return ep;
 }
 

@@ -64,6 +64,7 @@
 
 #include "gemm_impl.h"
 #include "gemm_kernel.h"
+#include "layer.h" /* HEED_FUSE_HARDSWISH */
 #include "tensor.h"
 #include "wide.h"
 
@@ -389,6 +390,34 @@ static void epilogue(const job *jb, int r0, int rows, int c0, int cols) {
         jb->ep->fn(jb->ep->ctx, jb->C + (ptrdiff_t)r0 * jb->ldc + c0, jb->ldc, r0, rows, cols);
 }
 
+/* Whether the tiles apply the epilogue themselves (its per-row form, in
+ * the kernel's registers), so that only the tail's columns call it: for a
+ * hardswish only. A 16 -> 48 1x1 layer with its batch norm and hardswish
+ * at batch 64, one thread, ran 1.19-1.25x faster so (ten rounds in turn,
+ * against the epilogue function on each stored tile); with a relu, or the
+ * batch norm alone, 0.95-0.97x (the function's loop for those is cheap,
+ * its hardswish one not). */
+static int tiles_post(const job *jb) {
+    return jb->ep && jb->ep->rows && jb->ep->rows->act == HEED_FUSE_HARDSWISH &&
+           jb->k->tile_post;
+}
+
+/* The tile at rows ir .. ir+h-1, columns j .. j+w-1 of C; the last K
+ * slice's applies the epilogue when tiles_post. */
+static void run_tile(const job *jb, int last, int kcs, const float *a, ptrdiff_t ars,
+                     ptrdiff_t aks, const float *b, ptrdiff_t bks, int ir, int h, int j, int w,
+                     float beta) {
+    float *c = jb->C + (ptrdiff_t)ir * jb->ldc + j;
+    if (last && tiles_post(jb)) {
+        const heed_gemm_rows_post *rp = jb->ep->rows;
+        const heed_gemm_rows_post rows = {rp->a ? rp->a + ir : NULL, rp->b ? rp->b + ir : NULL,
+                                          rp->act};
+        jb->k->tile_post(kcs, a, ars, aks, b, bks, h, w, c, jb->ldc, jb->alpha, beta, &rows);
+        return;
+    }
+    jb->k->tile(kcs, a, ars, aks, b, bks, h, w, c, jb->ldc, jb->alpha, beta);
+}
+
 /* A panel of B given by its rows' addresses (heed_gemm_rows): row r's
  * columns j .. j+w-1 to bp + r*wp, zeros up to wp. In one loop, not the
  * kernel's packer a row at a time (a call per row of the 7x7 stage's
@@ -535,10 +564,8 @@ static void run_task(const job *jb, int task, float *buf) {
                         const int h = imin(mr, r1 - ir);
                         const float *a = a_panel(jb, ir, h, pc, kcs,
                                                  ab + (size_t)(ir - r0) * kcs, 0, &ars, &aks);
-                        k->tile(kcs, a, ars, aks, b, bks, h, w,
-                                jb->C + (ptrdiff_t)ir * jb->ldc + jc + col, jb->ldc, jb->alpha,
-                                beta);
-                        if (last) epilogue(jb, ir, h, jc + col, w);
+                        run_tile(jb, last, kcs, a, ars, aks, b, bks, ir, h, jc + col, w, beta);
+                        if (last && !tiles_post(jb)) epilogue(jb, ir, h, jc + col, w);
                     }
                 }
                 if (tcols && jc + ncw == ce) tail_rows(jb, r0, r1, pc, kcs, beta, tcols, ldt);
@@ -548,13 +575,12 @@ static void run_task(const job *jb, int task, float *buf) {
                 const int h = imin(mr, r1 - ir);
                 const float *a = a_panel(jb, ir, h, pc, kcs, ab + (size_t)(ir - r0) * kcs,
                                          jc == c0, &ars, &aks);
-                float *c = jb->C + (ptrdiff_t)ir * jb->ldc + jc;
                 for (int col = 0; col < ncw; col += nr) {
                     const int w = imin(nr, ncw - col);
-                    k->tile(kcs, a, ars, aks, bb + (size_t)col * kcs, round_up(w, k->vw), h, w,
-                            c + col, jb->ldc, jb->alpha, beta);
+                    run_tile(jb, last, kcs, a, ars, aks, bb + (size_t)col * kcs,
+                             round_up(w, k->vw), ir, h, jc + col, w, beta);
                 }
-                if (last) epilogue(jb, ir, h, jc, ncw);
+                if (last && !tiles_post(jb)) epilogue(jb, ir, h, jc, ncw);
                 if (tcols && jc + ncw == ce) tail_rows(jb, ir, ir + h, pc, kcs, beta, tcols, ldt);
             }
         }

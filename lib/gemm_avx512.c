@@ -22,6 +22,8 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "layer.h" /* HEED_FUSE_* */
+
 #define TARGET __attribute__((target("avx512f,avx2,avx,fma")))
 #define INLINE static inline __attribute__((always_inline)) TARGET
 
@@ -32,14 +34,34 @@ enum { MR = 8, NV = 3, VW = 16, NR = NV * VW };
  * (7% of 1024^3 on two threads; 2% with the prefetch). */
 enum { PACK_AHEAD = 16 };
 
+/* x * a + b, then the activation, as heed_fused_act computes it: max(0, t)
+ * is t < 0 ? 0 : t for every t, NaN and -0 included (max returns its
+ * second operand unless the first is greater), min(6, t) likewise
+ * 6 < t ? 6 : t. */
+INLINE __m512 post_vector(__m512 x, float a, float b, int act) {
+    x = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(a)), _mm512_set1_ps(b));
+    const __m512 zero = _mm512_setzero_ps();
+    if (act == HEED_FUSE_RELU) return _mm512_max_ps(zero, x);
+    if (act != HEED_FUSE_HARDSWISH) return x;
+    const __m512 six = _mm512_set1_ps(6.0f);
+    const __m512 t =
+        _mm512_min_ps(six, _mm512_max_ps(zero, _mm512_add_ps(x, _mm512_set1_ps(3.0f))));
+    return _mm512_div_ps(_mm512_mul_ps(x, t), six);
+}
+
 /* The H x (V vectors) tile, H and V compile-time constants after inlining;
  * `last` masks the final vector's columns of C. A's element (r, k) is at
  * a[r * ars + k * aks]: PACKED fixes the strides of a packed micro-panel
- * (ars = 1, aks = MR), otherwise A is read in place. */
+ * (ars = 1, aks = MR), otherwise A is read in place. With a post, each
+ * value goes through post_vector before its store (the post read only
+ * after the k loop, whose registers are all taken). */
 INLINE void tile_hv(int kc, const float *restrict a, ptrdiff_t ars, ptrdiff_t aks,
                     const float *restrict b, ptrdiff_t bks, const int H, const int V,
                     const int PACKED, __mmask16 last, float *restrict c, ptrdiff_t ldc,
-                    float alpha, float beta) {
+                    float alpha, float beta, const int POST,
+                    const heed_gemm_rows_post *post_arg) {
+    /* Kept in memory across the k loop, which needs every register. */
+    const heed_gemm_rows_post *volatile post_at = post_arg;
     if (PACKED) ars = 1, aks = MR;
     __m512 acc[MR][NV];
 #pragma GCC unroll 8
@@ -80,22 +102,27 @@ INLINE void tile_hv(int kc, const float *restrict a, ptrdiff_t ars, ptrdiff_t ak
                 x = _mm512_mul_ps(va, acc[r][v]);
             else
                 x = _mm512_fmadd_ps(va, acc[r][v], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m, cp)));
+            const heed_gemm_rows_post *post = POST ? post_at : NULL;
+            if (post)
+                x = post_vector(x, post->a ? post->a[r] : 1.0f, post->b ? post->b[r] : 0.0f,
+                                post->act);
             _mm512_mask_storeu_ps(cp, m, x);
         }
 }
 
 /* One of the 48 instantiations, by height, number of vectors and A's
- * layout. */
-TARGET static void tile(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
-                        ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha,
-                        float beta) {
+ * layout; with or without the post (POST, a constant: the plain tiles
+ * carry none of its code). */
+INLINE void tile_any(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
+                     ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha, float beta,
+                     const int POST, const heed_gemm_rows_post *post) {
     const int v = (w + VW - 1) / VW;
     const __mmask16 last = (__mmask16)(0xFFFFu >> (v * VW - w));
     const int packed = ars == 1 && aks == MR;
     switch (((h - 1) * NV + (v - 1)) * 2 + packed) {
 #define CASE(H, V, P)                                                                              \
     case ((H - 1) * NV + (V - 1)) * 2 + P:                                                         \
-        tile_hv(kc, a, ars, aks, b, bks, H, V, P, last, c, ldc, alpha, beta);                      \
+        tile_hv(kc, a, ars, aks, b, bks, H, V, P, last, c, ldc, alpha, beta, POST, post);          \
         break;
 #define ROW(H) CASE(H, 1, 0) CASE(H, 2, 0) CASE(H, 3, 0) CASE(H, 1, 1) CASE(H, 2, 1) CASE(H, 3, 1)
         ROW(1) ROW(2) ROW(3) ROW(4) ROW(5) ROW(6) ROW(7) ROW(8)
@@ -104,6 +131,18 @@ TARGET static void tile(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, co
     default:
         break;
     }
+}
+
+TARGET static void tile(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
+                        ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha,
+                        float beta) {
+    tile_any(kc, a, ars, aks, b, bks, h, w, c, ldc, alpha, beta, 0, NULL);
+}
+
+TARGET static void tile_post(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks,
+                             const float *b, ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc,
+                             float alpha, float beta, const heed_gemm_rows_post *post) {
+    tile_any(kc, a, ars, aks, b, bks, h, w, c, ldc, alpha, beta, 1, post);
 }
 
 /* H rows of A dotted with W rows of B, each sum accumulated in its own zmm
@@ -268,7 +307,7 @@ TARGET static void pack_b(int kc, int w, int wp, const float *b, ptrdiff_t ldb, 
 
 const heed_gemm_kernel heed_gemm_kernel_avx512 = {
     .name = "avx512", .mr = MR, .nr = NR, .vw = VW,
-    .tile = tile, .pack_a = pack_a, .pack_b = pack_b, .dot = dot,
+    .tile = tile, .tile_post = tile_post, .pack_a = pack_a, .pack_b = pack_b, .dot = dot,
 };
 
 #endif

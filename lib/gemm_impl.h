@@ -20,6 +20,12 @@
 
 #include "error.h"
 
+/* A per-row affine map and activation (heed_gemm_epilogue's rows). */
+typedef struct heed_gemm_rows_post {
+    const float *a, *b;
+    int act;
+} heed_gemm_rows_post;
+
 /* A pass over C run by the product itself: fn(ctx, c, ldc, row0, rows,
  * cols) on each block of C (rows row0 .. row0+rows-1 of the product, c
  * pointing at the block's first element), once each block holds its final
@@ -31,6 +37,14 @@
 typedef struct heed_gemm_epilogue {
     void (*fn)(const void *ctx, float *c, ptrdiff_t ldc, int row0, int rows, int cols);
     const void *ctx;
+    /* Optional (rows set): fn's effect written out as c = act(c * a[i] +
+     * b[i]) for row i of the product (a NULL: 1, b NULL: 0; act a
+     * HEED_FUSE_* code, layer.h), computed in that order. A kernel that
+     * can (the AVX-512 one) applies it to a tile in registers before the
+     * tile's store, instead of fn reading the tile back: AMD forwards no
+     * masked or 512-bit store to a later load, so fn's loads waited on the
+     * stores it had just followed. */
+    const heed_gemm_rows_post *rows;
 } heed_gemm_epilogue;
 
 /* heed_gemm, then ep (or nothing, ep == NULL) on every block of C. */

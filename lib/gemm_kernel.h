@@ -25,6 +25,8 @@
 
 #include <stddef.h>
 
+#include "gemm_impl.h" /* heed_gemm_rows_post */
+
 typedef struct heed_gemm_kernel {
     const char *name;
     int mr; /* rows of the register tile */
@@ -40,6 +42,15 @@ typedef struct heed_gemm_kernel {
      * update is c = fma(alpha, acc, beta * c). */
     void (*tile)(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
                  ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha, float beta);
+
+    /* tile, with each value then mapped to act(x * post->a[r] + post->b[r])
+     * for row r of the tile (heed_gemm_rows_post, its arrays from the
+     * tile's first row) before it is stored: the epilogue in registers,
+     * with the same float operations as the function it replaces. NULL in
+     * kernels without it. */
+    void (*tile_post)(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
+                      ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha,
+                      float beta, const heed_gemm_rows_post *post);
 
     /* Pack an A micro-panel (h <= mr rows of op(A) from row i0 = 0 of `a`,
      * kc columns). trans: a is stored K x M with leading dimension lda. */

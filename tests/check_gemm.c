@@ -10,6 +10,7 @@
 #ifdef _OPENMP
 #endif
 
+#include "activation_impl.h"
 #include "gemm.h"
 #include "gemm_impl.h"
 #include "omp_impl.h"
@@ -364,7 +365,7 @@ START_TEST(epilogue_runs_once_on_final_sums) {
                 ck_assert(C && count);
                 memcpy(C, g.C0, sizeof(float) * n);
                 visits v = {C, g.ldc, count};
-                const heed_gemm_epilogue ep = {double_plus_one, &v};
+                const heed_gemm_epilogue ep = {double_plus_one, &v, NULL};
                 set_threads(threads);
                 ck_assert_int_eq(heed_gemm_post(g.ta, g.tb, g.M, g.N, g.K, 0.75f, g.A, g.lda, g.B,
                                                 g.ldb, 0.5f, C, g.ldc, &ep),
@@ -399,7 +400,7 @@ START_TEST(epilogue_runs_once_on_final_sums) {
             int *count = calloc((size_t)M * N, sizeof(int));
             ck_assert(C && count);
             visits v = {C, N, count};
-            const heed_gemm_epilogue ep = {double_plus_one, &v};
+            const heed_gemm_epilogue ep = {double_plus_one, &v, NULL};
             set_threads(threads);
             ck_assert_int_eq(heed_gemm_rows(M, N, K, 1.0f, g.A, K, rows, 0.0f, C, N, &ep), HEED_OK);
             int bad = -1;
@@ -476,6 +477,78 @@ START_TEST(kernel_choice_can_be_forced) {
 }
 END_TEST
 
+/* The epilogue's per-row form (heed_gemm_rows_post), which the AVX-512
+ * tiles apply in registers (for a hardswish; the driver keeps the function
+ * for the others): the same bits as its function, row r's act(c * a[r] +
+ * b[r]) run on the stored block, for every activation, with a or b absent,
+ * through NaN, -0 and hardswish's bends, on tiles (packed and in place),
+ * tails, several K slices and 1 and 3 threads. */
+typedef struct row_post_ctx {
+    heed_gemm_rows_post rp;
+} row_post_ctx;
+
+static void row_post_fn(const void *ctx, float *c, ptrdiff_t ldc, int row0, int rows, int cols) {
+    const heed_gemm_rows_post *rp = &((const row_post_ctx *)ctx)->rp;
+    for (int r = 0; r < rows; r++) {
+        const float a = rp->a ? rp->a[row0 + r] : 1.0f, b = rp->b ? rp->b[row0 + r] : 0.0f;
+        for (int j = 0; j < cols; j++)
+            c[r * ldc + j] = heed_fused_act(c[r * ldc + j] * a + b, rp->act);
+    }
+}
+
+START_TEST(row_epilogue_in_tiles_equals_its_function) {
+    static const int cases[][5] = {
+        {0, 0, 37, 49, 300}, {0, 0, 130, 70, 1100}, {1, 0, 33, 97, 260},
+        {0, 0, 48, 784, 16}, {0, 0, 64, 196, 288}, {0, 1, 19, 150, 40},
+    };
+    for (int ki = 0; ki < NKERNELS; ki++) {
+        if (!heed_gemm_kernel_available(kernels[ki])) continue;
+        ck_assert_int_eq(heed_gemm_set_kernel(kernels[ki]), HEED_OK);
+        for (size_t s = 0; s < sizeof cases / sizeof cases[0]; s++) {
+            gcase g = make_case(cases[s][0], cases[s][1], cases[s][2], cases[s][3], cases[s][4],
+                                2, 60 + s);
+            const size_t n = (size_t)g.M * g.ldc;
+            float *a = malloc(sizeof(float) * g.M), *b = malloc(sizeof(float) * g.M);
+            ck_assert(a && b);
+            tu_fill_uniform(a, g.M, -3.0f, 3.0f, 70 + s);
+            tu_fill_uniform(b, g.M, -4.0f, 4.0f, 80 + s);
+            a[0] = -0.0f, b[0] = -0.0f; /* -0 * x + -0: relu keeps a -0 */
+            b[1] = NAN;                 /* NaN through the activations */
+            a[2] = 0.0f, b[2] = -3.0f;  /* hardswish's bend, exactly */
+            for (int act = 0; act <= HEED_FUSE_HARDSWISH; act++)
+                for (int form = 0; form < 3; form++) {
+                    row_post_ctx ctx = {{form == 1 ? NULL : a, form == 2 ? NULL : b, act}};
+                    const heed_gemm_epilogue by_fn = {row_post_fn, &ctx, NULL};
+                    const heed_gemm_epilogue by_rows = {row_post_fn, &ctx, &ctx.rp};
+                    for (int threads = 1; threads <= 3; threads += 2) {
+                        float *want = malloc(sizeof(float) * n), *got = malloc(sizeof(float) * n);
+                        ck_assert(want && got);
+                        memcpy(want, g.C0, sizeof(float) * n);
+                        memcpy(got, g.C0, sizeof(float) * n);
+                        set_threads(threads);
+                        ck_assert_int_eq(heed_gemm_post(g.ta, g.tb, g.M, g.N, g.K, 0.75f, g.A,
+                                                        g.lda, g.B, g.ldb, 0.5f, want, g.ldc,
+                                                        &by_fn),
+                                         HEED_OK);
+                        ck_assert_int_eq(heed_gemm_post(g.ta, g.tb, g.M, g.N, g.K, 0.75f, g.A,
+                                                        g.lda, g.B, g.ldb, 0.5f, got, g.ldc,
+                                                        &by_rows),
+                                         HEED_OK);
+                        ck_assert_msg(!memcmp(want, got, sizeof(float) * n),
+                                      "%s %dx%dx%d act %d form %d, %d threads: rows post differs",
+                                      kernels[ki], g.M, g.N, g.K, act, form, threads);
+                        free(want), free(got);
+                    }
+                }
+            free(a), free(b);
+            free_case(&g);
+        }
+    }
+    heed_gemm_set_kernel(NULL);
+    set_threads(2);
+}
+END_TEST
+
 Suite *heed_suite_gemm(void) {
     Suite *s = suite_create("gemm");
     TCase *tc = tcase_create("core");
@@ -486,6 +559,7 @@ Suite *heed_suite_gemm(void) {
     tcase_add_loop_test(tc, threaded_results_are_bit_identical, 0, NKERNELS);
     tcase_add_test(tc, rows_by_address_equal_the_dense_product);
     tcase_add_test(tc, epilogue_runs_once_on_final_sums);
+    tcase_add_test(tc, row_epilogue_in_tiles_equals_its_function);
     tcase_add_test(tc, empty_sizes_and_zero_alpha);
     tcase_add_test(tc, bad_arguments_are_refused);
     tcase_add_test(tc, kernel_choice_can_be_forced);
