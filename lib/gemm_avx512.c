@@ -111,8 +111,8 @@ INLINE void tile_hv(int kc, const float *restrict a, ptrdiff_t ars, ptrdiff_t ak
 }
 
 /* One of the 48 instantiations, by height, number of vectors and A's
- * layout; with or without the post (POST, a constant: the plain tiles
- * carry none of its code). */
+ * layout, each made twice: with the post and without (POST, a constant:
+ * the plain tiles carry none of its code). */
 INLINE void tile_any(int kc, const float *a, ptrdiff_t ars, ptrdiff_t aks, const float *b,
                      ptrdiff_t bks, int h, int w, float *c, ptrdiff_t ldc, float alpha, float beta,
                      const int POST, const heed_gemm_rows_post *post) {

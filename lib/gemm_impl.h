@@ -41,9 +41,9 @@ typedef struct heed_gemm_epilogue {
      * b[i]) for row i of the product (a NULL: 1, b NULL: 0; act a
      * HEED_FUSE_* code, layer.h), computed in that order. A kernel that
      * can (the AVX-512 one) applies it to a tile in registers before the
-     * tile's store, instead of fn reading the tile back: AMD forwards no
-     * masked or 512-bit store to a later load, so fn's loads waited on the
-     * stores it had just followed. */
+     * tile's store, instead of fn reading back the tile just stored (on
+     * this AMD EPYC fn's first load of it took 58% of fn's samples, waiting
+     * on those stores); gemm.c's tiles_post says when. */
     const heed_gemm_rows_post *rows;
 } heed_gemm_epilogue;
 
