@@ -64,7 +64,6 @@
 
 #include "gemm_impl.h"
 #include "gemm_kernel.h"
-#include "layer.h" /* HEED_FUSE_HARDSWISH */
 #include "tensor.h"
 #include "wide.h"
 
@@ -391,16 +390,8 @@ static void epilogue(const job *jb, int r0, int rows, int c0, int cols) {
 }
 
 /* Whether the tiles apply the epilogue themselves (its per-row form, in
- * the kernel's registers), so that only the tail's columns call it: for a
- * hardswish only. A 16 -> 48 1x1 layer with its batch norm and hardswish
- * at batch 64, one thread, ran 1.19-1.25x faster so (ten rounds in turn,
- * against the epilogue function on each stored tile); with a relu, or the
- * batch norm alone, 0.95-0.97x (the function's loop for those is cheap,
- * its hardswish one not). */
-static int tiles_post(const job *jb) {
-    return jb->ep && jb->ep->rows && jb->ep->rows->act == HEED_FUSE_HARDSWISH &&
-           jb->k->tile_post;
-}
+ * the kernel's registers), so that only the tail's columns call it. */
+static int tiles_post(const job *jb) { return jb->ep && jb->ep->rows && jb->k->tile_post; }
 
 /* The tile at rows ir .. ir+h-1, columns j .. j+w-1 of C; the last K
  * slice's applies the epilogue when tiles_post. */

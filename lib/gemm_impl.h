@@ -43,7 +43,7 @@ typedef struct heed_gemm_epilogue {
      * can (the AVX-512 one) applies it to a tile in registers before the
      * tile's store, instead of fn reading back the tile just stored (on
      * this AMD EPYC fn's first load of it took 58% of fn's samples, waiting
-     * on those stores); gemm.c's tiles_post says when. */
+     * on those stores). The caller decides whether to offer it. */
     const heed_gemm_rows_post *rows;
 } heed_gemm_epilogue;
 

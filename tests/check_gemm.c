@@ -478,8 +478,7 @@ START_TEST(kernel_choice_can_be_forced) {
 END_TEST
 
 /* The epilogue's per-row form (heed_gemm_rows_post), which the AVX-512
- * tiles apply in registers (for a hardswish; the driver keeps the function
- * for the others): the same bits as its function, row r's act(c * a[r] +
+ * tiles apply in registers: the same bits as its function, row r's act(c * a[r] +
  * b[r]) run on the stored block, for every activation, with a or b absent,
  * through NaN, -0 and hardswish's bends, on tiles (packed and in place),
  * tails, several K slices and 1 and 3 threads. */
