@@ -98,7 +98,7 @@ help:
 	@echo "make uninstall  remove what make install put under PREFIX"
 	@echo "make clean      remove build/ and out/"
 	@echo "make bench      heed against PyTorch on the benchmark matrix (BENCH_ARGS=\"--seconds 2\")"
-	@echo "make $(BUILD)/bench/page_share (or own_networks): the measurement programs of bench/HISTORY.md"
+	@echo "make $(BUILD)/bench/page_share (or handoff, own_networks): the measurement programs of bench/HISTORY.md"
 	@echo "make $(BUILD)/examples/where_it_looks (or attention_cnn, built_in_model): the README's C examples"
 
 $(BUILD)/%.o: %.c $(HEADERS)
@@ -167,9 +167,11 @@ $(BUILD)/check_heed: $(TEST_OBJ) $(BUILD)/libheed.a
 # The measurement programs behind figures in bench/HISTORY.md, and
 # ram_step, bench/torch_agree.py's view of a RAM training step (not
 # installed, not run by the tests: `make check` builds them so that they
-# keep compiling). page_share measures the machine, so it is built for it.
-MEASURE := $(BUILD)/bench/page_share $(BUILD)/bench/own_networks $(BUILD)/bench/ram_step
-$(BUILD)/bench/page_share: CFLAGS += -march=native
+# keep compiling). page_share and handoff measure the machine, so they are
+# built for it.
+MEASURE := $(BUILD)/bench/page_share $(BUILD)/bench/handoff $(BUILD)/bench/own_networks \
+	$(BUILD)/bench/ram_step
+$(BUILD)/bench/page_share $(BUILD)/bench/handoff: CFLAGS += -march=native
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libheed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libheed.a $(LDLIBS)
