@@ -20,8 +20,12 @@ shared machine the figures are only as steady as the machine (--interleave
 alternates the two case by case, so a change of load hits both alike).
 
 Needs nothing beyond the Python standard library here; the peer needs
-Debian's python3-torch (`apt-get install python3-torch`), which lives in
-/usr/bin/python3 (--python).
+Debian's python3-torch, which lives in /usr/bin/python3 (--python), with a
+tuned BLAS beside it: `apt-get install python3-torch libopenblas-dev`.
+python3-torch takes its BLAS from libblas.so.3, and with only the
+reference BLAS installed its convolutions on small inputs run about 5x
+slower; the table's first line names the BLAS PyTorch ran on, and a run
+on the reference one says so in a warning.
 """
 
 import argparse
@@ -82,6 +86,47 @@ def cpu_name():
     except OSError:
         pass
     return platform.processor() or "unknown CPU"
+
+
+# Run in the peer's Python: the file that torch's own calls of sgemm_
+# resolve to (dlsym through libtorch_cpu.so and its dependencies, then
+# dladdr), or "none".
+BLAS_PROBE = """
+import ctypes, os, torch
+lib = next((f[5] for f in map(str.split, open("/proc/self/maps"))
+            if len(f) >= 6 and os.path.basename(f[5]).startswith("libtorch_cpu.so")), None)
+class Info(ctypes.Structure):
+    _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p),
+                ("sname", ctypes.c_char_p), ("saddr", ctypes.c_void_p)]
+try:
+    addr = ctypes.cast(ctypes.CDLL(lib).sgemm_, ctypes.c_void_p).value
+    info = Info()
+    ctypes.CDLL("libc.so.6").dladdr(ctypes.c_void_p(addr), ctypes.byref(info))
+    print(os.path.realpath(info.fname.decode()))
+except (AttributeError, OSError, TypeError):
+    print("none")
+"""
+
+
+def peer_blas(python):
+    """The BLAS Debian's python3-torch runs on: it links libblas.so.3, which
+    is whichever implementation update-alternatives picked, and with none
+    but libblas3's reference BLAS its native convolutions (small inputs,
+    where it does not use oneDNN) ran 5x slower: W1's batch-1 step 4.8 ms
+    against 0.93 with OpenBLAS. Returns (name, is_reference)."""
+    try:
+        out = subprocess.run([python, "-c", BLAS_PROBE], capture_output=True, text=True,
+                             timeout=120).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    low = out.lower()
+    for key_, name in (("openblas", "OpenBLAS"), ("blis", "BLIS"), ("mkl", "MKL"),
+                       ("atlas", "ATLAS")):
+        if key_ in low:
+            return name, False
+    if "/blas/libblas.so" in low:
+        return "the reference BLAS (libblas3)", True
+    return (f"BLAS {out}" if out.startswith("/") else "an unknown BLAS"), False
 
 
 def fmt(v, digits):
@@ -226,6 +271,12 @@ def main(argv=None):
     if not os.path.exists(peer):
         p.error(f"no peer at {peer} (give --peer or set HEED_PEER)")
 
+    blas, reference = peer_blas(args.python)
+    if reference:
+        print("compare.py: PyTorch runs on the reference BLAS (libblas3), under which its "
+              "small convolutions are about 5x slower than with OpenBLAS; the ratios would "
+              "flatter heed (apt-get install libopenblas-dev for a fair peer)", file=sys.stderr)
+
     common = ["--seconds", f"{args.seconds:g}", "--threads", str(args.threads)]
     cases = [c for c in MATRIX if not args.filter or args.filter in c[0]]
     heed_rows, torch_rows = {}, {}
@@ -259,7 +310,7 @@ def main(argv=None):
     any_heed = next(iter(heed_rows.values()), {})
     any_torch = next(iter(torch_rows.values()), {})
     print(f"heed {any_heed.get('heed', '?')} (gemm kernel {any_heed.get('kernel', '?')}) against "
-          f"PyTorch {any_torch.get('torch', '?')}; {args.threads} thread"
+          f"PyTorch {any_torch.get('torch', '?')} on {blas}; {args.threads} thread"
           f"{'' if args.threads == 1 else 's'}, {args.seconds:g} s per case"
           f"{f', median of {args.rounds} runs' if args.rounds > 1 else ''}; {cpu_name()}, "
           f"{os.cpu_count()} logical CPUs")
@@ -284,6 +335,10 @@ def main(argv=None):
         print()
         print(f"ratio = heed images/s / PyTorch images/s; geometric mean over "
               f"{len(ratios)} cases: {geo:.2f}×")
+    if reference:
+        print("\nwarning: PyTorch ran on the reference BLAS, not a tuned one: its small "
+              "convolutions are about 5x slower so, and the ratios above flatter heed "
+              "(apt-get install libopenblas-dev, then run this again)")
     if args.darknet:
         darknet_line(heed, peer, args.seconds, args.rounds)
     if args.scaling and args.threads > 1:
