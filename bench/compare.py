@@ -36,6 +36,8 @@ import platform
 import subprocess
 import sys
 
+import torch_blas  # beside this script; imports no torch itself
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # peer_torch.py's MATRIX (and heed bench --all's), for --filter runs of the
@@ -88,45 +90,15 @@ def cpu_name():
     return platform.processor() or "unknown CPU"
 
 
-# Run in the peer's Python: the file that torch's own calls of sgemm_
-# resolve to (dlsym through libtorch_cpu.so and its dependencies, then
-# dladdr), or "none".
-BLAS_PROBE = """
-import ctypes, os, torch
-lib = next((f[5] for f in map(str.split, open("/proc/self/maps"))
-            if len(f) >= 6 and os.path.basename(f[5]).startswith("libtorch_cpu.so")), None)
-class Info(ctypes.Structure):
-    _fields_ = [("fname", ctypes.c_char_p), ("fbase", ctypes.c_void_p),
-                ("sname", ctypes.c_char_p), ("saddr", ctypes.c_void_p)]
-try:
-    addr = ctypes.cast(ctypes.CDLL(lib).sgemm_, ctypes.c_void_p).value
-    info = Info()
-    ctypes.CDLL("libc.so.6").dladdr(ctypes.c_void_p(addr), ctypes.byref(info))
-    print(os.path.realpath(info.fname.decode()))
-except (AttributeError, OSError, TypeError):
-    print("none")
-"""
-
-
 def peer_blas(python):
-    """The BLAS Debian's python3-torch runs on: it links libblas.so.3, which
-    is whichever implementation update-alternatives picked, and with none
-    but libblas3's reference BLAS its native convolutions (small inputs,
-    where it does not use oneDNN) ran 5x slower: W1's batch-1 step 4.8 ms
-    against 0.93 with OpenBLAS. Returns (name, is_reference)."""
+    """The BLAS the peer's PyTorch runs on (torch_blas.py, run in the peer's
+    Python): (name, is_reference)."""
     try:
-        out = subprocess.run([python, "-c", BLAS_PROBE], capture_output=True, text=True,
-                             timeout=120).stdout.strip()
+        out = subprocess.run([python, os.path.join(REPO, "bench", "torch_blas.py")],
+                             capture_output=True, text=True, timeout=120).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         out = ""
-    low = out.lower()
-    for key_, name in (("openblas", "OpenBLAS"), ("blis", "BLIS"), ("mkl", "MKL"),
-                       ("atlas", "ATLAS")):
-        if key_ in low:
-            return name, False
-    if "/blas/libblas.so" in low:
-        return "the reference BLAS (libblas3)", True
-    return (f"BLAS {out}" if out.startswith("/") else "an unknown BLAS"), False
+    return torch_blas.describe(out if out.startswith("/") else None)
 
 
 def fmt(v, digits):

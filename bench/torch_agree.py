@@ -61,6 +61,8 @@ import sys
 import tempfile
 import zlib
 
+import torch_blas  # beside this script
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "bench")
 VERBOSE = False  # --verbose: the training step's every tensor
@@ -592,6 +594,8 @@ def main():
     except ImportError:
         raise SystemExit("needs PyTorch: apt-get install python3-torch, then run with /usr/bin/python3")
     torch.set_num_threads(args.threads)
+    # Its sums round by its BLAS: the README's lines are the reference one's.
+    print(f"PyTorch {torch.__version__} on {torch_blas.describe(torch_blas.sgemm_library())[0]}")
     sys.path.insert(0, SHARED)
     import peer_torch as peer
     with_eca(torch, peer)

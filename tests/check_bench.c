@@ -409,7 +409,8 @@ START_TEST(gemm_and_peak_modes_still_work) {
 }
 END_TEST
 
-/* The Python scripts beside heed bench (bench/torch_agree.py, compare.py)
+/* The Python scripts beside heed bench (bench/torch_agree.py, compare.py,
+ * torch_blas.py)
  * name only functions they define: a case left calling a function that a
  * refactor removed fails with a NameError only when that case runs (needs
  * PyTorch, so no test here runs it). pyflakes sees it without running
@@ -418,7 +419,8 @@ START_TEST(bench_scripts_call_only_what_they_define) {
     /* the scripts' own interpreter (#!/usr/bin/python3) first, then PATH's */
     FILE *f = popen("for p in /usr/bin/python3 python3; do"
                     " if $p -c 'import pyflakes' 2>/dev/null; then"
-                    " exec $p -m pyflakes bench/torch_agree.py bench/compare.py 2>&1; fi; done;"
+                    " exec $p -m pyflakes bench/torch_agree.py bench/compare.py"
+                    " bench/torch_blas.py 2>&1; fi; done;"
                     " echo no pyflakes", "r");
     ck_assert_ptr_nonnull(f);
     static char out[1 << 14];
