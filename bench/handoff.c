@@ -26,14 +26,18 @@
 
 enum { BLOCKS = 9, PASSES = 2000 };
 
-typedef enum { ONE, PLANES, HALVES } split;
+typedef enum { ONE, PLANES, HALVES, SPLITS } split;
 
+static const char *const split_name[SPLITS] = {"one", "planes", "halves"};
+
+/* The split named s into *out; 0 if none is. */
 static int parse(const char *s, split *out) {
-    if (!strcmp(s, "one")) *out = ONE;
-    else if (!strcmp(s, "planes")) *out = PLANES;
-    else if (!strcmp(s, "halves")) *out = HALVES;
-    else return 0;
-    return 1;
+    for (int i = 0; i < SPLITS; i++)
+        if (!strcmp(s, split_name[i])) {
+            *out = (split)i;
+            return 1;
+        }
+    return 0;
 }
 
 /* Thread t's share of a pass under s: y[i] = x[i] * a + b over its runs. */
@@ -128,8 +132,7 @@ int main(int argc, char **argv) {
     }
     qsort(produce, BLOCKS, sizeof produce[0], cmp);
     qsort(consume, BLOCKS, sizeof consume[0], cmp);
-    static const char *name[] = {"one", "planes", "halves"};
     printf("%d x %d x %d: producer %-6s %7.1f us, consumer %-6s %7.1f us per pass\n", C, dims[1],
-           dims[2], name[ps], produce[BLOCKS / 2], name[cs], consume[BLOCKS / 2]);
+           dims[2], split_name[ps], produce[BLOCKS / 2], split_name[cs], consume[BLOCKS / 2]);
     return 0;
 }
