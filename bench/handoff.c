@@ -40,24 +40,16 @@ static int parse(const char *s, split *out) {
     return 0;
 }
 
-/* Thread t's share of a pass under s: y[i] = x[i] * a + b over its runs. */
+/* Thread t's share of a pass under s, y[i] = x[i] * a + b over `runs`
+ * runs of `len` floats, the first at `first`, `stride` apart. */
 static void pass(split s, int t, int C, int HW, const float *restrict x, float *restrict y,
                  float a, float b) {
-    if (s == ONE) {
-        if (t == 0)
-            for (size_t i = 0; i < (size_t)C * HW; i++) y[i] = x[i] * a + b;
-        return;
-    }
-    if (s == PLANES) {
-        const size_t i0 = (size_t)(t ? C / 2 : 0) * HW, i1 = (size_t)(t ? C : C / 2) * HW;
-        for (size_t i = i0; i < i1; i++) y[i] = x[i] * a + b;
-        return;
-    }
-    const int mid = HW / 2 / 16 * 16; /* a whole vector of floats */
-    for (int c = 0; c < C; c++) {
-        const size_t i0 = (size_t)c * HW + (t ? mid : 0), i1 = (size_t)c * HW + (t ? HW : mid);
-        for (size_t i = i0; i < i1; i++) y[i] = x[i] * a + b;
-    }
+    const size_t all = (size_t)C * HW, mid = (size_t)HW / 2 / 16 * 16; /* whole vectors */
+    size_t runs = 1, first = 0, stride = 0, len = t ? 0 : all;          /* ONE */
+    if (s == PLANES) first = t * all / 2, len = all / 2; /* C is even */
+    if (s == HALVES) runs = C, stride = HW, first = t ? mid : 0, len = t ? HW - mid : mid;
+    for (size_t r = 0; r < runs; r++)
+        for (size_t i = first + r * stride; i < first + r * stride + len; i++) y[i] = x[i] * a + b;
 }
 
 static int cmp(const void *a, const void *b) {
@@ -87,8 +79,8 @@ int main(int argc, char **argv) {
     const int C = dims[0] - dims[0] % 2, HW = dims[1] * dims[2];
     if (C < 2 || HW < 32) return usage();
     const size_t n = (size_t)C * HW;
-    float *buf[2] = {aligned_alloc(4096, (n * sizeof(float) + 4095) / 4096 * 4096),
-                     aligned_alloc(4096, (n * sizeof(float) + 4095) / 4096 * 4096)};
+    const size_t bytes = (n * sizeof(float) + 4095) / 4096 * 4096; /* aligned_alloc's rule */
+    float *buf[2] = {aligned_alloc(4096, bytes), aligned_alloc(4096, bytes)};
     if (!buf[0] || !buf[1]) return 1;
     memset(buf[0], 0, n * sizeof(float));
     memset(buf[1], 0, n * sizeof(float));
