@@ -72,28 +72,6 @@ static inline heed_conv_tap conv_tap_at(const heed_conv_geom *g, int u, int v) {
     return t;
 }
 
-/* dst (C, Hq, Wq) = planes c0 .. c0+C-1 of image n of t (per_image planes
- * of H x W), at offset (P, P), zero around: the padded copies that the
- * direct loops (conv2d_direct.c, conv2d_few.c) read without bounds. */
-static inline void conv_pad_planes(const float *t, int per_image, int n, int c0, int C, int H,
-                                   int W, int P, int Hq, int Wq, float *dst) {
-    /* Each float written once: the rows with their padding, then the
-     * rows below (zeroing the whole planes first, then copying the rows
-     * in, was a fifth of a depthwise layer's time at batch 64). */
-    for (int c = 0; c < C; c++) {
-        const float *src = t + ((size_t)n * per_image + c0 + c) * H * W;
-        float *plane = dst + (size_t)c * Hq * Wq;
-        memset(plane, 0, (size_t)P * Wq * sizeof(float));
-        for (int h = 0; h < H; h++) {
-            float *d = plane + (size_t)(P + h) * Wq;
-            memset(d, 0, P * sizeof(float));
-            memcpy(d + P, src + (size_t)h * W, W * sizeof(float));
-            memset(d + P + W, 0, (Wq - P - W) * sizeof(float));
-        }
-        memset(plane + (size_t)(P + H) * Wq, 0, (size_t)(Hq - P - H) * Wq * sizeof(float));
-    }
-}
-
 /* ---- the epilogue ------------------------------------------------------ */
 
 /* y = act(a[o] * y + c[o]) per output channel o; a NULL means 1, c NULL 0.
