@@ -337,7 +337,8 @@ static void taps_dot(const float *d, size_t ldd, const float *r, size_t ldr, int
  * memset of one float, a memcpy, a memset of a few) took 19% of the
  * samples of a training step of a 1x1 convolution and a 48-channel 28x28
  * depthwise layer at batch 64. */
-HEED_WIDE static void pad_row(float *restrict d, const float *restrict src, int P, int W, int Wq) {
+static inline __attribute__((always_inline)) void pad_row(float *restrict d, const float *restrict src,
+                                                           int P, int W, int Wq) {
     if (W >= 16 && P <= 16 && Wq - P - W <= 16) {
         const vec16 zero = {0};
         store16(d, zero);
@@ -356,9 +357,12 @@ HEED_WIDE static void pad_row(float *restrict d, const float *restrict src, int 
  * of H x W), at offset (P, P), zero around: the padded copies that the
  * stride-1 loops read without bounds. Each float is written once (zeroing
  * the whole planes first, then copying the rows in, was a fifth of a
- * depthwise layer's time at batch 64). */
-static void pad_planes(const float *t, int per_image, int n, int c0, int C, int H, int W, int P,
-                       int Hq, int Wq, float *dst) {
+ * depthwise layer's time at batch 64). Compiled wide as a whole, with
+ * pad_row inside it: a wide pad_row of its own was a call through the
+ * loader's choice per row, and a 96-channel 14x14 layer (rows too short
+ * for the vectors) ran 5-9% slower than with the library calls alone. */
+HEED_WIDE static void pad_planes(const float *t, int per_image, int n, int c0, int C, int H, int W,
+                                 int P, int Hq, int Wq, float *dst) {
     for (int c = 0; c < C; c++) {
         const float *src = t + ((size_t)n * per_image + c0 + c) * H * W;
         float *plane = dst + (size_t)c * Hq * Wq;
