@@ -331,25 +331,47 @@ static void taps_dot(const float *d, size_t ldd, const float *r, size_t ldr, int
     }
 }
 
+/* dst[0 .. n) = src[0 .. n) for a short row: whole vectors of 16, 8 or 4
+ * floats, the last overlapping the one before (the same floats written
+ * twice), where a memcpy call per row of a few dozen floats cost as much as
+ * the row's arithmetic. */
+typedef float vec8_unaligned __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float vec4_unaligned __attribute__((vector_size(16), aligned(4), may_alias));
+#define COPY8(d, s) (*(vec8_unaligned *)(void *)(d) = *(const vec8_unaligned *)(const void *)(s))
+#define COPY4(d, s) (*(vec4_unaligned *)(void *)(d) = *(const vec4_unaligned *)(const void *)(s))
+
+static inline __attribute__((always_inline)) void copy_floats(float *restrict dst,
+                                                              const float *restrict src, int n) {
+    if (n >= 16) {
+        int j = 0;
+        for (; j + 16 <= n; j += 16) store16(dst + j, load16(src + j));
+        if (j < n) store16(dst + n - 16, load16(src + n - 16));
+    } else if (n >= 8) {
+        COPY8(dst, src), COPY8(dst + n - 8, src + n - 8);
+    } else if (n >= 4) {
+        COPY4(dst, src), COPY4(dst + n - 4, src + n - 4);
+    } else {
+        for (int k = 0; k < n; k++) dst[k] = src[k];
+    }
+}
+
 /* One row of a padded plane: P zeros, the W floats of src, zeros to Wq.
- * A wide enough row goes as vector stores (a zero vector at each end,
- * then the row copied over them): the three library calls a row (a
- * memset of one float, a memcpy, a memset of a few) took 19% of the
- * samples of a training step of a 1x1 convolution and a 48-channel 28x28
- * depthwise layer at batch 64. */
+ * A padded row of at least 16 floats, with at most 16 zeros on either side,
+ * goes as vector stores (a zero vector at each end, then the row copied
+ * over them): the three library calls a row (a memset of one float, a
+ * memcpy, a memset of a few) took 19% of the samples of a training step
+ * of a 1x1 convolution and a 48-channel 28x28 depthwise layer at batch 64. */
 static inline __attribute__((always_inline)) void pad_row(float *restrict d, const float *restrict src,
                                                            int P, int W, int Wq) {
-    if (W >= 16 && P <= 16 && Wq - P - W <= 16) {
+    if (Wq >= 16 && P <= 16 && Wq - P - W <= 16) {
         const vec16 zero = {0};
         store16(d, zero);
         store16(d + Wq - 16, zero);
-        int j = 0;
-        for (; j + 16 <= W; j += 16) store16(d + P + j, load16(src + j));
-        if (j < W) store16(d + P + W - 16, load16(src + W - 16));
+        copy_floats(d + P, src, W);
         return;
     }
     memset(d, 0, P * sizeof(float));
-    memcpy(d + P, src, W * sizeof(float));
+    copy_floats(d + P, src, W);
     memset(d + P + W, 0, (Wq - P - W) * sizeof(float));
 }
 
