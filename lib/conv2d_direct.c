@@ -126,21 +126,35 @@ static size_t *phase_offsets(const geom *g, float *work) {
     return off;
 }
 
+/* Work space for heed_conv_phase_fill_split where it applies. */
+static size_t split_floats(const geom *g) {
+    return heed_conv_phase_split_fits(g) ? heed_conv_phase_split_size(g) : 0;
+}
+
+/* A whole image's planes (channels c0 ..) into q, through eo (split_floats). */
+static void fill_planes(const geom *g, const float *x, int n, int c0, float *q, float *eo) {
+    if (heed_conv_phase_split_fits(g))
+        heed_conv_phase_fill_split(g, x, n, c0, q, eo);
+    else
+        heed_conv_phase_fill(g, x, n, c0, 0, g->OH, q);
+}
+
 static heed_status phase_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                  const post *p) {
     const size_t qn = conv_phase_planes_size(g, g->OH), gn = conv_phase_grid_size(g, g->OH);
+    const size_t en = split_floats(g), per_thread = qn + gn + en;
     const int items = g->N * g->G;
     const int T = conv_pass_threads(items, (size_t)g->OCg * g->R * g->L);
     const int Wq = conv_phase_width(g);
     float *buf;
-    HEED_TRY(heed_scratch_get(&conv_work(l)->col, offsets_floats(g) + (qn + gn) * T, &buf));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, offsets_floats(g) + per_thread * T, &buf));
     const size_t *off = phase_offsets(g, buf);
     float *work = buf + offsets_floats(g);
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int it = 0; it < items; it++) {
         const int n = it / g->G, gi = it % g->G;
-        float *q = work + (size_t)conv_thread() * (qn + gn), *grid = q + qn;
-        heed_conv_phase_fill(g, x, n, gi * g->ICg, 0, g->OH, q);
+        float *q = work + (size_t)conv_thread() * per_thread, *grid = q + qn;
+        fill_planes(g, x, n, gi * g->ICg, q, grid + gn);
         for (int o = gi * g->OCg; o < (gi + 1) * g->OCg; o++) {
             float *yp = y + ((size_t)n * g->OC + o) * g->L;
             grid_sum_taps(q, off, g->R, l->w + (size_t)o * g->R, grid, gn);
@@ -159,7 +173,7 @@ static void phase_backward_group(const heed_conv2d *l, const geom *g, const size
     const int Wq = conv_phase_width(g);
     float *dq = q + qn, *d = dq + qn;
     for (int n = n0; n < n1; n++) {
-        heed_conv_phase_fill(g, x, n, gi * g->ICg, 0, g->OH, q);
+        fill_planes(g, x, n, gi * g->ICg, q, d + gn);
         if (dx) memset(dq, 0, qn * sizeof(float));
         for (int k = 0; k < g->OCg; k++) {
             const int o = gi * g->OCg + k;
@@ -168,7 +182,10 @@ static void phase_backward_group(const heed_conv2d *l, const geom *g, const size
             grid_tap_dots(d, q, off, g->R, dw + (size_t)k * g->R, gn);
             if (dx) grid_spread_taps(d, off, g->R, l->w + (size_t)o * g->R, dq, gn);
         }
-        if (dx) heed_conv_phase_add_back(g, dq, n, gi * g->ICg, dx, fresh);
+        if (dx && heed_conv_phase_split_fits(g))
+            heed_conv_phase_add_back_split(g, dq, n, gi * g->ICg, dx, fresh, d + gn);
+        else if (dx)
+            heed_conv_phase_add_back(g, dq, n, gi * g->ICg, dx, fresh);
     }
 }
 
@@ -179,7 +196,7 @@ static void phase_backward_group(const heed_conv2d *l, const geom *g, const size
 static heed_status phase_backward(heed_conv2d *l, const geom *g, const float *x, const float *dy,
                                   float *dx, int fresh) {
     const size_t qn = conv_phase_planes_size(g, g->OH), gn = conv_phase_grid_size(g, g->OH);
-    const size_t nw = (size_t)g->OC * g->R, per_thread = 2 * qn + gn;
+    const size_t nw = (size_t)g->OC * g->R, per_thread = 2 * qn + gn + split_floats(g);
     const int chunks = conv_backward_chunks(g, g->N), items = chunks * g->G;
     const int T = conv_pass_threads(items, (size_t)g->OCg * g->R * g->L * 2 * (g->N / chunks));
     float *buf;
@@ -333,65 +350,25 @@ static void taps_dot(const float *d, size_t ldd, const float *r, size_t ldr, int
     }
 }
 
-/* dst[0 .. n) = src[0 .. n) for a short row: whole vectors of 16, 8 or 4
- * floats, the last overlapping the one before (the same floats written
- * twice), where a memcpy call per row of a few dozen floats cost as much as
- * the row's arithmetic. */
-typedef float vec8_unaligned __attribute__((vector_size(32), aligned(4), may_alias));
-typedef float vec4_unaligned __attribute__((vector_size(16), aligned(4), may_alias));
-#define COPY8(d, s) (*(vec8_unaligned *)(void *)(d) = *(const vec8_unaligned *)(const void *)(s))
-#define COPY4(d, s) (*(vec4_unaligned *)(void *)(d) = *(const vec4_unaligned *)(const void *)(s))
-
-static inline __attribute__((always_inline)) void copy_floats(float *restrict dst,
-                                                              const float *restrict src, int n) {
-    if (n >= 16) {
-        int j = 0;
-        for (; j + 16 <= n; j += 16) store16(dst + j, load16(src + j));
-        if (j < n) store16(dst + n - 16, load16(src + n - 16));
-    } else if (n >= 8) {
-        COPY8(dst, src), COPY8(dst + n - 8, src + n - 8);
-    } else if (n >= 4) {
-        COPY4(dst, src), COPY4(dst + n - 4, src + n - 4);
-    } else {
-        for (int k = 0; k < n; k++) dst[k] = src[k];
-    }
-}
-
-/* One row of a padded plane: P zeros, the W floats of src, zeros to Wq.
- * A padded row of at least 16 floats, with at most 16 zeros on either side,
- * goes as vector stores (a zero vector at each end, then the row copied
- * over them): the three library calls a row (a memset of one float, a
- * memcpy, a memset of a few) took 19% of the samples of a training step
- * of a 1x1 convolution and a 48-channel 28x28 depthwise layer at batch 64. */
-static inline __attribute__((always_inline)) void pad_row(float *restrict d, const float *restrict src,
-                                                           int P, int W, int Wq) {
-    if (Wq >= 16 && P <= 16 && Wq - P - W <= 16) {
-        const vec16 zero = {0};
-        store16(d, zero);
-        store16(d + Wq - 16, zero);
-        copy_floats(d + P, src, W);
-        return;
-    }
-    memset(d, 0, P * sizeof(float));
-    copy_floats(d + P, src, W);
-    memset(d + P + W, 0, (Wq - P - W) * sizeof(float));
-}
-
 /* dst (C, Hq, Wq) = planes c0 .. c0+C-1 of image n of t (per_image planes
  * of H x W), at offset (P, P), zero around: the padded copies that the
  * stride-1 loops read without bounds. Each float is written once (zeroing
  * the whole planes first, then copying the rows in, was a fifth of a
- * depthwise layer's time at batch 64). Compiled wide as a whole, with
- * pad_row inside it: a wide pad_row of its own was a call through the
- * loader's choice per row, and a 96-channel 14x14 layer (rows too short
- * for the vectors) ran 5-9% slower than with the library calls alone. */
+ * depthwise layer's time at batch 64). The rows by conv_pad_row, inline
+ * here, where this function is compiled wide as a whole: three library
+ * calls a row (a memset of one float, a memcpy, a memset of a few) had
+ * taken 19% of the samples of a training step of a 1x1 convolution and a
+ * 48-channel 28x28 depthwise layer at batch 64, and a wide function of
+ * its own per row, a call through the loader's choice each, made a
+ * 96-channel 14x14 layer 5-9% slower than those calls. */
 HEED_WIDE static void pad_planes(const float *t, int per_image, int n, int c0, int C, int H, int W,
                                  int P, int Hq, int Wq, float *dst) {
     for (int c = 0; c < C; c++) {
         const float *src = t + ((size_t)n * per_image + c0 + c) * H * W;
         float *plane = dst + (size_t)c * Hq * Wq;
         memset(plane, 0, (size_t)P * Wq * sizeof(float));
-        for (int h = 0; h < H; h++) pad_row(plane + (size_t)(P + h) * Wq, src + (size_t)h * W, P, W, Wq);
+        for (int h = 0; h < H; h++)
+            conv_pad_row(plane + (size_t)(P + h) * Wq, src + (size_t)h * W, P, W, Wq);
         memset(plane + (size_t)(P + H) * Wq, 0, (size_t)(Hq - P - H) * Wq * sizeof(float));
     }
 }

@@ -89,6 +89,93 @@ void heed_conv_phase_fill(const heed_conv_geom *g, const float *x, int n, int c0
     }
 }
 
+int heed_conv_phase_split_fits(const heed_conv_geom *g) { return g->S == 2 && g->W % 2 == 0; }
+
+size_t heed_conv_phase_split_size(const heed_conv_geom *g) { return (size_t)g->H * g->W; }
+
+/* e[i] = x[2i], o[i] = x[2i + 1] for i < half. */
+static inline __attribute__((always_inline)) void split_columns(const float *restrict x, size_t half,
+                                                                float *restrict e,
+                                                                float *restrict o) {
+    for (size_t i = 0; i < half; i++) e[i] = x[2 * i], o[i] = x[2 * i + 1];
+}
+
+/* Where plane column s of phase b lies in the halves: in the odd half
+ * or the even one, from column start of it, after lead zeros, len columns. */
+typedef struct {
+    int odd, lead, start, len;
+} split_cols;
+
+static split_cols split_at(const heed_conv_geom *g, int b) {
+    const int W2 = g->W / 2, Wq = conv_phase_width(g);
+    /* Plane column s holds padded column 2s + b, image column
+     * 2(s + m) + odd: column s + m of the odd or even half. */
+    const int t = b - g->P, odd = t % 2 != 0, m = (t - odd) / 2;
+    const int lead = m < 0 ? (-m < Wq ? -m : Wq) : 0, start = m > 0 ? m : 0;
+    const int fit = Wq - lead < W2 - start ? Wq - lead : W2 - start;
+    return (split_cols){odd, lead, start, fit > 0 ? fit : 0};
+}
+
+HEED_WIDE void heed_conv_phase_fill_split(const heed_conv_geom *g, const float *x, int n, int c0,
+                                          float *q, float *eo) {
+    const int W2 = g->W / 2, Wq = conv_phase_width(g), nr = g->OH + conv_phase_halo(g);
+    const size_t ldq = conv_phase_plane_size(g, g->OH), half = (size_t)g->H * W2;
+    float *e = eo, *o = eo + half;
+    memset(q + conv_phase_count(g) * ldq, 0, conv_phase_slack(g) * sizeof(float));
+    for (int c = 0; c < g->ICg; c++) {
+        split_columns(x + ((size_t)n * g->IC + c0 + c) * g->H * g->W, half, e, o);
+        for (int b = 0; b < 2; b++) {
+            const split_cols at = split_at(g, b);
+            const float *cols = (at.odd ? o : e) + at.start;
+            for (int a = 0; a < 2; a++) {
+                float *plane = q + ((size_t)(c * 2 + a) * 2 + b) * ldq;
+                for (int r = 0; r < nr; r++) {
+                    const int h = r * 2 + a - g->P;
+                    float *d = plane + (size_t)r * Wq;
+                    if (h < 0 || h >= g->H)
+                        memset(d, 0, Wq * sizeof(float));
+                    else
+                        conv_pad_row(d, cols + (size_t)h * W2, at.lead, at.len, Wq);
+                }
+            }
+        }
+    }
+}
+
+HEED_WIDE void heed_conv_phase_add_back_split(const heed_conv_geom *g, const float *q, int n,
+                                              int c0, float *dx, int fresh, float *eo) {
+    const int W2 = g->W / 2, Wq = conv_phase_width(g), nr = g->OH + conv_phase_halo(g);
+    const size_t ldq = conv_phase_plane_size(g, g->OH), half = (size_t)g->H * W2;
+    float *e = eo, *o = eo + half;
+    /* The rows some plane row holds: 0 .. covered-1 (as in the general
+     * add_back); each of their pixels is held by exactly one position
+     * (a width of 2 W2 leaves no column out), so the halves are whole. */
+    const int reach = 2 * nr - g->P, covered = reach < 0 ? 0 : reach < g->H ? reach : g->H;
+    for (int c = 0; c < g->ICg; c++) {
+        for (int b = 0; b < 2; b++) {
+            const split_cols at = split_at(g, b);
+            float *cols = (at.odd ? o : e) + at.start;
+            for (int a = 0; a < 2; a++) {
+                const float *plane = q + ((size_t)(c * 2 + a) * 2 + b) * ldq;
+                for (int r = 0; r < nr; r++) {
+                    const int h = r * 2 + a - g->P;
+                    if (h >= 0 && h < g->H)
+                        conv_copy_floats(cols + (size_t)h * W2, plane + (size_t)r * Wq + at.lead,
+                                         at.len);
+                }
+            }
+        }
+        float *restrict dxc = dx + ((size_t)n * g->IC + c0 + c) * g->H * g->W;
+        const size_t pairs = (size_t)covered * W2;
+        if (fresh)
+            for (size_t i = 0; i < pairs; i++) dxc[2 * i] = e[i], dxc[2 * i + 1] = o[i];
+        else
+            for (size_t i = 0; i < pairs; i++) dxc[2 * i] += e[i], dxc[2 * i + 1] += o[i];
+        if (fresh && covered < g->H)
+            memset(dxc + (size_t)covered * g->W, 0, (size_t)(g->H - covered) * g->W * sizeof(float));
+    }
+}
+
 void heed_conv_phase_add_back(const heed_conv_geom *g, const float *q, int n, int c0, float *dx,
                               int fresh) {
     const int S = g->S, W = g->W, P = g->P, Wq = conv_phase_width(g);

@@ -20,6 +20,62 @@
 
 #include "conv2d_impl.h"
 
+/* ---- short rows ---------------------------------------------------------- */
+
+/* Rows of the padded copies are a few dozen floats: copied and padded by
+ * whole vectors (the last overlapping the one before, the same floats
+ * written twice), where a memcpy or memset call per row cost as much as
+ * the row's arithmetic. Inline in functions compiled wide (HEED_WIDE),
+ * these are that CPU's vector moves. */
+typedef float conv_v16 __attribute__((vector_size(64), aligned(4), may_alias));
+typedef float conv_v8 __attribute__((vector_size(32), aligned(4), may_alias));
+typedef float conv_v4 __attribute__((vector_size(16), aligned(4), may_alias));
+
+#define CONV_MOVE(T, d, s) (*(T *)(void *)(d) = *(const T *)(const void *)(s))
+
+/* dst[0 .. n) = src[0 .. n). */
+static inline __attribute__((always_inline)) void conv_copy_floats(float *restrict dst,
+                                                                   const float *restrict src,
+                                                                   int n) {
+    if (n >= 16) {
+        int j = 0;
+        for (; j + 16 <= n; j += 16) CONV_MOVE(conv_v16, dst + j, src + j);
+        if (j < n) CONV_MOVE(conv_v16, dst + n - 16, src + n - 16);
+    } else if (n >= 8) {
+        CONV_MOVE(conv_v8, dst, src), CONV_MOVE(conv_v8, dst + n - 8, src + n - 8);
+    } else if (n >= 4) {
+        CONV_MOVE(conv_v4, dst, src), CONV_MOVE(conv_v4, dst + n - 4, src + n - 4);
+    } else {
+        for (int k = 0; k < n; k++) dst[k] = src[k];
+    }
+}
+
+/* d[0 .. Wq) = P zeros, src[0 .. W), zeros: the zeros as one vector at
+ * each end, as wide as the row allows, then the floats copied over them. */
+static inline __attribute__((always_inline)) void conv_pad_row(float *restrict d,
+                                                               const float *restrict src, int P,
+                                                               int W, int Wq) {
+    const int tail = Wq - P - W;
+    if (Wq >= 16 && P <= 16 && tail <= 16) {
+        const conv_v16 z = {0};
+        CONV_MOVE(conv_v16, d, &z), CONV_MOVE(conv_v16, d + Wq - 16, &z);
+    } else if (Wq >= 8 && P <= 8 && tail <= 8) {
+        const conv_v8 z = {0};
+        CONV_MOVE(conv_v8, d, &z), CONV_MOVE(conv_v8, d + Wq - 8, &z);
+    } else if (Wq >= 4 && P <= 4 && tail <= 4) {
+        const conv_v4 z = {0};
+        CONV_MOVE(conv_v4, d, &z), CONV_MOVE(conv_v4, d + Wq - 4, &z);
+    } else {
+        memset(d, 0, P * sizeof(float));
+        memset(d + P + W, 0, tail * sizeof(float));
+    }
+    conv_copy_floats(d + P, src, W);
+}
+
+#undef CONV_MOVE
+
+/* ---- phase planes ---------------------------------------------------------- */
+
 /* Grids are whole blocks of this many positions (two vectors of 16). */
 #define CONV_PHASE_BLOCK 32
 
@@ -74,6 +130,27 @@ static inline void conv_phase_tap_offsets(const heed_conv_geom *g, size_t ldq, s
  * input row (i0 + r)*S + a, every S-th column from b. (conv2d_phase.c) */
 void heed_conv_phase_fill(const heed_conv_geom *g, const float *x, int n, int c0, int i0, int rows,
                           float *q);
+
+/* Whether heed_conv_phase_fill_split takes g: stride 2, an even width. */
+int heed_conv_phase_split_fits(const heed_conv_geom *g);
+
+/* Floats of work space heed_conv_phase_fill_split needs: H*W. */
+size_t heed_conv_phase_split_size(const heed_conv_geom *g);
+
+/* heed_conv_phase_fill(g, x, n, c0, 0, g->OH, q) for whole images at
+ * stride 2 (split_fits), faster: each channel split into its even and
+ * odd columns by one vector loop over the plane (into eo), then each
+ * plane row placed from its row of either half between zeros. (Row by
+ * row, a memcpy into a padded row and a deal of it per row, the short
+ * rows' calls cost more than a depthwise layer's arithmetic.) */
+void heed_conv_phase_fill_split(const heed_conv_geom *g, const float *x, int n, int c0, float *q,
+                                float *eo);
+
+/* heed_conv_phase_add_back for split_fits geometries, the same way
+ * round: plane rows to the halves, then one vector loop interleaving
+ * them into dx. */
+void heed_conv_phase_add_back_split(const heed_conv_geom *g, const float *q, int n, int c0,
+                                    float *dx, int fresh, float *eo);
 
 /* The reverse for a whole image's planes (i0 = 0, rows = OH), as a
  * backward pass needs it: adds each plane position that is a pixel of
