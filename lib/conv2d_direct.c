@@ -36,9 +36,8 @@ typedef heed_conv_post post;
  * registers in every version (written as arrays with `omp simd`, GCC kept
  * them in memory and ran the taps as scalar code). */
 typedef float vec16 __attribute__((vector_size(64)));
-typedef float vec16_unaligned __attribute__((vector_size(64), aligned(4), may_alias));
-#define load16(p) (*(const vec16_unaligned *)(const void *)(p))
-#define store16(p, v) (*(vec16_unaligned *)(void *)(p) = (v))
+#define load16(p) (*(const conv_v16 *)(const void *)(p))
+#define store16(p, v) (*(conv_v16 *)(void *)(p) = (v))
 
 /* grid[p] = sum over taps t of w[t] * q[p + off[t]] for p < n (whole
  * blocks of 32), 64 positions at a time where they fit so that four
@@ -126,23 +125,10 @@ static size_t *phase_offsets(const geom *g, float *work) {
     return off;
 }
 
-/* Work space for heed_conv_phase_fill_split where it applies. */
-static size_t split_floats(const geom *g) {
-    return heed_conv_phase_split_fits(g) ? heed_conv_phase_split_size(g) : 0;
-}
-
-/* A whole image's planes (channels c0 ..) into q, through eo (split_floats). */
-static void fill_planes(const geom *g, const float *x, int n, int c0, float *q, float *eo) {
-    if (heed_conv_phase_split_fits(g))
-        heed_conv_phase_fill_split(g, x, n, c0, q, eo);
-    else
-        heed_conv_phase_fill(g, x, n, c0, 0, g->OH, q);
-}
-
 static heed_status phase_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                  const post *p) {
     const size_t qn = conv_phase_planes_size(g, g->OH), gn = conv_phase_grid_size(g, g->OH);
-    const size_t en = split_floats(g), per_thread = qn + gn + en;
+    const size_t per_thread = qn + gn + heed_conv_phase_image_work(g);
     const int items = g->N * g->G;
     const int T = conv_pass_threads(items, (size_t)g->OCg * g->R * g->L);
     const int Wq = conv_phase_width(g);
@@ -154,7 +140,7 @@ static heed_status phase_forward(heed_conv2d *l, const geom *g, const float *x, 
     for (int it = 0; it < items; it++) {
         const int n = it / g->G, gi = it % g->G;
         float *q = work + (size_t)conv_thread() * per_thread, *grid = q + qn;
-        fill_planes(g, x, n, gi * g->ICg, q, grid + gn);
+        heed_conv_phase_fill_image(g, x, n, gi * g->ICg, q, grid + gn);
         for (int o = gi * g->OCg; o < (gi + 1) * g->OCg; o++) {
             float *yp = y + ((size_t)n * g->OC + o) * g->L;
             grid_sum_taps(q, off, g->R, l->w + (size_t)o * g->R, grid, gn);
@@ -173,7 +159,7 @@ static void phase_backward_group(const heed_conv2d *l, const geom *g, const size
     const int Wq = conv_phase_width(g);
     float *dq = q + qn, *d = dq + qn;
     for (int n = n0; n < n1; n++) {
-        fill_planes(g, x, n, gi * g->ICg, q, d + gn);
+        heed_conv_phase_fill_image(g, x, n, gi * g->ICg, q, d + gn);
         if (dx) memset(dq, 0, qn * sizeof(float));
         for (int k = 0; k < g->OCg; k++) {
             const int o = gi * g->OCg + k;
@@ -182,10 +168,7 @@ static void phase_backward_group(const heed_conv2d *l, const geom *g, const size
             grid_tap_dots(d, q, off, g->R, dw + (size_t)k * g->R, gn);
             if (dx) grid_spread_taps(d, off, g->R, l->w + (size_t)o * g->R, dq, gn);
         }
-        if (dx && heed_conv_phase_split_fits(g))
-            heed_conv_phase_add_back_split(g, dq, n, gi * g->ICg, dx, fresh, d + gn);
-        else if (dx)
-            heed_conv_phase_add_back(g, dq, n, gi * g->ICg, dx, fresh);
+        if (dx) heed_conv_phase_add_back(g, dq, n, gi * g->ICg, dx, fresh, d + gn);
     }
 }
 
@@ -196,7 +179,7 @@ static void phase_backward_group(const heed_conv2d *l, const geom *g, const size
 static heed_status phase_backward(heed_conv2d *l, const geom *g, const float *x, const float *dy,
                                   float *dx, int fresh) {
     const size_t qn = conv_phase_planes_size(g, g->OH), gn = conv_phase_grid_size(g, g->OH);
-    const size_t nw = (size_t)g->OC * g->R, per_thread = 2 * qn + gn + split_floats(g);
+    const size_t nw = (size_t)g->OC * g->R, per_thread = 2 * qn + gn + heed_conv_phase_image_work(g);
     const int chunks = conv_backward_chunks(g, g->N), items = chunks * g->G;
     const int T = conv_pass_threads(items, (size_t)g->OCg * g->R * g->L * 2 * (g->N / chunks));
     float *buf;

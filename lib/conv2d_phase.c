@@ -12,7 +12,7 @@
  * image of even width at stride 2, as the direct loops fill it, goes
  * faster still by halves: each channel split into its even and odd
  * columns by one loop over the plane, the plane rows then placed from
- * those halves, no call made per row (heed_conv_phase_fill_split: a
+ * those halves, no call made per row (heed_conv_phase_fill_image: a
  * 64-channel 28x28 depthwise layer's forward at batch 64 on one thread
  * 1.83-1.89 -> 1.25-1.28 ms).
  */
@@ -95,9 +95,12 @@ void heed_conv_phase_fill(const heed_conv_geom *g, const float *x, int n, int c0
     }
 }
 
-int heed_conv_phase_split_fits(const heed_conv_geom *g) { return g->S == 2 && g->W % 2 == 0; }
+/* Whether a whole image's planes go by halves: stride 2, an even width. */
+static int by_halves(const heed_conv_geom *g) { return g->S == 2 && g->W % 2 == 0; }
 
-size_t heed_conv_phase_split_size(const heed_conv_geom *g) { return (size_t)g->H * g->W; }
+size_t heed_conv_phase_image_work(const heed_conv_geom *g) {
+    return by_halves(g) ? (size_t)g->H * g->W : 0;
+}
 
 /* e[i] = x[2i], o[i] = x[2i + 1] for i < half. */
 static inline __attribute__((always_inline)) void split_columns(const float *restrict x, size_t half,
@@ -122,8 +125,8 @@ static split_cols split_at(const heed_conv_geom *g, int b) {
     return (split_cols){odd, lead, start, fit > 0 ? fit : 0};
 }
 
-HEED_WIDE void heed_conv_phase_fill_split(const heed_conv_geom *g, const float *x, int n, int c0,
-                                          float *q, float *eo) {
+HEED_WIDE static void fill_halves(const heed_conv_geom *g, const float *x, int n, int c0, float *q,
+                                  float *eo) {
     const int W2 = g->W / 2, Wq = conv_phase_width(g), nr = g->OH + conv_phase_halo(g);
     const size_t ldq = conv_phase_plane_size(g, g->OH), half = (size_t)g->H * W2;
     float *e = eo, *o = eo + half;
@@ -148,8 +151,8 @@ HEED_WIDE void heed_conv_phase_fill_split(const heed_conv_geom *g, const float *
     }
 }
 
-HEED_WIDE void heed_conv_phase_add_back_split(const heed_conv_geom *g, const float *q, int n,
-                                              int c0, float *dx, int fresh, float *eo) {
+HEED_WIDE static void add_back_halves(const heed_conv_geom *g, const float *q, int n, int c0,
+                                      float *dx, int fresh, float *eo) {
     const int W2 = g->W / 2, Wq = conv_phase_width(g), nr = g->OH + conv_phase_halo(g);
     const size_t ldq = conv_phase_plane_size(g, g->OH), half = (size_t)g->H * W2;
     float *e = eo, *o = eo + half;
@@ -182,8 +185,20 @@ HEED_WIDE void heed_conv_phase_add_back_split(const heed_conv_geom *g, const flo
     }
 }
 
+void heed_conv_phase_fill_image(const heed_conv_geom *g, const float *x, int n, int c0, float *q,
+                                float *work) {
+    if (by_halves(g))
+        fill_halves(g, x, n, c0, q, work);
+    else
+        heed_conv_phase_fill(g, x, n, c0, 0, g->OH, q);
+}
+
 void heed_conv_phase_add_back(const heed_conv_geom *g, const float *q, int n, int c0, float *dx,
-                              int fresh) {
+                              int fresh, float *work) {
+    if (by_halves(g)) {
+        add_back_halves(g, q, n, c0, dx, fresh, work);
+        return;
+    }
     const int S = g->S, W = g->W, P = g->P, Wq = conv_phase_width(g);
     const int nr = g->OH + conv_phase_halo(g), padded = Wq * S;
     const size_t ldq = conv_phase_plane_size(g, g->OH);

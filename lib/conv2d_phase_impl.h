@@ -131,34 +131,29 @@ static inline void conv_phase_tap_offsets(const heed_conv_geom *g, size_t ldq, s
 void heed_conv_phase_fill(const heed_conv_geom *g, const float *x, int n, int c0, int i0, int rows,
                           float *q);
 
-/* Whether heed_conv_phase_fill_split takes g: stride 2, an even width. */
-int heed_conv_phase_split_fits(const heed_conv_geom *g);
+/* Floats of work space that a whole image's planes take in
+ * heed_conv_phase_fill_image and heed_conv_phase_add_back (0 for most). */
+size_t heed_conv_phase_image_work(const heed_conv_geom *g);
 
-/* Floats of work space heed_conv_phase_fill_split needs: H*W. */
-size_t heed_conv_phase_split_size(const heed_conv_geom *g);
-
-/* heed_conv_phase_fill(g, x, n, c0, 0, g->OH, q) for whole images at
- * stride 2 (split_fits), faster: each channel split into its even and
- * odd columns by one vector loop over the plane (into eo), then each
- * plane row placed from its row of either half between zeros. (Row by
- * row, a memcpy into a padded row and a deal of it per row, the short
- * rows' calls cost more than a depthwise layer's arithmetic.) */
-void heed_conv_phase_fill_split(const heed_conv_geom *g, const float *x, int n, int c0, float *q,
-                                float *eo);
-
-/* heed_conv_phase_add_back for split_fits geometries, the same way
- * round: plane rows to the halves, then one vector loop interleaving
- * them into dx. */
-void heed_conv_phase_add_back_split(const heed_conv_geom *g, const float *q, int n, int c0,
-                                    float *dx, int fresh, float *eo);
+/* heed_conv_phase_fill(g, x, n, c0, 0, g->OH, q), a whole image's planes,
+ * with `work` (heed_conv_phase_image_work floats). At stride 2 on an even
+ * width, faster: each channel split into its even and odd columns by one
+ * vector loop over the plane (into work), then each plane row placed from
+ * its row of either half between zeros. (Row by row, a memcpy into a
+ * padded row and a deal of it per row, the short rows' calls cost more
+ * than a depthwise layer's arithmetic.) */
+void heed_conv_phase_fill_image(const heed_conv_geom *g, const float *x, int n, int c0, float *q,
+                                float *work);
 
 /* The reverse for a whole image's planes (i0 = 0, rows = OH), as a
  * backward pass needs it: adds each plane position that is a pixel of
  * the image into that pixel of dx (channels c0 .. c0+ICg-1 of image n),
  * or with `fresh` writes it there, and zeros to the pixels no position
- * holds; the padding's positions are dropped. */
+ * holds; the padding's positions are dropped. With `work` as
+ * heed_conv_phase_fill_image's, the same way round at stride 2 on an even
+ * width: plane rows to the halves, then one loop interleaving them. */
 void heed_conv_phase_add_back(const heed_conv_geom *g, const float *q, int n, int c0, float *dx,
-                              int fresh);
+                              int fresh, float *work);
 
 /* y (OH, OW) = post(the first OW positions of each of the grid's rows,
  * rows Wq apart) for output channel o (p may be NULL: none). */
