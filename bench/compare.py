@@ -244,10 +244,12 @@ def main(argv=None):
         p.error(f"no peer at {peer} (give --peer or set HEED_PEER)")
 
     blas, reference = peer_blas(args.python)
+    # said before the run (it is long) and again under the table
+    reference_warning = ("PyTorch runs on the reference BLAS (libblas3), under which its small "
+                         "convolutions are about 5x slower than with OpenBLAS: the ratios "
+                         "flatter heed (apt-get install libopenblas-dev, then run this again)")
     if reference:
-        print("compare.py: PyTorch runs on the reference BLAS (libblas3), under which its "
-              "small convolutions are about 5x slower than with OpenBLAS; the ratios would "
-              "flatter heed (apt-get install libopenblas-dev for a fair peer)", file=sys.stderr)
+        print(f"compare.py: {reference_warning}", file=sys.stderr)
 
     common = ["--seconds", f"{args.seconds:g}", "--threads", str(args.threads)]
     cases = [c for c in MATRIX if not args.filter or args.filter in c[0]]
@@ -308,9 +310,7 @@ def main(argv=None):
         print(f"ratio = heed images/s / PyTorch images/s; geometric mean over "
               f"{len(ratios)} cases: {geo:.2f}×")
     if reference:
-        print("\nwarning: PyTorch ran on the reference BLAS, not a tuned one: its small "
-              "convolutions are about 5x slower so, and the ratios above flatter heed "
-              "(apt-get install libopenblas-dev, then run this again)")
+        print(f"\nwarning: {reference_warning}")
     if args.darknet:
         darknet_line(heed, peer, args.seconds, args.rounds)
     if args.scaling and args.threads > 1:
