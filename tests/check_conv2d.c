@@ -220,6 +220,10 @@ static const shape_case grad_cases[] = {
     {{.in_c = 3, .out_c = 4, .k = 3, .stride = 1, .pad = 1, .bias = 1}, 1, 6, 5},
     {{.in_c = 4, .out_c = 6, .k = 3, .stride = 1, .pad = 1, .groups = 2, .bias = 1}, 3, 5, 6},
     {{.in_c = 3, .out_c = 3, .k = 3, .stride = 2, .pad = 1, .groups = 3, .bias = 1}, 2, 6, 7},
+    /* stride 2 on even widths: the phase planes by even and odd halves,
+     * with one padding column and with two */
+    {{.in_c = 3, .out_c = 3, .k = 3, .stride = 2, .pad = 1, .groups = 3, .bias = 1}, 2, 6, 8},
+    {{.in_c = 2, .out_c = 2, .k = 3, .stride = 2, .pad = 2, .groups = 2}, 1, 7, 6},
     {{.in_c = 2, .out_c = 2, .k = 3, .pad = 2, .dilation = 2, .groups = 2}, 2, 5, 6},
     {{.in_c = 2, .out_c = 3, .k = 3, .stride = 1, .pad = 2, .dilation = 2, .bias = 1}, 2, 7, 6},
     {{.in_c = 5, .out_c = 3, .k = 1, .bias = 1}, 3, 4, 3},
