@@ -437,7 +437,8 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
                                  const post *p, const char *fn) {
     const int bands = conv_balanced_bands(g->N * g->G, images_bands(g), T,
                                           (g->L + CONV_VECTOR - 1) / CONV_VECTOR);
-    const size_t col_n = band_col_floats(g, bands), tmp_n = band_tmp_floats(g, bands);
+    const size_t col_n = conv_slice(band_col_floats(g, bands), T);
+    const size_t tmp_n = conv_slice(band_tmp_floats(g, bands), T);
     const size_t ph_n = phase_size(g);
     float *col, *tmp;
     HEED_TRY(heed_scratch_get(&conv_work(l)->col, col_n * T + ph_n * g->N * g->G, &col));
@@ -513,6 +514,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
         tmp_n = band_tmp_floats(&g, bands);
     }
     const int T = conv_pass_threads(passes, (size_t)g.OC * g.R * nb * g.L);
+    col_n = col_n ? conv_slice(col_n, T) : 0, tmp_n = tmp_n ? conv_slice(tmp_n, T) : 0;
     float *col = NULL, *tmp = NULL;
     if (col_n) HEED_TRY(heed_scratch_get(&conv_work(l)->col, col_n * T, &col));
     if (tmp_n) HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, tmp_n * T, &tmp));
@@ -659,9 +661,12 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
     const size_t nw = (size_t)g.OC * g.R;
     const size_t pass_work = (size_t)g.OC * g.R * nb * g.L * (dxd ? 2 : 1);
     const int T = chunks > 1 ? conv_pass_threads(chunks, pass_work * (passes / chunks)) : 1;
+    col_n = col_n ? conv_slice(col_n, T) : 0, tmp_n = tmp_n ? conv_slice(tmp_n, T) : 0;
     float *col = NULL, *tmp = NULL, *wt = NULL, *partial = NULL;
     if (col_n) HEED_TRY(heed_scratch_get(&conv_work(l)->col, col_n * T, &col));
-    if (tmp_n || chunks > 1) HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, tmp_n * T + nw * chunks, &tmp));
+    const size_t ps = conv_slice(nw, T); /* floats from one chunk's partial to the next */
+    if (tmp_n || chunks > 1)
+        HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, tmp_n * T + ps * chunks, &tmp));
     if (by_t) {
         HEED_TRY(heed_scratch_get(&l->wt, (size_t)g.OC * g.R, &wt));
         l->wt_forward = 0;
@@ -675,7 +680,7 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
         return HEED_OK;
     }
     partial = tmp + tmp_n * T;
-    memset(partial, 0, nw * chunks * sizeof(float));
+    conv_zero_partials(partial, nw, ps, chunks);
     heed_status st = HEED_OK;
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
     for (int ch = 0; ch < chunks; ch++) {
@@ -686,12 +691,12 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
             const int n0 = pi * nb;
             const heed_status s = backward_pass(
                 l, &g, x->data, dy->data, dxd, write_dx, n0, g.N - n0 < nb ? g.N - n0 : nb,
-                by_t, wt, col ? col + t * col_n : NULL, tmp + t * tmp_n, partial + ch * nw);
+                by_t, wt, col ? col + t * col_n : NULL, tmp + t * tmp_n, partial + ch * ps);
             if (conv_note(&st, s) != HEED_OK) break;
         }
     }
     HEED_TRY(conv_workers_done(st, l, "heed_conv2d_backward"));
-    conv_add_partials(l->dw, partial, nw, chunks);
+    conv_add_partials(l->dw, partial, nw, ps, chunks);
     return HEED_OK;
 }
 

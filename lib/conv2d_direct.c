@@ -128,9 +128,9 @@ static size_t *phase_offsets(const geom *g, float *work) {
 static heed_status phase_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                  const post *p) {
     const size_t qn = conv_phase_planes_size(g, g->OH), gn = conv_phase_grid_size(g, g->OH);
-    const size_t per_thread = qn + gn + heed_conv_phase_image_work(g);
     const int items = g->N * g->G;
     const int T = conv_pass_threads(items, (size_t)g->OCg * g->R * g->L);
+    const size_t per_thread = conv_slice(qn + gn + heed_conv_phase_image_work(g), T);
     const int Wq = conv_phase_width(g);
     float *buf;
     HEED_TRY(heed_scratch_get(&conv_work(l)->col, offsets_floats(g) + per_thread * T, &buf));
@@ -179,26 +179,27 @@ static void phase_backward_group(const heed_conv2d *l, const geom *g, const size
 static heed_status phase_backward(heed_conv2d *l, const geom *g, const float *x, const float *dy,
                                   float *dx, int fresh) {
     const size_t qn = conv_phase_planes_size(g, g->OH), gn = conv_phase_grid_size(g, g->OH);
-    const size_t nw = (size_t)g->OC * g->R, per_thread = 2 * qn + gn + heed_conv_phase_image_work(g);
     const int chunks = conv_backward_chunks(g, g->N), items = chunks * g->G;
     const int T = conv_pass_threads(items, (size_t)g->OCg * g->R * g->L * 2 * (g->N / chunks));
+    const size_t nw = (size_t)g->OC * g->R, ps = conv_slice(nw, T);
+    const size_t per_thread = conv_slice(2 * qn + gn + heed_conv_phase_image_work(g), T);
     float *buf;
     HEED_TRY(heed_scratch_get(&conv_work(l)->col,
-                              offsets_floats(g) + nw * chunks + per_thread * T, &buf));
+                              offsets_floats(g) + ps * chunks + per_thread * T, &buf));
     const size_t *off = phase_offsets(g, buf);
-    float *partial = buf + offsets_floats(g), *work = partial + nw * chunks;
+    float *partial = buf + offsets_floats(g), *work = partial + ps * chunks;
     conv_add_bias_grad(l, g, dy);
-    memset(partial, 0, nw * chunks * sizeof(float));
+    conv_zero_partials(partial, nw, ps, chunks);
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int it = 0; it < items; it++) {
         const int ch = it / g->G, gi = it % g->G;
         int n0, n1;
         conv_chunk_range(g->N, chunks, ch, &n0, &n1);
         phase_backward_group(l, g, off, x, dy, dx, fresh, n0, n1, gi,
-                             partial + ch * nw + (size_t)gi * g->OCg * g->R,
+                             partial + ch * ps + (size_t)gi * g->OCg * g->R,
                              work + (size_t)conv_thread() * per_thread);
     }
-    conv_add_partials(l->dw, partial, nw, chunks);
+    conv_add_partials(l->dw, partial, nw, ps, chunks);
     return HEED_OK;
 }
 
@@ -385,8 +386,8 @@ static void direct1_forward_image(const heed_conv2d *l, const geom *g, const flo
 
 static heed_status direct1_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                    const post *p) {
-    const size_t qn = direct1_size(g);
     const int T = conv_pass_threads(g->N, (size_t)g->OC * g->R * g->L);
+    const size_t qn = conv_slice(direct1_size(g), T);
     float *q;
     HEED_TRY(heed_scratch_get(&conv_work(l)->col, qn * T, &q));
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
@@ -437,11 +438,12 @@ static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *
     const int KK = g->K * g->K;
     const int chunks = conv_backward_chunks(g, g->N);
     const size_t nw = (size_t)g->OC * g->R;
-    const size_t per_thread = direct1_size(g) - nw; /* the padded copies */
     const int T = conv_pass_threads(chunks, (size_t)g->OC * g->R * g->L * 2 * (g->N / chunks));
+    const size_t per_thread = conv_slice(direct1_size(g) - nw, T); /* the padded copies */
+    const size_t ps = conv_slice(nw, T); /* floats from one chunk's partial to the next */
     float *buf;
-    HEED_TRY(heed_scratch_get(&conv_work(l)->col, nw * (1 + chunks) + per_thread * T, &buf));
-    float *wf = buf, *partial = wf + nw, *copies = partial + nw * chunks;
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, nw + ps * chunks + per_thread * T, &buf));
+    float *wf = buf, *partial = wf + nw, *copies = partial + ps * chunks;
     if (l->db)
         for (int o = 0; o < g->OC; o++) {
             double s = 0.0;
@@ -463,17 +465,17 @@ static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *
                     float *dst = wf + (((size_t)gi * g->ICg + c) * g->OCg + o) * KK;
                     for (int i = 0; i < KK; i++) dst[KK - 1 - i] = src[i];
                 }
-    memset(partial, 0, nw * chunks * sizeof(float));
+    conv_zero_partials(partial, nw, ps, chunks);
 #pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
     for (int ch = 0; ch < chunks; ch++) {
         const int t = conv_thread();
         int n0, n1;
         conv_chunk_range(g->N, chunks, ch, &n0, &n1);
         for (int n = n0; n < n1; n++)
-            direct1_backward_image(g, x, dy, dx, fresh, n, wf, partial + ch * nw,
+            direct1_backward_image(g, x, dy, dx, fresh, n, wf, partial + ch * ps,
                                    copies + t * per_thread);
     }
-    conv_add_partials(l->dw, partial, nw, chunks);
+    conv_add_partials(l->dw, partial, nw, ps, chunks);
     return HEED_OK;
 }
 

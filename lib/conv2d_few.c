@@ -311,7 +311,8 @@ heed_status heed_conv_few_forward(heed_conv2d *l, const geom *g, const float *x,
     /* The most output rows a band computes. */
     const int out_rows = pool ? (2 * rows + 1 < g->OH ? 2 * rows + 1 : g->OH) : rows;
     const size_t planes = conv_phase_planes_size(g, out_rows);
-    const size_t per_thread = planes + OUT_GROUP * conv_phase_grid_size(g, out_rows);
+    const size_t per_thread =
+        conv_slice(planes + OUT_GROUP * conv_phase_grid_size(g, out_rows), T);
     float *work;
     HEED_TRY(heed_scratch_get(&conv_work(l)->col, per_thread * T, &work));
     const int items = g->N * bands;

@@ -139,6 +139,27 @@ static inline heed_status conv_gemm_post(int M, int N, int K, const float *A, in
  * the layer's shape alone (conv_product_columns). */
 #define CONV_VECTOR 16
 
+/* Floats from the start of one thread's slice of a shared work buffer
+ * (its copies, columns, partial sums) to the next one's, for a team of T:
+ * with more than one thread, the slice rounded up to whole cache lines,
+ * then a guard of CONV_SLICE_GUARD floats that no thread touches. Slices packed end to end made the thread whose slice
+ * followed another's run slower: swapping the two slices swapped which
+ * thread lagged, and a gap between them closed it, the more the wider up
+ * to 32-64K floats. The likely cause is the first core's prefetcher
+ * running on past the end of its slice's strided reads (the products read
+ * the copies' rows hundreds of bytes apart) into lines the other core is
+ * writing. W1's 32 -> 64 14x14 convolution at batch 64 on two threads
+ * (`heed bench --net`, one layer): 1.57-1.66 ms packed, 1.13-1.20 with
+ * the guard, as fast as one thread alone on half the batch (1.12-1.19);
+ * 8K floats between the slices gave 1.43, 16K 1.27-1.30. A guard's pages
+ * are never written, so they add little resident memory (W1's training
+ * step's peak 113.5 -> 114.4 MB). */
+#define CONV_SLICE_GUARD ((size_t)65536)
+
+static inline size_t conv_slice(size_t floats, int T) {
+    return T > 1 ? (floats + 15) / 16 * 16 + CONV_SLICE_GUARD : floats;
+}
+
 static inline int conv_round_vector(int n) {
     return (n + CONV_VECTOR - 1) / CONV_VECTOR * CONV_VECTOR;
 }
@@ -280,31 +301,38 @@ static inline void conv_chunk_range(int count, int chunks, int ch, int *lo, int 
     *hi = (int)((long)count * (ch + 1) / chunks);
 }
 
-/* Folds the chunks' partials partial[ch * n + i] into the first, in chunk
+/* Zeroes the chunks' partials partial[ch * stride + i], i < n (not the
+ * guards between them: conv_slice). */
+static inline void conv_zero_partials(float *partial, size_t n, size_t stride, int chunks) {
+    for (int ch = 0; ch < chunks; ch++) memset(partial + (size_t)ch * stride, 0, n * sizeof(float));
+}
+
+/* Folds the chunks' partials partial[ch * stride + i] into the first, in chunk
  * order: partial[i] = ((p_0[i] + p_1[i]) + p_2[i]) + ... Block by block
  * of i, chunk by chunk, so each pass is a contiguous vector loop over a
  * block that stays in L1 (summing each i over the chunks in turn reads
  * `chunks` lines n floats apart per value: 1% of W1's training step with
  * 8 chunks, and it grew with their count). */
 #define FOLD_BLOCK 2048
-static inline void conv_fold_partials(float *partial, size_t n, int chunks) {
+static inline void conv_fold_partials(float *partial, size_t n, size_t stride, int chunks) {
     const size_t blocks = (n + FOLD_BLOCK - 1) / FOLD_BLOCK;
     PARALLEL_IF(n * chunks > PAR_MIN, "omp parallel for schedule(static)",
         for (size_t b = 0; b < blocks; b++) {
             const size_t i0 = b * FOLD_BLOCK, m = n - i0 < FOLD_BLOCK ? n - i0 : FOLD_BLOCK;
             float *restrict sum = partial + i0;
             for (int ch = 1; ch < chunks; ch++) {
-                const float *restrict q = partial + (size_t)ch * n + i0;
+                const float *restrict q = partial + (size_t)ch * stride + i0;
                 _Pragma("omp simd")
                 for (size_t i = 0; i < m; i++) sum[i] += q[i];
             }
         });
 }
 
-/* dw[i] += the chunks' partials partial[ch * n + i], summed in chunk order
- * (into the first partial, which is overwritten). */
-static inline void conv_add_partials(float *dw, float *partial, size_t n, int chunks) {
-    conv_fold_partials(partial, n, chunks);
+/* dw[i] += the chunks' partials partial[ch * stride + i], summed in chunk
+ * order (into the first partial, which is overwritten). */
+static inline void conv_add_partials(float *dw, float *partial, size_t n, size_t stride,
+                                     int chunks) {
+    conv_fold_partials(partial, n, stride, chunks);
     PARALLEL_SIMD_IF(n > PAR_MIN, for (size_t i = 0; i < n; i++) dw[i] += partial[i];);
 }
 

@@ -471,7 +471,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
     const int balanced = g->N == 1 && T > 1 && T <= HEED_CONV_BALANCE_THREADS &&
                          ((blocks == T && bands == 1) || (blocks == 1 && bands % T == 0));
     if (balanced) split_balance(l, g, &sp, T, cut);
-    const size_t zn = shifted_work(g, split_band_columns(g, &sp, T));
+    const size_t zn = conv_slice(shifted_work(g, split_band_columns(g, &sp, T)), T);
     const int items = g->N * bands * blocks;
     const size_t nw = (size_t)g->OC * g->R;
     /* A 1x1 kernel's A_0 is W itself: nothing to reorder or check (the
@@ -586,12 +586,13 @@ static heed_status shifted_backward_image(const geom *g, const float *x, const f
     return HEED_OK;
 }
 
-/* dW[o, c, u, v] += the chunks' dA[g, u, (c, v), o], summed in chunk order
- * (into the first chunk's, which is overwritten). */
-static void add_weight_gradient(heed_conv2d *l, const geom *g, float *da, int chunks) {
+/* dW[o, c, u, v] += the chunks' dA[g, u, (c, v), o], `stride` floats apart,
+ * summed in chunk order (into the first chunk's, which is overwritten). */
+static void add_weight_gradient(heed_conv2d *l, const geom *g, float *da, size_t stride,
+                                int chunks) {
     const int K = g->K, CK = g->ICg * K;
     const size_t per_chunk = (size_t)g->OC * g->R;
-    conv_fold_partials(da, per_chunk, chunks);
+    conv_fold_partials(da, per_chunk, stride, chunks);
     PARALLEL_IF(per_chunk >= PAR_MIN, "omp parallel for schedule(static)",
         for (int oc = 0; oc < g->OC; oc++) {
             const int gi = oc / g->OCg, o = oc % g->OCg;
@@ -613,9 +614,10 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
     if (dx && shifted_size(&gt, gt.OH) > zn) zn = shifted_size(&gt, gt.OH);
     const size_t per_image = (size_t)g->OC * g->R * g->L * (dx ? 2 : 1);
     const int T = chunks > 1 ? conv_pass_threads(chunks, per_image * (g->N / chunks)) : 1;
-    const size_t per_chunk = (size_t)g->OC * g->R;
+    zn = conv_slice(zn, T);
+    const size_t nw = (size_t)g->OC * g->R, da_stride = conv_slice(nw, T); /* chunk to chunk */
     float *da, *at = NULL, *z;
-    HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, per_chunk * chunks, &da));
+    HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, da_stride * chunks, &da));
     HEED_TRY(heed_scratch_get(&conv_work(l)->col, zn * T, &z));
     if (dx) {
         HEED_TRY(heed_scratch_get(&l->wt, (size_t)g->OC * g->R, &at));
@@ -632,15 +634,15 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
         int n0, n1;
         conv_chunk_range(g->N, chunks, ch, &n0, &n1);
         /* Each chunk zeroes its own partial: in parallel, and into cache. */
-        memset(da + ch * per_chunk, 0, per_chunk * sizeof(float));
+        memset(da + ch * da_stride, 0, nw * sizeof(float));
         for (int n = n0; n < n1; n++) {
             const heed_status s =
-                shifted_backward_image(g, x, dy, dx, fresh, at, da + ch * per_chunk, z + t * zn, n);
+                shifted_backward_image(g, x, dy, dx, fresh, at, da + ch * da_stride, z + t * zn, n);
             if (conv_note(&st, s) != HEED_OK) break;
         }
     }
     HEED_TRY(conv_workers_done(st, l, "heed_conv2d_backward"));
-    add_weight_gradient(l, g, da, chunks);
+    add_weight_gradient(l, g, da, da_stride, chunks);
     return HEED_OK;
 }
 
@@ -700,11 +702,13 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
     const int balanced = g->G == 1 && T > 1 && T <= HEED_CONV_BALANCE_THREADS &&
                          g->OCg >= 16 * T && zn >= PAR_MIN;
     const int copies = balanced ? T : 1;
-    float *z, *table;
-    HEED_TRY(heed_scratch_get(&conv_work(l)->col, zn * copies, &z));
-    /* The row addresses, in float scratch (64-byte aligned: heed_alloc). */
+    /* Each thread's copies and row addresses, in slices (conv_slice). */
     const size_t table_floats = (size_t)g->R * sizeof(float *) / sizeof(float);
-    HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, table_floats * copies, &table));
+    const size_t zs = conv_slice(zn, copies), ts = conv_slice(table_floats, copies);
+    float *z, *table;
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, zs * copies, &z));
+    /* The row addresses, in float scratch (64-byte aligned: heed_alloc). */
+    HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, ts * copies, &table));
     if (balanced) {
         /* One region, no barrier: each thread makes the copies of every
          * channel for itself, then its rows of the product, cut at the
@@ -728,8 +732,8 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
             if (team != T) conv_chunk_range(g->OCg, team, t, &r0, &r1);
             const double start = conv_now();
             if (r1 > r0) {
-                float *zt = z + t * zn;
-                const float **brow = (const float **)(void *)(table + t * table_floats);
+                float *zt = z + t * zs;
+                const float **brow = (const float **)(void *)(table + t * ts);
                 rows_table(g, zt, slot, per_slot, brow);
                 rows_copies(g, x, 0, 0, g->ICg, slot, per_slot, zt);
                 conv_post_at pat;
