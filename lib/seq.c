@@ -165,11 +165,19 @@ static heed_status step_forward(heed_seq *s, int i, const heed_tensor *in, heed_
     return st;
 }
 
+/* The pair of buffers inference outputs alternate between: the network's
+ * for this depth and x's image size (heed_work_pair), else its own. */
+static heed_tensor *seq_pair(heed_seq *s, const heed_tensor *x) {
+    const size_t image = x->n > 0 ? heed_tensor_count(x) / (size_t)x->n : 0;
+    heed_tensor *shared = s->work ? heed_work_pair(s->work, s->depth, image) : NULL;
+    return shared ? shared : s->own_pingpong;
+}
+
 /* The forward under `mode`; the last child writes to y. */
 static heed_status run(heed_seq *s, const heed_tensor *x, heed_tensor *y, int mode) {
     make_plan(s, mode);
     s->planned = 1;
-    heed_tensor *pair = s->pingpong ? *s->pingpong : s->own_pingpong;
+    heed_tensor *pair = mode == PLAN_LEAN ? seq_pair(s, x) : NULL;
     const heed_tensor *in = x;
     for (int i = 0; i < s->count;) {
         const int last = i + step_len(s->plan[i]) - 1;
@@ -270,7 +278,8 @@ static heed_layer *seq_child(const heed_layer *layer, int i) {
 
 static void seq_share_work(heed_layer *layer, heed_work *w, int depth) {
     heed_seq *s = (heed_seq *)layer;
-    s->pingpong = w && depth < HEED_WORK_DEPTHS ? &w->pingpong[depth] : NULL;
+    s->work = w && depth < HEED_WORK_DEPTHS ? w : NULL;
+    s->depth = depth;
 }
 
 static const heed_layer_ops seq_ops = {

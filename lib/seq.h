@@ -45,10 +45,12 @@ typedef struct heed_seq {
     unsigned char *plan;
     int planned;          /* 1 once a forward has set plan for the children there are now */
     int lean;             /* 1 if the last forward kept only the outputs inference needs */
-    /* Inference: child outputs alternate between the two buffers of
-     * *pingpong, the network's for the sequence's depth (heed_work) or
-     * own_pingpong. */
-    heed_tensor (*pingpong)[2], own_pingpong[2];
+    /* Inference: child outputs alternate between two buffers: a pair of
+     * the network's work space for the sequence's depth and image size
+     * (heed_work_pair), or own_pingpong. */
+    heed_work *work; /* the network's, or NULL */
+    int depth;       /* in the network */
+    heed_tensor own_pingpong[2];
     heed_scratch affine;  /* (2, C) a fused batch norm's scale and shift */
     heed_layer **rejected; /* (nrejected) layers heed_seq_append refused: owned, never run */
     int nrejected;

@@ -210,11 +210,24 @@ void heed_scratch_free(heed_scratch *s) {
     *s = (heed_scratch){0};
 }
 
+heed_tensor *heed_work_pair(heed_work *w, int depth, size_t key) {
+    if (depth < 0 || depth >= HEED_WORK_DEPTHS || key == 0) return NULL;
+    heed_buffer_pair *p = w->pairs[depth];
+    for (int i = 0; i < HEED_WORK_PAIRS; i++)
+        if (p[i].key == key || p[i].key == 0) {
+            p[i].key = key;
+            return p[i].t;
+        }
+    return NULL;
+}
+
 void heed_work_free(heed_work *w) {
     heed_scratch_free(&w->col);
     heed_scratch_free(&w->tmp);
-    for (int d = 0; d < HEED_WORK_DEPTHS; d++) {
-        heed_tensor_free(&w->pingpong[d][0]);
-        heed_tensor_free(&w->pingpong[d][1]);
-    }
+    for (int d = 0; d < HEED_WORK_DEPTHS; d++)
+        for (int i = 0; i < HEED_WORK_PAIRS; i++) {
+            heed_tensor_free(&w->pairs[d][i].t[0]);
+            heed_tensor_free(&w->pairs[d][i].t[1]);
+            w->pairs[d][i].key = 0;
+        }
 }

@@ -483,13 +483,15 @@ START_TEST(inference_forward_reuses_its_buffers) {
     tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 4);
     ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
     heed_seq *root = net->root;
-    /* The root's pair is the network's for depth 0. */
-    ck_assert_ptr_eq(root->pingpong, &net->work.pingpong[0]);
-    float *pp[2] = {(*root->pingpong)[0].data, (*root->pingpong)[1].data}, *yd = y.data;
+    /* The root's pair is the network's for depth 0 and x's image size. */
+    ck_assert_ptr_eq(root->work, &net->work);
+    ck_assert_uint_eq(net->work.pairs[0][0].key, 3 * 17 * 15);
+    const heed_tensor *pair = net->work.pairs[0][0].t;
+    float *pp[2] = {pair[0].data, pair[1].data}, *yd = y.data;
     ck_assert_ptr_nonnull(pp[0]);
     ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
-    ck_assert_ptr_eq((*root->pingpong)[0].data, pp[0]);
-    ck_assert_ptr_eq((*root->pingpong)[1].data, pp[1]);
+    ck_assert_ptr_eq(pair[0].data, pp[0]);
+    ck_assert_ptr_eq(pair[1].data, pp[1]);
     ck_assert_ptr_eq(y.data, yd);
     /* Inference keeps two buffers, not one per layer. */
     for (int i = 0; i < root->count - 1; i++) ck_assert_ptr_null(root->acts[i].data);

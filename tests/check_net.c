@@ -185,8 +185,8 @@ static void note_work(heed_layer *l, int depth, void *ctx) {
     } else if (!strcmp(l->ops->type, "seq")) {
         const heed_seq *q = (const heed_seq *)l;
         seen[0]++;
-        if (!q->pingpong && q->own_pingpong[0].data) seen[1]++;
-        if (q->pingpong) seen[2]++;
+        if (!q->work && q->own_pingpong[0].data) seen[1]++;
+        if (q->work) seen[2]++;
     }
 }
 
@@ -198,8 +198,11 @@ static void poison_work(heed_work *w) {
     poison(w->col.data, w->col.cap);
     poison(w->tmp.data, w->tmp.cap);
     for (int d = 0; d < HEED_WORK_DEPTHS; d++)
-        for (int k = 0; k < 2; k++)
-            if (w->pingpong[d][k].data) poison(w->pingpong[d][k].data, w->pingpong[d][k].cap);
+        for (int i = 0; i < HEED_WORK_PAIRS; i++)
+            for (int k = 0; k < 2; k++) {
+                heed_tensor *t = &w->pairs[d][i].t[k];
+                if (t->data) poison(t->data, t->cap);
+            }
 }
 
 /* A copy of t (freed by the caller). */
@@ -229,7 +232,7 @@ START_TEST(layers_share_the_networks_work_space) {
     heed_net_visit(net, note_work, seen);
     ck_assert_int_eq(seen[0], 12); /* 10 convolutions (CBAM's too), the body and the shortcut */
     ck_assert_int_eq(seen[2], 12);
-    ck_assert_ptr_nonnull(net->work.pingpong[2][0].data); /* the body's: root, residual, body */
+    ck_assert_ptr_nonnull(net->work.pairs[2][0].t[0].data); /* the body's: root, residual, body */
     poison_work(&net->work);
     ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
     heed_tensor y_infer = copy_of(&y);
@@ -263,6 +266,56 @@ START_TEST(layers_share_the_networks_work_space) {
     heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy), heed_tensor_free(&dx);
     heed_tensor_free(&y_infer), heed_tensor_free(&y_train), heed_tensor_free(&dx_train);
     heed_net_free(net);
+}
+END_TEST
+
+/* A depth keeps a pair of inference buffers for each image size its
+ * sequences take in (tensor.h): a and b, whose inputs differ, get a pair
+ * each; b and c, whose inputs are alike, share one. Once a depth's pairs
+ * are all taken, other sizes run on the sequences' own pairs, to the same
+ * result. */
+static const char *three_stages =
+    "input 1 12 12\n"
+    "seq name=a\n  conv out=3 k=3 pad=1\n  relu\n  conv out=3 k=3 pad=1\n  maxpool k=2\nend\n"
+    "seq name=b\n  conv out=3 k=3 pad=1\n  relu\n  conv out=3 k=3 pad=1\nend\n"
+    "seq name=c\n  conv out=3 k=3 pad=1\n  relu\n  conv out=3 k=3 pad=1\nend\n"
+    "gap\nfc out=3\n";
+
+START_TEST(a_depth_keeps_a_pair_per_image_size) {
+    heed_net *net, *full;
+    ck_assert_int_eq(heed_net_parse(&net, three_stages, "t", 5), HEED_OK);
+    ck_assert_int_eq(heed_net_parse(&full, three_stages, "t", 5), HEED_OK);
+    heed_net_set_training(net, 0);
+    heed_net_set_training(full, 0);
+    heed_tensor x, y = {0}, y_full = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&x, 2, 1, 12, 12), HEED_OK);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 9);
+    ck_assert_int_eq(heed_net_forward(net, &x, &y), HEED_OK);
+    heed_work *w = &net->work;
+    ck_assert_uint_eq(w->pairs[1][0].key, 12 * 12);   /* a's input */
+    ck_assert_uint_eq(w->pairs[1][1].key, 3 * 6 * 6); /* b's and c's */
+    ck_assert_uint_eq(w->pairs[1][2].key, 0);
+    ck_assert_ptr_nonnull(w->pairs[1][0].t[0].data);
+    ck_assert_ptr_nonnull(w->pairs[1][1].t[0].data);
+    /* The key's pair, else an unused one, else none. */
+    ck_assert_ptr_eq(heed_work_pair(w, 1, 3 * 6 * 6), w->pairs[1][1].t);
+    ck_assert_ptr_eq(heed_work_pair(w, 1, 7), w->pairs[1][2].t);
+    ck_assert_ptr_eq(heed_work_pair(w, 1, 8), w->pairs[1][3].t);
+    ck_assert_ptr_null(heed_work_pair(w, 1, 9));
+    ck_assert_ptr_null(heed_work_pair(w, 1, 0));
+    ck_assert_ptr_null(heed_work_pair(w, HEED_WORK_DEPTHS, 7));
+    /* Depth 1's pairs all taken before its first forward: a, b and c run
+     * on pairs of their own, to the same bits. */
+    for (size_t key = 1; key <= HEED_WORK_PAIRS; key++)
+        ck_assert_ptr_nonnull(heed_work_pair(&full->work, 1, key));
+    ck_assert_int_eq(heed_net_forward(full, &x, &y_full), HEED_OK);
+    for (int i = 0; i < HEED_WORK_PAIRS; i++) {
+        ck_assert_uint_eq(full->work.pairs[1][i].key, (size_t)i + 1);
+        ck_assert_ptr_null(full->work.pairs[1][i].t[0].data);
+    }
+    ck_assert_mem_eq(y.data, y_full.data, heed_tensor_count(&y) * sizeof(float));
+    heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&y_full);
+    heed_net_free(net), heed_net_free(full);
 }
 END_TEST
 
@@ -668,6 +721,7 @@ Suite *heed_suite_net(void) {
     tcase_add_test(tc, default_names_count_per_type);
     tcase_add_test(tc, freezing_reaches_every_layer);
     tcase_add_test(tc, layers_share_the_networks_work_space);
+    tcase_add_test(tc, a_depth_keeps_a_pair_per_image_size);
     tcase_add_loop_test(tc, first_layers_train_alike_without_dx, 0,
                         (int)(sizeof first_layers / sizeof first_layers[0]));
     tcase_add_loop_test(tc, errors_name_the_line, 0, sizeof broken / sizeof broken[0]);
