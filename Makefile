@@ -119,7 +119,7 @@ $(BUILD)/libheed.a: $(LIB_OBJ)
 # The shared library's ABI version: programs record libheed.so.$(SOVERSION)
 # (the soname), so an incompatible heed installed later gets a new number
 # instead of breaking them.
-SOVERSION := 1
+SOVERSION := 2
 $(BUILD)/libheed.so: $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,libheed.so.$(SOVERSION) -o $@ $^ $(LDLIBS)
 
