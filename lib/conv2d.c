@@ -514,7 +514,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
         tmp_n = band_tmp_floats(&g, bands);
     }
     const int T = conv_pass_threads(passes, (size_t)g.OC * g.R * nb * g.L);
-    col_n = col_n ? conv_slice(col_n, T) : 0, tmp_n = tmp_n ? conv_slice(tmp_n, T) : 0;
+    col_n = conv_slice(col_n, T), tmp_n = conv_slice(tmp_n, T);
     float *col = NULL, *tmp = NULL;
     if (col_n) HEED_TRY(heed_scratch_get(&conv_work(l)->col, col_n * T, &col));
     if (tmp_n) HEED_TRY(heed_scratch_get(&conv_work(l)->tmp, tmp_n * T, &tmp));
@@ -661,7 +661,7 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
     const size_t nw = (size_t)g.OC * g.R;
     const size_t pass_work = (size_t)g.OC * g.R * nb * g.L * (dxd ? 2 : 1);
     const int T = chunks > 1 ? conv_pass_threads(chunks, pass_work * (passes / chunks)) : 1;
-    col_n = col_n ? conv_slice(col_n, T) : 0, tmp_n = tmp_n ? conv_slice(tmp_n, T) : 0;
+    col_n = conv_slice(col_n, T), tmp_n = conv_slice(tmp_n, T);
     float *col = NULL, *tmp = NULL, *wt = NULL, *partial = NULL;
     if (col_n) HEED_TRY(heed_scratch_get(&conv_work(l)->col, col_n * T, &col));
     const size_t ps = conv_slice(nw, T); /* floats from one chunk's partial to the next */

@@ -139,25 +139,26 @@ static inline heed_status conv_gemm_post(int M, int N, int K, const float *A, in
  * the layer's shape alone (conv_product_columns). */
 #define CONV_VECTOR 16
 
-/* Floats from the start of one thread's slice of a shared work buffer
- * (its copies, columns, partial sums) to the next one's, for a team of T:
- * with more than one thread, the slice rounded up to whole cache lines,
- * then a guard of CONV_SLICE_GUARD floats that no thread touches. Slices packed end to end made the thread whose slice
- * followed another's run slower: swapping the two slices swapped which
- * thread lagged, and a gap between them closed it, the more the wider up
- * to 32-64K floats. The likely cause is the first core's prefetcher
- * running on past the end of its slice's strided reads (the products read
- * the copies' rows hundreds of bytes apart) into lines the other core is
- * writing. W1's 32 -> 64 14x14 convolution at batch 64 on two threads
- * (`heed bench --net`, one layer): 1.57-1.66 ms packed, 1.13-1.20 with
- * the guard, as fast as one thread alone on half the batch (1.12-1.19);
- * 8K floats between the slices gave 1.43, 16K 1.27-1.30. A guard's pages
- * are never written, so they add little resident memory (W1's training
- * step's peak 113.5 -> 114.4 MB). */
+/* Floats from the start of one thread's slice of a shared work buffer (its
+ * copies, columns, partial sums) to the next one's, for a team of T: with
+ * more than one thread, the slice rounded up to whole cache lines, then a
+ * guard of CONV_SLICE_GUARD floats that no thread touches (none for an
+ * empty slice: nothing there to guard). Slices packed end to end made the
+ * thread whose slice followed another's run slower: swapping the two slices
+ * swapped which thread lagged, and a gap between them closed it, the more
+ * the wider up to 32-64K floats. The likely cause is the first core's
+ * prefetcher running on past the end of its slice's strided reads (the
+ * products read the copies' rows hundreds of bytes apart) into lines the
+ * other core is writing. W1's 32 -> 64 14x14 convolution at batch 64 on two
+ * threads (`heed bench --net`, one layer): 1.57-1.66 ms packed, 1.13-1.20
+ * with the guard, as fast as one thread alone on half the batch
+ * (1.12-1.19); 8K floats between the slices gave 1.43, 16K 1.27-1.30. A
+ * guard's pages are never written, so they add little resident memory (W1's
+ * training step's peak 113.5 -> 114.4 MB). */
 #define CONV_SLICE_GUARD ((size_t)65536)
 
 static inline size_t conv_slice(size_t floats, int T) {
-    return T > 1 ? (floats + 15) / 16 * 16 + CONV_SLICE_GUARD : floats;
+    return T > 1 && floats ? (floats + 15) / 16 * 16 + CONV_SLICE_GUARD : floats;
 }
 
 static inline int conv_round_vector(int n) {

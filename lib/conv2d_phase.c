@@ -95,6 +95,13 @@ void heed_conv_phase_fill(const heed_conv_geom *g, const float *x, int n, int c0
     }
 }
 
+/* Where plane (a, b) of channel c starts at stride 2 (phase a of the
+ * rows, b of the columns), planes ldq apart in heed_conv_phase_fill's
+ * order. */
+static inline size_t plane2_at(size_t ldq, int c, int a, int b) {
+    return ((size_t)(c * 2 + a) * 2 + b) * ldq;
+}
+
 /* Whether a whole image's planes go by halves: stride 2, an even width. */
 static int by_halves(const heed_conv_geom *g) { return g->S == 2 && g->W % 2 == 0; }
 
@@ -137,7 +144,7 @@ HEED_WIDE static void fill_halves(const heed_conv_geom *g, const float *x, int n
             const split_cols at = split_at(g, b);
             const float *cols = (at.odd ? o : e) + at.start;
             for (int a = 0; a < 2; a++) {
-                float *plane = q + ((size_t)(c * 2 + a) * 2 + b) * ldq;
+                float *plane = q + plane2_at(ldq, c, a, b);
                 for (int r = 0; r < nr; r++) {
                     const int h = r * 2 + a - g->P;
                     float *d = plane + (size_t)r * Wq;
@@ -165,7 +172,7 @@ HEED_WIDE static void add_back_halves(const heed_conv_geom *g, const float *q, i
             const split_cols at = split_at(g, b);
             float *cols = (at.odd ? o : e) + at.start;
             for (int a = 0; a < 2; a++) {
-                const float *plane = q + ((size_t)(c * 2 + a) * 2 + b) * ldq;
+                const float *plane = q + plane2_at(ldq, c, a, b);
                 for (int r = 0; r < nr; r++) {
                     const int h = r * 2 + a - g->P;
                     if (h >= 0 && h < g->H)
