@@ -449,7 +449,7 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
             split_phases(g, x, n, gi * g->ICg, ph + ((size_t)n * g->G + gi) * ph_n);
     const int items = g->N * g->G * bands;
     heed_status st = HEED_OK;
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(T) schedule(static)
     for (int it = 0; it < items; it++) {
         const int t = conv_thread();
         const int n = it / (g->G * bands), gi = it / bands % g->G, b = it % bands;
@@ -525,7 +525,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
         return HEED_OK;
     }
     heed_status st = HEED_OK;
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(T) schedule(static)
     for (int pi = 0; pi < passes; pi++) {
         const int t = conv_thread();
         const int n0 = pi * nb, nbc = g.N - n0 < nb ? g.N - n0 : nb;
@@ -682,7 +682,7 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
     partial = tmp + tmp_n * T;
     conv_zero_partials(partial, nw, ps, chunks);
     heed_status st = HEED_OK;
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int ch = 0; ch < chunks; ch++) {
         const int t = conv_thread();
         int p0, p1;

@@ -466,7 +466,7 @@ static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *
                     for (int i = 0; i < KK; i++) dst[KK - 1 - i] = src[i];
                 }
     conv_zero_partials(partial, nw, ps, chunks);
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int ch = 0; ch < chunks; ch++) {
         const int t = conv_thread();
         int n0, n1;

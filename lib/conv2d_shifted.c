@@ -628,7 +628,7 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
     heed_status st = HEED_OK;
     /* With one thread, the same chunks in order, and no parallel region (a
      * single chunk's products then thread inside heed_gemm). */
-#pragma omp parallel for num_threads(T) schedule(dynamic, 1) if (T > 1)
+#pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int ch = 0; ch < chunks; ch++) {
         const int t = conv_thread();
         int n0, n1;
