@@ -158,7 +158,9 @@ static inline heed_status conv_gemm_post(int M, int N, int K, const float *A, in
 #define CONV_SLICE_GUARD ((size_t)65536)
 
 static inline size_t conv_slice(size_t floats, int T) {
-    return T > 1 && floats ? (floats + 15) / 16 * 16 + CONV_SLICE_GUARD : floats;
+    /* Whole vectors are whole cache lines (16 floats, 64 bytes). */
+    const size_t lines = (floats + CONV_VECTOR - 1) / CONV_VECTOR * CONV_VECTOR;
+    return T > 1 && floats ? lines + CONV_SLICE_GUARD : floats;
 }
 
 static inline int conv_round_vector(int n) {
