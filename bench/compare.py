@@ -120,6 +120,34 @@ def heed_one(heed, workload, mode, batch, threads, seconds, cpu=None):
     return next(iter(run_lines(cmd, "heed", cpu=cpu)), None)
 
 
+def heed_together(heed, workload, mode, batch, seconds, cpus):
+    """One single-thread heed bench process per CPU of `cpus`, each pinned to
+    its CPU, all started at once: what the machine gives work that shares
+    nothing. Each process's result, in the order of cpus (None if one
+    failed)."""
+    cmd = [heed, "bench", "--json", "--workload", workload, "--mode", mode, "--batch", str(batch),
+           "--threads", "1", "--seconds", f"{seconds:g}"]
+    print(f"running: (at once, one on each of CPUs {', '.join(map(str, cpus))}) " + " ".join(cmd),
+          file=sys.stderr, flush=True)
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+                              preexec_fn=lambda c=c: os.sched_setaffinity(0, {c}))
+             for c in cpus]
+    results = []
+    for c, proc in zip(cpus, procs):
+        out, _ = proc.communicate()
+        rows = []
+        for line in out.splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+        r = rows[-1] if rows and proc.returncode == 0 else None
+        print(f"  heed (CPU {c}, beside the others): {workload} {mode} {batch}: "
+              f"{r and r.get('images_per_s')} images/s", file=sys.stderr, flush=True)
+        results.append(r)
+    return results
+
+
 def darknet_seconds(cfg):
     """darknet's own `speed` figure for cfg (seconds per image), or None."""
     try:
@@ -166,23 +194,32 @@ def scaling_lines(heed, cases, threads, seconds, rounds):
     round's speed-up is taken against its fastest one-thread run, and the
     median over rounds reported; "of the CPUs' sum" relates the threaded
     speed to the one-thread speeds of all the CPUs it ran on added up (1.00:
-    nothing lost to threading, whatever each CPU's speed)."""
+    nothing lost to threading, whatever each CPU's speed). Each round also
+    runs one single-thread process on every one of those CPUs at once: their
+    images/s added up, over the fastest CPU alone, is what the machine gives
+    work that shares nothing (cores slow each other down through the host,
+    the shared cache and memory), the ceiling for the threads' speed-up."""
     cpus = sorted(os.sched_getaffinity(0))[:threads]
     if len(cpus) < threads:
         print(f"\nscaling: {threads} threads asked for, this process may run on "
               f"{len(cpus)} CPUs: not measured")
         return
     print(f"\n| case | heed img/s, 1 thread on CPU {', '.join(map(str, cpus))} | heed img/s, "
-          f"{threads} threads | speed-up over the fastest CPU | of the CPUs' sum |")
-    print("|---|---:|---:|---:|---:|")
+          f"{threads} threads | speed-up over the fastest CPU | of the CPUs' sum "
+          f"| {threads} one-thread processes at once, over the fastest CPU |")
+    print("|---|---:|---:|---:|---:|---:|")
     for (w, m, b) in cases:
         if not w.startswith("resnet18"):
             continue
         singles = {c: [] for c in cpus}
-        manys, ratios, shares = [], [], []
+        manys, ratios, shares, ceilings = [], [], [], []
         for _ in range(rounds):
             ones = [heed_one(heed, w, m, b, 1, seconds, cpu=c) for c in cpus]
+            together = heed_together(heed, w, m, b, seconds, cpus)
             many = heed_one(heed, w, m, b, threads, seconds)
+            if all(ones) and all(together):
+                ceilings.append(sum(r["images_per_s"] for r in together) /
+                                max(one["images_per_s"] for one in ones))
             if all(ones) and many:
                 for c, one in zip(cpus, ones):
                     singles[c].append(one)
@@ -193,11 +230,14 @@ def scaling_lines(heed, cases, threads, seconds, rounds):
         if ratios:
             ratios.sort()
             shares.sort()
+            ceilings.sort()
             per_cpu = " / ".join(f"{median_run(singles[c])['images_per_s']:.2f}" for c in cpus)
+            ceiling = f"{ceilings[len(ceilings) // 2]:.2f}×" if ceilings else "—"
             print(f"| {w} {m} {b} | {per_cpu} | {median_run(manys)['images_per_s']:.2f} | "
-                  f"{ratios[len(ratios) // 2]:.2f}× | {shares[len(shares) // 2]:.2f} |")
-    print(f"\n(medians over {rounds} round{'s' if rounds > 1 else ''}; each round's speed-up "
-          f"is over its fastest one-thread run)")
+                  f"{ratios[len(ratios) // 2]:.2f}× | {shares[len(shares) // 2]:.2f} | "
+                  f"{ceiling} |")
+    print(f"\n(medians over {rounds} round{'s' if rounds > 1 else ''}; each round's speed-ups "
+          f"are over its fastest one-thread run)")
 
 
 def main(argv=None):
