@@ -557,10 +557,10 @@ END_TEST
 
 /* ---- reproducibility, samples, files ------------------------------------------ */
 
-/* A few SGD steps from seed 5 at the given thread count; the weights. */
-static float *train_a_little(int threads, size_t *count) {
+/* A few SGD steps on N images from seed 5 at the given thread count; the
+ * weights. */
+static float *train_a_little(int threads, int N, size_t *count) {
     omp_set_num_threads(threads);
-    const int N = 20;
     heed_params p = {0};
     heed_ram_cfg cfg = small_cfg(0);
     cfg.seed = 5;
@@ -571,7 +571,8 @@ static float *train_a_little(int threads, size_t *count) {
     heed_tensor_alloc(&x, N, 1, 12, 12);
     heed_tensor_alloc(&dy, N, cfg.classes, 1, 1);
     tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 5);
-    int labels[20];
+    int labels[64];
+    ck_assert_int_le(N, 64);
     for (int i = 0; i < N; i++) labels[i] = i % cfg.classes;
     heed_layer_set_training(&r->base, 1);
     heed_layer_reseed(&r->base, 17);
@@ -596,13 +597,58 @@ static float *train_a_little(int threads, size_t *count) {
     return w;
 }
 
-START_TEST(training_is_reproducible_across_runs_and_threads) {
+/* 20 images: too few rows to share the forward's steps by rows, so the
+ * threads work inside each product; 40 (and 37, an odd count): each thread
+ * runs every step for its own rows. */
+static void check_training_reproducible(int N) {
     size_t n1, n2, n3;
-    float *a = train_a_little(1, &n1), *b = train_a_little(1, &n2), *c = train_a_little(2, &n3);
+    float *a = train_a_little(1, N, &n1), *b = train_a_little(1, N, &n2);
+    float *c = train_a_little(2, N, &n3);
     ck_assert(n1 == n2 && n1 == n3);
     ck_assert_int_eq(memcmp(a, b, n1 * sizeof(float)), 0);
     ck_assert_int_eq(memcmp(a, c, n1 * sizeof(float)), 0);
     free(a), free(b), free(c);
+}
+
+START_TEST(training_is_reproducible_across_runs_and_threads) {
+    check_training_reproducible(20);
+    check_training_reproducible(40);
+    check_training_reproducible(37);
+}
+END_TEST
+
+/* Inference with three samples per image (rows m N + i; a thread's rows
+ * span two samples) on 1 and 2 threads:
+ * the same outputs, locations and patches, bit for bit. */
+START_TEST(inference_is_the_same_on_one_thread_and_two) {
+    const int N = 13;
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(1);
+    cfg.samples = 3;
+    heed_ram *r = make_ram(&cfg, (int[3]){1, 12, 12}, &p, 9);
+    heed_tensor x, y1 = {0}, y2 = {0}, where1 = {0}, seen1 = {0};
+    heed_tensor_alloc(&x, N, 1, 12, 12);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 9);
+    heed_layer_set_training(&r->base, 0);
+    omp_set_num_threads(1);
+    heed_layer_reseed(&r->base, 3);
+    ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y1), HEED_OK);
+    ck_assert_int_eq(heed_tensor_zeros_like(&where1, heed_ram_locations(r)), HEED_OK);
+    ck_assert_int_eq(heed_tensor_copy(&where1, heed_ram_locations(r)), HEED_OK);
+    ck_assert_int_eq(heed_tensor_zeros_like(&seen1, heed_ram_patches(r)), HEED_OK);
+    ck_assert_int_eq(heed_tensor_copy(&seen1, heed_ram_patches(r)), HEED_OK);
+    omp_set_num_threads(2);
+    heed_layer_reseed(&r->base, 3);
+    ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y2), HEED_OK);
+    ck_assert_int_eq(memcmp(y1.data, y2.data, heed_tensor_count(&y1) * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(where1.data, heed_ram_locations(r)->data,
+                            heed_tensor_count(&where1) * sizeof(float)), 0);
+    ck_assert_int_eq(memcmp(seen1.data, heed_ram_patches(r)->data,
+                            heed_tensor_count(&seen1) * sizeof(float)), 0);
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y1), heed_tensor_free(&y2);
+    heed_tensor_free(&where1), heed_tensor_free(&seen1);
 }
 END_TEST
 
@@ -972,6 +1018,7 @@ Suite *heed_suite_ram(void) {
     tcase_add_test(tc, set_targets_adds_reinforce_and_baseline_terms);
     tcase_add_test(tc, reinforce_moves_the_policy_to_the_object);
     tcase_add_test(tc, training_is_reproducible_across_runs_and_threads);
+    tcase_add_test(tc, inference_is_the_same_on_one_thread_and_two);
     tcase_add_test(tc, inference_averages_samples);
     tcase_add_test(tc, net_file_and_model_round_trip);
     tcase_add_test(tc, w3_net_file_and_flops);
