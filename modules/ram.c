@@ -126,7 +126,9 @@ static heed_status sense(heed_ram *r, const heed_tensor *x, int t, int n, int M,
     const int R = n * M, D = r->depth, P = r->cfg.patch, S = r->cfg.scales, C = x->c;
     const size_t per_image = (size_t)C * x->h * x->w;
     for (int m = 0; m < M; m++) {
-        const int a = (r0 > m * n ? r0 : m * n) - m * n, b = (r1 < (m + 1) * n ? r1 : (m + 1) * n) - m * n;
+        /* this sample's images [a, b) among the rows */
+        const int a = (r0 > m * n ? r0 : m * n) - m * n;
+        const int b = (r1 < (m + 1) * n ? r1 : (m + 1) * n) - m * n;
         if (a >= b) continue;
         const size_t row = (size_t)t * R + (size_t)m * n + a;
         heed_tensor xs = heed_tensor_view(x->data + a * per_image, b - a, C, x->h, x->w);
