@@ -455,7 +455,7 @@ static heed_status forward_bands(heed_conv2d *l, const geom *g, const float *x, 
         const int n = it / (g->G * bands), gi = it / bands % g->G, b = it % bands;
         const int c0 = conv_band_start(g, bands, b), c1 = conv_band_start(g, bands, b + 1);
         if (c0 < c1)
-            conv_note(&st, band_product(l, g, x,
+            par_note(&st, band_product(l, g, x,
                                         ph_n ? ph + ((size_t)n * g->G + gi) * ph_n : NULL, n,
                                         gi, c0, c1, col + t * col_n, tmp + t * tmp_n, y, p));
     }
@@ -529,7 +529,7 @@ static heed_status forward(heed_conv2d *l, const heed_tensor *x, heed_tensor *y,
     for (int pi = 0; pi < passes; pi++) {
         const int t = conv_thread();
         const int n0 = pi * nb, nbc = g.N - n0 < nb ? g.N - n0 : nb;
-        conv_note(&st, forward_pass(l, &g, x->data, y->data, n0, nbc,
+        par_note(&st, forward_pass(l, &g, x->data, y->data, n0, nbc,
                                     col ? col + t * col_n : NULL, tmp ? tmp + t * tmp_n : NULL,
                                     p));
     }
@@ -692,7 +692,7 @@ heed_status heed_conv2d_backward(heed_conv2d *l, const heed_tensor *x, const hee
             const heed_status s = backward_pass(
                 l, &g, x->data, dy->data, dxd, write_dx, n0, g.N - n0 < nb ? g.N - n0 : nb,
                 by_t, wt, col ? col + t * col_n : NULL, tmp + t * tmp_n, partial + ch * ps);
-            if (conv_note(&st, s) != HEED_OK) break;
+            if (par_note(&st, s) != HEED_OK) break;
         }
     }
     HEED_TRY(conv_workers_done(st, l, "heed_conv2d_backward"));

@@ -211,24 +211,11 @@ static inline int conv_team_size(void) {
 #endif
 }
 
-/* Records a worker's failure in the parallel region's shared status (any
- * one failure will do: the caller reports that a worker failed); returns
- * s. */
-static inline heed_status conv_note(heed_status *st, heed_status s) {
-    if (s != HEED_OK) {
-#pragma omp atomic write
-        *st = s;
-    }
-    return s;
-}
-
-/* After a parallel region: HEED_OK, or its workers' failure, naming the
- * function and the layer. */
+/* After a parallel region: HEED_OK, or its workers' failure (par_note),
+ * naming the function and the layer. */
 static inline heed_status conv_workers_done(heed_status st, const heed_conv2d *l,
                                             const char *fn) {
-    if (st == HEED_OK) return HEED_OK;
-    return heed_fail(st, "%s %s: a worker thread failed (%s)", fn, l->base.name,
-                     heed_status_name(st));
+    return par_workers_done(st, fn, l->base.name);
 }
 
 /* Threads a layer may use: 1 inside a parallel region. */

@@ -531,7 +531,7 @@ heed_status heed_conv_shifted_forward(heed_conv2d *l, const geom *g, const float
             int o0, oc;
             split_block(g, &sp, it % blocks, &o0, &oc);
             if (c0 < c1 && oc > 0)
-                conv_note(&st, shifted_forward_band(g, x, y, n, c0, c1, o0, oc, a, z + t * zn, p));
+                par_note(&st, shifted_forward_band(g, x, y, n, c0, c1, o0, oc, a, z + t * zn, p));
         }
         if (balanced) seconds[t] = conv_now() - start;
     }
@@ -638,7 +638,7 @@ heed_status heed_conv_shifted_backward(heed_conv2d *l, const geom *g, const floa
         for (int n = n0; n < n1; n++) {
             const heed_status s =
                 shifted_backward_image(g, x, dy, dx, fresh, at, da + ch * da_stride, z + t * zn, n);
-            if (conv_note(&st, s) != HEED_OK) break;
+            if (par_note(&st, s) != HEED_OK) break;
         }
     }
     HEED_TRY(conv_workers_done(st, l, "heed_conv2d_backward"));
@@ -738,7 +738,7 @@ heed_status heed_conv_rows_forward(heed_conv2d *l, const geom *g, const float *x
                 rows_copies(g, x, 0, 0, g->ICg, slot, per_slot, zt);
                 conv_post_at pat;
                 heed_gemm_epilogue epi;
-                conv_note(&st, heed_gemm_rows(r1 - r0, g->L, g->R, 1.0f, l->w + (size_t)r0 * g->R,
+                par_note(&st, heed_gemm_rows(r1 - r0, g->L, g->R, 1.0f, l->w + (size_t)r0 * g->R,
                                               g->R, brow, 0.0f, y + (size_t)r0 * g->L, g->L,
                                               conv_epilogue(p, r0, &pat, &epi)));
             }

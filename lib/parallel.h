@@ -20,6 +20,8 @@
 #ifndef HEED_PARALLEL_H
 #define HEED_PARALLEL_H
 
+#include "error.h"
+
 #ifdef _OPENMP
 #include <omp.h>
 #define PAR_NESTED() omp_in_parallel()
@@ -47,5 +49,23 @@
             _Pragma("omp simd") __VA_ARGS__                                                        \
         }                                                                                          \
     } while (0)
+
+/* Records a worker's failure in a parallel region's shared status (any
+ * one failure will do: the caller reports that a worker failed, its
+ * message having stayed in the worker's thread); returns s. */
+static inline heed_status par_note(heed_status *st, heed_status s) {
+    if (s != HEED_OK) {
+#pragma omp atomic write
+        *st = s;
+    }
+    return s;
+}
+
+/* After a parallel region: HEED_OK, or its workers' failure, naming the
+ * function and the layer. */
+static inline heed_status par_workers_done(heed_status st, const char *fn, const char *name) {
+    if (st == HEED_OK) return HEED_OK;
+    return heed_fail(st, "%s %s: a worker thread failed (%s)", fn, name, heed_status_name(st));
+}
 
 #endif

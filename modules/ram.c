@@ -25,6 +25,7 @@
 #include <string.h>
 
 #include "omp_impl.h"
+#include "parallel.h"
 
 #include "activation.h"
 #include "loss.h"
@@ -261,15 +262,9 @@ heed_status heed_ram_forward(heed_ram *r, const heed_tensor *x, heed_tensor *y) 
 #pragma omp parallel num_threads(threads)
         {
             const int nt = omp_get_num_threads(), id = omp_get_thread_num();
-            const heed_status mine = forward_rows(r, x, n, M, R * id / nt, R * (id + 1) / nt);
-            if (mine != HEED_OK) {
-#pragma omp atomic write
-                st = mine;
-            }
+            par_note(&st, forward_rows(r, x, n, M, R * id / nt, R * (id + 1) / nt));
         }
-        if (st != HEED_OK)
-            return heed_fail(st, "ram forward %s: a worker thread failed (%s)", r->base.name,
-                             heed_status_name(st));
+        HEED_TRY(par_workers_done(st, "ram forward", r->base.name));
     } else {
         HEED_TRY(forward_rows(r, x, n, M, 0, R));
     }
