@@ -313,6 +313,31 @@ static inline __attribute__((always_inline)) void taps_dot_block(
     }
 }
 
+/* taps_dot for a 3x3 kernel (the depthwise layers'): all nine taps side by
+ * side in named vectors, nine chains, each block of d loaded once for
+ * them. One row of taps at a time (taps_dot_block) read d three times and
+ * waited on three chains: the weight gradient was 29% of a 48-channel
+ * 28x28 depthwise layer's training step on one thread. Each tap's sum is
+ * the one taps_dot_block makes, in the same order. */
+HEED_WIDE
+static void taps_dot3(const float *d, size_t ldd, const float *r, size_t ldr, int OH, int OW,
+                      int D, float *dw) {
+    vec16 a[9] = {{0}};
+    for (int i = 0; i < OH; i++) {
+        const float *dr = d + (size_t)i * ldd, *x0 = r + (size_t)i * ldr;
+        const float *x1 = x0 + (size_t)D * ldr, *x2 = x1 + (size_t)D * ldr;
+        for (int j = 0; j < OW; j += JB) {
+            const vec16 g = load16(dr + j);
+            a[0] += g * load16(x0 + j), a[1] += g * load16(x0 + j + D);
+            a[2] += g * load16(x0 + j + 2 * D), a[3] += g * load16(x1 + j);
+            a[4] += g * load16(x1 + j + D), a[5] += g * load16(x1 + j + 2 * D);
+            a[6] += g * load16(x2 + j), a[7] += g * load16(x2 + j + D);
+            a[8] += g * load16(x2 + j + 2 * D);
+        }
+    }
+    for (int t = 0; t < 9; t++) dw[t] += lanes_sum(&a[t]);
+}
+
 /* dw[u*K + v] += sum over (i, j) of d[i, j] r[i + u*D, j + v*D] for every tap,
  * d rows ldd apart, r rows ldr apart, in blocks of JB columns (d's zeros
  * beyond OW make the last block exact); CHAINS taps at a time, then the
@@ -323,6 +348,10 @@ static inline __attribute__((always_inline)) void taps_dot_block(
 HEED_WIDE
 static void taps_dot(const float *d, size_t ldd, const float *r, size_t ldr, int OH, int OW, int K,
                      int D, float *dw) {
+    if (K == 3) {
+        taps_dot3(d, ldd, r, ldr, OH, OW, D, dw);
+        return;
+    }
     for (int u = 0; u < K; u++) {
         int v = 0;
         for (; v + CHAINS <= K; v += CHAINS) taps_dot_block(d, ldd, r, ldr, OH, OW, D, u, v, dw, K, CHAINS);
