@@ -150,37 +150,49 @@ static heed_status phase_forward(heed_conv2d *l, const geom *g, const float *x, 
     return HEED_OK;
 }
 
-/* Backward of images n0 .. n1-1 for group gi, its weight gradient summed
- * into dw (the group's OCg * R weights). */
-static void phase_backward_group(const heed_conv2d *l, const geom *g, const size_t *off,
-                                 const float *x, const float *dy, float *dx, int fresh, int n0,
-                                 int n1, int gi, float *dw, float *q) {
+/* Backward of images n0 .. n1-1 for groups g0 .. g1-1, each group's weight
+ * gradient summed into its part of dw (the chunk's partial, OCg * R weights
+ * a group). Image by image, its groups in turn: the groups' planes of one
+ * image lie one after the other, where one group's planes of successive
+ * images lie a whole image apart (by group, then image, MobileNet's
+ * stride-2 depthwise backward waited on memory for every plane). Each
+ * group's sum still runs over the images in order. */
+static void phase_backward_images(const heed_conv2d *l, const geom *g, const size_t *off,
+                                  const float *x, const float *dy, float *dx, int fresh, int n0,
+                                  int n1, int g0, int g1, float *dw, float *q) {
     const size_t qn = conv_phase_planes_size(g, g->OH), gn = conv_phase_grid_size(g, g->OH);
     const int Wq = conv_phase_width(g);
     float *dq = q + qn, *d = dq + qn;
-    for (int n = n0; n < n1; n++) {
-        heed_conv_phase_fill_image(g, x, n, gi * g->ICg, q, d + gn);
-        if (dx) memset(dq, 0, qn * sizeof(float));
-        for (int k = 0; k < g->OCg; k++) {
-            const int o = gi * g->OCg + k;
-            const float *dyp = dy + ((size_t)n * g->OC + o) * g->L;
-            heed_conv_phase_lay_rows(dyp, g->OH, g->OW, d, Wq, gn);
-            grid_tap_dots(d, q, off, g->R, dw + (size_t)k * g->R, gn);
-            if (dx) grid_spread_taps(d, off, g->R, l->w + (size_t)o * g->R, dq, gn);
+    for (int n = n0; n < n1; n++)
+        for (int gi = g0; gi < g1; gi++) {
+            heed_conv_phase_fill_image(g, x, n, gi * g->ICg, q, d + gn);
+            if (dx) memset(dq, 0, qn * sizeof(float));
+            for (int k = 0; k < g->OCg; k++) {
+                const int o = gi * g->OCg + k;
+                const float *dyp = dy + ((size_t)n * g->OC + o) * g->L;
+                heed_conv_phase_lay_rows(dyp, g->OH, g->OW, d, Wq, gn);
+                grid_tap_dots(d, q, off, g->R, dw + (size_t)o * g->R, gn);
+                if (dx) grid_spread_taps(d, off, g->R, l->w + (size_t)o * g->R, dq, gn);
+            }
+            if (dx) heed_conv_phase_add_back(g, dq, n, gi * g->ICg, dx, fresh, d + gn);
         }
-        if (dx) heed_conv_phase_add_back(g, dq, n, gi * g->ICg, dx, fresh, d + gn);
-    }
 }
 
-/* Items are (chunk of images, group) pairs: each owns its images' dx for
- * the group's input channels and its chunk's partial of the group's weight
- * gradient, so nothing races; the partials are added in chunk order
- * (conv_backward_chunks: the sums do not depend on the thread count). */
+/* Items are (chunk of images, block of groups) pairs: each owns its
+ * images' dx for the block's input channels and its chunk's partial of the
+ * block's weight gradient, so nothing races; the partials are added in
+ * chunk order (conv_backward_chunks: the sums do not depend on the thread
+ * count). A chunk's groups are cut into blocks only where the chunks alone
+ * would give a thread fewer than four items. */
 static heed_status phase_backward(heed_conv2d *l, const geom *g, const float *x, const float *dy,
                                   float *dx, int fresh) {
     const size_t qn = conv_phase_planes_size(g, g->OH), gn = conv_phase_grid_size(g, g->OH);
-    const int chunks = conv_backward_chunks(g, g->N), items = chunks * g->G;
-    const int T = conv_pass_threads(items, (size_t)g->OCg * g->R * g->L * 2 * (g->N / chunks));
+    const int chunks = conv_backward_chunks(g, g->N);
+    const int T = conv_pass_threads(chunks * g->G,
+                                    (size_t)g->OCg * g->R * g->L * 2 * (g->N / chunks));
+    int blocks = (4 * T + chunks - 1) / chunks;
+    if (blocks > g->G) blocks = g->G;
+    const int items = chunks * blocks;
     const size_t nw = (size_t)g->OC * g->R, ps = conv_slice(nw, T);
     const size_t per_thread = conv_slice(2 * qn + gn + heed_conv_phase_image_work(g), T);
     float *buf;
@@ -192,12 +204,12 @@ static heed_status phase_backward(heed_conv2d *l, const geom *g, const float *x,
     conv_zero_partials(partial, nw, ps, chunks);
 #pragma omp parallel for num_threads(T) schedule(static) if (T > 1)
     for (int it = 0; it < items; it++) {
-        const int ch = it / g->G, gi = it % g->G;
-        int n0, n1;
+        const int ch = it / blocks, b = it % blocks;
+        int n0, n1, g0, g1;
         conv_chunk_range(g->N, chunks, ch, &n0, &n1);
-        phase_backward_group(l, g, off, x, dy, dx, fresh, n0, n1, gi,
-                             partial + ch * ps + (size_t)gi * g->OCg * g->R,
-                             work + (size_t)conv_thread() * per_thread);
+        conv_chunk_range(g->G, blocks, b, &g0, &g1);
+        phase_backward_images(l, g, off, x, dy, dx, fresh, n0, n1, g0, g1, partial + ch * ps,
+                              work + (size_t)conv_thread() * per_thread);
     }
     conv_add_partials(l->dw, partial, nw, ps, chunks);
     return HEED_OK;
