@@ -331,9 +331,9 @@ static inline __attribute__((always_inline)) void taps_dot_block(
  * waited on three chains: the weight gradient was 29% of a 48-channel
  * 28x28 depthwise layer's training step on one thread. Each tap's sum is
  * the one taps_dot_block makes, in the same order. */
-HEED_WIDE
-static void taps_dot3(const float *d, size_t ldd, const float *r, size_t ldr, int OH, int OW,
-                      int D, float *dw) {
+static inline __attribute__((always_inline)) void taps_dot3(const float *d, size_t ldd,
+                                                            const float *r, size_t ldr, int OH,
+                                                            int OW, int D, float *dw) {
     vec16 a[9] = {{0}};
     for (int i = 0; i < OH; i++) {
         const float *dr = d + (size_t)i * ldd, *x0 = r + (size_t)i * ldr;
