@@ -34,6 +34,42 @@ static heed_status check_x(const heed_linear *l, const heed_tensor *x, const cha
     return HEED_OK;
 }
 
+/* Rows from which a frozen layer's product reads the kept W^T: from 5 rows
+ * up heed_gemm computes x W^T on its register tiles whether W comes
+ * transposed (packed on every call) or not (read in place), the same sums
+ * in the same order; up to 4 it takes dot products of x's rows with W's,
+ * which sum in another order (gemm.c's DOT_M_MAX). */
+#define KEPT_MIN_ROWS 5
+
+/* W^T (IN, OUT) for the layer's current freeze, made on first use under
+ * it; NULL when none can be made (the caller then reads W). RAM runs its
+ * layers on several threads at once (one product per thread for its own
+ * rows), so the first of them makes it, under a lock, and the others wait.
+ * Packing W for each product had taken 14% of RAM's inference on two
+ * threads, each thread packing every layer's weights on every step. */
+static const float *kept_transpose(heed_linear *l) {
+    uint64_t made;
+#pragma omp atomic read seq_cst
+    made = l->wt_frozen;
+    if (made == l->base.frozen) return l->wt.data;
+    const float *wt = NULL;
+#pragma omp critical(heed_linear_transpose)
+    {
+        const int IN = l->cfg.in, OUT = l->cfg.out;
+        float *t = NULL;
+        if (l->wt_frozen == l->base.frozen)
+            wt = l->wt.data;
+        else if (heed_scratch_get(&l->wt, (size_t)IN * OUT, &t) == HEED_OK) {
+            for (int o = 0; o < OUT; o++)
+                for (int i = 0; i < IN; i++) t[(size_t)i * OUT + o] = l->w[(size_t)o * IN + i];
+#pragma omp atomic write seq_cst
+            l->wt_frozen = l->base.frozen;
+            wt = t;
+        }
+    }
+    return wt;
+}
+
 /* y already sized (N, OUT); beta 1 adds to what y holds. */
 static heed_status linear_run(heed_linear *l, const heed_tensor *x, heed_tensor *y, float beta) {
     const int N = x->n, IN = l->cfg.in, OUT = l->cfg.out;
@@ -47,6 +83,8 @@ static heed_status linear_run(heed_linear *l, const heed_tensor *x, heed_tensor 
         }
         beta = 1.0f;
     }
+    const float *wt = l->base.frozen && N >= KEPT_MIN_ROWS ? kept_transpose(l) : NULL;
+    if (wt) return heed_gemm(0, 0, N, OUT, IN, 1.0f, x->data, IN, wt, OUT, beta, y->data, OUT);
     return heed_gemm(0, 1, N, OUT, IN, 1.0f, x->data, IN, l->w, IN, beta, y->data, OUT);
 }
 
@@ -79,6 +117,7 @@ heed_status heed_linear_backward(heed_linear *l, const heed_tensor *x, const hee
                          "linear backward %s: input gradient (%d, %d, %d, %d) does not match "
                          "input (%d, %d, %d, %d)",
                          l->base.name, dx->n, dx->c, dx->h, dx->w, x->n, x->c, x->h, x->w);
+    l->wt_frozen = 0; /* a training step: W may change (layer.h) */
     HEED_TRY(heed_gemm(1, 0, OUT, IN, N, 1.0f, dy->data, OUT, x->data, IN, 1.0f, l->dw, IN));
     if (l->db)
         for (int n = 0; n < N; n++) {
@@ -104,7 +143,10 @@ static double linear_flops(const heed_layer *base) {
     return 2.0 * l->cfg.in * l->cfg.out + (l->cfg.no_bias ? 0.0 : l->cfg.out);
 }
 
-static void linear_destroy(heed_layer *l) { free(l); }
+static void linear_destroy(heed_layer *l) {
+    heed_scratch_free(&((heed_linear *)l)->wt);
+    free(l);
+}
 
 static const heed_layer_ops linear_ops = {
     .type = "fc",

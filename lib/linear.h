@@ -41,6 +41,10 @@ typedef struct heed_linear {
     heed_linear_cfg cfg; /* cfg.in resolved to C*H*W */
     float *w, *dw;       /* (OUT, IN) */
     float *b, *db;       /* (OUT), NULL when cfg.no_bias */
+    /* W^T (IN, OUT), made while the layer is frozen (layer.h) for products
+     * of more than a few rows, and the freeze it was made under (0: none). */
+    heed_scratch wt;
+    uint64_t wt_frozen;
 } heed_linear;
 
 /* Makes a fully connected layer for inputs of shape in[] = (C, H, W) per

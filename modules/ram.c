@@ -228,8 +228,25 @@ static void mean_softmax_log(heed_tensor *logits, int n, int M, float *y) {
         }
 }
 
+/* The fully connected layers r has (NULL ones left out), in fcs[0 ..
+ * returned count). */
+enum { RAM_FCS = 10 };
+static int layers_of(const heed_ram *r, heed_linear *fcs[RAM_FCS]) {
+    heed_linear *all[RAM_FCS] = {r->fc_g,  r->fc_l,  r->fc_gg,  r->fc_gl,   r->fc_hh,
+                                 r->fc_hg, r->fc_ih, r->fc_loc, r->fc_base, r->fc_act};
+    int k = 0;
+    for (int i = 0; i < RAM_FCS; i++)
+        if (all[i]) fcs[k++] = all[i];
+    return k;
+}
+
 heed_status heed_ram_forward(heed_ram *r, const heed_tensor *x, heed_tensor *y) {
     const heed_ram_cfg *c = &r->cfg;
+    /* Its layers are not its children (nothing else visits them), so they
+     * follow its freeze here: frozen, their products read a kept W^T
+     * instead of packing W on every step (linear.c). */
+    heed_linear *fcs[RAM_FCS];
+    for (int i = 0; i < layers_of(r, fcs); i++) fcs[i]->base.frozen = r->base.frozen;
     HEED_CHECK_SHAPE(x->c == r->base.in_c && x->h == r->base.in_h && x->w == r->base.in_w,
                      "ram forward %s: input (%d, %d, %d, %d), expected (N, %d, %d, %d)",
                      r->base.name, x->n, x->c, x->h, x->w, r->base.in_c, r->base.in_h, r->base.in_w);
@@ -373,10 +390,8 @@ static double ram_flops(const heed_layer *l) {
 
 static void ram_destroy(heed_layer *l) {
     heed_ram *r = (heed_ram *)l;
-    heed_linear *fcs[] = {r->fc_g, r->fc_l, r->fc_gg, r->fc_gl, r->fc_hh,
-                          r->fc_hg, r->fc_ih, r->fc_loc, r->fc_base, r->fc_act};
-    for (size_t i = 0; i < sizeof fcs / sizeof fcs[0]; i++)
-        if (fcs[i]) heed_layer_free(&fcs[i]->base);
+    heed_linear *fcs[RAM_FCS];
+    for (int i = 0; i < layers_of(r, fcs); i++) heed_layer_free(&fcs[i]->base);
     heed_tensor *ts[] = {&r->loc, &r->pt, &r->hg, &r->hl, &r->g, &r->core, &r->h, &r->c, &r->tc,
                          &r->mu, &r->s, &r->b, &r->logits, &r->reward, &r->where, &r->seen, &r->dh,
                          &r->dpre, &r->dg, &r->dgp, &r->dhg, &r->dhgp, &r->dhl, &r->dhlp, &r->dpt,

@@ -252,6 +252,59 @@ END_TEST
 
 /* NULL params or cfg refused (as heed_conv2d_new does), and names that
  * do not fit a layer's 47 characters refused rather than cut. */
+/* Forwards of rows x rows of 37 features through a 37 -> 48 layer, into y. */
+static void forward_rows(heed_linear *fc, const float *xs, int rows, heed_tensor *y) {
+    heed_tensor x = heed_tensor_view((float *)xs, rows, 37, 1, 1);
+    ck_assert_int_eq(heed_layer_forward(&fc->base, &x, y), HEED_OK);
+}
+
+/* A frozen layer computes its products from a kept W^T (linear.c): the
+ * outputs must be the unfrozen ones bit for bit at every row count (the
+ * dot-product path below 5 rows, the register tiles above), follow W when
+ * it changes between freezes, and follow a training step taken while
+ * frozen (a backward drops the copy). */
+START_TEST(frozen_forward_is_the_unfrozen_one) {
+    heed_params p = {0};
+    heed_linear *fc;
+    ck_assert_int_eq(heed_linear_new(&fc, &(heed_linear_cfg){.in = 37, .out = 48},
+                                     (int[3]){37, 1, 1}, &p, "fc"), HEED_OK);
+    ck_assert_int_eq(heed_params_alloc(&p, 3), HEED_OK);
+    float xs[70 * 37];
+    for (size_t i = 0; i < sizeof xs / sizeof xs[0]; i++) xs[i] = (float)((i * 29) % 31) / 7.0f - 2;
+    heed_tensor plain = {0}, frozen = {0};
+    const int rows[] = {1, 4, 5, 9, 70};
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t k = 0; k < sizeof rows / sizeof rows[0]; k++) {
+            heed_layer_set_frozen(&fc->base, 0);
+            forward_rows(fc, xs, rows[k], &plain);
+            heed_layer_set_frozen(&fc->base, 1);
+            forward_rows(fc, xs, rows[k], &frozen);
+            forward_rows(fc, xs, rows[k], &frozen); /* the kept copy, reused */
+            ck_assert_msg(!memcmp(plain.data, frozen.data, (size_t)rows[k] * 48 * sizeof(float)),
+                          "pass %d, %d rows: frozen output differs", pass, rows[k]);
+        }
+        heed_layer_set_frozen(&fc->base, 0);
+        for (int i = 0; i < 37 * 48; i++) fc->w[i] = -0.5f * fc->w[i] + 0.01f * (float)(i % 13);
+    }
+    /* Frozen, a backward and an update: the next forward sees the new W. */
+    heed_layer_set_frozen(&fc->base, 1);
+    forward_rows(fc, xs, 70, &frozen);
+    heed_tensor dy = {0};
+    ck_assert_int_eq(heed_tensor_alloc(&dy, 70, 48, 1, 1), HEED_OK);
+    for (size_t i = 0; i < heed_tensor_count(&dy); i++) dy.data[i] = 0.01f * (float)(i % 7);
+    heed_tensor x = heed_tensor_view(xs, 70, 37, 1, 1);
+    ck_assert_int_eq(heed_layer_backward(&fc->base, &x, &frozen, &dy, NULL), HEED_OK);
+    for (int i = 0; i < 37 * 48; i++) fc->w[i] -= fc->dw[i];
+    forward_rows(fc, xs, 70, &frozen);
+    heed_layer_set_frozen(&fc->base, 0);
+    forward_rows(fc, xs, 70, &plain);
+    ck_assert(!memcmp(plain.data, frozen.data, 70 * 48 * sizeof(float)));
+    heed_tensor_free(&plain), heed_tensor_free(&frozen), heed_tensor_free(&dy);
+    heed_layer_free(&fc->base);
+    heed_params_free(&p);
+}
+END_TEST
+
 START_TEST(null_arguments_and_long_names_are_refused) {
     heed_params p = {0};
     heed_linear *fc = (heed_linear *)1;
@@ -290,6 +343,7 @@ Suite *heed_suite_linear(void) {
     tcase_add_test(tc, bad_configs_and_shapes_fail_with_messages);
     tcase_add_test(tc, flatten_copies_forward_and_adds_backward);
     tcase_add_test(tc, null_arguments_and_long_names_are_refused);
+    tcase_add_test(tc, frozen_forward_is_the_unfrozen_one);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -618,7 +618,7 @@ START_TEST(training_is_reproducible_across_runs_and_threads) {
 END_TEST
 
 /* Inference with three samples per image (rows m N + i; a thread's rows
- * span two samples) on 1 and 2 threads:
+ * span two samples) on 1 and 2 threads, and frozen on both:
  * the same outputs, locations and patches, bit for bit. */
 START_TEST(inference_is_the_same_on_one_thread_and_two) {
     const int N = 13;
@@ -645,6 +645,18 @@ START_TEST(inference_is_the_same_on_one_thread_and_two) {
                             heed_tensor_count(&where1) * sizeof(float)), 0);
     ck_assert_int_eq(memcmp(seen1.data, heed_ram_patches(r)->data,
                             heed_tensor_count(&seen1) * sizeof(float)), 0);
+    /* Frozen, its layers read kept transposed weights (linear.c): the
+     * same outputs again, on one thread and on two. */
+    heed_layer_set_frozen(&r->base, 1);
+    for (int t = 1; t <= 2; t++) {
+        omp_set_num_threads(t);
+        heed_layer_reseed(&r->base, 3);
+        ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y2), HEED_OK);
+        ck_assert_msg(!memcmp(y1.data, y2.data, heed_tensor_count(&y1) * sizeof(float)),
+                      "frozen on %d threads: outputs differ", t);
+        ck_assert(!memcmp(where1.data, heed_ram_locations(r)->data,
+                          heed_tensor_count(&where1) * sizeof(float)));
+    }
     heed_layer_free(&r->base);
     heed_params_free(&p);
     heed_tensor_free(&x), heed_tensor_free(&y1), heed_tensor_free(&y2);
