@@ -45,7 +45,7 @@ static heed_status check_x(const heed_linear *l, const heed_tensor *x, const cha
  * it; NULL when none can be made (the caller then reads W). RAM runs its
  * layers on several threads at once (one product per thread for its own
  * rows), so the first of them makes it, under a lock, and the others wait.
- * Packing W for each product had taken 14% of RAM's inference on two
+ * Packing W for each product had taken a sixth of RAM's inference on two
  * threads, each thread packing every layer's weights on every step. */
 static const float *kept_transpose(heed_linear *l) {
     uint64_t made;

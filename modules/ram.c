@@ -246,7 +246,8 @@ heed_status heed_ram_forward(heed_ram *r, const heed_tensor *x, heed_tensor *y) 
      * follow its freeze here: frozen, their products read a kept W^T
      * instead of packing W on every step (linear.c). */
     heed_linear *fcs[RAM_FCS];
-    for (int i = 0; i < layers_of(r, fcs); i++) fcs[i]->base.frozen = r->base.frozen;
+    const int nfc = layers_of(r, fcs);
+    for (int i = 0; i < nfc; i++) fcs[i]->base.frozen = r->base.frozen;
     HEED_CHECK_SHAPE(x->c == r->base.in_c && x->h == r->base.in_h && x->w == r->base.in_w,
                      "ram forward %s: input (%d, %d, %d, %d), expected (N, %d, %d, %d)",
                      r->base.name, x->n, x->c, x->h, x->w, r->base.in_c, r->base.in_h, r->base.in_w);
@@ -391,7 +392,8 @@ static double ram_flops(const heed_layer *l) {
 static void ram_destroy(heed_layer *l) {
     heed_ram *r = (heed_ram *)l;
     heed_linear *fcs[RAM_FCS];
-    for (int i = 0; i < layers_of(r, fcs); i++) heed_layer_free(&fcs[i]->base);
+    const int nfc = layers_of(r, fcs);
+    for (int i = 0; i < nfc; i++) heed_layer_free(&fcs[i]->base);
     heed_tensor *ts[] = {&r->loc, &r->pt, &r->hg, &r->hl, &r->g, &r->core, &r->h, &r->c, &r->tc,
                          &r->mu, &r->s, &r->b, &r->logits, &r->reward, &r->where, &r->seen, &r->dh,
                          &r->dpre, &r->dg, &r->dgp, &r->dhg, &r->dhgp, &r->dhl, &r->dhlp, &r->dpt,
