@@ -19,6 +19,7 @@
  * Backward (BPTT through the unrolled steps): ram_backward.c.
  */
 #include "ram.h"
+#include "ram_impl.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -40,17 +41,9 @@ const heed_ram_cfg *heed_ram_config(const heed_ram *r) { return &r->cfg; }
 const heed_tensor *heed_ram_locations(const heed_ram *r) { return &r->where; }
 const heed_tensor *heed_ram_patches(const heed_ram *r) { return &r->seen; }
 
-/* Steps [t0, t0 + count) of a step-major cache with F features per row. */
-static heed_tensor steps(const heed_tensor *buf, int t0, int count, int rows, int F) {
-    return heed_tensor_view(buf->data + (size_t)t0 * rows * F, count * rows, F, 1, 1);
-}
 
 static float clamp1(float v) { return v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v; }
 
-/* Rows [r0, r1) of step t of a step-major cache of R rows a step. */
-static heed_tensor rows_of(const heed_tensor *buf, int t, int R, int r0, int r1, int F) {
-    return heed_tensor_view(buf->data + ((size_t)t * R + r0) * F, r1 - r0, F, 1, 1);
-}
 
 static float sigm(float v) {
     if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));

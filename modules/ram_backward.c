@@ -21,14 +21,10 @@
  * it ran (fc_hh: steps 1 .. T-1, plus its bias at step 0).
  */
 #include "ram.h"
+#include "ram_impl.h"
 
 #include "activation.h"
 #include "gemm.h"
-
-/* Steps [t0, t0 + count) of a step-major cache with F features per row. */
-static heed_tensor steps(const heed_tensor *buf, int t0, int count, int rows, int F) {
-    return heed_tensor_view(buf->data + (size_t)t0 * rows * F, count * rows, F, 1, 1);
-}
 
 static heed_status ensure_rows(heed_tensor *t, int rows, int F) {
     return heed_tensor_ensure(t, rows, F, 1, 1);
