@@ -275,6 +275,34 @@ START_TEST(sensor_matches_reference_and_its_transpose) {
 }
 END_TEST
 
+/* W3's sensor (12x12 patches of a 60x60 image) with a fourth scale (96
+ * wide, more than the image), two channels: every row count per output
+ * row (1 to 8 image rows, fewer at the edges), columns cut on either side,
+ * and each shrink (f = 1, 2, 4 and 8) against the reference, at random
+ * locations and at the corners and edges. */
+START_TEST(sensor_matches_reference_at_w3_size) {
+    enum { N = 12, C = 2, H = 60, W = 60, P = 12, S = 4 };
+    heed_tensor x, loc, p = {0};
+    heed_tensor_alloc(&x, N, C, H, W);
+    heed_tensor_alloc(&loc, N, 2, 1, 1);
+    tu_fill_uniform(x.data, heed_tensor_count(&x), -1, 1, 7);
+    tu_fill_uniform(loc.data, heed_tensor_count(&loc), -1.1f, 1.1f, 8);
+    const float edges[4][2] = {{-1.0f, -1.0f}, {1.0f, 1.0f}, {-1.0f, 0.97f}, {0.5f, -1.0f}};
+    for (int i = 0; i < 4; i++) loc.data[2 * i] = edges[i][0], loc.data[2 * i + 1] = edges[i][1];
+    ck_assert_int_eq(heed_ram_sensor(&x, &loc, P, S, &p), HEED_OK);
+    static double ref[S * C * P * P];
+    for (int i = 0; i < N; i++) {
+        ref_glimpse(x.data + (size_t)i * C * H * W, C, H, W, loc.data[2 * i], loc.data[2 * i + 1],
+                    P, S, ref);
+        for (int j = 0; j < S * C * P * P; j++)
+            ck_assert_msg(fabs(p.data[(size_t)i * S * C * P * P + j] - ref[j]) <= 1e-5,
+                          "image %d, value %d: %g, want %g", i, j,
+                          (double)p.data[(size_t)i * S * C * P * P + j], ref[j]);
+    }
+    heed_tensor_free(&x), heed_tensor_free(&loc), heed_tensor_free(&p);
+}
+END_TEST
+
 /* ---- forward against the reference ---------------------------------------- */
 
 static void check_forward(int lstm) {
@@ -1019,6 +1047,7 @@ Suite *heed_suite_ram(void) {
     tcase_add_test(tc, sensor_matches_reference_and_its_transpose);
     tcase_add_test(tc, sensor_centres_across_a_wide_image);
     tcase_add_test(tc, sensor_handles_patches_wider_than_its_row_buffer);
+    tcase_add_test(tc, sensor_matches_reference_at_w3_size);
     tcase_add_test(tc, sensor_refuses_a_non_finite_last_location);
     tcase_add_test(tc, forward_matches_reference_relu);
     tcase_add_test(tc, forward_matches_reference_lstm);
