@@ -98,7 +98,7 @@ help:
 	@echo "make uninstall  remove what make install put under PREFIX"
 	@echo "make clean      remove build/ and out/"
 	@echo "make bench      heed against PyTorch on the benchmark matrix (BENCH_ARGS=\"--seconds 2\")"
-	@echo "make $(BUILD)/bench/page_share (or handoff, own_networks): the measurement programs of bench/HISTORY.md"
+	@echo "make $(BUILD)/bench/page_share (or handoff, own_networks, region_trace.so): the measurement programs of bench/HISTORY.md"
 	@echo "make $(BUILD)/examples/where_it_looks (or attention_cnn, built_in_model): the README's C examples"
 
 $(BUILD)/%.o: %.c $(HEADERS)
@@ -170,11 +170,15 @@ $(BUILD)/check_heed: $(TEST_OBJ) $(BUILD)/libheed.a
 # keep compiling). page_share and handoff measure the machine, so they are
 # built for it.
 MEASURE := $(BUILD)/bench/page_share $(BUILD)/bench/handoff $(BUILD)/bench/own_networks \
-	$(BUILD)/bench/ram_step
+	$(BUILD)/bench/ram_step $(BUILD)/bench/region_trace.so
 $(BUILD)/bench/page_share $(BUILD)/bench/handoff: CFLAGS += -march=native
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libheed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libheed.a $(LDLIBS)
+# A preload library (LD_PRELOAD), not a program: see bench/region_trace.c.
+$(BUILD)/bench/region_trace.so: bench/region_trace.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -std=c11 -Wall -Wextra -shared -fPIC -o $@ $< -ldl
 
 # Tests run from the repository root; they use build/heed for end-to-end cases.
 # Passive waiting keeps OpenMP threads from spinning against each other when
