@@ -2,7 +2,8 @@
  *
  * A preload library (not linked into heed): it wraps libgomp's
  * GOMP_parallel, the call that every `omp parallel` compiled by GCC makes,
- * and writes one line per region to the file named by REGION_TRACE:
+ * and writes one line per region to the file named by REGION_TRACE
+ * (region_trace.txt in the working folder without it):
  *
  *   <the call site, a hex offset in its binary> <threads asked> <us since
  *   the previous region ended> <us the region took, fork and join included>
