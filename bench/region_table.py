@@ -3,17 +3,18 @@
 
     python3 bench/region_table.py BINARY TRACE [TRACE2]
 
-A benchmark repeats one forward (or training step), so its regions come in
-a fixed sequence: the table finds that sequence's length, keeps the repeats in the second
-half of the run (after warm-up) that follow the same sequence, starting
-each where the run's first region recurs, and prints each
-position's median gap before it and median duration, in microseconds
-(threads 0: the default team, an `omp parallel` without num_threads),
-then the totals by function. With a second trace (the same workload on
-another thread count) it prints both traces' totals by function side by
-side. Function names come from BINARY's symbol table (`nm`). A region's
-work done outside regions on one thread (the one-thread paths of some
-layers) counts in the gap before the next region.
+A benchmark repeats one forward (or training step), so its regions come
+in a fixed sequence: the table finds that sequence's length, keeps the
+repeats in the second half of the run (after warm-up) that follow the
+same sequence, each starting where the run's first region recurs, and
+prints each position's median gap before it and median duration, in
+microseconds (threads 0: the default team, an `omp parallel` without
+num_threads), then the totals by function. With a second trace (the same
+workload on another thread count) it prints both traces' totals by
+function side by side. A region is named after the function that opened
+it, from BINARY's symbol table (`nm`). Work a layer does outside regions
+(the one-thread paths of some layers) counts in the gap before the next
+region.
 """
 import bisect
 import collections
@@ -80,11 +81,15 @@ def repeats(rows, names):
     return [names[k] for k in reference], blocks
 
 
-def by_function(labels, blocks):
+def positions(labels, blocks):
+    """Per position: (name, threads, median gap, median duration)."""
+    return [(name, blocks[0][i][1], statistics.median(b[i][2] for b in blocks),
+             statistics.median(b[i][3] for b in blocks)) for i, name in enumerate(labels)]
+
+
+def by_function(rows):
     totals = collections.OrderedDict()
-    for i, name in enumerate(labels):
-        gap = statistics.median(b[i][2] for b in blocks[1:]) if len(blocks) > 1 else 0.0
-        dur = statistics.median(b[i][3] for b in blocks)
+    for name, _, gap, dur in rows:
         t = totals.setdefault(name, [0, 0.0, 0.0])
         t[0] += 1
         t[1] += gap
@@ -99,19 +104,18 @@ def main():
     data = [read_trace(t) for t in traces]
     names = names_of(binary, [r[0] for rows in data for r in rows])
     labels, blocks = repeats(data[0], names)
+    rows = positions(labels, blocks)
     print(f"{traces[0]}: {len(labels)} regions a repeat, {len(blocks)} repeats kept")
     print(f"{'#':>3} {'region':40} {'threads':>7} {'gap us':>8} {'region us':>10}")
-    for i, name in enumerate(labels):
-        gap = statistics.median(b[i][2] for b in blocks[1:]) if len(blocks) > 1 else 0.0
-        dur = statistics.median(b[i][3] for b in blocks)
-        print(f"{i:3d} {name:40} {blocks[0][i][1]:7d} {gap:8.1f} {dur:10.1f}")
-    tables = [by_function(labels, blocks)]
+    for i, (name, threads, gap, dur) in enumerate(rows):
+        print(f"{i:3d} {name:40} {threads:7d} {gap:8.1f} {dur:10.1f}")
+    tables = [by_function(rows)]
     if len(data) > 1:
-        tables.append(by_function(*repeats(data[1], names)))
+        tables.append(by_function(positions(*repeats(data[1], names))))
     print()
     head = "".join(f" {'count':>5} {'gaps us':>8} {'regions us':>10}" for _ in tables)
     print(f"{'by function':40}{head}")
-    for name in list(dict.fromkeys(n for t in tables for n in t)):
+    for name in dict.fromkeys(n for t in tables for n in t):
         cells = ""
         for t in tables:
             c = t.get(name, [0, 0.0, 0.0])
