@@ -41,6 +41,22 @@ static heed_status check_x(const heed_linear *l, const heed_tensor *x, const cha
  * which sum in another order (gemm.c's DOT_M_MAX). */
 #define KEPT_MIN_ROWS 5
 
+/* t (cols, rows) = a (rows, cols)^T, in square tiles that stay in cache:
+ * element by element, each row of a wrote a whole column of t, a cache
+ * line an element: a 3136 -> 512 layer's first frozen forward at batch 8
+ * took 8.3-9.0 ms (the next 0.28), in tiles 0.71-0.75 ms. */
+static void transpose(const float *restrict a, int rows, int cols, float *restrict t) {
+    enum { TILE = 16 };
+    for (int r0 = 0; r0 < rows; r0 += TILE) {
+        const int r1 = r0 + TILE < rows ? r0 + TILE : rows;
+        for (int c0 = 0; c0 < cols; c0 += TILE) {
+            const int c1 = c0 + TILE < cols ? c0 + TILE : cols;
+            for (int c = c0; c < c1; c++)
+                for (int r = r0; r < r1; r++) t[(size_t)c * rows + r] = a[(size_t)r * cols + c];
+        }
+    }
+}
+
 /* W^T (IN, OUT) for the layer's current freeze, made on first use under
  * it; NULL when none can be made (the caller then reads W). RAM runs its
  * layers on several threads at once (one product per thread for its own
@@ -60,8 +76,7 @@ static const float *kept_transpose(heed_linear *l) {
         if (l->wt_frozen == l->base.frozen)
             wt = l->wt.data;
         else if (heed_scratch_get(&l->wt, (size_t)IN * OUT, &t) == HEED_OK) {
-            for (int o = 0; o < OUT; o++)
-                for (int i = 0; i < IN; i++) t[(size_t)i * OUT + o] = l->w[(size_t)o * IN + i];
+            transpose(l->w, OUT, IN, t);
 #pragma omp atomic write seq_cst
             l->wt_frozen = l->base.frozen;
             wt = t;

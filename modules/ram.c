@@ -41,9 +41,7 @@ const heed_ram_cfg *heed_ram_config(const heed_ram *r) { return &r->cfg; }
 const heed_tensor *heed_ram_locations(const heed_ram *r) { return &r->where; }
 const heed_tensor *heed_ram_patches(const heed_ram *r) { return &r->seen; }
 
-
 static float clamp1(float v) { return v < -1.0f ? -1.0f : v > 1.0f ? 1.0f : v; }
-
 
 static float sigm(float v) {
     if (v >= 0.0f) return 1.0f / (1.0f + expf(-v));
