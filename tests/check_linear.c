@@ -250,9 +250,7 @@ START_TEST(flatten_copies_forward_and_adds_backward) {
 }
 END_TEST
 
-/* NULL params or cfg refused (as heed_conv2d_new does), and names that
- * do not fit a layer's 47 characters refused rather than cut. */
-/* Forwards of rows x rows of 37 features through a 37 -> 48 layer, into y. */
+/* The first `rows` rows of xs (37 features each) through the 37 -> 48 layer, into y. */
 static void forward_rows(heed_linear *fc, const float *xs, int rows, heed_tensor *y) {
     heed_tensor x = heed_tensor_view((float *)xs, rows, 37, 1, 1);
     ck_assert_int_eq(heed_layer_forward(&fc->base, &x, y), HEED_OK);
@@ -305,6 +303,8 @@ START_TEST(frozen_forward_is_the_unfrozen_one) {
 }
 END_TEST
 
+/* NULL params or cfg refused (as heed_conv2d_new does), and names that
+ * do not fit a layer's 47 characters refused rather than cut. */
 START_TEST(null_arguments_and_long_names_are_refused) {
     heed_params p = {0};
     heed_linear *fc = (heed_linear *)1;
