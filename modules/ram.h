@@ -120,6 +120,7 @@ struct heed_ram {
     heed_tensor reward;    /* (T, N, 1) R_i repeated per step, from set_targets */
     heed_tensor where;     /* (N, T, 2, 1) locations, for heed_ram_locations */
     heed_tensor seen;      /* (N, T*scales*C, patch, patch), for heed_ram_patches */
+    int seen_ready;        /* seen holds the last forward's patches */
     /* Backward work buffers (gradients of the caches above). */
     heed_tensor dh, dpre, dg, dgp;   /* (T, R, hidden), (T, R, G), (T, R, hidden) x 2 */
     heed_tensor dhg, dhgp, dhl, dhlp; /* (T, R, glimpse_hidden) x 2, (T, R, loc_hidden) x 2 */
@@ -179,9 +180,12 @@ heed_status heed_ram_replay(heed_ram *r, const heed_tensor *draws);
  * locations (N, T, 2, 1) as (x, y) in [-1, 1]; patches
  * (N, T * scales * C, patch, patch), per step the scales finest first, each
  * patch as the network saw it (after block averaging). Owned by the layer,
- * valid until its next forward; empty before the first. */
+ * valid until its next forward; empty before the first. The patches are
+ * gathered from the layer's own per-step rows at the first call after a
+ * forward (hence the layer is not const), so a forward nobody inspects
+ * does not copy them. */
 const heed_tensor *heed_ram_locations(const heed_ram *r);
-const heed_tensor *heed_ram_patches(const heed_ram *r);
+const heed_tensor *heed_ram_patches(heed_ram *r);
 
 /* The glimpse sensor alone: patches (N, scales * C, patch, patch) of x
  * (N, C, H, W) at locations loc (N, 2, 1, 1); sized here (a view of the

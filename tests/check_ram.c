@@ -732,6 +732,46 @@ START_TEST(inference_averages_samples) {
 }
 END_TEST
 
+/* The patches are gathered when asked for (ram.c): after every forward
+ * they are that forward's, for its first sample, at the locations it
+ * recorded, against the reference sensor. */
+START_TEST(patches_follow_each_forward) {
+    const int N = 3, M = 2, C = 2, H = 10, W = 11;
+    heed_params p = {0};
+    heed_ram_cfg cfg = small_cfg(0);
+    cfg.samples = M;
+    const int T = cfg.glimpses, P = cfg.patch, S = cfg.scales, D = S * C * P * P;
+    heed_ram *r = make_ram(&cfg, (int[3]){C, H, W}, &p, 5);
+    ck_assert_int_eq((int)heed_tensor_count(heed_ram_patches(r)), 0);
+    heed_layer_set_training(&r->base, 0);
+    heed_tensor x, y = {0}, draws;
+    heed_tensor_alloc(&x, N, C, H, W);
+    double *ref = malloc((size_t)D * sizeof(double));
+    for (int pass = 0; pass < 2; pass++) {
+        tu_fill_uniform(x.data, heed_tensor_count(&x), 0, 1, 20 + pass);
+        fill_draws(&draws, N * M, T, 30 + pass);
+        ck_assert_int_eq(heed_ram_replay(r, &draws), HEED_OK);
+        ck_assert_int_eq(heed_layer_forward(&r->base, &x, &y), HEED_OK);
+        heed_tensor_free(&draws);
+        const heed_tensor *seen = heed_ram_patches(r);
+        ck_assert(seen->n == N && seen->c == T * S * C && seen->h == P && seen->w == P);
+        for (int i = 0; i < N; i++)
+            for (int t = 0; t < T; t++) {
+                const float *l = heed_ram_locations(r)->data + (i * T + t) * 2;
+                ref_glimpse(x.data + (size_t)i * C * H * W, C, H, W, l[0], l[1], P, S, ref);
+                for (int j = 0; j < D; j++)
+                    ck_assert_double_eq_tol(seen->data[(size_t)(i * T + t) * D + j], ref[j], 1e-6);
+            }
+        /* a second request gives the same tensor */
+        ck_assert_ptr_eq(heed_ram_patches(r), seen);
+    }
+    free(ref);
+    heed_layer_free(&r->base);
+    heed_params_free(&p);
+    heed_tensor_free(&x), heed_tensor_free(&y);
+}
+END_TEST
+
 static const char *RAM_NET = "# a small RAM\ninput 1 12 12\n"
                              "ram glimpses=3 patch=4 scales=2 glimpse_hidden=8 loc_hidden=6 hidden=10 "
                              "classes=3 lstm=1 std=0.25 samples=2 seed=9\n";
@@ -1061,6 +1101,7 @@ Suite *heed_suite_ram(void) {
     tcase_add_test(tc, training_is_reproducible_across_runs_and_threads);
     tcase_add_test(tc, inference_is_the_same_on_one_thread_and_two);
     tcase_add_test(tc, inference_averages_samples);
+    tcase_add_test(tc, patches_follow_each_forward);
     tcase_add_test(tc, net_file_and_model_round_trip);
     tcase_add_test(tc, w3_net_file_and_flops);
     tcase_add_test(tc, bad_settings_are_refused);
