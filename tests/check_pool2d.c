@@ -251,9 +251,11 @@ static void naive_pool_plane(const heed_pool2d_cfg *c, const float *x, int H, in
 
 /* Every window loop, forward and backward, against the definition on odd
  * sizes (windows that overhang the right and bottom edges into padding, a
- * 2 x 2 window that leaves a last row and column out), the gradient added
- * to what dx holds and, with dx_fresh (a sequence's hint), written over
- * whatever it holds, NaN included. */
+ * 2 x 2 window that leaves a last row and column out; rows of 2, 4 and 7
+ * such windows, as the 2 x 2 loops take four at a time and a row's last
+ * four again where the width is not a multiple of four), the gradient
+ * added to what dx holds and, with dx_fresh (a sequence's hint), written
+ * over whatever it holds, NaN included. */
 static const heed_pool2d_cfg def_cfgs[] = {
     {.kind = HEED_POOL_MAX, .k = 2},
     {.kind = HEED_POOL_MAX, .k = 3, .stride = 2, .pad = 1},
@@ -265,9 +267,9 @@ static const heed_pool2d_cfg def_cfgs[] = {
     {.kind = HEED_POOL_AVG, .k = 2},
 };
 
-START_TEST(windows_match_the_definition_with_and_without_fresh_dx) {
+static void check_windows_against_definition(int _i, int H, int W) {
     const heed_pool2d_cfg *cfg = &def_cfgs[_i];
-    const int N = 2, C = 3, H = 7, W = 9;
+    const int N = 2, C = 3;
     heed_pool2d *l = make_pool(*cfg, C, H, W);
     heed_tensor x, y = {0}, dy, dx;
     ck_assert_int_eq(heed_tensor_alloc(&x, N, C, H, W), HEED_OK);
@@ -288,7 +290,7 @@ START_TEST(windows_match_the_definition_with_and_without_fresh_dx) {
         const double e = fabs(y.data[i] - wy[i]);
         err = e > err || isnan(e) ? e : err;
     }
-    ck_assert_msg(err < 1e-6, "config %d: forward differs by %g", _i, err);
+    ck_assert_msg(err < 1e-6, "config %d (%dx%d): forward differs by %g", _i, H, W, err);
     for (int fresh = 0; fresh <= 1; fresh++) {
         for (size_t i = 0; i < nx; i++) dx.data[i] = fresh ? NAN : 0.5f;
         l->base.dx_fresh = fresh;
@@ -301,12 +303,18 @@ START_TEST(windows_match_the_definition_with_and_without_fresh_dx) {
             if (!(e <= err)) err = e, worst = i; /* a NaN is the worst: kept */
             if (isnan(err)) break;
         }
-        ck_assert_msg(err < 1e-6, "config %d fresh %d: dx[%zu] = %g, want %g", _i, fresh, worst,
-                      dx.data[worst], wdx[worst] + (fresh ? 0.0 : 0.5));
+        ck_assert_msg(err < 1e-6, "config %d (%dx%d) fresh %d: dx[%zu] = %g, want %g", _i, H, W,
+                      fresh, worst, dx.data[worst], wdx[worst] + (fresh ? 0.0 : 0.5));
     }
     free(wy), free(wdx);
     heed_tensor_free(&x), heed_tensor_free(&y), heed_tensor_free(&dy), heed_tensor_free(&dx);
     heed_layer_free(&l->base);
+}
+
+START_TEST(windows_match_the_definition_with_and_without_fresh_dx) {
+    check_windows_against_definition(_i, 7, 9);
+    check_windows_against_definition(_i, 9, 15);
+    check_windows_against_definition(_i, 6, 5);
 }
 END_TEST
 
