@@ -185,10 +185,11 @@ static int is_max2(const heed_pool2d *l) {
  * vector extension (SSE here, NEON on ARM), and a row's last four again
  * from OW - 4 where OW is not a multiple of four, so that no column is
  * left to a scalar tail: compiled as one, the tail's selects became
- * branches, and with 7 output columns (W1's second pool), three of every
- * seven mispredicted on random data; that pool took 0.52 ms at batch 64
- * on one thread, against 0.26 for the first pool's twice as many values.
- * Rows narrower than four outputs go one column at a time. */
+ * branches, which mispredict on random data, and with rows of 7 outputs
+ * (W1's second pool) three columns in seven went through them: as a
+ * one-layer network at batch 64 on one thread that pool took 0.52 ms,
+ * against 0.26 for W1's first pool, which has twice the values. Rows
+ * narrower than four outputs go one column at a time. */
 typedef float pool_v4 __attribute__((vector_size(16)));
 typedef int pool_i4 __attribute__((vector_size(16)));
 
@@ -224,14 +225,17 @@ static void max2_plane_forward(const heed_pool2d *l, const float *restrict xp, f
     for (int i = 0; i < l->base.out_h; i++) {
         const float *r0 = xp + (size_t)2 * i * W, *r1 = r0 + W;
         float *yr = yp + (size_t)i * OW;
-        for (int j = 0; OW < 4 && j < OW; j++) {
-            float m = r0[2 * j], v = r0[2 * j + 1];
-            m = beats(v, m) ? v : m;
-            v = r1[2 * j], m = beats(v, m) ? v : m;
-            v = r1[2 * j + 1], m = beats(v, m) ? v : m;
-            yr[j] = m;
+        if (OW < 4) {
+            for (int j = 0; j < OW; j++) {
+                float m = r0[2 * j], v = r0[2 * j + 1];
+                m = beats(v, m) ? v : m;
+                v = r1[2 * j], m = beats(v, m) ? v : m;
+                v = r1[2 * j + 1], m = beats(v, m) ? v : m;
+                yr[j] = m;
+            }
+            continue;
         }
-        for (int j0 = 0; OW >= 4 && j0 < OW; j0 += 4) {
+        for (int j0 = 0; j0 < OW; j0 += 4) {
             const int j = block_start(j0, OW);
             pool_v4 a, b, c, d;
             v4_pairs(r0 + 2 * j, &a, &b);
@@ -308,9 +312,12 @@ static inline __attribute__((always_inline)) void max2_plane_backward_impl(
         const float *r0 = xp + (size_t)2 * i * W, *r1 = r0 + W;
         float *d0 = dxp + (size_t)2 * i * W, *d1 = d0 + W;
         const float *g = dyp + (size_t)i * OW;
-        for (int j = 0; OW < 4 && j < OW; j++)
-            max2_window_backward(r0 + 2 * j, r1 + 2 * j, g[j], d0 + 2 * j, d1 + 2 * j, fresh);
-        for (int j0 = 0; OW >= 4 && j0 < OW; j0 += 4) {
+        if (OW < 4) {
+            for (int j = 0; j < OW; j++)
+                max2_window_backward(r0 + 2 * j, r1 + 2 * j, g[j], d0 + 2 * j, d1 + 2 * j, fresh);
+            continue;
+        }
+        for (int j0 = 0; j0 < OW; j0 += 4) {
             const int j = block_start(j0, OW);
             pool_v4 a, b, c, d;
             v4_pairs(r0 + 2 * j, &a, &b);
