@@ -216,6 +216,13 @@ static inline void v4_pairs(const float *p, pool_v4 *first, pool_v4 *second) {
     *second = __builtin_shufflevector(lo, hi, 1, 3, 5, 7);
 }
 
+/* The values of the four windows from output column j, rows r0 and r1
+ * of the input: w[0], w[1] on the upper row, w[2], w[3] below. */
+static inline void v4_windows(const float *r0, const float *r1, int j, pool_v4 w[4]) {
+    v4_pairs(r0 + 2 * j, &w[0], &w[1]);
+    v4_pairs(r1 + 2 * j, &w[2], &w[3]);
+}
+
 /* The first column of the block of four starting at or after j0: OW - 4
  * for the last block of a row whose width is not a multiple of four. */
 static inline int block_start(int j0, int OW) { return j0 + 4 <= OW ? j0 : OW - 4; }
@@ -237,13 +244,10 @@ static void max2_plane_forward(const heed_pool2d *l, const float *restrict xp, f
         }
         for (int j0 = 0; j0 < OW; j0 += 4) {
             const int j = block_start(j0, OW);
-            pool_v4 a, b, c, d;
-            v4_pairs(r0 + 2 * j, &a, &b);
-            v4_pairs(r1 + 2 * j, &c, &d);
-            pool_v4 m = a;
-            m = v4_select(v4_beats(b, m), b, m);
-            m = v4_select(v4_beats(c, m), c, m);
-            m = v4_select(v4_beats(d, m), d, m);
+            pool_v4 w[4];
+            v4_windows(r0, r1, j, w);
+            pool_v4 m = w[0];
+            for (int k = 1; k < 4; k++) m = v4_select(v4_beats(w[k], m), w[k], m);
             v4_store(yr + j, m);
         }
     }
@@ -319,17 +323,16 @@ static inline __attribute__((always_inline)) void max2_plane_backward_impl(
         }
         for (int j0 = 0; j0 < OW; j0 += 4) {
             const int j = block_start(j0, OW);
-            pool_v4 a, b, c, d;
-            v4_pairs(r0 + 2 * j, &a, &b);
-            v4_pairs(r1 + 2 * j, &c, &d);
+            pool_v4 w[4];
+            v4_windows(r0, r1, j, w);
             const pool_v4 gj = v4_load(g + j);
-            pool_v4 m = a, ga = gj, gb = zero, gc = zero, gd = zero;
-            pool_i4 t = v4_beats(b, m);
-            m = v4_select(t, b, m), gb = v4_select(t, gj, zero), ga = v4_select(t, zero, ga);
-            t = v4_beats(c, m);
-            m = v4_select(t, c, m), gc = v4_select(t, gj, zero), ga = v4_select(t, zero, ga);
+            pool_v4 m = w[0], ga = gj, gb = zero, gc = zero, gd = zero;
+            pool_i4 t = v4_beats(w[1], m);
+            m = v4_select(t, w[1], m), gb = v4_select(t, gj, zero), ga = v4_select(t, zero, ga);
+            t = v4_beats(w[2], m);
+            m = v4_select(t, w[2], m), gc = v4_select(t, gj, zero), ga = v4_select(t, zero, ga);
             gb = v4_select(t, zero, gb);
-            t = v4_beats(d, m);
+            t = v4_beats(w[3], m);
             gd = v4_select(t, gj, zero), ga = v4_select(t, zero, ga), gb = v4_select(t, zero, gb);
             gc = v4_select(t, zero, gc);
             const pool_i4 keep = lane + j < j0;
