@@ -213,6 +213,16 @@ START_TEST(pool_gradients_match_finite_differences) {
 }
 END_TEST
 
+/* The 2 x 2 window on rows of 7 outputs, which its loops take as two
+ * overlapping blocks of four (the test above has rows of 3, taken one
+ * window at a time). */
+START_TEST(max2_gradient_on_wide_rows_matches_finite_differences) {
+    pool_ctx c = {.pool = make_pool((heed_pool2d_cfg){.kind = HEED_POOL_MAX, .k = 2}, 3, 6, 15)};
+    check_pool_gradient(&c, 2, 3, 6, 15, 31);
+    heed_layer_free(&c.pool->base);
+}
+END_TEST
+
 /* nn.MaxPool2d / nn.AvgPool2d by their definition, one plane, in double:
  * window (i, j) covers rows i*S - P .. i*S - P + K-1 and columns likewise;
  * max takes the first maximum in row-major order and sends dy there;
@@ -647,6 +657,7 @@ Suite *heed_suite_pool2d(void) {
     tcase_add_test(tc, avg_pool_counts_padding_unless_excluded);
     tcase_add_loop_test(tc, pool_gradients_match_finite_differences, 0,
                         (int)(sizeof grad_cfgs / sizeof grad_cfgs[0]));
+    tcase_add_test(tc, max2_gradient_on_wide_rows_matches_finite_differences);
     tcase_add_loop_test(tc, windows_match_the_definition_with_and_without_fresh_dx, 0,
                         (int)(sizeof def_cfgs / sizeof def_cfgs[0]));
     tcase_add_test(tc, global_pools_forward_and_ties);
