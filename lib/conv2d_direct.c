@@ -7,7 +7,8 @@
  *             dx[n,c,..]  += sum over (o,u,v) of w[o,c,u,v] dy[n,o,i,j],
  *             db[o]       += sum of dy[n,o,:,:]
  * Stride 1 (the usual case) runs on zero-padded copies of each image,
- * other strides on the image's phase planes; see below.
+ * other strides on the image's phase planes, and the forward at stride 2
+ * with the usual padding on its column halves; see below.
  */
 #include <string.h>
 
@@ -145,6 +146,40 @@ static heed_status phase_forward(heed_conv2d *l, const geom *g, const float *x, 
             float *yp = y + ((size_t)n * g->OC + o) * g->L;
             grid_sum_taps(q, off, g->R, l->w + (size_t)o * g->R, grid, gn);
             heed_conv_phase_keep_rows(grid, Wq, yp, g->OH, g->OW, p, o);
+        }
+    }
+    return HEED_OK;
+}
+
+/* At stride 2 on an even width with the usual padding, the forward on
+ * column halves instead of phase planes (conv2d_phase_impl.h): the same
+ * sums in the same order, from the same values. */
+static heed_status halves_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
+                                  const post *p) {
+    const size_t qn = heed_conv_halves_size(g), gn = heed_conv_halves_grid_size(g);
+    const size_t mn = heed_conv_halves_masks_size(g);
+    const int items = g->N * g->G;
+    const int T = conv_pass_threads(items, (size_t)g->OCg * g->R * g->L);
+    const size_t per_thread = conv_slice(qn + gn, T);
+    float *buf;
+    HEED_TRY(heed_scratch_get(&conv_work(l)->col, offsets_floats(g) + mn + per_thread * T, &buf));
+    size_t *off = (size_t *)(void *)buf;
+    heed_conv_halves_tap_offsets(g, off);
+    float *masks = buf + offsets_floats(g), *work = masks + mn;
+    heed_conv_halves_masks(g, masks);
+#pragma omp parallel num_threads(T) if (T > 1)
+    {
+        float *q = work + (size_t)conv_thread() * per_thread, *grid = q + qn;
+        memset(q, 0, qn * sizeof(float)); /* the blocks' zeros, which the fills leave */
+#pragma omp for schedule(static)
+        for (int it = 0; it < items; it++) {
+            const int n = it / g->G, gi = it % g->G;
+            heed_conv_halves_fill(g, x, n, gi * g->ICg, masks, q);
+            for (int o = gi * g->OCg; o < (gi + 1) * g->OCg; o++) {
+                float *yp = y + ((size_t)n * g->OC + o) * g->L;
+                grid_sum_taps(q, off, g->R, l->w + (size_t)o * g->R, grid, gn);
+                heed_conv_phase_keep_rows(grid, g->W, yp, g->OH, g->OW, p, o);
+            }
         }
     }
     return HEED_OK;
@@ -523,6 +558,7 @@ static heed_status direct1_backward(heed_conv2d *l, const geom *g, const float *
 heed_status heed_conv_direct_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                      const post *p) {
     if (g->S == 1) return direct1_forward(l, g, x, y, p);
+    if (heed_conv_halves_fit(g)) return halves_forward(l, g, x, y, p);
     return phase_forward(l, g, x, y, p);
 }
 

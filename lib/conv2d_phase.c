@@ -1,6 +1,6 @@
-/* conv2d_phase.c -- an image to its zero-padded phase planes and back, and
- * an output plane from a grid of positions and back (conv2d_phase_impl.h
- * describes the layout). Rows are short (a few dozen floats) and many:
+/* conv2d_phase.c -- an image to its zero-padded phase planes and back, or
+ * (a stride-2 forward) to its column halves, and an output plane from a
+ * grid of positions and back (conv2d_phase_impl.h describes the layouts). Rows are short (a few dozen floats) and many:
  * each is padded in a row of scratch, then dealt out every S-th float to
  * its S planes, in one vector loop over pairs at stride 2; at stride 1
  * copied between its padding. (A loop per plane reading every S-th float
@@ -16,6 +16,7 @@
  * 64-channel 28x28 depthwise layer's forward at batch 64 on one thread
  * 1.83-1.89 -> 1.25-1.28 ms).
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "conv2d_phase_impl.h"
@@ -237,6 +238,109 @@ void heed_conv_phase_add_back(const heed_conv_geom *g, const float *q, int n, in
     }
 }
 
+/* ---- column halves (conv2d_phase_impl.h) ------------------------------------ */
+
+/* Bits of a float, for the masked copies: a select that cannot turn a NaN
+ * or an infinity into anything else, as multiplying by 0 would. */
+typedef uint32_t conv_bits __attribute__((may_alias));
+
+int heed_conv_halves_fit(const heed_conv_geom *g) {
+    return g->S == 2 && g->D == 1 && g->K % 2 == 1 && g->P == g->K / 2 && g->W % 2 == 0;
+}
+
+/* Tap column v reads image column 2j + d, d = v - P: column j + m of the
+ * even half (d even) or the odd one (d odd), m = floor(d / 2). */
+static int tap_half(const heed_conv_geom *g, int v) { return (v - g->P) & 1; }
+
+static int tap_columns(const heed_conv_geom *g, int v) {
+    const int d = v - g->P;
+    return (d - (d & 1)) / 2;
+}
+
+/* A channel's blocks: the even half, the odd half, then one per tap column
+ * whose m is not 0, in order of v (K of them for K >= 3). */
+static int halves_blocks(const heed_conv_geom *g) { return g->K < 2 ? 2 : g->K; }
+
+static int tap_block(const heed_conv_geom *g, int v) {
+    if (tap_columns(g, v) == 0) return tap_half(g, v);
+    int b = 2;
+    for (int k = 0; k < v; k++) b += tap_columns(g, k) != 0;
+    return b;
+}
+
+/* A block: `lead` zeros (the P rows above the image that the top taps
+ * read), the H x W/2 pixels, then zeros to the last float that a tap reads
+ * from the grid's last position, and a float more for a shift of +1. */
+static size_t halves_lead(const heed_conv_geom *g) { return (size_t)g->P * (g->W / 2); }
+
+static size_t halves_pixels(const heed_conv_geom *g) { return (size_t)g->H * (g->W / 2); }
+
+size_t heed_conv_halves_grid_size(const heed_conv_geom *g) {
+    return ((size_t)g->OH * g->W + CONV_PHASE_BLOCK - 1) / CONV_PHASE_BLOCK * CONV_PHASE_BLOCK;
+}
+
+static size_t halves_block(const heed_conv_geom *g) {
+    const size_t px = halves_pixels(g), gn = heed_conv_halves_grid_size(g);
+    const size_t n = 2 * halves_lead(g) + (px > gn ? px : gn) + 1;
+    return (n + 15) / 16 * 16;
+}
+
+size_t heed_conv_halves_size(const heed_conv_geom *g) {
+    return (size_t)g->ICg * halves_blocks(g) * halves_block(g);
+}
+
+size_t heed_conv_halves_masks_size(const heed_conv_geom *g) {
+    return (size_t)(halves_blocks(g) - 2) * halves_pixels(g);
+}
+
+void heed_conv_halves_masks(const heed_conv_geom *g, float *masks) {
+    const int W2 = g->W / 2;
+    const size_t px = halves_pixels(g);
+    for (int v = 0; v < g->K; v++) {
+        const int m = tap_columns(g, v);
+        if (m == 0) continue;
+        conv_bits *b = (conv_bits *)masks + (size_t)(tap_block(g, v) - 2) * px;
+        for (size_t k = 0; k < px; k++) {
+            const int j = (int)(k % W2) + m; /* the column read, in the pixel's row */
+            b[k] = j >= 0 && j < W2 ? ~(uint32_t)0 : 0;
+        }
+    }
+}
+
+void heed_conv_halves_tap_offsets(const heed_conv_geom *g, size_t *off) {
+    const size_t L = halves_block(g), lead = halves_lead(g);
+    const int B = halves_blocks(g), W2 = g->W / 2;
+    for (int c = 0, t = 0; c < g->ICg; c++)
+        for (int u = 0; u < g->K; u++)
+            for (int v = 0; v < g->K; v++, t++)
+                off[t] = ((size_t)c * B + tap_block(g, v)) * L + lead - (size_t)g->P * W2 +
+                         (size_t)u * W2;
+}
+
+/* dst[k] = src[k] where the mask is set, else 0, for k < n. */
+static inline __attribute__((always_inline)) void masked_copy(const conv_bits *restrict src, const conv_bits *restrict mask,
+                                  conv_bits *restrict dst, size_t n) {
+    for (size_t k = 0; k < n; k++) dst[k] = src[k] & mask[k];
+}
+
+/* The blocks' zeros are the caller's: the fills write only the pixels. */
+HEED_WIDE void heed_conv_halves_fill(const heed_conv_geom *g, const float *x, int n, int c0,
+                                     const float *masks, float *q) {
+    const size_t lead = halves_lead(g), px = halves_pixels(g), L = halves_block(g);
+    const int B = halves_blocks(g);
+    for (int c = 0; c < g->ICg; c++) {
+        float *blocks = q + (size_t)c * B * L, *e = blocks + lead, *o = blocks + L + lead;
+        split_columns(x + ((size_t)n * g->IC + c0 + c) * g->H * g->W, px, e, o);
+        for (int v = 0; v < g->K; v++) {
+            const int m = tap_columns(g, v), b = tap_block(g, v);
+            if (m != 0)
+                masked_copy((const conv_bits *)((tap_half(g, v) ? o : e) + m),
+                            (const conv_bits *)masks + (size_t)(b - 2) * px,
+                            (conv_bits *)(blocks + (size_t)b * L + lead), px);
+        }
+    }
+}
+
 HEED_WIDE void heed_conv_phase_lay_rows(const float *src, int OH, int OW, float *grid, int Wq,
                                         size_t gn) {
     for (int i = 0; i < OH; i++) {
@@ -286,13 +390,21 @@ HEED_WIDE void heed_conv_phase_keep_rows(const float *grid, int Wq, float *y, in
                                          const heed_conv_post *p, int o) {
     const float a = p && p->a ? p->a[o] : 1.0f, c = p && p->c ? p->c[o] : 0.0f;
     const int act = p ? p->act : 0;
+    if (OW < 16) {
+        /* Narrow rows: a whole vector from each row's start while it stays
+         * inside y and the grid; what it puts past the row's end falls on
+         * the rows after it, which their own stores then overwrite. The
+         * last rows go float by float. (A 7-wide row float by float was a
+         * fifth of a strided depthwise layer's forward on 14x14 inputs.) */
+        int i = 0;
+        for (; (size_t)i * OW + 16 <= (size_t)OH * OW && (size_t)i * Wq + 16 <= (size_t)OH * Wq; i++)
+            post_vector16(grid + (size_t)i * Wq, y + (size_t)i * OW, a, c, act);
+        for (; i < OH; i++) post_run(grid + (size_t)i * Wq, y + (size_t)i * OW, OW, a, c, act);
+        return;
+    }
     for (int i = 0; i < OH; i++) {
         const float *src = grid + (size_t)i * Wq;
         float *dst = y + (size_t)i * OW;
-        if (OW < 16) {
-            post_run(src, dst, OW, a, c, act);
-            continue;
-        }
         for (int j = 0; j + 16 <= OW; j += 16) post_vector16(src + j, dst + j, a, c, act);
         if (OW % 16) post_vector16(src + OW - 16, dst + OW - 16, a, c, act);
     }

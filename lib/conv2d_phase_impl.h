@@ -155,6 +155,37 @@ void heed_conv_phase_fill_image(const heed_conv_geom *g, const float *x, int n, 
 void heed_conv_phase_add_back(const heed_conv_geom *g, const float *q, int n, int c0, float *dx,
                               int fresh, float *work);
 
+/* ---- column halves: stride 2, every tap's column shift in one block ---------- */
+
+/* At stride 2 with an even width, D = 1, an odd K and P = K/2 (MobileNet's
+ * strided depthwise layers), a channel's even and odd columns, each a flat
+ * (H, W/2) array, serve every tap without phase planes: on a grid of OH
+ * rows of W positions (the first OW = W/2 of each kept), tap (u, v) of
+ * position p = i*W + j reads pixel (2i + u - P, 2j + v - P), which is
+ * p + (u - P)*W/2 of one of K blocks made from the halves (the even or odd
+ * half as it is, or shifted by whole columns with zeros where that crosses
+ * a row's end). So a channel takes one pass splitting its columns and one
+ * masked copy per shifted block, where the phase planes took a padded copy
+ * of every plane row (at a 14x14 input, rows of 7: 62% of a depthwise
+ * layer's forward). The grid's other half of each row is computed and
+ * dropped. (conv2d_phase.c) */
+int heed_conv_halves_fit(const heed_conv_geom *g);
+
+/* Floats of one group's blocks (ICg channels); of the grid (whole blocks of
+ * CONV_PHASE_BLOCK); of the column masks that heed_conv_halves_masks fills
+ * once per call, which every fill then reads. */
+size_t heed_conv_halves_size(const heed_conv_geom *g);
+size_t heed_conv_halves_grid_size(const heed_conv_geom *g);
+size_t heed_conv_halves_masks_size(const heed_conv_geom *g);
+void heed_conv_halves_masks(const heed_conv_geom *g, float *masks);
+
+/* off[t] for tap t = (c*K + u)*K + v: where it reads from a grid position. */
+void heed_conv_halves_tap_offsets(const heed_conv_geom *g, size_t *off);
+
+/* The blocks of channels c0 .. c0+ICg-1 of image n of x into q. */
+void heed_conv_halves_fill(const heed_conv_geom *g, const float *x, int n, int c0,
+                           const float *masks, float *q);
+
 /* y (OH, OW) = post(the first OW positions of each of the grid's rows,
  * rows Wq apart) for output channel o (p may be NULL: none). */
 void heed_conv_phase_keep_rows(const float *grid, int Wq, float *y, int OH, int OW,

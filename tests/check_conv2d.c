@@ -386,6 +386,15 @@ static const shape_case path_cases[] = {
     {{.in_c = 2, .out_c = 2, .k = 3, .stride = 2, .groups = 2}, 1, 9, 10},
     {{.in_c = 2, .out_c = 2, .k = 3, .stride = 2, .pad = 4, .groups = 2}, 2, 6, 7},
     {{.in_c = 2, .out_c = 2, .k = 1, .stride = 3, .pad = 1, .groups = 2, .bias = 1}, 1, 20, 22},
+    /* the forward on column halves (stride 2, even widths): MobileNet's
+     * 14x14 input (rows of 7 kept by whole vectors), an odd height, a 5x5
+     * kernel (columns shifted both ways), two channels per group, and one
+     * output column */
+    {{.in_c = 4, .out_c = 4, .k = 3, .stride = 2, .pad = 1, .groups = 4, .bias = 1}, 2, 14, 14},
+    {{.in_c = 3, .out_c = 3, .k = 3, .stride = 2, .pad = 1, .groups = 3}, 2, 13, 10},
+    {{.in_c = 2, .out_c = 2, .k = 5, .stride = 2, .pad = 2, .groups = 2, .bias = 1}, 2, 11, 12},
+    {{.in_c = 4, .out_c = 4, .k = 3, .stride = 2, .pad = 1, .groups = 2}, 1, 9, 6},
+    {{.in_c = 1, .out_c = 1, .k = 3, .stride = 2, .pad = 1}, 3, 5, 2},
     /* input rows and columns that no tap reads (the last of 10 at stride
      * 3): a fresh dx must still be zero there */
     {{.in_c = 2, .out_c = 2, .k = 3, .stride = 3, .groups = 2}, 2, 10, 11},
@@ -685,7 +694,8 @@ END_TEST
 
 START_TEST(threaded_matches_one_thread) {
 #ifdef _OPENMP
-    /* Images in parallel (forward passes, backward chunks on each path),
+    /* Images in parallel (forward passes, backward chunks on each path,
+     * the strided depthwise forward on column halves),
      * one image cut into bands of rows (shifted copies; im2col of a large
      * strided image) or blocks of output channels (a narrow image), threads
      * inside the products; the shifted path's batch-1 shares at the
@@ -697,6 +707,7 @@ START_TEST(threaded_matches_one_thread) {
         {{.in_c = 64, .out_c = 64, .k = 3, .pad = 1, .bias = 1}, 1, 14, 14},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1}, 4, 20, 21},
         {{.in_c = 16, .out_c = 16, .k = 3, .pad = 1, .groups = 16, .bias = 1}, 8, 40, 41},
+        {{.in_c = 16, .out_c = 16, .k = 3, .stride = 2, .pad = 1, .groups = 16, .bias = 1}, 8, 14, 14},
         {{.in_c = 2, .out_c = 1, .k = 7, .pad = 3}, 16, 28, 28},
         {{.in_c = 16, .out_c = 24, .k = 1, .bias = 1}, 4, 20, 21},
         {{.in_c = 16, .out_c = 16, .k = 3, .stride = 2, .pad = 1, .bias = 1}, 16, 40, 41},
