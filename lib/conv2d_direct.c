@@ -287,13 +287,14 @@ static inline __attribute__((always_inline)) void put_block(float *o, const vec1
 }
 
 /* Rows i0 .. i0+R-1 of out (R is 1 or CHAINS), columns j0 .. j0+JB-1
- * (direct_rows). The sums are named vectors of GCC's extension, stored
+ * (direct_rows), stored as whole vectors when `whole` even where a row is
+ * narrower. The sums are named vectors of GCC's extension, stored
  * straight from their registers: kept as an array under `omp simd`, they
  * went to the stack after the taps and were copied out from there, four
  * stores and four loads a block more. */
 static inline __attribute__((always_inline)) void direct_block(
     const float *q, int C, int Hq, int Wq, const float *w, size_t wcs, int K, int D, float *out,
-    int OW, int add, int i0, int j0, const int R) {
+    int OW, int add, int i0, int j0, int whole, const int R) {
     vec16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     for (int c = 0; c < C; c++)
         for (int u = 0; u < K; u++) {
@@ -307,7 +308,7 @@ static inline __attribute__((always_inline)) void direct_block(
                 a3 += wv * load16(x + 3 * (size_t)Wq);
             }
         }
-    const int nb = OW - j0 < JB ? OW - j0 : JB;
+    const int nb = whole || OW - j0 >= JB ? JB : OW - j0;
     float *o = out + (size_t)i0 * OW + j0;
     put_block(o, &a0, nb, add);
     if (R == 1) return;
@@ -320,21 +321,28 @@ static inline __attribute__((always_inline)) void direct_block(
  * JB columns of CHAINS rows, one accumulator vector per row. Written
  * (not added), a row's last block ends at its last column, over columns
  * the block before it also computed (the same sums, in the same order),
- * so that it too is stored as a whole vector. Each output is the sum over
+ * so that it too is stored as a whole vector; a row narrower than a block
+ * is too, where the vector ends inside out: what it puts past the row's
+ * end falls on rows after it, which their own stores then overwrite (a
+ * 14-wide row stored float by float through the stack took a third of a
+ * 96-channel 14x14 depthwise layer's forward). Each output is the sum over
  * c, u, v in that order. */
 HEED_WIDE
 static void direct_rows(const float *q, int C, int Hq, int Wq, const float *w, size_t wcs, int K,
                         int D, float *out, int OH, int OW, int add) {
     const int last = !add && OW > JB ? OW - JB : -1; /* where the last block starts */
+    /* Written rows below this one, narrower than a block, go whole. */
+    const int whole_below = add || OW >= JB ? 0 : OH - (JB - OW + OW - 1) / OW;
     int i0 = 0;
     for (; i0 + CHAINS <= OH; i0 += CHAINS)
         for (int j0 = 0; j0 < OW; j0 += JB)
             direct_block(q, C, Hq, Wq, w, wcs, K, D, out, OW, add, i0,
-                         j0 + JB > OW && last >= 0 ? last : j0, CHAINS);
+                         j0 + JB > OW && last >= 0 ? last : j0, i0 + CHAINS <= whole_below,
+                         CHAINS);
     for (; i0 < OH; i0++)
         for (int j0 = 0; j0 < OW; j0 += JB)
             direct_block(q, C, Hq, Wq, w, wcs, K, D, out, OW, add, i0,
-                         j0 + JB > OW && last >= 0 ? last : j0, 1);
+                         j0 + JB > OW && last >= 0 ? last : j0, i0 < whole_below, 1);
 }
 
 /* Taps (u, v0) .. (u, v0+V-1) of taps_dot, side by side: each its own

@@ -39,7 +39,12 @@ static inline __attribute__((always_inline)) void conv_copy_floats(float *restri
                                                                    int n) {
     if (n >= 16) {
         int j = 0;
-        for (; j + 16 <= n; j += 16) CONV_MOVE(conv_v16, dst + j, src + j);
+        /* The empty asm keeps GCC from seeing a copy loop and making it a
+         * memmove call (one a row: 12% of a 28x28 depthwise layer). */
+        for (; j + 16 <= n; j += 16) {
+            CONV_MOVE(conv_v16, dst + j, src + j);
+            __asm__ volatile("" ::: "memory");
+        }
         if (j < n) CONV_MOVE(conv_v16, dst + n - 16, src + n - 16);
     } else if (n >= 8) {
         CONV_MOVE(conv_v8, dst, src), CONV_MOVE(conv_v8, dst + n - 8, src + n - 8);
