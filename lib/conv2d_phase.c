@@ -1,9 +1,10 @@
 /* conv2d_phase.c -- an image to its zero-padded phase planes and back, or
  * (a stride-2 forward) to its column halves, and an output plane from a
- * grid of positions and back (conv2d_phase_impl.h describes the layouts). Rows are short (a few dozen floats) and many:
- * each is padded in a row of scratch, then dealt out every S-th float to
- * its S planes, in one vector loop over pairs at stride 2; at stride 1
- * copied between its padding. (A loop per plane reading every S-th float
+ * grid of positions and back (conv2d_phase_impl.h describes the layouts).
+ * Rows are short (a few dozen floats) and many: each is padded in a row
+ * of scratch, then dealt out every S-th float to its S planes, in one
+ * vector loop over pairs at stride 2; at stride 1 copied between its
+ * padding. (A loop per plane reading every S-th float
  * of the image, its bounds worked out per plane, took MobileNet's strided
  * depthwise layer longer than its arithmetic. Tried on this AMD EPYC, for
  * that layer's forward at batch 64: masked AVX-512 loads straight from the
@@ -269,8 +270,9 @@ static int tap_block(const heed_conv_geom *g, int v) {
 }
 
 /* A block: `lead` zeros (the P rows above the image that the top taps
- * read), the H x W/2 pixels, then zeros to the last float that a tap reads
- * from the grid's last position, and a float more for a shift of +1. */
+ * read, also what a shift of the columns reads before the first pixel),
+ * the H x W/2 pixels, then zeros past the last float that a tap reads from
+ * the grid's last position or a shifted copy from the last pixel. */
 static size_t halves_lead(const heed_conv_geom *g) { return (size_t)g->P * (g->W / 2); }
 
 static size_t halves_pixels(const heed_conv_geom *g) { return (size_t)g->H * (g->W / 2); }
@@ -318,12 +320,14 @@ void heed_conv_halves_tap_offsets(const heed_conv_geom *g, size_t *off) {
 }
 
 /* dst[k] = src[k] where the mask is set, else 0, for k < n. */
-static inline __attribute__((always_inline)) void masked_copy(const conv_bits *restrict src, const conv_bits *restrict mask,
-                                  conv_bits *restrict dst, size_t n) {
+static inline __attribute__((always_inline)) void masked_copy(const conv_bits *restrict src,
+                                                              const conv_bits *restrict mask,
+                                                              conv_bits *restrict dst, size_t n) {
     for (size_t k = 0; k < n; k++) dst[k] = src[k] & mask[k];
 }
 
-/* The blocks' zeros are the caller's: the fills write only the pixels. */
+/* Writes the pixels only: the zeros around them in each block are the
+ * caller's to write, once for all the fills of a call. */
 HEED_WIDE void heed_conv_halves_fill(const heed_conv_geom *g, const float *x, int n, int c0,
                                      const float *masks, float *q) {
     const size_t lead = halves_lead(g), px = halves_pixels(g), L = halves_block(g);
@@ -397,7 +401,8 @@ HEED_WIDE void heed_conv_phase_keep_rows(const float *grid, int Wq, float *y, in
          * last rows go float by float. (A 7-wide row float by float was a
          * fifth of a strided depthwise layer's forward on 14x14 inputs.) */
         int i = 0;
-        for (; (size_t)i * OW + 16 <= (size_t)OH * OW && (size_t)i * Wq + 16 <= (size_t)OH * Wq; i++)
+        const size_t in_y = (size_t)OH * OW, in_grid = (size_t)OH * Wq;
+        for (; (size_t)i * OW + 16 <= in_y && (size_t)i * Wq + 16 <= in_grid; i++)
             post_vector16(grid + (size_t)i * Wq, y + (size_t)i * OW, a, c, act);
         for (; i < OH; i++) post_run(grid + (size_t)i * Wq, y + (size_t)i * OW, OW, a, c, act);
         return;
