@@ -388,13 +388,16 @@ static const shape_case path_cases[] = {
     {{.in_c = 2, .out_c = 2, .k = 1, .stride = 3, .pad = 1, .groups = 2, .bias = 1}, 1, 20, 22},
     /* the forward on column halves (stride 2, even widths): MobileNet's
      * 14x14 input (rows of 7 kept by whole vectors), an odd height, a 5x5
-     * kernel (columns shifted both ways), two channels per group, and one
-     * output column */
+     * kernel (columns shifted both ways), two channels per group, one
+     * output column, a 7x7 kernel (shifts of two columns) and a 1x1 one
+     * (no padding, no shift) */
     {{.in_c = 4, .out_c = 4, .k = 3, .stride = 2, .pad = 1, .groups = 4, .bias = 1}, 2, 14, 14},
     {{.in_c = 3, .out_c = 3, .k = 3, .stride = 2, .pad = 1, .groups = 3}, 2, 13, 10},
     {{.in_c = 2, .out_c = 2, .k = 5, .stride = 2, .pad = 2, .groups = 2, .bias = 1}, 2, 11, 12},
     {{.in_c = 4, .out_c = 4, .k = 3, .stride = 2, .pad = 1, .groups = 2}, 1, 9, 6},
     {{.in_c = 1, .out_c = 1, .k = 3, .stride = 2, .pad = 1}, 3, 5, 2},
+    {{.in_c = 2, .out_c = 2, .k = 7, .stride = 2, .pad = 3, .groups = 2}, 2, 17, 20},
+    {{.in_c = 3, .out_c = 3, .k = 1, .stride = 2, .groups = 3, .bias = 1}, 2, 9, 8},
     /* input rows and columns that no tap reads (the last of 10 at stride
      * 3): a fresh dx must still be zero there */
     {{.in_c = 2, .out_c = 2, .k = 3, .stride = 3, .groups = 2}, 2, 10, 11},
