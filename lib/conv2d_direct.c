@@ -331,8 +331,9 @@ HEED_WIDE
 static void direct_rows(const float *q, int C, int Hq, int Wq, const float *w, size_t wcs, int K,
                         int D, float *out, int OH, int OW, int add) {
     const int last = !add && OW > JB ? OW - JB : -1; /* where the last block starts */
-    /* Written rows below this one, narrower than a block, go whole. */
-    const int whole_below = add || OW >= JB ? 0 : OH - (JB - OW + OW - 1) / OW;
+    /* Written rows narrower than a block go whole before this one: a
+     * vector from the start of row i ends inside out while i*OW + JB <= OH*OW. */
+    const int whole_below = add || OW >= JB ? 0 : OH - (JB - 1) / OW;
     int i0 = 0;
     for (; i0 + CHAINS <= OH; i0 += CHAINS)
         for (int j0 = 0; j0 < OW; j0 += JB)
