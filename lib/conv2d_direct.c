@@ -126,6 +126,19 @@ static size_t *phase_offsets(const geom *g, float *work) {
     return off;
 }
 
+/* Group gi's output planes of image n from its filled planes q: each
+ * channel's taps summed on the grid (gn positions, rows `width` apart),
+ * then its OW positions a row kept. */
+static void grid_outputs(const heed_conv2d *l, const geom *g, const float *q, const size_t *off,
+                         float *grid, size_t gn, int width, int n, int gi, float *y,
+                         const post *p) {
+    for (int o = gi * g->OCg; o < (gi + 1) * g->OCg; o++) {
+        grid_sum_taps(q, off, g->R, l->w + (size_t)o * g->R, grid, gn);
+        heed_conv_phase_keep_rows(grid, width, y + ((size_t)n * g->OC + o) * g->L, g->OH, g->OW,
+                                  p, o);
+    }
+}
+
 static heed_status phase_forward(heed_conv2d *l, const geom *g, const float *x, float *y,
                                  const post *p) {
     const size_t qn = conv_phase_planes_size(g, g->OH), gn = conv_phase_grid_size(g, g->OH);
@@ -142,11 +155,7 @@ static heed_status phase_forward(heed_conv2d *l, const geom *g, const float *x, 
         const int n = it / g->G, gi = it % g->G;
         float *q = work + (size_t)conv_thread() * per_thread, *grid = q + qn;
         heed_conv_phase_fill_image(g, x, n, gi * g->ICg, q, grid + gn);
-        for (int o = gi * g->OCg; o < (gi + 1) * g->OCg; o++) {
-            float *yp = y + ((size_t)n * g->OC + o) * g->L;
-            grid_sum_taps(q, off, g->R, l->w + (size_t)o * g->R, grid, gn);
-            heed_conv_phase_keep_rows(grid, Wq, yp, g->OH, g->OW, p, o);
-        }
+        grid_outputs(l, g, q, off, grid, gn, Wq, n, gi, y, p);
     }
     return HEED_OK;
 }
@@ -175,11 +184,7 @@ static heed_status halves_forward(heed_conv2d *l, const geom *g, const float *x,
         for (int it = 0; it < items; it++) {
             const int n = it / g->G, gi = it % g->G;
             heed_conv_halves_fill(g, x, n, gi * g->ICg, masks, q);
-            for (int o = gi * g->OCg; o < (gi + 1) * g->OCg; o++) {
-                float *yp = y + ((size_t)n * g->OC + o) * g->L;
-                grid_sum_taps(q, off, g->R, l->w + (size_t)o * g->R, grid, gn);
-                heed_conv_phase_keep_rows(grid, g->W, yp, g->OH, g->OW, p, o);
-            }
+            grid_outputs(l, g, q, off, grid, gn, g->W, n, gi, y, p);
         }
     }
     return HEED_OK;
@@ -331,9 +336,7 @@ HEED_WIDE
 static void direct_rows(const float *q, int C, int Hq, int Wq, const float *w, size_t wcs, int K,
                         int D, float *out, int OH, int OW, int add) {
     const int last = !add && OW > JB ? OW - JB : -1; /* where the last block starts */
-    /* Written rows narrower than a block go whole before this one: a
-     * vector from the start of row i ends inside out while i*OW + JB <= OH*OW. */
-    const int whole_below = add || OW >= JB ? 0 : OH - (JB - 1) / OW;
+    const int whole_below = add || OW >= JB ? 0 : conv_whole_rows(OH, OW);
     int i0 = 0;
     for (; i0 + CHAINS <= OH; i0 += CHAINS)
         for (int j0 = 0; j0 < OW; j0 += JB)

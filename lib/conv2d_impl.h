@@ -163,6 +163,12 @@ static inline size_t conv_slice(size_t floats, int T) {
     return T > 1 && floats ? lines + CONV_SLICE_GUARD : floats;
 }
 
+/* Rows of an (OH, OW) plane, OW < CONV_VECTOR, that may be stored as
+ * whole vectors from their starts, in row order: those whose vector ends
+ * inside the plane (i*OW + CONV_VECTOR <= OH*OW). What a vector puts past
+ * its row's end falls on later rows, which their own stores overwrite. */
+static inline int conv_whole_rows(int OH, int OW) { return OH - (CONV_VECTOR - 1) / OW; }
+
 static inline int conv_round_vector(int n) {
     return (n + CONV_VECTOR - 1) / CONV_VECTOR * CONV_VECTOR;
 }

@@ -395,14 +395,13 @@ HEED_WIDE void heed_conv_phase_keep_rows(const float *grid, int Wq, float *y, in
     const float a = p && p->a ? p->a[o] : 1.0f, c = p && p->c ? p->c[o] : 0.0f;
     const int act = p ? p->act : 0;
     if (OW < 16) {
-        /* Narrow rows: a whole vector from each row's start while it stays
-         * inside y and the grid; what it puts past the row's end falls on
-         * the rows after it, which their own stores then overwrite. The
-         * last rows go float by float. (A 7-wide row float by float was a
+        /* Narrow rows: whole vectors where conv_whole_rows allows (their
+         * reads stay inside the grid too, its rows being Wq >= OW apart),
+         * the last rows float by float. (A 7-wide row float by float was a
          * fifth of a strided depthwise layer's forward on 14x14 inputs.) */
+        const int whole = conv_whole_rows(OH, OW);
         int i = 0;
-        const size_t in_y = (size_t)OH * OW, in_grid = (size_t)OH * Wq;
-        for (; (size_t)i * OW + 16 <= in_y && (size_t)i * Wq + 16 <= in_grid; i++)
+        for (; i < whole; i++)
             post_vector16(grid + (size_t)i * Wq, y + (size_t)i * OW, a, c, act);
         for (; i < OH; i++) post_run(grid + (size_t)i * Wq, y + (size_t)i * OW, OW, a, c, act);
         return;
